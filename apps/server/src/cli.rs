@@ -1,0 +1,149 @@
+//! The `wxkit` command line.
+
+use crate::configuration::{ConfigError, Settings};
+use crate::db;
+use crate::startup::{Application, StartupError};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// wxkit: a self-hostable WeChat backend with a bundled WeChat simulator.
+#[derive(Debug, Parser)]
+#[command(name = "wxkit", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Settings file (default: ./wxkit.toml if present). Environment variables WXKIT__SECTION__KEY override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (migrates the database first). Without WeChat credentials it runs in sandbox mode
+    /// against the bundled simulator.
+    Serve {
+        /// Listen address, HOST:PORT (overrides server.addr; default 127.0.0.1:8080).
+        #[arg(long, value_name = "HOST:PORT")]
+        addr: Option<String>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Run the standalone WeChat simulator.
+    Sim {
+        /// Listen address, HOST:PORT.
+        #[arg(long, default_value = "127.0.0.1:9000", value_name = "HOST:PORT")]
+        addr: String,
+        /// Register an app, APPID=SECRET (repeatable).
+        #[arg(long = "app", value_name = "APPID=SECRET", value_parser = parse_app)]
+        apps: Vec<(String, String)>,
+    },
+}
+
+fn parse_app(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((id, secret)) if !id.is_empty() && !secret.is_empty() => Ok((id.to_owned(), secret.to_owned())),
+        _ => Err(format!("expected APPID=SECRET, got {s:?}")),
+    }
+}
+
+/// A command failure with its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Configuration problem (exit 2).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Start-up problem (exit 2 for database/config, 1 otherwise).
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    /// Database problem (exit 2).
+    #[error(transparent)]
+    Database(#[from] db::DbError),
+    /// I/O while running (exit 1).
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Bad command-line input (exit 2).
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl CliError {
+    /// The process exit code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Config(_) | CliError::Database(_) | CliError::Usage(_) => 2,
+            CliError::Startup(e) => e.exit_code(),
+            CliError::Io(_) => 1,
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Serve { addr } => {
+            let mut settings = Settings::load(cli.config.as_deref())?;
+            if let Some(addr) = addr {
+                if addr.parse::<std::net::SocketAddr>().is_err() {
+                    return Err(CliError::Usage(format!(
+                        "--addr {addr:?} is not HOST:PORT (e.g. 127.0.0.1:8080)"
+                    )));
+                }
+                settings.server.addr = addr;
+            }
+            let app = Application::build(settings).await?;
+            let base = app.state().public_base_url.clone();
+            eprintln!(
+                "wxkit listening on http://{} (database: {})",
+                app.addr(),
+                app.state().backend.target()
+            );
+            if let Some(sim) = app.sandbox_url() {
+                eprintln!("sandbox mode: no WeChat credentials configured; WeChat simulator at {sim}");
+            }
+            eprintln!("  health:    {base}/healthz");
+            eprintln!("  readiness: {base}/readyz");
+            app.run_until_stopped().await?;
+            Ok(())
+        }
+        Command::Migrate => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            let backend = db::Backend::from_url(&settings.database.url)?;
+            let target = backend.target();
+            let applied = tokio::task::spawn_blocking(move || backend.migrate())
+                .await
+                .map_err(|e| db::DbError::Task(e.to_string()))??;
+            if applied.is_empty() {
+                println!("{target}: up to date");
+            } else {
+                for name in applied {
+                    println!("applied {name}");
+                }
+            }
+            Ok(())
+        }
+        Command::Sim { addr, apps } => {
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(CliError::Usage(format!(
+                    "--addr {addr:?} is not HOST:PORT (e.g. 127.0.0.1:9000)"
+                )));
+            }
+            let handle = wechat_sim::SimHandle::default();
+            for (id, secret) in &apps {
+                handle.add_app(id, secret);
+            }
+            let sim = wechat_sim::SimServer::start_with(&addr, handle, true).await?;
+            eprintln!("WeChat simulator listening on {}", sim.base_url());
+            for (id, _) in &apps {
+                eprintln!("  app {id}");
+            }
+            eprintln!(
+                "  control API: {}/_sim/counters, /_sim/clock, /_sim/faults, /_sim/reset",
+                sim.base_url()
+            );
+            sim.wait().await?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! One Diesel connection type over PostgreSQL and SQLite, an r2d2 pool, and the embedded migrations of each backend.
+
+pub mod schema;
+pub mod token_store;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use std::fmt;
+use std::time::Duration;
+
+/// A connection to either backend. Queries written once against [`schema`] run on both; backend-specific SQL
+/// (upserts) matches on the variant.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// PostgreSQL (first: the derive tries variants in order).
+    Postgresql(diesel::PgConnection),
+    /// SQLite.
+    Sqlite(diesel::SqliteConnection),
+}
+
+impl fmt::Debug for DbConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DbConnection::Postgresql(_) => "DbConnection::Postgresql",
+            DbConnection::Sqlite(_) => "DbConnection::Sqlite",
+        })
+    }
+}
+
+/// The pool every request draws from.
+pub type DbPool = r2d2::Pool<ConnectionManager>;
+/// A pooled connection.
+pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
+
+// Re-exported so that the rest of the app names one r2d2.
+pub use diesel::r2d2;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+/// Which database a `DATABASE_URL` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `postgres://` / `postgresql://` — the URL as given.
+    Postgres(String),
+    /// `sqlite://PATH` / `sqlite:PATH` — the file path.
+    Sqlite(String),
+}
+
+/// A database problem, reported as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL names no supported backend.
+    #[error("DATABASE_URL {0}")]
+    Url(String),
+    /// The database could not be reached or opened.
+    #[error("cannot connect to {target}: {message}")]
+    Connect {
+        /// The database, with any password removed.
+        target: String,
+        /// The driver's message.
+        message: String,
+    },
+    /// Migrations failed.
+    #[error("migrating {target} failed: {message}")]
+    Migrate {
+        /// The database, with any password removed.
+        target: String,
+        /// What failed.
+        message: String,
+    },
+    /// The pool could not hand out a connection.
+    #[error("database pool: {0}")]
+    Pool(#[from] r2d2::PoolError),
+    /// A query failed.
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    /// A blocking task failed to complete.
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+impl Backend {
+    /// Parses a database URL, checking the scheme ourselves: Diesel's multi-backend `establish` would try every
+    /// backend and report only the last failure.
+    pub fn from_url(url: &str) -> Result<Backend, DbError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Backend::Postgres(url.to_owned()));
+        }
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            if path.is_empty() || path == ":memory:" {
+                return Err(DbError::Url(format!(
+                    "{url:?} needs a file path (an in-memory database cannot be shared by a pool)"
+                )));
+            }
+            return Ok(Backend::Sqlite(path.to_owned()));
+        }
+        Err(DbError::Url(format!(
+            "{:?} is not supported: use sqlite://PATH or postgres://USER@HOST/DB",
+            redact_url(url)
+        )))
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Postgres(_) => "postgres",
+            Backend::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// A printable description without credentials.
+    pub fn target(&self) -> String {
+        match self {
+            Backend::Postgres(url) => format!("PostgreSQL at {}", redact_url(url)),
+            Backend::Sqlite(path) => format!("SQLite database {path}"),
+        }
+    }
+
+    fn connect_error(&self, e: impl fmt::Display) -> DbError {
+        DbError::Connect {
+            target: self.target(),
+            message: e.to_string().trim().replace('\n', " "),
+        }
+    }
+
+    /// Opens one connection, with the SQLite pragmas applied.
+    pub fn establish(&self) -> Result<DbConnection, DbError> {
+        match self {
+            Backend::Postgres(url) => diesel::PgConnection::establish(url)
+                .map(DbConnection::Postgresql)
+                .map_err(|e| self.connect_error(e)),
+            Backend::Sqlite(path) => {
+                let mut conn = diesel::SqliteConnection::establish(path).map_err(|e| self.connect_error(e))?;
+                // WAL lets readers run beside the writer; busy_timeout makes writers queue instead of failing.
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA foreign_keys = ON;",
+                )
+                .map_err(|e| self.connect_error(e))?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    /// Runs the pending migrations of this backend. On PostgreSQL an advisory lock makes instances that start
+    /// together migrate one after the other.
+    pub fn migrate(&self) -> Result<Vec<String>, DbError> {
+        let migrate_error = |e: &dyn fmt::Display| DbError::Migrate {
+            target: self.target(),
+            message: e.to_string(),
+        };
+        match self.establish()? {
+            DbConnection::Postgresql(mut conn) => {
+                conn.batch_execute("SELECT pg_advisory_lock(7454530001)")
+                    .map_err(|e| migrate_error(&e))?;
+                let result = conn
+                    .run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>())
+                    .map_err(|e| migrate_error(&e));
+                let _ = conn.batch_execute("SELECT pg_advisory_unlock(7454530001)");
+                result
+            }
+            DbConnection::Sqlite(mut conn) => conn
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|v| v.iter().map(ToString::to_string).collect())
+                .map_err(|e| migrate_error(&e)),
+        }
+    }
+}
+
+/// Hides the password of a URL (`postgres://user:secret@host` → `postgres://user:***@host`).
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "<unparsable URL>".to_owned(),
+    }
+}
+
+/// An r2d2 manager that knows its backend up front (see [`Backend::from_url`]).
+#[derive(Debug)]
+pub struct ConnectionManager {
+    backend: Backend,
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = DbError;
+
+    fn connect(&self) -> Result<DbConnection, DbError> {
+        self.backend.establish()
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), DbError> {
+        conn.batch_execute("SELECT 1").map_err(DbError::Query)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+/// Checks the URL, runs migrations and builds the pool. Blocking: call it from a blocking context.
+pub fn connect_and_migrate(url: &str, pool_size: u32) -> Result<(Backend, DbPool), DbError> {
+    let backend = Backend::from_url(url)?;
+    let applied = backend.migrate()?;
+    for name in &applied {
+        tracing::info!(migration = %name, backend = backend.name(), "applied migration");
+    }
+    let size = match backend {
+        Backend::Postgres(_) => pool_size,
+        // SQLite has one writer; a handful of connections serves readers without lock churn.
+        Backend::Sqlite(_) => pool_size.min(8),
+    };
+    let pool = r2d2::Pool::builder()
+        .max_size(size)
+        .connection_timeout(Duration::from_secs(10))
+        .build(ConnectionManager {
+            backend: backend.clone(),
+        })
+        .map_err(|e| DbError::Connect {
+            target: backend.target(),
+            message: e.to_string(),
+        })?;
+    Ok((backend, pool))
+}
+
+/// Runs blocking database work off the async executor.
+pub async fn blocking<T, F>(pool: &DbPool, work: F) -> Result<T, DbError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get()?;
+        work(&mut conn)
+    })
+    .await
+    .map_err(|e| DbError::Task(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_pick_the_backend() {
+        assert_eq!(
+            Backend::from_url("sqlite://wxkit.db").unwrap(),
+            Backend::Sqlite("wxkit.db".into())
+        );
+        assert_eq!(
+            Backend::from_url("sqlite:///tmp/x.db").unwrap(),
+            Backend::Sqlite("/tmp/x.db".into())
+        );
+        assert!(matches!(
+            Backend::from_url("postgres://u@h/d").unwrap(),
+            Backend::Postgres(_)
+        ));
+        assert!(Backend::from_url("mysql://u@h/d").is_err());
+        assert!(Backend::from_url("sqlite://").is_err());
+        assert!(Backend::from_url("sqlite::memory:").is_err());
+    }
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        let e = Backend::from_url("mysql://u:hunter2@h/d").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"));
+        assert_eq!(redact_url("postgres://u:pw@h:5432/d"), "postgres://u:***@h:5432/d");
+    }
+
+    #[test]
+    fn unreachable_postgres_is_one_clear_line() {
+        let backend = Backend::from_url("postgres://nobody:pw@127.0.0.1:1/none?connect_timeout=2").unwrap();
+        let Err(e) = backend.establish() else {
+            panic!("port 1 cannot answer")
+        };
+        let msg = e.to_string();
+        assert!(msg.starts_with("cannot connect to PostgreSQL at"), "{msg}");
+        assert!(!msg.contains('\n') && !msg.contains("pw@"), "{msg}");
+    }
+
+    #[test]
+    fn sqlite_migrates_and_pools() {
+        let dir = std::env::temp_dir().join(format!("wxkit-db-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("t.db").display());
+        let (_, pool) = connect_and_migrate(&url, 4).unwrap();
+        let mut conn = pool.get().unwrap();
+        let n: i64 = schema::users::table.count().get_result(&mut *conn).unwrap();
+        assert_eq!(n, 0);
+        // Idempotent: nothing pending the second time.
+        assert!(Backend::from_url(&url).unwrap().migrate().unwrap().is_empty());
+        drop(conn);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,4 @@
+//! HTTP routes, one module per capability.
+
+pub mod errors;
+pub mod health;

@@ -1,0 +1,310 @@
+//! The WeChat API client: base URLs, a transport, the retry policy, and errcode-aware JSON decoding.
+
+use crate::error::{Error, Result};
+use crate::retry::RetryPolicy;
+use crate::transport::{HttpRequest, HttpResponse, Transport, clone_request};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use url::Url;
+
+/// The hosts a client talks to. Point them at the simulator (`wxkit sim`) to run without WeChat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoints {
+    /// `https://api.weixin.qq.com`: official-account, mini-program and card APIs.
+    pub api_base_url: Url,
+    /// `https://open.weixin.qq.com`: the OAuth authorize page users are sent to.
+    pub open_base_url: Url,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Self {
+            api_base_url: Url::parse("https://api.weixin.qq.com").expect("constant URL parses"),
+            open_base_url: Url::parse("https://open.weixin.qq.com").expect("constant URL parses"),
+        }
+    }
+}
+
+impl Endpoints {
+    /// Both hosts on one base URL, as the simulator serves them.
+    ///
+    /// ```
+    /// let e = wechat_core::Endpoints::single("http://127.0.0.1:9000").unwrap();
+    /// assert_eq!(e.open_base_url.as_str(), "http://127.0.0.1:9000/");
+    /// ```
+    pub fn single(base_url: &str) -> Result<Self> {
+        let url = parse_base_url(base_url)?;
+        Ok(Self {
+            api_base_url: url.clone(),
+            open_base_url: url,
+        })
+    }
+}
+
+/// Parses a base URL, accepting only `http` and `https`.
+pub fn parse_base_url(base_url: &str) -> Result<Url> {
+    let url = Url::parse(base_url).map_err(|e| Error::InvalidRequest {
+        message: format!("invalid base URL {base_url:?}: {e}"),
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err(Error::InvalidRequest {
+            message: format!("base URL {base_url:?} must be an http(s) URL"),
+        });
+    }
+    Ok(url)
+}
+
+/// Joins `path` onto `base` (keeping any path prefix of `base`) and appends `query` percent-encoded, in order.
+///
+/// ```
+/// use url::Url;
+/// let base = Url::parse("http://sim.local/prefix").unwrap();
+/// let url = wechat_core::build_url(&base, "/cgi-bin/token", &[("appid", "wx1"), ("secret", "a b")]);
+/// assert_eq!(url.as_str(), "http://sim.local/prefix/cgi-bin/token?appid=wx1&secret=a+b");
+/// ```
+pub fn build_url(base: &Url, path: &str, query: &[(&str, &str)]) -> Url {
+    let mut url = base.clone();
+    let joined = format!("{}/{}", base.path().trim_end_matches('/'), path.trim_start_matches('/'));
+    url.set_path(&joined);
+    url.set_query(None);
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query);
+    }
+    url
+}
+
+/// Decodes a WeChat JSON response: a non-zero `errcode` becomes a typed [`Error`], anything else is deserialized into
+/// `T`. Pure, so it is tested with plain byte strings.
+///
+/// ```
+/// #[derive(serde::Deserialize)]
+/// struct Ticket { ticket: String }
+/// let ok: Ticket = wechat_core::parse_json_response(200, br#"{"errcode":0,"errmsg":"ok","ticket":"t"}"#).unwrap();
+/// assert_eq!(ok.ticket, "t");
+/// let err = wechat_core::parse_json_response::<Ticket>(200, br#"{"errcode":40001,"errmsg":"invalid credential"}"#);
+/// assert!(err.unwrap_err().is_token_invalid());
+/// ```
+pub fn parse_json_response<T: DeserializeOwned>(status: u16, body: &[u8]) -> Result<T> {
+    if !(200..300).contains(&status) {
+        return Err(Error::HttpStatus { status });
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| Error::Decode {
+        message: format!("body is not JSON ({} bytes): {}", body.len(), e.classify_name()),
+    })?;
+    if let Some(code) = value.get("errcode").and_then(serde_json::Value::as_i64)
+        && code != 0
+    {
+        let message = value
+            .get("errmsg")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        return Err(Error::from_errcode(code, message));
+    }
+    // The error text of serde_json can quote values from the body (tokens, session keys): keep only its position.
+    serde_json::from_value(value).map_err(|e| Error::Decode {
+        message: format!(
+            "response does not have the expected fields (line {}, column {})",
+            e.line(),
+            e.column()
+        ),
+    })
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "I/O error",
+            serde_json::error::Category::Syntax => "syntax error",
+            serde_json::error::Category::Data => "unexpected data",
+            serde_json::error::Category::Eof => "truncated",
+        }
+    }
+}
+
+/// A WeChat API client: endpoints + transport + retry policy. Cheap to clone (shares the transport).
+#[derive(Clone, Debug)]
+pub struct WechatClient {
+    transport: Arc<dyn Transport>,
+    endpoints: Endpoints,
+    retry: RetryPolicy,
+}
+
+impl WechatClient {
+    /// A client on the given transport, talking to WeChat's real hosts with the default retry policy.
+    pub fn new(transport: Arc<dyn Transport>) -> Self {
+        Self {
+            transport,
+            endpoints: Endpoints::default(),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// A client on the default reqwest transport.
+    #[cfg(feature = "reqwest")]
+    pub fn with_default_transport() -> Result<Self> {
+        Ok(Self::new(Arc::new(crate::transport::ReqwestTransport::new()?)))
+    }
+
+    /// Replaces the endpoints (for the simulator, a proxy or a test server).
+    pub fn with_endpoints(mut self, endpoints: Endpoints) -> Self {
+        self.endpoints = endpoints;
+        self
+    }
+
+    /// Replaces the retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The endpoints this client talks to.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// The retry policy in force.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// The transport, for crates that send non-JSON requests (multipart uploads, XML, images).
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
+    }
+
+    /// A URL on the API host.
+    pub fn api_url(&self, path: &str, query: &[(&str, &str)]) -> Url {
+        build_url(&self.endpoints.api_base_url, path, query)
+    }
+
+    /// Sends `request`, retrying transient transport failures and HTTP 5xx. The response is returned whatever its
+    /// status below 500, for the caller to interpret.
+    pub async fn execute(&self, request: HttpRequest) -> Result<HttpResponse> {
+        self.with_retry_loop(&request, |response| {
+            let status = response.status().as_u16();
+            if status >= 500 {
+                Err(Error::HttpStatus { status })
+            } else {
+                Ok(response)
+            }
+        })
+        .await
+    }
+
+    /// Sends `request` and decodes a WeChat JSON response, retrying transient failures (errcode -1 included).
+    pub async fn execute_json<T: DeserializeOwned>(&self, request: HttpRequest) -> Result<T> {
+        self.with_retry_loop(&request, |response| {
+            parse_json_response(response.status().as_u16(), response.body())
+        })
+        .await
+    }
+
+    async fn with_retry_loop<T>(
+        &self,
+        request: &HttpRequest,
+        interpret: impl Fn(HttpResponse) -> Result<T>,
+    ) -> Result<T> {
+        let path = request.uri().path().to_owned();
+        let mut attempt = 1;
+        loop {
+            let outcome = match self.transport.send(clone_request(request)).await {
+                Ok(response) => interpret(response),
+                Err(e) => Err(Error::Transport(e)),
+            };
+            match outcome {
+                Err(e) if self.retry.should_retry(&e, attempt) => {
+                    let delay = self.retry.backoff(attempt);
+                    // Only the path is logged: queries carry secrets.
+                    tracing::warn!(%path, attempt, ?delay, error = %e, "transient WeChat failure, retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// `GET {api_base_url}{path}?{query}` decoded as WeChat JSON.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T> {
+        let request = http::Request::get(self.api_url(path, query).as_str())
+            .body(Vec::new())
+            .map_err(invalid_request)?;
+        self.execute_json(request).await
+    }
+
+    /// `POST {api_base_url}{path}?{query}` with a JSON body, decoded as WeChat JSON.
+    pub async fn post_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: &B,
+    ) -> Result<T> {
+        let body = serde_json::to_vec(body).map_err(|e| Error::InvalidRequest {
+            message: format!("request body cannot be encoded as JSON: {e}"),
+        })?;
+        let request = http::Request::post(self.api_url(path, query).as_str())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .map_err(invalid_request)?;
+        self.execute_json(request).await
+    }
+}
+
+fn invalid_request(e: http::Error) -> Error {
+    Error::InvalidRequest { message: e.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Token {
+        #[allow(dead_code)]
+        access_token: String,
+    }
+
+    #[test]
+    fn errcode_zero_is_success_and_missing_errcode_too() {
+        assert!(parse_json_response::<Token>(200, br#"{"access_token":"a","expires_in":7200}"#).is_ok());
+        assert!(parse_json_response::<Token>(200, br#"{"errcode":0,"errmsg":"ok","access_token":"a"}"#).is_ok());
+    }
+
+    #[test]
+    fn errmsg_suffixes_do_not_matter() {
+        let e = parse_json_response::<Token>(
+            200,
+            br#"{"errcode":40125,"errmsg":"invalid appsecret, rid: 6560c0f8-1e2f"}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::Config { code: 40125, .. }));
+    }
+
+    #[test]
+    fn decode_errors_never_quote_the_body() {
+        let e = parse_json_response::<Token>(200, br#"{"access_token":12345678}"#).unwrap_err();
+        assert!(matches!(e, Error::Decode { .. }));
+        assert!(!e.to_string().contains("12345678"));
+        let e = parse_json_response::<Token>(200, b"<html>secret-ish</html>").unwrap_err();
+        assert!(!e.to_string().contains("secret-ish"));
+    }
+
+    #[test]
+    fn http_errors_are_typed() {
+        let e = parse_json_response::<Token>(503, b"").unwrap_err();
+        assert!(matches!(e, Error::HttpStatus { status: 503 }));
+        assert!(e.is_transient());
+    }
+
+    #[test]
+    fn base_urls_are_checked() {
+        assert!(parse_base_url("ftp://x").is_err());
+        assert!(parse_base_url("not a url").is_err());
+        assert!(parse_base_url("http://127.0.0.1:1").is_ok());
+    }
+}

@@ -1,0 +1,171 @@
+//! # wechat-sim
+//!
+//! A strict, stateful simulator of the WeChat APIs wxkit uses, so that every flow runs — and is tested — on a laptop
+//! with no WeChat account. It answers like WeChat, including the failures: a wrong secret gets 40125, a replaced token
+//! dies 5 minutes after its replacement with 40001, an expired one gets 42001.
+//!
+//! Beside the WeChat endpoints it serves a control API under `/_sim`:
+//!
+//! | route | effect |
+//! |---|---|
+//! | `GET /_sim/clock` | `{"now": unix_seconds}` (simulated time) |
+//! | `POST /_sim/clock/advance {"seconds": N}` | moves the simulated clock forward |
+//! | `POST /_sim/faults {"path", "count"?, "errcode"?, "errmsg"?, "http_status"?, "delay_ms"?}` | the next `count` calls of `path` fail that way |
+//! | `GET /_sim/faults` / `DELETE /_sim/faults` | list / clear pending faults |
+//! | `GET /_sim/counters` | `{"counters": {path: calls}}` |
+//! | `POST /_sim/reset` | forgets tokens, counters, faults, clock offset (apps stay) |
+//! | `POST /_sim/apps {"appid", "secret"}` / `GET /_sim/apps` | registers / lists apps |
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let sim = wechat_sim::SimServer::start("127.0.0.1:0", &[("wx1234567890abcdef", "app-secret")]).await?;
+//! println!("simulator at {}", sim.base_url());
+//! sim.handle().advance_clock(7200);
+//! assert_eq!(sim.handle().calls("/cgi-bin/token"), 0);
+//! sim.stop().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod control;
+mod mp;
+mod state;
+
+pub use state::{Fault, SimHandle, TOKEN_OVERLAP_SECS, TOKEN_TTL_SECS};
+
+use actix_web::body::BoxBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::{App, HttpResponse, HttpServer, web};
+use std::net::{SocketAddr, TcpListener};
+
+/// Mounts the simulator's routes (WeChat endpoints and `/_sim`) on an actix app, sharing `handle`'s state.
+/// Call-counting and fault injection are done by [`SimServer`]'s middleware; use it unless you need to embed.
+pub fn configure(handle: SimHandle) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(handle));
+        mp::configure(cfg);
+        control::configure(cfg);
+        cfg.default_service(web::to(|| async {
+            HttpResponse::NotFound().json(serde_json::json!({
+                "error": {"code": "not_found", "message": "the simulator has no such endpoint"}
+            }))
+        }));
+    }
+}
+
+/// A running simulator on its own listener.
+#[derive(Debug)]
+pub struct SimServer {
+    addr: SocketAddr,
+    handle: SimHandle,
+    server: actix_web::dev::ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+enum Next<A, B> {
+    Short(A),
+    Pass(B),
+}
+
+impl SimServer {
+    /// Binds `addr` (port 0 picks a free port), registers `apps` as `(appid, secret)` and starts serving in the
+    /// background of the current tokio runtime.
+    pub async fn start(addr: &str, apps: &[(&str, &str)]) -> std::io::Result<SimServer> {
+        let handle = SimHandle::default();
+        for (appid, secret) in apps {
+            handle.add_app(appid, secret);
+        }
+        Self::start_with(addr, handle, false).await
+    }
+
+    /// Like [`start`](Self::start) with an existing state handle. `handle_signals` makes Ctrl-C stop the server
+    /// (for the standalone `wxkit sim`).
+    pub async fn start_with(addr: &str, handle: SimHandle, handle_signals: bool) -> std::io::Result<SimServer> {
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
+        let shared = handle.clone();
+        let server = HttpServer::new(move || {
+            let mw_handle = shared.clone();
+            App::new()
+                .wrap_fn(move |req, srv| {
+                    let path = req.path().to_owned();
+                    let action = if path.starts_with("/_sim") {
+                        None
+                    } else {
+                        let mut world = mw_handle.world();
+                        *world.counters.entry(path.clone()).or_insert(0) += 1;
+                        world.take_fault(&path)
+                    };
+                    let delay = action.as_ref().and_then(|a| a.delay_ms);
+                    let short = action.and_then(|a| {
+                        if let Some(status) = a.http_status {
+                            let status = actix_web::http::StatusCode::from_u16(status)
+                                .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+                            Some(HttpResponse::build(status).finish())
+                        } else {
+                            a.errcode.map(|(code, msg)| mp::wx_error(code, &msg))
+                        }
+                    });
+                    let next = match short {
+                        Some(response) => Next::Short(req.into_response(response)),
+                        None => Next::Pass(srv.call(req)),
+                    };
+                    async move {
+                        if let Some(ms) = delay {
+                            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                        }
+                        match next {
+                            Next::Short(response) => Ok::<ServiceResponse<BoxBody>, actix_web::Error>(response),
+                            Next::Pass(fut) => fut.await.map(ServiceResponse::map_into_boxed_body),
+                        }
+                    }
+                })
+                .configure(configure(shared.clone()))
+        })
+        .workers(2)
+        .shutdown_timeout(1);
+        let server = if handle_signals {
+            server
+        } else {
+            server.disable_signals()
+        };
+        let server = server.listen(listener)?.run();
+        let server_handle = server.handle();
+        let task = tokio::spawn(server);
+        Ok(SimServer {
+            addr,
+            handle,
+            server: server_handle,
+            task,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ip:port`, to use as both `api_base_url` and `open_base_url`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The in-process control handle.
+    pub fn handle(&self) -> &SimHandle {
+        &self.handle
+    }
+
+    /// Waits until the server stops (Ctrl-C with signals enabled).
+    pub async fn wait(self) -> std::io::Result<()> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(self) {
+        self.server.stop(true).await;
+        let _ = self.task.await;
+    }
+}

@@ -1,0 +1,283 @@
+//! The simulator's in-memory world: apps, tokens, tickets, the simulated clock, faults and call counters.
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Lifetime of access tokens and tickets, in seconds (WeChat: 7200).
+pub const TOKEN_TTL_SECS: i64 = 7200;
+/// How long a replaced access token keeps working, in seconds (WeChat: 5 minutes).
+pub const TOKEN_OVERLAP_SECS: i64 = 300;
+
+/// One fault to inject: the next `count` calls of `path` answer with it instead of the real endpoint.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Fault {
+    /// The request path, e.g. `/cgi-bin/token`.
+    pub path: String,
+    /// How many calls it applies to.
+    #[serde(default = "one")]
+    pub count: u32,
+    /// Answer `{"errcode": errcode, "errmsg": errmsg}` with HTTP 200.
+    #[serde(default)]
+    pub errcode: Option<i64>,
+    /// The errmsg for `errcode` (a WeChat-like default otherwise).
+    #[serde(default)]
+    pub errmsg: Option<String>,
+    /// Answer with this HTTP status and an empty body.
+    #[serde(default)]
+    pub http_status: Option<u16>,
+    /// Wait this long first (then answer normally unless `errcode`/`http_status` is set too).
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// What a fault does to one call.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FaultAction {
+    pub errcode: Option<(i64, String)>,
+    pub http_status: Option<u16>,
+    pub delay_ms: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TokenFlavor {
+    Classic,
+    Stable,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct TokenRecord {
+    pub appid: String,
+    pub expires_at: i64,
+    /// Set when a newer token replaced this one: it then dies at `expires_at` with 40001 rather than 42001.
+    pub superseded: bool,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct TicketRecord {
+    pub value: String,
+    pub expires_at: i64,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct App {
+    pub secret: String,
+    pub classic_token: Option<String>,
+    pub stable_token: Option<String>,
+    pub stable_force_refreshes: Vec<i64>,
+    pub tickets: HashMap<String, TicketRecord>,
+}
+
+impl App {
+    fn new(secret: String) -> Self {
+        Self {
+            secret,
+            classic_token: None,
+            stable_token: None,
+            stable_force_refreshes: Vec::new(),
+            tickets: HashMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct World {
+    pub clock_offset_secs: i64,
+    pub apps: BTreeMap<String, App>,
+    pub tokens: HashMap<String, TokenRecord>,
+    pub counters: BTreeMap<String, u64>,
+    pub faults: Vec<Fault>,
+}
+
+/// Why a presented access token is not accepted, as WeChat says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenRejection {
+    Missing,
+    Invalid,
+    Expired,
+}
+
+impl TokenRejection {
+    pub fn errcode(self) -> (i64, &'static str) {
+        match self {
+            TokenRejection::Missing => (41001, "access_token missing"),
+            TokenRejection::Invalid => (40001, "invalid credential, access_token is invalid or not latest"),
+            TokenRejection::Expired => (42001, "access_token expired"),
+        }
+    }
+}
+
+impl World {
+    pub fn now(&self) -> i64 {
+        real_now().saturating_add(self.clock_offset_secs)
+    }
+
+    pub fn issue_token(&mut self, appid: &str, flavor: TokenFlavor) -> (String, i64) {
+        let now = self.now();
+        let token = random_string(96);
+        let previous = self.apps.get(appid).and_then(|a| match flavor {
+            TokenFlavor::Classic => a.classic_token.clone(),
+            TokenFlavor::Stable => a.stable_token.clone(),
+        });
+        if let Some(prev) = previous
+            && let Some(rec) = self.tokens.get_mut(&prev)
+        {
+            rec.expires_at = rec.expires_at.min(now + TOKEN_OVERLAP_SECS);
+            rec.superseded = true;
+        }
+        self.tokens.insert(
+            token.clone(),
+            TokenRecord {
+                appid: appid.to_owned(),
+                expires_at: now + TOKEN_TTL_SECS,
+                superseded: false,
+            },
+        );
+        if let Some(app) = self.apps.get_mut(appid) {
+            match flavor {
+                TokenFlavor::Classic => app.classic_token = Some(token.clone()),
+                TokenFlavor::Stable => app.stable_token = Some(token.clone()),
+            }
+        }
+        (token, TOKEN_TTL_SECS)
+    }
+
+    /// The app a token belongs to, or WeChat's reason for refusing it.
+    pub fn check_token(&self, token: Option<&str>) -> Result<String, TokenRejection> {
+        let token = match token {
+            Some(t) if !t.is_empty() => t,
+            _ => return Err(TokenRejection::Missing),
+        };
+        let rec = self.tokens.get(token).ok_or(TokenRejection::Invalid)?;
+        if rec.expires_at <= self.now() {
+            return Err(if rec.superseded {
+                TokenRejection::Invalid
+            } else {
+                TokenRejection::Expired
+            });
+        }
+        Ok(rec.appid.clone())
+    }
+
+    pub(crate) fn take_fault(&mut self, path: &str) -> Option<FaultAction> {
+        let idx = self.faults.iter().position(|f| f.path == path && f.count > 0)?;
+        let fault = &mut self.faults[idx];
+        fault.count -= 1;
+        let action = FaultAction {
+            errcode: fault.errcode.map(|code| {
+                let msg = fault.errmsg.clone().unwrap_or_else(|| default_errmsg(code).to_owned());
+                (code, msg)
+            }),
+            http_status: fault.http_status,
+            delay_ms: fault.delay_ms,
+        };
+        if fault.count == 0 {
+            self.faults.remove(idx);
+        }
+        Some(action)
+    }
+}
+
+fn default_errmsg(code: i64) -> &'static str {
+    match code {
+        -1 => "system error",
+        40001 => "invalid credential, access_token is invalid or not latest",
+        40014 => "invalid access_token",
+        42001 => "access_token expired",
+        45009 => "reach max api daily quota limit",
+        45011 => "api minute-quota reach limit  mustslower  retry next minute",
+        _ => "simulated error",
+    }
+}
+
+pub(crate) fn real_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+pub(crate) fn random_string(len: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// A request id like the `rid` WeChat appends to every errmsg: clients must match on errcode, never on text.
+pub(crate) fn rid() -> String {
+    let mut rng = rand::rng();
+    format!(
+        "{:08x}-{:08x}-{:08x}",
+        rng.random::<u32>(),
+        rng.random::<u32>(),
+        rng.random::<u32>()
+    )
+}
+
+/// A shared handle on the simulator's state, for controlling it in-process (the same things the `/_sim` HTTP API
+/// does).
+#[derive(Clone, Debug, Default)]
+pub struct SimHandle {
+    pub(crate) world: Arc<Mutex<World>>,
+}
+
+impl SimHandle {
+    pub(crate) fn world(&self) -> MutexGuard<'_, World> {
+        // The world holds plain data; a panic elsewhere leaves it consistent enough for a simulator.
+        self.world.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers an app (official account or mini program) with its secret.
+    pub fn add_app(&self, appid: &str, secret: &str) {
+        self.world().apps.insert(appid.to_owned(), App::new(secret.to_owned()));
+    }
+
+    /// Moves the simulated clock forward.
+    pub fn advance_clock(&self, seconds: i64) -> i64 {
+        let mut w = self.world();
+        w.clock_offset_secs = w.clock_offset_secs.saturating_add(seconds.max(0));
+        w.now()
+    }
+
+    /// The simulated time, Unix seconds.
+    pub fn now(&self) -> i64 {
+        self.world().now()
+    }
+
+    /// Calls seen for `path` since the last reset.
+    pub fn calls(&self, path: &str) -> u64 {
+        self.world().counters.get(path).copied().unwrap_or(0)
+    }
+
+    /// All call counters.
+    pub fn counters(&self) -> BTreeMap<String, u64> {
+        self.world().counters.clone()
+    }
+
+    /// Adds a fault.
+    pub fn inject(&self, fault: Fault) {
+        self.world().faults.push(fault);
+    }
+
+    /// Forgets tokens, tickets, counters and faults and resets the clock; apps stay registered.
+    pub fn reset(&self) {
+        let mut w = self.world();
+        w.clock_offset_secs = 0;
+        w.tokens.clear();
+        w.counters.clear();
+        w.faults.clear();
+        for app in w.apps.values_mut() {
+            let secret = std::mem::take(&mut app.secret);
+            *app = App::new(secret);
+        }
+    }
+}
