@@ -1,1 +1,265 @@
-//! stub
+//! Test harness: a fresh database per test (a temp SQLite file, or a randomly named PostgreSQL database that is
+//! dropped afterwards), the simulator on port 0 and the server on port 0.
+//!
+//! PostgreSQL: the harness uses `WXKIT_TEST_PG_URL` or `postgres://postgres@127.0.0.1:5432/postgres`; when neither
+//! answers it starts a throwaway cluster with `initdb` from /usr/lib/postgresql/*/bin (port 54329, data under the
+//! system temp dir). Under `CI=true` a missing PostgreSQL fails the tests; elsewhere it prints a loud skip notice.
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use wechat_sim::SimServer;
+use wxkit::configuration::Settings;
+use wxkit::startup::Application;
+
+/// The app registered in every test simulator.
+pub const TEST_APP_ID: &str = "wxtest0000000001";
+/// Its secret (a test value, not a real secret).
+pub const TEST_APP_SECRET: &str = "test-app-secret-0123456789abcdef";
+
+/// Which backend a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbKind {
+    /// A temp SQLite file.
+    Sqlite,
+    /// A fresh database on a local PostgreSQL.
+    Postgres,
+}
+
+/// A database that exists for one test and is removed afterwards.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// Its `DATABASE_URL`.
+    pub url: String,
+    /// The backend.
+    pub kind: DbKind,
+    cleanup: Cleanup,
+}
+
+#[derive(Debug)]
+enum Cleanup {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { admin_url, name } = &self.cleanup
+            && let Ok(mut conn) = PgConnection::establish(admin_url)
+        {
+            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+        }
+    }
+}
+
+impl TestDatabase {
+    /// A fresh database, or `None` when PostgreSQL is unavailable outside CI (a notice is printed).
+    pub fn create(kind: DbKind) -> Option<TestDatabase> {
+        match kind {
+            DbKind::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("wxkit-test.db").display());
+                Some(TestDatabase {
+                    url,
+                    kind,
+                    cleanup: Cleanup::Dir(dir),
+                })
+            }
+            DbKind::Postgres => {
+                let admin_url = postgres_admin_url()?;
+                let name = format!("wxkit_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = PgConnection::establish(&admin_url).expect("PostgreSQL answered a moment ago");
+                conn.batch_execute(&format!("CREATE DATABASE \"{name}\""))
+                    .expect("create test database");
+                let url = replace_db_name(&admin_url, &name);
+                Some(TestDatabase {
+                    url,
+                    kind,
+                    cleanup: Cleanup::Postgres { admin_url, name },
+                })
+            }
+        }
+    }
+}
+
+fn replace_db_name(admin_url: &str, name: &str) -> String {
+    let mut url = url::Url::parse(admin_url).expect("admin URL parses");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+fn can_connect(url: &str) -> bool {
+    PgConnection::establish(url).is_ok()
+}
+
+fn with_timeout(url: &str) -> String {
+    if url.contains('?') {
+        format!("{url}&connect_timeout=3")
+    } else {
+        format!("{url}?connect_timeout=3")
+    }
+}
+
+/// The admin URL of a usable PostgreSQL server, found (or started) once per process.
+pub fn postgres_admin_url() -> Option<String> {
+    static URL: OnceLock<Option<String>> = OnceLock::new();
+    URL.get_or_init(|| {
+        let mut candidates = Vec::new();
+        if let Ok(url) = std::env::var("WXKIT_TEST_PG_URL") {
+            candidates.push(url);
+        }
+        candidates.push("postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        for url in candidates {
+            let url = with_timeout(&url);
+            if can_connect(&url) {
+                return Some(url);
+            }
+        }
+        if let Some(url) = start_throwaway_cluster() {
+            return Some(url);
+        }
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        assert!(
+            !ci,
+            "CI=true but no PostgreSQL is reachable (tried WXKIT_TEST_PG_URL, 127.0.0.1:5432 and a throwaway initdb cluster); \
+             the PostgreSQL tests must run in CI"
+        );
+        eprintln!(
+            "\n\n**********************************************************************\n\
+             * SKIPPING PostgreSQL tests: no server at 127.0.0.1:5432, none in     *\n\
+             * WXKIT_TEST_PG_URL, and no throwaway cluster could be started.      *\n\
+             **********************************************************************\n"
+        );
+        None
+    })
+    .clone()
+}
+
+const THROWAWAY_PORT: u16 = 54329;
+
+fn start_throwaway_cluster() -> Option<String> {
+    let url = format!("postgres://postgres@127.0.0.1:{THROWAWAY_PORT}/postgres?connect_timeout=3");
+    if can_connect(&url) {
+        return Some(url);
+    }
+    let bin = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .max()?;
+    let data: PathBuf = std::env::temp_dir().join("wxkit-test-pg");
+    let as_root = Command::new("id").arg("-u").output().ok()?.stdout.starts_with(b"0");
+    // initdb refuses to run as root: run the cluster as the postgres user then.
+    let run = |program: &str, args: &[&str]| -> bool {
+        let program = bin.join(program);
+        let mut cmd = if as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            Command::new(&program)
+        };
+        cmd.args(args).status().is_ok_and(|s| s.success())
+    };
+    let data_str = data.to_str()?;
+    if !data.join("PG_VERSION").exists() {
+        let _ = std::fs::create_dir_all(&data);
+        if as_root {
+            let _ = Command::new("chown").args(["-R", "postgres", data_str]).status();
+        }
+        if !run(
+            "initdb",
+            &["-D", data_str, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        ) {
+            return None;
+        }
+    }
+    let opts = format!("-p {THROWAWAY_PORT} -k {data_str} -c listen_addresses=127.0.0.1 -c fsync=off");
+    let log = format!("{data_str}/server.log");
+    if !run("pg_ctl", &["-D", data_str, "-o", &opts, "-l", &log, "-w", "start"]) {
+        return None;
+    }
+    eprintln!("started a throwaway PostgreSQL cluster in {data_str} on port {THROWAWAY_PORT}");
+    can_connect(&url).then_some(url)
+}
+
+/// Starts a simulator on port 0 with the test app registered.
+pub async fn spawn_sim() -> SimServer {
+    SimServer::start("127.0.0.1:0", &[(TEST_APP_ID, TEST_APP_SECRET)])
+        .await
+        .expect("simulator starts")
+}
+
+/// Settings for a test server: port 0, the given database, WeChat pointed at `sim`.
+pub fn test_settings(db_url: &str, sim: &SimServer) -> Settings {
+    let env = vec![
+        ("DATABASE_URL".to_owned(), db_url.to_owned()),
+        ("WXKIT__SERVER__ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("WXKIT__WECHAT__APP_ID".to_owned(), TEST_APP_ID.to_owned()),
+        ("WXKIT__WECHAT__APP_SECRET".to_owned(), TEST_APP_SECRET.to_owned()),
+        ("WXKIT__WECHAT__API_BASE_URL".to_owned(), sim.base_url()),
+        ("WXKIT__WECHAT__OPEN_BASE_URL".to_owned(), sim.base_url()),
+        ("WXKIT__DATABASE__POOL_SIZE".to_owned(), "8".to_owned()),
+    ];
+    Settings::load_from(None, env).expect("test settings are valid")
+}
+
+/// A running server with its simulator and database.
+#[derive(Debug)]
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// The server's shared state (token manager, pool...).
+    pub state: actix_web::web::Data<wxkit::startup::AppState>,
+    /// The simulator the server talks to.
+    pub sim: SimServer,
+    /// The database (dropped after the test).
+    pub db: TestDatabase,
+    /// An HTTP client that does not follow redirects.
+    pub http: reqwest::Client,
+}
+
+/// Builds a server on `db` against `sim` and runs it in the background.
+pub async fn start_server(db_url: &str, sim: &SimServer) -> (String, actix_web::web::Data<wxkit::startup::AppState>) {
+    let app = Application::build(test_settings(db_url, sim))
+        .await
+        .expect("application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state().clone();
+    tokio::spawn(app.run_until_stopped());
+    (address, state)
+}
+
+/// The simulator and the server on port 0 against a fresh database; `None` when PostgreSQL is unavailable outside
+/// CI.
+pub async fn spawn_app(kind: DbKind) -> Option<TestApp> {
+    wxkit::telemetry::init("warn");
+    let db = TestDatabase::create(kind)?;
+    let sim = spawn_sim().await;
+    let (address, state) = start_server(&db.url, &sim).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client builds");
+    Some(TestApp {
+        address,
+        state,
+        sim,
+        db,
+        http,
+    })
+}
+
+impl TestApp {
+    /// `GET {address}{path}`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{}", self.address, path))
+            .send()
+            .await
+            .expect("request is sent")
+    }
+}

@@ -1,11 +1,12 @@
 //! Liveness and readiness.
 
-use crate::db::{self, DbError};
+use crate::db::DbError;
 use crate::routes::errors::ApiError;
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use diesel::connection::SimpleConnection;
+use std::time::Duration;
 
 /// `GET /healthz`: 200 while the process lives.
 pub async fn healthz() -> HttpResponse {
@@ -14,7 +15,15 @@ pub async fn healthz() -> HttpResponse {
 
 /// `GET /readyz`: 200 only when the database answers a query.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let checked = db::blocking(&state.db, |conn| conn.batch_execute("SELECT 1").map_err(DbError::Query)).await;
+    // A short checkout timeout: a probe must answer quickly, not wait out the pool's default.
+    let pool = state.db.clone();
+    let checked = tokio::task::spawn_blocking(move || -> Result<(), DbError> {
+        let mut conn = pool.get_timeout(Duration::from_secs(2))?;
+        conn.batch_execute("SELECT 1").map_err(DbError::Query)
+    })
+    .await
+    .map_err(|e| DbError::Task(e.to_string()))
+    .and_then(|r| r);
     match checked {
         Ok(()) => Ok(HttpResponse::Ok().json(serde_json::json!({
             "status": "ready",
