@@ -1,4 +1,5 @@
 //! One integration-test binary for the workspace (one link, shared harness).
+#![allow(clippy::unwrap_used)]
 
 mod server;
 mod sim;

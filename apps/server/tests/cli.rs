@@ -1,0 +1,183 @@
+//! The `wxkit` binary: clear messages and exit codes for bad input, a real `serve` on SQLite with graceful shutdown.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn wxkit() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxkit"));
+    // A clean environment: no inherited WXKIT__* or DATABASE_URL, and no .env or wxkit.toml in the cwd.
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .current_dir(std::env::temp_dir());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().expect("wxkit runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_unsupported_database_url_is_one_clear_line_and_exit_2() {
+    let (code, _, stderr) = run(wxkit()
+        .arg("migrate")
+        .env("DATABASE_URL", "mysql://root:pw@localhost/x"));
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("database.url") && stderr.contains("sqlite://"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("pw@"), "{stderr}");
+}
+
+#[test]
+fn an_unreachable_postgresql_is_one_clear_line_and_exit_2() {
+    let (code, _, stderr) = run(wxkit()
+        .arg("migrate")
+        .env("DATABASE_URL", "postgres://u:secretpw@127.0.0.1:1/db?connect_timeout=2"));
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot connect to PostgreSQL at"), "{stderr}");
+    assert!(!stderr.contains("secretpw"), "{stderr}");
+}
+
+#[test]
+fn an_unopenable_sqlite_file_is_a_clear_error() {
+    let (code, _, stderr) = run(wxkit()
+        .arg("migrate")
+        .env("DATABASE_URL", "sqlite:///nonexistent-dir/x/y.db"));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to SQLite database /nonexistent-dir/x/y.db"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_configuration_values_name_the_setting() {
+    for (key, value, setting) in [
+        ("WXKIT__SERVER__ADDR", "localhost", "server.addr"),
+        ("WXKIT__WECHAT__API_BASE_URL", "not a url", "wechat.api_base_url"),
+        ("WXKIT__WECHAT__APP_ID", "wx1", "wechat.app_secret"),
+        ("WXKIT__DATABASE__POOL_SIZE", "lots", "pool_size"),
+    ] {
+        let (code, _, stderr) = run(wxkit().arg("migrate").env(key, value));
+        assert_eq!(code, 2, "{key}: {stderr}");
+        assert!(stderr.contains(setting), "{key}: {stderr}");
+    }
+}
+
+#[test]
+fn a_missing_config_file_is_an_error() {
+    let (code, _, stderr) = run(wxkit().args(["--config", "/nonexistent/wxkit.toml", "migrate"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("configuration"), "{stderr}");
+}
+
+#[test]
+fn unknown_arguments_and_bad_flags_exit_2() {
+    for args in [
+        vec!["serve", "--bogus"],
+        vec!["frobnicate"],
+        vec!["sim", "--app", "no-equals-sign"],
+        vec!["serve", "--addr", "nonsense"],
+    ] {
+        let (code, _, stderr) = run(wxkit().args(&args));
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.is_empty());
+    }
+}
+
+#[test]
+fn migrate_creates_the_sqlite_schema_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("m.db").display());
+    let (code, stdout, stderr) = run(wxkit().arg("migrate").env("DATABASE_URL", &url));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("applied"), "{stdout}");
+    let (code, stdout, _) = run(wxkit().arg("migrate").env("DATABASE_URL", &url));
+    assert_eq!(code, 0);
+    assert!(stdout.contains("up to date"), "{stdout}");
+}
+
+#[test]
+fn serve_with_no_configuration_runs_in_sandbox_on_sqlite_and_stops_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = wxkit()
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut addr = None;
+    let mut sandbox = false;
+    let mut seen = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
+        sandbox |= line.contains("sandbox mode");
+        if let Some(rest) = line.strip_prefix("wxkit listening on ") {
+            addr = rest.split_whitespace().next().map(str::to_owned);
+        }
+        seen.push(line);
+        if addr.is_some() && sandbox {
+            break;
+        }
+    }
+    let addr = addr.unwrap_or_else(|| panic!("no listening line in {seen:#?}"));
+    assert!(sandbox, "{seen:#?}");
+    assert!(
+        dir.path().join("wxkit.db").exists(),
+        "default DATABASE_URL is sqlite://wxkit.db"
+    );
+
+    let ready = ureq_get(&format!("{addr}/readyz"));
+    assert_eq!(ready, 200);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "graceful shutdown exits 0, got {status:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A minimal HTTP/1.1 GET returning the status code (keeps this test binary free of an HTTP client).
+fn ureq_get(url: &str) -> u16 {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
