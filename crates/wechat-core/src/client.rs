@@ -78,7 +78,7 @@ pub fn build_url(base: &Url, path: &str, query: &[(&str, &str)]) -> Url {
 /// `T`. Pure, so it is tested with plain byte strings.
 ///
 /// ```
-/// #[derive(serde::Deserialize)]
+/// #[derive(Debug, serde::Deserialize)]
 /// struct Ticket { ticket: String }
 /// let ok: Ticket = wechat_core::parse_json_response(200, br#"{"errcode":0,"errmsg":"ok","ticket":"t"}"#).unwrap();
 /// assert_eq!(ok.ticket, "t");
