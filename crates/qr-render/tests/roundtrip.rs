@@ -1,5 +1,6 @@
 //! What we render decodes, with an independent decoder (rqrr), back to the exact text: hundreds of random inputs,
 //! ASCII and Chinese, every ECC level, PNG and SVG, with and without a logo.
+#![allow(clippy::unwrap_used)]
 
 use qr_render::{Ecc, Logo, RenderOptions, Rgb, render_png, render_svg};
 use rand::rngs::StdRng;
