@@ -39,6 +39,89 @@ pub enum Command {
         #[arg(long = "app", value_name = "APPID=SECRET", value_parser = parse_app)]
         apps: Vec<(String, String)>,
     },
+    /// Render TEXT as a QR code image (PNG or SVG) to stdout or a file.
+    Qr(QrArgs),
+}
+
+/// Output format of `wxkit qr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum QrFormat {
+    /// PNG image.
+    Png,
+    /// SVG document.
+    Svg,
+}
+
+/// `wxkit qr` arguments.
+#[derive(Debug, clap::Args)]
+pub struct QrArgs {
+    /// The text to encode (a URL, usually); UTF-8, Chinese included.
+    pub text: String,
+    /// Image format.
+    #[arg(long, value_enum, default_value = "png")]
+    pub format: QrFormat,
+    /// Target width and height in pixels.
+    #[arg(long, default_value_t = 300, value_name = "PX")]
+    pub size: u32,
+    /// Error-correction level: L, M, Q or H.
+    #[arg(long, default_value = "M", value_parser = clap::value_parser!(qr_render::Ecc))]
+    pub ecc: qr_render::Ecc,
+    /// Quiet zone (light border) in modules.
+    #[arg(long, default_value_t = 4, value_name = "MODULES")]
+    pub quiet_zone: u32,
+    /// Colour of the dark modules, #rrggbb.
+    #[arg(long, default_value = "#000000", value_parser = clap::value_parser!(qr_render::Rgb))]
+    pub dark: qr_render::Rgb,
+    /// Background colour, #rrggbb.
+    #[arg(long, default_value = "#ffffff", value_parser = clap::value_parser!(qr_render::Rgb))]
+    pub light: qr_render::Rgb,
+    /// A PNG logo to draw in the centre (forces error correction H).
+    #[arg(long, value_name = "PNG_FILE")]
+    pub logo: Option<PathBuf>,
+    /// Write to FILE instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+fn render_qr(args: QrArgs) -> Result<(), CliError> {
+    use std::io::{IsTerminal, Write};
+    let logo = match &args.logo {
+        Some(path) => {
+            Some(qr_render::Logo::new(std::fs::read(path).map_err(|e| {
+                CliError::Usage(format!("cannot read logo {}: {e}", path.display()))
+            })?))
+        }
+        None => None,
+    };
+    let opts = qr_render::RenderOptions {
+        size_px: args.size,
+        quiet_zone: args.quiet_zone,
+        ecc: args.ecc,
+        dark: args.dark,
+        light: args.light,
+        logo,
+        ..qr_render::RenderOptions::default()
+    };
+    let bytes = match args.format {
+        QrFormat::Png => qr_render::render_png(&args.text, &opts),
+        QrFormat::Svg => qr_render::render_svg(&args.text, &opts).map(String::into_bytes),
+    }
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    match &args.output {
+        Some(path) => std::fs::write(path, &bytes)
+            .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            if args.format == QrFormat::Png && stdout.is_terminal() {
+                return Err(CliError::Usage(
+                    "refusing to write a PNG to a terminal: use -o FILE or redirect stdout".into(),
+                ));
+            }
+            stdout.write_all(&bytes)?;
+            stdout.flush()?;
+        }
+    }
+    Ok(())
 }
 
 fn parse_app(s: &str) -> Result<(String, String), String> {
@@ -123,6 +206,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
+        Command::Qr(args) => render_qr(args),
         Command::Sim { addr, apps } => {
             if addr.parse::<std::net::SocketAddr>().is_err() {
                 return Err(CliError::Usage(format!(

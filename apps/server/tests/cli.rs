@@ -181,3 +181,38 @@ fn ureq_get(url: &str) -> u16 {
     stream.read_to_string(&mut response).unwrap();
     response.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+#[test]
+fn qr_writes_a_png_file_and_an_svg_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.png");
+    let (code, _, stderr) = run(wxkit()
+        .args(["qr", "https://example.com/c/ABC", "--size", "400", "-o"])
+        .arg(&file));
+    assert_eq!(code, 0, "{stderr}");
+    let png = std::fs::read(&file).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+
+    let (code, stdout, stderr) = run(wxkit().args(["qr", "优惠券", "--format", "svg", "--ecc", "h"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("<svg") && stdout.trim_end().ends_with("</svg>"));
+}
+
+#[test]
+fn qr_rejects_bad_options_with_exit_2() {
+    let long = "x".repeat(5000);
+    for (args, needle) in [
+        (vec!["qr", "hi", "--size", "0"], "size"),
+        (vec!["qr", "hi", "--size", "5"], "too small"),
+        (vec!["qr", "hi", "--ecc", "X"], "L, M, Q or H"),
+        (vec!["qr", "hi", "--format", "gif"], "gif"),
+        (vec!["qr", "hi", "--dark", "#eeeeee"], "contrast"),
+        (vec!["qr", "hi", "--logo", "/nonexistent.png"], "cannot read logo"),
+        (vec!["qr", &long], "too long"),
+    ] {
+        let (code, stdout, stderr) = run(wxkit().args(&args));
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
