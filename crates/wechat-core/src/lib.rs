@@ -35,6 +35,7 @@
 pub mod client;
 pub mod credentials;
 pub mod error;
+pub mod push;
 pub mod retry;
 pub mod token;
 pub mod transport;

@@ -1,0 +1,526 @@
+//! Mini program: `wx.login` code → session (`jscode2session`), encryptedData decryption, rawData signatures, and
+//! unlimited mini-program codes (`getwxacodeunlimit`).
+
+use crate::error::{Result, invalid};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use cbc::cipher::{BlockDecryptMut, KeyIvInit, block_padding::Pkcs7};
+use serde::{Deserialize, Serialize};
+use sha1::{Digest, Sha1};
+use std::fmt;
+use wechat_core::{AccessTokenManager, AppId, AppSecret, OpenId, UnionId, WechatClient};
+
+/// A session key (secret: it decrypts the user's data).
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct SessionKey(String);
+
+impl SessionKey {
+    /// Wraps a stored session key (base64, as WeChat gives it).
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionKey([redacted])")
+    }
+}
+
+/// The answer of `jscode2session`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Session {
+    /// The user's openid for the mini program.
+    pub openid: OpenId,
+    /// Decrypts `encryptedData`; keep it server-side only.
+    pub session_key: SessionKey,
+    /// Present when bound to an Open Platform account.
+    #[serde(default)]
+    pub unionid: Option<UnionId>,
+}
+
+/// Why mini-program data was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// A field is not valid base64 or has the wrong length (`field` names it).
+    #[error("{field} is not valid base64 of the right length")]
+    Encoding {
+        /// `session_key`, `iv` or `encrypted_data`.
+        field: &'static str,
+    },
+    /// Decryption failed (bad padding): tampered data, or the wrong session key / iv.
+    #[error("encryptedData does not decrypt with this session key and iv")]
+    Decrypt,
+    /// The plaintext is not the JSON WeChat encrypts.
+    #[error("decrypted data is not JSON")]
+    NotJson,
+    /// `watermark.appid` is missing or another app's: the data was not issued for us.
+    #[error("watermark appid does not match this app")]
+    WatermarkMismatch,
+    /// `sha1(rawData + session_key)` does not match the signature.
+    #[error("rawData signature mismatch")]
+    BadSignature,
+}
+
+/// Decrypts `encryptedData` (AES-128-CBC, PKCS#7; key and iv base64) and checks that `watermark.appid` is `app_id`.
+///
+/// ```
+/// let data = wechat_oauth::miniprogram::decrypt_data(
+///     &"wx4f4bc4dec97d474b".into(),
+///     &wechat_oauth::miniprogram::SessionKey::new("tiihtNczf5v6AKRyjwEUhQ=="),
+///     "CiyLU1Aw2KjvrjMdj8YKliAjtP4gsMZMQmRzooG2xrDcvSnxIMXFufNstNGTyaGS9uT5geRa0W4oTOb1WT7fJlAC+oNPdbB+3hVbJSRgv+4lGOETKUQz6OYStslQ142dNCuabNPGBzlooOmB231qMM85d2/fV6ChevvXvQP8Hkue1poOFtnEtpyxVLW1zAo6/1Xx1COxFvrc2d7UL/lmHInNlxuacJXwu0fjpXfz/YqYzBIBzD6WUfTIF9GRHpOn/Hz7saL8xz+W//FRAUid1OksQaQx4CMs8LOddcQhULW4ucetDf96JcR3g0gfRK4PC7E/r7Z6xNrXd2UIeorGj5Ef7b1pJAYB6Y5anaHqZ9J6nKEBvB4DnNLIVWSgARns/8wR2SiRS7MNACwTyrGvt9ts8p12PKFdlqYTopNHR1Vf7XjfhQlVsAJdNiKdYmYVoKlaRv85IfVunYzO0IKXsyl7JCUjCpoG20f0a04COwfneQAGGwd5oa+T8yO5hzuyDb/XcxxmK01EpqOyuxINew==",
+///     "r7BXXKkLb8qrSNn05n0qiA==",
+/// )?;
+/// assert_eq!(data["openId"], "oGZUI0egBJY1zhBYw2KhdUfwVJJE");
+/// assert_eq!(data["nickName"], "Band");
+/// assert_eq!(data["unionId"], "ocMvos6NjeKLIBqg5Mr9QjxrP1FA");
+/// # Ok::<(), wechat_oauth::miniprogram::DataError>(())
+/// ```
+pub fn decrypt_data(
+    app_id: &AppId,
+    session_key: &SessionKey,
+    encrypted_data: &str,
+    iv: &str,
+) -> Result<serde_json::Value, DataError> {
+    let key = decode_exact::<16>(session_key.secret(), "session_key")?;
+    let iv = decode_exact::<16>(iv, "iv")?;
+    let ciphertext = B64.decode(encrypted_data.trim()).map_err(|_| DataError::Encoding {
+        field: "encrypted_data",
+    })?;
+    if ciphertext.is_empty() || ciphertext.len() % 16 != 0 {
+        return Err(DataError::Encoding {
+            field: "encrypted_data",
+        });
+    }
+    let plaintext = cbc::Decryptor::<aes::Aes128>::new(&key.into(), &iv.into())
+        .decrypt_padded_vec_mut::<Pkcs7>(&ciphertext)
+        .map_err(|_| DataError::Decrypt)?;
+    let value: serde_json::Value = serde_json::from_slice(&plaintext).map_err(|_| DataError::NotJson)?;
+    let watermark = value
+        .get("watermark")
+        .and_then(|w| w.get("appid"))
+        .and_then(serde_json::Value::as_str);
+    if watermark != Some(app_id.as_str()) {
+        return Err(DataError::WatermarkMismatch);
+    }
+    Ok(value)
+}
+
+fn decode_exact<const N: usize>(b64: &str, field: &'static str) -> Result<[u8; N], DataError> {
+    let bytes = B64.decode(b64.trim()).map_err(|_| DataError::Encoding { field })?;
+    bytes.try_into().map_err(|_| DataError::Encoding { field })
+}
+
+/// `sha1(raw_data + session_key)`, lowercase hex — the signature `wx.getUserInfo` returns beside `rawData`.
+pub fn raw_data_signature(raw_data: &str, session_key: &SessionKey) -> String {
+    let mut h = Sha1::new();
+    h.update(raw_data.as_bytes());
+    h.update(session_key.secret().as_bytes());
+    wechat_core::push::hex_lower(&h.finalize())
+}
+
+/// Checks a `rawData` signature in constant time.
+pub fn verify_raw_data(raw_data: &str, session_key: &SessionKey, signature: &str) -> Result<(), DataError> {
+    let expected = raw_data_signature(raw_data, session_key);
+    if wechat_core::constant_time_eq(expected.as_bytes(), signature.trim().to_ascii_lowercase().as_bytes()) {
+        Ok(())
+    } else {
+        Err(DataError::BadSignature)
+    }
+}
+
+/// Which build of the mini program a code opens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvVersion {
+    /// The published version.
+    #[default]
+    Release,
+    /// The trial version.
+    Trial,
+    /// The development version.
+    Develop,
+}
+
+/// An RGB colour for `line_color`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct LineColor {
+    /// Red.
+    pub r: u8,
+    /// Green.
+    pub g: u8,
+    /// Blue.
+    pub b: u8,
+}
+
+/// Characters WeChat allows in a scene.
+pub fn is_scene_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$&'()*+,/:;=?@-._~".contains(c)
+}
+
+/// A `getwxacodeunlimit` request, validated on construction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WxaCodeRequest {
+    scene: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    page: Option<String>,
+    check_path: bool,
+    env_version: EnvVersion,
+    width: u32,
+    auto_color: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line_color: Option<LineColor>,
+    is_hyaline: bool,
+}
+
+impl WxaCodeRequest {
+    /// A request for `scene`: 1–32 characters from `[0-9A-Za-z!#$&'()*+,/:;=?@-._~]`.
+    ///
+    /// ```
+    /// use wechat_oauth::miniprogram::WxaCodeRequest;
+    /// assert!(WxaCodeRequest::new("login=ab12").is_ok());
+    /// assert!(WxaCodeRequest::new("中文").is_err());
+    /// assert!(WxaCodeRequest::new(&"a".repeat(33)).is_err());
+    /// ```
+    pub fn new(scene: &str) -> Result<Self> {
+        let len = scene.chars().count();
+        if len == 0 || len > 32 {
+            return Err(invalid("scene must be 1 to 32 characters"));
+        }
+        if !scene.chars().all(is_scene_char) {
+            return Err(invalid("scene may only use 0-9 A-Z a-z and !#$&'()*+,/:;=?@-._~"));
+        }
+        Ok(Self {
+            scene: scene.to_owned(),
+            page: None,
+            check_path: true,
+            env_version: EnvVersion::Release,
+            width: 430,
+            auto_color: false,
+            line_color: None,
+            is_hyaline: false,
+        })
+    }
+
+    /// The page to open, e.g. `pages/login/index` (no leading `/`, no query string).
+    pub fn page(mut self, page: &str) -> Result<Self> {
+        if page.is_empty() || page.starts_with('/') || page.contains('?') || page.len() > 256 {
+            return Err(invalid(
+                "page must be a path like pages/index/index, without a leading / or a query",
+            ));
+        }
+        self.page = Some(page.to_owned());
+        Ok(self)
+    }
+
+    /// Whether WeChat checks that the page exists (default true).
+    pub fn check_path(mut self, check: bool) -> Self {
+        self.check_path = check;
+        self
+    }
+
+    /// Which build to open.
+    pub fn env_version(mut self, env: EnvVersion) -> Self {
+        self.env_version = env;
+        self
+    }
+
+    /// Image width in px, 280–1280 (default 430).
+    pub fn width(mut self, width: u32) -> Result<Self> {
+        if !(280..=1280).contains(&width) {
+            return Err(invalid("width must be 280 to 1280 px"));
+        }
+        self.width = width;
+        Ok(self)
+    }
+
+    /// Line colour (turns `auto_color` off).
+    pub fn line_color(mut self, color: LineColor) -> Self {
+        self.line_color = Some(color);
+        self.auto_color = false;
+        self
+    }
+
+    /// Transparent background.
+    pub fn hyaline(mut self, hyaline: bool) -> Self {
+        self.is_hyaline = hyaline;
+        self
+    }
+
+    /// The scene.
+    pub fn scene(&self) -> &str {
+        &self.scene
+    }
+}
+
+/// A mini-program code image.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WxaCode {
+    /// `image/png`, `image/jpeg`...
+    pub content_type: String,
+    /// The image.
+    pub bytes: Vec<u8>,
+}
+
+impl fmt::Debug for WxaCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WxaCode")
+            .field("content_type", &self.content_type)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// Interprets a `getwxacodeunlimit` response: an image on success, WeChat JSON on failure. Decided by the
+/// Content-Type and by parsing JSON — never by searching the bytes for a substring.
+pub fn parse_wxacode_response(status: u16, content_type: Option<&str>, body: &[u8]) -> Result<WxaCode> {
+    if !(200..300).contains(&status) {
+        return Err(wechat_core::Error::HttpStatus { status }.into());
+    }
+    let content_type = content_type.unwrap_or("").trim().to_ascii_lowercase();
+    let media = content_type.split(';').next().unwrap_or("").trim().to_owned();
+    let json_error = || -> Option<crate::Error> {
+        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let code = value.get("errcode")?.as_i64()?;
+        let message = value.get("errmsg").and_then(serde_json::Value::as_str).unwrap_or("");
+        Some(wechat_core::Error::from_errcode(code, message).into())
+    };
+    if media.starts_with("image/") {
+        // Some gateways label errors as images; a body that parses as a WeChat error is an error.
+        if let Some(e) = json_error() {
+            return Err(e);
+        }
+        if body.is_empty() {
+            return Err(wechat_core::Error::Decode {
+                message: "empty image".into(),
+            }
+            .into());
+        }
+        return Ok(WxaCode {
+            content_type: media,
+            bytes: body.to_vec(),
+        });
+    }
+    match json_error() {
+        Some(e) => Err(e),
+        None => Err(wechat_core::Error::Decode {
+            message: format!(
+                "expected an image or a WeChat error, got {} bytes of {media:?}",
+                body.len()
+            ),
+        }
+        .into()),
+    }
+}
+
+/// Mini-program login and codes for one mini program.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use wechat_core::{AccessTokenManager, AppId, AppSecret, Endpoints, MemoryTokenStore, WechatClient};
+/// use wechat_oauth::miniprogram::{MiniProgramClient, WxaCodeRequest};
+/// # async fn demo() -> wechat_oauth::Result<()> {
+/// let core = WechatClient::with_default_transport()?.with_endpoints(Endpoints::single("http://127.0.0.1:9000")?);
+/// let (app, secret) = (AppId::new("wx1234567890abcdef"), AppSecret::new("secret"));
+/// let tokens = AccessTokenManager::new(core.clone(), app.clone(), secret.clone(), Arc::new(MemoryTokenStore::new()));
+/// let mp = MiniProgramClient::new(core, app, secret, tokens);
+/// let session = mp.code_to_session("code-from-wx.login").await?;
+/// let image = mp.unlimited_code(&WxaCodeRequest::new("login=ab12")?.page("pages/login/index")?).await?;
+/// # let _ = (session, image);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct MiniProgramClient {
+    client: WechatClient,
+    app_id: AppId,
+    secret: AppSecret,
+    tokens: AccessTokenManager,
+}
+
+impl MiniProgramClient {
+    /// A client for one mini program; `tokens` must be that mini program's token manager.
+    pub fn new(client: WechatClient, app_id: AppId, secret: AppSecret, tokens: AccessTokenManager) -> Self {
+        Self {
+            client,
+            app_id,
+            secret,
+            tokens,
+        }
+    }
+
+    /// The app.
+    pub fn app_id(&self) -> &AppId {
+        &self.app_id
+    }
+
+    /// Exchanges a `wx.login` code for the openid and session key. Errors: 40029, 40163, 40226, 45011.
+    pub async fn code_to_session(&self, js_code: &str) -> Result<Session> {
+        if js_code.is_empty() || js_code.len() > 512 {
+            return Err(invalid("js_code must be 1 to 512 characters"));
+        }
+        Ok(self
+            .client
+            .get_json(
+                "/sns/jscode2session",
+                &[
+                    ("appid", self.app_id.as_str()),
+                    ("secret", self.secret.secret()),
+                    ("js_code", js_code),
+                    ("grant_type", "authorization_code"),
+                ],
+            )
+            .await?)
+    }
+
+    /// [`decrypt_data`] for this app.
+    pub fn decrypt(&self, session_key: &SessionKey, encrypted_data: &str, iv: &str) -> Result<serde_json::Value> {
+        Ok(decrypt_data(&self.app_id, session_key, encrypted_data, iv)?)
+    }
+
+    /// An unlimited mini-program code (`getwxacodeunlimit`), with the access token from the manager (refreshed and
+    /// retried once if WeChat rejects it).
+    pub async fn unlimited_code(&self, request: &WxaCodeRequest) -> Result<WxaCode> {
+        let body = serde_json::to_vec(request).map_err(|e| invalid(e.to_string()))?;
+        let outcome = self
+            .tokens
+            .call(|token| {
+                let body = body.clone();
+                async move {
+                    let url = self
+                        .client
+                        .api_url("/wxa/getwxacodeunlimit", &[("access_token", token.secret())]);
+                    let http_request = http::Request::post(url.as_str())
+                        .header(http::header::CONTENT_TYPE, "application/json")
+                        .body(body)
+                        .map_err(|e| wechat_core::Error::InvalidRequest { message: e.to_string() })?;
+                    let response = self.client.execute(http_request).await?;
+                    let content_type = response
+                        .headers()
+                        .get(http::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    // Token errors must surface as wechat_core errors so that `call` can refresh and retry.
+                    match parse_wxacode_response(response.status().as_u16(), content_type.as_deref(), response.body()) {
+                        Ok(code) => Ok(Ok(code)),
+                        Err(crate::Error::Wechat(e)) if e.is_token_invalid() => Err(e),
+                        Err(other) => Ok(Err(other)),
+                    }
+                }
+            })
+            .await?;
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const APP: &str = "wx4f4bc4dec97d474b";
+    const KEY: &str = "tiihtNczf5v6AKRyjwEUhQ==";
+    const IV: &str = "r7BXXKkLb8qrSNn05n0qiA==";
+    const DATA: &str = "CiyLU1Aw2KjvrjMdj8YKliAjtP4gsMZMQmRzooG2xrDcvSnxIMXFufNstNGTyaGS9uT5geRa0W4oTOb1WT7fJlAC+oNPdbB+3hVbJSRgv+4lGOETKUQz6OYStslQ142dNCuabNPGBzlooOmB231qMM85d2/fV6ChevvXvQP8Hkue1poOFtnEtpyxVLW1zAo6/1Xx1COxFvrc2d7UL/lmHInNlxuacJXwu0fjpXfz/YqYzBIBzD6WUfTIF9GRHpOn/Hz7saL8xz+W//FRAUid1OksQaQx4CMs8LOddcQhULW4ucetDf96JcR3g0gfRK4PC7E/r7Z6xNrXd2UIeorGj5Ef7b1pJAYB6Y5anaHqZ9J6nKEBvB4DnNLIVWSgARns/8wR2SiRS7MNACwTyrGvt9ts8p12PKFdlqYTopNHR1Vf7XjfhQlVsAJdNiKdYmYVoKlaRv85IfVunYzO0IKXsyl7JCUjCpoG20f0a04COwfneQAGGwd5oa+T8yO5hzuyDb/XcxxmK01EpqOyuxINew==";
+
+    #[test]
+    fn the_official_vector_decrypts() {
+        let v = decrypt_data(&APP.into(), &SessionKey::new(KEY), DATA, IV).unwrap();
+        assert_eq!(v["openId"], "oGZUI0egBJY1zhBYw2KhdUfwVJJE");
+        assert_eq!(v["nickName"], "Band");
+        assert_eq!(v["unionId"], "ocMvos6NjeKLIBqg5Mr9QjxrP1FA");
+        assert_eq!(v["watermark"]["appid"], APP);
+    }
+
+    #[test]
+    fn a_wrong_appid_is_rejected() {
+        let e = decrypt_data(&"wxsomeoneelse".into(), &SessionKey::new(KEY), DATA, IV).unwrap_err();
+        assert_eq!(e, DataError::WatermarkMismatch);
+    }
+
+    #[test]
+    fn tampered_data_is_rejected() {
+        let mut bytes = B64.decode(DATA).unwrap();
+        let n = bytes.len();
+        bytes[n - 1] ^= 0x01; // last block: breaks the padding
+        let e = decrypt_data(&APP.into(), &SessionKey::new(KEY), &B64.encode(&bytes), IV).unwrap_err();
+        assert!(matches!(e, DataError::Decrypt | DataError::NotJson), "{e:?}");
+        let mut bytes = B64.decode(DATA).unwrap();
+        bytes[20] ^= 0x40; // early block: garbles the JSON
+        let e = decrypt_data(&APP.into(), &SessionKey::new(KEY), &B64.encode(&bytes), IV).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DataError::Decrypt | DataError::NotJson | DataError::WatermarkMismatch
+            ),
+            "{e:?}"
+        );
+        assert_eq!(
+            decrypt_data(&APP.into(), &SessionKey::new("short"), DATA, IV).unwrap_err(),
+            DataError::Encoding { field: "session_key" }
+        );
+        assert_eq!(
+            decrypt_data(&APP.into(), &SessionKey::new(KEY), "!!!", IV).unwrap_err(),
+            DataError::Encoding {
+                field: "encrypted_data"
+            }
+        );
+    }
+
+    #[test]
+    fn raw_data_signature_is_sha1_of_raw_data_and_session_key() {
+        // Computed independently: python3 -c 'import hashlib;print(hashlib.sha1(b"{\"nickName\":\"Band\"}" + b"tiihtNczf5v6AKRyjwEUhQ==").hexdigest())'
+        let raw = r#"{"nickName":"Band"}"#;
+        let key = SessionKey::new(KEY);
+        assert_eq!(raw_data_signature(raw, &key), RAW_SIG);
+        assert!(verify_raw_data(raw, &key, RAW_SIG).is_ok());
+        assert_eq!(
+            verify_raw_data(raw, &key, &RAW_SIG.replace('a', "b")),
+            Err(DataError::BadSignature)
+        );
+        assert_eq!(
+            verify_raw_data(r#"{"nickName":"Bend"}"#, &key, RAW_SIG),
+            Err(DataError::BadSignature)
+        );
+    }
+
+    const RAW_SIG: &str = "54b71917aab21b53e850dec1b03f73b0bbeb6abe";
+
+    #[test]
+    fn wxacode_responses_are_told_apart_by_content_type_and_json() {
+        let png = b"\x89PNG\r\n\x1a\nrest";
+        assert!(parse_wxacode_response(200, Some("image/png"), png).is_ok());
+        let err = br#"{"errcode":40169,"errmsg":"invalid length for scene, or the data is not json string"}"#;
+        let e = parse_wxacode_response(200, Some("application/json; encoding=utf-8"), err).unwrap_err();
+        assert!(matches!(e, crate::Error::InvalidScene { code: 40169, .. }));
+        let e = parse_wxacode_response(200, Some("image/jpeg"), br#"{"errcode":41030,"errmsg":"invalid page"}"#);
+        assert!(matches!(e, Err(crate::Error::InvalidPage { .. })));
+        // An image whose bytes happen to contain "errcode" is still an image.
+        let tricky = b"\x89PNG....\"errcode\":40001....";
+        assert!(parse_wxacode_response(200, Some("image/png"), tricky).is_ok());
+        assert!(parse_wxacode_response(200, Some("text/html"), b"<html>").is_err());
+    }
+
+    #[test]
+    fn wxacode_requests_are_validated() {
+        assert!(WxaCodeRequest::new("a b").is_err());
+        assert!(WxaCodeRequest::new("").is_err());
+        assert!(WxaCodeRequest::new("!#$&'()*+,/:;=?@-._~09AZaz").is_ok());
+        let r = WxaCodeRequest::new("s").unwrap();
+        assert!(r.clone().page("/pages/x").is_err());
+        assert!(r.clone().page("pages/x?y=1").is_err());
+        assert!(r.clone().width(279).is_err());
+        assert!(r.clone().width(1281).is_err());
+        let body = serde_json::to_value(r.page("pages/x").unwrap().width(280).unwrap()).unwrap();
+        assert_eq!(body["scene"], "s");
+        assert_eq!(body["page"], "pages/x");
+        assert_eq!(body["check_path"], true);
+        assert_eq!(body["env_version"], "release");
+    }
+}
