@@ -41,6 +41,88 @@ pub enum Command {
     },
     /// Render TEXT as a QR code image (PNG or SVG) to stdout or a file.
     Qr(QrArgs),
+    /// Compute a WeChat signature and print it alone.
+    #[command(subcommand)]
+    Sign(SignCommand),
+}
+
+/// `wxkit sign ...`
+#[derive(Debug, Subcommand)]
+pub enum SignCommand {
+    /// JS-SDK `wx.config` signature: sha1("jsapi_ticket=T&noncestr=N&timestamp=TS&url=U"). A `#fragment` in the URL
+    /// is dropped, as WeChat requires.
+    Jssdk {
+        /// The jsapi_ticket.
+        #[arg(long)]
+        ticket: String,
+        /// The nonce string.
+        #[arg(long)]
+        noncestr: String,
+        /// Unix timestamp in seconds.
+        #[arg(long)]
+        timestamp: String,
+        /// The full page URL.
+        #[arg(long)]
+        url: String,
+    },
+    /// Server-URL verification signature: sha1 of the sorted concatenation of token, timestamp and nonce.
+    Server {
+        /// The token configured for the server URL.
+        #[arg(long)]
+        token: String,
+        /// The `timestamp` query parameter.
+        #[arg(long)]
+        timestamp: String,
+        /// The `nonce` query parameter.
+        #[arg(long)]
+        nonce: String,
+    },
+}
+
+fn require(name: &str, value: &str) -> Result<(), CliError> {
+    if value.trim().is_empty() {
+        return Err(CliError::Usage(format!("--{name} must not be empty")));
+    }
+    Ok(())
+}
+
+fn require_timestamp(value: &str) -> Result<(), CliError> {
+    if value.is_empty() || value.len() > 12 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(CliError::Usage(format!(
+            "--timestamp {value:?} must be Unix seconds (digits only)"
+        )));
+    }
+    Ok(())
+}
+
+fn sign(command: SignCommand) -> Result<(), CliError> {
+    let signature = match command {
+        SignCommand::Jssdk {
+            ticket,
+            noncestr,
+            timestamp,
+            url,
+        } => {
+            require("ticket", &ticket)?;
+            require("noncestr", &noncestr)?;
+            require_timestamp(&timestamp)?;
+            let url =
+                wechat_oauth::jssdk::normalize_page_url(&url).map_err(|e| CliError::Usage(format!("--url: {e}")))?;
+            wechat_oauth::jssdk::signature(&ticket, &noncestr, &timestamp, url)
+        }
+        SignCommand::Server {
+            token,
+            timestamp,
+            nonce,
+        } => {
+            require("token", &token)?;
+            require("nonce", &nonce)?;
+            require_timestamp(&timestamp)?;
+            wechat_core::push::server_signature(&token, &timestamp, &nonce)
+        }
+    };
+    println!("{signature}");
+    Ok(())
 }
 
 /// Output format of `wxkit qr`.
@@ -207,6 +289,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Qr(args) => render_qr(args),
+        Command::Sign(command) => sign(command),
         Command::Sim { addr, apps } => {
             if addr.parse::<std::net::SocketAddr>().is_err() {
                 return Err(CliError::Usage(format!(

@@ -216,3 +216,85 @@ fn qr_rejects_bad_options_with_exit_2() {
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn sign_jssdk_and_server_print_the_signature_alone() {
+    let (code, stdout, stderr) = run(wxkit().args([
+        "sign",
+        "jssdk",
+        "--ticket",
+        "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg",
+        "--noncestr",
+        "Wm3WZYTPz0wzccnW",
+        "--timestamp",
+        "1414587457",
+        "--url",
+        "http://mp.weixin.qq.com?params=value#fragment-is-dropped",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "0f9de62fce790f9a083d5c99e95740ceb90c27ed\n");
+
+    let (code, stdout, stderr) = run(wxkit().args([
+        "sign",
+        "server",
+        "--token",
+        "test",
+        "--timestamp",
+        "1410685589",
+        "--nonce",
+        "test",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "f21891de399b4e33a1a93c9a7b8a8fffb5a443ff\n");
+}
+
+#[test]
+fn sign_rejects_bad_input_with_exit_2() {
+    for (args, needle) in [
+        (
+            vec!["sign", "server", "--token", "", "--timestamp", "1", "--nonce", "n"],
+            "--token",
+        ),
+        (
+            vec!["sign", "server", "--token", "t", "--timestamp", "soon", "--nonce", "n"],
+            "--timestamp",
+        ),
+        (vec!["sign", "server", "--token", "t", "--timestamp", "1"], "--nonce"),
+        (
+            vec![
+                "sign",
+                "jssdk",
+                "--ticket",
+                "t",
+                "--noncestr",
+                "n",
+                "--timestamp",
+                "1",
+                "--url",
+                "not a url",
+            ],
+            "--url",
+        ),
+        (
+            vec![
+                "sign",
+                "jssdk",
+                "--ticket",
+                "t",
+                "--noncestr",
+                "n",
+                "--timestamp",
+                "-1",
+                "--url",
+                "http://x",
+            ],
+            "timestamp",
+        ),
+        (vec!["sign", "nothing"], "nothing"),
+    ] {
+        let (code, stdout, stderr) = run(wxkit().args(&args));
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}

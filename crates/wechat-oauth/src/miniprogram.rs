@@ -389,8 +389,7 @@ impl MiniProgramClient {
     /// retried once if WeChat rejects it).
     pub async fn unlimited_code(&self, request: &WxaCodeRequest) -> Result<WxaCode> {
         let body = serde_json::to_vec(request).map_err(|e| invalid(e.to_string()))?;
-        let outcome = self
-            .tokens
+        self.tokens
             .call(|token| {
                 let body = body.clone();
                 async move {
@@ -415,8 +414,7 @@ impl MiniProgramClient {
                     }
                 }
             })
-            .await?;
-        outcome
+            .await?
     }
 }
 

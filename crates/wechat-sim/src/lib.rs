@@ -32,9 +32,10 @@
 
 mod control;
 mod mp;
+mod oauth;
 mod state;
 
-pub use state::{Fault, SimHandle, TOKEN_OVERLAP_SECS, TOKEN_TTL_SECS};
+pub use state::{Fault, SimHandle, SimUser, TOKEN_OVERLAP_SECS, TOKEN_TTL_SECS};
 
 use actix_web::body::BoxBody;
 use actix_web::dev::{Service, ServiceResponse};
@@ -47,6 +48,7 @@ pub fn configure(handle: SimHandle) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(web::Data::new(handle));
         mp::configure(cfg);
+        oauth::configure(cfg);
         control::configure(cfg);
         cfg.default_service(web::to(|| async {
             HttpResponse::NotFound().json(serde_json::json!({

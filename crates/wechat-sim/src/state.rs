@@ -66,9 +66,66 @@ pub(crate) struct TicketRecord {
     pub expires_at: i64,
 }
 
+/// A simulated WeChat user of one app.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SimUser {
+    /// The app the openid belongs to.
+    pub appid: String,
+    /// openid.
+    pub openid: String,
+    /// Nickname.
+    #[serde(default)]
+    pub nickname: String,
+    /// 0 unknown, 1 male, 2 female.
+    #[serde(default)]
+    pub sex: u8,
+    /// Province.
+    #[serde(default)]
+    pub province: String,
+    /// City.
+    #[serde(default)]
+    pub city: String,
+    /// Country.
+    #[serde(default)]
+    pub country: String,
+    /// Avatar URL.
+    #[serde(default)]
+    pub headimgurl: String,
+    /// unionid, if the app is bound to an Open Platform account.
+    #[serde(default)]
+    pub unionid: Option<String>,
+    /// A "snapshot" virtual user (`is_snapshotuser: 1`).
+    #[serde(default)]
+    pub snapshot: bool,
+    /// A high-risk user: `jscode2session` answers 40226.
+    #[serde(default)]
+    pub blocked: bool,
+}
+
+/// A one-time code (OAuth or `wx.login`).
+#[derive(Clone, Debug)]
+pub(crate) struct CodeRecord {
+    pub appid: String,
+    pub openid: String,
+    pub scope: String,
+    pub issued_at: i64,
+    pub used: bool,
+}
+
+/// A web (user) access token or refresh token.
+#[derive(Clone, Debug)]
+pub(crate) struct UserTokenRecord {
+    pub appid: String,
+    pub openid: String,
+    pub scope: String,
+    pub expires_at: i64,
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct App {
     pub secret: String,
+    /// Published mini-program pages; when non-empty, `check_path` enforces them.
+    pub pages: Vec<String>,
     pub classic_token: Option<String>,
     pub stable_token: Option<String>,
     pub stable_force_refreshes: Vec<i64>,
@@ -79,6 +136,7 @@ impl App {
     fn new(secret: String) -> Self {
         Self {
             secret,
+            pages: Vec::new(),
             classic_token: None,
             stable_token: None,
             stable_force_refreshes: Vec::new(),
@@ -94,6 +152,13 @@ pub(crate) struct World {
     pub tokens: HashMap<String, TokenRecord>,
     pub counters: BTreeMap<String, u64>,
     pub faults: Vec<Fault>,
+    pub users: BTreeMap<(String, String), SimUser>,
+    pub oauth_codes: HashMap<String, CodeRecord>,
+    pub web_tokens: HashMap<String, UserTokenRecord>,
+    pub refresh_tokens: HashMap<String, UserTokenRecord>,
+    pub js_codes: HashMap<String, CodeRecord>,
+    pub sessions: HashMap<(String, String), String>,
+    pub logins: HashMap<(String, String), Vec<i64>>,
 }
 
 /// Why a presented access token is not accepted, as WeChat says it.
@@ -166,6 +231,30 @@ impl World {
         Ok(rec.appid.clone())
     }
 
+    /// Creates a default user if `openid` is not known yet; `None` when the app is unknown.
+    pub(crate) fn ensure_user(&mut self, appid: &str, openid: &str) -> Option<SimUser> {
+        if !self.apps.contains_key(appid) || openid.is_empty() {
+            return None;
+        }
+        let user = self
+            .users
+            .entry((appid.to_owned(), openid.to_owned()))
+            .or_insert_with(|| SimUser {
+                appid: appid.to_owned(),
+                openid: openid.to_owned(),
+                nickname: format!("微信用户{}", tail(openid, 4)),
+                sex: 0,
+                province: String::new(),
+                city: String::new(),
+                country: String::new(),
+                headimgurl: String::new(),
+                unionid: None,
+                snapshot: false,
+                blocked: false,
+            });
+        Some(user.clone())
+    }
+
     pub(crate) fn take_fault(&mut self, path: &str) -> Option<FaultAction> {
         let idx = self.faults.iter().position(|f| f.path == path && f.count > 0)?;
         let fault = &mut self.faults[idx];
@@ -195,6 +284,12 @@ fn default_errmsg(code: i64) -> &'static str {
         45011 => "api minute-quota reach limit  mustslower  retry next minute",
         _ => "simulated error",
     }
+}
+
+/// The last `n` characters of `s` (char-safe).
+pub(crate) fn tail(s: &str, n: usize) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    chars[chars.len().saturating_sub(n)..].iter().collect()
 }
 
 pub(crate) fn real_now() -> i64 {
@@ -241,6 +336,83 @@ impl SimHandle {
         self.world().apps.insert(appid.to_owned(), App::new(secret.to_owned()));
     }
 
+    /// Adds or replaces a simulated user. Returns false when the app is unknown.
+    pub fn add_user(&self, user: SimUser) -> bool {
+        let mut w = self.world();
+        if !w.apps.contains_key(&user.appid) {
+            return false;
+        }
+        w.users.insert((user.appid.clone(), user.openid.clone()), user);
+        true
+    }
+
+    /// The simulated users of `appid`.
+    pub fn users(&self, appid: &str) -> Vec<SimUser> {
+        self.world()
+            .users
+            .values()
+            .filter(|u| u.appid == appid)
+            .cloned()
+            .collect()
+    }
+
+    /// Sets the published pages of a mini program (`check_path` then enforces them).
+    pub fn set_pages(&self, appid: &str, pages: Vec<String>) -> bool {
+        match self.world().apps.get_mut(appid) {
+            Some(app) => {
+                app.pages = pages;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Mints an OAuth code, as the authorize page does when `openid` approves. Creates the user if needed.
+    pub fn issue_oauth_code(&self, appid: &str, openid: &str, scope: &str) -> Option<String> {
+        let mut w = self.world();
+        w.ensure_user(appid, openid)?;
+        let code = random_string(32);
+        let now = w.now();
+        w.oauth_codes.insert(
+            code.clone(),
+            CodeRecord {
+                appid: appid.to_owned(),
+                openid: openid.to_owned(),
+                scope: scope.to_owned(),
+                issued_at: now,
+                used: false,
+            },
+        );
+        Some(code)
+    }
+
+    /// Mints a `wx.login` code for `openid`. Creates the user if needed.
+    pub fn issue_js_code(&self, appid: &str, openid: &str) -> Option<String> {
+        let mut w = self.world();
+        w.ensure_user(appid, openid)?;
+        let code = random_string(32);
+        let now = w.now();
+        w.js_codes.insert(
+            code.clone(),
+            CodeRecord {
+                appid: appid.to_owned(),
+                openid: openid.to_owned(),
+                scope: String::new(),
+                issued_at: now,
+                used: false,
+            },
+        );
+        Some(code)
+    }
+
+    /// The current session key of a mini-program user (after a `jscode2session`).
+    pub fn session_key(&self, appid: &str, openid: &str) -> Option<String> {
+        self.world()
+            .sessions
+            .get(&(appid.to_owned(), openid.to_owned()))
+            .cloned()
+    }
+
     /// Moves the simulated clock forward.
     pub fn advance_clock(&self, seconds: i64) -> i64 {
         let mut w = self.world();
@@ -275,9 +447,17 @@ impl SimHandle {
         w.tokens.clear();
         w.counters.clear();
         w.faults.clear();
+        w.oauth_codes.clear();
+        w.web_tokens.clear();
+        w.refresh_tokens.clear();
+        w.js_codes.clear();
+        w.sessions.clear();
+        w.logins.clear();
         for app in w.apps.values_mut() {
             let secret = std::mem::take(&mut app.secret);
+            let pages = std::mem::take(&mut app.pages);
             *app = App::new(secret);
+            app.pages = pages;
         }
     }
 }

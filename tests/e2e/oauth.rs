@@ -1,0 +1,536 @@
+//! wechat-oauth against the simulator over HTTP: web OAuth, mini-program login, wxacode, JS-SDK.
+
+use serde_json::json;
+use std::sync::Arc;
+use wechat_core::{AccessTokenManager, AppId, AppSecret, Endpoints, MemoryTokenStore, OpenId, WechatClient};
+use wechat_oauth::Error;
+use wechat_oauth::miniprogram::{DataError, MiniProgramClient, SessionKey, WxaCodeRequest};
+use wechat_oauth::state::{MemoryStateStore, StateError, StateSigner};
+use wechat_oauth::web::{Lang, OAuthClient, RefreshToken, Scope, Sex};
+use wechat_sim::{SimServer, SimUser};
+use wxkit_e2e::{TEST_APP_ID, TEST_APP_SECRET, spawn_sim};
+
+fn core(sim: &SimServer) -> WechatClient {
+    WechatClient::with_default_transport()
+        .unwrap()
+        .with_endpoints(Endpoints::single(&sim.base_url()).unwrap())
+}
+
+fn oauth(sim: &SimServer) -> OAuthClient {
+    OAuthClient::new(core(sim), AppId::new(TEST_APP_ID), AppSecret::new(TEST_APP_SECRET))
+}
+
+fn tokens(sim: &SimServer) -> AccessTokenManager {
+    AccessTokenManager::new(
+        core(sim),
+        AppId::new(TEST_APP_ID),
+        AppSecret::new(TEST_APP_SECRET),
+        Arc::new(MemoryTokenStore::new()),
+    )
+}
+
+fn mini(sim: &SimServer) -> MiniProgramClient {
+    MiniProgramClient::new(
+        core(sim),
+        AppId::new(TEST_APP_ID),
+        AppSecret::new(TEST_APP_SECRET),
+        tokens(sim),
+    )
+}
+
+fn user(openid: &str) -> SimUser {
+    SimUser {
+        appid: TEST_APP_ID.into(),
+        openid: openid.into(),
+        nickname: "小明".into(),
+        sex: 1,
+        province: "广东".into(),
+        city: "广州".into(),
+        country: "中国".into(),
+        headimgurl: "http://example.com/a.png".into(),
+        unionid: Some("union-1".into()),
+        snapshot: false,
+        blocked: false,
+    }
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+#[tokio::test]
+async fn the_h5_round_trip_through_the_authorize_page_with_a_signed_state() {
+    let sim = spawn_sim().await;
+    sim.handle().add_user(user("o-alice"));
+    let client = oauth(&sim);
+    let signer = StateSigner::new(&[42u8; 32]).unwrap();
+    let used = MemoryStateStore::default();
+    let now = sim.handle().now();
+    let state = signer.issue("/c/COUPON234", now, 600).unwrap();
+    let authorize = client
+        .authorize_url(
+            "http://shop.example/auth/callback?x=1",
+            Scope::UserInfo,
+            Some(&state.value),
+        )
+        .unwrap();
+    let http = no_redirects();
+
+    // The person sees the page listing simulated users, and approves as Alice.
+    let page = http
+        .get(authorize.split('#').next().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("o-alice") && page.contains("小明"), "{page}");
+    let confirm = http
+        .post(format!("{}/connect/oauth2/authorize/confirm", sim.base_url()))
+        .form(&[
+            ("appid", TEST_APP_ID),
+            ("redirect_uri", "http://shop.example/auth/callback?x=1"),
+            ("scope", "snsapi_userinfo"),
+            ("state", &state.value),
+            ("openid", "o-alice"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirm.status(), 302);
+    let location = confirm.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("http://shop.example/auth/callback?x=1&code="),
+        "{location}"
+    );
+    let code = query_param(&location, "code").unwrap();
+    let returned_state = query_param(&location, "state").unwrap();
+
+    let verified = signer.verify_once(&returned_state, now, &used).await.unwrap();
+    assert_eq!(verified.return_path, "/c/COUPON234");
+    let token = client.exchange_code(&code).await.unwrap();
+    assert_eq!(token.openid.as_str(), "o-alice");
+    assert!(token.has_userinfo_scope());
+    assert_eq!(token.unionid.as_ref().unwrap().as_str(), "union-1");
+    assert!(!token.is_snapshotuser);
+
+    let me = client
+        .user_info(&token.access_token, &token.openid, Lang::ZhCn)
+        .await
+        .unwrap();
+    assert_eq!(me.nickname, "小明");
+    assert_eq!(me.sex, Sex::Male);
+    assert!(client.check_auth(&token.access_token, &token.openid).await.unwrap());
+    assert!(
+        !client
+            .check_auth(&token.access_token, &OpenId::new("o-bob"))
+            .await
+            .unwrap()
+    );
+
+    // A replayed callback: the state is refused, and the code too.
+    assert_eq!(
+        signer.verify_once(&returned_state, now, &used).await,
+        Err(StateError::Replayed)
+    );
+    assert!(matches!(client.exchange_code(&code).await, Err(Error::CodeUsed { .. })));
+    // A tampered state and an expired one.
+    let mut tampered = returned_state.clone().into_bytes();
+    tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    assert!(signer.verify(&tampered, now).is_err());
+    assert_eq!(signer.verify(&returned_state, now + 601), Err(StateError::Expired));
+    // An open redirect cannot even be issued.
+    assert_eq!(
+        signer.issue("//evil.example/steal", now, 600),
+        Err(StateError::InvalidReturnPath)
+    );
+}
+
+#[tokio::test]
+async fn snsapi_base_is_silent_once_the_user_is_known_and_userinfo_is_refused() {
+    let sim = spawn_sim().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let client = oauth(&sim);
+    let authorize = client
+        .authorize_url("http://shop.example/cb", Scope::Base, Some("abc"))
+        .unwrap();
+    // First visit: a new user picks a nickname.
+    let first = http
+        .post(format!("{}/connect/oauth2/authorize/confirm", sim.base_url()))
+        .form(&[
+            ("appid", TEST_APP_ID),
+            ("redirect_uri", "http://shop.example/cb"),
+            ("scope", "snsapi_base"),
+            ("state", "abc"),
+            ("nickname", "新人"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 302);
+    // Second visit: WeChat remembers who this is and redirects without a page.
+    let second = http.get(authorize.split('#').next().unwrap()).send().await.unwrap();
+    assert_eq!(second.status(), 302);
+    let location = second.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(query_param(&location, "state").as_deref(), Some("abc"));
+    let token = client
+        .exchange_code(&query_param(&location, "code").unwrap())
+        .await
+        .unwrap();
+    assert!(!token.has_userinfo_scope());
+    assert!(token.unionid.is_none());
+
+    let err = client
+        .user_info(&token.access_token, &token.openid, Lang::En)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn the_authorize_page_refuses_bad_parameters_like_wechat() {
+    let sim = spawn_sim().await;
+    let base = sim.base_url();
+    for (query, code) in [
+        (
+            "redirect_uri=http%3A%2F%2Fx&response_type=code&scope=snsapi_base".to_owned(),
+            "10012",
+        ),
+        (
+            "appid=wxnope&redirect_uri=http%3A%2F%2Fx&response_type=code&scope=snsapi_base".to_owned(),
+            "40013",
+        ),
+        (
+            format!("appid={TEST_APP_ID}&response_type=code&scope=snsapi_base"),
+            "10011",
+        ),
+        (
+            format!("appid={TEST_APP_ID}&redirect_uri=http%3A%2F%2Fx&response_type=code&scope=snsapi_login"),
+            "10005",
+        ),
+        (
+            format!("appid={TEST_APP_ID}&redirect_uri=http%3A%2F%2Fx&response_type=code&scope=snsapi_base&state=a-b"),
+            "10013",
+        ),
+        (
+            format!("appid={TEST_APP_ID}&redirect_uri=javascript%3Aalert(1)&response_type=code&scope=snsapi_base"),
+            "10003",
+        ),
+    ] {
+        let page = reqwest::get(format!("{base}/connect/oauth2/authorize?{query}"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains(&format!("data-errcode=\"{code}\"")), "{query}: {page}");
+    }
+}
+
+#[tokio::test]
+async fn codes_are_single_use_and_expire_after_five_minutes() {
+    let sim = spawn_sim().await;
+    let client = oauth(&sim);
+    let code = sim
+        .handle()
+        .issue_oauth_code(TEST_APP_ID, "o-carol", "snsapi_base")
+        .unwrap();
+    client.exchange_code(&code).await.unwrap();
+    assert!(matches!(client.exchange_code(&code).await, Err(Error::CodeUsed { .. })));
+
+    let late = sim
+        .handle()
+        .issue_oauth_code(TEST_APP_ID, "o-carol", "snsapi_base")
+        .unwrap();
+    sim.handle().advance_clock(301);
+    assert!(matches!(
+        client.exchange_code(&late).await,
+        Err(Error::InvalidCode { .. })
+    ));
+    assert!(matches!(
+        client.exchange_code("made-up").await,
+        Err(Error::InvalidCode { .. })
+    ));
+
+    // The control API mints codes over HTTP too.
+    let minted: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/_sim/oauth/code", sim.base_url()))
+        .json(&json!({"appid": TEST_APP_ID, "openid": "o-dave", "scope": "snsapi_userinfo"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = client.exchange_code(minted["code"].as_str().unwrap()).await.unwrap();
+    assert_eq!(token.openid.as_str(), "o-dave");
+}
+
+#[tokio::test]
+async fn refresh_tokens_work_for_thirty_days() {
+    let sim = spawn_sim().await;
+    let client = oauth(&sim);
+    let code = sim
+        .handle()
+        .issue_oauth_code(TEST_APP_ID, "o-erin", "snsapi_userinfo")
+        .unwrap();
+    let token = client.exchange_code(&code).await.unwrap();
+
+    sim.handle().advance_clock(7201);
+    let err = client
+        .user_info(&token.access_token, &token.openid, Lang::ZhCn)
+        .await
+        .unwrap_err();
+    assert_eq!(err.errcode(), Some(42001));
+    let refreshed = client.refresh(&token.refresh_token).await.unwrap();
+    assert_ne!(refreshed.access_token.secret(), token.access_token.secret());
+    assert!(
+        client
+            .user_info(&refreshed.access_token, &refreshed.openid, Lang::ZhCn)
+            .await
+            .is_ok()
+    );
+
+    assert!(matches!(
+        client.refresh(&RefreshToken::new("bogus")).await,
+        Err(Error::InvalidRefreshToken { .. })
+    ));
+    sim.handle().advance_clock(30 * 86_400);
+    assert!(matches!(
+        client.refresh(&token.refresh_token).await,
+        Err(Error::RefreshTokenExpired { .. })
+    ));
+}
+
+#[tokio::test]
+async fn snapshot_users_are_flagged() {
+    let sim = spawn_sim().await;
+    sim.handle().add_user(SimUser {
+        snapshot: true,
+        ..user("o-snap")
+    });
+    let code = sim
+        .handle()
+        .issue_oauth_code(TEST_APP_ID, "o-snap", "snsapi_base")
+        .unwrap();
+    assert!(oauth(&sim).exchange_code(&code).await.unwrap().is_snapshotuser);
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_a_config_error() {
+    let sim = spawn_sim().await;
+    let client = OAuthClient::new(core(&sim), AppId::new(TEST_APP_ID), AppSecret::new("nope"));
+    let code = sim
+        .handle()
+        .issue_oauth_code(TEST_APP_ID, "o-x", "snsapi_base")
+        .unwrap();
+    let err = client.exchange_code(&code).await.unwrap_err();
+    assert_eq!(err.errcode(), Some(40125));
+}
+
+#[tokio::test]
+async fn mini_program_login_decrypts_the_users_data() {
+    let sim = spawn_sim().await;
+    sim.handle().add_user(user("o-mini"));
+    let mp = mini(&sim);
+    let http = reqwest::Client::new();
+    let login: serde_json::Value = http
+        .post(format!("{}/_sim/miniprogram/login", sim.base_url()))
+        .json(&json!({"appid": TEST_APP_ID, "openid": "o-mini"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let js_code = login["js_code"].as_str().unwrap();
+
+    let session = mp.code_to_session(js_code).await.unwrap();
+    assert_eq!(session.openid.as_str(), "o-mini");
+    assert_eq!(session.unionid.as_ref().unwrap().as_str(), "union-1");
+    assert!(!format!("{session:?}").contains(session.session_key.secret()));
+    assert!(matches!(mp.code_to_session(js_code).await, Err(Error::CodeUsed { .. })));
+
+    let encrypted: serde_json::Value = http
+        .post(format!("{}/_sim/miniprogram/encrypt", sim.base_url()))
+        .json(&json!({"appid": TEST_APP_ID, "openid": "o-mini", "data": {"phoneNumber": "13800138000"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (data, iv) = (
+        encrypted["encryptedData"].as_str().unwrap(),
+        encrypted["iv"].as_str().unwrap(),
+    );
+    let plain = mp.decrypt(&session.session_key, data, iv).unwrap();
+    assert_eq!(plain["phoneNumber"], "13800138000");
+
+    // Another app's client refuses it (watermark), and a wrong session key cannot decrypt it.
+    let other = wechat_oauth::miniprogram::decrypt_data(&"wxother".into(), &session.session_key, data, iv);
+    assert_eq!(other.unwrap_err(), DataError::WatermarkMismatch);
+    let wrong_key = mp.decrypt(&SessionKey::new("AAAAAAAAAAAAAAAAAAAAAA=="), data, iv);
+    assert!(matches!(
+        wrong_key,
+        Err(Error::Data(DataError::Decrypt | DataError::NotJson))
+    ));
+}
+
+#[tokio::test]
+async fn mini_program_login_errors() {
+    let sim = spawn_sim().await;
+    sim.handle().add_user(SimUser {
+        blocked: true,
+        ..user("o-risky")
+    });
+    let mp = mini(&sim);
+    let blocked = sim.handle().issue_js_code(TEST_APP_ID, "o-risky").unwrap();
+    assert!(matches!(
+        mp.code_to_session(&blocked).await,
+        Err(Error::CodeBlocked { .. })
+    ));
+
+    let late = sim.handle().issue_js_code(TEST_APP_ID, "o-late").unwrap();
+    sim.handle().advance_clock(301);
+    assert!(matches!(
+        mp.code_to_session(&late).await,
+        Err(Error::InvalidCode { .. })
+    ));
+
+    // 100 logins per user per minute, then 45011.
+    for _ in 0..100 {
+        let code = sim.handle().issue_js_code(TEST_APP_ID, "o-busy").unwrap();
+        mp.code_to_session(&code).await.unwrap();
+    }
+    let code = sim.handle().issue_js_code(TEST_APP_ID, "o-busy").unwrap();
+    assert!(matches!(
+        mp.code_to_session(&code).await,
+        Err(Error::RateLimited { code: 45011, .. })
+    ));
+}
+
+/// Decodes a PNG QR image to its text.
+fn decode_qr(png_bytes: &[u8]) -> String {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let frame = reader.next_frame(&mut buf).unwrap();
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let channels = frame.color_type.samples();
+    let gray: Vec<u8> = buf[..frame.buffer_size()]
+        .chunks_exact(channels)
+        .map(|p| p[0])
+        .collect();
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| gray[y * w + x]);
+    let grids = img.detect_grids();
+    grids[0].decode().unwrap().1
+}
+
+#[tokio::test]
+async fn unlimited_mini_program_codes_are_real_qr_images_and_errors_are_typed() {
+    let sim = spawn_sim().await;
+    let mp = mini(&sim);
+    sim.handle().set_pages(TEST_APP_ID, vec!["pages/login/index".into()]);
+
+    let request = WxaCodeRequest::new("login=ab12")
+        .unwrap()
+        .page("pages/login/index")
+        .unwrap();
+    let code = mp.unlimited_code(&request).await.unwrap();
+    assert_eq!(code.content_type, "image/png");
+    let opened_url = decode_qr(&code.bytes);
+    let opened: serde_json::Value = reqwest::get(&opened_url).await.unwrap().json().await.unwrap();
+    assert_eq!(opened["scene"], "login=ab12");
+    assert_eq!(opened["page"], "pages/login/index");
+
+    let unknown_page = WxaCodeRequest::new("s").unwrap().page("pages/nope").unwrap();
+    assert!(matches!(
+        mp.unlimited_code(&unknown_page).await,
+        Err(Error::InvalidPage { .. })
+    ));
+    let unchecked = WxaCodeRequest::new("s")
+        .unwrap()
+        .page("pages/nope")
+        .unwrap()
+        .check_path(false);
+    assert!(mp.unlimited_code(&unchecked).await.is_ok());
+
+    // The client validates scenes before sending; the simulator is just as strict with raw requests.
+    assert!(WxaCodeRequest::new(&"x".repeat(33)).is_err());
+    let token = tokens(&sim).access_token().await.unwrap();
+    let http = reqwest::Client::new();
+    for (body, errcode) in [
+        (json!({"scene": "x".repeat(33)}), 40169),
+        (json!({"scene": "中文"}), 40129),
+        (json!({"scene": "ok", "page": "/pages/login/index"}), 41030),
+    ] {
+        let response: serde_json::Value = http
+            .post(format!(
+                "{}/wxa/getwxacodeunlimit?access_token={}",
+                sim.base_url(),
+                token.secret()
+            ))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(response["errcode"], errcode, "{body}");
+    }
+
+    // A token WeChat rejects is refreshed once and the call retried.
+    sim.handle().inject(wechat_sim::Fault {
+        path: "/wxa/getwxacodeunlimit".into(),
+        count: 1,
+        errcode: Some(40001),
+        errmsg: None,
+        http_status: None,
+        delay_ms: None,
+    });
+    assert!(mp.unlimited_code(&request).await.is_ok());
+}
+
+#[tokio::test]
+async fn jssdk_config_is_signed_with_the_cached_ticket() {
+    let sim = spawn_sim().await;
+    let tokens = tokens(&sim);
+    let now = sim.handle().now();
+    let page = "https://shop.example/coupons?id=1#section";
+    let a = wechat_oauth::jssdk::config(&tokens, page, now).await.unwrap();
+    let b = wechat_oauth::jssdk::config(&tokens, page, now).await.unwrap();
+    assert_ne!(a.nonce_str, b.nonce_str, "a fresh nonce every time");
+    let ticket = tokens.jsapi_ticket().await.unwrap();
+    let expected = wechat_oauth::jssdk::signature(
+        ticket.secret(),
+        &a.nonce_str,
+        &now.to_string(),
+        "https://shop.example/coupons?id=1",
+    );
+    assert_eq!(a.signature, expected);
+    assert_eq!(a.app_id, TEST_APP_ID);
+    assert_eq!(sim.handle().calls("/cgi-bin/ticket/getticket"), 1);
+    let json = serde_json::to_value(&a).unwrap();
+    assert!(json.get("appId").is_some() && json.get("nonceStr").is_some());
+    assert!(wechat_oauth::jssdk::config(&tokens, "ftp://x", now).await.is_err());
+}
