@@ -1,0 +1,696 @@
+//! Requests, responses and the client: unified order, query, close, refund, refund query, JSAPI pay params.
+
+use crate::error::{Error, Result};
+use crate::sign::{PayKey, SignType, seal, sign, verify};
+use crate::xml::{self, Fields};
+use serde::Serialize;
+use std::sync::Arc;
+use url::Url;
+use wechat_core::{AppId, Transport, WechatClient};
+
+/// An amount in fen (1/100 yuan). Never a float.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Fen(pub u64);
+
+impl std::fmt::Display for Fen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// How the user pays.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TradeType {
+    /// Inside WeChat (official-account page or mini program): needs the payer's openid.
+    Jsapi {
+        /// The payer's openid for `appid`.
+        openid: String,
+    },
+    /// A QR code the user scans: needs a product id.
+    Native {
+        /// The merchant's product id.
+        product_id: String,
+    },
+    /// A native app.
+    App,
+    /// A mobile browser outside WeChat (H5).
+    Mweb,
+}
+
+impl TradeType {
+    /// WeChat's name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TradeType::Jsapi { .. } => "JSAPI",
+            TradeType::Native { .. } => "NATIVE",
+            TradeType::App => "APP",
+            TradeType::Mweb => "MWEB",
+        }
+    }
+}
+
+fn check_out_no(name: &str, value: &str, max: usize) -> Result<()> {
+    if value.is_empty()
+        || value.len() > max
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|' | b'*'))
+    {
+        return Err(Error::invalid(format!(
+            "{name} must be 1 to {max} characters of [0-9A-Za-z_-|*]"
+        )));
+    }
+    Ok(())
+}
+
+/// `POST /pay/unifiedorder`. Required fields in [`new`](Self::new); per-trade-type requirements enforced by
+/// [`TradeType`]'s variants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnifiedOrder {
+    body: String,
+    out_trade_no: String,
+    total_fee: Fen,
+    spbill_create_ip: String,
+    notify_url: String,
+    trade_type: TradeType,
+    attach: Option<String>,
+    time_expire: Option<String>,
+}
+
+impl UnifiedOrder {
+    /// An order. `total_fee` must be at least 1 fen; `notify_url` an http(s) URL without a query string.
+    pub fn new(
+        body: &str,
+        out_trade_no: &str,
+        total_fee: Fen,
+        spbill_create_ip: &str,
+        notify_url: &str,
+        trade_type: TradeType,
+    ) -> Result<Self> {
+        if body.is_empty() || body.len() > 128 {
+            return Err(Error::invalid("body must be 1 to 128 bytes"));
+        }
+        check_out_no("out_trade_no", out_trade_no, 32)?;
+        if total_fee.0 == 0 {
+            return Err(Error::invalid("total_fee must be at least 1 fen"));
+        }
+        if spbill_create_ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(Error::invalid("spbill_create_ip must be an IP address"));
+        }
+        let url = Url::parse(notify_url).map_err(|e| Error::invalid(format!("notify_url: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
+            return Err(Error::invalid(
+                "notify_url must be an http(s) URL without a query string",
+            ));
+        }
+        match &trade_type {
+            TradeType::Jsapi { openid } if openid.is_empty() => {
+                return Err(Error::invalid("JSAPI orders need the payer's openid"));
+            }
+            TradeType::Native { product_id } if product_id.is_empty() || product_id.len() > 32 => {
+                return Err(Error::invalid("NATIVE orders need a product_id of 1 to 32 characters"));
+            }
+            _ => {}
+        }
+        Ok(Self {
+            body: body.to_owned(),
+            out_trade_no: out_trade_no.to_owned(),
+            total_fee,
+            spbill_create_ip: spbill_create_ip.to_owned(),
+            notify_url: notify_url.to_owned(),
+            trade_type,
+            attach: None,
+            time_expire: None,
+        })
+    }
+
+    /// Merchant data echoed back in the notify (≤ 127 bytes).
+    pub fn attach(mut self, attach: &str) -> Result<Self> {
+        if attach.len() > 127 {
+            return Err(Error::invalid("attach must be at most 127 bytes"));
+        }
+        self.attach = Some(attach.to_owned());
+        Ok(self)
+    }
+
+    /// Order expiry, `yyyyMMddHHmmss` (Beijing time).
+    pub fn time_expire(mut self, yyyymmddhhmmss: &str) -> Result<Self> {
+        if yyyymmddhhmmss.len() != 14 || !yyyymmddhhmmss.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::invalid("time_expire must be yyyyMMddHHmmss"));
+        }
+        self.time_expire = Some(yyyymmddhhmmss.to_owned());
+        Ok(self)
+    }
+
+    /// The merchant order number.
+    pub fn out_trade_no(&self) -> &str {
+        &self.out_trade_no
+    }
+
+    fn fields(&self) -> Fields {
+        let mut f = Fields::new();
+        f.insert("body".into(), self.body.clone());
+        f.insert("out_trade_no".into(), self.out_trade_no.clone());
+        f.insert("total_fee".into(), self.total_fee.to_string());
+        f.insert("spbill_create_ip".into(), self.spbill_create_ip.clone());
+        f.insert("notify_url".into(), self.notify_url.clone());
+        f.insert("trade_type".into(), self.trade_type.as_str().into());
+        match &self.trade_type {
+            TradeType::Jsapi { openid } => {
+                f.insert("openid".into(), openid.clone());
+            }
+            TradeType::Native { product_id } => {
+                f.insert("product_id".into(), product_id.clone());
+            }
+            _ => {}
+        }
+        if let Some(a) = &self.attach {
+            f.insert("attach".into(), a.clone());
+        }
+        if let Some(t) = &self.time_expire {
+            f.insert("time_expire".into(), t.clone());
+        }
+        f
+    }
+}
+
+/// A created order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrepayOrder {
+    /// `prepay_id` (valid 2 hours).
+    pub prepay_id: String,
+    /// NATIVE: the URL to render as a QR code.
+    pub code_url: Option<String>,
+    /// MWEB: where to send the browser.
+    pub mweb_url: Option<String>,
+    /// The trade type WeChat confirmed.
+    pub trade_type: String,
+}
+
+/// Which order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OrderRef {
+    /// By our number.
+    OutTradeNo(String),
+    /// By WeChat's number.
+    TransactionId(String),
+}
+
+/// `trade_state` of an order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TradeState {
+    /// Paid.
+    Success,
+    /// (Partly) refunded.
+    Refund,
+    /// Not paid yet.
+    NotPay,
+    /// Closed.
+    Closed,
+    /// Revoked (micropay).
+    Revoked,
+    /// The user is paying.
+    UserPaying,
+    /// Payment failed.
+    PayError,
+    /// Anything WeChat adds later.
+    Other(String),
+}
+
+impl TradeState {
+    fn parse(s: &str) -> Self {
+        match s {
+            "SUCCESS" => TradeState::Success,
+            "REFUND" => TradeState::Refund,
+            "NOTPAY" => TradeState::NotPay,
+            "CLOSED" => TradeState::Closed,
+            "REVOKED" => TradeState::Revoked,
+            "USERPAYING" => TradeState::UserPaying,
+            "PAYERROR" => TradeState::PayError,
+            other => TradeState::Other(other.to_owned()),
+        }
+    }
+}
+
+/// `orderquery` result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderStatus {
+    /// The state.
+    pub trade_state: TradeState,
+    /// Our number.
+    pub out_trade_no: String,
+    /// WeChat's number, once paid.
+    pub transaction_id: Option<String>,
+    /// Order amount.
+    pub total_fee: Option<Fen>,
+    /// Payer, once paid.
+    pub openid: Option<String>,
+    /// Payment time `yyyyMMddHHmmss`.
+    pub time_end: Option<String>,
+    /// Every field, for anything not modelled.
+    pub fields: Fields,
+}
+
+/// `POST /secapi/pay/refund`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refund {
+    order: OrderRef,
+    out_refund_no: String,
+    total_fee: Fen,
+    refund_fee: Fen,
+    notify_url: Option<String>,
+    refund_desc: Option<String>,
+}
+
+impl Refund {
+    /// Refunds `refund_fee` of an order of `total_fee`.
+    pub fn new(order: OrderRef, out_refund_no: &str, total_fee: Fen, refund_fee: Fen) -> Result<Self> {
+        check_out_no("out_refund_no", out_refund_no, 64)?;
+        if refund_fee.0 == 0 || refund_fee > total_fee {
+            return Err(Error::invalid("refund_fee must be between 1 fen and total_fee"));
+        }
+        Ok(Self {
+            order,
+            out_refund_no: out_refund_no.to_owned(),
+            total_fee,
+            refund_fee,
+            notify_url: None,
+            refund_desc: None,
+        })
+    }
+
+    /// Where the refund notify goes (overrides the merchant platform setting).
+    pub fn notify_url(mut self, url: &str) -> Result<Self> {
+        let parsed = Url::parse(url).map_err(|e| Error::invalid(format!("notify_url: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(Error::invalid("notify_url must be http(s)"));
+        }
+        self.notify_url = Some(url.to_owned());
+        Ok(self)
+    }
+
+    /// Reason shown to the user.
+    pub fn refund_desc(mut self, desc: &str) -> Self {
+        self.refund_desc = Some(desc.to_owned());
+        self
+    }
+}
+
+/// A refund WeChat accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefundAccepted {
+    /// WeChat's refund id.
+    pub refund_id: String,
+    /// Our refund number.
+    pub out_refund_no: String,
+    /// Amount.
+    pub refund_fee: Fen,
+}
+
+/// One refund of an order, from `refundquery`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefundStatus {
+    /// Our refund number.
+    pub out_refund_no: String,
+    /// WeChat's refund id.
+    pub refund_id: String,
+    /// Amount.
+    pub refund_fee: Fen,
+    /// SUCCESS, REFUNDCLOSE, PROCESSING, CHANGE.
+    pub refund_status: String,
+}
+
+/// What the page passes to `wx.requestPayment`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct JsapiPayParams {
+    /// App id.
+    #[serde(rename = "appId")]
+    pub app_id: String,
+    /// Unix seconds as a string.
+    #[serde(rename = "timeStamp")]
+    pub time_stamp: String,
+    /// Nonce.
+    #[serde(rename = "nonceStr")]
+    pub nonce_str: String,
+    /// `prepay_id=...`.
+    pub package: String,
+    /// MD5 or HMAC-SHA256.
+    #[serde(rename = "signType")]
+    pub sign_type: String,
+    /// The signature.
+    #[serde(rename = "paySign")]
+    pub pay_sign: String,
+}
+
+/// Builds `wx.requestPayment` parameters for a `prepay_id`.
+pub fn jsapi_pay_params(
+    app_id: &AppId,
+    prepay_id: &str,
+    key: &PayKey,
+    sign_type: SignType,
+    timestamp: i64,
+    nonce: &str,
+) -> JsapiPayParams {
+    let time_stamp = timestamp.to_string();
+    let package = format!("prepay_id={prepay_id}");
+    let pay_sign = sign(
+        [
+            ("appId", app_id.as_str()),
+            ("timeStamp", time_stamp.as_str()),
+            ("nonceStr", nonce),
+            ("package", package.as_str()),
+            ("signType", sign_type.as_str()),
+        ],
+        key,
+        sign_type,
+    );
+    JsapiPayParams {
+        app_id: app_id.as_str().to_owned(),
+        time_stamp,
+        nonce_str: nonce.to_owned(),
+        package,
+        sign_type: sign_type.as_str().to_owned(),
+        pay_sign,
+    }
+}
+
+/// A merchant's identity and key.
+#[derive(Clone, Debug)]
+pub struct Merchant {
+    /// The app the payments belong to.
+    pub app_id: AppId,
+    /// Merchant id.
+    pub mch_id: String,
+    /// API key.
+    pub key: PayKey,
+    /// Algorithm for requests and for verifying responses.
+    pub sign_type: SignType,
+}
+
+/// Checks a response: transport-level FAIL, then the signature (over every field), then appid/mch_id, then
+/// business-level FAIL. Pure.
+pub fn check_response(merchant: &Merchant, body: &[u8]) -> Result<Fields> {
+    let fields = xml::parse(body)?;
+    if fields.get("return_code").map(String::as_str) != Some("SUCCESS") {
+        return Err(Error::ReturnFail {
+            return_msg: fields.get("return_msg").cloned().unwrap_or_default(),
+        });
+    }
+    verify(&fields, &merchant.key, merchant.sign_type).map_err(Error::ResponseSignature)?;
+    for (field, ours) in [
+        ("appid", merchant.app_id.as_str()),
+        ("mch_id", merchant.mch_id.as_str()),
+    ] {
+        if let Some(theirs) = fields.get(field)
+            && theirs != ours
+        {
+            return Err(Error::MerchantMismatch { field });
+        }
+    }
+    if fields.get("result_code").map(String::as_str) != Some("SUCCESS") {
+        return Err(Error::Business {
+            err_code: fields.get("err_code").cloned().unwrap_or_default(),
+            err_code_des: fields.get("err_code_des").cloned().unwrap_or_default(),
+        });
+    }
+    Ok(fields)
+}
+
+/// The Pay v2 client.
+///
+/// ```no_run
+/// use wechat_core::AppId;
+/// use wechat_pay::{Fen, Merchant, PayClient, PayKey, SignType, TradeType, UnifiedOrder};
+/// # async fn demo() -> wechat_pay::Result<()> {
+/// let merchant = Merchant {
+///     app_id: AppId::new("wxd930ea5d5a258f4f"),
+///     mch_id: "10000100".into(),
+///     key: PayKey::new("192006250b4c09247ec02edce69f6a2d"),
+///     sign_type: SignType::HmacSha256,
+/// };
+/// let pay = PayClient::new(merchant, "http://127.0.0.1:9000")?; // the simulator
+/// let order = UnifiedOrder::new("Coffee", "ORDER20261124001", Fen(1800), "127.0.0.1",
+///     "https://shop.example.com/wechat/pay/notify", TradeType::Jsapi { openid: "o-user".into() })?;
+/// let prepay = pay.unified_order(&order).await?;
+/// let params = pay.jsapi_params(&prepay.prepay_id, 1_700_000_000); // → wx.requestPayment(params)
+/// # let _ = params;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct PayClient {
+    merchant: Merchant,
+    base_url: Url,
+    client: WechatClient,
+    cert_client: Option<WechatClient>,
+}
+
+impl PayClient {
+    /// A client on the default transport against `base_url` (`https://api.mch.weixin.qq.com` or the simulator).
+    pub fn new(merchant: Merchant, base_url: &str) -> Result<Self> {
+        let client = WechatClient::with_default_transport()?.with_retry(wechat_core::RetryPolicy::none());
+        Self::with_transport(merchant, base_url, client.transport().clone())
+    }
+
+    /// A client on a given transport. Pay calls are not retried automatically: the caller decides, with the same
+    /// `out_trade_no` (WeChat deduplicates on it).
+    pub fn with_transport(merchant: Merchant, base_url: &str, transport: Arc<dyn Transport>) -> Result<Self> {
+        let base_url = wechat_core::parse_base_url(base_url)?;
+        let client = WechatClient::new(transport).with_retry(wechat_core::RetryPolicy::none());
+        Ok(Self {
+            merchant,
+            base_url,
+            client,
+            cert_client: None,
+        })
+    }
+
+    /// The transport carrying the merchant's client certificate, required by refunds (mutual TLS). Build it with
+    /// `ReqwestTransport::from_client(reqwest::Client::builder().identity(...).build()?)`.
+    pub fn with_certificate_transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.cert_client = Some(WechatClient::new(transport).with_retry(wechat_core::RetryPolicy::none()));
+        self
+    }
+
+    /// The merchant.
+    pub fn merchant(&self) -> &Merchant {
+        &self.merchant
+    }
+
+    async fn post(&self, path: &str, mut fields: Fields, with_cert: bool) -> Result<Fields> {
+        fields.insert("appid".into(), self.merchant.app_id.as_str().into());
+        fields.insert("mch_id".into(), self.merchant.mch_id.clone());
+        seal(&mut fields, &self.merchant.key, self.merchant.sign_type);
+        let url = wechat_core::build_url(&self.base_url, path, &[]);
+        let request = http::Request::post(url.as_str())
+            .header(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+            .body(xml::to_xml(&fields).into_bytes())
+            .map_err(|e| Error::invalid(e.to_string()))?;
+        let client = if with_cert {
+            self.cert_client.as_ref().ok_or(Error::CertificateRequired)?
+        } else {
+            &self.client
+        };
+        let response = client.execute(request).await?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Err(wechat_core::Error::HttpStatus { status }.into());
+        }
+        check_response(&self.merchant, response.body())
+    }
+
+    /// Creates an order.
+    pub async fn unified_order(&self, order: &UnifiedOrder) -> Result<PrepayOrder> {
+        let f = self.post("/pay/unifiedorder", order.fields(), false).await?;
+        let prepay_id = f
+            .get("prepay_id")
+            .filter(|p| !p.is_empty())
+            .cloned()
+            .ok_or(Error::MissingField("prepay_id"))?;
+        Ok(PrepayOrder {
+            prepay_id,
+            code_url: f.get("code_url").cloned(),
+            mweb_url: f.get("mweb_url").cloned(),
+            trade_type: f.get("trade_type").cloned().unwrap_or_default(),
+        })
+    }
+
+    /// Queries an order.
+    pub async fn order_query(&self, order: &OrderRef) -> Result<OrderStatus> {
+        let f = self.post("/pay/orderquery", order_ref_fields(order), false).await?;
+        Ok(OrderStatus {
+            trade_state: TradeState::parse(f.get("trade_state").map(String::as_str).unwrap_or("")),
+            out_trade_no: f.get("out_trade_no").cloned().unwrap_or_default(),
+            transaction_id: f.get("transaction_id").filter(|s| !s.is_empty()).cloned(),
+            total_fee: f.get("total_fee").and_then(|s| s.parse().ok()).map(Fen),
+            openid: f.get("openid").cloned(),
+            time_end: f.get("time_end").cloned(),
+            fields: f,
+        })
+    }
+
+    /// Closes an unpaid order (not within 5 minutes of its creation).
+    pub async fn close_order(&self, out_trade_no: &str) -> Result<()> {
+        check_out_no("out_trade_no", out_trade_no, 32)?;
+        let mut f = Fields::new();
+        f.insert("out_trade_no".into(), out_trade_no.into());
+        self.post("/pay/closeorder", f, false).await.map(|_| ())
+    }
+
+    /// Refunds (part of) a paid order, over the certificate transport.
+    pub async fn refund(&self, refund: &Refund) -> Result<RefundAccepted> {
+        let mut f = order_ref_fields(&refund.order);
+        f.insert("out_refund_no".into(), refund.out_refund_no.clone());
+        f.insert("total_fee".into(), refund.total_fee.to_string());
+        f.insert("refund_fee".into(), refund.refund_fee.to_string());
+        if let Some(u) = &refund.notify_url {
+            f.insert("notify_url".into(), u.clone());
+        }
+        if let Some(d) = &refund.refund_desc {
+            f.insert("refund_desc".into(), d.clone());
+        }
+        let r = self.post("/secapi/pay/refund", f, true).await?;
+        Ok(RefundAccepted {
+            refund_id: r.get("refund_id").cloned().ok_or(Error::MissingField("refund_id"))?,
+            out_refund_no: r.get("out_refund_no").cloned().unwrap_or_default(),
+            refund_fee: Fen(r
+                .get("refund_fee")
+                .and_then(|s| s.parse().ok())
+                .ok_or(Error::MissingField("refund_fee"))?),
+        })
+    }
+
+    /// The refunds of an order.
+    pub async fn refund_query(&self, order: &OrderRef) -> Result<Vec<RefundStatus>> {
+        let r = self.post("/pay/refundquery", order_ref_fields(order), false).await?;
+        let count: usize = r.get("refund_count").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let mut out = Vec::with_capacity(count.min(50));
+        for i in 0..count.min(50) {
+            let get = |name: &str| r.get(&format!("{name}_{i}")).cloned().unwrap_or_default();
+            out.push(RefundStatus {
+                out_refund_no: get("out_refund_no"),
+                refund_id: get("refund_id"),
+                refund_fee: Fen(get("refund_fee").parse().unwrap_or(0)),
+                refund_status: get("refund_status"),
+            });
+        }
+        Ok(out)
+    }
+
+    /// `wx.requestPayment` parameters for a prepay id, with a fresh nonce.
+    pub fn jsapi_params(&self, prepay_id: &str, timestamp: i64) -> JsapiPayParams {
+        jsapi_pay_params(
+            &self.merchant.app_id,
+            prepay_id,
+            &self.merchant.key,
+            self.merchant.sign_type,
+            timestamp,
+            &crate::sign::nonce(),
+        )
+    }
+}
+
+fn order_ref_fields(order: &OrderRef) -> Fields {
+    let mut f = Fields::new();
+    match order {
+        OrderRef::OutTradeNo(n) => f.insert("out_trade_no".into(), n.clone()),
+        OrderRef::TransactionId(t) => f.insert("transaction_id".into(), t.clone()),
+    };
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn merchant() -> Merchant {
+        Merchant {
+            app_id: AppId::new("wx1"),
+            mch_id: "100".into(),
+            key: PayKey::new("k".repeat(32)),
+            sign_type: SignType::Md5,
+        }
+    }
+
+    #[test]
+    fn per_trade_type_requirements_are_enforced() {
+        let new = |t| UnifiedOrder::new("b", "NO1", Fen(1), "127.0.0.1", "https://x.example/n", t);
+        assert!(new(TradeType::Jsapi { openid: String::new() }).is_err());
+        assert!(
+            new(TradeType::Native {
+                product_id: String::new()
+            })
+            .is_err()
+        );
+        assert!(new(TradeType::App).is_ok());
+        assert!(UnifiedOrder::new("b", "NO 1", Fen(1), "127.0.0.1", "https://x/n", TradeType::App).is_err());
+        assert!(UnifiedOrder::new("b", "NO1", Fen(0), "127.0.0.1", "https://x/n", TradeType::App).is_err());
+        assert!(UnifiedOrder::new("b", "NO1", Fen(1), "nope", "https://x/n", TradeType::App).is_err());
+        assert!(UnifiedOrder::new("b", "NO1", Fen(1), "::1", "https://x/n?a=1", TradeType::App).is_err());
+        assert!(UnifiedOrder::new("b", &"N".repeat(33), Fen(1), "::1", "https://x/n", TradeType::App).is_err());
+    }
+
+    #[test]
+    fn responses_separate_transport_and_business_failures_and_check_signatures() {
+        let m = merchant();
+        let e = check_response(
+            &m,
+            b"<xml><return_code>FAIL</return_code><return_msg>bad</return_msg></xml>",
+        );
+        assert!(matches!(e, Err(Error::ReturnFail { ref return_msg }) if return_msg == "bad"));
+
+        let mut f = Fields::new();
+        for (k, v) in [
+            ("return_code", "SUCCESS"),
+            ("result_code", "FAIL"),
+            ("err_code", "ORDERPAID"),
+            ("appid", "wx1"),
+            ("mch_id", "100"),
+        ] {
+            f.insert(k.into(), v.into());
+        }
+        seal(&mut f, &m.key, SignType::Md5);
+        let e = check_response(&m, xml::to_xml(&f).as_bytes());
+        assert!(matches!(e, Err(Error::Business { ref err_code, .. }) if err_code == "ORDERPAID"));
+
+        f.insert("err_code".into(), "TAMPERED".into());
+        let e = check_response(&m, xml::to_xml(&f).as_bytes());
+        assert!(matches!(e, Err(Error::ResponseSignature(_))));
+
+        let mut other = f.clone();
+        other.insert("mch_id".into(), "999".into());
+        seal(&mut other, &m.key, SignType::Md5);
+        assert!(matches!(
+            check_response(&m, xml::to_xml(&other).as_bytes()),
+            Err(Error::MerchantMismatch { field: "mch_id" })
+        ));
+    }
+
+    #[test]
+    fn jsapi_params_are_signed_over_the_camel_case_fields() {
+        let m = merchant();
+        let p = jsapi_pay_params(
+            &m.app_id,
+            "wx2017",
+            &m.key,
+            SignType::Md5,
+            1_490_840_662,
+            "5K8264ILTKCH16CQ2502SI8ZNMTM67VS",
+        );
+        assert_eq!(p.package, "prepay_id=wx2017");
+        let expected = sign(
+            [
+                ("appId", "wx1"),
+                ("timeStamp", "1490840662"),
+                ("nonceStr", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"),
+                ("package", "prepay_id=wx2017"),
+                ("signType", "MD5"),
+            ],
+            &m.key,
+            SignType::Md5,
+        );
+        assert_eq!(p.pay_sign, expected);
+        let json = serde_json::to_value(&p).unwrap();
+        assert!(json.get("paySign").is_some() && json.get("timeStamp").is_some());
+    }
+}

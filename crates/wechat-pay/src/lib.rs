@@ -1,0 +1,45 @@
+//! # wechat-pay
+//!
+//! WeChat Pay v2, done right:
+//!
+//! * [`sign`]: MD5 and HMAC-SHA256 signatures over every non-empty field but `sign` (unknown ones included),
+//!   verified in constant time; amounts are integer fen ([`Fen`]);
+//! * [`xml`]: a quick-xml codec that refuses DOCTYPE/entities (XXE, billion laughs), caps body size, handles CDATA
+//!   and unknown fields, and never panics on hostile input;
+//! * [`PayClient`]: [`UnifiedOrder`] (JSAPI, NATIVE, APP, MWEB with their required fields), order query, close,
+//!   [`Refund`] (merchant certificate transport), refund query — each response checked in order: transport FAIL,
+//!   signature, merchant, business FAIL;
+//! * [`jsapi_pay_params`] for `wx.requestPayment`;
+//! * [`notify`]: payment notify parse + verify + the exact SUCCESS reply; refund notify `req_info` decryption.
+//!
+//! ```
+//! use wechat_core::AppId;
+//! use wechat_pay::{Merchant, PayKey, SignType, notify};
+//!
+//! let merchant = Merchant {
+//!     app_id: AppId::new("wxd930ea5d5a258f4f"),
+//!     mch_id: "10000100".into(),
+//!     key: PayKey::new("192006250b4c09247ec02edce69f6a2d"),
+//!     sign_type: SignType::Md5,
+//! };
+//! // In the notify handler: verify, then apply exactly once, then reply.
+//! let body = b"<xml><return_code>SUCCESS</return_code><sign>forged</sign></xml>";
+//! match notify::parse_payment_notify(&merchant, body) {
+//!     Ok(paid) => { let _ = paid; /* check total_fee against the order, apply once */ }
+//!     Err(e) => assert!(matches!(e, wechat_pay::Error::NotifySignature(_))),
+//! }
+//! assert!(notify::SUCCESS_REPLY.contains("SUCCESS"));
+//! ```
+
+pub mod client;
+pub mod error;
+pub mod notify;
+pub mod sign;
+pub mod xml;
+
+pub use client::{
+    Fen, JsapiPayParams, Merchant, OrderRef, OrderStatus, PayClient, PrepayOrder, Refund, RefundAccepted, RefundStatus,
+    TradeState, TradeType, UnifiedOrder, check_response, jsapi_pay_params,
+};
+pub use error::{Error, Result};
+pub use sign::{PayKey, SignType};

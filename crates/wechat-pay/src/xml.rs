@@ -1,0 +1,237 @@
+//! The WeChat Pay XML codec: flat `<xml><key>value</key>...</xml>` documents, parsed defensively.
+//!
+//! WeChat Pay bodies are flat maps. Anything else is refused before it can do harm: a DOCTYPE (the XXE and
+//! "billion laughs" vector of WeChat Pay's own security advisory), entity references other than the five predefined
+//! ones and numeric character references, nesting, processing instructions, bodies over the size cap, non-UTF-8 and
+//! truncated input. No file or network is ever touched: there is no entity resolution to do it.
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+use std::collections::BTreeMap;
+
+/// The largest body parsed by default (WeChat's notifies are a few KB).
+pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
+/// The most fields a document may have.
+pub const MAX_FIELDS: usize = 256;
+
+/// Why a body was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum XmlError {
+    /// Larger than the cap.
+    #[error("XML body of {size} bytes exceeds the {max}-byte limit")]
+    TooLarge {
+        /// Body size.
+        size: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// Not UTF-8.
+    #[error("XML body is not UTF-8")]
+    NotUtf8,
+    /// A DOCTYPE declaration (DTDs are never processed).
+    #[error("XML with a DOCTYPE is refused")]
+    Doctype,
+    /// An entity reference other than `&amp; &lt; &gt; &quot; &apos;` and numeric ones.
+    #[error("XML entity reference &{0}; is not allowed")]
+    Entity(String),
+    /// Not the flat `<xml><k>v</k></xml>` shape.
+    #[error("unexpected XML structure: {0}")]
+    Structure(String),
+    /// Malformed or truncated XML.
+    #[error("malformed XML: {0}")]
+    Syntax(String),
+}
+
+/// A parsed document: field name → value.
+pub type Fields = BTreeMap<String, String>;
+
+/// Parses a WeChat Pay XML body with the default size cap.
+///
+/// ```
+/// let f = wechat_pay::xml::parse(b"<xml><return_code><![CDATA[SUCCESS]]></return_code><total_fee>1</total_fee></xml>").unwrap();
+/// assert_eq!(f["return_code"], "SUCCESS");
+/// assert_eq!(f["total_fee"], "1");
+/// let evil = br#"<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]><xml><a>&x;</a></xml>"#;
+/// assert_eq!(wechat_pay::xml::parse(evil), Err(wechat_pay::xml::XmlError::Doctype));
+/// ```
+pub fn parse(body: &[u8]) -> Result<Fields, XmlError> {
+    parse_with_limit(body, DEFAULT_MAX_BODY)
+}
+
+fn syntax(e: impl std::fmt::Display) -> XmlError {
+    XmlError::Syntax(e.to_string())
+}
+
+/// Parses with an explicit size cap.
+pub fn parse_with_limit(body: &[u8], max: usize) -> Result<Fields, XmlError> {
+    if body.len() > max {
+        return Err(XmlError::TooLarge { size: body.len(), max });
+    }
+    let text = std::str::from_utf8(body).map_err(|_| XmlError::NotUtf8)?;
+    let mut reader = Reader::from_str(text);
+    reader.config_mut().check_end_names = true;
+    let mut fields = Fields::new();
+    // depth 0: before the root; 1: inside the root; 2: inside a field.
+    let mut depth = 0usize;
+    let mut root_seen = false;
+    let mut current: Option<(String, String)> = None;
+    loop {
+        let event = reader.read_event().map_err(syntax)?;
+        match event {
+            Event::DocType(_) => return Err(XmlError::Doctype),
+            Event::Decl(_) | Event::Comment(_) => {}
+            Event::PI(_) => return Err(XmlError::Structure("processing instruction".into())),
+            Event::Start(start) => {
+                let name = std::str::from_utf8(start.name().as_ref())
+                    .map_err(|_| XmlError::NotUtf8)?
+                    .to_owned();
+                match depth {
+                    0 if !root_seen => root_seen = true,
+                    0 => return Err(XmlError::Structure("more than one root element".into())),
+                    1 => {
+                        if fields.len() >= MAX_FIELDS {
+                            return Err(XmlError::Structure("too many fields".into()));
+                        }
+                        current = Some((name, String::new()));
+                    }
+                    _ => return Err(XmlError::Structure(format!("nested element <{name}>"))),
+                }
+                depth += 1;
+            }
+            Event::Empty(start) => {
+                let name = std::str::from_utf8(start.name().as_ref())
+                    .map_err(|_| XmlError::NotUtf8)?
+                    .to_owned();
+                match depth {
+                    1 => {
+                        fields.insert(name, String::new());
+                    }
+                    0 if !root_seen => root_seen = true,
+                    _ => return Err(XmlError::Structure(format!("unexpected element <{name}/>"))),
+                }
+            }
+            Event::End(_) => {
+                if depth == 2
+                    && let Some((name, value)) = current.take()
+                {
+                    if fields.insert(name.clone(), value).is_some() {
+                        return Err(XmlError::Structure(format!("duplicate field <{name}>")));
+                    }
+                }
+                depth = depth.saturating_sub(1);
+            }
+            Event::Text(t) => {
+                let content = t.xml_content().map_err(syntax)?;
+                match (&mut current, depth) {
+                    (Some((_, value)), 2) => value.push_str(&content),
+                    _ if content.trim().is_empty() => {}
+                    _ => return Err(XmlError::Structure("text outside a field".into())),
+                }
+            }
+            Event::CData(c) => {
+                let content = c.decode().map_err(syntax)?;
+                match (&mut current, depth) {
+                    (Some((_, value)), 2) => value.push_str(&content),
+                    _ => return Err(XmlError::Structure("CDATA outside a field".into())),
+                }
+            }
+            Event::GeneralRef(r) => {
+                let name = r.decode().map_err(syntax)?.into_owned();
+                let resolved = match name.as_str() {
+                    "amp" => '&',
+                    "lt" => '<',
+                    "gt" => '>',
+                    "quot" => '"',
+                    "apos" => '\'',
+                    _ if name.starts_with('#') => r
+                        .resolve_char_ref()
+                        .map_err(syntax)?
+                        .ok_or_else(|| XmlError::Entity(name.clone()))?,
+                    _ => return Err(XmlError::Entity(name)),
+                };
+                match (&mut current, depth) {
+                    (Some((_, value)), 2) => value.push(resolved),
+                    _ => return Err(XmlError::Structure("reference outside a field".into())),
+                }
+            }
+            Event::Eof => break,
+        }
+    }
+    if !root_seen || depth != 0 {
+        return Err(XmlError::Syntax("truncated document".into()));
+    }
+    Ok(fields)
+}
+
+/// Serializes fields as `<xml>` with every value in CDATA (WeChat's own style). Field names must be XML names.
+///
+/// ```
+/// let mut f = wechat_pay::xml::Fields::new();
+/// f.insert("return_code".into(), "SUCCESS".into());
+/// f.insert("note".into(), "a ]]> b".into());
+/// let xml = wechat_pay::xml::to_xml(&f);
+/// assert_eq!(wechat_pay::xml::parse(xml.as_bytes()).unwrap(), f);
+/// ```
+pub fn to_xml(fields: &Fields) -> String {
+    let mut out = String::from("<xml>");
+    for (k, v) in fields {
+        out.push('<');
+        out.push_str(k);
+        out.push_str("><![CDATA[");
+        // "]]>" cannot appear inside CDATA: split it across two sections.
+        out.push_str(&v.replace("]]>", "]]]]><![CDATA[>"));
+        out.push_str("]]></");
+        out.push_str(k);
+        out.push('>');
+    }
+    out.push_str("</xml>");
+    out
+}
+
+/// True when `name` is usable as a field name (ASCII letters, digits, `_`, not starting with a digit).
+pub fn is_field_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_documents_are_refused() {
+        let billion_laughs = br#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]><xml><a>&lol2;</a></xml>"#;
+        assert_eq!(parse(billion_laughs), Err(XmlError::Doctype));
+        assert_eq!(parse(b"<xml><a>&ext;</a></xml>"), Err(XmlError::Entity("ext".into())));
+        assert!(matches!(
+            parse(&vec![b'a'; 10 * 1024 * 1024]),
+            Err(XmlError::TooLarge { .. })
+        ));
+        assert_eq!(parse(b"<xml><a>\xff\xfe</a></xml>"), Err(XmlError::NotUtf8));
+        assert!(parse(b"<xml><a>1</a>").is_err(), "truncated");
+        assert!(parse(b"<xml><a>1</b></xml>").is_err(), "mismatched");
+        assert!(matches!(
+            parse(b"<xml><a><b>1</b></a></xml>"),
+            Err(XmlError::Structure(_))
+        ));
+        assert!(matches!(
+            parse(b"<xml><a>1</a><a>2</a></xml>"),
+            Err(XmlError::Structure(_))
+        ));
+        assert!(matches!(parse(b"<?php x?><xml/>"), Err(XmlError::Structure(_))));
+        assert!(parse(b"").is_err());
+        assert!(parse(b"not xml at all").is_err());
+    }
+
+    #[test]
+    fn escapes_cdata_and_unknown_fields_are_handled() {
+        let f = parse(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<xml>\n  <a>x &amp; y &#20013;</a>\n  <b><![CDATA[<tag> & stuff]]></b>\n  <empty/>\n  <c></c>\n</xml>").unwrap();
+        assert_eq!(f["a"], "x & y 中");
+        assert_eq!(f["b"], "<tag> & stuff");
+        assert_eq!(f["empty"], "");
+        assert_eq!(f["c"], "");
+    }
+}
