@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod oauth;
+mod pay;
 mod server;
 mod sim;
 mod tokens;

@@ -33,8 +33,10 @@
 mod control;
 mod mp;
 mod oauth;
+mod pay;
 mod state;
 
+pub use pay::{NOTIFY_SCHEDULE, Notification, PayOrderError};
 pub use state::{Fault, SimHandle, SimUser, TOKEN_OVERLAP_SECS, TOKEN_TTL_SECS};
 
 use actix_web::body::BoxBody;
@@ -49,6 +51,7 @@ pub fn configure(handle: SimHandle) -> impl FnOnce(&mut web::ServiceConfig) {
         cfg.app_data(web::Data::new(handle));
         mp::configure(cfg);
         oauth::configure(cfg);
+        pay::configure(cfg);
         control::configure(cfg);
         cfg.default_service(web::to(|| async {
             HttpResponse::NotFound().json(serde_json::json!({
@@ -65,6 +68,17 @@ pub struct SimServer {
     handle: SimHandle,
     server: actix_web::dev::ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    notifier: AbortOnDrop,
+}
+
+/// Stops the notifier when the simulator goes away, however it goes.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 enum Next<A, B> {
@@ -137,11 +151,13 @@ impl SimServer {
         let server = server.listen(listener)?.run();
         let server_handle = server.handle();
         let task = tokio::spawn(server);
+        let notifier = AbortOnDrop(tokio::spawn(pay::run_notifier(handle.clone())));
         Ok(SimServer {
             addr,
             handle,
             server: server_handle,
             task,
+            notifier,
         })
     }
 
@@ -162,7 +178,9 @@ impl SimServer {
 
     /// Waits until the server stops (Ctrl-C with signals enabled).
     pub async fn wait(self) -> std::io::Result<()> {
-        match self.task.await {
+        let result = self.task.await;
+        drop(self.notifier);
+        match result {
             Ok(result) => result,
             Err(e) => Err(std::io::Error::other(e)),
         }
@@ -170,6 +188,7 @@ impl SimServer {
 
     /// Stops the server gracefully.
     pub async fn stop(self) {
+        drop(self.notifier);
         self.server.stop(true).await;
         let _ = self.task.await;
     }

@@ -159,6 +159,10 @@ pub(crate) struct World {
     pub js_codes: HashMap<String, CodeRecord>,
     pub sessions: HashMap<(String, String), String>,
     pub logins: HashMap<(String, String), Vec<i64>>,
+    pub merchants: BTreeMap<String, String>,
+    pub pay_orders: HashMap<(String, String), crate::pay::PayOrder>,
+    pub notifications: Vec<crate::pay::Notification>,
+    pub pay_bad_sign: u32,
 }
 
 /// Why a presented access token is not accepted, as WeChat says it.
@@ -453,6 +457,9 @@ impl SimHandle {
         w.js_codes.clear();
         w.sessions.clear();
         w.logins.clear();
+        w.pay_orders.clear();
+        w.notifications.clear();
+        w.pay_bad_sign = 0;
         for app in w.apps.values_mut() {
             let secret = std::mem::take(&mut app.secret);
             let pages = std::mem::take(&mut app.pages);
