@@ -38,12 +38,112 @@ pub enum Command {
         /// Register an app, APPID=SECRET (repeatable).
         #[arg(long = "app", value_name = "APPID=SECRET", value_parser = parse_app)]
         apps: Vec<(String, String)>,
+        /// Register a WeChat Pay merchant, MCH_ID=KEY (repeatable).
+        #[arg(long = "merchant", value_name = "MCH_ID=KEY", value_parser = parse_app)]
+        merchants: Vec<(String, String)>,
     },
     /// Render TEXT as a QR code image (PNG or SVG) to stdout or a file.
     Qr(QrArgs),
     /// Compute a WeChat signature and print it alone.
     #[command(subcommand)]
     Sign(SignCommand),
+    /// WeChat Pay tools.
+    #[command(subcommand)]
+    Pay(PayCommand),
+}
+
+/// `wxkit pay ...`
+#[derive(Debug, Subcommand)]
+pub enum PayCommand {
+    /// Verify a payment notify (XML from FILE or stdin): exit 0 and print its fields as JSON when valid, exit 1 and
+    /// the reason when not.
+    VerifyNotify {
+        /// The merchant API key.
+        #[arg(long)]
+        key: String,
+        /// Also require this appid.
+        #[arg(long)]
+        appid: Option<String>,
+        /// Also require this mch_id.
+        #[arg(long = "mch-id")]
+        mch_id: Option<String>,
+        /// The notify body; `-` or nothing for stdin.
+        #[arg(value_name = "FILE|-")]
+        input: Option<PathBuf>,
+    },
+    /// Decrypt a refund notify's req_info (the whole notify XML, or just the req_info value) and print its fields as
+    /// JSON.
+    DecryptRefundNotify {
+        /// The merchant API key.
+        #[arg(long)]
+        key: String,
+        /// The notify body or req_info; `-` or nothing for stdin.
+        #[arg(value_name = "FILE|-")]
+        input: Option<PathBuf>,
+    },
+}
+
+const MAX_INPUT: u64 = 1024 * 1024;
+
+fn read_input(input: Option<&std::path::Path>) -> Result<Vec<u8>, CliError> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    match input {
+        None => std::io::stdin().take(MAX_INPUT + 1).read_to_end(&mut buf)?,
+        Some(p) if p.as_os_str() == "-" => std::io::stdin().take(MAX_INPUT + 1).read_to_end(&mut buf)?,
+        Some(p) => std::fs::File::open(p)
+            .and_then(|f| f.take(MAX_INPUT + 1).read_to_end(&mut buf))
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", p.display())))?,
+    };
+    if buf.len() as u64 > MAX_INPUT {
+        return Err(CliError::Usage("input larger than 1 MiB".into()));
+    }
+    Ok(buf)
+}
+
+fn pay_tool(command: PayCommand) -> Result<(), CliError> {
+    match command {
+        PayCommand::VerifyNotify {
+            key,
+            appid,
+            mch_id,
+            input,
+        } => {
+            require("key", &key)?;
+            let body = read_input(input.as_deref())?;
+            let key = wechat_pay::PayKey::new(key);
+            let notify = wechat_pay::notify::verify_payment_notify(&key, &body)
+                .map_err(|e| CliError::Invalid(format!("invalid notify: {e}")))?;
+            for (field, expected) in [("appid", appid), ("mch_id", mch_id)] {
+                if let Some(expected) = expected
+                    && notify.fields.get(field) != Some(&expected)
+                {
+                    return Err(CliError::Invalid(format!("invalid notify: {field} is not {expected}")));
+                }
+            }
+            let json = serde_json::to_string_pretty(&notify.fields).map_err(|e| CliError::Usage(e.to_string()))?;
+            println!("{json}");
+            Ok(())
+        }
+        PayCommand::DecryptRefundNotify { key, input } => {
+            require("key", &key)?;
+            let body = read_input(input.as_deref())?;
+            let key = wechat_pay::PayKey::new(key);
+            let req_info = match wechat_pay::xml::parse(&body) {
+                Ok(fields) => fields
+                    .get("req_info")
+                    .cloned()
+                    .ok_or_else(|| CliError::Invalid("the notify has no req_info".into()))?,
+                Err(_) => String::from_utf8(body)
+                    .map_err(|_| CliError::Invalid("input is neither notify XML nor a req_info value".into()))?,
+            };
+            let fields = wechat_pay::notify::decrypt_req_info(&key, &req_info)
+                .map_err(|e| CliError::Invalid(format!("cannot decrypt: {e}")))?;
+            let json = serde_json::to_string_pretty(&fields).map_err(|e| CliError::Usage(e.to_string()))?;
+            println!("{json}");
+            Ok(())
+        }
+    }
 }
 
 /// `wxkit sign ...`
@@ -64,6 +164,18 @@ pub enum SignCommand {
         /// The full page URL.
         #[arg(long)]
         url: String,
+    },
+    /// WeChat Pay v2 signature over k=v fields (every non-empty field but sign, sorted, &key=K).
+    Pay {
+        /// The merchant API key.
+        #[arg(long)]
+        key: String,
+        /// MD5 or HMAC-SHA256.
+        #[arg(long = "sign-type", default_value = "MD5", value_parser = ["MD5", "HMAC-SHA256"])]
+        sign_type: String,
+        /// Fields as name=value.
+        #[arg(value_name = "K=V", required = true)]
+        fields: Vec<String>,
     },
     /// Server-URL verification signature: sha1 of the sorted concatenation of token, timestamp and nonce.
     Server {
@@ -109,6 +221,25 @@ fn sign(command: SignCommand) -> Result<(), CliError> {
             let url =
                 wechat_oauth::jssdk::normalize_page_url(&url).map_err(|e| CliError::Usage(format!("--url: {e}")))?;
             wechat_oauth::jssdk::signature(&ticket, &noncestr, &timestamp, url)
+        }
+        SignCommand::Pay { key, sign_type, fields } => {
+            require("key", &key)?;
+            let sign_type: wechat_pay::SignType = sign_type
+                .parse()
+                .map_err(|e: wechat_pay::sign::SignError| CliError::Usage(e.to_string()))?;
+            let mut map = wechat_pay::xml::Fields::new();
+            for pair in &fields {
+                let Some((k, v)) = pair.split_once('=') else {
+                    return Err(CliError::Usage(format!("{pair:?} is not name=value")));
+                };
+                if !wechat_pay::xml::is_field_name(k) {
+                    return Err(CliError::Usage(format!("{k:?} is not a field name")));
+                }
+                if map.insert(k.to_owned(), v.to_owned()).is_some() {
+                    return Err(CliError::Usage(format!("field {k} given twice")));
+                }
+            }
+            wechat_pay::sign::sign_fields(&map, &wechat_pay::PayKey::new(key), sign_type)
         }
         SignCommand::Server {
             token,
@@ -209,7 +340,7 @@ fn render_qr(args: QrArgs) -> Result<(), CliError> {
 fn parse_app(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((id, secret)) if !id.is_empty() && !secret.is_empty() => Ok((id.to_owned(), secret.to_owned())),
-        _ => Err(format!("expected APPID=SECRET, got {s:?}")),
+        _ => Err(format!("expected ID=SECRET, got {s:?}")),
     }
 }
 
@@ -231,6 +362,9 @@ pub enum CliError {
     /// Bad command-line input (exit 2).
     #[error("{0}")]
     Usage(String),
+    /// The input was read but is not valid (a notify that does not verify): exit 1.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl CliError {
@@ -239,7 +373,7 @@ impl CliError {
         match self {
             CliError::Config(_) | CliError::Database(_) | CliError::Usage(_) => 2,
             CliError::Startup(e) => e.exit_code(),
-            CliError::Io(_) => 1,
+            CliError::Io(_) | CliError::Invalid(_) => 1,
         }
     }
 }
@@ -290,7 +424,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Qr(args) => render_qr(args),
         Command::Sign(command) => sign(command),
-        Command::Sim { addr, apps } => {
+        Command::Pay(command) => pay_tool(command),
+        Command::Sim { addr, apps, merchants } => {
             if addr.parse::<std::net::SocketAddr>().is_err() {
                 return Err(CliError::Usage(format!(
                     "--addr {addr:?} is not HOST:PORT (e.g. 127.0.0.1:9000)"
@@ -300,10 +435,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             for (id, secret) in &apps {
                 handle.add_app(id, secret);
             }
+            for (mch_id, key) in &merchants {
+                handle.add_merchant(mch_id, key);
+            }
             let sim = wechat_sim::SimServer::start_with(&addr, handle, true).await?;
             eprintln!("WeChat simulator listening on {}", sim.base_url());
             for (id, _) in &apps {
                 eprintln!("  app {id}");
+            }
+            for (mch_id, _) in &merchants {
+                eprintln!("  merchant {mch_id}");
             }
             eprintln!(
                 "  control API: {}/_sim/counters, /_sim/clock, /_sim/faults, /_sim/reset",

@@ -298,3 +298,155 @@ fn sign_rejects_bad_input_with_exit_2() {
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
 }
+
+fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const PAY_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+
+#[test]
+fn sign_pay_matches_the_spec_vectors() {
+    let fields = [
+        "appid=wxd930ea5d5a258f4f",
+        "mch_id=10000100",
+        "device_info=1000",
+        "body=test",
+        "nonce_str=ibuaiVcKdpRxkhJA",
+    ];
+    let (code, stdout, stderr) = run(wxkit().args(["sign", "pay", "--key", PAY_KEY]).args(fields));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "9A0A8659F005D6984697E2CA0A9CF3B7\n");
+    let (code, stdout, _) = run(wxkit()
+        .args(["sign", "pay", "--key", PAY_KEY, "--sign-type", "HMAC-SHA256"])
+        .args(fields));
+    assert_eq!(code, 0);
+    assert_eq!(
+        stdout,
+        "6A9AE1657590FD6257D693A078E1C3E4BB6BA4DC30B23E0EE2496E54170DACD6\n"
+    );
+    for bad in [
+        vec!["sign", "pay", "--key", PAY_KEY, "novalue"],
+        vec!["sign", "pay", "--key", PAY_KEY, "a=1", "a=2"],
+        vec!["sign", "pay", "--key", PAY_KEY, "--sign-type", "SHA1", "a=1"],
+        vec!["sign", "pay", "--key", "", "a=1"],
+        vec!["sign", "pay", "--key", PAY_KEY],
+    ] {
+        let (code, stdout, stderr) = run(wxkit().args(&bad));
+        assert_eq!(code, 2, "{bad:?}: {stderr}");
+        assert!(stdout.is_empty());
+    }
+}
+
+fn signed_notify(total_fee: &str) -> String {
+    let mut fields = vec![
+        ("return_code", "SUCCESS".to_owned()),
+        ("result_code", "SUCCESS".to_owned()),
+        ("appid", "wxd930ea5d5a258f4f".to_owned()),
+        ("mch_id", "10000100".to_owned()),
+        ("nonce_str", "n0nce".to_owned()),
+        ("out_trade_no", "NO1".to_owned()),
+        ("transaction_id", "4200001".to_owned()),
+        ("total_fee", total_fee.to_owned()),
+        ("openid", "o1".to_owned()),
+    ];
+    // Sign with the CLI itself, then tamper or not.
+    let args: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let (_, sign, _) = run(wxkit().args(["sign", "pay", "--key", PAY_KEY]).args(&args));
+    fields.push(("sign", sign.trim().to_owned()));
+    let body: String = fields
+        .iter()
+        .map(|(k, v)| format!("<{k}><![CDATA[{v}]]></{k}>"))
+        .collect();
+    format!("<xml>{body}</xml>")
+}
+
+#[test]
+fn pay_verify_notify_accepts_valid_and_rejects_tampered_notifies() {
+    let good = signed_notify("100");
+    let (code, stdout, stderr) = run_with_stdin(
+        wxkit().args(["pay", "verify-notify", "--key", PAY_KEY, "-"]),
+        good.as_bytes(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["out_trade_no"], "NO1");
+
+    let tampered = good.replace("<total_fee><![CDATA[100]]>", "<total_fee><![CDATA[1]]>");
+    let (code, stdout, stderr) = run_with_stdin(
+        wxkit().args(["pay", "verify-notify", "--key", PAY_KEY]),
+        tampered.as_bytes(),
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("signature"), "{stderr}");
+
+    let (code, _, stderr) = run_with_stdin(
+        wxkit().args(["pay", "verify-notify", "--key", PAY_KEY, "--mch-id", "999"]),
+        good.as_bytes(),
+    );
+    assert_eq!(code, 1);
+    assert!(stderr.contains("mch_id"), "{stderr}");
+
+    let xxe = r#"<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><xml><a>&e;</a></xml>"#;
+    let (code, _, stderr) = run_with_stdin(wxkit().args(["pay", "verify-notify", "--key", PAY_KEY]), xxe.as_bytes());
+    assert_eq!(code, 1);
+    assert!(stderr.contains("DOCTYPE"), "{stderr}");
+
+    let (code, _, _) = run(wxkit().args(["pay", "verify-notify", "--key", PAY_KEY, "/nonexistent.xml"]));
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn pay_decrypt_refund_notify_prints_the_fields() {
+    // Encrypted with the spec's algorithm by an independent implementation (Python + OpenSSL):
+    // AES-256-ECB, key = md5hex(PAY_KEY), PKCS#7, of <root><out_refund_no>R1</out_refund_no><refund_fee>40</refund_fee></root>
+    let req_info = std::process::Command::new("python3")
+        .args(["-c", &format!(
+            "import hashlib,base64,subprocess,sys;k=hashlib.md5(b'{PAY_KEY}').hexdigest().encode();\
+             d=b'<root><out_refund_no>R1</out_refund_no><refund_fee>40</refund_fee></root>';\
+             p=subprocess.run(['openssl','enc','-aes-256-ecb','-K',k.hex(),'-nosalt'],input=d,capture_output=True).stdout;\
+             sys.stdout.write(base64.b64encode(p).decode())"
+        )])
+        .output();
+    let Ok(out) = req_info else { return };
+    if !out.status.success() || out.stdout.is_empty() {
+        eprintln!("python3/openssl unavailable: skipping the independent-encryption check");
+        return;
+    }
+    let req_info = String::from_utf8(out.stdout).unwrap();
+    let notify = format!(
+        "<xml><return_code>SUCCESS</return_code><appid>wx1</appid><mch_id>1</mch_id><req_info><![CDATA[{req_info}]]></req_info></xml>"
+    );
+    let (code, stdout, stderr) = run_with_stdin(
+        wxkit().args(["pay", "decrypt-refund-notify", "--key", PAY_KEY]),
+        notify.as_bytes(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["out_refund_no"], "R1");
+    assert_eq!(json["refund_fee"], "40");
+    let (code, _, stderr) = run_with_stdin(
+        wxkit().args([
+            "pay",
+            "decrypt-refund-notify",
+            "--key",
+            "ffffffffffffffffffffffffffffffff",
+        ]),
+        req_info.as_bytes(),
+    );
+    assert_eq!(code, 1, "{stderr}");
+}

@@ -65,6 +65,19 @@ fn fen(f: &Fields, name: &'static str) -> Result<Fen> {
 /// field (with the algorithm the message declares), and appid/mch_id. Checking `total_fee` against your order and
 /// applying it exactly once is yours to do.
 pub fn parse_payment_notify(merchant: &Merchant, body: &[u8]) -> Result<PaymentNotify> {
+    let notify = verify_payment_notify(&merchant.key, body)?;
+    if notify.fields.get("appid").map(String::as_str) != Some(merchant.app_id.as_str()) {
+        return Err(Error::MerchantMismatch { field: "appid" });
+    }
+    if notify.fields.get("mch_id") != Some(&merchant.mch_id) {
+        return Err(Error::MerchantMismatch { field: "mch_id" });
+    }
+    Ok(notify)
+}
+
+/// Like [`parse_payment_notify`] with the key only: XML, `return_code` and signature, no appid/mch_id check
+/// (for tools such as `wxkit pay verify-notify`).
+pub fn verify_payment_notify(key: &PayKey, body: &[u8]) -> Result<PaymentNotify> {
     let f = xml::parse(body)?;
     if f.get("return_code").map(String::as_str) != Some("SUCCESS") {
         return Err(Error::ReturnFail {
@@ -75,13 +88,7 @@ pub fn parse_payment_notify(merchant: &Merchant, body: &[u8]) -> Result<PaymentN
         None | Some("") => SignType::Md5,
         Some(s) => s.parse().map_err(Error::NotifySignature)?,
     };
-    verify(&f, &merchant.key, sign_type).map_err(Error::NotifySignature)?;
-    if f.get("appid").map(String::as_str) != Some(merchant.app_id.as_str()) {
-        return Err(Error::MerchantMismatch { field: "appid" });
-    }
-    if f.get("mch_id") != Some(&merchant.mch_id) {
-        return Err(Error::MerchantMismatch { field: "mch_id" });
-    }
+    verify(&f, key, sign_type).map_err(Error::NotifySignature)?;
     let paid = f.get("result_code").map(String::as_str) == Some("SUCCESS");
     Ok(PaymentNotify {
         paid,

@@ -114,10 +114,9 @@ pub fn parse_with_limit(body: &[u8], max: usize) -> Result<Fields, XmlError> {
             Event::End(_) => {
                 if depth == 2
                     && let Some((name, value)) = current.take()
+                    && fields.insert(name.clone(), value).is_some()
                 {
-                    if fields.insert(name.clone(), value).is_some() {
-                        return Err(XmlError::Structure(format!("duplicate field <{name}>")));
-                    }
+                    return Err(XmlError::Structure(format!("duplicate field <{name}>")));
                 }
                 depth = depth.saturating_sub(1);
             }

@@ -564,9 +564,8 @@ async fn refund_query(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpRespon
         numbered.insert(format!("refund_status_{i}"), "SUCCESS".into());
         numbered.insert(format!("refund_success_time_{i}"), r.success_time.clone());
     }
-    let mut all: Vec<(&str, String)> = extra.drain(..).collect();
-    all.extend(numbered.iter().map(|(k, v)| (k.as_str(), v.clone())));
-    signed(&mut w, &a, None, &all)
+    extra.extend(numbered.iter().map(|(k, v)| (k.as_str(), v.clone())));
+    signed(&mut w, &a, None, &extra)
 }
 
 #[derive(Deserialize)]
