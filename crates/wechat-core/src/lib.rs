@@ -39,6 +39,7 @@ pub mod push;
 pub mod retry;
 pub mod token;
 pub mod transport;
+pub mod xml;
 
 pub use client::{Endpoints, WechatClient, build_url, parse_base_url, parse_json_response};
 pub use credentials::{AccessToken, AppId, AppSecret, OpenId, SecretString, Ticket, UnionId, constant_time_eq};

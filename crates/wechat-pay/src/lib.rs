@@ -35,7 +35,8 @@ pub mod client;
 pub mod error;
 pub mod notify;
 pub mod sign;
-pub mod xml;
+/// The hardened XML codec (shared with server pushes; lives in wechat-core).
+pub use wechat_core::xml;
 
 pub use client::{
     Fen, JsapiPayParams, Merchant, OrderRef, OrderStatus, PayClient, PrepayOrder, Refund, RefundAccepted, RefundStatus,

@@ -1,6 +1,7 @@
-//! The WeChat Pay XML codec: flat `<xml><key>value</key>...</xml>` documents, parsed defensively.
+//! The WeChat XML codec: flat `<xml><key>value</key>...</xml>` documents (Pay v2 bodies, server pushes), parsed
+//! defensively.
 //!
-//! WeChat Pay bodies are flat maps. Anything else is refused before it can do harm: a DOCTYPE (the XXE and
+//! WeChat Pay bodies are flat maps; server pushes nearly so ([`parse_push`] flattens the rare nested element). Anything else is refused before it can do harm: a DOCTYPE (the XXE and
 //! "billion laughs" vector of WeChat Pay's own security advisory), entity references other than the five predefined
 //! ones and numeric character references, nesting, processing instructions, bodies over the size cap, non-UTF-8 and
 //! truncated input. No file or network is ever touched: there is no entity resolution to do it.
@@ -49,11 +50,11 @@ pub type Fields = BTreeMap<String, String>;
 /// Parses a WeChat Pay XML body with the default size cap.
 ///
 /// ```
-/// let f = wechat_pay::xml::parse(b"<xml><return_code><![CDATA[SUCCESS]]></return_code><total_fee>1</total_fee></xml>").unwrap();
+/// let f = wechat_core::xml::parse(b"<xml><return_code><![CDATA[SUCCESS]]></return_code><total_fee>1</total_fee></xml>").unwrap();
 /// assert_eq!(f["return_code"], "SUCCESS");
 /// assert_eq!(f["total_fee"], "1");
 /// let evil = br#"<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]><xml><a>&x;</a></xml>"#;
-/// assert_eq!(wechat_pay::xml::parse(evil), Err(wechat_pay::xml::XmlError::Doctype));
+/// assert_eq!(wechat_core::xml::parse(evil), Err(wechat_core::xml::XmlError::Doctype));
 /// ```
 pub fn parse(body: &[u8]) -> Result<Fields, XmlError> {
     parse_with_limit(body, DEFAULT_MAX_BODY)
@@ -65,6 +66,21 @@ fn syntax(e: impl std::fmt::Display) -> XmlError {
 
 /// Parses with an explicit size cap.
 pub fn parse_with_limit(body: &[u8], max: usize) -> Result<Fields, XmlError> {
+    parse_impl(body, max, false)
+}
+
+/// Parses a server push (message or event): like [`parse`], but a nested element becomes a field named
+/// `Parent/Child` instead of an error, so that events we do not model are kept rather than refused.
+///
+/// ```
+/// let f = wechat_core::xml::parse_push(b"<xml><Event>x</Event><Info><Count>2</Count></Info></xml>").unwrap();
+/// assert_eq!(f["Info/Count"], "2");
+/// ```
+pub fn parse_push(body: &[u8]) -> Result<Fields, XmlError> {
+    parse_impl(body, DEFAULT_MAX_BODY, true)
+}
+
+fn parse_impl(body: &[u8], max: usize, nested: bool) -> Result<Fields, XmlError> {
     if body.len() > max {
         return Err(XmlError::TooLarge { size: body.len(), max });
     }
@@ -72,10 +88,11 @@ pub fn parse_with_limit(body: &[u8], max: usize) -> Result<Fields, XmlError> {
     let mut reader = Reader::from_str(text);
     reader.config_mut().check_end_names = true;
     let mut fields = Fields::new();
-    // depth 0: before the root; 1: inside the root; 2: inside a field.
+    // depth 0: before the root; 1: inside the root; 2: inside a field; deeper only with `nested`.
     let mut depth = 0usize;
     let mut root_seen = false;
     let mut current: Option<(String, String)> = None;
+    let mut path: Vec<String> = Vec::new();
     loop {
         let event = reader.read_event().map_err(syntax)?;
         match event {
@@ -93,7 +110,16 @@ pub fn parse_with_limit(body: &[u8], max: usize) -> Result<Fields, XmlError> {
                         if fields.len() >= MAX_FIELDS {
                             return Err(XmlError::Structure("too many fields".into()));
                         }
+                        path = vec![name.clone()];
                         current = Some((name, String::new()));
+                    }
+                    d if nested && d < 8 => {
+                        if fields.len() >= MAX_FIELDS {
+                            return Err(XmlError::Structure("too many fields".into()));
+                        }
+                        path.truncate(d - 1);
+                        path.push(name);
+                        current = Some((path.join("/"), String::new()));
                     }
                     _ => return Err(XmlError::Structure(format!("nested element <{name}>"))),
                 }
@@ -112,7 +138,7 @@ pub fn parse_with_limit(body: &[u8], max: usize) -> Result<Fields, XmlError> {
                 }
             }
             Event::End(_) => {
-                if depth == 2
+                if depth >= 2
                     && let Some((name, value)) = current.take()
                     && fields.insert(name.clone(), value).is_some()
                 {
@@ -123,7 +149,7 @@ pub fn parse_with_limit(body: &[u8], max: usize) -> Result<Fields, XmlError> {
             Event::Text(t) => {
                 let content = t.xml_content().map_err(syntax)?;
                 match (&mut current, depth) {
-                    (Some((_, value)), 2) => value.push_str(&content),
+                    (Some((_, value)), d) if d >= 2 => value.push_str(&content),
                     _ if content.trim().is_empty() => {}
                     _ => return Err(XmlError::Structure("text outside a field".into())),
                 }
@@ -131,7 +157,7 @@ pub fn parse_with_limit(body: &[u8], max: usize) -> Result<Fields, XmlError> {
             Event::CData(c) => {
                 let content = c.decode().map_err(syntax)?;
                 match (&mut current, depth) {
-                    (Some((_, value)), 2) => value.push_str(&content),
+                    (Some((_, value)), d) if d >= 2 => value.push_str(&content),
                     _ => return Err(XmlError::Structure("CDATA outside a field".into())),
                 }
             }
@@ -150,7 +176,7 @@ pub fn parse_with_limit(body: &[u8], max: usize) -> Result<Fields, XmlError> {
                     _ => return Err(XmlError::Entity(name)),
                 };
                 match (&mut current, depth) {
-                    (Some((_, value)), 2) => value.push(resolved),
+                    (Some((_, value)), d) if d >= 2 => value.push(resolved),
                     _ => return Err(XmlError::Structure("reference outside a field".into())),
                 }
             }
@@ -166,11 +192,11 @@ pub fn parse_with_limit(body: &[u8], max: usize) -> Result<Fields, XmlError> {
 /// Serializes fields as `<xml>` with every value in CDATA (WeChat's own style). Field names must be XML names.
 ///
 /// ```
-/// let mut f = wechat_pay::xml::Fields::new();
+/// let mut f = wechat_core::xml::Fields::new();
 /// f.insert("return_code".into(), "SUCCESS".into());
 /// f.insert("note".into(), "a ]]> b".into());
-/// let xml = wechat_pay::xml::to_xml(&f);
-/// assert_eq!(wechat_pay::xml::parse(xml.as_bytes()).unwrap(), f);
+/// let xml = wechat_core::xml::to_xml(&f);
+/// assert_eq!(wechat_core::xml::parse(xml.as_bytes()).unwrap(), f);
 /// ```
 pub fn to_xml(fields: &Fields) -> String {
     let mut out = String::from("<xml>");
