@@ -30,6 +30,7 @@
 // Handlers return the finished WeChat error response as `Err`; its size does not matter in a simulator.
 #![allow(clippy::result_large_err)]
 
+mod cards;
 mod control;
 mod mp;
 mod oauth;
@@ -52,6 +53,7 @@ pub fn configure(handle: SimHandle) -> impl FnOnce(&mut web::ServiceConfig) {
         mp::configure(cfg);
         oauth::configure(cfg);
         pay::configure(cfg);
+        cards::configure(cfg);
         control::configure(cfg);
         cfg.default_service(web::to(|| async {
             HttpResponse::NotFound().json(serde_json::json!({

@@ -45,11 +45,14 @@ pub(crate) struct PayRefund {
     pub success_time: String,
 }
 
-/// A notify the simulator delivers (or keeps trying to).
+/// A notify or server push the simulator delivers (or keeps trying to).
 #[derive(Clone, Debug, Serialize)]
 pub struct Notification {
-    /// `payment` or `refund`.
+    /// `payment`, `refund` (Pay notifies) or `push` (official-account server push).
     pub kind: &'static str,
+    /// For pushes: the event (`user_get_card`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
     /// Where it goes.
     pub url: String,
     /// The order.
@@ -514,6 +517,7 @@ async fn refund(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
         outer.insert("req_info".into(), wechat_pay::notify::encrypt_req_info(&a.key, &inner));
         w.notifications.push(Notification {
             kind: "refund",
+            event: None,
             url: notify_url.to_owned(),
             out_trade_no: order.out_trade_no.clone(),
             out_refund_no: Some(out_refund_no),
@@ -718,6 +722,7 @@ impl SimHandle {
         f.insert("sign".into(), sign);
         w.notifications.push(Notification {
             kind: "payment",
+            event: None,
             url: o.notify_url.clone(),
             out_trade_no: o.out_trade_no.clone(),
             out_refund_no: None,
@@ -737,6 +742,27 @@ impl SimHandle {
     }
 }
 
+impl Notification {
+    pub(crate) fn push(event: String, url: String, body: String, now: i64) -> Self {
+        Notification {
+            kind: "push",
+            event: Some(event),
+            url,
+            out_trade_no: String::new(),
+            out_refund_no: None,
+            attempts: 0,
+            delivered: false,
+            abandoned: false,
+            next_at: now,
+            body,
+            in_flight: false,
+        }
+    }
+}
+
+/// Server pushes are retried 3 times when the server does not answer (WeChat waits 5 s for each).
+const PUSH_ATTEMPTS: u32 = 4;
+
 /// Delivers due notifies until the task is aborted. One attempt per due notify per tick; the schedule runs on the
 /// simulated clock, so advancing the clock fast-forwards retries.
 pub(crate) async fn run_notifier(sim: SimHandle) {
@@ -752,7 +778,7 @@ pub(crate) async fn run_notifier(sim: SimHandle) {
     };
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        let due: Vec<(usize, String, String)> = {
+        let due: Vec<(usize, String, String, bool)> = {
             let mut w = sim.world();
             let now = w.now();
             w.notifications
@@ -761,11 +787,11 @@ pub(crate) async fn run_notifier(sim: SimHandle) {
                 .filter(|(_, n)| !n.delivered && !n.abandoned && !n.in_flight && n.next_at <= now)
                 .map(|(i, n)| {
                     n.in_flight = true;
-                    (i, n.url.clone(), n.body.clone())
+                    (i, n.url.clone(), n.body.clone(), n.kind == "push")
                 })
                 .collect()
         };
-        for (i, url, body) in due {
+        for (i, url, body, is_push) in due {
             let ok = match client
                 .post(&url)
                 .header("content-type", "text/xml")
@@ -773,6 +799,8 @@ pub(crate) async fn run_notifier(sim: SimHandle) {
                 .send()
                 .await
             {
+                // A push is delivered when the server answers at all (WeChat accepts "success" or an empty body).
+                Ok(response) if response.status().is_success() && is_push => true,
                 Ok(response) if response.status().is_success() => match response.bytes().await {
                     Ok(bytes) => xml::parse(&bytes).is_ok_and(|f| get(&f, "return_code") == "SUCCESS"),
                     Err(_) => false,
@@ -786,6 +814,8 @@ pub(crate) async fn run_notifier(sim: SimHandle) {
                 n.attempts += 1;
                 if ok {
                     n.delivered = true;
+                } else if is_push {
+                    n.abandoned = n.attempts >= PUSH_ATTEMPTS;
                 } else if let Some(wait) = NOTIFY_SCHEDULE.get(n.attempts as usize - 1) {
                     n.next_at = now + wait;
                 } else {

@@ -163,6 +163,10 @@ pub(crate) struct World {
     pub pay_orders: HashMap<(String, String), crate::pay::PayOrder>,
     pub notifications: Vec<crate::pay::Notification>,
     pub pay_bad_sign: u32,
+    pub cards: HashMap<String, crate::cards::SimCard>,
+    pub codes: HashMap<String, crate::cards::SimCode>,
+    pub encrypt_codes: HashMap<String, String>,
+    pub push_configs: HashMap<String, crate::cards::PushConfig>,
 }
 
 /// Why a presented access token is not accepted, as WeChat says it.
@@ -460,6 +464,9 @@ impl SimHandle {
         w.pay_orders.clear();
         w.notifications.clear();
         w.pay_bad_sign = 0;
+        w.cards.clear();
+        w.codes.clear();
+        w.encrypt_codes.clear();
         for app in w.apps.values_mut() {
             let secret = std::mem::take(&mut app.secret);
             let pages = std::mem::take(&mut app.pages);
