@@ -50,6 +50,108 @@ pub enum Command {
     /// WeChat Pay tools.
     #[command(subcommand)]
     Pay(PayCommand),
+    /// Official-account push message tools (safe mode).
+    #[command(subcommand)]
+    Msg(MsgCommand),
+}
+
+/// The safe-mode parameters shared by `wxkit msg` commands.
+#[derive(Debug, clap::Args)]
+pub struct MsgArgs {
+    /// The server token.
+    #[arg(long)]
+    pub token: String,
+    /// The 43-character EncodingAESKey.
+    #[arg(long = "aes-key")]
+    pub aes_key: String,
+    /// The official account's appid.
+    #[arg(long)]
+    pub appid: String,
+}
+
+/// `wxkit msg ...`
+#[derive(Debug, Subcommand)]
+pub enum MsgCommand {
+    /// Verify msg_signature and decrypt a safe-mode push body (XML with an Encrypt element) from FILE or stdin;
+    /// prints the plaintext message.
+    Decrypt {
+        #[command(flatten)]
+        keys: MsgArgs,
+        /// The `timestamp` query parameter.
+        #[arg(long)]
+        timestamp: String,
+        /// The `nonce` query parameter.
+        #[arg(long)]
+        nonce: String,
+        /// The `msg_signature` query parameter.
+        #[arg(long = "msg-signature")]
+        msg_signature: String,
+        /// The push body; `-` or nothing for stdin.
+        #[arg(value_name = "FILE|-")]
+        input: Option<PathBuf>,
+    },
+    /// Encrypt a plaintext message (FILE or stdin) into the safe-mode envelope
+    /// `<xml><Encrypt/><MsgSignature/><TimeStamp/><Nonce/></xml>`.
+    Encrypt {
+        #[command(flatten)]
+        keys: MsgArgs,
+        /// Timestamp (default: now).
+        #[arg(long)]
+        timestamp: Option<String>,
+        /// Nonce (default: random).
+        #[arg(long)]
+        nonce: Option<String>,
+        /// The message; `-` or nothing for stdin.
+        #[arg(value_name = "FILE|-")]
+        input: Option<PathBuf>,
+    },
+}
+
+fn msg_tool(command: MsgCommand) -> Result<(), CliError> {
+    let crypto = |k: &MsgArgs| {
+        require("token", &k.token)?;
+        require("appid", &k.appid)?;
+        wechat_core::push::MessageCrypto::new(&k.token, &k.aes_key, &k.appid)
+            .map_err(|e| CliError::Usage(format!("--aes-key: {e}")))
+    };
+    match command {
+        MsgCommand::Decrypt {
+            keys,
+            timestamp,
+            nonce,
+            msg_signature,
+            input,
+        } => {
+            let crypto = crypto(&keys)?;
+            require_timestamp(&timestamp)?;
+            require("nonce", &nonce)?;
+            let body = read_input(input.as_deref())?;
+            let plain = crypto
+                .decrypt_message(&msg_signature, &timestamp, &nonce, &body)
+                .map_err(|e| CliError::Invalid(format!("cannot decrypt: {e}")))?;
+            println!("{plain}");
+            Ok(())
+        }
+        MsgCommand::Encrypt {
+            keys,
+            timestamp,
+            nonce,
+            input,
+        } => {
+            let crypto = crypto(&keys)?;
+            let timestamp = timestamp.unwrap_or_else(|| chrono::Utc::now().timestamp().to_string());
+            require_timestamp(&timestamp)?;
+            let nonce = nonce.unwrap_or_else(|| rand::random::<u32>().to_string());
+            require("nonce", &nonce)?;
+            let body = read_input(input.as_deref())?;
+            let message = String::from_utf8(body).map_err(|_| CliError::Usage("the message must be UTF-8".into()))?;
+            println!(
+                "{}",
+                crypto.encrypt_reply(message.trim_end_matches('\n'), &timestamp, &nonce)
+            );
+            Ok(())
+        }
+    }
 }
 
 /// `wxkit pay ...`
@@ -177,6 +279,28 @@ pub enum SignCommand {
         #[arg(value_name = "K=V", required = true)]
         fields: Vec<String>,
     },
+    /// wx.addCard cardExt signature: sha1 of the sorted concatenation of ticket, timestamp, card id, code, openid and
+    /// nonce (absent code/openid count as empty).
+    Card {
+        /// The wx_card api_ticket.
+        #[arg(long)]
+        ticket: String,
+        /// The card id.
+        #[arg(long = "card-id")]
+        card_id: String,
+        /// Unix timestamp in seconds.
+        #[arg(long)]
+        timestamp: String,
+        /// The nonce string.
+        #[arg(long)]
+        nonce: String,
+        /// The code (custom-code cards).
+        #[arg(long)]
+        code: Option<String>,
+        /// The openid (bind_openid cards).
+        #[arg(long)]
+        openid: Option<String>,
+    },
     /// Server-URL verification signature: sha1 of the sorted concatenation of token, timestamp and nonce.
     Server {
         /// The token configured for the server URL.
@@ -240,6 +364,27 @@ fn sign(command: SignCommand) -> Result<(), CliError> {
                 }
             }
             wechat_pay::sign::sign_fields(&map, &wechat_pay::PayKey::new(key), sign_type)
+        }
+        SignCommand::Card {
+            ticket,
+            card_id,
+            timestamp,
+            nonce,
+            code,
+            openid,
+        } => {
+            require("ticket", &ticket)?;
+            require("card-id", &card_id)?;
+            require("nonce", &nonce)?;
+            require_timestamp(&timestamp)?;
+            wechat_card::ext::card_signature(
+                &ticket,
+                &timestamp,
+                &card_id,
+                code.as_deref().unwrap_or(""),
+                openid.as_deref().unwrap_or(""),
+                &nonce,
+            )
         }
         SignCommand::Server {
             token,
@@ -425,6 +570,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Qr(args) => render_qr(args),
         Command::Sign(command) => sign(command),
         Command::Pay(command) => pay_tool(command),
+        Command::Msg(command) => msg_tool(command),
         Command::Sim { addr, apps, merchants } => {
             if addr.parse::<std::net::SocketAddr>().is_err() {
                 return Err(CliError::Usage(format!(

@@ -450,3 +450,96 @@ fn pay_decrypt_refund_notify_prints_the_fields() {
     );
     assert_eq!(code, 1, "{stderr}");
 }
+
+#[test]
+fn sign_card_matches_the_spec_vector() {
+    let (code, stdout, stderr) = run(wxkit().args([
+        "sign",
+        "card",
+        "--ticket",
+        "ojZ8YtyVyr30HheH3CM73y7h4jJE",
+        "--card-id",
+        "pjZ8Yt1XGILfi-FUsewpnnolGgZk",
+        "--timestamp",
+        "1404896688",
+        "--nonce",
+        "123",
+        "--code",
+        "1434008071",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "f137ab68b7f8112d20ee528ab6074564e2796250\n");
+    let (code, _, stderr) = run(wxkit().args([
+        "sign",
+        "card",
+        "--ticket",
+        "t",
+        "--card-id",
+        "",
+        "--timestamp",
+        "1",
+        "--nonce",
+        "n",
+    ]));
+    assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
+fn msg_encrypt_then_decrypt_round_trips_and_tampering_is_refused() {
+    let keys = [
+        "--token",
+        "spamtest",
+        "--aes-key",
+        "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+        "--appid",
+        "wx2c2769f8efd9abc2",
+    ];
+    let message = "<xml><Content><![CDATA[你好]]></Content></xml>";
+    let (code, envelope, stderr) = run_with_stdin(
+        wxkit()
+            .args(["msg", "encrypt"])
+            .args(keys)
+            .args(["--timestamp", "1409735669", "--nonce", "1320562132"]),
+        message.as_bytes(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let signature = envelope
+        .split("<MsgSignature><![CDATA[")
+        .nth(1)
+        .unwrap()
+        .split(']')
+        .next()
+        .unwrap()
+        .to_owned();
+    let decrypt = |sig: &str, body: &str| {
+        run_with_stdin(
+            wxkit().args(["msg", "decrypt"]).args(keys).args([
+                "--timestamp",
+                "1409735669",
+                "--nonce",
+                "1320562132",
+                "--msg-signature",
+                sig,
+            ]),
+            body.as_bytes(),
+        )
+    };
+    let (code, plain, stderr) = decrypt(&signature, &envelope);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(plain.trim_end(), message);
+    let (code, _, stderr) = decrypt(&signature.replace('a', "b"), &envelope);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("signature"), "{stderr}");
+
+    // WeChat's official sample decrypts.
+    let official = "<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName><Encrypt><![CDATA[hyzAe4OzmOMbd6TvGdIOO6uBmdJoD0Fk53REIHvxYtJlE2B655HuD0m8KUePWB3+LrPXo87wzQ1QLvbeUgmBM4x6F8PGHQHFVAFmOD2LdJF9FrXpbUAh0B5GIItb52sn896wVsMSHGuPE328HnRGBcrS7C41IzDWyWNlZkyyXwon8T332jisa+h6tEDYsVticbSnyU8dKOIbgU6ux5VTjg3yt+WGzjlpKn6NPhRjpA912xMezR4kw6KWwMrCVKSVCZciVGCgavjIQ6X8tCOp3yZbGpy0VxpAe+77TszTfRd5RJSVO/HTnifJpXgCSUdUue1v6h0EIBYYI1BD1DlD+C0CR8e6OewpusjZ4uBl9FyJvnhvQl+q5rv1ixrcpCumEPo5MJSgM9ehVsNPfUM669WuMyVWQLCzpu9GhglF2PE=]]></Encrypt></xml>";
+    let (code, plain, stderr) = decrypt("5d197aaffba7e9b25a30732f161a50dee96bd5fa", official);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(plain.contains("<xml>"));
+
+    let (code, _, stderr) = run_with_stdin(
+        wxkit().args(["msg", "encrypt", "--token", "t", "--aes-key", "short", "--appid", "a"]),
+        b"x",
+    );
+    assert_eq!(code, 2, "{stderr}");
+}
