@@ -1,0 +1,625 @@
+//! # redemption-core
+//!
+//! The coupon domain: campaigns, coupons with unguessable codes, staff, and the rules of redemption (核销) — who may
+//! redeem, when, and what each attempt's outcome is — behind a storage trait. No IO, no framework: the wxkit server
+//! implements [`RedemptionStore`] on its database, where exactly-once is enforced (a conditional update plus a
+//! unique redemption row in one transaction).
+//!
+//! ```
+//! use redemption_core::*;
+//!
+//! let campaign = Campaign {
+//!     id: CampaignId(1), merchant_id: MerchantId(1), title: "Free coffee".into(), description: None,
+//!     value_fen: Some(1800), valid_from: 0, valid_until: 2_000_000_000_000, quantity: None, per_user_limit: None,
+//!     wechat_card_id: None,
+//! };
+//! let coupon = Coupon {
+//!     id: CouponId(7), campaign_id: CampaignId(1), code: CouponCode::generate(), owner_openid: None,
+//!     status: CouponStatus::Issued, redeemed_at: None, redeemed_by: None, created_at: 0,
+//! };
+//! let barista = Staff { id: StaffId(3), merchant_id: MerchantId(1), openid: "o-barista".into(), name: "Li".into(), active: true };
+//! assert_eq!(check_redeemable(&coupon, &campaign, Some(&barista), 1_700_000_000_000), Ok(()));
+//! let stranger = Staff { merchant_id: MerchantId(2), ..barista.clone() };
+//! assert_eq!(check_redeemable(&coupon, &campaign, Some(&stranger), 1_700_000_000_000), Err(Outcome::NotStaff));
+//! ```
+
+use rand::RngCore;
+use serde::Serialize;
+use std::fmt;
+
+macro_rules! id {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
+}
+
+id!(
+    /// A merchant.
+    MerchantId
+);
+id!(
+    /// A campaign.
+    CampaignId
+);
+id!(
+    /// A coupon.
+    CouponId
+);
+id!(
+    /// A staff member.
+    StaffId
+);
+
+/// Unix time in milliseconds.
+pub type Millis = i64;
+
+const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+/// Length of a code: 130 bits of base32 carrying 128 random bits.
+pub const CODE_LEN: usize = 26;
+
+/// A coupon's code: 128 random bits in base32 (26 characters, `A-Z2-7`). It is the coupon's only identifier in URLs
+/// and QR codes, so it cannot be guessed or derived from another coupon's.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct CouponCode(String);
+
+impl CouponCode {
+    /// A fresh random code (rand's thread-local CSPRNG, seeded from the operating system).
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 16];
+        rand::rng().fill_bytes(&mut bytes);
+        let mut out = String::with_capacity(CODE_LEN);
+        let mut buffer: u32 = 0;
+        let mut bits = 0;
+        for b in bytes {
+            buffer = (buffer << 8) | u32::from(b);
+            bits += 8;
+            while bits >= 5 {
+                out.push(char::from(BASE32[((buffer >> (bits - 5)) & 31) as usize]));
+                bits -= 5;
+            }
+        }
+        if bits > 0 {
+            out.push(char::from(BASE32[((buffer << (5 - bits)) & 31) as usize]));
+        }
+        CouponCode(out)
+    }
+
+    /// Parses a code (case-insensitive); `None` when it cannot be one of ours.
+    ///
+    /// ```
+    /// use redemption_core::CouponCode;
+    /// let code = CouponCode::generate();
+    /// assert_eq!(CouponCode::parse(&code.as_str().to_lowercase()), Some(code));
+    /// assert_eq!(CouponCode::parse("short"), None);
+    /// assert_eq!(CouponCode::parse("0OOOOOOOOOOOOOOOOOOOOOOOOO"), None);
+    /// ```
+    pub fn parse(s: &str) -> Option<Self> {
+        let upper = s.trim().to_ascii_uppercase();
+        (upper.len() == CODE_LEN && upper.bytes().all(|b| BASE32.contains(&b))).then_some(CouponCode(upper))
+    }
+
+    /// The code.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CouponCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CouponCode({})", self.0)
+    }
+}
+
+impl fmt::Display for CouponCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A campaign: what its coupons are worth, when they can be used, how many there are.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Campaign {
+    /// Id.
+    pub id: CampaignId,
+    /// The merchant whose staff redeem it.
+    pub merchant_id: MerchantId,
+    /// Title shown on the coupon.
+    pub title: String,
+    /// Optional description.
+    pub description: Option<String>,
+    /// Face value in fen, if any.
+    pub value_fen: Option<u64>,
+    /// Valid from (inclusive), ms.
+    pub valid_from: Millis,
+    /// Valid until (inclusive), ms.
+    pub valid_until: Millis,
+    /// Total coupons that may be issued (None = unlimited).
+    pub quantity: Option<u64>,
+    /// Coupons one owner may hold (None = unlimited).
+    pub per_user_limit: Option<u32>,
+    /// The WeChat card backing it, if any.
+    pub wechat_card_id: Option<String>,
+}
+
+/// Where a coupon is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CouponStatus {
+    /// Usable (if within the validity window).
+    Issued,
+    /// Used.
+    Redeemed,
+    /// Cancelled by the merchant.
+    Void,
+    /// Marked expired.
+    Expired,
+}
+
+impl CouponStatus {
+    /// Storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CouponStatus::Issued => "issued",
+            CouponStatus::Redeemed => "redeemed",
+            CouponStatus::Void => "void",
+            CouponStatus::Expired => "expired",
+        }
+    }
+
+    /// Parses a storage name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "issued" => Some(CouponStatus::Issued),
+            "redeemed" => Some(CouponStatus::Redeemed),
+            "void" => Some(CouponStatus::Void),
+            "expired" => Some(CouponStatus::Expired),
+            _ => None,
+        }
+    }
+}
+
+/// A coupon.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Coupon {
+    /// Id.
+    pub id: CouponId,
+    /// Its campaign.
+    pub campaign_id: CampaignId,
+    /// Its code.
+    pub code: CouponCode,
+    /// The customer it was issued to, if any (else a bearer coupon).
+    pub owner_openid: Option<String>,
+    /// Status as stored.
+    pub status: CouponStatus,
+    /// When it was redeemed.
+    pub redeemed_at: Option<Millis>,
+    /// Who redeemed it (None when redeemed at WeChat's side).
+    pub redeemed_by: Option<StaffId>,
+    /// When it was issued.
+    pub created_at: Millis,
+}
+
+impl Coupon {
+    /// The status as a customer should see it at `now` (an issued coupon past its window shows as expired).
+    pub fn effective_status(&self, campaign: &Campaign, now: Millis) -> CouponStatus {
+        match self.status {
+            CouponStatus::Issued if now > campaign.valid_until => CouponStatus::Expired,
+            s => s,
+        }
+    }
+}
+
+/// A merchant's staff member, identified by their WeChat openid.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Staff {
+    /// Id.
+    pub id: StaffId,
+    /// Their merchant.
+    pub merchant_id: MerchantId,
+    /// Their openid (for the scan page).
+    pub openid: String,
+    /// Display name.
+    pub name: String,
+    /// False once removed.
+    pub active: bool,
+}
+
+/// What a redemption attempt came to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Redeemed now, by this attempt.
+    Redeemed {
+        /// When.
+        at: Millis,
+    },
+    /// Someone redeemed it before.
+    AlreadyRedeemed {
+        /// When.
+        at: Option<Millis>,
+        /// By whom (None: at WeChat's side).
+        by: Option<StaffId>,
+    },
+    /// Past its validity window (or marked expired).
+    Expired,
+    /// Before its validity window.
+    NotYetValid,
+    /// The actor is not active staff of the coupon's merchant.
+    NotStaff,
+    /// No such coupon.
+    NotFound,
+    /// Cancelled.
+    Void,
+}
+
+impl Outcome {
+    /// A short stable name (audit log, API).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Redeemed { .. } => "redeemed",
+            Outcome::AlreadyRedeemed { .. } => "already_redeemed",
+            Outcome::Expired => "expired",
+            Outcome::NotYetValid => "not_yet_valid",
+            Outcome::NotStaff => "not_staff",
+            Outcome::NotFound => "not_found",
+            Outcome::Void => "void",
+        }
+    }
+}
+
+/// The rule: may `staff` redeem `coupon` at `now`? `Ok(())`, or the outcome that stops it. Checks, in order: staff
+/// (active, same merchant), void, already redeemed, expired, not yet valid.
+pub fn check_redeemable(
+    coupon: &Coupon,
+    campaign: &Campaign,
+    staff: Option<&Staff>,
+    now: Millis,
+) -> Result<(), Outcome> {
+    match staff {
+        Some(s) if s.active && s.merchant_id == campaign.merchant_id => {}
+        _ => return Err(Outcome::NotStaff),
+    }
+    match coupon.status {
+        CouponStatus::Void => return Err(Outcome::Void),
+        CouponStatus::Redeemed => {
+            return Err(Outcome::AlreadyRedeemed {
+                at: coupon.redeemed_at,
+                by: coupon.redeemed_by,
+            });
+        }
+        CouponStatus::Expired => return Err(Outcome::Expired),
+        CouponStatus::Issued => {}
+    }
+    if now > campaign.valid_until {
+        return Err(Outcome::Expired);
+    }
+    if now < campaign.valid_from {
+        return Err(Outcome::NotYetValid);
+    }
+    Ok(())
+}
+
+/// How a redemption happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// A staff device through the POS API.
+    Pos,
+    /// A staff member on the scan page.
+    ScanPage,
+    /// Consumed at WeChat's side (a `user_consume_card` push).
+    Wechat,
+}
+
+impl Channel {
+    /// Storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Pos => "pos",
+            Channel::ScanPage => "scan_page",
+            Channel::Wechat => "wechat",
+        }
+    }
+}
+
+/// One audit log entry: every attempt, successful or not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// The code as presented.
+    pub code: String,
+    /// The coupon, if found.
+    pub coupon_id: Option<CouponId>,
+    /// The staff member, if known.
+    pub staff_id: Option<StaffId>,
+    /// The outcome's name.
+    pub outcome: &'static str,
+    /// The channel.
+    pub channel: Channel,
+    /// When.
+    pub at: Millis,
+}
+
+/// Storage for redemptions. Implementations must make [`try_redeem`](Self::try_redeem) atomic and exactly-once.
+pub trait RedemptionStore {
+    /// The storage error.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The coupon with this code and its campaign.
+    fn find_coupon(&mut self, code: &CouponCode) -> Result<Option<(Coupon, Campaign)>, Self::Error>;
+
+    /// Marks the coupon redeemed **only if it is still issued**, and records the redemption, in one transaction.
+    /// Returns whether this call redeemed it.
+    fn try_redeem(
+        &mut self,
+        coupon: CouponId,
+        staff: Option<StaffId>,
+        channel: Channel,
+        now: Millis,
+    ) -> Result<bool, Self::Error>;
+
+    /// Appends to the audit log.
+    fn record(&mut self, entry: &AuditEntry) -> Result<(), Self::Error>;
+}
+
+/// One redemption attempt, end to end: look up, apply the rules, redeem atomically, audit. Under any concurrency,
+/// exactly one attempt per coupon gets [`Outcome::Redeemed`]; the others get [`Outcome::AlreadyRedeemed`].
+/// `staff` is None for WeChat-side consumption, which skips the staff rule.
+pub fn redeem<S: RedemptionStore>(
+    store: &mut S,
+    code: &str,
+    staff: Option<&Staff>,
+    channel: Channel,
+    now: Millis,
+) -> Result<(Outcome, Option<(Coupon, Campaign)>), S::Error> {
+    let parsed = CouponCode::parse(code);
+    let found = match &parsed {
+        Some(c) => store.find_coupon(c)?,
+        None => None,
+    };
+    let outcome = match &found {
+        None => Outcome::NotFound,
+        Some((coupon, campaign)) => {
+            let rule = if channel == Channel::Wechat {
+                let as_merchant = Staff {
+                    id: StaffId(0),
+                    merchant_id: campaign.merchant_id,
+                    openid: String::new(),
+                    name: String::new(),
+                    active: true,
+                };
+                check_redeemable(coupon, campaign, Some(&as_merchant), now)
+            } else {
+                check_redeemable(coupon, campaign, staff, now)
+            };
+            match rule {
+                Err(o) => o,
+                Ok(()) => {
+                    if store.try_redeem(coupon.id, staff.map(|s| s.id), channel, now)? {
+                        Outcome::Redeemed { at: now }
+                    } else {
+                        // Lost the race: report who won.
+                        match store.find_coupon(&coupon.code)? {
+                            Some((c, _)) => Outcome::AlreadyRedeemed {
+                                at: c.redeemed_at,
+                                by: c.redeemed_by,
+                            },
+                            None => Outcome::NotFound,
+                        }
+                    }
+                }
+            }
+        }
+    };
+    store.record(&AuditEntry {
+        code: code.chars().take(64).collect(),
+        coupon_id: found.as_ref().map(|(c, _)| c.id),
+        staff_id: staff.map(|s| s.id),
+        outcome: outcome.name(),
+        channel,
+        at: now,
+    })?;
+    let after = match (&outcome, parsed) {
+        (Outcome::Redeemed { .. }, Some(c)) => store.find_coupon(&c)?,
+        _ => found,
+    };
+    Ok((outcome, after))
+}
+
+/// Why a coupon cannot be issued.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IssueError {
+    /// The campaign's quantity is used up.
+    #[error("the campaign has no coupons left")]
+    SoldOut,
+    /// The owner holds `per_user_limit` coupons already.
+    #[error("the customer already holds the most coupons this campaign allows")]
+    PerUserLimit,
+    /// The campaign has ended.
+    #[error("the campaign has ended")]
+    Ended,
+}
+
+/// May one more coupon be issued (to `owner_holds` coupons' owner)?
+pub fn check_issuable(
+    campaign: &Campaign,
+    issued: u64,
+    owner_holds: Option<u64>,
+    now: Millis,
+) -> Result<(), IssueError> {
+    if now > campaign.valid_until {
+        return Err(IssueError::Ended);
+    }
+    if campaign.quantity.is_some_and(|q| issued >= q) {
+        return Err(IssueError::SoldOut);
+    }
+    if let (Some(limit), Some(held)) = (campaign.per_user_limit, owner_holds)
+        && held >= u64::from(limit)
+    {
+        return Err(IssueError::PerUserLimit);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn campaign() -> Campaign {
+        Campaign {
+            id: CampaignId(1),
+            merchant_id: MerchantId(1),
+            title: "t".into(),
+            description: None,
+            value_fen: None,
+            valid_from: 1000,
+            valid_until: 2000,
+            quantity: Some(2),
+            per_user_limit: Some(1),
+            wechat_card_id: None,
+        }
+    }
+
+    fn staff(active: bool, merchant: i64) -> Staff {
+        Staff {
+            id: StaffId(9),
+            merchant_id: MerchantId(merchant),
+            openid: "o".into(),
+            name: "n".into(),
+            active,
+        }
+    }
+
+    #[derive(Default)]
+    struct Memory {
+        coupons: HashMap<String, Coupon>,
+        audit: Vec<AuditEntry>,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("never")]
+    struct Never;
+
+    impl RedemptionStore for Memory {
+        type Error = Never;
+        fn find_coupon(&mut self, code: &CouponCode) -> Result<Option<(Coupon, Campaign)>, Never> {
+            Ok(self.coupons.get(code.as_str()).cloned().map(|c| (c, campaign())))
+        }
+        fn try_redeem(&mut self, id: CouponId, staff: Option<StaffId>, _: Channel, now: Millis) -> Result<bool, Never> {
+            let c = self.coupons.values_mut().find(|c| c.id == id).ok_or(Never)?;
+            if c.status != CouponStatus::Issued {
+                return Ok(false);
+            }
+            c.status = CouponStatus::Redeemed;
+            c.redeemed_at = Some(now);
+            c.redeemed_by = staff;
+            Ok(true)
+        }
+        fn record(&mut self, e: &AuditEntry) -> Result<(), Never> {
+            self.audit.push(e.clone());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn codes_are_128_bit_base32_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let c = CouponCode::generate();
+            assert_eq!(c.as_str().len(), CODE_LEN);
+            assert!(seen.insert(c));
+        }
+    }
+
+    #[test]
+    fn the_rules_in_order() {
+        let code = CouponCode::generate();
+        let mut c = Coupon {
+            id: CouponId(1),
+            campaign_id: CampaignId(1),
+            code,
+            owner_openid: None,
+            status: CouponStatus::Issued,
+            redeemed_at: None,
+            redeemed_by: None,
+            created_at: 0,
+        };
+        let k = campaign();
+        assert_eq!(check_redeemable(&c, &k, None, 1500), Err(Outcome::NotStaff));
+        assert_eq!(
+            check_redeemable(&c, &k, Some(&staff(false, 1)), 1500),
+            Err(Outcome::NotStaff)
+        );
+        assert_eq!(
+            check_redeemable(&c, &k, Some(&staff(true, 2)), 1500),
+            Err(Outcome::NotStaff)
+        );
+        assert_eq!(
+            check_redeemable(&c, &k, Some(&staff(true, 1)), 999),
+            Err(Outcome::NotYetValid)
+        );
+        assert_eq!(
+            check_redeemable(&c, &k, Some(&staff(true, 1)), 2001),
+            Err(Outcome::Expired)
+        );
+        assert_eq!(check_redeemable(&c, &k, Some(&staff(true, 1)), 1500), Ok(()));
+        c.status = CouponStatus::Void;
+        assert_eq!(
+            check_redeemable(&c, &k, Some(&staff(true, 1)), 1500),
+            Err(Outcome::Void)
+        );
+        assert_eq!(c.effective_status(&k, 3000), CouponStatus::Void);
+    }
+
+    #[test]
+    fn redeem_audits_every_attempt_and_succeeds_once() {
+        let mut m = Memory::default();
+        let code = CouponCode::generate();
+        m.coupons.insert(
+            code.to_string(),
+            Coupon {
+                id: CouponId(1),
+                campaign_id: CampaignId(1),
+                code: code.clone(),
+                owner_openid: None,
+                status: CouponStatus::Issued,
+                redeemed_at: None,
+                redeemed_by: None,
+                created_at: 0,
+            },
+        );
+        let s = staff(true, 1);
+        let (first, _) = redeem(&mut m, code.as_str(), Some(&s), Channel::Pos, 1500).unwrap();
+        assert_eq!(first, Outcome::Redeemed { at: 1500 });
+        let (second, _) = redeem(&mut m, code.as_str(), Some(&s), Channel::Pos, 1600).unwrap();
+        assert_eq!(
+            second,
+            Outcome::AlreadyRedeemed {
+                at: Some(1500),
+                by: Some(StaffId(9))
+            }
+        );
+        let (unknown, _) = redeem(&mut m, "nope", Some(&s), Channel::Pos, 1600).unwrap();
+        assert_eq!(unknown, Outcome::NotFound);
+        assert_eq!(m.audit.len(), 3);
+    }
+
+    #[test]
+    fn issuing_respects_quantity_limit_and_end() {
+        let k = campaign();
+        assert_eq!(check_issuable(&k, 2, None, 1500), Err(IssueError::SoldOut));
+        assert_eq!(check_issuable(&k, 0, Some(1), 1500), Err(IssueError::PerUserLimit));
+        assert_eq!(check_issuable(&k, 0, Some(0), 2500), Err(IssueError::Ended));
+        assert_eq!(check_issuable(&k, 1, Some(0), 1500), Ok(()));
+    }
+}
