@@ -548,6 +548,25 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
             eprintln!("  health:    {base}/healthz");
             eprintln!("  readiness: {base}/readyz");
+            if let Some(demo) = app.demo() {
+                eprintln!("sandbox demo (pick a simulated WeChat user on the authorize page):");
+                eprintln!("  start here:        {base}/");
+                for code in &demo.customer_coupons {
+                    eprintln!("  customer's coupon: {base}/c/{code}");
+                }
+                eprintln!("  my coupons:        {base}/coupons/mine");
+                eprintln!(
+                    "  POS redemption:    curl -X POST {base}/api/v1/redemptions -H 'Authorization: Bearer {}' \\",
+                    demo.staff_token
+                );
+                eprintln!(
+                    "                       -H 'Content-Type: application/json' -d '{{\"code\":\"{}\"}}'",
+                    demo.customer_coupons.first().map(String::as_str).unwrap_or("CODE")
+                );
+                if let Some(admin) = &app.state().admin_token {
+                    eprintln!("  admin API token (this run): {}", admin.secret());
+                }
+            }
             app.run_until_stopped().await?;
             Ok(())
         }

@@ -20,5 +20,6 @@ pub mod cli;
 pub mod configuration;
 pub mod db;
 pub mod routes;
+pub mod sandbox;
 pub mod startup;
 pub mod telemetry;

@@ -27,6 +27,16 @@ pub struct AppState {
     pub tokens: AccessTokenManager,
     /// The URL users reach this server at.
     pub public_base_url: String,
+    /// Web OAuth for the scan page.
+    pub oauth: wechat_oauth::web::OAuthClient,
+    /// The card API (card-backed campaigns).
+    pub cards: wechat_card::CardClient,
+    /// Signs OAuth states (key shared by all instances through the database).
+    pub state_signer: wechat_oauth::state::StateSigner,
+    /// Signs sessions and CSRF tokens (shared by all instances).
+    pub session_key: Vec<u8>,
+    /// The admin API token (generated in sandbox mode when unset).
+    pub admin_token: Option<wechat_core::SecretString>,
 }
 
 /// Why the application could not start.
@@ -67,6 +77,7 @@ pub struct Application {
     server: Server,
     state: web::Data<AppState>,
     sandbox: Option<SimServer>,
+    demo: Option<crate::sandbox::Demo>,
 }
 
 impl std::fmt::Debug for Application {
@@ -120,11 +131,31 @@ impl Application {
         };
         let tokens = AccessTokenManager::with_options(
             wechat.clone(),
-            app_id,
-            secret,
+            app_id.clone(),
+            secret.clone(),
             Arc::new(DbTokenStore::new(pool.clone())),
             options,
         );
+        let oauth = wechat_oauth::web::OAuthClient::new(wechat.clone(), app_id, secret);
+        let cards = wechat_card::CardClient::new(wechat.clone(), tokens.clone());
+        let keys_pool = pool.clone();
+        let (state_key, session_key) = tokio::task::spawn_blocking(move || -> Result<(String, String), DbError> {
+            let mut conn = keys_pool.get()?;
+            let state_key =
+                db::coupons::shared_secret(&mut conn, "oauth_state_key", crate::routes::auth::random_token)?;
+            let session_key = db::coupons::shared_secret(&mut conn, "session_key", crate::routes::auth::random_token)?;
+            Ok((state_key, session_key))
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))??;
+        let state_signer = wechat_oauth::state::StateSigner::new(state_key.as_bytes())
+            .map_err(|e| DbError::Task(format!("state key: {e}")))?;
+        let admin_token = match (&settings.admin.token, sandbox.is_some()) {
+            (Some(t), _) if !t.is_empty() => Some(t.clone()),
+            // Sandbox: a fresh admin token per run, printed at start-up.
+            (_, true) => Some(wechat_core::SecretString::new(crate::routes::auth::random_token())),
+            _ => None,
+        };
 
         let listener = TcpListener::bind(&settings.server.addr).map_err(|source| StartupError::Bind {
             addr: settings.server.addr.clone(),
@@ -148,7 +179,16 @@ impl Application {
             wechat,
             tokens,
             public_base_url,
+            oauth,
+            cards,
+            state_signer,
+            session_key: session_key.into_bytes(),
+            admin_token,
         });
+        let demo = match &sandbox {
+            Some(sim) => Some(crate::sandbox::seed(&state, sim).await?),
+            None => None,
+        };
         let server = run(listener, state.clone()).map_err(|source| StartupError::Bind {
             addr: addr.to_string(),
             source,
@@ -158,6 +198,7 @@ impl Application {
             server,
             state,
             sandbox,
+            demo,
         })
     }
 
@@ -174,6 +215,11 @@ impl Application {
     /// Shared state (for tests and embedding).
     pub fn state(&self) -> &web::Data<AppState> {
         &self.state
+    }
+
+    /// The seeded demo, in sandbox mode.
+    pub fn demo(&self) -> Option<&crate::sandbox::Demo> {
+        self.demo.as_ref()
     }
 
     /// The sandbox simulator's base URL, in sandbox mode.
@@ -215,8 +261,26 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
             .app_data(json_config())
             .app_data(query_config())
             .app_data(path_config())
+            .app_data(web::FormConfig::default().limit(16 * 1024))
             .route("/healthz", web::get().to(routes::health::healthz))
             .route("/readyz", web::get().to(routes::health::readyz))
+            .route("/", web::get().to(crate::sandbox::index))
+            .route("/auth/callback", web::get().to(routes::auth::callback))
+            .route("/c/{code}", web::get().to(routes::coupons::scan_page))
+            .route("/c/{code}/redeem", web::post().to(routes::coupons::confirm))
+            .route("/c/{code}/qr.{format}", web::get().to(routes::coupons::qr))
+            .route("/coupons/mine", web::get().to(routes::coupons::mine))
+            .service(
+                web::scope("/api/v1")
+                    .route("/coupons/{code}", web::get().to(routes::coupons::get_coupon))
+                    .route("/redemptions", web::post().to(routes::coupons::redeem))
+                    .route("/merchants", web::post().to(routes::admin::create_merchant))
+                    .route("/staff", web::post().to(routes::admin::create_staff))
+                    .route("/staff/{id}", web::delete().to(routes::admin::delete_staff))
+                    .route("/campaigns", web::post().to(routes::admin::create_campaign))
+                    .route("/campaigns", web::get().to(routes::admin::list_campaigns))
+                    .route("/campaigns/{id}/coupons", web::post().to(routes::admin::issue)),
+            )
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such route"))
             }))

@@ -1,7 +1,9 @@
 //! One Diesel connection type over PostgreSQL and SQLite, an r2d2 pool, and the embedded migrations of each backend.
 
+pub mod coupons;
 pub mod schema;
 pub mod token_store;
+pub mod users;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;

@@ -30,3 +30,111 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(users, wechat_tokens);
+
+diesel::table! {
+    /// Merchants.
+    merchants (id) {
+        id -> BigInt,
+        name -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Merchant staff who may redeem.
+    staff (id) {
+        id -> BigInt,
+        merchant_id -> BigInt,
+        openid -> Text,
+        name -> Text,
+        active -> Bool,
+        api_token_hash -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Campaigns.
+    campaigns (id) {
+        id -> BigInt,
+        merchant_id -> BigInt,
+        title -> Text,
+        description -> Nullable<Text>,
+        value_fen -> Nullable<BigInt>,
+        valid_from -> BigInt,
+        valid_until -> BigInt,
+        quantity -> Nullable<BigInt>,
+        per_user_limit -> Nullable<BigInt>,
+        wechat_card_id -> Nullable<Text>,
+        issued -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Coupons.
+    coupons (id) {
+        id -> BigInt,
+        campaign_id -> BigInt,
+        code -> Text,
+        owner_openid -> Nullable<Text>,
+        status -> Text,
+        redeemed_at -> Nullable<BigInt>,
+        redeemed_by -> Nullable<BigInt>,
+        wechat_card_code -> Nullable<Text>,
+        version -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// One row per redeemed coupon (unique coupon_id: the exactly-once guarantee).
+    redemptions (id) {
+        id -> BigInt,
+        coupon_id -> BigInt,
+        staff_id -> Nullable<BigInt>,
+        channel -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Every attempt, successful or not.
+    audit_log (id) {
+        id -> BigInt,
+        action -> Text,
+        coupon_code -> Nullable<Text>,
+        coupon_id -> Nullable<BigInt>,
+        staff_id -> Nullable<BigInt>,
+        outcome -> Text,
+        channel -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Used OAuth state nonces.
+    oauth_states (nonce) {
+        nonce -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Shared server secrets.
+    server_secrets (name) {
+        name -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    /// Processed WeChat pushes.
+    push_events (dedupe_key) {
+        dedupe_key -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(coupons -> campaigns (campaign_id));
+diesel::allow_tables_to_appear_in_same_query!(merchants, staff, campaigns, coupons, redemptions, audit_log);

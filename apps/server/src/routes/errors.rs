@@ -57,6 +57,11 @@ impl ApiError {
     pub fn code(&self) -> &str {
         self.code
     }
+
+    /// The human message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl fmt::Display for ApiError {
@@ -101,12 +106,13 @@ fn code_for(status: StatusCode) -> &'static str {
 /// Middleware hook: any 4xx/5xx that is not JSON yet (actix's own 404/405/extractor errors, HTML error pages) is
 /// replaced by the envelope, so clients see one error shape everywhere.
 pub fn wrap_in_envelope<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_json = res
+    // JSON errors are already enveloped; HTML error pages are for people in a browser.
+    let keep = res
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if keep {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();

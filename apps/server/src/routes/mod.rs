@@ -1,4 +1,8 @@
 //! HTTP routes, one module per capability.
 
+pub mod admin;
+pub mod auth;
+pub mod coupons;
 pub mod errors;
 pub mod health;
+pub mod pages;

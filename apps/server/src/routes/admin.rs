@@ -1,0 +1,293 @@
+//! The admin API (bearer admin token): merchants, staff, campaigns, issuing coupons.
+
+use crate::db::{self, coupons as repo};
+use crate::routes::auth::{self, now_ms};
+use crate::routes::coupons::{public_view, rfc3339};
+use crate::routes::errors::ApiError;
+use crate::startup::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.trim().is_empty() || value.chars().count() > max {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("{field} must be 1 to {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn db_error(e: db::DbError) -> ApiError {
+    ApiError::internal(&e)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMerchant {
+    name: String,
+}
+
+/// `POST /api/v1/merchants {name}` → `{id, name}`.
+pub async fn create_merchant(
+    req: HttpRequest,
+    body: web::Json<NewMerchant>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth::require_admin(&req, &state)?;
+    check_text("name", &body.name, 100)?;
+    let name = body.name.trim().to_owned();
+    let m = db::blocking(&state.db, move |conn| repo::create_merchant(conn, &name, now_ms()))
+        .await
+        .map_err(db_error)?;
+    Ok(HttpResponse::Created().json(json!({"id": m.id, "name": m.name})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewStaff {
+    merchant_id: i64,
+    openid: String,
+    name: String,
+}
+
+/// `POST /api/v1/staff {merchant_id, openid, name}` → `{id, api_token}`. The token is shown once; only its hash is
+/// stored.
+pub async fn create_staff(
+    req: HttpRequest,
+    body: web::Json<NewStaff>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth::require_admin(&req, &state)?;
+    check_text("openid", &body.openid, 64)?;
+    check_text("name", &body.name, 64)?;
+    let token = auth::random_token();
+    let hash = auth::sha256_hex(&token);
+    let NewStaff {
+        merchant_id,
+        openid,
+        name,
+    } = body.into_inner();
+    let created = db::blocking(&state.db, move |conn| {
+        if repo::merchant(conn, merchant_id)?.is_none() {
+            return Ok(Err(ApiError::not_found("no such merchant")));
+        }
+        Ok(
+            repo::add_staff(conn, merchant_id, openid.trim(), name.trim(), &hash, now_ms())?.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "staff_exists",
+                    "this openid is already active staff",
+                )
+            }),
+        )
+    })
+    .await
+    .map_err(db_error)??;
+    Ok(HttpResponse::Created().json(json!({
+        "id": created.id, "merchant_id": created.merchant_id, "openid": created.openid, "name": created.name,
+        "api_token": token,
+    })))
+}
+
+/// `DELETE /api/v1/staff/{id}` → 204; the staff member can no longer redeem.
+pub async fn delete_staff(
+    req: HttpRequest,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth::require_admin(&req, &state)?;
+    let id = path.into_inner();
+    if db::blocking(&state.db, move |conn| repo::remove_staff(conn, id))
+        .await
+        .map_err(db_error)?
+    {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::not_found("no such active staff member"))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCampaign {
+    merchant_id: i64,
+    title: String,
+    description: Option<String>,
+    value_fen: Option<i64>,
+    valid_from: Option<String>,
+    valid_until: Option<String>,
+    quantity: Option<i64>,
+    per_user_limit: Option<i64>,
+    wechat_card_id: Option<String>,
+}
+
+fn parse_time(field: &'static str, value: &str) -> Result<i64, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_time",
+                format!("{field} must be RFC 3339, e.g. 2026-12-01T00:00:00+08:00"),
+            )
+        })
+}
+
+/// Validates a campaign request into a row (defaults: valid from now for 30 days, unlimited).
+pub fn validate_campaign(
+    merchant_id: i64,
+    title: &str,
+    description: Option<&str>,
+    value_fen: Option<i64>,
+    valid_from: Option<&str>,
+    valid_until: Option<&str>,
+    quantity: Option<i64>,
+    per_user_limit: Option<i64>,
+    wechat_card_id: Option<&str>,
+    now: i64,
+) -> Result<repo::NewCampaign, ApiError> {
+    check_text("title", title, 100)?;
+    if let Some(d) = description
+        && d.chars().count() > 2000
+    {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "description must be at most 2000 characters",
+        ));
+    }
+    if value_fen.is_some_and(|v| !(0..=100_000_000_00).contains(&v)) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "value_fen must be 0 to 10000000000",
+        ));
+    }
+    let from = valid_from
+        .map(|v| parse_time("valid_from", v))
+        .transpose()?
+        .unwrap_or(now);
+    let until = valid_until
+        .map(|v| parse_time("valid_until", v))
+        .transpose()?
+        .unwrap_or(from + 30 * 86_400_000);
+    if until <= from {
+        return Err(ApiError::bad_request(
+            "invalid_time",
+            "valid_until must be after valid_from",
+        ));
+    }
+    if quantity.is_some_and(|q| q < 1) || per_user_limit.is_some_and(|q| q < 1) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "quantity and per_user_limit must be at least 1",
+        ));
+    }
+    if let Some(c) = wechat_card_id
+        && (c.is_empty() || c.len() > 64 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "wechat_card_id is not a card id",
+        ));
+    }
+    Ok(repo::NewCampaign {
+        merchant_id,
+        title: title.trim().to_owned(),
+        description: description.map(str::to_owned),
+        value_fen,
+        valid_from: from,
+        valid_until: until,
+        quantity,
+        per_user_limit,
+        wechat_card_id: wechat_card_id.map(str::to_owned),
+    })
+}
+
+/// Campaign JSON.
+pub fn campaign_json(c: &repo::CampaignRow) -> serde_json::Value {
+    json!({
+        "id": c.id, "merchant_id": c.merchant_id, "title": c.title, "description": c.description,
+        "value_fen": c.value_fen, "valid_from": rfc3339(c.valid_from), "valid_until": rfc3339(c.valid_until),
+        "quantity": c.quantity, "per_user_limit": c.per_user_limit, "wechat_card_id": c.wechat_card_id,
+        "issued": c.issued,
+    })
+}
+
+/// `POST /api/v1/campaigns {...}` → `{id, ...}`.
+pub async fn create_campaign(
+    req: HttpRequest,
+    body: web::Json<NewCampaign>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth::require_admin(&req, &state)?;
+    let b = body.into_inner();
+    let new = validate_campaign(
+        b.merchant_id,
+        &b.title,
+        b.description.as_deref(),
+        b.value_fen,
+        b.valid_from.as_deref(),
+        b.valid_until.as_deref(),
+        b.quantity,
+        b.per_user_limit,
+        b.wechat_card_id.as_deref(),
+        now_ms(),
+    )?;
+    let created = db::blocking(&state.db, move |conn| {
+        if repo::merchant(conn, new.merchant_id)?.is_none() {
+            return Ok(None);
+        }
+        repo::create_campaign(conn, &new, now_ms()).map(Some)
+    })
+    .await
+    .map_err(db_error)?
+    .ok_or_else(|| ApiError::not_found("no such merchant"))?;
+    Ok(HttpResponse::Created().json(campaign_json(&created)))
+}
+
+/// `GET /api/v1/campaigns`.
+pub async fn list_campaigns(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    auth::require_admin(&req, &state)?;
+    let rows = db::blocking(&state.db, |conn| repo::list_campaigns(conn, None))
+        .await
+        .map_err(db_error)?;
+    Ok(HttpResponse::Ok().json(json!({"campaigns": rows.iter().map(campaign_json).collect::<Vec<_>>()})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct IssueBody {
+    owner_openid: Option<String>,
+}
+
+/// `POST /api/v1/campaigns/{id}/coupons {owner_openid?}` → `{code, url, qr_url}`.
+pub async fn issue(
+    req: HttpRequest,
+    path: web::Path<i64>,
+    body: Option<web::Json<IssueBody>>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth::require_admin(&req, &state)?;
+    let owner = body.and_then(|b| b.into_inner().owner_openid);
+    if let Some(o) = &owner {
+        check_text("owner_openid", o, 64)?;
+    }
+    let campaign_id = path.into_inner();
+    let result = db::blocking(&state.db, move |conn| {
+        Ok(repo::issue_coupon(conn, campaign_id, owner.as_deref(), now_ms()))
+    })
+    .await
+    .map_err(db_error)?;
+    let (coupon, campaign) = result.map_err(|e| match e {
+        repo::IssueFailure::NotFound => ApiError::not_found("no such campaign"),
+        repo::IssueFailure::Rule(rule) => ApiError::new(StatusCode::CONFLICT, "not_issuable", rule.to_string()),
+        repo::IssueFailure::Db(e) => ApiError::internal(&e),
+    })?;
+    let (Some(coupon), campaign) = (coupon.to_domain(), campaign.to_domain()) else {
+        return Err(ApiError::internal(&"issued coupon has an invalid code"));
+    };
+    let mut view = public_view(&state, &coupon, &campaign);
+    view["owner_openid"] = json!(coupon.owner_openid);
+    Ok(HttpResponse::Created().json(view))
+}

@@ -1,0 +1,239 @@
+//! Who is calling: admin bearer token, staff POS tokens, and customer/staff sessions established through silent
+//! WeChat OAuth (`snsapi_base`) with a signed, single-use state.
+
+use crate::db::{self, DbError, coupons as repo};
+use crate::routes::errors::ApiError;
+use crate::routes::pages;
+use crate::startup::AppState;
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use async_trait::async_trait;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
+use wechat_oauth::state::{StateError, StateStore};
+use wechat_oauth::web::Scope;
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "wxkit_session";
+/// Sessions last a week.
+pub const SESSION_SECS: i64 = 7 * 86_400;
+/// OAuth states live 10 minutes.
+pub const STATE_TTL_SECS: i64 = 600;
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// sha256 hex, for API tokens at rest.
+pub fn sha256_hex(s: &str) -> String {
+    wechat_core::push::hex_lower(&Sha256::digest(s.as_bytes()))
+}
+
+/// A fresh random token (256 bits, hex).
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    wechat_core::push::hex_lower(&bytes)
+}
+
+fn mac(key: &[u8], parts: &[&str]) -> String {
+    // HMAC accepts any key length; an empty MAC would never verify if this ever failed.
+    let Ok(mut m) = <Hmac<Sha256> as KeyInit>::new_from_slice(key) else {
+        return String::new();
+    };
+    for p in parts {
+        m.update(p.as_bytes());
+        m.update(b"\x1f");
+    }
+    wechat_core::push::hex_lower(&m.finalize().into_bytes())
+}
+
+/// The `Authorization: Bearer` token, if any.
+pub fn bearer(req: &HttpRequest) -> Option<String> {
+    let value = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?
+        .trim();
+    (!token.is_empty()).then(|| token.to_owned())
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+}
+
+/// Checks the admin bearer token (constant time).
+pub fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let Some(expected) = state.admin_token.as_ref() else {
+        return Err(unauthorized("the admin API is disabled: set WXKIT__ADMIN__TOKEN"));
+    };
+    let given = bearer(req).ok_or_else(|| unauthorized("admin calls need Authorization: Bearer <admin token>"))?;
+    if wechat_core::constant_time_eq(given.as_bytes(), expected.secret().as_bytes()) {
+        Ok(())
+    } else {
+        Err(unauthorized("wrong admin token"))
+    }
+}
+
+/// The staff member behind a POS bearer token (active or not: the rules decide). Unknown token → 401.
+pub async fn require_staff_token(req: &HttpRequest, state: &AppState) -> Result<repo::StaffRow, ApiError> {
+    let token = bearer(req).ok_or_else(|| unauthorized("POS calls need Authorization: Bearer <staff api_token>"))?;
+    let hash = sha256_hex(&token);
+    db::blocking(&state.db, move |conn| repo::staff_by_token_hash(conn, &hash))
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .ok_or_else(|| unauthorized("unknown staff token"))
+}
+
+/// Signs a session for `openid`.
+pub fn session_cookie(state: &AppState, openid: &str) -> Cookie<'static> {
+    use base64::Engine as _;
+    let exp = (now_ms() / 1000 + SESSION_SECS).to_string();
+    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(openid);
+    let sig = mac(&state.session_key, &["session", openid, &exp]);
+    Cookie::build(SESSION_COOKIE, format!("{id}.{exp}.{sig}"))
+        .path("/")
+        .http_only(true)
+        .secure(state.public_base_url.starts_with("https://"))
+        .same_site(SameSite::Lax)
+        .max_age(actix_web::cookie::time::Duration::seconds(SESSION_SECS))
+        .finish()
+}
+
+/// The openid of a valid session cookie.
+pub fn session_openid(req: &HttpRequest, state: &AppState) -> Option<String> {
+    use base64::Engine as _;
+    let cookie = req.cookie(SESSION_COOKIE)?;
+    let mut parts = cookie.value().splitn(3, '.');
+    let (id, exp, sig) = (parts.next()?, parts.next()?, parts.next()?);
+    let openid = String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(id).ok()?).ok()?;
+    let expected = mac(&state.session_key, &["session", &openid, exp]);
+    if !wechat_core::constant_time_eq(expected.as_bytes(), sig.as_bytes()) {
+        return None;
+    }
+    (exp.parse::<i64>().ok()? > now_ms() / 1000).then_some(openid)
+}
+
+/// The CSRF token binding a form to the session's openid and the coupon.
+pub fn csrf_token(state: &AppState, openid: &str, code: &str) -> String {
+    mac(&state.session_key, &["csrf", openid, code])
+}
+
+/// Checks a CSRF token in constant time.
+pub fn csrf_ok(state: &AppState, openid: &str, code: &str, token: &str) -> bool {
+    wechat_core::constant_time_eq(csrf_token(state, openid, code).as_bytes(), token.as_bytes())
+}
+
+/// A 302 to WeChat's authorize page that will bring the user back to `return_path`.
+pub fn login_redirect(state: &AppState, return_path: &str) -> Result<HttpResponse, ApiError> {
+    let issued = state
+        .state_signer
+        .issue(return_path, now_ms() / 1000, STATE_TTL_SECS)
+        .map_err(|e| ApiError::bad_request("invalid_return_path", e.to_string()))?;
+    let redirect_uri = format!("{}/auth/callback", state.public_base_url);
+    let url = state
+        .oauth
+        .authorize_url(&redirect_uri, Scope::Base, Some(&issued.value))
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(HttpResponse::Found()
+        .insert_header((actix_web::http::header::LOCATION, url))
+        .finish())
+}
+
+/// Single-use OAuth states in the database (a unique key), shared by every instance.
+#[derive(Debug)]
+pub struct DbStateStore {
+    pool: db::DbPool,
+}
+
+#[async_trait]
+impl StateStore for DbStateStore {
+    async fn consume(&self, nonce: &str, expires_at: i64) -> Result<bool, StateError> {
+        let nonce = nonce.to_owned();
+        db::blocking(&self.pool, move |conn| {
+            repo::consume_state_nonce(conn, &nonce, expires_at, now_ms() / 1000)
+        })
+        .await
+        .map_err(|e: DbError| StateError::Store(e.to_string()))
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+}
+
+/// `GET /auth/callback?code&state`: verifies the state (signature, expiry, single use), exchanges the code for the
+/// openid, starts a session and sends the user back to the state's return path.
+pub async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let q = web::Query::<CallbackQuery>::from_query(req.query_string()).ok();
+    let (Some(code), Some(raw_state)) = q
+        .as_ref()
+        .map(|q| (q.code.clone(), q.state.clone()))
+        .unwrap_or((None, None))
+    else {
+        return pages::error_page(
+            StatusCode::BAD_REQUEST,
+            "登录链接不完整",
+            "The login link is incomplete: open the page again.",
+        );
+    };
+    let store = DbStateStore { pool: state.db.clone() };
+    let verified = match state
+        .state_signer
+        .verify_once(&raw_state, now_ms() / 1000, &store)
+        .await
+    {
+        Ok(v) => v,
+        Err(StateError::Store(e)) => {
+            tracing::error!(error = %e, "state store failed");
+            return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, "服务暂时不可用", "Please try again.");
+        }
+        Err(e) => {
+            tracing::info!(reason = %e, "refused OAuth state");
+            return pages::error_page(
+                StatusCode::BAD_REQUEST,
+                "登录已失效",
+                "This login link is invalid or expired: open the page again.",
+            );
+        }
+    };
+    let token = match state.oauth.exchange_code(&code).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::info!(error = %e, "OAuth code exchange failed");
+            return pages::error_page(
+                StatusCode::BAD_REQUEST,
+                "微信登录失败",
+                "WeChat login failed: open the page again.",
+            );
+        }
+    };
+    if token.is_snapshotuser {
+        return pages::error_page(
+            StatusCode::FORBIDDEN,
+            "请在微信中打开",
+            "Please open this page in WeChat.",
+        );
+    }
+    let openid = token.openid.as_str().to_owned();
+    let upsert_openid = openid.clone();
+    if let Err(e) = db::blocking(&state.db, move |conn| {
+        crate::db::users::touch(conn, &upsert_openid, now_ms())
+    })
+    .await
+    {
+        tracing::warn!(error = %e, "could not record the user");
+    }
+    HttpResponse::Found()
+        .cookie(session_cookie(&state, &openid))
+        .insert_header((actix_web::http::header::LOCATION, verified.return_path))
+        .finish()
+}

@@ -1,0 +1,451 @@
+//! Coupons: the public view, POS redemption, the scan page and its confirm form, per-request QR images, and the
+//! customer's own list.
+
+use crate::db::{self, coupons as repo};
+use crate::routes::auth::{self, now_ms, session_openid};
+use crate::routes::errors::ApiError;
+use crate::routes::pages::{self, esc, page};
+use crate::startup::AppState;
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use redemption_core::{Campaign, Channel, Coupon, CouponCode, CouponStatus, Outcome, Staff};
+use serde::Deserialize;
+use serde_json::json;
+
+/// RFC 3339 for a millisecond timestamp.
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default()
+}
+
+fn beijing(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| (t + chrono::Duration::hours(8)).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
+/// The coupon as anyone may see it (no owner, no staff identities).
+pub fn public_view(state: &AppState, coupon: &Coupon, campaign: &Campaign) -> serde_json::Value {
+    let code = coupon.code.as_str();
+    json!({
+        "code": code,
+        "title": campaign.title,
+        "description": campaign.description,
+        "value_fen": campaign.value_fen,
+        "valid_from": rfc3339(campaign.valid_from),
+        "valid_until": rfc3339(campaign.valid_until),
+        "status": coupon.effective_status(campaign, now_ms()),
+        "redeemed_at": coupon.redeemed_at.map(rfc3339),
+        "url": format!("{}/c/{code}", state.public_base_url),
+        "qr_url": format!("{}/c/{code}/qr.png", state.public_base_url),
+    })
+}
+
+async fn load(state: &AppState, code: &str) -> Result<Option<(Coupon, Campaign, Option<String>)>, ApiError> {
+    let Some(code) = CouponCode::parse(code) else {
+        return Ok(None);
+    };
+    let found = db::blocking(&state.db, move |conn| repo::coupon_by_code(conn, code.as_str()))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(found.and_then(|(c, k)| {
+        let card_code = c.wechat_card_code.clone();
+        c.to_domain().map(|coupon| (coupon, k.to_domain(), card_code))
+    }))
+}
+
+/// `GET /api/v1/coupons/{code}`.
+pub async fn get_coupon(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    match load(&state, &path).await? {
+        Some((coupon, campaign, _)) => Ok(HttpResponse::Ok().json(public_view(&state, &coupon, &campaign))),
+        None => Err(ApiError::not_found("no such coupon")),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RedeemBody {
+    code: String,
+}
+
+/// Runs one redemption attempt in a blocking task and, for card-backed coupons, consumes the card code on WeChat.
+async fn attempt(
+    state: &AppState,
+    code: String,
+    staff: Option<Staff>,
+    channel: Channel,
+) -> Result<(Outcome, Option<(Coupon, Campaign)>), ApiError> {
+    let card_code_lookup = code.clone();
+    let result = db::blocking(&state.db, move |conn| {
+        redemption_core::redeem(
+            &mut repo::DbRedemptionStore(conn),
+            &code,
+            staff.as_ref(),
+            channel,
+            now_ms(),
+        )
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?;
+    if let (Outcome::Redeemed { .. }, Some((_, campaign))) = (&result.0, &result.1)
+        && let Some(card_id) = &campaign.wechat_card_id
+        && channel != Channel::Wechat
+    {
+        consume_on_wechat(state, &card_code_lookup, card_id).await;
+    }
+    Ok(result)
+}
+
+/// Our database is the source of truth; WeChat's copy of a card-backed coupon is consumed after it. A failure is
+/// logged and audited (the coupon stays redeemed: money-like state never goes backwards).
+async fn consume_on_wechat(state: &AppState, code: &str, card_id: &str) {
+    let code_owned = code.to_owned();
+    let card_code = match db::blocking(&state.db, move |conn| repo::coupon_by_code(conn, &code_owned)).await {
+        Ok(Some((row, _))) => row.wechat_card_code,
+        _ => None,
+    };
+    let Some(card_code) = card_code else {
+        tracing::info!(
+            card_id,
+            "card-backed coupon has no card code yet (not added to a card bag): nothing to consume"
+        );
+        return;
+    };
+    match state.cards.consume_code(&card_code, Some(card_id)).await {
+        Ok(_) | Err(wechat_card::Error::AlreadyConsumed { .. }) => {}
+        Err(e) => tracing::error!(card_id, error = %e, "consuming the WeChat card code failed"),
+    }
+}
+
+fn outcome_error(outcome: &Outcome, staff_name: Option<String>) -> ApiError {
+    match outcome {
+        Outcome::AlreadyRedeemed { at, .. } => ApiError::new(
+            StatusCode::CONFLICT,
+            "already_redeemed",
+            format!(
+                "already redeemed at {}{}",
+                at.map(rfc3339).unwrap_or_default(),
+                staff_name.map(|n| format!(" by {n}")).unwrap_or_default()
+            ),
+        ),
+        Outcome::NotFound => ApiError::not_found("no such coupon"),
+        Outcome::Expired => ApiError::new(StatusCode::GONE, "expired", "the coupon has expired"),
+        Outcome::Void => ApiError::new(StatusCode::GONE, "void", "the coupon was cancelled"),
+        Outcome::NotStaff => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_staff",
+            "only active staff of this merchant can redeem it",
+        ),
+        Outcome::NotYetValid => ApiError::new(StatusCode::CONFLICT, "not_yet_valid", "the coupon is not valid yet"),
+        Outcome::Redeemed { .. } => ApiError::internal(&"redeemed is not an error"),
+    }
+}
+
+async fn staff_name(state: &AppState, outcome: &Outcome) -> Option<String> {
+    let Outcome::AlreadyRedeemed { by: Some(id), .. } = outcome else {
+        return None;
+    };
+    let id = id.0;
+    db::blocking(&state.db, move |conn| repo::staff_by_id(conn, id))
+        .await
+        .ok()
+        .flatten()
+        .map(|s| s.name)
+}
+
+/// `POST /api/v1/redemptions {code}` with a staff bearer token: 200, 409 already redeemed (when, by whom),
+/// 404 unknown, 410 expired/void, 403 not staff.
+pub async fn redeem(
+    req: HttpRequest,
+    body: web::Json<RedeemBody>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let staff = auth::require_staff_token(&req, &state).await?;
+    if body.code.len() > 64 {
+        return Err(ApiError::bad_request("invalid_code", "code is too long"));
+    }
+    let (outcome, found) = attempt(&state, body.code.clone(), Some(staff.to_domain()), Channel::Pos).await?;
+    match (&outcome, found) {
+        (Outcome::Redeemed { at }, Some((coupon, campaign))) => Ok(HttpResponse::Ok().json(json!({
+            "coupon": public_view(&state, &coupon, &campaign),
+            "redeemed_at": rfc3339(*at),
+            "redeemed_by": {"id": staff.id, "name": staff.name},
+        }))),
+        (Outcome::AlreadyRedeemed { at, by }, _) => {
+            let name = staff_name(&state, &outcome).await;
+            let err = outcome_error(&outcome, name.clone());
+            // The envelope plus when and by whom.
+            Ok(HttpResponse::Conflict().json(json!({"error": {
+                "code": err.code(),
+                "message": err.message(),
+                "redeemed_at": at.map(rfc3339),
+                "redeemed_by": by.map(|b| json!({"id": b.0, "name": name})),
+            }})))
+        }
+        _ => Err(outcome_error(&outcome, None)),
+    }
+}
+
+fn money(fen: Option<u64>) -> String {
+    match fen {
+        Some(f) if f % 100 == 0 => format!("¥{}", f / 100),
+        Some(f) => format!("¥{}.{:02}", f / 100, f % 100),
+        None => String::new(),
+    }
+}
+
+fn status_badge(status: CouponStatus) -> String {
+    let (zh, en) = match status {
+        CouponStatus::Issued => ("可使用", "valid"),
+        CouponStatus::Redeemed => ("已核销", "redeemed"),
+        CouponStatus::Void => ("已作废", "void"),
+        CouponStatus::Expired => ("已过期", "expired"),
+    };
+    format!(
+        "<span class=\"status {}\" id=\"status\" data-status=\"{}\">{zh} · {en}</span>",
+        status.as_str(),
+        status.as_str()
+    )
+}
+
+fn coupon_card(coupon: &Coupon, campaign: &Campaign) -> String {
+    let status = coupon.effective_status(campaign, now_ms());
+    format!(
+        "<div class=\"card\"><h1 id=\"title\">{}</h1><div class=\"value\">{}</div><p>{}</p>\
+         <p class=\"muted\">有效期 Valid {} — {}</p>{}{}</div>",
+        esc(&campaign.title),
+        money(campaign.value_fen),
+        esc(campaign.description.as_deref().unwrap_or("")),
+        beijing(campaign.valid_from),
+        beijing(campaign.valid_until),
+        status_badge(status),
+        coupon
+            .redeemed_at
+            .map(|t| format!("<p class=\"muted\">核销时间 Redeemed at {}</p>", beijing(t)))
+            .unwrap_or_default()
+    )
+}
+
+/// `GET /c/{code}`: the scan page. Without a session it runs silent WeChat OAuth first. Staff of the merchant get a
+/// confirm button; the owner (or anyone, for a bearer coupon) sees the QR; others see the public details only.
+pub async fn scan_page(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    let code = path.into_inner();
+    let Some((coupon, campaign, _)) = (match load(&state, &code).await {
+        Ok(found) => found,
+        Err(_) => return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, "服务暂时不可用", "Please try again."),
+    }) else {
+        return pages::error_page(StatusCode::NOT_FOUND, "优惠券不存在", "No such coupon.");
+    };
+    let Some(openid) = session_openid(&req, &state) else {
+        return auth::login_redirect(&state, &format!("/c/{}", coupon.code))
+            .unwrap_or_else(|e| pages::error_page(StatusCode::INTERNAL_SERVER_ERROR, "出错了", &e.to_string()));
+    };
+    let viewer = openid.clone();
+    let staff = db::blocking(&state.db, move |conn| repo::staff_by_openid(conn, &viewer))
+        .await
+        .ok()
+        .flatten();
+    let code_str = coupon.code.as_str().to_owned();
+    let mut body = coupon_card(&coupon, &campaign);
+    let is_staff = staff
+        .as_ref()
+        .is_some_and(|s| s.active && s.merchant_id == campaign.merchant_id.0);
+    if is_staff {
+        let staff = staff.as_ref().map(repo::StaffRow::to_domain);
+        match redemption_core::check_redeemable(&coupon, &campaign, staff.as_ref(), now_ms()) {
+            Ok(()) => body.push_str(&format!(
+                "<div class=\"card\"><p>店员 Staff: {}</p><form method=\"post\" action=\"/c/{code_str}/redeem\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"confirm\">确认核销 · Redeem</button>\
+                 </form></div>",
+                esc(staff.as_ref().map(|s| s.name.as_str()).unwrap_or("")),
+                auth::csrf_token(&state, &openid, &code_str)
+            )),
+            Err(outcome) => body.push_str(&format!(
+                "<div class=\"card\"><p class=\"err\" id=\"cannot\">不能核销 · Cannot redeem: {}</p></div>",
+                outcome.name()
+            )),
+        }
+    } else if coupon.owner_openid.as_deref().is_none_or(|o| o == openid) {
+        if coupon.effective_status(&campaign, now_ms()) == CouponStatus::Issued {
+            body.push_str(&format!(
+                "<div class=\"card\"><img class=\"qr\" id=\"qr\" src=\"/c/{code_str}/qr.png\" alt=\"QR\">\
+                 <p class=\"muted\" style=\"text-align:center\">请向店员出示此二维码 · Show this code to the staff</p></div>"
+            ));
+        }
+        body.push_str("<p><a href=\"/coupons/mine\">我的优惠券 · My coupons</a></p>");
+    }
+    page(StatusCode::OK, &campaign.title, &body)
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    csrf: String,
+}
+
+/// `POST /c/{code}/redeem`: the staff member confirms. CSRF-protected (a token bound to the session and the coupon).
+pub async fn confirm(
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<ConfirmForm>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let code = path.into_inner();
+    let Some(openid) = session_openid(&req, &state) else {
+        return pages::error_page(
+            StatusCode::UNAUTHORIZED,
+            "请重新扫码",
+            "Your session has expired: scan the code again.",
+        );
+    };
+    let Some(parsed) = CouponCode::parse(&code) else {
+        return pages::error_page(StatusCode::NOT_FOUND, "优惠券不存在", "No such coupon.");
+    };
+    if !auth::csrf_ok(&state, &openid, parsed.as_str(), &form.csrf) {
+        return pages::error_page(
+            StatusCode::FORBIDDEN,
+            "请求无效",
+            "Invalid form: reload the page and try again.",
+        );
+    }
+    let viewer = openid.clone();
+    let staff = match db::blocking(&state.db, move |conn| repo::staff_by_openid(conn, &viewer)).await {
+        Ok(s) => s.map(|s| s.to_domain()),
+        Err(_) => return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, "服务暂时不可用", "Please try again."),
+    };
+    let (outcome, found) = match attempt(&state, parsed.as_str().to_owned(), staff, Channel::ScanPage).await {
+        Ok(r) => r,
+        Err(_) => return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, "服务暂时不可用", "Please try again."),
+    };
+    let (status, message) = match &outcome {
+        Outcome::Redeemed { .. } => (
+            StatusCode::OK,
+            "<p class=\"ok\" id=\"result\">已核销 · Redeemed</p>".to_owned(),
+        ),
+        Outcome::AlreadyRedeemed { at, .. } => (
+            StatusCode::CONFLICT,
+            format!(
+                "<p class=\"err\" id=\"result\">此券已核销 · Already redeemed {}</p>",
+                at.map(beijing).unwrap_or_default()
+            ),
+        ),
+        Outcome::NotStaff => (
+            StatusCode::FORBIDDEN,
+            "<p class=\"err\" id=\"result\">仅限本店店员 · Staff only</p>".into(),
+        ),
+        Outcome::Expired | Outcome::Void => (
+            StatusCode::GONE,
+            "<p class=\"err\" id=\"result\">此券已失效 · No longer valid</p>".into(),
+        ),
+        Outcome::NotYetValid => (
+            StatusCode::CONFLICT,
+            "<p class=\"err\" id=\"result\">尚未生效 · Not valid yet</p>".into(),
+        ),
+        Outcome::NotFound => (
+            StatusCode::NOT_FOUND,
+            "<p class=\"err\" id=\"result\">优惠券不存在 · No such coupon</p>".into(),
+        ),
+    };
+    let card = found.map(|(c, k)| coupon_card(&c, &k)).unwrap_or_default();
+    page(
+        status,
+        "核销 Redeem",
+        &format!("{card}<div class=\"card\">{message}</div>"),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct QrQuery {
+    size: Option<u32>,
+}
+
+/// `GET /c/{code}/qr.png` and `/c/{code}/qr.svg`: the QR of the coupon's URL, rendered per request, never stored.
+pub async fn qr(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (code, format) = path.into_inner();
+    let size = web::Query::<QrQuery>::from_query(req.query_string())
+        .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?
+        .size
+        .unwrap_or(300);
+    if !(100..=1200).contains(&size) {
+        return Err(ApiError::bad_request("invalid_size", "size must be 100 to 1200 px"));
+    }
+    let svg = match format.as_str() {
+        "png" => false,
+        "svg" => true,
+        _ => return Err(ApiError::not_found("use qr.png or qr.svg")),
+    };
+    let Some((coupon, _, _)) = load(&state, &code).await? else {
+        return Err(ApiError::not_found("no such coupon"));
+    };
+    let url = format!("{}/c/{}", state.public_base_url, coupon.code);
+    // The image depends only on the URL, size and format: that is the ETag.
+    let etag = format!("\"{}\"", &auth::sha256_hex(&format!("{url}|{size}|{format}"))[..32]);
+    let cache = ("Cache-Control", "private, max-age=86400");
+    if req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag))
+            .insert_header(cache)
+            .finish());
+    }
+    let opts = qr_render::RenderOptions {
+        size_px: size,
+        ..Default::default()
+    };
+    let (content_type, body) = if svg {
+        (
+            "image/svg+xml",
+            qr_render::render_svg(&url, &opts).map(String::into_bytes),
+        )
+    } else {
+        ("image/png", qr_render::render_png(&url, &opts))
+    };
+    let body = body.map_err(|e| ApiError::internal(&e))?;
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::ETAG, etag))
+        .insert_header(cache)
+        .body(body))
+}
+
+/// `GET /coupons/mine`: the logged-in customer's coupons (login through WeChat first).
+pub async fn mine(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let Some(openid) = session_openid(&req, &state) else {
+        return auth::login_redirect(&state, "/coupons/mine")
+            .unwrap_or_else(|e| pages::error_page(StatusCode::INTERNAL_SERVER_ERROR, "出错了", &e.to_string()));
+    };
+    let rows = match db::blocking(&state.db, move |conn| repo::coupons_of_owner(conn, &openid)).await {
+        Ok(r) => r,
+        Err(_) => return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, "服务暂时不可用", "Please try again."),
+    };
+    let now = now_ms();
+    let items: String = rows
+        .iter()
+        .filter_map(|(c, k)| c.to_domain().map(|c| (c, k.to_domain())))
+        .map(|(c, k)| {
+            format!(
+                "<li><a href=\"/c/{}\">{}</a> {} {}</li>",
+                c.code,
+                esc(&k.title),
+                money(k.value_fen),
+                status_badge(c.effective_status(&k, now))
+            )
+        })
+        .collect();
+    let body = if items.is_empty() {
+        "<div class=\"card\"><h1>我的优惠券</h1><p class=\"muted\">还没有优惠券 · No coupons yet</p></div>".to_owned()
+    } else {
+        format!(
+            "<div class=\"card\"><h1>我的优惠券 <span class=\"en\">My coupons</span></h1><ul id=\"coupons\">{items}</ul></div>"
+        )
+    };
+    page(StatusCode::OK, "我的优惠券", &body)
+}

@@ -1,0 +1,138 @@
+//! Sandbox mode: with no WeChat credentials the server runs against the bundled simulator and seeds a demo merchant,
+//! staff member, customer and campaign, so that a person can click through every flow.
+
+use crate::db::{self, DbError, coupons as repo};
+use crate::routes::auth::{now_ms, random_token, sha256_hex};
+use crate::routes::pages::{esc, page};
+use crate::startup::{AppState, StartupError};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use wechat_sim::{SimServer, SimUser};
+
+/// The demo staff member's openid.
+pub const DEMO_STAFF_OPENID: &str = "o-demo-staff";
+/// The demo customer's openid.
+pub const DEMO_CUSTOMER_OPENID: &str = "o-demo-customer";
+/// A passer-by (neither staff nor owner).
+pub const DEMO_VISITOR_OPENID: &str = "o-demo-visitor";
+
+/// What was seeded, to print.
+#[derive(Clone, Debug)]
+pub struct Demo {
+    /// Coupon codes owned by the demo customer.
+    pub customer_coupons: Vec<String>,
+    /// The demo staff member's POS token (fresh each run).
+    pub staff_token: String,
+}
+
+fn sim_user(appid: &str, openid: &str, nickname: &str) -> SimUser {
+    SimUser {
+        appid: appid.to_owned(),
+        openid: openid.to_owned(),
+        nickname: nickname.to_owned(),
+        sex: 0,
+        province: "广东".into(),
+        city: "广州".into(),
+        country: "中国".into(),
+        headimgurl: String::new(),
+        unionid: None,
+        snapshot: false,
+        blocked: false,
+    }
+}
+
+/// Seeds the demo once per database (idempotent across restarts) and registers the simulated users.
+pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupError> {
+    let appid = crate::configuration::SANDBOX_APP_ID;
+    for (openid, nickname) in [
+        (DEMO_STAFF_OPENID, "店员小王 Staff Wang"),
+        (DEMO_CUSTOMER_OPENID, "顾客小李 Customer Li"),
+        (DEMO_VISITOR_OPENID, "路人 Passer-by"),
+    ] {
+        sim.handle().add_user(sim_user(appid, openid, nickname));
+    }
+    let staff_token = random_token();
+    let hash = sha256_hex(&staff_token);
+    let coupons = db::blocking(&state.db, move |conn| -> Result<Vec<String>, DbError> {
+        let now = now_ms();
+        let merchant = match repo::list_merchants(conn)?.into_iter().next() {
+            Some(m) => m,
+            None => repo::create_merchant(conn, "wxkit 示例咖啡 Demo Café", now)?,
+        };
+        // A fresh POS token each run: re-key the demo staff member.
+        if let Some(existing) = repo::staff_by_openid(conn, DEMO_STAFF_OPENID)? {
+            repo::remove_staff(conn, existing.id)?;
+        }
+        repo::add_staff(conn, merchant.id, DEMO_STAFF_OPENID, "店员小王 Staff Wang", &hash, now)?;
+        let campaign = match repo::list_campaigns(conn, Some(merchant.id))?.into_iter().next() {
+            Some(c) => c,
+            None => repo::create_campaign(
+                conn,
+                &repo::NewCampaign {
+                    merchant_id: merchant.id,
+                    title: "免费美式咖啡 Free Americano".into(),
+                    description: Some("到店出示二维码，店员扫码核销 · Show the QR code at the counter".into()),
+                    value_fen: Some(1800),
+                    valid_from: now - 60_000,
+                    valid_until: now + 365 * 86_400_000,
+                    quantity: None,
+                    per_user_limit: None,
+                    wechat_card_id: None,
+                },
+                now,
+            )?,
+        };
+        let mut codes: Vec<String> = repo::coupons_of_owner(conn, DEMO_CUSTOMER_OPENID)?
+            .into_iter()
+            .filter(|(c, _)| c.status == "issued")
+            .map(|(c, _)| c.code)
+            .collect();
+        while codes.len() < 3 {
+            match repo::issue_coupon(conn, campaign.id, Some(DEMO_CUSTOMER_OPENID), now) {
+                Ok((c, _)) => codes.push(c.code),
+                Err(repo::IssueFailure::Db(e)) => return Err(e),
+                Err(other) => return Err(DbError::Task(other.to_string())),
+            }
+        }
+        Ok(codes)
+    })
+    .await?;
+    Ok(Demo {
+        customer_coupons: coupons,
+        staff_token,
+    })
+}
+
+/// `GET /`: what this server is, with the demo links in sandbox mode.
+pub async fn index(state: web::Data<AppState>) -> HttpResponse {
+    let sandbox = state.settings.sandbox();
+    let mut body = String::from(
+        "<div class=\"card\"><h1>wxkit</h1><p>微信优惠券核销 · WeChat coupons and redemption</p>\
+         <p><a href=\"/coupons/mine\">我的优惠券 · My coupons</a></p></div>",
+    );
+    if sandbox {
+        let customer = DEMO_CUSTOMER_OPENID.to_owned();
+        let codes = db::blocking(&state.db, move |conn| repo::coupons_of_owner(conn, &customer))
+            .await
+            .unwrap_or_default();
+        let items: String = codes
+            .iter()
+            .map(|(c, k)| {
+                format!(
+                    "<li><a href=\"/c/{0}\">{1}</a> <span class=\"muted\">{2}</span></li>",
+                    c.code,
+                    esc(&k.title),
+                    c.status
+                )
+            })
+            .collect();
+        body.push_str(&format!(
+            "<div class=\"card\"><h1>沙箱演示 · Sandbox demo</h1>\
+             <p>1. 打开一张券，在模拟微信授权页选择「顾客小李」，看到二维码。<br><span class=\"en\">Open a coupon and pick \
+             “Customer Li” on the simulated WeChat page: you see its QR code.</span></p>\
+             <p>2. 用另一个浏览器（或无痕窗口）打开同一链接，选择「店员小王」，点击确认核销。<br><span class=\"en\">Open the same link in \
+             another browser (or a private window), pick “Staff Wang”, confirm.</span></p><ul>{items}</ul></div>"
+        ));
+    }
+    page(StatusCode::OK, "wxkit", &body)
+}
