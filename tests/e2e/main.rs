@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cards;
+mod coupons;
 mod oauth;
 mod pay;
 mod server;

@@ -19,6 +19,9 @@ pub const TEST_APP_ID: &str = "wxtest0000000001";
 /// Its secret (a test value, not a real secret).
 pub const TEST_APP_SECRET: &str = "test-app-secret-0123456789abcdef";
 
+/// The admin token of test servers.
+pub const TEST_ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
 /// Which backend a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DbKind {
@@ -203,6 +206,7 @@ pub fn test_settings(db_url: &str, sim: &SimServer) -> Settings {
         ("WXKIT__WECHAT__API_BASE_URL".to_owned(), sim.base_url()),
         ("WXKIT__WECHAT__OPEN_BASE_URL".to_owned(), sim.base_url()),
         ("WXKIT__DATABASE__POOL_SIZE".to_owned(), "8".to_owned()),
+        ("WXKIT__ADMIN__TOKEN".to_owned(), TEST_ADMIN_TOKEN.to_owned()),
     ];
     Settings::load_from(None, env).expect("test settings are valid")
 }
@@ -254,6 +258,17 @@ pub async fn spawn_app(kind: DbKind) -> Option<TestApp> {
 }
 
 impl TestApp {
+    /// An admin API call.
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.http
+            .request(method, format!("{}{}", self.address, path))
+            .bearer_auth(TEST_ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("request is sent")
+    }
+
     /// `GET {address}{path}`.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http

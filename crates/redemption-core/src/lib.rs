@@ -371,6 +371,9 @@ pub trait RedemptionStore {
     fn record(&mut self, entry: &AuditEntry) -> Result<(), Self::Error>;
 }
 
+/// A coupon with its campaign.
+pub type CouponWithCampaign = (Coupon, Campaign);
+
 /// One redemption attempt, end to end: look up, apply the rules, redeem atomically, audit. Under any concurrency,
 /// exactly one attempt per coupon gets [`Outcome::Redeemed`]; the others get [`Outcome::AlreadyRedeemed`].
 /// `staff` is None for WeChat-side consumption, which skips the staff rule.
@@ -380,7 +383,7 @@ pub fn redeem<S: RedemptionStore>(
     staff: Option<&Staff>,
     channel: Channel,
     now: Millis,
-) -> Result<(Outcome, Option<(Coupon, Campaign)>), S::Error> {
+) -> Result<(Outcome, Option<CouponWithCampaign>), S::Error> {
     let parsed = CouponCode::parse(code);
     let found = match &parsed {
         Some(c) => store.find_coupon(c)?,

@@ -24,7 +24,7 @@ fn db_error(e: db::DbError) -> ApiError {
     ApiError::internal(&e)
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewMerchant {
     name: String,
@@ -45,7 +45,7 @@ pub async fn create_merchant(
     Ok(HttpResponse::Created().json(json!({"id": m.id, "name": m.name})))
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewStaff {
     merchant_id: i64,
@@ -110,18 +110,28 @@ pub async fn delete_staff(
     }
 }
 
-#[derive(Deserialize)]
+/// `POST /api/v1/campaigns` body (also what `wxkit campaign create` builds).
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewCampaign {
-    merchant_id: i64,
-    title: String,
-    description: Option<String>,
-    value_fen: Option<i64>,
-    valid_from: Option<String>,
-    valid_until: Option<String>,
-    quantity: Option<i64>,
-    per_user_limit: Option<i64>,
-    wechat_card_id: Option<String>,
+pub struct CampaignRequest {
+    /// Merchant.
+    pub merchant_id: i64,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Face value in fen.
+    pub value_fen: Option<i64>,
+    /// RFC 3339 (default now).
+    pub valid_from: Option<String>,
+    /// RFC 3339 (default 30 days after valid_from).
+    pub valid_until: Option<String>,
+    /// Total coupons (default unlimited).
+    pub quantity: Option<i64>,
+    /// Coupons per customer (default unlimited).
+    pub per_user_limit: Option<i64>,
+    /// Backing WeChat card.
+    pub wechat_card_id: Option<String>,
 }
 
 fn parse_time(field: &'static str, value: &str) -> Result<i64, ApiError> {
@@ -135,73 +145,68 @@ fn parse_time(field: &'static str, value: &str) -> Result<i64, ApiError> {
         })
 }
 
-/// Validates a campaign request into a row (defaults: valid from now for 30 days, unlimited).
-pub fn validate_campaign(
-    merchant_id: i64,
-    title: &str,
-    description: Option<&str>,
-    value_fen: Option<i64>,
-    valid_from: Option<&str>,
-    valid_until: Option<&str>,
-    quantity: Option<i64>,
-    per_user_limit: Option<i64>,
-    wechat_card_id: Option<&str>,
-    now: i64,
-) -> Result<repo::NewCampaign, ApiError> {
-    check_text("title", title, 100)?;
-    if let Some(d) = description
-        && d.chars().count() > 2000
-    {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            "description must be at most 2000 characters",
-        ));
+impl CampaignRequest {
+    /// Validates into a row (defaults: valid from now for 30 days, unlimited).
+    pub fn validate(&self, now: i64) -> Result<repo::NewCampaign, ApiError> {
+        check_text("title", &self.title, 100)?;
+        if let Some(d) = &self.description
+            && d.chars().count() > 2000
+        {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "description must be at most 2000 characters",
+            ));
+        }
+        if self.value_fen.is_some_and(|v| !(0..=10_000_000_000).contains(&v)) {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "value_fen must be 0 to 10000000000",
+            ));
+        }
+        let from = self
+            .valid_from
+            .as_deref()
+            .map(|v| parse_time("valid_from", v))
+            .transpose()?
+            .unwrap_or(now);
+        let until = self
+            .valid_until
+            .as_deref()
+            .map(|v| parse_time("valid_until", v))
+            .transpose()?
+            .unwrap_or(from + 30 * 86_400_000);
+        if until <= from {
+            return Err(ApiError::bad_request(
+                "invalid_time",
+                "valid_until must be after valid_from",
+            ));
+        }
+        if self.quantity.is_some_and(|q| q < 1) || self.per_user_limit.is_some_and(|q| q < 1) {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "quantity and per_user_limit must be at least 1",
+            ));
+        }
+        if let Some(c) = &self.wechat_card_id
+            && (c.is_empty() || c.len() > 64 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "wechat_card_id is not a card id",
+            ));
+        }
+        Ok(repo::NewCampaign {
+            merchant_id: self.merchant_id,
+            title: self.title.trim().to_owned(),
+            description: self.description.clone(),
+            value_fen: self.value_fen,
+            valid_from: from,
+            valid_until: until,
+            quantity: self.quantity,
+            per_user_limit: self.per_user_limit,
+            wechat_card_id: self.wechat_card_id.clone(),
+        })
     }
-    if value_fen.is_some_and(|v| !(0..=100_000_000_00).contains(&v)) {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            "value_fen must be 0 to 10000000000",
-        ));
-    }
-    let from = valid_from
-        .map(|v| parse_time("valid_from", v))
-        .transpose()?
-        .unwrap_or(now);
-    let until = valid_until
-        .map(|v| parse_time("valid_until", v))
-        .transpose()?
-        .unwrap_or(from + 30 * 86_400_000);
-    if until <= from {
-        return Err(ApiError::bad_request(
-            "invalid_time",
-            "valid_until must be after valid_from",
-        ));
-    }
-    if quantity.is_some_and(|q| q < 1) || per_user_limit.is_some_and(|q| q < 1) {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            "quantity and per_user_limit must be at least 1",
-        ));
-    }
-    if let Some(c) = wechat_card_id
-        && (c.is_empty() || c.len() > 64 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-    {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            "wechat_card_id is not a card id",
-        ));
-    }
-    Ok(repo::NewCampaign {
-        merchant_id,
-        title: title.trim().to_owned(),
-        description: description.map(str::to_owned),
-        value_fen,
-        valid_from: from,
-        valid_until: until,
-        quantity,
-        per_user_limit,
-        wechat_card_id: wechat_card_id.map(str::to_owned),
-    })
 }
 
 /// Campaign JSON.
@@ -217,23 +222,11 @@ pub fn campaign_json(c: &repo::CampaignRow) -> serde_json::Value {
 /// `POST /api/v1/campaigns {...}` → `{id, ...}`.
 pub async fn create_campaign(
     req: HttpRequest,
-    body: web::Json<NewCampaign>,
+    body: web::Json<CampaignRequest>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     auth::require_admin(&req, &state)?;
-    let b = body.into_inner();
-    let new = validate_campaign(
-        b.merchant_id,
-        &b.title,
-        b.description.as_deref(),
-        b.value_fen,
-        b.valid_from.as_deref(),
-        b.valid_until.as_deref(),
-        b.quantity,
-        b.per_user_limit,
-        b.wechat_card_id.as_deref(),
-        now_ms(),
-    )?;
+    let new = body.validate(now_ms())?;
     let created = db::blocking(&state.db, move |conn| {
         if repo::merchant(conn, new.merchant_id)?.is_none() {
             return Ok(None);
@@ -255,7 +248,7 @@ pub async fn list_campaigns(req: HttpRequest, state: web::Data<AppState>) -> Res
     Ok(HttpResponse::Ok().json(json!({"campaigns": rows.iter().map(campaign_json).collect::<Vec<_>>()})))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct IssueBody {
     owner_openid: Option<String>,

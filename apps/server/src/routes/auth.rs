@@ -164,7 +164,7 @@ impl StateStore for DbStateStore {
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Debug, serde::Deserialize)]
 pub struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,

@@ -64,7 +64,7 @@ pub async fn get_coupon(path: web::Path<String>, state: web::Data<AppState>) -> 
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct RedeemBody {
     code: String,
 }
@@ -75,7 +75,7 @@ async fn attempt(
     code: String,
     staff: Option<Staff>,
     channel: Channel,
-) -> Result<(Outcome, Option<(Coupon, Campaign)>), ApiError> {
+) -> Result<(Outcome, Option<redemption_core::CouponWithCampaign>), ApiError> {
     let card_code_lookup = code.clone();
     let result = db::blocking(&state.db, move |conn| {
         redemption_core::redeem(
@@ -278,7 +278,7 @@ pub async fn scan_page(req: HttpRequest, path: web::Path<String>, state: web::Da
     page(StatusCode::OK, &campaign.title, &body)
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct ConfirmForm {
     csrf: String,
 }
@@ -354,7 +354,7 @@ pub async fn confirm(
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct QrQuery {
     size: Option<u32>,
 }

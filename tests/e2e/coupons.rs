@@ -1,0 +1,616 @@
+//! Coupon redemption end to end, on SQLite and PostgreSQL: the scan flow through the simulator's OAuth, exactly-once
+//! under concurrency, and every refusal.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use wxkit_e2e::{DbKind, TEST_APP_ID, TestApp, spawn_app};
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$name(wxkit_e2e::DbKind::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$name(wxkit_e2e::DbKind::Postgres).await
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    the_scan_flow_redeems_for_staff_and_shows_details_to_others,
+    a_tampered_or_replayed_state_is_refused,
+    a_hundred_concurrent_redemptions_succeed_exactly_once,
+    every_refusal_has_its_status,
+    issuing_respects_quantity_and_per_user_limit,
+    qr_images_are_cached_by_etag,
+);
+
+struct Shop {
+    merchant_id: i64,
+    staff_id: i64,
+    staff_token: String,
+    campaign_id: i64,
+}
+
+async fn json(r: reqwest::Response) -> (StatusCode, Value) {
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn shop(app: &TestApp, campaign: Value) -> Shop {
+    let (s, m) = json(
+        app.admin(Method::POST, "/api/v1/merchants", json!({"name": "咖啡店"}))
+            .await,
+    )
+    .await;
+    assert_eq!(s, 201, "{m}");
+    let merchant_id = m["id"].as_i64().unwrap();
+    let (s, staff) = json(
+        app.admin(
+            Method::POST,
+            "/api/v1/staff",
+            json!({"merchant_id": merchant_id, "openid": "o-staff", "name": "小王"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 201, "{staff}");
+    let mut body = campaign;
+    body["merchant_id"] = merchant_id.into();
+    let (s, c) = json(app.admin(Method::POST, "/api/v1/campaigns", body).await).await;
+    assert_eq!(s, 201, "{c}");
+    Shop {
+        merchant_id,
+        staff_id: staff["id"].as_i64().unwrap(),
+        staff_token: staff["api_token"].as_str().unwrap().to_owned(),
+        campaign_id: c["id"].as_i64().unwrap(),
+    }
+}
+
+async fn issue(app: &TestApp, campaign_id: i64, owner: Option<&str>) -> (StatusCode, Value) {
+    json(
+        app.admin(
+            Method::POST,
+            &format!("/api/v1/campaigns/{campaign_id}/coupons"),
+            json!({"owner_openid": owner}),
+        )
+        .await,
+    )
+    .await
+}
+
+fn default_campaign() -> Value {
+    json!({"title": "免费咖啡 Free coffee", "value_fen": 1800})
+}
+
+/// A browser of one simulated WeChat user: cookies kept, redirects followed by hand.
+struct Browser {
+    http: reqwest::Client,
+    openid: String,
+}
+
+impl Browser {
+    fn new(openid: &str) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .cookie_store(true)
+                .build()
+                .unwrap(),
+            openid: openid.to_owned(),
+        }
+    }
+
+    /// Opens a page; on the way to WeChat's authorize page, approves as this user (what the person taps).
+    async fn open(&self, app: &TestApp, path: &str) -> (StatusCode, String) {
+        let first = self.http.get(format!("{}{path}", app.address)).send().await.unwrap();
+        if first.status() != 302 {
+            let status = first.status();
+            return (status, first.text().await.unwrap());
+        }
+        let authorize = first.headers()["location"].to_str().unwrap().to_owned();
+        let callback = self.approve(&authorize).await;
+        let back = self.http.get(callback).send().await.unwrap();
+        assert_eq!(back.status(), 302, "callback redirects back");
+        let target = back.headers()["location"].to_str().unwrap().to_owned();
+        assert_eq!(target, path, "back to where the user started");
+        let page = self.http.get(format!("{}{target}", app.address)).send().await.unwrap();
+        let status = page.status();
+        (status, page.text().await.unwrap())
+    }
+
+    /// Approves on the simulator's authorize page; returns our callback URL with code and state.
+    async fn approve(&self, authorize: &str) -> String {
+        let url = url::Url::parse(authorize).unwrap();
+        let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["scope"], "snsapi_base");
+        let confirm_url = format!(
+            "{}://{}/connect/oauth2/authorize/confirm",
+            url.scheme(),
+            url.host_str().unwrap()
+        )
+        .replace("://127.0.0.1/", &format!("://127.0.0.1:{}/", url.port().unwrap()));
+        let r = self
+            .http
+            .post(confirm_url)
+            .form(&[
+                ("appid", q["appid"].as_str()),
+                ("redirect_uri", q["redirect_uri"].as_str()),
+                ("scope", "snsapi_base"),
+                ("state", q["state"].as_str()),
+                ("openid", self.openid.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302);
+        r.headers()["location"].to_str().unwrap().to_owned()
+    }
+}
+
+fn csrf(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn the_scan_flow_redeems_for_staff_and_shows_details_to_others(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let shop = shop(&app, default_campaign()).await;
+    let (_, coupon) = issue(&app, shop.campaign_id, Some("o-customer")).await;
+    let code = coupon["code"].as_str().unwrap().to_owned();
+    assert_eq!(code.len(), 26);
+    assert_eq!(coupon["url"], format!("{}/c/{code}", app.address));
+    let path = format!("/c/{code}");
+
+    // The customer sees their QR, no confirm button.
+    let (s, page) = Browser::new("o-customer").open(&app, &path).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("id=\"qr\"") && !page.contains("id=\"confirm\""), "{page}");
+    assert!(page.contains("免费咖啡"));
+
+    // Anyone else sees the public details only.
+    let (s, page) = Browser::new("o-passer-by").open(&app, &path).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("免费咖啡") && page.contains("data-status=\"issued\""));
+    assert!(
+        !page.contains("id=\"qr\"") && !page.contains("id=\"confirm\"") && !page.contains("csrf"),
+        "{page}"
+    );
+
+    // Staff get a confirm form; a forged form is refused; the real one redeems.
+    let staff = Browser::new("o-staff");
+    let (s, page) = staff.open(&app, &path).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("id=\"confirm\""), "{page}");
+    let token = csrf(&page);
+    let forged = staff
+        .http
+        .post(format!("{}{path}/redeem", app.address))
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let done = staff
+        .http
+        .post(format!("{}{path}/redeem", app.address))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    assert!(done.text().await.unwrap().contains("已核销 · Redeemed"));
+    let again = staff
+        .http
+        .post(format!("{}{path}/redeem", app.address))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    // The customer's token is not the staff's: posting as the customer is refused (not staff).
+    let customer = Browser::new("o-customer");
+    let (_, _) = customer.open(&app, &path).await;
+    let (_, public) = json(app.get(&format!("/api/v1/coupons/{code}")).await).await;
+    assert_eq!(public["status"], "redeemed");
+    assert!(public.get("owner_openid").is_none(), "the public view hides the owner");
+
+    // Another visitor's session can't redeem even with a valid-looking form.
+    let visitor = Browser::new("o-passer-by");
+    visitor.open(&app, &path).await;
+    let r = visitor
+        .http
+        .post(format!("{}{path}/redeem", app.address))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // My coupons.
+    let (s, mine) = Browser::new("o-customer").open(&app, "/coupons/mine").await;
+    assert_eq!(s, 200);
+    assert!(mine.contains(&code) && mine.contains("已核销"), "{mine}");
+    let _ = shop.merchant_id;
+}
+
+async fn a_tampered_or_replayed_state_is_refused(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let shop = shop(&app, default_campaign()).await;
+    let (_, coupon) = issue(&app, shop.campaign_id, None).await;
+    let path = format!("/c/{}", coupon["code"].as_str().unwrap());
+    let browser = Browser::new("o-x");
+    let first = browser.http.get(format!("{}{path}", app.address)).send().await.unwrap();
+    let authorize = first.headers()["location"].to_str().unwrap().to_owned();
+    assert!(authorize.starts_with(&app.sim.base_url()), "{authorize}");
+    assert!(authorize.contains(&format!("appid={TEST_APP_ID}")) && authorize.ends_with("#wechat_redirect"));
+    let callback = browser.approve(&authorize).await;
+
+    let mut tampered = url::Url::parse(&callback).unwrap();
+    let pairs: Vec<(String, String)> = tampered.query_pairs().into_owned().collect();
+    let flipped: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| {
+            if k == "state" {
+                let mut c: Vec<char> = v.chars().collect();
+                c[5] = if c[5] == 'A' { 'B' } else { 'A' };
+                (k.clone(), c.into_iter().collect())
+            } else {
+                (k.clone(), v.clone())
+            }
+        })
+        .collect();
+    tampered.query_pairs_mut().clear().extend_pairs(flipped);
+    let r = browser.http.get(tampered.as_str()).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("set-cookie").is_none());
+
+    let ok = browser.http.get(&callback).send().await.unwrap();
+    assert_eq!(ok.status(), 302);
+    let replay = Browser::new("o-x").http.get(&callback).send().await.unwrap();
+    assert_eq!(replay.status(), 400, "a state is single-use");
+    let missing = browser
+        .http
+        .get(format!("{}/auth/callback?code=x", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 400);
+}
+
+async fn a_hundred_concurrent_redemptions_succeed_exactly_once(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let shop = shop(&app, default_campaign()).await;
+    let (_, coupon) = issue(&app, shop.campaign_id, Some("o-c")).await;
+    let code = coupon["code"].as_str().unwrap().to_owned();
+
+    let mut calls = Vec::new();
+    for _ in 0..100 {
+        let (http, url, token, code) = (
+            app.http.clone(),
+            format!("{}/api/v1/redemptions", app.address),
+            shop.staff_token.clone(),
+            code.clone(),
+        );
+        calls.push(tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(token)
+                .json(&json!({"code": code}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    let mut ok = 0;
+    let mut conflict = 0;
+    for c in calls {
+        match c.await.unwrap().as_u16() {
+            200 => ok += 1,
+            409 => conflict += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!((ok, conflict), (1, 99));
+
+    let pool = app.state.db.clone();
+    let code_for_db = code.clone();
+    let (redemptions, audits) = tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().unwrap();
+        let (row, _) = wxkit::db::coupons::coupon_by_code(&mut conn, &code_for_db)
+            .unwrap()
+            .unwrap();
+        wxkit::db::coupons::redemption_and_audit_counts(&mut conn, row.id).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(redemptions, 1, "one redemption row");
+    assert_eq!(audits, 100, "an audit row per attempt");
+
+    let r = app
+        .http
+        .post(format!("{}/api/v1/redemptions", app.address))
+        .bearer_auth(&shop.staff_token)
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .unwrap();
+    let (s, body) = json(r).await;
+    assert_eq!(s, 409);
+    assert_eq!(body["error"]["code"], "already_redeemed");
+    assert_eq!(body["error"]["redeemed_by"]["name"], "小王");
+    assert!(body["error"]["redeemed_at"].is_string());
+}
+
+async fn every_refusal_has_its_status(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let shop = shop(&app, default_campaign()).await;
+    let pos = |token: String, code: String| {
+        let (http, url) = (app.http.clone(), format!("{}/api/v1/redemptions", app.address));
+        async move {
+            json(
+                http.post(url)
+                    .bearer_auth(token)
+                    .json(&json!({"code": code}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    // Unknown.
+    let (s, b) = pos(shop.staff_token.clone(), "A".repeat(26)).await;
+    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (404, Some("not_found")));
+    let (s, _) = pos(shop.staff_token.clone(), "garbage".into()).await;
+    assert_eq!(s, 404);
+    // No token / unknown token.
+    let r = app
+        .http
+        .post(format!("{}/api/v1/redemptions", app.address))
+        .json(&json!({"code": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let (s, _) = pos("not-a-token".into(), "x".into()).await;
+    assert_eq!(s, 401);
+    // Expired.
+    let (_, expired) = json(
+        app.admin(
+            Method::POST,
+            "/api/v1/campaigns",
+            json!({"merchant_id": shop.merchant_id, "title": "old",
+        "valid_from": "2020-01-01T00:00:00+08:00", "valid_until": "2020-02-01T00:00:00+08:00"}),
+        )
+        .await,
+    )
+    .await;
+    // Issuing into an ended campaign is refused, so insert through the repository to test redemption.
+    let (s, _) = issue(&app, expired["id"].as_i64().unwrap(), None).await;
+    assert_eq!(s, 409);
+    // Not yet valid.
+    let (_, future) = json(
+        app.admin(
+            Method::POST,
+            "/api/v1/campaigns",
+            json!({"merchant_id": shop.merchant_id, "title": "later",
+        "valid_from": "2099-01-01T00:00:00+08:00", "valid_until": "2099-02-01T00:00:00+08:00"}),
+        )
+        .await,
+    )
+    .await;
+    let (_, later) = issue(&app, future["id"].as_i64().unwrap(), None).await;
+    let (s, b) = pos(shop.staff_token.clone(), later["code"].as_str().unwrap().into()).await;
+    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (409, Some("not_yet_valid")));
+    // Void.
+    let (_, void) = issue(&app, shop.campaign_id, None).await;
+    let void_code = void["code"].as_str().unwrap().to_owned();
+    let pool = app.state.db.clone();
+    let vc = void_code.clone();
+    tokio::task::spawn_blocking(move || wxkit::db::coupons::void_coupon(&mut pool.get().unwrap(), &vc).unwrap())
+        .await
+        .unwrap();
+    let (s, b) = pos(shop.staff_token.clone(), void_code).await;
+    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (410, Some("void")));
+    // Expired coupon (issued before the window closed): move the window by hand.
+    let (_, soon) = json(
+        app.admin(
+            Method::POST,
+            "/api/v1/campaigns",
+            json!({"merchant_id": shop.merchant_id, "title": "soon over",
+        "valid_until": (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339()}),
+        )
+        .await,
+    )
+    .await;
+    let (_, ending) = issue(&app, soon["id"].as_i64().unwrap(), None).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let (s, b) = pos(shop.staff_token.clone(), ending["code"].as_str().unwrap().into()).await;
+    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (410, Some("expired")));
+    // Staff of another merchant.
+    let (_, other) = json(
+        app.admin(Method::POST, "/api/v1/merchants", json!({"name": "其他店"}))
+            .await,
+    )
+    .await;
+    let (_, stranger) = json(
+        app.admin(
+            Method::POST,
+            "/api/v1/staff",
+            json!({"merchant_id": other["id"], "openid": "o-stranger", "name": "x"}),
+        )
+        .await,
+    )
+    .await;
+    let (_, coupon) = issue(&app, shop.campaign_id, None).await;
+    let code = coupon["code"].as_str().unwrap().to_owned();
+    let (s, b) = pos(stranger["api_token"].as_str().unwrap().into(), code.clone()).await;
+    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (403, Some("not_staff")));
+    // Removed staff can no longer redeem.
+    let r = app
+        .admin(Method::DELETE, &format!("/api/v1/staff/{}", shop.staff_id), json!(null))
+        .await;
+    assert_eq!(r.status(), 204);
+    let (s, b) = pos(shop.staff_token.clone(), code.clone()).await;
+    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (403, Some("not_staff")));
+    assert_eq!(
+        app.admin(Method::DELETE, &format!("/api/v1/staff/{}", shop.staff_id), json!(null))
+            .await
+            .status(),
+        404
+    );
+
+    // Admin calls without (or with a wrong) token.
+    let r = app
+        .http
+        .post(format!("{}/api/v1/merchants", app.address))
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = json(r).await;
+    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (401, Some("unauthorized")));
+    let r = app
+        .http
+        .post(format!("{}/api/v1/merchants", app.address))
+        .bearer_auth("wrong")
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Bad input: clear 4xx envelopes.
+    for body in [
+        json!({"merchant_id": shop.merchant_id}),
+        json!({"merchant_id": shop.merchant_id, "title": ""}),
+        json!({"merchant_id": shop.merchant_id, "title": "t", "valid_from": "yesterday"}),
+        json!({"merchant_id": shop.merchant_id, "title": "t", "quantity": 0}),
+        json!({"merchant_id": shop.merchant_id, "title": "t", "unknown_field": 1}),
+        json!({"merchant_id": shop.merchant_id, "title": "t", "valid_from": "2026-01-02T00:00:00Z", "valid_until": "2026-01-01T00:00:00Z"}),
+    ] {
+        let (s, b) = json(app.admin(Method::POST, "/api/v1/campaigns", body.clone()).await).await;
+        assert_eq!(s, 400, "{body} → {b}");
+        assert!(b["error"]["code"].is_string() && b["error"]["message"].is_string());
+    }
+    let (s, _) = json(
+        app.admin(
+            Method::POST,
+            "/api/v1/campaigns",
+            json!({"merchant_id": 999999, "title": "t"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, _) = json(
+        app.admin(
+            Method::POST,
+            "/api/v1/staff",
+            json!({"merchant_id": 999999, "openid": "o", "name": "n"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 404);
+    let r = app
+        .http
+        .post(format!("{}/api/v1/merchants", app.address))
+        .bearer_auth(wxkit_e2e::TEST_ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = json(r).await;
+    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (400, Some("invalid_json")));
+    // The audit log has every attempt, failures included.
+    let pool = app.state.db.clone();
+    let audited: i64 = tokio::task::spawn_blocking(move || {
+        use diesel::prelude::*;
+        wxkit::db::schema::audit_log::table
+            .count()
+            .get_result(&mut *pool.get().unwrap())
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(audited, 7, "every attempt by a known staff token is audited");
+}
+
+async fn issuing_respects_quantity_and_per_user_limit(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let shop = shop(
+        &app,
+        json!({"title": "限量 limited", "quantity": 20, "per_user_limit": 2}),
+    )
+    .await;
+    assert_eq!(issue(&app, shop.campaign_id, Some("o-a")).await.0, 201);
+    assert_eq!(issue(&app, shop.campaign_id, Some("o-a")).await.0, 201);
+    let (s, b) = issue(&app, shop.campaign_id, Some("o-a")).await;
+    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (409, Some("not_issuable")));
+    // 30 concurrent issues against the 18 left: exactly 18 succeed.
+    let mut calls = Vec::new();
+    for i in 0..30 {
+        let (http, url) = (
+            app.http.clone(),
+            format!("{}/api/v1/campaigns/{}/coupons", app.address, shop.campaign_id),
+        );
+        calls.push(tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(wxkit_e2e::TEST_ADMIN_TOKEN)
+                .json(&json!({"owner_openid": format!("o-{i}")}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut created = 0;
+    for c in calls {
+        if c.await.unwrap() == 201 {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 18, "quantity 20, 2 issued before");
+    let (s, _) = issue(&app, 987654, None).await;
+    assert_eq!(s, 404);
+}
+
+async fn qr_images_are_cached_by_etag(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let shop = shop(&app, default_campaign()).await;
+    let (_, coupon) = issue(&app, shop.campaign_id, None).await;
+    let code = coupon["code"].as_str().unwrap();
+    let png = app.get(&format!("/c/{code}/qr.png")).await;
+    assert_eq!(png.status(), 200);
+    assert_eq!(png.headers()["content-type"], "image/png");
+    assert!(png.headers()["cache-control"].to_str().unwrap().contains("max-age"));
+    let etag = png.headers()["etag"].to_str().unwrap().to_owned();
+    let bytes = png.bytes().await.unwrap();
+    assert_eq!(&bytes[..4], b"\x89PNG");
+    let cached = app
+        .http
+        .get(format!("{}/c/{code}/qr.png", app.address))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), 304);
+    let svg = app.get(&format!("/c/{code}/qr.svg?size=600")).await;
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    assert_ne!(svg.headers()["etag"].to_str().unwrap(), etag);
+    assert_eq!(app.get(&format!("/c/{code}/qr.png?size=5")).await.status(), 400);
+    assert_eq!(app.get(&format!("/c/{code}/qr.gif")).await.status(), 404);
+    assert_eq!(app.get(&format!("/c/{}/qr.png", "B".repeat(26))).await.status(), 404);
+}
