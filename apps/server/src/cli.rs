@@ -53,6 +53,308 @@ pub enum Command {
     /// Official-account push message tools (safe mode).
     #[command(subcommand)]
     Msg(MsgCommand),
+    /// Merchants.
+    #[command(subcommand)]
+    Merchant(MerchantCommand),
+    /// Merchant staff who may redeem coupons.
+    #[command(subcommand)]
+    Staff(StaffCommand),
+    /// Campaigns.
+    #[command(subcommand)]
+    Campaign(CampaignCommand),
+    /// Coupons.
+    #[command(subcommand)]
+    Coupon(CouponCommand),
+}
+
+/// `wxkit merchant ...`
+#[derive(Debug, Subcommand)]
+pub enum MerchantCommand {
+    /// Create a merchant; prints it as JSON.
+    Create {
+        /// Name.
+        #[arg(long)]
+        name: String,
+    },
+    /// List merchants.
+    List,
+}
+
+/// `wxkit staff ...`
+#[derive(Debug, Subcommand)]
+pub enum StaffCommand {
+    /// Add a staff member; prints `{id, api_token}` (the token is shown once).
+    Add {
+        /// The merchant.
+        #[arg(long = "merchant-id")]
+        merchant_id: i64,
+        /// The staff member's WeChat openid (for the scan page).
+        #[arg(long)]
+        openid: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+    },
+    /// List staff.
+    List {
+        /// Only this merchant's.
+        #[arg(long = "merchant-id")]
+        merchant_id: Option<i64>,
+    },
+    /// Remove a staff member (they can no longer redeem).
+    Remove {
+        /// Staff id.
+        id: i64,
+    },
+}
+
+/// `wxkit campaign ...`
+#[derive(Debug, Subcommand)]
+pub enum CampaignCommand {
+    /// Create a campaign; prints it as JSON.
+    Create {
+        /// The merchant.
+        #[arg(long = "merchant-id")]
+        merchant_id: i64,
+        /// Title.
+        #[arg(long)]
+        title: String,
+        /// Description.
+        #[arg(long)]
+        description: Option<String>,
+        /// Face value in fen.
+        #[arg(long = "value-fen")]
+        value_fen: Option<i64>,
+        /// RFC 3339 start (default now).
+        #[arg(long = "valid-from")]
+        valid_from: Option<String>,
+        /// RFC 3339 end (default 30 days after the start).
+        #[arg(long = "valid-until")]
+        valid_until: Option<String>,
+        /// Total coupons.
+        #[arg(long)]
+        quantity: Option<i64>,
+        /// Coupons per customer.
+        #[arg(long = "per-user-limit")]
+        per_user_limit: Option<i64>,
+        /// Backing WeChat card id.
+        #[arg(long = "wechat-card-id")]
+        wechat_card_id: Option<String>,
+    },
+    /// List campaigns.
+    List,
+}
+
+/// `wxkit coupon ...`
+#[derive(Debug, Subcommand)]
+pub enum CouponCommand {
+    /// Issue a coupon; prints `{code, url, qr_url, ...}`.
+    Issue {
+        /// The campaign.
+        #[arg(long = "campaign-id")]
+        campaign_id: i64,
+        /// The customer it belongs to.
+        #[arg(long = "owner-openid")]
+        owner_openid: Option<String>,
+    },
+    /// Show a coupon (public view plus owner and redemption).
+    Show {
+        /// The code.
+        code: String,
+    },
+}
+
+fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).map_err(|e| CliError::Usage(e.to_string()))?
+    );
+    Ok(())
+}
+
+async fn with_db<T: Send + 'static>(
+    config: Option<&std::path::Path>,
+    work: impl FnOnce(&mut db::DbConnection, &Settings) -> Result<T, CliError> + Send + 'static,
+) -> Result<T, CliError> {
+    let settings = Settings::load(config)?;
+    tokio::task::spawn_blocking(move || {
+        let backend = db::Backend::from_url(&settings.database.url)?;
+        backend.migrate()?;
+        let mut conn = backend.establish()?;
+        work(&mut conn, &settings)
+    })
+    .await
+    .map_err(|e| CliError::Usage(e.to_string()))?
+}
+
+fn base_url(settings: &Settings) -> String {
+    settings
+        .server
+        .public_base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", settings.server.addr))
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+fn api_error(e: crate::routes::errors::ApiError) -> CliError {
+    CliError::Usage(e.message().to_owned())
+}
+
+async fn data_tool(cli_config: Option<PathBuf>, command: Command) -> Result<(), CliError> {
+    use crate::db::coupons as repo;
+    use crate::routes::auth::{now_ms, random_token, sha256_hex};
+    let config = cli_config.clone();
+    match command {
+        Command::Merchant(MerchantCommand::Create { name }) => {
+            if name.trim().is_empty() || name.chars().count() > 100 {
+                return Err(CliError::Usage("--name must be 1 to 100 characters".into()));
+            }
+            let m = with_db(config.as_deref(), move |conn, _| {
+                Ok(repo::create_merchant(conn, name.trim(), now_ms())?)
+            })
+            .await?;
+            print_json(&serde_json::json!({"id": m.id, "name": m.name}))
+        }
+        Command::Merchant(MerchantCommand::List) => {
+            let rows = with_db(config.as_deref(), |conn, _| Ok(repo::list_merchants(conn)?)).await?;
+            for m in rows {
+                println!("{}\t{}", m.id, m.name);
+            }
+            Ok(())
+        }
+        Command::Staff(StaffCommand::Add {
+            merchant_id,
+            openid,
+            name,
+        }) => {
+            require("openid", &openid)?;
+            require("name", &name)?;
+            let token = random_token();
+            let hash = sha256_hex(&token);
+            let row = with_db(config.as_deref(), move |conn, _| {
+                if repo::merchant(conn, merchant_id)?.is_none() {
+                    return Err(CliError::Usage(format!("no merchant {merchant_id}")));
+                }
+                repo::add_staff(conn, merchant_id, openid.trim(), name.trim(), &hash, now_ms())?
+                    .ok_or_else(|| CliError::Usage("this openid is already active staff".into()))
+            })
+            .await?;
+            print_json(
+                &serde_json::json!({"id": row.id, "merchant_id": row.merchant_id, "openid": row.openid, "name": row.name, "api_token": token}),
+            )
+        }
+        Command::Staff(StaffCommand::List { merchant_id }) => {
+            let rows = with_db(config.as_deref(), move |conn, _| {
+                Ok(repo::list_staff(conn, merchant_id)?)
+            })
+            .await?;
+            for s in rows {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    s.id,
+                    s.merchant_id,
+                    s.openid,
+                    s.name,
+                    if s.active { "active" } else { "removed" }
+                );
+            }
+            Ok(())
+        }
+        Command::Staff(StaffCommand::Remove { id }) => {
+            let removed = with_db(config.as_deref(), move |conn, _| Ok(repo::remove_staff(conn, id)?)).await?;
+            if removed {
+                println!("removed staff {id}");
+                Ok(())
+            } else {
+                Err(CliError::Invalid(format!("no active staff member {id}")))
+            }
+        }
+        Command::Campaign(CampaignCommand::Create {
+            merchant_id,
+            title,
+            description,
+            value_fen,
+            valid_from,
+            valid_until,
+            quantity,
+            per_user_limit,
+            wechat_card_id,
+        }) => {
+            let request = crate::routes::admin::CampaignRequest {
+                merchant_id,
+                title,
+                description,
+                value_fen,
+                valid_from,
+                valid_until,
+                quantity,
+                per_user_limit,
+                wechat_card_id,
+            };
+            let new = request.validate(now_ms()).map_err(api_error)?;
+            let row = with_db(config.as_deref(), move |conn, _| {
+                if repo::merchant(conn, new.merchant_id)?.is_none() {
+                    return Err(CliError::Usage(format!("no merchant {}", new.merchant_id)));
+                }
+                Ok(repo::create_campaign(conn, &new, now_ms())?)
+            })
+            .await?;
+            print_json(&crate::routes::admin::campaign_json(&row))
+        }
+        Command::Campaign(CampaignCommand::List) => {
+            let rows = with_db(config.as_deref(), |conn, _| Ok(repo::list_campaigns(conn, None)?)).await?;
+            for c in rows {
+                println!(
+                    "{}\t{}\t{}\t{} issued{}",
+                    c.id,
+                    c.merchant_id,
+                    c.title,
+                    c.issued,
+                    c.quantity.map(|q| format!(" of {q}")).unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        Command::Coupon(CouponCommand::Issue {
+            campaign_id,
+            owner_openid,
+        }) => {
+            let (coupon, base) = with_db(config.as_deref(), move |conn, settings| {
+                let (c, _) =
+                    repo::issue_coupon(conn, campaign_id, owner_openid.as_deref(), now_ms()).map_err(|e| match e {
+                        repo::IssueFailure::Db(e) => CliError::Database(e),
+                        other => CliError::Invalid(other.to_string()),
+                    })?;
+                Ok((c, base_url(settings)))
+            })
+            .await?;
+            print_json(&serde_json::json!({
+                "code": coupon.code, "campaign_id": coupon.campaign_id, "owner_openid": coupon.owner_openid,
+                "url": format!("{base}/c/{}", coupon.code), "qr_url": format!("{base}/c/{}/qr.png", coupon.code),
+            }))
+        }
+        Command::Coupon(CouponCommand::Show { code }) => {
+            let Some(parsed) = redemption_core::CouponCode::parse(&code) else {
+                return Err(CliError::Usage(format!(
+                    "{code:?} is not a coupon code (26 characters A-Z, 2-7)"
+                )));
+            };
+            let found = with_db(config.as_deref(), move |conn, settings| {
+                Ok(repo::coupon_by_code(conn, parsed.as_str())?.map(|(c, k)| (c, k, base_url(settings))))
+            })
+            .await?;
+            let Some((c, k, base)) = found else {
+                return Err(CliError::Invalid(format!("no coupon {code}")));
+            };
+            print_json(&serde_json::json!({
+                "code": c.code, "campaign": crate::routes::admin::campaign_json(&k), "owner_openid": c.owner_openid,
+                "status": c.status, "redeemed_at": c.redeemed_at.map(crate::routes::coupons::rfc3339),
+                "redeemed_by": c.redeemed_by, "url": format!("{base}/c/{}", c.code),
+            }))
+        }
+        _ => Err(CliError::Usage("not a data command".into())),
+    }
 }
 
 /// The safe-mode parameters shared by `wxkit msg` commands.
@@ -590,6 +892,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Sign(command) => sign(command),
         Command::Pay(command) => pay_tool(command),
         Command::Msg(command) => msg_tool(command),
+        command @ (Command::Merchant(_) | Command::Staff(_) | Command::Campaign(_) | Command::Coupon(_)) => {
+            data_tool(cli.config, command).await
+        }
         Command::Sim { addr, apps, merchants } => {
             if addr.parse::<std::net::SocketAddr>().is_err() {
                 return Err(CliError::Usage(format!(

@@ -543,3 +543,102 @@ fn msg_encrypt_then_decrypt_round_trips_and_tampering_is_refused() {
     );
     assert_eq!(code, 2, "{stderr}");
 }
+
+#[test]
+fn staff_campaign_and_coupon_commands_work_on_a_fresh_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let cmd = |args: &[&str]| {
+        run(wxkit()
+            .env("DATABASE_URL", &url)
+            .env("WXKIT__SERVER__PUBLIC_BASE_URL", "https://coupons.example.com")
+            .args(args))
+    };
+    let (code, out, err) = cmd(&["merchant", "create", "--name", "咖啡店"]);
+    assert_eq!(code, 0, "{err}");
+    let merchant: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let m = merchant["id"].to_string();
+
+    let (code, out, err) = cmd(&[
+        "staff",
+        "add",
+        "--merchant-id",
+        &m,
+        "--openid",
+        "o-staff",
+        "--name",
+        "小王",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let staff: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(staff["api_token"].as_str().unwrap().len(), 64);
+    let (code, _, err) = cmd(&[
+        "staff",
+        "add",
+        "--merchant-id",
+        &m,
+        "--openid",
+        "o-staff",
+        "--name",
+        "again",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("already"), "{err}");
+
+    let (code, out, err) = cmd(&[
+        "campaign",
+        "create",
+        "--merchant-id",
+        &m,
+        "--title",
+        "免费咖啡",
+        "--value-fen",
+        "1800",
+        "--quantity",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let campaign: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let c = campaign["id"].to_string();
+    let (code, _, err) = cmd(&[
+        "campaign",
+        "create",
+        "--merchant-id",
+        &m,
+        "--title",
+        "bad",
+        "--valid-from",
+        "tomorrow",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("RFC 3339"), "{err}");
+
+    let (code, out, err) = cmd(&["coupon", "issue", "--campaign-id", &c, "--owner-openid", "o-customer"]);
+    assert_eq!(code, 0, "{err}");
+    let coupon: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let code_str = coupon["code"].as_str().unwrap().to_owned();
+    assert_eq!(coupon["url"], format!("https://coupons.example.com/c/{code_str}"));
+    let (code, _, err) = cmd(&["coupon", "issue", "--campaign-id", &c]);
+    assert_eq!(code, 1, "quantity 1 is used up: {err}");
+    assert!(err.contains("no coupons left"), "{err}");
+
+    let (code, out, err) = cmd(&["coupon", "show", &code_str.to_lowercase()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"status\": \"issued\""), "{out}");
+    let (code, _, _) = cmd(&["coupon", "show", "NOTACODE"]);
+    assert_eq!(code, 2);
+    let (code, _, _) = cmd(&["coupon", "show", &"A".repeat(26)]);
+    assert_eq!(code, 1);
+
+    let (code, out, _) = cmd(&["staff", "list"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("o-staff") && out.contains("active"));
+    let id = staff["id"].to_string();
+    assert_eq!(cmd(&["staff", "remove", &id]).0, 0);
+    assert_eq!(cmd(&["staff", "remove", &id]).0, 1);
+    let (_, out, _) = cmd(&["staff", "list", "--merchant-id", &m]);
+    assert!(out.contains("removed"));
+    let (code, out, _) = cmd(&["campaign", "list"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("1 issued of 1"), "{out}");
+}
