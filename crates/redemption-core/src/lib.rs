@@ -357,14 +357,16 @@ pub trait RedemptionStore {
     /// The coupon with this code and its campaign.
     fn find_coupon(&mut self, code: &CouponCode) -> Result<Option<(Coupon, Campaign)>, Self::Error>;
 
-    /// Marks the coupon redeemed **only if it is still issued**, and records the redemption, in one transaction.
-    /// Returns whether this call redeemed it.
+    /// Marks the coupon redeemed **only if it is still issued**, and records the redemption and `audit` (the
+    /// successful attempt), all in one transaction. Returns whether this call redeemed it; when it did not, nothing
+    /// was written.
     fn try_redeem(
         &mut self,
         coupon: CouponId,
         staff: Option<StaffId>,
         channel: Channel,
         now: Millis,
+        audit: &AuditEntry,
     ) -> Result<bool, Self::Error>;
 
     /// Appends to the audit log.
@@ -389,6 +391,14 @@ pub fn redeem<S: RedemptionStore>(
         Some(c) => store.find_coupon(c)?,
         None => None,
     };
+    let entry = |outcome: &Outcome| AuditEntry {
+        code: code.chars().take(64).collect(),
+        coupon_id: found.as_ref().map(|(c, _)| c.id),
+        staff_id: staff.map(|s| s.id),
+        outcome: outcome.name(),
+        channel,
+        at: now,
+    };
     let outcome = match &found {
         None => Outcome::NotFound,
         Some((coupon, campaign)) => {
@@ -407,35 +417,29 @@ pub fn redeem<S: RedemptionStore>(
             match rule {
                 Err(o) => o,
                 Ok(()) => {
-                    if store.try_redeem(coupon.id, staff.map(|s| s.id), channel, now)? {
-                        Outcome::Redeemed { at: now }
-                    } else {
-                        // Lost the race: report who won.
-                        match store.find_coupon(&coupon.code)? {
-                            Some((c, _)) => Outcome::AlreadyRedeemed {
-                                at: c.redeemed_at,
-                                by: c.redeemed_by,
-                            },
-                            None => Outcome::NotFound,
-                        }
+                    let redeemed = Outcome::Redeemed { at: now };
+                    if store.try_redeem(coupon.id, staff.map(|s| s.id), channel, now, &entry(&redeemed))? {
+                        // Redemption and audit row were written together.
+                        let mut after = coupon.clone();
+                        after.status = CouponStatus::Redeemed;
+                        after.redeemed_at = Some(now);
+                        after.redeemed_by = staff.map(|s| s.id);
+                        return Ok((redeemed, Some((after, campaign.clone()))));
+                    }
+                    // Lost the race: report who won.
+                    match store.find_coupon(&coupon.code)? {
+                        Some((c, _)) => Outcome::AlreadyRedeemed {
+                            at: c.redeemed_at,
+                            by: c.redeemed_by,
+                        },
+                        None => Outcome::NotFound,
                     }
                 }
             }
         }
     };
-    store.record(&AuditEntry {
-        code: code.chars().take(64).collect(),
-        coupon_id: found.as_ref().map(|(c, _)| c.id),
-        staff_id: staff.map(|s| s.id),
-        outcome: outcome.name(),
-        channel,
-        at: now,
-    })?;
-    let after = match (&outcome, parsed) {
-        (Outcome::Redeemed { .. }, Some(c)) => store.find_coupon(&c)?,
-        _ => found,
-    };
-    Ok((outcome, after))
+    store.record(&entry(&outcome))?;
+    Ok((outcome, found))
 }
 
 /// Why a coupon cannot be issued.
@@ -518,7 +522,14 @@ mod tests {
         fn find_coupon(&mut self, code: &CouponCode) -> Result<Option<(Coupon, Campaign)>, Never> {
             Ok(self.coupons.get(code.as_str()).cloned().map(|c| (c, campaign())))
         }
-        fn try_redeem(&mut self, id: CouponId, staff: Option<StaffId>, _: Channel, now: Millis) -> Result<bool, Never> {
+        fn try_redeem(
+            &mut self,
+            id: CouponId,
+            staff: Option<StaffId>,
+            _: Channel,
+            now: Millis,
+            audit: &AuditEntry,
+        ) -> Result<bool, Never> {
             let c = self.coupons.values_mut().find(|c| c.id == id).ok_or(Never)?;
             if c.status != CouponStatus::Issued {
                 return Ok(false);
@@ -526,6 +537,7 @@ mod tests {
             c.status = CouponStatus::Redeemed;
             c.redeemed_at = Some(now);
             c.redeemed_by = staff;
+            self.audit.push(audit.clone());
             Ok(true)
         }
         fn record(&mut self, e: &AuditEntry) -> Result<(), Never> {

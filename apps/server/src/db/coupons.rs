@@ -511,6 +511,7 @@ impl RedemptionStore for DbRedemptionStore<'_> {
         staff_id: Option<StaffId>,
         channel: Channel,
         now: Millis,
+        audit: &AuditEntry,
     ) -> Result<bool, DbError> {
         self.0.transaction(|conn| {
             // The conditional update is the gate: only one transaction sees 'issued'.
@@ -534,22 +535,28 @@ impl RedemptionStore for DbRedemptionStore<'_> {
                     redemptions::created_at.eq(now),
                 ))
                 .execute(conn)?;
+            // The successful attempt's audit row commits with the redemption: one commit per redemption.
+            insert_audit(conn, audit)?;
             Ok(true)
         })
     }
 
     fn record(&mut self, e: &AuditEntry) -> Result<(), DbError> {
-        diesel::insert_into(audit_log::table)
-            .values((
-                audit_log::action.eq("redeem"),
-                audit_log::coupon_code.eq(&e.code),
-                audit_log::coupon_id.eq(e.coupon_id.map(|c| c.0)),
-                audit_log::staff_id.eq(e.staff_id.map(|s| s.0)),
-                audit_log::outcome.eq(e.outcome),
-                audit_log::channel.eq(e.channel.as_str()),
-                audit_log::created_at.eq(e.at),
-            ))
-            .execute(self.0)?;
-        Ok(())
+        insert_audit(self.0, e)
     }
+}
+
+fn insert_audit(conn: &mut DbConnection, e: &AuditEntry) -> Result<(), DbError> {
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::action.eq("redeem"),
+            audit_log::coupon_code.eq(&e.code),
+            audit_log::coupon_id.eq(e.coupon_id.map(|c| c.0)),
+            audit_log::staff_id.eq(e.staff_id.map(|s| s.0)),
+            audit_log::outcome.eq(e.outcome),
+            audit_log::channel.eq(e.channel.as_str()),
+            audit_log::created_at.eq(e.at),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
