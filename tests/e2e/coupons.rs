@@ -614,3 +614,190 @@ async fn qr_images_are_cached_by_etag(kind: DbKind) {
     assert_eq!(app.get(&format!("/c/{code}/qr.gif")).await.status(), 404);
     assert_eq!(app.get(&format!("/c/{}/qr.png", "B".repeat(26))).await.status(), 404);
 }
+
+on_both_backends!(card_backed_coupons_are_redeemed_once_whichever_side_consumes_first);
+
+async fn card_backed_coupons_are_redeemed_once_whichever_side_consumes_first(kind: DbKind) {
+    use wechat_card::{BaseInfo, CardDefinition, CardKind, DateInfo};
+    let Some(app) = spawn_app(kind).await else { return };
+    assert!(app.sim.handle().set_push(
+        TEST_APP_ID,
+        &format!("{}/wechat/push", app.address),
+        wxkit_e2e::TEST_PUSH_TOKEN,
+        Some(wxkit_e2e::TEST_AES_KEY)
+    ));
+    // Server-URL verification.
+    let sig = wechat_core::push::server_signature(wxkit_e2e::TEST_PUSH_TOKEN, "1", "n");
+    let echo = app
+        .get(&format!(
+            "/wechat/push?signature={sig}&timestamp=1&nonce=n&echostr=hello"
+        ))
+        .await;
+    assert_eq!(echo.text().await.unwrap(), "hello");
+    assert_eq!(
+        app.get("/wechat/push?signature=bad&timestamp=1&nonce=n&echostr=x")
+            .await
+            .status(),
+        403
+    );
+    let forged = app
+        .http
+        .post(format!("{}/wechat/push?signature=bad&timestamp=1&nonce=n", app.address))
+        .body("<xml/>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+
+    // A WeChat card backs the campaign.
+    let cards = &app.state.cards;
+    let logo = qr_render::render_png("logo", &qr_render::RenderOptions::default()).unwrap();
+    let logo_url = cards.upload_logo(&logo).await.unwrap();
+    let base = BaseInfo::new(
+        &logo_url,
+        "咖啡店",
+        "免费咖啡",
+        "Color010",
+        "出示核销",
+        "每人一张",
+        DateInfo::FixTerm {
+            fixed_term: 30,
+            fixed_begin_term: 0,
+        },
+        10,
+    )
+    .unwrap();
+    let card_id = cards
+        .create(
+            &CardDefinition::new(
+                CardKind::GeneralCoupon {
+                    default_detail: "咖啡".into(),
+                },
+                base,
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let shop = shop(&app, json!({"title": "card-backed", "wechat_card_id": card_id})).await;
+
+    let sim_http = reqwest::Client::new();
+    let add_to_bag = |code: String| {
+        let (http, url) = (
+            sim_http.clone(),
+            format!("{}/_sim/cards/{card_id}/add", app.sim.base_url()),
+        );
+        async move {
+            let r: Value = http
+                .post(url)
+                .json(&json!({"openid": "o-holder", "outer_str": code}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["code"].as_str().unwrap().to_owned()
+        }
+    };
+    let linked = |code: String| {
+        let pool = app.state.db.clone();
+        async move {
+            for _ in 0..250 {
+                let c = code.clone();
+                let p = pool.clone();
+                let row = tokio::task::spawn_blocking(move || {
+                    wxkit::db::coupons::coupon_by_code(&mut p.get().unwrap(), &c).unwrap()
+                })
+                .await
+                .unwrap();
+                if let Some((row, _)) = row
+                    && row.wechat_card_code.is_some()
+                {
+                    return row;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            panic!("the user_get_card push never linked the coupon");
+        }
+    };
+
+    // 1. Consumed at WeChat's side first: the push redeems our coupon; our POS then gets 409.
+    let (_, first) = issue(&app, shop.campaign_id, Some("o-holder")).await;
+    let first_code = first["code"].as_str().unwrap().to_owned();
+    let card_code = add_to_bag(first_code.clone()).await;
+    assert_eq!(
+        linked(first_code.clone()).await.wechat_card_code.as_deref(),
+        Some(card_code.as_str())
+    );
+    let r = sim_http
+        .post(format!(
+            "{}/_sim/cards/{card_id}/codes/{card_code}/consume",
+            app.sim.base_url()
+        ))
+        .json(&json!({"staff_openid": "o-wx-staff"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    for _ in 0..250 {
+        let (_, v) = json(app.get(&format!("/api/v1/coupons/{first_code}")).await).await;
+        if v["status"] == "redeemed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let pos = app
+        .http
+        .post(format!("{}/api/v1/redemptions", app.address))
+        .bearer_auth(&shop.staff_token)
+        .json(&json!({"code": first_code}))
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = json(pos).await;
+    assert_eq!(s, 409, "{b}");
+    assert!(
+        b["error"]["redeemed_by"].is_null(),
+        "redeemed at WeChat's side: no staff"
+    );
+
+    // 2. Redeemed at our POS first: we consume the card code on WeChat; WeChat's push then changes nothing.
+    let (_, second) = issue(&app, shop.campaign_id, Some("o-holder")).await;
+    let second_code = second["code"].as_str().unwrap().to_owned();
+    let second_card = add_to_bag(second_code.clone()).await;
+    let row = linked(second_code.clone()).await;
+    let pos = app
+        .http
+        .post(format!("{}/api/v1/redemptions", app.address))
+        .bearer_auth(&shop.staff_token)
+        .json(&json!({"code": second_code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pos.status(), 200);
+    let info = cards.get_code(&second_card, Some(&card_id), false).await.unwrap();
+    assert_eq!(info.user_card_status, "CONSUMED", "consumed on WeChat too");
+    // The FROM_API push comes back; wait until it is delivered, then check nothing was redeemed twice.
+    for _ in 0..250 {
+        if app
+            .sim
+            .handle()
+            .notifications()
+            .iter()
+            .filter(|n| n.kind == "push" && n.delivered)
+            .count()
+            >= 5
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let pool = app.state.db.clone();
+    let (redemptions, _) = tokio::task::spawn_blocking(move || {
+        wxkit::db::coupons::redemption_and_audit_counts(&mut pool.get().unwrap(), row.id).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(redemptions, 1);
+}

@@ -22,6 +22,11 @@ pub const TEST_APP_SECRET: &str = "test-app-secret-0123456789abcdef";
 /// The admin token of test servers.
 pub const TEST_ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
+/// The server-push token of test servers.
+pub const TEST_PUSH_TOKEN: &str = "test-push-token";
+/// The EncodingAESKey of test servers (safe mode).
+pub const TEST_AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+
 /// Which backend a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DbKind {
@@ -207,6 +212,8 @@ pub fn test_settings(db_url: &str, sim: &SimServer) -> Settings {
         ("WXKIT__WECHAT__OPEN_BASE_URL".to_owned(), sim.base_url()),
         ("WXKIT__DATABASE__POOL_SIZE".to_owned(), "8".to_owned()),
         ("WXKIT__ADMIN__TOKEN".to_owned(), TEST_ADMIN_TOKEN.to_owned()),
+        ("WXKIT__WECHAT__TOKEN".to_owned(), TEST_PUSH_TOKEN.to_owned()),
+        ("WXKIT__WECHAT__ENCODING_AES_KEY".to_owned(), TEST_AES_KEY.to_owned()),
     ];
     Settings::load_from(None, env).expect("test settings are valid")
 }

@@ -51,6 +51,15 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
     ] {
         sim.handle().add_user(sim_user(appid, openid, nickname));
     }
+    // WeChat (simulated) pushes card events to us.
+    if let Some(token) = &state.push_token {
+        sim.handle().set_push(
+            appid,
+            &format!("{}/wechat/push", state.public_base_url),
+            token.secret(),
+            None,
+        );
+    }
     let staff_token = random_token();
     let hash = sha256_hex(&staff_token);
     let coupons = db::blocking(&state.db, move |conn| -> Result<Vec<String>, DbError> {

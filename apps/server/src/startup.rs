@@ -37,6 +37,10 @@ pub struct AppState {
     pub session_key: Vec<u8>,
     /// The admin API token (generated in sandbox mode when unset).
     pub admin_token: Option<wechat_core::SecretString>,
+    /// The server-push token (`wechat.token`; generated in sandbox mode).
+    pub push_token: Option<wechat_core::SecretString>,
+    /// Safe-mode push crypto, when `wechat.encoding_aes_key` is set.
+    pub push_crypto: Option<wechat_core::push::MessageCrypto>,
 }
 
 /// Why the application could not start.
@@ -150,6 +154,22 @@ impl Application {
         .map_err(|e| DbError::Task(e.to_string()))??;
         let state_signer = wechat_oauth::state::StateSigner::new(state_key.as_bytes())
             .map_err(|e| DbError::Task(format!("state key: {e}")))?;
+        let push_token = match (&settings.wechat.token, sandbox.is_some()) {
+            (Some(t), _) if !t.is_empty() => Some(t.clone()),
+            (_, true) => Some(wechat_core::SecretString::new(crate::routes::auth::random_token())),
+            _ => None,
+        };
+        let push_crypto = match (&push_token, &settings.wechat.encoding_aes_key) {
+            (Some(token), Some(key)) => Some(
+                wechat_core::push::MessageCrypto::new(token.secret(), key.secret(), oauth.app_id().as_str()).map_err(
+                    |e| crate::configuration::ConfigError::Invalid {
+                        key: "wechat.encoding_aes_key",
+                        message: e.to_string(),
+                    },
+                )?,
+            ),
+            _ => None,
+        };
         let admin_token = match (&settings.admin.token, sandbox.is_some()) {
             (Some(t), _) if !t.is_empty() => Some(t.clone()),
             // Sandbox: a fresh admin token per run, printed at start-up.
@@ -184,6 +204,8 @@ impl Application {
             state_signer,
             session_key: session_key.into_bytes(),
             admin_token,
+            push_token,
+            push_crypto,
         });
         let demo = match &sandbox {
             Some(sim) => Some(crate::sandbox::seed(&state, sim).await?),
@@ -270,6 +292,8 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
             .route("/c/{code}/redeem", web::post().to(routes::coupons::confirm))
             .route("/c/{code}/qr.{format}", web::get().to(routes::coupons::qr))
             .route("/coupons/mine", web::get().to(routes::coupons::mine))
+            .route("/wechat/push", web::get().to(routes::push::verify))
+            .route("/wechat/push", web::post().to(routes::push::receive_push))
             .service(
                 web::scope("/api/v1")
                     .route("/coupons/{code}", web::get().to(routes::coupons::get_coupon))

@@ -656,6 +656,31 @@ async fn control_delete(path: web::Path<(String, String)>, sim: web::Data<SimHan
     HttpResponse::NoContent().finish()
 }
 
+impl SimHandle {
+    /// Sends the app's server pushes to `url` (signed with `token`; encrypted when `encoding_aes_key` is given).
+    /// False when the app is unknown or the key is invalid.
+    pub fn set_push(&self, appid: &str, url: &str, token: &str, encoding_aes_key: Option<&str>) -> bool {
+        if let Some(k) = encoding_aes_key
+            && MessageCrypto::new(token, k, appid).is_err()
+        {
+            return false;
+        }
+        let mut w = self.world();
+        if !w.apps.contains_key(appid) {
+            return false;
+        }
+        w.push_configs.insert(
+            appid.to_owned(),
+            PushConfig {
+                url: url.to_owned(),
+                token: token.to_owned(),
+                aes_key: encoding_aes_key.map(str::to_owned),
+            },
+        );
+        true
+    }
+}
+
 async fn list_pushes(sim: web::Data<SimHandle>) -> HttpResponse {
     let pushes: Vec<Notification> = sim.notifications().into_iter().filter(|n| n.kind == "push").collect();
     HttpResponse::Ok().json(json!({"pushes": pushes}))

@@ -465,6 +465,12 @@ pub fn record_push(conn: &mut DbConnection, dedupe_key: &str, now: Millis) -> Re
     }
 }
 
+/// Forgets a push so that WeChat's retry is processed again (after a failure).
+pub fn forget_push(conn: &mut DbConnection, dedupe_key: &str) -> Result<(), DbError> {
+    diesel::delete(push_events::table.filter(push_events::dedupe_key.eq(dedupe_key))).execute(conn)?;
+    Ok(())
+}
+
 /// A shared secret by name, created with `generate` on first use. Every instance on one database gets the same.
 pub fn shared_secret(
     conn: &mut DbConnection,

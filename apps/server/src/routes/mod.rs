@@ -6,3 +6,4 @@ pub mod coupons;
 pub mod errors;
 pub mod health;
 pub mod pages;
+pub mod push;
