@@ -13,7 +13,6 @@ use wechat_core::{AccessTokenManager, AppId, AppSecret, Endpoints, TokenManagerO
 use wechat_sim::SimServer;
 
 /// Shared by every request.
-#[derive(Debug)]
 pub struct AppState {
     /// Settings as loaded.
     pub settings: Settings,
@@ -41,6 +40,19 @@ pub struct AppState {
     pub push_token: Option<wechat_core::SecretString>,
     /// Safe-mode push crypto, when `wechat.encoding_aes_key` is set.
     pub push_crypto: Option<wechat_core::push::MessageCrypto>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys and tokens stay out of Debug output.
+        f.debug_struct("AppState")
+            .field("backend", &self.backend)
+            .field("public_base_url", &self.public_base_url)
+            .field("tokens", &self.tokens)
+            .field("admin_token", &self.admin_token)
+            .field("push_token", &self.push_token)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why the application could not start.

@@ -42,7 +42,7 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migration
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 
 /// Which database a `DATABASE_URL` names.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Backend {
     /// `postgres://` / `postgresql://` — the URL as given.
     Postgres(String),
@@ -81,6 +81,13 @@ pub enum DbError {
     /// A blocking task failed to complete.
     #[error("database task failed: {0}")]
     Task(String),
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the raw URL: it may carry a password.
+        write!(f, "Backend({})", self.target())
+    }
 }
 
 impl Backend {
@@ -272,6 +279,8 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_messages() {
+        let b = Backend::from_url("postgres://u:hunter2@h/d").unwrap();
+        assert!(!format!("{b:?}").contains("hunter2"));
         let e = Backend::from_url("mysql://u:hunter2@h/d").unwrap_err();
         assert!(!e.to_string().contains("hunter2"));
         assert_eq!(redact_url("postgres://u:pw@h:5432/d"), "postgres://u:***@h:5432/d");
