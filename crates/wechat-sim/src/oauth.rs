@@ -302,32 +302,46 @@ fn token_response(w: &mut World, appid: &str, openid: &str, scope: &str, refresh
     HttpResponse::Ok().json(body)
 }
 
+/// The checks `/sns/oauth2/access_token` and `/sns/jscode2session` share: app and secret, grant type, and the
+/// one-time code (unknown, another app's or older than 5 minutes 40029; used 40163). Returns the appid and the code.
+fn check_code_request<'a>(
+    w: &World,
+    q: &'a HashMap<String, String>,
+    code_param: &str,
+    codes: &HashMap<String, crate::state::CodeRecord>,
+) -> Result<(String, &'a String, crate::state::CodeRecord), HttpResponse> {
+    let appid = check_app_secret(w, q.get("appid"), q.get("secret"))?;
+    if q.get("grant_type").map(String::as_str) != Some("authorization_code") {
+        return Err(wx_error(40002, "invalid grant_type"));
+    }
+    let code = q
+        .get(code_param)
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| wx_error(41008, "missing code"))?;
+    let record = codes
+        .get(code)
+        .cloned()
+        .ok_or_else(|| wx_error(40029, "invalid code"))?;
+    if record.appid != appid || record.issued_at + CODE_TTL_SECS <= w.now() {
+        return Err(wx_error(40029, "invalid code"));
+    }
+    if record.used {
+        return Err(wx_error(40163, "code been used"));
+    }
+    Ok((appid, code, record))
+}
+
 async fn exchange_code(req: HttpRequest, sim: web::Data<SimHandle>) -> HttpResponse {
     let q = query(&req);
     let mut w = sim.world();
-    let appid = match check_app_secret(&w, q.get("appid"), q.get("secret")) {
-        Ok(a) => a,
+    let (appid, code, record) = match check_code_request(&w, &q, "code", &w.oauth_codes) {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    if q.get("grant_type").map(String::as_str) != Some("authorization_code") {
-        return wx_error(40002, "invalid grant_type");
+    if let Some(r) = w.oauth_codes.get_mut(code) {
+        r.used = true;
     }
-    let Some(code) = q.get("code").filter(|c| !c.is_empty()) else {
-        return wx_error(41008, "missing code");
-    };
-    let now = w.now();
-    let Some(record) = w.oauth_codes.get_mut(code) else {
-        return wx_error(40029, "invalid code");
-    };
-    if record.appid != appid || record.issued_at + CODE_TTL_SECS <= now {
-        return wx_error(40029, "invalid code");
-    }
-    if record.used {
-        return wx_error(40163, "code been used");
-    }
-    record.used = true;
-    let (openid, scope) = (record.openid.clone(), record.scope.clone());
-    token_response(&mut w, &appid, &openid, &scope, None)
+    token_response(&mut w, &appid, &record.openid, &record.scope, None)
 }
 
 async fn refresh_token(req: HttpRequest, sim: web::Data<SimHandle>) -> HttpResponse {
@@ -416,26 +430,11 @@ async fn check_auth(req: HttpRequest, sim: web::Data<SimHandle>) -> HttpResponse
 async fn jscode2session(req: HttpRequest, sim: web::Data<SimHandle>) -> HttpResponse {
     let q = query(&req);
     let mut w = sim.world();
-    let appid = match check_app_secret(&w, q.get("appid"), q.get("secret")) {
-        Ok(a) => a,
+    let (appid, code, record) = match check_code_request(&w, &q, "js_code", &w.js_codes) {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    if q.get("grant_type").map(String::as_str) != Some("authorization_code") {
-        return wx_error(40002, "invalid grant_type");
-    }
-    let Some(code) = q.get("js_code").filter(|c| !c.is_empty()) else {
-        return wx_error(41008, "missing code");
-    };
     let now = w.now();
-    let Some(record) = w.js_codes.get(code).cloned() else {
-        return wx_error(40029, "invalid code");
-    };
-    if record.appid != appid || record.issued_at + CODE_TTL_SECS <= now {
-        return wx_error(40029, "invalid code");
-    }
-    if record.used {
-        return wx_error(40163, "code been used");
-    }
     let key = (appid.clone(), record.openid.clone());
     let logins = w.logins.entry(key.clone()).or_default();
     logins.retain(|t| now - t < 60);
