@@ -9,7 +9,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
-use wxkit_e2e::{DbKind, TEST_ADMIN_TOKEN, TestDatabase, spawn_sim, start_server};
+use wxkit_e2e::{DbKind, TEST_ADMIN_TOKEN, TestDatabase, spawn_sim, start_server_with};
 
 struct Row {
     backend: &'static str,
@@ -22,7 +22,10 @@ struct Row {
 async fn http_run(kind: DbKind, clients: usize, total: usize) -> Option<Row> {
     let db = TestDatabase::create(kind)?;
     let sim = spawn_sim().await;
-    let (base, state) = start_server(&db.url, &sim).await;
+    let mut settings = wxkit_e2e::test_settings(&db.url, &sim);
+    // As many database connections as clients, like pgbench's one connection per client.
+    settings.database.pool_size = clients as u32;
+    let (base, state) = start_server_with(settings).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()

@@ -235,7 +235,12 @@ pub struct TestApp {
 
 /// Builds a server on `db` against `sim` and runs it in the background.
 pub async fn start_server(db_url: &str, sim: &SimServer) -> (String, actix_web::web::Data<wxkit::startup::AppState>) {
-    let app = Application::build(test_settings(db_url, sim))
+    start_server_with(test_settings(db_url, sim)).await
+}
+
+/// Builds a server with the given settings and runs it in the background.
+pub async fn start_server_with(settings: Settings) -> (String, actix_web::web::Data<wxkit::startup::AppState>) {
+    let app = Application::build(settings)
         .await
         .expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());

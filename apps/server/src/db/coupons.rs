@@ -519,6 +519,26 @@ impl RedemptionStore for DbRedemptionStore<'_> {
         now: Millis,
         audit: &AuditEntry,
     ) -> Result<bool, DbError> {
+        if let DbConnection::Postgresql(pg) = &mut *self.0 {
+            // One statement, one round trip, atomic: the same three writes as below, chained by RETURNING.
+            use diesel::sql_types::{BigInt, Nullable, Text};
+            let n = diesel::sql_query(
+                "WITH upd AS (UPDATE coupons SET status = 'redeemed', redeemed_at = $2, redeemed_by = $3, \
+                 version = version + 1 WHERE id = $1 AND status = 'issued' RETURNING id), \
+                 red AS (INSERT INTO redemptions (coupon_id, staff_id, channel, created_at) \
+                 SELECT id, $3, $4, $2 FROM upd RETURNING coupon_id) \
+                 INSERT INTO audit_log (action, coupon_code, coupon_id, staff_id, outcome, channel, created_at) \
+                 SELECT 'redeem', $5, coupon_id, $3, $6, $4, $2 FROM red",
+            )
+            .bind::<BigInt, _>(coupon.0)
+            .bind::<BigInt, _>(now)
+            .bind::<Nullable<BigInt>, _>(staff_id.map(|s| s.0))
+            .bind::<Text, _>(channel.as_str())
+            .bind::<Text, _>(&audit.code)
+            .bind::<Text, _>(audit.outcome)
+            .execute(pg)?;
+            return Ok(n == 1);
+        }
         self.0.transaction(|conn| {
             // The conditional update is the gate: only one transaction sees 'issued'.
             let n = diesel::update(coupons::table.filter(coupons::id.eq(coupon.0).and(coupons::status.eq("issued"))))
