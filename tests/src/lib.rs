@@ -240,9 +240,7 @@ pub async fn start_server(db_url: &str, sim: &SimServer) -> (String, actix_web::
 
 /// Builds a server with the given settings and runs it in the background.
 pub async fn start_server_with(settings: Settings) -> (String, actix_web::web::Data<wxkit::startup::AppState>) {
-    let app = Application::build(settings)
-        .await
-        .expect("application builds");
+    let app = Application::build(settings).await.expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state().clone();
     tokio::spawn(app.run_until_stopped());

@@ -81,16 +81,6 @@ pub fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError
     }
 }
 
-/// The staff member behind a POS bearer token (active or not: the rules decide). Unknown token → 401.
-pub async fn require_staff_token(req: &HttpRequest, state: &AppState) -> Result<repo::StaffRow, ApiError> {
-    let token = bearer(req).ok_or_else(|| unauthorized("POS calls need Authorization: Bearer <staff api_token>"))?;
-    let hash = sha256_hex(&token);
-    db::blocking(&state.db, move |conn| repo::staff_by_token_hash(conn, &hash))
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-        .ok_or_else(|| unauthorized("unknown staff token"))
-}
-
 /// Signs a session for `openid`.
 pub fn session_cookie(state: &AppState, openid: &str) -> Cookie<'static> {
     use base64::Engine as _;

@@ -161,11 +161,46 @@ pub async fn redeem(
     body: web::Json<RedeemBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let staff = auth::require_staff_token(&req, &state).await?;
+    let token = auth::bearer(&req).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "POS calls need Authorization: Bearer <staff api_token>",
+        )
+    })?;
     if body.code.len() > 64 {
         return Err(ApiError::bad_request("invalid_code", "code is too long"));
     }
-    let (outcome, found) = attempt(&state, body.code.clone(), Some(staff.to_domain()), Channel::Pos).await?;
+    let hash = auth::sha256_hex(&token);
+    let code = body.code.clone();
+    // One blocking task and one pooled connection for the token lookup and the redemption.
+    let result = db::blocking(&state.db, move |conn| {
+        let Some(staff) = repo::staff_by_token_hash(conn, &hash)? else {
+            return Ok(None);
+        };
+        let (outcome, found) = redemption_core::redeem(
+            &mut repo::DbRedemptionStore(conn),
+            &code,
+            Some(&staff.to_domain()),
+            Channel::Pos,
+            now_ms(),
+        )?;
+        Ok(Some((staff, outcome, found)))
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?;
+    let Some((staff, outcome, found)) = result else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "unknown staff token",
+        ));
+    };
+    if let (Outcome::Redeemed { .. }, Some((coupon, campaign))) = (&outcome, &found)
+        && let Some(card_id) = &campaign.wechat_card_id
+    {
+        consume_on_wechat(&state, coupon.code.as_str(), card_id).await;
+    }
     match (&outcome, found) {
         (Outcome::Redeemed { at }, Some((coupon, campaign))) => Ok(HttpResponse::Ok().json(json!({
             "coupon": public_view(&state, &coupon, &campaign),
