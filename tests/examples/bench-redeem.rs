@@ -161,13 +161,29 @@ end
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let rps: f64 = text.lines().find(|l| l.starts_with("Requests/sec:"))?.split_whitespace().nth(1)?.parse().ok()?;
-    let total: usize = text.lines().find(|l| l.contains("requests in"))?.split_whitespace().next()?.parse().ok()?;
+    let rps: f64 = text
+        .lines()
+        .find(|l| l.starts_with("Requests/sec:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let total: usize = text
+        .lines()
+        .find(|l| l.contains("requests in"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
     if let Some(line) = text.lines().find(|l| l.contains("Non-2xx")) {
         eprintln!("wrk: {line} (codes reused: issue more coupons)");
     }
     Some(Row {
-        backend: if kind == DbKind::Sqlite { "SQLite (HTTP, wrk load)" } else { "PostgreSQL (HTTP, wrk load)" },
+        backend: if kind == DbKind::Sqlite {
+            "SQLite (HTTP, wrk load)"
+        } else {
+            "PostgreSQL (HTTP, wrk load)"
+        },
         clients,
         requests: total,
         seconds: 3.0,
