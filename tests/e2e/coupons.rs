@@ -422,21 +422,34 @@ async fn every_refusal_has_its_status(kind: DbKind) {
         .unwrap();
     let (s, b) = pos(shop.staff_token.clone(), void_code).await;
     assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (410, Some("void")));
-    // Expired coupon (issued before the window closed): move the window by hand.
-    let (_, soon) = json(
-        app.admin(
-            Method::POST,
-            "/api/v1/campaigns",
-            json!({"merchant_id": shop.merchant_id, "title": "soon over",
-        "valid_until": (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339()}),
-        )
-        .await,
-    )
-    .await;
-    let (_, ending) = issue(&app, soon["id"].as_i64().unwrap(), None).await;
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    // Expired coupon (issued while valid): close the campaign's window in the database.
+    let (_, ending) = issue(&app, shop.campaign_id, None).await;
+    let pool = app.state.db.clone();
+    let campaign_id = shop.campaign_id;
+    tokio::task::spawn_blocking(move || {
+        use diesel::prelude::*;
+        use wxkit::db::schema::campaigns;
+        diesel::update(campaigns::table.find(campaign_id))
+            .set(campaigns::valid_until.eq(chrono::Utc::now().timestamp_millis() - 1000))
+            .execute(&mut *pool.get().unwrap())
+            .unwrap();
+    })
+    .await
+    .unwrap();
     let (s, b) = pos(shop.staff_token.clone(), ending["code"].as_str().unwrap().into()).await;
     assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (410, Some("expired")));
+    // Reopen it for the cases below.
+    let pool = app.state.db.clone();
+    tokio::task::spawn_blocking(move || {
+        use diesel::prelude::*;
+        use wxkit::db::schema::campaigns;
+        diesel::update(campaigns::table.find(campaign_id))
+            .set(campaigns::valid_until.eq(chrono::Utc::now().timestamp_millis() + 86_400_000))
+            .execute(&mut *pool.get().unwrap())
+            .unwrap();
+    })
+    .await
+    .unwrap();
     // Staff of another merchant.
     let (_, other) = json(
         app.admin(Method::POST, "/api/v1/merchants", json!({"name": "其他店"}))
