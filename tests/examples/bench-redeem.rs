@@ -24,8 +24,10 @@ async fn http_run(kind: DbKind, clients: usize, total: usize) -> Option<Row> {
     let sim = spawn_sim().await;
     let mut settings = wxkit_e2e::test_settings(&db.url, &sim);
     // As many database connections as clients, like pgbench's one connection per client.
-    settings.database.pool_size =
-        std::env::var("BENCH_POOL").ok().and_then(|v| v.parse().ok()).unwrap_or(clients as u32);
+    settings.database.pool_size = std::env::var("BENCH_POOL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(clients as u32);
     let (base, state) = start_server_with(settings).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
