@@ -424,32 +424,16 @@ async fn every_refusal_has_its_status(kind: DbKind) {
     assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (410, Some("void")));
     // Expired coupon (issued while valid): close the campaign's window in the database.
     let (_, ending) = issue(&app, shop.campaign_id, None).await;
-    let pool = app.state.db.clone();
-    let campaign_id = shop.campaign_id;
-    tokio::task::spawn_blocking(move || {
-        use diesel::prelude::*;
-        use wxkit::db::schema::campaigns;
-        diesel::update(campaigns::table.find(campaign_id))
-            .set(campaigns::valid_until.eq(chrono::Utc::now().timestamp_millis() - 1000))
-            .execute(&mut *pool.get().unwrap())
-            .unwrap();
-    })
-    .await
-    .unwrap();
+    set_valid_until(&app, shop.campaign_id, chrono::Utc::now().timestamp_millis() - 1000).await;
     let (s, b) = pos(shop.staff_token.clone(), ending["code"].as_str().unwrap().into()).await;
     assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (410, Some("expired")));
     // Reopen it for the cases below.
-    let pool = app.state.db.clone();
-    tokio::task::spawn_blocking(move || {
-        use diesel::prelude::*;
-        use wxkit::db::schema::campaigns;
-        diesel::update(campaigns::table.find(campaign_id))
-            .set(campaigns::valid_until.eq(chrono::Utc::now().timestamp_millis() + 86_400_000))
-            .execute(&mut *pool.get().unwrap())
-            .unwrap();
-    })
-    .await
-    .unwrap();
+    set_valid_until(
+        &app,
+        shop.campaign_id,
+        chrono::Utc::now().timestamp_millis() + 86_400_000,
+    )
+    .await;
     // Staff of another merchant.
     let (_, other) = json(
         app.admin(Method::POST, "/api/v1/merchants", json!({"name": "其他店"}))
@@ -558,6 +542,21 @@ async fn every_refusal_has_its_status(kind: DbKind) {
     .await
     .unwrap();
     assert_eq!(audited, 7, "every attempt by a known staff token is audited");
+}
+
+/// Moves a campaign's end, straight in the database.
+async fn set_valid_until(app: &TestApp, campaign_id: i64, until_ms: i64) {
+    let pool = app.state.db.clone();
+    tokio::task::spawn_blocking(move || {
+        use diesel::prelude::*;
+        use wxkit::db::schema::campaigns;
+        diesel::update(campaigns::table.find(campaign_id))
+            .set(campaigns::valid_until.eq(until_ms))
+            .execute(&mut *pool.get().unwrap())
+            .unwrap();
+    })
+    .await
+    .unwrap();
 }
 
 async fn issuing_respects_quantity_and_per_user_limit(kind: DbKind) {

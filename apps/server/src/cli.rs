@@ -112,35 +112,7 @@ pub enum StaffCommand {
 #[derive(Debug, Subcommand)]
 pub enum CampaignCommand {
     /// Create a campaign; prints it as JSON.
-    Create {
-        /// The merchant.
-        #[arg(long = "merchant-id")]
-        merchant_id: i64,
-        /// Title.
-        #[arg(long)]
-        title: String,
-        /// Description.
-        #[arg(long)]
-        description: Option<String>,
-        /// Face value in fen.
-        #[arg(long = "value-fen")]
-        value_fen: Option<i64>,
-        /// RFC 3339 start (default now).
-        #[arg(long = "valid-from")]
-        valid_from: Option<String>,
-        /// RFC 3339 end (default 30 days after the start).
-        #[arg(long = "valid-until")]
-        valid_until: Option<String>,
-        /// Total coupons.
-        #[arg(long)]
-        quantity: Option<i64>,
-        /// Coupons per customer.
-        #[arg(long = "per-user-limit")]
-        per_user_limit: Option<i64>,
-        /// Backing WeChat card id.
-        #[arg(long = "wechat-card-id")]
-        wechat_card_id: Option<String>,
-    },
+    Create(crate::routes::admin::CampaignRequest),
     /// List campaigns.
     List,
 }
@@ -270,28 +242,7 @@ async fn data_tool(cli_config: Option<PathBuf>, command: Command) -> Result<(), 
                 Err(CliError::Invalid(format!("no active staff member {id}")))
             }
         }
-        Command::Campaign(CampaignCommand::Create {
-            merchant_id,
-            title,
-            description,
-            value_fen,
-            valid_from,
-            valid_until,
-            quantity,
-            per_user_limit,
-            wechat_card_id,
-        }) => {
-            let request = crate::routes::admin::CampaignRequest {
-                merchant_id,
-                title,
-                description,
-                value_fen,
-                valid_from,
-                valid_until,
-                quantity,
-                per_user_limit,
-                wechat_card_id,
-            };
+        Command::Campaign(CampaignCommand::Create(request)) => {
             let new = request.validate(now_ms()).map_err(api_error)?;
             let row = with_db(config.as_deref(), move |conn, _| {
                 if repo::merchant(conn, new.merchant_id)?.is_none() {

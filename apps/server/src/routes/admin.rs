@@ -110,27 +110,36 @@ pub async fn delete_staff(
     }
 }
 
-/// `POST /api/v1/campaigns` body (also what `wxkit campaign create` builds).
-#[derive(Debug, Default, Deserialize)]
+/// `POST /api/v1/campaigns` body, and the arguments of `wxkit campaign create`.
+#[derive(Debug, Default, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignRequest {
-    /// Merchant.
+    /// The merchant.
+    #[arg(long)]
     pub merchant_id: i64,
     /// Title.
+    #[arg(long)]
     pub title: String,
     /// Description.
+    #[arg(long)]
     pub description: Option<String>,
     /// Face value in fen.
+    #[arg(long)]
     pub value_fen: Option<i64>,
-    /// RFC 3339 (default now).
+    /// RFC 3339 start (default now).
+    #[arg(long)]
     pub valid_from: Option<String>,
-    /// RFC 3339 (default 30 days after valid_from).
+    /// RFC 3339 end (default 30 days after the start).
+    #[arg(long)]
     pub valid_until: Option<String>,
     /// Total coupons (default unlimited).
+    #[arg(long)]
     pub quantity: Option<i64>,
     /// Coupons per customer (default unlimited).
+    #[arg(long)]
     pub per_user_limit: Option<i64>,
-    /// Backing WeChat card.
+    /// Backing WeChat card id.
+    #[arg(long)]
     pub wechat_card_id: Option<String>,
 }
 
