@@ -5,21 +5,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use wxkit_e2e::{DbKind, TEST_APP_ID, TestApp, spawn_app};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name(wxkit_e2e::DbKind::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::$name(wxkit_e2e::DbKind::Postgres).await
-            }
-        }
-    )*};
-}
-
 on_both_backends!(
     the_scan_flow_redeems_for_staff_and_shows_details_to_others,
     a_tampered_or_replayed_state_is_refused,
@@ -384,32 +369,25 @@ async fn every_refusal_has_its_status(kind: DbKind) {
     assert_eq!(r.status(), 401);
     let (s, _) = pos("not-a-token".into(), "x".into()).await;
     assert_eq!(s, 401);
-    // Expired.
-    let (_, expired) = json(
-        app.admin(
-            Method::POST,
-            "/api/v1/campaigns",
-            json!({"merchant_id": shop.merchant_id, "title": "old",
-        "valid_from": "2020-01-01T00:00:00+08:00", "valid_until": "2020-02-01T00:00:00+08:00"}),
-        )
-        .await,
+    // An ended campaign issues nothing (an expired coupon is tested further down).
+    let ended = dated_campaign(
+        &app,
+        shop.merchant_id,
+        "2020-01-01T00:00:00+08:00",
+        "2020-02-01T00:00:00+08:00",
     )
     .await;
-    // Issuing into an ended campaign is refused, so insert through the repository to test redemption.
-    let (s, _) = issue(&app, expired["id"].as_i64().unwrap(), None).await;
+    let (s, _) = issue(&app, ended, None).await;
     assert_eq!(s, 409);
     // Not yet valid.
-    let (_, future) = json(
-        app.admin(
-            Method::POST,
-            "/api/v1/campaigns",
-            json!({"merchant_id": shop.merchant_id, "title": "later",
-        "valid_from": "2099-01-01T00:00:00+08:00", "valid_until": "2099-02-01T00:00:00+08:00"}),
-        )
-        .await,
+    let future = dated_campaign(
+        &app,
+        shop.merchant_id,
+        "2099-01-01T00:00:00+08:00",
+        "2099-02-01T00:00:00+08:00",
     )
     .await;
-    let (_, later) = issue(&app, future["id"].as_i64().unwrap(), None).await;
+    let (_, later) = issue(&app, future, None).await;
     let (s, b) = pos(shop.staff_token.clone(), later["code"].as_str().unwrap().into()).await;
     assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (409, Some("not_yet_valid")));
     // Void.
@@ -544,6 +522,14 @@ async fn every_refusal_has_its_status(kind: DbKind) {
     assert_eq!(audited, 7, "every attempt by a known staff token is audited");
 }
 
+/// A campaign with the given RFC 3339 window; returns its id.
+async fn dated_campaign(app: &TestApp, merchant_id: i64, from: &str, until: &str) -> i64 {
+    let body = json!({"merchant_id": merchant_id, "title": "dated", "valid_from": from, "valid_until": until});
+    let (s, c) = json(app.admin(Method::POST, "/api/v1/campaigns", body).await).await;
+    assert_eq!(s, 201, "{c}");
+    c["id"].as_i64().unwrap()
+}
+
 /// Moves a campaign's end, straight in the database.
 async fn set_valid_until(app: &TestApp, campaign_id: i64, until_ms: i64) {
     let pool = app.state.db.clone();
@@ -597,6 +583,27 @@ async fn issuing_respects_quantity_and_per_user_limit(kind: DbKind) {
     assert_eq!(created, 18, "quantity 20, 2 issued before");
     let (s, _) = issue(&app, 987654, None).await;
     assert_eq!(s, 404);
+    // A malformed body is refused, not taken as "no owner".
+    let r = app
+        .http
+        .post(format!("{}/api/v1/campaigns/{}/coupons", app.address, shop.campaign_id))
+        .bearer_auth(wxkit_e2e::TEST_ADMIN_TOKEN)
+        .body("{owner_openid: oops")
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = json(r).await;
+    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (400, Some("invalid_json")));
+    let r = app
+        .http
+        .post(format!("{}/api/v1/campaigns/{}/coupons", app.address, shop.campaign_id))
+        .bearer_auth(wxkit_e2e::TEST_ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    // An empty body is accepted (no owner) and reaches the quantity check: the campaign is full.
+    let (s, b) = json(r).await;
+    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (409, Some("not_issuable")));
 }
 
 async fn qr_images_are_cached_by_etag(kind: DbKind) {

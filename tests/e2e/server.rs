@@ -5,22 +5,6 @@ use serde_json::Value;
 use wechat_core::{TokenKind, TokenStore};
 use wxkit_e2e::{DbKind, TestApp, TestDatabase, spawn_app, spawn_sim, start_server};
 
-/// Runs an async test body once per backend, as `name::sqlite` and `name::postgres`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name(wxkit_e2e::DbKind::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::$name(wxkit_e2e::DbKind::Postgres).await
-            }
-        }
-    )*};
-}
-
 on_both_backends!(
     health_and_readiness_answer,
     every_error_uses_the_json_envelope,

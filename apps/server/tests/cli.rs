@@ -112,10 +112,23 @@ fn migrate_creates_the_sqlite_schema_and_is_idempotent() {
 #[test]
 fn serve_with_no_configuration_runs_in_sandbox_on_sqlite_and_stops_gracefully() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = wxkit()
+    let mut cmd = wxkit();
+    cmd.current_dir(dir.path());
+    let (child, addr, seen) = start_serve(cmd);
+    assert!(seen.iter().any(|l| l.contains("sandbox mode")), "{seen:#?}");
+    assert!(
+        dir.path().join("wxkit.db").exists(),
+        "default DATABASE_URL is sqlite://wxkit.db"
+    );
+    assert_eq!(ureq_get(&format!("{addr}/readyz")), 200);
+    stop_gracefully(child);
+}
+
+/// Runs `wxkit serve --addr 127.0.0.1:0` and waits for its "listening" line (and the demo lines, in sandbox mode).
+fn start_serve(mut cmd: Command) -> (std::process::Child, String, Vec<String>) {
+    let mut child = cmd
         .args(["serve", "--addr", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
-        .current_dir(dir.path())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -127,28 +140,23 @@ fn serve_with_no_configuration_runs_in_sandbox_on_sqlite_and_stops_gracefully() 
         }
     });
     let mut addr = None;
-    let mut sandbox = false;
     let mut seen = Vec::new();
     while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
-        sandbox |= line.contains("sandbox mode");
         if let Some(rest) = line.strip_prefix("wxkit listening on ") {
             addr = rest.split_whitespace().next().map(str::to_owned);
         }
+        let done = line.contains("readiness:");
         seen.push(line);
-        if addr.is_some() && sandbox {
+        if addr.is_some() && done {
             break;
         }
     }
     let addr = addr.unwrap_or_else(|| panic!("no listening line in {seen:#?}"));
-    assert!(sandbox, "{seen:#?}");
-    assert!(
-        dir.path().join("wxkit.db").exists(),
-        "default DATABASE_URL is sqlite://wxkit.db"
-    );
+    (child, addr, seen)
+}
 
-    let ready = ureq_get(&format!("{addr}/readyz"));
-    assert_eq!(ready, 200);
-
+/// SIGTERM, then the process must exit 0 within 20 s (graceful shutdown).
+fn stop_gracefully(mut child: std::process::Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -163,6 +171,49 @@ fn serve_with_no_configuration_runs_in_sandbox_on_sqlite_and_stops_gracefully() 
         assert!(std::time::Instant::now() < deadline, "did not stop after SIGTERM");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn the_same_binary_migrates_and_serves_on_postgresql() {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    let candidates = [
+        std::env::var("WXKIT_TEST_PG_URL").ok(),
+        Some("postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
+        Some("postgres://postgres@127.0.0.1:54329/postgres".to_owned()),
+    ];
+    let Some((admin_url, mut admin)) = candidates
+        .into_iter()
+        .flatten()
+        .find_map(|u| diesel::PgConnection::establish(&u).ok().map(|c| (u, c)))
+    else {
+        assert!(std::env::var("CI").is_err(), "CI=true but no PostgreSQL is reachable");
+        eprintln!("\n*** SKIPPING the PostgreSQL CLI test: no server at 127.0.0.1:5432 ***\n");
+        return;
+    };
+    let name = format!("wxkit_cli_{}", std::process::id());
+    // Two calls: a multi-statement string runs as one transaction, which DROP/CREATE DATABASE refuse.
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    let mut url = url::Url::parse(&admin_url).unwrap();
+    url.set_path(&format!("/{name}"));
+    let url = url.to_string();
+
+    let (code, stdout, stderr) = run(wxkit().arg("migrate").env("DATABASE_URL", &url));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("applied"), "{stdout}");
+    let mut cmd = wxkit();
+    cmd.env("DATABASE_URL", &url);
+    let (child, addr, seen) = start_serve(cmd);
+    assert!(seen.iter().any(|l| l.contains("PostgreSQL at")), "{seen:#?}");
+    assert_eq!(ureq_get(&format!("{addr}/readyz")), 200);
+    stop_gracefully(child);
+
+    admin
+        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .unwrap();
 }
 
 /// A minimal HTTP/1.1 GET returning the status code (keeps this test binary free of an HTTP client).

@@ -310,17 +310,16 @@ async fn colors(req: HttpRequest, sim: web::Data<SimHandle>) -> HttpResponse {
     HttpResponse::Ok().json(json!({"errcode": 0, "errmsg": "ok", "colors": colors}))
 }
 
-fn json_body(body: &[u8]) -> Result<Value, HttpResponse> {
-    serde_json::from_slice::<Value>(body).map_err(|_| wx_error(47001, "data format error"))
+/// The token check and JSON body every code endpoint starts with; `Err` is WeChat's answer.
+fn authed_json(sim: &SimHandle, req: &HttpRequest, body: &[u8]) -> Result<(String, Value), HttpResponse> {
+    let appid = authed(sim, req)?;
+    let value = serde_json::from_slice::<Value>(body).map_err(|_| wx_error(47001, "data format error"))?;
+    Ok((appid, value))
 }
 
 async fn decrypt(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
-    let appid = match authed(&sim, &req) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let v = match json_body(&body) {
-        Ok(v) => v,
+    let (appid, v) = match authed_json(&sim, &req, &body) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let Some(encrypt_code) = v.get("encrypt_code").and_then(Value::as_str) else {
@@ -359,12 +358,8 @@ fn effective_status(c: &SimCode, now: i64) -> &'static str {
 }
 
 async fn get_code(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
-    let appid = match authed(&sim, &req) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let v = match json_body(&body) {
-        Ok(v) => v,
+    let (appid, v) = match authed_json(&sim, &req, &body) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let w = sim.world();
@@ -423,12 +418,8 @@ fn consume_code(
 }
 
 async fn consume(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
-    let appid = match authed(&sim, &req) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let v = match json_body(&body) {
-        Ok(v) => v,
+    let (appid, v) = match authed_json(&sim, &req, &body) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let mut w = sim.world();

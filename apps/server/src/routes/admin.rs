@@ -267,11 +267,18 @@ pub struct IssueBody {
 pub async fn issue(
     req: HttpRequest,
     path: web::Path<i64>,
-    body: Option<web::Json<IssueBody>>,
+    body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     auth::require_admin(&req, &state)?;
-    let owner = body.and_then(|b| b.into_inner().owner_openid);
+    // An empty body is allowed (a coupon without owner); anything else must be the JSON object.
+    let owner = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<IssueBody>(&body)
+            .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))?
+            .owner_openid
+    };
     if let Some(o) = &owner {
         check_text("owner_openid", o, 64)?;
     }
