@@ -9,6 +9,8 @@ on_both_backends!(
     the_scan_flow_redeems_for_staff_and_shows_details_to_others,
     a_tampered_or_replayed_state_is_refused,
     a_hundred_concurrent_redemptions_succeed_exactly_once,
+    mixed_concurrent_attempts_each_get_their_own_outcome,
+    one_batch_with_duplicates_and_refusals_is_judged_attempt_by_attempt,
     every_refusal_has_its_status,
     issuing_respects_quantity_and_per_user_limit,
     qr_images_are_cached_by_etag,
@@ -336,6 +338,189 @@ async fn a_hundred_concurrent_redemptions_succeed_exactly_once(kind: DbKind) {
     assert!(body["error"]["redeemed_at"].is_string());
 }
 
+/// A second merchant with one staff member; returns that staff member's POS token.
+async fn stranger_token(app: &TestApp) -> String {
+    let (_, other) = json(
+        app.admin(Method::POST, "/api/v1/merchants", json!({"name": "其他店"}))
+            .await,
+    )
+    .await;
+    let (s, stranger) = json(
+        app.admin(
+            Method::POST,
+            "/api/v1/staff",
+            json!({"merchant_id": other["id"], "openid": "o-stranger", "name": "x"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 201, "{stranger}");
+    stranger["api_token"].as_str().unwrap().to_owned()
+}
+
+/// (redemption rows, audit rows) of a coupon.
+async fn counts(app: &TestApp, code: &str) -> (i64, i64) {
+    let pool = app.state.db.clone();
+    let code = code.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().unwrap();
+        let (row, _) = wxkit::db::coupons::coupon_by_code(&mut conn, &code).unwrap().unwrap();
+        wxkit::db::coupons::redemption_and_audit_counts(&mut conn, row.id).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// Many coupons at once, each attempted several times by its staff (some in lower case), once by another
+/// merchant's staff and once with a bogus token, plus unknown codes — all in flight together, so that POS attempts
+/// share batches. Every attempt gets its own answer; every coupon is redeemed exactly once.
+async fn mixed_concurrent_attempts_each_get_their_own_outcome(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let shop = shop(&app, default_campaign()).await;
+    let stranger = stranger_token(&app).await;
+    let mut codes = Vec::new();
+    for _ in 0..20 {
+        let (s, c) = issue(&app, shop.campaign_id, None).await;
+        assert_eq!(s, 201);
+        codes.push(c["code"].as_str().unwrap().to_owned());
+    }
+    // (code index or None for an unknown code, token, code as sent)
+    let mut plan: Vec<(Option<usize>, String, String)> = Vec::new();
+    for (i, code) in codes.iter().enumerate() {
+        for k in 0..6 {
+            let sent = if k % 2 == 0 { code.clone() } else { code.to_lowercase() };
+            plan.push((Some(i), shop.staff_token.clone(), sent));
+        }
+        plan.push((Some(i), stranger.clone(), code.clone()));
+        plan.push((Some(i), "bogus-token".into(), code.clone()));
+    }
+    for _ in 0..10 {
+        plan.push((None, shop.staff_token.clone(), "A".repeat(26)));
+    }
+    // Interleave deterministically (a fixed stride through the plan) so that batches mix coupons and cases.
+    let n = plan.len();
+    let order: Vec<usize> = (0..n).map(|k| (k * 37) % n).collect();
+    assert_eq!(order.iter().collect::<std::collections::HashSet<_>>().len(), n);
+    let mut calls = Vec::new();
+    for k in order {
+        let (idx, token, sent) = plan[k].clone();
+        let (http, url) = (app.http.clone(), format!("{}/api/v1/redemptions", app.address));
+        calls.push(tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .bearer_auth(&token)
+                .json(&json!({"code": sent}))
+                .send()
+                .await
+                .unwrap();
+            let (s, b) = json(r).await;
+            (idx, token, s.as_u16(), b)
+        }));
+    }
+    let mut ok = vec![0; codes.len()];
+    let mut conflict = vec![0; codes.len()];
+    for c in calls {
+        let (idx, token, status, body) = c.await.unwrap();
+        match (idx, token.as_str(), status) {
+            (Some(i), t, 200) if t == shop.staff_token => {
+                ok[i] += 1;
+                assert_eq!(body["coupon"]["code"], codes[i].as_str());
+                assert_eq!(body["coupon"]["status"], "redeemed");
+                assert_eq!(body["redeemed_by"]["name"], "小王");
+            }
+            (Some(i), t, 409) if t == shop.staff_token => {
+                conflict[i] += 1;
+                assert_eq!(body["error"]["code"], "already_redeemed", "{body}");
+                assert_eq!(body["error"]["redeemed_by"]["name"], "小王", "{body}");
+            }
+            (Some(_), t, 403) if t == stranger => assert_eq!(body["error"]["code"], "not_staff"),
+            (Some(_), "bogus-token", 401) => assert_eq!(body["error"]["code"], "unauthorized"),
+            (None, _, 404) => assert_eq!(body["error"]["code"], "not_found"),
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!(ok, vec![1; codes.len()], "each coupon redeemed exactly once");
+    let stats = app.state.pos.stats();
+    // Every POS call went through the batcher (the redemption in `shop` setup made none).
+    assert_eq!(stats.attempts, n as u64, "{stats:?}");
+    assert!(stats.batches >= 1 && stats.batches <= stats.attempts, "{stats:?}");
+    eprintln!("POS batches: {stats:?}");
+    assert_eq!(conflict, vec![5; codes.len()]);
+    for code in &codes {
+        // Six attempts by the shop's staff and one by the stranger are audited; the bogus token is not staff.
+        assert_eq!(counts(&app, code).await, (1, 7), "{code}");
+    }
+}
+
+/// One batch straight through the repository, deterministically: duplicates (the first attempt wins), lower case,
+/// unknown code, unknown token, another merchant's staff, and an already redeemed coupon.
+async fn one_batch_with_duplicates_and_refusals_is_judged_attempt_by_attempt(kind: DbKind) {
+    use redemption_core::Outcome;
+    use wxkit::db::pos::{PosAttempt, PosReply, redeem_batch};
+    let Some(app) = spawn_app(kind).await else { return };
+    let shop = shop(&app, default_campaign()).await;
+    let stranger = stranger_token(&app).await;
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        codes.push(
+            issue(&app, shop.campaign_id, None).await.1["code"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    // The third coupon is redeemed before the batch.
+    let r = app
+        .http
+        .post(format!("{}/api/v1/redemptions", app.address))
+        .bearer_auth(&shop.staff_token)
+        .json(&json!({"code": codes[2]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let hash = |t: &str| wxkit::routes::auth::sha256_hex(t);
+    let attempt = |token: &str, code: &str| PosAttempt {
+        token_hash: hash(token),
+        code: code.to_owned(),
+    };
+    let staff = shop.staff_token.as_str();
+    let attempts = vec![
+        attempt(&stranger, &codes[0]),            // refused before the winner: not staff
+        attempt(staff, &codes[0].to_lowercase()), // wins coupon 0
+        attempt(staff, &codes[0]),                // same batch, same coupon: already redeemed
+        attempt(staff, &codes[1]),                // wins coupon 1
+        attempt("bogus", &codes[1]),              // unknown token
+        attempt(staff, &"B".repeat(26)),          // unknown code
+        attempt(staff, "not a code"),             // unparsable code
+        attempt(staff, &codes[2]),                // redeemed before
+    ];
+    let pool = app.state.db.clone();
+    let now = chrono::Utc::now().timestamp_millis();
+    let replies = tokio::task::spawn_blocking(move || redeem_batch(&mut pool.get().unwrap(), &attempts, now).unwrap())
+        .await
+        .unwrap();
+    let outcomes: Vec<Option<Outcome>> = replies
+        .into_iter()
+        .map(|r| match r {
+            PosReply::UnknownToken => None,
+            PosReply::Done(d) => Some(d.outcome),
+        })
+        .collect();
+    let by = Some(redemption_core::StaffId(shop.staff_id));
+    assert_eq!(outcomes[0], Some(Outcome::NotStaff));
+    assert_eq!(outcomes[1], Some(Outcome::Redeemed { at: now }));
+    assert_eq!(outcomes[2], Some(Outcome::AlreadyRedeemed { at: Some(now), by }));
+    assert_eq!(outcomes[3], Some(Outcome::Redeemed { at: now }));
+    assert_eq!(outcomes[4], None);
+    assert_eq!(outcomes[5], Some(Outcome::NotFound));
+    assert_eq!(outcomes[6], Some(Outcome::NotFound));
+    assert!(matches!(outcomes[7], Some(Outcome::AlreadyRedeemed { by: b, .. }) if b == by));
+    assert_eq!(counts(&app, &codes[0]).await, (1, 3));
+    assert_eq!(counts(&app, &codes[1]).await, (1, 1));
+    assert_eq!(counts(&app, &codes[2]).await, (1, 2));
+}
+
 async fn every_refusal_has_its_status(kind: DbKind) {
     let Some(app) = spawn_app(kind).await else { return };
     let shop = shop(&app, default_campaign()).await;
@@ -358,6 +543,9 @@ async fn every_refusal_has_its_status(kind: DbKind) {
     assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (404, Some("not_found")));
     let (s, _) = pos(shop.staff_token.clone(), "garbage".into()).await;
     assert_eq!(s, 404);
+    // A NUL byte (valid JSON, not valid PostgreSQL text) is just another unknown code.
+    let (s, b) = pos(shop.staff_token.clone(), "AB\u{0}CD".into()).await;
+    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (404, Some("not_found")));
     // No token / unknown token.
     let r = app
         .http
@@ -519,7 +707,7 @@ async fn every_refusal_has_its_status(kind: DbKind) {
     })
     .await
     .unwrap();
-    assert_eq!(audited, 7, "every attempt by a known staff token is audited");
+    assert_eq!(audited, 8, "every attempt by a known staff token is audited");
 }
 
 /// A campaign with the given RFC 3339 window; returns its id.

@@ -373,8 +373,108 @@ pub trait RedemptionStore {
     fn record(&mut self, entry: &AuditEntry) -> Result<(), Self::Error>;
 }
 
+/// The code as presented, fit for an audit log: at most 64 characters, control characters (a NUL byte, which
+/// PostgreSQL text cannot hold, among them) replaced by U+FFFD.
+///
+/// ```
+/// assert_eq!(redemption_core::audit_code("ab\0c"), "ab\u{FFFD}c");
+/// assert_eq!(redemption_core::audit_code(&"x".repeat(100)).len(), 64);
+/// ```
+pub fn audit_code(code: &str) -> String {
+    code.chars()
+        .take(64)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
+}
+
 /// A coupon with its campaign.
 pub type CouponWithCampaign = (Coupon, Campaign);
+
+/// What a *guarded single step* decided, as read back by [`judge`].
+///
+/// Some stores can do a whole attempt in one atomic statement: read the coupon, its campaign and the staff member,
+/// and update the coupon **only if** the guard holds — status `issued`, staff active and of the campaign's merchant,
+/// `valid_from <= now <= valid_until`, which is exactly when [`check_redeemable`] returns `Ok` — writing the
+/// redemption and its audit row in the same statement. The store then hands back what it read (as of the statement's
+/// snapshot) and whether its update took effect, and [`judge`] turns that into the attempt's outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Judgement {
+    /// The step redeemed the coupon.
+    Redeemed(Outcome),
+    /// The rules refuse it; the store should audit this outcome.
+    Refused(Outcome),
+    /// The rules allowed it as read, but the guarded update found the coupon no longer issued: another attempt won
+    /// the race after the snapshot. Re-read the coupon to report who won ([`Outcome::AlreadyRedeemed`]).
+    LostRace,
+    /// The store redeemed a coupon that the rules refuse: its guard disagrees with [`check_redeemable`]. The write
+    /// happened (the database is the source of truth) so the attempt counts as redeemed, but this is a store bug
+    /// worth an alarm.
+    GuardMismatch {
+        /// The outcome the rules would have given.
+        rules_say: Outcome,
+    },
+}
+
+/// Decides one attempt from a guarded single step's read-back (see [`Judgement`]): `found` is the coupon as the
+/// step read it, `redeemed` whether its guarded update took effect.
+///
+/// ```
+/// use redemption_core::*;
+/// # let campaign = Campaign {
+/// #     id: CampaignId(1), merchant_id: MerchantId(1), title: "Tea".into(), description: None,
+/// #     value_fen: None, valid_from: 0, valid_until: 2_000, quantity: None, per_user_limit: None, wechat_card_id: None,
+/// # };
+/// # let coupon = Coupon {
+/// #     id: CouponId(7), campaign_id: CampaignId(1), code: CouponCode::generate(), owner_openid: None,
+/// #     status: CouponStatus::Issued, redeemed_at: None, redeemed_by: None, created_at: 0,
+/// # };
+/// let staff = Staff { id: StaffId(3), merchant_id: MerchantId(1), openid: "o".into(), name: "Li".into(), active: true };
+/// let found = Some((coupon, campaign));
+/// assert_eq!(judge(found.as_ref(), Some(&staff), 1_000, true), Judgement::Redeemed(Outcome::Redeemed { at: 1_000 }));
+/// // Allowed as read but not updated: someone else redeemed it in between.
+/// assert_eq!(judge(found.as_ref(), Some(&staff), 1_000, false), Judgement::LostRace);
+/// // Past the window: refused, whatever the store did not do.
+/// assert_eq!(judge(found.as_ref(), Some(&staff), 5_000, false), Judgement::Refused(Outcome::Expired));
+/// assert_eq!(judge(None, Some(&staff), 1_000, false), Judgement::Refused(Outcome::NotFound));
+/// ```
+pub fn judge(found: Option<&CouponWithCampaign>, staff: Option<&Staff>, now: Millis, redeemed: bool) -> Judgement {
+    let Some((coupon, campaign)) = found else {
+        return if redeemed {
+            Judgement::GuardMismatch {
+                rules_say: Outcome::NotFound,
+            }
+        } else {
+            Judgement::Refused(Outcome::NotFound)
+        };
+    };
+    match (check_redeemable(coupon, campaign, staff, now), redeemed) {
+        (Ok(()), true) => Judgement::Redeemed(Outcome::Redeemed { at: now }),
+        (Ok(()), false) => Judgement::LostRace,
+        (Err(rules_say), true) => Judgement::GuardMismatch { rules_say },
+        (Err(outcome), false) => Judgement::Refused(outcome),
+    }
+}
+
+/// The coupon as it is after `staff` redeemed it at `now` (for the reply to the winning attempt).
+pub fn after_redemption(coupon: &Coupon, staff: Option<StaffId>, now: Millis) -> Coupon {
+    Coupon {
+        status: CouponStatus::Redeemed,
+        redeemed_at: Some(now),
+        redeemed_by: staff,
+        ..coupon.clone()
+    }
+}
+
+/// The outcome for an attempt that lost the race, from the coupon as re-read after it (`None`: it vanished).
+pub fn lost_race_outcome(reread: Option<&Coupon>) -> Outcome {
+    match reread {
+        Some(c) => Outcome::AlreadyRedeemed {
+            at: c.redeemed_at,
+            by: c.redeemed_by,
+        },
+        None => Outcome::NotFound,
+    }
+}
 
 /// One redemption attempt, end to end: look up, apply the rules, redeem atomically, audit. Under any concurrency,
 /// exactly one attempt per coupon gets [`Outcome::Redeemed`]; the others get [`Outcome::AlreadyRedeemed`].
@@ -392,7 +492,7 @@ pub fn redeem<S: RedemptionStore>(
         None => None,
     };
     let entry = |outcome: &Outcome| AuditEntry {
-        code: code.chars().take(64).collect(),
+        code: audit_code(code),
         coupon_id: found.as_ref().map(|(c, _)| c.id),
         staff_id: staff.map(|s| s.id),
         outcome: outcome.name(),
@@ -420,20 +520,11 @@ pub fn redeem<S: RedemptionStore>(
                     let redeemed = Outcome::Redeemed { at: now };
                     if store.try_redeem(coupon.id, staff.map(|s| s.id), channel, now, &entry(&redeemed))? {
                         // Redemption and audit row were written together.
-                        let mut after = coupon.clone();
-                        after.status = CouponStatus::Redeemed;
-                        after.redeemed_at = Some(now);
-                        after.redeemed_by = staff.map(|s| s.id);
+                        let after = after_redemption(coupon, staff.map(|s| s.id), now);
                         return Ok((redeemed, Some((after, campaign.clone()))));
                     }
                     // Lost the race: report who won.
-                    match store.find_coupon(&coupon.code)? {
-                        Some((c, _)) => Outcome::AlreadyRedeemed {
-                            at: c.redeemed_at,
-                            by: c.redeemed_by,
-                        },
-                        None => Outcome::NotFound,
-                    }
+                    lost_race_outcome(store.find_coupon(&coupon.code)?.as_ref().map(|(c, _)| c))
                 }
             }
         }
@@ -627,6 +718,64 @@ mod tests {
         let (unknown, _) = redeem(&mut m, "nope", Some(&s), Channel::Pos, 1600).unwrap();
         assert_eq!(unknown, Outcome::NotFound);
         assert_eq!(m.audit.len(), 3);
+    }
+
+    #[test]
+    fn judge_agrees_with_the_rules() {
+        let k = campaign();
+        let c = Coupon {
+            id: CouponId(1),
+            campaign_id: CampaignId(1),
+            code: CouponCode::generate(),
+            owner_openid: None,
+            status: CouponStatus::Issued,
+            redeemed_at: None,
+            redeemed_by: None,
+            created_at: 0,
+        };
+        let found = Some((c.clone(), k.clone()));
+        let s = staff(true, 1);
+        assert_eq!(
+            judge(found.as_ref(), Some(&s), 1500, true),
+            Judgement::Redeemed(Outcome::Redeemed { at: 1500 })
+        );
+        assert_eq!(judge(found.as_ref(), Some(&s), 1500, false), Judgement::LostRace);
+        assert_eq!(
+            judge(found.as_ref(), Some(&staff(false, 1)), 1500, false),
+            Judgement::Refused(Outcome::NotStaff)
+        );
+        assert_eq!(
+            judge(found.as_ref(), Some(&s), 999, false),
+            Judgement::Refused(Outcome::NotYetValid)
+        );
+        // A store whose guard let an expired coupon through is reported, not hidden.
+        assert_eq!(
+            judge(found.as_ref(), Some(&s), 2001, true),
+            Judgement::GuardMismatch {
+                rules_say: Outcome::Expired
+            }
+        );
+        let redeemed = after_redemption(&c, Some(StaffId(9)), 1500);
+        let found = Some((redeemed.clone(), k));
+        assert_eq!(
+            judge(found.as_ref(), Some(&s), 1600, false),
+            Judgement::Refused(Outcome::AlreadyRedeemed {
+                at: Some(1500),
+                by: Some(StaffId(9))
+            })
+        );
+        assert_eq!(
+            lost_race_outcome(Some(&redeemed)),
+            Outcome::AlreadyRedeemed {
+                at: Some(1500),
+                by: Some(StaffId(9))
+            }
+        );
+        assert_eq!(lost_race_outcome(None), Outcome::NotFound);
+        assert_eq!(
+            judge(None, Some(&s), 1500, false),
+            Judgement::Refused(Outcome::NotFound)
+        );
     }
 
     #[test]

@@ -520,22 +520,15 @@ impl RedemptionStore for DbRedemptionStore<'_> {
         audit: &AuditEntry,
     ) -> Result<bool, DbError> {
         if let DbConnection::Postgresql(pg) = &mut *self.0 {
-            // One statement, one round trip, atomic: the same three writes as below, chained by RETURNING.
-            use diesel::sql_types::{BigInt, Nullable, Text};
-            let n = diesel::sql_query(
-                "WITH upd AS (UPDATE coupons SET status = 'redeemed', redeemed_at = $2, redeemed_by = $3, \
-                 version = version + 1 WHERE id = $1 AND status = 'issued' RETURNING id), \
-                 red AS (INSERT INTO redemptions (coupon_id, staff_id, channel, created_at) \
-                 SELECT id, $3, $4, $2 FROM upd RETURNING coupon_id) \
-                 INSERT INTO audit_log (action, coupon_code, coupon_id, staff_id, outcome, channel, created_at) \
-                 SELECT 'redeem', $5, coupon_id, $3, $6, $4, $2 FROM red",
-            )
-            .bind::<BigInt, _>(coupon.0)
-            .bind::<BigInt, _>(now)
-            .bind::<Nullable<BigInt>, _>(staff_id.map(|s| s.0))
-            .bind::<Text, _>(channel.as_str())
-            .bind::<Text, _>(&audit.code)
-            .bind::<Text, _>(audit.outcome)
+            // One prepared statement, one round trip, atomic: the same three writes as below, chained by RETURNING.
+            let n = RedeemWrite {
+                coupon_id: coupon.0,
+                now,
+                staff_id: staff_id.map(|s| s.0),
+                channel: channel.as_str(),
+                code: &audit.code,
+                outcome: audit.outcome,
+            }
             .execute(pg)?;
             return Ok(n == 1);
         }
@@ -585,4 +578,52 @@ fn insert_audit(conn: &mut DbConnection, e: &AuditEntry) -> Result<(), DbError> 
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// The PostgreSQL redemption write as one statement. A static [`QueryId`](diesel::query_builder::QueryId) lets
+/// Diesel prepare it once per connection (a `sql_query` would be parsed and planned on every call).
+#[derive(Debug)]
+struct RedeemWrite<'a> {
+    coupon_id: i64,
+    now: Millis,
+    staff_id: Option<i64>,
+    channel: &'a str,
+    code: &'a str,
+    outcome: &'a str,
+}
+
+impl diesel::query_builder::QueryId for RedeemWrite<'_> {
+    type QueryId = RedeemWrite<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl RunQueryDsl<diesel::PgConnection> for RedeemWrite<'_> {}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for RedeemWrite<'_> {
+    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Nullable, Text};
+        out.push_sql("WITH p AS (SELECT ");
+        out.push_bind_param::<BigInt, _>(&self.coupon_id)?;
+        out.push_sql("::int8 AS coupon_id, ");
+        out.push_bind_param::<BigInt, _>(&self.now)?;
+        out.push_sql("::int8 AS now, ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&self.staff_id)?;
+        out.push_sql("::int8 AS staff_id, ");
+        out.push_bind_param::<Text, _>(self.channel)?;
+        out.push_sql("::text AS channel, ");
+        out.push_bind_param::<Text, _>(self.code)?;
+        out.push_sql("::text AS code, ");
+        out.push_bind_param::<Text, _>(self.outcome)?;
+        out.push_sql(
+            "::text AS outcome), \
+             upd AS (UPDATE coupons SET status = 'redeemed', redeemed_at = p.now, redeemed_by = p.staff_id, \
+                     version = coupons.version + 1 FROM p WHERE coupons.id = p.coupon_id AND coupons.status = 'issued' \
+                     RETURNING coupons.id), \
+             red AS (INSERT INTO redemptions (coupon_id, staff_id, channel, created_at) \
+                     SELECT upd.id, p.staff_id, p.channel, p.now FROM upd CROSS JOIN p RETURNING coupon_id) \
+             INSERT INTO audit_log (action, coupon_code, coupon_id, staff_id, outcome, channel, created_at) \
+             SELECT 'redeem', p.code, red.coupon_id, p.staff_id, p.outcome, p.channel, p.now FROM red CROSS JOIN p",
+        );
+        Ok(())
+    }
 }

@@ -1,7 +1,7 @@
 //! Coupons: the public view, POS redemption, the scan page and its confirm form, per-request QR images, and the
 //! customer's own list.
 
-use crate::db::{self, coupons as repo};
+use crate::db::{self, coupons as repo, pos as repo_pos};
 use crate::routes::auth::{self, now_ms, session_openid};
 use crate::routes::errors::ApiError;
 use crate::routes::pages::{self, esc, page};
@@ -105,6 +105,11 @@ async fn consume_on_wechat(state: &AppState, code: &str, card_id: &str) {
         Ok(Some((row, _))) => row.wechat_card_code,
         _ => None,
     };
+    consume_card_code(state, card_code, card_id).await;
+}
+
+/// Consumes a card-backed coupon's WeChat code (when the customer has added it to their card bag).
+async fn consume_card_code(state: &AppState, card_code: Option<String>, card_id: &str) {
     let Some(card_code) = card_code else {
         tracing::info!(
             card_id,
@@ -142,18 +147,6 @@ fn outcome_error(outcome: &Outcome, staff_name: Option<String>) -> ApiError {
     }
 }
 
-async fn staff_name(state: &AppState, outcome: &Outcome) -> Option<String> {
-    let Outcome::AlreadyRedeemed { by: Some(id), .. } = outcome else {
-        return None;
-    };
-    let id = id.0;
-    db::blocking(&state.db, move |conn| repo::staff_by_id(conn, id))
-        .await
-        .ok()
-        .flatten()
-        .map(|s| s.name)
-}
-
 /// `POST /api/v1/redemptions {code}` with a staff bearer token: 200, 409 already redeemed (when, by whom),
 /// 404 unknown, 410 expired/void, 403 not staff.
 pub async fn redeem(
@@ -171,35 +164,29 @@ pub async fn redeem(
     if body.code.len() > 64 {
         return Err(ApiError::bad_request("invalid_code", "code is too long"));
     }
-    let hash = auth::sha256_hex(&token);
-    let code = body.code.clone();
-    // One blocking task and one pooled connection for the token lookup and the redemption.
-    let result = db::blocking(&state.db, move |conn| {
-        let Some(staff) = repo::staff_by_token_hash(conn, &hash)? else {
-            return Ok(None);
-        };
-        let (outcome, found) = redemption_core::redeem(
-            &mut repo::DbRedemptionStore(conn),
-            &code,
-            Some(&staff.to_domain()),
-            Channel::Pos,
-            now_ms(),
-        )?;
-        Ok(Some((staff, outcome, found)))
-    })
-    .await
-    .map_err(|e| ApiError::internal(&e))?;
-    let Some((staff, outcome, found)) = result else {
+    let attempt = repo_pos::PosAttempt {
+        token_hash: auth::sha256_hex(&token),
+        code: body.into_inner().code,
+    };
+    let reply = state.pos.redeem(attempt).await.map_err(|e| ApiError::internal(&e))?;
+    let repo_pos::PosReply::Done(done) = reply else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "unknown staff token",
         ));
     };
-    if let (Outcome::Redeemed { .. }, Some((coupon, campaign))) = (&outcome, &found)
+    let repo_pos::PosDone {
+        staff,
+        outcome,
+        found,
+        card_code,
+        redeemed_by_name,
+    } = *done;
+    if let (Outcome::Redeemed { .. }, Some((_, campaign))) = (&outcome, &found)
         && let Some(card_id) = &campaign.wechat_card_id
     {
-        consume_on_wechat(&state, coupon.code.as_str(), card_id).await;
+        consume_card_code(&state, card_code, card_id).await;
     }
     match (&outcome, found) {
         (Outcome::Redeemed { at }, Some((coupon, campaign))) => Ok(HttpResponse::Ok().json(json!({
@@ -208,14 +195,13 @@ pub async fn redeem(
             "redeemed_by": {"id": staff.id, "name": staff.name},
         }))),
         (Outcome::AlreadyRedeemed { at, by }, _) => {
-            let name = staff_name(&state, &outcome).await;
-            let err = outcome_error(&outcome, name.clone());
+            let err = outcome_error(&outcome, redeemed_by_name.clone());
             // The envelope plus when and by whom.
             Ok(HttpResponse::Conflict().json(json!({"error": {
                 "code": err.code(),
                 "message": err.message(),
                 "redeemed_at": at.map(rfc3339),
-                "redeemed_by": by.map(|b| json!({"id": b.0, "name": name})),
+                "redeemed_by": by.map(|b| json!({"id": b.0, "name": redeemed_by_name})),
             }})))
         }
         _ => Err(outcome_error(&outcome, None)),

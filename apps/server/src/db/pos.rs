@@ -1,0 +1,604 @@
+//! POS redemptions, several attempts at a time.
+//!
+//! On PostgreSQL a whole batch of attempts is **one prepared statement**: it looks up each attempt's staff member
+//! (by token hash) and coupon (with its campaign), updates the coupons whose guard holds — the rule of
+//! [`redemption_core::check_redeemable`]: issued, staff active and of the campaign's merchant, within the validity
+//! window — and inserts their redemption and audit rows, all in one round trip and one commit. Exactly-once is still
+//! the database's: the update is conditional (`status = 'issued'`, re-checked under the row lock) and
+//! `redemptions.coupon_id` is unique. Attempts that did not redeem are judged by [`redemption_core::judge`] from
+//! what the statement read and audited afterwards. On SQLite each attempt runs through
+//! [`redemption_core::redeem`] in turn (an in-process database has no round trips to save).
+
+use super::coupons::{self as repo, CampaignRow, CouponRow, StaffRow};
+use super::schema::{audit_log, staff};
+use super::{DbConnection, DbError};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Untyped};
+use redemption_core::{Channel, Coupon, CouponCode, CouponWithCampaign, Judgement, Millis, Outcome, StaffId};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One POS attempt: who (the sha256 hex of their bearer token) and which code, as presented.
+#[derive(Clone)]
+pub struct PosAttempt {
+    /// sha256 hex of the staff API token.
+    pub token_hash: String,
+    /// The code as the device sent it.
+    pub code: String,
+}
+
+impl std::fmt::Debug for PosAttempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The hash identifies a bearer token: keep it out of logs.
+        f.debug_struct("PosAttempt")
+            .field("code", &self.code)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one attempt came to.
+#[derive(Debug)]
+pub enum PosReply {
+    /// No staff member holds that token.
+    UnknownToken,
+    /// The attempt was judged (and audited).
+    Done(Box<PosDone>),
+}
+
+/// A judged attempt.
+#[derive(Debug)]
+pub struct PosDone {
+    /// The staff member who made it.
+    pub staff: StaffRow,
+    /// Its outcome.
+    pub outcome: Outcome,
+    /// The coupon (after the redemption, when it redeemed) and its campaign, when the code was found.
+    pub found: Option<CouponWithCampaign>,
+    /// The coupon's WeChat card code, for card-backed coupons already in a card bag.
+    pub card_code: Option<String>,
+    /// For [`Outcome::AlreadyRedeemed`] by staff: that staff member's name.
+    pub redeemed_by_name: Option<String>,
+}
+
+fn presented(code: &str) -> String {
+    redemption_core::audit_code(code)
+}
+
+/// Runs a batch of POS attempts at `now`. The replies are in the order of `attempts`. On an error nothing of the
+/// failed statement was written; the caller may retry the attempts one by one.
+pub fn redeem_batch(conn: &mut DbConnection, attempts: &[PosAttempt], now: Millis) -> Result<Vec<PosReply>, DbError> {
+    match conn {
+        DbConnection::Postgresql(_) => redeem_batch_pg(conn, attempts, now),
+        DbConnection::Sqlite(_) => attempts.iter().map(|a| redeem_one_sequential(conn, a, now)).collect(),
+    }
+}
+
+/// The portable path: token lookup, then [`redemption_core::redeem`] over [`repo::DbRedemptionStore`].
+fn redeem_one_sequential(conn: &mut DbConnection, attempt: &PosAttempt, now: Millis) -> Result<PosReply, DbError> {
+    let Some(staff) = repo::staff_by_token_hash(conn, &attempt.token_hash)? else {
+        return Ok(PosReply::UnknownToken);
+    };
+    let (outcome, found) = redemption_core::redeem(
+        &mut repo::DbRedemptionStore(conn),
+        &attempt.code,
+        Some(&staff.to_domain()),
+        Channel::Pos,
+        now,
+    )?;
+    let card_code = match (&outcome, &found) {
+        (Outcome::Redeemed { .. }, Some((coupon, campaign))) if campaign.wechat_card_id.is_some() => {
+            repo::coupon_by_code(conn, coupon.code.as_str())?.and_then(|(row, _)| row.wechat_card_code)
+        }
+        _ => None,
+    };
+    let redeemed_by_name = match &outcome {
+        Outcome::AlreadyRedeemed { by: Some(id), .. } => repo::staff_by_id(conn, id.0)?.map(|s| s.name),
+        _ => None,
+    };
+    Ok(PosReply::Done(Box::new(PosDone {
+        staff,
+        outcome,
+        found,
+        card_code,
+        redeemed_by_name,
+    })))
+}
+
+/// The batch statement's parameters. A static [`QueryId`] makes Diesel prepare it once per connection and reuse
+/// the plan (Diesel's `sql_query` would be parsed and planned on every call: 3× slower for this statement).
+#[derive(Debug)]
+struct PosBatchQuery<'a> {
+    now: Millis,
+    token_hashes: &'a [String],
+    lookup_codes: &'a [String],
+    presented_codes: &'a [String],
+}
+
+/// Marker type for the prepared-statement cache.
+#[derive(Debug)]
+struct PosBatchQueryId;
+
+impl QueryId for PosBatchQuery<'_> {
+    type QueryId = PosBatchQueryId;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for PosBatchQuery<'_> {
+    type SqlType = Untyped;
+}
+
+impl RunQueryDsl<diesel::PgConnection> for PosBatchQuery<'_> {}
+
+impl QueryFragment<Pg> for PosBatchQuery<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("WITH p AS (SELECT ");
+        out.push_bind_param::<BigInt, _>(&self.now)?;
+        out.push_sql("::int8 AS now), req AS (SELECT r.ord, r.token_hash, r.code, r.presented FROM unnest(");
+        out.push_bind_param::<Array<Text>, _>(self.token_hashes)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Text>, _>(self.lookup_codes)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Text>, _>(self.presented_codes)?;
+        out.push_sql(POS_BATCH_SQL_TAIL);
+        Ok(())
+    }
+}
+
+/// The rest of the batch statement. `j` is the guard (the SQL form of `check_redeemable`, plus one winner per coupon
+/// when a batch names a coupon twice: the earliest attempt); `upd` re-checks `status = 'issued'` under the row
+/// lock, so a concurrent batch or scan-page redemption that won first makes this update skip the row.
+const POS_BATCH_SQL_TAIL: &str = "::text[]) WITH ORDINALITY AS r(token_hash, code, presented, ord)), \
+s AS (SELECT req.ord, st.id, st.merchant_id, st.openid, st.name, st.active, st.created_at \
+      FROM req JOIN staff st ON st.api_token_hash = req.token_hash), \
+c AS (SELECT req.ord, req.presented, cp.id, cp.campaign_id, cp.code, cp.owner_openid, cp.status, cp.redeemed_at, \
+             cp.redeemed_by, cp.wechat_card_code, cp.version, cp.created_at, k.merchant_id AS k_merchant_id, \
+             k.title AS k_title, k.description AS k_description, k.value_fen AS k_value_fen, \
+             k.valid_from AS k_valid_from, k.valid_until AS k_valid_until, k.quantity AS k_quantity, \
+             k.per_user_limit AS k_per_user_limit, k.wechat_card_id AS k_wechat_card_id, k.issued AS k_issued, \
+             k.created_at AS k_created_at \
+      FROM req JOIN coupons cp ON cp.code = req.code JOIN campaigns k ON k.id = cp.campaign_id), \
+j AS (SELECT DISTINCT ON (c.id) c.id, c.ord, c.presented, s.id AS staff_id \
+      FROM c JOIN s ON s.ord = c.ord CROSS JOIN p \
+      WHERE c.status = 'issued' AND s.active AND s.merchant_id = c.k_merchant_id \
+        AND c.k_valid_from <= p.now AND p.now <= c.k_valid_until \
+      ORDER BY c.id, c.ord), \
+upd AS (UPDATE coupons SET status = 'redeemed', redeemed_at = p.now, redeemed_by = j.staff_id, \
+               version = coupons.version + 1 \
+        FROM j CROSS JOIN p WHERE coupons.id = j.id AND coupons.status = 'issued' \
+        RETURNING coupons.id, j.ord, j.staff_id, j.presented, p.now), \
+red AS (INSERT INTO redemptions (coupon_id, staff_id, channel, created_at) \
+        SELECT id, staff_id, 'pos', now FROM upd), \
+aud AS (INSERT INTO audit_log (action, coupon_code, coupon_id, staff_id, outcome, channel, created_at) \
+        SELECT 'redeem', presented, id, staff_id, 'redeemed', 'pos', now FROM upd) \
+SELECT req.ord, s.id AS s_id, s.merchant_id AS s_merchant_id, s.openid AS s_openid, s.name AS s_name, \
+       s.active AS s_active, s.created_at AS s_created_at, \
+       c.id AS c_id, c.campaign_id AS c_campaign_id, c.code AS c_code, c.owner_openid AS c_owner_openid, \
+       c.status AS c_status, c.redeemed_at AS c_redeemed_at, c.redeemed_by AS c_redeemed_by, \
+       c.wechat_card_code AS c_wechat_card_code, c.version AS c_version, c.created_at AS c_created_at, \
+       c.k_merchant_id, c.k_title, c.k_description, c.k_value_fen, c.k_valid_from, c.k_valid_until, c.k_quantity, \
+       c.k_per_user_limit, c.k_wechat_card_id, c.k_issued, c.k_created_at, \
+       (upd.id IS NOT NULL) AS redeemed \
+FROM req LEFT JOIN s ON s.ord = req.ord LEFT JOIN c ON c.ord = req.ord LEFT JOIN upd ON upd.ord = req.ord \
+ORDER BY req.ord";
+
+/// One row of the batch statement: an attempt, its staff member and coupon as read, and whether it redeemed.
+#[derive(Debug, QueryableByName)]
+struct PosBatchRow {
+    #[diesel(sql_type = BigInt)]
+    ord: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    s_id: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    s_merchant_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    s_openid: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    s_name: Option<String>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    s_active: Option<bool>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    s_created_at: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    c_id: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    c_campaign_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    c_code: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    c_owner_openid: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    c_status: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    c_redeemed_at: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    c_redeemed_by: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    c_wechat_card_code: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    c_version: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    c_created_at: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    k_merchant_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    k_title: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    k_description: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    k_value_fen: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    k_valid_from: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    k_valid_until: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    k_quantity: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    k_per_user_limit: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    k_wechat_card_id: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    k_issued: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    k_created_at: Option<i64>,
+    #[diesel(sql_type = Bool)]
+    redeemed: bool,
+}
+
+impl PosBatchRow {
+    fn staff(&self, token_hash: &str) -> Option<StaffRow> {
+        Some(StaffRow {
+            id: self.s_id?,
+            merchant_id: self.s_merchant_id?,
+            openid: self.s_openid.clone()?,
+            name: self.s_name.clone()?,
+            active: self.s_active?,
+            api_token_hash: token_hash.to_owned(),
+            created_at: self.s_created_at?,
+        })
+    }
+
+    fn coupon(&self) -> Option<(CouponRow, CampaignRow)> {
+        let coupon = CouponRow {
+            id: self.c_id?,
+            campaign_id: self.c_campaign_id?,
+            code: self.c_code.clone()?,
+            owner_openid: self.c_owner_openid.clone(),
+            status: self.c_status.clone()?,
+            redeemed_at: self.c_redeemed_at,
+            redeemed_by: self.c_redeemed_by,
+            wechat_card_code: self.c_wechat_card_code.clone(),
+            version: self.c_version?,
+            created_at: self.c_created_at?,
+        };
+        let campaign = CampaignRow {
+            id: coupon.campaign_id,
+            merchant_id: self.k_merchant_id?,
+            title: self.k_title.clone()?,
+            description: self.k_description.clone(),
+            value_fen: self.k_value_fen,
+            valid_from: self.k_valid_from?,
+            valid_until: self.k_valid_until?,
+            quantity: self.k_quantity,
+            per_user_limit: self.k_per_user_limit,
+            wechat_card_id: self.k_wechat_card_id.clone(),
+            issued: self.k_issued?,
+            created_at: self.k_created_at?,
+        };
+        Some((coupon, campaign))
+    }
+}
+
+/// An attempt between the statement and its reply.
+struct Pending {
+    staff: StaffRow,
+    found: Option<CouponWithCampaign>,
+    card_code: Option<String>,
+    judgement: Judgement,
+}
+
+fn redeem_batch_pg(conn: &mut DbConnection, attempts: &[PosAttempt], now: Millis) -> Result<Vec<PosReply>, DbError> {
+    let token_hashes: Vec<String> = attempts.iter().map(|a| a.token_hash.clone()).collect();
+    let presented_codes: Vec<String> = attempts.iter().map(|a| presented(&a.code)).collect();
+    // Codes are stored canonical (upper case); one that does not parse cannot match and is looked up as ''.
+    let lookup_codes: Vec<String> = attempts
+        .iter()
+        .map(|a| CouponCode::parse(&a.code).map_or_else(String::new, |c| c.as_str().to_owned()))
+        .collect();
+    let DbConnection::Postgresql(pg) = &mut *conn else {
+        return Err(DbError::Task("the POS batch statement is PostgreSQL's".into()));
+    };
+    let rows: Vec<PosBatchRow> = PosBatchQuery {
+        now,
+        token_hashes: &token_hashes,
+        lookup_codes: &lookup_codes,
+        presented_codes: &presented_codes,
+    }
+    .load(pg)?;
+    if rows.len() != attempts.len() {
+        return Err(DbError::Task(format!(
+            "POS batch returned {} rows for {} attempts",
+            rows.len(),
+            attempts.len()
+        )));
+    }
+
+    let mut pending: Vec<Option<Pending>> = Vec::with_capacity(rows.len());
+    for (row, attempt) in rows.iter().zip(attempts) {
+        debug_assert_eq!(usize::try_from(row.ord).ok(), Some(pending.len() + 1));
+        let Some(staff) = row.staff(&attempt.token_hash) else {
+            pending.push(None);
+            continue;
+        };
+        let (found, card_code) = match row.coupon() {
+            Some((c, k)) => (
+                c.to_domain().map(|coupon| (coupon, k.to_domain())),
+                c.wechat_card_code.clone(),
+            ),
+            None => (None, None),
+        };
+        let judgement = redemption_core::judge(found.as_ref(), Some(&staff.to_domain()), now, row.redeemed);
+        pending.push(Some(Pending {
+            staff,
+            found,
+            card_code,
+            judgement,
+        }));
+    }
+
+    // Attempts that lost a race report the winner: re-read each such coupon once (the batch has committed).
+    let mut reread: HashMap<String, Option<Coupon>> = HashMap::new();
+    for p in pending.iter().flatten() {
+        if let (Judgement::LostRace, Some((coupon, _))) = (&p.judgement, &p.found)
+            && !reread.contains_key(coupon.code.as_str())
+        {
+            let now_row = repo::coupon_by_code(conn, coupon.code.as_str())?;
+            reread.insert(
+                coupon.code.as_str().to_owned(),
+                now_row.and_then(|(c, _)| c.to_domain()),
+            );
+        }
+    }
+
+    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(pending.len());
+    let mut audits = Vec::new();
+    for (p, attempt) in pending.iter().zip(attempts) {
+        let Some(p) = p else {
+            outcomes.push(None);
+            continue;
+        };
+        let outcome = match &p.judgement {
+            Judgement::Redeemed(o) => o.clone(),
+            Judgement::GuardMismatch { rules_say } => {
+                tracing::error!(
+                    rules_say = rules_say.name(),
+                    "POS batch guard redeemed a coupon the rules refuse: the SQL guard and check_redeemable disagree"
+                );
+                Outcome::Redeemed { at: now }
+            }
+            Judgement::Refused(o) => o.clone(),
+            Judgement::LostRace => {
+                let code = p
+                    .found
+                    .as_ref()
+                    .map(|(c, _)| c.code.as_str().to_owned())
+                    .unwrap_or_default();
+                redemption_core::lost_race_outcome(reread.get(&code).and_then(Option::as_ref))
+            }
+        };
+        if !matches!(outcome, Outcome::Redeemed { .. }) {
+            // The redeemed attempts' audit rows were written by the statement itself.
+            audits.push((
+                audit_log::action.eq("redeem"),
+                audit_log::coupon_code.eq(Some(presented(&attempt.code))),
+                audit_log::coupon_id.eq(p.found.as_ref().map(|(c, _)| c.id.0)),
+                audit_log::staff_id.eq(Some(p.staff.id)),
+                audit_log::outcome.eq(outcome.name()),
+                audit_log::channel.eq(Some(Channel::Pos.as_str())),
+                audit_log::created_at.eq(now),
+            ));
+        }
+        outcomes.push(Some(outcome));
+    }
+    if !audits.is_empty()
+        && let DbConnection::Postgresql(pg) = &mut *conn
+    {
+        // One multi-row insert (a PostgreSQL statement: the two-backend connection has no batch insert).
+        diesel::insert_into(audit_log::table).values(&audits).execute(pg)?;
+    }
+
+    // Names of the staff who redeemed the coupons that were already redeemed (for the 409 body).
+    let winner_ids: Vec<i64> = outcomes
+        .iter()
+        .flatten()
+        .filter_map(|o| match o {
+            Outcome::AlreadyRedeemed { by: Some(id), .. } => Some(id.0),
+            _ => None,
+        })
+        .collect();
+    let names: HashMap<i64, String> = if winner_ids.is_empty() {
+        HashMap::new()
+    } else {
+        staff::table
+            .filter(staff::id.eq_any(&winner_ids))
+            .select((staff::id, staff::name))
+            .load::<(i64, String)>(conn)?
+            .into_iter()
+            .collect()
+    };
+
+    Ok(pending
+        .into_iter()
+        .zip(outcomes)
+        .map(|(p, outcome)| match (p, outcome) {
+            (Some(p), Some(outcome)) => {
+                let found = match (&outcome, p.found) {
+                    (Outcome::Redeemed { at }, Some((coupon, campaign))) => Some((
+                        redemption_core::after_redemption(&coupon, Some(StaffId(p.staff.id)), *at),
+                        campaign,
+                    )),
+                    (_, found) => found,
+                };
+                let redeemed_by_name = match &outcome {
+                    Outcome::AlreadyRedeemed { by: Some(id), .. } => names.get(&id.0).cloned(),
+                    _ => None,
+                };
+                PosReply::Done(Box::new(PosDone {
+                    staff: p.staff,
+                    outcome,
+                    found,
+                    card_code: p.card_code,
+                    redeemed_by_name,
+                }))
+            }
+            _ => PosReply::UnknownToken,
+        })
+        .collect())
+}
+
+/// Opportunistic batching of POS attempts (application-level group commit).
+///
+/// Requests queue on a channel; a dispatcher hands whatever is waiting — up to `max_batch` attempts — to one of
+/// `slots` blocking workers as soon as one is free. Nothing ever waits for a batch to fill: an attempt arriving at
+/// an idle server runs alone at once; under load, attempts that arrive while every slot is busy share the next
+/// statement and its commit. Each reply is sent only after its batch committed.
+#[derive(Clone, Debug)]
+pub struct PosBatcher {
+    tx: tokio::sync::mpsc::Sender<Job>,
+    stats: std::sync::Arc<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    batches: AtomicU64,
+    attempts: AtomicU64,
+    largest: AtomicU64,
+}
+
+/// How the batcher has grouped attempts so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    /// Statements run (a batch retried attempt by attempt counts once).
+    pub batches: u64,
+    /// Attempts carried.
+    pub attempts: u64,
+    /// The largest batch.
+    pub largest: u64,
+}
+
+struct Job {
+    attempt: PosAttempt,
+    reply: tokio::sync::oneshot::Sender<Result<PosReply, DbError>>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.attempt.fmt(f)
+    }
+}
+
+impl PosBatcher {
+    /// Starts the dispatcher on the current tokio runtime.
+    pub fn start(pool: super::DbPool, slots: usize, max_batch: usize) -> PosBatcher {
+        // A bounded queue: when the database falls behind, request handlers wait here (backpressure).
+        let (tx, rx) = tokio::sync::mpsc::channel(4096);
+        let stats = std::sync::Arc::new(Counters::default());
+        tokio::spawn(dispatch(pool, rx, slots.max(1), max_batch.max(1), stats.clone()));
+        PosBatcher { tx, stats }
+    }
+
+    /// Batches and attempts so far (for benchmarks and operations).
+    pub fn stats(&self) -> BatchStats {
+        BatchStats {
+            batches: self.stats.batches.load(Ordering::Relaxed),
+            attempts: self.stats.attempts.load(Ordering::Relaxed),
+            largest: self.stats.largest.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Runs one attempt (in whatever batch it joins) and returns its reply.
+    pub async fn redeem(&self, attempt: PosAttempt) -> Result<PosReply, DbError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Job { attempt, reply })
+            .await
+            .map_err(|_| DbError::Task("the redemption dispatcher has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| DbError::Task("the redemption worker stopped before answering".into()))?
+    }
+}
+
+async fn dispatch(
+    pool: super::DbPool,
+    mut rx: tokio::sync::mpsc::Receiver<Job>,
+    slots: usize,
+    max_batch: usize,
+    stats: std::sync::Arc<Counters>,
+) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(slots));
+    loop {
+        // A free slot first, then the work: while every slot is busy, arrivals accumulate into the next batch.
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else {
+            return;
+        };
+        let mut jobs = vec![first];
+        while jobs.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let size = jobs.len() as u64;
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.attempts.fetch_add(size, Ordering::Relaxed);
+        stats.largest.fetch_max(size, Ordering::Relaxed);
+        let pool = pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            run_jobs(&pool, jobs);
+        });
+    }
+}
+
+fn run_jobs(pool: &super::DbPool, jobs: Vec<Job>) {
+    let mut conn = match pool.get() {
+        Ok(c) => c,
+        Err(e) => {
+            let message = format!("database pool: {e}");
+            for job in jobs {
+                let _ = job.reply.send(Err(DbError::Task(message.clone())));
+            }
+            return;
+        }
+    };
+    let (attempts, replies): (Vec<PosAttempt>, Vec<_>) = jobs.into_iter().map(|j| (j.attempt, j.reply)).unzip();
+    let now = chrono::Utc::now().timestamp_millis();
+    match redeem_batch(&mut conn, &attempts, now) {
+        Ok(results) => {
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(Ok(result));
+            }
+        }
+        Err(e) if attempts.len() > 1 => {
+            // Nothing of the failed statement was written (it is atomic). Run the attempts one by one, so that one
+            // bad attempt — or a deadlock between two batches that share coupons — fails alone.
+            tracing::warn!(error = %e, attempts = attempts.len(), "POS batch failed; retrying its attempts singly");
+            for (attempt, reply) in attempts.iter().zip(replies) {
+                let now = chrono::Utc::now().timestamp_millis();
+                let result = redeem_batch(&mut conn, std::slice::from_ref(attempt), now)
+                    .and_then(|mut r| r.pop().ok_or_else(|| DbError::Task("empty POS reply".into())));
+                let _ = reply.send(result);
+            }
+        }
+        Err(e) => {
+            if let Some(reply) = replies.into_iter().next() {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+}
