@@ -1,33 +1,74 @@
 //! POS redemption throughput over HTTP, on SQLite and PostgreSQL, side by side with pgbench running a single-row
 //! conditional UPDATE on the same PostgreSQL server, in one run.
 //!
-//! `cargo run --release -p wxkit-e2e --example bench-redeem -- [CLIENTS] [REDEMPTIONS] [PGBENCH_SECONDS]`
-//! (defaults 32, 4000, 10). Prints a Markdown table.
+//! `cargo run --release -p wxkit-e2e --example bench-redeem -- [CLIENTS] [SECONDS] [PGBENCH_SECONDS]`
+//! (defaults 32, 5, 10). `BENCH_WRK=1` drives the HTTP load with wrk (its own process) instead of an in-process
+//! reqwest client. Prints a Markdown table.
+//!
+//! Rows: SQLite; PostgreSQL with POS batching off (`database.redeem_batch_max = 1`: one prepared statement per
+//! redemption); PostgreSQL as configured by default (batched); pgbench in its default simple-query mode and in
+//! prepared mode. Every HTTP row is checked against the database: the redemption rows written must match the 200s
+//! counted (every request uses a fresh coupon, so every answer must be 200).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use diesel::prelude::*;
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wxkit_e2e::{DbKind, TEST_ADMIN_TOKEN, TestDatabase, spawn_sim, start_server_with};
 
 struct Row {
-    backend: &'static str,
+    what: String,
     clients: usize,
-    requests: usize,
+    ok: usize,
     seconds: f64,
     per_second: f64,
+    mean_batch: Option<f64>,
 }
 
-async fn http_run(kind: DbKind, clients: usize, total: usize) -> Option<Row> {
+/// Coupons issued straight into the database, in one transaction (issuing speed is not what is measured).
+fn issue_coupons(pool: &wxkit::db::DbPool, campaign_id: i64, n: usize) -> Vec<String> {
+    use wxkit::db::schema::coupons;
+    let mut conn = pool.get().unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let codes: Vec<String> = (0..n)
+        .map(|_| redemption_core::CouponCode::generate().as_str().to_owned())
+        .collect();
+    conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        for code in &codes {
+            diesel::insert_into(coupons::table)
+                .values((
+                    coupons::campaign_id.eq(campaign_id),
+                    coupons::code.eq(code),
+                    coupons::status.eq("issued"),
+                    coupons::version.eq(0i64),
+                    coupons::created_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    codes
+}
+
+fn redemption_rows(pool: &wxkit::db::DbPool) -> i64 {
+    wxkit::db::schema::redemptions::table
+        .count()
+        .get_result(&mut *pool.get().unwrap())
+        .unwrap()
+}
+
+async fn http_run(kind: DbKind, what: &str, batch_max: Option<u32>, clients: usize, seconds: u64) -> Option<Row> {
     let db = TestDatabase::create(kind)?;
     let sim = spawn_sim().await;
     let mut settings = wxkit_e2e::test_settings(&db.url, &sim);
     // As many database connections as clients, like pgbench's one connection per client.
-    settings.database.pool_size = std::env::var("BENCH_POOL")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(clients as u32);
+    settings.database.pool_size = clients as u32;
+    if let Some(max) = batch_max {
+        settings.database.redeem_batch_max = max;
+    }
     let (base, state) = start_server_with(settings).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
@@ -64,38 +105,71 @@ async fn http_run(kind: DbKind, clients: usize, total: usize) -> Option<Row> {
     .await
     .unwrap();
     let campaign_id = campaign["id"].as_i64().unwrap();
-    // Issue the coupons straight through the repository (issuing speed is not what is measured).
+    // Enough fresh coupons for 25k redemptions/s over the run.
+    let needed = 25_000 * seconds as usize;
     let pool = state.db.clone();
-    let codes: Vec<String> = tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get().unwrap();
-        (0..total)
-            .map(|_| {
-                wxkit::db::coupons::issue_coupon(&mut conn, campaign_id, None, chrono::Utc::now().timestamp_millis())
-                    .unwrap()
-                    .0
-                    .code
-            })
-            .collect()
+    let codes = tokio::task::spawn_blocking(move || issue_coupons(&pool, campaign_id, needed))
+        .await
+        .unwrap();
+    let token = staff["api_token"].as_str().unwrap().to_owned();
+    let before = state.pos.stats();
+    let (ok, elapsed) = if std::env::var("BENCH_WRK").is_ok() {
+        wrk_run(clients, seconds, &base, &token, &codes)?
+    } else {
+        reqwest_run(&http, clients, seconds, &base, &token, codes).await
+    };
+    let after = state.pos.stats();
+    // Let requests still in flight when the load stopped finish, then check the database.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pool = state.db.clone();
+    let rows = tokio::task::spawn_blocking(move || redemption_rows(&pool))
+        .await
+        .unwrap() as usize;
+    // wrk stops counting at its deadline: up to one request per connection may be redeemed but not counted.
+    assert!(
+        rows >= ok && rows <= ok + clients,
+        "{what}: {ok} redemptions answered 200 but {rows} redemption rows written"
+    );
+    let batches = after.batches - before.batches;
+    Some(Row {
+        what: what.to_owned(),
+        clients,
+        ok,
+        seconds: elapsed,
+        per_second: ok as f64 / elapsed,
+        mean_batch: (batches > 0).then(|| (after.attempts - before.attempts) as f64 / batches as f64),
     })
-    .await
-    .unwrap();
-    if std::env::var("BENCH_WRK").is_ok() {
-        return wrk_run(kind, clients, &base, staff["api_token"].as_str().unwrap(), &codes);
-    }
+}
+
+/// Load from `clients` reqwest tasks in this process for `seconds`; every answer must be 200.
+async fn reqwest_run(
+    http: &reqwest::Client,
+    clients: usize,
+    seconds: u64,
+    base: &str,
+    token: &str,
+    codes: Vec<String>,
+) -> (usize, f64) {
     let codes = Arc::new(codes);
     let next = Arc::new(AtomicUsize::new(0));
-    let token = staff["api_token"].as_str().unwrap().to_owned();
-    // Warm up the connection pools.
+    // Warm up the connection pool.
     for _ in 0..clients {
         let _ = http.get(format!("{base}/healthz")).send().await;
     }
     let start = Instant::now();
+    let deadline = start + Duration::from_secs(seconds);
     let workers: Vec<_> = (0..clients)
         .map(|_| {
-            let (http, base, token, codes, next) =
-                (http.clone(), base.clone(), token.clone(), codes.clone(), next.clone());
+            let (http, base, token, codes, next) = (
+                http.clone(),
+                base.to_owned(),
+                token.to_owned(),
+                codes.clone(),
+                next.clone(),
+            );
             tokio::spawn(async move {
-                loop {
+                let mut ok = 0usize;
+                while Instant::now() < deadline {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(code) = codes.get(i) else { break };
                     let r = http
@@ -106,30 +180,22 @@ async fn http_run(kind: DbKind, clients: usize, total: usize) -> Option<Row> {
                         .await
                         .unwrap();
                     assert_eq!(r.status(), 200);
+                    ok += 1;
                 }
+                ok
             })
         })
         .collect();
+    let mut ok = 0;
     for w in workers {
-        w.await.unwrap();
+        ok += w.await.unwrap();
     }
-    let seconds = start.elapsed().as_secs_f64();
-    Some(Row {
-        backend: if kind == DbKind::Sqlite {
-            "SQLite (HTTP POST /api/v1/redemptions)"
-        } else {
-            "PostgreSQL (HTTP POST /api/v1/redemptions)"
-        },
-        clients,
-        requests: total,
-        seconds,
-        per_second: total as f64 / seconds,
-    })
+    (ok, start.elapsed().as_secs_f64())
 }
 
 /// The same requests from wrk (a C load generator in its own process), so that the client's cost is not counted
-/// against the server: each wrk thread takes every n-th code, so no code is redeemed twice.
-fn wrk_run(kind: DbKind, clients: usize, base: &str, token: &str, codes: &[String]) -> Option<Row> {
+/// against the server: each wrk thread takes every other code, so no code is redeemed twice.
+fn wrk_run(clients: usize, seconds: u64, base: &str, token: &str, codes: &[String]) -> Option<(usize, f64)> {
     let dir = tempfile::tempdir().ok()?;
     let codes_file = dir.path().join("codes.txt");
     std::fs::write(&codes_file, codes.join("\n")).ok()?;
@@ -158,19 +224,12 @@ end
     )
     .ok()?;
     let out = std::process::Command::new("wrk")
-        .args(["-t2", &format!("-c{clients}"), "-d3s", "-s"])
+        .args(["-t2", &format!("-c{clients}"), &format!("-d{seconds}s"), "-s"])
         .arg(&script)
         .arg(base)
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let rps: f64 = text
-        .lines()
-        .find(|l| l.starts_with("Requests/sec:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
     let total: usize = text
         .lines()
         .find(|l| l.contains("requests in"))?
@@ -178,24 +237,18 @@ end
         .next()?
         .parse()
         .ok()?;
-    if let Some(line) = text.lines().find(|l| l.contains("Non-2xx")) {
-        eprintln!("wrk: {line} (codes reused: issue more coupons)");
-    }
-    Some(Row {
-        backend: if kind == DbKind::Sqlite {
-            "SQLite (HTTP, wrk load)"
-        } else {
-            "PostgreSQL (HTTP, wrk load)"
-        },
-        clients,
-        requests: total,
-        seconds: 3.0,
-        per_second: rps,
-    })
+    let non_2xx: usize = text
+        .lines()
+        .find(|l| l.contains("Non-2xx"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert_eq!(non_2xx, 0, "every redemption must succeed (fresh coupons):\n{text}");
+    Some((total - non_2xx, seconds as f64))
 }
 
-fn pgbench(clients: usize, seconds: u64) -> Option<(f64, String)> {
-    let admin = wxkit_e2e::postgres_admin_url()?;
+fn pgbench(clients: usize, seconds: u64, mode: &str) -> Option<f64> {
+    wxkit_e2e::postgres_admin_url()?;
     let bin = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?
         .filter_map(Result::ok)
@@ -207,10 +260,10 @@ fn pgbench(clients: usize, seconds: u64) -> Option<(f64, String)> {
     let setup = "CREATE TABLE bench_coupons (id BIGINT PRIMARY KEY, status TEXT NOT NULL, redeemed_at BIGINT, version BIGINT NOT NULL DEFAULT 0);\
                  INSERT INTO bench_coupons (id, status) SELECT g, 'issued' FROM generate_series(1, 1000000) g;";
     {
-        use diesel::Connection;
         use diesel::connection::SimpleConnection;
         let mut conn = diesel::PgConnection::establish(&db.url).ok()?;
         conn.batch_execute(setup).ok()?;
+        conn.batch_execute("VACUUM ANALYZE bench_coupons").ok()?;
     }
     let script = tempfile::NamedTempFile::new().ok()?;
     std::fs::write(
@@ -228,6 +281,8 @@ fn pgbench(clients: usize, seconds: u64) -> Option<(f64, String)> {
     let out = std::process::Command::new(bin)
         .args([
             "-n",
+            "-M",
+            mode,
             "-c",
             &clients.to_string(),
             "-j",
@@ -241,13 +296,10 @@ fn pgbench(clients: usize, seconds: u64) -> Option<(f64, String)> {
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let tps = text
-        .lines()
+    text.lines()
         .find(|l| l.starts_with("tps = "))
         .and_then(|l| l.trim_start_matches("tps = ").split_whitespace().next())
-        .and_then(|v| v.parse().ok())?;
-    let _ = admin;
-    Some((tps, text))
+        .and_then(|v| v.parse().ok())
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -255,34 +307,85 @@ async fn main() {
     wxkit::telemetry::init("error");
     let mut args = std::env::args().skip(1);
     let clients: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(32);
-    let total: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(4000);
+    let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
     let pg_seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
+    let load = if std::env::var("BENCH_WRK").is_ok() {
+        "wrk"
+    } else {
+        "reqwest"
+    };
 
-    let sqlite = http_run(DbKind::Sqlite, clients, total).await;
-    let postgres = http_run(DbKind::Postgres, clients, total).await;
-    let pg = tokio::task::spawn_blocking(move || pgbench(clients, pg_seconds))
+    let mut rows = Vec::new();
+    rows.extend(
+        http_run(
+            DbKind::Sqlite,
+            "SQLite, HTTP POST /api/v1/redemptions",
+            None,
+            clients,
+            seconds,
+        )
+        .await,
+    );
+    rows.extend(
+        http_run(
+            DbKind::Postgres,
+            "PostgreSQL, HTTP, batching off (redeem_batch_max = 1)",
+            Some(1),
+            clients,
+            seconds,
+        )
+        .await,
+    );
+    rows.extend(
+        http_run(
+            DbKind::Postgres,
+            "PostgreSQL, HTTP, default settings (batched)",
+            None,
+            clients,
+            seconds,
+        )
+        .await,
+    );
+    let simple = tokio::task::spawn_blocking(move || pgbench(clients, pg_seconds, "simple"))
+        .await
+        .unwrap();
+    let prepared = tokio::task::spawn_blocking(move || pgbench(clients, pg_seconds, "prepared"))
         .await
         .unwrap();
 
     println!(
-        "POS redemption throughput, {clients} concurrent clients, {total} redemptions per backend (release build)\n"
+        "POS redemption throughput, {clients} concurrent clients ({load} load), {seconds} s per HTTP run, \
+         pgbench {pg_seconds} s per mode (release build)\n"
     );
-    println!("| what | clients | operations | seconds | per second | vs pgbench |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    let pg_tps = pg.as_ref().map(|(t, _)| *t);
-    for row in [sqlite, postgres].into_iter().flatten() {
-        let ratio = pg_tps
-            .map(|t| format!("{:.0} %", 100.0 * row.per_second / t))
-            .unwrap_or_else(|| "–".into());
+    println!(
+        "| what | clients | redemptions | seconds | per second | mean batch | vs pgbench simple | vs pgbench prepared |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let ratio = |rate: f64, base: Option<f64>| {
+        base.map(|b| format!("{:.0} %", 100.0 * rate / b))
+            .unwrap_or_else(|| "–".into())
+    };
+    for row in &rows {
         println!(
-            "| {} | {} | {} | {:.2} | {:.0} | {} |",
-            row.backend, row.clients, row.requests, row.seconds, row.per_second, ratio
+            "| {} | {} | {} | {:.2} | {:.0} | {} | {} | {} |",
+            row.what,
+            row.clients,
+            row.ok,
+            row.seconds,
+            row.per_second,
+            row.mean_batch.map_or_else(|| "–".into(), |m| format!("{m:.1}")),
+            ratio(row.per_second, simple),
+            ratio(row.per_second, prepared),
         );
     }
-    match pg {
-        Some((tps, _)) => println!(
-            "| pgbench: single-row conditional UPDATE on the same PostgreSQL | {clients} | {pg_seconds} s run | {pg_seconds} | {tps:.0} | 100 % |"
-        ),
-        None => println!("| pgbench | – | – | – | unavailable | – |"),
+    for (mode, tps) in [("simple", simple), ("prepared", prepared)] {
+        match tps {
+            Some(tps) => println!(
+                "| pgbench -M {mode}: single-row conditional UPDATE, same PostgreSQL | {clients} | {pg_seconds} s run | {pg_seconds} | {tps:.0} | – | {} | {} |",
+                ratio(tps, simple),
+                ratio(tps, prepared)
+            ),
+            None => println!("| pgbench -M {mode} | – | – | – | unavailable | – | – | – |"),
+        }
     }
 }

@@ -43,6 +43,11 @@ pub struct DatabaseSettings {
     pub url: String,
     /// `database.pool_size`: maximum pooled connections.
     pub pool_size: u32,
+    /// `database.redeem_batch_max`: most POS redemptions one database statement carries (1 turns batching off).
+    pub redeem_batch_max: u32,
+    /// `database.redeem_batch_slots`: POS batches in flight at once (unset: one per CPU core, 2 to 8, at most half
+    /// the pool).
+    pub redeem_batch_slots: Option<u32>,
 }
 
 impl fmt::Debug for DatabaseSettings {
@@ -50,6 +55,8 @@ impl fmt::Debug for DatabaseSettings {
         f.debug_struct("DatabaseSettings")
             .field("url", &crate::db::redact_url(&self.url))
             .field("pool_size", &self.pool_size)
+            .field("redeem_batch_max", &self.redeem_batch_max)
+            .field("redeem_batch_slots", &self.redeem_batch_slots)
             .finish()
     }
 }
@@ -132,6 +139,7 @@ impl Settings {
             .set_default("server.addr", "127.0.0.1:8080")?
             .set_default("database.url", "sqlite://wxkit.db")?
             .set_default("database.pool_size", 10)?
+            .set_default("database.redeem_batch_max", 64)?
             .set_default("wechat.api_base_url", "https://api.weixin.qq.com")?
             .set_default("wechat.open_base_url", "https://open.weixin.qq.com")?
             .set_default("wechat.stable_token", false)?
@@ -175,6 +183,17 @@ impl Settings {
         crate::db::Backend::from_url(&self.database.url).map_err(|e| invalid("database.url", e.to_string()))?;
         if self.database.pool_size == 0 || self.database.pool_size > 1000 {
             return Err(invalid("database.pool_size", "must be between 1 and 1000"));
+        }
+        if !(1..=1000).contains(&self.database.redeem_batch_max) {
+            return Err(invalid("database.redeem_batch_max", "must be between 1 and 1000"));
+        }
+        if let Some(slots) = self.database.redeem_batch_slots
+            && !(1..=self.database.pool_size).contains(&slots)
+        {
+            return Err(invalid(
+                "database.redeem_batch_slots",
+                "must be between 1 and database.pool_size",
+            ));
         }
         match (&self.wechat.app_id, &self.wechat.app_secret) {
             (Some(id), _) if id.trim().is_empty() => {
@@ -278,6 +297,11 @@ mod tests {
             (("WXKIT__WECHAT__APP_ID", "wx1"), "wechat.app_secret"),
             (("WXKIT__WECHAT__ENCODING_AES_KEY", "short"), "wechat.encoding_aes_key"),
             (("WXKIT__DATABASE__POOL_SIZE", "0"), "database.pool_size"),
+            (("WXKIT__DATABASE__REDEEM_BATCH_MAX", "0"), "database.redeem_batch_max"),
+            (
+                ("WXKIT__DATABASE__REDEEM_BATCH_SLOTS", "11"),
+                "database.redeem_batch_slots",
+            ),
         ];
         for ((k, v), key) in cases {
             let e = Settings::load_from(None, env(&[(k, v)])).unwrap_err();

@@ -89,15 +89,20 @@ impl StartupError {
     }
 }
 
-/// Most POS attempts one statement carries.
-const POS_MAX_BATCH: usize = 64;
-
-/// Concurrent POS batches: one per CPU core (at least 2, at most 8), and never more than half the pool (the rest
-/// serves pages, admin calls and token refreshes). Fewer, fuller batches beat many small ones: on the 2-core
-/// benchmark machine 2 slots gave 12.3k redemptions/s, 8 slots 9.7k (docs/benchmarks.md).
-fn pos_slots(pool_size: u32) -> usize {
+/// Concurrent POS batches unless configured: one per CPU core (at least 2, at most 8), and never more than half the
+/// pool (the rest serves pages, admin calls and token refreshes). Fewer, fuller batches beat many small ones: on the
+/// 2-core benchmark machine 2 slots gave 12.3k redemptions/s, 8 slots 9.7k (docs/benchmarks.md). With batching off
+/// (`redeem_batch_max = 1`) every connection of the pool may carry a redemption.
+fn pos_slots(configured: Option<u32>, batch_max: u32, pool_size: u32) -> usize {
+    if let Some(n) = configured {
+        return usize::try_from(n).unwrap_or(1).max(1);
+    }
+    let pool = usize::try_from(pool_size).unwrap_or(1).max(1);
+    if batch_max <= 1 {
+        return pool;
+    }
     let cores = std::thread::available_parallelism().map_or(2, usize::from).clamp(2, 8);
-    cores.min(usize::try_from(pool_size / 2).unwrap_or(1)).max(1)
+    cores.min(pool / 2).max(1)
 }
 
 /// A built, bound, not yet running application.
@@ -217,7 +222,15 @@ impl Application {
             .unwrap_or_else(|| format!("http://{addr}"))
             .trim_end_matches('/')
             .to_owned();
-        let pos = db::pos::PosBatcher::start(pool.clone(), pos_slots(pool_size), POS_MAX_BATCH);
+        let pos = db::pos::PosBatcher::start(
+            pool.clone(),
+            pos_slots(
+                settings.database.redeem_batch_slots,
+                settings.database.redeem_batch_max,
+                pool_size,
+            ),
+            usize::try_from(settings.database.redeem_batch_max).unwrap_or(1),
+        );
         let state = web::Data::new(AppState {
             settings,
             pos,
