@@ -1,9 +1,10 @@
 //! POS redemption throughput over HTTP, on SQLite and PostgreSQL, side by side with pgbench running a single-row
 //! conditional UPDATE on the same PostgreSQL server, in one run.
 //!
-//! `cargo run --release -p wxkit-e2e --example bench-redeem -- [CLIENTS] [SECONDS] [PGBENCH_SECONDS]`
-//! (defaults 32, 5, 10). `BENCH_WRK=1` drives the HTTP load with wrk (its own process) instead of an in-process
-//! reqwest client. Prints a Markdown table.
+//! `cargo run --release -p wxkit-e2e --example bench-redeem -- [CLIENTS] [SECONDS] [PGBENCH_SECONDS] [ROUNDS]`
+//! (defaults 32, 5, 10, 3). `BENCH_WRK=1` drives the HTTP load with wrk (its own process) instead of an in-process
+//! reqwest client. Every round measures every row once; prints a Markdown table with one line per round and the
+//! medians (this 2-core machine's throughput drifts by ±15 % between runs, pgbench's included).
 //!
 //! Rows: SQLite; PostgreSQL with POS batching off (`database.redeem_batch_max = 1`: one prepared statement per
 //! redemption); PostgreSQL as configured by default (batched); pgbench in its default simple-query mode and in
@@ -12,6 +13,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use diesel::prelude::*;
+
+// The allocator of the `wxkit` binary, so that the in-process server runs as `wxkit serve` does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,10 +24,6 @@ use std::time::{Duration, Instant};
 use wxkit_e2e::{DbKind, TEST_ADMIN_TOKEN, TestDatabase, spawn_sim, start_server_with};
 
 struct Row {
-    what: String,
-    clients: usize,
-    ok: usize,
-    seconds: f64,
     per_second: f64,
     mean_batch: Option<f64>,
 }
@@ -132,10 +133,6 @@ async fn http_run(kind: DbKind, what: &str, batch_max: Option<u32>, clients: usi
     );
     let batches = after.batches - before.batches;
     Some(Row {
-        what: what.to_owned(),
-        clients,
-        ok,
-        seconds: elapsed,
         per_second: ok as f64 / elapsed,
         mean_batch: (batches > 0).then(|| (after.attempts - before.attempts) as f64 / batches as f64),
     })
@@ -302,6 +299,23 @@ fn pgbench(clients: usize, seconds: u64, mode: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    v.sort_by(f64::total_cmp);
+    (!v.is_empty()).then(|| v[v.len() / 2])
+}
+
+fn cell(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".into(), |v| format!("{v:.0}"))
+}
+
+fn pct(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.0} %", 100.0 * a / b),
+        _ => "–".into(),
+    }
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     wxkit::telemetry::init("error");
@@ -309,83 +323,71 @@ async fn main() {
     let clients: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(32);
     let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
     let pg_seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
+    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
     let load = if std::env::var("BENCH_WRK").is_ok() {
         "wrk"
     } else {
         "reqwest"
     };
 
-    let mut rows = Vec::new();
-    rows.extend(
-        http_run(
-            DbKind::Sqlite,
-            "SQLite, HTTP POST /api/v1/redemptions",
-            None,
-            clients,
-            seconds,
-        )
-        .await,
-    );
-    rows.extend(
-        http_run(
-            DbKind::Postgres,
-            "PostgreSQL, HTTP, batching off (redeem_batch_max = 1)",
-            Some(1),
-            clients,
-            seconds,
-        )
-        .await,
-    );
-    rows.extend(
-        http_run(
-            DbKind::Postgres,
-            "PostgreSQL, HTTP, default settings (batched)",
-            None,
-            clients,
-            seconds,
-        )
-        .await,
-    );
-    let simple = tokio::task::spawn_blocking(move || pgbench(clients, pg_seconds, "simple"))
-        .await
-        .unwrap();
-    let prepared = tokio::task::spawn_blocking(move || pgbench(clients, pg_seconds, "prepared"))
-        .await
-        .unwrap();
+    // Every round measures everything once, so that each ratio compares runs minutes apart at most.
+    let mut table: Vec<[Option<f64>; 6]> = Vec::new();
+    for _ in 0..rounds {
+        let sqlite = http_run(DbKind::Sqlite, "SQLite", None, clients, seconds).await;
+        let off = http_run(DbKind::Postgres, "PostgreSQL, batching off", Some(1), clients, seconds).await;
+        let on = http_run(DbKind::Postgres, "PostgreSQL, batched", None, clients, seconds).await;
+        let simple = tokio::task::spawn_blocking(move || pgbench(clients, pg_seconds, "simple"))
+            .await
+            .unwrap();
+        let prepared = tokio::task::spawn_blocking(move || pgbench(clients, pg_seconds, "prepared"))
+            .await
+            .unwrap();
+        table.push([
+            sqlite.as_ref().map(|r| r.per_second),
+            off.as_ref().map(|r| r.per_second),
+            on.as_ref().map(|r| r.per_second),
+            on.as_ref().and_then(|r| r.mean_batch),
+            simple,
+            prepared,
+        ]);
+    }
 
     println!(
-        "POS redemption throughput, {clients} concurrent clients ({load} load), {seconds} s per HTTP run, \
-         pgbench {pg_seconds} s per mode (release build)\n"
+        "POS redemptions/s over HTTP ({clients} concurrent clients, {load} load, {seconds} s per run) and pgbench tps \
+         ({clients} clients, {pg_seconds} s per mode) on the same PostgreSQL; release build\n"
     );
     println!(
-        "| what | clients | redemptions | seconds | per second | mean batch | vs pgbench simple | vs pgbench prepared |"
+        "| round | SQLite | PostgreSQL, batching off | PostgreSQL, batched (default) | mean batch | pgbench -M simple | pgbench -M prepared | batched vs simple | batched vs prepared |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    let ratio = |rate: f64, base: Option<f64>| {
-        base.map(|b| format!("{:.0} %", 100.0 * rate / b))
-            .unwrap_or_else(|| "–".into())
-    };
-    for row in &rows {
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (i, r) in table.iter().enumerate() {
         println!(
-            "| {} | {} | {} | {:.2} | {:.0} | {} | {} | {} |",
-            row.what,
-            row.clients,
-            row.ok,
-            row.seconds,
-            row.per_second,
-            row.mean_batch.map_or_else(|| "–".into(), |m| format!("{m:.1}")),
-            ratio(row.per_second, simple),
-            ratio(row.per_second, prepared),
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            i + 1,
+            cell(r[0]),
+            cell(r[1]),
+            cell(r[2]),
+            r[3].map_or_else(|| "–".into(), |m| format!("{m:.1}")),
+            cell(r[4]),
+            cell(r[5]),
+            pct(r[2], r[4]),
+            pct(r[2], r[5]),
         );
     }
-    for (mode, tps) in [("simple", simple), ("prepared", prepared)] {
-        match tps {
-            Some(tps) => println!(
-                "| pgbench -M {mode}: single-row conditional UPDATE, same PostgreSQL | {clients} | {pg_seconds} s run | {pg_seconds} | {tps:.0} | – | {} | {} |",
-                ratio(tps, simple),
-                ratio(tps, prepared)
-            ),
-            None => println!("| pgbench -M {mode} | – | – | – | unavailable | – | – | – |"),
-        }
-    }
+    let col = |k: usize| median(table.iter().filter_map(|r| r[k]).collect());
+    let ratio = |num: usize, den: usize| {
+        median(table.iter().filter_map(|r| Some(100.0 * r[num]? / r[den]?)).collect())
+            .map_or_else(|| "–".into(), |v| format!("**{v:.0} %**"))
+    };
+    println!(
+        "| median | {} | {} | {} | {} | {} | {} | {} | {} |",
+        cell(col(0)),
+        cell(col(1)),
+        cell(col(2)),
+        col(3).map_or_else(|| "–".into(), |m| format!("{m:.1}")),
+        cell(col(4)),
+        cell(col(5)),
+        ratio(2, 4),
+        ratio(2, 5),
+    );
 }

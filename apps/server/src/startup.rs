@@ -324,6 +324,18 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
             .app_data(query_config())
             .app_data(path_config())
             .app_data(web::FormConfig::default().limit(16 * 1024))
+            // The API first: the router tries routes in order, and the pages' dynamic routes cost a pattern match.
+            .service(
+                web::scope("/api/v1")
+                    .route("/redemptions", web::post().to(routes::coupons::redeem))
+                    .route("/coupons/{code}", web::get().to(routes::coupons::get_coupon))
+                    .route("/merchants", web::post().to(routes::admin::create_merchant))
+                    .route("/staff", web::post().to(routes::admin::create_staff))
+                    .route("/staff/{id}", web::delete().to(routes::admin::delete_staff))
+                    .route("/campaigns", web::post().to(routes::admin::create_campaign))
+                    .route("/campaigns", web::get().to(routes::admin::list_campaigns))
+                    .route("/campaigns/{id}/coupons", web::post().to(routes::admin::issue)),
+            )
             .route("/healthz", web::get().to(routes::health::healthz))
             .route("/readyz", web::get().to(routes::health::readyz))
             .route("/", web::get().to(crate::sandbox::index))
@@ -334,17 +346,6 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
             .route("/coupons/mine", web::get().to(routes::coupons::mine))
             .route("/wechat/push", web::get().to(routes::push::verify))
             .route("/wechat/push", web::post().to(routes::push::receive_push))
-            .service(
-                web::scope("/api/v1")
-                    .route("/coupons/{code}", web::get().to(routes::coupons::get_coupon))
-                    .route("/redemptions", web::post().to(routes::coupons::redeem))
-                    .route("/merchants", web::post().to(routes::admin::create_merchant))
-                    .route("/staff", web::post().to(routes::admin::create_staff))
-                    .route("/staff/{id}", web::delete().to(routes::admin::delete_staff))
-                    .route("/campaigns", web::post().to(routes::admin::create_campaign))
-                    .route("/campaigns", web::get().to(routes::admin::list_campaigns))
-                    .route("/campaigns/{id}/coupons", web::post().to(routes::admin::issue)),
-            )
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such route"))
             }))

@@ -10,7 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use redemption_core::{Campaign, Channel, Coupon, CouponCode, CouponStatus, Outcome, Staff};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 /// RFC 3339 for a millisecond timestamp.
@@ -26,21 +26,57 @@ fn beijing(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// The coupon as anyone may see it (no owner, no staff identities).
-pub fn public_view(state: &AppState, coupon: &Coupon, campaign: &Campaign) -> serde_json::Value {
+/// The coupon as anyone may see it (no owner, no staff identities). Serialized straight from borrowed fields: the
+/// POS hot path builds no intermediate JSON tree.
+#[derive(Debug, Serialize)]
+pub struct PublicCoupon<'a> {
+    code: &'a str,
+    title: &'a str,
+    description: Option<&'a str>,
+    value_fen: Option<u64>,
+    valid_from: String,
+    valid_until: String,
+    status: CouponStatus,
+    redeemed_at: Option<String>,
+    url: String,
+    qr_url: String,
+}
+
+/// The public view of a coupon.
+pub fn public_coupon<'a>(state: &AppState, coupon: &'a Coupon, campaign: &'a Campaign) -> PublicCoupon<'a> {
     let code = coupon.code.as_str();
-    json!({
-        "code": code,
-        "title": campaign.title,
-        "description": campaign.description,
-        "value_fen": campaign.value_fen,
-        "valid_from": rfc3339(campaign.valid_from),
-        "valid_until": rfc3339(campaign.valid_until),
-        "status": coupon.effective_status(campaign, now_ms()),
-        "redeemed_at": coupon.redeemed_at.map(rfc3339),
-        "url": format!("{}/c/{code}", state.public_base_url),
-        "qr_url": format!("{}/c/{code}/qr.png", state.public_base_url),
-    })
+    PublicCoupon {
+        code,
+        title: &campaign.title,
+        description: campaign.description.as_deref(),
+        value_fen: campaign.value_fen,
+        valid_from: rfc3339(campaign.valid_from),
+        valid_until: rfc3339(campaign.valid_until),
+        status: coupon.effective_status(campaign, now_ms()),
+        redeemed_at: coupon.redeemed_at.map(rfc3339),
+        url: format!("{}/c/{code}", state.public_base_url),
+        qr_url: format!("{}/c/{code}/qr.png", state.public_base_url),
+    }
+}
+
+/// The public view as a JSON value (for callers that add fields).
+pub fn public_view(state: &AppState, coupon: &Coupon, campaign: &Campaign) -> serde_json::Value {
+    serde_json::to_value(public_coupon(state, coupon, campaign)).unwrap_or_default()
+}
+
+/// Who redeemed a coupon.
+#[derive(Debug, Serialize)]
+struct StaffRef<'a> {
+    id: i64,
+    name: &'a str,
+}
+
+/// The 200 body of `POST /api/v1/redemptions`.
+#[derive(Debug, Serialize)]
+struct Redeemed<'a> {
+    coupon: PublicCoupon<'a>,
+    redeemed_at: String,
+    redeemed_by: StaffRef<'a>,
 }
 
 async fn load(state: &AppState, code: &str) -> Result<Option<(Coupon, Campaign, Option<String>)>, ApiError> {
@@ -59,7 +95,7 @@ async fn load(state: &AppState, code: &str) -> Result<Option<(Coupon, Campaign, 
 /// `GET /api/v1/coupons/{code}`.
 pub async fn get_coupon(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     match load(&state, &path).await? {
-        Some((coupon, campaign, _)) => Ok(HttpResponse::Ok().json(public_view(&state, &coupon, &campaign))),
+        Some((coupon, campaign, _)) => Ok(HttpResponse::Ok().json(public_coupon(&state, &coupon, &campaign))),
         None => Err(ApiError::not_found("no such coupon")),
     }
 }
@@ -189,11 +225,14 @@ pub async fn redeem(
         consume_card_code(&state, card_code, card_id).await;
     }
     match (&outcome, found) {
-        (Outcome::Redeemed { at }, Some((coupon, campaign))) => Ok(HttpResponse::Ok().json(json!({
-            "coupon": public_view(&state, &coupon, &campaign),
-            "redeemed_at": rfc3339(*at),
-            "redeemed_by": {"id": staff.id, "name": staff.name},
-        }))),
+        (Outcome::Redeemed { at }, Some((coupon, campaign))) => Ok(HttpResponse::Ok().json(Redeemed {
+            coupon: public_coupon(&state, &coupon, &campaign),
+            redeemed_at: rfc3339(*at),
+            redeemed_by: StaffRef {
+                id: staff.id,
+                name: &staff.name,
+            },
+        })),
         (Outcome::AlreadyRedeemed { at, by }, _) => {
             let err = outcome_error(&outcome, redeemed_by_name.clone());
             // The envelope plus when and by whom.
