@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release -p wxkit-e2e --example bench-redeem -- [CLIENTS] [SECONDS] [PGBENCH_SECONDS] [ROUNDS]`
 //! (defaults 32, 5, 10, 3). `BENCH_WRK=1` drives the HTTP load with wrk (its own process) instead of an in-process
-//! reqwest client. Every round measures every row once; prints a Markdown table with one line per round and the
+//! reqwest client; `BENCH_SLOTS=N` sets `database.redeem_batch_slots`. Every round measures every row once; prints a Markdown table with one line per round and the
 //! medians (this 2-core machine's throughput drifts by ±15 % between runs, pgbench's included).
 //!
 //! Rows: SQLite; PostgreSQL with POS batching off (`database.redeem_batch_max = 1`: one prepared statement per
@@ -70,6 +70,8 @@ async fn http_run(kind: DbKind, what: &str, batch_max: Option<u32>, clients: usi
     if let Some(max) = batch_max {
         settings.database.redeem_batch_max = max;
     }
+    // `BENCH_SLOTS=N` sets database.redeem_batch_slots (default: one per core, see startup.rs).
+    settings.database.redeem_batch_slots = std::env::var("BENCH_SLOTS").ok().and_then(|v| v.parse().ok());
     let (base, state) = start_server_with(settings).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)

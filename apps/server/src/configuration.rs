@@ -253,6 +253,19 @@ mod tests {
         assert_eq!(s.server.addr, "127.0.0.1:8080");
         assert_eq!(s.database.url, "sqlite://wxkit.db");
         assert_eq!(s.wechat.api_base_url, "https://api.weixin.qq.com");
+        assert_eq!((s.database.redeem_batch_max, s.database.redeem_batch_slots), (64, None));
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("WXKIT__DATABASE__REDEEM_BATCH_MAX", "1"),
+                ("WXKIT__DATABASE__REDEEM_BATCH_SLOTS", "4"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.database.redeem_batch_max, s.database.redeem_batch_slots),
+            (1, Some(4))
+        );
     }
 
     #[test]

@@ -355,3 +355,20 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
     .run();
     Ok(server)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::pos_slots;
+
+    #[test]
+    fn pos_slots_follow_configuration_batching_and_pool() {
+        assert_eq!(pos_slots(Some(3), 64, 10), 3);
+        // Batching off: every pooled connection may carry a redemption.
+        assert_eq!(pos_slots(None, 1, 32), 32);
+        // Batched: per core (2..=8), never more than half the pool, at least 1.
+        let cores = std::thread::available_parallelism().map_or(2, usize::from).clamp(2, 8);
+        assert_eq!(pos_slots(None, 64, 32), cores.min(16));
+        assert_eq!(pos_slots(None, 64, 2), 1);
+        assert_eq!(pos_slots(None, 64, 1), 1);
+    }
+}
