@@ -519,6 +519,26 @@ async fn one_batch_with_duplicates_and_refusals_is_judged_attempt_by_attempt(kin
     assert_eq!(counts(&app, &codes[0]).await, (1, 3));
     assert_eq!(counts(&app, &codes[1]).await, (1, 1));
     assert_eq!(counts(&app, &codes[2]).await, (1, 2));
+
+    if kind == DbKind::Postgres {
+        // A batch whose statement fails writes nothing: PostgreSQL text cannot hold a NUL byte, so this one attempt
+        // fails the whole statement — and the good attempt beside it must leave its coupon untouched.
+        let (_, fresh) = issue(&app, shop.campaign_id, None).await;
+        let fresh = fresh["code"].as_str().unwrap().to_owned();
+        let attempts = vec![
+            attempt(staff, &fresh),
+            PosAttempt {
+                token_hash: "bad\0hash".into(),
+                code: fresh.clone(),
+            },
+        ];
+        let pool = app.state.db.clone();
+        let failed = tokio::task::spawn_blocking(move || redeem_batch(&mut pool.get().unwrap(), &attempts, now))
+            .await
+            .unwrap();
+        assert!(failed.is_err());
+        assert_eq!(counts(&app, &fresh).await, (0, 0), "a failed batch wrote nothing");
+    }
 }
 
 async fn every_refusal_has_its_status(kind: DbKind) {

@@ -577,28 +577,81 @@ fn run_jobs(pool: &super::DbPool, jobs: Vec<Job>) {
         }
     };
     let (attempts, replies): (Vec<PosAttempt>, Vec<_>) = jobs.into_iter().map(|j| (j.attempt, j.reply)).unzip();
-    let now = chrono::Utc::now().timestamp_millis();
-    match redeem_batch(&mut conn, &attempts, now) {
+    let results = with_fallback(&attempts, |batch| {
+        redeem_batch(&mut conn, batch, chrono::Utc::now().timestamp_millis())
+    });
+    for (reply, result) in replies.into_iter().zip(results) {
+        let _ = reply.send(result);
+    }
+}
+
+/// Runs `attempts` as one batch; if that fails and there was more than one, runs each alone, so that one bad attempt
+/// — or a deadlock between two batches that share coupons — fails alone. Safe because a failed batch statement
+/// wrote nothing (it is atomic). One result per attempt, in order.
+fn with_fallback<T>(
+    attempts: &[PosAttempt],
+    mut run: impl FnMut(&[PosAttempt]) -> Result<Vec<T>, DbError>,
+) -> Vec<Result<T, DbError>> {
+    match run(attempts) {
+        Ok(results) if results.len() == attempts.len() => results.into_iter().map(Ok).collect(),
         Ok(results) => {
-            for (reply, result) in replies.into_iter().zip(results) {
-                let _ = reply.send(Ok(result));
-            }
+            let message = format!("{} replies for {} attempts", results.len(), attempts.len());
+            attempts.iter().map(|_| Err(DbError::Task(message.clone()))).collect()
         }
         Err(e) if attempts.len() > 1 => {
-            // Nothing of the failed statement was written (it is atomic). Run the attempts one by one, so that one
-            // bad attempt — or a deadlock between two batches that share coupons — fails alone.
             tracing::warn!(error = %e, attempts = attempts.len(), "POS batch failed; retrying its attempts singly");
-            for (attempt, reply) in attempts.iter().zip(replies) {
-                let now = chrono::Utc::now().timestamp_millis();
-                let result = redeem_batch(&mut conn, std::slice::from_ref(attempt), now)
-                    .and_then(|mut r| r.pop().ok_or_else(|| DbError::Task("empty POS reply".into())));
-                let _ = reply.send(result);
-            }
+            attempts
+                .iter()
+                .map(|a| {
+                    run(std::slice::from_ref(a))
+                        .and_then(|mut r| r.pop().ok_or_else(|| DbError::Task("empty POS reply".into())))
+                })
+                .collect()
         }
-        Err(e) => {
-            if let Some(reply) = replies.into_iter().next() {
-                let _ = reply.send(Err(e));
-            }
+        Err(e) => vec![Err(e)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(code: &str) -> PosAttempt {
+        PosAttempt {
+            token_hash: "h".into(),
+            code: code.into(),
         }
+    }
+
+    #[test]
+    fn a_failed_batch_is_retried_attempt_by_attempt() {
+        let attempts = vec![attempt("a"), attempt("poison"), attempt("c")];
+        let mut calls = Vec::new();
+        let results = with_fallback(&attempts, |batch| {
+            calls.push(batch.len());
+            if batch.iter().any(|a| a.code == "poison") {
+                Err(DbError::Task("bad attempt".into()))
+            } else {
+                Ok(batch.iter().map(|a| a.code.clone()).collect())
+            }
+        });
+        assert_eq!(calls, vec![3, 1, 1, 1]);
+        assert_eq!(results[0].as_ref().ok(), Some(&"a".to_owned()));
+        assert!(results[1].is_err());
+        assert_eq!(results[2].as_ref().ok(), Some(&"c".to_owned()));
+    }
+
+    #[test]
+    fn a_single_failure_is_not_retried_and_a_short_reply_fails_every_attempt() {
+        let mut calls = 0;
+        let results: Vec<Result<String, _>> = with_fallback(&[attempt("x")], |_| {
+            calls += 1;
+            Err(DbError::Task("down".into()))
+        });
+        assert_eq!((calls, results.len()), (1, 1));
+        assert!(results[0].is_err());
+        let results = with_fallback(&[attempt("x"), attempt("y")], |_| Ok(vec!["only one".to_owned()]));
+        assert!(results.iter().all(Result::is_err));
+        assert_eq!(results.len(), 2);
     }
 }
