@@ -621,23 +621,10 @@ async fn every_refusal_has_its_status(kind: DbKind) {
     )
     .await;
     // Staff of another merchant.
-    let (_, other) = json(
-        app.admin(Method::POST, "/api/v1/merchants", json!({"name": "其他店"}))
-            .await,
-    )
-    .await;
-    let (_, stranger) = json(
-        app.admin(
-            Method::POST,
-            "/api/v1/staff",
-            json!({"merchant_id": other["id"], "openid": "o-stranger", "name": "x"}),
-        )
-        .await,
-    )
-    .await;
+    let stranger = stranger_token(&app).await;
     let (_, coupon) = issue(&app, shop.campaign_id, None).await;
     let code = coupon["code"].as_str().unwrap().to_owned();
-    let (s, b) = pos(stranger["api_token"].as_str().unwrap().into(), code.clone()).await;
+    let (s, b) = pos(stranger, code.clone()).await;
     assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (403, Some("not_staff")));
     // Removed staff can no longer redeem.
     let r = app
