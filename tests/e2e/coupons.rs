@@ -538,6 +538,28 @@ async fn one_batch_with_duplicates_and_refusals_is_judged_attempt_by_attempt(kin
             .unwrap();
         assert!(failed.is_err());
         assert_eq!(counts(&app, &fresh).await, (0, 0), "a failed batch wrote nothing");
+
+        // Pooled connections plan prepared statements once (see docs/benchmarks.md: re-planning the batch
+        // statement on every execution cost two thirds of its throughput).
+        #[derive(diesel::QueryableByName)]
+        struct Setting {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            plan_cache_mode: String,
+        }
+        let pool = app.state.db.clone();
+        let mode = tokio::task::spawn_blocking(move || {
+            use diesel::RunQueryDsl;
+            let mut conn = pool.get().unwrap();
+            let wxkit::db::DbConnection::Postgresql(pg) = &mut *conn else {
+                panic!("a PostgreSQL pool")
+            };
+            diesel::sql_query("SHOW plan_cache_mode")
+                .get_result::<Setting>(pg)
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(mode.plan_cache_mode, "force_generic_plan");
     }
 }
 

@@ -26,6 +26,26 @@ use wxkit_e2e::{DbKind, TEST_ADMIN_TOKEN, TestDatabase, spawn_sim, start_server_
 struct Row {
     per_second: f64,
     mean_batch: Option<f64>,
+    /// Median and 99th-percentile request latency, ms.
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// What a load run measured.
+struct Load {
+    ok: usize,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// The `q`-quantile of sorted values.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
 }
 
 /// Coupons issued straight into the database, in one transaction (issuing speed is not what is measured).
@@ -116,12 +136,13 @@ async fn http_run(kind: DbKind, what: &str, batch_max: Option<u32>, clients: usi
         .unwrap();
     let token = staff["api_token"].as_str().unwrap().to_owned();
     let before = state.pos.stats();
-    let (ok, elapsed) = if std::env::var("BENCH_WRK").is_ok() {
+    let load = if std::env::var("BENCH_WRK").is_ok() {
         wrk_run(clients, seconds, &base, &token, &codes)?
     } else {
         reqwest_run(&http, clients, seconds, &base, &token, codes).await
     };
     let after = state.pos.stats();
+    let ok = load.ok;
     // Let requests still in flight when the load stopped finish, then check the database.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pool = state.db.clone();
@@ -134,8 +155,16 @@ async fn http_run(kind: DbKind, what: &str, batch_max: Option<u32>, clients: usi
         "{what}: {ok} redemptions answered 200 but {rows} redemption rows written"
     );
     let batches = after.batches - before.batches;
+    let Load {
+        seconds: elapsed,
+        p50_ms,
+        p99_ms,
+        ..
+    } = load;
     Some(Row {
         per_second: ok as f64 / elapsed,
+        p50_ms,
+        p99_ms,
         mean_batch: (batches > 0).then(|| (after.attempts - before.attempts) as f64 / batches as f64),
     })
 }
@@ -148,7 +177,7 @@ async fn reqwest_run(
     base: &str,
     token: &str,
     codes: Vec<String>,
-) -> (usize, f64) {
+) -> Load {
     let codes = Arc::new(codes);
     let next = Arc::new(AtomicUsize::new(0));
     // Warm up the connection pool.
@@ -167,10 +196,11 @@ async fn reqwest_run(
                 next.clone(),
             );
             tokio::spawn(async move {
-                let mut ok = 0usize;
+                let mut latencies = Vec::new();
                 while Instant::now() < deadline {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(code) = codes.get(i) else { break };
+                    let sent = Instant::now();
                     let r = http
                         .post(format!("{base}/api/v1/redemptions"))
                         .bearer_auth(&token)
@@ -179,22 +209,29 @@ async fn reqwest_run(
                         .await
                         .unwrap();
                     assert_eq!(r.status(), 200);
-                    ok += 1;
+                    latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
                 }
-                ok
+                latencies
             })
         })
         .collect();
-    let mut ok = 0;
+    let mut latencies = Vec::new();
     for w in workers {
-        ok += w.await.unwrap();
+        latencies.extend(w.await.unwrap());
     }
-    (ok, start.elapsed().as_secs_f64())
+    let seconds = start.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    Load {
+        ok: latencies.len(),
+        seconds,
+        p50_ms: quantile(&latencies, 0.50),
+        p99_ms: quantile(&latencies, 0.99),
+    }
 }
 
 /// The same requests from wrk (a C load generator in its own process), so that the client's cost is not counted
 /// against the server: each wrk thread takes every other code, so no code is redeemed twice.
-fn wrk_run(clients: usize, seconds: u64, base: &str, token: &str, codes: &[String]) -> Option<(usize, f64)> {
+fn wrk_run(clients: usize, seconds: u64, base: &str, token: &str, codes: &[String]) -> Option<Load> {
     let dir = tempfile::tempdir().ok()?;
     let codes_file = dir.path().join("codes.txt");
     std::fs::write(&codes_file, codes.join("\n")).ok()?;
@@ -223,7 +260,13 @@ end
     )
     .ok()?;
     let out = std::process::Command::new("wrk")
-        .args(["-t2", &format!("-c{clients}"), &format!("-d{seconds}s"), "-s"])
+        .args([
+            "-t2",
+            &format!("-c{clients}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-s",
+        ])
         .arg(&script)
         .arg(base)
         .output()
@@ -243,7 +286,28 @@ end
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     assert_eq!(non_2xx, 0, "every redemption must succeed (fresh coupons):\n{text}");
-    Some((total - non_2xx, seconds as f64))
+    // `--latency` prints "  50%    1.23ms" lines (units us, ms or s).
+    let percentile = |label: &str| -> Option<f64> {
+        let value = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(label))?
+            .split_whitespace()
+            .nth(1)?;
+        let (number, scale) = if let Some(v) = value.strip_suffix("us") {
+            (v, 0.001)
+        } else if let Some(v) = value.strip_suffix("ms") {
+            (v, 1.0)
+        } else {
+            (value.strip_suffix('s')?, 1000.0)
+        };
+        number.parse::<f64>().ok().map(|n| n * scale)
+    };
+    Some(Load {
+        ok: total - non_2xx,
+        seconds: seconds as f64,
+        p50_ms: percentile("50%")?,
+        p99_ms: percentile("99%")?,
+    })
 }
 
 fn pgbench(clients: usize, seconds: u64, mode: &str) -> Option<f64> {
@@ -334,6 +398,8 @@ async fn main() {
 
     // Every round measures everything once, so that each ratio compares runs minutes apart at most.
     let mut table: Vec<[Option<f64>; 6]> = Vec::new();
+    // (p50, p99) ms of the three HTTP rows, per round.
+    let mut latency: Vec<[Option<(f64, f64)>; 3]> = Vec::new();
     for _ in 0..rounds {
         let sqlite = http_run(DbKind::Sqlite, "SQLite", None, clients, seconds).await;
         let off = http_run(DbKind::Postgres, "PostgreSQL, batching off", Some(1), clients, seconds).await;
@@ -344,6 +410,7 @@ async fn main() {
         let prepared = tokio::task::spawn_blocking(move || pgbench(clients, pg_seconds, "prepared"))
             .await
             .unwrap();
+        latency.push([&sqlite, &off, &on].map(|r| r.as_ref().map(|r| (r.p50_ms, r.p99_ms))));
         table.push([
             sqlite.as_ref().map(|r| r.per_second),
             off.as_ref().map(|r| r.per_second),
@@ -392,4 +459,18 @@ async fn main() {
         ratio(2, 4),
         ratio(2, 5),
     );
+
+    println!("\nLatency of the same HTTP runs, ms (p50 / p99):\n");
+    println!("| round | SQLite | PostgreSQL, batching off | PostgreSQL, batched (default) |");
+    println!("|---|---:|---:|---:|");
+    let lat = |v: Option<(f64, f64)>| v.map_or_else(|| "–".into(), |(a, b)| format!("{a:.2} / {b:.2}"));
+    for (i, r) in latency.iter().enumerate() {
+        println!("| {} | {} | {} | {} |", i + 1, lat(r[0]), lat(r[1]), lat(r[2]));
+    }
+    let med = |k: usize| {
+        let p50 = median(latency.iter().filter_map(|r| r[k].map(|v| v.0)).collect());
+        let p99 = median(latency.iter().filter_map(|r| r[k].map(|v| v.1)).collect());
+        p50.zip(p99)
+    };
+    println!("| median | {} | {} | {} |", lat(med(0)), lat(med(1)), lat(med(2)));
 }
