@@ -230,8 +230,10 @@ async fn reqwest_run(
 }
 
 /// The same requests from wrk (a C load generator in its own process), so that the client's cost is not counted
-/// against the server: each wrk thread takes every other code, so no code is redeemed twice.
+/// against the server: each wrk thread takes every n-th code, so no code is redeemed twice.
 fn wrk_run(clients: usize, seconds: u64, base: &str, token: &str, codes: &[String]) -> Option<Load> {
+    // wrk needs at least one connection per thread.
+    let threads = clients.clamp(1, 2);
     let dir = tempfile::tempdir().ok()?;
     let codes_file = dir.path().join("codes.txt");
     std::fs::write(&codes_file, codes.join("\n")).ok()?;
@@ -241,7 +243,7 @@ fn wrk_run(clients: usize, seconds: u64, base: &str, token: &str, codes: &[Strin
         format!(
             r#"local codes = {{}}
 for line in io.lines("{}") do codes[#codes + 1] = line end
-local threads = 2
+local threads = {threads}
 local counter = 0
 function setup(thread) thread:set("id", counter); counter = counter + 1 end
 function init(args) n = 0 end
@@ -255,13 +257,13 @@ function request()
   return wrk.format(nil, "/api/v1/redemptions", nil, '{{"code":"' .. codes[i] .. '"}}')
 end
 "#,
-            codes_file.display()
+            codes_file.display(),
         ),
     )
     .ok()?;
     let out = std::process::Command::new("wrk")
         .args([
-            "-t2",
+            &format!("-t{threads}"),
             &format!("-c{clients}"),
             &format!("-d{seconds}s"),
             "--latency",
