@@ -502,7 +502,7 @@ async fn one_batch_with_duplicates_and_refusals_is_judged_attempt_by_attempt(kin
         .unwrap();
     let outcomes: Vec<Option<Outcome>> = replies
         .into_iter()
-        .map(|r| match r {
+        .map(|r| match r.expect("every attempt judged and recorded") {
             PosReply::UnknownToken => None,
             PosReply::Done(d) => Some(d.outcome),
         })

@@ -91,7 +91,7 @@ impl StartupError {
 
 /// Concurrent POS batches unless configured: one per CPU core (at least 2, at most 8), and never more than half the
 /// pool (the rest serves pages, admin calls and token refreshes). Fewer, fuller batches beat many small ones: on the
-/// 2-core benchmark machine 2 slots gave 12.3k redemptions/s, 8 slots 9.7k (docs/benchmarks.md). With batching off
+/// 2-core benchmark machine 1/2/4/8 slots gave 10.8k/10.6–11.7k/10.5k/9.2k redemptions/s (docs/benchmarks.md). With batching off
 /// (`redeem_batch_max = 1`) every connection of the pool may carry a redemption.
 fn pos_slots(configured: Option<u32>, batch_max: u32, pool_size: u32) -> usize {
     if let Some(n) = configured {

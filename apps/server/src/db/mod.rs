@@ -143,7 +143,8 @@ impl Backend {
                 // Our statements are point lookups and single-row writes, prepared once per connection by Diesel.
                 // With `auto`, PostgreSQL re-plans a prepared statement whenever a custom plan looks cheaper than
                 // the generic one — for the POS batch statement (array parameters) that is every execution, and
-                // planning it costs more than running it (1.3k vs 3.2k redemptions/s, docs/benchmarks.md).
+                // planning it costs more than running it (batching off: 1367 vs 4250 redemptions/s,
+                // docs/benchmarks.md).
                 // PostgreSQL before 12 has no such setting: run there with its default rather than not at all.
                 if let Err(e) = conn.batch_execute("SET plan_cache_mode = force_generic_plan") {
                     tracing::warn!(error = %e, "cannot set plan_cache_mode (PostgreSQL 12 or later has it)");

@@ -66,12 +66,19 @@ fn presented(code: &str) -> String {
     redemption_core::audit_code(code)
 }
 
-/// Runs a batch of POS attempts at `now`. The replies are in the order of `attempts`. On an error nothing of the
-/// failed statement was written; the caller may retry the attempts one by one.
-pub fn redeem_batch(conn: &mut DbConnection, attempts: &[PosAttempt], now: Millis) -> Result<Vec<PosReply>, DbError> {
+/// One reply per attempt: its outcome, or the error that kept it from being judged or recorded.
+pub type PosResults = Vec<Result<PosReply, DbError>>;
+
+/// Runs a batch of POS attempts at `now`; one result per attempt, in the order of `attempts`.
+///
+/// `Err` means the batch statement failed and **nothing** was written, so the attempts may be retried (one by one).
+/// A per-attempt `Err` inside `Ok` comes after the batch committed — a follow-up for that attempt failed — and must
+/// not be retried as part of the batch: an attempt that did redeem always gets its reply.
+pub fn redeem_batch(conn: &mut DbConnection, attempts: &[PosAttempt], now: Millis) -> Result<PosResults, DbError> {
     match conn {
         DbConnection::Postgresql(_) => redeem_batch_pg(conn, attempts, now),
-        DbConnection::Sqlite(_) => attempts.iter().map(|a| redeem_one_sequential(conn, a, now)).collect(),
+        // Each attempt is its own transaction here: one failing says nothing about the others.
+        DbConnection::Sqlite(_) => Ok(attempts.iter().map(|a| redeem_one_sequential(conn, a, now)).collect()),
     }
 }
 
@@ -107,7 +114,7 @@ fn redeem_one_sequential(conn: &mut DbConnection, attempt: &PosAttempt, now: Mil
 }
 
 /// The batch statement's parameters. A static [`QueryId`] makes Diesel prepare it once per connection and reuse
-/// the plan (Diesel's `sql_query` would be parsed and planned on every call: 3× slower for this statement).
+/// the plan (Diesel's `sql_query` would be parsed and planned on every call).
 #[derive(Debug)]
 struct PosBatchQuery<'a> {
     now: Millis,
@@ -298,7 +305,7 @@ struct Pending {
     judgement: Judgement,
 }
 
-fn redeem_batch_pg(conn: &mut DbConnection, attempts: &[PosAttempt], now: Millis) -> Result<Vec<PosReply>, DbError> {
+fn redeem_batch_pg(conn: &mut DbConnection, attempts: &[PosAttempt], now: Millis) -> Result<PosResults, DbError> {
     let token_hashes: Vec<String> = attempts.iter().map(|a| a.token_hash.clone()).collect();
     let presented_codes: Vec<String> = attempts.iter().map(|a| presented(&a.code)).collect();
     // Codes are stored canonical (upper case); one that does not parse cannot match and is looked up as ''.
@@ -316,12 +323,10 @@ fn redeem_batch_pg(conn: &mut DbConnection, attempts: &[PosAttempt], now: Millis
         presented_codes: &presented_codes,
     }
     .load(pg)?;
+    // From here on the batch has committed: failures are reported per attempt, never retried as a batch.
     if rows.len() != attempts.len() {
-        return Err(DbError::Task(format!(
-            "POS batch returned {} rows for {} attempts",
-            rows.len(),
-            attempts.len()
-        )));
+        let message = format!("POS batch returned {} rows for {} attempts", rows.len(), attempts.len());
+        return Ok(attempts.iter().map(|_| Err(DbError::Task(message.clone()))).collect());
     }
 
     let mut pending: Vec<Option<Pending>> = Vec::with_capacity(rows.len());
@@ -347,6 +352,58 @@ fn redeem_batch_pg(conn: &mut DbConnection, attempts: &[PosAttempt], now: Millis
         }));
     }
 
+    match settle(conn, &pending, attempts, now) {
+        Ok(settled) => Ok(pending
+            .into_iter()
+            .zip(settled)
+            .map(|(p, settled)| {
+                Ok(match (p, settled) {
+                    (Some(p), Some((outcome, name))) => reply(p, outcome, name),
+                    _ => PosReply::UnknownToken,
+                })
+            })
+            .collect()),
+        Err(e) => {
+            // The follow-ups failed: the attempts that redeemed need none of them and still get their reply.
+            let message = format!("recording the POS outcomes failed: {e}");
+            Ok(pending
+                .into_iter()
+                .map(|p| match p {
+                    None => Ok(PosReply::UnknownToken),
+                    Some(p) => match direct_outcome(&p.judgement, now) {
+                        Some(outcome @ Outcome::Redeemed { .. }) => Ok(reply(p, outcome, None)),
+                        _ => Err(DbError::Task(message.clone())),
+                    },
+                })
+                .collect())
+        }
+    }
+}
+
+/// The outcome of a judgement that needs no re-read (None: a lost race).
+fn direct_outcome(judgement: &Judgement, now: Millis) -> Option<Outcome> {
+    match judgement {
+        Judgement::Redeemed(o) | Judgement::Refused(o) => Some(o.clone()),
+        Judgement::GuardMismatch { rules_say } => {
+            tracing::error!(
+                rules_say = rules_say.name(),
+                "POS batch guard redeemed a coupon the rules refuse: the SQL guard and check_redeemable disagree"
+            );
+            Some(Outcome::Redeemed { at: now })
+        }
+        Judgement::LostRace => None,
+    }
+}
+
+/// After the batch statement: re-reads the coupons of lost races, audits every attempt that did not redeem (one
+/// multi-row insert) and looks up who redeemed the already-redeemed ones. Per attempt: its outcome and, for
+/// [`Outcome::AlreadyRedeemed`] by staff, that staff member's name (None for unknown tokens).
+fn settle(
+    conn: &mut DbConnection,
+    pending: &[Option<Pending>],
+    attempts: &[PosAttempt],
+    now: Millis,
+) -> Result<Vec<Option<(Outcome, Option<String>)>>, DbError> {
     // Attempts that lost a race report the winner: re-read each such coupon once (the batch has committed).
     let mut reread: HashMap<String, Option<Coupon>> = HashMap::new();
     for p in pending.iter().flatten() {
@@ -368,25 +425,10 @@ fn redeem_batch_pg(conn: &mut DbConnection, attempts: &[PosAttempt], now: Millis
             outcomes.push(None);
             continue;
         };
-        let outcome = match &p.judgement {
-            Judgement::Redeemed(o) => o.clone(),
-            Judgement::GuardMismatch { rules_say } => {
-                tracing::error!(
-                    rules_say = rules_say.name(),
-                    "POS batch guard redeemed a coupon the rules refuse: the SQL guard and check_redeemable disagree"
-                );
-                Outcome::Redeemed { at: now }
-            }
-            Judgement::Refused(o) => o.clone(),
-            Judgement::LostRace => {
-                let code = p
-                    .found
-                    .as_ref()
-                    .map(|(c, _)| c.code.as_str().to_owned())
-                    .unwrap_or_default();
-                redemption_core::lost_race_outcome(reread.get(&code).and_then(Option::as_ref))
-            }
-        };
+        let outcome = direct_outcome(&p.judgement, now).unwrap_or_else(|| {
+            let code = p.found.as_ref().map(|(c, _)| c.code.as_str()).unwrap_or_default();
+            redemption_core::lost_race_outcome(reread.get(code).and_then(Option::as_ref))
+        });
         if !matches!(outcome, Outcome::Redeemed { .. }) {
             // The redeemed attempts' audit rows were written by the statement itself.
             audits.push((
@@ -427,34 +469,36 @@ fn redeem_batch_pg(conn: &mut DbConnection, attempts: &[PosAttempt], now: Millis
             .into_iter()
             .collect()
     };
-
-    Ok(pending
+    Ok(outcomes
         .into_iter()
-        .zip(outcomes)
-        .map(|(p, outcome)| match (p, outcome) {
-            (Some(p), Some(outcome)) => {
-                let found = match (&outcome, p.found) {
-                    (Outcome::Redeemed { at }, Some((coupon, campaign))) => Some((
-                        redemption_core::after_redemption(&coupon, Some(StaffId(p.staff.id)), *at),
-                        campaign,
-                    )),
-                    (_, found) => found,
-                };
-                let redeemed_by_name = match &outcome {
+        .map(|o| {
+            o.map(|outcome| {
+                let name = match &outcome {
                     Outcome::AlreadyRedeemed { by: Some(id), .. } => names.get(&id.0).cloned(),
                     _ => None,
                 };
-                PosReply::Done(Box::new(PosDone {
-                    staff: p.staff,
-                    outcome,
-                    found,
-                    card_code: p.card_code,
-                    redeemed_by_name,
-                }))
-            }
-            _ => PosReply::UnknownToken,
+                (outcome, name)
+            })
         })
         .collect())
+}
+
+/// The reply to a judged attempt (the coupon as it is after a redemption, for the winner).
+fn reply(p: Pending, outcome: Outcome, redeemed_by_name: Option<String>) -> PosReply {
+    let found = match (&outcome, p.found) {
+        (Outcome::Redeemed { at }, Some((coupon, campaign))) => Some((
+            redemption_core::after_redemption(&coupon, Some(StaffId(p.staff.id)), *at),
+            campaign,
+        )),
+        (_, found) => found,
+    };
+    PosReply::Done(Box::new(PosDone {
+        staff: p.staff,
+        outcome,
+        found,
+        card_code: p.card_code,
+        redeemed_by_name,
+    }))
 }
 
 /// Opportunistic batching of POS attempts (application-level group commit).
@@ -585,15 +629,15 @@ fn run_jobs(pool: &super::DbPool, jobs: Vec<Job>) {
     }
 }
 
-/// Runs `attempts` as one batch; if that fails and there was more than one, runs each alone, so that one bad attempt
-/// — or a deadlock between two batches that share coupons — fails alone. Safe because a failed batch statement
-/// wrote nothing (it is atomic). One result per attempt, in order.
+/// Runs `attempts` as one batch; if the batch fails (the outer `Err`: nothing was written) and there was more than
+/// one attempt, runs each alone, so that one bad attempt — or a deadlock between two batches that share coupons —
+/// fails alone. Per-attempt errors of a batch that ran are passed on, never retried. One result per attempt, in order.
 fn with_fallback<T>(
     attempts: &[PosAttempt],
-    mut run: impl FnMut(&[PosAttempt]) -> Result<Vec<T>, DbError>,
+    mut run: impl FnMut(&[PosAttempt]) -> Result<Vec<Result<T, DbError>>, DbError>,
 ) -> Vec<Result<T, DbError>> {
     match run(attempts) {
-        Ok(results) if results.len() == attempts.len() => results.into_iter().map(Ok).collect(),
+        Ok(results) if results.len() == attempts.len() => results,
         Ok(results) => {
             let message = format!("{} replies for {} attempts", results.len(), attempts.len());
             attempts.iter().map(|_| Err(DbError::Task(message.clone()))).collect()
@@ -604,7 +648,7 @@ fn with_fallback<T>(
                 .iter()
                 .map(|a| {
                     run(std::slice::from_ref(a))
-                        .and_then(|mut r| r.pop().ok_or_else(|| DbError::Task("empty POS reply".into())))
+                        .and_then(|mut r| r.pop().unwrap_or_else(|| Err(DbError::Task("empty POS reply".into()))))
                 })
                 .collect()
         }
@@ -632,7 +676,7 @@ mod tests {
             if batch.iter().any(|a| a.code == "poison") {
                 Err(DbError::Task("bad attempt".into()))
             } else {
-                Ok(batch.iter().map(|a| a.code.clone()).collect())
+                Ok(batch.iter().map(|a| Ok(a.code.clone())).collect())
             }
         });
         assert_eq!(calls, vec![3, 1, 1, 1]);
@@ -650,8 +694,29 @@ mod tests {
         });
         assert_eq!((calls, results.len()), (1, 1));
         assert!(results[0].is_err());
-        let results = with_fallback(&[attempt("x"), attempt("y")], |_| Ok(vec!["only one".to_owned()]));
+        let results = with_fallback(&[attempt("x"), attempt("y")], |_| Ok(vec![Ok("only one".to_owned())]));
         assert!(results.iter().all(Result::is_err));
         assert_eq!(results.len(), 2);
+    }
+
+    #[test]
+    fn per_attempt_errors_of_a_batch_that_ran_are_not_retried() {
+        let mut calls = 0;
+        let results = with_fallback(&[attempt("won"), attempt("audit failed")], |batch| {
+            calls += 1;
+            Ok(batch
+                .iter()
+                .map(|a| match a.code.as_str() {
+                    "won" => Ok("200"),
+                    _ => Err(DbError::Task("audit insert failed".into())),
+                })
+                .collect())
+        });
+        assert_eq!(
+            calls, 1,
+            "the batch committed: running it again would turn the winner's 200 into a 409"
+        );
+        assert_eq!(results[0].as_ref().ok(), Some(&"200"));
+        assert!(results[1].is_err());
     }
 }
