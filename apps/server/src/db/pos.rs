@@ -395,6 +395,9 @@ fn direct_outcome(judgement: &Judgement, now: Millis) -> Option<Outcome> {
     }
 }
 
+/// An attempt's outcome and, for [`Outcome::AlreadyRedeemed`] by staff, that staff member's name.
+type Settled = (Outcome, Option<String>);
+
 /// After the batch statement: re-reads the coupons of lost races, audits every attempt that did not redeem (one
 /// multi-row insert) and looks up who redeemed the already-redeemed ones. Per attempt: its outcome and, for
 /// [`Outcome::AlreadyRedeemed`] by staff, that staff member's name (None for unknown tokens).
@@ -403,7 +406,7 @@ fn settle(
     pending: &[Option<Pending>],
     attempts: &[PosAttempt],
     now: Millis,
-) -> Result<Vec<Option<(Outcome, Option<String>)>>, DbError> {
+) -> Result<Vec<Option<Settled>>, DbError> {
     // Attempts that lost a race report the winner: re-read each such coupon once (the batch has committed).
     let mut reread: HashMap<String, Option<Coupon>> = HashMap::new();
     for p in pending.iter().flatten() {
