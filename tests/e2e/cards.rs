@@ -5,7 +5,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wechat_card::events::{CardEvent, ConsumeSource, Push, PushQuery, receive};
+use wechat_card::events::{CardEvent, ConsumeSource, Push, PushQuery, PushSecurity, receive};
 use wechat_card::{BaseInfo, CardClient, CardDefinition, CardExt, CardKind, DateInfo, Error};
 use wechat_core::push::MessageCrypto;
 use wechat_core::{AccessTokenManager, AppId, AppSecret, Endpoints, MemoryTokenStore, WechatClient};
@@ -51,7 +51,7 @@ async fn start_push_receiver() -> (String, Arc<Mutex<Vec<Push>>>, Arc<Mutex<usiz
                         msg_signature: q.get("msg_signature").cloned(),
                     };
                     let crypto = MessageCrypto::new(TOKEN, AES_KEY, TEST_APP_ID).unwrap();
-                    match receive(TOKEN, Some(&crypto), &query, &body) {
+                    match receive(TOKEN, PushSecurity::Safe(&crypto), &query, &body) {
                         Ok(push) => {
                             assert_eq!(
                                 query.encrypt_type.as_deref(),

@@ -550,7 +550,7 @@ async fn one_batch_with_duplicates_and_refusals_is_judged_attempt_by_attempt(kin
         let mode = tokio::task::spawn_blocking(move || {
             use diesel::RunQueryDsl;
             let mut conn = pool.get().unwrap();
-            let wxkit::db::DbConnection::Postgresql(pg) = &mut *conn else {
+            let wxkit::db::DbConnection::Postgresql(pg) = &mut **conn else {
                 panic!("a PostgreSQL pool")
             };
             diesel::sql_query("SHOW plan_cache_mode")
@@ -731,7 +731,7 @@ async fn every_refusal_has_its_status(kind: DbKind) {
         use diesel::prelude::*;
         wxkit::db::schema::audit_log::table
             .count()
-            .get_result(&mut *pool.get().unwrap())
+            .get_result(&mut **pool.get().unwrap())
             .unwrap()
     })
     .await
@@ -755,7 +755,7 @@ async fn set_valid_until(app: &TestApp, campaign_id: i64, until_ms: i64) {
         use wxkit::db::schema::campaigns;
         diesel::update(campaigns::table.find(campaign_id))
             .set(campaigns::valid_until.eq(until_ms))
-            .execute(&mut *pool.get().unwrap())
+            .execute(&mut **pool.get().unwrap())
             .unwrap();
     })
     .await

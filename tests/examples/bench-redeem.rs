@@ -77,7 +77,7 @@ fn issue_coupons(pool: &wxkit::db::DbPool, campaign_id: i64, n: usize) -> Vec<St
 fn redemption_rows(pool: &wxkit::db::DbPool) -> i64 {
     wxkit::db::schema::redemptions::table
         .count()
-        .get_result(&mut *pool.get().unwrap())
+        .get_result(&mut **pool.get().unwrap())
         .unwrap()
 }
 

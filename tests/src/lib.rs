@@ -20,7 +20,7 @@ pub const TEST_APP_ID: &str = "wxtest0000000001";
 pub const TEST_APP_SECRET: &str = "test-app-secret-0123456789abcdef";
 
 /// The admin token of test servers.
-pub const TEST_ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const TEST_ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123";
 
 /// The server-push token of test servers.
 pub const TEST_PUSH_TOKEN: &str = "test-push-token";

@@ -24,6 +24,8 @@ pub struct Settings {
     /// Admin API.
     #[serde(default)]
     pub admin: AdminSettings,
+    /// Delivery of work owed to WeChat.
+    pub outbox: OutboxSettings,
 }
 
 /// `server.*`
@@ -34,6 +36,15 @@ pub struct ServerSettings {
     /// `server.public_base_url`: the URL users reach this server at (QR codes, OAuth redirects). Defaults to
     /// `http://{addr}`.
     pub public_base_url: Option<String>,
+    /// `server.body_timeout_secs`: a request body must arrive within this many seconds of its head (slow or
+    /// stalled clients are cut off and their connection freed).
+    pub body_timeout_secs: u32,
+    /// `server.max_connections`: concurrent client connections (unset: below the process's descriptor limit,
+    /// leaving room for the database pool and outgoing calls, so health checks keep answering).
+    pub max_connections: Option<u32>,
+    /// `server.auth_failures_per_minute`: failed admin/POS authentications allowed per client address per minute
+    /// (with the same burst); beyond it every authenticated call from that address gets 429 until it refills.
+    pub auth_failures_per_minute: u32,
 }
 
 /// `database.*`
@@ -78,6 +89,11 @@ pub struct WechatSettings {
     pub encoding_aes_key: Option<SecretString>,
     /// `wechat.stable_token`: fetch the access token with `/cgi-bin/stable_token`.
     pub stable_token: bool,
+    /// `wechat.push_window_secs`: a push's `timestamp` must lie within this many seconds of now.
+    pub push_window_secs: u32,
+    /// `wechat.push_compatible_mode`: with an EncodingAESKey, also accept plaintext pushes (WeChat's "compatible
+    /// mode", for a switch-over). Off: only encrypted pushes are accepted once a key is configured.
+    pub push_compatible_mode: bool,
 }
 
 /// `pay.*`
@@ -97,6 +113,36 @@ pub struct AdminSettings {
     /// `admin.token`: bearer token for the admin API. Unset: the admin API refuses every call.
     pub token: Option<SecretString>,
 }
+
+/// `outbox.*`: the background delivery of work owed to WeChat (consuming card codes).
+#[derive(Clone, Debug, Deserialize)]
+pub struct OutboxSettings {
+    /// `outbox.poll_ms`: how often the worker looks for due work when nothing wakes it.
+    pub poll_ms: u64,
+    /// `outbox.retry_base_ms`: the first retry delay (doubled per attempt).
+    pub retry_base_ms: u64,
+    /// `outbox.retry_max_ms`: the longest retry delay.
+    pub retry_max_ms: u64,
+    /// `outbox.max_attempts`: attempts before an item is marked failed for an operator.
+    pub max_attempts: u32,
+}
+
+impl OutboxSettings {
+    /// The worker's options.
+    pub fn options(&self) -> crate::outbox::OutboxOptions {
+        use std::time::Duration;
+        crate::outbox::OutboxOptions {
+            poll: Duration::from_millis(self.poll_ms),
+            retry_base: Duration::from_millis(self.retry_base_ms),
+            retry_max: Duration::from_millis(self.retry_max_ms),
+            max_attempts: i32::try_from(self.max_attempts).unwrap_or(i32::MAX),
+            ..crate::outbox::OutboxOptions::default()
+        }
+    }
+}
+
+/// The shortest admin token accepted: a guessable token would open the whole admin API.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
 
 /// A settings problem, reported as one line naming the setting.
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +189,14 @@ impl Settings {
             .set_default("wechat.api_base_url", "https://api.weixin.qq.com")?
             .set_default("wechat.open_base_url", "https://open.weixin.qq.com")?
             .set_default("wechat.stable_token", false)?
+            .set_default("wechat.push_window_secs", 300)?
+            .set_default("wechat.push_compatible_mode", false)?
+            .set_default("server.body_timeout_secs", 10)?
+            .set_default("server.auth_failures_per_minute", 30)?
+            .set_default("outbox.poll_ms", 1000)?
+            .set_default("outbox.retry_base_ms", 1000)?
+            .set_default("outbox.retry_max_ms", 600_000)?
+            .set_default("outbox.max_attempts", 30)?
             .set_default("pay.base_url", "https://api.mch.weixin.qq.com")?;
         builder = match config_file {
             Some(path) => builder.add_source(config::File::from(PathBuf::from(path)).required(true)),
@@ -210,6 +264,42 @@ impl Settings {
             return Err(invalid(
                 "wechat.encoding_aes_key",
                 "must be 43 letters and digits, as WeChat issues it",
+            ));
+        }
+        if !(1..=3600).contains(&self.wechat.push_window_secs) {
+            return Err(invalid("wechat.push_window_secs", "must be between 1 and 3600"));
+        }
+        if self.wechat.push_compatible_mode && self.wechat.encoding_aes_key.is_none() {
+            return Err(invalid(
+                "wechat.push_compatible_mode",
+                "needs wechat.encoding_aes_key (without a key every push is plaintext anyway)",
+            ));
+        }
+        if !(1..=300).contains(&self.server.body_timeout_secs) {
+            return Err(invalid("server.body_timeout_secs", "must be between 1 and 300"));
+        }
+        if self.server.max_connections == Some(0) {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        if self.server.auth_failures_per_minute == 0 {
+            return Err(invalid("server.auth_failures_per_minute", "must be at least 1"));
+        }
+        if self.outbox.poll_ms == 0 || self.outbox.retry_base_ms == 0 || self.outbox.max_attempts == 0 {
+            return Err(invalid(
+                "outbox",
+                "poll_ms, retry_base_ms and max_attempts must be at least 1",
+            ));
+        }
+        if self.outbox.retry_max_ms < self.outbox.retry_base_ms {
+            return Err(invalid("outbox.retry_max_ms", "must not be below outbox.retry_base_ms"));
+        }
+        if let Some(token) = &self.admin.token
+            && !token.is_empty()
+            && token.secret().chars().count() < MIN_ADMIN_TOKEN_LEN
+        {
+            return Err(invalid(
+                "admin.token",
+                format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters (e.g. `openssl rand -hex 32`)"),
             ));
         }
         if self.pay.mch_id.is_some() != self.pay.key.is_some() {
@@ -310,6 +400,11 @@ mod tests {
             (("WXKIT__WECHAT__APP_ID", "wx1"), "wechat.app_secret"),
             (("WXKIT__WECHAT__ENCODING_AES_KEY", "short"), "wechat.encoding_aes_key"),
             (("WXKIT__DATABASE__POOL_SIZE", "0"), "database.pool_size"),
+            (("WXKIT__ADMIN__TOKEN", "short-admin-token"), "admin.token"),
+            (("WXKIT__WECHAT__PUSH_WINDOW_SECS", "0"), "wechat.push_window_secs"),
+            (("WXKIT__WECHAT__PUSH_COMPATIBLE_MODE", "true"), "wechat.push_compatible_mode"),
+            (("WXKIT__SERVER__BODY_TIMEOUT_SECS", "0"), "server.body_timeout_secs"),
+            (("WXKIT__SERVER__MAX_CONNECTIONS", "0"), "server.max_connections"),
             (("WXKIT__DATABASE__REDEEM_BATCH_MAX", "0"), "database.redeem_batch_max"),
             (
                 ("WXKIT__DATABASE__REDEEM_BATCH_SLOTS", "11"),

@@ -42,6 +42,10 @@ pub struct AppState {
     pub push_token: Option<wechat_core::SecretString>,
     /// Safe-mode push crypto, when `wechat.encoding_aes_key` is set.
     pub push_crypto: Option<wechat_core::push::MessageCrypto>,
+    /// The worker delivering work owed to WeChat.
+    pub outbox: crate::outbox::Outbox,
+    /// Failed authentications per client address.
+    pub auth_limiter: crate::routes::ratelimit::AuthLimiter,
 }
 
 impl std::fmt::Debug for AppState {
@@ -231,7 +235,12 @@ impl Application {
             ),
             usize::try_from(settings.database.redeem_batch_max).unwrap_or(1),
         );
+        let outbox = crate::outbox::Outbox::start(pool.clone(), cards.clone(), settings.outbox.options());
+        spawn_maintenance(pool.clone(), i64::from(settings.wechat.push_window_secs));
+        let auth_limiter = crate::routes::ratelimit::AuthLimiter::new(settings.server.auth_failures_per_minute);
         let state = web::Data::new(AppState {
+            outbox,
+            auth_limiter,
             settings,
             pos,
             db: pool,
@@ -314,11 +323,56 @@ fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|err, _req| ApiError::bad_request("invalid_path", err.to_string()).into())
 }
 
+/// Housekeeping every minute: forgets push nonces and dedupe records past the windows that need them.
+fn spawn_maintenance(pool: DbPool, window_secs: i64) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            // Dedupe records outlive WeChat's retries (3 tries, 5 s apart) and the timestamp window with room.
+            let keep_ms = (2 * window_secs + 60).max(3600) * 1000;
+            let pruned = db::blocking(&pool, move |conn| {
+                db::push::prune(conn, chrono::Utc::now().timestamp_millis(), window_secs, keep_ms)
+            })
+            .await;
+            match pruned {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(rows = n, "pruned push records"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune push records"),
+            }
+        }
+    });
+}
+
 fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Server> {
+    let body_timeout = std::time::Duration::from_secs(u64::from(state.settings.server.body_timeout_secs));
+    let workers = std::thread::available_parallelism().map_or(2, usize::from);
+    let cap = routes::limits::connection_cap(
+        state.settings.server.max_connections,
+        routes::limits::descriptor_limit(),
+        state.settings.database.pool_size,
+    );
+    // actix counts connections per worker.
+    let per_worker = cap.div_ceil(workers).max(1);
+    tracing::info!(
+        max_connections = per_worker * workers,
+        workers,
+        body_timeout_secs = body_timeout.as_secs(),
+        "connection limits"
+    );
     let server = HttpServer::new(move || {
         App::new()
             .wrap(ErrorHandlers::new().default_handler(routes::errors::wrap_in_envelope))
             .wrap(Logger::new("%U %s %Dms").exclude("/healthz"))
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add((actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
+            )
+            .wrap_fn(move |mut req, srv| {
+                use actix_web::dev::Service as _;
+                routes::limits::body_deadline(&mut req, body_timeout);
+                srv.call(req)
+            })
             .app_data(state.clone())
             .app_data(json_config())
             .app_data(query_config())
@@ -334,8 +388,11 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
                     .route("/staff/{id}", web::delete().to(routes::admin::delete_staff))
                     .route("/campaigns", web::post().to(routes::admin::create_campaign))
                     .route("/campaigns", web::get().to(routes::admin::list_campaigns))
-                    .route("/campaigns/{id}/coupons", web::post().to(routes::admin::issue)),
+                    .route("/campaigns/{id}/coupons", web::post().to(routes::admin::issue))
+                    .route("/admin/outbox", web::get().to(routes::metrics::list_outbox))
+                    .route("/admin/outbox/{id}/retry", web::post().to(routes::metrics::retry_outbox)),
             )
+            .route("/metrics", web::get().to(routes::metrics::metrics))
             .route("/healthz", web::get().to(routes::health::healthz))
             .route("/readyz", web::get().to(routes::health::readyz))
             .route("/", web::get().to(crate::sandbox::index))
@@ -351,6 +408,8 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
             }))
     })
     .shutdown_timeout(10)
+    .workers(workers)
+    .max_connections(per_worker)
     .listen(listener)?
     .run();
     Ok(server)

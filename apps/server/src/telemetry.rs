@@ -1,5 +1,10 @@
 //! Tracing setup: human-readable logs on stderr (stdout is kept for command output), filtered by `RUST_LOG`.
+//!
+//! Log lines often carry what a client sent (a push's field names in a parse error, a code). Every line passes
+//! through [`escape_line`]: control characters become visible escapes, so no input can forge a log line (a `\n`)
+//! or drive the operator's terminal (ANSI escapes).
 
+use std::io::{self, Write};
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber once; later calls are no-ops (tests spawn many apps in one process).
@@ -7,7 +12,54 @@ pub fn init(default_filter: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| EscapingWriter(io::stderr()))
+        .with_ansi(false)
         .with_target(false)
         .try_init();
+}
+
+/// One formatted log line with control characters (other than its final newline) escaped as `\n`, `\r`, `\t`,
+/// `\0` or `\xNN`.
+///
+/// ```
+/// assert_eq!(wxkit::telemetry::escape_line(b"a\nb\x1b[31m\0\n"), b"a\\nb\\x1b[31m\\0\n".to_vec());
+/// ```
+pub fn escape_line(line: &[u8]) -> Vec<u8> {
+    let (body, newline) = match line.strip_suffix(b"\n") {
+        Some(b) => (b, true),
+        None => (line, false),
+    };
+    let mut out = Vec::with_capacity(line.len() + 8);
+    for &b in body {
+        match b {
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0 => out.extend_from_slice(b"\\0"),
+            0x01..=0x1f | 0x7f => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+            _ => out.push(b),
+        }
+    }
+    if newline {
+        out.push(b'\n');
+    }
+    out
+}
+
+/// A writer that escapes each line it is given (tracing's formatter writes one event per `write_all`).
+struct EscapingWriter<W: Write>(W);
+
+impl<W: Write> Write for EscapingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write_all(&escape_line(buf))?;
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.write_all(&escape_line(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
 }

@@ -173,19 +173,60 @@ pub struct PushQuery {
     pub msg_signature: Option<String>,
 }
 
-/// Verifies and parses a push as WeChat sends it: the `signature` always; in safe mode also `msg_signature`,
-/// decryption and the appid (through `crypto`, which must be given then).
-pub fn receive(token: &str, crypto: Option<&MessageCrypto>, query: &PushQuery, body: &[u8]) -> Result<Push, PushError> {
+/// How the official account's pushes are protected (the "message encryption mode" of its server configuration).
+#[derive(Clone, Copy, Debug)]
+pub enum PushSecurity<'a> {
+    /// Plaintext mode: only the `signature` over (token, timestamp, nonce) is checked. By WeChat's design it does
+    /// not cover the body, so the receiver must also check the timestamp and remember nonces. Prefer safe mode.
+    Plaintext,
+    /// Safe mode: only encrypted pushes with a valid `msg_signature` (which covers the ciphertext) and our appid.
+    /// A plaintext push is refused ([`PushError::NotEncrypted`]): anything else would let a forger downgrade.
+    Safe(&'a MessageCrypto),
+    /// Compatible mode (an explicit choice, for the switch-over): encrypted pushes are decrypted and checked,
+    /// plaintext ones are accepted as in plaintext mode.
+    Compatible(&'a MessageCrypto),
+}
+
+/// Verifies and parses a push as WeChat sends it: the `signature` always; encrypted pushes (`encrypt_type=aes`, in
+/// any letter case) also by `msg_signature`, decryption and the appid. Which pushes are accepted at all follows
+/// `security`. Freshness (timestamp window, nonce memory) is the caller's: see
+/// [`wechat_core::push::check_timestamp`].
+///
+/// ```
+/// use wechat_card::events::{receive, PushQuery, PushSecurity};
+/// use wechat_core::push::{server_signature, MessageCrypto, PushError};
+/// let crypto = MessageCrypto::new("token", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "wx1").unwrap();
+/// let query = PushQuery {
+///     signature: server_signature("token", "1700000000", "n1"),
+///     timestamp: "1700000000".into(),
+///     nonce: "n1".into(),
+///     ..PushQuery::default()
+/// };
+/// let body = b"<xml><MsgType>event</MsgType><Event>user_del_card</Event></xml>";
+/// assert!(receive("token", PushSecurity::Plaintext, &query, body).is_ok());
+/// // With a key configured, the same plaintext push is a downgrade.
+/// assert_eq!(receive("token", PushSecurity::Safe(&crypto), &query, body), Err(PushError::NotEncrypted));
+/// ```
+pub fn receive(token: &str, security: PushSecurity<'_>, query: &PushQuery, body: &[u8]) -> Result<Push, PushError> {
     if !verify_server_signature(token, &query.timestamp, &query.nonce, &query.signature) {
         return Err(PushError::BadSignature);
     }
-    if query.encrypt_type.as_deref() == Some("aes") {
-        let crypto = crypto.ok_or_else(|| PushError::Body("encrypted push but no EncodingAESKey configured".into()))?;
-        let msg_signature = query.msg_signature.as_deref().ok_or(PushError::BadSignature)?;
-        let plain = crypto.decrypt_message(msg_signature, &query.timestamp, &query.nonce, body)?;
-        return parse_push(plain.as_bytes());
-    }
-    parse_push(body)
+    let encrypted = match query.encrypt_type.as_deref() {
+        None | Some("") | Some("raw") => false,
+        Some(t) if t.eq_ignore_ascii_case("aes") => true,
+        Some(_) => return Err(PushError::Body("unknown encrypt_type".into())),
+    };
+    let crypto = match (security, encrypted) {
+        (PushSecurity::Safe(_), false) => return Err(PushError::NotEncrypted),
+        (PushSecurity::Plaintext, true) => {
+            return Err(PushError::Body("encrypted push but no EncodingAESKey configured".into()));
+        }
+        (PushSecurity::Plaintext | PushSecurity::Compatible(_), false) => return parse_push(body),
+        (PushSecurity::Safe(c) | PushSecurity::Compatible(c), true) => c,
+    };
+    let msg_signature = query.msg_signature.as_deref().ok_or(PushError::BadSignature)?;
+    let plain = crypto.decrypt_message(msg_signature, &query.timestamp, &query.nonce, body)?;
+    parse_push(plain.as_bytes())
 }
 
 #[cfg(test)]

@@ -73,6 +73,47 @@ pub enum PushError {
     /// The body is not the XML WeChat sends.
     #[error("push body is not valid: {0}")]
     Body(String),
+    /// Safe mode is configured and the push is not encrypted (a downgrade).
+    #[error("plaintext push refused: safe mode accepts only encrypted pushes")]
+    NotEncrypted,
+    /// `timestamp` is missing or not a Unix time in seconds.
+    #[error("push timestamp is not a Unix time")]
+    BadTimestamp,
+    /// `timestamp` lies outside the accepted window around now.
+    #[error("push timestamp is {skew_secs} s away from now, outside the ±{window_secs} s window")]
+    Stale {
+        /// How far the timestamp is from now (positive: in the future).
+        skew_secs: i64,
+        /// The window.
+        window_secs: i64,
+    },
+}
+
+/// Checks a push `timestamp` (Unix seconds, as WeChat sends it) against `now`: it must be digits only and lie
+/// within `window_secs` either way. Returns the parsed timestamp. WeChat's own signature never expires; this, with
+/// a memory of the `(timestamp, nonce)` pairs seen within the window, is what stops a captured push from being
+/// replayed.
+///
+/// ```
+/// use wechat_core::push::{check_timestamp, PushError};
+/// assert_eq!(check_timestamp("1700000000", 1_700_000_100, 300), Ok(1_700_000_000));
+/// assert!(matches!(check_timestamp("1000000000", 1_700_000_000, 300), Err(PushError::Stale { .. })));
+/// assert_eq!(check_timestamp("abc", 1_700_000_000, 300), Err(PushError::BadTimestamp));
+/// assert_eq!(check_timestamp("", 1_700_000_000, 300), Err(PushError::BadTimestamp));
+/// ```
+pub fn check_timestamp(timestamp: &str, now: i64, window_secs: i64) -> Result<i64, PushError> {
+    if timestamp.is_empty() || timestamp.len() > 12 || !timestamp.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PushError::BadTimestamp);
+    }
+    let ts: i64 = timestamp.parse().map_err(|_| PushError::BadTimestamp)?;
+    let skew_secs = ts - now;
+    if skew_secs.abs() > window_secs {
+        return Err(PushError::Stale {
+            skew_secs,
+            window_secs,
+        });
+    }
+    Ok(ts)
 }
 
 /// Safe-mode (`encrypt_type=aes`) message encryption and decryption for one official account.

@@ -130,8 +130,14 @@ fn parse_impl(body: &[u8], max: usize, nested: bool) -> Result<Fields, XmlError>
                     .map_err(|_| XmlError::NotUtf8)?
                     .to_owned();
                 match depth {
+                    // The same rules as for `<a>..</a>`: an empty element is a field too.
                     1 => {
-                        fields.insert(name, String::new());
+                        if fields.len() >= MAX_FIELDS {
+                            return Err(XmlError::Structure("too many fields".into()));
+                        }
+                        if fields.insert(name.clone(), String::new()).is_some() {
+                            return Err(XmlError::Structure(format!("duplicate field <{name}>")));
+                        }
                     }
                     0 if !root_seen => root_seen = true,
                     _ => return Err(XmlError::Structure(format!("unexpected element <{name}/>"))),
@@ -185,6 +191,10 @@ fn parse_impl(body: &[u8], max: usize, nested: bool) -> Result<Fields, XmlError>
     }
     if !root_seen || depth != 0 {
         return Err(XmlError::Syntax("truncated document".into()));
+    }
+    // NUL cannot be stored in PostgreSQL text and truncates C strings: no WeChat body carries one.
+    if fields.iter().any(|(k, v)| k.contains('\0') || v.contains('\0')) {
+        return Err(XmlError::Structure("NUL character".into()));
     }
     Ok(fields)
 }
@@ -247,6 +257,17 @@ mod tests {
             Err(XmlError::Structure(_))
         ));
         assert!(matches!(parse(b"<?php x?><xml/>"), Err(XmlError::Structure(_))));
+        // Empty elements count as fields: no duplicates, no more than MAX_FIELDS.
+        assert!(matches!(parse(b"<xml><A>x</A><A/></xml>"), Err(XmlError::Structure(_))));
+        assert!(matches!(parse(b"<xml><A/><A/></xml>"), Err(XmlError::Structure(_))));
+        let many: String = (0..3000).map(|i| format!("<f{i}/>")).collect();
+        assert!(matches!(
+            parse(format!("<xml>{many}</xml>").as_bytes()),
+            Err(XmlError::Structure(_))
+        ));
+        assert!(parse(b"<xml><a>x\0y</a></xml>").is_err(), "raw NUL");
+        assert!(parse(b"<xml><a><![CDATA[x\0y]]></a></xml>").is_err(), "NUL in CDATA");
+        assert!(parse(b"<xml><a>x&#0;y</a></xml>").is_err(), "NUL by reference");
         assert!(parse(b"").is_err());
         assert!(parse(b"not xml at all").is_err());
     }

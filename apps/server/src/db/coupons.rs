@@ -556,6 +556,22 @@ impl RedemptionStore for DbRedemptionStore<'_> {
                 .execute(conn)?;
             // The successful attempt's audit row commits with the redemption: one commit per redemption.
             insert_audit(conn, audit)?;
+            // A card-backed coupon redeemed here owes WeChat a consume: queued in this transaction (outbox).
+            if channel != Channel::Wechat {
+                let (card_id, card_code): (Option<String>, Option<String>) = coupons::table
+                    .inner_join(campaigns::table)
+                    .filter(coupons::id.eq(coupon.0))
+                    .select((campaigns::wechat_card_id, coupons::wechat_card_code))
+                    .first(conn)?;
+                if let (Some(card_id), Some(code)) = (card_id, card_code) {
+                    super::outbox::enqueue_card_consume(
+                        conn,
+                        coupon.0,
+                        &super::outbox::CardConsume { card_id, code },
+                        now,
+                    )?;
+                }
+            }
             Ok(true)
         })
     }
@@ -618,9 +634,17 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for RedeemWrite<'_> {
             "::text AS outcome), \
              upd AS (UPDATE coupons SET status = 'redeemed', redeemed_at = p.now, redeemed_by = p.staff_id, \
                      version = coupons.version + 1 FROM p WHERE coupons.id = p.coupon_id AND coupons.status = 'issued' \
-                     RETURNING coupons.id), \
+                     RETURNING coupons.id, coupons.campaign_id, coupons.wechat_card_code), \
              red AS (INSERT INTO redemptions (coupon_id, staff_id, channel, created_at) \
-                     SELECT upd.id, p.staff_id, p.channel, p.now FROM upd CROSS JOIN p RETURNING coupon_id) \
+                     SELECT upd.id, p.staff_id, p.channel, p.now FROM upd CROSS JOIN p RETURNING coupon_id), \
+             ob AS (INSERT INTO outbox (kind, dedupe_key, coupon_id, payload, status, attempts, next_attempt_at, \
+                                        lease_until, created_at, updated_at) \
+                    SELECT 'card_consume', 'card_consume:' || upd.id, upd.id, \
+                           json_build_object('card_id', k.wechat_card_id, 'code', upd.wechat_card_code)::text, \
+                           'pending', 0, p.now, 0, p.now, p.now \
+                    FROM upd JOIN campaigns k ON k.id = upd.campaign_id CROSS JOIN p \
+                    WHERE p.channel <> 'wechat' AND k.wechat_card_id IS NOT NULL AND upd.wechat_card_code IS NOT NULL \
+                    ON CONFLICT (dedupe_key) DO NOTHING) \
              INSERT INTO audit_log (action, coupon_code, coupon_id, staff_id, outcome, channel, created_at) \
              SELECT 'redeem', p.code, red.coupon_id, p.staff_id, p.outcome, p.channel, p.now FROM red CROSS JOIN p",
         );

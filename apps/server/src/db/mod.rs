@@ -1,6 +1,8 @@
 //! One Diesel connection type over PostgreSQL and SQLite, an r2d2 pool, and the embedded migrations of each backend.
 
 pub mod coupons;
+pub mod outbox;
+pub mod push;
 pub mod pos;
 pub mod schema;
 pub mod token_store;
@@ -29,6 +31,115 @@ impl fmt::Debug for DbConnection {
             DbConnection::Sqlite(_) => "DbConnection::Sqlite",
         })
     }
+}
+
+/// A pooled connection with a mark for "this connection failed at the connection level": the pool discards a
+/// marked connection instead of handing it out again. Diesel's own `is_broken` only looks at the transaction state,
+/// so a connection whose backend was terminated (a PostgreSQL restart, a failover, an idle-connection killer) would
+/// otherwise stay in the pool and fail every request that draws it.
+pub struct GuardedConnection {
+    conn: DbConnection,
+    broken: bool,
+}
+
+impl fmt::Debug for GuardedConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardedConnection")
+            .field("conn", &self.conn)
+            .field("broken", &self.broken)
+            .finish()
+    }
+}
+
+impl std::ops::Deref for GuardedConnection {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for GuardedConnection {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+}
+
+impl GuardedConnection {
+    /// Marks the connection as unusable: it is closed when returned to the pool.
+    pub fn mark_broken(&mut self) {
+        self.broken = true;
+    }
+
+    /// Whether the connection was marked unusable.
+    pub fn is_marked_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Looks at an error this connection produced and marks the connection when the error says (or a probe shows)
+    /// that the session is gone. Returns whether it is now marked.
+    pub fn note_error(&mut self, e: &DbError) -> bool {
+        if self.broken {
+            return true;
+        }
+        match classify(e) {
+            ErrorClass::Connection => self.broken = true,
+            // An error PostgreSQL gave no class for (a failed prepare, a FATAL read before libpq saw the socket
+            // close): one `SELECT 1` tells whether the session still works. Only on this rare path.
+            ErrorClass::Unclear => self.broken = self.conn.batch_execute("SELECT 1").is_err(),
+            ErrorClass::Statement => {}
+        }
+        if self.broken {
+            tracing::warn!(error = %e, "database connection failed; discarding it");
+        }
+        self.broken
+    }
+}
+
+enum ErrorClass {
+    Connection,
+    Unclear,
+    Statement,
+}
+
+/// Messages of errors that end a PostgreSQL session, for errors libpq reported without a connection-class state.
+const CONNECTION_MESSAGES: &[&str] = &[
+    "terminating connection",
+    "server closed the connection",
+    "connection to server",
+    "no connection to the server",
+    "could not receive data",
+    "could not send data",
+    "ssl connection has been closed",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "broken pipe",
+    "connection reset",
+];
+
+fn classify(e: &DbError) -> ErrorClass {
+    use diesel::result::{DatabaseErrorKind, Error as DieselError};
+    match e {
+        DbError::Query(DieselError::DatabaseError(kind, info)) => match kind {
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => ErrorClass::Connection,
+            DatabaseErrorKind::Unknown => {
+                let message = info.message().to_ascii_lowercase();
+                if CONNECTION_MESSAGES.iter().any(|m| message.contains(m)) {
+                    ErrorClass::Connection
+                } else {
+                    ErrorClass::Unclear
+                }
+            }
+            _ => ErrorClass::Statement,
+        },
+        DbError::Query(DieselError::BrokenTransactionManager) => ErrorClass::Connection,
+        DbError::Query(DieselError::RollbackErrorOnCommit { .. }) => ErrorClass::Unclear,
+        _ => ErrorClass::Statement,
+    }
+}
+
+/// Whether an error means the connection itself failed (the statement may not have reached the database).
+pub fn is_connection_error(e: &DbError) -> bool {
+    matches!(classify(e), ErrorClass::Connection)
 }
 
 /// The pool every request draws from.
@@ -209,21 +320,25 @@ pub struct ConnectionManager {
 }
 
 impl r2d2::ManageConnection for ConnectionManager {
-    type Connection = DbConnection;
+    type Connection = GuardedConnection;
     type Error = DbError;
 
-    fn connect(&self) -> Result<DbConnection, DbError> {
-        self.backend.establish()
+    fn connect(&self) -> Result<GuardedConnection, DbError> {
+        Ok(GuardedConnection {
+            conn: self.backend.establish()?,
+            broken: false,
+        })
     }
 
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), DbError> {
-        conn.batch_execute("SELECT 1").map_err(DbError::Query)
+    fn is_valid(&self, conn: &mut GuardedConnection) -> Result<(), DbError> {
+        conn.conn.batch_execute("SELECT 1").map_err(DbError::Query)
     }
 
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+    fn has_broken(&self, conn: &mut GuardedConnection) -> bool {
         use diesel::r2d2::R2D2Connection;
         std::thread::panicking()
-            || match conn {
+            || conn.broken
+            || match &mut conn.conn {
                 DbConnection::Postgresql(c) => c.is_broken(),
                 DbConnection::Sqlite(c) => c.is_broken(),
             }
@@ -246,6 +361,8 @@ pub fn connect_and_migrate(url: &str, pool_size: u32) -> Result<(Backend, DbPool
         .max_size(size)
         .connection_timeout(Duration::from_secs(10))
         // No `SELECT 1` round trip per checkout: a broken connection is caught by `has_broken` after its first error.
+        // A connection that failed at the connection level is marked (`GuardedConnection::note_error`) and dropped
+        // by `has_broken` when it comes back, so each dead connection fails at most one piece of work.
         .test_on_check_out(false)
         .build(ConnectionManager {
             backend: backend.clone(),
@@ -266,7 +383,11 @@ where
     let pool = pool.clone();
     tokio::task::spawn_blocking(move || {
         let mut conn = pool.get()?;
-        work(&mut conn)
+        let result = work(&mut conn);
+        if let Err(e) = &result {
+            conn.note_error(e);
+        }
+        result
     })
     .await
     .map_err(|e| DbError::Task(e.to_string()))?
@@ -322,7 +443,7 @@ mod tests {
         let url = format!("sqlite://{}", dir.join("t.db").display());
         let (_, pool) = connect_and_migrate(&url, 4).unwrap();
         let mut conn = pool.get().unwrap();
-        let n: i64 = schema::users::table.count().get_result(&mut *conn).unwrap();
+        let n: i64 = schema::users::table.count().get_result(&mut **conn).unwrap();
         assert_eq!(n, 0);
         // Idempotent: nothing pending the second time.
         assert!(Backend::from_url(&url).unwrap().migrate().unwrap().is_empty());

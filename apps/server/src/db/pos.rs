@@ -174,9 +174,17 @@ j AS (SELECT DISTINCT ON (c.id) c.id, c.ord, c.presented, s.id AS staff_id \
 upd AS (UPDATE coupons SET status = 'redeemed', redeemed_at = p.now, redeemed_by = j.staff_id, \
                version = coupons.version + 1 \
         FROM j CROSS JOIN p WHERE coupons.id = j.id AND coupons.status = 'issued' \
-        RETURNING coupons.id, j.ord, j.staff_id, j.presented, p.now), \
+        RETURNING coupons.id, coupons.campaign_id, coupons.wechat_card_code, j.ord, j.staff_id, j.presented, p.now), \
 red AS (INSERT INTO redemptions (coupon_id, staff_id, channel, created_at) \
         SELECT id, staff_id, 'pos', now FROM upd), \
+ob AS (INSERT INTO outbox (kind, dedupe_key, coupon_id, payload, status, attempts, next_attempt_at, lease_until, \
+                           created_at, updated_at) \
+       SELECT 'card_consume', 'card_consume:' || upd.id, upd.id, \
+              json_build_object('card_id', k.wechat_card_id, 'code', upd.wechat_card_code)::text, \
+              'pending', 0, upd.now, 0, upd.now, upd.now \
+       FROM upd JOIN campaigns k ON k.id = upd.campaign_id \
+       WHERE k.wechat_card_id IS NOT NULL AND upd.wechat_card_code IS NOT NULL \
+       ON CONFLICT (dedupe_key) DO NOTHING), \
 aud AS (INSERT INTO audit_log (action, coupon_code, coupon_id, staff_id, outcome, channel, created_at) \
         SELECT 'redeem', presented, id, staff_id, 'redeemed', 'pos', now FROM upd) \
 SELECT req.ord, s.id AS s_id, s.merchant_id AS s_merchant_id, s.openid AS s_openid, s.name AS s_name, \
@@ -613,27 +621,41 @@ async fn dispatch(
 }
 
 fn run_jobs(pool: &super::DbPool, jobs: Vec<Job>) {
-    let mut conn = match pool.get() {
-        Ok(c) => c,
-        Err(e) => {
-            let message = format!("database pool: {e}");
-            for job in jobs {
-                let _ = job.reply.send(Err(DbError::Task(message.clone())));
-            }
-            return;
-        }
-    };
     let (attempts, replies): (Vec<PosAttempt>, Vec<_>) = jobs.into_iter().map(|j| (j.attempt, j.reply)).unzip();
-    let results = with_fallback(&attempts, |batch| {
-        redeem_batch(&mut conn, batch, chrono::Utc::now().timestamp_millis())
-    });
+    let results = with_fallback(&attempts, |batch| run_on_live_connection(pool, batch));
     for (reply, result) in replies.into_iter().zip(results) {
         let _ = reply.send(result);
     }
 }
 
-/// Runs `attempts` as one batch; if the batch fails (the outer `Err`: nothing was written) and there was more than
-/// one attempt, runs each alone, so that one bad attempt — or a deadlock between two batches that share coupons —
+/// Runs one batch on a pooled connection. When the connection turns out to be dead (its backend was terminated:
+/// the statement never ran), it is discarded and the batch runs again on another one — at most once per pooled
+/// connection plus one fresh, so that a pool full of dead connections costs no request its answer. A redemption
+/// whose commit was lost with the connection is safe to run again: the guarded update redeems a coupon once.
+fn run_on_live_connection(pool: &super::DbPool, batch: &[PosAttempt]) -> Result<PosResults, DbError> {
+    let tries = pool.max_size() + 1;
+    let mut last = None;
+    for _ in 0..tries {
+        let mut conn = pool.get()?;
+        match redeem_batch(&mut conn, batch, chrono::Utc::now().timestamp_millis()) {
+            Err(e) if conn.note_error(&e) => last = Some(e),
+            Ok(results) => {
+                // A follow-up that failed on a connection that died after the commit: discard the connection.
+                for e in results.iter().filter_map(|r| r.as_ref().err()) {
+                    if conn.note_error(e) {
+                        break;
+                    }
+                }
+                return Ok(results);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| DbError::Task("no live database connection".into())))
+}
+
+/// Runs `attempts` as one batch; if the batch fails (the outer `Err`: nothing was written) for a reason other than a
+/// lost connection and there was more than one attempt, runs each alone, so that one bad attempt — or a deadlock between two batches that share coupons —
 /// fails alone. Per-attempt errors of a batch that ran are passed on, never retried. One result per attempt, in order.
 fn with_fallback<T>(
     attempts: &[PosAttempt],
@@ -645,7 +667,9 @@ fn with_fallback<T>(
             let message = format!("{} replies for {} attempts", results.len(), attempts.len());
             attempts.iter().map(|_| Err(DbError::Task(message.clone()))).collect()
         }
-        Err(e) if attempts.len() > 1 => {
+        // A connection failure was already retried on other connections: running each attempt alone would only
+        // wait on the database again, once per attempt.
+        Err(e) if attempts.len() > 1 && !super::is_connection_error(&e) => {
             tracing::warn!(error = %e, attempts = attempts.len(), "POS batch failed; retrying its attempts singly");
             attempts
                 .iter()

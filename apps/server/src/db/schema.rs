@@ -138,3 +138,32 @@ diesel::table! {
 
 diesel::joinable!(coupons -> campaigns (campaign_id));
 diesel::allow_tables_to_appear_in_same_query!(merchants, staff, campaigns, coupons, redemptions, audit_log);
+
+diesel::table! {
+    /// Accepted push (timestamp, nonce) pairs, within the timestamp window.
+    push_nonces (timestamp, nonce) {
+        timestamp -> BigInt,
+        nonce -> Text,
+        body_sha256 -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Work owed to WeChat, delivered by the outbox worker.
+    outbox (id) {
+        id -> BigInt,
+        kind -> Text,
+        dedupe_key -> Text,
+        coupon_id -> Nullable<BigInt>,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        lease_owner -> Nullable<Text>,
+        lease_until -> BigInt,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}

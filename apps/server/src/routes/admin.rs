@@ -33,7 +33,7 @@ pub struct NewMerchant {
 /// `POST /api/v1/merchants {name}` → `{id, name}`.
 pub async fn create_merchant(
     req: HttpRequest,
-    body: web::Json<NewMerchant>,
+    body: crate::routes::json::ApiJson<NewMerchant>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     auth::require_admin(&req, &state)?;
@@ -57,7 +57,7 @@ pub struct NewStaff {
 /// stored.
 pub async fn create_staff(
     req: HttpRequest,
-    body: web::Json<NewStaff>,
+    body: crate::routes::json::ApiJson<NewStaff>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     auth::require_admin(&req, &state)?;
@@ -231,7 +231,7 @@ pub fn campaign_json(c: &repo::CampaignRow) -> serde_json::Value {
 /// `POST /api/v1/campaigns {...}` → `{id, ...}`.
 pub async fn create_campaign(
     req: HttpRequest,
-    body: web::Json<CampaignRequest>,
+    body: crate::routes::json::ApiJson<CampaignRequest>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     auth::require_admin(&req, &state)?;
@@ -275,9 +275,7 @@ pub async fn issue(
     let owner = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        serde_json::from_slice::<IssueBody>(&body)
-            .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))?
-            .owner_openid
+        crate::routes::json::parse::<IssueBody>(&body)?.owner_openid
     };
     if let Some(o) = &owner {
         check_text("owner_openid", o, 64)?;

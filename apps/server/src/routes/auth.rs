@@ -31,6 +31,11 @@ pub fn sha256_hex(s: &str) -> String {
     wechat_core::push::hex_lower(&Sha256::digest(s.as_bytes()))
 }
 
+/// sha256 hex of bytes.
+pub fn sha256_hex_bytes(b: &[u8]) -> String {
+    wechat_core::push::hex_lower(&Sha256::digest(b))
+}
+
 /// A fresh random token (256 bits, hex).
 pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
@@ -50,17 +55,18 @@ fn mac(key: &[u8], parts: &[&str]) -> String {
     wechat_core::push::hex_lower(&m.finalize().into_bytes())
 }
 
-/// The `Authorization: Bearer` token, if any.
+/// The `Authorization: Bearer` token, if any. The scheme is matched without regard to case (RFC 9110).
 pub fn bearer(req: &HttpRequest) -> Option<String> {
     let value = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))?
-        .trim();
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
     (!token.is_empty()).then(|| token.to_owned())
 }
 
@@ -68,16 +74,40 @@ fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
-/// Checks the admin bearer token (constant time).
+/// Checks the admin bearer token (constant time). Failures count against the caller's address
+/// ([`crate::routes::ratelimit::AuthLimiter`]).
 pub fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    state.auth_limiter.check(req)?;
     let Some(expected) = state.admin_token.as_ref() else {
         return Err(unauthorized("the admin API is disabled: set WXKIT__ADMIN__TOKEN"));
     };
-    let given = bearer(req).ok_or_else(|| unauthorized("admin calls need Authorization: Bearer <admin token>"))?;
+    let Some(given) = bearer(req) else {
+        state.auth_limiter.failed(req);
+        return Err(unauthorized("admin calls need Authorization: Bearer <admin token>"));
+    };
     if wechat_core::constant_time_eq(given.as_bytes(), expected.secret().as_bytes()) {
         Ok(())
     } else {
+        state.auth_limiter.failed(req);
         Err(unauthorized("wrong admin token"))
+    }
+}
+
+/// True when a login failed because WeChat is down, slow or busy (the user can retry), not because of the code.
+fn wechat_unavailable(e: &wechat_oauth::Error) -> bool {
+    match e {
+        wechat_oauth::Error::RateLimited { .. } => true,
+        wechat_oauth::Error::Wechat(inner) => {
+            inner.is_transient()
+                || matches!(
+                    inner,
+                    wechat_core::Error::Transport(_)
+                        | wechat_core::Error::HttpStatus { .. }
+                        | wechat_core::Error::Decode { .. }
+                        | wechat_core::Error::RateLimited { .. }
+                )
+        }
+        _ => false,
     }
 }
 
@@ -197,6 +227,14 @@ pub async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     };
     let token = match state.oauth.exchange_code(&code).await {
         Ok(t) => t,
+        Err(e) if wechat_unavailable(&e) => {
+            tracing::warn!(error = %e, "WeChat unavailable during login");
+            return pages::error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "微信暂时无法连接",
+                "WeChat is not answering right now: wait a moment, then open the page again.",
+            );
+        }
         Err(e) => {
             tracing::info!(error = %e, "OAuth code exchange failed");
             return pages::error_page(

@@ -105,14 +105,14 @@ pub struct RedeemBody {
     code: String,
 }
 
-/// Runs one redemption attempt in a blocking task and, for card-backed coupons, consumes the card code on WeChat.
+/// Runs one redemption attempt in a blocking task. A card-backed coupon's WeChat consume was queued in the
+/// redemption's transaction (outbox): the worker is woken, nobody waits on WeChat.
 async fn attempt(
     state: &AppState,
     code: String,
     staff: Option<Staff>,
     channel: Channel,
 ) -> Result<(Outcome, Option<redemption_core::CouponWithCampaign>), ApiError> {
-    let card_code_lookup = code.clone();
     let result = db::blocking(&state.db, move |conn| {
         redemption_core::redeem(
             &mut repo::DbRedemptionStore(conn),
@@ -124,38 +124,19 @@ async fn attempt(
     })
     .await
     .map_err(|e| ApiError::internal(&e))?;
-    if let (Outcome::Redeemed { .. }, Some((_, campaign))) = (&result.0, &result.1)
-        && let Some(card_id) = &campaign.wechat_card_id
-        && channel != Channel::Wechat
-    {
-        consume_on_wechat(state, &card_code_lookup, card_id).await;
-    }
+    wake_outbox_if_card_backed(state, &result.0, result.1.as_ref());
     Ok(result)
 }
 
-/// Our database is the source of truth; WeChat's copy of a card-backed coupon is consumed after it. A failure is
-/// logged and audited (the coupon stays redeemed: money-like state never goes backwards).
-async fn consume_on_wechat(state: &AppState, code: &str, card_id: &str) {
-    let code_owned = code.to_owned();
-    let card_code = match db::blocking(&state.db, move |conn| repo::coupon_by_code(conn, &code_owned)).await {
-        Ok(Some((row, _))) => row.wechat_card_code,
-        _ => None,
-    };
-    consume_card_code(state, card_code, card_id).await;
-}
-
-/// Consumes a card-backed coupon's WeChat code (when the customer has added it to their card bag).
-async fn consume_card_code(state: &AppState, card_code: Option<String>, card_id: &str) {
-    let Some(card_code) = card_code else {
-        tracing::info!(
-            card_id,
-            "card-backed coupon has no card code yet (not added to a card bag): nothing to consume"
-        );
-        return;
-    };
-    match state.cards.consume_code(&card_code, Some(card_id)).await {
-        Ok(_) | Err(wechat_card::Error::AlreadyConsumed { .. }) => {}
-        Err(e) => tracing::error!(card_id, error = %e, "consuming the WeChat card code failed"),
+fn wake_outbox_if_card_backed(
+    state: &AppState,
+    outcome: &Outcome,
+    found: Option<&redemption_core::CouponWithCampaign>,
+) {
+    if let (Outcome::Redeemed { .. }, Some((_, campaign))) = (outcome, found)
+        && campaign.wechat_card_id.is_some()
+    {
+        state.outbox.wake();
     }
 }
 
@@ -187,16 +168,18 @@ fn outcome_error(outcome: &Outcome, staff_name: Option<String>) -> ApiError {
 /// 404 unknown, 410 expired/void, 403 not staff.
 pub async fn redeem(
     req: HttpRequest,
-    body: web::Json<RedeemBody>,
+    body: crate::routes::json::ApiJson<RedeemBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let token = auth::bearer(&req).ok_or_else(|| {
-        ApiError::new(
+    state.auth_limiter.check(&req)?;
+    let Some(token) = auth::bearer(&req) else {
+        state.auth_limiter.failed(&req);
+        return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "POS calls need Authorization: Bearer <staff api_token>",
-        )
-    })?;
+        ));
+    };
     if body.code.len() > 64 {
         return Err(ApiError::bad_request("invalid_code", "code is too long"));
     }
@@ -206,6 +189,7 @@ pub async fn redeem(
     };
     let reply = state.pos.redeem(attempt).await.map_err(|e| ApiError::internal(&e))?;
     let repo_pos::PosReply::Done(done) = reply else {
+        state.auth_limiter.failed(&req);
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -219,11 +203,8 @@ pub async fn redeem(
         card_code,
         redeemed_by_name,
     } = *done;
-    if let (Outcome::Redeemed { .. }, Some((_, campaign))) = (&outcome, &found)
-        && let Some(card_id) = &campaign.wechat_card_id
-    {
-        consume_card_code(&state, card_code, card_id).await;
-    }
+    let _ = card_code;
+    wake_outbox_if_card_backed(&state, &outcome, found.as_ref());
     match (&outcome, found) {
         (Outcome::Redeemed { at }, Some((coupon, campaign))) => Ok(HttpResponse::Ok().json(Redeemed {
             coupon: public_coupon(&state, &coupon, &campaign),

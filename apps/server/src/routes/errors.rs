@@ -14,6 +14,7 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -34,7 +35,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// Adds `Retry-After: secs` (429, 503).
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// 400 with `code`.
@@ -76,13 +84,23 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        envelope(self.status, self.code, &self.message)
+        let mut res = envelope(self.status, self.code, &self.message);
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = actix_web::http::header::HeaderValue::from_str(&secs.to_string())
+        {
+            res.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
+        }
+        res
     }
 }
 
-/// Builds the envelope response.
+/// Builds the envelope response. A 401 names the scheme it wants (`WWW-Authenticate`, RFC 9110).
 pub fn envelope(status: StatusCode, code: &str, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(Envelope {
+    let mut res = HttpResponse::build(status);
+    if status == StatusCode::UNAUTHORIZED {
+        res.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer realm=\"wxkit\""));
+    }
+    res.json(Envelope {
         error: Body { code, message },
     })
 }

@@ -7,3 +7,7 @@ pub mod errors;
 pub mod health;
 pub mod pages;
 pub mod push;
+pub mod ratelimit;
+pub mod json;
+pub mod metrics;
+pub mod limits;

@@ -1,19 +1,33 @@
 //! `/wechat/push`: the official account's server URL. URL verification (GET), and card events (POST): a
-//! `user_get_card` whose `OuterStr` is one of our coupon codes links the WeChat card code to the coupon; a
-//! `user_consume_card` for a linked code redeems our coupon — exactly once, whoever consumed first.
+//! `user_get_card` whose `OuterStr` is one of our coupon codes links the WeChat card code to the coupon (after the
+//! checks in [`db::push`]); a `user_consume_card` for a linked code redeems our coupon — exactly once, whoever
+//! consumed first.
+//!
+//! Every push is authenticated (signature; in safe mode only encrypted pushes with a valid `msg_signature`),
+//! fresh (timestamp within the window, `(timestamp, nonce)` accepted once per body) and applied once (nonce, dedupe
+//! record and effect in one transaction); `success` is answered only after that transaction committed.
 
-use crate::db::{self, coupons as repo};
-use crate::routes::auth::now_ms;
+use crate::db::{self, push as repo};
+use crate::routes::auth::{now_ms, sha256_hex_bytes};
 use crate::startup::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
-use redemption_core::{Channel, Outcome};
 use std::collections::HashMap;
-use wechat_card::events::{CardEvent, PushQuery, receive};
+use wechat_card::events::{CardEvent, PushQuery, PushSecurity, receive};
+use wechat_core::push::{PushError, check_timestamp};
+
+/// Longest dedupe key (FromUserName + CreateTime + event + card code) accepted.
+pub const MAX_DEDUPE_KEY: usize = 256;
+/// Longest nonce accepted.
+pub const MAX_NONCE: usize = 64;
 
 fn query(req: &HttpRequest) -> HashMap<String, String> {
     serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
         .map(|v| v.into_iter().collect())
         .unwrap_or_default()
+}
+
+fn text(status: actix_web::http::StatusCode, body: &'static str) -> HttpResponse {
+    HttpResponse::build(status).content_type("text/plain").body(body)
 }
 
 /// `GET /wechat/push?signature&timestamp&nonce&echostr`: WeChat's server-URL check.
@@ -32,9 +46,10 @@ pub async fn verify(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
     }
 }
 
-/// `POST /wechat/push`: verified (and in safe mode decrypted) events, processed once each. Answers `success`
-/// (WeChat retries otherwise).
+/// `POST /wechat/push`: verified (and in safe mode decrypted) events, processed once each. Answers `success` once
+/// the push is durably applied (WeChat retries otherwise).
 pub async fn receive_push(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    use actix_web::http::StatusCode;
     let Some(token) = state.push_token.as_ref() else {
         return HttpResponse::NotFound().finish();
     };
@@ -46,68 +61,73 @@ pub async fn receive_push(req: HttpRequest, body: web::Bytes, state: web::Data<A
         encrypt_type: q.get("encrypt_type").cloned(),
         msg_signature: q.get("msg_signature").cloned(),
     };
-    let push = match receive(token.secret(), state.push_crypto.as_ref(), &push_query, &body) {
+    let security = match (state.push_crypto.as_ref(), state.settings.wechat.push_compatible_mode) {
+        (None, _) => PushSecurity::Plaintext,
+        (Some(c), false) => PushSecurity::Safe(c),
+        (Some(c), true) => PushSecurity::Compatible(c),
+    };
+    let window = i64::from(state.settings.wechat.push_window_secs);
+    let checked = receive(token.secret(), security, &push_query, &body).and_then(|push| {
+        let ts = check_timestamp(&push_query.timestamp, now_ms() / 1000, window)?;
+        Ok((push, ts))
+    });
+    let (push, timestamp) = match checked {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "refused a push");
-            return HttpResponse::BadRequest()
-                .content_type("text/plain")
-                .body("invalid push");
+            return match e {
+                PushError::Body(_) => text(StatusCode::BAD_REQUEST, "invalid push"),
+                _ => text(StatusCode::FORBIDDEN, "push refused"),
+            };
         }
     };
-    let key = push.dedupe_key();
-    let record_key = key.clone();
-    let first_time = db::blocking(&state.db, move |conn| repo::record_push(conn, &record_key, now_ms())).await;
-    match first_time {
-        Ok(false) => return HttpResponse::Ok().content_type("text/plain").body("success"),
-        Ok(true) => {}
-        Err(e) => {
-            tracing::error!(error = %e, "cannot record push");
-            return HttpResponse::ServiceUnavailable().finish();
-        }
+    if push_query.nonce.is_empty() || push_query.nonce.len() > MAX_NONCE {
+        return text(StatusCode::BAD_REQUEST, "invalid nonce");
     }
-    match push.event {
+    let key = push.dedupe_key();
+    if key.len() > MAX_DEDUPE_KEY {
+        return text(StatusCode::BAD_REQUEST, "push fields too long");
+    }
+    let effect = match push.event {
         CardEvent::UserGetCard {
+            card_id,
             user_card_code,
             outer_str: Some(code),
             ..
-        } => {
-            let linked = db::blocking(&state.db, move |conn| {
-                repo::link_card_code(conn, &code.to_ascii_uppercase(), &user_card_code)
-            })
-            .await;
-            if let Err(e) = linked {
-                tracing::error!(error = %e, "cannot link card code");
-            }
+        } => repo::PushEffect::LinkCard {
+            coupon_code: code,
+            card_id,
+            card_code: user_card_code,
+            from_user: push.from_user_name.clone(),
+        },
+        CardEvent::UserConsumeCard { user_card_code, .. } => repo::PushEffect::ConsumeCard {
+            card_code: user_card_code,
+        },
+        _ => repo::PushEffect::Nothing,
+    };
+    let nonce = repo::PushNonce {
+        timestamp,
+        nonce: push_query.nonce,
+        body_sha256: sha256_hex_bytes(&body),
+    };
+    let applied = db::blocking(&state.db, move |conn| {
+        repo::apply_push(conn, &nonce, &key, &effect, now_ms())
+    })
+    .await;
+    match applied {
+        Ok(repo::PushApplied::Applied(what)) => {
+            tracing::info!(what, "applied a push");
+            text(StatusCode::OK, "success")
         }
-        CardEvent::UserConsumeCard { user_card_code, .. } => {
-            let result = db::blocking(&state.db, move |conn| {
-                let Some(row) = repo::coupon_by_card_code(conn, &user_card_code)? else {
-                    return Ok(None);
-                };
-                redemption_core::redeem(
-                    &mut repo::DbRedemptionStore(conn),
-                    &row.code,
-                    None,
-                    Channel::Wechat,
-                    now_ms(),
-                )
-                .map(|(o, _)| Some(o))
-            })
-            .await;
-            match result {
-                Ok(Some(Outcome::Redeemed { .. })) => tracing::info!("coupon redeemed at WeChat's side"),
-                Ok(Some(other)) => tracing::info!(outcome = other.name(), "card consumed at WeChat's side"),
-                Ok(None) => tracing::info!("consumed card code is not linked to a coupon"),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot apply card consumption");
-                    // Let WeChat's retry process it again.
-                    let _ = db::blocking(&state.db, move |conn| repo::forget_push(conn, &key)).await;
-                    return HttpResponse::ServiceUnavailable().finish();
-                }
-            }
+        Ok(repo::PushApplied::Duplicate) => text(StatusCode::OK, "success"),
+        Ok(repo::PushApplied::Replay) => {
+            tracing::warn!("refused a push: its timestamp and nonce came before with another body");
+            text(StatusCode::FORBIDDEN, "push refused")
         }
-        _ => {}
+        Err(e) => {
+            // Nothing was committed: WeChat's re-send will be applied.
+            tracing::error!(error = %e, "cannot apply a push");
+            text(StatusCode::SERVICE_UNAVAILABLE, "try again")
+        }
     }
-    HttpResponse::Ok().content_type("text/plain").body("success")
 }

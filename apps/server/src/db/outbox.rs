@@ -1,0 +1,219 @@
+//! The outbox: work owed to WeChat after a local commit, written in the same transaction as its cause, claimed
+//! under a lease (so that several instances never deliver one item at the same time) and delivered by
+//! [`crate::outbox`].
+
+use super::schema::outbox;
+use super::{DbConnection, DbError};
+use diesel::prelude::*;
+use serde::Serialize;
+
+/// Consume a card code on WeChat after our coupon was redeemed.
+pub const KIND_CARD_CONSUME: &str = "card_consume";
+
+/// An outbox row.
+#[derive(Clone, Debug, Queryable, Serialize)]
+pub struct OutboxRow {
+    /// Id.
+    pub id: i64,
+    /// What to do (`card_consume`).
+    pub kind: String,
+    /// One item per cause.
+    pub dedupe_key: String,
+    /// The coupon it concerns, if any.
+    pub coupon_id: Option<i64>,
+    /// JSON, per kind.
+    pub payload: String,
+    /// `pending`, `done` or `failed`.
+    pub status: String,
+    /// Delivery attempts so far.
+    pub attempts: i32,
+    /// Not before, ms.
+    pub next_attempt_at: i64,
+    /// The instance delivering it now.
+    #[serde(skip)]
+    pub lease_owner: Option<String>,
+    /// Lease end, ms.
+    #[serde(skip)]
+    pub lease_until: i64,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Created, ms.
+    pub created_at: i64,
+    /// Last change, ms.
+    pub updated_at: i64,
+}
+
+/// The payload of a `card_consume` item.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct CardConsume {
+    /// The WeChat card.
+    pub card_id: String,
+    /// The user's card code.
+    pub code: String,
+}
+
+/// Queues a card consume for a redeemed coupon. Call it inside the redemption's transaction. A second call for the
+/// same coupon changes nothing.
+pub fn enqueue_card_consume(
+    conn: &mut DbConnection,
+    coupon_id: i64,
+    item: &CardConsume,
+    now: i64,
+) -> Result<(), DbError> {
+    let payload = serde_json::to_string(item).map_err(|e| DbError::Task(e.to_string()))?;
+    let row = (
+        outbox::kind.eq(KIND_CARD_CONSUME),
+        outbox::dedupe_key.eq(format!("{KIND_CARD_CONSUME}:{coupon_id}")),
+        outbox::coupon_id.eq(Some(coupon_id)),
+        outbox::payload.eq(payload),
+        outbox::status.eq("pending"),
+        outbox::attempts.eq(0),
+        outbox::next_attempt_at.eq(now),
+        outbox::lease_until.eq(0i64),
+        outbox::created_at.eq(now),
+        outbox::updated_at.eq(now),
+    );
+    match conn {
+        DbConnection::Postgresql(pg) => {
+            diesel::insert_into(outbox::table)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute(pg)?;
+        }
+        DbConnection::Sqlite(lite) => {
+            diesel::insert_or_ignore_into(outbox::table).values(row).execute(lite)?;
+        }
+    }
+    Ok(())
+}
+
+/// Claims up to `limit` due items for `owner` until `now + lease_ms`. An item is claimed by one instance at a
+/// time: the claim is a conditional update on the lease.
+pub fn claim_due(
+    conn: &mut DbConnection,
+    owner: &str,
+    now: i64,
+    lease_ms: i64,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, DbError> {
+    let due: Vec<i64> = outbox::table
+        .filter(
+            outbox::status
+                .eq("pending")
+                .and(outbox::next_attempt_at.le(now))
+                .and(outbox::lease_until.le(now)),
+        )
+        .order(outbox::next_attempt_at)
+        .select(outbox::id)
+        .limit(limit)
+        .load(conn)?;
+    let mut claimed = Vec::with_capacity(due.len());
+    for id in due {
+        let n = diesel::update(
+            outbox::table.filter(
+                outbox::id
+                    .eq(id)
+                    .and(outbox::status.eq("pending"))
+                    .and(outbox::lease_until.le(now)),
+            ),
+        )
+        .set((
+            outbox::lease_owner.eq(owner),
+            outbox::lease_until.eq(now + lease_ms),
+            outbox::attempts.eq(outbox::attempts + 1),
+            outbox::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+        if n == 1 {
+            claimed.push(outbox::table.find(id).first(conn)?);
+        }
+    }
+    Ok(claimed)
+}
+
+/// What became of a delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settle {
+    /// WeChat confirmed.
+    Done,
+    /// Try again at the given time.
+    Retry {
+        /// Not before, ms.
+        at: i64,
+        /// Why it failed.
+        error: String,
+    },
+    /// A final error: an operator must look at it.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+/// Records the result of a delivery made under `owner`'s lease. Returns false when the lease was lost (another
+/// instance took the item over after the lease ran out).
+pub fn settle(conn: &mut DbConnection, id: i64, owner: &str, result: &Settle, now: i64) -> Result<bool, DbError> {
+    let target = outbox::table.filter(outbox::id.eq(id).and(outbox::lease_owner.eq(owner)));
+    let n = match result {
+        Settle::Done => diesel::update(target)
+            .set((
+                outbox::status.eq("done"),
+                outbox::lease_until.eq(0i64),
+                outbox::last_error.eq(None::<String>),
+                outbox::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+        Settle::Retry { at, error } => diesel::update(target)
+            .set((
+                outbox::next_attempt_at.eq(*at),
+                outbox::lease_until.eq(0i64),
+                outbox::last_error.eq(Some(error)),
+                outbox::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+        Settle::Failed { error } => diesel::update(target)
+            .set((
+                outbox::status.eq("failed"),
+                outbox::lease_until.eq(0i64),
+                outbox::last_error.eq(Some(error)),
+                outbox::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+    };
+    Ok(n == 1)
+}
+
+/// Items, newest first, optionally of one status.
+pub fn list(conn: &mut DbConnection, status: Option<&str>, limit: i64) -> Result<Vec<OutboxRow>, DbError> {
+    let mut q = outbox::table.order(outbox::id.desc()).limit(limit).into_boxed();
+    if let Some(s) = status {
+        q = q.filter(outbox::status.eq(s.to_owned()));
+    }
+    Ok(q.load(conn)?)
+}
+
+/// How many items are pending and failed.
+pub fn counts(conn: &mut DbConnection) -> Result<(i64, i64), DbError> {
+    let pending = outbox::table
+        .filter(outbox::status.eq("pending"))
+        .count()
+        .get_result(conn)?;
+    let failed = outbox::table
+        .filter(outbox::status.eq("failed"))
+        .count()
+        .get_result(conn)?;
+    Ok((pending, failed))
+}
+
+/// Puts a failed item back in the queue (after an operator fixed the cause). False when it is not failed.
+pub fn retry(conn: &mut DbConnection, id: i64, now: i64) -> Result<bool, DbError> {
+    let n = diesel::update(outbox::table.filter(outbox::id.eq(id).and(outbox::status.eq("failed"))))
+        .set((
+            outbox::status.eq("pending"),
+            outbox::next_attempt_at.eq(now),
+            outbox::lease_until.eq(0i64),
+            outbox::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}

@@ -1,0 +1,222 @@
+//! The outbox worker: delivers the work owed to WeChat ([`crate::db::outbox`]) in the background, with retries and
+//! exponential backoff, until WeChat confirms or gives a final answer. A request never waits on it.
+//!
+//! Delivery is at least once and applied once: an item is claimed under a lease (one instance at a time), and a
+//! consume WeChat already applied answers 40099, which counts as done. A final error (unknown code, card
+//! unavailable, app misconfigured) marks the item `failed` for an operator (admin API, `/metrics`).
+
+use crate::db::outbox::{self as repo, CardConsume, OutboxRow, Settle};
+use crate::db::{self, DbPool};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// How the worker retries.
+#[derive(Clone, Debug)]
+pub struct OutboxOptions {
+    /// How often to look for due work when nobody wakes the worker.
+    pub poll: Duration,
+    /// First retry delay; doubled per attempt.
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// Attempts before an item is marked failed.
+    pub max_attempts: i32,
+    /// How long a claim holds: longer than one delivery can take (the WeChat client gives up after 10 s per try).
+    pub lease: Duration,
+}
+
+impl Default for OutboxOptions {
+    fn default() -> Self {
+        OutboxOptions {
+            poll: Duration::from_secs(1),
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(600),
+            max_attempts: 30,
+            lease: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Delivered, retried and failed items since start (this instance).
+#[derive(Debug, Default)]
+pub struct OutboxCounters {
+    /// Confirmed by WeChat.
+    pub delivered: AtomicU64,
+    /// Attempts that will be retried.
+    pub retried: AtomicU64,
+    /// Marked failed.
+    pub failed: AtomicU64,
+}
+
+/// A handle on the running worker.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    wake: Arc<Notify>,
+    counters: Arc<OutboxCounters>,
+}
+
+impl Outbox {
+    /// Starts the worker on the current tokio runtime.
+    pub fn start(pool: DbPool, cards: wechat_card::CardClient, options: OutboxOptions) -> Outbox {
+        let outbox = Outbox {
+            wake: Arc::new(Notify::new()),
+            counters: Arc::new(OutboxCounters::default()),
+        };
+        let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        tokio::spawn(run(pool, cards, options, owner, outbox.clone()));
+        outbox
+    }
+
+    /// Tells the worker that new work was committed (it also polls).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// This instance's counters.
+    pub fn counters(&self) -> &OutboxCounters {
+        &self.counters
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+async fn run(pool: DbPool, cards: wechat_card::CardClient, options: OutboxOptions, owner: String, outbox: Outbox) {
+    let lease_ms = i64::try_from(options.lease.as_millis()).unwrap_or(i64::MAX / 4);
+    loop {
+        let claim_owner = owner.clone();
+        let claimed =
+            db::blocking(&pool, move |conn| repo::claim_due(conn, &claim_owner, now_ms(), lease_ms, 32)).await;
+        let items = match claimed {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox: cannot claim work");
+                Vec::new()
+            }
+        };
+        if items.is_empty() {
+            tokio::select! {
+                () = outbox.wake.notified() => {}
+                () = tokio::time::sleep(options.poll) => {}
+            }
+            continue;
+        }
+        for item in items {
+            let result = deliver(&cards, &item, &options).await;
+            match &result {
+                Settle::Done => {
+                    outbox.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                }
+                Settle::Retry { error, .. } => {
+                    outbox.counters.retried.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(id = item.id, attempts = item.attempts, error = %error, "outbox: delivery failed, will retry");
+                }
+                Settle::Failed { error } => {
+                    outbox.counters.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(id = item.id, kind = %item.kind, error = %error, "outbox: delivery failed for good; an operator must look at it");
+                }
+            }
+            let settle_owner = owner.clone();
+            let id = item.id;
+            match db::blocking(&pool, move |conn| repo::settle(conn, id, &settle_owner, &result, now_ms())).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(id, "outbox: lease lost before the result was recorded"),
+                // The lease runs out and the item is delivered again; WeChat answers 40099 then (done).
+                Err(e) => tracing::warn!(id, error = %e, "outbox: cannot record a delivery"),
+            }
+        }
+    }
+}
+
+/// The delay before retry number `attempts` (1-based): base × 2^(attempts−1), capped.
+pub fn backoff(options: &OutboxOptions, attempts: i32) -> Duration {
+    let exp = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(30);
+    options
+        .retry_base
+        .saturating_mul(1u32 << exp)
+        .min(options.retry_max)
+}
+
+async fn deliver(cards: &wechat_card::CardClient, item: &OutboxRow, options: &OutboxOptions) -> Settle {
+    let outcome = match item.kind.as_str() {
+        repo::KIND_CARD_CONSUME => match serde_json::from_str::<CardConsume>(&item.payload) {
+            Ok(c) => classify(cards.consume_code(&c.code, Some(&c.card_id)).await.map(|_| ())),
+            Err(e) => Err((true, format!("unreadable payload: {e}"))),
+        },
+        other => Err((true, format!("unknown outbox kind {other:?}"))),
+    };
+    match outcome {
+        Ok(()) => Settle::Done,
+        Err((true, error)) => Settle::Failed { error },
+        Err((false, error)) if item.attempts >= options.max_attempts => Settle::Failed {
+            error: format!("gave up after {} attempts: {error}", item.attempts),
+        },
+        Err((false, error)) => {
+            let delay = i64::try_from(backoff(options, item.attempts).as_millis()).unwrap_or(i64::MAX / 4);
+            Settle::Retry {
+                at: now_ms().saturating_add(delay),
+                error,
+            }
+        }
+    }
+}
+
+/// `Ok` when WeChat has the code consumed; otherwise whether the error is final, and what it was.
+fn classify(result: Result<(), wechat_card::Error>) -> Result<(), (bool, String)> {
+    use wechat_card::Error as E;
+    match result {
+        // Consumed now, or already (by an earlier delivery whose answer was lost, or at WeChat's side).
+        Ok(()) | Err(E::AlreadyConsumed { .. }) => Ok(()),
+        Err(e @ (E::InvalidCode { .. } | E::Unavailable { .. } | E::InvalidEncryptCode { .. } | E::InvalidInput { .. })) => {
+            Err((true, e.to_string()))
+        }
+        Err(E::Wechat(e)) => {
+            let retry = e.is_transient()
+                || e.is_token_invalid()
+                || matches!(
+                    e,
+                    wechat_core::Error::RateLimited { .. }
+                        | wechat_core::Error::Transport(_)
+                        | wechat_core::Error::Store(_)
+                        | wechat_core::Error::Decode { .. }
+                        | wechat_core::Error::HttpStatus { .. }
+                );
+            Err((!retry, e.to_string()))
+        }
+        Err(e) => Err((true, e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let o = OutboxOptions {
+            retry_base: Duration::from_millis(100),
+            retry_max: Duration::from_secs(1),
+            ..OutboxOptions::default()
+        };
+        let delays: Vec<u128> = (1..=6).map(|a| backoff(&o, a).as_millis()).collect();
+        assert_eq!(delays, vec![100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(backoff(&o, 0).as_millis(), 100);
+        assert_eq!(backoff(&o, i32::MAX).as_millis(), 1000);
+    }
+
+    #[test]
+    fn wechat_answers_are_sorted_into_done_retry_and_final() {
+        let api = |code| wechat_card::Error::from(wechat_core::Error::from_errcode(code, "x"));
+        assert_eq!(classify(Ok(())), Ok(()));
+        assert_eq!(classify(Err(api(40099))), Ok(()), "already consumed is done");
+        assert!(matches!(classify(Err(api(40056))), Err((true, _))), "unknown code is final");
+        assert!(matches!(classify(Err(api(40127))), Err((true, _))));
+        assert!(matches!(classify(Err(api(-1))), Err((false, _))), "system busy is retried");
+        assert!(matches!(classify(Err(api(40001))), Err((false, _))), "token trouble is retried");
+        assert!(matches!(classify(Err(api(45009))), Err((false, _))), "rate limits are retried");
+        assert!(matches!(classify(Err(api(40013))), Err((true, _))), "a misconfigured app is final");
+    }
+}

@@ -1,0 +1,111 @@
+//! `GET /metrics` (Prometheus text format) and the admin view of the outbox.
+
+use crate::db::{self, outbox as repo};
+use crate::routes::auth::{self, now_ms};
+use crate::routes::errors::ApiError;
+use crate::startup::AppState;
+use actix_web::{HttpRequest, HttpResponse, web};
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+/// `GET /metrics`: outbox backlog and failures (from the database: the same for every instance), this instance's
+/// deliveries and POS batching. Counts only, nothing secret.
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let (pending, failed) = db::blocking(&state.db, repo::counts)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let c = state.outbox.counters();
+    let pos = state.pos.stats();
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
+    };
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    metric(
+        "wxkit_outbox_pending",
+        "gauge",
+        "Work owed to WeChat not yet delivered.",
+        count(pending),
+    );
+    metric(
+        "wxkit_outbox_failed",
+        "gauge",
+        "Work owed to WeChat that failed for good: an operator must look (GET /api/v1/admin/outbox?status=failed).",
+        count(failed),
+    );
+    metric(
+        "wxkit_outbox_delivered_total",
+        "counter",
+        "Deliveries WeChat confirmed (this instance).",
+        c.delivered.load(Ordering::Relaxed),
+    );
+    metric(
+        "wxkit_outbox_retries_total",
+        "counter",
+        "Deliveries that failed and were rescheduled (this instance).",
+        c.retried.load(Ordering::Relaxed),
+    );
+    metric(
+        "wxkit_pos_batches_total",
+        "counter",
+        "POS redemption statements run (this instance).",
+        pos.batches,
+    );
+    metric(
+        "wxkit_pos_attempts_total",
+        "counter",
+        "POS redemption attempts (this instance).",
+        pos.attempts,
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(out))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/admin/outbox?status=pending|done|failed&limit=N` (admin): the newest items.
+pub async fn list_outbox(
+    req: HttpRequest,
+    query: web::Query<OutboxQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth::require_admin(&req, &state)?;
+    let status = query.status.clone();
+    if let Some(s) = &status
+        && !matches!(s.as_str(), "pending" | "done" | "failed")
+    {
+        return Err(ApiError::bad_request(
+            "invalid_status",
+            "status must be pending, done or failed",
+        ));
+    }
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let items = db::blocking(&state.db, move |conn| repo::list(conn, status.as_deref(), limit))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+/// `POST /api/v1/admin/outbox/{id}/retry` (admin): puts a failed item back in the queue.
+pub async fn retry_outbox(
+    req: HttpRequest,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth::require_admin(&req, &state)?;
+    let id = path.into_inner();
+    let requeued = db::blocking(&state.db, move |conn| repo::retry(conn, id, now_ms()))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    if !requeued {
+        return Err(ApiError::not_found("no failed outbox item with that id"));
+    }
+    state.outbox.wake();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "id": id, "status": "pending" })))
+}
