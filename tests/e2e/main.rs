@@ -25,3 +25,4 @@ mod pay;
 mod server;
 mod sim;
 mod tokens;
+mod trust;

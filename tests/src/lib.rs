@@ -203,7 +203,12 @@ pub async fn spawn_sim() -> SimServer {
 
 /// Settings for a test server: port 0, the given database, WeChat pointed at `sim`.
 pub fn test_settings(db_url: &str, sim: &SimServer) -> Settings {
-    let env = vec![
+    test_settings_with(db_url, sim, &[], &[])
+}
+
+/// [`test_settings`] with some variables set (`set`) and some left out (`unset`, by name).
+pub fn test_settings_with(db_url: &str, sim: &SimServer, set: &[(&str, &str)], unset: &[&str]) -> Settings {
+    let mut env = vec![
         ("DATABASE_URL".to_owned(), db_url.to_owned()),
         ("WXKIT__SERVER__ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ("WXKIT__WECHAT__APP_ID".to_owned(), TEST_APP_ID.to_owned()),
@@ -214,7 +219,15 @@ pub fn test_settings(db_url: &str, sim: &SimServer) -> Settings {
         ("WXKIT__ADMIN__TOKEN".to_owned(), TEST_ADMIN_TOKEN.to_owned()),
         ("WXKIT__WECHAT__TOKEN".to_owned(), TEST_PUSH_TOKEN.to_owned()),
         ("WXKIT__WECHAT__ENCODING_AES_KEY".to_owned(), TEST_AES_KEY.to_owned()),
+        // Quick outbox retries, so that fault tests finish in seconds.
+        ("WXKIT__OUTBOX__RETRY_BASE_MS".to_owned(), "100".to_owned()),
+        ("WXKIT__OUTBOX__POLL_MS".to_owned(), "200".to_owned()),
     ];
+    env.retain(|(k, _)| !unset.contains(&k.as_str()));
+    for (k, v) in set {
+        env.retain(|(key, _)| key != k);
+        env.push(((*k).to_owned(), (*v).to_owned()));
+    }
     Settings::load_from(None, env).expect("test settings are valid")
 }
 
@@ -287,4 +300,176 @@ impl TestApp {
             .await
             .expect("request is sent")
     }
+}
+
+/// The `wxkit` binary built beside this test binary (`cargo test --workspace` builds it for the CLI tests).
+pub fn wxkit_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/debug/deps/e2e-HASH → target/debug/wxkit
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join(format!("wxkit{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build -p wxkit`) so the server binary is built",
+        bin.display()
+    );
+    bin
+}
+
+/// A free port on 127.0.0.1 (bound and released; the kernel does not hand it out again at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The environment of a `wxkit serve` process talking to `sim` on database `db_url`.
+pub fn server_env(db_url: &str, sim: &SimServer, port: u16) -> Vec<(String, String)> {
+    vec![
+        ("DATABASE_URL".into(), db_url.into()),
+        ("WXKIT__SERVER__ADDR".into(), format!("127.0.0.1:{port}")),
+        ("WXKIT__WECHAT__APP_ID".into(), TEST_APP_ID.into()),
+        ("WXKIT__WECHAT__APP_SECRET".into(), TEST_APP_SECRET.into()),
+        ("WXKIT__WECHAT__API_BASE_URL".into(), sim.base_url()),
+        ("WXKIT__WECHAT__OPEN_BASE_URL".into(), sim.base_url()),
+        ("WXKIT__DATABASE__POOL_SIZE".into(), "8".into()),
+        ("WXKIT__ADMIN__TOKEN".into(), TEST_ADMIN_TOKEN.into()),
+        ("WXKIT__WECHAT__TOKEN".into(), TEST_PUSH_TOKEN.into()),
+        ("WXKIT__WECHAT__ENCODING_AES_KEY".into(), TEST_AES_KEY.into()),
+        ("RUST_LOG".into(), "warn".into()),
+    ]
+}
+
+/// A `wxkit serve` child process that a test started (and is the only one to kill).
+#[derive(Debug)]
+pub struct ServerProcess {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    child: std::process::Child,
+    /// Where its stderr goes.
+    pub log: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts `wxkit serve` with `env` (and `shell_prefix`, e.g. `ulimit -n 256;`, run before it in `sh`) and
+    /// waits until `/healthz` answers.
+    pub async fn start(env: &[(String, String)], shell_prefix: Option<&str>) -> ServerProcess {
+        let port = env
+            .iter()
+            .find(|(k, _)| k == "WXKIT__SERVER__ADDR")
+            .and_then(|(_, v)| v.rsplit(':').next())
+            .and_then(|p| p.parse::<u16>().ok())
+            .expect("WXKIT__SERVER__ADDR with a port");
+        let log = std::env::temp_dir().join(format!("wxkit-proc-{}.log", uuid::Uuid::new_v4().simple()));
+        let stderr = std::fs::File::create(&log).expect("log file");
+        let bin = wxkit_bin();
+        let mut cmd = match shell_prefix {
+            Some(prefix) => {
+                let mut c = Command::new("sh");
+                c.arg("-c").arg(format!("{prefix} exec \"$0\" serve")).arg(&bin);
+                c
+            }
+            None => {
+                let mut c = Command::new(&bin);
+                c.arg("serve");
+                c
+            }
+        };
+        // A clean environment apart from what the server needs: no stray WXKIT__ settings from the caller.
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr);
+        let child = cmd.spawn().expect("wxkit serve starts");
+        let address = format!("http://127.0.0.1:{port}");
+        let mut process = ServerProcess { address, child, log };
+        process.wait_healthy().await;
+        process
+    }
+
+    async fn wait_healthy(&mut self) {
+        let http = reqwest::Client::new();
+        for _ in 0..600 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "wxkit serve exited with {status}: {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            if let Ok(r) = http.get(format!("{}/healthz", self.address)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("wxkit serve did not become healthy within 30 s");
+    }
+
+    /// `kill -9`: no shutdown, no drain, no flush.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The process's stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// A WeChat-style server push to `{address}/wechat/push`, signed (and, with `aes`, encrypted) as WeChat does.
+#[derive(Clone, Debug)]
+pub struct SignedPush {
+    /// The full URL with the query WeChat adds.
+    pub url: String,
+    /// The body.
+    pub body: String,
+}
+
+/// Signs and (in safe mode) encrypts `plain` as WeChat would, with a fresh timestamp and nonce.
+pub fn sign_push(address: &str, plain: &str, aes: bool) -> SignedPush {
+    let timestamp = (chrono::Utc::now().timestamp()).to_string();
+    let nonce = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
+    sign_push_at(address, plain, aes, &timestamp, &nonce)
+}
+
+/// [`sign_push`] with a given timestamp and nonce.
+pub fn sign_push_at(address: &str, plain: &str, aes: bool, timestamp: &str, nonce: &str) -> SignedPush {
+    let signature = wechat_core::push::server_signature(TEST_PUSH_TOKEN, timestamp, nonce);
+    let mut url = format!("{address}/wechat/push?signature={signature}&timestamp={timestamp}&nonce={nonce}");
+    let body = if aes {
+        let crypto = wechat_core::push::MessageCrypto::new(TEST_PUSH_TOKEN, TEST_AES_KEY, TEST_APP_ID)
+            .expect("test key is valid");
+        let encrypt = crypto.encrypt(plain);
+        let msg_signature = wechat_core::push::msg_signature(TEST_PUSH_TOKEN, timestamp, nonce, &encrypt);
+        url.push_str(&format!("&encrypt_type=aes&msg_signature={msg_signature}"));
+        format!("<xml><ToUserName><![CDATA[gh_test]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>")
+    } else {
+        plain.to_owned()
+    };
+    SignedPush { url, body }
+}
+
+/// A card event push body.
+pub fn card_event(event: &str, from: &str, create_time: i64, fields: &[(&str, &str)]) -> String {
+    let mut xml = format!(
+        "<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[{from}]]></FromUserName>\
+         <CreateTime>{create_time}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event>"
+    );
+    for (k, v) in fields {
+        xml.push_str(&format!("<{k}><![CDATA[{v}]]></{k}>"));
+    }
+    xml.push_str("</xml>");
+    xml
 }

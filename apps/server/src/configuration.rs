@@ -402,7 +402,10 @@ mod tests {
             (("WXKIT__DATABASE__POOL_SIZE", "0"), "database.pool_size"),
             (("WXKIT__ADMIN__TOKEN", "short-admin-token"), "admin.token"),
             (("WXKIT__WECHAT__PUSH_WINDOW_SECS", "0"), "wechat.push_window_secs"),
-            (("WXKIT__WECHAT__PUSH_COMPATIBLE_MODE", "true"), "wechat.push_compatible_mode"),
+            (
+                ("WXKIT__WECHAT__PUSH_COMPATIBLE_MODE", "true"),
+                "wechat.push_compatible_mode",
+            ),
             (("WXKIT__SERVER__BODY_TIMEOUT_SECS", "0"), "server.body_timeout_secs"),
             (("WXKIT__SERVER__MAX_CONNECTIONS", "0"), "server.max_connections"),
             (("WXKIT__DATABASE__REDEEM_BATCH_MAX", "0"), "database.redeem_batch_max"),

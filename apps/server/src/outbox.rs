@@ -88,8 +88,10 @@ async fn run(pool: DbPool, cards: wechat_card::CardClient, options: OutboxOption
     let lease_ms = i64::try_from(options.lease.as_millis()).unwrap_or(i64::MAX / 4);
     loop {
         let claim_owner = owner.clone();
-        let claimed =
-            db::blocking(&pool, move |conn| repo::claim_due(conn, &claim_owner, now_ms(), lease_ms, 32)).await;
+        let claimed = db::blocking(&pool, move |conn| {
+            repo::claim_due(conn, &claim_owner, now_ms(), lease_ms, 32)
+        })
+        .await;
         let items = match claimed {
             Ok(items) => items,
             Err(e) => {
@@ -121,7 +123,11 @@ async fn run(pool: DbPool, cards: wechat_card::CardClient, options: OutboxOption
             }
             let settle_owner = owner.clone();
             let id = item.id;
-            match db::blocking(&pool, move |conn| repo::settle(conn, id, &settle_owner, &result, now_ms())).await {
+            match db::blocking(&pool, move |conn| {
+                repo::settle(conn, id, &settle_owner, &result, now_ms())
+            })
+            .await
+            {
                 Ok(true) => {}
                 Ok(false) => tracing::warn!(id, "outbox: lease lost before the result was recorded"),
                 // The lease runs out and the item is delivered again; WeChat answers 40099 then (done).
@@ -134,10 +140,7 @@ async fn run(pool: DbPool, cards: wechat_card::CardClient, options: OutboxOption
 /// The delay before retry number `attempts` (1-based): base × 2^(attempts−1), capped.
 pub fn backoff(options: &OutboxOptions, attempts: i32) -> Duration {
     let exp = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(30);
-    options
-        .retry_base
-        .saturating_mul(1u32 << exp)
-        .min(options.retry_max)
+    options.retry_base.saturating_mul(1u32 << exp).min(options.retry_max)
 }
 
 async fn deliver(cards: &wechat_card::CardClient, item: &OutboxRow, options: &OutboxOptions) -> Settle {
@@ -170,9 +173,9 @@ fn classify(result: Result<(), wechat_card::Error>) -> Result<(), (bool, String)
     match result {
         // Consumed now, or already (by an earlier delivery whose answer was lost, or at WeChat's side).
         Ok(()) | Err(E::AlreadyConsumed { .. }) => Ok(()),
-        Err(e @ (E::InvalidCode { .. } | E::Unavailable { .. } | E::InvalidEncryptCode { .. } | E::InvalidInput { .. })) => {
-            Err((true, e.to_string()))
-        }
+        Err(
+            e @ (E::InvalidCode { .. } | E::Unavailable { .. } | E::InvalidEncryptCode { .. } | E::InvalidInput { .. }),
+        ) => Err((true, e.to_string())),
         Err(E::Wechat(e)) => {
             let retry = e.is_transient()
                 || e.is_token_invalid()
@@ -212,11 +215,26 @@ mod tests {
         let api = |code| wechat_card::Error::from(wechat_core::Error::from_errcode(code, "x"));
         assert_eq!(classify(Ok(())), Ok(()));
         assert_eq!(classify(Err(api(40099))), Ok(()), "already consumed is done");
-        assert!(matches!(classify(Err(api(40056))), Err((true, _))), "unknown code is final");
+        assert!(
+            matches!(classify(Err(api(40056))), Err((true, _))),
+            "unknown code is final"
+        );
         assert!(matches!(classify(Err(api(40127))), Err((true, _))));
-        assert!(matches!(classify(Err(api(-1))), Err((false, _))), "system busy is retried");
-        assert!(matches!(classify(Err(api(40001))), Err((false, _))), "token trouble is retried");
-        assert!(matches!(classify(Err(api(45009))), Err((false, _))), "rate limits are retried");
-        assert!(matches!(classify(Err(api(40013))), Err((true, _))), "a misconfigured app is final");
+        assert!(
+            matches!(classify(Err(api(-1))), Err((false, _))),
+            "system busy is retried"
+        );
+        assert!(
+            matches!(classify(Err(api(40001))), Err((false, _))),
+            "token trouble is retried"
+        );
+        assert!(
+            matches!(classify(Err(api(45009))), Err((false, _))),
+            "rate limits are retried"
+        );
+        assert!(
+            matches!(classify(Err(api(40013))), Err((true, _))),
+            "a misconfigured app is final"
+        );
     }
 }

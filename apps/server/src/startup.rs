@@ -390,7 +390,10 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
                     .route("/campaigns", web::get().to(routes::admin::list_campaigns))
                     .route("/campaigns/{id}/coupons", web::post().to(routes::admin::issue))
                     .route("/admin/outbox", web::get().to(routes::metrics::list_outbox))
-                    .route("/admin/outbox/{id}/retry", web::post().to(routes::metrics::retry_outbox)),
+                    .route(
+                        "/admin/outbox/{id}/retry",
+                        web::post().to(routes::metrics::retry_outbox),
+                    ),
             )
             .route("/metrics", web::get().to(routes::metrics::metrics))
             .route("/healthz", web::get().to(routes::health::healthz))

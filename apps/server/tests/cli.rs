@@ -697,3 +697,23 @@ fn staff_campaign_and_coupon_commands_work_on_a_fresh_database() {
     assert_eq!(code, 0);
     assert!(out.contains("1 issued of 1"), "{out}");
 }
+
+#[test]
+fn a_short_admin_token_stops_serve_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(wxkit()
+        .arg("serve")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("t.db").display()),
+        )
+        .env("WXKIT__SERVER__ADDR", "127.0.0.1:0")
+        .env("WXKIT__ADMIN__TOKEN", "guessable-token"));
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("admin.token") && stderr.contains("32"), "{stderr}");
+    assert!(
+        !stderr.contains("guessable-token"),
+        "the token itself is never printed: {stderr}"
+    );
+}

@@ -219,7 +219,9 @@ pub fn receive(token: &str, security: PushSecurity<'_>, query: &PushQuery, body:
     let crypto = match (security, encrypted) {
         (PushSecurity::Safe(_), false) => return Err(PushError::NotEncrypted),
         (PushSecurity::Plaintext, true) => {
-            return Err(PushError::Body("encrypted push but no EncodingAESKey configured".into()));
+            return Err(PushError::Body(
+                "encrypted push but no EncodingAESKey configured".into(),
+            ));
         }
         (PushSecurity::Plaintext | PushSecurity::Compatible(_), false) => return parse_push(body),
         (PushSecurity::Safe(c) | PushSecurity::Compatible(c), true) => c,

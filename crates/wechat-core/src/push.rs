@@ -108,10 +108,7 @@ pub fn check_timestamp(timestamp: &str, now: i64, window_secs: i64) -> Result<i6
     let ts: i64 = timestamp.parse().map_err(|_| PushError::BadTimestamp)?;
     let skew_secs = ts - now;
     if skew_secs.abs() > window_secs {
-        return Err(PushError::Stale {
-            skew_secs,
-            window_secs,
-        });
+        return Err(PushError::Stale { skew_secs, window_secs });
     }
     Ok(ts)
 }

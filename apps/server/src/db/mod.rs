@@ -2,8 +2,8 @@
 
 pub mod coupons;
 pub mod outbox;
-pub mod push;
 pub mod pos;
+pub mod push;
 pub mod schema;
 pub mod token_store;
 pub mod users;
@@ -12,6 +12,8 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// A connection to either backend. Queries written once against [`schema`] run on both; backend-specific SQL
@@ -40,6 +42,10 @@ impl fmt::Debug for DbConnection {
 pub struct GuardedConnection {
     conn: DbConnection,
     broken: bool,
+    /// The pool's count of connection failures when this connection was last known good.
+    seen_failures: u64,
+    /// The pool's count of connection failures (shared by all its connections).
+    failures: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for GuardedConnection {
@@ -47,7 +53,7 @@ impl fmt::Debug for GuardedConnection {
         f.debug_struct("GuardedConnection")
             .field("conn", &self.conn)
             .field("broken", &self.broken)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,9 +96,32 @@ impl GuardedConnection {
         }
         if self.broken {
             tracing::warn!(error = %e, "database connection failed; discarding it");
+            // One dead connection usually means they all are (a restart, a failover): the others are checked
+            // before their next use (see `checkout`).
+            self.failures.fetch_add(1, Ordering::Relaxed);
         }
         self.broken
     }
+}
+
+/// Takes a connection from the pool. After a connection failure anywhere in the pool, a connection that has not
+/// been checked since is tested with `SELECT 1` first and, if dead, discarded for another — so after a database
+/// restart only the request that discovered it fails, not one request per pooled connection. In normal operation
+/// this costs nothing.
+pub fn checkout(pool: &DbPool) -> Result<PooledConnection, DbError> {
+    for _ in 0..=pool.max_size() {
+        let mut conn = pool.get()?;
+        let failures = conn.failures.load(Ordering::Relaxed);
+        if conn.seen_failures == failures {
+            return Ok(conn);
+        }
+        if conn.conn.batch_execute("SELECT 1").is_ok() {
+            conn.seen_failures = failures;
+            return Ok(conn);
+        }
+        conn.broken = true;
+    }
+    Ok(pool.get()?)
 }
 
 enum ErrorClass {
@@ -317,6 +346,7 @@ pub fn redact_url(url: &str) -> String {
 #[derive(Debug)]
 pub struct ConnectionManager {
     backend: Backend,
+    failures: Arc<AtomicU64>,
 }
 
 impl r2d2::ManageConnection for ConnectionManager {
@@ -327,6 +357,8 @@ impl r2d2::ManageConnection for ConnectionManager {
         Ok(GuardedConnection {
             conn: self.backend.establish()?,
             broken: false,
+            seen_failures: self.failures.load(Ordering::Relaxed),
+            failures: self.failures.clone(),
         })
     }
 
@@ -366,6 +398,7 @@ pub fn connect_and_migrate(url: &str, pool_size: u32) -> Result<(Backend, DbPool
         .test_on_check_out(false)
         .build(ConnectionManager {
             backend: backend.clone(),
+            failures: Arc::new(AtomicU64::new(0)),
         })
         .map_err(|e| DbError::Connect {
             target: backend.target(),
@@ -382,7 +415,7 @@ where
 {
     let pool = pool.clone();
     tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get()?;
+        let mut conn = checkout(&pool)?;
         let result = work(&mut conn);
         if let Err(e) = &result {
             conn.note_error(e);

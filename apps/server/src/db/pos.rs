@@ -636,7 +636,7 @@ fn run_on_live_connection(pool: &super::DbPool, batch: &[PosAttempt]) -> Result<
     let tries = pool.max_size() + 1;
     let mut last = None;
     for _ in 0..tries {
-        let mut conn = pool.get()?;
+        let mut conn = super::checkout(pool)?;
         match redeem_batch(&mut conn, batch, chrono::Utc::now().timestamp_millis()) {
             Err(e) if conn.note_error(&e) => last = Some(e),
             Ok(results) => {

@@ -114,13 +114,8 @@ pub fn apply_push(
             PushEffect::ConsumeCard { card_code } => match repo::coupon_by_card_code(conn, card_code)? {
                 None => "consumed card code is not linked to a coupon",
                 Some(row) => {
-                    let (outcome, _) = redemption_core::redeem(
-                        &mut DbRedemptionStore(conn),
-                        &row.code,
-                        None,
-                        Channel::Wechat,
-                        now,
-                    )?;
+                    let (outcome, _) =
+                        redemption_core::redeem(&mut DbRedemptionStore(conn), &row.code, None, Channel::Wechat, now)?;
                     match outcome {
                         Outcome::Redeemed { .. } => "coupon redeemed at WeChat's side",
                         _ => "card consumed at WeChat's side; coupon was not redeemable",
@@ -202,7 +197,7 @@ fn link_card(
 pub fn prune(conn: &mut DbConnection, now_ms: i64, window_secs: i64, keep_events_ms: i64) -> Result<usize, DbError> {
     let oldest_ts = now_ms / 1000 - window_secs - 60;
     let n = diesel::delete(push_nonces::table.filter(push_nonces::timestamp.lt(oldest_ts))).execute(conn)?;
-    let m = diesel::delete(push_events::table.filter(push_events::created_at.lt(now_ms - keep_events_ms)))
-        .execute(conn)?;
+    let m =
+        diesel::delete(push_events::table.filter(push_events::created_at.lt(now_ms - keep_events_ms))).execute(conn)?;
     Ok(n + m)
 }

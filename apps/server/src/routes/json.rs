@@ -112,9 +112,7 @@ pub fn body_error(e: &actix_web::Error) -> ApiError {
     let status = e.as_response_error().status_code();
     match status {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, "payload_too_large", "the body is too large"),
-        StatusCode::REQUEST_TIMEOUT => {
-            ApiError::new(status, "body_timeout", "the body did not arrive in time")
-        }
+        StatusCode::REQUEST_TIMEOUT => ApiError::new(status, "body_timeout", "the body did not arrive in time"),
         _ => ApiError::bad_request("invalid_body", e.to_string()),
     }
 }
