@@ -736,7 +736,8 @@ async fn every_refusal_has_its_status(kind: DbKind) {
     })
     .await
     .unwrap();
-    assert_eq!(audited, 8, "every attempt by a known staff token is audited");
+    // (The NUL-byte code is refused as malformed input before it is an attempt: not audited.)
+    assert_eq!(audited, 7, "every attempt by a known staff token is audited");
 }
 
 /// A campaign with the given RFC 3339 window; returns its id.

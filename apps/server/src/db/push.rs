@@ -157,10 +157,7 @@ fn link_card(
         Some((coupon, _)) if coupon.status != "issued" => Some("refused_not_issued"),
         Some((coupon, _)) if coupon.wechat_card_code.as_deref() == Some(card_code) => None,
         Some((coupon, _)) if coupon.wechat_card_code.is_some() => Some("refused_already_linked"),
-        Some(_) => match repo::coupon_by_card_code(conn, card_code)? {
-            Some(_) => Some("refused_card_code_in_use"),
-            None => None,
-        },
+        Some(_) => repo::coupon_by_card_code(conn, card_code)?.map(|_| "refused_card_code_in_use"),
     };
     let coupon_id = found.as_ref().map(|(c, _)| c.id);
     let outcome = match refusal {

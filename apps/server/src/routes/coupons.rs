@@ -200,10 +200,9 @@ pub async fn redeem(
         staff,
         outcome,
         found,
-        card_code,
+        card_code: _,
         redeemed_by_name,
     } = *done;
-    let _ = card_code;
     wake_outbox_if_card_backed(&state, &outcome, found.as_ref());
     match (&outcome, found) {
         (Outcome::Redeemed { at }, Some((coupon, campaign))) => Ok(HttpResponse::Ok().json(Redeemed {
