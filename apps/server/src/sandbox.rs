@@ -57,7 +57,7 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
             appid,
             &format!("{}/wechat/push", state.public_base_url),
             token.secret(),
-            None,
+            state.push_aes_key.as_ref().map(|k| k.secret()),
         );
     }
     let staff_token = random_token();

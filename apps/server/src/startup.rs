@@ -40,8 +40,10 @@ pub struct AppState {
     pub admin_token: Option<wechat_core::SecretString>,
     /// The server-push token (`wechat.token`; generated in sandbox mode).
     pub push_token: Option<wechat_core::SecretString>,
-    /// Safe-mode push crypto, when `wechat.encoding_aes_key` is set.
+    /// Safe-mode push crypto, when `wechat.encoding_aes_key` is set (generated in sandbox mode).
     pub push_crypto: Option<wechat_core::push::MessageCrypto>,
+    /// The EncodingAESKey behind `push_crypto`.
+    pub push_aes_key: Option<wechat_core::SecretString>,
     /// The worker delivering work owed to WeChat.
     pub outbox: crate::outbox::Outbox,
     /// Failed authentications per client address.
@@ -193,7 +195,15 @@ impl Application {
             (_, true) => Some(wechat_core::SecretString::new(crate::routes::auth::random_token())),
             _ => None,
         };
-        let push_crypto = match (&push_token, &settings.wechat.encoding_aes_key) {
+        // Sandbox mode runs the simulator's pushes in safe mode (the mode the docs recommend) with a fresh key.
+        let push_aes_key = match (&settings.wechat.encoding_aes_key, sandbox.is_some()) {
+            (Some(k), _) => Some(k.clone()),
+            (None, true) => Some(wechat_core::SecretString::new(
+                crate::routes::auth::random_token()[..43].to_owned(),
+            )),
+            (None, false) => None,
+        };
+        let push_crypto = match (&push_token, &push_aes_key) {
             (Some(token), Some(key)) => Some(
                 wechat_core::push::MessageCrypto::new(token.secret(), key.secret(), oauth.app_id().as_str()).map_err(
                     |e| crate::configuration::ConfigError::Invalid {
@@ -255,6 +265,7 @@ impl Application {
             admin_token,
             push_token,
             push_crypto,
+            push_aes_key,
         });
         let demo = match &sandbox {
             Some(sim) => Some(crate::sandbox::seed(&state, sim).await?),
