@@ -185,7 +185,7 @@ impl Session<'_> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_sandbox_demo_redeems_a_coupon_in_a_real_browser() {
     let Some(driver) = Driver::start().await else { return };
-    // The sandbox exactly as `wxkit serve` runs it with no configuration (on a temp SQLite file).
+    // The sandbox exactly as `wxkit serve --sandbox` runs it with no other configuration (on a temp SQLite file).
     let dir = tempfile::tempdir().unwrap();
     let env = vec![
         (
@@ -193,6 +193,7 @@ async fn the_sandbox_demo_redeems_a_coupon_in_a_real_browser() {
             format!("sqlite://{}", dir.path().join("demo.db").display()),
         ),
         ("WXKIT__SERVER__ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("WXKIT__SERVER__MODE".to_owned(), "sandbox".to_owned()),
     ];
     let app = Application::build(Settings::load_from(None, env).unwrap())
         .await

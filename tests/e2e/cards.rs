@@ -349,3 +349,71 @@ async fn uploads_and_card_fields_are_checked_on_both_sides() {
         .unwrap();
     assert_eq!(r["errcode"], 40001);
 }
+
+#[tokio::test]
+async fn card_create_and_consume_are_sent_once_even_when_the_answer_is_lost() {
+    let sim = spawn_sim().await;
+    // A client that gives up after 1 s, against a WeChat that answers card/create after 1.5 s.
+    let core = WechatClient::new(Arc::new(
+        wechat_core::ReqwestTransport::with_timeout(std::time::Duration::from_secs(1)).unwrap(),
+    ))
+    .with_endpoints(Endpoints::single(&sim.base_url()).unwrap());
+    let tokens = AccessTokenManager::new(
+        core.clone(),
+        AppId::new(TEST_APP_ID),
+        AppSecret::new(TEST_APP_SECRET),
+        Arc::new(MemoryTokenStore::new()),
+    );
+    let cards = CardClient::new(core, tokens);
+    let logo_url = cards.upload_logo(&logo()).await.unwrap();
+    let definition = || {
+        CardDefinition::new(
+            CardKind::GeneralCoupon {
+                default_detail: "咖啡".into(),
+            },
+            BaseInfo::new(
+                &logo_url,
+                "wxkit咖啡",
+                "免费咖啡一杯",
+                "Color010",
+                "出示核销",
+                "每人一张",
+                DateInfo::FixTerm {
+                    fixed_term: 30,
+                    fixed_begin_term: 0,
+                },
+                10,
+            )
+            .unwrap(),
+        )
+        .unwrap()
+    };
+    let fault = |errcode: Option<i64>, delay_ms: Option<u64>| wechat_sim::Fault {
+        path: "/card/create".into(),
+        count: 10,
+        errcode,
+        errmsg: None,
+        http_status: None,
+        delay_ms,
+    };
+    // A timeout: WeChat may have created the card. Sending again could create a second one.
+    sim.handle().inject(fault(None, Some(1500)));
+    assert!(cards.create(&definition()).await.is_err());
+    assert_eq!(
+        sim.handle().calls("/card/create"),
+        1,
+        "one upstream call after a timeout"
+    );
+    sim.handle().reset_faults();
+    // "System busy" is not retried on a mutation either.
+    sim.handle().inject(fault(Some(-1), None));
+    assert!(cards.create(&definition()).await.is_err());
+    assert_eq!(
+        sim.handle().calls("/card/create"),
+        2,
+        "one more upstream call after errcode -1"
+    );
+    sim.handle().reset_faults();
+    let card_id = cards.create(&definition()).await.unwrap();
+    assert!(!card_id.is_empty());
+}

@@ -14,6 +14,7 @@ on_both_backends!(
     every_refusal_has_its_status,
     issuing_respects_quantity_and_per_user_limit,
     qr_images_are_cached_by_etag,
+    a_database_failure_on_the_scan_page_is_a_503_not_a_customer_view,
 );
 
 pub(crate) struct Shop {
@@ -855,7 +856,6 @@ async fn qr_images_are_cached_by_etag(kind: DbKind) {
 on_both_backends!(card_backed_coupons_are_redeemed_once_whichever_side_consumes_first);
 
 async fn card_backed_coupons_are_redeemed_once_whichever_side_consumes_first(kind: DbKind) {
-    use wechat_card::{BaseInfo, CardDefinition, CardKind, DateInfo};
     let Some(app) = spawn_app(kind).await else { return };
     assert!(app.sim.handle().set_push(
         TEST_APP_ID,
@@ -888,34 +888,7 @@ async fn card_backed_coupons_are_redeemed_once_whichever_side_consumes_first(kin
 
     // A WeChat card backs the campaign.
     let cards = &app.state.cards;
-    let logo = qr_render::render_png("logo", &qr_render::RenderOptions::default()).unwrap();
-    let logo_url = cards.upload_logo(&logo).await.unwrap();
-    let base = BaseInfo::new(
-        &logo_url,
-        "咖啡店",
-        "免费咖啡",
-        "Color010",
-        "出示核销",
-        "每人一张",
-        DateInfo::FixTerm {
-            fixed_term: 30,
-            fixed_begin_term: 0,
-        },
-        10,
-    )
-    .unwrap();
-    let card_id = cards
-        .create(
-            &CardDefinition::new(
-                CardKind::GeneralCoupon {
-                    default_detail: "咖啡".into(),
-                },
-                base,
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    let card_id = app.create_card(10).await;
     let shop = shop(&app, json!({"title": "card-backed", "wechat_card_id": card_id})).await;
 
     let sim_http = reqwest::Client::new();
@@ -1049,4 +1022,35 @@ async fn card_backed_coupons_are_redeemed_once_whichever_side_consumes_first(kin
     .await
     .unwrap();
     assert_eq!(redemptions, 1);
+}
+
+async fn a_database_failure_on_the_scan_page_is_a_503_not_a_customer_view(kind: DbKind) {
+    use diesel::RunQueryDsl;
+    let Some(app) = spawn_app(kind).await else { return };
+    let shop = shop(&app, default_campaign()).await;
+    let (_, coupon) = issue(&app, shop.campaign_id, None).await;
+    let path = format!("/c/{}", coupon["code"].as_str().unwrap());
+    let staff = Browser::new("o-staff");
+    let (s, page) = staff.open(&app, &path).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("id=\"confirm\""), "{page}");
+    // The staff lookup fails (its table is gone for a moment): the staff member must not be shown the coupon's QR
+    // as if they were a customer.
+    let rename = |from: &'static str, to: &'static str| {
+        let pool = app.state.db.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                diesel::sql_query(format!("ALTER TABLE {from} RENAME TO {to}"))
+                    .execute(&mut **pool.get().unwrap())
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    rename("staff", "staff_away").await;
+    let (s, page) = staff.open(&app, &path).await;
+    rename("staff_away", "staff").await;
+    assert_eq!(s, 503, "{page}");
+    assert!(!page.contains("id=\"qr\""), "{page}");
 }

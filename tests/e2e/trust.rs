@@ -371,40 +371,54 @@ async fn card_links_are_checked_and_every_refusal_is_audited(kind: DbKind) {
     })
     .await;
     assert_eq!(links, (Some("K1".into()), Some("K3".into())));
-}
 
-/// A card at the simulator and a user's code of it, linked to a fresh coupon of `shop`.
-async fn real_card(app: &TestApp) -> String {
-    use wechat_card::{BaseInfo, CardDefinition, CardKind, DateInfo};
-    let cards = &app.state.cards;
-    let logo = qr_render::render_png("logo", &qr_render::RenderOptions::default()).unwrap();
-    let logo_url = cards.upload_logo(&logo).await.unwrap();
-    let base = BaseInfo::new(
-        &logo_url,
-        "咖啡店",
-        "免费咖啡",
-        "Color010",
-        "出示核销",
-        "每人一张",
-        DateInfo::FixTerm {
-            fixed_term: 30,
-            fixed_begin_term: 0,
-        },
-        1000,
-    )
-    .unwrap();
-    cards
-        .create(
-            &CardDefinition::new(
-                CardKind::GeneralCoupon {
-                    default_detail: "咖啡".into(),
-                },
-                base,
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap()
+    // One failure policy: when processing fails, nothing of the push stays recorded and WeChat gets a non-success
+    // answer, so its re-send is processed — once.
+    let late = code_of(&app, card.campaign_id, Some("o-9")).await;
+    let push = sign_push(&app.address, &get_card_event("o-9", "pA", "K9", &late, now_s()), true);
+    let rename = |from: &'static str, to: &'static str| {
+        with_db(&app, move |c| {
+            diesel::sql_query(format!("ALTER TABLE {from} RENAME TO {to}"))
+                .execute(c)
+                .unwrap();
+        })
+    };
+    rename("audit_log", "audit_log_away").await;
+    let (status, _) = post_push(&http, &push).await;
+    rename("audit_log_away", "audit_log").await;
+    assert_eq!(status, 503, "a failed link is not acknowledged");
+    let l = late.clone();
+    let linked: Option<String> = with_db(&app, move |c| {
+        coupons::table
+            .filter(coupons::code.eq(&l))
+            .select(coupons::wechat_card_code)
+            .first(c)
+            .unwrap()
+    })
+    .await;
+    assert_eq!(linked, None, "nothing of the failed push was kept");
+    assert_eq!(
+        post_push(&http, &push).await,
+        (200, "success".into()),
+        "WeChat's re-send"
+    );
+    assert_eq!(post_push(&http, &push).await, (200, "success".into()), "and another");
+    let l = late.clone();
+    let (linked, audits): (Option<String>, i64) = with_db(&app, move |c| {
+        let linked = coupons::table
+            .filter(coupons::code.eq(&l))
+            .select(coupons::wechat_card_code)
+            .first(c)
+            .unwrap();
+        let audits = audit_log::table
+            .filter(audit_log::coupon_code.eq(&l))
+            .count()
+            .get_result(c)
+            .unwrap();
+        (linked, audits)
+    })
+    .await;
+    assert_eq!((linked.as_deref(), audits), (Some("K9"), 1), "processed exactly once");
 }
 
 async fn card_code_at_sim(app: &TestApp, card_id: &str, openid: &str) -> String {
@@ -462,7 +476,7 @@ async fn wait_for(what: &str, secs: u64, mut done: impl AsyncFnMut() -> bool) {
 
 async fn card_consumes_are_delivered_in_the_background_until_wechat_confirms(kind: DbKind) {
     let Some(app) = spawn_app(kind).await else { return };
-    let card_id = real_card(&app).await;
+    let card_id = app.create_card(1000).await;
     let shop = shop(&app, json!({"title": "card", "wechat_card_id": card_id})).await;
     let good = code_of(&app, shop.campaign_id, Some("o-holder")).await;
     let card_code = card_code_at_sim(&app, &card_id, "o-holder").await;
@@ -522,7 +536,17 @@ async fn card_consumes_are_delivered_in_the_background_until_wechat_confirms(kin
     let items = listed["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{listed}");
     assert!(items[0]["last_error"].as_str().unwrap().contains("40056"), "{listed}");
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(
+        app.get("/metrics").await.status(),
+        401,
+        "metrics need the admin token once one is set"
+    );
+    let metrics = app
+        .admin(Method::GET, "/metrics", json!({}))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("wxkit_outbox_failed 1"), "{metrics}");
     assert!(metrics.contains("wxkit_outbox_pending 0"), "{metrics}");
     // The operator fixes the cause and puts it back in the queue.
@@ -544,7 +568,7 @@ async fn card_consumes_are_delivered_in_the_background_until_wechat_confirms(kin
 async fn two_instances_never_deliver_one_consume_twice(kind: DbKind) {
     let Some(app) = spawn_app(kind).await else { return };
     let (second, _) = start_server_with(wxkit_e2e::test_settings(&app.db.url, &app.sim)).await;
-    let card_id = real_card(&app).await;
+    let card_id = app.create_card(1000).await;
     let shop = shop(&app, json!({"title": "card", "wechat_card_id": card_id})).await;
     let mut codes = Vec::new();
     for i in 0..20 {
@@ -591,7 +615,7 @@ async fn two_instances_never_deliver_one_consume_twice(kind: DbKind) {
 async fn small_edges_are_closed(kind: DbKind) {
     let Some(app) = spawn_app(kind).await else { return };
     // nosniff everywhere: JSON, errors, pages.
-    for path in ["/healthz", "/api/v1/nothing", "/", "/metrics"] {
+    for path in ["/healthz", "/api/v1/nothing", "/", "/metrics", "/c/AAAA"] {
         let r = app.get(path).await;
         assert_eq!(
             r.headers().get("x-content-type-options").map(|v| v.to_str().unwrap()),

@@ -292,6 +292,37 @@ impl TestApp {
             .expect("request is sent")
     }
 
+    /// Creates a general-coupon WeChat card at the simulator (logo upload, card/create) with `quantity` codes;
+    /// returns its card id.
+    pub async fn create_card(&self, quantity: u64) -> String {
+        use wechat_card::{BaseInfo, CardDefinition, CardKind, DateInfo};
+        let cards = &self.state.cards;
+        let logo = qr_render::render_png("logo", &qr_render::RenderOptions::default()).expect("logo renders");
+        let logo_url = cards.upload_logo(&logo).await.expect("logo uploads");
+        let base = BaseInfo::new(
+            &logo_url,
+            "咖啡店",
+            "免费咖啡",
+            "Color010",
+            "出示核销",
+            "每人一张",
+            DateInfo::FixTerm {
+                fixed_term: 30,
+                fixed_begin_term: 0,
+            },
+            quantity,
+        )
+        .expect("valid base info");
+        let definition = CardDefinition::new(
+            CardKind::GeneralCoupon {
+                default_detail: "咖啡".into(),
+            },
+            base,
+        )
+        .expect("valid card");
+        cards.create(&definition).await.expect("card is created")
+    }
+
     /// `GET {address}{path}`.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http

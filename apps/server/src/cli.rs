@@ -21,12 +21,15 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP server (migrates the database first). Without WeChat credentials it runs in sandbox mode
-    /// against the bundled simulator.
+    /// Run the HTTP server (migrates the database first). Needs wechat.app_id and wechat.app_secret, or
+    /// --sandbox.
     Serve {
         /// Listen address, HOST:PORT (overrides server.addr; default 127.0.0.1:8080).
         #[arg(long, value_name = "HOST:PORT")]
         addr: Option<String>,
+        /// Sandbox mode: the bundled WeChat simulator in-process, demo data, tokens printed (server.mode = sandbox).
+        #[arg(long)]
+        sandbox: bool,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -779,8 +782,11 @@ impl CliError {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Serve { addr } => {
+        Command::Serve { addr, sandbox } => {
             let mut settings = Settings::load(cli.config.as_deref())?;
+            if sandbox {
+                settings.server.mode = crate::configuration::ServerMode::Sandbox;
+            }
             if let Some(addr) = addr {
                 if addr.parse::<std::net::SocketAddr>().is_err() {
                     return Err(CliError::Usage(format!(
@@ -797,7 +803,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 app.state().backend.target()
             );
             if let Some(sim) = app.sandbox_url() {
-                eprintln!("sandbox mode: no WeChat credentials configured; WeChat simulator at {sim}");
+                eprintln!("sandbox mode: WeChat simulator at {sim}");
             }
             eprintln!("  health:    {base}/healthz");
             eprintln!("  readiness: {base}/readyz");

@@ -28,9 +28,23 @@ pub struct Settings {
     pub outbox: OutboxSettings,
 }
 
+/// `server.mode`: what `serve` talks to.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerMode {
+    /// WeChat itself: `wechat.app_id` and `wechat.app_secret` are required.
+    #[default]
+    Production,
+    /// The bundled simulator, in-process, with demo data (`wxkit serve --sandbox`). Never inferred from missing
+    /// credentials: a production box that forgets a variable must not boot a demo and print an admin token.
+    Sandbox,
+}
+
 /// `server.*`
 #[derive(Clone, Debug, Deserialize)]
 pub struct ServerSettings {
+    /// `server.mode`: `production` (default) or `sandbox`.
+    pub mode: ServerMode,
     /// `server.addr`: listen address, `HOST:PORT` (port 0 picks a free port).
     pub addr: String,
     /// `server.public_base_url`: the URL users reach this server at (QR codes, OAuth redirects). Defaults to
@@ -183,6 +197,7 @@ impl Settings {
         let env: std::collections::HashMap<String, String> = env.into_iter().collect();
         let mut builder = config::Config::builder()
             .set_default("server.addr", "127.0.0.1:8080")?
+            .set_default("server.mode", "production")?
             .set_default("database.url", "sqlite://wxkit.db")?
             .set_default("database.pool_size", 10)?
             .set_default("database.redeem_batch_max", 64)?
@@ -308,9 +323,23 @@ impl Settings {
         Ok(())
     }
 
-    /// True when no WeChat credentials are configured: the server then runs against the bundled simulator.
+    /// True in sandbox mode (`server.mode = "sandbox"`, `wxkit serve --sandbox`): the server runs against the
+    /// bundled simulator.
     pub fn sandbox(&self) -> bool {
-        self.wechat.app_id.is_none()
+        self.server.mode == ServerMode::Sandbox
+    }
+
+    /// For `serve`: production mode needs WeChat credentials. The error names the settings and the way to a demo.
+    pub fn check_can_serve(&self) -> Result<(), ConfigError> {
+        if self.sandbox() || (self.wechat.app_id.is_some() && self.wechat.app_secret.is_some()) {
+            return Ok(());
+        }
+        Err(invalid(
+            "wechat.app_id",
+            "wechat.app_id and wechat.app_secret are not set (WXKIT__WECHAT__APP_ID, WXKIT__WECHAT__APP_SECRET): \
+             set them to serve WeChat, or run `wxkit serve --sandbox` (server.mode = \"sandbox\") for the demo \
+             against the bundled simulator",
+        ))
     }
 
     /// The listen address (validated at load time).
@@ -337,9 +366,15 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_sandbox_on_sqlite() {
+    fn defaults_are_production_on_sqlite_and_sandbox_is_explicit() {
         let s = Settings::load_from(None, env(&[])).unwrap();
-        assert!(s.sandbox());
+        assert!(!s.sandbox(), "never inferred from missing credentials");
+        let e = s.check_can_serve().unwrap_err().to_string();
+        assert!(e.contains("wechat.app_id") && e.contains("--sandbox"), "{e}");
+        let sandbox = Settings::load_from(None, env(&[("WXKIT__SERVER__MODE", "sandbox")])).unwrap();
+        assert!(sandbox.sandbox());
+        assert!(sandbox.check_can_serve().is_ok());
+        assert!(Settings::load_from(None, env(&[("WXKIT__SERVER__MODE", "demo")])).is_err());
         assert_eq!(s.server.addr, "127.0.0.1:8080");
         assert_eq!(s.database.url, "sqlite://wxkit.db");
         assert_eq!(s.wechat.api_base_url, "https://api.weixin.qq.com");

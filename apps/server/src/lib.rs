@@ -9,6 +9,8 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut settings = wxkit::configuration::Settings::load(None)?;
 //! settings.server.addr = "127.0.0.1:0".into();
+//! // The demo against the bundled simulator; production needs wechat.app_id and wechat.app_secret.
+//! settings.server.mode = wxkit::configuration::ServerMode::Sandbox;
 //! let app = wxkit::startup::Application::build(settings).await?;
 //! println!("listening on port {}", app.port());
 //! tokio::spawn(app.run_until_stopped());

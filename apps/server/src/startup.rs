@@ -133,14 +133,22 @@ impl Application {
     /// Connects and migrates the database, starts the sandbox simulator when no WeChat credentials are configured,
     /// and binds the listener (port 0 picks a free port; see [`port`](Self::port)).
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        settings.check_can_serve()?;
         let url = settings.database.url.clone();
         let pool_size = settings.database.pool_size;
         let (backend, pool) = tokio::task::spawn_blocking(move || db::connect_and_migrate(&url, pool_size))
             .await
             .map_err(|e| DbError::Task(e.to_string()))??;
 
-        let (sandbox, endpoints, app_id, secret) = match (&settings.wechat.app_id, &settings.wechat.app_secret) {
-            (Some(app_id), Some(secret)) => {
+        let real = match (&settings.wechat.app_id, &settings.wechat.app_secret) {
+            (Some(app_id), Some(secret)) if !settings.sandbox() => Some((app_id, secret)),
+            _ => None,
+        };
+        if settings.sandbox() && settings.wechat.app_id.is_some() {
+            tracing::warn!("sandbox mode: the configured WeChat credentials are not used");
+        }
+        let (sandbox, endpoints, app_id, secret) = match real {
+            Some((app_id, secret)) => {
                 let endpoints = Endpoints {
                     api_base_url: wechat_core::parse_base_url(&settings.wechat.api_base_url)?,
                     open_base_url: wechat_core::parse_base_url(&settings.wechat.open_base_url)?,
@@ -156,7 +164,7 @@ impl Application {
                         source,
                     })?;
                 let endpoints = Endpoints::single(&sim.base_url())?;
-                tracing::info!(simulator = %sim.base_url(), app_id = SANDBOX_APP_ID, "sandbox mode: no WeChat credentials configured, using the bundled simulator");
+                tracing::info!(simulator = %sim.base_url(), app_id = SANDBOX_APP_ID, "sandbox mode: using the bundled WeChat simulator");
                 (Some(sim), endpoints, AppId::new(SANDBOX_APP_ID), secret)
             }
         };

@@ -193,6 +193,18 @@ impl CardClient {
             .await?)
     }
 
+    /// [`post`](Self::post) without retries of transient failures: for calls that change state at WeChat
+    /// (`card/create` would create a second card, a consume whose answer was lost must be looked at, not resent
+    /// blindly). Token errors are still retried once: WeChat rejected the call before doing anything.
+    async fn post_once<T: serde::de::DeserializeOwned>(&self, path: &str, body: &serde_json::Value) -> Result<T> {
+        let client = self.client.without_retry();
+        let client = &client;
+        Ok(self
+            .tokens
+            .call(|token| async move { client.post_json(path, &[("access_token", token.secret())], body).await })
+            .await?)
+    }
+
     async fn upload<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
@@ -257,7 +269,7 @@ impl CardClient {
         struct Created {
             card_id: String,
         }
-        let r: Created = self.post("/card/create", &card.to_json()).await?;
+        let r: Created = self.post_once("/card/create", &card.to_json()).await?;
         Ok(r.card_id)
     }
 
@@ -330,7 +342,7 @@ impl CardClient {
             #[serde(default)]
             openid: String,
         }
-        let r: Response = self.post("/card/code/consume", &body).await?;
+        let r: Response = self.post_once("/card/code/consume", &body).await?;
         Ok(Consumed {
             card_id: r.card.card_id,
             openid: r.openid,

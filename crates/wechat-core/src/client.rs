@@ -237,6 +237,17 @@ impl WechatClient {
         self.execute_json(request).await
     }
 
+    /// The same client without retries: for calls that change state at WeChat and may have taken effect even when
+    /// the answer was lost (a timeout, a 5xx, errcode -1). Retrying those could apply them twice.
+    ///
+    /// ```
+    /// let client = wechat_core::WechatClient::with_default_transport().unwrap().without_retry();
+    /// assert_eq!(client.retry_policy().max_attempts, 1);
+    /// ```
+    pub fn without_retry(&self) -> Self {
+        self.clone().with_retry(RetryPolicy::none())
+    }
+
     /// `POST {api_base_url}{path}?{query}` with a JSON body, decoded as WeChat JSON.
     pub async fn post_json<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,

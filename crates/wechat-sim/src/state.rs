@@ -448,6 +448,11 @@ impl SimHandle {
         self.world().faults.push(fault);
     }
 
+    /// Removes every injected fault (`DELETE /_sim/faults`).
+    pub fn reset_faults(&self) {
+        self.world().faults.clear();
+    }
+
     /// Forgets tokens, tickets, counters and faults and resets the clock; apps stay registered.
     pub fn reset(&self) {
         let mut w = self.world();

@@ -282,10 +282,18 @@ pub async fn scan_page(req: HttpRequest, path: web::Path<String>, state: web::Da
             .unwrap_or_else(|e| pages::error_page(StatusCode::INTERNAL_SERVER_ERROR, "出错了", &e.to_string()));
     };
     let viewer = openid.clone();
-    let staff = db::blocking(&state.db, move |conn| repo::staff_by_openid(conn, &viewer))
-        .await
-        .ok()
-        .flatten();
+    // A database failure here is a 503, never "not staff": a cashier must not be shown a customer's view.
+    let staff = match db::blocking(&state.db, move |conn| repo::staff_by_openid(conn, &viewer)).await {
+        Ok(staff) => staff,
+        Err(e) => {
+            tracing::error!(error = %e, "scan page: cannot look up the viewer");
+            return pages::error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "服务暂时不可用",
+                "The service is temporarily unavailable: scan the code again in a moment.",
+            );
+        }
+    };
     let code_str = coupon.code.as_str().to_owned();
     let mut body = coupon_card(&coupon, &campaign);
     let is_staff = staff

@@ -9,8 +9,12 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 /// `GET /metrics`: outbox backlog and failures (from the database: the same for every instance), this instance's
-/// deliveries and POS batching. Counts only, nothing secret.
-pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// deliveries and POS batching. With `admin.token` set it needs the admin bearer token (Prometheus:
+/// `authorization: {type: Bearer, credentials: ...}` in the scrape config); counts only, nothing secret.
+pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.admin_token.is_some() {
+        auth::require_admin(&req, &state)?;
+    }
     let (pending, failed) = db::blocking(&state.db, repo::counts)
         .await
         .map_err(|e| ApiError::internal(&e))?;
