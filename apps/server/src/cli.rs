@@ -178,7 +178,8 @@ fn api_error(e: crate::routes::errors::ApiError) -> CliError {
 
 async fn data_tool(cli_config: Option<PathBuf>, command: Command) -> Result<(), CliError> {
     use crate::db::coupons as repo;
-    use crate::routes::auth::{now_ms, random_token, sha256_hex};
+    use crate::platform::clock::now_ms;
+    use crate::platform::crypto::{random_token, sha256_hex};
     let config = cli_config.clone();
     match command {
         Command::Merchant(MerchantCommand::Create { name }) => {

@@ -22,6 +22,7 @@ pub mod cli;
 pub mod configuration;
 pub mod db;
 pub mod outbox;
+pub mod platform;
 pub mod routes;
 pub mod sandbox;
 pub mod startup;

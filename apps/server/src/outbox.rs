@@ -80,9 +80,7 @@ impl Outbox {
     }
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+use crate::platform::clock::now_ms;
 
 async fn run(pool: DbPool, cards: wechat_card::CardClient, options: OutboxOptions, owner: String, outbox: Outbox) {
     let lease_ms = i64::try_from(options.lease.as_millis()).unwrap_or(i64::MAX / 4);

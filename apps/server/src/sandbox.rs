@@ -2,7 +2,8 @@
 //! staff member, customer and campaign, so that a person can click through every flow.
 
 use crate::db::{self, DbError, coupons as repo};
-use crate::routes::auth::{now_ms, random_token, sha256_hex};
+use crate::platform::clock::now_ms;
+use crate::platform::crypto::{random_token, sha256_hex};
 use crate::routes::pages::{esc, page};
 use crate::startup::{AppState, StartupError};
 use actix_web::http::StatusCode;

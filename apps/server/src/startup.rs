@@ -190,8 +190,9 @@ impl Application {
         let (state_key, session_key) = tokio::task::spawn_blocking(move || -> Result<(String, String), DbError> {
             let mut conn = keys_pool.get()?;
             let state_key =
-                db::coupons::shared_secret(&mut conn, "oauth_state_key", crate::routes::auth::random_token)?;
-            let session_key = db::coupons::shared_secret(&mut conn, "session_key", crate::routes::auth::random_token)?;
+                db::coupons::shared_secret(&mut conn, "oauth_state_key", crate::platform::crypto::random_token)?;
+            let session_key =
+                db::coupons::shared_secret(&mut conn, "session_key", crate::platform::crypto::random_token)?;
             Ok((state_key, session_key))
         })
         .await
@@ -200,14 +201,14 @@ impl Application {
             .map_err(|e| DbError::Task(format!("state key: {e}")))?;
         let push_token = match (&settings.wechat.token, sandbox.is_some()) {
             (Some(t), _) if !t.is_empty() => Some(t.clone()),
-            (_, true) => Some(wechat_core::SecretString::new(crate::routes::auth::random_token())),
+            (_, true) => Some(wechat_core::SecretString::new(crate::platform::crypto::random_token())),
             _ => None,
         };
         // Sandbox mode runs the simulator's pushes in safe mode (the mode the docs recommend) with a fresh key.
         let push_aes_key = match (&settings.wechat.encoding_aes_key, sandbox.is_some()) {
             (Some(k), _) => Some(k.clone()),
             (None, true) => Some(wechat_core::SecretString::new(
-                crate::routes::auth::random_token()[..43].to_owned(),
+                crate::platform::crypto::random_token()[..43].to_owned(),
             )),
             (None, false) => None,
         };
@@ -225,7 +226,7 @@ impl Application {
         let admin_token = match (&settings.admin.token, sandbox.is_some()) {
             (Some(t), _) if !t.is_empty() => Some(t.clone()),
             // Sandbox: a fresh admin token per run, printed at start-up.
-            (_, true) => Some(wechat_core::SecretString::new(crate::routes::auth::random_token())),
+            (_, true) => Some(wechat_core::SecretString::new(crate::platform::crypto::random_token())),
             _ => None,
         };
 

@@ -91,20 +91,9 @@ impl CouponCode {
     pub fn generate_with<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> Self {
         let mut bytes = [0u8; 16];
         rng.fill_bytes(&mut bytes);
-        let mut out = String::with_capacity(CODE_LEN);
-        let mut buffer: u32 = 0;
-        let mut bits = 0;
-        for b in bytes {
-            buffer = (buffer << 8) | u32::from(b);
-            bits += 8;
-            while bits >= 5 {
-                out.push(char::from(BASE32[((buffer >> (bits - 5)) & 31) as usize]));
-                bits -= 5;
-            }
-        }
-        if bits > 0 {
-            out.push(char::from(BASE32[((buffer << (5 - bits)) & 31) as usize]));
-        }
+        // RFC 4648 base32 without padding: 128 bits → 26 characters of `A-Z2-7` (the last one carries 3 bits).
+        let out = data_encoding::BASE32_NOPAD.encode(&bytes);
+        debug_assert_eq!(out.len(), CODE_LEN);
         CouponCode(out)
     }
 

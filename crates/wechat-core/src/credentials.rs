@@ -63,11 +63,26 @@ macro_rules! id_type {
     };
 }
 
+/// Declares a secret string type: `new`, `secret()` (every read goes through it, easy to audit), `is_empty`,
+/// serde-transparent deserialization, and `Debug`/`Display` that print `[redacted]` — never the value. No
+/// `PartialEq`: compare secrets with [`constant_time_eq`]. Other crates use it for their own secrets.
+///
+/// ```
+/// wechat_core::secret_type!(
+///     /// A merchant's API key.
+///     MerchantKey
+/// );
+/// let key = MerchantKey::new("k3y");
+/// assert_eq!(key.secret(), "k3y");
+/// assert_eq!(format!("{key:?} {key}"), "MerchantKey([redacted]) [redacted]");
+/// let parsed: MerchantKey = serde_json::from_str("\"k3y\"").unwrap();
+/// assert_eq!(parsed.secret(), "k3y");
+/// ```
+#[macro_export]
 macro_rules! secret_type {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
-        #[derive(Clone, Deserialize)]
-        #[serde(transparent)]
+        #[derive(Clone)]
         pub struct $name(String);
 
         impl $name {
@@ -87,14 +102,20 @@ macro_rules! secret_type {
             }
         }
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, concat!(stringify!($name), "([redacted])"))
+        impl<'de> $crate::__private::serde::Deserialize<'de> for $name {
+            fn deserialize<D: $crate::__private::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                <String as $crate::__private::serde::Deserialize>::deserialize(d).map(Self)
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(concat!(stringify!($name), "([redacted])"))
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str("[redacted]")
             }
         }
@@ -114,19 +135,19 @@ id_type!(
     UnionId
 );
 
-secret_type!(
+crate::secret_type!(
     /// The app secret (`secret` / `appsecret`) that goes with an [`AppId`].
     AppSecret
 );
-secret_type!(
+crate::secret_type!(
     /// A basic `access_token` from `/cgi-bin/token` or `/cgi-bin/stable_token`.
     AccessToken
 );
-secret_type!(
+crate::secret_type!(
     /// A `jsapi` or `wx_card` ticket from `/cgi-bin/ticket/getticket`.
     Ticket
 );
-secret_type!(
+crate::secret_type!(
     /// Any other secret string (server token, EncodingAESKey, admin token...).
     SecretString
 );

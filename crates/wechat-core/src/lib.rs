@@ -52,3 +52,9 @@ pub use token::{
 #[cfg(feature = "reqwest")]
 pub use transport::ReqwestTransport;
 pub use transport::{HttpRequest, HttpResponse, Transport};
+
+/// Re-exports for the crate's macros (not public API).
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+}

@@ -40,13 +40,7 @@ pub fn verify_server_signature(token: &str, timestamp: &str, nonce: &str, signat
 
 /// Lowercase hex.
 pub fn hex_lower(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
-    out
+    data_encoding::HEXLOWER.encode(bytes)
 }
 
 /// `msg_signature = sha1(sort([token, timestamp, nonce, encrypt]).join(""))` for safe-mode pushes.

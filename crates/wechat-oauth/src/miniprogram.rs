@@ -10,28 +10,10 @@ use sha1::{Digest, Sha1};
 use std::fmt;
 use wechat_core::{AccessTokenManager, AppId, AppSecret, OpenId, UnionId, WechatClient};
 
-/// A session key (secret: it decrypts the user's data).
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct SessionKey(String);
-
-impl SessionKey {
-    /// Wraps a stored session key (base64, as WeChat gives it).
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value.
-    pub fn secret(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SessionKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SessionKey([redacted])")
-    }
-}
+wechat_core::secret_type!(
+    /// A session key (secret: it decrypts the user's data), base64 as WeChat gives it.
+    SessionKey
+);
 
 /// The answer of `jscode2session`.
 #[derive(Clone, Debug, Deserialize)]

@@ -2,7 +2,6 @@
 
 use crate::error::{Result, invalid};
 use serde::{Deserialize, Deserializer};
-use std::fmt;
 use url::Url;
 use wechat_core::{AccessToken, AppId, AppSecret, OpenId, UnionId, WechatClient};
 
@@ -97,28 +96,10 @@ pub fn authorize_url(
     Ok(url)
 }
 
-/// A refresh token (secret: lives 30 days).
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct RefreshToken(String);
-
-impl RefreshToken {
-    /// Wraps a stored refresh token.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value.
-    pub fn secret(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for RefreshToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RefreshToken([redacted])")
-    }
-}
+wechat_core::secret_type!(
+    /// A refresh token (secret: lives 30 days).
+    RefreshToken
+);
 
 /// The answer to a code exchange or a refresh.
 #[derive(Clone, Debug, Deserialize)]

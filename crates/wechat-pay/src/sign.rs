@@ -5,30 +5,12 @@ use crate::xml::Fields;
 use hmac::{Hmac, KeyInit, Mac};
 use md5::{Digest, Md5};
 use sha2::Sha256;
-use std::fmt;
 use std::str::FromStr;
 
-/// The merchant API key (secret).
-#[derive(Clone)]
-pub struct PayKey(String);
-
-impl PayKey {
-    /// Wraps the key.
-    pub fn new(key: impl Into<String>) -> Self {
-        Self(key.into())
-    }
-
-    /// The key.
-    pub fn secret(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for PayKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PayKey([redacted])")
-    }
-}
+wechat_core::secret_type!(
+    /// The merchant API key (secret).
+    PayKey
+);
 
 /// The signature algorithm.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

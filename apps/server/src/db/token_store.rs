@@ -37,9 +37,7 @@ impl DbTokenStore {
     }
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+use crate::platform::clock::now_ms;
 
 /// Makes sure the row exists so that the lease can be taken with a conditional UPDATE.
 fn ensure_row(conn: &mut DbConnection, app_id: &str, kind: &str) -> Result<(), DbError> {

@@ -6,7 +6,7 @@ use crate::routes::coupons::{public_view, rfc3339};
 use crate::routes::errors::ApiError;
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -32,11 +32,10 @@ pub struct NewMerchant {
 
 /// `POST /api/v1/merchants {name}` → `{id, name}`.
 pub async fn create_merchant(
-    req: HttpRequest,
+    _admin: auth::AdminAuth,
     body: crate::routes::json::ApiJson<NewMerchant>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    auth::require_admin(&req, &state)?;
     check_text("name", &body.name, 100)?;
     let name = body.name.trim().to_owned();
     let m = db::blocking(&state.db, move |conn| repo::create_merchant(conn, &name, now_ms()))
@@ -56,11 +55,10 @@ pub struct NewStaff {
 /// `POST /api/v1/staff {merchant_id, openid, name}` → `{id, api_token}`. The token is shown once; only its hash is
 /// stored.
 pub async fn create_staff(
-    req: HttpRequest,
+    _admin: auth::AdminAuth,
     body: crate::routes::json::ApiJson<NewStaff>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    auth::require_admin(&req, &state)?;
     check_text("openid", &body.openid, 64)?;
     check_text("name", &body.name, 64)?;
     let token = auth::random_token();
@@ -94,11 +92,10 @@ pub async fn create_staff(
 
 /// `DELETE /api/v1/staff/{id}` → 204; the staff member can no longer redeem.
 pub async fn delete_staff(
-    req: HttpRequest,
+    _admin: auth::AdminAuth,
     path: web::Path<i64>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    auth::require_admin(&req, &state)?;
     let id = path.into_inner();
     if db::blocking(&state.db, move |conn| repo::remove_staff(conn, id))
         .await
@@ -230,11 +227,10 @@ pub fn campaign_json(c: &repo::CampaignRow) -> serde_json::Value {
 
 /// `POST /api/v1/campaigns {...}` → `{id, ...}`.
 pub async fn create_campaign(
-    req: HttpRequest,
+    _admin: auth::AdminAuth,
     body: crate::routes::json::ApiJson<CampaignRequest>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    auth::require_admin(&req, &state)?;
     let new = body.validate(now_ms())?;
     let created = db::blocking(&state.db, move |conn| {
         if repo::merchant(conn, new.merchant_id)?.is_none() {
@@ -249,8 +245,7 @@ pub async fn create_campaign(
 }
 
 /// `GET /api/v1/campaigns`.
-pub async fn list_campaigns(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    auth::require_admin(&req, &state)?;
+pub async fn list_campaigns(_admin: auth::AdminAuth, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let rows = db::blocking(&state.db, |conn| repo::list_campaigns(conn, None))
         .await
         .map_err(db_error)?;
@@ -265,12 +260,11 @@ pub struct IssueBody {
 
 /// `POST /api/v1/campaigns/{id}/coupons {owner_openid?}` → `{code, url, qr_url}`.
 pub async fn issue(
-    req: HttpRequest,
+    _admin: auth::AdminAuth,
     path: web::Path<i64>,
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    auth::require_admin(&req, &state)?;
     // An empty body is allowed (a coupon without owner); anything else must be the JSON object.
     let owner = if body.iter().all(u8::is_ascii_whitespace) {
         None

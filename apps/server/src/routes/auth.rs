@@ -10,7 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use async_trait::async_trait;
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use wechat_oauth::state::{StateError, StateStore};
 use wechat_oauth::web::Scope;
 
@@ -21,27 +21,8 @@ pub const SESSION_SECS: i64 = 7 * 86_400;
 /// OAuth states live 10 minutes.
 pub const STATE_TTL_SECS: i64 = 600;
 
-/// Unix milliseconds now.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-/// sha256 hex, for API tokens at rest.
-pub fn sha256_hex(s: &str) -> String {
-    wechat_core::push::hex_lower(&Sha256::digest(s.as_bytes()))
-}
-
-/// sha256 hex of bytes.
-pub fn sha256_hex_bytes(b: &[u8]) -> String {
-    wechat_core::push::hex_lower(&Sha256::digest(b))
-}
-
-/// A fresh random token (256 bits, hex).
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
-    wechat_core::push::hex_lower(&bytes)
-}
+pub use crate::platform::clock::now_ms;
+pub use crate::platform::crypto::{random_token, sha256_hex, sha256_hex_bytes};
 
 fn mac(key: &[u8], parts: &[&str]) -> String {
     // HMAC accepts any key length; an empty MAC would never verify if this ever failed.
@@ -72,6 +53,60 @@ pub fn bearer(req: &HttpRequest) -> Option<String> {
 
 fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+}
+
+/// Proof that the request carries the admin bearer token: an extractor, so that an admin handler cannot forget
+/// the check. Put it first among a handler's parameters — it then runs before any body is read.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminAuth;
+
+impl actix_web::FromRequest for AdminAuth {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<AdminAuth, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(match req.app_data::<web::Data<AppState>>() {
+            Some(state) => require_admin(req, state).map(|()| AdminAuth),
+            None => Err(ApiError::internal(&"application state missing")),
+        })
+    }
+}
+
+/// A POS caller's bearer token, as the sha256 hex it is stored as. The extractor enforces the per-address limit on
+/// failed authentications and the presence of a token; whether a staff member holds it is the redemption's
+/// business (the POS batch looks it up with the attempt).
+#[derive(Clone)]
+pub struct StaffBearer {
+    /// sha256 hex of the token.
+    pub token_hash: String,
+}
+
+impl std::fmt::Debug for StaffBearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The hash identifies a bearer token: keep it out of logs.
+        f.write_str("StaffBearer")
+    }
+}
+
+impl actix_web::FromRequest for StaffBearer {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<StaffBearer, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let Some(state) = req.app_data::<web::Data<AppState>>() else {
+            return std::future::ready(Err(ApiError::internal(&"application state missing")));
+        };
+        std::future::ready((|| {
+            state.auth_limiter.check(req)?;
+            let Some(token) = bearer(req) else {
+                state.auth_limiter.failed(req);
+                return Err(unauthorized("POS calls need Authorization: Bearer <staff api_token>"));
+            };
+            Ok(StaffBearer {
+                token_hash: sha256_hex(&token),
+            })
+        })())
+    }
 }
 
 /// Checks the admin bearer token (constant time). Failures count against the caller's address

@@ -167,24 +167,16 @@ fn outcome_error(outcome: &Outcome, staff_name: Option<String>) -> ApiError {
 /// `POST /api/v1/redemptions {code}` with a staff bearer token: 200, 409 already redeemed (when, by whom),
 /// 404 unknown, 410 expired/void, 403 not staff.
 pub async fn redeem(
+    staff: auth::StaffBearer,
     req: HttpRequest,
     body: crate::routes::json::ApiJson<RedeemBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth_limiter.check(&req)?;
-    let Some(token) = auth::bearer(&req) else {
-        state.auth_limiter.failed(&req);
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "POS calls need Authorization: Bearer <staff api_token>",
-        ));
-    };
     if body.code.len() > 64 {
         return Err(ApiError::bad_request("invalid_code", "code is too long"));
     }
     let attempt = repo_pos::PosAttempt {
-        token_hash: auth::sha256_hex(&token),
+        token_hash: staff.token_hash,
         code: body.into_inner().code,
     };
     let reply = state.pos.redeem(attempt).await.map_err(|e| ApiError::internal(&e))?;

@@ -75,11 +75,10 @@ pub struct OutboxQuery {
 
 /// `GET /api/v1/admin/outbox?status=pending|done|failed&limit=N` (admin): the newest items.
 pub async fn list_outbox(
-    req: HttpRequest,
+    _admin: auth::AdminAuth,
     query: web::Query<OutboxQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    auth::require_admin(&req, &state)?;
     let status = query.status.clone();
     if let Some(s) = &status
         && !matches!(s.as_str(), "pending" | "done" | "failed")
@@ -98,11 +97,10 @@ pub async fn list_outbox(
 
 /// `POST /api/v1/admin/outbox/{id}/retry` (admin): puts a failed item back in the queue.
 pub async fn retry_outbox(
-    req: HttpRequest,
+    _admin: auth::AdminAuth,
     path: web::Path<i64>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    auth::require_admin(&req, &state)?;
     let id = path.into_inner();
     let requeued = db::blocking(&state.db, move |conn| repo::retry(conn, id, now_ms()))
         .await

@@ -8,7 +8,8 @@
 //! record and effect in one transaction); `success` is answered only after that transaction committed.
 
 use crate::db::{self, push as repo};
-use crate::routes::auth::{now_ms, sha256_hex_bytes};
+use crate::platform::clock::now_ms;
+use crate::platform::crypto::sha256_hex_bytes;
 use crate::startup::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use std::collections::HashMap;
