@@ -623,6 +623,46 @@ async fn small_edges_are_closed(kind: DbKind) {
             "{path}"
         );
     }
+    // Pages come from templates with one stylesheet: no inline style or script is allowed, nor needed.
+    for path in ["/", "/c/AAAAAAAAAAAAAAAAAAAAAAAAAA"] {
+        let r = app.get(path).await;
+        let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        assert!(
+            !csp.contains("unsafe-inline") && csp.contains("default-src 'self'"),
+            "{path}: {csp}"
+        );
+        let html = r.text().await.unwrap();
+        assert!(
+            !html.contains("<style") && html.contains("/static/app.css"),
+            "{path}: {html}"
+        );
+    }
+    let css = app.get("/static/app.css").await;
+    assert_eq!(css.status(), 200);
+    assert!(css.headers()["content-type"].to_str().unwrap().starts_with("text/css"));
+    assert!(
+        css.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age=31536000")
+    );
+    let authorize = app
+        .http
+        .get(format!(
+            "{}/connect/oauth2/authorize?appid={}&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb&response_type=code&scope=snsapi_base",
+            app.sim.base_url(),
+            wxkit_e2e::TEST_APP_ID
+        ))
+        .send()
+        .await
+        .unwrap();
+    let csp = authorize.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(!csp.contains("unsafe-inline"), "simulator: {csp}");
+    assert!(authorize.text().await.unwrap().contains("/_sim/static/sim.css"));
+
     // The Bearer scheme in any case; 401s say which scheme they want.
     for scheme in ["Bearer", "bearer", "BEARER"] {
         let r = app

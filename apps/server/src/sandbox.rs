@@ -4,7 +4,7 @@
 use crate::db::{self, DbError, coupons as repo};
 use crate::platform::clock::now_ms;
 use crate::platform::crypto::{random_token, sha256_hex};
-use crate::routes::pages::{esc, page};
+use crate::routes::pages;
 use crate::startup::{AppState, StartupError};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -116,33 +116,33 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
 /// `GET /`: what this server is, with the demo links in sandbox mode.
 pub async fn index(state: web::Data<AppState>) -> HttpResponse {
     let sandbox = state.settings.sandbox();
-    let mut body = String::from(
-        "<div class=\"card\"><h1>wxkit</h1><p>微信优惠券核销 · WeChat coupons and redemption</p>\
-         <p><a href=\"/coupons/mine\">我的优惠券 · My coupons</a></p></div>",
-    );
-    if sandbox {
+    let demo = if sandbox {
         let customer = DEMO_CUSTOMER_OPENID.to_owned();
-        let codes = db::blocking(&state.db, move |conn| repo::coupons_of_owner(conn, &customer))
+        db::blocking(&state.db, move |conn| repo::coupons_of_owner(conn, &customer))
             .await
-            .unwrap_or_default();
-        let items: String = codes
-            .iter()
-            .map(|(c, k)| {
-                format!(
-                    "<li><a href=\"/c/{0}\">{1}</a> <span class=\"muted\">{2}</span></li>",
-                    c.code,
-                    esc(&k.title),
-                    c.status
-                )
-            })
-            .collect();
-        body.push_str(&format!(
-            "<div class=\"card\"><h1>沙箱演示 · Sandbox demo</h1>\
-             <p>1. 打开一张券，在模拟微信授权页选择「顾客小李」，看到二维码。<br><span class=\"en\">Open a coupon and pick \
-             “Customer Li” on the simulated WeChat page: you see its QR code.</span></p>\
-             <p>2. 用另一个浏览器（或无痕窗口）打开同一链接，选择「店员小王」，点击确认核销。<br><span class=\"en\">Open the same link in \
-             another browser (or a private window), pick “Staff Wang”, confirm.</span></p><ul>{items}</ul></div>"
-        ));
-    }
-    page(StatusCode::OK, "wxkit", &body)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(c, k)| (c.code, k.title, c.status))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    pages::render(
+        StatusCode::OK,
+        &IndexPage {
+            title: "wxkit",
+            sandbox,
+            demo,
+        },
+    )
+}
+
+/// The start page.
+#[derive(askama::Template)]
+#[template(path = "index.html")]
+struct IndexPage<'a> {
+    title: &'a str,
+    sandbox: bool,
+    /// The demo customer's coupons: code, title, status.
+    demo: Vec<(String, String, String)>,
 }

@@ -419,6 +419,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
             .route("/healthz", web::get().to(routes::health::healthz))
             .route("/readyz", web::get().to(routes::health::readyz))
             .route("/", web::get().to(crate::sandbox::index))
+            .route("/static/app.css", web::get().to(routes::pages::stylesheet))
             .route("/auth/callback", web::get().to(routes::auth::callback))
             .route("/c/{code}", web::get().to(routes::coupons::scan_page))
             .route("/c/{code}/redeem", web::post().to(routes::coupons::confirm))

@@ -33,49 +33,63 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/_sim/miniprogram/login", web::post().to(control_js_code))
         .route("/_sim/miniprogram/pages", web::post().to(control_pages))
         .route("/_sim/miniprogram/encrypt", web::post().to(control_encrypt))
-        .route("/_sim/wxa/open", web::get().to(wxa_open));
+        .route("/_sim/wxa/open", web::get().to(wxa_open))
+        .route("/_sim/static/sim.css", web::get().to(stylesheet));
 }
 
-pub(crate) fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+/// The stylesheet of the simulator's pages.
+const SIM_CSS: &str = include_str!("../static/sim.css");
 
-fn page(title: &str, body: &str) -> HttpResponse {
+/// `GET /_sim/static/sim.css`.
+async fn stylesheet() -> HttpResponse {
     HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(format!(
-            "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{}</title>\
-         <style>body{{font-family:-apple-system,'PingFang SC',sans-serif;max-width:480px;margin:0 auto;padding:16px;\
-         background:#ededed}}.card{{background:#fff;border-radius:8px;padding:16px;margin:12px 0}}\
-         button{{width:100%;padding:12px;margin:6px 0;border:0;border-radius:6px;background:#07c160;color:#fff;\
-         font-size:16px}}button.alt{{background:#f2f2f2;color:#07c160}}.err{{color:#fa5151}}small{{color:#888}}\
-         input{{width:100%;padding:10px;box-sizing:border-box;margin:6px 0}}</style></head>\
-         <body><p><small>wxkit WeChat simulator · 模拟微信</small></p>{}</body></html>",
-            html_escape(title),
-            body
-        ))
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=86400"))
+        .body(SIM_CSS)
+}
+
+/// Renders a simulator page (auto-escaped template; no inline style or script).
+fn render(template: &impl askama::Template) -> HttpResponse {
+    match template.render() {
+        Ok(html) => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .insert_header((
+                "Content-Security-Policy",
+                "default-src 'self'; form-action *; frame-ancestors 'none'; base-uri 'none'",
+            ))
+            .body(html),
+        Err(e) => HttpResponse::InternalServerError()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("template error: {e}")),
+    }
+}
+
+#[derive(askama::Template)]
+#[template(path = "sim_error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    code: i64,
+    message: &'a str,
+}
+
+#[derive(askama::Template)]
+#[template(path = "sim_authorize.html")]
+struct AuthorizePage<'a> {
+    title: &'a str,
+    appid: &'a str,
+    redirect_uri: &'a str,
+    scope: &'a str,
+    state: &'a str,
+    userinfo: bool,
+    users: &'a [SimUser],
 }
 
 fn error_page(code: i64, message: &str) -> HttpResponse {
-    page(
-        "出错了",
-        &format!(
-            "<div class=\"card\"><h2 class=\"err\" data-errcode=\"{code}\">{code}</h2><p>{}</p></div>",
-            html_escape(message)
-        ),
-    )
+    render(&ErrorPage {
+        title: "出错了",
+        code,
+        message,
+    })
 }
 
 /// The authorize parameters, checked the way WeChat checks them; `Err` is WeChat's error page.
@@ -159,47 +173,15 @@ async fn authorize_page(req: HttpRequest, sim: web::Data<SimHandle>) -> HttpResp
             .finish();
     }
     let users = sim.users(&p.appid);
-    let hidden = format!(
-        "<input type=\"hidden\" name=\"appid\" value=\"{}\"><input type=\"hidden\" name=\"redirect_uri\" value=\"{}\">\
-         <input type=\"hidden\" name=\"scope\" value=\"{}\"><input type=\"hidden\" name=\"state\" value=\"{}\">",
-        html_escape(&p.appid),
-        html_escape(&p.redirect_uri),
-        html_escape(&p.scope),
-        html_escape(p.state.as_deref().unwrap_or(""))
-    );
-    let consent = if p.scope == "snsapi_userinfo" {
-        "<p>该网页申请获取你的昵称、头像 · This page asks for your nickname and avatar</p>"
-    } else {
-        "<p>选择你的微信身份 · Pick which simulated WeChat user you are</p>"
-    };
-    let mut buttons = String::new();
-    for u in &users {
-        buttons.push_str(&format!(
-            "<form method=\"post\" action=\"/connect/oauth2/authorize/confirm\">{hidden}\
-             <input type=\"hidden\" name=\"openid\" value=\"{}\"><button type=\"submit\" data-openid=\"{}\">{} \
-             <small>({})</small></button></form>",
-            html_escape(&u.openid),
-            html_escape(&u.openid),
-            html_escape(&u.nickname),
-            html_escape(&u.openid)
-        ));
-    }
-    if users.is_empty() {
-        buttons.push_str("<p>No simulated users yet: create one below.</p>");
-    }
-    let new_user = format!(
-        "<form method=\"post\" action=\"/connect/oauth2/authorize/confirm\">{hidden}\
-         <input name=\"nickname\" placeholder=\"新用户昵称 · new user's nickname\" required>\
-         <button class=\"alt\" type=\"submit\">新用户 · New user</button></form>"
-    );
-    page(
-        "微信授权",
-        &format!(
-            "<div class=\"card\"><h2>微信授权 · WeChat authorization</h2>{consent}\
-             <p><small>app {}</small></p>{buttons}</div><div class=\"card\">{new_user}</div>",
-            html_escape(&p.appid)
-        ),
-    )
+    render(&AuthorizePage {
+        title: "微信授权",
+        appid: &p.appid,
+        redirect_uri: &p.redirect_uri,
+        scope: &p.scope,
+        state: p.state.as_deref().unwrap_or(""),
+        userinfo: p.scope == "snsapi_userinfo",
+        users: &users,
+    })
 }
 
 /// `POST /connect/oauth2/authorize/confirm`: the person approved as `openid` (or as a new user).

@@ -4,7 +4,7 @@
 use crate::db::{self, coupons as repo, pos as repo_pos};
 use crate::routes::auth::{self, now_ms, session_openid};
 use crate::routes::errors::ApiError;
-use crate::routes::pages::{self, esc, page};
+use crate::routes::pages::{self, CouponView};
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -17,12 +17,6 @@ use serde_json::json;
 pub fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339())
-        .unwrap_or_default()
-}
-
-fn beijing(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| (t + chrono::Duration::hours(8)).format("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_default()
 }
 
@@ -219,44 +213,51 @@ pub async fn redeem(
     }
 }
 
-fn money(fen: Option<u64>) -> String {
-    match fen {
-        Some(f) if f % 100 == 0 => format!("¥{}", f / 100),
-        Some(f) => format!("¥{}.{:02}", f / 100, f % 100),
-        None => String::new(),
-    }
+/// The scan page.
+#[derive(askama::Template)]
+#[template(path = "scan.html")]
+struct ScanPage<'a> {
+    title: &'a str,
+    coupon: CouponView,
+    code: &'a str,
+    /// For staff of the coupon's merchant: their name and the confirm form's token.
+    staff: Option<StaffForm>,
+    /// For staff, when the coupon cannot be redeemed: why.
+    cannot: Option<&'static str>,
+    show_qr: bool,
+    show_mine: bool,
 }
 
-fn status_badge(status: CouponStatus) -> String {
-    let (zh, en) = match status {
-        CouponStatus::Issued => ("可使用", "valid"),
-        CouponStatus::Redeemed => ("已核销", "redeemed"),
-        CouponStatus::Void => ("已作废", "void"),
-        CouponStatus::Expired => ("已过期", "expired"),
-    };
-    format!(
-        "<span class=\"status {}\" id=\"status\" data-status=\"{}\">{zh} · {en}</span>",
-        status.as_str(),
-        status.as_str()
-    )
+struct StaffForm {
+    name: String,
+    csrf: String,
 }
 
-fn coupon_card(coupon: &Coupon, campaign: &Campaign) -> String {
-    let status = coupon.effective_status(campaign, now_ms());
-    format!(
-        "<div class=\"card\"><h1 id=\"title\">{}</h1><div class=\"value\">{}</div><p>{}</p>\
-         <p class=\"muted\">有效期 Valid {} — {}</p>{}{}</div>",
-        esc(&campaign.title),
-        money(campaign.value_fen),
-        esc(campaign.description.as_deref().unwrap_or("")),
-        beijing(campaign.valid_from),
-        beijing(campaign.valid_until),
-        status_badge(status),
-        coupon
-            .redeemed_at
-            .map(|t| format!("<p class=\"muted\">核销时间 Redeemed at {}</p>", beijing(t)))
-            .unwrap_or_default()
-    )
+/// The page after a confirm.
+#[derive(askama::Template)]
+#[template(path = "result.html")]
+struct ResultPage<'a> {
+    title: &'a str,
+    coupon: Option<CouponView>,
+    ok: bool,
+    message: String,
+}
+
+/// The customer's list.
+#[derive(askama::Template)]
+#[template(path = "mine.html")]
+struct MinePage<'a> {
+    title: &'a str,
+    items: Vec<MineItem>,
+}
+
+struct MineItem {
+    code: String,
+    title: String,
+    value: String,
+    status: &'static str,
+    status_zh: &'static str,
+    status_en: &'static str,
 }
 
 /// `GET /c/{code}`: the scan page. Without a session it runs silent WeChat OAuth first. Staff of the merchant get a
@@ -287,35 +288,33 @@ pub async fn scan_page(req: HttpRequest, path: web::Path<String>, state: web::Da
         }
     };
     let code_str = coupon.code.as_str().to_owned();
-    let mut body = coupon_card(&coupon, &campaign);
+    let now = now_ms();
     let is_staff = staff
         .as_ref()
         .is_some_and(|s| s.active && s.merchant_id == campaign.merchant_id.0);
+    let mut view = ScanPage {
+        title: &campaign.title,
+        coupon: CouponView::new(&coupon, &campaign, now),
+        code: &code_str,
+        staff: None,
+        cannot: None,
+        show_qr: false,
+        show_mine: false,
+    };
     if is_staff {
         let staff = staff.as_ref().map(repo::StaffRow::to_domain);
-        match redemption_core::check_redeemable(&coupon, &campaign, staff.as_ref(), now_ms()) {
-            Ok(()) => body.push_str(&format!(
-                "<div class=\"card\"><p>店员 Staff: {}</p><form method=\"post\" action=\"/c/{code_str}/redeem\">\
-                 <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"confirm\">确认核销 · Redeem</button>\
-                 </form></div>",
-                esc(staff.as_ref().map(|s| s.name.as_str()).unwrap_or("")),
-                auth::csrf_token(&state, &openid, &code_str)
-            )),
-            Err(outcome) => body.push_str(&format!(
-                "<div class=\"card\"><p class=\"err\" id=\"cannot\">不能核销 · Cannot redeem: {}</p></div>",
-                outcome.name()
-            )),
-        }
+        view.cannot = redemption_core::check_redeemable(&coupon, &campaign, staff.as_ref(), now)
+            .err()
+            .map(|outcome| outcome.name());
+        view.staff = Some(StaffForm {
+            name: staff.map(|s| s.name).unwrap_or_default(),
+            csrf: auth::csrf_token(&state, &openid, &code_str),
+        });
     } else if coupon.owner_openid.as_deref().is_none_or(|o| o == openid) {
-        if coupon.effective_status(&campaign, now_ms()) == CouponStatus::Issued {
-            body.push_str(&format!(
-                "<div class=\"card\"><img class=\"qr\" id=\"qr\" src=\"/c/{code_str}/qr.png\" alt=\"QR\">\
-                 <p class=\"muted\" style=\"text-align:center\">请向店员出示此二维码 · Show this code to the staff</p></div>"
-            ));
-        }
-        body.push_str("<p><a href=\"/coupons/mine\">我的优惠券 · My coupons</a></p>");
+        view.show_qr = coupon.effective_status(&campaign, now) == CouponStatus::Issued;
+        view.show_mine = true;
     }
-    page(StatusCode::OK, &campaign.title, &body)
+    pages::render(StatusCode::OK, &view)
 }
 
 #[derive(Debug, Deserialize)]
@@ -358,39 +357,28 @@ pub async fn confirm(
         Err(_) => return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, "服务暂时不可用", "Please try again."),
     };
     let (status, message) = match &outcome {
-        Outcome::Redeemed { .. } => (
-            StatusCode::OK,
-            "<p class=\"ok\" id=\"result\">已核销 · Redeemed</p>".to_owned(),
-        ),
+        Outcome::Redeemed { .. } => (StatusCode::OK, "已核销 · Redeemed".to_owned()),
         Outcome::AlreadyRedeemed { at, .. } => (
             StatusCode::CONFLICT,
             format!(
-                "<p class=\"err\" id=\"result\">此券已核销 · Already redeemed {}</p>",
-                at.map(beijing).unwrap_or_default()
+                "此券已核销 · Already redeemed {}",
+                at.map(pages::beijing).unwrap_or_default()
             ),
         ),
-        Outcome::NotStaff => (
-            StatusCode::FORBIDDEN,
-            "<p class=\"err\" id=\"result\">仅限本店店员 · Staff only</p>".into(),
-        ),
-        Outcome::Expired | Outcome::Void => (
-            StatusCode::GONE,
-            "<p class=\"err\" id=\"result\">此券已失效 · No longer valid</p>".into(),
-        ),
-        Outcome::NotYetValid => (
-            StatusCode::CONFLICT,
-            "<p class=\"err\" id=\"result\">尚未生效 · Not valid yet</p>".into(),
-        ),
-        Outcome::NotFound => (
-            StatusCode::NOT_FOUND,
-            "<p class=\"err\" id=\"result\">优惠券不存在 · No such coupon</p>".into(),
-        ),
+        Outcome::NotStaff => (StatusCode::FORBIDDEN, "仅限本店店员 · Staff only".into()),
+        Outcome::Expired | Outcome::Void => (StatusCode::GONE, "此券已失效 · No longer valid".into()),
+        Outcome::NotYetValid => (StatusCode::CONFLICT, "尚未生效 · Not valid yet".into()),
+        Outcome::NotFound => (StatusCode::NOT_FOUND, "优惠券不存在 · No such coupon".into()),
     };
-    let card = found.map(|(c, k)| coupon_card(&c, &k)).unwrap_or_default();
-    page(
+    let now = now_ms();
+    pages::render(
         status,
-        "核销 Redeem",
-        &format!("{card}<div class=\"card\">{message}</div>"),
+        &ResultPage {
+            title: "核销 Redeem",
+            coupon: found.map(|(c, k)| CouponView::new(&c, &k, now)),
+            ok: matches!(outcome, Outcome::Redeemed { .. }),
+            message,
+        },
     )
 }
 
@@ -467,25 +455,27 @@ pub async fn mine(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         Err(_) => return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, "服务暂时不可用", "Please try again."),
     };
     let now = now_ms();
-    let items: String = rows
+    let items = rows
         .iter()
         .filter_map(|(c, k)| c.to_domain().map(|c| (c, k.to_domain())))
         .map(|(c, k)| {
-            format!(
-                "<li><a href=\"/c/{}\">{}</a> {} {}</li>",
-                c.code,
-                esc(&k.title),
-                money(k.value_fen),
-                status_badge(c.effective_status(&k, now))
-            )
+            let status = c.effective_status(&k, now);
+            let (status_zh, status_en) = pages::status_words(status);
+            MineItem {
+                code: c.code.as_str().to_owned(),
+                title: k.title.clone(),
+                value: pages::money(k.value_fen),
+                status: status.as_str(),
+                status_zh,
+                status_en,
+            }
         })
         .collect();
-    let body = if items.is_empty() {
-        "<div class=\"card\"><h1>我的优惠券</h1><p class=\"muted\">还没有优惠券 · No coupons yet</p></div>".to_owned()
-    } else {
-        format!(
-            "<div class=\"card\"><h1>我的优惠券 <span class=\"en\">My coupons</span></h1><ul id=\"coupons\">{items}</ul></div>"
-        )
-    };
-    page(StatusCode::OK, "我的优惠券", &body)
+    pages::render(
+        StatusCode::OK,
+        &MinePage {
+            title: "我的优惠券",
+            items,
+        },
+    )
 }
