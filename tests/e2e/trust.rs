@@ -22,6 +22,7 @@ on_both_backends!(
     card_consumes_are_delivered_in_the_background_until_wechat_confirms,
     two_instances_never_deliver_one_consume_twice,
     small_edges_are_closed,
+    metrics_move_after_a_redemption,
     a_push_storm_survives_kill_9,
     a_pos_load_survives_kill_9,
 );
@@ -1311,4 +1312,58 @@ async fn stalled_bodies_are_cut_off_and_health_keeps_answering() {
         200
     );
     assert!(!server.log_text().contains("panicked"), "{}", server.log_text());
+}
+
+fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+async fn metrics_move_after_a_redemption(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let shop = shop(&app, json!({"title": "t"})).await;
+    let code = code_of(&app, shop.campaign_id, None).await;
+    let scrape = async || {
+        let r = app.admin(Method::GET, "/metrics", json!({})).await;
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    };
+    // The recorder is process-wide (other tests run beside this one): compare before and after.
+    let before = scrape().await;
+    let redeemed = r#"wxkit_redemptions_total{channel="pos",outcome="redeemed"}"#;
+    let pos_ok = r#"wxkit_http_requests_total{method="POST",route="/api/v1/redemptions",status="200"}"#;
+    let r = app
+        .http
+        .post(format!("{}/api/v1/redemptions", app.address))
+        .bearer_auth(&shop.staff_token)
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers().contains_key("x-request-id"),
+        "every response names its request"
+    );
+    app.state.tokens.access_token().await.unwrap();
+    let after = scrape().await;
+    assert!(
+        metric_value(&after, redeemed) >= metric_value(&before, redeemed) + 1.0,
+        "{after}"
+    );
+    assert!(
+        metric_value(&after, pos_ok) >= metric_value(&before, pos_ok) + 1.0,
+        "{after}"
+    );
+    for series in [
+        "wxkit_http_request_duration_seconds_bucket",
+        "wxkit_pos_batch_size_bucket",
+        "wxkit_outbox_pending",
+        "wechat_token_refreshes_total",
+    ] {
+        assert!(after.contains(series), "{series} missing:\n{after}");
+    }
+    // Route patterns, never raw paths: a coupon code must not become a label value.
+    assert!(!after.contains(&code), "{after}");
 }

@@ -109,13 +109,16 @@ async fn run(pool: DbPool, cards: wechat_card::CardClient, options: OutboxOption
             match &result {
                 Settle::Done => {
                     outbox.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("wxkit_outbox_deliveries_total", "result" => "done").increment(1);
                 }
                 Settle::Retry { error, .. } => {
                     outbox.counters.retried.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("wxkit_outbox_deliveries_total", "result" => "retry").increment(1);
                     tracing::warn!(id = item.id, attempts = item.attempts, error = %error, "outbox: delivery failed, will retry");
                 }
                 Settle::Failed { error } => {
                     outbox.counters.failed.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("wxkit_outbox_deliveries_total", "result" => "failed").increment(1);
                     tracing::error!(id = item.id, kind = %item.kind, error = %error, "outbox: delivery failed for good; an operator must look at it");
                 }
             }

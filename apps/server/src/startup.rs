@@ -134,6 +134,7 @@ impl Application {
     /// and binds the listener (port 0 picks a free port; see [`port`](Self::port)).
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
         settings.check_can_serve()?;
+        routes::metrics::install_recorder();
         let url = settings.database.url.clone();
         let pool_size = settings.database.pool_size;
         let (backend, pool) = tokio::task::spawn_blocking(move || db::connect_and_migrate(&url, pool_size))
@@ -388,6 +389,35 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
                 actix_web::middleware::DefaultHeaders::new()
                     .add((actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
             )
+            .wrap_fn(|req, srv| {
+                use actix_web::HttpMessage as _;
+                use actix_web::dev::Service as _;
+                let started = std::time::Instant::now();
+                let method = req.method().as_str().to_owned();
+                let request_id = req
+                    .extensions()
+                    .get::<tracing_actix_web::RequestId>()
+                    .map(ToString::to_string);
+                let call = srv.call(req);
+                async move {
+                    let mut res = call.await?;
+                    // The route pattern, not the path: codes and ids must not become label values.
+                    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+                    let status = res.status().as_u16().to_string();
+                    metrics::counter!("wxkit_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+                        .increment(1);
+                    metrics::histogram!("wxkit_http_request_duration_seconds", "method" => method, "route" => route)
+                        .record(started.elapsed().as_secs_f64());
+                    if let Some(id) = request_id
+                        && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&id)
+                    {
+                        res.headers_mut().insert(actix_web::http::header::HeaderName::from_static("x-request-id"), value);
+                    }
+                    Ok(res)
+                }
+            })
+            // Request ids and spans: every log line of a request (and of its database work) names it.
+            .wrap(tracing_actix_web::TracingLogger::default())
             .wrap_fn(move |mut req, srv| {
                 use actix_web::dev::Service as _;
                 routes::limits::body_deadline(&mut req, body_timeout);

@@ -217,7 +217,7 @@ impl WechatClient {
                 Err(e) => Err(Error::Transport(e)),
             };
             match outcome {
-                Err(e) if self.retry.should_retry(&e, attempt) => {
+                Err(e) if record_error(&path, &e) && self.retry.should_retry(&e, attempt) => {
                     let delay = self.retry.backoff(attempt);
                     // Only the path is logged: queries carry secrets.
                     tracing::warn!(%path, attempt, ?delay, error = %e, "transient WeChat failure, retrying");
@@ -264,6 +264,19 @@ impl WechatClient {
             .map_err(invalid_request)?;
         self.execute_json(request).await
     }
+}
+
+/// Counts a failed call by endpoint and errcode (or error kind) through the `metrics` facade — a no-op unless the
+/// embedding service installs a recorder. Always true, so that it can sit in a match guard.
+fn record_error(path: &str, e: &Error) -> bool {
+    let code = match e {
+        Error::Transport(_) => "transport".to_owned(),
+        Error::HttpStatus { status } => format!("http_{status}"),
+        Error::Decode { .. } => "decode".to_owned(),
+        other => other.errcode().map_or_else(|| "other".to_owned(), |c| c.to_string()),
+    };
+    metrics::counter!("wechat_api_errors_total", "endpoint" => path.to_owned(), "errcode" => code).increment(1);
+    true
 }
 
 fn invalid_request(e: http::Error) -> Error {

@@ -535,10 +535,14 @@ impl AccessTokenManager {
             return Ok(t);
         }
         let fetched_at = self.now_ms() / 1000;
-        let (value, expires_in) = match kind.ticket_type() {
-            None => self.fetch_access_token().await?,
-            Some(ticket_type) => self.fetch_ticket(ticket_type).await?,
+        let fetched = match kind.ticket_type() {
+            None => self.fetch_access_token().await,
+            Some(ticket_type) => self.fetch_ticket(ticket_type).await,
         };
+        // Through the `metrics` facade: a no-op unless the embedding service installs a recorder.
+        let result = if fetched.is_ok() { "ok" } else { "error" };
+        metrics::counter!("wechat_token_refreshes_total", "kind" => kind.as_str(), "result" => result).increment(1);
+        let (value, expires_in) = fetched?;
         let token = StoredToken {
             value,
             expires_at: fetched_at.saturating_add(expires_in),

@@ -414,7 +414,10 @@ where
     T: Send + 'static,
 {
     let pool = pool.clone();
+    // The request's span (with its request id) follows the work onto the blocking thread.
+    let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
         let mut conn = checkout(&pool)?;
         let result = work(&mut conn);
         if let Err(e) = &result {

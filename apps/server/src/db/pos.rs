@@ -612,6 +612,7 @@ async fn dispatch(
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.attempts.fetch_add(size, Ordering::Relaxed);
         stats.largest.fetch_max(size, Ordering::Relaxed);
+        metrics::histogram!("wxkit_pos_batch_size").record(size as f64);
         let pool = pool.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;

@@ -116,6 +116,12 @@ pub fn apply_push(
                 Some(row) => {
                     let (outcome, _) =
                         redemption_core::redeem(&mut DbRedemptionStore(conn), &row.code, None, Channel::Wechat, now)?;
+                    metrics::counter!(
+                        "wxkit_redemptions_total",
+                        "channel" => Channel::Wechat.as_str(),
+                        "outcome" => outcome.name()
+                    )
+                    .increment(1);
                     match outcome {
                         Outcome::Redeemed { .. } => "coupon redeemed at WeChat's side",
                         _ => "card consumed at WeChat's side; coupon was not redeemable",

@@ -119,6 +119,7 @@ async fn attempt(
     .await
     .map_err(|e| ApiError::internal(&e))?;
     wake_outbox_if_card_backed(state, &result.0, result.1.as_ref());
+    crate::routes::metrics::record_redemption(channel, &result.0);
     Ok(result)
 }
 
@@ -190,6 +191,7 @@ pub async fn redeem(
         redeemed_by_name,
     } = *done;
     wake_outbox_if_card_backed(&state, &outcome, found.as_ref());
+    crate::routes::metrics::record_redemption(Channel::Pos, &outcome);
     match (&outcome, found) {
         (Outcome::Redeemed { at }, Some((coupon, campaign))) => Ok(HttpResponse::Ok().json(Redeemed {
             coupon: public_coupon(&state, &coupon, &campaign),
