@@ -172,22 +172,31 @@ fn base_url(settings: &Settings) -> String {
         .to_owned()
 }
 
+/// The command-line form of a refused admin use case: bad or conflicting input is exit 2 (as clap's own errors),
+/// the database exit 2 too.
+fn admin_error(e: crate::features::merchants::service::AdminError) -> CliError {
+    use crate::features::merchants::service::AdminError;
+    match e {
+        AdminError::Invalid { field, message } => CliError::Usage(format!("--{} {message}", field.replace('_', "-"))),
+        AdminError::NotFound(what) => CliError::Usage(what.to_owned()),
+        AdminError::Conflict { message, .. } => CliError::Usage(message),
+        AdminError::Db(e) => CliError::Database(e),
+    }
+}
+
 fn api_error(e: crate::routes::errors::ApiError) -> CliError {
     CliError::Usage(e.message().to_owned())
 }
 
 async fn data_tool(cli_config: Option<PathBuf>, command: Command) -> Result<(), CliError> {
     use crate::db::coupons as repo;
+    use crate::features::merchants::service;
     use crate::platform::clock::now_ms;
-    use crate::platform::crypto::{random_token, sha256_hex};
     let config = cli_config.clone();
     match command {
         Command::Merchant(MerchantCommand::Create { name }) => {
-            if name.trim().is_empty() || name.chars().count() > 100 {
-                return Err(CliError::Usage("--name must be 1 to 100 characters".into()));
-            }
             let m = with_db(config.as_deref(), move |conn, _| {
-                Ok(repo::create_merchant(conn, name.trim(), now_ms())?)
+                service::create_merchant(conn, &name, now_ms()).map_err(admin_error)
             })
             .await?;
             print_json(&serde_json::json!({"id": m.id, "name": m.name}))
@@ -204,20 +213,12 @@ async fn data_tool(cli_config: Option<PathBuf>, command: Command) -> Result<(), 
             openid,
             name,
         }) => {
-            require("openid", &openid)?;
-            require("name", &name)?;
-            let token = random_token();
-            let hash = sha256_hex(&token);
-            let row = with_db(config.as_deref(), move |conn, _| {
-                if repo::merchant(conn, merchant_id)?.is_none() {
-                    return Err(CliError::Usage(format!("no merchant {merchant_id}")));
-                }
-                repo::add_staff(conn, merchant_id, openid.trim(), name.trim(), &hash, now_ms())?
-                    .ok_or_else(|| CliError::Usage("this openid is already active staff".into()))
+            let service::NewStaffMember { row, api_token } = with_db(config.as_deref(), move |conn, _| {
+                service::add_staff(conn, merchant_id, &openid, &name, now_ms()).map_err(admin_error)
             })
             .await?;
             print_json(
-                &serde_json::json!({"id": row.id, "merchant_id": row.merchant_id, "openid": row.openid, "name": row.name, "api_token": token}),
+                &serde_json::json!({"id": row.id, "merchant_id": row.merchant_id, "openid": row.openid, "name": row.name, "api_token": api_token}),
             )
         }
         Command::Staff(StaffCommand::List { merchant_id }) => {
@@ -238,21 +239,20 @@ async fn data_tool(cli_config: Option<PathBuf>, command: Command) -> Result<(), 
             Ok(())
         }
         Command::Staff(StaffCommand::Remove { id }) => {
-            let removed = with_db(config.as_deref(), move |conn, _| Ok(repo::remove_staff(conn, id)?)).await?;
-            if removed {
-                println!("removed staff {id}");
-                Ok(())
-            } else {
-                Err(CliError::Invalid(format!("no active staff member {id}")))
-            }
+            with_db(config.as_deref(), move |conn, _| {
+                service::remove_staff(conn, id).map_err(|e| match e {
+                    service::AdminError::NotFound(_) => CliError::Invalid(format!("no active staff member {id}")),
+                    other => admin_error(other),
+                })
+            })
+            .await?;
+            println!("removed staff {id}");
+            Ok(())
         }
         Command::Campaign(CampaignCommand::Create(request)) => {
             let new = request.validate(now_ms()).map_err(api_error)?;
             let row = with_db(config.as_deref(), move |conn, _| {
-                if repo::merchant(conn, new.merchant_id)?.is_none() {
-                    return Err(CliError::Usage(format!("no merchant {}", new.merchant_id)));
-                }
-                Ok(repo::create_campaign(conn, &new, now_ms())?)
+                service::create_campaign(conn, &new, now_ms()).map_err(admin_error)
             })
             .await?;
             print_json(&crate::routes::admin::campaign_json(&row))
@@ -276,11 +276,14 @@ async fn data_tool(cli_config: Option<PathBuf>, command: Command) -> Result<(), 
             owner_openid,
         }) => {
             let (coupon, base) = with_db(config.as_deref(), move |conn, settings| {
-                let (c, _) =
-                    repo::issue_coupon(conn, campaign_id, owner_openid.as_deref(), now_ms()).map_err(|e| match e {
-                        repo::IssueFailure::Db(e) => CliError::Database(e),
-                        other => CliError::Invalid(other.to_string()),
-                    })?;
+                let (c, _) = service::issue_coupon(conn, campaign_id, owner_openid.as_deref(), now_ms()).map_err(
+                    |e| match e {
+                        // The command was well formed; the campaign's rules refused it.
+                        service::AdminError::Conflict { message, .. } => CliError::Invalid(message),
+                        service::AdminError::NotFound(what) => CliError::Invalid(what.to_owned()),
+                        other => admin_error(other),
+                    },
+                )?;
                 Ok((c, base_url(settings)))
             })
             .await?;

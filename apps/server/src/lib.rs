@@ -21,6 +21,7 @@
 pub mod cli;
 pub mod configuration;
 pub mod db;
+pub mod features;
 pub mod outbox;
 pub mod platform;
 pub mod routes;

@@ -652,6 +652,20 @@ fn staff_campaign_and_coupon_commands_work_on_a_fresh_database() {
     ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("already"), "{err}");
+    // The same rules as the HTTP API (one service): a staff name is at most 64 characters.
+    let long_name = "名".repeat(65);
+    let (code, _, err) = cmd(&[
+        "staff",
+        "add",
+        "--merchant-id",
+        &m,
+        "--openid",
+        "o-long",
+        "--name",
+        &long_name,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--name") && err.contains("64"), "{err}");
 
     let (code, out, err) = cmd(&[
         "campaign",

@@ -1,6 +1,7 @@
 //! The admin API (bearer admin token): merchants, staff, campaigns, issuing coupons.
 
 use crate::db::{self, coupons as repo};
+use crate::features::merchants::service::{self, AdminError};
 use crate::routes::auth::{self, now_ms};
 use crate::routes::coupons::{public_view, rfc3339};
 use crate::routes::errors::ApiError;
@@ -10,18 +11,29 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), ApiError> {
-    if value.trim().is_empty() || value.chars().count() > max {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            format!("{field} must be 1 to {max} characters"),
-        ));
-    }
-    Ok(())
-}
-
 fn db_error(e: db::DbError) -> ApiError {
     ApiError::internal(&e)
+}
+
+/// The HTTP form of a refused admin use case.
+fn admin_error(e: AdminError) -> ApiError {
+    match e {
+        AdminError::Invalid { field, message } => ApiError::bad_request("invalid_field", format!("{field} {message}")),
+        AdminError::NotFound(what) => ApiError::not_found(what),
+        AdminError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+        AdminError::Db(e) => ApiError::internal(&e),
+    }
+}
+
+/// Runs an admin use case on a pooled connection.
+async fn run<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce(&mut db::DbConnection) -> Result<T, AdminError> + Send + 'static,
+) -> Result<T, ApiError> {
+    db::blocking(&state.db, move |conn| Ok(work(conn)))
+        .await
+        .map_err(db_error)?
+        .map_err(admin_error)
 }
 
 #[derive(Debug, Deserialize)]
@@ -36,11 +48,8 @@ pub async fn create_merchant(
     body: crate::routes::json::ApiJson<NewMerchant>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    check_text("name", &body.name, 100)?;
-    let name = body.name.trim().to_owned();
-    let m = db::blocking(&state.db, move |conn| repo::create_merchant(conn, &name, now_ms()))
-        .await
-        .map_err(db_error)?;
+    let name = body.into_inner().name;
+    let m = run(&state, move |conn| service::create_merchant(conn, &name, now_ms())).await?;
     Ok(HttpResponse::Created().json(json!({"id": m.id, "name": m.name})))
 }
 
@@ -59,31 +68,18 @@ pub async fn create_staff(
     body: crate::routes::json::ApiJson<NewStaff>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    check_text("openid", &body.openid, 64)?;
-    check_text("name", &body.name, 64)?;
-    let token = auth::random_token();
-    let hash = auth::sha256_hex(&token);
     let NewStaff {
         merchant_id,
         openid,
         name,
     } = body.into_inner();
-    let created = db::blocking(&state.db, move |conn| {
-        if repo::merchant(conn, merchant_id)?.is_none() {
-            return Ok(Err(ApiError::not_found("no such merchant")));
-        }
-        Ok(
-            repo::add_staff(conn, merchant_id, openid.trim(), name.trim(), &hash, now_ms())?.ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "staff_exists",
-                    "this openid is already active staff",
-                )
-            }),
-        )
+    let service::NewStaffMember {
+        row: created,
+        api_token: token,
+    } = run(&state, move |conn| {
+        service::add_staff(conn, merchant_id, &openid, &name, now_ms())
     })
-    .await
-    .map_err(db_error)??;
+    .await?;
     Ok(HttpResponse::Created().json(json!({
         "id": created.id, "merchant_id": created.merchant_id, "openid": created.openid, "name": created.name,
         "api_token": token,
@@ -97,14 +93,8 @@ pub async fn delete_staff(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    if db::blocking(&state.db, move |conn| repo::remove_staff(conn, id))
-        .await
-        .map_err(db_error)?
-    {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(ApiError::not_found("no such active staff member"))
-    }
+    run(&state, move |conn| service::remove_staff(conn, id)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// `POST /api/v1/campaigns` body, and the arguments of `wxkit campaign create`.
@@ -154,7 +144,12 @@ fn parse_time(field: &'static str, value: &str) -> Result<i64, ApiError> {
 impl CampaignRequest {
     /// Validates into a row (defaults: valid from now for 30 days, unlimited).
     pub fn validate(&self, now: i64) -> Result<repo::NewCampaign, ApiError> {
-        check_text("title", &self.title, 100)?;
+        if self.title.trim().is_empty() || self.title.chars().count() > 100 {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "title must be 1 to 100 characters",
+            ));
+        }
         if let Some(d) = &self.description
             && d.chars().count() > 2000
         {
@@ -232,15 +227,7 @@ pub async fn create_campaign(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let new = body.validate(now_ms())?;
-    let created = db::blocking(&state.db, move |conn| {
-        if repo::merchant(conn, new.merchant_id)?.is_none() {
-            return Ok(None);
-        }
-        repo::create_campaign(conn, &new, now_ms()).map(Some)
-    })
-    .await
-    .map_err(db_error)?
-    .ok_or_else(|| ApiError::not_found("no such merchant"))?;
+    let created = run(&state, move |conn| service::create_campaign(conn, &new, now_ms())).await?;
     Ok(HttpResponse::Created().json(campaign_json(&created)))
 }
 
@@ -271,20 +258,11 @@ pub async fn issue(
     } else {
         crate::routes::json::parse::<IssueBody>(&body)?.owner_openid
     };
-    if let Some(o) = &owner {
-        check_text("owner_openid", o, 64)?;
-    }
     let campaign_id = path.into_inner();
-    let result = db::blocking(&state.db, move |conn| {
-        Ok(repo::issue_coupon(conn, campaign_id, owner.as_deref(), now_ms()))
+    let (coupon, campaign) = run(&state, move |conn| {
+        service::issue_coupon(conn, campaign_id, owner.as_deref(), now_ms())
     })
-    .await
-    .map_err(db_error)?;
-    let (coupon, campaign) = result.map_err(|e| match e {
-        repo::IssueFailure::NotFound => ApiError::not_found("no such campaign"),
-        repo::IssueFailure::Rule(rule) => ApiError::new(StatusCode::CONFLICT, "not_issuable", rule.to_string()),
-        repo::IssueFailure::Db(e) => ApiError::internal(&e),
-    })?;
+    .await?;
     let (Some(coupon), campaign) = (coupon.to_domain(), campaign.to_domain()) else {
         return Err(ApiError::internal(&"issued coupon has an invalid code"));
     };

@@ -1,0 +1,3 @@
+//! Merchants, their staff, campaigns and issuing coupons: the admin use cases.
+
+pub mod service;

@@ -1,0 +1,125 @@
+//! The admin use cases, shared by `POST /api/v1/...` and `wxkit merchant|staff|campaign|coupon`: the field rules
+//! (lengths, trimming), existence checks and uniqueness live here once.
+
+use crate::db::coupons::{self as repo, CampaignRow, CouponRow, IssueFailure, MerchantRow, NewCampaign, StaffRow};
+use crate::db::{DbConnection, DbError};
+use crate::platform::crypto::{random_token, sha256_hex};
+
+/// Longest merchant name.
+pub const MERCHANT_NAME_MAX: usize = 100;
+/// Longest staff name.
+pub const STAFF_NAME_MAX: usize = 64;
+/// Longest openid.
+pub const OPENID_MAX: usize = 64;
+
+/// Why an admin use case refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// A field breaks its rule.
+    #[error("{field} {message}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// The rule.
+        message: String,
+    },
+    /// Something named does not exist.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// The change conflicts with the current state.
+    #[error("{message}")]
+    Conflict {
+        /// A stable code (`staff_exists`, `not_issuable`).
+        code: &'static str,
+        /// What conflicts.
+        message: String,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+fn text<'a>(field: &'static str, value: &'a str, max: usize) -> Result<&'a str, AdminError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > max {
+        return Err(AdminError::Invalid {
+            field,
+            message: format!("must be 1 to {max} characters"),
+        });
+    }
+    Ok(trimmed)
+}
+
+/// Creates a merchant.
+pub fn create_merchant(conn: &mut DbConnection, name: &str, now: i64) -> Result<MerchantRow, AdminError> {
+    let name = text("name", name, MERCHANT_NAME_MAX)?;
+    Ok(repo::create_merchant(conn, name, now)?)
+}
+
+/// A staff member just added, with their POS token — shown once; only its sha256 is stored.
+#[derive(Debug)]
+pub struct NewStaffMember {
+    /// The row.
+    pub row: StaffRow,
+    /// The POS bearer token.
+    pub api_token: String,
+}
+
+/// Adds a staff member to a merchant (or re-activates a removed one with a new token).
+pub fn add_staff(
+    conn: &mut DbConnection,
+    merchant_id: i64,
+    openid: &str,
+    name: &str,
+    now: i64,
+) -> Result<NewStaffMember, AdminError> {
+    let openid = text("openid", openid, OPENID_MAX)?;
+    let name = text("name", name, STAFF_NAME_MAX)?;
+    if repo::merchant(conn, merchant_id)?.is_none() {
+        return Err(AdminError::NotFound("no such merchant"));
+    }
+    let api_token = random_token();
+    let row = repo::add_staff(conn, merchant_id, openid, name, &sha256_hex(&api_token), now)?.ok_or_else(|| {
+        AdminError::Conflict {
+            code: "staff_exists",
+            message: "this openid is already active staff".into(),
+        }
+    })?;
+    Ok(NewStaffMember { row, api_token })
+}
+
+/// Removes a staff member: they can no longer redeem.
+pub fn remove_staff(conn: &mut DbConnection, id: i64) -> Result<(), AdminError> {
+    if repo::remove_staff(conn, id)? {
+        Ok(())
+    } else {
+        Err(AdminError::NotFound("no such active staff member"))
+    }
+}
+
+/// Creates a campaign (already validated by [`crate::routes::admin::CampaignRequest::validate`]) for an existing
+/// merchant.
+pub fn create_campaign(conn: &mut DbConnection, new: &NewCampaign, now: i64) -> Result<CampaignRow, AdminError> {
+    if repo::merchant(conn, new.merchant_id)?.is_none() {
+        return Err(AdminError::NotFound("no such merchant"));
+    }
+    Ok(repo::create_campaign(conn, new, now)?)
+}
+
+/// Issues a coupon of a campaign, optionally to an owner; quantity and per-owner limits hold under concurrency.
+pub fn issue_coupon(
+    conn: &mut DbConnection,
+    campaign_id: i64,
+    owner: Option<&str>,
+    now: i64,
+) -> Result<(CouponRow, CampaignRow), AdminError> {
+    let owner = owner.map(|o| text("owner_openid", o, OPENID_MAX)).transpose()?;
+    repo::issue_coupon(conn, campaign_id, owner, now).map_err(|e| match e {
+        IssueFailure::NotFound => AdminError::NotFound("no such campaign"),
+        IssueFailure::Rule(rule) => AdminError::Conflict {
+            code: "not_issuable",
+            message: rule.to_string(),
+        },
+        IssueFailure::Db(e) => AdminError::Db(e),
+    })
+}
