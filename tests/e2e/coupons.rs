@@ -457,7 +457,7 @@ async fn mixed_concurrent_attempts_each_get_their_own_outcome(kind: DbKind) {
 /// unknown code, unknown token, another merchant's staff, and an already redeemed coupon.
 async fn one_batch_with_duplicates_and_refusals_is_judged_attempt_by_attempt(kind: DbKind) {
     use redemption_core::Outcome;
-    use wxkit::db::pos::{PosAttempt, PosReply, redeem_batch};
+    use wxkit::features::coupons::pos::{PosAttempt, PosReply, redeem_batch};
     let Some(app) = spawn_app(kind).await else { return };
     let shop = shop(&app, default_campaign()).await;
     let stranger = stranger_token(&app).await;
@@ -480,7 +480,7 @@ async fn one_batch_with_duplicates_and_refusals_is_judged_attempt_by_attempt(kin
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let hash = |t: &str| wxkit::routes::auth::sha256_hex(t);
+    let hash = |t: &str| wxkit::platform::crypto::sha256_hex(t);
     let attempt = |token: &str, code: &str| PosAttempt {
         token_hash: hash(token),
         code: code.to_owned(),

@@ -215,8 +215,8 @@ async fn forged_replayed_downgraded_and_stale_pushes_are_refused(kind: DbKind) {
     // Housekeeping forgets nonces past the window and dedupe records past their retention, nothing younger.
     let (kept, pruned_later) = with_db(&app, |c| {
         let now = chrono::Utc::now().timestamp_millis();
-        let kept = wxkit::db::push::prune(c, now, 300, 3_600_000).unwrap();
-        let later = wxkit::db::push::prune(c, now + 2 * 3_600_000, 300, 3_600_000).unwrap();
+        let kept = wxkit::features::wechat_push::repo::prune(c, now, 300, 3_600_000).unwrap();
+        let later = wxkit::features::wechat_push::repo::prune(c, now + 2 * 3_600_000, 300, 3_600_000).unwrap();
         let left: i64 = push_events::table.count().get_result(c).unwrap();
         (kept, (later, left))
     })

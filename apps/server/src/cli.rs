@@ -115,7 +115,7 @@ pub enum StaffCommand {
 #[derive(Debug, Subcommand)]
 pub enum CampaignCommand {
     /// Create a campaign; prints it as JSON.
-    Create(crate::routes::admin::CampaignRequest),
+    Create(crate::features::merchants::routes::CampaignRequest),
     /// List campaigns.
     List,
 }
@@ -184,7 +184,7 @@ fn admin_error(e: crate::features::merchants::service::AdminError) -> CliError {
     }
 }
 
-fn api_error(e: crate::routes::errors::ApiError) -> CliError {
+fn api_error(e: crate::http::errors::ApiError) -> CliError {
     CliError::Usage(e.message().to_owned())
 }
 
@@ -255,7 +255,7 @@ async fn data_tool(cli_config: Option<PathBuf>, command: Command) -> Result<(), 
                 service::create_campaign(conn, &new, now_ms()).map_err(admin_error)
             })
             .await?;
-            print_json(&crate::routes::admin::campaign_json(&row))
+            print_json(&crate::features::merchants::routes::campaign_json(&row))
         }
         Command::Campaign(CampaignCommand::List) => {
             let rows = with_db(config.as_deref(), |conn, _| Ok(repo::list_campaigns(conn, None)?)).await?;
@@ -306,8 +306,8 @@ async fn data_tool(cli_config: Option<PathBuf>, command: Command) -> Result<(), 
                 return Err(CliError::Invalid(format!("no coupon {code}")));
             };
             print_json(&serde_json::json!({
-                "code": c.code, "campaign": crate::routes::admin::campaign_json(&k), "owner_openid": c.owner_openid,
-                "status": c.status, "redeemed_at": c.redeemed_at.map(crate::routes::coupons::rfc3339),
+                "code": c.code, "campaign": crate::features::merchants::routes::campaign_json(&k), "owner_openid": c.owner_openid,
+                "status": c.status, "redeemed_at": c.redeemed_at.map(crate::features::coupons::routes::rfc3339),
                 "redeemed_by": c.redeemed_by, "url": format!("{base}/c/{}", c.code),
             }))
         }

@@ -143,14 +143,14 @@ pub struct OutboxSettings {
 
 impl OutboxSettings {
     /// The worker's options.
-    pub fn options(&self) -> crate::outbox::OutboxOptions {
+    pub fn options(&self) -> crate::features::outbox::OutboxOptions {
         use std::time::Duration;
-        crate::outbox::OutboxOptions {
+        crate::features::outbox::OutboxOptions {
             poll: Duration::from_millis(self.poll_ms),
             retry_base: Duration::from_millis(self.retry_base_ms),
             retry_max: Duration::from_millis(self.retry_max_ms),
             max_attempts: i32::try_from(self.max_attempts).unwrap_or(i32::MAX),
-            ..crate::outbox::OutboxOptions::default()
+            ..crate::features::outbox::OutboxOptions::default()
         }
     }
 }

@@ -3,7 +3,8 @@
 use crate::configuration::{SANDBOX_APP_ID, Settings};
 use crate::db::token_store::DbTokenStore;
 use crate::db::{self, Backend, DbError, DbPool};
-use crate::routes::{self, errors::ApiError};
+use crate::features;
+use crate::http::{self, errors::ApiError};
 use actix_web::dev::Server;
 use actix_web::middleware::{ErrorHandlers, Logger};
 use actix_web::{App, HttpServer, web};
@@ -18,8 +19,8 @@ pub struct AppState {
     pub settings: Settings,
     /// The database pool.
     pub db: DbPool,
-    /// POS redemptions, batched onto the pool (see [`db::pos::PosBatcher`]).
-    pub pos: db::pos::PosBatcher,
+    /// POS redemptions, batched onto the pool (see [`crate::features::coupons::pos::PosBatcher`]).
+    pub pos: crate::features::coupons::pos::PosBatcher,
     /// Which database.
     pub backend: Backend,
     /// The WeChat client (pointed at WeChat or the simulator).
@@ -45,9 +46,9 @@ pub struct AppState {
     /// The EncodingAESKey behind `push_crypto`.
     pub push_aes_key: Option<wechat_core::SecretString>,
     /// The worker delivering work owed to WeChat.
-    pub outbox: crate::outbox::Outbox,
+    pub outbox: crate::features::outbox::Outbox,
     /// Failed authentications per client address.
-    pub auth_limiter: crate::routes::ratelimit::AuthLimiter,
+    pub auth_limiter: crate::http::ratelimit::AuthLimiter,
 }
 
 impl std::fmt::Debug for AppState {
@@ -117,7 +118,7 @@ pub struct Application {
     server: Server,
     state: web::Data<AppState>,
     sandbox: Option<SimServer>,
-    demo: Option<crate::sandbox::Demo>,
+    demo: Option<crate::features::sandbox::Demo>,
 }
 
 impl std::fmt::Debug for Application {
@@ -134,7 +135,7 @@ impl Application {
     /// and binds the listener (port 0 picks a free port; see [`port`](Self::port)).
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
         settings.check_can_serve()?;
-        routes::metrics::install_recorder();
+        http::metrics::install_recorder();
         let url = settings.database.url.clone();
         let pool_size = settings.database.pool_size;
         let (backend, pool) = tokio::task::spawn_blocking(move || db::connect_and_migrate(&url, pool_size))
@@ -246,7 +247,7 @@ impl Application {
             .unwrap_or_else(|| format!("http://{addr}"))
             .trim_end_matches('/')
             .to_owned();
-        let pos = db::pos::PosBatcher::start(
+        let pos = crate::features::coupons::pos::PosBatcher::start(
             pool.clone(),
             pos_slots(
                 settings.database.redeem_batch_slots,
@@ -255,9 +256,9 @@ impl Application {
             ),
             usize::try_from(settings.database.redeem_batch_max).unwrap_or(1),
         );
-        let outbox = crate::outbox::Outbox::start(pool.clone(), cards.clone(), settings.outbox.options());
+        let outbox = crate::features::outbox::Outbox::start(pool.clone(), cards.clone(), settings.outbox.options());
         spawn_maintenance(pool.clone(), i64::from(settings.wechat.push_window_secs));
-        let auth_limiter = crate::routes::ratelimit::AuthLimiter::new(settings.server.auth_failures_per_minute);
+        let auth_limiter = crate::http::ratelimit::AuthLimiter::new(settings.server.auth_failures_per_minute);
         let state = web::Data::new(AppState {
             outbox,
             auth_limiter,
@@ -278,7 +279,7 @@ impl Application {
             push_aes_key,
         });
         let demo = match &sandbox {
-            Some(sim) => Some(crate::sandbox::seed(&state, sim).await?),
+            Some(sim) => Some(crate::features::sandbox::seed(&state, sim).await?),
             None => None,
         };
         let server = run(listener, state.clone()).map_err(|source| StartupError::Bind {
@@ -310,7 +311,7 @@ impl Application {
     }
 
     /// The seeded demo, in sandbox mode.
-    pub fn demo(&self) -> Option<&crate::sandbox::Demo> {
+    pub fn demo(&self) -> Option<&crate::features::sandbox::Demo> {
         self.demo.as_ref()
     }
 
@@ -353,7 +354,7 @@ fn spawn_maintenance(pool: DbPool, window_secs: i64) {
             // Dedupe records outlive WeChat's retries (3 tries, 5 s apart) and the timestamp window with room.
             let keep_ms = (2 * window_secs + 60).max(3600) * 1000;
             let pruned = db::blocking(&pool, move |conn| {
-                db::push::prune(conn, chrono::Utc::now().timestamp_millis(), window_secs, keep_ms)
+                features::wechat_push::repo::prune(conn, chrono::Utc::now().timestamp_millis(), window_secs, keep_ms)
             })
             .await;
             match pruned {
@@ -368,9 +369,9 @@ fn spawn_maintenance(pool: DbPool, window_secs: i64) {
 fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Server> {
     let body_timeout = std::time::Duration::from_secs(u64::from(state.settings.server.body_timeout_secs));
     let workers = std::thread::available_parallelism().map_or(2, usize::from);
-    let cap = routes::limits::connection_cap(
+    let cap = http::limits::connection_cap(
         state.settings.server.max_connections,
-        routes::limits::descriptor_limit(),
+        http::limits::descriptor_limit(),
         state.settings.database.pool_size,
     );
     // actix counts connections per worker.
@@ -383,7 +384,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
     );
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(ErrorHandlers::new().default_handler(routes::errors::wrap_in_envelope))
+            .wrap(ErrorHandlers::new().default_handler(http::errors::wrap_in_envelope))
             .wrap(Logger::new("%U %s %Dms").exclude("/healthz"))
             .wrap(
                 actix_web::middleware::DefaultHeaders::new()
@@ -420,7 +421,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
             .wrap(tracing_actix_web::TracingLogger::default())
             .wrap_fn(move |mut req, srv| {
                 use actix_web::dev::Service as _;
-                routes::limits::body_deadline(&mut req, body_timeout);
+                http::limits::body_deadline(&mut req, body_timeout);
                 srv.call(req)
             })
             .app_data(state.clone())
@@ -428,35 +429,19 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
             .app_data(query_config())
             .app_data(path_config())
             .app_data(web::FormConfig::default().limit(16 * 1024))
-            // The API first: the router tries routes in order, and the pages' dynamic routes cost a pattern match.
+            // The API first (one scope: a second `/api/v1` scope would never be reached): the router tries routes
+            // in order, and the pages' dynamic routes cost a pattern match.
             .service(
                 web::scope("/api/v1")
-                    .route("/redemptions", web::post().to(routes::coupons::redeem))
-                    .route("/coupons/{code}", web::get().to(routes::coupons::get_coupon))
-                    .route("/merchants", web::post().to(routes::admin::create_merchant))
-                    .route("/staff", web::post().to(routes::admin::create_staff))
-                    .route("/staff/{id}", web::delete().to(routes::admin::delete_staff))
-                    .route("/campaigns", web::post().to(routes::admin::create_campaign))
-                    .route("/campaigns", web::get().to(routes::admin::list_campaigns))
-                    .route("/campaigns/{id}/coupons", web::post().to(routes::admin::issue))
-                    .route("/admin/outbox", web::get().to(routes::metrics::list_outbox))
-                    .route(
-                        "/admin/outbox/{id}/retry",
-                        web::post().to(routes::metrics::retry_outbox),
-                    ),
+                    .configure(features::coupons::routes::api)
+                    .configure(features::merchants::routes::api)
+                    .configure(features::outbox::routes::api),
             )
-            .route("/metrics", web::get().to(routes::metrics::metrics))
-            .route("/healthz", web::get().to(routes::health::healthz))
-            .route("/readyz", web::get().to(routes::health::readyz))
-            .route("/", web::get().to(crate::sandbox::index))
-            .route("/static/app.css", web::get().to(routes::pages::stylesheet))
-            .route("/auth/callback", web::get().to(routes::auth::callback))
-            .route("/c/{code}", web::get().to(routes::coupons::scan_page))
-            .route("/c/{code}/redeem", web::post().to(routes::coupons::confirm))
-            .route("/c/{code}/qr.{format}", web::get().to(routes::coupons::qr))
-            .route("/coupons/mine", web::get().to(routes::coupons::mine))
-            .route("/wechat/push", web::get().to(routes::push::verify))
-            .route("/wechat/push", web::post().to(routes::push::receive_push))
+            .configure(http::routes)
+            .configure(features::sandbox::pages)
+            .configure(features::auth::routes::pages)
+            .configure(features::coupons::routes::pages)
+            .configure(features::wechat_push::routes::pages)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such route"))
             }))

@@ -564,10 +564,10 @@ impl RedemptionStore for DbRedemptionStore<'_> {
                     .select((campaigns::wechat_card_id, coupons::wechat_card_code))
                     .first(conn)?;
                 if let (Some(card_id), Some(code)) = (card_id, card_code) {
-                    super::outbox::enqueue_card_consume(
+                    crate::features::outbox::repo::enqueue_card_consume(
                         conn,
                         coupon.0,
-                        &super::outbox::CardConsume { card_id, code },
+                        &crate::features::outbox::repo::CardConsume { card_id, code },
                         now,
                     )?;
                 }

@@ -1,9 +1,6 @@
 //! One Diesel connection type over PostgreSQL and SQLite, an r2d2 pool, and the embedded migrations of each backend.
 
 pub mod coupons;
-pub mod outbox;
-pub mod pos;
-pub mod push;
 pub mod schema;
 pub mod token_store;
 pub mod users;

@@ -1,3 +1,4 @@
-//! Merchants, their staff, campaigns and issuing coupons: the admin use cases.
+//! Merchants, their staff, campaigns and issuing coupons: the admin use cases and the admin API.
 
+pub mod routes;
 pub mod service;

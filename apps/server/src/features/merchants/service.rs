@@ -97,7 +97,7 @@ pub fn remove_staff(conn: &mut DbConnection, id: i64) -> Result<(), AdminError> 
     }
 }
 
-/// Creates a campaign (already validated by [`crate::routes::admin::CampaignRequest::validate`]) for an existing
+/// Creates a campaign (already validated by [`crate::features::merchants::routes::CampaignRequest::validate`]) for an existing
 /// merchant.
 pub fn create_campaign(conn: &mut DbConnection, new: &NewCampaign, now: i64) -> Result<CampaignRow, AdminError> {
     if repo::merchant(conn, new.merchant_id)?.is_none() {

@@ -1,25 +1,18 @@
 //! Who is calling: admin bearer token, staff POS tokens, and customer/staff sessions established through silent
 //! WeChat OAuth (`snsapi_base`) with a signed, single-use state.
 
-use crate::db::{self, DbError, coupons as repo};
-use crate::routes::errors::ApiError;
-use crate::routes::pages;
+use crate::http::errors::ApiError;
 use crate::startup::AppState;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
-use async_trait::async_trait;
+use actix_web::{HttpRequest, web};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use wechat_oauth::state::{StateError, StateStore};
-use wechat_oauth::web::Scope;
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "wxkit_session";
 /// Sessions last a week.
 pub const SESSION_SECS: i64 = 7 * 86_400;
-/// OAuth states live 10 minutes.
-pub const STATE_TTL_SECS: i64 = 600;
 
 pub use crate::platform::clock::now_ms;
 pub use crate::platform::crypto::{random_token, sha256_hex, sha256_hex_bytes};
@@ -110,7 +103,7 @@ impl actix_web::FromRequest for StaffBearer {
 }
 
 /// Checks the admin bearer token (constant time). Failures count against the caller's address
-/// ([`crate::routes::ratelimit::AuthLimiter`]).
+/// ([`crate::http::ratelimit::AuthLimiter`]).
 pub fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     state.auth_limiter.check(req)?;
     let Some(expected) = state.admin_token.as_ref() else {
@@ -125,24 +118,6 @@ pub fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError
     } else {
         state.auth_limiter.failed(req);
         Err(unauthorized("wrong admin token"))
-    }
-}
-
-/// True when a login failed because WeChat is down, slow or busy (the user can retry), not because of the code.
-fn wechat_unavailable(e: &wechat_oauth::Error) -> bool {
-    match e {
-        wechat_oauth::Error::RateLimited { .. } => true,
-        wechat_oauth::Error::Wechat(inner) => {
-            inner.is_transient()
-                || matches!(
-                    inner,
-                    wechat_core::Error::Transport(_)
-                        | wechat_core::Error::HttpStatus { .. }
-                        | wechat_core::Error::Decode { .. }
-                        | wechat_core::Error::RateLimited { .. }
-                )
-        }
-        _ => false,
     }
 }
 
@@ -183,120 +158,4 @@ pub fn csrf_token(state: &AppState, openid: &str, code: &str) -> String {
 /// Checks a CSRF token in constant time.
 pub fn csrf_ok(state: &AppState, openid: &str, code: &str, token: &str) -> bool {
     wechat_core::constant_time_eq(csrf_token(state, openid, code).as_bytes(), token.as_bytes())
-}
-
-/// A 302 to WeChat's authorize page that will bring the user back to `return_path`.
-pub fn login_redirect(state: &AppState, return_path: &str) -> Result<HttpResponse, ApiError> {
-    let issued = state
-        .state_signer
-        .issue(return_path, now_ms() / 1000, STATE_TTL_SECS)
-        .map_err(|e| ApiError::bad_request("invalid_return_path", e.to_string()))?;
-    let redirect_uri = format!("{}/auth/callback", state.public_base_url);
-    let url = state
-        .oauth
-        .authorize_url(&redirect_uri, Scope::Base, Some(&issued.value))
-        .map_err(|e| ApiError::internal(&e))?;
-    Ok(HttpResponse::Found()
-        .insert_header((actix_web::http::header::LOCATION, url))
-        .finish())
-}
-
-/// Single-use OAuth states in the database (a unique key), shared by every instance.
-#[derive(Debug)]
-pub struct DbStateStore {
-    pool: db::DbPool,
-}
-
-#[async_trait]
-impl StateStore for DbStateStore {
-    async fn consume(&self, nonce: &str, expires_at: i64) -> Result<bool, StateError> {
-        let nonce = nonce.to_owned();
-        db::blocking(&self.pool, move |conn| {
-            repo::consume_state_nonce(conn, &nonce, expires_at, now_ms() / 1000)
-        })
-        .await
-        .map_err(|e: DbError| StateError::Store(e.to_string()))
-    }
-}
-
-#[derive(Debug, serde::Deserialize)]
-pub struct CallbackQuery {
-    code: Option<String>,
-    state: Option<String>,
-}
-
-/// `GET /auth/callback?code&state`: verifies the state (signature, expiry, single use), exchanges the code for the
-/// openid, starts a session and sends the user back to the state's return path.
-pub async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let q = web::Query::<CallbackQuery>::from_query(req.query_string()).ok();
-    let (Some(code), Some(raw_state)) = q
-        .as_ref()
-        .map(|q| (q.code.clone(), q.state.clone()))
-        .unwrap_or((None, None))
-    else {
-        return pages::error_page(
-            StatusCode::BAD_REQUEST,
-            "登录链接不完整",
-            "The login link is incomplete: open the page again.",
-        );
-    };
-    let store = DbStateStore { pool: state.db.clone() };
-    let verified = match state
-        .state_signer
-        .verify_once(&raw_state, now_ms() / 1000, &store)
-        .await
-    {
-        Ok(v) => v,
-        Err(StateError::Store(e)) => {
-            tracing::error!(error = %e, "state store failed");
-            return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, "服务暂时不可用", "Please try again.");
-        }
-        Err(e) => {
-            tracing::info!(reason = %e, "refused OAuth state");
-            return pages::error_page(
-                StatusCode::BAD_REQUEST,
-                "登录已失效",
-                "This login link is invalid or expired: open the page again.",
-            );
-        }
-    };
-    let token = match state.oauth.exchange_code(&code).await {
-        Ok(t) => t,
-        Err(e) if wechat_unavailable(&e) => {
-            tracing::warn!(error = %e, "WeChat unavailable during login");
-            return pages::error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "微信暂时无法连接",
-                "WeChat is not answering right now: wait a moment, then open the page again.",
-            );
-        }
-        Err(e) => {
-            tracing::info!(error = %e, "OAuth code exchange failed");
-            return pages::error_page(
-                StatusCode::BAD_REQUEST,
-                "微信登录失败",
-                "WeChat login failed: open the page again.",
-            );
-        }
-    };
-    if token.is_snapshotuser {
-        return pages::error_page(
-            StatusCode::FORBIDDEN,
-            "请在微信中打开",
-            "Please open this page in WeChat.",
-        );
-    }
-    let openid = token.openid.as_str().to_owned();
-    let upsert_openid = openid.clone();
-    if let Err(e) = db::blocking(&state.db, move |conn| {
-        crate::db::users::touch(conn, &upsert_openid, now_ms())
-    })
-    .await
-    {
-        tracing::warn!(error = %e, "could not record the user");
-    }
-    HttpResponse::Found()
-        .cookie(session_cookie(&state, &openid))
-        .insert_header((actix_web::http::header::LOCATION, verified.return_path))
-        .finish()
 }

@@ -1,10 +1,10 @@
 //! The admin API (bearer admin token): merchants, staff, campaigns, issuing coupons.
 
 use crate::db::{self, coupons as repo};
+use crate::features::coupons::routes::{public_view, rfc3339};
 use crate::features::merchants::service::{self, AdminError};
-use crate::routes::auth::{self, now_ms};
-use crate::routes::coupons::{public_view, rfc3339};
-use crate::routes::errors::ApiError;
+use crate::http::auth::{self, now_ms};
+use crate::http::errors::ApiError;
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -36,6 +36,16 @@ async fn run<T: Send + 'static>(
         .map_err(admin_error)
 }
 
+/// The admin API of this capability (inside `/api/v1`).
+pub fn api(cfg: &mut web::ServiceConfig) {
+    cfg.route("/merchants", web::post().to(create_merchant))
+        .route("/staff", web::post().to(create_staff))
+        .route("/staff/{id}", web::delete().to(delete_staff))
+        .route("/campaigns", web::post().to(create_campaign))
+        .route("/campaigns", web::get().to(list_campaigns))
+        .route("/campaigns/{id}/coupons", web::post().to(issue));
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewMerchant {
@@ -45,7 +55,7 @@ pub struct NewMerchant {
 /// `POST /api/v1/merchants {name}` → `{id, name}`.
 pub async fn create_merchant(
     _admin: auth::AdminAuth,
-    body: crate::routes::json::ApiJson<NewMerchant>,
+    body: crate::http::json::ApiJson<NewMerchant>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let name = body.into_inner().name;
@@ -65,7 +75,7 @@ pub struct NewStaff {
 /// stored.
 pub async fn create_staff(
     _admin: auth::AdminAuth,
-    body: crate::routes::json::ApiJson<NewStaff>,
+    body: crate::http::json::ApiJson<NewStaff>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let NewStaff {
@@ -223,7 +233,7 @@ pub fn campaign_json(c: &repo::CampaignRow) -> serde_json::Value {
 /// `POST /api/v1/campaigns {...}` → `{id, ...}`.
 pub async fn create_campaign(
     _admin: auth::AdminAuth,
-    body: crate::routes::json::ApiJson<CampaignRequest>,
+    body: crate::http::json::ApiJson<CampaignRequest>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let new = body.validate(now_ms())?;
@@ -256,7 +266,7 @@ pub async fn issue(
     let owner = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        crate::routes::json::parse::<IssueBody>(&body)?.owner_openid
+        crate::http::json::parse::<IssueBody>(&body)?.owner_openid
     };
     let campaign_id = path.into_inner();
     let (coupon, campaign) = run(&state, move |conn| {

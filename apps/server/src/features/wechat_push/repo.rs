@@ -3,9 +3,9 @@
 //! leaves nothing behind, so WeChat's re-send is applied; a re-send after the commit is recognised and changes
 //! nothing.
 
-use super::coupons::{self as repo, DbRedemptionStore};
-use super::schema::{audit_log, coupons, push_events, push_nonces};
-use super::{DbConnection, DbError};
+use crate::db::coupons::{self as repo, DbRedemptionStore};
+use crate::db::schema::{audit_log, coupons, push_events, push_nonces};
+use crate::db::{DbConnection, DbError};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use redemption_core::{Channel, Outcome};

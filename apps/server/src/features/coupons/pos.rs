@@ -9,9 +9,9 @@
 //! what the statement read and audited afterwards. On SQLite each attempt runs through
 //! [`redemption_core::redeem`] in turn (an in-process database has no round trips to save).
 
-use super::coupons::{self as repo, CampaignRow, CouponRow, StaffRow};
-use super::schema::{audit_log, staff};
-use super::{DbConnection, DbError};
+use crate::db::coupons::{self as repo, CampaignRow, CouponRow, StaffRow};
+use crate::db::schema::{audit_log, staff};
+use crate::db::{DbConnection, DbError};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
@@ -555,7 +555,7 @@ impl std::fmt::Debug for Job {
 
 impl PosBatcher {
     /// Starts the dispatcher on the current tokio runtime.
-    pub fn start(pool: super::DbPool, slots: usize, max_batch: usize) -> PosBatcher {
+    pub fn start(pool: crate::db::DbPool, slots: usize, max_batch: usize) -> PosBatcher {
         // A bounded queue: when the database falls behind, request handlers wait here (backpressure).
         let (tx, rx) = tokio::sync::mpsc::channel(4096);
         let stats = std::sync::Arc::new(Counters::default());
@@ -586,7 +586,7 @@ impl PosBatcher {
 }
 
 async fn dispatch(
-    pool: super::DbPool,
+    pool: crate::db::DbPool,
     mut rx: tokio::sync::mpsc::Receiver<Job>,
     slots: usize,
     max_batch: usize,
@@ -621,7 +621,7 @@ async fn dispatch(
     }
 }
 
-fn run_jobs(pool: &super::DbPool, jobs: Vec<Job>) {
+fn run_jobs(pool: &crate::db::DbPool, jobs: Vec<Job>) {
     let (attempts, replies): (Vec<PosAttempt>, Vec<_>) = jobs.into_iter().map(|j| (j.attempt, j.reply)).unzip();
     let results = with_fallback(&attempts, |batch| run_on_live_connection(pool, batch));
     for (reply, result) in replies.into_iter().zip(results) {
@@ -633,11 +633,11 @@ fn run_jobs(pool: &super::DbPool, jobs: Vec<Job>) {
 /// the statement never ran), it is discarded and the batch runs again on another one — at most once per pooled
 /// connection plus one fresh, so that a pool full of dead connections costs no request its answer. A redemption
 /// whose commit was lost with the connection is safe to run again: the guarded update redeems a coupon once.
-fn run_on_live_connection(pool: &super::DbPool, batch: &[PosAttempt]) -> Result<PosResults, DbError> {
+fn run_on_live_connection(pool: &crate::db::DbPool, batch: &[PosAttempt]) -> Result<PosResults, DbError> {
     let tries = pool.max_size() + 1;
     let mut last = None;
     for _ in 0..tries {
-        let mut conn = super::checkout(pool)?;
+        let mut conn = crate::db::checkout(pool)?;
         match redeem_batch(&mut conn, batch, chrono::Utc::now().timestamp_millis()) {
             Err(e) if conn.note_error(&e) => last = Some(e),
             Ok(results) => {
@@ -670,7 +670,7 @@ fn with_fallback<T>(
         }
         // A connection failure was already retried on other connections: running each attempt alone would only
         // wait on the database again, once per attempt.
-        Err(e) if attempts.len() > 1 && !super::is_connection_error(&e) => {
+        Err(e) if attempts.len() > 1 && !crate::db::is_connection_error(&e) => {
             tracing::warn!(error = %e, attempts = attempts.len(), "POS batch failed; retrying its attempts singly");
             attempts
                 .iter()

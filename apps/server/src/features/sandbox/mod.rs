@@ -2,9 +2,9 @@
 //! staff member, customer and campaign, so that a person can click through every flow.
 
 use crate::db::{self, DbError, coupons as repo};
+use crate::http::pages;
 use crate::platform::clock::now_ms;
 use crate::platform::crypto::{random_token, sha256_hex};
-use crate::routes::pages;
 use crate::startup::{AppState, StartupError};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -111,6 +111,11 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
         customer_coupons: coupons,
         staff_token,
     })
+}
+
+/// The pages of this capability.
+pub fn pages(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(index));
 }
 
 /// `GET /`: what this server is, with the demo links in sandbox mode.

@@ -4,7 +4,7 @@
 //! backends, and costs nothing for bodies without a backslash (raw control characters are not valid JSON, so only
 //! an escape can carry one).
 
-use crate::routes::errors::ApiError;
+use crate::http::errors::ApiError;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use serde::de::DeserializeOwned;
@@ -35,7 +35,7 @@ impl<T> std::ops::Deref for ApiJson<T> {
 /// Whether a JSON document contains, inside a string, an escaped control character other than `\t`, `\n`, `\r`.
 ///
 /// ```
-/// use wxkit::routes::json::has_control_escape;
+/// use wxkit::http::json::has_control_escape;
 /// assert!(has_control_escape(br#"{"name":"a\u0000b"}"#));
 /// assert!(has_control_escape(br#"{"name":"bell\u0007"}"#));
 /// assert!(has_control_escape(br#"{"name":"x\b"}"#));

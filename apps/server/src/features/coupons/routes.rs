@@ -1,10 +1,11 @@
 //! Coupons: the public view, POS redemption, the scan page and its confirm form, per-request QR images, and the
 //! customer's own list.
 
-use crate::db::{self, coupons as repo, pos as repo_pos};
-use crate::routes::auth::{self, now_ms, session_openid};
-use crate::routes::errors::ApiError;
-use crate::routes::pages::{self, CouponView};
+use crate::db::{self, coupons as repo};
+use crate::features::coupons::pos as repo_pos;
+use crate::http::auth::{self, now_ms, session_openid};
+use crate::http::errors::ApiError;
+use crate::http::pages::{self, CouponView};
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -12,6 +13,20 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use redemption_core::{Campaign, Channel, Coupon, CouponCode, CouponStatus, Outcome, Staff};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+/// The API of this capability (inside `/api/v1`). The POS route comes first: the router tries routes in order.
+pub fn api(cfg: &mut web::ServiceConfig) {
+    cfg.route("/redemptions", web::post().to(redeem))
+        .route("/coupons/{code}", web::get().to(get_coupon));
+}
+
+/// The pages of this capability.
+pub fn pages(cfg: &mut web::ServiceConfig) {
+    cfg.route("/c/{code}", web::get().to(scan_page))
+        .route("/c/{code}/redeem", web::post().to(confirm))
+        .route("/c/{code}/qr.{format}", web::get().to(qr))
+        .route("/coupons/mine", web::get().to(mine));
+}
 
 /// RFC 3339 for a millisecond timestamp.
 pub fn rfc3339(ms: i64) -> String {
@@ -119,7 +134,7 @@ async fn attempt(
     .await
     .map_err(|e| ApiError::internal(&e))?;
     wake_outbox_if_card_backed(state, &result.0, result.1.as_ref());
-    crate::routes::metrics::record_redemption(channel, &result.0);
+    crate::http::metrics::record_redemption(channel, &result.0);
     Ok(result)
 }
 
@@ -164,7 +179,7 @@ fn outcome_error(outcome: &Outcome, staff_name: Option<String>) -> ApiError {
 pub async fn redeem(
     staff: auth::StaffBearer,
     req: HttpRequest,
-    body: crate::routes::json::ApiJson<RedeemBody>,
+    body: crate::http::json::ApiJson<RedeemBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     if body.code.len() > 64 {
@@ -191,7 +206,7 @@ pub async fn redeem(
         redeemed_by_name,
     } = *done;
     wake_outbox_if_card_backed(&state, &outcome, found.as_ref());
-    crate::routes::metrics::record_redemption(Channel::Pos, &outcome);
+    crate::http::metrics::record_redemption(Channel::Pos, &outcome);
     match (&outcome, found) {
         (Outcome::Redeemed { at }, Some((coupon, campaign))) => Ok(HttpResponse::Ok().json(Redeemed {
             coupon: public_coupon(&state, &coupon, &campaign),
@@ -273,7 +288,7 @@ pub async fn scan_page(req: HttpRequest, path: web::Path<String>, state: web::Da
         return pages::error_page(StatusCode::NOT_FOUND, "优惠券不存在", "No such coupon.");
     };
     let Some(openid) = session_openid(&req, &state) else {
-        return auth::login_redirect(&state, &format!("/c/{}", coupon.code))
+        return crate::features::auth::service::login_redirect(&state, &format!("/c/{}", coupon.code))
             .unwrap_or_else(|e| pages::error_page(StatusCode::INTERNAL_SERVER_ERROR, "出错了", &e.to_string()));
     };
     let viewer = openid.clone();
@@ -449,7 +464,7 @@ pub async fn qr(
 /// `GET /coupons/mine`: the logged-in customer's coupons (login through WeChat first).
 pub async fn mine(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let Some(openid) = session_openid(&req, &state) else {
-        return auth::login_redirect(&state, "/coupons/mine")
+        return crate::features::auth::service::login_redirect(&state, "/coupons/mine")
             .unwrap_or_else(|e| pages::error_page(StatusCode::INTERNAL_SERVER_ERROR, "出错了", &e.to_string()));
     };
     let rows = match db::blocking(&state.db, move |conn| repo::coupons_of_owner(conn, &openid)).await {

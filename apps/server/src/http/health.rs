@@ -1,7 +1,7 @@
 //! Liveness and readiness.
 
 use crate::db::DbError;
-use crate::routes::errors::ApiError;
+use crate::http::errors::ApiError;
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};

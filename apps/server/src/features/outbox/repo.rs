@@ -1,9 +1,9 @@
 //! The outbox: work owed to WeChat after a local commit, written in the same transaction as its cause, claimed
 //! under a lease (so that several instances never deliver one item at the same time) and delivered by
-//! [`crate::outbox`].
+//! [`super::worker`].
 
-use super::schema::outbox;
-use super::{DbConnection, DbError};
+use crate::db::schema::outbox;
+use crate::db::{DbConnection, DbError};
 use diesel::prelude::*;
 use serde::Serialize;
 

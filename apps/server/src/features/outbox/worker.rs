@@ -1,12 +1,12 @@
-//! The outbox worker: delivers the work owed to WeChat ([`crate::db::outbox`]) in the background, with retries and
+//! The outbox worker: delivers the work owed to WeChat ([`crate::features::outbox::repo`]) in the background, with retries and
 //! exponential backoff, until WeChat confirms or gives a final answer. A request never waits on it.
 //!
 //! Delivery is at least once and applied once: an item is claimed under a lease (one instance at a time), and a
 //! consume WeChat already applied answers 40099, which counts as done. A final error (unknown code, card
 //! unavailable, app misconfigured) marks the item `failed` for an operator (admin API, `/metrics`).
 
-use crate::db::outbox::{self as repo, CardConsume, OutboxRow, Settle};
 use crate::db::{self, DbPool};
+use crate::features::outbox::repo::{self as repo, CardConsume, OutboxRow, Settle};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

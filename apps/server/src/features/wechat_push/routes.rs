@@ -1,13 +1,14 @@
 //! `/wechat/push`: the official account's server URL. URL verification (GET), and card events (POST): a
 //! `user_get_card` whose `OuterStr` is one of our coupon codes links the WeChat card code to the coupon (after the
-//! checks in [`db::push`]); a `user_consume_card` for a linked code redeems our coupon — exactly once, whoever
+//! checks in [`super::repo`]); a `user_consume_card` for a linked code redeems our coupon — exactly once, whoever
 //! consumed first.
 //!
 //! Every push is authenticated (signature; in safe mode only encrypted pushes with a valid `msg_signature`),
 //! fresh (timestamp within the window, `(timestamp, nonce)` accepted once per body) and applied once (nonce, dedupe
 //! record and effect in one transaction); `success` is answered only after that transaction committed.
 
-use crate::db::{self, push as repo};
+use crate::db;
+use crate::features::wechat_push::repo;
 use crate::platform::clock::now_ms;
 use crate::platform::crypto::sha256_hex_bytes;
 use crate::startup::AppState;
@@ -20,6 +21,12 @@ use wechat_core::push::{PushError, check_timestamp};
 pub const MAX_DEDUPE_KEY: usize = 256;
 /// Longest nonce accepted.
 pub const MAX_NONCE: usize = 64;
+
+/// The pages of this capability: WeChat's server URL.
+pub fn pages(cfg: &mut web::ServiceConfig) {
+    cfg.route("/wechat/push", web::get().to(verify))
+        .route("/wechat/push", web::post().to(receive_push));
+}
 
 fn query(req: &HttpRequest) -> HashMap<String, String> {
     serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())

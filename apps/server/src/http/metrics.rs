@@ -1,9 +1,9 @@
 //! `GET /metrics` (Prometheus text format) and the admin view of the outbox.
 
-use crate::db::{self, outbox as repo};
-use crate::routes::auth::{self, now_ms};
-use crate::routes::errors::ApiError;
+use crate::http::auth;
+use crate::http::errors::ApiError;
 use crate::startup::AppState;
+use crate::{db, features::outbox::repo};
 use actix_web::{HttpRequest, HttpResponse, web};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::fmt::Write as _;
@@ -90,50 +90,4 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<Htt
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out))
-}
-
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OutboxQuery {
-    status: Option<String>,
-    limit: Option<i64>,
-}
-
-/// `GET /api/v1/admin/outbox?status=pending|done|failed&limit=N` (admin): the newest items.
-pub async fn list_outbox(
-    _admin: auth::AdminAuth,
-    query: web::Query<OutboxQuery>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let status = query.status.clone();
-    if let Some(s) = &status
-        && !matches!(s.as_str(), "pending" | "done" | "failed")
-    {
-        return Err(ApiError::bad_request(
-            "invalid_status",
-            "status must be pending, done or failed",
-        ));
-    }
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let items = db::blocking(&state.db, move |conn| repo::list(conn, status.as_deref(), limit))
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
-}
-
-/// `POST /api/v1/admin/outbox/{id}/retry` (admin): puts a failed item back in the queue.
-pub async fn retry_outbox(
-    _admin: auth::AdminAuth,
-    path: web::Path<i64>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let requeued = db::blocking(&state.db, move |conn| repo::retry(conn, id, now_ms()))
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    if !requeued {
-        return Err(ApiError::not_found("no failed outbox item with that id"));
-    }
-    state.outbox.wake();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "id": id, "status": "pending" })))
 }

@@ -5,7 +5,7 @@
 //! The address is the TCP peer: behind a reverse proxy every client shares the proxy's address (run the limiter
 //! at the proxy then, or raise `server.auth_failures_per_minute`).
 
-use crate::routes::errors::ApiError;
+use crate::http::errors::ApiError;
 use actix_web::HttpRequest;
 use actix_web::http::StatusCode;
 use std::collections::HashMap;

@@ -1,0 +1,4 @@
+//! Logging in through WeChat web OAuth: the callback, the single-use state store, the redirect to WeChat.
+
+pub mod routes;
+pub mod service;

@@ -1,0 +1,5 @@
+//! Coupons: the public view, POS redemption (batched, `pos`), the scan page and its confirm, QR images, the
+//! customer's list.
+
+pub mod pos;
+pub mod routes;
