@@ -314,10 +314,10 @@ async fn a_hundred_concurrent_redemptions_succeed_exactly_once(kind: DbKind) {
     let code_for_db = code.clone();
     let (redemptions, audits) = tokio::task::spawn_blocking(move || {
         let mut conn = pool.get().unwrap();
-        let (row, _) = wxkit::db::coupons::coupon_by_code(&mut conn, &code_for_db)
+        let (row, _) = wxkit::features::coupons::repo::coupon_by_code(&mut conn, &code_for_db)
             .unwrap()
             .unwrap();
-        wxkit::db::coupons::redemption_and_audit_counts(&mut conn, row.id).unwrap()
+        wxkit::features::coupons::repo::redemption_and_audit_counts(&mut conn, row.id).unwrap()
     })
     .await
     .unwrap();
@@ -365,8 +365,10 @@ async fn counts(app: &TestApp, code: &str) -> (i64, i64) {
     let code = code.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut conn = pool.get().unwrap();
-        let (row, _) = wxkit::db::coupons::coupon_by_code(&mut conn, &code).unwrap().unwrap();
-        wxkit::db::coupons::redemption_and_audit_counts(&mut conn, row.id).unwrap()
+        let (row, _) = wxkit::features::coupons::repo::coupon_by_code(&mut conn, &code)
+            .unwrap()
+            .unwrap();
+        wxkit::features::coupons::repo::redemption_and_audit_counts(&mut conn, row.id).unwrap()
     })
     .await
     .unwrap()
@@ -626,9 +628,11 @@ async fn every_refusal_has_its_status(kind: DbKind) {
     let void_code = void["code"].as_str().unwrap().to_owned();
     let pool = app.state.db.clone();
     let vc = void_code.clone();
-    tokio::task::spawn_blocking(move || wxkit::db::coupons::void_coupon(&mut pool.get().unwrap(), &vc).unwrap())
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        wxkit::features::coupons::repo::void_coupon(&mut pool.get().unwrap(), &vc).unwrap()
+    })
+    .await
+    .unwrap();
     let (s, b) = pos(shop.staff_token.clone(), void_code).await;
     assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (410, Some("void")));
     // Expired coupon (issued while valid): close the campaign's window in the database.
@@ -917,7 +921,7 @@ async fn card_backed_coupons_are_redeemed_once_whichever_side_consumes_first(kin
                 let c = code.clone();
                 let p = pool.clone();
                 let row = tokio::task::spawn_blocking(move || {
-                    wxkit::db::coupons::coupon_by_code(&mut p.get().unwrap(), &c).unwrap()
+                    wxkit::features::coupons::repo::coupon_by_code(&mut p.get().unwrap(), &c).unwrap()
                 })
                 .await
                 .unwrap();
@@ -1017,7 +1021,7 @@ async fn card_backed_coupons_are_redeemed_once_whichever_side_consumes_first(kin
     }
     let pool = app.state.db.clone();
     let (redemptions, _) = tokio::task::spawn_blocking(move || {
-        wxkit::db::coupons::redemption_and_audit_counts(&mut pool.get().unwrap(), row.id).unwrap()
+        wxkit::features::coupons::repo::redemption_and_audit_counts(&mut pool.get().unwrap(), row.id).unwrap()
     })
     .await
     .unwrap();

@@ -189,7 +189,8 @@ fn api_error(e: crate::http::errors::ApiError) -> CliError {
 }
 
 async fn data_tool(cli_config: Option<PathBuf>, command: Command) -> Result<(), CliError> {
-    use crate::db::coupons as repo;
+    use crate::features::coupons::repo as coupons_repo;
+    use crate::features::merchants::repo as merchants_repo;
     use crate::features::merchants::service;
     use crate::platform::clock::now_ms;
     let config = cli_config.clone();
@@ -202,7 +203,7 @@ async fn data_tool(cli_config: Option<PathBuf>, command: Command) -> Result<(), 
             print_json(&serde_json::json!({"id": m.id, "name": m.name}))
         }
         Command::Merchant(MerchantCommand::List) => {
-            let rows = with_db(config.as_deref(), |conn, _| Ok(repo::list_merchants(conn)?)).await?;
+            let rows = with_db(config.as_deref(), |conn, _| Ok(merchants_repo::list_merchants(conn)?)).await?;
             for m in rows {
                 println!("{}\t{}", m.id, m.name);
             }
@@ -223,7 +224,7 @@ async fn data_tool(cli_config: Option<PathBuf>, command: Command) -> Result<(), 
         }
         Command::Staff(StaffCommand::List { merchant_id }) => {
             let rows = with_db(config.as_deref(), move |conn, _| {
-                Ok(repo::list_staff(conn, merchant_id)?)
+                Ok(merchants_repo::list_staff(conn, merchant_id)?)
             })
             .await?;
             for s in rows {
@@ -258,7 +259,10 @@ async fn data_tool(cli_config: Option<PathBuf>, command: Command) -> Result<(), 
             print_json(&crate::features::merchants::routes::campaign_json(&row))
         }
         Command::Campaign(CampaignCommand::List) => {
-            let rows = with_db(config.as_deref(), |conn, _| Ok(repo::list_campaigns(conn, None)?)).await?;
+            let rows = with_db(config.as_deref(), |conn, _| {
+                Ok(merchants_repo::list_campaigns(conn, None)?)
+            })
+            .await?;
             for c in rows {
                 println!(
                     "{}\t{}\t{}\t{} issued{}",
@@ -299,7 +303,7 @@ async fn data_tool(cli_config: Option<PathBuf>, command: Command) -> Result<(), 
                 )));
             };
             let found = with_db(config.as_deref(), move |conn, settings| {
-                Ok(repo::coupon_by_code(conn, parsed.as_str())?.map(|(c, k)| (c, k, base_url(settings))))
+                Ok(coupons_repo::coupon_by_code(conn, parsed.as_str())?.map(|(c, k)| (c, k, base_url(settings))))
             })
             .await?;
             let Some((c, k, base)) = found else {

@@ -191,10 +191,16 @@ impl Application {
         let keys_pool = pool.clone();
         let (state_key, session_key) = tokio::task::spawn_blocking(move || -> Result<(String, String), DbError> {
             let mut conn = keys_pool.get()?;
-            let state_key =
-                db::coupons::shared_secret(&mut conn, "oauth_state_key", crate::platform::crypto::random_token)?;
-            let session_key =
-                db::coupons::shared_secret(&mut conn, "session_key", crate::platform::crypto::random_token)?;
+            let state_key = crate::platform::secrets::shared_secret(
+                &mut conn,
+                "oauth_state_key",
+                crate::platform::crypto::random_token,
+            )?;
+            let session_key = crate::platform::secrets::shared_secret(
+                &mut conn,
+                "session_key",
+                crate::platform::crypto::random_token,
+            )?;
             Ok((state_key, session_key))
         })
         .await

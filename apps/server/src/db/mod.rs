@@ -1,6 +1,5 @@
 //! One Diesel connection type over PostgreSQL and SQLite, an r2d2 pool, and the embedded migrations of each backend.
 
-pub mod coupons;
 pub mod schema;
 pub mod token_store;
 pub mod users;
@@ -161,6 +160,14 @@ fn classify(e: &DbError) -> ErrorClass {
         DbError::Query(DieselError::RollbackErrorOnCommit { .. }) => ErrorClass::Unclear,
         _ => ErrorClass::Statement,
     }
+}
+
+/// Whether an insert or update failed on a unique key (a duplicate: often the expected answer, not an error).
+pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
 }
 
 /// Whether an error means the connection itself failed (the statement may not have reached the database).

@@ -1,7 +1,7 @@
 //! The login use cases other capabilities call: sending a visitor to WeChat to log in, and the single-use state
 //! store that the callback checks.
 
-use crate::db::{self, DbError, coupons as repo};
+use crate::db::{self, DbError};
 use crate::http::auth::now_ms;
 use crate::http::errors::ApiError;
 use crate::startup::AppState;
@@ -47,7 +47,7 @@ impl StateStore for DbStateStore {
     async fn consume(&self, nonce: &str, expires_at: i64) -> Result<bool, StateError> {
         let nonce = nonce.to_owned();
         db::blocking(&self.pool, move |conn| {
-            repo::consume_state_nonce(conn, &nonce, expires_at, now_ms() / 1000)
+            super::repo::consume_state_nonce(conn, &nonce, expires_at, now_ms() / 1000)
         })
         .await
         .map_err(|e: DbError| StateError::Store(e.to_string()))

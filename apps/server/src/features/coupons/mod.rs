@@ -2,4 +2,5 @@
 //! customer's list.
 
 pub mod pos;
+pub mod repo;
 pub mod routes;

@@ -9,9 +9,10 @@
 //! what the statement read and audited afterwards. On SQLite each attempt runs through
 //! [`redemption_core::redeem`] in turn (an in-process database has no round trips to save).
 
-use crate::db::coupons::{self as repo, CampaignRow, CouponRow, StaffRow};
 use crate::db::schema::{audit_log, staff};
 use crate::db::{DbConnection, DbError};
+use crate::features::coupons::repo::{self as coupons_repo, CouponRow};
+use crate::features::merchants::repo::{self as merchants_repo, CampaignRow, StaffRow};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
@@ -82,13 +83,13 @@ pub fn redeem_batch(conn: &mut DbConnection, attempts: &[PosAttempt], now: Milli
     }
 }
 
-/// The portable path: token lookup, then [`redemption_core::redeem`] over [`repo::DbRedemptionStore`].
+/// The portable path: token lookup, then [`redemption_core::redeem`] over [`coupons_repo::DbRedemptionStore`].
 fn redeem_one_sequential(conn: &mut DbConnection, attempt: &PosAttempt, now: Millis) -> Result<PosReply, DbError> {
-    let Some(staff) = repo::staff_by_token_hash(conn, &attempt.token_hash)? else {
+    let Some(staff) = merchants_repo::staff_by_token_hash(conn, &attempt.token_hash)? else {
         return Ok(PosReply::UnknownToken);
     };
     let (outcome, found) = redemption_core::redeem(
-        &mut repo::DbRedemptionStore(conn),
+        &mut coupons_repo::DbRedemptionStore(conn),
         &attempt.code,
         Some(&staff.to_domain()),
         Channel::Pos,
@@ -96,12 +97,12 @@ fn redeem_one_sequential(conn: &mut DbConnection, attempt: &PosAttempt, now: Mil
     )?;
     let card_code = match (&outcome, &found) {
         (Outcome::Redeemed { .. }, Some((coupon, campaign))) if campaign.wechat_card_id.is_some() => {
-            repo::coupon_by_code(conn, coupon.code.as_str())?.and_then(|(row, _)| row.wechat_card_code)
+            coupons_repo::coupon_by_code(conn, coupon.code.as_str())?.and_then(|(row, _)| row.wechat_card_code)
         }
         _ => None,
     };
     let redeemed_by_name = match &outcome {
-        Outcome::AlreadyRedeemed { by: Some(id), .. } => repo::staff_by_id(conn, id.0)?.map(|s| s.name),
+        Outcome::AlreadyRedeemed { by: Some(id), .. } => merchants_repo::staff_by_id(conn, id.0)?.map(|s| s.name),
         _ => None,
     };
     Ok(PosReply::Done(Box::new(PosDone {
@@ -421,7 +422,7 @@ fn settle(
         if let (Judgement::LostRace, Some((coupon, _))) = (&p.judgement, &p.found)
             && !reread.contains_key(coupon.code.as_str())
         {
-            let now_row = repo::coupon_by_code(conn, coupon.code.as_str())?;
+            let now_row = coupons_repo::coupon_by_code(conn, coupon.code.as_str())?;
             reread.insert(
                 coupon.code.as_str().to_owned(),
                 now_row.and_then(|(c, _)| c.to_domain()),

@@ -1,8 +1,10 @@
 //! Coupons: the public view, POS redemption, the scan page and its confirm form, per-request QR images, and the
 //! customer's own list.
 
-use crate::db::{self, coupons as repo};
+use crate::db;
 use crate::features::coupons::pos as repo_pos;
+use crate::features::coupons::repo as coupons_repo;
+use crate::features::merchants::repo as merchants_repo;
 use crate::http::auth::{self, now_ms, session_openid};
 use crate::http::errors::ApiError;
 use crate::http::pages::{self, CouponView};
@@ -92,7 +94,7 @@ async fn load(state: &AppState, code: &str) -> Result<Option<(Coupon, Campaign, 
     let Some(code) = CouponCode::parse(code) else {
         return Ok(None);
     };
-    let found = db::blocking(&state.db, move |conn| repo::coupon_by_code(conn, code.as_str()))
+    let found = db::blocking(&state.db, move |conn| coupons_repo::coupon_by_code(conn, code.as_str()))
         .await
         .map_err(|e| ApiError::internal(&e))?;
     Ok(found.and_then(|(c, k)| {
@@ -124,7 +126,7 @@ async fn attempt(
 ) -> Result<(Outcome, Option<redemption_core::CouponWithCampaign>), ApiError> {
     let result = db::blocking(&state.db, move |conn| {
         redemption_core::redeem(
-            &mut repo::DbRedemptionStore(conn),
+            &mut coupons_repo::DbRedemptionStore(conn),
             &code,
             staff.as_ref(),
             channel,
@@ -293,7 +295,7 @@ pub async fn scan_page(req: HttpRequest, path: web::Path<String>, state: web::Da
     };
     let viewer = openid.clone();
     // A database failure here is a 503, never "not staff": a cashier must not be shown a customer's view.
-    let staff = match db::blocking(&state.db, move |conn| repo::staff_by_openid(conn, &viewer)).await {
+    let staff = match db::blocking(&state.db, move |conn| merchants_repo::staff_by_openid(conn, &viewer)).await {
         Ok(staff) => staff,
         Err(e) => {
             tracing::error!(error = %e, "scan page: cannot look up the viewer");
@@ -319,7 +321,7 @@ pub async fn scan_page(req: HttpRequest, path: web::Path<String>, state: web::Da
         show_mine: false,
     };
     if is_staff {
-        let staff = staff.as_ref().map(repo::StaffRow::to_domain);
+        let staff = staff.as_ref().map(merchants_repo::StaffRow::to_domain);
         view.cannot = redemption_core::check_redeemable(&coupon, &campaign, staff.as_ref(), now)
             .err()
             .map(|outcome| outcome.name());
@@ -365,7 +367,7 @@ pub async fn confirm(
         );
     }
     let viewer = openid.clone();
-    let staff = match db::blocking(&state.db, move |conn| repo::staff_by_openid(conn, &viewer)).await {
+    let staff = match db::blocking(&state.db, move |conn| merchants_repo::staff_by_openid(conn, &viewer)).await {
         Ok(s) => s.map(|s| s.to_domain()),
         Err(_) => return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, "服务暂时不可用", "Please try again."),
     };
@@ -467,7 +469,7 @@ pub async fn mine(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         return crate::features::auth::service::login_redirect(&state, "/coupons/mine")
             .unwrap_or_else(|e| pages::error_page(StatusCode::INTERNAL_SERVER_ERROR, "出错了", &e.to_string()));
     };
-    let rows = match db::blocking(&state.db, move |conn| repo::coupons_of_owner(conn, &openid)).await {
+    let rows = match db::blocking(&state.db, move |conn| coupons_repo::coupons_of_owner(conn, &openid)).await {
         Ok(r) => r,
         Err(_) => return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, "服务暂时不可用", "Please try again."),
     };

@@ -1,4 +1,5 @@
 //! Merchants, their staff, campaigns and issuing coupons: the admin use cases and the admin API.
 
+pub mod repo;
 pub mod routes;
 pub mod service;

@@ -1,7 +1,8 @@
 //! The admin API (bearer admin token): merchants, staff, campaigns, issuing coupons.
 
-use crate::db::{self, coupons as repo};
+use crate::db;
 use crate::features::coupons::routes::{public_view, rfc3339};
+use crate::features::merchants::repo;
 use crate::features::merchants::service::{self, AdminError};
 use crate::http::auth::{self, now_ms};
 use crate::http::errors::ApiError;

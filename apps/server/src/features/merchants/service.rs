@@ -1,8 +1,9 @@
 //! The admin use cases, shared by `POST /api/v1/...` and `wxkit merchant|staff|campaign|coupon`: the field rules
 //! (lengths, trimming), existence checks and uniqueness live here once.
 
-use crate::db::coupons::{self as repo, CampaignRow, CouponRow, IssueFailure, MerchantRow, NewCampaign, StaffRow};
 use crate::db::{DbConnection, DbError};
+use crate::features::coupons::repo::{self as coupons_repo, CouponRow, IssueFailure};
+use crate::features::merchants::repo::{self as repo, CampaignRow, MerchantRow, NewCampaign, StaffRow};
 use crate::platform::crypto::{random_token, sha256_hex};
 
 /// Longest merchant name.
@@ -114,7 +115,7 @@ pub fn issue_coupon(
     now: i64,
 ) -> Result<(CouponRow, CampaignRow), AdminError> {
     let owner = owner.map(|o| text("owner_openid", o, OPENID_MAX)).transpose()?;
-    repo::issue_coupon(conn, campaign_id, owner, now).map_err(|e| match e {
+    coupons_repo::issue_coupon(conn, campaign_id, owner, now).map_err(|e| match e {
         IssueFailure::NotFound => AdminError::NotFound("no such campaign"),
         IssueFailure::Rule(rule) => AdminError::Conflict {
             code: "not_issuable",

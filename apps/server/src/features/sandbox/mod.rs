@@ -1,7 +1,9 @@
 //! Sandbox mode: with no WeChat credentials the server runs against the bundled simulator and seeds a demo merchant,
 //! staff member, customer and campaign, so that a person can click through every flow.
 
-use crate::db::{self, DbError, coupons as repo};
+use crate::db::{self, DbError};
+use crate::features::coupons::repo as coupons_repo;
+use crate::features::merchants::repo as merchants_repo;
 use crate::http::pages;
 use crate::platform::clock::now_ms;
 use crate::platform::crypto::{random_token, sha256_hex};
@@ -65,20 +67,23 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
     let hash = sha256_hex(&staff_token);
     let coupons = db::blocking(&state.db, move |conn| -> Result<Vec<String>, DbError> {
         let now = now_ms();
-        let merchant = match repo::list_merchants(conn)?.into_iter().next() {
+        let merchant = match merchants_repo::list_merchants(conn)?.into_iter().next() {
             Some(m) => m,
-            None => repo::create_merchant(conn, "wxkit 示例咖啡 Demo Café", now)?,
+            None => merchants_repo::create_merchant(conn, "wxkit 示例咖啡 Demo Café", now)?,
         };
         // A fresh POS token each run: re-key the demo staff member.
-        if let Some(existing) = repo::staff_by_openid(conn, DEMO_STAFF_OPENID)? {
-            repo::remove_staff(conn, existing.id)?;
+        if let Some(existing) = merchants_repo::staff_by_openid(conn, DEMO_STAFF_OPENID)? {
+            merchants_repo::remove_staff(conn, existing.id)?;
         }
-        repo::add_staff(conn, merchant.id, DEMO_STAFF_OPENID, "店员小王 Staff Wang", &hash, now)?;
-        let campaign = match repo::list_campaigns(conn, Some(merchant.id))?.into_iter().next() {
+        merchants_repo::add_staff(conn, merchant.id, DEMO_STAFF_OPENID, "店员小王 Staff Wang", &hash, now)?;
+        let campaign = match merchants_repo::list_campaigns(conn, Some(merchant.id))?
+            .into_iter()
+            .next()
+        {
             Some(c) => c,
-            None => repo::create_campaign(
+            None => merchants_repo::create_campaign(
                 conn,
-                &repo::NewCampaign {
+                &merchants_repo::NewCampaign {
                     merchant_id: merchant.id,
                     title: "免费美式咖啡 Free Americano".into(),
                     description: Some("到店出示二维码，店员扫码核销 · Show the QR code at the counter".into()),
@@ -92,15 +97,15 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
                 now,
             )?,
         };
-        let mut codes: Vec<String> = repo::coupons_of_owner(conn, DEMO_CUSTOMER_OPENID)?
+        let mut codes: Vec<String> = coupons_repo::coupons_of_owner(conn, DEMO_CUSTOMER_OPENID)?
             .into_iter()
             .filter(|(c, _)| c.status == "issued")
             .map(|(c, _)| c.code)
             .collect();
         while codes.len() < 3 {
-            match repo::issue_coupon(conn, campaign.id, Some(DEMO_CUSTOMER_OPENID), now) {
+            match coupons_repo::issue_coupon(conn, campaign.id, Some(DEMO_CUSTOMER_OPENID), now) {
                 Ok((c, _)) => codes.push(c.code),
-                Err(repo::IssueFailure::Db(e)) => return Err(e),
+                Err(coupons_repo::IssueFailure::Db(e)) => return Err(e),
                 Err(other) => return Err(DbError::Task(other.to_string())),
             }
         }
@@ -123,7 +128,7 @@ pub async fn index(state: web::Data<AppState>) -> HttpResponse {
     let sandbox = state.settings.sandbox();
     let demo = if sandbox {
         let customer = DEMO_CUSTOMER_OPENID.to_owned();
-        db::blocking(&state.db, move |conn| repo::coupons_of_owner(conn, &customer))
+        db::blocking(&state.db, move |conn| coupons_repo::coupons_of_owner(conn, &customer))
             .await
             .unwrap_or_default()
             .into_iter()

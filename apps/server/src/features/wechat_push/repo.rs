@@ -3,11 +3,10 @@
 //! leaves nothing behind, so WeChat's re-send is applied; a re-send after the commit is recognised and changes
 //! nothing.
 
-use crate::db::coupons::{self as repo, DbRedemptionStore};
 use crate::db::schema::{audit_log, coupons, push_events, push_nonces};
 use crate::db::{DbConnection, DbError};
+use crate::features::coupons::repo::{self as coupons_repo, DbRedemptionStore};
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use redemption_core::{Channel, Outcome};
 
 /// The freshness record of one push.
@@ -55,10 +54,6 @@ pub enum PushApplied {
     Replay,
 }
 
-fn is_unique_violation(e: &DieselError) -> bool {
-    matches!(e, DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
-}
-
 /// Inserts in a savepoint, so that a duplicate key does not abort the enclosing PostgreSQL transaction.
 fn insert_once(
     conn: &mut DbConnection,
@@ -66,7 +61,7 @@ fn insert_once(
 ) -> Result<bool, DbError> {
     match conn.transaction(insert) {
         Ok(_) => Ok(true),
-        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) if crate::db::is_unique_violation(&e) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
@@ -111,7 +106,7 @@ pub fn apply_push(
         }
         let done = match effect {
             PushEffect::Nothing => "nothing to do",
-            PushEffect::ConsumeCard { card_code } => match repo::coupon_by_card_code(conn, card_code)? {
+            PushEffect::ConsumeCard { card_code } => match coupons_repo::coupon_by_card_code(conn, card_code)? {
                 None => "consumed card code is not linked to a coupon",
                 Some(row) => {
                     let (outcome, _) =
@@ -152,7 +147,7 @@ fn link_card(
     now: i64,
 ) -> Result<&'static str, DbError> {
     let code = coupon_code.trim().to_ascii_uppercase();
-    let found = repo::coupon_by_code(conn, &code)?;
+    let found = coupons_repo::coupon_by_code(conn, &code)?;
     let refusal = match &found {
         None => Some("refused_unknown_coupon"),
         Some((_, campaign)) if campaign.wechat_card_id.is_none() => Some("refused_not_card_backed"),
@@ -163,7 +158,7 @@ fn link_card(
         Some((coupon, _)) if coupon.status != "issued" => Some("refused_not_issued"),
         Some((coupon, _)) if coupon.wechat_card_code.as_deref() == Some(card_code) => None,
         Some((coupon, _)) if coupon.wechat_card_code.is_some() => Some("refused_already_linked"),
-        Some(_) => repo::coupon_by_card_code(conn, card_code)?.map(|_| "refused_card_code_in_use"),
+        Some(_) => coupons_repo::coupon_by_card_code(conn, card_code)?.map(|_| "refused_card_code_in_use"),
     };
     let coupon_id = found.as_ref().map(|(c, _)| c.id);
     let outcome = match refusal {

@@ -1,107 +1,15 @@
-//! Coupon data access for both backends: merchants, staff, campaigns, coupons, redemptions, audit log, OAuth state
-//! nonces and shared secrets. Queries are functions over a connection; exactly-once rules live in the database.
+//! Coupons, redemptions and their audit rows on both backends: issuing under the campaign's limits, lookups, and
+//! the exactly-once redemption write ([`DbRedemptionStore`]). Exactly-once rules live in the database.
 
-use super::schema::{
-    audit_log, campaigns, coupons, merchants, oauth_states, push_events, redemptions, server_secrets, staff,
-};
-use super::{DbConnection, DbError};
+use crate::db::schema::{audit_log, campaigns, coupons, redemptions};
+use crate::db::{DbConnection, DbError};
+use crate::features::merchants::repo::{CampaignRow, campaign};
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::Error as DieselError;
 use redemption_core::{
-    AuditEntry, Campaign, CampaignId, Channel, Coupon, CouponCode, CouponId, CouponStatus, IssueError, MerchantId,
-    Millis, RedemptionStore, Staff, StaffId,
+    AuditEntry, Campaign, CampaignId, Channel, Coupon, CouponCode, CouponId, CouponStatus, IssueError, Millis,
+    RedemptionStore, StaffId,
 };
-use serde::Serialize;
-
-/// A merchant row.
-#[derive(Clone, Debug, Queryable, Serialize)]
-pub struct MerchantRow {
-    /// Id.
-    pub id: i64,
-    /// Name.
-    pub name: String,
-    /// Created, ms.
-    pub created_at: i64,
-}
-
-/// A staff row.
-#[derive(Clone, Debug, Queryable)]
-pub struct StaffRow {
-    /// Id.
-    pub id: i64,
-    /// Merchant.
-    pub merchant_id: i64,
-    /// openid.
-    pub openid: String,
-    /// Name.
-    pub name: String,
-    /// Active.
-    pub active: bool,
-    /// sha256 hex of the API token.
-    pub api_token_hash: String,
-    /// Created, ms.
-    pub created_at: i64,
-}
-
-impl StaffRow {
-    /// The domain view.
-    pub fn to_domain(&self) -> Staff {
-        Staff {
-            id: StaffId(self.id),
-            merchant_id: MerchantId(self.merchant_id),
-            openid: self.openid.clone(),
-            name: self.name.clone(),
-            active: self.active,
-        }
-    }
-}
-
-/// A campaign row.
-#[derive(Clone, Debug, Queryable)]
-pub struct CampaignRow {
-    /// Id.
-    pub id: i64,
-    /// Merchant.
-    pub merchant_id: i64,
-    /// Title.
-    pub title: String,
-    /// Description.
-    pub description: Option<String>,
-    /// Value in fen.
-    pub value_fen: Option<i64>,
-    /// Valid from, ms.
-    pub valid_from: i64,
-    /// Valid until, ms.
-    pub valid_until: i64,
-    /// Total coupons.
-    pub quantity: Option<i64>,
-    /// Coupons per owner.
-    pub per_user_limit: Option<i64>,
-    /// Backing WeChat card.
-    pub wechat_card_id: Option<String>,
-    /// Coupons issued so far.
-    pub issued: i64,
-    /// Created, ms.
-    pub created_at: i64,
-}
-
-impl CampaignRow {
-    /// The domain view.
-    pub fn to_domain(&self) -> Campaign {
-        Campaign {
-            id: CampaignId(self.id),
-            merchant_id: MerchantId(self.merchant_id),
-            title: self.title.clone(),
-            description: self.description.clone(),
-            value_fen: self.value_fen.and_then(|v| u64::try_from(v).ok()),
-            valid_from: self.valid_from,
-            valid_until: self.valid_until,
-            quantity: self.quantity.and_then(|v| u64::try_from(v).ok()),
-            per_user_limit: self.per_user_limit.and_then(|v| u32::try_from(v).ok()),
-            wechat_card_id: self.wechat_card_id.clone(),
-        }
-    }
-}
 
 /// A coupon row.
 #[derive(Clone, Debug, Queryable)]
@@ -142,165 +50,6 @@ impl CouponRow {
             created_at: self.created_at,
         })
     }
-}
-
-fn is_unique_violation(e: &DieselError) -> bool {
-    matches!(e, DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
-}
-
-/// Creates a merchant.
-pub fn create_merchant(conn: &mut DbConnection, name: &str, now: Millis) -> Result<MerchantRow, DbError> {
-    Ok(diesel::insert_into(merchants::table)
-        .values((merchants::name.eq(name), merchants::created_at.eq(now)))
-        .returning(merchants::all_columns)
-        .get_result(conn)?)
-}
-
-/// A merchant by id.
-pub fn merchant(conn: &mut DbConnection, id: i64) -> Result<Option<MerchantRow>, DbError> {
-    Ok(merchants::table.find(id).first(conn).optional()?)
-}
-
-/// All merchants.
-pub fn list_merchants(conn: &mut DbConnection) -> Result<Vec<MerchantRow>, DbError> {
-    Ok(merchants::table.order(merchants::id).load(conn)?)
-}
-
-/// Adds a staff member (or re-activates and re-keys a removed one with the same openid). Fails with
-/// `Ok(None)` when the openid is already active staff.
-pub fn add_staff(
-    conn: &mut DbConnection,
-    merchant_id: i64,
-    openid: &str,
-    name: &str,
-    token_hash: &str,
-    now: Millis,
-) -> Result<Option<StaffRow>, DbError> {
-    conn.transaction(|conn| {
-        let existing: Option<StaffRow> = staff::table.filter(staff::openid.eq(openid)).first(conn).optional()?;
-        match existing {
-            Some(row) if row.active => Ok(None),
-            Some(row) => Ok(Some(
-                diesel::update(staff::table.find(row.id))
-                    .set((
-                        staff::merchant_id.eq(merchant_id),
-                        staff::name.eq(name),
-                        staff::active.eq(true),
-                        staff::api_token_hash.eq(token_hash),
-                    ))
-                    .returning(staff::all_columns)
-                    .get_result(conn)?,
-            )),
-            None => match diesel::insert_into(staff::table)
-                .values((
-                    staff::merchant_id.eq(merchant_id),
-                    staff::openid.eq(openid),
-                    staff::name.eq(name),
-                    staff::active.eq(true),
-                    staff::api_token_hash.eq(token_hash),
-                    staff::created_at.eq(now),
-                ))
-                .returning(staff::all_columns)
-                .get_result(conn)
-            {
-                Ok(row) => Ok(Some(row)),
-                Err(e) if is_unique_violation(&e) => Ok(None),
-                Err(e) => Err(e.into()),
-            },
-        }
-    })
-}
-
-/// Deactivates a staff member; returns whether an active one was found.
-pub fn remove_staff(conn: &mut DbConnection, id: i64) -> Result<bool, DbError> {
-    let n = diesel::update(staff::table.filter(staff::id.eq(id).and(staff::active.eq(true))))
-        .set(staff::active.eq(false))
-        .execute(conn)?;
-    Ok(n == 1)
-}
-
-/// Staff, optionally of one merchant.
-pub fn list_staff(conn: &mut DbConnection, merchant_id: Option<i64>) -> Result<Vec<StaffRow>, DbError> {
-    let mut q = staff::table.order(staff::id).into_boxed();
-    if let Some(m) = merchant_id {
-        q = q.filter(staff::merchant_id.eq(m));
-    }
-    Ok(q.load(conn)?)
-}
-
-/// The staff member holding an API token (by its hash).
-pub fn staff_by_token_hash(conn: &mut DbConnection, hash: &str) -> Result<Option<StaffRow>, DbError> {
-    Ok(staff::table
-        .filter(staff::api_token_hash.eq(hash))
-        .first(conn)
-        .optional()?)
-}
-
-/// The staff member with an openid.
-pub fn staff_by_openid(conn: &mut DbConnection, openid: &str) -> Result<Option<StaffRow>, DbError> {
-    Ok(staff::table.filter(staff::openid.eq(openid)).first(conn).optional()?)
-}
-
-/// A staff member by id.
-pub fn staff_by_id(conn: &mut DbConnection, id: i64) -> Result<Option<StaffRow>, DbError> {
-    Ok(staff::table.find(id).first(conn).optional()?)
-}
-
-/// A new campaign.
-#[derive(Clone, Debug)]
-pub struct NewCampaign {
-    /// Merchant.
-    pub merchant_id: i64,
-    /// Title.
-    pub title: String,
-    /// Description.
-    pub description: Option<String>,
-    /// Value in fen.
-    pub value_fen: Option<i64>,
-    /// Valid from, ms.
-    pub valid_from: i64,
-    /// Valid until, ms.
-    pub valid_until: i64,
-    /// Total coupons.
-    pub quantity: Option<i64>,
-    /// Coupons per owner.
-    pub per_user_limit: Option<i64>,
-    /// Backing WeChat card.
-    pub wechat_card_id: Option<String>,
-}
-
-/// Creates a campaign.
-pub fn create_campaign(conn: &mut DbConnection, c: &NewCampaign, now: Millis) -> Result<CampaignRow, DbError> {
-    Ok(diesel::insert_into(campaigns::table)
-        .values((
-            campaigns::merchant_id.eq(c.merchant_id),
-            campaigns::title.eq(&c.title),
-            campaigns::description.eq(&c.description),
-            campaigns::value_fen.eq(c.value_fen),
-            campaigns::valid_from.eq(c.valid_from),
-            campaigns::valid_until.eq(c.valid_until),
-            campaigns::quantity.eq(c.quantity),
-            campaigns::per_user_limit.eq(c.per_user_limit),
-            campaigns::wechat_card_id.eq(&c.wechat_card_id),
-            campaigns::issued.eq(0i64),
-            campaigns::created_at.eq(now),
-        ))
-        .returning(campaigns::all_columns)
-        .get_result(conn)?)
-}
-
-/// A campaign by id.
-pub fn campaign(conn: &mut DbConnection, id: i64) -> Result<Option<CampaignRow>, DbError> {
-    Ok(campaigns::table.find(id).first(conn).optional()?)
-}
-
-/// All campaigns, optionally of one merchant.
-pub fn list_campaigns(conn: &mut DbConnection, merchant_id: Option<i64>) -> Result<Vec<CampaignRow>, DbError> {
-    let mut q = campaigns::table.order(campaigns::id).into_boxed();
-    if let Some(m) = merchant_id {
-        q = q.filter(campaigns::merchant_id.eq(m));
-    }
-    Ok(q.load(conn)?)
 }
 
 /// Why issuing failed.
@@ -396,14 +145,6 @@ pub fn coupon_by_card_code(conn: &mut DbConnection, card_code: &str) -> Result<O
         .optional()?)
 }
 
-/// Links a coupon to the WeChat card code the user received for it.
-pub fn link_card_code(conn: &mut DbConnection, code: &str, card_code: &str) -> Result<bool, DbError> {
-    let n = diesel::update(coupons::table.filter(coupons::code.eq(code).and(coupons::wechat_card_code.is_null())))
-        .set(coupons::wechat_card_code.eq(card_code))
-        .execute(conn)?;
-    Ok(n == 1)
-}
-
 /// A customer's coupons, newest first.
 pub fn coupons_of_owner(conn: &mut DbConnection, openid: &str) -> Result<Vec<(CouponRow, CampaignRow)>, DbError> {
     Ok(coupons::table
@@ -433,70 +174,6 @@ pub fn redemption_and_audit_counts(conn: &mut DbConnection, coupon_id: i64) -> R
         .count()
         .get_result(conn)?;
     Ok((r, a))
-}
-
-/// Records an OAuth state nonce as used; false when it already was (a replay). Forgets expired nonces.
-pub fn consume_state_nonce(
-    conn: &mut DbConnection,
-    nonce: &str,
-    expires_at: i64,
-    now_secs: i64,
-) -> Result<bool, DbError> {
-    diesel::delete(oauth_states::table.filter(oauth_states::expires_at.lt(now_secs - 60))).execute(conn)?;
-    match diesel::insert_into(oauth_states::table)
-        .values((oauth_states::nonce.eq(nonce), oauth_states::expires_at.eq(expires_at)))
-        .execute(conn)
-    {
-        Ok(_) => Ok(true),
-        Err(e) if is_unique_violation(&e) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Records a processed push; false when it was processed before.
-pub fn record_push(conn: &mut DbConnection, dedupe_key: &str, now: Millis) -> Result<bool, DbError> {
-    match diesel::insert_into(push_events::table)
-        .values((push_events::dedupe_key.eq(dedupe_key), push_events::created_at.eq(now)))
-        .execute(conn)
-    {
-        Ok(_) => Ok(true),
-        Err(e) if is_unique_violation(&e) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Forgets a push so that WeChat's retry is processed again (after a failure).
-pub fn forget_push(conn: &mut DbConnection, dedupe_key: &str) -> Result<(), DbError> {
-    diesel::delete(push_events::table.filter(push_events::dedupe_key.eq(dedupe_key))).execute(conn)?;
-    Ok(())
-}
-
-/// A shared secret by name, created with `generate` on first use. Every instance on one database gets the same.
-pub fn shared_secret(
-    conn: &mut DbConnection,
-    name: &str,
-    generate: impl FnOnce() -> String,
-) -> Result<String, DbError> {
-    if let Some(v) = server_secrets::table
-        .find(name)
-        .select(server_secrets::value)
-        .first::<String>(conn)
-        .optional()?
-    {
-        return Ok(v);
-    }
-    match diesel::insert_into(server_secrets::table)
-        .values((server_secrets::name.eq(name), server_secrets::value.eq(generate())))
-        .execute(conn)
-    {
-        Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => {}
-        Err(e) => return Err(e.into()),
-    }
-    Ok(server_secrets::table
-        .find(name)
-        .select(server_secrets::value)
-        .first(conn)?)
 }
 
 /// [`RedemptionStore`] on a connection.

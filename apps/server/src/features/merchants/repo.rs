@@ -1,0 +1,252 @@
+//! Merchants, staff and campaigns on both backends. Queries are functions over a connection.
+
+use crate::db::schema::{campaigns, merchants, staff};
+use crate::db::{DbConnection, DbError};
+use diesel::prelude::*;
+use redemption_core::{Campaign, CampaignId, MerchantId, Millis, Staff, StaffId};
+use serde::Serialize;
+
+/// A merchant row.
+#[derive(Clone, Debug, Queryable, Serialize)]
+pub struct MerchantRow {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Created, ms.
+    pub created_at: i64,
+}
+
+/// A staff row.
+#[derive(Clone, Debug, Queryable)]
+pub struct StaffRow {
+    /// Id.
+    pub id: i64,
+    /// Merchant.
+    pub merchant_id: i64,
+    /// openid.
+    pub openid: String,
+    /// Name.
+    pub name: String,
+    /// Active.
+    pub active: bool,
+    /// sha256 hex of the API token.
+    pub api_token_hash: String,
+    /// Created, ms.
+    pub created_at: i64,
+}
+
+impl StaffRow {
+    /// The domain view.
+    pub fn to_domain(&self) -> Staff {
+        Staff {
+            id: StaffId(self.id),
+            merchant_id: MerchantId(self.merchant_id),
+            openid: self.openid.clone(),
+            name: self.name.clone(),
+            active: self.active,
+        }
+    }
+}
+
+/// A campaign row.
+#[derive(Clone, Debug, Queryable)]
+pub struct CampaignRow {
+    /// Id.
+    pub id: i64,
+    /// Merchant.
+    pub merchant_id: i64,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Value in fen.
+    pub value_fen: Option<i64>,
+    /// Valid from, ms.
+    pub valid_from: i64,
+    /// Valid until, ms.
+    pub valid_until: i64,
+    /// Total coupons.
+    pub quantity: Option<i64>,
+    /// Coupons per owner.
+    pub per_user_limit: Option<i64>,
+    /// Backing WeChat card.
+    pub wechat_card_id: Option<String>,
+    /// Coupons issued so far.
+    pub issued: i64,
+    /// Created, ms.
+    pub created_at: i64,
+}
+
+impl CampaignRow {
+    /// The domain view.
+    pub fn to_domain(&self) -> Campaign {
+        Campaign {
+            id: CampaignId(self.id),
+            merchant_id: MerchantId(self.merchant_id),
+            title: self.title.clone(),
+            description: self.description.clone(),
+            value_fen: self.value_fen.and_then(|v| u64::try_from(v).ok()),
+            valid_from: self.valid_from,
+            valid_until: self.valid_until,
+            quantity: self.quantity.and_then(|v| u64::try_from(v).ok()),
+            per_user_limit: self.per_user_limit.and_then(|v| u32::try_from(v).ok()),
+            wechat_card_id: self.wechat_card_id.clone(),
+        }
+    }
+}
+
+/// Creates a merchant.
+pub fn create_merchant(conn: &mut DbConnection, name: &str, now: Millis) -> Result<MerchantRow, DbError> {
+    Ok(diesel::insert_into(merchants::table)
+        .values((merchants::name.eq(name), merchants::created_at.eq(now)))
+        .returning(merchants::all_columns)
+        .get_result(conn)?)
+}
+
+/// A merchant by id.
+pub fn merchant(conn: &mut DbConnection, id: i64) -> Result<Option<MerchantRow>, DbError> {
+    Ok(merchants::table.find(id).first(conn).optional()?)
+}
+
+/// All merchants.
+pub fn list_merchants(conn: &mut DbConnection) -> Result<Vec<MerchantRow>, DbError> {
+    Ok(merchants::table.order(merchants::id).load(conn)?)
+}
+
+/// Adds a staff member (or re-activates and re-keys a removed one with the same openid). Fails with
+/// `Ok(None)` when the openid is already active staff.
+pub fn add_staff(
+    conn: &mut DbConnection,
+    merchant_id: i64,
+    openid: &str,
+    name: &str,
+    token_hash: &str,
+    now: Millis,
+) -> Result<Option<StaffRow>, DbError> {
+    conn.transaction(|conn| {
+        let existing: Option<StaffRow> = staff::table.filter(staff::openid.eq(openid)).first(conn).optional()?;
+        match existing {
+            Some(row) if row.active => Ok(None),
+            Some(row) => Ok(Some(
+                diesel::update(staff::table.find(row.id))
+                    .set((
+                        staff::merchant_id.eq(merchant_id),
+                        staff::name.eq(name),
+                        staff::active.eq(true),
+                        staff::api_token_hash.eq(token_hash),
+                    ))
+                    .returning(staff::all_columns)
+                    .get_result(conn)?,
+            )),
+            None => match diesel::insert_into(staff::table)
+                .values((
+                    staff::merchant_id.eq(merchant_id),
+                    staff::openid.eq(openid),
+                    staff::name.eq(name),
+                    staff::active.eq(true),
+                    staff::api_token_hash.eq(token_hash),
+                    staff::created_at.eq(now),
+                ))
+                .returning(staff::all_columns)
+                .get_result(conn)
+            {
+                Ok(row) => Ok(Some(row)),
+                Err(e) if crate::db::is_unique_violation(&e) => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+        }
+    })
+}
+
+/// Deactivates a staff member; returns whether an active one was found.
+pub fn remove_staff(conn: &mut DbConnection, id: i64) -> Result<bool, DbError> {
+    let n = diesel::update(staff::table.filter(staff::id.eq(id).and(staff::active.eq(true))))
+        .set(staff::active.eq(false))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Staff, optionally of one merchant.
+pub fn list_staff(conn: &mut DbConnection, merchant_id: Option<i64>) -> Result<Vec<StaffRow>, DbError> {
+    let mut q = staff::table.order(staff::id).into_boxed();
+    if let Some(m) = merchant_id {
+        q = q.filter(staff::merchant_id.eq(m));
+    }
+    Ok(q.load(conn)?)
+}
+
+/// The staff member holding an API token (by its hash).
+pub fn staff_by_token_hash(conn: &mut DbConnection, hash: &str) -> Result<Option<StaffRow>, DbError> {
+    Ok(staff::table
+        .filter(staff::api_token_hash.eq(hash))
+        .first(conn)
+        .optional()?)
+}
+
+/// The staff member with an openid.
+pub fn staff_by_openid(conn: &mut DbConnection, openid: &str) -> Result<Option<StaffRow>, DbError> {
+    Ok(staff::table.filter(staff::openid.eq(openid)).first(conn).optional()?)
+}
+
+/// A staff member by id.
+pub fn staff_by_id(conn: &mut DbConnection, id: i64) -> Result<Option<StaffRow>, DbError> {
+    Ok(staff::table.find(id).first(conn).optional()?)
+}
+
+/// A new campaign.
+#[derive(Clone, Debug)]
+pub struct NewCampaign {
+    /// Merchant.
+    pub merchant_id: i64,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Value in fen.
+    pub value_fen: Option<i64>,
+    /// Valid from, ms.
+    pub valid_from: i64,
+    /// Valid until, ms.
+    pub valid_until: i64,
+    /// Total coupons.
+    pub quantity: Option<i64>,
+    /// Coupons per owner.
+    pub per_user_limit: Option<i64>,
+    /// Backing WeChat card.
+    pub wechat_card_id: Option<String>,
+}
+
+/// Creates a campaign.
+pub fn create_campaign(conn: &mut DbConnection, c: &NewCampaign, now: Millis) -> Result<CampaignRow, DbError> {
+    Ok(diesel::insert_into(campaigns::table)
+        .values((
+            campaigns::merchant_id.eq(c.merchant_id),
+            campaigns::title.eq(&c.title),
+            campaigns::description.eq(&c.description),
+            campaigns::value_fen.eq(c.value_fen),
+            campaigns::valid_from.eq(c.valid_from),
+            campaigns::valid_until.eq(c.valid_until),
+            campaigns::quantity.eq(c.quantity),
+            campaigns::per_user_limit.eq(c.per_user_limit),
+            campaigns::wechat_card_id.eq(&c.wechat_card_id),
+            campaigns::issued.eq(0i64),
+            campaigns::created_at.eq(now),
+        ))
+        .returning(campaigns::all_columns)
+        .get_result(conn)?)
+}
+
+/// A campaign by id.
+pub fn campaign(conn: &mut DbConnection, id: i64) -> Result<Option<CampaignRow>, DbError> {
+    Ok(campaigns::table.find(id).first(conn).optional()?)
+}
+
+/// All campaigns, optionally of one merchant.
+pub fn list_campaigns(conn: &mut DbConnection, merchant_id: Option<i64>) -> Result<Vec<CampaignRow>, DbError> {
+    let mut q = campaigns::table.order(campaigns::id).into_boxed();
+    if let Some(m) = merchant_id {
+        q = q.filter(campaigns::merchant_id.eq(m));
+    }
+    Ok(q.load(conn)?)
+}
