@@ -244,6 +244,8 @@ pub struct TestApp {
     pub db: TestDatabase,
     /// An HTTP client that does not follow redirects.
     pub http: reqwest::Client,
+    /// The server's clock: `app.clock.advance_secs(n)` moves time for the server (not for the simulator).
+    pub clock: std::sync::Arc<wxkit::platform::clock::OffsetClock>,
 }
 
 /// Builds a server on `db` against `sim` and runs it in the background.
@@ -253,7 +255,21 @@ pub async fn start_server(db_url: &str, sim: &SimServer) -> (String, actix_web::
 
 /// Builds a server with the given settings and runs it in the background.
 pub async fn start_server_with(settings: Settings) -> (String, actix_web::web::Data<wxkit::startup::AppState>) {
-    let app = Application::build(settings).await.expect("application builds");
+    start_server_with_clock(
+        settings,
+        std::sync::Arc::new(wxkit::platform::clock::OffsetClock::default()),
+    )
+    .await
+}
+
+/// [`start_server_with`] on a clock the test can move.
+pub async fn start_server_with_clock(
+    settings: Settings,
+    clock: std::sync::Arc<wxkit::platform::clock::OffsetClock>,
+) -> (String, actix_web::web::Data<wxkit::startup::AppState>) {
+    let app = Application::build_with_clock(settings, clock)
+        .await
+        .expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state().clone();
     tokio::spawn(app.run_until_stopped());
@@ -266,7 +282,8 @@ pub async fn spawn_app(kind: DbKind) -> Option<TestApp> {
     wxkit::telemetry::init("warn");
     let db = TestDatabase::create(kind)?;
     let sim = spawn_sim().await;
-    let (address, state) = start_server(&db.url, &sim).await;
+    let clock = std::sync::Arc::new(wxkit::platform::clock::OffsetClock::default());
+    let (address, state) = start_server_with_clock(test_settings(&db.url, &sim), clock.clone()).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -277,6 +294,7 @@ pub async fn spawn_app(kind: DbKind) -> Option<TestApp> {
         sim,
         db,
         http,
+        clock,
     })
 }
 

@@ -49,6 +49,8 @@ pub struct AppState {
     pub outbox: crate::features::outbox::Outbox,
     /// Failed authentications per client address.
     pub auth_limiter: crate::http::ratelimit::AuthLimiter,
+    /// The application's clock (the system's; tests move it).
+    pub clock: Arc<dyn wechat_core::Clock>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -134,6 +136,14 @@ impl Application {
     /// Connects and migrates the database, starts the sandbox simulator when no WeChat credentials are configured,
     /// and binds the listener (port 0 picks a free port; see [`port`](Self::port)).
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        Self::build_with_clock(settings, Arc::new(wechat_core::SystemClock)).await
+    }
+
+    /// [`build`](Self::build) with the clock that handlers, services, workers and the token manager read.
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn wechat_core::Clock>,
+    ) -> Result<Application, StartupError> {
         settings.check_can_serve()?;
         http::metrics::install_recorder();
         let url = settings.database.url.clone();
@@ -185,7 +195,8 @@ impl Application {
             secret.clone(),
             Arc::new(DbTokenStore::new(pool.clone())),
             options,
-        );
+        )
+        .with_clock(clock.clone());
         let oauth = wechat_oauth::web::OAuthClient::new(wechat.clone(), app_id, secret);
         let cards = wechat_card::CardClient::new(wechat.clone(), tokens.clone());
         let keys_pool = pool.clone();
@@ -261,11 +272,18 @@ impl Application {
                 pool_size,
             ),
             usize::try_from(settings.database.redeem_batch_max).unwrap_or(1),
+            clock.clone(),
         );
-        let outbox = crate::features::outbox::Outbox::start(pool.clone(), cards.clone(), settings.outbox.options());
-        spawn_maintenance(pool.clone(), i64::from(settings.wechat.push_window_secs));
+        let outbox = crate::features::outbox::Outbox::start(
+            pool.clone(),
+            cards.clone(),
+            settings.outbox.options(),
+            clock.clone(),
+        );
+        spawn_maintenance(pool.clone(), i64::from(settings.wechat.push_window_secs), clock.clone());
         let auth_limiter = crate::http::ratelimit::AuthLimiter::new(settings.server.auth_failures_per_minute);
         let state = web::Data::new(AppState {
+            clock: clock.clone(),
             outbox,
             auth_limiter,
             settings,
@@ -352,15 +370,16 @@ fn path_config() -> web::PathConfig {
 }
 
 /// Housekeeping every minute: forgets push nonces and dedupe records past the windows that need them.
-fn spawn_maintenance(pool: DbPool, window_secs: i64) {
+fn spawn_maintenance(pool: DbPool, window_secs: i64, clock: Arc<dyn wechat_core::Clock>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
             tick.tick().await;
             // Dedupe records outlive WeChat's retries (3 tries, 5 s apart) and the timestamp window with room.
             let keep_ms = (2 * window_secs + 60).max(3600) * 1000;
+            let now = clock.now_ms();
             let pruned = db::blocking(&pool, move |conn| {
-                features::wechat_push::repo::prune(conn, chrono::Utc::now().timestamp_millis(), window_secs, keep_ms)
+                features::wechat_push::repo::prune(conn, now, window_secs, keep_ms)
             })
             .await;
             match pruned {

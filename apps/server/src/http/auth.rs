@@ -124,7 +124,7 @@ pub fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError
 /// Signs a session for `openid`.
 pub fn session_cookie(state: &AppState, openid: &str) -> Cookie<'static> {
     use base64::Engine as _;
-    let exp = (now_ms() / 1000 + SESSION_SECS).to_string();
+    let exp = (state.clock.now_ms() / 1000 + SESSION_SECS).to_string();
     let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(openid);
     let sig = mac(&state.session_key, &["session", openid, &exp]);
     Cookie::build(SESSION_COOKIE, format!("{id}.{exp}.{sig}"))
@@ -147,7 +147,7 @@ pub fn session_openid(req: &HttpRequest, state: &AppState) -> Option<String> {
     if !wechat_core::constant_time_eq(expected.as_bytes(), sig.as_bytes()) {
         return None;
     }
-    (exp.parse::<i64>().ok()? > now_ms() / 1000).then_some(openid)
+    (exp.parse::<i64>().ok()? > state.clock.now_ms() / 1000).then_some(openid)
 }
 
 /// The CSRF token binding a form to the session's openid and the coupon.

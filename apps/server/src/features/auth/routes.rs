@@ -3,7 +3,7 @@
 
 use super::service::DbStateStore;
 use crate::db;
-use crate::http::auth::{now_ms, session_cookie};
+use crate::http::auth::session_cookie;
 use crate::http::pages;
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
@@ -54,10 +54,10 @@ pub async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
             "The login link is incomplete: open the page again.",
         );
     };
-    let store = DbStateStore::new(state.db.clone());
+    let store = DbStateStore::new(state.db.clone(), state.clock.clone());
     let verified = match state
         .state_signer
-        .verify_once(&raw_state, now_ms() / 1000, &store)
+        .verify_once(&raw_state, state.clock.now_ms() / 1000, &store)
         .await
     {
         Ok(v) => v,
@@ -102,8 +102,9 @@ pub async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     }
     let openid = token.openid.as_str().to_owned();
     let upsert_openid = openid.clone();
+    let now = state.clock.now_ms();
     if let Err(e) = db::blocking(&state.db, move |conn| {
-        crate::db::users::touch(conn, &upsert_openid, now_ms())
+        crate::db::users::touch(conn, &upsert_openid, now)
     })
     .await
     {

@@ -2,7 +2,6 @@
 //! store that the callback checks.
 
 use crate::db::{self, DbError};
-use crate::http::auth::now_ms;
 use crate::http::errors::ApiError;
 use crate::startup::AppState;
 use actix_web::HttpResponse;
@@ -17,7 +16,7 @@ pub const STATE_TTL_SECS: i64 = 600;
 pub fn login_redirect(state: &AppState, return_path: &str) -> Result<HttpResponse, ApiError> {
     let issued = state
         .state_signer
-        .issue(return_path, now_ms() / 1000, STATE_TTL_SECS)
+        .issue(return_path, state.clock.now_ms() / 1000, STATE_TTL_SECS)
         .map_err(|e| ApiError::bad_request("invalid_return_path", e.to_string()))?;
     let redirect_uri = format!("{}/auth/callback", state.public_base_url);
     let url = state
@@ -33,12 +32,13 @@ pub fn login_redirect(state: &AppState, return_path: &str) -> Result<HttpRespons
 #[derive(Debug)]
 pub struct DbStateStore {
     pool: db::DbPool,
+    clock: std::sync::Arc<dyn wechat_core::Clock>,
 }
 
 impl DbStateStore {
-    /// A store on `pool`.
-    pub fn new(pool: db::DbPool) -> Self {
-        Self { pool }
+    /// A store on `pool`, forgetting expired states by `clock`.
+    pub fn new(pool: db::DbPool, clock: std::sync::Arc<dyn wechat_core::Clock>) -> Self {
+        Self { pool, clock }
     }
 }
 
@@ -46,8 +46,9 @@ impl DbStateStore {
 impl StateStore for DbStateStore {
     async fn consume(&self, nonce: &str, expires_at: i64) -> Result<bool, StateError> {
         let nonce = nonce.to_owned();
+        let now_secs = self.clock.now_ms() / 1000;
         db::blocking(&self.pool, move |conn| {
-            super::repo::consume_state_nonce(conn, &nonce, expires_at, now_ms() / 1000)
+            super::repo::consume_state_nonce(conn, &nonce, expires_at, now_secs)
         })
         .await
         .map_err(|e: DbError| StateError::Store(e.to_string()))

@@ -556,11 +556,16 @@ impl std::fmt::Debug for Job {
 
 impl PosBatcher {
     /// Starts the dispatcher on the current tokio runtime.
-    pub fn start(pool: crate::db::DbPool, slots: usize, max_batch: usize) -> PosBatcher {
+    pub fn start(
+        pool: crate::db::DbPool,
+        slots: usize,
+        max_batch: usize,
+        clock: std::sync::Arc<dyn wechat_core::Clock>,
+    ) -> PosBatcher {
         // A bounded queue: when the database falls behind, request handlers wait here (backpressure).
         let (tx, rx) = tokio::sync::mpsc::channel(4096);
         let stats = std::sync::Arc::new(Counters::default());
-        tokio::spawn(dispatch(pool, rx, slots.max(1), max_batch.max(1), stats.clone()));
+        tokio::spawn(dispatch(pool, rx, slots.max(1), max_batch.max(1), stats.clone(), clock));
         PosBatcher { tx, stats }
     }
 
@@ -592,6 +597,7 @@ async fn dispatch(
     slots: usize,
     max_batch: usize,
     stats: std::sync::Arc<Counters>,
+    clock: std::sync::Arc<dyn wechat_core::Clock>,
 ) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(slots));
     loop {
@@ -614,17 +620,17 @@ async fn dispatch(
         stats.attempts.fetch_add(size, Ordering::Relaxed);
         stats.largest.fetch_max(size, Ordering::Relaxed);
         metrics::histogram!("wxkit_pos_batch_size").record(size as f64);
-        let pool = pool.clone();
+        let (pool, clock) = (pool.clone(), clock.clone());
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            run_jobs(&pool, jobs);
+            run_jobs(&pool, jobs, clock.as_ref());
         });
     }
 }
 
-fn run_jobs(pool: &crate::db::DbPool, jobs: Vec<Job>) {
+fn run_jobs(pool: &crate::db::DbPool, jobs: Vec<Job>, clock: &dyn wechat_core::Clock) {
     let (attempts, replies): (Vec<PosAttempt>, Vec<_>) = jobs.into_iter().map(|j| (j.attempt, j.reply)).unzip();
-    let results = with_fallback(&attempts, |batch| run_on_live_connection(pool, batch));
+    let results = with_fallback(&attempts, |batch| run_on_live_connection(pool, batch, clock));
     for (reply, result) in replies.into_iter().zip(results) {
         let _ = reply.send(result);
     }
@@ -634,12 +640,16 @@ fn run_jobs(pool: &crate::db::DbPool, jobs: Vec<Job>) {
 /// the statement never ran), it is discarded and the batch runs again on another one — at most once per pooled
 /// connection plus one fresh, so that a pool full of dead connections costs no request its answer. A redemption
 /// whose commit was lost with the connection is safe to run again: the guarded update redeems a coupon once.
-fn run_on_live_connection(pool: &crate::db::DbPool, batch: &[PosAttempt]) -> Result<PosResults, DbError> {
+fn run_on_live_connection(
+    pool: &crate::db::DbPool,
+    batch: &[PosAttempt],
+    clock: &dyn wechat_core::Clock,
+) -> Result<PosResults, DbError> {
     let tries = pool.max_size() + 1;
     let mut last = None;
     for _ in 0..tries {
         let mut conn = crate::db::checkout(pool)?;
-        match redeem_batch(&mut conn, batch, chrono::Utc::now().timestamp_millis()) {
+        match redeem_batch(&mut conn, batch, clock.now_ms()) {
             Err(e) if conn.note_error(&e) => last = Some(e),
             Ok(results) => {
                 // A follow-up that failed on a connection that died after the commit: discard the connection.

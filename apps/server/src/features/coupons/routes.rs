@@ -63,7 +63,7 @@ pub fn public_coupon<'a>(state: &AppState, coupon: &'a Coupon, campaign: &'a Cam
         value_fen: campaign.value_fen,
         valid_from: rfc3339(campaign.valid_from),
         valid_until: rfc3339(campaign.valid_until),
-        status: coupon.effective_status(campaign, now_ms()),
+        status: coupon.effective_status(campaign, state.clock.now_ms()),
         redeemed_at: coupon.redeemed_at.map(rfc3339),
         url: format!("{}/c/{code}", state.public_base_url),
         qr_url: format!("{}/c/{code}/qr.png", state.public_base_url),
@@ -307,7 +307,7 @@ pub async fn scan_page(req: HttpRequest, path: web::Path<String>, state: web::Da
         }
     };
     let code_str = coupon.code.as_str().to_owned();
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let is_staff = staff
         .as_ref()
         .is_some_and(|s| s.active && s.merchant_id == campaign.merchant_id.0);
@@ -389,7 +389,7 @@ pub async fn confirm(
         Outcome::NotYetValid => (StatusCode::CONFLICT, "尚未生效 · Not valid yet".into()),
         Outcome::NotFound => (StatusCode::NOT_FOUND, "优惠券不存在 · No such coupon".into()),
     };
-    let now = now_ms();
+    let now = state.clock.now_ms();
     pages::render(
         status,
         &ResultPage {
@@ -473,7 +473,7 @@ pub async fn mine(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         Ok(r) => r,
         Err(_) => return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, "服务暂时不可用", "Please try again."),
     };
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let items = rows
         .iter()
         .filter_map(|(c, k)| c.to_domain().map(|c| (c, k.to_domain())))

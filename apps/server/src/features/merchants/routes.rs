@@ -4,7 +4,7 @@ use crate::db;
 use crate::features::coupons::routes::{public_view, rfc3339};
 use crate::features::merchants::repo;
 use crate::features::merchants::service::{self, AdminError};
-use crate::http::auth::{self, now_ms};
+use crate::http::auth;
 use crate::http::errors::ApiError;
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
@@ -60,7 +60,8 @@ pub async fn create_merchant(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let name = body.into_inner().name;
-    let m = run(&state, move |conn| service::create_merchant(conn, &name, now_ms())).await?;
+    let now = state.clock.now_ms();
+    let m = run(&state, move |conn| service::create_merchant(conn, &name, now)).await?;
     Ok(HttpResponse::Created().json(json!({"id": m.id, "name": m.name})))
 }
 
@@ -84,11 +85,12 @@ pub async fn create_staff(
         openid,
         name,
     } = body.into_inner();
+    let now = state.clock.now_ms();
     let service::NewStaffMember {
         row: created,
         api_token: token,
     } = run(&state, move |conn| {
-        service::add_staff(conn, merchant_id, &openid, &name, now_ms())
+        service::add_staff(conn, merchant_id, &openid, &name, now)
     })
     .await?;
     Ok(HttpResponse::Created().json(json!({
@@ -237,8 +239,9 @@ pub async fn create_campaign(
     body: crate::http::json::ApiJson<CampaignRequest>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let new = body.validate(now_ms())?;
-    let created = run(&state, move |conn| service::create_campaign(conn, &new, now_ms())).await?;
+    let now = state.clock.now_ms();
+    let new = body.validate(now)?;
+    let created = run(&state, move |conn| service::create_campaign(conn, &new, now)).await?;
     Ok(HttpResponse::Created().json(campaign_json(&created)))
 }
 
@@ -270,8 +273,9 @@ pub async fn issue(
         crate::http::json::parse::<IssueBody>(&body)?.owner_openid
     };
     let campaign_id = path.into_inner();
+    let now = state.clock.now_ms();
     let (coupon, campaign) = run(&state, move |conn| {
-        service::issue_coupon(conn, campaign_id, owner.as_deref(), now_ms())
+        service::issue_coupon(conn, campaign_id, owner.as_deref(), now)
     })
     .await?;
     let (Some(coupon), campaign) = (coupon.to_domain(), campaign.to_domain()) else {

@@ -2,7 +2,7 @@
 
 use super::repo;
 use crate::db;
-use crate::http::auth::{self, now_ms};
+use crate::http::auth;
 use crate::http::errors::ApiError;
 use crate::startup::AppState;
 use actix_web::{HttpResponse, web};
@@ -49,7 +49,8 @@ pub async fn retry_outbox(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let requeued = db::blocking(&state.db, move |conn| repo::retry(conn, id, now_ms()))
+    let now = state.clock.now_ms();
+    let requeued = db::blocking(&state.db, move |conn| repo::retry(conn, id, now))
         .await
         .map_err(|e| ApiError::internal(&e))?;
     if !requeued {

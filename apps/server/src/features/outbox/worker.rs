@@ -59,13 +59,18 @@ pub struct Outbox {
 
 impl Outbox {
     /// Starts the worker on the current tokio runtime.
-    pub fn start(pool: DbPool, cards: wechat_card::CardClient, options: OutboxOptions) -> Outbox {
+    pub fn start(
+        pool: DbPool,
+        cards: wechat_card::CardClient,
+        options: OutboxOptions,
+        clock: Arc<dyn wechat_core::Clock>,
+    ) -> Outbox {
         let outbox = Outbox {
             wake: Arc::new(Notify::new()),
             counters: Arc::new(OutboxCounters::default()),
         };
         let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
-        tokio::spawn(run(pool, cards, options, owner, outbox.clone()));
+        tokio::spawn(run(pool, cards, options, owner, outbox.clone(), clock));
         outbox
     }
 
@@ -80,14 +85,20 @@ impl Outbox {
     }
 }
 
-use crate::platform::clock::now_ms;
-
-async fn run(pool: DbPool, cards: wechat_card::CardClient, options: OutboxOptions, owner: String, outbox: Outbox) {
+async fn run(
+    pool: DbPool,
+    cards: wechat_card::CardClient,
+    options: OutboxOptions,
+    owner: String,
+    outbox: Outbox,
+    clock: Arc<dyn wechat_core::Clock>,
+) {
     let lease_ms = i64::try_from(options.lease.as_millis()).unwrap_or(i64::MAX / 4);
     loop {
         let claim_owner = owner.clone();
+        let now = clock.now_ms();
         let claimed = db::blocking(&pool, move |conn| {
-            repo::claim_due(conn, &claim_owner, now_ms(), lease_ms, 32)
+            repo::claim_due(conn, &claim_owner, now, lease_ms, 32)
         })
         .await;
         let items = match claimed {
@@ -105,7 +116,7 @@ async fn run(pool: DbPool, cards: wechat_card::CardClient, options: OutboxOption
             continue;
         }
         for item in items {
-            let result = deliver(&cards, &item, &options).await;
+            let result = deliver(&cards, &item, &options, clock.now_ms()).await;
             match &result {
                 Settle::Done => {
                     outbox.counters.delivered.fetch_add(1, Ordering::Relaxed);
@@ -124,11 +135,8 @@ async fn run(pool: DbPool, cards: wechat_card::CardClient, options: OutboxOption
             }
             let settle_owner = owner.clone();
             let id = item.id;
-            match db::blocking(&pool, move |conn| {
-                repo::settle(conn, id, &settle_owner, &result, now_ms())
-            })
-            .await
-            {
+            let now = clock.now_ms();
+            match db::blocking(&pool, move |conn| repo::settle(conn, id, &settle_owner, &result, now)).await {
                 Ok(true) => {}
                 Ok(false) => tracing::warn!(id, "outbox: lease lost before the result was recorded"),
                 // The lease runs out and the item is delivered again; WeChat answers 40099 then (done).
@@ -144,7 +152,7 @@ pub fn backoff(options: &OutboxOptions, attempts: i32) -> Duration {
     options.retry_base.saturating_mul(1u32 << exp).min(options.retry_max)
 }
 
-async fn deliver(cards: &wechat_card::CardClient, item: &OutboxRow, options: &OutboxOptions) -> Settle {
+async fn deliver(cards: &wechat_card::CardClient, item: &OutboxRow, options: &OutboxOptions, now: i64) -> Settle {
     let outcome = match item.kind.as_str() {
         repo::KIND_CARD_CONSUME => match serde_json::from_str::<CardConsume>(&item.payload) {
             Ok(c) => classify(cards.consume_code(&c.code, Some(&c.card_id)).await.map(|_| ())),
@@ -161,7 +169,7 @@ async fn deliver(cards: &wechat_card::CardClient, item: &OutboxRow, options: &Ou
         Err((false, error)) => {
             let delay = i64::try_from(backoff(options, item.attempts).as_millis()).unwrap_or(i64::MAX / 4);
             Settle::Retry {
-                at: now_ms().saturating_add(delay),
+                at: now.saturating_add(delay),
                 error,
             }
         }

@@ -5,7 +5,6 @@ use crate::db::{self, DbError};
 use crate::features::coupons::repo as coupons_repo;
 use crate::features::merchants::repo as merchants_repo;
 use crate::http::pages;
-use crate::platform::clock::now_ms;
 use crate::platform::crypto::{random_token, sha256_hex};
 use crate::startup::{AppState, StartupError};
 use actix_web::http::StatusCode;
@@ -65,8 +64,8 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
     }
     let staff_token = random_token();
     let hash = sha256_hex(&staff_token);
+    let now = state.clock.now_ms();
     let coupons = db::blocking(&state.db, move |conn| -> Result<Vec<String>, DbError> {
-        let now = now_ms();
         let merchant = match merchants_repo::list_merchants(conn)?.into_iter().next() {
             Some(m) => m,
             None => merchants_repo::create_merchant(conn, "wxkit 示例咖啡 Demo Café", now)?,

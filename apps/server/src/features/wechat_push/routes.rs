@@ -9,7 +9,6 @@
 
 use crate::db;
 use crate::features::wechat_push::repo;
-use crate::platform::clock::now_ms;
 use crate::platform::crypto::sha256_hex_bytes;
 use crate::startup::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -76,7 +75,7 @@ pub async fn receive_push(req: HttpRequest, body: web::Bytes, state: web::Data<A
     };
     let window = i64::from(state.settings.wechat.push_window_secs);
     let checked = receive(token.secret(), security, &push_query, &body).and_then(|push| {
-        let ts = check_timestamp(&push_query.timestamp, now_ms() / 1000, window)?;
+        let ts = check_timestamp(&push_query.timestamp, state.clock.now_ms() / 1000, window)?;
         Ok((push, ts))
     });
     let (push, timestamp) = match checked {
@@ -118,8 +117,9 @@ pub async fn receive_push(req: HttpRequest, body: web::Bytes, state: web::Data<A
         nonce: push_query.nonce,
         body_sha256: sha256_hex_bytes(&body),
     };
+    let now = state.clock.now_ms();
     let applied = db::blocking(&state.db, move |conn| {
-        repo::apply_push(conn, &nonce, &key, &effect, now_ms())
+        repo::apply_push(conn, &nonce, &key, &effect, now)
     })
     .await;
     match applied {
