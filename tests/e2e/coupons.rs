@@ -15,6 +15,7 @@ on_both_backends!(
     issuing_respects_quantity_and_per_user_limit,
     qr_images_are_cached_by_etag,
     a_database_failure_on_the_scan_page_is_a_503_not_a_customer_view,
+    sessions_are_signed_and_end_with_their_csrf_tokens,
 );
 
 pub(crate) struct Shop {
@@ -1037,4 +1038,61 @@ async fn a_database_failure_on_the_scan_page_is_a_503_not_a_customer_view(kind: 
     rename("staff_away", "staff").await;
     assert_eq!(s, 503, "{page}");
     assert!(!page.contains("id=\"qr\""), "{page}");
+}
+
+async fn sessions_are_signed_and_end_with_their_csrf_tokens(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let shop = shop(&app, default_campaign()).await;
+    let (_, coupon) = issue(&app, shop.campaign_id, None).await;
+    let path = format!("/c/{}", coupon["code"].as_str().unwrap());
+    // A forged cookie is no session: the visitor is sent to WeChat to log in.
+    let forged = app
+        .http
+        .get(format!("{}{path}", app.address))
+        .header("cookie", "wxkit_session=99999999999.o-staff")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 302);
+    assert!(
+        forged.headers()["location"]
+            .to_str()
+            .unwrap()
+            .contains("/connect/oauth2/authorize")
+    );
+
+    let staff = Browser::new("o-staff");
+    let (s, page) = staff.open(&app, &path).await;
+    assert_eq!(s, 200);
+    let old_token = csrf(&page);
+    // A week and a day later the session is over, and so is its form.
+    app.clock.advance_secs(8 * 86_400);
+    let r = staff
+        .http
+        .post(format!("{}{path}/redeem", app.address))
+        .form(&[("csrf", old_token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "expired session");
+    // Logging in again gives a new session; the old form's token does not carry over.
+    let (s, page) = staff.open(&app, &path).await;
+    assert_eq!(s, 200);
+    assert_ne!(csrf(&page), old_token, "tokens are bound to the session's expiry");
+    let r = staff
+        .http
+        .post(format!("{}{path}/redeem", app.address))
+        .form(&[("csrf", old_token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a token from the previous session");
+    let r = staff
+        .http
+        .post(format!("{}{path}/redeem", app.address))
+        .form(&[("csrf", csrf(&page).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }

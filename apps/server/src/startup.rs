@@ -37,6 +37,8 @@ pub struct AppState {
     pub state_signer: wechat_oauth::state::StateSigner,
     /// Signs sessions and CSRF tokens (shared by all instances).
     pub session_key: Vec<u8>,
+    /// Signs session cookies (derived from `session_key`).
+    pub cookie_key: actix_web::cookie::Key,
     /// The admin API token (generated in sandbox mode when unset).
     pub admin_token: Option<wechat_core::SecretString>,
     /// The server-push token (`wechat.token`; generated in sandbox mode).
@@ -296,6 +298,7 @@ impl Application {
             oauth,
             cards,
             state_signer,
+            cookie_key: actix_web::cookie::Key::derive_from(session_key.as_bytes()),
             session_key: session_key.into_bytes(),
             admin_token,
             push_token,

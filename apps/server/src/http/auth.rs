@@ -3,7 +3,7 @@
 
 use crate::http::errors::ApiError;
 use crate::startup::AppState;
-use actix_web::cookie::{Cookie, SameSite};
+use actix_web::cookie::{Cookie, CookieJar, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use hmac::{Hmac, KeyInit, Mac};
@@ -121,41 +121,77 @@ pub fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError
     }
 }
 
-/// Signs a session for `openid`.
+/// A web session: who, and until when (Unix seconds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// The user's openid (from WeChat OAuth).
+    pub openid: String,
+    /// When the session ends, Unix seconds.
+    pub expires_at: i64,
+}
+
+/// The session cookie for `openid`: `expires_at.openid`, signed (HMAC-SHA256) by the cookie crate's signed jar with
+/// a key derived from the shared server secret, so every instance accepts it.
 pub fn session_cookie(state: &AppState, openid: &str) -> Cookie<'static> {
-    use base64::Engine as _;
-    let exp = (state.clock.now_ms() / 1000 + SESSION_SECS).to_string();
-    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(openid);
-    let sig = mac(&state.session_key, &["session", openid, &exp]);
-    Cookie::build(SESSION_COOKIE, format!("{id}.{exp}.{sig}"))
+    let expires_at = state.clock.now_ms() / 1000 + SESSION_SECS;
+    let cookie = Cookie::build(SESSION_COOKIE, format!("{expires_at}.{openid}"))
         .path("/")
         .http_only(true)
         .secure(state.public_base_url.starts_with("https://"))
         .same_site(SameSite::Lax)
         .max_age(actix_web::cookie::time::Duration::seconds(SESSION_SECS))
-        .finish()
+        .finish();
+    let mut jar = CookieJar::new();
+    jar.signed_mut(&state.cookie_key).add(cookie);
+    jar.get(SESSION_COOKIE)
+        .cloned()
+        .unwrap_or_else(|| Cookie::new(SESSION_COOKIE, ""))
 }
 
-/// The openid of a valid session cookie.
+/// The request's valid, unexpired session.
+pub fn session(req: &HttpRequest, state: &AppState) -> Option<Session> {
+    let raw = req.cookie(SESSION_COOKIE)?;
+    let mut jar = CookieJar::new();
+    jar.add_original(raw);
+    let verified = jar.signed(&state.cookie_key).get(SESSION_COOKIE)?;
+    let (expires_at, openid) = verified.value().split_once('.')?;
+    let expires_at: i64 = expires_at.parse().ok()?;
+    (expires_at > state.clock.now_ms() / 1000 && !openid.is_empty()).then(|| Session {
+        openid: openid.to_owned(),
+        expires_at,
+    })
+}
+
+/// The openid of the request's valid session.
 pub fn session_openid(req: &HttpRequest, state: &AppState) -> Option<String> {
-    use base64::Engine as _;
-    let cookie = req.cookie(SESSION_COOKIE)?;
-    let mut parts = cookie.value().splitn(3, '.');
-    let (id, exp, sig) = (parts.next()?, parts.next()?, parts.next()?);
-    let openid = String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(id).ok()?).ok()?;
-    let expected = mac(&state.session_key, &["session", &openid, exp]);
-    if !wechat_core::constant_time_eq(expected.as_bytes(), sig.as_bytes()) {
-        return None;
-    }
-    (exp.parse::<i64>().ok()? > state.clock.now_ms() / 1000).then_some(openid)
+    session(req, state).map(|s| s.openid)
 }
 
-/// The CSRF token binding a form to the session's openid and the coupon.
-pub fn csrf_token(state: &AppState, openid: &str, code: &str) -> String {
-    mac(&state.session_key, &["csrf", openid, code])
+/// The session, if any, as an extractor (pages decide what a visitor without one sees).
+#[derive(Clone, Debug)]
+pub struct WebSession(pub Option<Session>);
+
+impl actix_web::FromRequest for WebSession {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<WebSession, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(match req.app_data::<web::Data<AppState>>() {
+            Some(state) => Ok(WebSession(session(req, state))),
+            None => Err(ApiError::internal(&"application state missing")),
+        })
+    }
+}
+
+/// The CSRF token binding a form to the session (its openid and expiry) and the coupon: it dies with the session.
+pub fn csrf_token(state: &AppState, session: &Session, code: &str) -> String {
+    mac(
+        &state.session_key,
+        &["csrf", &session.openid, &session.expires_at.to_string(), code],
+    )
 }
 
 /// Checks a CSRF token in constant time.
-pub fn csrf_ok(state: &AppState, openid: &str, code: &str, token: &str) -> bool {
-    wechat_core::constant_time_eq(csrf_token(state, openid, code).as_bytes(), token.as_bytes())
+pub fn csrf_ok(state: &AppState, session: &Session, code: &str, token: &str) -> bool {
+    wechat_core::constant_time_eq(csrf_token(state, session, code).as_bytes(), token.as_bytes())
 }

@@ -5,7 +5,7 @@ use crate::db;
 use crate::features::coupons::pos as repo_pos;
 use crate::features::coupons::repo as coupons_repo;
 use crate::features::merchants::repo as merchants_repo;
-use crate::http::auth::{self, now_ms, session_openid};
+use crate::http::auth::{self, now_ms};
 use crate::http::errors::ApiError;
 use crate::http::pages::{self, CouponView};
 use crate::startup::AppState;
@@ -281,7 +281,11 @@ struct MineItem {
 
 /// `GET /c/{code}`: the scan page. Without a session it runs silent WeChat OAuth first. Staff of the merchant get a
 /// confirm button; the owner (or anyone, for a bearer coupon) sees the QR; others see the public details only.
-pub async fn scan_page(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+pub async fn scan_page(
+    auth::WebSession(session): auth::WebSession,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let code = path.into_inner();
     let Some((coupon, campaign, _)) = (match load(&state, &code).await {
         Ok(found) => found,
@@ -289,10 +293,11 @@ pub async fn scan_page(req: HttpRequest, path: web::Path<String>, state: web::Da
     }) else {
         return pages::error_page(StatusCode::NOT_FOUND, "优惠券不存在", "No such coupon.");
     };
-    let Some(openid) = session_openid(&req, &state) else {
+    let Some(session) = session else {
         return crate::features::auth::service::login_redirect(&state, &format!("/c/{}", coupon.code))
             .unwrap_or_else(|e| pages::error_page(StatusCode::INTERNAL_SERVER_ERROR, "出错了", &e.to_string()));
     };
+    let openid = session.openid.clone();
     let viewer = openid.clone();
     // A database failure here is a 503, never "not staff": a cashier must not be shown a customer's view.
     let staff = match db::blocking(&state.db, move |conn| merchants_repo::staff_by_openid(conn, &viewer)).await {
@@ -327,7 +332,7 @@ pub async fn scan_page(req: HttpRequest, path: web::Path<String>, state: web::Da
             .map(|outcome| outcome.name());
         view.staff = Some(StaffForm {
             name: staff.map(|s| s.name).unwrap_or_default(),
-            csrf: auth::csrf_token(&state, &openid, &code_str),
+            csrf: auth::csrf_token(&state, &session, &code_str),
         });
     } else if coupon.owner_openid.as_deref().is_none_or(|o| o == openid) {
         view.show_qr = coupon.effective_status(&campaign, now) == CouponStatus::Issued;
@@ -343,13 +348,13 @@ pub struct ConfirmForm {
 
 /// `POST /c/{code}/redeem`: the staff member confirms. CSRF-protected (a token bound to the session and the coupon).
 pub async fn confirm(
-    req: HttpRequest,
+    auth::WebSession(session): auth::WebSession,
     path: web::Path<String>,
     form: web::Form<ConfirmForm>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let code = path.into_inner();
-    let Some(openid) = session_openid(&req, &state) else {
+    let Some(session) = session else {
         return pages::error_page(
             StatusCode::UNAUTHORIZED,
             "请重新扫码",
@@ -359,14 +364,14 @@ pub async fn confirm(
     let Some(parsed) = CouponCode::parse(&code) else {
         return pages::error_page(StatusCode::NOT_FOUND, "优惠券不存在", "No such coupon.");
     };
-    if !auth::csrf_ok(&state, &openid, parsed.as_str(), &form.csrf) {
+    if !auth::csrf_ok(&state, &session, parsed.as_str(), &form.csrf) {
         return pages::error_page(
             StatusCode::FORBIDDEN,
             "请求无效",
             "Invalid form: reload the page and try again.",
         );
     }
-    let viewer = openid.clone();
+    let viewer = session.openid.clone();
     let staff = match db::blocking(&state.db, move |conn| merchants_repo::staff_by_openid(conn, &viewer)).await {
         Ok(s) => s.map(|s| s.to_domain()),
         Err(_) => return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, "服务暂时不可用", "Please try again."),
@@ -464,8 +469,8 @@ pub async fn qr(
 }
 
 /// `GET /coupons/mine`: the logged-in customer's coupons (login through WeChat first).
-pub async fn mine(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let Some(openid) = session_openid(&req, &state) else {
+pub async fn mine(auth::WebSession(session): auth::WebSession, state: web::Data<AppState>) -> HttpResponse {
+    let Some(openid) = session.map(|s| s.openid) else {
         return crate::features::auth::service::login_redirect(&state, "/coupons/mine")
             .unwrap_or_else(|e| pages::error_page(StatusCode::INTERNAL_SERVER_ERROR, "出错了", &e.to_string()));
     };
