@@ -79,8 +79,7 @@ impl TestDatabase {
                 let admin_url = postgres_admin_url()?;
                 let name = format!("wxkit_test_{}", uuid::Uuid::new_v4().simple());
                 let mut conn = PgConnection::establish(&admin_url).expect("PostgreSQL answered a moment ago");
-                conn.batch_execute(&format!("CREATE DATABASE \"{name}\""))
-                    .expect("create test database");
+                create_from_template(&mut conn, &admin_url, &name);
                 let url = replace_db_name(&admin_url, &name);
                 Some(TestDatabase {
                     url,
@@ -90,6 +89,74 @@ impl TestDatabase {
             }
         }
     }
+}
+
+/// Creates `name` as a copy of a migrated template database (made once per set of migrations, shared by every test
+/// process), so that each test starts with the schema in place instead of running every migration again. Falls
+/// back to an empty database (the server migrates it) if the template cannot be had.
+fn create_from_template(conn: &mut PgConnection, admin_url: &str, name: &str) {
+    if let Some(template) = migrated_template(admin_url) {
+        // A template cannot be copied while someone is connected to it; the migrating connection may still be
+        // closing, so try a few times.
+        for _ in 0..20 {
+            if conn
+                .batch_execute(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""))
+                .is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    conn.batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .expect("create test database");
+}
+
+/// The name of the template database holding the current PostgreSQL migrations, made if missing.
+fn migrated_template(admin_url: &str) -> Option<String> {
+    static TEMPLATE: OnceLock<Option<String>> = OnceLock::new();
+    TEMPLATE
+        .get_or_init(|| {
+            use std::hash::{Hash, Hasher};
+            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../migrations/postgres");
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir).ok()?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            entries.sort();
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            for e in &entries {
+                e.file_name().hash(&mut hasher);
+                std::fs::read(e.join("up.sql")).ok()?.hash(&mut hasher);
+            }
+            let template = format!("wxkit_tpl_{:016x}", hasher.finish());
+            let mut conn = PgConnection::establish(admin_url).ok()?;
+            // One process makes it; the others wait and reuse it.
+            conn.batch_execute("SELECT pg_advisory_lock(7454530002)").ok()?;
+            let made = (|| -> Option<()> {
+                #[derive(diesel::QueryableByName)]
+                struct Found {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    n: i64,
+                }
+                let found: Found = diesel::RunQueryDsl::get_result(
+                    diesel::sql_query(format!(
+                        "SELECT count(*) AS n FROM pg_database WHERE datname = '{template}' AND datistemplate"
+                    )),
+                    &mut conn,
+                )
+                .ok()?;
+                if found.n == 1 {
+                    return Some(());
+                }
+                conn.batch_execute(&format!("DROP DATABASE IF EXISTS \"{template}\" WITH (FORCE)")).ok()?;
+                conn.batch_execute(&format!("CREATE DATABASE \"{template}\"")).ok()?;
+                let url = replace_db_name(admin_url, &template);
+                wxkit::db::Backend::from_url(&url).ok()?.migrate().ok()?;
+                conn.batch_execute(&format!("ALTER DATABASE \"{template}\" WITH IS_TEMPLATE true"))
+                    .ok()
+            })();
+            let _ = conn.batch_execute("SELECT pg_advisory_unlock(7454530002)");
+            made.map(|()| template)
+        })
+        .clone()
 }
 
 fn replace_db_name(admin_url: &str, name: &str) -> String {
