@@ -1062,37 +1062,26 @@ async fn sessions_are_signed_and_end_with_their_csrf_tokens(kind: DbKind) {
     );
 
     let staff = Browser::new("o-staff");
+    let confirm = async |token: &str| {
+        staff
+            .http
+            .post(format!("{}{path}/redeem", app.address))
+            .form(&[("csrf", token)])
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
     let (s, page) = staff.open(&app, &path).await;
     assert_eq!(s, 200);
     let old_token = csrf(&page);
     // A week and a day later the session is over, and so is its form.
     app.clock.advance_secs(8 * 86_400);
-    let r = staff
-        .http
-        .post(format!("{}{path}/redeem", app.address))
-        .form(&[("csrf", old_token.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401, "expired session");
+    assert_eq!(confirm(&old_token).await, 401, "expired session");
     // Logging in again gives a new session; the old form's token does not carry over.
     let (s, page) = staff.open(&app, &path).await;
     assert_eq!(s, 200);
     assert_ne!(csrf(&page), old_token, "tokens are bound to the session's expiry");
-    let r = staff
-        .http
-        .post(format!("{}{path}/redeem", app.address))
-        .form(&[("csrf", old_token.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403, "a token from the previous session");
-    let r = staff
-        .http
-        .post(format!("{}{path}/redeem", app.address))
-        .form(&[("csrf", csrf(&page).as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(confirm(&old_token).await, 403, "a token from the previous session");
+    assert_eq!(confirm(&csrf(&page)).await, 200);
 }

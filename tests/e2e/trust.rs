@@ -311,15 +311,7 @@ async fn card_links_are_checked_and_every_refusal_is_audited(kind: DbKind) {
     let unowned = code_of(&app, card.campaign_id, None).await;
     let not_card = code_of(&app, plain_campaign, Some("o-1")).await;
     let redeemed = code_of(&app, card.campaign_id, Some("o-1")).await;
-    let r = app
-        .http
-        .post(format!("{}/api/v1/redemptions", app.address))
-        .bearer_auth(&card.staff_token)
-        .json(&json!({"code": redeemed}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(pos(&app.address, &card.staff_token, &redeemed).await.0, 200);
 
     let http = reqwest::Client::new();
     let cases = [

@@ -119,7 +119,10 @@ fn migrated_template(admin_url: &str) -> Option<String> {
         .get_or_init(|| {
             use std::hash::{Hash, Hasher};
             let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../migrations/postgres");
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir).ok()?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .ok()?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
             entries.sort();
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
             for e in &entries {
@@ -146,7 +149,8 @@ fn migrated_template(admin_url: &str) -> Option<String> {
                 if found.n == 1 {
                     return Some(());
                 }
-                conn.batch_execute(&format!("DROP DATABASE IF EXISTS \"{template}\" WITH (FORCE)")).ok()?;
+                conn.batch_execute(&format!("DROP DATABASE IF EXISTS \"{template}\" WITH (FORCE)"))
+                    .ok()?;
                 conn.batch_execute(&format!("CREATE DATABASE \"{template}\"")).ok()?;
                 let url = replace_db_name(admin_url, &template);
                 wxkit::db::Backend::from_url(&url).ok()?.migrate().ok()?;
