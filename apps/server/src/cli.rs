@@ -34,6 +34,7 @@ pub enum Command {
     /// Apply pending database migrations and exit.
     Migrate,
     /// Run the standalone WeChat simulator.
+    #[cfg(feature = "sandbox")]
     Sim {
         /// Listen address, HOST:PORT.
         #[arg(long, default_value = "127.0.0.1:9000", value_name = "HOST:PORT")]
@@ -746,6 +747,7 @@ fn render_qr(args: QrArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+#[cfg(feature = "sandbox")]
 fn parse_app(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((id, secret)) if !id.is_empty() && !secret.is_empty() => Ok((id.to_owned(), secret.to_owned())),
@@ -860,6 +862,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         command @ (Command::Merchant(_) | Command::Staff(_) | Command::Campaign(_) | Command::Coupon(_)) => {
             data_tool(cli.config, command).await
         }
+        #[cfg(feature = "sandbox")]
         Command::Sim { addr, apps, merchants } => {
             if addr.parse::<std::net::SocketAddr>().is_err() {
                 return Err(CliError::Usage(format!(

@@ -1,6 +1,8 @@
 //! Building and running the application: database, WeChat clients (or the sandbox simulator), HTTP server.
 
-use crate::configuration::{SANDBOX_APP_ID, Settings};
+#[cfg(feature = "sandbox")]
+use crate::configuration::SANDBOX_APP_ID;
+use crate::configuration::Settings;
 use crate::db::token_store::DbTokenStore;
 use crate::db::{self, Backend, DbError, DbPool};
 use crate::features;
@@ -10,8 +12,27 @@ use actix_web::middleware::{ErrorHandlers, Logger};
 use actix_web::{App, HttpServer, web};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use wechat_core::{AccessTokenManager, AppId, AppSecret, Endpoints, TokenManagerOptions, TokenMode, WechatClient};
-use wechat_sim::SimServer;
+use wechat_core::{AccessTokenManager, AppId, Endpoints, TokenManagerOptions, TokenMode, WechatClient};
+
+/// The in-process simulator of sandbox mode.
+#[cfg(feature = "sandbox")]
+type SandboxSim = wechat_sim::SimServer;
+
+/// Built without the `sandbox` feature: there is never a simulator.
+#[cfg(not(feature = "sandbox"))]
+#[derive(Debug)]
+enum SandboxSim {}
+
+#[cfg(not(feature = "sandbox"))]
+impl SandboxSim {
+    fn base_url(&self) -> String {
+        match *self {}
+    }
+
+    async fn stop(self) {
+        match self {}
+    }
+}
 
 /// Shared by every request.
 pub struct AppState {
@@ -121,7 +142,7 @@ pub struct Application {
     addr: SocketAddr,
     server: Server,
     state: web::Data<AppState>,
-    sandbox: Option<SimServer>,
+    sandbox: Option<SandboxSim>,
     demo: Option<crate::features::sandbox::Demo>,
 }
 
@@ -169,9 +190,18 @@ impl Application {
                 };
                 (None, endpoints, AppId::new(app_id), secret.clone())
             }
-            _ => {
-                let secret = AppSecret::new(uuid::Uuid::new_v4().simple().to_string());
-                let sim = SimServer::start("127.0.0.1:0", &[(SANDBOX_APP_ID, secret.secret())])
+            #[cfg(not(feature = "sandbox"))]
+            None => {
+                return Err(crate::configuration::ConfigError::Invalid {
+                    key: "server.mode",
+                    message: "this wxkit was built without the `sandbox` feature: it has no simulator to start".into(),
+                }
+                .into());
+            }
+            #[cfg(feature = "sandbox")]
+            None => {
+                let secret = wechat_core::AppSecret::new(uuid::Uuid::new_v4().simple().to_string());
+                let sim = SandboxSim::start("127.0.0.1:0", &[(SANDBOX_APP_ID, secret.secret())])
                     .await
                     .map_err(|source| StartupError::Bind {
                         addr: "127.0.0.1:0 (sandbox simulator)".into(),
@@ -306,7 +336,10 @@ impl Application {
             push_aes_key,
         });
         let demo = match &sandbox {
+            #[cfg(feature = "sandbox")]
             Some(sim) => Some(crate::features::sandbox::seed(&state, sim).await?),
+            #[cfg(not(feature = "sandbox"))]
+            Some(sim) => match *sim {},
             None => None,
         };
         let server = run(listener, state.clone()).map_err(|source| StartupError::Bind {
@@ -344,7 +377,7 @@ impl Application {
 
     /// The sandbox simulator's base URL, in sandbox mode.
     pub fn sandbox_url(&self) -> Option<String> {
-        self.sandbox.as_ref().map(SimServer::base_url)
+        self.sandbox.as_ref().map(SandboxSim::base_url)
     }
 
     /// Serves until SIGINT/SIGTERM, then drains in-flight requests (graceful shutdown).

@@ -1,0 +1,99 @@
+//! The demo: a merchant, a staff member, a customer and a campaign, and the simulated WeChat users to play them.
+
+use super::{DEMO_CUSTOMER_OPENID, DEMO_STAFF_OPENID, DEMO_VISITOR_OPENID, Demo};
+use crate::db::{self, DbError};
+use crate::features::coupons::repo as coupons_repo;
+use crate::features::merchants::repo as merchants_repo;
+use crate::platform::crypto::{random_token, sha256_hex};
+use crate::startup::{AppState, StartupError};
+use wechat_sim::{SimServer, SimUser};
+
+fn sim_user(appid: &str, openid: &str, nickname: &str) -> SimUser {
+    SimUser {
+        appid: appid.to_owned(),
+        openid: openid.to_owned(),
+        nickname: nickname.to_owned(),
+        sex: 0,
+        province: "广东".into(),
+        city: "广州".into(),
+        country: "中国".into(),
+        headimgurl: String::new(),
+        unionid: None,
+        snapshot: false,
+        blocked: false,
+    }
+}
+
+/// Seeds the demo once per database (idempotent across restarts) and registers the simulated users.
+pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupError> {
+    let appid = crate::configuration::SANDBOX_APP_ID;
+    for (openid, nickname) in [
+        (DEMO_STAFF_OPENID, "店员小王 Staff Wang"),
+        (DEMO_CUSTOMER_OPENID, "顾客小李 Customer Li"),
+        (DEMO_VISITOR_OPENID, "路人 Passer-by"),
+    ] {
+        sim.handle().add_user(sim_user(appid, openid, nickname));
+    }
+    // WeChat (simulated) pushes card events to us.
+    if let Some(token) = &state.push_token {
+        sim.handle().set_push(
+            appid,
+            &format!("{}/wechat/push", state.public_base_url),
+            token.secret(),
+            state.push_aes_key.as_ref().map(|k| k.secret()),
+        );
+    }
+    let staff_token = random_token();
+    let hash = sha256_hex(&staff_token);
+    let now = state.clock.now_ms();
+    let coupons = db::blocking(&state.db, move |conn| -> Result<Vec<String>, DbError> {
+        let merchant = match merchants_repo::list_merchants(conn)?.into_iter().next() {
+            Some(m) => m,
+            None => merchants_repo::create_merchant(conn, "wxkit 示例咖啡 Demo Café", now)?,
+        };
+        // A fresh POS token each run: re-key the demo staff member.
+        if let Some(existing) = merchants_repo::staff_by_openid(conn, DEMO_STAFF_OPENID)? {
+            merchants_repo::remove_staff(conn, existing.id)?;
+        }
+        merchants_repo::add_staff(conn, merchant.id, DEMO_STAFF_OPENID, "店员小王 Staff Wang", &hash, now)?;
+        let campaign = match merchants_repo::list_campaigns(conn, Some(merchant.id))?
+            .into_iter()
+            .next()
+        {
+            Some(c) => c,
+            None => merchants_repo::create_campaign(
+                conn,
+                &merchants_repo::NewCampaign {
+                    merchant_id: merchant.id,
+                    title: "免费美式咖啡 Free Americano".into(),
+                    description: Some("到店出示二维码，店员扫码核销 · Show the QR code at the counter".into()),
+                    value_fen: Some(1800),
+                    valid_from: now - 60_000,
+                    valid_until: now + 365 * 86_400_000,
+                    quantity: None,
+                    per_user_limit: None,
+                    wechat_card_id: None,
+                },
+                now,
+            )?,
+        };
+        let mut codes: Vec<String> = coupons_repo::coupons_of_owner(conn, DEMO_CUSTOMER_OPENID)?
+            .into_iter()
+            .filter(|(c, _)| c.status == "issued")
+            .map(|(c, _)| c.code)
+            .collect();
+        while codes.len() < 3 {
+            match coupons_repo::issue_coupon(conn, campaign.id, Some(DEMO_CUSTOMER_OPENID), now) {
+                Ok((c, _)) => codes.push(c.code),
+                Err(coupons_repo::IssueFailure::Db(e)) => return Err(e),
+                Err(other) => return Err(DbError::Task(other.to_string())),
+            }
+        }
+        Ok(codes)
+    })
+    .await?;
+    Ok(Demo {
+        customer_coupons: coupons,
+        staff_token,
+    })
+}
