@@ -4,3 +4,4 @@
 pub mod pos;
 pub mod repo;
 pub mod routes;
+pub mod service;

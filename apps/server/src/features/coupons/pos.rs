@@ -19,7 +19,6 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Untyped};
 use redemption_core::{Channel, Coupon, CouponCode, CouponWithCampaign, Judgement, Millis, Outcome, StaffId};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One POS attempt: who (the sha256 hex of their bearer token) and which code, as presented.
 #[derive(Clone)]
@@ -513,46 +512,15 @@ fn reply(p: Pending, outcome: Outcome, redeemed_by_name: Option<String>) -> PosR
     }))
 }
 
-/// Opportunistic batching of POS attempts (application-level group commit).
-///
-/// Requests queue on a channel; a dispatcher hands whatever is waiting — up to `max_batch` attempts — to one of
-/// `slots` blocking workers as soon as one is free. Nothing ever waits for a batch to fill: an attempt arriving at
-/// an idle server runs alone at once; under load, attempts that arrive while every slot is busy share the next
-/// statement and its commit. Each reply is sent only after its batch committed.
+/// POS attempts batched onto the pool ([`crate::platform::batcher`]): attempts that arrive while every slot is busy
+/// share the next statement and its commit; each reply is sent after its batch committed.
 #[derive(Clone, Debug)]
 pub struct PosBatcher {
-    tx: tokio::sync::mpsc::Sender<Job>,
-    stats: std::sync::Arc<Counters>,
+    batcher: Batcher<PosAttempt, Result<PosReply, DbError>>,
 }
 
-#[derive(Debug, Default)]
-struct Counters {
-    batches: AtomicU64,
-    attempts: AtomicU64,
-    largest: AtomicU64,
-}
-
-/// How the batcher has grouped attempts so far.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BatchStats {
-    /// Statements run (a batch retried attempt by attempt counts once).
-    pub batches: u64,
-    /// Attempts carried.
-    pub attempts: u64,
-    /// The largest batch.
-    pub largest: u64,
-}
-
-struct Job {
-    attempt: PosAttempt,
-    reply: tokio::sync::oneshot::Sender<Result<PosReply, DbError>>,
-}
-
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.attempt.fmt(f)
-    }
-}
+pub use crate::platform::batcher::BatchStats;
+use crate::platform::batcher::Batcher;
 
 impl PosBatcher {
     /// Starts the dispatcher on the current tokio runtime.
@@ -562,78 +530,31 @@ impl PosBatcher {
         max_batch: usize,
         clock: std::sync::Arc<dyn wechat_core::Clock>,
     ) -> PosBatcher {
-        // A bounded queue: when the database falls behind, request handlers wait here (backpressure).
-        let (tx, rx) = tokio::sync::mpsc::channel(4096);
-        let stats = std::sync::Arc::new(Counters::default());
-        tokio::spawn(dispatch(pool, rx, slots.max(1), max_batch.max(1), stats.clone(), clock));
-        PosBatcher { tx, stats }
+        let batcher = Batcher::start(
+            slots,
+            max_batch,
+            move |attempts: Vec<PosAttempt>| run_jobs(&pool, &attempts, clock.as_ref()),
+            |size| metrics::histogram!("wxkit_pos_batch_size").record(size as f64),
+        );
+        PosBatcher { batcher }
     }
 
     /// Batches and attempts so far (for benchmarks and operations).
     pub fn stats(&self) -> BatchStats {
-        BatchStats {
-            batches: self.stats.batches.load(Ordering::Relaxed),
-            attempts: self.stats.attempts.load(Ordering::Relaxed),
-            largest: self.stats.largest.load(Ordering::Relaxed),
-        }
+        self.batcher.stats()
     }
 
     /// Runs one attempt (in whatever batch it joins) and returns its reply.
     pub async fn redeem(&self, attempt: PosAttempt) -> Result<PosReply, DbError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.tx
-            .send(Job { attempt, reply })
+        self.batcher
+            .submit(attempt)
             .await
-            .map_err(|_| DbError::Task("the redemption dispatcher has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| DbError::Task("the redemption worker stopped before answering".into()))?
+            .map_err(|e| DbError::Task(e.to_string()))?
     }
 }
 
-async fn dispatch(
-    pool: crate::db::DbPool,
-    mut rx: tokio::sync::mpsc::Receiver<Job>,
-    slots: usize,
-    max_batch: usize,
-    stats: std::sync::Arc<Counters>,
-    clock: std::sync::Arc<dyn wechat_core::Clock>,
-) {
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(slots));
-    loop {
-        // A free slot first, then the work: while every slot is busy, arrivals accumulate into the next batch.
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let Some(first) = rx.recv().await else {
-            return;
-        };
-        let mut jobs = vec![first];
-        while jobs.len() < max_batch {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
-        let size = jobs.len() as u64;
-        stats.batches.fetch_add(1, Ordering::Relaxed);
-        stats.attempts.fetch_add(size, Ordering::Relaxed);
-        stats.largest.fetch_max(size, Ordering::Relaxed);
-        metrics::histogram!("wxkit_pos_batch_size").record(size as f64);
-        let (pool, clock) = (pool.clone(), clock.clone());
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            run_jobs(&pool, jobs, clock.as_ref());
-        });
-    }
-}
-
-fn run_jobs(pool: &crate::db::DbPool, jobs: Vec<Job>, clock: &dyn wechat_core::Clock) {
-    let (attempts, replies): (Vec<PosAttempt>, Vec<_>) = jobs.into_iter().map(|j| (j.attempt, j.reply)).unzip();
-    let results = with_fallback(&attempts, |batch| run_on_live_connection(pool, batch, clock));
-    for (reply, result) in replies.into_iter().zip(results) {
-        let _ = reply.send(result);
-    }
+fn run_jobs(pool: &crate::db::DbPool, attempts: &[PosAttempt], clock: &dyn wechat_core::Clock) -> PosResults {
+    with_fallback(attempts, |batch| run_on_live_connection(pool, batch, clock))
 }
 
 /// Runs one batch on a pooled connection. When the connection turns out to be dead (its backend was terminated:

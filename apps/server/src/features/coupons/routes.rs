@@ -1,18 +1,19 @@
 //! Coupons: the public view, POS redemption, the scan page and its confirm form, per-request QR images, and the
 //! customer's own list.
 
+use super::service;
 use crate::db;
 use crate::features::coupons::pos as repo_pos;
 use crate::features::coupons::repo as coupons_repo;
 use crate::features::merchants::repo as merchants_repo;
-use crate::http::auth::{self, now_ms};
+use crate::http::auth;
 use crate::http::errors::ApiError;
 use crate::http::pages::{self, CouponView};
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use redemption_core::{Campaign, Channel, Coupon, CouponCode, CouponStatus, Outcome, Staff};
+use redemption_core::{Campaign, Coupon, CouponCode, CouponStatus, Outcome};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -116,42 +117,6 @@ pub struct RedeemBody {
     code: String,
 }
 
-/// Runs one redemption attempt in a blocking task. A card-backed coupon's WeChat consume was queued in the
-/// redemption's transaction (outbox): the worker is woken, nobody waits on WeChat.
-async fn attempt(
-    state: &AppState,
-    code: String,
-    staff: Option<Staff>,
-    channel: Channel,
-) -> Result<(Outcome, Option<redemption_core::CouponWithCampaign>), ApiError> {
-    let result = db::blocking(&state.db, move |conn| {
-        redemption_core::redeem(
-            &mut coupons_repo::DbRedemptionStore(conn),
-            &code,
-            staff.as_ref(),
-            channel,
-            now_ms(),
-        )
-    })
-    .await
-    .map_err(|e| ApiError::internal(&e))?;
-    wake_outbox_if_card_backed(state, &result.0, result.1.as_ref());
-    crate::http::metrics::record_redemption(channel, &result.0);
-    Ok(result)
-}
-
-fn wake_outbox_if_card_backed(
-    state: &AppState,
-    outcome: &Outcome,
-    found: Option<&redemption_core::CouponWithCampaign>,
-) {
-    if let (Outcome::Redeemed { .. }, Some((_, campaign))) = (outcome, found)
-        && campaign.wechat_card_id.is_some()
-    {
-        state.outbox.wake();
-    }
-}
-
 fn outcome_error(outcome: &Outcome, staff_name: Option<String>) -> ApiError {
     match outcome {
         Outcome::AlreadyRedeemed { at, .. } => ApiError::new(
@@ -191,7 +156,9 @@ pub async fn redeem(
         token_hash: staff.token_hash,
         code: body.into_inner().code,
     };
-    let reply = state.pos.redeem(attempt).await.map_err(|e| ApiError::internal(&e))?;
+    let reply = service::redeem_at_pos(&state, attempt)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     let repo_pos::PosReply::Done(done) = reply else {
         state.auth_limiter.failed(&req);
         return Err(ApiError::new(
@@ -207,8 +174,6 @@ pub async fn redeem(
         card_code: _,
         redeemed_by_name,
     } = *done;
-    wake_outbox_if_card_backed(&state, &outcome, found.as_ref());
-    crate::http::metrics::record_redemption(Channel::Pos, &outcome);
     match (&outcome, found) {
         (Outcome::Redeemed { at }, Some((coupon, campaign))) => Ok(HttpResponse::Ok().json(Redeemed {
             coupon: public_coupon(&state, &coupon, &campaign),
@@ -376,7 +341,7 @@ pub async fn confirm(
         Ok(s) => s.map(|s| s.to_domain()),
         Err(_) => return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, "服务暂时不可用", "Please try again."),
     };
-    let (outcome, found) = match attempt(&state, parsed.as_str().to_owned(), staff, Channel::ScanPage).await {
+    let (outcome, found) = match service::redeem_on_scan_page(&state, parsed.as_str().to_owned(), staff).await {
         Ok(r) => r,
         Err(_) => return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, "服务暂时不可用", "Please try again."),
     };
