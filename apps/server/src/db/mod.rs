@@ -400,6 +400,10 @@ pub fn connect_and_migrate(url: &str, pool_size: u32) -> Result<(Backend, DbPool
         // A connection that failed at the connection level is marked (`GuardedConnection::note_error`) and dropped
         // by `has_broken` when it comes back, so each dead connection fails at most one piece of work.
         .test_on_check_out(false)
+        // Connections are opened on demand, not kept topped up: after an outage the pool does not hammer the
+        // database with reconnects in the background (each discarded connection would otherwise be replaced at once,
+        // and retried while the database is away); the next request opens what it needs.
+        .min_idle(Some(0))
         .build(ConnectionManager {
             backend: backend.clone(),
             failures: Arc::new(AtomicU64::new(0)),
