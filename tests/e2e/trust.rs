@@ -1360,3 +1360,37 @@ async fn metrics_move_after_a_redemption(kind: DbKind) {
     // Route patterns, never raw paths: a coupon code must not become a label value.
     assert!(!after.contains(&code), "{after}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn log_lines_name_the_request_but_never_its_query() {
+    let Some(db) = TestDatabase::create(DbKind::Sqlite) else {
+        return;
+    };
+    let sim = spawn_sim().await;
+    let mut env = server_env(&db.url, &sim, free_port());
+    env.push(("RUST_LOG".into(), "info".into()));
+    let server = ServerProcess::start(&env, None).await;
+    // An OAuth code travels in the query string: it must not reach a log line.
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{}/auth/callback?code=SECRETCODE4711&state=forged",
+            server.address
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let request_id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let mut log = String::new();
+    for _ in 0..50 {
+        log = server.log_text();
+        if log.contains("refused OAuth state") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(log.contains("refused OAuth state"), "{log}");
+    assert!(log.contains(&request_id), "the line names its request: {log}");
+    assert!(log.contains("/auth/callback"), "{log}");
+    assert!(!log.contains("SECRETCODE4711"), "{log}");
+}

@@ -479,7 +479,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
                 }
             })
             // Request ids and spans: every log line of a request (and of its database work) names it.
-            .wrap(tracing_actix_web::TracingLogger::default())
+            .wrap(tracing_actix_web::TracingLogger::<http::RequestSpan>::new())
             .wrap_fn(move |mut req, srv| {
                 use actix_web::dev::Service as _;
                 http::limits::body_deadline(&mut req, body_timeout);
