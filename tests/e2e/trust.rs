@@ -1194,10 +1194,9 @@ async fn terminated_postgres_connections_are_replaced_without_readyz() {
          first 200 after {first_ok:?} (no /readyz call)",
         after.len()
     );
-    assert!(
-        failed_after <= 8,
-        "at most one failure per dead pooled connection ({failed_after})"
-    );
+    // A batch that meets a dead connection runs again on a live one: no POS call fails at all (before the fix: every
+    // call that drew a dead connection failed).
+    assert_eq!(failed_after, 0, "POS calls failed after the termination");
     assert!(first_ok < Duration::from_secs(1), "recovered within 1 s ({first_ok:?})");
     // Reconcile: every acknowledged redemption is in the database; re-sending the failed ones redeems the rest.
     let acked: Vec<String> = log
