@@ -8,7 +8,7 @@ use wechat_core::{
     TokenKind, TokenManagerOptions, TokenMode, TokenStore, WechatClient,
 };
 use wechat_sim::{Fault, SimServer};
-use wxkit_e2e::{TEST_APP_ID, TEST_APP_SECRET, spawn_sim};
+use wxkit_testkit::{TEST_APP_ID, TEST_APP_SECRET, spawn_sim};
 
 fn client(sim: &SimServer) -> WechatClient {
     WechatClient::with_default_transport()

@@ -10,7 +10,7 @@ use wechat_pay::{
     Error, Fen, Merchant, OrderRef, PayClient, PayKey, Refund, SignType, TradeState, TradeType, UnifiedOrder,
 };
 use wechat_sim::SimServer;
-use wxkit_e2e::{TEST_APP_ID, spawn_sim};
+use wxkit_testkit::{TEST_APP_ID, eventually, spawn_sim};
 
 const MCH_ID: &str = "1900000109";
 const KEY: &str = "8934e7d15453e97507ef794cf7b0519d";
@@ -99,16 +99,6 @@ async fn start_receiver(sign_type: SignType, fail_first: usize) -> Receiver {
         url: format!("http://127.0.0.1:{port}/notify"),
         received,
     }
-}
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..250 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn jsapi_order(no: &str, fee: u64, notify_url: &str) -> UnifiedOrder {

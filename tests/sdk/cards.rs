@@ -4,13 +4,12 @@
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use wechat_card::events::{CardEvent, ConsumeSource, Push, PushQuery, PushSecurity, receive};
 use wechat_card::{BaseInfo, CardClient, CardDefinition, CardExt, CardKind, DateInfo, Error};
 use wechat_core::push::MessageCrypto;
 use wechat_core::{AccessTokenManager, AppId, AppSecret, Endpoints, MemoryTokenStore, WechatClient};
 use wechat_sim::SimServer;
-use wxkit_e2e::{TEST_APP_ID, TEST_APP_SECRET, spawn_sim};
+use wxkit_testkit::{TEST_APP_ID, TEST_APP_SECRET, eventually, spawn_sim};
 
 const TOKEN: &str = "push-token";
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
@@ -77,16 +76,6 @@ async fn start_push_receiver() -> (String, Arc<Mutex<Vec<Push>>>, Arc<Mutex<usiz
     .run();
     tokio::spawn(server);
     (format!("http://127.0.0.1:{port}/wechat/push"), received, rejected)
-}
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..250 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn logo() -> Vec<u8> {

@@ -570,40 +570,7 @@ async fn one_batch_with_duplicates_and_refusals_is_judged_attempt_by_attempt(kin
 async fn every_refusal_has_its_status(kind: DbKind) {
     let Some(app) = spawn_app(kind).await else { return };
     let shop = shop(&app, default_campaign()).await;
-    let pos = |token: String, code: String| {
-        let (http, url) = (app.http.clone(), format!("{}/api/v1/redemptions", app.address));
-        async move {
-            json(
-                http.post(url)
-                    .bearer_auth(token)
-                    .json(&json!({"code": code}))
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
-        }
-    };
-    // Unknown.
-    let (s, b) = pos(shop.staff_token.clone(), "A".repeat(26)).await;
-    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (404, Some("not_found")));
-    let (s, _) = pos(shop.staff_token.clone(), "garbage".into()).await;
-    assert_eq!(s, 404);
-    // A NUL byte (valid JSON, not storable in PostgreSQL text) is refused up front, the same on both backends.
-    let (s, b) = pos(shop.staff_token.clone(), "AB\u{0}CD".into()).await;
-    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (400, Some("invalid_text")));
-    // No token / unknown token.
-    let r = app
-        .http
-        .post(format!("{}/api/v1/redemptions", app.address))
-        .json(&json!({"code": "x"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let (s, _) = pos("not-a-token".into(), "x".into()).await;
-    assert_eq!(s, 401);
-    // An ended campaign issues nothing (an expired coupon is tested further down).
+    // The coupons the table needs, each in the state it names.
     let ended = dated_campaign(
         &app,
         shop.merchant_id,
@@ -611,9 +578,9 @@ async fn every_refusal_has_its_status(kind: DbKind) {
         "2020-02-01T00:00:00+08:00",
     )
     .await;
+    // An ended campaign issues nothing (an expired coupon is in the table below).
     let (s, _) = issue(&app, ended, None).await;
     assert_eq!(s, 409);
-    // Not yet valid.
     let future = dated_campaign(
         &app,
         shop.merchant_id,
@@ -621,40 +588,134 @@ async fn every_refusal_has_its_status(kind: DbKind) {
         "2099-02-01T00:00:00+08:00",
     )
     .await;
-    let (_, later) = issue(&app, future, None).await;
-    let (s, b) = pos(shop.staff_token.clone(), later["code"].as_str().unwrap().into()).await;
-    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (409, Some("not_yet_valid")));
-    // Void.
-    let (_, void) = issue(&app, shop.campaign_id, None).await;
-    let void_code = void["code"].as_str().unwrap().to_owned();
+    let code_of = |v: serde_json::Value| v["code"].as_str().unwrap().to_owned();
+    let later = code_of(issue(&app, future, None).await.1);
+    let void = code_of(issue(&app, shop.campaign_id, None).await.1);
     let pool = app.state.db.clone();
-    let vc = void_code.clone();
+    let vc = void.clone();
     tokio::task::spawn_blocking(move || {
         wxkit::features::coupons::repo::void_coupon(&mut pool.get().unwrap(), &vc).unwrap()
     })
     .await
     .unwrap();
-    let (s, b) = pos(shop.staff_token.clone(), void_code).await;
-    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (410, Some("void")));
-    // Expired coupon (issued while valid): the campaign runs 30 days; 31 days later the server refuses it.
-    let (_, ending) = issue(&app, shop.campaign_id, None).await;
-    app.clock.advance_secs(31 * 86_400);
-    let (s, b) = pos(shop.staff_token.clone(), ending["code"].as_str().unwrap().into()).await;
-    app.clock.advance_secs(-31 * 86_400);
-    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (410, Some("expired")));
-    // Staff of another merchant.
+    let ending = code_of(issue(&app, shop.campaign_id, None).await.1);
+    let valid = code_of(issue(&app, shop.campaign_id, None).await.1);
     let stranger = stranger_token(&app).await;
-    let (_, coupon) = issue(&app, shop.campaign_id, None).await;
-    let code = coupon["code"].as_str().unwrap().to_owned();
-    let (s, b) = pos(stranger, code.clone()).await;
-    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (403, Some("not_staff")));
-    // Removed staff can no longer redeem.
+    let staff = shop.staff_token.clone();
+
+    /// What happens just before a row is tried.
+    enum Before {
+        Nothing,
+        /// The server's clock moves this many days (and back after the row).
+        AdvanceDays(i64),
+        /// The merchant removes the shop's staff member.
+        RemoveStaff,
+    }
+    use Before::*;
+    // (what, before, bearer token, code, expected status, expected error code)
+    let table: Vec<(&str, Before, Option<String>, String, u16, &str)> = vec![
+        (
+            "unknown code",
+            Nothing,
+            Some(staff.clone()),
+            "A".repeat(26),
+            404,
+            "not_found",
+        ),
+        (
+            "not a code at all",
+            Nothing,
+            Some(staff.clone()),
+            "garbage".into(),
+            404,
+            "not_found",
+        ),
+        // A NUL byte (valid JSON, not storable in PostgreSQL text) is refused up front, the same on both backends.
+        (
+            "NUL in the code",
+            Nothing,
+            Some(staff.clone()),
+            "AB\u{0}CD".into(),
+            400,
+            "invalid_text",
+        ),
+        ("no token", Nothing, None, valid.clone(), 401, "unauthorized"),
+        (
+            "unknown token",
+            Nothing,
+            Some("not-a-token".into()),
+            valid.clone(),
+            401,
+            "unauthorized",
+        ),
+        (
+            "not yet valid",
+            Nothing,
+            Some(staff.clone()),
+            later,
+            409,
+            "not_yet_valid",
+        ),
+        ("void", Nothing, Some(staff.clone()), void, 410, "void"),
+        // Issued while valid; the campaign runs 30 days, and 31 days later the server refuses it.
+        ("expired", AdvanceDays(31), Some(staff.clone()), ending, 410, "expired"),
+        (
+            "staff of another merchant",
+            Nothing,
+            Some(stranger),
+            valid.clone(),
+            403,
+            "not_staff",
+        ),
+        (
+            "removed staff",
+            RemoveStaff,
+            Some(staff.clone()),
+            valid.clone(),
+            403,
+            "not_staff",
+        ),
+    ];
+    for (what, before, token, code, status, error) in table {
+        let mut back = 0;
+        match before {
+            Nothing => {}
+            AdvanceDays(days) => {
+                app.clock.advance_secs(days * 86_400);
+                back = -days * 86_400;
+            }
+            RemoveStaff => {
+                let r = app
+                    .admin(Method::DELETE, &format!("/api/v1/staff/{}", shop.staff_id), json!(null))
+                    .await;
+                assert_eq!(r.status(), 204, "{what}: removing the staff member");
+            }
+        }
+        let mut request = app
+            .http
+            .post(format!("{}/api/v1/redemptions", app.address))
+            .json(&json!({"code": code}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let (s, b) = json(request.send().await.unwrap()).await;
+        app.clock.advance_secs(back);
+        assert_eq!(
+            (s.as_u16(), b["error"]["code"].as_str()),
+            (status, Some(error)),
+            "{what}: {b}"
+        );
+        assert!(
+            b["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{what}: {b}"
+        );
+    }
+    // None of the refusals redeemed anything: the valid coupon is still issued.
     let r = app
-        .admin(Method::DELETE, &format!("/api/v1/staff/{}", shop.staff_id), json!(null))
+        .admin(Method::GET, &format!("/api/v1/coupons/{valid}"), json!(null))
         .await;
-    assert_eq!(r.status(), 204);
-    let (s, b) = pos(shop.staff_token.clone(), code.clone()).await;
-    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (403, Some("not_staff")));
+    let (s, b) = json(r).await;
+    assert_eq!((s.as_u16(), b["status"].as_str()), (200, Some("issued")), "{b}");
     assert_eq!(
         app.admin(Method::DELETE, &format!("/api/v1/staff/{}", shop.staff_id), json!(null))
             .await

@@ -8,7 +8,7 @@ use wechat_oauth::miniprogram::{DataError, MiniProgramClient, SessionKey, WxaCod
 use wechat_oauth::state::{MemoryStateStore, StateError, StateSigner};
 use wechat_oauth::web::{Lang, OAuthClient, RefreshToken, Scope, Sex};
 use wechat_sim::{SimServer, SimUser};
-use wxkit_e2e::{TEST_APP_ID, TEST_APP_SECRET, spawn_sim};
+use wxkit_testkit::{TEST_APP_ID, TEST_APP_SECRET, spawn_sim};
 
 fn core(sim: &SimServer) -> WechatClient {
     WechatClient::with_default_transport()
@@ -51,6 +51,7 @@ fn user(openid: &str) -> SimUser {
         unionid: Some("union-1".into()),
         snapshot: false,
         blocked: false,
+        phone: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The simulator answers like WeChat, strictly, over HTTP; and its control API validates its input.
 
 use serde_json::{Value, json};
-use wxkit_e2e::{TEST_APP_ID, TEST_APP_SECRET, spawn_sim};
+use wxkit_testkit::{TEST_APP_ID, TEST_APP_SECRET, spawn_sim};
 
 async fn get(url: String) -> Value {
     reqwest::get(url).await.unwrap().json().await.unwrap()

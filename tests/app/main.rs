@@ -1,4 +1,5 @@
-//! One integration-test binary for the workspace (one link, shared harness).
+//! App tests: the server (in process and as the `wxkit` binary) against the simulator, SQLite and PostgreSQL, over
+//! real HTTP, and the sandbox in headless Chromium. The SDK tests (crates alone) are in `tests/sdk`.
 #![allow(clippy::unwrap_used)]
 
 /// Runs an async test body once per backend, as `name::sqlite` and `name::postgres`.
@@ -18,11 +19,6 @@ macro_rules! on_both_backends {
 }
 
 mod browser;
-mod cards;
 mod coupons;
-mod oauth;
-mod pay;
 mod server;
-mod sim;
-mod tokens;
 mod trust;

@@ -1,0 +1,319 @@
+//! The test kit shared by wxkit's test suites (the SDK tests, which run the crates against the simulator with no
+//! server, and the app tests): the simulator on port 0, a fresh database per test, `eventually`, free ports, and a
+//! headless-Chromium WebDriver client.
+//!
+//! PostgreSQL: the kit uses `WXKIT_TEST_PG_URL` or `postgres://postgres@127.0.0.1:5432/postgres`; when neither
+//! answers it starts a throwaway cluster with `initdb` from /usr/lib/postgresql/*/bin (port 54329, data under the
+//! system temp dir). Under `CI=true` a missing PostgreSQL fails the tests; elsewhere it prints a loud skip notice.
+//! Each PostgreSQL test database is a copy of a template database migrated once per set of migrations
+//! (`migrations/postgres`, applied with the same Diesel harness as the server, so the server finds them applied).
+#![allow(clippy::unwrap_used)]
+
+pub mod browser;
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use diesel_migrations::MigrationHarness;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+use wechat_sim::SimServer;
+
+/// The app registered in every test simulator.
+pub const TEST_APP_ID: &str = "wxtest0000000001";
+/// Its secret (a test value, not a real secret).
+pub const TEST_APP_SECRET: &str = "test-app-secret-0123456789abcdef";
+
+/// The admin token of test servers.
+pub const TEST_ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123";
+
+/// The server-push token of test servers.
+pub const TEST_PUSH_TOKEN: &str = "test-push-token";
+/// The EncodingAESKey of test servers (safe mode).
+pub const TEST_AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+
+/// Which backend a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbKind {
+    /// A temp SQLite file.
+    Sqlite,
+    /// A fresh database on a local PostgreSQL.
+    Postgres,
+}
+
+/// A database that exists for one test and is removed afterwards.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// Its `DATABASE_URL`.
+    pub url: String,
+    /// The backend.
+    pub kind: DbKind,
+    cleanup: Cleanup,
+}
+
+#[derive(Debug)]
+enum Cleanup {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { admin_url, name } = &self.cleanup
+            && let Ok(mut conn) = PgConnection::establish(admin_url)
+        {
+            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+        }
+    }
+}
+
+impl TestDatabase {
+    /// A fresh database, or `None` when PostgreSQL is unavailable outside CI (a notice is printed).
+    pub fn create(kind: DbKind) -> Option<TestDatabase> {
+        match kind {
+            DbKind::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("wxkit-test.db").display());
+                Some(TestDatabase {
+                    url,
+                    kind,
+                    cleanup: Cleanup::Dir(dir),
+                })
+            }
+            DbKind::Postgres => {
+                let admin_url = postgres_admin_url()?;
+                let name = format!("wxkit_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = PgConnection::establish(&admin_url).expect("PostgreSQL answered a moment ago");
+                create_from_template(&mut conn, &admin_url, &name);
+                let url = replace_db_name(&admin_url, &name);
+                Some(TestDatabase {
+                    url,
+                    kind,
+                    cleanup: Cleanup::Postgres { admin_url, name },
+                })
+            }
+        }
+    }
+}
+
+/// Creates `name` as a copy of a migrated template database (made once per set of migrations, shared by every test
+/// process), so that each test starts with the schema in place instead of running every migration again. Falls
+/// back to an empty database (the server migrates it) if the template cannot be had.
+fn create_from_template(conn: &mut PgConnection, admin_url: &str, name: &str) {
+    if let Some(template) = migrated_template(admin_url) {
+        // A template cannot be copied while someone is connected to it; the migrating connection may still be
+        // closing, so try a few times.
+        for _ in 0..20 {
+            if conn
+                .batch_execute(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""))
+                .is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    conn.batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .expect("create test database");
+}
+
+/// The name of the template database holding the current PostgreSQL migrations, made if missing.
+fn migrated_template(admin_url: &str) -> Option<String> {
+    static TEMPLATE: OnceLock<Option<String>> = OnceLock::new();
+    TEMPLATE
+        .get_or_init(|| {
+            use std::hash::{Hash, Hasher};
+            let dir = migrations_dir();
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .ok()?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            entries.sort();
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            for e in &entries {
+                e.file_name().hash(&mut hasher);
+                std::fs::read(e.join("up.sql")).ok()?.hash(&mut hasher);
+            }
+            let template = format!("wxkit_tpl_{:016x}", hasher.finish());
+            let mut conn = PgConnection::establish(admin_url).ok()?;
+            // One process makes it; the others wait and reuse it.
+            conn.batch_execute("SELECT pg_advisory_lock(7454530002)").ok()?;
+            let made = (|| -> Option<()> {
+                #[derive(diesel::QueryableByName)]
+                struct Found {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    n: i64,
+                }
+                let found: Found = diesel::RunQueryDsl::get_result(
+                    diesel::sql_query(format!(
+                        "SELECT count(*) AS n FROM pg_database WHERE datname = '{template}' AND datistemplate"
+                    )),
+                    &mut conn,
+                )
+                .ok()?;
+                if found.n == 1 {
+                    return Some(());
+                }
+                conn.batch_execute(&format!("DROP DATABASE IF EXISTS \"{template}\" WITH (FORCE)"))
+                    .ok()?;
+                conn.batch_execute(&format!("CREATE DATABASE \"{template}\"")).ok()?;
+                let url = replace_db_name(admin_url, &template);
+                let mut migrating = PgConnection::establish(&url).ok()?;
+                let migrations = diesel_migrations::FileBasedMigrations::from_path(&dir).ok()?;
+                migrating.run_pending_migrations(migrations).ok()?;
+                drop(migrating);
+                conn.batch_execute(&format!("ALTER DATABASE \"{template}\" WITH IS_TEMPLATE true"))
+                    .ok()
+            })();
+            let _ = conn.batch_execute("SELECT pg_advisory_unlock(7454530002)");
+            made.map(|()| template)
+        })
+        .clone()
+}
+
+fn replace_db_name(admin_url: &str, name: &str) -> String {
+    let mut url = url::Url::parse(admin_url).expect("admin URL parses");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+fn can_connect(url: &str) -> bool {
+    PgConnection::establish(url).is_ok()
+}
+
+fn with_timeout(url: &str) -> String {
+    if url.contains('?') {
+        format!("{url}&connect_timeout=3")
+    } else {
+        format!("{url}?connect_timeout=3")
+    }
+}
+
+/// The admin URL of a usable PostgreSQL server, found (or started) once per process.
+pub fn postgres_admin_url() -> Option<String> {
+    static URL: OnceLock<Option<String>> = OnceLock::new();
+    URL.get_or_init(|| {
+        let mut candidates = Vec::new();
+        if let Ok(url) = std::env::var("WXKIT_TEST_PG_URL") {
+            candidates.push(url);
+        }
+        candidates.push("postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        for url in candidates {
+            let url = with_timeout(&url);
+            if can_connect(&url) {
+                return Some(url);
+            }
+        }
+        if let Some(url) = start_throwaway_cluster() {
+            return Some(url);
+        }
+        assert!(
+            !is_ci(),
+            "CI=true but no PostgreSQL is reachable (tried WXKIT_TEST_PG_URL, 127.0.0.1:5432 and a throwaway initdb cluster); \
+             the PostgreSQL tests must run in CI"
+        );
+        eprintln!(
+            "\n\n**********************************************************************\n\
+             * SKIPPING PostgreSQL tests: no server at 127.0.0.1:5432, none in     *\n\
+             * WXKIT_TEST_PG_URL, and no throwaway cluster could be started.      *\n\
+             **********************************************************************\n"
+        );
+        None
+    })
+    .clone()
+}
+
+const THROWAWAY_PORT: u16 = 54329;
+
+fn start_throwaway_cluster() -> Option<String> {
+    let url = format!("postgres://postgres@127.0.0.1:{THROWAWAY_PORT}/postgres?connect_timeout=3");
+    if can_connect(&url) {
+        return Some(url);
+    }
+    let bin = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .max()?;
+    let data: PathBuf = std::env::temp_dir().join("wxkit-test-pg");
+    let as_root = Command::new("id").arg("-u").output().ok()?.stdout.starts_with(b"0");
+    // initdb refuses to run as root: run the cluster as the postgres user then.
+    let run = |program: &str, args: &[&str]| -> bool {
+        let program = bin.join(program);
+        let mut cmd = if as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            Command::new(&program)
+        };
+        cmd.args(args).status().is_ok_and(|s| s.success())
+    };
+    let data_str = data.to_str()?;
+    if !data.join("PG_VERSION").exists() {
+        let _ = std::fs::create_dir_all(&data);
+        if as_root {
+            let _ = Command::new("chown").args(["-R", "postgres", data_str]).status();
+        }
+        if !run(
+            "initdb",
+            &["-D", data_str, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        ) {
+            return None;
+        }
+    }
+    let opts = format!("-p {THROWAWAY_PORT} -k {data_str} -c listen_addresses=127.0.0.1 -c fsync=off");
+    let log = format!("{data_str}/server.log");
+    if !run("pg_ctl", &["-D", data_str, "-o", &opts, "-l", &log, "-w", "start"]) {
+        return None;
+    }
+    eprintln!("started a throwaway PostgreSQL cluster in {data_str} on port {THROWAWAY_PORT}");
+    can_connect(&url).then_some(url)
+}
+
+/// Starts a simulator on port 0 with the test app registered.
+pub async fn spawn_sim() -> SimServer {
+    SimServer::start("127.0.0.1:0", &[(TEST_APP_ID, TEST_APP_SECRET)])
+        .await
+        .expect("simulator starts")
+}
+
+/// Waits until `check` holds (polling every 20 ms for up to `timeout`), or panics naming `what`.
+pub async fn eventually_within(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if check() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// [`eventually_within`] five seconds.
+pub async fn eventually(what: &str, check: impl FnMut() -> bool) {
+    eventually_within(what, Duration::from_secs(5), check).await;
+}
+
+/// A free port on 127.0.0.1 (bound and released; the kernel does not hand it out again at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Whether this run is CI (`CI=true`), where nothing may be skipped.
+pub fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The workspace's PostgreSQL migrations.
+fn migrations_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../migrations/postgres")
+}
