@@ -9,6 +9,8 @@ use wechat_core::{AppSecret, SecretString};
 
 /// The app id the sandbox registers in the simulator when no WeChat credentials are configured.
 pub const SANDBOX_APP_ID: &str = "wxsandbox00000001";
+/// The mini program the sandbox registers in the simulator.
+pub const SANDBOX_MP_APP_ID: &str = "wxsandboxmp000001";
 
 /// All settings. Secrets are held in redacting types, so `Debug` prints none of them.
 #[derive(Clone, Debug, Deserialize)]
@@ -26,6 +28,31 @@ pub struct Settings {
     pub admin: AdminSettings,
     /// Delivery of work owed to WeChat.
     pub outbox: OutboxSettings,
+    /// The mini program (login, phone numbers, mini-program codes).
+    #[serde(default)]
+    pub miniprogram: MiniProgramSettings,
+    /// Login sessions and scan-to-login scenes.
+    pub login: LoginSettings,
+}
+
+/// `miniprogram.*`: the mini program whose users log in (its own appid and secret, not the official account's).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct MiniProgramSettings {
+    /// `miniprogram.app_id`.
+    pub app_id: Option<String>,
+    /// `miniprogram.app_secret`.
+    pub app_secret: Option<AppSecret>,
+}
+
+/// `login.*`
+#[derive(Clone, Debug, Deserialize)]
+pub struct LoginSettings {
+    /// `login.scene_ttl_secs`: how long a scan-to-login QR stays valid (default 120).
+    pub scene_ttl_secs: u32,
+    /// `login.mp_page`: the mini-program page the login code opens (default `pages/login/login`).
+    pub mp_page: String,
+    /// `login.session_days`: how long web sessions and mini-program tokens last (default 7).
+    pub session_days: u32,
 }
 
 /// `server.mode`: what `serve` talks to.
@@ -212,7 +239,10 @@ impl Settings {
             .set_default("outbox.retry_base_ms", 1000)?
             .set_default("outbox.retry_max_ms", 600_000)?
             .set_default("outbox.max_attempts", 30)?
-            .set_default("pay.base_url", "https://api.mch.weixin.qq.com")?;
+            .set_default("pay.base_url", "https://api.mch.weixin.qq.com")?
+            .set_default("login.scene_ttl_secs", 120)?
+            .set_default("login.mp_page", "pages/login/login")?
+            .set_default("login.session_days", 7)?;
         builder = match config_file {
             Some(path) => builder.add_source(config::File::from(PathBuf::from(path)).required(true)),
             None => builder.add_source(config::File::from(PathBuf::from("wxkit.toml")).required(false)),
@@ -295,6 +325,35 @@ impl Settings {
         }
         if self.server.max_connections == Some(0) {
             return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        match (&self.miniprogram.app_id, &self.miniprogram.app_secret) {
+            (Some(id), _) if id.trim().is_empty() => return Err(invalid("miniprogram.app_id", "is empty")),
+            (Some(_), None) => {
+                return Err(invalid(
+                    "miniprogram.app_secret",
+                    "is required when miniprogram.app_id is set",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "miniprogram.app_id",
+                    "is required when miniprogram.app_secret is set",
+                ));
+            }
+            _ => {}
+        }
+        if !(30..=3600).contains(&self.login.scene_ttl_secs) {
+            return Err(invalid("login.scene_ttl_secs", "must be between 30 and 3600"));
+        }
+        let page = &self.login.mp_page;
+        if page.is_empty() || page.starts_with('/') || page.contains('?') || page.len() > 128 {
+            return Err(invalid(
+                "login.mp_page",
+                "must be a published page path like pages/login/login (no leading slash, no query)",
+            ));
+        }
+        if !(1..=365).contains(&self.login.session_days) {
+            return Err(invalid("login.session_days", "must be between 1 and 365"));
         }
         if self.server.auth_failures_per_minute == 0 {
             return Err(invalid("server.auth_failures_per_minute", "must be at least 1"));

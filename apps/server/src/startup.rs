@@ -1,7 +1,7 @@
 //! Building and running the application: database, WeChat clients (or the sandbox simulator), HTTP server.
 
 #[cfg(feature = "sandbox")]
-use crate::configuration::SANDBOX_APP_ID;
+use crate::configuration::{SANDBOX_APP_ID, SANDBOX_MP_APP_ID};
 use crate::configuration::Settings;
 use crate::db::token_store::DbTokenStore;
 use crate::db::{self, Backend, DbError, DbPool};
@@ -74,6 +74,10 @@ pub struct AppState {
     pub auth_limiter: crate::http::ratelimit::AuthLimiter,
     /// The application's clock (the system's; tests move it).
     pub clock: Arc<dyn wechat_core::Clock>,
+    /// The mini program (login, phone, codes), when configured (always in sandbox mode).
+    pub miniprogram: Option<wechat_oauth::miniprogram::MiniProgramClient>,
+    /// Scan-to-login events for this instance's sockets (fed across instances by PostgreSQL NOTIFY).
+    pub login_hub: crate::features::scan_login::hub::LoginHub,
 }
 
 impl std::fmt::Debug for AppState {
@@ -182,6 +186,7 @@ impl Application {
         if settings.sandbox() && settings.wechat.app_id.is_some() {
             tracing::warn!("sandbox mode: the configured WeChat credentials are not used");
         }
+        let sandbox_mp_secret = wechat_core::AppSecret::new(uuid::Uuid::new_v4().simple().to_string());
         let (sandbox, endpoints, app_id, secret) = match real {
             Some((app_id, secret)) => {
                 let endpoints = Endpoints {
@@ -201,7 +206,13 @@ impl Application {
             #[cfg(feature = "sandbox")]
             None => {
                 let secret = wechat_core::AppSecret::new(uuid::Uuid::new_v4().simple().to_string());
-                let sim = SandboxSim::start("127.0.0.1:0", &[(SANDBOX_APP_ID, secret.secret())])
+                let sim = SandboxSim::start(
+                    "127.0.0.1:0",
+                    &[
+                        (SANDBOX_APP_ID, secret.secret()),
+                        (SANDBOX_MP_APP_ID, sandbox_mp_secret.secret()),
+                    ],
+                )
                     .await
                     .map_err(|source| StartupError::Bind {
                         addr: "127.0.0.1:0 (sandbox simulator)".into(),
@@ -226,10 +237,33 @@ impl Application {
             app_id.clone(),
             secret.clone(),
             Arc::new(DbTokenStore::new(pool.clone())),
-            options,
+            options.clone(),
         )
         .with_clock(clock.clone());
         let oauth = wechat_oauth::web::OAuthClient::new(wechat.clone(), app_id, secret);
+        let mp_credentials = if sandbox.is_some() {
+            Some((AppId::new(SANDBOX_MP_APP_ID), sandbox_mp_secret))
+        } else {
+            match (&settings.miniprogram.app_id, &settings.miniprogram.app_secret) {
+                (Some(id), Some(secret)) => Some((AppId::new(id), secret.clone())),
+                _ => None,
+            }
+        };
+        let miniprogram = mp_credentials.map(|(mp_id, mp_secret)| {
+            let mp_tokens = AccessTokenManager::with_options(
+                wechat.clone(),
+                mp_id.clone(),
+                mp_secret.clone(),
+                Arc::new(DbTokenStore::new(pool.clone())),
+                options.clone(),
+            )
+            .with_clock(clock.clone());
+            wechat_oauth::miniprogram::MiniProgramClient::new(wechat.clone(), mp_id, mp_secret, mp_tokens)
+        });
+        let login_hub = crate::features::scan_login::hub::LoginHub::new();
+        if let Backend::Postgres(url) = &backend {
+            login_hub.spawn_listener(url.clone());
+        }
         let cards = wechat_card::CardClient::new(wechat.clone(), tokens.clone());
         let keys_pool = pool.clone();
         let (state_key, session_key) = tokio::task::spawn_blocking(move || -> Result<(String, String), DbError> {
@@ -315,6 +349,8 @@ impl Application {
         spawn_maintenance(pool.clone(), i64::from(settings.wechat.push_window_secs), clock.clone());
         let auth_limiter = crate::http::ratelimit::AuthLimiter::new(settings.server.auth_failures_per_minute);
         let state = web::Data::new(AppState {
+            miniprogram,
+            login_hub,
             clock: clock.clone(),
             outbox,
             auth_limiter,
@@ -423,6 +459,16 @@ fn spawn_maintenance(pool: DbPool, window_secs: i64, clock: Arc<dyn wechat_core:
                 Ok(n) => tracing::debug!(rows = n, "pruned push records"),
                 Err(e) => tracing::warn!(error = %e, "cannot prune push records"),
             }
+            // Ended sessions and login scenes.
+            let now_secs = now / 1000;
+            let pruned = db::blocking(&pool, move |conn| {
+                Ok(features::auth::repo::prune_sessions(conn, now_secs)?
+                    + features::scan_login::repo::prune(conn, now_secs)?)
+            })
+            .await;
+            if let Err(e) = pruned {
+                tracing::warn!(error = %e, "cannot prune sessions and login scenes");
+            }
         }
     });
 }
@@ -496,11 +542,15 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
                 web::scope("/api/v1")
                     .configure(features::coupons::routes::api)
                     .configure(features::merchants::routes::api)
-                    .configure(features::outbox::routes::api),
+                    .configure(features::outbox::routes::api)
+                    .configure(features::auth::routes::api)
+                    .configure(features::miniprogram::routes::api)
+                    .configure(features::scan_login::routes::api),
             )
             .configure(http::routes)
             .configure(features::sandbox::pages)
             .configure(features::auth::routes::pages)
+            .configure(features::scan_login::routes::pages)
             .configure(features::coupons::routes::pages)
             .configure(features::wechat_push::routes::pages)
             .default_service(web::to(|| async {

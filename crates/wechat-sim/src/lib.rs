@@ -15,6 +15,9 @@
 //! | `GET /_sim/counters` | `{"counters": {path: calls}}` |
 //! | `POST /_sim/reset` | forgets tokens, counters, faults, clock offset (apps stay) |
 //! | `POST /_sim/apps {"appid", "secret"}` / `GET /_sim/apps` | registers / lists apps |
+//! | `POST /_sim/users {SimUser}` / `GET /_sim/users?appid=` | adds (or replaces) / lists users, e.g. with a `phone` |
+//! | `POST /_sim/miniprogram/login {"appid", "openid"}` | a `wx.login` code for that user → `{"js_code"}` |
+//! | `POST /_sim/miniprogram/phone_code {"appid", "openid"}` | a `getPhoneNumber` button code → `{"code"}` |
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {

@@ -27,6 +27,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/sns/auth", web::get().to(check_auth))
         .route("/sns/jscode2session", web::get().to(jscode2session))
         .route("/wxa/getwxacodeunlimit", web::post().to(wxacode_unlimit))
+        .route("/wxa/business/getuserphonenumber", web::post().to(phone_number))
+        .route("/_sim/miniprogram/phone_code", web::post().to(control_phone_code))
         .route("/_sim/users", web::post().to(add_user))
         .route("/_sim/users", web::get().to(list_users))
         .route("/_sim/oauth/code", web::post().to(control_oauth_code))
@@ -442,6 +444,81 @@ async fn jscode2session(req: HttpRequest, sim: web::Data<SimHandle>) -> HttpResp
         body["unionid"] = unionid.clone().into();
     }
     HttpResponse::Ok().json(body)
+}
+
+/// The phone number of a simulated user: the configured one, else `138` and eight digits derived from the openid.
+fn phone_of(user: &crate::state::SimUser) -> String {
+    user.phone.clone().unwrap_or_else(|| {
+        let digits: u64 = user.openid.bytes().fold(1_469_598_103_934_665_603u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(1_099_511_628_211)
+        });
+        format!("138{:08}", digits % 100_000_000)
+    })
+}
+
+/// `POST /wxa/business/getuserphonenumber?access_token {code, openid?}`: a single-use, five-minute code from the
+/// page's `getPhoneNumber` button → `phone_info` with a watermark. 40029 for an unknown, expired, used or another
+/// app's code; 40003 when `openid` is given and is not the code's user.
+async fn phone_number(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
+    let q = query(&req);
+    let mut w = sim.world();
+    let appid = match w.check_token(q.get("access_token").map(String::as_str)) {
+        Ok(a) => a,
+        Err(rejection) => {
+            let (code, msg) = rejection.errcode();
+            return wx_error(code, msg);
+        }
+    };
+    let Ok(request) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return wx_error(47001, "data format error");
+    };
+    let Some(code) = request
+        .get("code")
+        .and_then(serde_json::Value::as_str)
+        .filter(|c| !c.is_empty())
+    else {
+        return wx_error(41008, "missing code");
+    };
+    let now = w.now();
+    let Some(record) = w.phone_codes.get(code).cloned() else {
+        return wx_error(40029, "invalid code");
+    };
+    if record.appid != appid || record.used || record.issued_at + CODE_TTL_SECS <= now {
+        return wx_error(40029, "invalid code");
+    }
+    if let Some(openid) = request.get("openid").and_then(serde_json::Value::as_str)
+        && openid != record.openid
+    {
+        return wx_error(40003, "invalid openid");
+    }
+    if let Some(r) = w.phone_codes.get_mut(code) {
+        r.used = true;
+    }
+    let Some(user) = w.users.get(&(appid.clone(), record.openid.clone())).cloned() else {
+        return wx_error(40029, "invalid code");
+    };
+    let phone = phone_of(&user);
+    HttpResponse::Ok().json(serde_json::json!({
+        "errcode": 0,
+        "errmsg": "ok",
+        "phone_info": {
+            "phoneNumber": phone,
+            "purePhoneNumber": phone,
+            "countryCode": "86",
+            "watermark": {"timestamp": now, "appid": appid},
+        }
+    }))
+}
+
+async fn control_phone_code(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
+    let r: LoginRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    match sim.issue_phone_code(&r.appid, &r.openid) {
+        Some(code) => HttpResponse::Ok().json(serde_json::json!({"code": code})),
+        None => bad_request("unknown_app", "unknown appid or empty openid"),
+    }
 }
 
 fn is_scene_char(c: char) -> bool {

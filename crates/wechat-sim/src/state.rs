@@ -100,6 +100,10 @@ pub struct SimUser {
     /// A high-risk user: `jscode2session` answers 40226.
     #[serde(default)]
     pub blocked: bool,
+    /// The phone number bound to the account (mainland digits, country code 86); `None`: one derived from the
+    /// openid. `getuserphonenumber` returns it.
+    #[serde(default)]
+    pub phone: Option<String>,
 }
 
 /// A one-time code (OAuth or `wx.login`).
@@ -157,6 +161,7 @@ pub(crate) struct World {
     pub web_tokens: HashMap<String, UserTokenRecord>,
     pub refresh_tokens: HashMap<String, UserTokenRecord>,
     pub js_codes: HashMap<String, CodeRecord>,
+    pub phone_codes: HashMap<String, CodeRecord>,
     pub sessions: HashMap<(String, String), String>,
     pub logins: HashMap<(String, String), Vec<i64>>,
     pub merchants: BTreeMap<String, String>,
@@ -259,6 +264,7 @@ impl World {
                 unionid: None,
                 snapshot: false,
                 blocked: false,
+                phone: None,
             });
         Some(user.clone())
     }
@@ -413,6 +419,26 @@ impl SimHandle {
         Some(code)
     }
 
+    /// Mints a `getPhoneNumber` button code for `openid` (what the mini program's page gets when the user allows it).
+    /// Creates the user if needed.
+    pub fn issue_phone_code(&self, appid: &str, openid: &str) -> Option<String> {
+        let mut w = self.world();
+        w.ensure_user(appid, openid)?;
+        let code = random_string(32);
+        let now = w.now();
+        w.phone_codes.insert(
+            code.clone(),
+            CodeRecord {
+                appid: appid.to_owned(),
+                openid: openid.to_owned(),
+                scope: String::new(),
+                issued_at: now,
+                used: false,
+            },
+        );
+        Some(code)
+    }
+
     /// The current session key of a mini-program user (after a `jscode2session`).
     pub fn session_key(&self, appid: &str, openid: &str) -> Option<String> {
         self.world()
@@ -464,6 +490,7 @@ impl SimHandle {
         w.web_tokens.clear();
         w.refresh_tokens.clear();
         w.js_codes.clear();
+        w.phone_codes.clear();
         w.sessions.clear();
         w.logins.clear();
         w.pay_orders.clear();

@@ -2,7 +2,6 @@
 
 pub mod schema;
 pub mod token_store;
-pub mod users;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -236,6 +235,11 @@ impl fmt::Debug for Backend {
 }
 
 impl Backend {
+    /// True on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Backend::Postgres(_))
+    }
+
     /// Parses a database URL, checking the scheme ourselves: Diesel's multi-backend `establish` would try every
     /// backend and report only the last failure.
     pub fn from_url(url: &str) -> Result<Backend, DbError> {

@@ -1,18 +1,58 @@
 //! The portable schema: one `table!` per table, valid on both backends (migrations/{sqlite,postgres}).
 
 diesel::table! {
-    /// WeChat users we know (by openid of the official account; mini-program openid beside it).
+    /// WeChat users we know: by official-account openid, mini-program openid, or both (linked by unionid).
     users (id) {
         id -> BigInt,
-        openid -> Text,
+        openid -> Nullable<Text>,
         unionid -> Nullable<Text>,
         mini_openid -> Nullable<Text>,
         nickname -> Nullable<Text>,
         avatar_url -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        phone_country_code -> Nullable<Text>,
+        phone_verified_at -> Nullable<BigInt>,
+        last_login_at -> Nullable<BigInt>,
         created_at -> BigInt,
         updated_at -> BigInt,
     }
 }
+
+diesel::table! {
+    /// Web sessions (cookie) and mini-program sessions (bearer token), revocable.
+    sessions (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        kind -> Text,
+        user_id -> BigInt,
+        openid -> Text,
+        session_key -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Scan-a-mini-program-code-to-log-in scenes.
+    login_scenes (scene) {
+        scene -> Text,
+        watch_key_hash -> Text,
+        status -> Text,
+        user_id -> Nullable<BigInt>,
+        ticket_hash -> Nullable<Text>,
+        ticket_expires_at -> Nullable<BigInt>,
+        ticket_used_at -> Nullable<BigInt>,
+        return_path -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        updated_at -> BigInt,
+        qr_png -> Nullable<Binary>,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, sessions, login_scenes);
 
 diesel::table! {
     /// The shared access-token / ticket cache and its refresh lease (see `token_store`).

@@ -5,6 +5,8 @@
 pub mod auth;
 pub mod coupons;
 pub mod merchants;
+pub mod miniprogram;
 pub mod outbox;
 pub mod sandbox;
+pub mod scan_login;
 pub mod wechat_push;

@@ -11,8 +11,6 @@ use sha2::Sha256;
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "wxkit_session";
-/// Sessions last a week.
-pub const SESSION_SECS: i64 = 7 * 86_400;
 
 pub use crate::platform::clock::now_ms;
 pub use crate::platform::crypto::{random_token, sha256_hex, sha256_hex_bytes};
@@ -44,7 +42,7 @@ pub fn bearer(req: &HttpRequest) -> Option<String> {
     (!token.is_empty()).then(|| token.to_owned())
 }
 
-fn unauthorized(message: &str) -> ApiError {
+pub(crate) fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
@@ -121,25 +119,29 @@ pub fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError
     }
 }
 
-/// A web session: who, and until when (Unix seconds).
+/// A live session: which row, whose, acting as which openid, until when (Unix seconds).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
-    /// The user's openid (from WeChat OAuth).
+    /// The session's id (revocation, CSRF binding).
+    pub id: i64,
+    /// Our user id.
+    pub user_id: i64,
+    /// The openid the session acts as (from WeChat OAuth, or the user's mini-program openid).
     pub openid: String,
     /// When the session ends, Unix seconds.
     pub expires_at: i64,
 }
 
-/// The session cookie for `openid`: `expires_at.openid`, signed (HMAC-SHA256) by the cookie crate's signed jar with
-/// a key derived from the shared server secret, so every instance accepts it.
-pub fn session_cookie(state: &AppState, openid: &str) -> Cookie<'static> {
-    let expires_at = state.clock.now_ms() / 1000 + SESSION_SECS;
-    let cookie = Cookie::build(SESSION_COOKIE, format!("{expires_at}.{openid}"))
+/// The session cookie carrying `secret` (a random token; the database keeps only its sha256), signed (HMAC-SHA256)
+/// by the cookie crate's signed jar with a key derived from the shared server secret, so every instance accepts it
+/// and a forged or altered cookie is not even looked up.
+pub fn session_cookie(state: &AppState, secret: &str, max_age_secs: i64) -> Cookie<'static> {
+    let cookie = Cookie::build(SESSION_COOKIE, secret.to_owned())
         .path("/")
         .http_only(true)
         .secure(state.public_base_url.starts_with("https://"))
         .same_site(SameSite::Lax)
-        .max_age(actix_web::cookie::time::Duration::seconds(SESSION_SECS))
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age_secs))
         .finish();
     let mut jar = CookieJar::new();
     jar.signed_mut(&state.cookie_key).add(cookie);
@@ -148,46 +150,158 @@ pub fn session_cookie(state: &AppState, openid: &str) -> Cookie<'static> {
         .unwrap_or_else(|| Cookie::new(SESSION_COOKIE, ""))
 }
 
-/// The request's valid, unexpired session.
-pub fn session(req: &HttpRequest, state: &AppState) -> Option<Session> {
+/// A cookie that deletes the session cookie.
+pub fn clear_session_cookie(state: &AppState) -> Cookie<'static> {
+    let mut c = Cookie::build(SESSION_COOKIE, "")
+        .path("/")
+        .http_only(true)
+        .secure(state.public_base_url.starts_with("https://"))
+        .same_site(SameSite::Lax)
+        .finish();
+    c.make_removal();
+    c
+}
+
+/// The verified secret in the request's session cookie, if its signature holds.
+pub fn session_secret(req: &HttpRequest, state: &AppState) -> Option<String> {
     let raw = req.cookie(SESSION_COOKIE)?;
     let mut jar = CookieJar::new();
     jar.add_original(raw);
     let verified = jar.signed(&state.cookie_key).get(SESSION_COOKIE)?;
-    let (expires_at, openid) = verified.value().split_once('.')?;
-    let expires_at: i64 = expires_at.parse().ok()?;
-    (expires_at > state.clock.now_ms() / 1000 && !openid.is_empty()).then(|| Session {
-        openid: openid.to_owned(),
-        expires_at,
-    })
+    let secret = verified.value();
+    (!secret.is_empty()).then(|| secret.to_owned())
 }
 
-/// The openid of the request's valid session.
-pub fn session_openid(req: &HttpRequest, state: &AppState) -> Option<String> {
-    session(req, state).map(|s| s.openid)
+/// The request's live web session: signed cookie, then the database row (unexpired, not revoked).
+pub async fn session(req: &HttpRequest, state: &AppState) -> Result<Option<Session>, ApiError> {
+    let Some(secret) = session_secret(req, state) else {
+        return Ok(None);
+    };
+    crate::features::auth::service::live_session(state, &secret, crate::features::auth::service::WEB)
+        .await
+        .map(|found| found.map(|(s, _)| s))
 }
 
-/// The session, if any, as an extractor (pages decide what a visitor without one sees).
+/// The session, if any, as an extractor (pages decide what a visitor without one sees). A database failure is a
+/// 503, never "no session".
 #[derive(Clone, Debug)]
 pub struct WebSession(pub Option<Session>);
 
 impl actix_web::FromRequest for WebSession {
     type Error = ApiError;
-    type Future = std::future::Ready<Result<WebSession, ApiError>>;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<WebSession, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        std::future::ready(match req.app_data::<web::Data<AppState>>() {
-            Some(state) => Ok(WebSession(session(req, state))),
-            None => Err(ApiError::internal(&"application state missing")),
+        let req = req.clone();
+        Box::pin(async move {
+            let Some(state) = req.app_data::<web::Data<AppState>>() else {
+                return Err(ApiError::internal(&"application state missing"));
+            };
+            session(&req, state).await.map(WebSession)
         })
     }
 }
 
-/// The CSRF token binding a form to the session (its openid and expiry) and the coupon: it dies with the session.
-pub fn csrf_token(state: &AppState, session: &Session, code: &str) -> String {
+/// A required web session or mini-program bearer session (the `/api/v1/me` caller): 401 without one.
+#[derive(Clone, Debug)]
+pub struct AnySession(pub Session);
+
+impl actix_web::FromRequest for AnySession {
+    type Error = ApiError;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<AnySession, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let Some(state) = req.app_data::<web::Data<AppState>>() else {
+                return Err(ApiError::internal(&"application state missing"));
+            };
+            use crate::features::auth::service::{MINIPROGRAM, live_session};
+            if let Some(token) = bearer(&req) {
+                state.auth_limiter.check(&req)?;
+                return match live_session(state, &token, MINIPROGRAM).await? {
+                    Some((s, _)) => Ok(AnySession(s)),
+                    None => {
+                        state.auth_limiter.failed(&req);
+                        Err(unauthorized("the bearer token is unknown, expired or revoked: log in again"))
+                    }
+                };
+            }
+            match session(&req, state).await? {
+                Some(s) => Ok(AnySession(s)),
+                None => Err(unauthorized("not logged in: log in with WeChat (GET /auth/wechat)")),
+            }
+        })
+    }
+}
+
+/// A required mini-program session (`Authorization: Bearer <token from /api/v1/miniprogram/login>`), with WeChat's
+/// session_key for decrypting the user's data (server-side only).
+#[derive(Clone)]
+pub struct MiniProgramSession {
+    /// The session.
+    pub session: Session,
+    /// WeChat's session_key from the latest `jscode2session`.
+    pub session_key: Option<wechat_oauth::miniprogram::SessionKey>,
+}
+
+impl std::fmt::Debug for MiniProgramSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MiniProgramSession")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl actix_web::FromRequest for MiniProgramSession {
+    type Error = ApiError;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<MiniProgramSession, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let Some(state) = req.app_data::<web::Data<AppState>>() else {
+                return Err(ApiError::internal(&"application state missing"));
+            };
+            state.auth_limiter.check(&req)?;
+            let Some(token) = bearer(&req) else {
+                state.auth_limiter.failed(&req);
+                return Err(unauthorized(
+                    "mini-program calls need Authorization: Bearer <token from POST /api/v1/miniprogram/login>",
+                ));
+            };
+            match crate::features::auth::service::live_session(
+                state,
+                &token,
+                crate::features::auth::service::MINIPROGRAM,
+            )
+            .await?
+            {
+                Some((session, session_key)) => Ok(MiniProgramSession {
+                    session,
+                    session_key: session_key.map(wechat_oauth::miniprogram::SessionKey::new),
+                }),
+                None => {
+                    state.auth_limiter.failed(&req);
+                    Err(unauthorized("the bearer token is unknown, expired or revoked: log in again"))
+                }
+            }
+        })
+    }
+}
+
+/// The CSRF token binding a form to the session (its id, openid and expiry) and its purpose (a coupon code, or
+/// `logout`): it dies with the session.
+pub fn csrf_token(state: &AppState, session: &Session, purpose: &str) -> String {
     mac(
         &state.session_key,
-        &["csrf", &session.openid, &session.expires_at.to_string(), code],
+        &[
+            "csrf",
+            &session.id.to_string(),
+            &session.openid,
+            &session.expires_at.to_string(),
+            purpose,
+        ],
     )
 }
 

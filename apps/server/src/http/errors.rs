@@ -15,6 +15,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     retry_after: Option<u64>,
+    wechat_errcode: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -26,6 +27,9 @@ struct Envelope<'a> {
 struct Body<'a> {
     code: &'a str,
     message: &'a str,
+    /// WeChat's errcode, when WeChat refused what the client sent (e.g. 40029 for a bad `wx.login` code).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wechat_errcode: Option<i64>,
 }
 
 impl ApiError {
@@ -36,7 +40,14 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            wechat_errcode: None,
         }
+    }
+
+    /// Adds WeChat's errcode to the envelope (`error.wechat_errcode`).
+    pub fn with_wechat_errcode(mut self, errcode: Option<i64>) -> Self {
+        self.wechat_errcode = errcode;
+        self
     }
 
     /// Adds `Retry-After: secs` (429, 503).
@@ -59,6 +70,18 @@ impl ApiError {
     pub fn internal(cause: &dyn fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error")
+    }
+
+    /// A database failure: 503 with a retry hint (logged with its cause), so that clients and pages say "try again"
+    /// instead of showing a 500.
+    pub fn unavailable(cause: &dyn fmt::Display) -> Self {
+        tracing::error!(error = %cause, "database unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the service is briefly unavailable: try again in a moment",
+        )
+        .with_retry_after(2)
     }
 
     /// The machine-readable code.
@@ -84,7 +107,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut res = envelope(self.status, self.code, &self.message);
+        let mut res = envelope_with(self.status, self.code, &self.message, self.wechat_errcode);
         if let Some(secs) = self.retry_after
             && let Ok(v) = actix_web::http::header::HeaderValue::from_str(&secs.to_string())
         {
@@ -96,12 +119,20 @@ impl ResponseError for ApiError {
 
 /// Builds the envelope response. A 401 names the scheme it wants (`WWW-Authenticate`, RFC 9110).
 pub fn envelope(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    envelope_with(status, code, message, None)
+}
+
+fn envelope_with(status: StatusCode, code: &str, message: &str, wechat_errcode: Option<i64>) -> HttpResponse {
     let mut res = HttpResponse::build(status);
     if status == StatusCode::UNAUTHORIZED {
         res.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer realm=\"wxkit\""));
     }
     res.json(Envelope {
-        error: Body { code, message },
+        error: Body {
+            code,
+            message,
+            wechat_errcode,
+        },
     })
 }
 

@@ -46,6 +46,15 @@ use std::future::Future as _;
 
 /// Wraps the request's body in a deadline of `timeout` from now.
 pub fn body_deadline(req: &mut ServiceRequest, timeout: Duration) {
+    // A WebSocket's "body" is the socket itself and lives as long as the page: no deadline (pings keep it honest).
+    let upgrade = req
+        .headers()
+        .get(actix_web::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if upgrade {
+        return;
+    }
     let inner = req.take_payload();
     let stream: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> = Box::pin(Deadline {
         inner,

@@ -14,7 +14,7 @@ pub const CSS_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The policy of every page: nothing inline, nothing from elsewhere, no framing.
 pub const CSP: &str =
-    "default-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+    "default-src 'self'; img-src 'self' data: https:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// `GET /static/app.css`: the stylesheet, cached for a year (its URL changes with each release).
 pub async fn stylesheet() -> HttpResponse {

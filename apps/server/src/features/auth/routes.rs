@@ -1,36 +1,164 @@
 //! Logging in through WeChat web OAuth (silent `snsapi_base`): the redirect to WeChat with a signed, single-use
 //! state, the callback that starts a session, and the state store in the database.
 
-use super::service::DbStateStore;
-use crate::db;
-use crate::http::auth::session_cookie;
+use super::repo::{Identity, Profile};
+use super::service::{self, DbStateStore, PublicUser, WEB};
+use crate::http::auth::{AnySession, WebSession, csrf_ok, session_cookie};
+use crate::http::errors::ApiError;
 use crate::http::pages;
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use wechat_oauth::state::StateError;
+use wechat_oauth::web::{Lang, Scope};
 
 /// The pages of this capability.
 pub fn pages(cfg: &mut web::ServiceConfig) {
-    cfg.route("/auth/callback", web::get().to(callback));
+    cfg.route("/auth/wechat", web::get().to(start))
+        .route("/auth/callback", web::get().to(callback))
+        .route("/auth/logout", web::post().to(logout))
+        .route("/account", web::get().to(account));
 }
 
-/// True when a login failed because WeChat is down, slow or busy (the user can retry), not because of the code.
-fn wechat_unavailable(e: &wechat_oauth::Error) -> bool {
-    match e {
-        wechat_oauth::Error::RateLimited { .. } => true,
-        wechat_oauth::Error::Wechat(inner) => {
-            inner.is_transient()
-                || matches!(
-                    inner,
-                    wechat_core::Error::Transport(_)
-                        | wechat_core::Error::HttpStatus { .. }
-                        | wechat_core::Error::Decode { .. }
-                        | wechat_core::Error::RateLimited { .. }
-                )
+#[derive(askama::Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    title: &'static str,
+    user_id: i64,
+    nickname: String,
+    openid: String,
+    avatar_url: Option<String>,
+    phone: Option<String>,
+    csrf: String,
+}
+
+/// `GET /account`: who is logged in, with a log-out button; without a session, off to `/login`.
+pub async fn account(WebSession(session): WebSession, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let Some(session) = session else {
+        return Ok(HttpResponse::Found()
+            .insert_header((actix_web::http::header::LOCATION, "/login?return=/account"))
+            .finish());
+    };
+    let user = service::user(&state, session.user_id).await?;
+    Ok(pages::render(
+        StatusCode::OK,
+        &AccountPage {
+            title: "我的账号 · My account",
+            user_id: user.id,
+            nickname: user.nickname.clone().unwrap_or_else(|| "微信用户 · WeChat user".into()),
+            openid: session.openid.clone(),
+            avatar_url: user.avatar_url.clone().filter(|a| a.starts_with("https://")),
+            phone: user.phone.clone(),
+            csrf: crate::http::auth::csrf_token(&state, &session, "logout"),
+        },
+    ))
+}
+
+/// The API of this capability (under `/api/v1`).
+pub fn api(cfg: &mut web::ServiceConfig) {
+    cfg.route("/me", web::get().to(me));
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartQuery {
+    #[serde(rename = "return")]
+    return_path: Option<String>,
+    scope: Option<String>,
+}
+
+/// `GET /auth/wechat?return=/path&scope=base|userinfo`: off to WeChat's authorize page; back at `return` (a path on
+/// this site) with a session.
+pub async fn start(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let q = web::Query::<StartQuery>::from_query(req.query_string())
+        .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?;
+    let scope = match q.scope.as_deref() {
+        None | Some("base") | Some("snsapi_base") => Scope::Base,
+        Some("userinfo") | Some("snsapi_userinfo") => Scope::UserInfo,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_scope",
+                format!("scope {other:?} is not base or userinfo"),
+            ));
         }
-        _ => false,
+    };
+    let return_path = q.return_path.as_deref().unwrap_or("/");
+    service::login_redirect_with(&state, return_path, scope)
+}
+
+/// `GET /api/v1/me`: the caller's user (web session cookie or mini-program bearer token), or 401.
+pub async fn me(AnySession(session): AnySession, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let user = service::user(&state, session.user_id).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"user": PublicUser::from(user)})))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct LogoutForm {
+    csrf: Option<String>,
+    #[serde(rename = "return")]
+    return_path: Option<String>,
+}
+
+/// True when the request's `Origin` is this site's (`server.public_base_url`).
+pub fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
+    let Some(origin) = req
+        .headers()
+        .get(actix_web::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    match url::Url::parse(&state.public_base_url) {
+        Ok(base) => base.origin().ascii_serialization() == origin,
+        Err(_) => false,
     }
+}
+
+/// `POST /auth/logout`: ends the session for good (the row is revoked, so a copied cookie is worthless too) and
+/// deletes the cookie. Cross-site requests are refused: a same-origin `Origin` header or the page's form token
+/// (`csrf`) is required. Answers 303 to `return` (a path, default `/`), or 204 to `Accept: application/json`.
+pub async fn logout(
+    req: HttpRequest,
+    WebSession(session): WebSession,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let form: LogoutForm = serde_urlencoded::from_bytes(&body).unwrap_or(LogoutForm {
+        csrf: None,
+        return_path: None,
+    });
+    if let Some(session) = &session {
+        let token_ok = form
+            .csrf
+            .as_deref()
+            .is_some_and(|t| csrf_ok(&state, session, "logout", t));
+        if !same_origin(&req, &state) && !token_ok {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "logout must come from this site (same-origin Origin header or the page's form token)",
+            ));
+        }
+        service::revoke(&state, session.id).await?;
+        tracing::info!(session = session.id, "logged out");
+    }
+    let wants_json = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    let mut res = if wants_json {
+        HttpResponse::NoContent()
+    } else {
+        let to = form
+            .return_path
+            .filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.contains('\\'))
+            .unwrap_or_else(|| "/".to_owned());
+        let mut r = HttpResponse::SeeOther();
+        r.insert_header((actix_web::http::header::LOCATION, to));
+        r
+    };
+    Ok(res.cookie(crate::http::auth::clear_session_cookie(&state)).finish())
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -76,7 +204,7 @@ pub async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     };
     let token = match state.oauth.exchange_code(&code).await {
         Ok(t) => t,
-        Err(e) if wechat_unavailable(&e) => {
+        Err(e) if service::wechat_unavailable(&e) => {
             tracing::warn!(error = %e, "WeChat unavailable during login");
             return pages::error_page(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -101,17 +229,41 @@ pub async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         );
     }
     let openid = token.openid.as_str().to_owned();
-    let upsert_openid = openid.clone();
-    let now = state.clock.now_ms();
-    if let Err(e) = db::blocking(&state.db, move |conn| {
-        crate::db::users::touch(conn, &upsert_openid, now)
-    })
-    .await
-    {
-        tracing::warn!(error = %e, "could not record the user");
+    let mut profile = Profile {
+        unionid: token.unionid.as_ref().map(|u| u.as_str().to_owned()),
+        ..Profile::default()
+    };
+    // With snsapi_userinfo the user agreed to share their nickname and avatar: fetch them now (a failure here
+    // costs the profile, not the login).
+    if token.has_userinfo_scope() {
+        match state.oauth.user_info(&token.access_token, &token.openid, Lang::ZhCn).await {
+            Ok(info) => {
+                profile.nickname = Some(info.nickname).filter(|n| !n.is_empty());
+                profile.avatar_url = Some(info.headimgurl).filter(|a| !a.is_empty());
+                if let Some(u) = info.unionid {
+                    profile.unionid = Some(u.as_str().to_owned());
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "userinfo failed; logging in without the profile"),
+        }
     }
+    let started = async {
+        let user = service::record_login(&state, Identity::Web(&openid), profile).await?;
+        service::start_session(&state, WEB, &user, &openid, None).await
+    };
+    let (secret, _) = match started.await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "could not start the session");
+            return pages::error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "服务暂时不可用",
+                "We could not log you in just now: wait a moment, then open the page again.",
+            );
+        }
+    };
     HttpResponse::Found()
-        .cookie(session_cookie(&state, &openid))
+        .cookie(session_cookie(&state, &secret, service::session_secs(&state)))
         .insert_header((actix_web::http::header::LOCATION, verified.return_path))
         .finish()
 }

@@ -21,6 +21,7 @@ fn sim_user(appid: &str, openid: &str, nickname: &str) -> SimUser {
         unionid: None,
         snapshot: false,
         blocked: false,
+        phone: None,
     }
 }
 

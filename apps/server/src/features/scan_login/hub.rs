@@ -1,0 +1,239 @@
+//! Delivers scene events to the sockets watching them. Each instance keeps a map scene → broadcast channel for the
+//! scenes its sockets watch (a socket subscribes, then reads the current state from the database, so a channel only
+//! carries what happens next; a socket that falls behind re-reads the state). An event is delivered to local sockets at once and, on PostgreSQL,
+//! published with `NOTIFY` after its commit; every instance `LISTEN`s on one dedicated connection (tokio-postgres:
+//! the notification is pushed by the server, not polled) and delivers events of other instances to its sockets.
+//! If the listening connection drops, the hub reconnects and asks every local socket to re-read its scene's state,
+//! so nothing published meanwhile is lost.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+/// The NOTIFY channel.
+pub const CHANNEL: &str = "wxkit_login";
+
+/// What a watching socket is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// An event's JSON text frame, to send as is.
+    Event(Arc<str>),
+    /// Events may have been missed (the listener reconnected): re-read the scene from the database.
+    Resync(u64),
+}
+
+/// The scene event hub of one instance. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct LoginHub {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    scenes: Mutex<HashMap<String, broadcast::Sender<Signal>>>,
+    /// This instance, so that it skips its own notifications (already delivered locally).
+    instance: String,
+}
+
+/// A socket's subscription to one scene; leaving the last one forgets the scene.
+#[derive(Debug)]
+pub struct Subscription {
+    hub: LoginHub,
+    scene: String,
+    rx: Option<broadcast::Receiver<Signal>>,
+}
+
+impl Subscription {
+    /// The next signal (waits; `None` if the hub is gone).
+    pub async fn next(&mut self) -> Option<Signal> {
+        let rx = self.rx.as_mut()?;
+        match rx.recv().await {
+            Ok(signal) => Some(signal),
+            // Fell behind: the database has the state.
+            Err(broadcast::error::RecvError::Lagged(_)) => Some(Signal::Resync(0)),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        drop(self.rx.take());
+        let mut scenes = self.hub.inner.scenes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if scenes.get(&self.scene).is_some_and(|tx| tx.receiver_count() == 0) {
+            scenes.remove(&self.scene);
+        }
+    }
+}
+
+impl Default for LoginHub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LoginHub {
+    /// An empty hub.
+    pub fn new() -> Self {
+        LoginHub {
+            inner: Arc::new(Inner {
+                scenes: Mutex::new(HashMap::new()),
+                instance: uuid::Uuid::new_v4().simple().to_string(),
+            }),
+        }
+    }
+
+    /// This instance's id in notifications.
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
+    }
+
+    /// Scenes watched on this instance.
+    pub fn watched(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<Signal>>> {
+        self.inner.scenes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts watching `scene`.
+    pub fn subscribe(&self, scene: &str) -> Subscription {
+        let mut scenes = self.lock();
+        let rx = match scenes.get(scene) {
+            Some(tx) => tx.subscribe(),
+            None => {
+                let (tx, rx) = broadcast::channel(8);
+                scenes.insert(scene.to_owned(), tx);
+                rx
+            }
+        };
+        Subscription {
+            hub: self.clone(),
+            scene: scene.to_owned(),
+            rx: Some(rx),
+        }
+    }
+
+    /// Delivers an event to this instance's sockets watching `scene`.
+    pub fn deliver(&self, scene: &str, event: Arc<str>) {
+        if let Some(tx) = self.lock().get(scene) {
+            let _ = tx.send(Signal::Event(event));
+        }
+    }
+
+    /// Tells every local socket to re-read its scene.
+    pub fn resync_all(&self) {
+        static ROUND: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let round = ROUND.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for tx in self.lock().values() {
+            let _ = tx.send(Signal::Resync(round));
+        }
+    }
+
+    /// The NOTIFY payload for an event: `{"i": instance, "s": scene, "e": event}`.
+    pub fn notification(&self, scene: &str, event: &str) -> String {
+        serde_json::json!({"i": self.inner.instance, "s": scene, "e": event}).to_string()
+    }
+
+    /// Handles a NOTIFY payload from any instance: events of other instances go to local sockets.
+    pub fn on_notification(&self, payload: &str) {
+        #[derive(serde::Deserialize)]
+        struct Note {
+            i: String,
+            s: String,
+            e: String,
+        }
+        match serde_json::from_str::<Note>(payload) {
+            Ok(n) if n.i == self.inner.instance => {}
+            Ok(n) => self.deliver(&n.s, Arc::from(n.e)),
+            Err(e) => tracing::warn!(error = %e, "ignoring a malformed login notification"),
+        }
+    }
+
+    /// Listens on PostgreSQL at `url` for the life of the process (reconnecting with backoff), delivering other
+    /// instances' events.
+    pub fn spawn_listener(&self, url: String) {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let mut delay = std::time::Duration::from_millis(200);
+            let mut first = true;
+            loop {
+                match hub.listen_once(&url, &mut first).await {
+                    Ok(()) => tracing::warn!("login listener: connection closed; reconnecting"),
+                    Err(e) => tracing::warn!(error = %e, "login listener failed; reconnecting"),
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+        });
+    }
+
+    async fn listen_once(&self, url: &str, first: &mut bool) -> Result<(), tokio_postgres::Error> {
+        use futures_util::StreamExt;
+        let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        // The connection future yields notifications; drive it in its own task.
+        let driver = tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                match message {
+                    Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                        if tx.send(n.payload().to_owned()).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "login listener connection error");
+                        break;
+                    }
+                }
+            }
+        });
+        client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        if !std::mem::take(first) {
+            // Reconnected: whatever was published while we were away is in the database.
+            self.resync_all();
+        }
+        tracing::debug!("login listener ready");
+        while let Some(payload) = rx.recv().await {
+            self.on_notification(&payload);
+        }
+        driver.abort();
+        drop(client);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn events_reach_subscribers_and_the_last_one_out_forgets_the_scene() {
+        let hub = LoginHub::new();
+        let mut a = hub.subscribe("s1");
+        let mut b = hub.subscribe("s1");
+        assert_eq!(hub.watched(), 1);
+        hub.deliver("s1", Arc::from("{\"event\":\"scanned\"}"));
+        hub.deliver("other", Arc::from("x"));
+        assert_eq!(a.next().await, Some(Signal::Event(Arc::from("{\"event\":\"scanned\"}"))));
+        assert_eq!(b.next().await, Some(Signal::Event(Arc::from("{\"event\":\"scanned\"}"))));
+        drop(a);
+        assert_eq!(hub.watched(), 1);
+        drop(b);
+        assert_eq!(hub.watched(), 0);
+    }
+
+    #[tokio::test]
+    async fn own_notifications_are_skipped_and_others_delivered() {
+        let hub = LoginHub::new();
+        let other = LoginHub::new();
+        let mut sub = hub.subscribe("s");
+        hub.on_notification(&hub.notification("s", "mine"));
+        other.on_notification("not json");
+        hub.on_notification(&other.notification("s", "theirs"));
+        assert_eq!(sub.next().await, Some(Signal::Event(Arc::from("theirs"))));
+    }
+}

@@ -1,0 +1,267 @@
+//! Scan-to-login over HTTP: the scene API (browser and mini-program sides), the code image, the WebSocket, the
+//! ticket exchange and the login page.
+
+use super::service;
+use crate::db;
+use crate::features::auth::service::{self as auth, PublicUser, WEB};
+use crate::http::auth::{MiniProgramSession, WebSession, session_cookie};
+use crate::http::errors::ApiError;
+use crate::http::json::ApiJson;
+use crate::http::pages;
+use crate::startup::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+/// The API of this capability (under `/api/v1`).
+pub fn api(cfg: &mut web::ServiceConfig) {
+    cfg.route("/login/scenes", web::post().to(create))
+        .route("/login/scenes/{scene}/qr.png", web::get().to(qr))
+        .route("/login/scenes/{scene}/scan", web::post().to(scan))
+        .route("/login/scenes/{scene}/confirm", web::post().to(confirm))
+        .route("/login/scenes/{scene}/cancel", web::post().to(cancel));
+}
+
+/// The pages of this capability.
+pub fn pages(cfg: &mut web::ServiceConfig) {
+    cfg.route("/login", web::get().to(login_page))
+        .route("/ws/login/{scene}", web::get().to(socket))
+        .route("/auth/ticket", web::post().to(ticket))
+        .route("/static/login.js", web::get().to(script));
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    #[serde(rename = "return")]
+    return_path: Option<String>,
+}
+
+/// `POST /api/v1/login/scenes {"return"?}` → 201 `{"scene", "qr_url", "ws_url", "expires_at"}`. `ws_url` carries the
+/// scene's watch key: only this browser can watch the scene (the QR code, which anyone nearby can photograph,
+/// carries the scene alone).
+pub async fn create(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let body: CreateBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?
+    };
+    let scene = service::create(&state, body.return_path.as_deref().unwrap_or("/account")).await?;
+    let base = &state.public_base_url;
+    let ws_base = if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else {
+        format!("ws://{}", base.trim_start_matches("http://"))
+    };
+    Ok(HttpResponse::Created().json(serde_json::json!({
+        "scene": scene.scene,
+        "qr_url": format!("{base}/api/v1/login/scenes/{}/qr.png", scene.scene),
+        "ws_url": format!("{ws_base}/ws/login/{}?key={}", scene.scene, scene.watch_key),
+        "expires_at": chrono::DateTime::from_timestamp(scene.expires_at, 0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+    })))
+}
+
+/// `GET /api/v1/login/scenes/{scene}/qr.png`: the mini-program code (`getwxacodeunlimit`, page `login.mp_page`),
+/// fetched from WeChat once per scene and kept with it.
+pub async fn qr(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let scene = path.into_inner();
+    let row = service::load(&state, &scene).await?;
+    if service::expired(&row, state.clock.now_ms()) {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "scene_expired",
+            "this login code has expired: create a new scene",
+        ));
+    }
+    let s = scene.clone();
+    let stored = db::blocking(&state.db, move |conn| super::repo::png(conn, &s))
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?
+        .flatten();
+    let png = match stored {
+        Some(png) => png,
+        None => {
+            let Some(mp) = state.miniprogram.as_ref() else {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "miniprogram_not_configured",
+                    "no mini program is configured: set miniprogram.app_id and miniprogram.app_secret",
+                ));
+            };
+            let request = wechat_oauth::miniprogram::WxaCodeRequest::new(&scene)
+                .and_then(|r| r.page(&state.settings.login.mp_page))
+                .map_err(|e| ApiError::internal(&e))?;
+            let code = mp
+                .unlimited_code(&request)
+                .await
+                .map_err(|e| auth::wechat_error(&e))?;
+            let png = code.bytes;
+            let (s, p) = (scene.clone(), png.clone());
+            if let Err(e) = db::blocking(&state.db, move |conn| super::repo::store_png(conn, &s, &p)).await {
+                tracing::warn!(error = %e, "could not keep a login code image");
+            }
+            png
+        }
+    };
+    // WeChat answers PNG or JPEG; the bytes say which.
+    let content_type = if png.starts_with(&[0xFF, 0xD8]) { "image/jpeg" } else { "image/png" };
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header(("Cache-Control", "private, max-age=300"))
+        .body(png))
+}
+
+/// `POST /api/v1/login/scenes/{scene}/scan` (mini program, bearer token): the user opened the scene's code.
+pub async fn scan(
+    session: MiniProgramSession,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    service::load(&state, &path).await?;
+    service::scan(&state, &path, session.session.user_id).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "scanned"})))
+}
+
+/// `POST /api/v1/login/scenes/{scene}/confirm` (mini program, bearer token): the user confirmed on the phone.
+pub async fn confirm(
+    session: MiniProgramSession,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    service::load(&state, &path).await?;
+    service::confirm(&state, &path, session.session.user_id).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "confirmed"})))
+}
+
+/// `POST /api/v1/login/scenes/{scene}/cancel` (mini program, bearer token): the user declined.
+pub async fn cancel(
+    session: MiniProgramSession,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    service::load(&state, &path).await?;
+    service::cancel(&state, &path, session.session.user_id).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "cancelled"})))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SocketQuery {
+    key: Option<String>,
+}
+
+/// `GET /ws/login/{scene}?key=` (WebSocket): JSON text frames `{"event": "waiting" | "scanned" | "confirmed" |
+/// "cancelled" | "expired", ...}`. The page's `Origin` must be this site's (403), and the key the one `ws_url` gave.
+pub async fn socket(
+    req: HttpRequest,
+    body: web::Payload,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if !crate::features::auth::routes::same_origin(&req, &state) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_origin",
+            "the login socket only serves this site's own pages",
+        ));
+    }
+    let scene = path.into_inner();
+    let key = web::Query::<SocketQuery>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.into_inner().key)
+        .unwrap_or_default();
+    let row = service::load(&state, &scene).await?;
+    let given = crate::platform::crypto::sha256_hex(&key);
+    if !wechat_core::constant_time_eq(given.as_bytes(), row.watch_key_hash.as_bytes()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_key",
+            "this socket's key does not belong to the scene",
+        ));
+    }
+    let sub = state.login_hub.subscribe(&scene);
+    let (response, session, stream) =
+        actix_ws::handle(&req, body).map_err(|e| ApiError::bad_request("not_websocket", e.to_string()))?;
+    let stream = stream.max_frame_size(4096);
+    actix_web::rt::spawn(super::socket::run(
+        state.clone(),
+        scene,
+        row.expires_at,
+        session,
+        stream,
+        sub,
+    ));
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketBody {
+    ticket: String,
+}
+
+/// `POST /auth/ticket {"ticket"}`: the one-time ticket from the socket's `confirmed` event → the session cookie and
+/// `{"user", "return"}`. A used, expired or unknown ticket is a 400.
+pub async fn ticket(state: web::Data<AppState>, body: ApiJson<TicketBody>) -> Result<HttpResponse, ApiError> {
+    let (user, return_path) = service::take_ticket(&state, &body.into_inner().ticket).await?;
+    let Some(openid) = user.acting_openid().map(str::to_owned) else {
+        return Err(ApiError::internal(&"a confirmed user without an openid"));
+    };
+    let (secret, _) = auth::start_session(&state, WEB, &user, &openid, None).await?;
+    metrics::counter!("wxkit_logins_total", "channel" => "scan").increment(1);
+    Ok(HttpResponse::Ok()
+        .cookie(session_cookie(&state, &secret, auth::session_secs(&state)))
+        .json(serde_json::json!({"user": PublicUser::from(user), "return": return_path})))
+}
+
+/// The login page script (no inline script: the CSP forbids it).
+pub const LOGIN_JS: &str = include_str!("../../../static/login.js");
+
+/// `GET /static/login.js`.
+pub async fn script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=31536000, immutable"))
+        .body(LOGIN_JS)
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    title: &'a str,
+    return_path: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    #[serde(rename = "return")]
+    return_path: Option<String>,
+}
+
+/// `GET /login?return=/path`: the website's login page — a mini-program code to scan with WeChat, its live status,
+/// a fresh code when one expires, and off to `return` once confirmed. Already logged in: straight to `return`.
+pub async fn login_page(
+    req: HttpRequest,
+    WebSession(session): WebSession,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let _ = &state;
+    let q = web::Query::<LoginQuery>::from_query(req.query_string()).ok();
+    let return_path = q
+        .and_then(|q| q.into_inner().return_path)
+        .and_then(|p| service::safe_return_path(&p).ok())
+        .unwrap_or_else(|| "/account".to_owned());
+    if session.is_some() {
+        return HttpResponse::Found()
+            .insert_header((actix_web::http::header::LOCATION, return_path))
+            .finish();
+    }
+    pages::render(
+        StatusCode::OK,
+        &LoginPage {
+            title: "微信扫码登录 · Log in with WeChat",
+            return_path: &return_path,
+        },
+    )
+}

@@ -1,0 +1,293 @@
+//! The scene lifecycle: create → scan (mini program) → confirm or cancel → the browser exchanges its one-time
+//! ticket for a session. Every transition is a conditional update in the database; its event is then published
+//! through the hub.
+
+use super::repo::{self, SceneRow};
+use crate::db::{self, DbConnection};
+use crate::features::auth::repo as users;
+use crate::http::errors::ApiError;
+use crate::platform::crypto::sha256_hex;
+use crate::startup::AppState;
+use actix_web::http::StatusCode;
+use std::sync::Arc;
+
+/// A login ticket lives 60 seconds.
+pub const TICKET_SECS: i64 = 60;
+
+/// A fresh scene for the browser.
+#[derive(Debug)]
+pub struct NewScene {
+    /// The scene (32 hex characters: 128 random bits, within WeChat's `scene` rule).
+    pub scene: String,
+    /// The watch key: only the browser that created the scene may watch it (and so receive its ticket).
+    pub watch_key: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
+    wechat_core::push::hex_lower(&b)
+}
+
+/// Creates a scene that returns the browser to `return_path` (a path on this site).
+pub async fn create(state: &AppState, return_path: &str) -> Result<NewScene, ApiError> {
+    let return_path = safe_return_path(return_path)?;
+    let scene = random_hex(16);
+    let watch_key = random_hex(16);
+    let now = state.clock.now_ms();
+    let expires_at = now / 1000 + i64::from(state.settings.login.scene_ttl_secs);
+    let (s, k) = (scene.clone(), sha256_hex(&watch_key));
+    db::blocking(&state.db, move |conn| repo::create(conn, &s, &k, &return_path, now, expires_at))
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?;
+    metrics::counter!("wxkit_login_scenes_total", "event" => "created").increment(1);
+    Ok(NewScene {
+        scene,
+        watch_key,
+        expires_at,
+    })
+}
+
+/// A same-site path (`/…`, not `//host`), or 400.
+pub fn safe_return_path(path: &str) -> Result<String, ApiError> {
+    let ok = path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && path.len() <= 512
+        && !path.chars().any(char::is_control);
+    if ok {
+        Ok(path.to_owned())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_return_path",
+            "return must be a path on this site, like /account",
+        ))
+    }
+}
+
+/// The scene, or 404.
+pub async fn load(state: &AppState, scene: &str) -> Result<SceneRow, ApiError> {
+    if scene.is_empty() || scene.len() > 32 {
+        return Err(ApiError::not_found("no such login scene"));
+    }
+    let s = scene.to_owned();
+    db::blocking(&state.db, move |conn| repo::get(conn, &s))
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?
+        .ok_or_else(|| ApiError::not_found("no such login scene: it may have been cleaned up; reload the login page"))
+}
+
+/// Whether the scene has expired at `now_ms` (a confirmed scene has done its job and never expires).
+pub fn expired(row: &SceneRow, now_ms: i64) -> bool {
+    row.status != "confirmed" && row.expires_at <= now_ms / 1000
+}
+
+/// Why a transition was refused, from the scene as it is now.
+fn refusal(row: &SceneRow, user_id: i64, now_ms: i64) -> ApiError {
+    if expired(row, now_ms) {
+        return ApiError::new(
+            StatusCode::GONE,
+            "scene_expired",
+            "this login code has expired: scan the new code on the website",
+        );
+    }
+    match row.status.as_str() {
+        "confirmed" => ApiError::new(
+            StatusCode::CONFLICT,
+            "already_confirmed",
+            "this login was already confirmed",
+        ),
+        "cancelled" => ApiError::new(
+            StatusCode::CONFLICT,
+            "cancelled",
+            "this login was cancelled: scan the new code on the website",
+        ),
+        "scanned" if row.user_id != Some(user_id) => ApiError::new(
+            StatusCode::CONFLICT,
+            "scanned_by_another",
+            "someone else scanned this code first",
+        ),
+        "pending" => ApiError::new(
+            StatusCode::CONFLICT,
+            "not_scanned",
+            "scan the code before confirming",
+        ),
+        _ => ApiError::new(StatusCode::CONFLICT, "conflict", "the login changed meanwhile: try again"),
+    }
+}
+
+/// The JSON text frame of an event.
+pub fn event_json(event: &str, extra: serde_json::Value) -> Arc<str> {
+    let mut v = serde_json::json!({"event": event});
+    if let (Some(map), serde_json::Value::Object(extra)) = (v.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    Arc::from(v.to_string())
+}
+
+fn scanned_event(user: Option<&users::User>) -> Arc<str> {
+    event_json(
+        "scanned",
+        serde_json::json!({
+            "nickname": user.and_then(|u| u.nickname.clone()),
+            "avatar_url": user.and_then(|u| u.avatar_url.clone()),
+        }),
+    )
+}
+
+fn confirmed_event(ticket: &str, ticket_expires_at: i64) -> Arc<str> {
+    event_json(
+        "confirmed",
+        serde_json::json!({"ticket": ticket, "ticket_expires_at": ticket_expires_at}),
+    )
+}
+
+/// Delivers `event` locally and, on PostgreSQL, to the other instances (after the commit that caused it).
+async fn publish(state: &AppState, scene: &str, event: Arc<str>) {
+    state.login_hub.deliver(scene, event.clone());
+    if state.backend.is_postgres() {
+        let payload = state.login_hub.notification(scene, &event);
+        if let Err(e) = db::blocking(&state.db, move |conn| repo::notify(conn, super::hub::CHANNEL, &payload)).await
+        {
+            // The state is committed: a socket on another instance sees it when it (re)connects.
+            tracing::warn!(error = %e, "could not notify other instances of a login event");
+        }
+    }
+}
+
+/// The mini program's user scanned the scene's code.
+pub async fn scan(state: &AppState, scene: &str, user_id: i64) -> Result<(), ApiError> {
+    let now = state.clock.now_ms();
+    let s = scene.to_owned();
+    let outcome = db::blocking(&state.db, move |conn| -> Result<_, db::DbError> {
+        if repo::scan(conn, &s, user_id, now)? {
+            Ok(Ok(users::user_by_id(conn, user_id)?))
+        } else {
+            Ok(Err(repo::get(conn, &s)?))
+        }
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(&e))?;
+    match outcome {
+        Ok(user) => {
+            metrics::counter!("wxkit_login_scenes_total", "event" => "scanned").increment(1);
+            publish(state, scene, scanned_event(user.as_ref())).await;
+            Ok(())
+        }
+        Err(None) => Err(ApiError::not_found("no such login scene")),
+        Err(Some(row)) => Err(refusal(&row, user_id, now)),
+    }
+}
+
+/// The user confirmed on the phone: the browser gets a one-time ticket over its socket.
+pub async fn confirm(state: &AppState, scene: &str, user_id: i64) -> Result<(), ApiError> {
+    let now = state.clock.now_ms();
+    let ticket = random_hex(32);
+    let ticket_expires_at = now / 1000 + TICKET_SECS;
+    let (s, h) = (scene.to_owned(), sha256_hex(&ticket));
+    let outcome = db::blocking(&state.db, move |conn| -> Result<_, db::DbError> {
+        if repo::confirm(conn, &s, user_id, &h, ticket_expires_at, now)? {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(repo::get(conn, &s)?))
+        }
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(&e))?;
+    match outcome {
+        Ok(()) => {
+            metrics::counter!("wxkit_login_scenes_total", "event" => "confirmed").increment(1);
+            publish(state, scene, confirmed_event(&ticket, ticket_expires_at)).await;
+            Ok(())
+        }
+        Err(None) => Err(ApiError::not_found("no such login scene")),
+        Err(Some(row)) => Err(refusal(&row, user_id, now)),
+    }
+}
+
+/// The user declined on the phone.
+pub async fn cancel(state: &AppState, scene: &str, user_id: i64) -> Result<(), ApiError> {
+    let now = state.clock.now_ms();
+    let s = scene.to_owned();
+    let outcome = db::blocking(&state.db, move |conn| -> Result<_, db::DbError> {
+        if repo::cancel(conn, &s, user_id, now)? {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(repo::get(conn, &s)?))
+        }
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(&e))?;
+    match outcome {
+        Ok(()) => {
+            metrics::counter!("wxkit_login_scenes_total", "event" => "cancelled").increment(1);
+            publish(state, scene, event_json("cancelled", serde_json::json!({}))).await;
+            Ok(())
+        }
+        Err(None) => Err(ApiError::not_found("no such login scene")),
+        Err(Some(row)) => Err(refusal(&row, user_id, now)),
+    }
+}
+
+/// The event that tells a (re)connecting socket where the scene stands. A confirmed scene whose ticket is unused
+/// gets a fresh ticket (the socket proved the watch key); one whose ticket was used reports `used`.
+pub async fn current_event(state: &AppState, scene: &str) -> Result<Arc<str>, ApiError> {
+    let now = state.clock.now_ms();
+    let s = scene.to_owned();
+    let ticket = random_hex(32);
+    let ticket_expires_at = now / 1000 + TICKET_SECS;
+    let h = sha256_hex(&ticket);
+    let found = db::blocking(&state.db, move |conn: &mut DbConnection| -> Result<_, db::DbError> {
+        let Some(row) = repo::get(conn, &s)? else {
+            return Ok(None);
+        };
+        let user = match row.user_id {
+            Some(id) if row.status == "scanned" => users::user_by_id(conn, id)?,
+            _ => None,
+        };
+        let reissued = row.status == "confirmed" && repo::reissue_ticket(conn, &s, &h, ticket_expires_at, now)?;
+        Ok(Some((row, user, reissued)))
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(&e))?;
+    let Some((row, user, reissued)) = found else {
+        return Ok(event_json("expired", serde_json::json!({})));
+    };
+    Ok(if expired(&row, now) {
+        event_json("expired", serde_json::json!({}))
+    } else {
+        match row.status.as_str() {
+            "scanned" => scanned_event(user.as_ref()),
+            "confirmed" if reissued => confirmed_event(&ticket, ticket_expires_at),
+            "confirmed" => event_json("confirmed", serde_json::json!({"used": true})),
+            "cancelled" => event_json("cancelled", serde_json::json!({})),
+            _ => event_json("waiting", serde_json::json!({"expires_at": row.expires_at})),
+        }
+    })
+}
+
+/// Exchanges a ticket (once, within its minute) for the user and the return path.
+pub async fn take_ticket(state: &AppState, ticket: &str) -> Result<(users::User, String), ApiError> {
+    let refused = || {
+        ApiError::bad_request(
+            "invalid_ticket",
+            "this login ticket is unknown, used or expired: scan the code again",
+        )
+    };
+    if ticket.is_empty() || ticket.len() > 128 {
+        return Err(refused());
+    }
+    let now = state.clock.now_ms();
+    let h = sha256_hex(ticket);
+    let taken = db::blocking(&state.db, move |conn| -> Result<_, db::DbError> {
+        match repo::consume_ticket(conn, &h, now)? {
+            Some((user_id, path)) => Ok(users::user_by_id(conn, user_id)?.map(|u| (u, path))),
+            None => Ok(None),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(&e))?;
+    taken.ok_or_else(refused)
+}
