@@ -459,7 +459,15 @@ async fn unlimited_mini_program_codes_are_real_qr_images_and_errors_are_typed() 
     let code = mp.unlimited_code(&request).await.unwrap();
     assert_eq!(code.content_type, "image/png");
     let opened_url = decode_qr(&code.bytes);
-    let opened: serde_json::Value = reqwest::get(&opened_url).await.unwrap().json().await.unwrap();
+    let opened: serde_json::Value = reqwest::Client::new()
+        .get(&opened_url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(opened["scene"], "login=ab12");
     assert_eq!(opened["page"], "pages/login/index");
 

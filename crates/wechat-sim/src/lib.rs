@@ -18,6 +18,8 @@
 //! | `POST /_sim/users {SimUser}` / `GET /_sim/users?appid=` | adds (or replaces) / lists users, e.g. with a `phone` |
 //! | `POST /_sim/miniprogram/login {"appid", "openid"}` | a `wx.login` code for that user → `{"js_code"}` |
 //! | `POST /_sim/miniprogram/phone_code {"appid", "openid"}` | a `getPhoneNumber` button code → `{"code"}` |
+//! | `POST /_sim/miniprogram/backend {"appid", "url"}` | the mini program's server, for the simulated mini-program pages |
+//! | `GET /_sim/wxa/open?appid&scene&page` | what a mini-program code opens: a page to play the phone (JSON with `Accept: application/json`) |
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -35,6 +37,7 @@
 
 mod cards;
 mod control;
+mod miniapp;
 mod mp;
 mod oauth;
 mod pay;
@@ -55,6 +58,7 @@ pub fn configure(handle: SimHandle) -> impl FnOnce(&mut web::ServiceConfig) {
         cfg.app_data(web::Data::new(handle));
         mp::configure(cfg);
         oauth::configure(cfg);
+        miniapp::configure(cfg);
         pay::configure(cfg);
         cards::configure(cfg);
         control::configure(cfg);

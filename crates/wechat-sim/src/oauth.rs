@@ -36,6 +36,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/_sim/miniprogram/pages", web::post().to(control_pages))
         .route("/_sim/miniprogram/encrypt", web::post().to(control_encrypt))
         .route("/_sim/wxa/open", web::get().to(wxa_open))
+        .route("/_sim/miniprogram/backend", web::post().to(control_backend))
         .route("/_sim/static/sim.css", web::get().to(stylesheet));
 }
 
@@ -51,7 +52,7 @@ async fn stylesheet() -> HttpResponse {
 }
 
 /// Renders a simulator page (auto-escaped template; no inline style or script).
-fn render(template: &impl askama::Template) -> HttpResponse {
+pub(crate) fn render(template: &impl askama::Template) -> HttpResponse {
     match template.render() {
         Ok(html) => HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
@@ -86,7 +87,7 @@ struct AuthorizePage<'a> {
     users: &'a [SimUser],
 }
 
-fn error_page(code: i64, message: &str) -> HttpResponse {
+pub(crate) fn error_page(code: i64, message: &str) -> HttpResponse {
     render(&ErrorPage {
         title: "出错了",
         code,
@@ -608,8 +609,17 @@ async fn wxacode_unlimit(req: HttpRequest, body: web::Bytes, sim: web::Data<SimH
 }
 
 /// What scanning a mini-program code does: "opens" the mini program at `page` with `scene`.
-async fn wxa_open(req: HttpRequest) -> HttpResponse {
+async fn wxa_open(req: HttpRequest, sim: web::Data<SimHandle>) -> HttpResponse {
     let q = query(&req);
+    let wants_json = q.get("format").is_some_and(|f| f == "json")
+        || req
+            .headers()
+            .get(actix_web::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+    if !wants_json {
+        return crate::miniapp::open_page(&sim, &q);
+    }
     HttpResponse::Ok().json(serde_json::json!({
         "opened": "miniprogram",
         "appid": q.get("appid"),
@@ -710,43 +720,76 @@ async fn control_pages(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpRespo
 }
 
 #[derive(Deserialize)]
+struct BackendRequest {
+    appid: String,
+    url: String,
+}
+
+/// `POST /_sim/miniprogram/backend {"appid", "url"}`: the server the simulated mini program talks to (what a real
+/// mini program's `wx.request` calls), so that a person can play the phone in the scan-to-login flow.
+async fn control_backend(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
+    let r: BackendRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
+        return bad_request("invalid_url", "url must be http(s)://host[:port]");
+    }
+    if sim.set_backend(&r.appid, r.url.trim_end_matches('/')) {
+        HttpResponse::NoContent().finish()
+    } else {
+        bad_request("unknown_app", "unknown appid")
+    }
+}
+
+#[derive(Deserialize)]
 struct EncryptRequest {
     appid: String,
     openid: String,
     data: serde_json::Value,
 }
 
+/// Encrypts `data` (plus a watermark) with the user's current session key, as WeChat does for `getUserInfo`:
+/// `(encryptedData, iv)`, or why not.
+pub(crate) fn encrypt_for(
+    sim: &SimHandle,
+    appid: &str,
+    openid: &str,
+    mut data: serde_json::Value,
+) -> Result<(String, String), (&'static str, &'static str)> {
+    use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
+    let Some(session_key) = sim.session_key(appid, openid) else {
+        return Err((
+            "no_session",
+            "the user has no session: log in with jscode2session first",
+        ));
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let Ok(key) = b64.decode(&session_key) else {
+        return Err(("no_session", "corrupt session key"));
+    };
+    if !data.is_object() {
+        return Err(("invalid_data", "data must be a JSON object"));
+    }
+    data["watermark"] = serde_json::json!({"appid": appid, "timestamp": sim.now()});
+    let mut iv = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut iv);
+    let Ok(cipher) = cbc::Encryptor::<aes::Aes128>::new_from_slices(&key, &iv) else {
+        return Err(("no_session", "corrupt session key"));
+    };
+    let ciphertext = cipher.encrypt_padded_vec_mut::<Pkcs7>(data.to_string().as_bytes());
+    Ok((b64.encode(ciphertext), b64.encode(iv)))
+}
+
 /// Encrypts `data` (plus a watermark) with the user's current session key, as WeChat does for
 /// `getPhoneNumber` / `getUserInfo`: returns `{encryptedData, iv}`.
 async fn control_encrypt(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
-    use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
     let r: EncryptRequest = match parse(&body) {
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let Some(session_key) = sim.session_key(&r.appid, &r.openid) else {
-        return bad_request(
-            "no_session",
-            "the user has no session: log in with jscode2session first",
-        );
-    };
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let Ok(key) = b64.decode(&session_key) else {
-        return bad_request("no_session", "corrupt session key");
-    };
-    let mut data = r.data;
-    if !data.is_object() {
-        return bad_request("invalid_data", "data must be a JSON object");
+    match encrypt_for(&sim, &r.appid, &r.openid, r.data) {
+        Ok((encrypted, iv)) => HttpResponse::Ok().json(serde_json::json!({"encryptedData": encrypted, "iv": iv})),
+        Err((code, message)) => bad_request(code, message),
     }
-    data["watermark"] = serde_json::json!({"appid": r.appid, "timestamp": sim.now()});
-    let mut iv = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut iv);
-    let Ok(cipher) = cbc::Encryptor::<aes::Aes128>::new_from_slices(&key, &iv) else {
-        return bad_request("no_session", "corrupt session key");
-    };
-    let ciphertext = cipher.encrypt_padded_vec_mut::<Pkcs7>(data.to_string().as_bytes());
-    HttpResponse::Ok().json(serde_json::json!({
-        "encryptedData": b64.encode(ciphertext),
-        "iv": b64.encode(iv),
-    }))
 }

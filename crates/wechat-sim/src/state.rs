@@ -130,6 +130,8 @@ pub(crate) struct App {
     pub secret: String,
     /// Published mini-program pages; when non-empty, `check_path` enforces them.
     pub pages: Vec<String>,
+    /// The mini program's server (what its `wx.request` calls), for the simulated mini-program pages.
+    pub backend: Option<String>,
     pub classic_token: Option<String>,
     pub stable_token: Option<String>,
     pub stable_force_refreshes: Vec<i64>,
@@ -141,6 +143,7 @@ impl App {
         Self {
             secret,
             pages: Vec::new(),
+            backend: None,
             classic_token: None,
             stable_token: None,
             stable_force_refreshes: Vec::new(),
@@ -162,6 +165,8 @@ pub(crate) struct World {
     pub refresh_tokens: HashMap<String, UserTokenRecord>,
     pub js_codes: HashMap<String, CodeRecord>,
     pub phone_codes: HashMap<String, CodeRecord>,
+    /// Simulated mini-program pages' logins: handle → (appid, server token).
+    pub miniapp_sessions: HashMap<String, (String, String)>,
     pub sessions: HashMap<(String, String), String>,
     pub logins: HashMap<(String, String), Vec<i64>>,
     pub merchants: BTreeMap<String, String>,
@@ -370,6 +375,22 @@ impl SimHandle {
             .collect()
     }
 
+    /// Sets the server a simulated mini program talks to.
+    pub fn set_backend(&self, appid: &str, url: &str) -> bool {
+        match self.world().apps.get_mut(appid) {
+            Some(app) => {
+                app.backend = Some(url.to_owned());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The server a simulated mini program talks to.
+    pub fn backend(&self, appid: &str) -> Option<String> {
+        self.world().apps.get(appid).and_then(|a| a.backend.clone())
+    }
+
     /// Sets the published pages of a mini program (`check_path` then enforces them).
     pub fn set_pages(&self, appid: &str, pages: Vec<String>) -> bool {
         match self.world().apps.get_mut(appid) {
@@ -502,8 +523,10 @@ impl SimHandle {
         for app in w.apps.values_mut() {
             let secret = std::mem::take(&mut app.secret);
             let pages = std::mem::take(&mut app.pages);
+            let backend = app.backend.take();
             *app = App::new(secret);
             app.pages = pages;
+            app.backend = backend;
         }
     }
 }

@@ -28,13 +28,25 @@ fn sim_user(appid: &str, openid: &str, nickname: &str) -> SimUser {
 /// Seeds the demo once per database (idempotent across restarts) and registers the simulated users.
 pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupError> {
     let appid = crate::configuration::SANDBOX_APP_ID;
-    for (openid, nickname) in [
-        (DEMO_STAFF_OPENID, "店员小王 Staff Wang"),
-        (DEMO_CUSTOMER_OPENID, "顾客小李 Customer Li"),
-        (DEMO_VISITOR_OPENID, "路人 Passer-by"),
+    let mp_appid = crate::configuration::SANDBOX_MP_APP_ID;
+    // Each person has an openid per app and one unionid (the apps share an Open Platform account), so logging in
+    // through the mini program finds the person the official account knows.
+    for (openid, mp_openid, nickname, unionid) in [
+        (DEMO_STAFF_OPENID, "o-mp-demo-staff", "店员小王 Staff Wang", "u-demo-staff"),
+        (DEMO_CUSTOMER_OPENID, "o-mp-demo-customer", "顾客小李 Customer Li", "u-demo-customer"),
+        (DEMO_VISITOR_OPENID, "o-mp-demo-visitor", "路人 Passer-by", "u-demo-visitor"),
     ] {
-        sim.handle().add_user(sim_user(appid, openid, nickname));
+        sim.handle().add_user(SimUser {
+            unionid: Some(unionid.into()),
+            ..sim_user(appid, openid, nickname)
+        });
+        sim.handle().add_user(SimUser {
+            unionid: Some(unionid.into()),
+            ..sim_user(mp_appid, mp_openid, nickname)
+        });
     }
+    // The simulated mini program's server is this one.
+    sim.handle().set_backend(mp_appid, &state.public_base_url);
     // WeChat (simulated) pushes card events to us.
     if let Some(token) = &state.push_token {
         sim.handle().set_push(
