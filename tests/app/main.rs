@@ -20,5 +20,6 @@ macro_rules! on_both_backends {
 
 mod browser;
 mod coupons;
+mod login;
 mod server;
 mod trust;

@@ -8,7 +8,8 @@ use wechat_sim::SimServer;
 use wxkit::configuration::Settings;
 use wxkit::startup::Application;
 pub use wxkit_testkit::{
-    DbKind, TEST_ADMIN_TOKEN, TEST_AES_KEY, TEST_APP_ID, TEST_APP_SECRET, TEST_PUSH_TOKEN, TestDatabase, browser,
+    DbKind, TEST_ADMIN_TOKEN, TEST_AES_KEY, TEST_APP_ID, TEST_APP_SECRET, TEST_MP_APP_ID, TEST_MP_APP_SECRET,
+    TEST_PUSH_TOKEN, TestDatabase, browser,
     eventually, eventually_within, free_port, is_ci, postgres_admin_url, spawn_sim,
 };
 
@@ -24,6 +25,8 @@ pub fn test_settings_with(db_url: &str, sim: &SimServer, set: &[(&str, &str)], u
         ("WXKIT__SERVER__ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ("WXKIT__WECHAT__APP_ID".to_owned(), TEST_APP_ID.to_owned()),
         ("WXKIT__WECHAT__APP_SECRET".to_owned(), TEST_APP_SECRET.to_owned()),
+        ("WXKIT__MINIPROGRAM__APP_ID".to_owned(), TEST_MP_APP_ID.to_owned()),
+        ("WXKIT__MINIPROGRAM__APP_SECRET".to_owned(), TEST_MP_APP_SECRET.to_owned()),
         ("WXKIT__WECHAT__API_BASE_URL".to_owned(), sim.base_url()),
         ("WXKIT__WECHAT__OPEN_BASE_URL".to_owned(), sim.base_url()),
         ("WXKIT__DATABASE__POOL_SIZE".to_owned(), "8".to_owned()),
@@ -183,6 +186,8 @@ pub fn server_env(db_url: &str, sim: &SimServer, port: u16) -> Vec<(String, Stri
         ("WXKIT__SERVER__ADDR".into(), format!("127.0.0.1:{port}")),
         ("WXKIT__WECHAT__APP_ID".into(), TEST_APP_ID.into()),
         ("WXKIT__WECHAT__APP_SECRET".into(), TEST_APP_SECRET.into()),
+        ("WXKIT__MINIPROGRAM__APP_ID".into(), TEST_MP_APP_ID.into()),
+        ("WXKIT__MINIPROGRAM__APP_SECRET".into(), TEST_MP_APP_SECRET.into()),
         ("WXKIT__WECHAT__API_BASE_URL".into(), sim.base_url()),
         ("WXKIT__WECHAT__OPEN_BASE_URL".into(), sim.base_url()),
         ("WXKIT__DATABASE__POOL_SIZE".into(), "8".into()),

@@ -273,9 +273,17 @@ fn start_throwaway_cluster() -> Option<String> {
     can_connect(&url).then_some(url)
 }
 
-/// Starts a simulator on port 0 with the test app registered.
+/// The mini program registered in every test simulator.
+pub const TEST_MP_APP_ID: &str = "wxtestmp00000001";
+/// Its secret (a test value).
+pub const TEST_MP_APP_SECRET: &str = "test-mp-secret-0123456789abcdef0";
+
+/// Starts a simulator on port 0 with the test official account and mini program registered.
 pub async fn spawn_sim() -> SimServer {
-    SimServer::start("127.0.0.1:0", &[(TEST_APP_ID, TEST_APP_SECRET)])
+    SimServer::start(
+        "127.0.0.1:0",
+        &[(TEST_APP_ID, TEST_APP_SECRET), (TEST_MP_APP_ID, TEST_MP_APP_SECRET)],
+    )
         .await
         .expect("simulator starts")
 }
