@@ -59,3 +59,104 @@ async fn the_sandbox_demo_redeems_a_coupon_in_a_real_browser() {
     assert_eq!(status, json!("redeemed"));
     customer.quit().await;
 }
+
+/// Polls `script` in `session` until it returns something other than null/false (up to 15 s).
+async fn wait_for(session: &wxkit_testkit::browser::Session<'_>, what: &str, script: &str) -> Value {
+    for _ in 0..150 {
+        let v = session.script(script).await;
+        if !(v.is_null() || v == json!(false)) {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what} on {}", session.url().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scanning_a_mini_program_code_logs_the_website_in_in_a_real_browser() {
+    let Some(driver) = Driver::start().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![
+        (
+            "DATABASE_URL".to_owned(),
+            format!("sqlite://{}", dir.path().join("demo.db").display()),
+        ),
+        ("WXKIT__SERVER__ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("WXKIT__SERVER__MODE".to_owned(), "sandbox".to_owned()),
+    ];
+    let app = Application::build(Settings::load_from(None, env).unwrap())
+        .await
+        .unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+
+    // The website: the sandbox's start page links to the login page, which shows a mini-program code.
+    let website = driver.session().await;
+    website.goto(&format!("{base}/")).await;
+    website.click("#login-link").await;
+    let src = wait_for(
+        &website,
+        "the login code",
+        "const i = document.getElementById('qr'); return i.complete && i.naturalWidth > 0 ? i.src : null;",
+    )
+    .await;
+    assert_eq!(
+        wait_for(
+            &website,
+            "the waiting state",
+            "return document.getElementById('status').dataset.state === 'waiting';"
+        )
+        .await,
+        json!(true)
+    );
+    // What the phone's camera reads from the code: the (simulated) mini program's page for this scene.
+    let png = reqwest::get(src.as_str().unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let phone_url = wxkit_testkit::decode_qr(&png);
+    assert!(phone_url.contains("/_sim/wxa/open?"), "{phone_url}");
+
+    // The phone (another browser): pick who you are; the mini program logs in and reports the scan.
+    let phone = driver.session().await;
+    phone.goto(&phone_url).await;
+    phone.click("button[data-openid='o-mp-demo-customer']").await;
+    assert!(phone.text("#who").await.contains("顾客小李"));
+    // The website shows who scanned, before anything is confirmed.
+    let scanned = wait_for(
+        &website,
+        "the scanned state",
+        "const s = document.getElementById('status'); return s.dataset.state === 'scanned' ? s.textContent : null;",
+    )
+    .await;
+    assert!(scanned.as_str().unwrap().contains("顾客小李"), "{scanned}");
+    assert!(website.url().await.ends_with("/login"));
+
+    // Confirm on the phone: the website logs in at once and lands on the account page showing that user.
+    phone.click("#confirm").await;
+    assert!(phone.text("#done").await.contains("已在网站上登录"));
+    wait_for(
+        &website,
+        "the account page",
+        "return location.pathname === '/account' && document.getElementById('nickname') !== null;",
+    )
+    .await;
+    assert!(website.text("#nickname").await.contains("顾客小李"));
+    // Known to us through the mini program (the official account has not seen this person log in yet).
+    assert_eq!(website.text("#openid").await, "o-mp-demo-customer");
+    phone.quit().await;
+
+    // Logging out from the account page ends the session: /account sends the browser back to /login.
+    website.click("#logout").await;
+    wait_for(&website, "the login page", "return location.pathname === '/login';").await;
+    website.goto(&format!("{base}/account")).await;
+    wait_for(
+        &website,
+        "the redirect to login",
+        "return location.pathname === '/login';",
+    )
+    .await;
+    website.quit().await;
+}

@@ -102,7 +102,11 @@ async fn h5_login_returns_to_the_page_and_logout_revokes_the_session(kind: DbKin
     // userinfo scope: the profile comes along.
     let back = web_login(&app, &http, "return=/account%3Ftab%3D2&scope=userinfo", "o-web-1").await;
     assert_eq!(back.status(), 302);
-    assert_eq!(back.headers()["location"], "/account?tab=2", "back where the user started");
+    assert_eq!(
+        back.headers()["location"],
+        "/account?tab=2",
+        "back where the user started"
+    );
     let raw = back
         .headers()
         .get_all("set-cookie")
@@ -151,7 +155,11 @@ async fn h5_login_returns_to_the_page_and_logout_revokes_the_session(kind: DbKin
     assert_eq!(out.headers()["location"], "/");
     // The cookie a thief copied earlier is worthless now: the session was revoked on the server.
     let (s, b) = me(&app, Some(&cookie), None).await;
-    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (401, Some("unauthorized")), "{b}");
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (401, Some("unauthorized")),
+        "{b}"
+    );
 
     // The page's own form token also works (no Origin header, as some WebViews send).
     let again = web_login(&app, &http, "return=/account", "o-web-1").await;
@@ -185,7 +193,11 @@ async fn h5_login_returns_to_the_page_and_logout_revokes_the_session(kind: DbKin
     assert_eq!(me(&app, Some(&cookie), None).await.0, 401);
 
     // Only same-site return paths; only the two scopes.
-    for bad in ["return=//evil.example/x", "return=https://evil.example/", "scope=snsapi_login"] {
+    for bad in [
+        "return=//evil.example/x",
+        "return=https://evil.example/",
+        "scope=snsapi_login",
+    ] {
         let r = http
             .get(format!("{}/auth/wechat?{bad}", app.address))
             .send()
@@ -239,18 +251,29 @@ async fn miniprogram_login_phone_profile_and_refused_codes(kind: DbKind) {
     assert_eq!(b["user"]["mini_openid"], "o-mp-1");
     let text = b.to_string();
     let session_key = app.sim.handle().session_key(TEST_MP_APP_ID, "o-mp-1").unwrap();
-    assert!(!text.contains(&session_key), "the session_key never leaves the server: {text}");
+    assert!(
+        !text.contains(&session_key),
+        "the session_key never leaves the server: {text}"
+    );
     assert!(!text.contains("session_key"), "{text}");
     // The same code again: WeChat says it was used, and the client is told so, with WeChat's errcode.
     let (s, b) = mp_post(&app, "/miniprogram/login", None, json!({"code": code})).await;
     assert_eq!(
-        (s.as_u16(), b["error"]["code"].as_str(), b["error"]["wechat_errcode"].as_i64()),
+        (
+            s.as_u16(),
+            b["error"]["code"].as_str(),
+            b["error"]["wechat_errcode"].as_i64()
+        ),
         (400, Some("code_used"), Some(40163)),
         "{b}"
     );
     let (s, b) = mp_post(&app, "/miniprogram/login", None, json!({"code": "nonsense"})).await;
     assert_eq!(
-        (s.as_u16(), b["error"]["code"].as_str(), b["error"]["wechat_errcode"].as_i64()),
+        (
+            s.as_u16(),
+            b["error"]["code"].as_str(),
+            b["error"]["wechat_errcode"].as_i64()
+        ),
         (400, Some("invalid_code"), Some(40029)),
         "{b}"
     );
@@ -267,7 +290,11 @@ async fn miniprogram_login_phone_profile_and_refused_codes(kind: DbKind) {
     let (s, b) = mp_post(&app, "/miniprogram/phone", None, json!({"code": phone_code})).await;
     assert_eq!(s, 401, "no token: {b}");
     let (s, b) = mp_post(&app, "/miniprogram/phone", Some(&token), json!({"code": phone_code})).await;
-    assert_eq!((s.as_u16(), b["user"]["phone"].as_str()), (200, Some("13912345678")), "{b}");
+    assert_eq!(
+        (s.as_u16(), b["user"]["phone"].as_str()),
+        (200, Some("13912345678")),
+        "{b}"
+    );
     let (s, b) = mp_post(&app, "/miniprogram/phone", Some(&token), json!({"code": phone_code})).await;
     assert_eq!(
         (s.as_u16(), b["error"]["wechat_errcode"].as_i64()),
@@ -277,7 +304,11 @@ async fn miniprogram_login_phone_profile_and_refused_codes(kind: DbKind) {
     // Another user's phone code is not this user's phone (WeChat checks the openid we pass).
     let other = app.sim.handle().issue_phone_code(TEST_MP_APP_ID, "o-mp-2").unwrap();
     let (s, b) = mp_post(&app, "/miniprogram/phone", Some(&token), json!({"code": other})).await;
-    assert_eq!((s.as_u16(), b["error"]["wechat_errcode"].as_i64()), (400, Some(40003)), "{b}");
+    assert_eq!(
+        (s.as_u16(), b["error"]["wechat_errcode"].as_i64()),
+        (400, Some(40003)),
+        "{b}"
+    );
 
     // Profile through the older encryptedData route.
     let encrypted: Value = reqwest::Client::new()
@@ -298,7 +329,10 @@ async fn miniprogram_login_phone_profile_and_refused_codes(kind: DbKind) {
     )
     .await;
     assert_eq!(s, 200, "{b}");
-    assert_eq!((b["user"]["nickname"].as_str(), b["user"]["unionid"].as_str()), (Some("阿明"), Some("u-mp-1")));
+    assert_eq!(
+        (b["user"]["nickname"].as_str(), b["user"]["unionid"].as_str()),
+        (Some("阿明"), Some("u-mp-1"))
+    );
     // Tampered ciphertext: refused, nothing changed.
     let mut bad = encrypted["encryptedData"].as_str().unwrap().to_owned();
     bad.replace_range(0..4, "AAAA");
@@ -309,7 +343,11 @@ async fn miniprogram_login_phone_profile_and_refused_codes(kind: DbKind) {
         json!({"encrypted_data": bad, "iv": encrypted["iv"]}),
     )
     .await;
-    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (400, Some("invalid_data")), "{b}");
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (400, Some("invalid_data")),
+        "{b}"
+    );
 
     // WeChat down: a 503 with a retry hint, never a 500.
     app.sim.handle().inject(wechat_sim::Fault {
@@ -330,7 +368,11 @@ async fn miniprogram_login_phone_profile_and_refused_codes(kind: DbKind) {
         .unwrap();
     assert!(r.headers().contains_key("retry-after"));
     let (s, b) = body(r).await;
-    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (503, Some("wechat_unavailable")), "{b}");
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (503, Some("wechat_unavailable")),
+        "{b}"
+    );
 }
 
 async fn a_unionid_links_the_web_and_mini_program_logins(kind: DbKind) {
@@ -416,7 +458,11 @@ async fn the_scene_lifecycle_over_the_websocket(kind: DbKind) {
     h.add_user(sim_user(TEST_MP_APP_ID, "o-mp-scan", "扫码人", None));
     let scene = new_scene(&app).await;
     let name = scene["scene"].as_str().unwrap().to_owned();
-    assert_eq!(name.len(), 32, "128 random bits, within WeChat's 32-character scene rule");
+    assert_eq!(
+        name.len(),
+        32,
+        "128 random bits, within WeChat's 32-character scene rule"
+    );
     assert!(name.chars().all(|c| c.is_ascii_hexdigit()));
     assert!(scene["expires_at"].as_str().unwrap().ends_with('Z'));
     let ws_url = scene["ws_url"].as_str().unwrap().to_owned();
@@ -437,7 +483,11 @@ async fn the_scene_lifecycle_over_the_websocket(kind: DbKind) {
     let (token, _) = mp_login(&app, "o-mp-scan").await;
     // Confirming before scanning is refused.
     let (s, b) = mp_post(&app, &format!("/login/scenes/{name}/confirm"), Some(&token), json!({})).await;
-    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (409, Some("not_scanned")), "{b}");
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (409, Some("not_scanned")),
+        "{b}"
+    );
     let (s, b) = mp_post(&app, &format!("/login/scenes/{name}/scan"), Some(&token), json!({})).await;
     assert_eq!(s, 200, "{b}");
     let scanned = browser.next().await;
@@ -450,20 +500,31 @@ async fn the_scene_lifecycle_over_the_websocket(kind: DbKind) {
     // Someone else cannot take over a scanned scene.
     let (other, _) = mp_login(&app, "o-mp-other").await;
     let (s, b) = mp_post(&app, &format!("/login/scenes/{name}/scan"), Some(&other), json!({})).await;
-    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (409, Some("scanned_by_another")), "{b}");
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (409, Some("scanned_by_another")),
+        "{b}"
+    );
 
     let (s, _) = mp_post(&app, &format!("/login/scenes/{name}/confirm"), Some(&token), json!({})).await;
     assert_eq!(s, 200);
     let confirmed = browser.next().await;
     assert_eq!(confirmed["event"], "confirmed", "{confirmed}");
     let ticket = confirmed["ticket"].as_str().unwrap().to_owned();
-    assert!(!confirmed.to_string().contains("wxkit_session"), "the session never travels over the socket");
+    assert!(
+        !confirmed.to_string().contains("wxkit_session"),
+        "the session never travels over the socket"
+    );
     assert!(browser.closed().await, "the socket closes after the final event");
 
     // Already confirmed: 409 for confirm and scan alike.
     for action in ["confirm", "scan", "cancel"] {
         let (s, b) = mp_post(&app, &format!("/login/scenes/{name}/{action}"), Some(&token), json!({})).await;
-        assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (409, Some("already_confirmed")), "{action}: {b}");
+        assert_eq!(
+            (s.as_u16(), b["error"]["code"].as_str()),
+            (409, Some("already_confirmed")),
+            "{action}: {b}"
+        );
     }
 
     // The ticket buys the session cookie, once.
@@ -477,9 +538,15 @@ async fn the_scene_lifecycle_over_the_websocket(kind: DbKind) {
     assert_eq!(r.status(), 200);
     let cookie = session_cookie(&r);
     let (_, b) = body(r).await;
-    assert_eq!((b["return"].as_str(), b["user"]["mini_openid"].as_str()), (Some("/account"), Some("o-mp-scan")));
+    assert_eq!(
+        (b["return"].as_str(), b["user"]["mini_openid"].as_str()),
+        (Some("/account"), Some("o-mp-scan"))
+    );
     let (s, b) = me(&app, Some(&cookie), None).await;
-    assert_eq!((s.as_u16(), b["user"]["mini_openid"].as_str()), (200, Some("o-mp-scan")));
+    assert_eq!(
+        (s.as_u16(), b["user"]["mini_openid"].as_str()),
+        (200, Some("o-mp-scan"))
+    );
     let (s, b) = body(
         app.http
             .post(format!("{}/auth/ticket", app.address))
@@ -489,11 +556,19 @@ async fn the_scene_lifecycle_over_the_websocket(kind: DbKind) {
             .unwrap(),
     )
     .await;
-    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (400, Some("invalid_ticket")), "ticket reuse: {b}");
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (400, Some("invalid_ticket")),
+        "ticket reuse: {b}"
+    );
     // A socket that connects after the ticket was used learns it was used, and gets no new ticket.
     let mut after = Watcher::connect(&ws_url, &app.address).await.unwrap();
     let event = after.next().await;
-    assert_eq!((event["event"].as_str(), event["used"].as_bool()), (Some("confirmed"), Some(true)), "{event}");
+    assert_eq!(
+        (event["event"].as_str(), event["used"].as_bool()),
+        (Some("confirmed"), Some(true)),
+        "{event}"
+    );
     assert!(event.get("ticket").is_none());
 }
 
@@ -501,14 +576,30 @@ async fn scenes_expire_cancel_and_refuse_strangers(kind: DbKind) {
     let Some(app) = spawn_app(kind).await else { return };
     let (token, _) = mp_login(&app, "o-mp-x").await;
     // Unknown scene: 404; no token: 401.
-    let (s, _) = mp_post(&app, "/login/scenes/0123456789abcdef0123456789abcdef/scan", Some(&token), json!({})).await;
+    let (s, _) = mp_post(
+        &app,
+        "/login/scenes/0123456789abcdef0123456789abcdef/scan",
+        Some(&token),
+        json!({}),
+    )
+    .await;
     assert_eq!(s, 404);
     let scene = new_scene(&app).await;
     let name = scene["scene"].as_str().unwrap().to_owned();
     let ws_url = scene["ws_url"].as_str().unwrap().to_owned();
     let (s, b) = mp_post(&app, &format!("/login/scenes/{name}/scan"), None, json!({})).await;
-    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (401, Some("unauthorized")), "{b}");
-    let (s, _) = mp_post(&app, &format!("/login/scenes/{name}/scan"), Some("forged-token"), json!({})).await;
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (401, Some("unauthorized")),
+        "{b}"
+    );
+    let (s, _) = mp_post(
+        &app,
+        &format!("/login/scenes/{name}/scan"),
+        Some("forged-token"),
+        json!({}),
+    )
+    .await;
     assert_eq!(s, 401);
     // A page on another site cannot watch the scene; nor can anyone without the watch key (say, from a photo of
     // the QR code, which carries the scene alone).
@@ -541,14 +632,22 @@ async fn scenes_expire_cancel_and_refuse_strangers(kind: DbKind) {
     assert_eq!(s, 200);
     assert_eq!(browser.next().await["event"], "cancelled");
     let (s, b) = mp_post(&app, &format!("/login/scenes/{name}/confirm"), Some(&token), json!({})).await;
-    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (409, Some("cancelled")), "{b}");
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (409, Some("cancelled")),
+        "{b}"
+    );
 
     // Expiry (default 120 s): scanning an expired scene is 410, its socket says expired, its code is gone.
     let scene = new_scene(&app).await;
     let name = scene["scene"].as_str().unwrap().to_owned();
     app.clock.advance_secs(121);
     let (s, b) = mp_post(&app, &format!("/login/scenes/{name}/scan"), Some(&token), json!({})).await;
-    assert_eq!((s.as_u16(), b["error"]["code"].as_str()), (410, Some("scene_expired")), "{b}");
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (410, Some("scene_expired")),
+        "{b}"
+    );
     let mut browser = Watcher::connect(scene["ws_url"].as_str().unwrap(), &app.address)
         .await
         .unwrap();
@@ -584,10 +683,11 @@ async fn scenes_expire_cancel_and_refuse_strangers(kind: DbKind) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_fan_scene_events_out_over_postgres() {
-    let Some(app) = spawn_app(DbKind::Postgres).await else { return };
+    let Some(app) = spawn_app(DbKind::Postgres).await else {
+        return;
+    };
     // A second instance on the same database and simulator.
-    let (second, _) =
-        wxkit_e2e::start_server_with(wxkit_e2e::test_settings(&app.db.url, &app.sim)).await;
+    let (second, _) = wxkit_e2e::start_server_with(wxkit_e2e::test_settings(&app.db.url, &app.sim)).await;
     let scene = new_scene(&app).await;
     let name = scene["scene"].as_str().unwrap().to_owned();
     // The browser's socket is on the first instance...

@@ -8,7 +8,7 @@ use wechat_oauth::miniprogram::{DataError, MiniProgramClient, SessionKey, WxaCod
 use wechat_oauth::state::{MemoryStateStore, StateError, StateSigner};
 use wechat_oauth::web::{Lang, OAuthClient, RefreshToken, Scope, Sex};
 use wechat_sim::{SimServer, SimUser};
-use wxkit_testkit::{TEST_APP_ID, TEST_APP_SECRET, spawn_sim};
+use wxkit_testkit::{TEST_APP_ID, TEST_APP_SECRET, decode_qr, spawn_sim};
 
 fn core(sim: &SimServer) -> WechatClient {
     WechatClient::with_default_transport()
@@ -429,23 +429,6 @@ async fn mini_program_login_errors() {
 }
 
 /// Decodes a PNG QR image to its text.
-fn decode_qr(png_bytes: &[u8]) -> String {
-    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
-    decoder.set_transformations(png::Transformations::normalize_to_color8());
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let frame = reader.next_frame(&mut buf).unwrap();
-    let (w, h) = (frame.width as usize, frame.height as usize);
-    let channels = frame.color_type.samples();
-    let gray: Vec<u8> = buf[..frame.buffer_size()]
-        .chunks_exact(channels)
-        .map(|p| p[0])
-        .collect();
-    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| gray[y * w + x]);
-    let grids = img.detect_grids();
-    grids[0].decode().unwrap().1
-}
-
 #[tokio::test]
 async fn unlimited_mini_program_codes_are_real_qr_images_and_errors_are_typed() {
     let sim = spawn_sim().await;

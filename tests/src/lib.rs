@@ -9,8 +9,8 @@ use wxkit::configuration::Settings;
 use wxkit::startup::Application;
 pub use wxkit_testkit::{
     DbKind, TEST_ADMIN_TOKEN, TEST_AES_KEY, TEST_APP_ID, TEST_APP_SECRET, TEST_MP_APP_ID, TEST_MP_APP_SECRET,
-    TEST_PUSH_TOKEN, TestDatabase, browser,
-    eventually, eventually_within, free_port, is_ci, postgres_admin_url, spawn_sim,
+    TEST_PUSH_TOKEN, TestDatabase, browser, eventually, eventually_within, free_port, is_ci, postgres_admin_url,
+    spawn_sim,
 };
 
 /// Settings for a test server: port 0, the given database, WeChat pointed at `sim`.
@@ -26,7 +26,10 @@ pub fn test_settings_with(db_url: &str, sim: &SimServer, set: &[(&str, &str)], u
         ("WXKIT__WECHAT__APP_ID".to_owned(), TEST_APP_ID.to_owned()),
         ("WXKIT__WECHAT__APP_SECRET".to_owned(), TEST_APP_SECRET.to_owned()),
         ("WXKIT__MINIPROGRAM__APP_ID".to_owned(), TEST_MP_APP_ID.to_owned()),
-        ("WXKIT__MINIPROGRAM__APP_SECRET".to_owned(), TEST_MP_APP_SECRET.to_owned()),
+        (
+            "WXKIT__MINIPROGRAM__APP_SECRET".to_owned(),
+            TEST_MP_APP_SECRET.to_owned(),
+        ),
         ("WXKIT__WECHAT__API_BASE_URL".to_owned(), sim.base_url()),
         ("WXKIT__WECHAT__OPEN_BASE_URL".to_owned(), sim.base_url()),
         ("WXKIT__DATABASE__POOL_SIZE".to_owned(), "8".to_owned()),

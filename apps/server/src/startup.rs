@@ -1,8 +1,8 @@
 //! Building and running the application: database, WeChat clients (or the sandbox simulator), HTTP server.
 
+use crate::configuration::Settings;
 #[cfg(feature = "sandbox")]
 use crate::configuration::{SANDBOX_APP_ID, SANDBOX_MP_APP_ID};
-use crate::configuration::Settings;
 use crate::db::token_store::DbTokenStore;
 use crate::db::{self, Backend, DbError, DbPool};
 use crate::features;
@@ -213,11 +213,11 @@ impl Application {
                         (SANDBOX_MP_APP_ID, sandbox_mp_secret.secret()),
                     ],
                 )
-                    .await
-                    .map_err(|source| StartupError::Bind {
-                        addr: "127.0.0.1:0 (sandbox simulator)".into(),
-                        source,
-                    })?;
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: "127.0.0.1:0 (sandbox simulator)".into(),
+                    source,
+                })?;
                 let endpoints = Endpoints::single(&sim.base_url())?;
                 tracing::info!(simulator = %sim.base_url(), app_id = SANDBOX_APP_ID, "sandbox mode: using the bundled WeChat simulator");
                 (Some(sim), endpoints, AppId::new(SANDBOX_APP_ID), secret)

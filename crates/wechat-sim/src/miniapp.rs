@@ -96,10 +96,7 @@ async fn call(
     } else {
         let message = value["error"]["message"].as_str().unwrap_or("no message");
         let code = value["error"]["code"].as_str().unwrap_or("error");
-        Err(error_page(
-            i64::from(status.as_u16()),
-            &format!("{code}: {message}"),
-        ))
+        Err(error_page(i64::from(status.as_u16()), &format!("{code}: {message}")))
     }
 }
 
@@ -227,7 +224,11 @@ async fn decide(form: web::Form<DecideForm>, sim: web::Data<SimHandle>) -> HttpR
     render(&DonePage {
         title: "完成 · Done",
         outcome: action,
-        zh: if confirm { "已在网站上登录" } else { "已取消登录" },
+        zh: if confirm {
+            "已在网站上登录"
+        } else {
+            "已取消登录"
+        },
         en: if confirm {
             "You are logged in on the website."
         } else {

@@ -284,8 +284,8 @@ pub async fn spawn_sim() -> SimServer {
         "127.0.0.1:0",
         &[(TEST_APP_ID, TEST_APP_SECRET), (TEST_MP_APP_ID, TEST_MP_APP_SECRET)],
     )
-        .await
-        .expect("simulator starts")
+    .await
+    .expect("simulator starts")
 }
 
 /// Waits until `check` holds (polling every 20 ms for up to `timeout`), or panics naming `what`.
@@ -314,6 +314,29 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// The text of the (first) QR code in a PNG image: tests read what a phone would scan.
+pub fn decode_qr(png_bytes: &[u8]) -> String {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size().expect("a sized image")];
+    let frame = reader.next_frame(&mut buf).expect("a frame");
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let channels = frame.color_type.samples();
+    let gray: Vec<u8> = buf[..frame.buffer_size()]
+        .chunks_exact(channels)
+        .map(|p| p[0])
+        .collect();
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| gray[y * w + x]);
+    let grids = img.detect_grids();
+    grids
+        .first()
+        .expect("a QR code in the image")
+        .decode()
+        .expect("a readable QR code")
+        .1
 }
 
 /// Whether this run is CI (`CI=true`), where nothing may be skipped.

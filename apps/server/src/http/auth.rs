@@ -223,7 +223,9 @@ impl actix_web::FromRequest for AnySession {
                     Some((s, _)) => Ok(AnySession(s)),
                     None => {
                         state.auth_limiter.failed(&req);
-                        Err(unauthorized("the bearer token is unknown, expired or revoked: log in again"))
+                        Err(unauthorized(
+                            "the bearer token is unknown, expired or revoked: log in again",
+                        ))
                     }
                 };
             }
@@ -283,7 +285,9 @@ impl actix_web::FromRequest for MiniProgramSession {
                 }),
                 None => {
                     state.auth_limiter.failed(&req);
-                    Err(unauthorized("the bearer token is unknown, expired or revoked: log in again"))
+                    Err(unauthorized(
+                        "the bearer token is unknown, expired or revoked: log in again",
+                    ))
                 }
             }
         })

@@ -92,11 +92,7 @@ fn find_by_identity(conn: &mut DbConnection, who: Identity<'_>) -> Result<Option
 
 /// Finds a user by id.
 pub fn user_by_id(conn: &mut DbConnection, id: i64) -> Result<Option<User>, DbError> {
-    Ok(users::table
-        .select(User::as_select())
-        .find(id)
-        .first(conn)
-        .optional()?)
+    Ok(users::table.select(User::as_select()).find(id).first(conn).optional()?)
 }
 
 /// Records a login: finds the user by the openid, else by the unionid (linking this openid to the person WeChat
@@ -196,7 +192,13 @@ pub fn upsert_login(conn: &mut DbConnection, who: Identity<'_>, profile: &Profil
 }
 
 /// Stores a verified phone number.
-pub fn set_phone(conn: &mut DbConnection, user_id: i64, phone: &str, country_code: &str, now: i64) -> Result<User, DbError> {
+pub fn set_phone(
+    conn: &mut DbConnection,
+    user_id: i64,
+    phone: &str,
+    country_code: &str,
+    now: i64,
+) -> Result<User, DbError> {
     diesel::update(users::table.find(user_id))
         .set((
             users::phone.eq(phone),
@@ -326,10 +328,12 @@ pub fn set_session_key(conn: &mut DbConnection, id: i64, session_key: &str) -> R
 
 /// Revokes a session for good; true if it was live.
 pub fn revoke_session(conn: &mut DbConnection, id: i64, now: i64) -> Result<bool, DbError> {
-    Ok(diesel::update(sessions::table.find(id).filter(sessions::revoked_at.is_null()))
-        .set(sessions::revoked_at.eq(now))
-        .execute(conn)?
-        == 1)
+    Ok(
+        diesel::update(sessions::table.find(id).filter(sessions::revoked_at.is_null()))
+            .set(sessions::revoked_at.eq(now))
+            .execute(conn)?
+            == 1,
+    )
 }
 
 /// Forgets sessions that ended more than a day ago (housekeeping).

@@ -236,7 +236,11 @@ pub async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     // With snsapi_userinfo the user agreed to share their nickname and avatar: fetch them now (a failure here
     // costs the profile, not the login).
     if token.has_userinfo_scope() {
-        match state.oauth.user_info(&token.access_token, &token.openid, Lang::ZhCn).await {
+        match state
+            .oauth
+            .user_info(&token.access_token, &token.openid, Lang::ZhCn)
+            .await
+        {
             Ok(info) => {
                 profile.nickname = Some(info.nickname).filter(|n| !n.is_empty());
                 profile.avatar_url = Some(info.headimgurl).filter(|a| !a.is_empty());

@@ -89,7 +89,11 @@ pub fn wechat_error(e: &wechat_oauth::Error) -> ApiError {
         }
         e => {
             tracing::error!(error = %e, "WeChat refused a login call");
-            ApiError::new(StatusCode::BAD_GATEWAY, "wechat_error", format!("WeChat refused the call: {e}"))
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "wechat_error",
+                format!("WeChat refused the call: {e}"),
+            )
         }
     }
     .with_wechat_errcode(errcode)
@@ -108,7 +112,11 @@ pub async fn record_login(state: &AppState, who: Identity<'_>, profile: Profile)
     };
     let now = state.clock.now_ms();
     db::blocking(&state.db, move |conn| {
-        let identity = if who.0 { Identity::Web(&who.1) } else { Identity::Mini(&who.1) };
+        let identity = if who.0 {
+            Identity::Web(&who.1)
+        } else {
+            Identity::Mini(&who.1)
+        };
         repo::upsert_login(conn, identity, &profile, now)
     })
     .await
@@ -164,9 +172,11 @@ pub async fn live_session(
 ) -> Result<Option<(Session, Option<String>)>, ApiError> {
     let token_hash = sha256_hex(secret);
     let now_secs = state.clock.now_ms() / 1000;
-    let row = db::blocking(&state.db, move |conn| repo::live_session(conn, &token_hash, kind, now_secs))
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?;
+    let row = db::blocking(&state.db, move |conn| {
+        repo::live_session(conn, &token_hash, kind, now_secs)
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(&e))?;
     Ok(row.map(|r| {
         (
             Session {

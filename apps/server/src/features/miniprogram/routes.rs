@@ -41,12 +41,12 @@ pub async fn login(state: web::Data<AppState>, body: ApiJson<CodeBody>) -> Resul
     let mp = client(&state)?;
     let code = body.into_inner().code;
     if code.is_empty() || code.len() > 512 {
-        return Err(ApiError::bad_request("invalid_code", "code must be 1 to 512 characters"));
+        return Err(ApiError::bad_request(
+            "invalid_code",
+            "code must be 1 to 512 characters",
+        ));
     }
-    let wx = mp
-        .code_to_session(&code)
-        .await
-        .map_err(|e| service::wechat_error(&e))?;
+    let wx = mp.code_to_session(&code).await.map_err(|e| service::wechat_error(&e))?;
     let openid = wx.openid.as_str().to_owned();
     let user = service::record_login(
         &state,

@@ -32,9 +32,24 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
     // Each person has an openid per app and one unionid (the apps share an Open Platform account), so logging in
     // through the mini program finds the person the official account knows.
     for (openid, mp_openid, nickname, unionid) in [
-        (DEMO_STAFF_OPENID, "o-mp-demo-staff", "店员小王 Staff Wang", "u-demo-staff"),
-        (DEMO_CUSTOMER_OPENID, "o-mp-demo-customer", "顾客小李 Customer Li", "u-demo-customer"),
-        (DEMO_VISITOR_OPENID, "o-mp-demo-visitor", "路人 Passer-by", "u-demo-visitor"),
+        (
+            DEMO_STAFF_OPENID,
+            "o-mp-demo-staff",
+            "店员小王 Staff Wang",
+            "u-demo-staff",
+        ),
+        (
+            DEMO_CUSTOMER_OPENID,
+            "o-mp-demo-customer",
+            "顾客小李 Customer Li",
+            "u-demo-customer",
+        ),
+        (
+            DEMO_VISITOR_OPENID,
+            "o-mp-demo-visitor",
+            "路人 Passer-by",
+            "u-demo-visitor",
+        ),
     ] {
         sim.handle().add_user(SimUser {
             unionid: Some(unionid.into()),

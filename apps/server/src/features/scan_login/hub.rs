@@ -59,7 +59,12 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         drop(self.rx.take());
-        let mut scenes = self.hub.inner.scenes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut scenes = self
+            .hub
+            .inner
+            .scenes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if scenes.get(&self.scene).is_some_and(|tx| tx.receiver_count() == 0) {
             scenes.remove(&self.scene);
         }
@@ -94,7 +99,10 @@ impl LoginHub {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<Signal>>> {
-        self.inner.scenes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .scenes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Starts watching `scene`.
@@ -218,8 +226,14 @@ mod tests {
         assert_eq!(hub.watched(), 1);
         hub.deliver("s1", Arc::from("{\"event\":\"scanned\"}"));
         hub.deliver("other", Arc::from("x"));
-        assert_eq!(a.next().await, Some(Signal::Event(Arc::from("{\"event\":\"scanned\"}"))));
-        assert_eq!(b.next().await, Some(Signal::Event(Arc::from("{\"event\":\"scanned\"}"))));
+        assert_eq!(
+            a.next().await,
+            Some(Signal::Event(Arc::from("{\"event\":\"scanned\"}")))
+        );
+        assert_eq!(
+            b.next().await,
+            Some(Signal::Event(Arc::from("{\"event\":\"scanned\"}")))
+        );
         drop(a);
         assert_eq!(hub.watched(), 1);
         drop(b);

@@ -70,13 +70,9 @@ pub fn png(conn: &mut DbConnection, scene: &str) -> Result<Option<Option<Vec<u8>
 
 /// Keeps the mini-program code fetched for the scene (the first one stored wins).
 pub fn store_png(conn: &mut DbConnection, scene: &str, png: &[u8]) -> Result<(), DbError> {
-    diesel::update(
-        login_scenes::table
-            .find(scene)
-            .filter(login_scenes::qr_png.is_null()),
-    )
-    .set(login_scenes::qr_png.eq(png))
-    .execute(conn)?;
+    diesel::update(login_scenes::table.find(scene).filter(login_scenes::qr_png.is_null()))
+        .set(login_scenes::qr_png.eq(png))
+        .execute(conn)?;
     Ok(())
 }
 

@@ -93,10 +93,7 @@ pub async fn qr(path: web::Path<String>, state: web::Data<AppState>) -> Result<H
             let request = wechat_oauth::miniprogram::WxaCodeRequest::new(&scene)
                 .and_then(|r| r.page(&state.settings.login.mp_page))
                 .map_err(|e| ApiError::internal(&e))?;
-            let code = mp
-                .unlimited_code(&request)
-                .await
-                .map_err(|e| auth::wechat_error(&e))?;
+            let code = mp.unlimited_code(&request).await.map_err(|e| auth::wechat_error(&e))?;
             let png = code.bytes;
             let (s, p) = (scene.clone(), png.clone());
             if let Err(e) = db::blocking(&state.db, move |conn| super::repo::store_png(conn, &s, &p)).await {
@@ -106,7 +103,11 @@ pub async fn qr(path: web::Path<String>, state: web::Data<AppState>) -> Result<H
         }
     };
     // WeChat answers PNG or JPEG; the bytes say which.
-    let content_type = if png.starts_with(&[0xFF, 0xD8]) { "image/jpeg" } else { "image/png" };
+    let content_type = if png.starts_with(&[0xFF, 0xD8]) {
+        "image/jpeg"
+    } else {
+        "image/png"
+    };
     Ok(HttpResponse::Ok()
         .content_type(content_type)
         .insert_header(("Cache-Control", "private, max-age=300"))
@@ -241,11 +242,7 @@ pub struct LoginQuery {
 
 /// `GET /login?return=/path`: the website's login page — a mini-program code to scan with WeChat, its live status,
 /// a fresh code when one expires, and off to `return` once confirmed. Already logged in: straight to `return`.
-pub async fn login_page(
-    req: HttpRequest,
-    WebSession(session): WebSession,
-    state: web::Data<AppState>,
-) -> HttpResponse {
+pub async fn login_page(req: HttpRequest, WebSession(session): WebSession, state: web::Data<AppState>) -> HttpResponse {
     let _ = &state;
     let q = web::Query::<LoginQuery>::from_query(req.query_string()).ok();
     let return_path = q

@@ -39,9 +39,11 @@ pub async fn create(state: &AppState, return_path: &str) -> Result<NewScene, Api
     let now = state.clock.now_ms();
     let expires_at = now / 1000 + i64::from(state.settings.login.scene_ttl_secs);
     let (s, k) = (scene.clone(), sha256_hex(&watch_key));
-    db::blocking(&state.db, move |conn| repo::create(conn, &s, &k, &return_path, now, expires_at))
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?;
+    db::blocking(&state.db, move |conn| {
+        repo::create(conn, &s, &k, &return_path, now, expires_at)
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(&e))?;
     metrics::counter!("wxkit_login_scenes_total", "event" => "created").increment(1);
     Ok(NewScene {
         scene,
@@ -109,12 +111,12 @@ fn refusal(row: &SceneRow, user_id: i64, now_ms: i64) -> ApiError {
             "scanned_by_another",
             "someone else scanned this code first",
         ),
-        "pending" => ApiError::new(
+        "pending" => ApiError::new(StatusCode::CONFLICT, "not_scanned", "scan the code before confirming"),
+        _ => ApiError::new(
             StatusCode::CONFLICT,
-            "not_scanned",
-            "scan the code before confirming",
+            "conflict",
+            "the login changed meanwhile: try again",
         ),
-        _ => ApiError::new(StatusCode::CONFLICT, "conflict", "the login changed meanwhile: try again"),
     }
 }
 
@@ -149,8 +151,7 @@ async fn publish(state: &AppState, scene: &str, event: Arc<str>) {
     state.login_hub.deliver(scene, event.clone());
     if state.backend.is_postgres() {
         let payload = state.login_hub.notification(scene, &event);
-        if let Err(e) = db::blocking(&state.db, move |conn| repo::notify(conn, super::hub::CHANNEL, &payload)).await
-        {
+        if let Err(e) = db::blocking(&state.db, move |conn| repo::notify(conn, super::hub::CHANNEL, &payload)).await {
             // The state is committed: a socket on another instance sees it when it (re)connects.
             tracing::warn!(error = %e, "could not notify other instances of a login event");
         }
