@@ -612,8 +612,9 @@ async fn every_refusal_has_its_status(kind: DbKind) {
         RemoveStaff,
     }
     use Before::*;
-    // (what, before, bearer token, code, expected status, expected error code)
-    let table: Vec<(&str, Before, Option<String>, String, u16, &str)> = vec![
+    /// (what, before, bearer token, code, expected status, expected error code)
+    type Row = (&'static str, Before, Option<String>, String, u16, &'static str);
+    let table: Vec<Row> = vec![
         (
             "unknown code",
             Nothing,

@@ -269,6 +269,11 @@ impl ServerProcess {
         panic!("wxkit serve did not become healthy within 30 s");
     }
 
+    /// The process id (of `sh`'s `exec`, so the server itself).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `kill -9`: no shutdown, no drain, no flush.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
