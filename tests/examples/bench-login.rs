@@ -11,7 +11,7 @@
 //! (defaults 10000 1000 32 10). Prints Markdown tables. Needs PostgreSQL for the PostgreSQL rows (as the tests do).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
