@@ -118,6 +118,21 @@ async fn scanning_a_mini_program_code_logs_the_website_in_in_a_real_browser() {
         .unwrap();
     let phone_url = wxkit_testkit::decode_qr(&png);
     assert!(phone_url.contains("/_sim/wxa/open?"), "{phone_url}");
+    // The sandbox page offers the same address as a link, for a person without a second camera.
+    let link = wait_for(
+        &website,
+        "the sandbox phone link",
+        "const p = document.getElementById('sandbox-phone'); return p.hidden ? null : document.getElementById('phone-link').href;",
+    )
+    .await;
+    let scene = |u: &str| {
+        url::Url::parse(u)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "scene")
+            .map(|(_, v)| v.into_owned())
+    };
+    assert_eq!(scene(link.as_str().unwrap()), scene(&phone_url));
 
     // The phone (another browser): pick who you are; the mini program logs in and reports the scan.
     let phone = driver.session().await;

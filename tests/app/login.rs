@@ -527,6 +527,16 @@ async fn the_scene_lifecycle_over_the_websocket(kind: DbKind) {
         );
     }
 
+    // Another site cannot spend the ticket (login CSRF), and trying does not burn it.
+    let r = app
+        .http
+        .post(format!("{}/auth/ticket", app.address))
+        .header("origin", "https://evil.example")
+        .json(&json!({"ticket": ticket}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     // The ticket buys the session cookie, once.
     let r = app
         .http
@@ -730,4 +740,35 @@ async fn two_instances_fan_scene_events_out_over_postgres() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn login_codes_are_budgeted_per_address() {
+    let Some(db) = wxkit_e2e::TestDatabase::create(DbKind::Sqlite) else {
+        return;
+    };
+    let sim = wxkit_e2e::spawn_sim().await;
+    let settings = wxkit_e2e::test_settings_with(&db.url, &sim, &[("WXKIT__LOGIN__SCENES_PER_MINUTE", "3")], &[]);
+    let (address, _) = wxkit_e2e::start_server_with(settings).await;
+    let http = client();
+    for _ in 0..3 {
+        let r = http
+            .post(format!("{address}/api/v1/login/scenes"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let r = http
+        .post(format!("{address}/api/v1/login/scenes"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().contains_key("retry-after"));
+    let (s, b) = body(r).await;
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (429, Some("too_many_login_codes")),
+        "{b}"
+    );
 }

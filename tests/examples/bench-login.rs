@@ -44,6 +44,7 @@ async fn start(db_url: &str, sim: &wechat_sim::SimServer) -> ServerProcess {
     let mut env = server_env(db_url, sim, free_port());
     env.push(("WXKIT__SERVER__MAX_CONNECTIONS".into(), "60000".into()));
     env.push(("WXKIT__DATABASE__POOL_SIZE".into(), "16".into()));
+    env.push(("WXKIT__LOGIN__SCENES_PER_MINUTE".into(), "100000000".into()));
     ServerProcess::start(&env, Some("ulimit -n 65536 2>/dev/null;")).await
 }
 
@@ -212,7 +213,9 @@ async fn main() {
         println!("| one instance, PostgreSQL | {p50:.2} ms | {p99:.2} ms | {mean:.2} ms |");
         let b = start(&pg.url, &sim).await;
         let (p50, p99, mean) = latency(&http, &a.address, &b.address, &sim, waiting).await;
-        println!("| two instances on one PostgreSQL (socket on A, confirm to B) | {p50:.2} ms | {p99:.2} ms | {mean:.2} ms |");
+        println!(
+            "| two instances on one PostgreSQL (socket on A, confirm to B) | {p50:.2} ms | {p99:.2} ms | {mean:.2} ms |"
+        );
     }
 
     // 3. Mini-program login throughput (fresh code per request, distinct users: WeChat limits logins per user).
@@ -228,7 +231,11 @@ async fn main() {
         let server = start(&db.url, &sim).await;
         let codes: Arc<Vec<String>> = Arc::new(
             (0..200_000)
-                .map(|i| sim.handle().issue_js_code(TEST_MP_APP_ID, &format!("o-bench-{name}-{i}")).unwrap())
+                .map(|i| {
+                    sim.handle()
+                        .issue_js_code(TEST_MP_APP_ID, &format!("o-bench-{name}-{i}"))
+                        .unwrap()
+                })
                 .collect(),
         );
         let next = Arc::new(AtomicUsize::new(0));

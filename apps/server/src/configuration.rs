@@ -53,6 +53,9 @@ pub struct LoginSettings {
     pub mp_page: String,
     /// `login.session_days`: how long web sessions and mini-program tokens last (default 7).
     pub session_days: u32,
+    /// `login.scenes_per_minute`: login codes one client address may create per minute (default 60): each may cost
+    /// a `getwxacodeunlimit` call, which WeChat rate-limits.
+    pub scenes_per_minute: u32,
 }
 
 /// `server.mode`: what `serve` talks to.
@@ -242,7 +245,8 @@ impl Settings {
             .set_default("pay.base_url", "https://api.mch.weixin.qq.com")?
             .set_default("login.scene_ttl_secs", 120)?
             .set_default("login.mp_page", "pages/login/login")?
-            .set_default("login.session_days", 7)?;
+            .set_default("login.session_days", 7)?
+            .set_default("login.scenes_per_minute", 60)?;
         builder = match config_file {
             Some(path) => builder.add_source(config::File::from(PathBuf::from(path)).required(true)),
             None => builder.add_source(config::File::from(PathBuf::from("wxkit.toml")).required(false)),
@@ -351,6 +355,9 @@ impl Settings {
                 "login.mp_page",
                 "must be a published page path like pages/login/login (no leading slash, no query)",
             ));
+        }
+        if self.login.scenes_per_minute == 0 {
+            return Err(invalid("login.scenes_per_minute", "must be at least 1"));
         }
         if !(1..=365).contains(&self.login.session_days) {
             return Err(invalid("login.session_days", "must be between 1 and 365"));

@@ -7,9 +7,10 @@ use crate::db::token_store::DbTokenStore;
 use crate::db::{self, Backend, DbError, DbPool};
 use crate::features;
 use crate::http::{self, errors::ApiError};
+use actix_service::IntoServiceFactory as _;
 use actix_web::dev::Server;
 use actix_web::middleware::{ErrorHandlers, Logger};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use wechat_core::{AccessTokenManager, AppId, Endpoints, TokenManagerOptions, TokenMode, WechatClient};
@@ -76,6 +77,10 @@ pub struct AppState {
     pub clock: Arc<dyn wechat_core::Clock>,
     /// The mini program (login, phone, codes), when configured (always in sandbox mode).
     pub miniprogram: Option<wechat_oauth::miniprogram::MiniProgramClient>,
+    /// Login codes created per client address (`login.scenes_per_minute`).
+    pub scene_limiter: crate::http::ratelimit::AuthLimiter,
+    /// The bundled simulator's address, in sandbox mode (pages link to its "play the phone" views).
+    pub sandbox_sim_url: Option<String>,
     /// Scan-to-login events for this instance's sockets (fed across instances by PostgreSQL NOTIFY).
     pub login_hub: crate::features::scan_login::hub::LoginHub,
 }
@@ -348,7 +353,11 @@ impl Application {
         );
         spawn_maintenance(pool.clone(), i64::from(settings.wechat.push_window_secs), clock.clone());
         let auth_limiter = crate::http::ratelimit::AuthLimiter::new(settings.server.auth_failures_per_minute);
+        let sandbox_sim_url = sandbox.as_ref().map(SandboxSim::base_url);
+        let scene_limiter = crate::http::ratelimit::AuthLimiter::new(settings.login.scenes_per_minute);
         let state = web::Data::new(AppState {
+            scene_limiter,
+            sandbox_sim_url,
             miniprogram,
             login_hub,
             clock: clock.clone(),
@@ -489,7 +498,9 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
         body_timeout_secs = body_timeout.as_secs(),
         "connection limits"
     );
-    let server = HttpServer::new(move || {
+    let app_state = state.clone();
+    let make_app = move || {
+        let state = app_state.clone();
         App::new()
             .wrap(ErrorHandlers::new().default_handler(http::errors::wrap_in_envelope))
             .wrap(Logger::new("%U %s %Dms").exclude("/healthz"))
@@ -556,12 +567,38 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such route"))
             }))
-    })
-    .shutdown_timeout(10)
-    .workers(workers)
-    .max_connections(per_worker)
-    .listen(listener)?
-    .run();
+    };
+    // actix-web's HttpServer, assembled by hand for one addition: WebSocket upgrades leave actix's HTTP dispatcher
+    // (and its two 8 KiB buffers per connection) for a lean socket of our own — thousands of login pages wait idle
+    // on them (docs/benchmarks.md).
+    let local = listener.local_addr()?;
+    let server = actix_server::Server::build()
+        .workers(workers)
+        .max_concurrent_connections(per_worker)
+        .shutdown_timeout(10)
+        .listen("wxkit", listener, move || {
+            use actix_service::ServiceFactoryExt as _;
+            let upgrade_state = state.clone();
+            let app = make_app()
+                .into_factory()
+                .map_err(|err: actix_web::Error| err.error_response());
+            actix_http::HttpService::build()
+                .keep_alive(actix_http::KeepAlive::Timeout(std::time::Duration::from_secs(5)))
+                .client_request_timeout(std::time::Duration::from_secs(5))
+                .client_disconnect_timeout(std::time::Duration::from_secs(1))
+                .local_addr(local)
+                .upgrade(actix_service::fn_service(
+                    move |(req, framed): (
+                        actix_http::Request,
+                        actix_codec::Framed<actix_rt::net::TcpStream, actix_http::h1::Codec>,
+                    )| {
+                        features::scan_login::socket::upgrade(upgrade_state.clone(), req, framed)
+                    },
+                ))
+                .finish(actix_service::map_config(app, |_| actix_web::dev::AppConfig::default()))
+                .tcp()
+        })?
+        .run();
     Ok(server)
 }
 

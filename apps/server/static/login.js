@@ -91,6 +91,10 @@
       return r.json();
     }).then(function (s) {
       qr.src = s.qr_url;
+      if (s.sandbox_phone_url) {
+        document.getElementById("phone-link").href = s.sandbox_phone_url;
+        document.getElementById("sandbox-phone").hidden = false;
+      }
       qr.setAttribute("data-scene", s.scene);
       listen(s.ws_url);
     }).catch(function () {

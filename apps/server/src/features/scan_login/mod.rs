@@ -9,4 +9,4 @@ pub mod hub;
 pub mod repo;
 pub mod routes;
 pub mod service;
-mod socket;
+pub mod socket;

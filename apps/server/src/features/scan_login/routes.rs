@@ -41,7 +41,19 @@ pub struct CreateBody {
 /// `POST /api/v1/login/scenes {"return"?}` → 201 `{"scene", "qr_url", "ws_url", "expires_at"}`. `ws_url` carries the
 /// scene's watch key: only this browser can watch the scene (the QR code, which anyone nearby can photograph,
 /// carries the scene alone).
-pub async fn create(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+pub async fn create(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    // Each code may cost a getwxacodeunlimit call (rate-limited by WeChat): a per-address budget.
+    if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
+        if let Err(secs) = state.scene_limiter.check_ip(ip) {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_login_codes",
+                format!("too many login codes from this address: try again in {secs} s"),
+            )
+            .with_retry_after(secs));
+        }
+        state.scene_limiter.failed_ip(ip);
+    }
     let body: CreateBody = if body.iter().all(u8::is_ascii_whitespace) {
         CreateBody::default()
     } else {
@@ -54,7 +66,21 @@ pub async fn create(state: web::Data<AppState>, body: web::Bytes) -> Result<Http
     } else {
         format!("ws://{}", base.trim_start_matches("http://"))
     };
+    // Sandbox: where the simulated phone opens this scene (what the code encodes), so a person can play the phone.
+    let sandbox_phone_url = state
+        .sandbox_sim_url
+        .as_ref()
+        .zip(state.miniprogram.as_ref())
+        .map(|(sim, mp)| {
+            format!(
+                "{sim}/_sim/wxa/open?appid={}&scene={}&page={}",
+                mp.app_id().as_str(),
+                scene.scene,
+                url::form_urlencoded::byte_serialize(state.settings.login.mp_page.as_bytes()).collect::<String>()
+            )
+        });
     Ok(HttpResponse::Created().json(serde_json::json!({
+        "sandbox_phone_url": sandbox_phone_url,
         "scene": scene.scene,
         "qr_url": format!("{base}/api/v1/login/scenes/{}/qr.png", scene.scene),
         "ws_url": format!("{ws_base}/ws/login/{}?key={}", scene.scene, scene.watch_key),
@@ -147,53 +173,14 @@ pub async fn cancel(
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "cancelled"})))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct SocketQuery {
-    key: Option<String>,
-}
-
-/// `GET /ws/login/{scene}?key=` (WebSocket): JSON text frames `{"event": "waiting" | "scanned" | "confirmed" |
-/// "cancelled" | "expired", ...}`. The page's `Origin` must be this site's (403), and the key the one `ws_url` gave.
-pub async fn socket(
-    req: HttpRequest,
-    body: web::Payload,
-    path: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    if !crate::features::auth::routes::same_origin(&req, &state) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "bad_origin",
-            "the login socket only serves this site's own pages",
-        ));
-    }
-    let scene = path.into_inner();
-    let key = web::Query::<SocketQuery>::from_query(req.query_string())
-        .ok()
-        .and_then(|q| q.into_inner().key)
-        .unwrap_or_default();
-    let row = service::load(&state, &scene).await?;
-    let given = crate::platform::crypto::sha256_hex(&key);
-    if !wechat_core::constant_time_eq(given.as_bytes(), row.watch_key_hash.as_bytes()) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "bad_key",
-            "this socket's key does not belong to the scene",
-        ));
-    }
-    let sub = state.login_hub.subscribe(&scene);
-    let (response, session, stream) =
-        actix_ws::handle(&req, body).map_err(|e| ApiError::bad_request("not_websocket", e.to_string()))?;
-    let stream = stream.max_frame_size(4096);
-    actix_web::rt::spawn(super::socket::run(
-        state.clone(),
-        scene,
-        row.expires_at,
-        session,
-        stream,
-        sub,
-    ));
-    Ok(response)
+/// `GET /ws/login/{scene}?key=` without `Upgrade: websocket`: the socket is served by the HTTP service's upgrade hook
+/// ([`super::socket::upgrade`]); a plain GET is told what to do.
+pub async fn socket() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::UPGRADE_REQUIRED,
+        "not_websocket",
+        "this is a WebSocket: connect with Upgrade: websocket (JSON text frames {\"event\": ...})",
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -204,7 +191,22 @@ pub struct TicketBody {
 
 /// `POST /auth/ticket {"ticket"}`: the one-time ticket from the socket's `confirmed` event → the session cookie and
 /// `{"user", "return"}`. A used, expired or unknown ticket is a 400.
-pub async fn ticket(state: web::Data<AppState>, body: ApiJson<TicketBody>) -> Result<HttpResponse, ApiError> {
+pub async fn ticket(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: ApiJson<TicketBody>,
+) -> Result<HttpResponse, ApiError> {
+    // Login CSRF: another site must not log this browser into someone else's account with a ticket of theirs.
+    // Browsers always send Origin on a cross-site POST.
+    if req.headers().contains_key(actix_web::http::header::ORIGIN)
+        && !crate::features::auth::routes::same_origin(&req, &state)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_origin",
+            "tickets are exchanged by this site's own login page",
+        ));
+    }
     let (user, return_path) = service::take_ticket(&state, &body.into_inner().ticket).await?;
     let Some(openid) = user.acting_openid().map(str::to_owned) else {
         return Err(ApiError::internal(&"a confirmed user without an openid"));

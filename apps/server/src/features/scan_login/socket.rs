@@ -1,18 +1,31 @@
-//! One browser's WebSocket on one scene: the current state first, then every event, a ping every 20 s, and the
-//! `expired` event when the scene's time is up. The socket closes after a final event (confirmed, cancelled,
-//! expired).
+//! The login WebSocket, outside actix's HTTP dispatcher: a WebSocket upgrade is handed over (request head and raw
+//! connection) by the HTTP service's upgrade hook, checked here (path, `Origin`, scene, watch key), answered with
+//! `101 Switching Protocols`, and served by tokio-tungstenite with a 512-byte read buffer. An idle login page then
+//! costs a few KiB instead of the dispatcher's two 8 KiB buffers plus a payload channel (docs/benchmarks.md).
+//!
+//! One socket watches one scene: the current state first, then every event, a ping every 20 s, and the `expired`
+//! event when the scene's time is up. The socket closes after a final event (confirmed, cancelled, expired).
 
 use super::hub::{Signal, Subscription};
 use super::service;
 use crate::startup::AppState;
+use actix_codec::Framed;
+use actix_rt::net::TcpStream;
+use actix_web::HttpMessage as _;
 use actix_web::web;
-use actix_ws::{CloseCode, CloseReason, Message};
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
 /// Seconds between pings (a proxy that drops idle connections after 30–60 s keeps this one).
 pub const PING_SECS: u64 = 20;
+/// The path prefix of login sockets.
+pub const PATH: &str = "/ws/login/";
 
 fn is_final(event: &str) -> bool {
     ["\"confirmed\"", "\"cancelled\"", "\"expired\""]
@@ -40,35 +53,158 @@ impl Drop for OpenGuard {
     }
 }
 
-/// Serves the socket until a final event, the client leaving, or a failed write.
-pub async fn run(
+fn count(status: u16) {
+    metrics::counter!("wxkit_http_requests_total", "method" => "GET", "route" => "/ws/login/{scene}", "status" => status.to_string())
+        .increment(1);
+}
+
+/// Refuses the upgrade with an HTTP error in the JSON envelope, and closes the connection.
+async fn refuse(io: &mut TcpStream, status: u16, reason: &str, code: &str, message: &str) {
+    count(status);
+    let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\nx-content-type-options: nosniff\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = io.write_all(response.as_bytes()).await;
+    let _ = io.shutdown().await;
+}
+
+fn header<'a>(req: &'a actix_http::Request, name: actix_web::http::header::HeaderName) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The HTTP service's upgrade hook: every `Upgrade: websocket` request arrives here.
+pub async fn upgrade(
     state: web::Data<AppState>,
-    scene: String,
-    expires_at: i64,
-    mut session: actix_ws::Session,
-    mut stream: actix_ws::MessageStream,
-    mut sub: Subscription,
-) {
-    let _open = OpenGuard::new();
-    // Subscribed before reading the state: an event in between arrives twice at worst, never not at all.
-    let mut last: Option<Arc<str>> = None;
-    let reason = 'socket: {
-        let send_current = async |session: &mut actix_ws::Session, last: &mut Option<Arc<str>>| -> Option<bool> {
-            let event = match service::current_event(&state, &scene).await {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::warn!(error = %e, "login socket: cannot read the scene");
-                    return None;
-                }
+    req: actix_http::Request,
+    framed: Framed<TcpStream, actix_http::h1::Codec>,
+) -> Result<(), actix_web::Error> {
+    use actix_web::http::header;
+    let parts = framed.into_parts();
+    let (mut io, leftover) = (parts.io, parts.read_buf);
+    let Some(scene) = req
+        .path()
+        .strip_prefix(PATH)
+        .filter(|s| !s.is_empty() && !s.contains('/'))
+    else {
+        refuse(&mut io, 404, "Not Found", "not_found", "no such route").await;
+        return Ok(());
+    };
+    let scene = scene.to_owned();
+    let same_origin = match (header(&req, header::ORIGIN), url::Url::parse(&state.public_base_url)) {
+        (Some(origin), Ok(base)) => base.origin().ascii_serialization() == origin,
+        _ => false,
+    };
+    if !same_origin {
+        refuse(
+            &mut io,
+            403,
+            "Forbidden",
+            "bad_origin",
+            "the login socket only serves this site's own pages",
+        )
+        .await;
+        return Ok(());
+    }
+    let Some(ws_key) = header(&req, header::SEC_WEBSOCKET_KEY).map(str::to_owned) else {
+        refuse(
+            &mut io,
+            400,
+            "Bad Request",
+            "not_websocket",
+            "Sec-WebSocket-Key is missing",
+        )
+        .await;
+        return Ok(());
+    };
+    if header(&req, header::SEC_WEBSOCKET_VERSION) != Some("13") {
+        refuse(
+            &mut io,
+            400,
+            "Bad Request",
+            "not_websocket",
+            "only WebSocket version 13 is spoken",
+        )
+        .await;
+        return Ok(());
+    }
+    let key = req
+        .uri()
+        .query()
+        .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "key"))
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let row = match service::load(&state, &scene).await {
+        Ok(row) => row,
+        Err(e) => {
+            let (status, reason) = match e.code() {
+                "not_found" => (404, "Not Found"),
+                _ => (503, "Service Unavailable"),
             };
-            if last.as_deref() == Some(&*event) && !is_final(&event) {
-                return Some(false);
-            }
-            session.text(event.to_string()).await.ok()?;
-            *last = Some(event.clone());
-            Some(is_final(&event))
-        };
-        match send_current(&mut session, &mut last).await {
+            refuse(&mut io, status, reason, e.code(), e.message()).await;
+            return Ok(());
+        }
+    };
+    let given = crate::platform::crypto::sha256_hex(&key);
+    if !wechat_core::constant_time_eq(given.as_bytes(), row.watch_key_hash.as_bytes()) {
+        refuse(
+            &mut io,
+            403,
+            "Forbidden",
+            "bad_key",
+            "this socket's key does not belong to the scene",
+        )
+        .await;
+        return Ok(());
+    }
+    // Subscribed before the state is read (in `run`): an event in between arrives twice at worst, never not at all.
+    let sub = state.login_hub.subscribe(&scene);
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(ws_key.as_bytes());
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {accept}\r\n\r\n"
+    );
+    if io.write_all(response.as_bytes()).await.is_err() {
+        return Ok(());
+    }
+    count(101);
+    let config = WebSocketConfig::default()
+        .read_buffer_size(512)
+        .write_buffer_size(0)
+        .max_frame_size(Some(4096))
+        .max_message_size(Some(4096));
+    let ws = WebSocketStream::from_partially_read(io, leftover.to_vec(), Role::Server, Some(config)).await;
+    run(state, scene, row.expires_at, ws, sub).await;
+    Ok(())
+}
+
+type Socket = WebSocketStream<TcpStream>;
+
+/// Sends the scene's current state unless it repeats the last event; `Some(final?)`, or `None` when the socket or
+/// the database failed.
+async fn send_current(state: &AppState, scene: &str, ws: &mut Socket, last: &mut Option<Arc<str>>) -> Option<bool> {
+    let event = match service::current_event(state, scene).await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(error = %e, "login socket: cannot read the scene");
+            return None;
+        }
+    };
+    if last.as_deref() == Some(&*event) && !is_final(&event) {
+        return Some(false);
+    }
+    ws.send(Message::text(event.to_string())).await.ok()?;
+    let done = is_final(&event);
+    *last = Some(event);
+    Some(done)
+}
+
+/// Serves the socket until a final event, the client leaving, or a failed write.
+async fn run(state: web::Data<AppState>, scene: String, expires_at: i64, mut ws: Socket, mut sub: Subscription) {
+    let _open = OpenGuard::new();
+    let mut last: Option<Arc<str>> = None;
+    let code = 'socket: {
+        match send_current(&state, &scene, &mut ws, &mut last).await {
             Some(true) => break 'socket CloseCode::Normal,
             Some(false) => {}
             None => break 'socket CloseCode::Error,
@@ -80,62 +216,67 @@ pub async fn run(
         tokio::pin!(expiry);
         let mut expiry_done = false;
         loop {
-            tokio::select! {
-                signal = sub.next() => match signal {
-                    Some(Signal::Event(event)) => {
-                        if session.text(event.to_string()).await.is_err() {
-                            break 'socket CloseCode::Away;
-                        }
-                        if is_final(&event) {
-                            break 'socket CloseCode::Normal;
-                        }
-                        last = Some(event);
+            // What woke us; the socket is used only after the select, so no future holds it meanwhile.
+            enum Wake {
+                Signal(Option<Signal>),
+                Expiry,
+                Ping,
+                Incoming(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+            }
+            let wake = tokio::select! {
+                signal = sub.next() => Wake::Signal(signal),
+                _ = &mut expiry, if !expiry_done => Wake::Expiry,
+                _ = ping.tick() => Wake::Ping,
+                message = ws.next() => Wake::Incoming(message),
+            };
+            match wake {
+                Wake::Signal(Some(Signal::Event(event))) => {
+                    if ws.send(Message::text(event.to_string())).await.is_err() {
+                        break 'socket CloseCode::Away;
                     }
-                    Some(Signal::Resync(_)) => match send_current(&mut session, &mut last).await {
-                        Some(true) => break 'socket CloseCode::Normal,
-                        Some(false) => {}
-                        None => break 'socket CloseCode::Error,
-                    },
-                    None => break 'socket CloseCode::Restart,
+                    if is_final(&event) {
+                        break 'socket CloseCode::Normal;
+                    }
+                    last = Some(event);
+                }
+                Wake::Signal(Some(Signal::Resync(_))) => match send_current(&state, &scene, &mut ws, &mut last).await {
+                    Some(true) => break 'socket CloseCode::Normal,
+                    Some(false) => {}
+                    None => break 'socket CloseCode::Error,
                 },
-                _ = &mut expiry, if !expiry_done => {
+                Wake::Signal(None) => break 'socket CloseCode::Restart,
+                Wake::Expiry => {
                     expiry_done = true;
-                    match send_current(&mut session, &mut last).await {
+                    match send_current(&state, &scene, &mut ws, &mut last).await {
                         Some(true) => break 'socket CloseCode::Normal,
                         Some(false) => {}
                         None => break 'socket CloseCode::Error,
                     }
                 }
-                _ = ping.tick() => {
-                    if session.ping(b"").await.is_err() {
+                Wake::Ping => {
+                    if ws.send(Message::Ping(Default::default())).await.is_err() {
                         break 'socket CloseCode::Away;
                     }
                     // The app's clock may run ahead of the timer (tests move it): look again.
                     if state.clock.now_ms() / 1000 >= expires_at {
-                        match send_current(&mut session, &mut last).await {
+                        match send_current(&state, &scene, &mut ws, &mut last).await {
                             Some(true) => break 'socket CloseCode::Normal,
                             Some(false) => {}
                             None => break 'socket CloseCode::Error,
                         }
                     }
                 }
-                message = stream.next() => match message {
-                    Some(Ok(Message::Ping(bytes))) => {
-                        if session.pong(&bytes).await.is_err() {
-                            break 'socket CloseCode::Away;
-                        }
-                    }
-                    Some(Ok(Message::Close(_))) | None => return,
-                    Some(Err(_)) => break 'socket CloseCode::Protocol,
-                    Some(Ok(_)) => {}
-                },
+                // tungstenite answers pings itself; a close or an error ends the socket.
+                Wake::Incoming(Some(Ok(Message::Close(_)))) | Wake::Incoming(None) => return,
+                Wake::Incoming(Some(Err(_))) => break 'socket CloseCode::Protocol,
+                Wake::Incoming(Some(Ok(_))) => {}
             }
         }
     };
-    let _ = session
-        .close(Some(CloseReason {
-            code: reason,
-            description: None,
+    let _ = ws
+        .close(Some(CloseFrame {
+            code,
+            reason: "".into(),
         }))
         .await;
 }
