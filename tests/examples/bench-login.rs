@@ -29,15 +29,19 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// VmRSS of a process, KiB.
-fn rss_kib(pid: u32) -> u64 {
+/// A number field of `/proc/{pid}/status` (VmRSS in KiB, Threads).
+fn status_field(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    status_field(pid, "VmRSS:")
 }
 
 async fn start(db_url: &str, sim: &wechat_sim::SimServer) -> ServerProcess {
@@ -45,6 +49,13 @@ async fn start(db_url: &str, sim: &wechat_sim::SimServer) -> ServerProcess {
     env.push(("WXKIT__SERVER__MAX_CONNECTIONS".into(), "60000".into()));
     env.push(("WXKIT__DATABASE__POOL_SIZE".into(), "16".into()));
     env.push(("WXKIT__LOGIN__SCENES_PER_MINUTE".into(), "100000000".into()));
+    if let Ok(v) = std::env::var("BENCH_SERVER_ENV") {
+        for kv in v.split(',') {
+            if let Some((k, v)) = kv.split_once('=') {
+                env.push((k.into(), v.into()));
+            }
+        }
+    }
     ServerProcess::start(&env, Some("ulimit -n 65536 2>/dev/null;")).await
 }
 
@@ -184,7 +195,20 @@ async fn main() {
     let before = rss_kib(pid);
     let sockets = connect_all(&list, &server.address).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
+    eprintln!(
+        "just connected: RSS {:.1} MB, {} threads",
+        rss_kib(pid) as f64 / 1024.0,
+        status_field(pid, "Threads:")
+    );
+    // Idle: after the connection burst has settled — blocking-pool threads retire after 10 s idle, and the
+    // allocator returns freed pages on its next activity (the sockets' first pings, at 20 s).
+    tokio::time::sleep(Duration::from_secs(30)).await;
     let after = rss_kib(pid);
+    eprintln!(
+        "settled: RSS {:.1} MB, {} threads",
+        after as f64 / 1024.0,
+        status_field(pid, "Threads:")
+    );
     println!("\n### Idle login WebSockets, one instance\n");
     println!("| sockets | RSS before | RSS with the sockets | per socket |");
     println!("|---|---|---|---|");

@@ -419,12 +419,23 @@ pub fn connect_and_migrate(url: &str, pool_size: u32) -> Result<(Backend, DbPool
     Ok((backend, pool))
 }
 
+/// Blocking database tasks in flight at once, process-wide: the (first) pool's size, at least 4 (see [`blocking`]).
+static BLOCKING_PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+
 /// Runs blocking database work off the async executor.
 pub async fn blocking<T, F>(pool: &DbPool, work: F) -> Result<T, DbError>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
     T: Send + 'static,
 {
+    // Bounded: past the pool's size, more blocking tasks only wait for a connection — each on a thread of its own.
+    // A burst (a thousand login pages connecting, a rush at the tills) would otherwise start up to 512 blocking
+    // threads per runtime, each keeping its allocator heap after the burst.
+    let _permit = BLOCKING_PERMITS
+        .get_or_init(|| tokio::sync::Semaphore::new(usize::try_from(pool.max_size()).unwrap_or(4).max(4)))
+        .acquire()
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?;
     let pool = pool.clone();
     // The request's span (with its request id) follows the work onto the blocking thread.
     let span = tracing::Span::current();

@@ -70,8 +70,41 @@ async fn refuse(io: &mut TcpStream, status: u16, reason: &str, code: &str, messa
     let _ = io.shutdown().await;
 }
 
-fn header<'a>(req: &'a actix_http::Request, name: actix_web::http::header::HeaderName) -> Option<&'a str> {
+fn header(req: &actix_http::Request, name: actix_web::http::header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// What the upgrade needs from the request head (the head itself is dropped before the socket starts: an idle
+/// socket should hold nothing but itself).
+struct Asked {
+    scene: Option<String>,
+    same_origin: bool,
+    ws_key: Option<String>,
+    version_13: bool,
+    key: String,
+}
+
+fn read_head(state: &AppState, req: &actix_http::Request) -> Asked {
+    use actix_web::http::header;
+    Asked {
+        scene: req
+            .path()
+            .strip_prefix(PATH)
+            .filter(|s| !s.is_empty() && !s.contains('/'))
+            .map(str::to_owned),
+        same_origin: match (header(req, header::ORIGIN), url::Url::parse(&state.public_base_url)) {
+            (Some(origin), Ok(base)) => base.origin().ascii_serialization() == origin,
+            _ => false,
+        },
+        ws_key: header(req, header::SEC_WEBSOCKET_KEY).map(str::to_owned),
+        version_13: header(req, header::SEC_WEBSOCKET_VERSION) == Some("13"),
+        key: req
+            .uri()
+            .query()
+            .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "key"))
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default(),
+    }
 }
 
 /// The HTTP service's upgrade hook: every `Upgrade: websocket` request arrives here.
@@ -80,23 +113,18 @@ pub async fn upgrade(
     req: actix_http::Request,
     framed: Framed<TcpStream, actix_http::h1::Codec>,
 ) -> Result<(), actix_web::Error> {
-    use actix_web::http::header;
-    let parts = framed.into_parts();
-    let (mut io, leftover) = (parts.io, parts.read_buf);
-    let Some(scene) = req
-        .path()
-        .strip_prefix(PATH)
-        .filter(|s| !s.is_empty() && !s.contains('/'))
-    else {
+    let asked = read_head(&state, &req);
+    drop(req);
+    // Only the connection and any bytes already read stay; actix's buffers and codec go now.
+    let (mut io, leftover) = {
+        let parts = framed.into_parts();
+        (parts.io, parts.read_buf.to_vec())
+    };
+    let Some(scene) = asked.scene else {
         refuse(&mut io, 404, "Not Found", "not_found", "no such route").await;
         return Ok(());
     };
-    let scene = scene.to_owned();
-    let same_origin = match (header(&req, header::ORIGIN), url::Url::parse(&state.public_base_url)) {
-        (Some(origin), Ok(base)) => base.origin().ascii_serialization() == origin,
-        _ => false,
-    };
-    if !same_origin {
+    if !asked.same_origin {
         refuse(
             &mut io,
             403,
@@ -107,7 +135,7 @@ pub async fn upgrade(
         .await;
         return Ok(());
     }
-    let Some(ws_key) = header(&req, header::SEC_WEBSOCKET_KEY).map(str::to_owned) else {
+    let Some(ws_key) = asked.ws_key else {
         refuse(
             &mut io,
             400,
@@ -118,7 +146,7 @@ pub async fn upgrade(
         .await;
         return Ok(());
     };
-    if header(&req, header::SEC_WEBSOCKET_VERSION) != Some("13") {
+    if !asked.version_13 {
         refuse(
             &mut io,
             400,
@@ -129,12 +157,6 @@ pub async fn upgrade(
         .await;
         return Ok(());
     }
-    let key = req
-        .uri()
-        .query()
-        .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "key"))
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
     let row = match service::load(&state, &scene).await {
         Ok(row) => row,
         Err(e) => {
@@ -146,7 +168,7 @@ pub async fn upgrade(
             return Ok(());
         }
     };
-    let given = crate::platform::crypto::sha256_hex(&key);
+    let given = crate::platform::crypto::sha256_hex(&asked.key);
     if !wechat_core::constant_time_eq(given.as_bytes(), row.watch_key_hash.as_bytes()) {
         refuse(
             &mut io,
@@ -158,6 +180,8 @@ pub async fn upgrade(
         .await;
         return Ok(());
     }
+    let expires_at = row.expires_at;
+    drop(row);
     // Subscribed before the state is read (in `run`): an event in between arrives twice at worst, never not at all.
     let sub = state.login_hub.subscribe(&scene);
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(ws_key.as_bytes());
@@ -173,8 +197,10 @@ pub async fn upgrade(
         .write_buffer_size(0)
         .max_frame_size(Some(4096))
         .max_message_size(Some(4096));
-    let ws = WebSocketStream::from_partially_read(io, leftover.to_vec(), Role::Server, Some(config)).await;
-    run(state, scene, row.expires_at, ws, sub).await;
+    let ws = WebSocketStream::from_partially_read(io, leftover, Role::Server, Some(config)).await;
+    // A task of its own: the connection's HTTP task (and everything the upgrade held) ends here, so an idle
+    // socket costs its own small future only.
+    actix_rt::spawn(run(state, scene, expires_at, ws, sub));
     Ok(())
 }
 
@@ -204,7 +230,7 @@ async fn run(state: web::Data<AppState>, scene: String, expires_at: i64, mut ws:
     let _open = OpenGuard::new();
     let mut last: Option<Arc<str>> = None;
     let code = 'socket: {
-        match send_current(&state, &scene, &mut ws, &mut last).await {
+        match Box::pin(send_current(&state, &scene, &mut ws, &mut last)).await {
             Some(true) => break 'socket CloseCode::Normal,
             Some(false) => {}
             None => break 'socket CloseCode::Error,
@@ -239,15 +265,17 @@ async fn run(state: web::Data<AppState>, scene: String, expires_at: i64, mut ws:
                     }
                     last = Some(event);
                 }
-                Wake::Signal(Some(Signal::Resync(_))) => match send_current(&state, &scene, &mut ws, &mut last).await {
-                    Some(true) => break 'socket CloseCode::Normal,
-                    Some(false) => {}
-                    None => break 'socket CloseCode::Error,
-                },
+                Wake::Signal(Some(Signal::Resync(_))) => {
+                    match Box::pin(send_current(&state, &scene, &mut ws, &mut last)).await {
+                        Some(true) => break 'socket CloseCode::Normal,
+                        Some(false) => {}
+                        None => break 'socket CloseCode::Error,
+                    }
+                }
                 Wake::Signal(None) => break 'socket CloseCode::Restart,
                 Wake::Expiry => {
                     expiry_done = true;
-                    match send_current(&state, &scene, &mut ws, &mut last).await {
+                    match Box::pin(send_current(&state, &scene, &mut ws, &mut last)).await {
                         Some(true) => break 'socket CloseCode::Normal,
                         Some(false) => {}
                         None => break 'socket CloseCode::Error,
@@ -259,7 +287,7 @@ async fn run(state: web::Data<AppState>, scene: String, expires_at: i64, mut ws:
                     }
                     // The app's clock may run ahead of the timer (tests move it): look again.
                     if state.clock.now_ms() / 1000 >= expires_at {
-                        match send_current(&state, &scene, &mut ws, &mut last).await {
+                        match Box::pin(send_current(&state, &scene, &mut ws, &mut last)).await {
                             Some(true) => break 'socket CloseCode::Normal,
                             Some(false) => {}
                             None => break 'socket CloseCode::Error,
