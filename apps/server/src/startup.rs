@@ -247,7 +247,7 @@ impl Application {
         .with_clock(clock.clone());
         let oauth = wechat_oauth::web::OAuthClient::new(wechat.clone(), app_id, secret);
         let mp_credentials = if sandbox.is_some() {
-            Some((AppId::new(SANDBOX_MP_APP_ID), sandbox_mp_secret))
+            Some((AppId::new(crate::configuration::SANDBOX_MP_APP_ID), sandbox_mp_secret))
         } else {
             match (&settings.miniprogram.app_id, &settings.miniprogram.app_secret) {
                 (Some(id), Some(secret)) => Some((AppId::new(id), secret.clone())),
