@@ -349,6 +349,19 @@ async fn miniprogram_login_phone_profile_and_refused_codes(kind: DbKind) {
         "{b}"
     );
 
+    // The token is revocable: after logout it opens nothing.
+    let (token2, _) = mp_login(&app, "o-mp-1").await;
+    let r = app
+        .http
+        .post(format!("{}/api/v1/miniprogram/logout", app.address))
+        .bearer_auth(&token2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(me(&app, None, Some(&token2)).await.0, 401);
+    assert_eq!(me(&app, None, Some(&token)).await.0, 200, "other sessions stay");
+
     // WeChat down: a 503 with a retry hint, never a 500.
     app.sim.handle().inject(wechat_sim::Fault {
         path: "/sns/jscode2session".into(),

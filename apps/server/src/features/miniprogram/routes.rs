@@ -16,7 +16,14 @@ use wechat_oauth::miniprogram::MiniProgramClient;
 pub fn api(cfg: &mut web::ServiceConfig) {
     cfg.route("/miniprogram/login", web::post().to(login))
         .route("/miniprogram/phone", web::post().to(phone))
-        .route("/miniprogram/profile", web::post().to(profile));
+        .route("/miniprogram/profile", web::post().to(profile))
+        .route("/miniprogram/logout", web::post().to(logout));
+}
+
+/// `POST /api/v1/miniprogram/logout` (bearer): revokes the token for good (and WeChat's session_key with it).
+pub async fn logout(session: MiniProgramSession, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    service::revoke(&state, session.session.id).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 fn client(state: &AppState) -> Result<&MiniProgramClient, ApiError> {
@@ -105,8 +112,8 @@ pub struct ProfileBody {
 }
 
 /// `POST /api/v1/miniprogram/profile {"encrypted_data", "iv"}` (the older `wx.getUserInfo` route): decrypted with the
-/// session's session_key, watermark checked (this app, issued within the session) → `{"user"}` with the nickname,
-/// avatar and unionid stored.
+/// session's session_key, watermark appid checked, and the data's openId must be the token's user → `{"user"}` with
+/// the nickname, avatar and unionid stored.
 pub async fn profile(
     session: MiniProgramSession,
     state: web::Data<AppState>,

@@ -169,7 +169,10 @@ impl LoginHub {
             loop {
                 match hub.listen_once(&url, &mut first).await {
                     Ok(()) => tracing::warn!("login listener: connection closed; reconnecting"),
-                    Err(e) => tracing::warn!(error = %e, "login listener failed; reconnecting"),
+                    // tokio-postgres says "db error" and keeps the server's message in the source.
+                    Err(e) => {
+                        tracing::warn!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "login listener failed; reconnecting")
+                    }
                 }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(std::time::Duration::from_secs(5));
@@ -193,7 +196,7 @@ impl LoginHub {
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        tracing::warn!(error = %e, "login listener connection error");
+                        tracing::warn!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "login listener connection error");
                         break;
                     }
                 }
