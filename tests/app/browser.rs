@@ -175,3 +175,34 @@ async fn scanning_a_mini_program_code_logs_the_website_in_in_a_real_browser() {
     .await;
     website.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_share_demo_reaches_wx_ready_and_a_tampered_config_wx_error() {
+    let Some(driver) = Driver::start().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![
+        (
+            "DATABASE_URL".to_owned(),
+            format!("sqlite://{}", dir.path().join("demo.db").display()),
+        ),
+        ("WXKIT__SERVER__ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("WXKIT__SERVER__MODE".to_owned(), "sandbox".to_owned()),
+    ];
+    let app = Application::build(Settings::load_from(None, env).unwrap())
+        .await
+        .unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let page = driver.session().await;
+    page.goto(&format!("{base}/")).await;
+    page.click("#share-link").await;
+    let state = |s: &'static str| {
+        format!("const e = document.getElementById('status'); return e.dataset.state === '{s}' ? e.textContent : null;")
+    };
+    let ready = wait_for(&page, "wx.ready", &state("ready")).await;
+    assert!(ready.as_str().unwrap().contains("wx.ready"), "{ready}");
+    page.goto(&format!("{base}/demo/share?tamper=1#top")).await;
+    let error = wait_for(&page, "wx.error", &state("error")).await;
+    assert!(error.as_str().unwrap().contains("config:invalid signature"), "{error}");
+    page.quit().await;
+}

@@ -20,6 +20,7 @@ macro_rules! on_both_backends {
 
 mod browser;
 mod coupons;
+mod jssdk;
 mod login;
 mod server;
 mod trust;

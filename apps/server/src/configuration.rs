@@ -138,6 +138,9 @@ pub struct WechatSettings {
     /// `wechat.push_compatible_mode`: with an EncodingAESKey, also accept plaintext pushes (WeChat's "compatible
     /// mode", for a switch-over). Off: only encrypted pushes are accepted once a key is configured.
     pub push_compatible_mode: bool,
+    /// `wechat.js_domains`: the hosts whose pages may get a JS-SDK config (comma-separated; default the host of
+    /// `server.public_base_url`) — the "JS interface safe domains" set in the official account's settings.
+    pub js_domains: Option<String>,
 }
 
 /// `pay.*`

@@ -556,12 +556,14 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
                     .configure(features::outbox::routes::api)
                     .configure(features::auth::routes::api)
                     .configure(features::miniprogram::routes::api)
-                    .configure(features::scan_login::routes::api),
+                    .configure(features::scan_login::routes::api)
+                    .configure(features::jssdk::routes::api),
             )
             .configure(http::routes)
             .configure(features::sandbox::pages)
             .configure(features::auth::routes::pages)
             .configure(features::scan_login::routes::pages)
+            .configure(features::jssdk::routes::pages)
             .configure(features::coupons::routes::pages)
             .configure(features::wechat_push::routes::pages)
             .default_service(web::to(|| async {

@@ -8,7 +8,75 @@ use std::collections::HashMap;
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/cgi-bin/token", web::get().to(token))
         .route("/cgi-bin/stable_token", web::post().to(stable_token))
-        .route("/cgi-bin/ticket/getticket", web::get().to(get_ticket));
+        .route("/cgi-bin/ticket/getticket", web::get().to(get_ticket))
+        .route("/_sim/js/jweixin.js", web::get().to(jweixin))
+        .route("/_sim/js/verify", web::post().to(verify_config));
+}
+
+/// The JS-SDK stand-in pages load instead of `res.wx.qq.com/open/js/jweixin-1.6.0.js`.
+const JWEIXIN: &str = include_str!("../static/jweixin.js");
+
+async fn jweixin() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("Access-Control-Allow-Origin", "*"))
+        .body(JWEIXIN)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageConfig {
+    app_id: String,
+    timestamp: serde_json::Value,
+    nonce_str: String,
+    signature: String,
+    url: String,
+}
+
+/// `POST /_sim/js/verify` (from the stand-in's `wx.config`): WeChat's check — the signature must be sha1 over the
+/// app's current `jsapi_ticket`, the nonce, the timestamp and the page URL without its fragment. Answers
+/// `{"errMsg": "config:ok"}` or WeChat's message (`config:invalid signature`, `config:invalid appid`).
+async fn verify_config(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
+    let answer = |msg: &str| {
+        HttpResponse::Ok()
+            .insert_header(("Access-Control-Allow-Origin", "*"))
+            .json(serde_json::json!({"errMsg": msg}))
+    };
+    let Ok(cfg) = serde_json::from_slice::<PageConfig>(&body) else {
+        return answer("config:invalid parameter");
+    };
+    let timestamp = match &cfg.timestamp {
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        _ => return answer("config:invalid parameter"),
+    };
+    let world = sim.world();
+    let now = world.now();
+    let Some(app) = world.apps.get(&cfg.app_id) else {
+        return answer("config:invalid appid");
+    };
+    let Some(ticket) = app.tickets.get("jsapi").filter(|t| t.expires_at > now) else {
+        return answer("config:invalid signature");
+    };
+    let page = cfg.url.split('#').next().unwrap_or("");
+    let expected = {
+        use sha1::{Digest, Sha1};
+        let mut h = Sha1::new();
+        h.update(
+            format!(
+                "jsapi_ticket={}&noncestr={}&timestamp={timestamp}&url={page}",
+                ticket.value, cfg.nonce_str
+            )
+            .as_bytes(),
+        );
+        wechat_core::push::hex_lower(&h.finalize())
+    };
+    if expected == cfg.signature {
+        answer("config:ok")
+    } else {
+        answer("config:invalid signature")
+    }
 }
 
 /// WeChat's failure shape: HTTP 200 with errcode and errmsg (plus a request id, as WeChat appends one).

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod coupons;
+pub mod jssdk;
 pub mod merchants;
 pub mod miniprogram;
 pub mod outbox;
