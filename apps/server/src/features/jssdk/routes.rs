@@ -65,7 +65,7 @@ pub async fn config(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
         .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
         .unwrap_or_default();
     let allowed = js_domains(&state);
-    if !allowed.iter().any(|d| *d == host) {
+    if !allowed.contains(&host) {
         return Err(ApiError::bad_request(
             "url_not_allowed",
             format!(
