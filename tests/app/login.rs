@@ -785,3 +785,71 @@ async fn login_codes_are_budgeted_per_address() {
         "{b}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_login_listener_survives_a_terminated_connection() {
+    use diesel::{Connection, RunQueryDsl};
+    let Some(app) = spawn_app(DbKind::Postgres).await else { return };
+    let (second, _) = wxkit_e2e::start_server_with(wxkit_e2e::test_settings(&app.db.url, &app.sim)).await;
+    let scene = new_scene(&app).await;
+    let name = scene["scene"].as_str().unwrap().to_owned();
+    let mut browser = Watcher::connect(scene["ws_url"].as_str().unwrap(), &app.address)
+        .await
+        .unwrap();
+    assert_eq!(browser.next().await["event"], "waiting");
+    // Both instances' LISTEN connections are terminated (a failover, an idle-connection killer).
+    let admin_url = wxkit_e2e::postgres_admin_url().unwrap();
+    let db_name = url::Url::parse(&app.db.url).unwrap().path().trim_start_matches('/').to_owned();
+    let terminated = tokio::task::spawn_blocking(move || {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            t: bool,
+        }
+        let mut conn = diesel::PgConnection::establish(&admin_url).unwrap();
+        let rows: Vec<Row> = diesel::sql_query(format!(
+            "SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity \
+             WHERE datname = '{db_name}' AND query ILIKE 'LISTEN%'"
+        ))
+        .load(&mut conn)
+        .unwrap();
+        rows.iter().filter(|r| r.t).count()
+    })
+    .await
+    .unwrap();
+    assert_eq!(terminated, 2, "one listener per instance");
+    // The mini program talks to the second instance at once: whatever it publishes while the first instance's
+    // listener is reconnecting reaches the browser (the hub re-reads the scene after reconnecting).
+    let code = app.sim.handle().issue_js_code(TEST_MP_APP_ID, "o-mp-failover").unwrap();
+    let login: Value = app
+        .http
+        .post(format!("{second}/api/v1/miniprogram/login"))
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap();
+    let r = app
+        .http
+        .post(format!("{second}/api/v1/login/scenes/{name}/scan"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(browser.next().await["event"], "scanned");
+    let r = app
+        .http
+        .post(format!("{second}/api/v1/login/scenes/{name}/confirm"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let confirmed = browser.next().await;
+    assert_eq!(confirmed["event"], "confirmed", "{confirmed}");
+    assert!(confirmed["ticket"].is_string());
+}
