@@ -789,7 +789,9 @@ async fn login_codes_are_budgeted_per_address() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_login_listener_survives_a_terminated_connection() {
     use diesel::{Connection, RunQueryDsl};
-    let Some(app) = spawn_app(DbKind::Postgres).await else { return };
+    let Some(app) = spawn_app(DbKind::Postgres).await else {
+        return;
+    };
     let (second, _) = wxkit_e2e::start_server_with(wxkit_e2e::test_settings(&app.db.url, &app.sim)).await;
     let scene = new_scene(&app).await;
     let name = scene["scene"].as_str().unwrap().to_owned();
@@ -799,7 +801,11 @@ async fn the_login_listener_survives_a_terminated_connection() {
     assert_eq!(browser.next().await["event"], "waiting");
     // Both instances' LISTEN connections are terminated (a failover, an idle-connection killer).
     let admin_url = wxkit_e2e::postgres_admin_url().unwrap();
-    let db_name = url::Url::parse(&app.db.url).unwrap().path().trim_start_matches('/').to_owned();
+    let db_name = url::Url::parse(&app.db.url)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_owned();
     let terminated = tokio::task::spawn_blocking(move || {
         #[derive(diesel::QueryableByName)]
         struct Row {
