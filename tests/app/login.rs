@@ -859,3 +859,51 @@ async fn the_login_listener_survives_a_terminated_connection() {
     assert_eq!(confirmed["event"], "confirmed", "{confirmed}");
     assert!(confirmed["ticket"].is_string());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn session_cookies_are_secure_behind_https() {
+    let Some(db) = wxkit_e2e::TestDatabase::create(DbKind::Sqlite) else {
+        return;
+    };
+    let sim = wxkit_e2e::spawn_sim().await;
+    let settings = wxkit_e2e::test_settings_with(
+        &db.url,
+        &sim,
+        &[("WXKIT__SERVER__PUBLIC_BASE_URL", "https://wxkit.example")],
+        &[],
+    );
+    let (address, _) = wxkit_e2e::start_server_with(settings).await;
+    let http = client();
+    let start = http
+        .get(format!("{address}/auth/wechat?return=/account"))
+        .send()
+        .await
+        .unwrap();
+    let authorize = url::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
+    let q: std::collections::HashMap<_, _> = authorize.query_pairs().into_owned().collect();
+    assert_eq!(q["redirect_uri"], "https://wxkit.example/auth/callback");
+    let code = sim
+        .handle()
+        .issue_oauth_code(TEST_APP_ID, "o-https", "snsapi_base")
+        .unwrap();
+    let back = http
+        .get(format!(
+            "{address}/auth/callback?code={code}&state={}",
+            url::form_urlencoded::byte_serialize(q["state"].as_bytes()).collect::<String>()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status(), 302);
+    let raw = back
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("wxkit_session="))
+        .unwrap();
+    assert!(
+        raw.contains("Secure") && raw.contains("HttpOnly") && raw.contains("SameSite=Lax"),
+        "{raw}"
+    );
+}
