@@ -22,5 +22,6 @@ mod browser;
 mod coupons;
 mod jssdk;
 mod login;
+mod pay;
 mod server;
 mod trust;

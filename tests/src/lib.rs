@@ -8,9 +8,9 @@ use wechat_sim::SimServer;
 use wxkit::configuration::Settings;
 use wxkit::startup::Application;
 pub use wxkit_testkit::{
-    DbKind, TEST_ADMIN_TOKEN, TEST_AES_KEY, TEST_APP_ID, TEST_APP_SECRET, TEST_MP_APP_ID, TEST_MP_APP_SECRET,
-    TEST_PUSH_TOKEN, TestDatabase, browser, eventually, eventually_within, free_port, is_ci, postgres_admin_url,
-    spawn_sim,
+    DbKind, TEST_ADMIN_TOKEN, TEST_AES_KEY, TEST_APP_ID, TEST_APP_SECRET, TEST_MCH_ID, TEST_MP_APP_ID,
+    TEST_MP_APP_SECRET, TEST_PAY_KEY, TEST_PUSH_TOKEN, TestDatabase, browser, decode_qr, eventually, eventually_within,
+    free_port, is_ci, postgres_admin_url, spawn_sim,
 };
 
 /// Settings for a test server: port 0, the given database, WeChat pointed at `sim`.
@@ -26,6 +26,9 @@ pub fn test_settings_with(db_url: &str, sim: &SimServer, set: &[(&str, &str)], u
         ("WXKIT__WECHAT__APP_ID".to_owned(), TEST_APP_ID.to_owned()),
         ("WXKIT__WECHAT__APP_SECRET".to_owned(), TEST_APP_SECRET.to_owned()),
         ("WXKIT__MINIPROGRAM__APP_ID".to_owned(), TEST_MP_APP_ID.to_owned()),
+        ("WXKIT__PAY__MCH_ID".to_owned(), TEST_MCH_ID.to_owned()),
+        ("WXKIT__PAY__KEY".to_owned(), TEST_PAY_KEY.to_owned()),
+        ("WXKIT__PAY__BASE_URL".to_owned(), sim.base_url()),
         (
             "WXKIT__MINIPROGRAM__APP_SECRET".to_owned(),
             TEST_MP_APP_SECRET.to_owned(),
@@ -190,6 +193,9 @@ pub fn server_env(db_url: &str, sim: &SimServer, port: u16) -> Vec<(String, Stri
         ("WXKIT__WECHAT__APP_ID".into(), TEST_APP_ID.into()),
         ("WXKIT__WECHAT__APP_SECRET".into(), TEST_APP_SECRET.into()),
         ("WXKIT__MINIPROGRAM__APP_ID".into(), TEST_MP_APP_ID.into()),
+        ("WXKIT__PAY__MCH_ID".into(), TEST_MCH_ID.into()),
+        ("WXKIT__PAY__KEY".into(), TEST_PAY_KEY.into()),
+        ("WXKIT__PAY__BASE_URL".into(), sim.base_url()),
         ("WXKIT__MINIPROGRAM__APP_SECRET".into(), TEST_MP_APP_SECRET.into()),
         ("WXKIT__WECHAT__API_BASE_URL".into(), sim.base_url()),
         ("WXKIT__WECHAT__OPEN_BASE_URL".into(), sim.base_url()),

@@ -152,6 +152,8 @@ pub struct PaySettings {
     pub key: Option<SecretString>,
     /// `pay.base_url` (default `https://api.mch.weixin.qq.com`).
     pub base_url: String,
+    /// `pay.order_ttl_secs`: how long an order may be paid (sent to WeChat as `time_expire`; default 1800).
+    pub order_ttl_secs: u32,
 }
 
 /// `admin.*`
@@ -246,6 +248,7 @@ impl Settings {
             .set_default("outbox.retry_max_ms", 600_000)?
             .set_default("outbox.max_attempts", 30)?
             .set_default("pay.base_url", "https://api.mch.weixin.qq.com")?
+            .set_default("pay.order_ttl_secs", 1800)?
             .set_default("login.scene_ttl_secs", 120)?
             .set_default("login.mp_page", "pages/login/login")?
             .set_default("login.session_days", 7)?
@@ -358,6 +361,9 @@ impl Settings {
                 "login.mp_page",
                 "must be a published page path like pages/login/login (no leading slash, no query)",
             ));
+        }
+        if !(60..=7 * 86_400).contains(&self.pay.order_ttl_secs) {
+            return Err(invalid("pay.order_ttl_secs", "must be between 60 and 604800"));
         }
         if self.login.scenes_per_minute == 0 {
             return Err(invalid("login.scenes_per_minute", "must be at least 1"));

@@ -77,6 +77,8 @@ pub struct AppState {
     pub clock: Arc<dyn wechat_core::Clock>,
     /// The mini program (login, phone, codes), when configured (always in sandbox mode).
     pub miniprogram: Option<wechat_oauth::miniprogram::MiniProgramClient>,
+    /// WeChat Pay v2, when a merchant is configured (always in sandbox mode).
+    pub pay: Option<wechat_pay::PayClient>,
     /// Login codes created per client address (`login.scenes_per_minute`).
     pub scene_limiter: crate::http::ratelimit::AuthLimiter,
     /// The bundled simulator's address, in sandbox mode (pages link to its "play the phone" views).
@@ -118,6 +120,9 @@ pub enum StartupError {
     /// The WeChat client could not be built.
     #[error("WeChat client: {0}")]
     Wechat(#[from] wechat_core::Error),
+    /// The WeChat Pay client could not be built.
+    #[error("WeChat Pay client: {0}")]
+    Pay(#[from] wechat_pay::Error),
 }
 
 impl StartupError {
@@ -125,10 +130,13 @@ impl StartupError {
     pub fn exit_code(&self) -> u8 {
         match self {
             StartupError::Database(_) | StartupError::Config(_) => 2,
-            StartupError::Bind { .. } | StartupError::Wechat(_) => 1,
+            StartupError::Bind { .. } | StartupError::Wechat(_) | StartupError::Pay(_) => 1,
         }
     }
 }
+
+/// The merchant id the sandbox registers in the simulator.
+const SANDBOX_MCH_ID: &str = "1900000109";
 
 /// Concurrent POS batches unless configured: one per CPU core (at least 2, at most 8), and never more than half the
 /// pool (the rest serves pages, admin calls and token refreshes). Fewer, fuller batches beat many small ones: on the
@@ -265,6 +273,36 @@ impl Application {
             .with_clock(clock.clone());
             wechat_oauth::miniprogram::MiniProgramClient::new(wechat.clone(), mp_id, mp_secret, mp_tokens)
         });
+        // WeChat Pay: the configured merchant, or in sandbox mode a simulated one.
+        let pay_merchant = if sandbox.is_some() {
+            let key = crate::platform::crypto::random_token()[..32].to_owned();
+            #[cfg(feature = "sandbox")]
+            if let Some(sim) = &sandbox {
+                sim.handle().add_merchant(SANDBOX_MCH_ID, &key);
+            }
+            Some((
+                SANDBOX_MCH_ID.to_owned(),
+                key,
+                sandbox.as_ref().map(SandboxSim::base_url),
+            ))
+        } else {
+            match (&settings.pay.mch_id, &settings.pay.key) {
+                (Some(mch), Some(key)) => Some((mch.clone(), key.secret().to_owned(), None)),
+                _ => None,
+            }
+        };
+        let pay = match pay_merchant {
+            Some((mch_id, key, base)) => Some(wechat_pay::PayClient::new(
+                wechat_pay::Merchant {
+                    app_id: oauth.app_id().clone(),
+                    mch_id,
+                    key: wechat_pay::PayKey::new(key),
+                    sign_type: wechat_pay::SignType::HmacSha256,
+                },
+                base.as_deref().unwrap_or(&settings.pay.base_url),
+            )?),
+            None => None,
+        };
         let login_hub = crate::features::scan_login::hub::LoginHub::new();
         if let Backend::Postgres(url) = &backend {
             login_hub.spawn_listener(url.clone());
@@ -356,6 +394,7 @@ impl Application {
         let sandbox_sim_url = sandbox.as_ref().map(SandboxSim::base_url);
         let scene_limiter = crate::http::ratelimit::AuthLimiter::new(settings.login.scenes_per_minute);
         let state = web::Data::new(AppState {
+            pay,
             scene_limiter,
             sandbox_sim_url,
             miniprogram,
@@ -557,13 +596,15 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
                     .configure(features::auth::routes::api)
                     .configure(features::miniprogram::routes::api)
                     .configure(features::scan_login::routes::api)
-                    .configure(features::jssdk::routes::api),
+                    .configure(features::jssdk::routes::api)
+                    .configure(features::pay::routes::api),
             )
             .configure(http::routes)
             .configure(features::sandbox::pages)
             .configure(features::auth::routes::pages)
             .configure(features::scan_login::routes::pages)
             .configure(features::jssdk::routes::pages)
+            .configure(features::pay::routes::pages)
             .configure(features::coupons::routes::pages)
             .configure(features::wechat_push::routes::pages)
             .default_service(web::to(|| async {

@@ -278,13 +278,19 @@ pub const TEST_MP_APP_ID: &str = "wxtestmp00000001";
 /// Its secret (a test value).
 pub const TEST_MP_APP_SECRET: &str = "test-mp-secret-0123456789abcdef0";
 
-/// Starts a simulator on port 0 with the test official account and mini program registered.
+/// The WeChat Pay merchant registered in every test simulator.
+pub const TEST_MCH_ID: &str = "1900000109";
+/// Its API key (a test value, 32 characters as WeChat issues them).
+pub const TEST_PAY_KEY: &str = "testpaykey0123456789abcdefghijkl";
+
+/// Starts a simulator on port 0 with the test official account, mini program and merchant registered.
 pub async fn spawn_sim() -> SimServer {
     SimServer::start(
         "127.0.0.1:0",
         &[(TEST_APP_ID, TEST_APP_SECRET), (TEST_MP_APP_ID, TEST_MP_APP_SECRET)],
     )
     .await
+    .inspect(|sim| sim.handle().add_merchant(TEST_MCH_ID, TEST_PAY_KEY))
     .expect("simulator starts")
 }
 

@@ -207,3 +207,36 @@ diesel::table! {
         updated_at -> BigInt,
     }
 }
+
+diesel::table! {
+    /// WeChat Pay orders.
+    pay_orders (id) {
+        id -> BigInt,
+        out_trade_no -> Text,
+        user_id -> Nullable<BigInt>,
+        openid -> Nullable<Text>,
+        description -> Text,
+        total_fee -> BigInt,
+        trade_type -> Text,
+        status -> Text,
+        prepay_id -> Nullable<Text>,
+        code_url -> Nullable<Text>,
+        transaction_id -> Nullable<Text>,
+        paid_at -> Nullable<BigInt>,
+        expires_at -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Payment notifies received and what each did.
+    pay_notifications (id) {
+        id -> BigInt,
+        out_trade_no -> Text,
+        transaction_id -> Text,
+        total_fee -> BigInt,
+        outcome -> Text,
+        created_at -> BigInt,
+    }
+}

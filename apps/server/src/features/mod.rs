@@ -8,6 +8,7 @@ pub mod jssdk;
 pub mod merchants;
 pub mod miniprogram;
 pub mod outbox;
+pub mod pay;
 pub mod sandbox;
 pub mod scan_login;
 pub mod wechat_push;

@@ -1,0 +1,223 @@
+//! `pay_orders` and `pay_notifications`.
+
+use crate::db::schema::{pay_notifications, pay_orders};
+use crate::db::{DbConnection, DbError};
+use diesel::prelude::*;
+
+/// An order row.
+#[derive(Clone, Debug, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = pay_orders)]
+pub struct Order {
+    /// Id.
+    pub id: i64,
+    /// Our order number.
+    pub out_trade_no: String,
+    /// The buyer.
+    pub user_id: Option<i64>,
+    /// The payer's openid (JSAPI).
+    pub openid: Option<String>,
+    /// What is bought.
+    pub description: String,
+    /// Fen.
+    pub total_fee: i64,
+    /// JSAPI | NATIVE.
+    pub trade_type: String,
+    /// created | paid | closed.
+    pub status: String,
+    /// WeChat's prepay id.
+    pub prepay_id: Option<String>,
+    /// NATIVE: what the QR code carries.
+    pub code_url: Option<String>,
+    /// WeChat's transaction id, once paid.
+    pub transaction_id: Option<String>,
+    /// Unix ms.
+    pub paid_at: Option<i64>,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+/// A new order (status `created`).
+#[derive(Debug)]
+pub struct NewOrder<'a> {
+    /// Our order number.
+    pub out_trade_no: &'a str,
+    /// The buyer.
+    pub user_id: Option<i64>,
+    /// The payer (JSAPI).
+    pub openid: Option<&'a str>,
+    /// What is bought.
+    pub description: &'a str,
+    /// Fen.
+    pub total_fee: i64,
+    /// JSAPI | NATIVE.
+    pub trade_type: &'a str,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Unix ms.
+    pub now: i64,
+}
+
+/// Stores a new order.
+pub fn create(conn: &mut DbConnection, o: &NewOrder<'_>) -> Result<(), DbError> {
+    diesel::insert_into(pay_orders::table)
+        .values((
+            pay_orders::out_trade_no.eq(o.out_trade_no),
+            pay_orders::user_id.eq(o.user_id),
+            pay_orders::openid.eq(o.openid),
+            pay_orders::description.eq(o.description),
+            pay_orders::total_fee.eq(o.total_fee),
+            pay_orders::trade_type.eq(o.trade_type),
+            pay_orders::status.eq("created"),
+            pay_orders::expires_at.eq(o.expires_at),
+            pay_orders::created_at.eq(o.now),
+            pay_orders::updated_at.eq(o.now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Records what WeChat answered to the unified order.
+pub fn set_prepay(
+    conn: &mut DbConnection,
+    out_trade_no: &str,
+    prepay_id: &str,
+    code_url: Option<&str>,
+    now: i64,
+) -> Result<(), DbError> {
+    diesel::update(pay_orders::table.filter(pay_orders::out_trade_no.eq(out_trade_no)))
+        .set((
+            pay_orders::prepay_id.eq(prepay_id),
+            pay_orders::code_url.eq(code_url),
+            pay_orders::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// An order by number.
+pub fn get(conn: &mut DbConnection, out_trade_no: &str) -> Result<Option<Order>, DbError> {
+    Ok(pay_orders::table
+        .filter(pay_orders::out_trade_no.eq(out_trade_no))
+        .select(Order::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// created → closed. True if it moved.
+pub fn close(conn: &mut DbConnection, out_trade_no: &str, now: i64) -> Result<bool, DbError> {
+    Ok(diesel::update(
+        pay_orders::table
+            .filter(pay_orders::out_trade_no.eq(out_trade_no))
+            .filter(pay_orders::status.eq("created")),
+    )
+    .set((pay_orders::status.eq("closed"), pay_orders::updated_at.eq(now)))
+    .execute(conn)?
+        == 1)
+}
+
+/// What a verified payment notify did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The order is now paid (this delivery did it).
+    Applied,
+    /// Already paid by this transaction: nothing changed.
+    Duplicate,
+    /// The amount is not the order's: not paid, recorded for an operator.
+    AmountMismatch,
+    /// No such order of ours.
+    UnknownOrder,
+    /// The order is closed, or paid by another transaction: not applied, recorded for an operator.
+    NotPayable,
+}
+
+impl Applied {
+    /// The recorded outcome.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Applied::Applied => "applied",
+            Applied::Duplicate => "duplicate",
+            Applied::AmountMismatch => "amount_mismatch",
+            Applied::UnknownOrder => "unknown_order",
+            Applied::NotPayable => "not_payable",
+        }
+    }
+}
+
+/// Applies a verified, successful payment notify in one transaction: the conditional `created → paid` update
+/// (keyed by the order and its transaction id, unique) and the notification record commit together, so concurrent,
+/// repeated or reordered deliveries change the order once.
+pub fn apply_payment(
+    conn: &mut DbConnection,
+    out_trade_no: &str,
+    transaction_id: &str,
+    total_fee: i64,
+    now: i64,
+) -> Result<Applied, DbError> {
+    conn.transaction::<_, DbError, _>(|conn| {
+        // The write comes first: on SQLite it takes the write lock at once (waiting its turn under busy_timeout)
+        // instead of upgrading a read snapshot that a concurrent delivery may have made stale.
+        let moved = diesel::update(
+            pay_orders::table
+                .filter(pay_orders::out_trade_no.eq(out_trade_no))
+                .filter(pay_orders::status.eq("created"))
+                .filter(pay_orders::total_fee.eq(total_fee)),
+        )
+        .set((
+            pay_orders::status.eq("paid"),
+            pay_orders::transaction_id.eq(transaction_id),
+            pay_orders::paid_at.eq(now),
+            pay_orders::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+        let outcome = if moved == 1 {
+            Applied::Applied
+        } else {
+            match get(conn, out_trade_no)? {
+                None => Applied::UnknownOrder,
+                Some(o) if o.total_fee != total_fee => Applied::AmountMismatch,
+                Some(o) if o.status == "paid" && o.transaction_id.as_deref() == Some(transaction_id) => {
+                    Applied::Duplicate
+                }
+                Some(_) => Applied::NotPayable,
+            }
+        };
+        diesel::insert_into(pay_notifications::table)
+            .values((
+                pay_notifications::out_trade_no.eq(out_trade_no),
+                pay_notifications::transaction_id.eq(transaction_id),
+                pay_notifications::total_fee.eq(total_fee),
+                pay_notifications::outcome.eq(outcome.as_str()),
+                pay_notifications::created_at.eq(now),
+            ))
+            .execute(conn)?;
+        Ok(outcome)
+    })
+}
+
+/// A recorded notify.
+#[derive(Clone, Debug, Queryable, serde::Serialize)]
+pub struct Notification {
+    /// Id.
+    pub id: i64,
+    /// The order.
+    pub out_trade_no: String,
+    /// WeChat's transaction.
+    pub transaction_id: String,
+    /// Fen.
+    pub total_fee: i64,
+    /// What it did.
+    pub outcome: String,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+/// Recorded notifies, newest first (optionally of one outcome).
+pub fn notifications(conn: &mut DbConnection, outcome: Option<&str>, limit: i64) -> Result<Vec<Notification>, DbError> {
+    let mut q = pay_notifications::table.into_boxed();
+    if let Some(o) = outcome {
+        q = q.filter(pay_notifications::outcome.eq(o.to_owned()));
+    }
+    Ok(q.order(pay_notifications::id.desc()).limit(limit).load(conn)?)
+}

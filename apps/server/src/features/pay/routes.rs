@@ -1,0 +1,395 @@
+//! `POST /api/v1/pay/orders`, `GET /api/v1/pay/orders/{no}`, `POST .../close`, the NATIVE code image, the operators'
+//! view of notifies, and WeChat's `POST /wechat/pay/notify`.
+
+use super::repo::{self, Applied, NewOrder};
+use crate::db;
+use crate::http::auth::{AdminAuth, AnySession, bearer};
+use crate::http::errors::ApiError;
+use crate::http::json::ApiJson;
+use crate::startup::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use wechat_pay::{Fen, PayClient, TradeType, UnifiedOrder};
+
+/// The API of this capability (under `/api/v1`).
+pub fn api(cfg: &mut web::ServiceConfig) {
+    cfg.route("/pay/orders", web::post().to(create))
+        .route("/pay/orders/{out_trade_no}", web::get().to(status))
+        .route("/pay/orders/{out_trade_no}/close", web::post().to(close))
+        .route("/pay/orders/{out_trade_no}/qr.png", web::get().to(native_qr))
+        .route("/admin/pay/notifications", web::get().to(notifications));
+}
+
+/// The pages (WeChat callbacks) of this capability.
+pub fn pages(cfg: &mut web::ServiceConfig) {
+    cfg.route("/wechat/pay/notify", web::post().to(notify));
+}
+
+fn client(state: &AppState) -> Result<&PayClient, ApiError> {
+    state.pay.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "pay_not_configured",
+            "WeChat Pay is not configured: set pay.mch_id and pay.key",
+        )
+    })
+}
+
+fn pay_error(e: &wechat_pay::Error) -> ApiError {
+    match e {
+        wechat_pay::Error::Business { err_code, .. } => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "wechat_pay_refused",
+            format!("WeChat Pay refused the order: {err_code}"),
+        ),
+        e => {
+            tracing::warn!(error = %e, "WeChat Pay call failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "wechat_unavailable",
+                "WeChat Pay did not answer properly: try again in a few seconds",
+            )
+            .with_retry_after(5)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    description: String,
+    total_fee: i64,
+    trade_type: String,
+    campaign_id: Option<i64>,
+}
+
+/// `yyyyMMddHHmmss` in Beijing time, as WeChat Pay wants times.
+fn beijing_compact(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| (t + chrono::Duration::hours(8)).format("%Y%m%d%H%M%S").to_string())
+        .unwrap_or_default()
+}
+
+fn random_out_trade_no() -> String {
+    let mut b = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
+    wechat_core::push::hex_lower(&b)
+}
+
+/// `POST /api/v1/pay/orders {"description", "total_fee", "trade_type": "JSAPI" | "NATIVE"}` (a logged-in buyer) →
+/// `{"out_trade_no", "pay_params"}` (JSAPI: what `wx.requestPayment` takes) or `{"out_trade_no", "code_url",
+/// "qr_url"}` (NATIVE). The order is stored before WeChat hears of it, so a notify can never find it missing.
+pub async fn create(
+    req: HttpRequest,
+    AnySession(session): AnySession,
+    state: web::Data<AppState>,
+    body: ApiJson<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let pay = client(&state)?;
+    let body = body.into_inner();
+    if body.campaign_id.is_some() {
+        return Err(ApiError::bad_request(
+            "unsupported",
+            "buying a campaign's coupon is not available yet",
+        ));
+    }
+    let description = body.description.trim().to_owned();
+    if description.is_empty() || description.len() > 128 {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "description must be 1 to 128 bytes",
+        ));
+    }
+    if !(1..=100_000_000).contains(&body.total_fee) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "total_fee is in fen: 1 to 100000000",
+        ));
+    }
+    let out_trade_no = random_out_trade_no();
+    let (trade_type, openid) = match body.trade_type.as_str() {
+        "JSAPI" => {
+            if bearer(&req).is_some() {
+                return Err(ApiError::bad_request(
+                    "jsapi_needs_web_session",
+                    "JSAPI orders are paid inside the official account's pages: log in there (the mini program pays with its own appid)",
+                ));
+            }
+            (
+                TradeType::Jsapi {
+                    openid: session.openid.clone(),
+                },
+                Some(session.openid.clone()),
+            )
+        }
+        "NATIVE" => (
+            TradeType::Native {
+                product_id: out_trade_no.clone(),
+            },
+            None,
+        ),
+        other => {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                format!("trade_type {other:?} is not JSAPI or NATIVE"),
+            ));
+        }
+    };
+    let now = state.clock.now_ms();
+    let expires_at = now / 1000 + i64::from(state.settings.pay.order_ttl_secs);
+    let ip = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let order = UnifiedOrder::new(
+        &description,
+        &out_trade_no,
+        Fen(u64::try_from(body.total_fee).unwrap_or(1)),
+        &ip,
+        &format!("{}/wechat/pay/notify", state.public_base_url),
+        trade_type,
+    )
+    .and_then(|o| o.time_expire(&beijing_compact(expires_at)))
+    .map_err(|e| ApiError::bad_request("invalid_field", e.to_string()))?;
+    let stored = {
+        let (no, desc, tt, oid) = (
+            out_trade_no.clone(),
+            description.clone(),
+            body.trade_type.clone(),
+            openid.clone(),
+        );
+        let (user_id, fee) = (session.user_id, body.total_fee);
+        db::blocking(&state.db, move |conn| {
+            repo::create(
+                conn,
+                &NewOrder {
+                    out_trade_no: &no,
+                    user_id: Some(user_id),
+                    openid: oid.as_deref(),
+                    description: &desc,
+                    total_fee: fee,
+                    trade_type: &tt,
+                    expires_at,
+                    now,
+                },
+            )
+        })
+        .await
+    };
+    stored.map_err(|e| ApiError::unavailable(&e))?;
+    let prepay = match pay.unified_order(&order).await {
+        Ok(p) => p,
+        Err(e) => {
+            // WeChat has no payable order: ours is closed so it can never be paid by a late surprise.
+            let no = out_trade_no.clone();
+            let _ = db::blocking(&state.db, move |conn| repo::close(conn, &no, now)).await;
+            return Err(pay_error(&e));
+        }
+    };
+    let (no, pid, code_url) = (out_trade_no.clone(), prepay.prepay_id.clone(), prepay.code_url.clone());
+    db::blocking(&state.db, move |conn| {
+        repo::set_prepay(conn, &no, &pid, code_url.as_deref(), now)
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(&e))?;
+    metrics::counter!("wxkit_pay_orders_total", "trade_type" => body.trade_type.clone()).increment(1);
+    Ok(HttpResponse::Created().json(match body.trade_type.as_str() {
+        "JSAPI" => serde_json::json!({
+            "out_trade_no": out_trade_no,
+            "pay_params": pay.jsapi_params(&prepay.prepay_id, now / 1000),
+        }),
+        _ => serde_json::json!({
+            "out_trade_no": out_trade_no,
+            "code_url": prepay.code_url,
+            "qr_url": format!("{}/api/v1/pay/orders/{out_trade_no}/qr.png", state.public_base_url),
+        }),
+    }))
+}
+
+/// The order, if the caller is its buyer or the admin.
+async fn owned(req: &HttpRequest, state: &AppState, out_trade_no: &str) -> Result<repo::Order, ApiError> {
+    let no = out_trade_no.to_owned();
+    let order = db::blocking(&state.db, move |conn| repo::get(conn, &no))
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?;
+    let admin = crate::http::auth::require_admin(req, state).is_ok();
+    let buyer = if admin {
+        None
+    } else {
+        let session = crate::http::auth::session(req, state).await?;
+        match session {
+            Some(s) => Some(s.user_id),
+            None => match bearer(req) {
+                Some(token) => crate::features::auth::service::live_session(
+                    state,
+                    &token,
+                    crate::features::auth::service::MINIPROGRAM,
+                )
+                .await?
+                .map(|(s, _)| s.user_id),
+                None => None,
+            },
+        }
+    };
+    match order {
+        Some(o) if admin || (buyer.is_some() && o.user_id == buyer) => Ok(o),
+        // Someone else's order is as good as none.
+        _ => Err(ApiError::not_found("no such order of yours")),
+    }
+}
+
+/// `GET /api/v1/pay/orders/{out_trade_no}` (its buyer, or the admin).
+pub async fn status(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let order = owned(&req, &state, &path).await?;
+    let expired = order.status == "created" && order.expires_at <= state.clock.now_ms() / 1000;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "out_trade_no": order.out_trade_no,
+        "status": if expired { "expired" } else { order.status.as_str() },
+        "description": order.description,
+        "total_fee": order.total_fee,
+        "trade_type": order.trade_type,
+        "transaction_id": order.transaction_id,
+        "paid_at": order.paid_at.and_then(chrono::DateTime::from_timestamp_millis).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+    })))
+}
+
+/// `POST /api/v1/pay/orders/{out_trade_no}/close` (its buyer, or the admin): closed at WeChat, then here.
+pub async fn close(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let pay = client(&state)?;
+    let order = owned(&req, &state, &path).await?;
+    if order.status != "created" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_open",
+            format!("the order is {}", order.status),
+        ));
+    }
+    // WeChat closes an order only 5 minutes after it was placed; closing ours alone would let a payment through.
+    let age_ms = state.clock.now_ms() - order.created_at;
+    if age_ms < 300_000 {
+        let wait = u64::try_from((300_000 - age_ms) / 1000 + 1).unwrap_or(300);
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "too_soon",
+            format!("WeChat closes an order only 5 minutes after it was placed: try again in {wait} s"),
+        )
+        .with_retry_after(wait));
+    }
+    pay.close_order(&order.out_trade_no).await.map_err(|e| pay_error(&e))?;
+    let (no, now) = (order.out_trade_no.clone(), state.clock.now_ms());
+    let closed = db::blocking(&state.db, move |conn| repo::close(conn, &no, now))
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?;
+    if !closed {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_open",
+            "the order was paid meanwhile",
+        ));
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({"out_trade_no": order.out_trade_no, "status": "closed"})))
+}
+
+/// `GET /api/v1/pay/orders/{out_trade_no}/qr.png`: the NATIVE order's code to scan with WeChat.
+pub async fn native_qr(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let order = owned(&req, &state, &path).await?;
+    let Some(code_url) = order.code_url else {
+        return Err(ApiError::not_found("this order has no code to scan"));
+    };
+    let png =
+        qr_render::render_png(&code_url, &qr_render::RenderOptions::default()).map_err(|e| ApiError::internal(&e))?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/png")
+        .insert_header(("Cache-Control", "private, no-store"))
+        .body(png))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsQuery {
+    outcome: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/admin/pay/notifications?outcome=&limit=` (admin): every notify received and what it did — the
+/// operator's list of amount mismatches and notifies for unknown or closed orders.
+pub async fn notifications(
+    _admin: AdminAuth,
+    q: web::Query<NotificationsQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let items = db::blocking(&state.db, move |conn| {
+        repo::notifications(conn, q.outcome.as_deref(), limit)
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(&e))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items})))
+}
+
+fn reply(xml: String) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/xml; charset=utf-8").body(xml)
+}
+
+/// `POST /wechat/pay/notify`: WeChat's payment notify. The body is parsed by the hardened codec and its signature
+/// verified (constant time); appid and mch_id must be ours and the amount the order's. Applied once in one
+/// transaction with its record; answered `SUCCESS` after the commit (also for duplicates, and for mismatches, which
+/// are recorded for an operator and would not improve by being resent), `FAIL` for forged or unreadable ones and
+/// when the database is down (WeChat resends).
+pub async fn notify(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    let Some(pay) = state.pay.as_ref() else {
+        return reply(wechat_pay::notify::fail_reply("pay not configured"));
+    };
+    let notify = match wechat_pay::notify::parse_payment_notify(pay.merchant(), &body) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "refused a payment notify");
+            metrics::counter!("wxkit_pay_notifies_total", "outcome" => "refused").increment(1);
+            return reply(wechat_pay::notify::fail_reply("invalid notify"));
+        }
+    };
+    if !notify.paid {
+        // The user did not pay: nothing to apply.
+        return reply(wechat_pay::notify::SUCCESS_REPLY.to_owned());
+    }
+    let (no, txn, fee, now) = (
+        notify.out_trade_no.clone(),
+        notify.transaction_id.clone(),
+        i64::try_from(notify.total_fee.0).unwrap_or(i64::MAX),
+        state.clock.now_ms(),
+    );
+    match db::blocking(&state.db, move |conn| repo::apply_payment(conn, &no, &txn, fee, now)).await {
+        Ok(outcome) => {
+            metrics::counter!("wxkit_pay_notifies_total", "outcome" => outcome.as_str()).increment(1);
+            match outcome {
+                Applied::Applied => tracing::info!(out_trade_no = %notify.out_trade_no, "order paid"),
+                Applied::Duplicate => {}
+                other => tracing::error!(
+                    out_trade_no = %notify.out_trade_no,
+                    transaction_id = %notify.transaction_id,
+                    outcome = other.as_str(),
+                    "a payment notify was not applied: recorded for an operator"
+                ),
+            }
+            reply(wechat_pay::notify::SUCCESS_REPLY.to_owned())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not apply a payment notify; WeChat will resend it");
+            reply(wechat_pay::notify::fail_reply("try again"))
+        }
+    }
+}

@@ -1,0 +1,2 @@
+DROP TABLE pay_notifications;
+DROP TABLE pay_orders;

@@ -1,0 +1,361 @@
+//! WeChat Pay orders and the payment notify, exactly once (JSAPI and NATIVE through the simulator's cashier).
+
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use wxkit_e2e::{DbKind, TEST_ADMIN_TOKEN, TEST_APP_ID, TEST_MCH_ID, TEST_PAY_KEY, TestApp, spawn_app};
+
+on_both_backends!(
+    jsapi_and_native_orders_are_paid_through_the_cashier,
+    a_hundred_concurrent_duplicate_notifies_pay_once,
+    forged_and_mismatched_notifies_pay_nothing,
+);
+
+/// A web session cookie for `openid` (silent OAuth through the simulator).
+async fn web_session(app: &TestApp, openid: &str) -> String {
+    let start = app
+        .http
+        .get(format!("{}/auth/wechat?return=/account", app.address))
+        .send()
+        .await
+        .unwrap();
+    let authorize = url::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
+    let q: std::collections::HashMap<_, _> = authorize.query_pairs().into_owned().collect();
+    let code = app
+        .sim
+        .handle()
+        .issue_oauth_code(TEST_APP_ID, openid, "snsapi_base")
+        .unwrap();
+    let back = app
+        .http
+        .get(format!(
+            "{}/auth/callback?code={code}&state={}",
+            app.address,
+            url::form_urlencoded::byte_serialize(q["state"].as_bytes()).collect::<String>()
+        ))
+        .send()
+        .await
+        .unwrap();
+    back.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("wxkit_session="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn order(app: &TestApp, cookie: &str, body: Value) -> (u16, Value) {
+    let r = app
+        .http
+        .post(format!("{}/api/v1/pay/orders", app.address))
+        .header("cookie", cookie)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn order_status(app: &TestApp, cookie: Option<&str>, no: &str) -> (u16, Value) {
+    let mut r = app.http.get(format!("{}/api/v1/pay/orders/{no}", app.address));
+    r = match cookie {
+        Some(c) => r.header("cookie", c),
+        None => r.bearer_auth(TEST_ADMIN_TOKEN),
+    };
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn wait_paid(app: &TestApp, cookie: &str, no: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, b) = order_status(app, Some(cookie), no).await;
+        if b["status"] == "paid" {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "order {no} not paid: {b}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn jsapi_and_native_orders_are_paid_through_the_cashier(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let cookie = web_session(&app, "o-buyer").await;
+    // JSAPI: pay params for wx.requestPayment, signed.
+    let (s, b) = order(
+        &app,
+        &cookie,
+        json!({"description": "咖啡券", "total_fee": 1800, "trade_type": "JSAPI"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let no = b["out_trade_no"].as_str().unwrap().to_owned();
+    let params = &b["pay_params"];
+    assert_eq!(params["appId"], TEST_APP_ID);
+    assert!(params["package"].as_str().unwrap().starts_with("prepay_id="));
+    let fields: Vec<(String, String)> = ["appId", "timeStamp", "nonceStr", "package", "signType"]
+        .iter()
+        .map(|k| ((*k).to_owned(), params[*k].as_str().unwrap().to_owned()))
+        .collect();
+    let expected = wechat_pay::sign::sign(
+        fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &wechat_pay::PayKey::new(TEST_PAY_KEY),
+        wechat_pay::SignType::HmacSha256,
+    );
+    assert_eq!(params["paySign"], expected.as_str());
+    let (_, st) = order_status(&app, Some(&cookie), &no).await;
+    assert_eq!(
+        (st["status"].as_str(), st["total_fee"].as_i64()),
+        (Some("created"), Some(1800))
+    );
+    // The customer pays at the (simulated) cashier; WeChat notifies; the order is paid.
+    let transaction_id = app.sim.handle().pay_order(&no, None, None).unwrap();
+    wait_paid(&app, &cookie, &no).await;
+    let (_, st) = order_status(&app, None, &no).await;
+    assert_eq!(st["transaction_id"], transaction_id.as_str(), "the admin sees it too");
+    // Someone else's order is nobody's business.
+    let other = web_session(&app, "o-someone-else").await;
+    assert_eq!(order_status(&app, Some(&other), &no).await.0, 404);
+
+    // NATIVE: a code to scan, then paid.
+    let (s, b) = order(
+        &app,
+        &cookie,
+        json!({"description": "PC", "total_fee": 1, "trade_type": "NATIVE"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    assert!(b["code_url"].as_str().unwrap().starts_with("weixin://"));
+    let no2 = b["out_trade_no"].as_str().unwrap().to_owned();
+    let png = app
+        .http
+        .get(b["qr_url"].as_str().unwrap())
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(wxkit_e2e::decode_qr(&png), b["code_url"].as_str().unwrap());
+    app.sim.handle().pay_order(&no2, None, None).unwrap();
+    wait_paid(&app, &cookie, &no2).await;
+
+    // Close an unpaid order; a paid one cannot be closed.
+    let (_, b) = order(
+        &app,
+        &cookie,
+        json!({"description": "x", "total_fee": 5, "trade_type": "NATIVE"}),
+    )
+    .await;
+    let no3 = b["out_trade_no"].as_str().unwrap().to_owned();
+    let close = async |no: &str| {
+        app.http
+            .post(format!("{}/api/v1/pay/orders/{no}/close", app.address))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+    };
+    // WeChat closes orders only after 5 minutes: before that, a clear 409 with when to retry.
+    let r = close(&no3).await;
+    assert_eq!(r.status(), 409);
+    assert!(r.headers().contains_key("retry-after"));
+    app.clock.advance_secs(301);
+    app.sim.handle().advance_clock(301);
+    let r = close(&no3).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(order_status(&app, Some(&cookie), &no3).await.1["status"], "closed");
+    assert_eq!(close(&no).await.status(), 409, "a paid order");
+    // Bad input: clear 400s; no session: 401.
+    for bad in [
+        json!({"description": "", "total_fee": 1, "trade_type": "JSAPI"}),
+        json!({"description": "x", "total_fee": 0, "trade_type": "JSAPI"}),
+        json!({"description": "x", "total_fee": 1, "trade_type": "APP"}),
+        json!({"description": "x", "total_fee": 1, "trade_type": "JSAPI", "extra": 1}),
+    ] {
+        assert_eq!(order(&app, &cookie, bad.clone()).await.0, 400, "{bad}");
+    }
+    let r = app
+        .http
+        .post(format!("{}/api/v1/pay/orders", app.address))
+        .json(&json!({"description": "x", "total_fee": 1, "trade_type": "NATIVE"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+/// A payment notify as WeChat sends it, signed with `key`.
+fn notify_body(no: &str, transaction_id: &str, total_fee: i64, key: &str) -> String {
+    let mut f: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in [
+        ("appid", TEST_APP_ID.to_owned()),
+        ("mch_id", TEST_MCH_ID.to_owned()),
+        ("nonce_str", "n0nce".to_owned()),
+        ("result_code", "SUCCESS".to_owned()),
+        ("return_code", "SUCCESS".to_owned()),
+        ("openid", "o-buyer".to_owned()),
+        ("trade_type", "NATIVE".to_owned()),
+        ("bank_type", "OTHERS".to_owned()),
+        ("total_fee", total_fee.to_string()),
+        ("cash_fee", total_fee.to_string()),
+        ("fee_type", "CNY".to_owned()),
+        ("transaction_id", transaction_id.to_owned()),
+        ("out_trade_no", no.to_owned()),
+        ("time_end", "20261126120000".to_owned()),
+        ("sign_type", "HMAC-SHA256".to_owned()),
+    ] {
+        f.insert(k.to_owned(), v);
+    }
+    let sign = wechat_pay::sign::sign(
+        f.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &wechat_pay::PayKey::new(key),
+        wechat_pay::SignType::HmacSha256,
+    );
+    f.insert("sign".into(), sign);
+    wechat_pay::xml::to_xml(&f)
+}
+
+async fn post_notify(app: &TestApp, body: String) -> String {
+    app.http
+        .post(format!("{}/wechat/pay/notify", app.address))
+        .header("content-type", "text/xml")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn notifications(app: &TestApp, outcome: &str) -> Vec<Value> {
+    let v: Value = app
+        .http
+        .get(format!(
+            "{}/api/v1/admin/pay/notifications?outcome={outcome}",
+            app.address
+        ))
+        .bearer_auth(TEST_ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["items"].as_array().unwrap().clone()
+}
+
+async fn a_hundred_concurrent_duplicate_notifies_pay_once(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let cookie = web_session(&app, "o-buyer").await;
+    let (_, b) = order(
+        &app,
+        &cookie,
+        json!({"description": "dup", "total_fee": 990, "trade_type": "NATIVE"}),
+    )
+    .await;
+    let no = b["out_trade_no"].as_str().unwrap().to_owned();
+    let body = notify_body(&no, "4200000000202611260001", 990, TEST_PAY_KEY);
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (http, url, body) = (
+            app.http.clone(),
+            format!("{}/wechat/pay/notify", app.address),
+            body.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            http.post(url).body(body).send().await.unwrap().text().await.unwrap()
+        }));
+    }
+    let mut success = 0;
+    for t in tasks {
+        let reply = t.await.unwrap();
+        assert!(reply.contains("SUCCESS") || reply.contains("FAIL"), "{reply}");
+        if reply.contains("<return_code><![CDATA[SUCCESS]]>") {
+            success += 1;
+        }
+    }
+    // A FAIL (database busy) only makes WeChat resend: the resends are answered SUCCESS.
+    for _ in success..100 {
+        assert!(post_notify(&app, body.clone()).await.contains("SUCCESS"));
+    }
+    let (_, st) = order_status(&app, Some(&cookie), &no).await;
+    assert_eq!(
+        (st["status"].as_str(), st["transaction_id"].as_str()),
+        (Some("paid"), Some("4200000000202611260001"))
+    );
+    assert_eq!(notifications(&app, "applied").await.len(), 1, "one state change");
+    assert!(notifications(&app, "duplicate").await.len() >= 99);
+    // A late, reordered notify of another transaction for the same order changes nothing.
+    assert!(
+        post_notify(&app, notify_body(&no, "4200000000202611269999", 990, TEST_PAY_KEY))
+            .await
+            .contains("SUCCESS")
+    );
+    let (_, st) = order_status(&app, Some(&cookie), &no).await;
+    assert_eq!(st["transaction_id"], "4200000000202611260001");
+    assert_eq!(notifications(&app, "not_payable").await.len(), 1);
+}
+
+async fn forged_and_mismatched_notifies_pay_nothing(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let cookie = web_session(&app, "o-buyer").await;
+    let (_, b) = order(
+        &app,
+        &cookie,
+        json!({"description": "f", "total_fee": 500, "trade_type": "NATIVE"}),
+    )
+    .await;
+    let no = b["out_trade_no"].as_str().unwrap().to_owned();
+    // Signed with another key: FAIL, nothing recorded as paid.
+    let forged = notify_body(&no, "4200000000202611260002", 500, "someone-elses-key-0123456789abcd");
+    assert!(post_notify(&app, forged).await.contains("FAIL"));
+    // A signed body altered afterwards: FAIL.
+    let tampered = notify_body(&no, "4200000000202611260002", 500, TEST_PAY_KEY).replace("[500]]", "[1]]");
+    assert!(tampered.contains("[1]]"));
+    assert!(post_notify(&app, tampered).await.contains("FAIL"));
+    // Not XML, or a DOCTYPE (XXE): FAIL.
+    assert!(post_notify(&app, "{}".into()).await.contains("FAIL"));
+    assert!(
+        post_notify(
+            &app,
+            "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><xml><a>&e;</a></xml>".into()
+        )
+        .await
+        .contains("FAIL")
+    );
+    assert_eq!(order_status(&app, Some(&cookie), &no).await.1["status"], "created");
+    // Correctly signed but the wrong amount: not paid, recorded for an operator (and SUCCESS, so WeChat stops).
+    assert!(
+        post_notify(&app, notify_body(&no, "4200000000202611260003", 1, TEST_PAY_KEY))
+            .await
+            .contains("SUCCESS")
+    );
+    assert_eq!(order_status(&app, Some(&cookie), &no).await.1["status"], "created");
+    let recorded = notifications(&app, "amount_mismatch").await;
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0]["out_trade_no"], no.as_str());
+    // An order that is not ours.
+    assert!(
+        post_notify(
+            &app,
+            notify_body("nosuchorder", "4200000000202611260004", 1, TEST_PAY_KEY)
+        )
+        .await
+        .contains("SUCCESS")
+    );
+    assert_eq!(notifications(&app, "unknown_order").await.len(), 1);
+    // The operators' list needs the admin token.
+    let r = app
+        .http
+        .get(format!("{}/api/v1/admin/pay/notifications", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
