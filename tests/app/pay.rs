@@ -8,6 +8,7 @@ on_both_backends!(
     jsapi_and_native_orders_are_paid_through_the_cashier,
     a_hundred_concurrent_duplicate_notifies_pay_once,
     forged_and_mismatched_notifies_pay_nothing,
+    the_reconciler_settles_lost_notifies_and_closes_expired_orders,
 );
 
 /// A web session cookie for `openid` (silent OAuth through the simulator).
@@ -247,7 +248,7 @@ async fn notifications(app: &TestApp, outcome: &str) -> Vec<Value> {
         .json()
         .await
         .unwrap();
-    v["items"].as_array().unwrap().clone()
+    v["items"].as_array().unwrap_or_else(|| panic!("{v}")).clone()
 }
 
 async fn a_hundred_concurrent_duplicate_notifies_pay_once(kind: DbKind) {
@@ -358,4 +359,57 @@ async fn forged_and_mismatched_notifies_pay_nothing(kind: DbKind) {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+}
+
+async fn the_reconciler_settles_lost_notifies_and_closes_expired_orders(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let cookie = web_session(&app, "o-buyer").await;
+    // Paid, but WeChat's notify is lost: only orderquery knows.
+    let (_, b) = order(
+        &app,
+        &cookie,
+        json!({"description": "lost", "total_fee": 700, "trade_type": "NATIVE"}),
+    )
+    .await;
+    let no = b["out_trade_no"].as_str().unwrap().to_owned();
+    app.sim.handle().drop_next_notifies(1);
+    let transaction_id = app.sim.handle().pay_order(&no, None, None).unwrap();
+    assert!(
+        app.sim.handle().notifications().iter().all(|n| n.out_trade_no != no),
+        "no notify was sent"
+    );
+    wait_paid(&app, &cookie, &no).await;
+    let (_, st) = order_status(&app, Some(&cookie), &no).await;
+    assert_eq!(st["transaction_id"], transaction_id.as_str());
+    assert_eq!(notifications(&app, "applied").await.len(), 1);
+    // A notify arriving late after all changes nothing.
+    assert!(
+        post_notify(&app, notify_body(&no, &transaction_id, 700, TEST_PAY_KEY))
+            .await
+            .contains("SUCCESS")
+    );
+    assert_eq!(notifications(&app, "applied").await.len(), 1);
+
+    // Never paid and past its time (1800 s): closed at WeChat, then here.
+    let (_, b) = order(
+        &app,
+        &cookie,
+        json!({"description": "late", "total_fee": 5, "trade_type": "NATIVE"}),
+    )
+    .await;
+    let stale = b["out_trade_no"].as_str().unwrap().to_owned();
+    assert_eq!(order_status(&app, Some(&cookie), &stale).await.1["status"], "created");
+    app.clock.advance_secs(1801);
+    app.sim.handle().advance_clock(1801);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, st) = order_status(&app, Some(&cookie), &stale).await;
+        if st["status"] == "closed" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not closed: {st}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // WeChat no longer takes payment for it.
+    assert!(app.sim.handle().pay_order(&stale, None, None).is_err());
 }

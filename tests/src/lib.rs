@@ -29,6 +29,9 @@ pub fn test_settings_with(db_url: &str, sim: &SimServer, set: &[(&str, &str)], u
         ("WXKIT__PAY__MCH_ID".to_owned(), TEST_MCH_ID.to_owned()),
         ("WXKIT__PAY__KEY".to_owned(), TEST_PAY_KEY.to_owned()),
         ("WXKIT__PAY__BASE_URL".to_owned(), sim.base_url()),
+        // The pay reconciler looks every second at orders a second old, so that its tests finish in seconds.
+        ("WXKIT__PAY__RECONCILE_AFTER_SECS".to_owned(), "1".to_owned()),
+        ("WXKIT__PAY__RECONCILE_EVERY_SECS".to_owned(), "1".to_owned()),
         (
             "WXKIT__MINIPROGRAM__APP_SECRET".to_owned(),
             TEST_MP_APP_SECRET.to_owned(),

@@ -154,6 +154,11 @@ pub struct PaySettings {
     pub base_url: String,
     /// `pay.order_ttl_secs`: how long an order may be paid (sent to WeChat as `time_expire`; default 1800).
     pub order_ttl_secs: u32,
+    /// `pay.reconcile_after_secs`: an unpaid order this old is asked about at WeChat (`orderquery`), in case its
+    /// notify never came (default 60).
+    pub reconcile_after_secs: u32,
+    /// `pay.reconcile_every_secs`: how often the reconciler looks (default 30).
+    pub reconcile_every_secs: u32,
 }
 
 /// `admin.*`
@@ -249,6 +254,8 @@ impl Settings {
             .set_default("outbox.max_attempts", 30)?
             .set_default("pay.base_url", "https://api.mch.weixin.qq.com")?
             .set_default("pay.order_ttl_secs", 1800)?
+            .set_default("pay.reconcile_after_secs", 60)?
+            .set_default("pay.reconcile_every_secs", 30)?
             .set_default("login.scene_ttl_secs", 120)?
             .set_default("login.mp_page", "pages/login/login")?
             .set_default("login.session_days", 7)?
@@ -364,6 +371,9 @@ impl Settings {
         }
         if !(60..=7 * 86_400).contains(&self.pay.order_ttl_secs) {
             return Err(invalid("pay.order_ttl_secs", "must be between 60 and 604800"));
+        }
+        if self.pay.reconcile_every_secs == 0 || self.pay.reconcile_every_secs > 3600 {
+            return Err(invalid("pay.reconcile_every_secs", "must be between 1 and 3600"));
         }
         if self.login.scenes_per_minute == 0 {
             return Err(invalid("login.scenes_per_minute", "must be at least 1"));

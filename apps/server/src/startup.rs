@@ -303,6 +303,15 @@ impl Application {
             )?),
             None => None,
         };
+        if let Some(pay) = &pay {
+            crate::features::pay::reconciler::spawn(
+                pool.clone(),
+                pay.clone(),
+                clock.clone(),
+                settings.pay.reconcile_after_secs,
+                settings.pay.reconcile_every_secs,
+            );
+        }
         let login_hub = crate::features::scan_login::hub::LoginHub::new();
         if let Backend::Postgres(url) = &backend {
             login_hub.spawn_listener(url.clone());

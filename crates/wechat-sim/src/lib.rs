@@ -19,6 +19,7 @@
 //! | `POST /_sim/miniprogram/login {"appid", "openid"}` | a `wx.login` code for that user → `{"js_code"}` |
 //! | `POST /_sim/miniprogram/phone_code {"appid", "openid"}` | a `getPhoneNumber` button code → `{"code"}` |
 //! | `POST /_sim/miniprogram/backend {"appid", "url"}` | the mini program's server, for the simulated mini-program pages |
+//! | `POST /_sim/pay/faults {"bad_sign_responses"?, "drop_notifies"?}` | the next N Pay responses carry a bad signature / the next N payments send no notify |
 //! | `GET /_sim/js/jweixin.js` | a stand-in for WeChat's JS-SDK script: `wx.config` is verified by `POST /_sim/js/verify` against the issued `jsapi_ticket`, then `wx.ready` or `wx.error({errMsg: "config:invalid signature"})` |
 //! | `GET /_sim/wxa/open?appid&scene&page` | what a mini-program code opens: a page to play the phone (JSON with `Accept: application/json`) |
 //!

@@ -625,15 +625,26 @@ async fn list_notifications(sim: web::Data<SimHandle>) -> HttpResponse {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PayFaults {
-    bad_sign_responses: u32,
+    #[serde(default)]
+    bad_sign_responses: Option<u32>,
+    /// The next N payments are made without a notify (WeChat's notify lost): only `orderquery` tells.
+    #[serde(default)]
+    drop_notifies: Option<u32>,
 }
 
 async fn pay_faults(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
     let Ok(f) = serde_json::from_slice::<PayFaults>(&body) else {
         return bad_request("invalid_json", "expected {\"bad_sign_responses\": N}");
     };
-    sim.world().pay_bad_sign = f.bad_sign_responses;
+    let mut w = sim.world();
+    if let Some(n) = f.bad_sign_responses {
+        w.pay_bad_sign = n;
+    }
+    if let Some(n) = f.drop_notifies {
+        w.pay_drop_notifies = n;
+    }
     HttpResponse::NoContent().finish()
 }
 
@@ -720,6 +731,10 @@ impl SimHandle {
         }
         let sign = sign_fields(&f, &PayKey::new(merchant_key), o.sign_type);
         f.insert("sign".into(), sign);
+        if w.pay_drop_notifies > 0 {
+            w.pay_drop_notifies -= 1;
+            return Ok(o.transaction_id);
+        }
         w.notifications.push(Notification {
             kind: "payment",
             event: None,
@@ -734,6 +749,11 @@ impl SimHandle {
             in_flight: false,
         });
         Ok(o.transaction_id)
+    }
+
+    /// The next `n` payments send no notify (as when WeChat's notify is lost).
+    pub fn drop_next_notifies(&self, n: u32) {
+        self.world().pay_drop_notifies = n;
     }
 
     /// All notifies, delivered or pending.

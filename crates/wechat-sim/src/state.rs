@@ -173,6 +173,7 @@ pub(crate) struct World {
     pub pay_orders: HashMap<(String, String), crate::pay::PayOrder>,
     pub notifications: Vec<crate::pay::Notification>,
     pub pay_bad_sign: u32,
+    pub pay_drop_notifies: u32,
     pub cards: HashMap<String, crate::cards::SimCard>,
     pub codes: HashMap<String, crate::cards::SimCode>,
     pub encrypt_codes: HashMap<String, String>,
@@ -517,6 +518,7 @@ impl SimHandle {
         w.pay_orders.clear();
         w.notifications.clear();
         w.pay_bad_sign = 0;
+        w.pay_drop_notifies = 0;
         w.cards.clear();
         w.codes.clear();
         w.encrypt_codes.clear();

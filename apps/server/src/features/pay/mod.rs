@@ -2,5 +2,6 @@
 //! closing, and the payment notify applied exactly once however many times, in whatever order and however
 //! concurrently WeChat delivers it.
 
+pub mod reconciler;
 pub mod repo;
 pub mod routes;

@@ -221,3 +221,14 @@ pub fn notifications(conn: &mut DbConnection, outcome: Option<&str>, limit: i64)
     }
     Ok(q.order(pay_notifications::id.desc()).limit(limit).load(conn)?)
 }
+
+/// Unpaid orders placed before `placed_before_ms`, oldest first: the reconciler's work.
+pub fn unsettled(conn: &mut DbConnection, placed_before_ms: i64, limit: i64) -> Result<Vec<Order>, DbError> {
+    Ok(pay_orders::table
+        .filter(pay_orders::status.eq("created"))
+        .filter(pay_orders::created_at.lt(placed_before_ms))
+        .order(pay_orders::created_at.asc())
+        .limit(limit)
+        .select(Order::as_select())
+        .load(conn)?)
+}
