@@ -9,6 +9,7 @@ on_both_backends!(
     a_hundred_concurrent_duplicate_notifies_pay_once,
     forged_and_mismatched_notifies_pay_nothing,
     the_reconciler_settles_lost_notifies_and_closes_expired_orders,
+    refunds_never_exceed_what_was_paid,
 );
 
 /// A web session cookie for `openid` (silent OAuth through the simulator).
@@ -412,4 +413,88 @@ async fn the_reconciler_settles_lost_notifies_and_closes_expired_orders(kind: Db
     }
     // WeChat no longer takes payment for it.
     assert!(app.sim.handle().pay_order(&stale, None, None).is_err());
+}
+
+async fn refund(app: &TestApp, no: &str, body: Value) -> (u16, Value) {
+    let r = app
+        .http
+        .post(format!("{}/api/v1/pay/orders/{no}/refunds", app.address))
+        .bearer_auth(TEST_ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn wait_status(app: &TestApp, no: &str, want: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, st) = order_status(app, None, no).await;
+        if st["status"] == want {
+            return st;
+        }
+        assert!(std::time::Instant::now() < deadline, "not {want}: {st}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn refunds_never_exceed_what_was_paid(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let cookie = web_session(&app, "o-buyer").await;
+    let (_, b) = order(
+        &app,
+        &cookie,
+        json!({"description": "r", "total_fee": 1800, "trade_type": "NATIVE"}),
+    )
+    .await;
+    let no = b["out_trade_no"].as_str().unwrap().to_owned();
+    // Not paid yet: nothing to refund.
+    assert_eq!(refund(&app, &no, json!({"refund_fee": 1})).await.0, 409);
+    app.sim.handle().pay_order(&no, None, None).unwrap();
+    wait_status(&app, &no, "paid").await;
+    // A partial refund, settled by WeChat's refund notify.
+    let (s, b) = refund(&app, &no, json!({"refund_fee": 500, "reason": "少了一杯"})).await;
+    assert_eq!((s, b["status"].as_str()), (201, Some("requested")), "{b}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, st) = order_status(&app, None, &no).await;
+        if st["refunded_fee"] == 500 {
+            assert_eq!(st["status"], "paid", "partly refunded: {st}");
+            assert_eq!(st["refunds"][0]["status"], "succeeded");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "refund not settled: {st}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Two refunds of 1000 at once on the 1300 left: one passes, the other is refused.
+    let (a, b2) = tokio::join!(
+        refund(&app, &no, json!({"refund_fee": 1000})),
+        refund(&app, &no, json!({"refund_fee": 1000}))
+    );
+    let mut codes = [a.0, b2.0];
+    codes.sort();
+    assert_eq!(codes, [201, 409], "{a:?} {b2:?}");
+    let refused = if a.0 == 409 { a.1 } else { b2.1 };
+    assert_eq!(refused["error"]["code"], "over_refund");
+    // The rest, exactly: fully refunded.
+    assert_eq!(
+        refund(&app, &no, json!({"refund_fee": 301})).await.0,
+        409,
+        "one fen too many"
+    );
+    assert_eq!(refund(&app, &no, json!({"refund_fee": 300})).await.0, 201);
+    let st = wait_status(&app, &no, "refunded").await;
+    assert_eq!(st["refunded_fee"], 1800);
+    // Unknown order, bad amount, no admin token.
+    assert_eq!(refund(&app, "nosuchorder", json!({"refund_fee": 1})).await.0, 404);
+    assert_eq!(refund(&app, &no, json!({"refund_fee": 0})).await.0, 400);
+    let r = app
+        .http
+        .post(format!("{}/api/v1/pay/orders/{no}/refunds", app.address))
+        .json(&json!({"refund_fee": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
 }

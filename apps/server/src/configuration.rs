@@ -152,6 +152,12 @@ pub struct PaySettings {
     pub key: Option<SecretString>,
     /// `pay.base_url` (default `https://api.mch.weixin.qq.com`).
     pub base_url: String,
+    /// `pay.client_cert_path` / `pay.client_key_path`: the merchant's API certificate and key (PEM:
+    /// `apiclient_cert.pem`, `apiclient_key.pem`), for refunds (mutual TLS). Not needed against a plain-http
+    /// simulator.
+    pub client_cert_path: Option<String>,
+    /// See `client_cert_path`.
+    pub client_key_path: Option<String>,
     /// `pay.order_ttl_secs`: how long an order may be paid (sent to WeChat as `time_expire`; default 1800).
     pub order_ttl_secs: u32,
     /// `pay.reconcile_after_secs`: an unpaid order this old is asked about at WeChat (`orderquery`), in case its
@@ -371,6 +377,12 @@ impl Settings {
         }
         if !(60..=7 * 86_400).contains(&self.pay.order_ttl_secs) {
             return Err(invalid("pay.order_ttl_secs", "must be between 60 and 604800"));
+        }
+        if self.pay.client_cert_path.is_some() != self.pay.client_key_path.is_some() {
+            return Err(invalid(
+                "pay.client_key_path",
+                "pay.client_cert_path and pay.client_key_path must be set together",
+            ));
         }
         if self.pay.reconcile_every_secs == 0 || self.pay.reconcile_every_secs > 3600 {
             return Err(invalid("pay.reconcile_every_secs", "must be between 1 and 3600"));

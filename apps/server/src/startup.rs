@@ -135,6 +135,36 @@ impl StartupError {
     }
 }
 
+/// The transport for refunds: the merchant's client certificate (mutual TLS) when configured; over plain http (a
+/// simulator) an ordinary transport, as there is no TLS to present a certificate in; otherwise none (refunds then
+/// answer that the certificate is missing).
+fn certificate_transport(
+    pay: &crate::configuration::PaySettings,
+    base_url: &str,
+) -> Result<Option<Arc<dyn wechat_core::Transport>>, StartupError> {
+    let invalid = |key: &'static str, message: String| {
+        StartupError::Config(crate::configuration::ConfigError::Invalid { key, message })
+    };
+    if let (Some(cert), Some(key)) = (&pay.client_cert_path, &pay.client_key_path) {
+        let mut pem = std::fs::read(cert).map_err(|e| invalid("pay.client_cert_path", format!("{cert}: {e}")))?;
+        pem.push(b'\n');
+        pem.extend(std::fs::read(key).map_err(|e| invalid("pay.client_key_path", format!("{key}: {e}")))?);
+        let identity = reqwest::Identity::from_pem(&pem)
+            .map_err(|e| invalid("pay.client_cert_path", format!("not a PEM certificate and key: {e}")))?;
+        let client = reqwest::Client::builder()
+            .identity(identity)
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| invalid("pay.client_cert_path", e.to_string()))?;
+        return Ok(Some(Arc::new(wechat_core::ReqwestTransport::from_client(client))));
+    }
+    if base_url.starts_with("http://") {
+        let transport = wechat_core::ReqwestTransport::new().map_err(|e| invalid("pay.base_url", e.to_string()))?;
+        return Ok(Some(Arc::new(transport)));
+    }
+    Ok(None)
+}
+
 /// The merchant id the sandbox registers in the simulator.
 const SANDBOX_MCH_ID: &str = "1900000109";
 
@@ -292,15 +322,22 @@ impl Application {
             }
         };
         let pay = match pay_merchant {
-            Some((mch_id, key, base)) => Some(wechat_pay::PayClient::new(
-                wechat_pay::Merchant {
-                    app_id: oauth.app_id().clone(),
-                    mch_id,
-                    key: wechat_pay::PayKey::new(key),
-                    sign_type: wechat_pay::SignType::HmacSha256,
-                },
-                base.as_deref().unwrap_or(&settings.pay.base_url),
-            )?),
+            Some((mch_id, key, base)) => {
+                let base = base.unwrap_or_else(|| settings.pay.base_url.clone());
+                let client = wechat_pay::PayClient::new(
+                    wechat_pay::Merchant {
+                        app_id: oauth.app_id().clone(),
+                        mch_id,
+                        key: wechat_pay::PayKey::new(key),
+                        sign_type: wechat_pay::SignType::HmacSha256,
+                    },
+                    &base,
+                )?;
+                match certificate_transport(&settings.pay, &base)? {
+                    Some(transport) => Some(client.with_certificate_transport(transport)),
+                    None => Some(client),
+                }
+            }
             None => None,
         };
         if let Some(pay) = &pay {

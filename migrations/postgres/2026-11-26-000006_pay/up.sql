@@ -30,3 +30,16 @@ CREATE TABLE pay_notifications (
     created_at BIGINT NOT NULL
 );
 CREATE INDEX pay_notifications_order ON pay_notifications (out_trade_no);
+-- Refunds of paid orders: requested → succeeded | closed | failed. Their sum never exceeds the order's amount.
+CREATE TABLE pay_refunds (
+    id BIGSERIAL PRIMARY KEY,
+    out_refund_no TEXT NOT NULL UNIQUE,
+    out_trade_no TEXT NOT NULL REFERENCES pay_orders (out_trade_no),
+    refund_fee BIGINT NOT NULL,
+    reason TEXT,
+    status TEXT NOT NULL,
+    refund_id TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX pay_refunds_order ON pay_refunds (out_trade_no);

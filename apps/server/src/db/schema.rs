@@ -240,3 +240,18 @@ diesel::table! {
         created_at -> BigInt,
     }
 }
+
+diesel::table! {
+    /// Refunds of paid orders.
+    pay_refunds (id) {
+        id -> BigInt,
+        out_refund_no -> Text,
+        out_trade_no -> Text,
+        refund_fee -> BigInt,
+        reason -> Nullable<Text>,
+        status -> Text,
+        refund_id -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}

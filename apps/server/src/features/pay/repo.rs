@@ -232,3 +232,119 @@ pub fn unsettled(conn: &mut DbConnection, placed_before_ms: i64, limit: i64) -> 
         .select(Order::as_select())
         .load(conn)?)
 }
+
+use crate::db::schema::pay_refunds;
+
+/// Why a refund was not recorded.
+#[derive(Debug)]
+pub enum RefundRefused {
+    /// No such order.
+    NotFound,
+    /// The order is not paid.
+    NotPaid(String),
+    /// It would exceed what was paid: (already refunded or in progress, paid).
+    TooMuch(i64, i64),
+    /// The database failed.
+    Db(DbError),
+}
+
+impl From<DbError> for RefundRefused {
+    fn from(e: DbError) -> Self {
+        RefundRefused::Db(e)
+    }
+}
+
+impl From<diesel::result::Error> for RefundRefused {
+    fn from(e: diesel::result::Error) -> Self {
+        RefundRefused::Db(e.into())
+    }
+}
+
+/// Records a requested refund if the order is paid and the refunds (requested or succeeded) stay within its amount.
+/// The order row is written first, so concurrent refunds of one order queue on its lock (a row lock on PostgreSQL,
+/// the write lock on SQLite) and cannot both pass the sum check. Returns the order's amount.
+pub fn request_refund(
+    conn: &mut DbConnection,
+    out_trade_no: &str,
+    out_refund_no: &str,
+    refund_fee: i64,
+    reason: Option<&str>,
+    now: i64,
+) -> Result<i64, RefundRefused> {
+    conn.transaction::<_, RefundRefused, _>(|conn| {
+        let touched = diesel::update(pay_orders::table.filter(pay_orders::out_trade_no.eq(out_trade_no)))
+            .set(pay_orders::updated_at.eq(now))
+            .execute(conn)?;
+        if touched == 0 {
+            return Err(RefundRefused::NotFound);
+        }
+        let Some(order) = get(conn, out_trade_no)? else {
+            return Err(RefundRefused::NotFound);
+        };
+        if order.status != "paid" {
+            return Err(RefundRefused::NotPaid(order.status));
+        }
+        let fees: Vec<i64> = pay_refunds::table
+            .filter(pay_refunds::out_trade_no.eq(out_trade_no))
+            .filter(pay_refunds::status.eq_any(["requested", "succeeded"]))
+            .select(pay_refunds::refund_fee)
+            .load(conn)?;
+        let taken: i64 = fees.iter().sum();
+        if taken + refund_fee > order.total_fee {
+            return Err(RefundRefused::TooMuch(taken, order.total_fee));
+        }
+        diesel::insert_into(pay_refunds::table)
+            .values((
+                pay_refunds::out_refund_no.eq(out_refund_no),
+                pay_refunds::out_trade_no.eq(out_trade_no),
+                pay_refunds::refund_fee.eq(refund_fee),
+                pay_refunds::reason.eq(reason),
+                pay_refunds::status.eq("requested"),
+                pay_refunds::created_at.eq(now),
+                pay_refunds::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        Ok(order.total_fee)
+    })
+}
+
+/// Moves a refund on from `requested` (to `failed` when WeChat refused it, `succeeded` / `closed` on its notify);
+/// true if it moved. Also stores WeChat's refund id when given.
+pub fn settle_refund(
+    conn: &mut DbConnection,
+    out_refund_no: &str,
+    status: &str,
+    refund_id: Option<&str>,
+    now: i64,
+) -> Result<bool, DbError> {
+    Ok(diesel::update(
+        pay_refunds::table
+            .filter(pay_refunds::out_refund_no.eq(out_refund_no))
+            .filter(pay_refunds::status.eq("requested")),
+    )
+    .set((
+        pay_refunds::status.eq(status),
+        pay_refunds::refund_id.eq(refund_id),
+        pay_refunds::updated_at.eq(now),
+    ))
+    .execute(conn)?
+        == 1)
+}
+
+/// A refund's amount and status.
+pub fn refund(conn: &mut DbConnection, out_refund_no: &str) -> Result<Option<(String, i64, String)>, DbError> {
+    Ok(pay_refunds::table
+        .filter(pay_refunds::out_refund_no.eq(out_refund_no))
+        .select((pay_refunds::out_trade_no, pay_refunds::refund_fee, pay_refunds::status))
+        .first(conn)
+        .optional()?)
+}
+
+/// The refunds of an order: (out_refund_no, fee, status).
+pub fn refunds_of(conn: &mut DbConnection, out_trade_no: &str) -> Result<Vec<(String, i64, String)>, DbError> {
+    Ok(pay_refunds::table
+        .filter(pay_refunds::out_trade_no.eq(out_trade_no))
+        .order(pay_refunds::id.asc())
+        .select((pay_refunds::out_refund_no, pay_refunds::refund_fee, pay_refunds::status))
+        .load(conn)?)
+}

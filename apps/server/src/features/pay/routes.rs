@@ -18,12 +18,14 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         .route("/pay/orders/{out_trade_no}", web::get().to(status))
         .route("/pay/orders/{out_trade_no}/close", web::post().to(close))
         .route("/pay/orders/{out_trade_no}/qr.png", web::get().to(native_qr))
+        .route("/pay/orders/{out_trade_no}/refunds", web::post().to(refund))
         .route("/admin/pay/notifications", web::get().to(notifications));
 }
 
 /// The pages (WeChat callbacks) of this capability.
 pub fn pages(cfg: &mut web::ServiceConfig) {
-    cfg.route("/wechat/pay/notify", web::post().to(notify));
+    cfg.route("/wechat/pay/notify", web::post().to(notify))
+        .route("/wechat/pay/refund-notify", web::post().to(refund_notify));
 }
 
 fn client(state: &AppState) -> Result<&PayClient, ApiError> {
@@ -250,15 +252,181 @@ pub async fn status(
 ) -> Result<HttpResponse, ApiError> {
     let order = owned(&req, &state, &path).await?;
     let expired = order.status == "created" && order.expires_at <= state.clock.now_ms() / 1000;
+    let no = order.out_trade_no.clone();
+    let refunds = db::blocking(&state.db, move |conn| repo::refunds_of(conn, &no))
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?;
+    let refunded: i64 = refunds.iter().filter(|r| r.2 == "succeeded").map(|r| r.1).sum();
+    // Refund progress is read off the refunds: fully refunded, a refund under way, or as stored.
+    let status = if expired {
+        "expired"
+    } else if order.status == "paid" && refunded == order.total_fee {
+        "refunded"
+    } else if order.status == "paid" && refunds.iter().any(|r| r.2 == "requested") {
+        "refunding"
+    } else {
+        order.status.as_str()
+    };
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "out_trade_no": order.out_trade_no,
-        "status": if expired { "expired" } else { order.status.as_str() },
+        "status": status,
         "description": order.description,
         "total_fee": order.total_fee,
+        "refunded_fee": refunded,
+        "refunds": refunds.iter().map(|(no, fee, st)| serde_json::json!({"out_refund_no": no, "refund_fee": fee, "status": st})).collect::<Vec<_>>(),
         "trade_type": order.trade_type,
         "transaction_id": order.transaction_id,
         "paid_at": order.paid_at.and_then(chrono::DateTime::from_timestamp_millis).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
     })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundBody {
+    refund_fee: i64,
+    reason: Option<String>,
+}
+
+/// `POST /api/v1/pay/orders/{out_trade_no}/refunds {"refund_fee", "reason"?}` (admin): records the refund (never more
+/// than was paid in total, however many refunds run at once), then asks WeChat over the certificate transport.
+/// 201 `{out_refund_no, refund_fee, status: "requested"}`; its notify settles it.
+pub async fn refund(
+    _admin: AdminAuth,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    body: ApiJson<RefundBody>,
+) -> Result<HttpResponse, ApiError> {
+    let pay = client(&state)?;
+    let body = body.into_inner();
+    if body.refund_fee < 1 {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "refund_fee is in fen, at least 1",
+        ));
+    }
+    if body.reason.as_ref().is_some_and(|r| r.len() > 80) {
+        return Err(ApiError::bad_request("invalid_field", "reason is at most 80 bytes"));
+    }
+    let out_trade_no = path.into_inner();
+    let out_refund_no = format!("r{}", &random_out_trade_no()[..31]);
+    let now = state.clock.now_ms();
+    let (no, rno, fee, reason) = (
+        out_trade_no.clone(),
+        out_refund_no.clone(),
+        body.refund_fee,
+        body.reason.clone(),
+    );
+    let recorded = db::blocking(&state.db, move |conn| {
+        Ok(repo::request_refund(conn, &no, &rno, fee, reason.as_deref(), now))
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(&e))?;
+    let total_fee = match recorded {
+        Ok(total) => total,
+        Err(repo::RefundRefused::NotFound) => return Err(ApiError::not_found("no such order")),
+        Err(repo::RefundRefused::NotPaid(status)) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "not_paid",
+                format!("the order is {status}"),
+            ));
+        }
+        Err(repo::RefundRefused::TooMuch(taken, paid)) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "over_refund",
+                format!(
+                    "{taken} of {paid} fen are refunded or being refunded: at most {} more",
+                    paid - taken
+                ),
+            ));
+        }
+        Err(repo::RefundRefused::Db(e)) => return Err(ApiError::unavailable(&e)),
+    };
+    let request = wechat_pay::Refund::new(
+        wechat_pay::OrderRef::OutTradeNo(out_trade_no.clone()),
+        &out_refund_no,
+        Fen(u64::try_from(total_fee).unwrap_or(0)),
+        Fen(u64::try_from(body.refund_fee).unwrap_or(0)),
+    )
+    .and_then(|r| r.notify_url(&format!("{}/wechat/pay/refund-notify", state.public_base_url)))
+    .map(|r| match &body.reason {
+        Some(reason) => r.refund_desc(reason),
+        None => r,
+    });
+    let outcome = match request {
+        Ok(r) => pay.refund(&r).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(accepted) => {
+            let (rno, id) = (out_refund_no.clone(), accepted.refund_id.clone());
+            // Stays `requested` until its notify; only the refund id is kept now.
+            let _ = db::blocking(&state.db, move |conn| {
+                use crate::db::schema::pay_refunds;
+                use diesel::prelude::*;
+                diesel::update(pay_refunds::table.filter(pay_refunds::out_refund_no.eq(&rno)))
+                    .set(pay_refunds::refund_id.eq(&id))
+                    .execute(conn)?;
+                Ok(())
+            })
+            .await;
+            Ok(HttpResponse::Created().json(serde_json::json!({
+                "out_refund_no": out_refund_no,
+                "refund_fee": body.refund_fee,
+                "status": "requested",
+            })))
+        }
+        Err(e) => {
+            let rno = out_refund_no.clone();
+            let _ = db::blocking(&state.db, move |conn| {
+                repo::settle_refund(conn, &rno, "failed", None, now)
+            })
+            .await;
+            Err(pay_error(&e))
+        }
+    }
+}
+
+/// `POST /wechat/pay/refund-notify`: `req_info` decrypted (AES-256-ECB, key = md5 of the API key), appid/mch_id
+/// ours; the refund moves from `requested` once (SUCCESS → succeeded, REFUNDCLOSE → closed, CHANGE → failed).
+pub async fn refund_notify(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    let Some(pay) = state.pay.as_ref() else {
+        return reply(wechat_pay::notify::fail_reply("pay not configured"));
+    };
+    let notify = match wechat_pay::notify::parse_refund_notify(pay.merchant(), &body) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "refused a refund notify");
+            return reply(wechat_pay::notify::fail_reply("invalid notify"));
+        }
+    };
+    let status = match notify.refund_status.as_str() {
+        "SUCCESS" => "succeeded",
+        "REFUNDCLOSE" => "closed",
+        _ => "failed",
+    };
+    let (rno, id, now) = (
+        notify.out_refund_no.clone(),
+        notify.refund_id.clone(),
+        state.clock.now_ms(),
+    );
+    match db::blocking(&state.db, move |conn| {
+        repo::settle_refund(conn, &rno, status, Some(&id), now)
+    })
+    .await
+    {
+        Ok(moved) => {
+            if moved {
+                tracing::info!(out_refund_no = %notify.out_refund_no, status, "refund settled");
+            }
+            reply(wechat_pay::notify::SUCCESS_REPLY.to_owned())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not settle a refund; WeChat will resend");
+            reply(wechat_pay::notify::fail_reply("try again"))
+        }
+    }
 }
 
 /// `POST /api/v1/pay/orders/{out_trade_no}/close` (its buyer, or the admin): closed at WeChat, then here.
