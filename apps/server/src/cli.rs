@@ -422,6 +422,9 @@ fn msg_tool(command: MsgCommand) -> Result<(), CliError> {
 /// `wxkit pay ...`
 #[derive(Debug, Subcommand)]
 pub enum PayCommand {
+    /// The server's WeChat Pay orders (from the database).
+    #[command(subcommand)]
+    Orders(PayOrdersCommand),
     /// Verify a payment notify (XML from FILE or stdin): exit 0 and print its fields as JSON when valid, exit 1 and
     /// the reason when not.
     VerifyNotify {
@@ -450,6 +453,20 @@ pub enum PayCommand {
     },
 }
 
+/// `wxkit pay orders ...`
+#[derive(Debug, Subcommand)]
+pub enum PayOrdersCommand {
+    /// Lists orders, newest first: out_trade_no, status, total_fee (fen), trade type, description, placed (UTC).
+    List {
+        /// Only orders in this status: created, paid or closed.
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many (default 50).
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
 const MAX_INPUT: u64 = 1024 * 1024;
 
 fn read_input(input: Option<&std::path::Path>) -> Result<Vec<u8>, CliError> {
@@ -470,6 +487,8 @@ fn read_input(input: Option<&std::path::Path>) -> Result<Vec<u8>, CliError> {
 
 fn pay_tool(command: PayCommand) -> Result<(), CliError> {
     match command {
+        // Answered in `run` (it needs the database).
+        PayCommand::Orders(_) => Err(CliError::Usage("pay orders needs the database".into())),
         PayCommand::VerifyNotify {
             key,
             appid,
@@ -857,6 +876,36 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Qr(args) => render_qr(args),
         Command::Sign(command) => sign(command),
+        Command::Pay(PayCommand::Orders(PayOrdersCommand::List { status, limit })) => {
+            if let Some(s) = &status
+                && !matches!(s.as_str(), "created" | "paid" | "closed")
+            {
+                return Err(CliError::Usage(format!(
+                    "--status {s:?} is not created, paid or closed"
+                )));
+            }
+            if !(1..=10_000).contains(&limit) {
+                return Err(CliError::Usage("--limit must be 1 to 10000".into()));
+            }
+            let orders = with_db(cli.config.as_deref(), move |conn, _| {
+                Ok(crate::features::pay::repo::list(conn, status.as_deref(), limit)?)
+            })
+            .await?;
+            for o in orders {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    o.out_trade_no,
+                    o.status,
+                    o.total_fee,
+                    o.trade_type,
+                    o.description,
+                    chrono::DateTime::from_timestamp_millis(o.created_at)
+                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
         Command::Pay(command) => pay_tool(command),
         Command::Msg(command) => msg_tool(command),
         command @ (Command::Merchant(_) | Command::Staff(_) | Command::Campaign(_) | Command::Coupon(_)) => {

@@ -744,3 +744,38 @@ fn a_short_admin_token_stops_serve_with_exit_2() {
         "the token itself is never printed: {stderr}"
     );
 }
+
+#[test]
+fn pay_orders_list_shows_the_orders_and_filters_by_status() {
+    use diesel::{Connection, RunQueryDsl};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pay.db");
+    let url = format!("sqlite://{}", path.display());
+    let cmd = |args: &[&str]| run(wxkit().env("DATABASE_URL", &url).args(args));
+    assert_eq!(cmd(&["migrate"]).0, 0);
+    let (code, out, err) = cmd(&["pay", "orders", "list"]);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    let mut conn = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    for (no, status, fee) in [("ORDER1", "paid", 1800), ("ORDER2", "created", 5)] {
+        diesel::sql_query(format!(
+            "INSERT INTO pay_orders (out_trade_no, description, total_fee, trade_type, status, expires_at, created_at, updated_at) \
+             VALUES ('{no}', '咖啡', {fee}, 'NATIVE', '{status}', 0, 1764115200000, 1764115200000)"
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    }
+    let (code, out, _) = cmd(&["pay", "orders", "list"]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("ORDER2\tcreated\t5\tNATIVE\t咖啡\t2025-11-26T00:00:00Z"),
+        "{out}"
+    );
+    let (_, out, _) = cmd(&["pay", "orders", "list", "--status", "paid"]);
+    assert_eq!(out.lines().count(), 1);
+    assert!(out.starts_with("ORDER1\tpaid\t1800"), "{out}");
+    let (code, _, err) = cmd(&["pay", "orders", "list", "--status", "bogus"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("created, paid or closed"), "{err}");
+}

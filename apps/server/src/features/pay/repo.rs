@@ -348,3 +348,12 @@ pub fn refunds_of(conn: &mut DbConnection, out_trade_no: &str) -> Result<Vec<(St
         .select((pay_refunds::out_refund_no, pay_refunds::refund_fee, pay_refunds::status))
         .load(conn)?)
 }
+
+/// Orders, newest first (optionally of one status).
+pub fn list(conn: &mut DbConnection, status: Option<&str>, limit: i64) -> Result<Vec<Order>, DbError> {
+    let mut q = pay_orders::table.select(Order::as_select()).into_boxed();
+    if let Some(s) = status {
+        q = q.filter(pay_orders::status.eq(s.to_owned()));
+    }
+    Ok(q.order(pay_orders::id.desc()).limit(limit).load(conn)?)
+}
