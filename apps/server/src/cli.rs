@@ -843,6 +843,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     eprintln!("  customer's coupon: {base}/c/{code}");
                 }
                 eprintln!("  my coupons:        {base}/coupons/mine");
+                eprintln!("  scan-to-login:     {base}/login   (open the page's phone link in another browser)");
+                eprintln!("  JS-SDK share demo: {base}/demo/share");
                 eprintln!(
                     "  POS redemption:    curl -X POST {base}/api/v1/redemptions -H 'Authorization: Bearer {}' \\",
                     demo.staff_token
