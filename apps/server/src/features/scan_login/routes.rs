@@ -244,8 +244,7 @@ pub struct LoginQuery {
 
 /// `GET /login?return=/path`: the website's login page — a mini-program code to scan with WeChat, its live status,
 /// a fresh code when one expires, and off to `return` once confirmed. Already logged in: straight to `return`.
-pub async fn login_page(req: HttpRequest, WebSession(session): WebSession, state: web::Data<AppState>) -> HttpResponse {
-    let _ = &state;
+pub async fn login_page(req: HttpRequest, WebSession(session): WebSession) -> HttpResponse {
     let q = web::Query::<LoginQuery>::from_query(req.query_string()).ok();
     let return_path = q
         .and_then(|q| q.into_inner().return_path)
