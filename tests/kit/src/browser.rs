@@ -2,6 +2,7 @@
 //! pages in separate browser profiles, find, click, read text and run scripts.
 
 use serde_json::{Value, json};
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -20,6 +21,13 @@ pub struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // chromedriver runs in a process group of its own, with the browsers it started: a test that fails before
+        // quitting its sessions leaves no Chromium behind.
+        let _ = Command::new("kill")
+            .args(["-9", &format!("-{}", self.child.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -48,6 +56,7 @@ impl Driver {
         let port = crate::free_port();
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
