@@ -486,6 +486,35 @@ async fn refunds_never_exceed_what_was_paid(kind: DbKind) {
     assert_eq!(refund(&app, &no, json!({"refund_fee": 300})).await.0, 201);
     let st = wait_status(&app, &no, "refunded").await;
     assert_eq!(st["refunded_fee"], 1800);
+    // A refund notify replayed changes nothing; a forged one is refused.
+    let replay = app
+        .sim
+        .handle()
+        .notifications()
+        .into_iter()
+        .rev()
+        .find(|n| n.kind == "refund" && n.url.ends_with("/wechat/pay/refund-notify"))
+        .expect("the simulator sent refund notifies");
+    let post = async |body: String| {
+        app.http
+            .post(format!("{}/wechat/pay/refund-notify", app.address))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert!(post(replay.body().to_owned()).await.contains("SUCCESS"));
+    assert_eq!(order_status(&app, None, &no).await.1["refunded_fee"], 1800);
+    let forged = replay.body().replace("<req_info><![CDATA[", "<req_info><![CDATA[AAAA");
+    assert!(post(forged).await.contains("FAIL"));
+    assert!(
+        post("<xml><return_code>SUCCESS</return_code></xml>".into())
+            .await
+            .contains("FAIL")
+    );
     // Unknown order, bad amount, no admin token.
     assert_eq!(refund(&app, "nosuchorder", json!({"refund_fee": 1})).await.0, 404);
     assert_eq!(refund(&app, &no, json!({"refund_fee": 0})).await.0, 400);

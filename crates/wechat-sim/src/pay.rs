@@ -763,6 +763,11 @@ impl SimHandle {
 }
 
 impl Notification {
+    /// The body as sent (tests replay it).
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
     pub(crate) fn push(event: String, url: String, body: String, now: i64) -> Self {
         Notification {
             kind: "push",

@@ -157,6 +157,9 @@ pub async fn upgrade(
         .await;
         return Ok(());
     }
+    // Subscribed before the scene is read: an event in between arrives twice at worst, never not at all. A pending
+    // scene's first event then comes from this one read (no second database trip per connecting socket).
+    let sub = state.login_hub.subscribe(&scene);
     let row = match service::load(&state, &scene).await {
         Ok(row) => row,
         Err(e) => {
@@ -181,9 +184,9 @@ pub async fn upgrade(
         return Ok(());
     }
     let expires_at = row.expires_at;
+    let first = (row.status == "pending" && !service::expired(&row, state.clock.now_ms()))
+        .then(|| service::event_json("waiting", serde_json::json!({"expires_at": expires_at})));
     drop(row);
-    // Subscribed before the state is read (in `run`): an event in between arrives twice at worst, never not at all.
-    let sub = state.login_hub.subscribe(&scene);
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(ws_key.as_bytes());
     let response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {accept}\r\n\r\n"
@@ -200,7 +203,7 @@ pub async fn upgrade(
     let ws = WebSocketStream::from_partially_read(io, leftover, Role::Server, Some(config)).await;
     // A task of its own: the connection's HTTP task (and everything the upgrade held) ends here, so an idle
     // socket costs its own small future only.
-    actix_rt::spawn(run(state, scene, expires_at, ws, sub));
+    actix_rt::spawn(run(state, scene, expires_at, ws, sub, first));
     Ok(())
 }
 
@@ -226,14 +229,29 @@ async fn send_current(state: &AppState, scene: &str, ws: &mut Socket, last: &mut
 }
 
 /// Serves the socket until a final event, the client leaving, or a failed write.
-async fn run(state: web::Data<AppState>, scene: String, expires_at: i64, mut ws: Socket, mut sub: Subscription) {
+async fn run(
+    state: web::Data<AppState>,
+    scene: String,
+    expires_at: i64,
+    mut ws: Socket,
+    mut sub: Subscription,
+    first: Option<Arc<str>>,
+) {
     let _open = OpenGuard::new();
     let mut last: Option<Arc<str>> = None;
     let code = 'socket: {
-        match Box::pin(send_current(&state, &scene, &mut ws, &mut last)).await {
-            Some(true) => break 'socket CloseCode::Normal,
-            Some(false) => {}
-            None => break 'socket CloseCode::Error,
+        match first {
+            Some(event) => {
+                if ws.send(Message::text(event.to_string())).await.is_err() {
+                    break 'socket CloseCode::Away;
+                }
+                last = Some(event);
+            }
+            None => match Box::pin(send_current(&state, &scene, &mut ws, &mut last)).await {
+                Some(true) => break 'socket CloseCode::Normal,
+                Some(false) => {}
+                None => break 'socket CloseCode::Error,
+            },
         }
         let mut ping = tokio::time::interval(Duration::from_secs(PING_SECS));
         ping.tick().await;
