@@ -103,6 +103,8 @@ pub struct DatabaseSettings {
     /// `database.redeem_batch_slots`: POS batches in flight at once (unset: one per CPU core, 2 to 8, at most half
     /// the pool).
     pub redeem_batch_slots: Option<u32>,
+    /// `database.sqlite_cache_kib`: each SQLite connection's page cache in KiB (default 512; SQLite's own is 2000).
+    pub sqlite_cache_kib: u32,
 }
 
 impl fmt::Debug for DatabaseSettings {
@@ -112,6 +114,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("pool_size", &self.pool_size)
             .field("redeem_batch_max", &self.redeem_batch_max)
             .field("redeem_batch_slots", &self.redeem_batch_slots)
+            .field("sqlite_cache_kib", &self.sqlite_cache_kib)
             .finish()
     }
 }
@@ -247,6 +250,7 @@ impl Settings {
             .set_default("database.url", "sqlite://wxkit.db")?
             .set_default("database.pool_size", 10)?
             .set_default("database.redeem_batch_max", 64)?
+            .set_default("database.sqlite_cache_kib", 512)?
             .set_default("wechat.api_base_url", "https://api.weixin.qq.com")?
             .set_default("wechat.open_base_url", "https://open.weixin.qq.com")?
             .set_default("wechat.stable_token", false)?

@@ -217,8 +217,8 @@ impl Application {
         settings.check_can_serve()?;
         http::metrics::install_recorder();
         let url = settings.database.url.clone();
-        let pool_size = settings.database.pool_size;
-        let (backend, pool) = tokio::task::spawn_blocking(move || db::connect_and_migrate(&url, pool_size))
+        let (pool_size, cache_kib) = (settings.database.pool_size, settings.database.sqlite_cache_kib);
+        let (backend, pool) = tokio::task::spawn_blocking(move || db::connect_and_migrate(&url, pool_size, cache_kib))
             .await
             .map_err(|e| DbError::Task(e.to_string()))??;
 

@@ -355,6 +355,7 @@ pub fn redact_url(url: &str) -> String {
 pub struct ConnectionManager {
     backend: Backend,
     failures: Arc<AtomicU64>,
+    sqlite_cache_kib: u32,
 }
 
 impl r2d2::ManageConnection for ConnectionManager {
@@ -362,8 +363,15 @@ impl r2d2::ManageConnection for ConnectionManager {
     type Error = DbError;
 
     fn connect(&self) -> Result<GuardedConnection, DbError> {
+        let mut conn = self.backend.establish()?;
+        if let DbConnection::Sqlite(c) = &mut conn {
+            // SQLite's default page cache is 2 MB per connection, filled by any burst of reads; the OS page cache
+            // already holds the file, so a small one costs little speed and keeps an idle server small.
+            c.batch_execute(&format!("PRAGMA cache_size = -{}", self.sqlite_cache_kib))
+                .map_err(|e| self.backend.connect_error(e))?;
+        }
         Ok(GuardedConnection {
-            conn: self.backend.establish()?,
+            conn,
             broken: false,
             seen_failures: self.failures.load(Ordering::Relaxed),
             failures: self.failures.clone(),
@@ -386,7 +394,8 @@ impl r2d2::ManageConnection for ConnectionManager {
 }
 
 /// Checks the URL, runs migrations and builds the pool. Blocking: call it from a blocking context.
-pub fn connect_and_migrate(url: &str, pool_size: u32) -> Result<(Backend, DbPool), DbError> {
+/// `sqlite_cache_kib` is each SQLite connection's page cache (`database.sqlite_cache_kib`).
+pub fn connect_and_migrate(url: &str, pool_size: u32, sqlite_cache_kib: u32) -> Result<(Backend, DbPool), DbError> {
     let backend = Backend::from_url(url)?;
     let applied = backend.migrate()?;
     for name in &applied {
@@ -411,6 +420,7 @@ pub fn connect_and_migrate(url: &str, pool_size: u32) -> Result<(Backend, DbPool
         .build(ConnectionManager {
             backend: backend.clone(),
             failures: Arc::new(AtomicU64::new(0)),
+            sqlite_cache_kib: sqlite_cache_kib.max(64),
         })
         .map_err(|e| DbError::Connect {
             target: backend.target(),
@@ -500,7 +510,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wxkit-db-test-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}", dir.join("t.db").display());
-        let (_, pool) = connect_and_migrate(&url, 4).unwrap();
+        let (_, pool) = connect_and_migrate(&url, 4, 512).unwrap();
         let mut conn = pool.get().unwrap();
         let n: i64 = schema::users::table.count().get_result(&mut **conn).unwrap();
         assert_eq!(n, 0);
