@@ -206,3 +206,66 @@ async fn the_share_demo_reaches_wx_ready_and_a_tampered_config_wx_error() {
     assert!(error.as_str().unwrap().contains("config:invalid signature"), "{error}");
     page.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn buying_a_voucher_goes_from_buy_to_its_qr_through_the_simulated_cashier() {
+    let Some(driver) = Driver::start().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![
+        (
+            "DATABASE_URL".to_owned(),
+            format!("sqlite://{}", dir.path().join("demo.db").display()),
+        ),
+        ("WXKIT__SERVER__ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("WXKIT__SERVER__MODE".to_owned(), "sandbox".to_owned()),
+    ];
+    let app = Application::build(Settings::load_from(None, env).unwrap())
+        .await
+        .unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let sale = app.demo().unwrap().sale_campaign_id;
+    tokio::spawn(app.run_until_stopped());
+    // Inside WeChat (JSAPI): WeChat (simulated) identifies the customer, the page orders and calls wx.chooseWXPay.
+    let page = driver.session().await;
+    page.goto(&format!("{base}/c/buy/{sale}?pay=jsapi")).await;
+    page.click("button[data-openid='o-demo-customer']").await;
+    let title = page.text("#title").await;
+    assert!(title.contains("Latte"), "{title}");
+    page.click("#buy-button").await;
+    // The simulator's cashier checked paySign and shows the amount.
+    wait_for(
+        &page,
+        "the cashier",
+        "return document.getElementById('pay') && document.getElementById('amount').textContent",
+    )
+    .await;
+    assert_eq!(page.text("#amount").await, "¥9.90");
+    page.click("#pay").await;
+    // Back on our page, which waits for the server to see the payment, then opens the coupon with its QR.
+    wait_for(&page, "the coupon page", "return location.pathname.startsWith('/c/') && !location.pathname.startsWith('/c/buy') && document.getElementById('qr')").await;
+    let loaded = wait_for(
+        &page,
+        "the QR image",
+        "const i = document.getElementById('qr'); return i.complete && i.naturalWidth > 0;",
+    )
+    .await;
+    assert_eq!(loaded, json!(true));
+    let status = page
+        .script("return document.getElementById('status').dataset.status")
+        .await;
+    assert_eq!(status, json!("issued"));
+
+    // Cancelling at the cashier comes back to the page, which says so and lets the customer try again.
+    page.goto(&format!("{base}/c/buy/{sale}?pay=jsapi")).await;
+    page.click("#buy-button").await;
+    wait_for(&page, "the cashier", "return document.getElementById('cancel')").await;
+    page.click("#cancel").await;
+    let said = wait_for(
+        &page,
+        "the cancellation",
+        "const e = document.getElementById('status'); return e && e.dataset.state === 'cancelled' ? e.textContent : null;",
+    )
+    .await;
+    assert!(said.as_str().unwrap().contains("cancelled"), "{said}");
+    page.quit().await;
+}

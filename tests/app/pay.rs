@@ -10,6 +10,8 @@ on_both_backends!(
     forged_and_mismatched_notifies_pay_nothing,
     the_reconciler_settles_lost_notifies_and_closes_expired_orders,
     refunds_never_exceed_what_was_paid,
+    bought_coupons_are_issued_once_within_the_campaigns_limits,
+    a_refunded_coupon_is_void_and_a_redeemed_one_needs_force,
 );
 
 /// A web session cookie for `openid` (silent OAuth through the simulator).
@@ -526,4 +528,338 @@ async fn refunds_never_exceed_what_was_paid(kind: DbKind) {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+}
+
+/// The campaign's `issued` counter (coupons issued plus purchases reserved).
+async fn campaign_issued(app: &TestApp, id: i64) -> i64 {
+    let (_, list) = crate::coupons::json(app.admin(reqwest::Method::GET, "/api/v1/campaigns", json!(null)).await).await;
+    list["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap()["issued"]
+        .as_i64()
+        .unwrap()
+}
+
+/// Coupons of `campaign_id` held by `openid`, from the database.
+fn coupons_held(app: &TestApp, campaign_id: i64, openid: &str) -> Vec<(String, String)> {
+    use diesel::prelude::*;
+    use wxkit::db::schema::coupons;
+    let mut conn = app.state.db.get().unwrap();
+    let conn: &mut wxkit::db::DbConnection = &mut conn;
+    coupons::table
+        .filter(coupons::campaign_id.eq(campaign_id).and(coupons::owner_openid.eq(openid)))
+        .select((coupons::code, coupons::status))
+        .load(conn)
+        .unwrap()
+}
+
+async fn set_pay_faults(app: &TestApp, faults: Value) {
+    let r = app
+        .http
+        .post(format!("{}/_sim/pay/faults", app.sim.base_url()))
+        .json(&faults)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+}
+
+/// Waits until every notify the simulator queued for `no` was delivered.
+async fn all_notifies_delivered(app: &TestApp, no: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mine: Vec<_> = app
+            .sim
+            .handle()
+            .notifications()
+            .into_iter()
+            .filter(|n| n.out_trade_no == no)
+            .collect();
+        if !mine.is_empty() && mine.iter().all(|n| n.delivered) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "notifies for {no} not delivered");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn bought_coupons_are_issued_once_within_the_campaigns_limits(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let shop = crate::coupons::shop(
+        &app,
+        json!({"title": "拿铁团购券", "value_fen": 2800, "price_fen": 990, "quantity": 3, "per_user_limit": 2}),
+    )
+    .await;
+    let cookie = web_session(&app, "o-buyer").await;
+    // A price the page showed that is not the price any more, a campaign not for sale, no such campaign.
+    let (s, b) = order(
+        &app,
+        &cookie,
+        json!({"campaign_id": shop.campaign_id, "total_fee": 1, "trade_type": "JSAPI"}),
+    )
+    .await;
+    assert_eq!((s, b["error"]["code"].as_str()), (409, Some("price_changed")), "{b}");
+    assert!(b["error"]["message"].as_str().unwrap().contains("990"), "{b}");
+    let (_, free) = crate::coupons::json(
+        app.admin(
+            reqwest::Method::POST,
+            "/api/v1/campaigns",
+            json!({"merchant_id": shop.merchant_id, "title": "免费券"}),
+        )
+        .await,
+    )
+    .await;
+    let (s, b) = order(
+        &app,
+        &cookie,
+        json!({"campaign_id": free["id"], "trade_type": "JSAPI"}),
+    )
+    .await;
+    assert_eq!((s, b["error"]["code"].as_str()), (409, Some("not_for_sale")), "{b}");
+    let (s, _) = order(&app, &cookie, json!({"campaign_id": 999_999, "trade_type": "JSAPI"})).await;
+    assert_eq!(s, 404);
+    assert_eq!(campaign_issued(&app, shop.campaign_id).await, 0, "refusals reserve nothing");
+
+    // Bought: the campaign's title and price; every notify delivered twice at once, and replayed 20 times
+    // concurrently after that — one coupon.
+    let (s, b) = order(
+        &app,
+        &cookie,
+        json!({"campaign_id": shop.campaign_id, "total_fee": 990, "trade_type": "JSAPI"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let no = b["out_trade_no"].as_str().unwrap().to_owned();
+    let (_, st) = order_status(&app, Some(&cookie), &no).await;
+    assert_eq!(
+        (st["description"].as_str(), st["total_fee"].as_i64(), &st["coupon_code"]),
+        (Some("拿铁团购券"), Some(990), &Value::Null)
+    );
+    // Paid at the simulator's cashier, which checks paySign as WeChat does (a tampered one is refused).
+    let params = b["pay_params"].clone();
+    let cashier = |pay_sign: &str| {
+        let mut url = url::Url::parse(&format!("{}/_sim/pay/cashier", app.sim.base_url())).unwrap();
+        for k in ["appId", "timeStamp", "nonceStr", "package", "signType"] {
+            url.query_pairs_mut().append_pair(k, params[k].as_str().unwrap());
+        }
+        url.query_pairs_mut()
+            .append_pair("paySign", pay_sign)
+            .append_pair("return_url", &format!("{}/c/buy/{}?order={no}", app.address, shop.campaign_id));
+        url
+    };
+    let good_sign = params["paySign"].as_str().unwrap().to_owned();
+    let bad_sign = format!("{}{}", if good_sign.starts_with('0') { "1" } else { "0" }, &good_sign[1..]);
+    let page = app.http.get(cashier(&bad_sign)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("支付验证签名失败"), "{page}");
+    let page = app.http.get(cashier(&good_sign)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("¥9.90") && page.contains("id=\"pay\""), "{page}");
+    set_pay_faults(&app, json!({"duplicate_notifies": 1})).await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let paid = no_redirects
+        .post(format!("{}/_sim/pay/cashier", app.sim.base_url()))
+        .form(&[
+            ("order", format!("{TEST_MCH_ID}/{no}")),
+            ("return_url", format!("{}/c/buy/{}?order={no}", app.address, shop.campaign_id)),
+            ("decision", "pay".to_owned()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status().as_u16(), 303);
+    assert!(paid.headers()["location"].to_str().unwrap().ends_with("#wxpay=ok"));
+    wait_paid(&app, &cookie, &no).await;
+    let transaction_id = order_status(&app, Some(&cookie), &no).await.1["transaction_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    all_notifies_delivered(&app, &no).await;
+    assert_eq!(
+        app.sim
+            .handle()
+            .notifications()
+            .iter()
+            .filter(|n| n.out_trade_no == no)
+            .count(),
+        2,
+        "the simulator sent the notify twice"
+    );
+    let replay = notify_body(&no, &transaction_id, 990, TEST_PAY_KEY);
+    let calls: Vec<_> = (0..20).map(|_| post_notify(&app, replay.clone())).collect();
+    for answer in futures_util::future::join_all(calls).await {
+        assert!(answer.contains("SUCCESS"), "{answer}");
+    }
+    let held = coupons_held(&app, shop.campaign_id, "o-buyer");
+    assert_eq!(held.len(), 1, "one coupon for one payment: {held:?}");
+    let (_, st) = order_status(&app, Some(&cookie), &no).await;
+    assert_eq!(st["coupon_code"], held[0].0.as_str());
+    assert_eq!(st["coupon_url"], format!("/c/{}", held[0].0).as_str());
+    let (s, coupon) = crate::coupons::json(app.get(&format!("/api/v1/coupons/{}", held[0].0)).await).await;
+    assert_eq!((s.as_u16(), coupon["status"].as_str()), (200, Some("issued")), "{coupon}");
+    assert_eq!(campaign_issued(&app, shop.campaign_id).await, 1);
+
+    // The buyer's limit (2) counts held coupons and open orders: one more order, not two.
+    let (s, b) = order(&app, &cookie, json!({"campaign_id": shop.campaign_id, "trade_type": "NATIVE"})).await;
+    assert_eq!(s, 201, "{b}");
+    let open = b["out_trade_no"].as_str().unwrap().to_owned();
+    let (s, b) = order(&app, &cookie, json!({"campaign_id": shop.campaign_id, "trade_type": "NATIVE"})).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (409, Some("limit_reached")), "{b}");
+
+    // One unit left (3 = 1 issued + 1 reserved + 1): five buyers at once — one order, four refused before paying.
+    let mut cookies = Vec::new();
+    for i in 0..5 {
+        cookies.push(web_session(&app, &format!("o-rush-{i}")).await);
+    }
+    let rush: Vec<_> = cookies
+        .iter()
+        .map(|c| order(&app, c, json!({"campaign_id": shop.campaign_id, "trade_type": "NATIVE"})))
+        .collect();
+    let answers = futures_util::future::join_all(rush).await;
+    let placed = answers.iter().filter(|(s, _)| *s == 201).count();
+    let sold_out = answers
+        .iter()
+        .filter(|(s, b)| *s == 409 && b["error"]["code"] == "sold_out")
+        .count();
+    assert_eq!((placed, sold_out), (1, 4), "{answers:?}");
+    assert_eq!(campaign_issued(&app, shop.campaign_id).await, 3);
+
+    // The open order expires unpaid: the reconciler closes it and its unit is free again.
+    app.clock.advance_secs(1801);
+    app.sim.handle().advance_clock(1801);
+    wait_status(&app, &open, "closed").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while campaign_issued(&app, shop.campaign_id).await != 1 {
+        // Both open orders (the buyer's and the rush's winner) are past their time.
+        assert!(std::time::Instant::now() < deadline, "reservations not released");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (s, b) = order(&app, &cookies[0], json!({"campaign_id": shop.campaign_id, "trade_type": "NATIVE"})).await;
+    assert_eq!(s, 201, "a released unit can be bought: {b}");
+}
+
+async fn a_refunded_coupon_is_void_and_a_redeemed_one_needs_force(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let shop = crate::coupons::shop(&app, json!({"title": "团购券", "price_fen": 1500})).await;
+    let cookie = web_session(&app, "o-buyer").await;
+    let mut bought = Vec::new();
+    for _ in 0..4 {
+        let (s, b) = order(&app, &cookie, json!({"campaign_id": shop.campaign_id, "trade_type": "JSAPI"})).await;
+        assert_eq!(s, 201, "{b}");
+        let no = b["out_trade_no"].as_str().unwrap().to_owned();
+        app.sim.handle().pay_order(&no, None, None).unwrap();
+        wait_paid(&app, &cookie, &no).await;
+        let code = order_status(&app, Some(&cookie), &no).await.1["coupon_code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        bought.push((no, code));
+    }
+    let coupon_status = |code: String| {
+        let app = &app;
+        async move {
+            crate::coupons::json(app.get(&format!("/api/v1/coupons/{code}")).await)
+                .await
+                .1["status"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+
+    // Refunded (in part, even): the coupon is void at once, so it cannot be refunded and used.
+    let (no, code) = &bought[0];
+    let (s, b) = refund(&app, no, json!({"refund_fee": 500, "reason": "不想要了"})).await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(coupon_status(code.clone()).await, "void");
+    let r = app
+        .http
+        .post(format!("{}/api/v1/redemptions", app.address))
+        .bearer_auth(&shop.staff_token)
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 409, "a void coupon is not redeemed");
+    wait_status(&app, no, "paid").await;
+
+    // Redeemed at the counter: no refund without force; with force, refunded and still redeemed.
+    let (no, code) = &bought[1];
+    let r = app
+        .http
+        .post(format!("{}/api/v1/redemptions", app.address))
+        .bearer_auth(&shop.staff_token)
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (s, b) = refund(&app, no, json!({"refund_fee": 1500})).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (409, Some("coupon_redeemed")), "{b}");
+    assert!(b["error"]["message"].as_str().unwrap().contains("force"), "{b}");
+    let (s, b) = refund(&app, no, json!({"refund_fee": 1500, "force": true})).await;
+    assert_eq!(s, 201, "{b}");
+    wait_status(&app, no, "refunded").await;
+    assert_eq!(coupon_status(code.clone()).await, "redeemed");
+
+    // WeChat refuses the refund: the coupon is given back.
+    let (no, code) = &bought[2];
+    let r = app
+        .http
+        .post(format!("{}/_sim/faults", app.sim.base_url()))
+        .json(&json!({"path": "/secapi/pay/refund", "http_status": 500}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let (s, b) = refund(&app, no, json!({"refund_fee": 1500})).await;
+    assert!(s == 502 || s == 503, "{s} {b}");
+    assert_eq!(coupon_status(code.clone()).await, "issued", "a refund that failed voids nothing");
+    let (_, st) = order_status(&app, None, no).await;
+    assert_eq!(st["refunds"][0]["status"], "failed", "{st}");
+
+    // `wxkit pay refund` goes through the running server's admin API: refused (more than paid) with exit 1 and
+    // the server's reason; without an admin token, exit 2; then refunded.
+    let (no, code) = bought[3].clone();
+    let cli = |args: Vec<String>, token: Option<&'static str>| {
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = std::process::Command::new(wxkit_e2e::wxkit_bin());
+            cmd.env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("RUST_LOG", "warn")
+                .current_dir(std::env::temp_dir())
+                .args(&args);
+            if let Some(t) = token {
+                cmd.env("WXKIT__ADMIN__TOKEN", t);
+            }
+            let out = cmd.output().unwrap();
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+    };
+    let args = |fee: &str| -> Vec<String> {
+        ["pay", "refund", &no, "--fee", fee, "--server", &app.address, "--reason", "CLI"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
+    };
+    let (exit, _, stderr) = cli(args("1501"), Some(TEST_ADMIN_TOKEN)).await.unwrap();
+    assert_eq!(exit, 1, "{stderr}");
+    assert!(stderr.contains("over_refund") && stderr.contains("1500"), "{stderr}");
+    let (exit, _, stderr) = cli(args("100"), None).await.unwrap();
+    assert_eq!(exit, 2, "{stderr}");
+    assert!(stderr.contains("admin.token"), "{stderr}");
+    let (exit, stdout, stderr) = cli(args("1500"), Some(TEST_ADMIN_TOKEN)).await.unwrap();
+    assert_eq!(exit, 0, "{stderr}");
+    let fields: Vec<&str> = stdout.trim().split('\t').collect();
+    assert_eq!((fields.len(), fields[1], fields[2]), (3, "1500", "requested"), "{stdout}");
+    wait_status(&app, &no, "refunded").await;
+    assert_eq!(coupon_status(code).await, "void");
 }

@@ -425,6 +425,25 @@ pub enum PayCommand {
     /// The server's WeChat Pay orders (from the database).
     #[command(subcommand)]
     Orders(PayOrdersCommand),
+    /// Refund (part of) a paid order through the running server's admin API (recorded there first, never more than
+    /// was paid; a bought coupon is voided). Prints `out_refund_no<TAB>refund_fee<TAB>requested`; its notify settles
+    /// it (`wxkit pay orders list`, `GET /api/v1/pay/orders/{no}`).
+    Refund {
+        /// The order.
+        out_trade_no: String,
+        /// How much to refund, in fen.
+        #[arg(long)]
+        fee: i64,
+        /// Why (shown to the buyer by WeChat; at most 80 bytes).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Refund even though the bought coupon was redeemed.
+        #[arg(long)]
+        force: bool,
+        /// The server (default: server.public_base_url, or http://server.addr); the admin token is admin.token.
+        #[arg(long)]
+        server: Option<String>,
+    },
     /// Verify a payment notify (XML from FILE or stdin): exit 0 and print its fields as JSON when valid, exit 1 and
     /// the reason when not.
     VerifyNotify {
@@ -485,10 +504,64 @@ fn read_input(input: Option<&std::path::Path>) -> Result<Vec<u8>, CliError> {
     Ok(buf)
 }
 
+/// `wxkit pay refund`: the admin API of the running server does the work (the sandbox's simulator lives there).
+async fn refund(
+    settings: &Settings,
+    server: Option<String>,
+    out_trade_no: &str,
+    fee: i64,
+    reason: Option<String>,
+    force: bool,
+) -> Result<(), CliError> {
+    if fee < 1 {
+        return Err(CliError::Usage("--fee is in fen, at least 1".into()));
+    }
+    if out_trade_no.is_empty() || out_trade_no.len() > 32 || !out_trade_no.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(CliError::Usage(format!("{out_trade_no:?} is not an order number")));
+    }
+    let Some(token) = settings.admin.token.as_ref() else {
+        return Err(CliError::Usage(
+            "set admin.token (WXKIT__ADMIN__TOKEN) to the server's admin token".into(),
+        ));
+    };
+    let base = server.unwrap_or_else(|| base_url(settings));
+    let base = base.trim_end_matches('/');
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| CliError::Io(std::io::Error::other(e.to_string())))?;
+    let response = http
+        .post(format!("{base}/api/v1/pay/orders/{out_trade_no}/refunds"))
+        .bearer_auth(token.secret())
+        .json(&serde_json::json!({"refund_fee": fee, "reason": reason, "force": force}))
+        .send()
+        .await
+        .map_err(|e| CliError::Io(std::io::Error::other(format!("cannot reach the server at {base}: {e}"))))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if status == reqwest::StatusCode::CREATED {
+        println!(
+            "{}\t{}\t{}",
+            body["out_refund_no"].as_str().unwrap_or_default(),
+            body["refund_fee"],
+            body["status"].as_str().unwrap_or_default()
+        );
+        return Ok(());
+    }
+    Err(CliError::Invalid(format!(
+        "refund refused ({} {}): {}",
+        status.as_u16(),
+        body["error"]["code"].as_str().unwrap_or("error"),
+        body["error"]["message"].as_str().unwrap_or("no explanation")
+    )))
+}
+
 fn pay_tool(command: PayCommand) -> Result<(), CliError> {
     match command {
         // Answered in `run` (it needs the database).
-        PayCommand::Orders(_) => Err(CliError::Usage("pay orders needs the database".into())),
+        PayCommand::Orders(_) | PayCommand::Refund { .. } => {
+            Err(CliError::Usage("this pay command is answered with the settings".into()))
+        }
         PayCommand::VerifyNotify {
             key,
             appid,
@@ -846,6 +919,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 eprintln!("  scan-to-login:     {base}/login   (open the page's phone link in another browser)");
                 eprintln!("  JS-SDK share demo: {base}/demo/share");
                 eprintln!(
+                    "  buy a voucher:     {base}/c/buy/{}   (simulated WeChat Pay cashier)",
+                    demo.sale_campaign_id
+                );
+                eprintln!(
                     "  POS redemption:    curl -X POST {base}/api/v1/redemptions -H 'Authorization: Bearer {}' \\",
                     demo.staff_token
                 );
@@ -907,6 +984,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 );
             }
             Ok(())
+        }
+        Command::Pay(PayCommand::Refund {
+            out_trade_no,
+            fee,
+            reason,
+            force,
+            server,
+        }) => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            refund(&settings, server, &out_trade_no, fee, reason, force).await
         }
         Command::Pay(command) => pay_tool(command),
         Command::Msg(command) => msg_tool(command),

@@ -651,6 +651,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
             .configure(features::scan_login::routes::pages)
             .configure(features::jssdk::routes::pages)
             .configure(features::pay::routes::pages)
+            .configure(features::pay::buy::pages)
             .configure(features::coupons::routes::pages)
             .configure(features::wechat_push::routes::pages)
             .default_service(web::to(|| async {

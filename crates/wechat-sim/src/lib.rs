@@ -19,7 +19,9 @@
 //! | `POST /_sim/miniprogram/login {"appid", "openid"}` | a `wx.login` code for that user → `{"js_code"}` |
 //! | `POST /_sim/miniprogram/phone_code {"appid", "openid"}` | a `getPhoneNumber` button code → `{"code"}` |
 //! | `POST /_sim/miniprogram/backend {"appid", "url"}` | the mini program's server, for the simulated mini-program pages |
-//! | `POST /_sim/pay/faults {"bad_sign_responses"?, "drop_notifies"?}` | the next N Pay responses carry a bad signature / the next N payments send no notify |
+//! | `POST /_sim/pay/faults {"bad_sign_responses"?, "drop_notifies"?, "duplicate_notifies"?}` | the next N Pay responses carry a bad signature / the next N payments send no notify / send their notify twice at once |
+//! | `POST /_sim/pay/orders/{out_trade_no}/pay {"mch_id"?, "openid"?}` | the user pays: the order succeeds and its notify is queued |
+//! | `GET /_sim/pay/cashier?appId&timeStamp&nonceStr&package&signType&paySign&return_url` (or `?code_url&return_url`) | WeChat's cashier: checks `paySign` like WeChat, shows Pay / Cancel, returns to `return_url#wxpay=ok\|cancel\|fail` |
 //! | `GET /_sim/js/jweixin.js` | a stand-in for WeChat's JS-SDK script: `wx.config` is verified by `POST /_sim/js/verify` against the issued `jsapi_ticket`, then `wx.ready` or `wx.error({errMsg: "config:invalid signature"})` |
 //! | `GET /_sim/wxa/open?appid&scene&page` | what a mini-program code opens: a page to play the phone (JSON with `Accept: application/json`) |
 //!
@@ -38,6 +40,7 @@
 #![allow(clippy::result_large_err)]
 
 mod cards;
+mod cashier;
 mod control;
 mod miniapp;
 mod mp;
@@ -62,6 +65,7 @@ pub fn configure(handle: SimHandle) -> impl FnOnce(&mut web::ServiceConfig) {
         oauth::configure(cfg);
         miniapp::configure(cfg);
         pay::configure(cfg);
+        cashier::configure(cfg);
         cards::configure(cfg);
         control::configure(cfg);
         cfg.default_service(web::to(|| async {

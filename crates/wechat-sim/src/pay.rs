@@ -21,7 +21,11 @@ pub(crate) struct PayOrder {
     pub mch_id: String,
     pub appid: String,
     pub out_trade_no: String,
+    /// What is bought (`body`).
+    pub body: String,
     pub total_fee: u64,
+    /// Unix seconds after which the order takes no payment (`time_expire`).
+    pub time_expire: Option<i64>,
     pub trade_type: String,
     pub openid: String,
     pub attach: String,
@@ -105,6 +109,28 @@ pub(crate) fn beijing_time(ts: i64, separators: bool) -> String {
     } else {
         format!("{y:04}{m:02}{d:02}{hh:02}{mm:02}{ss:02}")
     }
+}
+
+/// Parses Beijing time `yyyyMMddHHmmss` into Unix seconds (`None` when empty or malformed).
+pub(crate) fn parse_beijing(s: &str) -> Option<i64> {
+    if s.len() != 14 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s[r].parse::<i64>().ok();
+    let (y, m, d) = (n(0..4)?, n(4..6)?, n(6..8)?);
+    let (hh, mm, ss) = (n(8..10)?, n(10..12)?, n(12..14)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    // Days-from-civil (Howard Hinnant's algorithm), the inverse of `beijing_time`.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss - 8 * 3600)
 }
 
 fn xml_response(fields: &Fields) -> HttpResponse {
@@ -295,7 +321,9 @@ async fn unified_order(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpRespo
         mch_id: a.mch_id.clone(),
         appid: a.appid.clone(),
         out_trade_no,
+        body: get(f, "body").to_owned(),
         total_fee,
+        time_expire: parse_beijing(get(f, "time_expire")),
         trade_type: trade_type.to_owned(),
         openid: get(f, "openid").to_owned(),
         attach: get(f, "attach").to_owned(),
@@ -632,11 +660,17 @@ struct PayFaults {
     /// The next N payments are made without a notify (WeChat's notify lost): only `orderquery` tells.
     #[serde(default)]
     drop_notifies: Option<u32>,
+    /// The next N payments' notifies are delivered twice, at the same moment (as WeChat does when an answer is slow).
+    #[serde(default)]
+    duplicate_notifies: Option<u32>,
 }
 
 async fn pay_faults(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
     let Ok(f) = serde_json::from_slice::<PayFaults>(&body) else {
-        return bad_request("invalid_json", "expected {\"bad_sign_responses\": N}");
+        return bad_request(
+            "invalid_json",
+            "expected {\"bad_sign_responses\"?: N, \"drop_notifies\"?: N, \"duplicate_notifies\"?: N}",
+        );
     };
     let mut w = sim.world();
     if let Some(n) = f.bad_sign_responses {
@@ -644,6 +678,9 @@ async fn pay_faults(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse
     }
     if let Some(n) = f.drop_notifies {
         w.pay_drop_notifies = n;
+    }
+    if let Some(n) = f.duplicate_notifies {
+        w.pay_duplicate_notifies = n;
     }
     HttpResponse::NoContent().finish()
 }
@@ -692,6 +729,10 @@ impl SimHandle {
         if o.state != "NOTPAY" {
             return Err(PayOrderError::NotPayable(o.state));
         }
+        // Past its time_expire WeChat takes no payment for an order.
+        if o.time_expire.is_some_and(|t| now >= t) {
+            return Err(PayOrderError::NotPayable("EXPIRED"));
+        }
         o.state = "SUCCESS";
         o.transaction_id = format!(
             "4200{}{}",
@@ -734,6 +775,27 @@ impl SimHandle {
         if w.pay_drop_notifies > 0 {
             w.pay_drop_notifies -= 1;
             return Ok(o.transaction_id);
+        }
+        let copies = if w.pay_duplicate_notifies > 0 {
+            w.pay_duplicate_notifies -= 1;
+            2
+        } else {
+            1
+        };
+        for _ in 1..copies {
+            w.notifications.push(Notification {
+                kind: "payment",
+                event: None,
+                url: o.notify_url.clone(),
+                out_trade_no: o.out_trade_no.clone(),
+                out_refund_no: None,
+                attempts: 0,
+                delivered: false,
+                abandoned: false,
+                next_at: now,
+                body: xml::to_xml(&f),
+                in_flight: false,
+            });
         }
         w.notifications.push(Notification {
             kind: "payment",
@@ -854,6 +916,15 @@ pub(crate) async fn run_notifier(sim: SimHandle) {
 #[cfg(test)]
 mod tests {
     use super::beijing_time;
+
+    #[test]
+    fn beijing_time_parses_back() {
+        for ts in [0i64, 1_795_000_000, 1_800_000_000, 951_782_400] {
+            assert_eq!(super::parse_beijing(&beijing_time(ts, false)), Some(ts));
+        }
+        assert_eq!(super::parse_beijing("2026-11-24"), None);
+        assert_eq!(super::parse_beijing("20261324000000"), None);
+    }
 
     #[test]
     fn beijing_time_formats() {

@@ -174,6 +174,7 @@ pub(crate) struct World {
     pub notifications: Vec<crate::pay::Notification>,
     pub pay_bad_sign: u32,
     pub pay_drop_notifies: u32,
+    pub pay_duplicate_notifies: u32,
     pub cards: HashMap<String, crate::cards::SimCard>,
     pub codes: HashMap<String, crate::cards::SimCode>,
     pub encrypt_codes: HashMap<String, String>,
@@ -519,6 +520,7 @@ impl SimHandle {
         w.notifications.clear();
         w.pay_bad_sign = 0;
         w.pay_drop_notifies = 0;
+        w.pay_duplicate_notifies = 0;
         w.cards.clear();
         w.codes.clear();
         w.encrypt_codes.clear();

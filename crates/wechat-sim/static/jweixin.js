@@ -1,11 +1,14 @@
 // wxkit simulator: a stand-in for WeChat's JS-SDK (jweixin). wx.config sends the page's config to the simulator,
 // which checks the signature against the jsapi_ticket it issued, exactly as WeChat does; then wx.ready or
-// wx.error({errMsg: "config:invalid signature"}) fires. Share APIs succeed once configured.
+// wx.error({errMsg: "config:invalid signature"}) fires. Share APIs succeed once configured. wx.chooseWXPay opens the
+// simulator's cashier, which checks paySign as WeChat does; the cashier then returns to this page (without its
+// fragment) with #wxpay=ok, #wxpay=cancel or #wxpay=fail — pages learn the outcome from their server, as WeChat
+// tells them to.
 (function () {
   "use strict";
   var script = document.currentScript;
   var origin = script ? new URL(script.src).origin : "";
-  var readyFns = [], errorFns = [], state = "new", lastError = null;
+  var readyFns = [], errorFns = [], state = "new", lastError = null, appId = "";
   function fire(list, arg) { list.forEach(function (f) { try { f(arg); } catch (e) { /* page's own error */ } }); }
   function call(name, opts, ok) {
     opts = opts || {};
@@ -20,6 +23,7 @@
   window.wx = {
     config: function (cfg) {
       state = "verifying";
+      appId = cfg.appId;
       var body = JSON.stringify({
         appId: cfg.appId, timestamp: cfg.timestamp, nonceStr: cfg.nonceStr, signature: cfg.signature,
         jsApiList: cfg.jsApiList || [], url: location.href.split("#")[0]
@@ -37,6 +41,18 @@
     error: function (f) { if (state === "error") { f(lastError); } else { errorFns.push(f); } },
     checkJsApi: function (opts) { call("checkJsApi", opts, { checkResult: {} }); },
     updateAppMessageShareData: function (opts) { call("updateAppMessageShareData", opts); },
-    updateTimelineShareData: function (opts) { call("updateTimelineShareData", opts); }
+    updateTimelineShareData: function (opts) { call("updateTimelineShareData", opts); },
+    chooseWXPay: function (opts) {
+      opts = opts || {};
+      if (state !== "ready") {
+        if (opts.fail) { opts.fail({ errMsg: "chooseWXPay:permission denied" }); }
+        return;
+      }
+      var q = new URLSearchParams({
+        appId: appId, timeStamp: String(opts.timestamp), nonceStr: opts.nonceStr || "", "package": opts["package"] || "",
+        signType: opts.signType || "MD5", paySign: opts.paySign || "", return_url: location.href.split("#")[0]
+      });
+      location.assign(origin + "/_sim/pay/cashier?" + q.toString());
+    }
   };
 })();

@@ -108,6 +108,7 @@ diesel::table! {
         wechat_card_id -> Nullable<Text>,
         issued -> BigInt,
         created_at -> BigInt,
+        price_fen -> Nullable<BigInt>,
     }
 }
 
@@ -230,6 +231,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Orders that buy a campaign's coupon.
+    coupon_purchases (out_trade_no) {
+        out_trade_no -> Text,
+        campaign_id -> BigInt,
+        buyer_openid -> Text,
+        coupon_code -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
     /// Payment notifies received and what each did.
     pay_notifications (id) {
         id -> BigInt,
@@ -255,3 +267,4 @@ diesel::table! {
         updated_at -> BigInt,
     }
 }
+diesel::allow_tables_to_appear_in_same_query!(pay_orders, coupon_purchases);

@@ -300,6 +300,8 @@ impl PosBatchRow {
             wechat_card_id: self.k_wechat_card_id.clone(),
             issued: self.k_issued?,
             created_at: self.k_created_at?,
+            // Redemption does not look at the price.
+            price_fen: None,
         };
         Some((coupon, campaign))
     }

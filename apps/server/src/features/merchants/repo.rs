@@ -76,6 +76,8 @@ pub struct CampaignRow {
     pub issued: i64,
     /// Created, ms.
     pub created_at: i64,
+    /// Price in fen when customers can buy its coupons (`/c/buy/{id}`).
+    pub price_fen: Option<i64>,
 }
 
 impl CampaignRow {
@@ -215,6 +217,8 @@ pub struct NewCampaign {
     pub per_user_limit: Option<i64>,
     /// Backing WeChat card.
     pub wechat_card_id: Option<String>,
+    /// Price in fen (for sale when set).
+    pub price_fen: Option<i64>,
 }
 
 /// Creates a campaign.
@@ -230,6 +234,7 @@ pub fn create_campaign(conn: &mut DbConnection, c: &NewCampaign, now: Millis) ->
             campaigns::quantity.eq(c.quantity),
             campaigns::per_user_limit.eq(c.per_user_limit),
             campaigns::wechat_card_id.eq(&c.wechat_card_id),
+            campaigns::price_fen.eq(c.price_fen),
             campaigns::issued.eq(0i64),
             campaigns::created_at.eq(now),
         ))

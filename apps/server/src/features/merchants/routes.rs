@@ -141,6 +141,9 @@ pub struct CampaignRequest {
     /// Backing WeChat card id.
     #[arg(long)]
     pub wechat_card_id: Option<String>,
+    /// Price in fen: customers can buy its coupons with WeChat Pay (`/c/buy/{id}`).
+    #[arg(long)]
+    pub price_fen: Option<i64>,
 }
 
 fn parse_time(field: &'static str, value: &str) -> Result<i64, ApiError> {
@@ -201,6 +204,12 @@ impl CampaignRequest {
                 "quantity and per_user_limit must be at least 1",
             ));
         }
+        if self.price_fen.is_some_and(|p| !(1..=100_000_000).contains(&p)) {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "price_fen is in fen: 1 to 100000000",
+            ));
+        }
         if let Some(c) = &self.wechat_card_id
             && (c.is_empty() || c.len() > 64 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
         {
@@ -219,6 +228,7 @@ impl CampaignRequest {
             quantity: self.quantity,
             per_user_limit: self.per_user_limit,
             wechat_card_id: self.wechat_card_id.clone(),
+            price_fen: self.price_fen,
         })
     }
 }
@@ -229,7 +239,8 @@ pub fn campaign_json(c: &repo::CampaignRow) -> serde_json::Value {
         "id": c.id, "merchant_id": c.merchant_id, "title": c.title, "description": c.description,
         "value_fen": c.value_fen, "valid_from": rfc3339(c.valid_from), "valid_until": rfc3339(c.valid_until),
         "quantity": c.quantity, "per_user_limit": c.per_user_limit, "wechat_card_id": c.wechat_card_id,
-        "issued": c.issued,
+        "issued": c.issued, "price_fen": c.price_fen,
+        "buy_url": c.price_fen.map(|_| format!("/c/buy/{}", c.id)),
     })
 }
 

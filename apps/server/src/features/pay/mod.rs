@@ -2,6 +2,7 @@
 //! closing, and the payment notify applied exactly once however many times, in whatever order and however
 //! concurrently WeChat delivers it.
 
+pub mod buy;
 pub mod reconciler;
 pub mod repo;
 pub mod routes;

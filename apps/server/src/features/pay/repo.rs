@@ -1,8 +1,11 @@
-//! `pay_orders` and `pay_notifications`.
+//! `pay_orders`, `pay_notifications` and `pay_refunds`, and the coupons an order buys: reserved against the
+//! campaign's limits when the order is placed, issued in the payment's transaction, released when it closes, void
+//! when refunded.
 
-use crate::db::schema::{pay_notifications, pay_orders};
+use crate::db::schema::{campaigns, coupon_purchases, coupons, pay_notifications, pay_orders};
 use crate::db::{DbConnection, DbError};
 use diesel::prelude::*;
+use redemption_core::{CouponCode, IssueError};
 
 /// An order row.
 #[derive(Clone, Debug, Queryable, Selectable, serde::Serialize)]
@@ -38,6 +41,29 @@ pub struct Order {
     pub created_at: i64,
 }
 
+/// An order that buys a campaign's coupon.
+#[derive(Clone, Debug, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = coupon_purchases)]
+pub struct Purchase {
+    /// The order.
+    pub out_trade_no: String,
+    /// The campaign.
+    pub campaign_id: i64,
+    /// Who gets the coupon.
+    pub buyer_openid: String,
+    /// The coupon, once paid.
+    pub coupon_code: Option<String>,
+}
+
+/// The purchase an order makes, if it buys a coupon.
+pub fn purchase(conn: &mut DbConnection, out_trade_no: &str) -> Result<Option<Purchase>, DbError> {
+    Ok(coupon_purchases::table
+        .find(out_trade_no)
+        .select(Purchase::as_select())
+        .first(conn)
+        .optional()?)
+}
+
 /// A new order (status `created`).
 #[derive(Debug)]
 pub struct NewOrder<'a> {
@@ -57,10 +83,117 @@ pub struct NewOrder<'a> {
     pub expires_at: i64,
     /// Unix ms.
     pub now: i64,
+    /// The campaign whose coupon it buys (reserved by [`place`]).
+    pub campaign_id: Option<i64>,
+    /// Who gets the bought coupon.
+    pub buyer_openid: Option<&'a str>,
+}
+
+/// Why an order for a coupon was not placed.
+#[derive(Debug)]
+pub enum PlaceRefused {
+    /// No such campaign.
+    NotFound,
+    /// The campaign has no price.
+    NotForSale,
+    /// The price is not the order's amount (the campaign's price, in fen).
+    PriceChanged(i64),
+    /// A campaign rule refused it (sold out, the buyer's limit, ended).
+    Rule(IssueError),
+    /// The database failed.
+    Db(DbError),
+}
+
+impl From<DbError> for PlaceRefused {
+    fn from(e: DbError) -> Self {
+        PlaceRefused::Db(e)
+    }
+}
+
+impl From<diesel::result::Error> for PlaceRefused {
+    fn from(e: diesel::result::Error) -> Self {
+        PlaceRefused::Db(e.into())
+    }
+}
+
+/// Stores a new order; one that buys a campaign's coupon first reserves it, in the same transaction, against the
+/// campaign's quantity (its `issued` counter, bumped conditionally — which also locks the campaign row, so
+/// concurrent purchases queue) and the buyer's limit (coupons held plus open orders). An order that could not be
+/// fulfilled is refused here, before any payment; a placed one is issued when paid, whatever happens meanwhile.
+pub fn place(conn: &mut DbConnection, o: &NewOrder<'_>) -> Result<(), PlaceRefused> {
+    let Some(campaign_id) = o.campaign_id else {
+        return Ok(create(conn, o)?);
+    };
+    conn.transaction::<_, PlaceRefused, _>(|conn| {
+        let bumped = diesel::update(
+            campaigns::table.filter(
+                campaigns::id
+                    .eq(campaign_id)
+                    .and(campaigns::price_fen.is_not_null())
+                    .and(
+                        campaigns::quantity
+                            .is_null()
+                            .or(campaigns::issued.lt(campaigns::quantity.assume_not_null())),
+                    ),
+            ),
+        )
+        .set(campaigns::issued.eq(campaigns::issued + 1))
+        .execute(conn)?;
+        let Some(row) = crate::features::merchants::repo::campaign(conn, campaign_id)? else {
+            return Err(PlaceRefused::NotFound);
+        };
+        let Some(price) = row.price_fen else {
+            return Err(PlaceRefused::NotForSale);
+        };
+        if bumped == 0 {
+            return Err(PlaceRefused::Rule(IssueError::SoldOut));
+        }
+        if price != o.total_fee {
+            return Err(PlaceRefused::PriceChanged(price));
+        }
+        let Some(buyer) = o.buyer_openid else {
+            return Err(PlaceRefused::Db(DbError::Task("a purchase needs its buyer".into())));
+        };
+        let coupons_held: i64 = coupons::table
+            .filter(coupons::campaign_id.eq(campaign_id).and(coupons::owner_openid.eq(buyer)))
+            .count()
+            .get_result(conn)?;
+        let open_orders: i64 = pay_orders::table
+            .filter(pay_orders::status.eq("created"))
+            .filter(
+                pay_orders::out_trade_no.eq_any(
+                    coupon_purchases::table
+                        .filter(coupon_purchases::campaign_id.eq(campaign_id))
+                        .filter(coupon_purchases::buyer_openid.eq(buyer))
+                        .select(coupon_purchases::out_trade_no),
+                ),
+            )
+            .count()
+            .get_result(conn)?;
+        let held = Some(u64::try_from(coupons_held + open_orders).unwrap_or(0));
+        // `issued` already counts this reservation: check against the count before it.
+        redemption_core::check_issuable(
+            &row.to_domain(),
+            u64::try_from(row.issued - 1).unwrap_or(0),
+            held,
+            o.now,
+        )
+        .map_err(PlaceRefused::Rule)?;
+        create(conn, o)?;
+        diesel::insert_into(coupon_purchases::table)
+            .values((
+                coupon_purchases::out_trade_no.eq(o.out_trade_no),
+                coupon_purchases::campaign_id.eq(campaign_id),
+                coupon_purchases::buyer_openid.eq(buyer),
+                coupon_purchases::created_at.eq(o.now),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
 }
 
 /// Stores a new order.
-pub fn create(conn: &mut DbConnection, o: &NewOrder<'_>) -> Result<(), DbError> {
+fn create(conn: &mut DbConnection, o: &NewOrder<'_>) -> Result<(), DbError> {
     diesel::insert_into(pay_orders::table)
         .values((
             pay_orders::out_trade_no.eq(o.out_trade_no),
@@ -105,16 +238,24 @@ pub fn get(conn: &mut DbConnection, out_trade_no: &str) -> Result<Option<Order>,
         .optional()?)
 }
 
-/// created → closed. True if it moved.
+/// created → closed, releasing a reserved coupon in the same transaction. True if it moved.
 pub fn close(conn: &mut DbConnection, out_trade_no: &str, now: i64) -> Result<bool, DbError> {
-    Ok(diesel::update(
-        pay_orders::table
-            .filter(pay_orders::out_trade_no.eq(out_trade_no))
-            .filter(pay_orders::status.eq("created")),
-    )
-    .set((pay_orders::status.eq("closed"), pay_orders::updated_at.eq(now)))
-    .execute(conn)?
-        == 1)
+    conn.transaction::<_, DbError, _>(|conn| {
+        let moved = diesel::update(
+            pay_orders::table
+                .filter(pay_orders::out_trade_no.eq(out_trade_no))
+                .filter(pay_orders::status.eq("created")),
+        )
+        .set((pay_orders::status.eq("closed"), pay_orders::updated_at.eq(now)))
+        .execute(conn)?
+            == 1;
+        if moved && let Some(campaign_id) = purchase(conn, out_trade_no)?.map(|p| p.campaign_id) {
+            diesel::update(campaigns::table.filter(campaigns::id.eq(campaign_id).and(campaigns::issued.gt(0))))
+                .set(campaigns::issued.eq(campaigns::issued - 1))
+                .execute(conn)?;
+        }
+        Ok(moved)
+    })
 }
 
 /// What a verified payment notify did.
@@ -172,6 +313,24 @@ pub fn apply_payment(
         ))
         .execute(conn)?;
         let outcome = if moved == 1 {
+            // A bought coupon is issued with the payment, or not at all (its unit was reserved when the order was
+            // placed, so no limit can refuse it now).
+            if let Some(p) = purchase(conn, out_trade_no)? {
+                let code = CouponCode::generate();
+                diesel::insert_into(coupons::table)
+                    .values((
+                        coupons::campaign_id.eq(p.campaign_id),
+                        coupons::code.eq(code.as_str()),
+                        coupons::owner_openid.eq(&p.buyer_openid),
+                        coupons::status.eq("issued"),
+                        coupons::version.eq(0i64),
+                        coupons::created_at.eq(now),
+                    ))
+                    .execute(conn)?;
+                diesel::update(coupon_purchases::table.find(out_trade_no))
+                    .set(coupon_purchases::coupon_code.eq(code.as_str()))
+                    .execute(conn)?;
+            }
             Applied::Applied
         } else {
             match get(conn, out_trade_no)? {
@@ -244,6 +403,8 @@ pub enum RefundRefused {
     NotPaid(String),
     /// It would exceed what was paid: (already refunded or in progress, paid).
     TooMuch(i64, i64),
+    /// The bought coupon was redeemed (refund it only with `force`).
+    Redeemed(String),
     /// The database failed.
     Db(DbError),
 }
@@ -262,13 +423,16 @@ impl From<diesel::result::Error> for RefundRefused {
 
 /// Records a requested refund if the order is paid and the refunds (requested or succeeded) stay within its amount.
 /// The order row is written first, so concurrent refunds of one order queue on its lock (a row lock on PostgreSQL,
-/// the write lock on SQLite) and cannot both pass the sum check. Returns the order's amount.
+/// the write lock on SQLite) and cannot both pass the sum check. A bought coupon is voided in the same transaction
+/// (so it cannot be refunded and used); one already redeemed refuses the refund unless `force`. Returns the order's
+/// amount.
 pub fn request_refund(
     conn: &mut DbConnection,
     out_trade_no: &str,
     out_refund_no: &str,
     refund_fee: i64,
     reason: Option<&str>,
+    force: bool,
     now: i64,
 ) -> Result<i64, RefundRefused> {
     conn.transaction::<_, RefundRefused, _>(|conn| {
@@ -293,6 +457,22 @@ pub fn request_refund(
         if taken + refund_fee > order.total_fee {
             return Err(RefundRefused::TooMuch(taken, order.total_fee));
         }
+        if let Some(code) = &purchase(conn, out_trade_no)?.and_then(|p| p.coupon_code) {
+            let status: Option<String> = coupons::table
+                .filter(coupons::code.eq(code))
+                .select(coupons::status)
+                .first(conn)
+                .optional()?;
+            match status.as_deref() {
+                Some("redeemed") if !force => return Err(RefundRefused::Redeemed(code.clone())),
+                Some("issued") => {
+                    diesel::update(coupons::table.filter(coupons::code.eq(code).and(coupons::status.eq("issued"))))
+                        .set((coupons::status.eq("void"), coupons::version.eq(coupons::version + 1)))
+                        .execute(conn)?;
+                }
+                _ => {}
+            }
+        }
         diesel::insert_into(pay_refunds::table)
             .values((
                 pay_refunds::out_refund_no.eq(out_refund_no),
@@ -309,7 +489,8 @@ pub fn request_refund(
 }
 
 /// Moves a refund on from `requested` (to `failed` when WeChat refused it, `succeeded` / `closed` on its notify);
-/// true if it moved. Also stores WeChat's refund id when given.
+/// true if it moved. Also stores WeChat's refund id when given. A refund that did not happen (failed, closed) gives
+/// the bought coupon back, voided when the refund was asked for, unless another refund of the order stands.
 pub fn settle_refund(
     conn: &mut DbConnection,
     out_refund_no: &str,
@@ -317,18 +498,38 @@ pub fn settle_refund(
     refund_id: Option<&str>,
     now: i64,
 ) -> Result<bool, DbError> {
-    Ok(diesel::update(
-        pay_refunds::table
-            .filter(pay_refunds::out_refund_no.eq(out_refund_no))
-            .filter(pay_refunds::status.eq("requested")),
-    )
-    .set((
-        pay_refunds::status.eq(status),
-        pay_refunds::refund_id.eq(refund_id),
-        pay_refunds::updated_at.eq(now),
-    ))
-    .execute(conn)?
-        == 1)
+    conn.transaction::<_, DbError, _>(|conn| {
+        let moved = diesel::update(
+            pay_refunds::table
+                .filter(pay_refunds::out_refund_no.eq(out_refund_no))
+                .filter(pay_refunds::status.eq("requested")),
+        )
+        .set((
+            pay_refunds::status.eq(status),
+            pay_refunds::refund_id.eq(refund_id),
+            pay_refunds::updated_at.eq(now),
+        ))
+        .execute(conn)?
+            == 1;
+        if moved && status != "succeeded" {
+            let Some((out_trade_no, _, _)) = refund(conn, out_refund_no)? else {
+                return Ok(moved);
+            };
+            let standing: i64 = pay_refunds::table
+                .filter(pay_refunds::out_trade_no.eq(&out_trade_no))
+                .filter(pay_refunds::status.eq_any(["requested", "succeeded"]))
+                .count()
+                .get_result(conn)?;
+            if standing == 0
+                && let Some(code) = purchase(conn, &out_trade_no)?.and_then(|p| p.coupon_code)
+            {
+                diesel::update(coupons::table.filter(coupons::code.eq(code).and(coupons::status.eq("void"))))
+                    .set((coupons::status.eq("issued"), coupons::version.eq(coupons::version + 1)))
+                    .execute(conn)?;
+            }
+        }
+        Ok(moved)
+    })
 }
 
 /// A refund's amount and status.

@@ -60,10 +60,19 @@ fn pay_error(e: &wechat_pay::Error) -> ApiError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
-    description: String,
-    total_fee: i64,
+    description: Option<String>,
+    total_fee: Option<i64>,
     trade_type: String,
     campaign_id: Option<i64>,
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// `yyyyMMddHHmmss` in Beijing time, as WeChat Pay wants times.
@@ -90,20 +99,45 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let pay = client(&state)?;
     let body = body.into_inner();
-    if body.campaign_id.is_some() {
-        return Err(ApiError::bad_request(
-            "unsupported",
-            "buying a campaign's coupon is not available yet",
-        ));
-    }
-    let description = body.description.trim().to_owned();
+    // A coupon's order takes its description and price from the campaign; a given total_fee must agree (the page
+    // showed a price: if it changed since, the buyer should see the new one before paying).
+    let (description, total_fee) = match body.campaign_id {
+        Some(id) => {
+            let campaign = db::blocking(&state.db, move |conn| crate::features::merchants::repo::campaign(conn, id))
+                .await
+                .map_err(|e| ApiError::unavailable(&e))?
+                .ok_or_else(|| ApiError::not_found("no such campaign"))?;
+            let Some(price) = campaign.price_fen else {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "not_for_sale",
+                    "this campaign's coupons are not sold",
+                ));
+            };
+            if body.total_fee.is_some_and(|f| f != price) {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "price_changed",
+                    format!("the price is now {price} fen: show it to the buyer and order again"),
+                ));
+            }
+            let description = body.description.unwrap_or(campaign.title);
+            (truncate(description.trim(), 128).to_owned(), price)
+        }
+        None => (
+            body.description.as_deref().unwrap_or_default().trim().to_owned(),
+            body.total_fee.ok_or_else(|| {
+                ApiError::bad_request("missing_field", "total_fee (fen) is required without campaign_id")
+            })?,
+        ),
+    };
     if description.is_empty() || description.len() > 128 {
         return Err(ApiError::bad_request(
             "invalid_field",
             "description must be 1 to 128 bytes",
         ));
     }
-    if !(1..=100_000_000).contains(&body.total_fee) {
+    if !(1..=100_000_000).contains(&total_fee) {
         return Err(ApiError::bad_request(
             "invalid_field",
             "total_fee is in fen: 1 to 100000000",
@@ -147,23 +181,24 @@ pub async fn create(
     let order = UnifiedOrder::new(
         &description,
         &out_trade_no,
-        Fen(u64::try_from(body.total_fee).unwrap_or(1)),
+        Fen(u64::try_from(total_fee).unwrap_or(1)),
         &ip,
         &format!("{}/wechat/pay/notify", state.public_base_url),
         trade_type,
     )
     .and_then(|o| o.time_expire(&beijing_compact(expires_at)))
     .map_err(|e| ApiError::bad_request("invalid_field", e.to_string()))?;
-    let stored = {
-        let (no, desc, tt, oid) = (
+    let placed = {
+        let (no, desc, tt, oid, buyer) = (
             out_trade_no.clone(),
             description.clone(),
             body.trade_type.clone(),
             openid.clone(),
+            session.openid.clone(),
         );
-        let (user_id, fee) = (session.user_id, body.total_fee);
+        let (user_id, fee, campaign_id) = (session.user_id, total_fee, body.campaign_id);
         db::blocking(&state.db, move |conn| {
-            repo::create(
+            Ok(repo::place(
                 conn,
                 &NewOrder {
                     out_trade_no: &no,
@@ -174,12 +209,36 @@ pub async fn create(
                     trade_type: &tt,
                     expires_at,
                     now,
+                    campaign_id,
+                    buyer_openid: campaign_id.map(|_| buyer.as_str()),
                 },
-            )
+            ))
         })
         .await
+        .map_err(|e| ApiError::unavailable(&e))?
     };
-    stored.map_err(|e| ApiError::unavailable(&e))?;
+    placed.map_err(|e| match e {
+        repo::PlaceRefused::NotFound => ApiError::not_found("no such campaign"),
+        repo::PlaceRefused::NotForSale => ApiError::new(
+            StatusCode::CONFLICT,
+            "not_for_sale",
+            "this campaign's coupons are not sold",
+        ),
+        repo::PlaceRefused::PriceChanged(price) => ApiError::new(
+            StatusCode::CONFLICT,
+            "price_changed",
+            format!("the price is now {price} fen: show it to the buyer and order again"),
+        ),
+        repo::PlaceRefused::Rule(rule) => {
+            let code = match rule {
+                redemption_core::IssueError::SoldOut => "sold_out",
+                redemption_core::IssueError::PerUserLimit => "limit_reached",
+                redemption_core::IssueError::Ended => "campaign_ended",
+            };
+            ApiError::new(StatusCode::CONFLICT, code, rule.to_string())
+        }
+        repo::PlaceRefused::Db(e) => ApiError::unavailable(&e),
+    })?;
     let prepay = match pay.unified_order(&order).await {
         Ok(p) => p,
         Err(e) => {
@@ -256,6 +315,11 @@ pub async fn status(
     let refunds = db::blocking(&state.db, move |conn| repo::refunds_of(conn, &no))
         .await
         .map_err(|e| ApiError::unavailable(&e))?;
+    let no = order.out_trade_no.clone();
+    let purchase = db::blocking(&state.db, move |conn| repo::purchase(conn, &no))
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?;
+    let coupon_code = purchase.as_ref().and_then(|p| p.coupon_code.clone());
     let refunded: i64 = refunds.iter().filter(|r| r.2 == "succeeded").map(|r| r.1).sum();
     // Refund progress is read off the refunds: fully refunded, a refund under way, or as stored.
     let status = if expired {
@@ -277,6 +341,10 @@ pub async fn status(
         "trade_type": order.trade_type,
         "transaction_id": order.transaction_id,
         "paid_at": order.paid_at.and_then(chrono::DateTime::from_timestamp_millis).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        "expires_at": chrono::DateTime::from_timestamp(order.expires_at, 0).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        "campaign_id": purchase.as_ref().map(|p| p.campaign_id),
+        "coupon_code": coupon_code,
+        "coupon_url": coupon_code.as_ref().map(|c| format!("/c/{c}")),
     })))
 }
 
@@ -285,6 +353,8 @@ pub async fn status(
 pub struct RefundBody {
     refund_fee: i64,
     reason: Option<String>,
+    #[serde(default)]
+    force: bool,
 }
 
 /// `POST /api/v1/pay/orders/{out_trade_no}/refunds {"refund_fee", "reason"?}` (admin): records the refund (never more
@@ -310,14 +380,15 @@ pub async fn refund(
     let out_trade_no = path.into_inner();
     let out_refund_no = format!("r{}", &random_out_trade_no()[..31]);
     let now = state.clock.now_ms();
-    let (no, rno, fee, reason) = (
+    let (no, rno, fee, reason, force) = (
         out_trade_no.clone(),
         out_refund_no.clone(),
         body.refund_fee,
         body.reason.clone(),
+        body.force,
     );
     let recorded = db::blocking(&state.db, move |conn| {
-        Ok(repo::request_refund(conn, &no, &rno, fee, reason.as_deref(), now))
+        Ok(repo::request_refund(conn, &no, &rno, fee, reason.as_deref(), force, now))
     })
     .await
     .map_err(|e| ApiError::unavailable(&e))?;
@@ -339,6 +410,13 @@ pub async fn refund(
                     "{taken} of {paid} fen are refunded or being refunded: at most {} more",
                     paid - taken
                 ),
+            ));
+        }
+        Err(repo::RefundRefused::Redeemed(code)) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "coupon_redeemed",
+                format!("the bought coupon {code} was redeemed: refund it anyway with \"force\": true"),
             ));
         }
         Err(repo::RefundRefused::Db(e)) => return Err(ApiError::unavailable(&e)),

@@ -28,6 +28,8 @@ pub struct Demo {
     pub customer_coupons: Vec<String>,
     /// The demo staff member's POS token (fresh each run).
     pub staff_token: String,
+    /// The campaign whose coupons are for sale (`/c/buy/{id}`).
+    pub sale_campaign_id: i64,
 }
 
 /// The pages of this capability.

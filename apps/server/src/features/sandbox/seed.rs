@@ -74,7 +74,7 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
     let staff_token = random_token();
     let hash = sha256_hex(&staff_token);
     let now = state.clock.now_ms();
-    let coupons = db::blocking(&state.db, move |conn| -> Result<Vec<String>, DbError> {
+    let coupons = db::blocking(&state.db, move |conn| -> Result<(Vec<String>, i64), DbError> {
         let merchant = match merchants_repo::list_merchants(conn)?.into_iter().next() {
             Some(m) => m,
             None => merchants_repo::create_merchant(conn, "wxkit 示例咖啡 Demo Café", now)?,
@@ -101,6 +101,30 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
                     quantity: None,
                     per_user_limit: None,
                     wechat_card_id: None,
+                    price_fen: None,
+                },
+                now,
+            )?,
+        };
+        // A voucher customers buy with (simulated) WeChat Pay: /c/buy/{id}.
+        let for_sale = merchants_repo::list_campaigns(conn, Some(merchant.id))?
+            .into_iter()
+            .find(|c| c.price_fen.is_some());
+        let for_sale = match for_sale {
+            Some(c) => c,
+            None => merchants_repo::create_campaign(
+                conn,
+                &merchants_repo::NewCampaign {
+                    merchant_id: merchant.id,
+                    title: "拿铁团购券 Latte voucher".into(),
+                    description: Some("9.9 元购原价 28 元拿铁一杯 · A ¥28 latte for ¥9.90".into()),
+                    value_fen: Some(2800),
+                    valid_from: now - 60_000,
+                    valid_until: now + 365 * 86_400_000,
+                    quantity: Some(500),
+                    per_user_limit: Some(5),
+                    wechat_card_id: None,
+                    price_fen: Some(990),
                 },
                 now,
             )?,
@@ -117,10 +141,12 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
                 Err(other) => return Err(DbError::Task(other.to_string())),
             }
         }
-        Ok(codes)
+        Ok((codes, for_sale.id))
     })
     .await?;
+    let (coupons, sale_campaign_id) = coupons;
     Ok(Demo {
+        sale_campaign_id,
         customer_coupons: coupons,
         staff_token,
     })

@@ -1,0 +1,102 @@
+// The coupon purchase page: order → pay (JSAPI: wx.chooseWXPay; NATIVE: a code to scan) → wait for our server to
+// see the payment (its notify or the reconciler) → the new coupon's page. The front end never decides "paid": it
+// polls the order, as WeChat tells merchants to.
+(function () {
+  "use strict";
+  var box = document.getElementById("buy");
+  var button = document.getElementById("buy-button");
+  var status = document.getElementById("status");
+  if (!box || !button) { return; }
+  var campaign = Number(box.getAttribute("data-campaign"));
+  var price = Number(box.getAttribute("data-price"));
+  var mode = box.getAttribute("data-mode");
+  var cashier = box.getAttribute("data-cashier");
+  function say(state, text) { status.setAttribute("data-state", state); status.textContent = text; }
+  function api(method, url, body) {
+    return fetch(url, {
+      method: method, credentials: "same-origin",
+      headers: body ? { "Content-Type": "application/json" } : {},
+      body: body ? JSON.stringify(body) : undefined
+    }).then(function (r) { return r.json().then(function (b) { return { ok: r.ok, status: r.status, body: b }; }); });
+  }
+  function failed(res) {
+    button.disabled = false;
+    say("error", res.body && res.body.error ? res.body.error.message : "出错了，请重试 · Something went wrong: try again");
+  }
+  // Polls the order until it is paid (then off to the coupon), closed, or we give up waiting.
+  function watch(no, tries) {
+    api("GET", "/api/v1/pay/orders/" + encodeURIComponent(no)).then(function (res) {
+      if (!res.ok) { failed(res); return; }
+      var o = res.body;
+      if (o.status === "paid" && o.coupon_url) {
+        say("paid", "支付成功 ✓ 正在打开您的券… · Paid ✓ opening your coupon…");
+        location.assign(o.coupon_url);
+      } else if (o.status === "closed" || o.status === "expired") {
+        button.disabled = false;
+        say("error", "订单已关闭，请重新购买 · The order is closed: buy again");
+      } else if (tries > 300) {
+        button.disabled = false;
+        say("error", "还没收到支付结果：稍后在「我的券」查看 · No payment seen yet: check My coupons later");
+      } else {
+        setTimeout(function () { watch(no, tries + 1); }, tries < 20 ? 500 : 2000);
+      }
+    }).catch(function () { setTimeout(function () { watch(no, tries + 1); }, 2000); });
+  }
+  // Back from the cashier: the order number is in the address, the outcome in the fragment.
+  var back = new URLSearchParams(location.search).get("order");
+  if (back) {
+    if (/wxpay=cancel/.test(location.hash)) {
+      say("cancelled", "已取消支付 · Payment cancelled");
+    } else {
+      button.disabled = true;
+      say("waiting", "正在确认支付结果… · Confirming the payment…");
+      watch(back, 0);
+    }
+  }
+  function payJsapi(no, p) {
+    api("GET", "/api/v1/jssdk/config?apis=chooseWXPay&url=" + encodeURIComponent(location.href.split("#")[0]))
+      .then(function (res) {
+        if (!res.ok) { failed(res); return; }
+        var cfg = res.body;
+        wx.error(function (e) { button.disabled = false; say("error", "微信支付不可用 · WeChat Pay unavailable: " + e.errMsg); });
+        wx.ready(function () {
+          wx.chooseWXPay({
+            timestamp: p.timeStamp, nonceStr: p.nonceStr, package: p["package"], signType: p.signType, paySign: p.paySign,
+            success: function () { say("waiting", "正在确认支付结果… · Confirming the payment…"); watch(no, 0); },
+            cancel: function () { button.disabled = false; say("cancelled", "已取消支付 · Payment cancelled"); },
+            fail: function (e) { button.disabled = false; say("error", "支付失败 · Payment failed: " + e.errMsg); }
+          });
+        });
+        wx.config({ appId: cfg.appId, timestamp: cfg.timestamp, nonceStr: cfg.nonceStr, signature: cfg.signature,
+          jsApiList: ["chooseWXPay"] });
+      });
+  }
+  button.addEventListener("click", function () {
+    button.disabled = true;
+    say("ordering", "正在下单… · Placing the order…");
+    var trade = mode === "jsapi" ? "JSAPI" : "NATIVE";
+    api("POST", "/api/v1/pay/orders", { campaign_id: campaign, total_fee: price, trade_type: trade }).then(function (res) {
+      if (!res.ok) { failed(res); return; }
+      var no = res.body.out_trade_no;
+      // The order number goes into the address first, so coming back from the cashier (or a reload) finds it.
+      var here = new URL(location.href);
+      here.searchParams.set("order", no);
+      here.hash = "";
+      history.replaceState(null, "", here.toString());
+      if (trade === "JSAPI") {
+        if (!window.wx) { failed({ body: { error: { message: "请在微信中打开本页 · Open this page in WeChat" } } }); return; }
+        payJsapi(no, res.body.pay_params);
+      } else {
+        document.getElementById("native-qr").src = res.body.qr_url;
+        document.getElementById("native").hidden = false;
+        var sim = document.getElementById("sim-scan");
+        if (sim && cashier) {
+          sim.href = cashier + "?code_url=" + encodeURIComponent(res.body.code_url) +
+            "&return_url=" + encodeURIComponent(here.toString());
+        }
+        say("waiting", "等待扫码支付… · Waiting for the payment…");
+        watch(no, 0);
+      }
+    }).catch(function () { failed({}); });
+  });
+})();

@@ -1,0 +1,2 @@
+DROP TABLE coupon_purchases;
+ALTER TABLE campaigns DROP COLUMN price_fen;

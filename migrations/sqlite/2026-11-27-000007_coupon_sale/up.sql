@@ -1,0 +1,13 @@
+-- Coupons for sale: a campaign's price, and the orders that buy its coupons (one coupon per order: reserved
+-- against the campaign's limits when the order is placed, issued in the payment's transaction, released when the
+-- order closes).
+ALTER TABLE campaigns ADD COLUMN price_fen BIGINT;
+CREATE TABLE coupon_purchases (
+    out_trade_no TEXT PRIMARY KEY REFERENCES pay_orders (out_trade_no),
+    campaign_id BIGINT NOT NULL REFERENCES campaigns (id),
+    buyer_openid TEXT NOT NULL,
+    -- Set in the payment's transaction.
+    coupon_code TEXT UNIQUE,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX coupon_purchases_campaign_buyer ON coupon_purchases (campaign_id, buyer_openid);
