@@ -784,7 +784,7 @@ async fn a_refunded_coupon_is_void_and_a_redeemed_one_needs_force(kind: DbKind) 
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 409, "a void coupon is not redeemed");
+    assert_eq!(r.status().as_u16(), 410, "a void coupon is not redeemed");
     wait_status(&app, no, "paid").await;
 
     // Redeemed at the counter: no refund without force; with force, refunded and still redeemed.
