@@ -1,0 +1,284 @@
+//! JS-SDK config and payment-notify benchmarks against the `wxkit` binary as a child process (release build), with
+//! the simulator in this process:
+//!
+//! 1. `GET /api/v1/jssdk/config` requests/s and latency at C connections (wrk), side by side in one run with the
+//!    same handler in Node/Express (`tests/bench-node/jssdk.js`: the same checks and sha1 signature over an in-memory
+//!    ticket), one Node process and a two-process Node cluster (wxkit runs two workers on the two cores);
+//! 2. `POST /wechat/pay/notify` on PostgreSQL (and SQLite): N orders, each paid once and notified twice (a duplicate
+//!    for each, as WeChat resends), C concurrent deliveries — notifies/s, latency, and the check that every order is
+//!    paid once.
+//!
+//! `cargo run --release -p wxkit-e2e --example bench-pay -- [CONNECTIONS] [SECONDS] [ORDERS]` (defaults 64 10 4000).
+//! Needs `wrk` and Node with `npm ci` run in `tests/bench-node` for part 1, a local PostgreSQL for the PostgreSQL
+//! row (as the tests do). Prints Markdown tables.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use futures_util::StreamExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use wxkit_e2e::{
+    DbKind, ServerProcess, TEST_APP_ID, TEST_MCH_ID, TEST_PAY_KEY, TestDatabase, free_port, server_env, spawn_sim,
+};
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// wrk's figures: requests/s, p50 ms, p99 ms, non-2xx responses.
+fn wrk(url: &str, connections: usize, seconds: u64) -> (f64, f64, f64, u64) {
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            url,
+        ])
+        .output()
+        .expect("wrk runs (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ms = |s: &str| -> f64 {
+        let s = s.trim();
+        if let Some(v) = s.strip_suffix("us") {
+            v.parse::<f64>().unwrap() / 1000.0
+        } else if let Some(v) = s.strip_suffix("ms") {
+            v.parse().unwrap()
+        } else if let Some(v) = s.strip_suffix('s') {
+            v.parse::<f64>().unwrap() * 1000.0
+        } else {
+            f64::NAN
+        }
+    };
+    let line = |prefix: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .unwrap_or_else(|| panic!("wrk printed no {prefix:?}: {text}"))
+            .trim()
+            .to_owned()
+    };
+    let rps: f64 = line("Requests/sec:").split_whitespace().nth(1).unwrap().parse().unwrap();
+    let p50 = ms(line("50%").split_whitespace().nth(1).unwrap());
+    let p99 = ms(line("99%").split_whitespace().nth(1).unwrap());
+    let non2xx = text
+        .lines()
+        .find(|l| l.contains("Non-2xx"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (rps, p50, p99, non2xx)
+}
+
+async fn wait_up(url: &str) {
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = http.get(url).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} did not answer");
+}
+
+struct Node(std::process::Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn node(port: u16, workers: usize, ticket: &str) -> Node {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-node");
+    assert!(
+        dir.join("node_modules/express").exists(),
+        "run `npm ci` in {} first",
+        dir.display()
+    );
+    Node(
+        Command::new("node")
+            .arg(dir.join("jssdk.js"))
+            .args([&port.to_string(), TEST_APP_ID, ticket, "127.0.0.1"])
+            .env("WORKERS", workers.to_string())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("node runs"),
+    )
+}
+
+fn notify_body(no: &str, transaction_id: &str, total_fee: i64) -> String {
+    let mut f = std::collections::BTreeMap::new();
+    for (k, v) in [
+        ("return_code", "SUCCESS"),
+        ("result_code", "SUCCESS"),
+        ("appid", TEST_APP_ID),
+        ("mch_id", TEST_MCH_ID),
+        ("openid", "o-bench"),
+        ("trade_type", "NATIVE"),
+        ("bank_type", "CMC"),
+        ("fee_type", "CNY"),
+        ("transaction_id", transaction_id),
+        ("out_trade_no", no),
+        ("time_end", "20261126120000"),
+        ("nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"),
+        ("sign_type", "HMAC-SHA256"),
+    ] {
+        f.insert(k.to_owned(), v.to_owned());
+    }
+    f.insert("total_fee".into(), total_fee.to_string());
+    f.insert("cash_fee".into(), total_fee.to_string());
+    let sign = wechat_pay::sign::sign(
+        f.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &wechat_pay::PayKey::new(TEST_PAY_KEY),
+        wechat_pay::SignType::HmacSha256,
+    );
+    f.insert("sign".into(), sign);
+    let mut xml = String::from("<xml>");
+    for (k, v) in &f {
+        xml.push_str(&format!("<{k}><![CDATA[{v}]]></{k}>"));
+    }
+    xml.push_str("</xml>");
+    xml
+}
+
+/// Inserts `n` unpaid orders straight into the database (as `POST /api/v1/pay/orders` stores them).
+fn seed_orders(db_url: &str, n: usize) -> Vec<String> {
+    let backend = wxkit::db::Backend::from_url(db_url).unwrap();
+    backend.migrate().unwrap();
+    let mut conn = backend.establish().unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    (0..n)
+        .map(|i| {
+            let no = format!("bench{i:08}{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+            wxkit::features::pay::repo::place(
+                &mut conn,
+                &wxkit::features::pay::repo::NewOrder {
+                    out_trade_no: &no,
+                    user_id: None,
+                    openid: None,
+                    description: "bench",
+                    total_fee: 990,
+                    trade_type: "NATIVE",
+                    expires_at: now / 1000 + 3600,
+                    now,
+                    campaign_id: None,
+                    buyer_openid: None,
+                },
+            )
+            .map_err(|e| format!("{e:?}"))
+            .unwrap();
+            no
+        })
+        .collect()
+}
+
+fn paid_count(db_url: &str) -> i64 {
+    use diesel::prelude::*;
+    let backend = wxkit::db::Backend::from_url(db_url).unwrap();
+    let mut conn = backend.establish().unwrap();
+    wxkit::db::schema::pay_orders::table
+        .filter(wxkit::db::schema::pay_orders::status.eq("paid"))
+        .count()
+        .get_result(&mut conn)
+        .unwrap()
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<u64> = std::env::args().skip(1).map(|a| a.parse().unwrap()).collect();
+    let connections = args.first().copied().unwrap_or(64) as usize;
+    let seconds = args.get(1).copied().unwrap_or(10);
+    let orders = args.get(2).copied().unwrap_or(4000) as usize;
+    let sim = spawn_sim().await;
+
+    // 1. JS-SDK config.
+    let db = TestDatabase::create(DbKind::Sqlite).unwrap();
+    let port = free_port();
+    let server = ServerProcess::start(&server_env(&db.url, &sim, port), None).await;
+    let path = "/api/v1/jssdk/config?url=http%3A%2F%2F127.0.0.1%2Fshop%3Fid%3D7%23top";
+    let url = format!("{}{path}", server.address);
+    wait_up(&url).await; // the first call fetches the jsapi_ticket from the simulator
+    let ticket = "HoagFKDcsGMVCIY2vOjf9nGrRLmqL3wMeR3tdDjHqz1oK0YBmrzV-NpGbHNLRpGbCb5fHIdGlVRrXbQzmCSXIg";
+    let node_port = free_port();
+    let _node = node(node_port, 1, ticket);
+    let node2_port = free_port();
+    let _node2 = node(node2_port, 2, ticket);
+    wait_up(&format!("http://127.0.0.1:{node_port}{path}")).await;
+    wait_up(&format!("http://127.0.0.1:{node2_port}{path}")).await;
+    println!("\n### `GET /api/v1/jssdk/config`, {connections} connections, {seconds} s each (wrk -t2)\n");
+    println!("| server | requests/s | p50 | p99 | non-2xx |");
+    println!("|---|---|---|---|---|");
+    // Interleaved, twice, so drift on the machine hits both alike.
+    for round in 1..=2 {
+        for (name, u) in [
+            ("wxkit (2 workers)", url.clone()),
+            ("Node/Express, 1 process", format!("http://127.0.0.1:{node_port}{path}")),
+            ("Node/Express, 2-process cluster", format!("http://127.0.0.1:{node2_port}{path}")),
+        ] {
+            let (rps, p50, p99, bad) = wrk(&u, connections, seconds);
+            println!("| {name} (round {round}) | {rps:.0} | {p50:.2} ms | {p99:.2} ms | {bad} |");
+        }
+    }
+    drop(server);
+
+    // 2. Payment notifies.
+    println!("\n### `POST /wechat/pay/notify`: {orders} orders, each notified twice, {connections} concurrent\n");
+    println!("| database | notifies/s | p50 | p99 | orders paid |");
+    println!("|---|---|---|---|---|");
+    let mut kinds = vec![(DbKind::Sqlite, "SQLite")];
+    if wxkit_e2e::postgres_admin_url().is_some() {
+        kinds.insert(0, (DbKind::Postgres, "PostgreSQL"));
+    }
+    for (kind, name) in kinds {
+        let db = TestDatabase::create(kind).unwrap();
+        let seeded = {
+            let url = db.url.clone();
+            tokio::task::spawn_blocking(move || seed_orders(&url, orders)).await.unwrap()
+        };
+        let server = ServerProcess::start(&server_env(&db.url, &sim, free_port()), None).await;
+        let mut bodies: Vec<String> = seeded
+            .iter()
+            .enumerate()
+            .flat_map(|(i, no)| {
+                let b = notify_body(no, &format!("4200000000{i:020}"), 990);
+                [b.clone(), b]
+            })
+            .collect();
+        // Duplicates spread out, as resends arrive later.
+        let half = bodies.len() / 2;
+        bodies.rotate_left(half / 2);
+        let http = reqwest::Client::builder().pool_max_idle_per_host(connections).build().unwrap();
+        let endpoint = format!("{}/wechat/pay/notify", server.address);
+        let started = Instant::now();
+        let mut latencies: Vec<f64> = futures_util::stream::iter(bodies)
+            .map(|body| {
+                let (http, endpoint) = (http.clone(), endpoint.clone());
+                async move {
+                    let t = Instant::now();
+                    let answer = http.post(&endpoint).body(body).send().await.unwrap().text().await.unwrap();
+                    assert!(answer.contains("SUCCESS"), "{answer}");
+                    t.elapsed().as_secs_f64() * 1000.0
+                }
+            })
+            .buffer_unordered(connections)
+            .collect()
+            .await;
+        let elapsed = started.elapsed().as_secs_f64();
+        latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let paid = paid_count(&db.url);
+        println!(
+            "| {name} | {:.0} | {:.2} ms | {:.2} ms | {paid} of {orders} |",
+            latencies.len() as f64 / elapsed,
+            quantile(&latencies, 0.5),
+            quantile(&latencies, 0.99)
+        );
+        assert_eq!(paid as usize, orders, "every order paid once");
+        drop(server);
+    }
+}
