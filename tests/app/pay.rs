@@ -12,6 +12,7 @@ on_both_backends!(
     refunds_never_exceed_what_was_paid,
     bought_coupons_are_issued_once_within_the_campaigns_limits,
     a_refunded_coupon_is_void_and_a_redeemed_one_needs_force,
+    add_to_wechat_links_the_card_through_a_signed_card_ext,
 );
 
 /// A web session cookie for `openid` (silent OAuth through the simulator).
@@ -862,4 +863,96 @@ async fn a_refunded_coupon_is_void_and_a_redeemed_one_needs_force(kind: DbKind) 
     assert_eq!((fields.len(), fields[1], fields[2]), (3, "1500", "requested"), "{stdout}");
     wait_status(&app, &no, "refunded").await;
     assert_eq!(coupon_status(code).await, "void");
+}
+
+async fn add_to_wechat_links_the_card_through_a_signed_card_ext(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    assert!(app.sim.handle().set_push(
+        TEST_APP_ID,
+        &format!("{}/wechat/push", app.address),
+        wxkit_e2e::TEST_PUSH_TOKEN,
+        Some(wxkit_e2e::TEST_AES_KEY)
+    ));
+    let card_id = app.create_card(10).await;
+    let shop = crate::coupons::shop(&app, json!({"title": "卡券", "wechat_card_id": card_id})).await;
+    let (_, coupon) = crate::coupons::issue(&app, shop.campaign_id, Some("o-owner")).await;
+    let code = coupon["code"].as_str().unwrap().to_owned();
+    let owner = web_session(&app, "o-owner").await;
+    let other = web_session(&app, "o-other").await;
+    let card_ext = |cookie: Option<String>| {
+        let app = &app;
+        let code = code.clone();
+        async move {
+            let mut r = app.http.get(format!("{}/api/v1/coupons/{code}/card-ext", app.address));
+            if let Some(c) = cookie {
+                r = r.header("cookie", c);
+            }
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    assert_eq!(card_ext(None).await.0, 401);
+    assert_eq!(card_ext(Some(other)).await.0, 404, "someone else's coupon");
+    let (s, ext) = card_ext(Some(owner.clone())).await;
+    assert_eq!(s, 200, "{ext}");
+    assert_eq!(ext["cardId"], card_id.as_str());
+    let inner: Value = serde_json::from_str(ext["cardExt"].as_str().unwrap()).unwrap();
+    assert_eq!((inner["openid"].as_str(), inner["outer_str"].as_str()), (Some("o-owner"), Some(code.as_str())));
+    // The page's scan view offers the button to the owner only.
+    let page = app
+        .http
+        .get(format!("{}/c/{code}", app.address))
+        .header("cookie", &owner)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"add-card\""), "{page}");
+
+    // wx.addCard as the simulator's stand-in calls it: a tampered cardExt is refused as WeChat refuses it.
+    let add = |card_ext: String| {
+        let app = &app;
+        let card_id = card_id.clone();
+        async move {
+            app.http
+                .post(format!("{}/_sim/js/add_card", app.sim.base_url()))
+                .body(json!({"appId": TEST_APP_ID, "cardList": [{"cardId": card_id, "cardExt": card_ext}]}).to_string())
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let mut tampered = inner.clone();
+    tampered["openid"] = json!("o-thief");
+    let refused = add(tampered.to_string()).await;
+    assert_eq!(refused["errMsg"], "addCard:fail invalid signature", "{refused}");
+    let added = add(ext["cardExt"].as_str().unwrap().to_owned()).await;
+    assert_eq!(added["errMsg"], "addCard:ok", "{added}");
+    // WeChat's user_get_card push (outer_str = our code) links the card to the coupon.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (s, b) = card_ext(Some(owner.clone())).await;
+        if s == 409 {
+            assert_eq!(b["error"]["code"], "already_in_wallet", "{b}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never linked: {s} {b}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let page = app
+        .http
+        .get(format!("{}/c/{code}", app.address))
+        .header("cookie", &owner)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"in-wallet\"") && !page.contains("id=\"add-card\""), "{page}");
 }

@@ -73,6 +73,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/card/code/consume", web::post().to(consume))
         .route("/_sim/push", web::post().to(control_push))
         .route("/_sim/cards/{card_id}/add", web::post().to(control_add))
+        .route("/_sim/js/add_card", web::post().to(page_add_card))
         .route(
             "/_sim/cards/{card_id}/codes/{code}/consume",
             web::post().to(control_consume),
@@ -538,29 +539,45 @@ async fn control_add(path: web::Path<String>, body: web::Bytes, sim: web::Data<S
     }
     let card_id = path.into_inner();
     let mut w = sim.world();
+    match add_code(&mut w, &card_id, &r.openid, r.outer_str, r.code) {
+        Ok((code, encrypt_code)) => {
+            HttpResponse::Ok().json(json!({"card_id": card_id, "code": code, "encrypt_code": encrypt_code}))
+        }
+        Err(refusal) => refusal,
+    }
+}
+
+/// Mints a code of `card_id` for `openid` and queues the `user_get_card` push: `(code, encrypt_code)`.
+fn add_code(
+    w: &mut World,
+    card_id: &str,
+    openid: &str,
+    outer_str: Option<String>,
+    code: Option<String>,
+) -> Result<(String, String), HttpResponse> {
     let now = w.now();
-    let Some(card) = w.cards.get(&card_id).cloned() else {
-        return HttpResponse::NotFound().json(json!({"error": {"code": "not_found", "message": "no such card"}}));
+    let Some(card) = w.cards.get(card_id).cloned() else {
+        return Err(HttpResponse::NotFound().json(json!({"error": {"code": "not_found", "message": "no such card"}})));
     };
     if card.remaining == 0 {
-        return HttpResponse::Conflict().json(json!({"error": {"code": "sold_out", "message": "no cards left"}}));
+        return Err(HttpResponse::Conflict().json(json!({"error": {"code": "sold_out", "message": "no cards left"}})));
     }
     let held = w
         .codes
         .values()
-        .filter(|c| c.card_id == card_id && c.openid == r.openid)
+        .filter(|c| c.card_id == card_id && c.openid == openid)
         .count() as u64;
     if card.get_limit.is_some_and(|limit| held >= limit) {
-        return HttpResponse::Conflict()
-            .json(json!({"error": {"code": "get_limit", "message": "the user reached get_limit"}}));
+        return Err(HttpResponse::Conflict()
+            .json(json!({"error": {"code": "get_limit", "message": "the user reached get_limit"}})));
     }
-    let code = match (&r.code, card.use_custom_code) {
+    let code = match (&code, card.use_custom_code) {
         (Some(c), true) if !c.is_empty() && c.len() <= 20 && !w.codes.contains_key(c) => c.clone(),
         (Some(_), _) => {
-            return bad_request(
+            return Err(bad_request(
                 "invalid_code",
                 "a code may only be given for use_custom_code cards, unused, ≤ 20 chars",
-            );
+            ));
         }
         (None, _) => loop {
             let c = format!("{:012}", rand::random::<u64>() % 1_000_000_000_000);
@@ -578,27 +595,105 @@ async fn control_add(path: web::Path<String>, body: web::Bytes, sim: web::Data<S
     w.codes.insert(
         code.clone(),
         SimCode {
-            card_id: card_id.clone(),
+            card_id: card_id.to_owned(),
             appid: card.appid.clone(),
-            openid: r.openid.clone(),
+            openid: openid.to_owned(),
             status: "NORMAL",
-            outer_str: r.outer_str.clone().unwrap_or_default(),
+            outer_str: outer_str.clone().unwrap_or_default(),
             begin,
             end,
         },
     );
     w.encrypt_codes.insert(encrypt_code.clone(), code.clone());
-    if let Some(c) = w.cards.get_mut(&card_id) {
+    if let Some(c) = w.cards.get_mut(card_id) {
         c.remaining -= 1;
     }
     let mut f = Fields::new();
     f.insert("Event".into(), "user_get_card".into());
-    f.insert("CardId".into(), card_id.clone());
+    f.insert("CardId".into(), card_id.to_owned());
     f.insert("UserCardCode".into(), code.clone());
     f.insert("IsGiveByFriend".into(), "0".into());
-    f.insert("OuterStr".into(), r.outer_str.unwrap_or_default());
-    queue_push(&mut w, &card.appid, &r.openid, f);
-    HttpResponse::Ok().json(json!({"card_id": card_id, "code": code, "encrypt_code": encrypt_code}))
+    f.insert("OuterStr".into(), outer_str.unwrap_or_default());
+    queue_push(w, &card.appid, openid, f);
+    Ok((code, encrypt_code))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageCard {
+    card_id: String,
+    card_ext: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageAddCard {
+    app_id: String,
+    card_list: Vec<PageCard>,
+}
+
+#[derive(Deserialize)]
+struct CardExtJson {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    openid: Option<String>,
+    timestamp: String,
+    nonce_str: String,
+    signature: String,
+    #[serde(default)]
+    outer_str: Option<String>,
+}
+
+/// `POST /_sim/js/add_card` (from the `jweixin` stand-in's `wx.addCard`): WeChat's check of each `cardExt` — the
+/// signature is sha1 over the sorted api_ticket (the app's current `wx_card` ticket), timestamp, card_id, code,
+/// openid and nonce — then the card is added for the cardExt's openid (the person at the phone) and `user_get_card`
+/// is pushed with its `outer_str`. Answers `{"errMsg": "addCard:ok", "cardList": [...]}` or WeChat's failure.
+async fn page_add_card(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
+    let answer = |v: serde_json::Value| {
+        HttpResponse::Ok()
+            .insert_header(("Access-Control-Allow-Origin", "*"))
+            .json(v)
+    };
+    let Ok(req) = serde_json::from_slice::<PageAddCard>(&body) else {
+        return answer(json!({"errMsg": "addCard:fail invalid parameter"}));
+    };
+    let mut w = sim.world();
+    let now = w.now();
+    let Some(ticket) = w
+        .apps
+        .get(&req.app_id)
+        .and_then(|a| a.tickets.get("wx_card"))
+        .filter(|t| t.expires_at > now)
+        .map(|t| t.value.clone())
+    else {
+        return answer(json!({"errMsg": "addCard:fail invalid signature"}));
+    };
+    let mut added = Vec::new();
+    for card in &req.card_list {
+        let Ok(ext) = serde_json::from_str::<CardExtJson>(&card.card_ext) else {
+            return answer(json!({"errMsg": "addCard:fail invalid cardExt"}));
+        };
+        let expected = wechat_core::push::sorted_sha1(&[
+            &ticket,
+            &ext.timestamp,
+            &card.card_id,
+            ext.code.as_deref().unwrap_or(""),
+            ext.openid.as_deref().unwrap_or(""),
+            &ext.nonce_str,
+        ]);
+        if !wechat_core::constant_time_eq(expected.as_bytes(), ext.signature.as_bytes()) {
+            return answer(json!({"errMsg": "addCard:fail invalid signature"}));
+        }
+        let Some(openid) = ext.openid.clone().filter(|o| !o.is_empty()) else {
+            return answer(json!({"errMsg": "addCard:fail the simulator needs the cardExt's openid to know who adds it"}));
+        };
+        match add_code(&mut w, &card.card_id, &openid, ext.outer_str.clone(), ext.code.clone()) {
+            Ok((_, encrypt_code)) => added.push(json!({"cardId": card.card_id, "cardExt": card.card_ext, "code": encrypt_code, "isSuccess": true})),
+            Err(_) => return answer(json!({"errMsg": "addCard:fail the card cannot be added"})),
+        }
+    }
+    answer(json!({"errMsg": "addCard:ok", "cardList": added}))
 }
 
 #[derive(Deserialize, Default)]

@@ -23,6 +23,7 @@
 //! | `POST /_sim/pay/orders/{out_trade_no}/pay {"mch_id"?, "openid"?}` | the user pays: the order succeeds and its notify is queued |
 //! | `GET /_sim/pay/cashier?appId&timeStamp&nonceStr&package&signType&paySign&return_url` (or `?code_url&return_url`) | WeChat's cashier: checks `paySign` like WeChat, shows Pay / Cancel, returns to `return_url#wxpay=ok\|cancel\|fail` |
 //! | `GET /_sim/js/jweixin.js` | a stand-in for WeChat's JS-SDK script: `wx.config` is verified by `POST /_sim/js/verify` against the issued `jsapi_ticket`, then `wx.ready` or `wx.error({errMsg: "config:invalid signature"})` |
+//! | `POST /_sim/js/add_card {appId, cardList}` | the stand-in's `wx.addCard`: each `cardExt` signature checked against the issued `wx_card` ticket, the card added for its openid, `user_get_card` pushed with its `outer_str` |
 //! | `GET /_sim/wxa/open?appid&scene&page` | what a mini-program code opens: a page to play the phone (JSON with `Accept: application/json`) |
 //!
 //! ```no_run

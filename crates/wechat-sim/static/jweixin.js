@@ -42,6 +42,21 @@
     checkJsApi: function (opts) { call("checkJsApi", opts, { checkResult: {} }); },
     updateAppMessageShareData: function (opts) { call("updateAppMessageShareData", opts); },
     updateTimelineShareData: function (opts) { call("updateTimelineShareData", opts); },
+    addCard: function (opts) {
+      opts = opts || {};
+      if (state !== "ready") {
+        if (opts.fail) { opts.fail({ errMsg: "addCard:permission denied" }); }
+        return;
+      }
+      var body = JSON.stringify({ appId: appId, cardList: opts.cardList || [] });
+      fetch(origin + "/_sim/js/add_card", { method: "POST", headers: { "Content-Type": "text/plain" }, body: body })
+        .then(function (r) { return r.json(); })
+        .then(function (res) {
+          if (res.errMsg === "addCard:ok") { if (opts.success) { opts.success(res); } }
+          else if (opts.fail) { opts.fail({ errMsg: res.errMsg }); }
+        })
+        .catch(function () { if (opts.fail) { opts.fail({ errMsg: "addCard:fail" }); } });
+    },
     chooseWXPay: function (opts) {
       opts = opts || {};
       if (state !== "ready") {

@@ -20,7 +20,8 @@ use serde_json::json;
 /// The API of this capability (inside `/api/v1`). The POS route comes first: the router tries routes in order.
 pub fn api(cfg: &mut web::ServiceConfig) {
     cfg.route("/redemptions", web::post().to(redeem))
-        .route("/coupons/{code}", web::get().to(get_coupon));
+        .route("/coupons/{code}", web::get().to(get_coupon))
+        .route("/coupons/{code}/card-ext", web::get().to(card_ext));
 }
 
 /// The pages of this capability.
@@ -28,7 +29,80 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
     cfg.route("/c/{code}", web::get().to(scan_page))
         .route("/c/{code}/redeem", web::post().to(confirm))
         .route("/c/{code}/qr.{format}", web::get().to(qr))
-        .route("/coupons/mine", web::get().to(mine));
+        .route("/coupons/mine", web::get().to(mine))
+        .route("/static/card.js", web::get().to(card_script));
+}
+
+/// The "Add to WeChat" script of the coupon page (no inline script: the CSP forbids it).
+pub const CARD_JS: &str = include_str!("../../../static/card.js");
+
+/// `GET /static/card.js`.
+pub async fn card_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=31536000, immutable"))
+        .body(CARD_JS)
+}
+
+/// `GET /api/v1/coupons/{code}/card-ext` (the coupon's owner, logged in): `{cardId, cardExt}` for `wx.addCard` —
+/// signed with the cached `wx_card` api_ticket and a fresh nonce, bound to the owner's openid, with the coupon's code
+/// as `outer_str`, which WeChat echoes in the `user_get_card` push that links the card code to this coupon.
+pub async fn card_ext(
+    auth::WebSession(session): auth::WebSession,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(session) = session else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "login_required",
+            "log in with WeChat first (open the coupon's page)",
+        ));
+    };
+    let Some((coupon, campaign, card_code)) = load(&state, &path).await? else {
+        return Err(ApiError::not_found("no such coupon"));
+    };
+    // Someone else's coupon is as good as none.
+    if coupon.owner_openid.as_deref() != Some(session.openid.as_str()) {
+        return Err(ApiError::not_found("no such coupon of yours"));
+    }
+    let Some(card_id) = campaign.wechat_card_id.clone() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_card_backed",
+            "this coupon has no WeChat card to add",
+        ));
+    };
+    if card_code.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_in_wallet",
+            "this coupon is already in your WeChat card bag",
+        ));
+    }
+    let now = state.clock.now_ms();
+    if coupon.effective_status(&campaign, now) != CouponStatus::Issued {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_usable",
+            "only a usable coupon can be added to WeChat",
+        ));
+    }
+    let ext = wechat_card::CardExt::new(&card_id)
+        .openid(&session.openid)
+        .outer_str(coupon.code.as_str());
+    let card_ext = state.cards.card_ext(&ext, now / 1000).await.map_err(|e| {
+        tracing::warn!(error = %e, "card-ext: no wx_card ticket");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "wechat_unavailable",
+            "WeChat did not give a card ticket just now: try again in a few seconds",
+        )
+        .with_retry_after(5)
+    })?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({"cardId": card_id, "cardExt": card_ext})))
 }
 
 /// RFC 3339 for a millisecond timestamp.
@@ -210,6 +284,12 @@ struct ScanPage<'a> {
     cannot: Option<&'static str>,
     show_qr: bool,
     show_mine: bool,
+    /// The owner of a card-backed coupon not yet in their card bag: the "Add to WeChat" button.
+    add_card: bool,
+    /// The coupon's card is in the owner's WeChat card bag.
+    in_wallet: bool,
+    /// WeChat's JS-SDK (the simulator's stand-in in the sandbox).
+    jweixin: String,
 }
 
 struct StaffForm {
@@ -252,7 +332,7 @@ pub async fn scan_page(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let code = path.into_inner();
-    let Some((coupon, campaign, _)) = (match load(&state, &code).await {
+    let Some((coupon, campaign, card_code)) = (match load(&state, &code).await {
         Ok(found) => found,
         Err(_) => return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, "服务暂时不可用", "Please try again."),
     }) else {
@@ -289,6 +369,12 @@ pub async fn scan_page(
         cannot: None,
         show_qr: false,
         show_mine: false,
+        add_card: false,
+        in_wallet: false,
+        jweixin: match &state.sandbox_sim_url {
+            Some(sim) => format!("{sim}/_sim/js/jweixin.js"),
+            None => "https://res.wx.qq.com/open/js/jweixin-1.6.0.js".to_owned(),
+        },
     };
     if is_staff {
         let staff = staff.as_ref().map(merchants_repo::StaffRow::to_domain);
@@ -302,8 +388,27 @@ pub async fn scan_page(
     } else if coupon.owner_openid.as_deref().is_none_or(|o| o == openid) {
         view.show_qr = coupon.effective_status(&campaign, now) == CouponStatus::Issued;
         view.show_mine = true;
+        let owner = coupon.owner_openid.as_deref() == Some(openid.as_str());
+        view.in_wallet = owner && card_code.is_some();
+        view.add_card = owner && view.show_qr && campaign.wechat_card_id.is_some() && card_code.is_none();
     }
-    pages::render(StatusCode::OK, &view)
+    let mut res = pages::render(StatusCode::OK, &view);
+    if view.add_card {
+        // WeChat's JS-SDK script (or the simulator's stand-in and its calls) is allowed on this page only.
+        let origin = state
+            .sandbox_sim_url
+            .clone()
+            .unwrap_or_else(|| "https://res.wx.qq.com".to_owned());
+        let csp = format!(
+            "default-src 'self'; script-src 'self' {origin}; connect-src 'self' {origin}; img-src 'self' data: https:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        );
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&csp) {
+            res.headers_mut()
+                .insert(actix_web::http::header::CONTENT_SECURITY_POLICY, v);
+        }
+    }
+    res
 }
 
 #[derive(Debug, Deserialize)]
