@@ -208,7 +208,7 @@ async fn the_share_demo_reaches_wx_ready_and_a_tampered_config_wx_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn buying_a_voucher_goes_from_buy_to_its_qr_through_the_simulated_cashier() {
+async fn buying_a_voucher_goes_from_buy_to_its_qr_and_add_to_wechat_links_a_card() {
     let Some(driver) = Driver::start().await else { return };
     let dir = tempfile::tempdir().unwrap();
     let env = vec![
@@ -224,6 +224,7 @@ async fn buying_a_voucher_goes_from_buy_to_its_qr_through_the_simulated_cashier(
         .unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let sale = app.demo().unwrap().sale_campaign_id;
+    let card_coupon = app.demo().unwrap().card_coupon.clone().expect("the sandbox made its WeChat card");
     tokio::spawn(app.run_until_stopped());
     // Inside WeChat (JSAPI): WeChat (simulated) identifies the customer, the page orders and calls wx.chooseWXPay.
     let page = driver.session().await;
@@ -267,5 +268,17 @@ async fn buying_a_voucher_goes_from_buy_to_its_qr_through_the_simulated_cashier(
     )
     .await;
     assert!(said.as_str().unwrap().contains("cancelled"), "{said}");
+
+    // "Add to WeChat" on the card-backed coupon: cardExt from our server, wx.addCard at the (simulated) WeChat, its
+    // user_get_card push links the card; the page then says the coupon is in the card bag.
+    page.goto(&format!("{base}/c/{card_coupon}")).await;
+    page.click("#add-card").await;
+    let in_wallet = wait_for(
+        &page,
+        "the card in the wallet",
+        "const e = document.getElementById('in-wallet'); return e ? e.textContent : null;",
+    )
+    .await;
+    assert!(in_wallet.as_str().unwrap().contains("WeChat"), "{in_wallet}");
     page.quit().await;
 }

@@ -915,6 +915,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 for code in &demo.customer_coupons {
                     eprintln!("  customer's coupon: {base}/c/{code}");
                 }
+                if let Some(code) = &demo.card_coupon {
+                    eprintln!("  add to WeChat:     {base}/c/{code}   (a card-backed coupon: 加入微信卡包)");
+                }
                 eprintln!("  my coupons:        {base}/coupons/mine");
                 eprintln!("  scan-to-login:     {base}/login   (open the page's phone link in another browser)");
                 eprintln!("  JS-SDK share demo: {base}/demo/share");

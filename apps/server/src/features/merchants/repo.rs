@@ -242,6 +242,14 @@ pub fn create_campaign(conn: &mut DbConnection, c: &NewCampaign, now: Millis) ->
         .get_result(conn)?)
 }
 
+/// Backs a campaign with a WeChat card.
+pub fn set_campaign_card(conn: &mut DbConnection, id: i64, card_id: &str) -> Result<(), DbError> {
+    diesel::update(campaigns::table.find(id))
+        .set(campaigns::wechat_card_id.eq(card_id))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// A campaign by id.
 pub fn campaign(conn: &mut DbConnection, id: i64) -> Result<Option<CampaignRow>, DbError> {
     Ok(campaigns::table.find(id).first(conn).optional()?)

@@ -30,6 +30,8 @@ pub struct Demo {
     pub staff_token: String,
     /// The campaign whose coupons are for sale (`/c/buy/{id}`).
     pub sale_campaign_id: i64,
+    /// The demo customer's coupon backed by a WeChat card ("Add to WeChat"), unless the card could not be made.
+    pub card_coupon: Option<String>,
 }
 
 /// The pages of this capability.

@@ -71,10 +71,11 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
             state.push_aes_key.as_ref().map(|k| k.secret()),
         );
     }
+    let card_id = demo_card(state).await;
     let staff_token = random_token();
     let hash = sha256_hex(&staff_token);
     let now = state.clock.now_ms();
-    let coupons = db::blocking(&state.db, move |conn| -> Result<(Vec<String>, i64), DbError> {
+    let coupons = db::blocking(&state.db, move |conn| -> Result<(Vec<String>, i64, Option<String>), DbError> {
         let merchant = match merchants_repo::list_merchants(conn)?.into_iter().next() {
             Some(m) => m,
             None => merchants_repo::create_merchant(conn, "wxkit 示例咖啡 Demo Café", now)?,
@@ -129,9 +130,55 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
                 now,
             )?,
         };
+        // A campaign backed by a WeChat card: its coupons can be added to the customer's WeChat card bag. The
+        // simulator forgets its cards between runs, so each run's card replaces the last one.
+        let card_coupon = match &card_id {
+            Some(card_id) => {
+                let existing = merchants_repo::list_campaigns(conn, Some(merchant.id))?
+                    .into_iter()
+                    .find(|c| c.wechat_card_id.is_some());
+                let card_campaign = match existing {
+                    Some(c) => {
+                        merchants_repo::set_campaign_card(conn, c.id, card_id)?;
+                        c
+                    }
+                    None => merchants_repo::create_campaign(
+                        conn,
+                        &merchants_repo::NewCampaign {
+                            merchant_id: merchant.id,
+                            title: "会员甜点券 Dessert coupon (WeChat card)".into(),
+                            description: Some("可加入微信卡包 · Can be added to your WeChat card bag".into()),
+                            value_fen: Some(1500),
+                            valid_from: now - 60_000,
+                            valid_until: now + 365 * 86_400_000,
+                            quantity: None,
+                            per_user_limit: None,
+                            wechat_card_id: Some(card_id.clone()),
+                            price_fen: None,
+                        },
+                        now,
+                    )?,
+                };
+                let unlinked = coupons_repo::coupons_of_owner(conn, DEMO_CUSTOMER_OPENID)?
+                    .into_iter()
+                    .find(|(c, _)| {
+                        c.campaign_id == card_campaign.id && c.status == "issued" && c.wechat_card_code.is_none()
+                    })
+                    .map(|(c, _)| c.code);
+                match unlinked {
+                    Some(code) => Some(code),
+                    None => match coupons_repo::issue_coupon(conn, card_campaign.id, Some(DEMO_CUSTOMER_OPENID), now) {
+                        Ok((c, _)) => Some(c.code),
+                        Err(coupons_repo::IssueFailure::Db(e)) => return Err(e),
+                        Err(other) => return Err(DbError::Task(other.to_string())),
+                    },
+                }
+            }
+            None => None,
+        };
         let mut codes: Vec<String> = coupons_repo::coupons_of_owner(conn, DEMO_CUSTOMER_OPENID)?
             .into_iter()
-            .filter(|(c, _)| c.status == "issued")
+            .filter(|(c, _)| c.status == "issued" && c.campaign_id == campaign.id)
             .map(|(c, _)| c.code)
             .collect();
         while codes.len() < 3 {
@@ -141,13 +188,53 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
                 Err(other) => return Err(DbError::Task(other.to_string())),
             }
         }
-        Ok((codes, for_sale.id))
+        Ok((codes, for_sale.id, card_coupon))
     })
     .await?;
-    let (coupons, sale_campaign_id) = coupons;
+    let (coupons, sale_campaign_id, card_coupon) = coupons;
     Ok(Demo {
         sale_campaign_id,
+        card_coupon,
         customer_coupons: coupons,
         staff_token,
     })
+}
+
+/// This run's WeChat card at the simulator (logo upload, `card/create`), or `None` (logged) if that failed.
+async fn demo_card(state: &AppState) -> Option<String> {
+    use wechat_card::{BaseInfo, CardDefinition, CardKind, DateInfo};
+    let made = async {
+        let logo = qr_render::render_png("wxkit", &qr_render::RenderOptions::default())
+            .map_err(|e| e.to_string())?;
+        let logo_url = state.cards.upload_logo(&logo).await.map_err(|e| e.to_string())?;
+        let base = BaseInfo::new(
+            &logo_url,
+            "wxkit 示例咖啡",
+            "甜点券",
+            "Color010",
+            "到店出示，店员扫码核销",
+            "每次限用一张",
+            DateInfo::FixTerm {
+                fixed_term: 365,
+                fixed_begin_term: 0,
+            },
+            1000,
+        )
+        .map_err(|e| e.to_string())?;
+        let definition = CardDefinition::new(
+            CardKind::GeneralCoupon {
+                default_detail: "甜点一份".into(),
+            },
+            base,
+        )
+        .map_err(|e| e.to_string())?;
+        state.cards.create(&definition).await.map_err(|e| e.to_string())
+    };
+    match made.await {
+        Ok(card_id) => Some(card_id),
+        Err(e) => {
+            tracing::warn!(error = %e, "sandbox: no WeChat card for the demo");
+            None
+        }
+    }
 }
