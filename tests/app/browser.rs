@@ -224,7 +224,12 @@ async fn buying_a_voucher_goes_from_buy_to_its_qr_and_add_to_wechat_links_a_card
         .unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let sale = app.demo().unwrap().sale_campaign_id;
-    let card_coupon = app.demo().unwrap().card_coupon.clone().expect("the sandbox made its WeChat card");
+    let card_coupon = app
+        .demo()
+        .unwrap()
+        .card_coupon
+        .clone()
+        .expect("the sandbox made its WeChat card");
     tokio::spawn(app.run_until_stopped());
     // Inside WeChat (JSAPI): WeChat (simulated) identifies the customer, the page orders and calls wx.chooseWXPay.
     let page = driver.session().await;

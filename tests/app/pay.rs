@@ -551,7 +551,11 @@ fn coupons_held(app: &TestApp, campaign_id: i64, openid: &str) -> Vec<(String, S
     let mut conn = app.state.db.get().unwrap();
     let conn: &mut wxkit::db::DbConnection = &mut conn;
     coupons::table
-        .filter(coupons::campaign_id.eq(campaign_id).and(coupons::owner_openid.eq(openid)))
+        .filter(
+            coupons::campaign_id
+                .eq(campaign_id)
+                .and(coupons::owner_openid.eq(openid)),
+        )
         .select((coupons::code, coupons::status))
         .load(conn)
         .unwrap()
@@ -613,16 +617,15 @@ async fn bought_coupons_are_issued_once_within_the_campaigns_limits(kind: DbKind
         .await,
     )
     .await;
-    let (s, b) = order(
-        &app,
-        &cookie,
-        json!({"campaign_id": free["id"], "trade_type": "JSAPI"}),
-    )
-    .await;
+    let (s, b) = order(&app, &cookie, json!({"campaign_id": free["id"], "trade_type": "JSAPI"})).await;
     assert_eq!((s, b["error"]["code"].as_str()), (409, Some("not_for_sale")), "{b}");
     let (s, _) = order(&app, &cookie, json!({"campaign_id": 999_999, "trade_type": "JSAPI"})).await;
     assert_eq!(s, 404);
-    assert_eq!(campaign_issued(&app, shop.campaign_id).await, 0, "refusals reserve nothing");
+    assert_eq!(
+        campaign_issued(&app, shop.campaign_id).await,
+        0,
+        "refusals reserve nothing"
+    );
 
     // Bought: the campaign's title and price; every notify delivered twice at once, and replayed 20 times
     // concurrently after that — one coupon.
@@ -646,16 +649,37 @@ async fn bought_coupons_are_issued_once_within_the_campaigns_limits(kind: DbKind
         for k in ["appId", "timeStamp", "nonceStr", "package", "signType"] {
             url.query_pairs_mut().append_pair(k, params[k].as_str().unwrap());
         }
-        url.query_pairs_mut()
-            .append_pair("paySign", pay_sign)
-            .append_pair("return_url", &format!("{}/c/buy/{}?order={no}", app.address, shop.campaign_id));
+        url.query_pairs_mut().append_pair("paySign", pay_sign).append_pair(
+            "return_url",
+            &format!("{}/c/buy/{}?order={no}", app.address, shop.campaign_id),
+        );
         url
     };
     let good_sign = params["paySign"].as_str().unwrap().to_owned();
-    let bad_sign = format!("{}{}", if good_sign.starts_with('0') { "1" } else { "0" }, &good_sign[1..]);
-    let page = app.http.get(cashier(&bad_sign)).send().await.unwrap().text().await.unwrap();
+    let bad_sign = format!(
+        "{}{}",
+        if good_sign.starts_with('0') { "1" } else { "0" },
+        &good_sign[1..]
+    );
+    let page = app
+        .http
+        .get(cashier(&bad_sign))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("支付验证签名失败"), "{page}");
-    let page = app.http.get(cashier(&good_sign)).send().await.unwrap().text().await.unwrap();
+    let page = app
+        .http
+        .get(cashier(&good_sign))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("¥9.90") && page.contains("id=\"pay\""), "{page}");
     set_pay_faults(&app, json!({"duplicate_notifies": 1})).await;
     let no_redirects = reqwest::Client::builder()
@@ -666,7 +690,10 @@ async fn bought_coupons_are_issued_once_within_the_campaigns_limits(kind: DbKind
         .post(format!("{}/_sim/pay/cashier", app.sim.base_url()))
         .form(&[
             ("order", format!("{TEST_MCH_ID}/{no}")),
-            ("return_url", format!("{}/c/buy/{}?order={no}", app.address, shop.campaign_id)),
+            (
+                "return_url",
+                format!("{}/c/buy/{}?order={no}", app.address, shop.campaign_id),
+            ),
             ("decision", "pay".to_owned()),
         ])
         .send()
@@ -701,14 +728,28 @@ async fn bought_coupons_are_issued_once_within_the_campaigns_limits(kind: DbKind
     assert_eq!(st["coupon_code"], held[0].0.as_str());
     assert_eq!(st["coupon_url"], format!("/c/{}", held[0].0).as_str());
     let (s, coupon) = crate::coupons::json(app.get(&format!("/api/v1/coupons/{}", held[0].0)).await).await;
-    assert_eq!((s.as_u16(), coupon["status"].as_str()), (200, Some("issued")), "{coupon}");
+    assert_eq!(
+        (s.as_u16(), coupon["status"].as_str()),
+        (200, Some("issued")),
+        "{coupon}"
+    );
     assert_eq!(campaign_issued(&app, shop.campaign_id).await, 1);
 
     // The buyer's limit (2) counts held coupons and open orders: one more order, not two.
-    let (s, b) = order(&app, &cookie, json!({"campaign_id": shop.campaign_id, "trade_type": "NATIVE"})).await;
+    let (s, b) = order(
+        &app,
+        &cookie,
+        json!({"campaign_id": shop.campaign_id, "trade_type": "NATIVE"}),
+    )
+    .await;
     assert_eq!(s, 201, "{b}");
     let open = b["out_trade_no"].as_str().unwrap().to_owned();
-    let (s, b) = order(&app, &cookie, json!({"campaign_id": shop.campaign_id, "trade_type": "NATIVE"})).await;
+    let (s, b) = order(
+        &app,
+        &cookie,
+        json!({"campaign_id": shop.campaign_id, "trade_type": "NATIVE"}),
+    )
+    .await;
     assert_eq!((s, b["error"]["code"].as_str()), (409, Some("limit_reached")), "{b}");
 
     // One unit left (3 = 1 issued + 1 reserved + 1): five buyers at once — one order, four refused before paying.
@@ -718,7 +759,13 @@ async fn bought_coupons_are_issued_once_within_the_campaigns_limits(kind: DbKind
     }
     let rush: Vec<_> = cookies
         .iter()
-        .map(|c| order(&app, c, json!({"campaign_id": shop.campaign_id, "trade_type": "NATIVE"})))
+        .map(|c| {
+            order(
+                &app,
+                c,
+                json!({"campaign_id": shop.campaign_id, "trade_type": "NATIVE"}),
+            )
+        })
         .collect();
     let answers = futures_util::future::join_all(rush).await;
     let placed = answers.iter().filter(|(s, _)| *s == 201).count();
@@ -739,7 +786,12 @@ async fn bought_coupons_are_issued_once_within_the_campaigns_limits(kind: DbKind
         assert!(std::time::Instant::now() < deadline, "reservations not released");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let (s, b) = order(&app, &cookies[0], json!({"campaign_id": shop.campaign_id, "trade_type": "NATIVE"})).await;
+    let (s, b) = order(
+        &app,
+        &cookies[0],
+        json!({"campaign_id": shop.campaign_id, "trade_type": "NATIVE"}),
+    )
+    .await;
     assert_eq!(s, 201, "a released unit can be bought: {b}");
 }
 
@@ -749,7 +801,12 @@ async fn a_refunded_coupon_is_void_and_a_redeemed_one_needs_force(kind: DbKind) 
     let cookie = web_session(&app, "o-buyer").await;
     let mut bought = Vec::new();
     for _ in 0..4 {
-        let (s, b) = order(&app, &cookie, json!({"campaign_id": shop.campaign_id, "trade_type": "JSAPI"})).await;
+        let (s, b) = order(
+            &app,
+            &cookie,
+            json!({"campaign_id": shop.campaign_id, "trade_type": "JSAPI"}),
+        )
+        .await;
         assert_eq!(s, 201, "{b}");
         let no = b["out_trade_no"].as_str().unwrap().to_owned();
         app.sim.handle().pay_order(&no, None, None).unwrap();
@@ -819,7 +876,11 @@ async fn a_refunded_coupon_is_void_and_a_redeemed_one_needs_force(kind: DbKind) 
     assert!(r.status().is_success());
     let (s, b) = refund(&app, no, json!({"refund_fee": 1500})).await;
     assert!(s == 502 || s == 503, "{s} {b}");
-    assert_eq!(coupon_status(code.clone()).await, "issued", "a refund that failed voids nothing");
+    assert_eq!(
+        coupon_status(code.clone()).await,
+        "issued",
+        "a refund that failed voids nothing"
+    );
     let (_, st) = order_status(&app, None, no).await;
     assert_eq!(st["refunds"][0]["status"], "failed", "{st}");
 
@@ -846,10 +907,20 @@ async fn a_refunded_coupon_is_void_and_a_redeemed_one_needs_force(kind: DbKind) 
         })
     };
     let args = |fee: &str| -> Vec<String> {
-        ["pay", "refund", &no, "--fee", fee, "--server", &app.address, "--reason", "CLI"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect()
+        [
+            "pay",
+            "refund",
+            &no,
+            "--fee",
+            fee,
+            "--server",
+            &app.address,
+            "--reason",
+            "CLI",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
     };
     let (exit, _, stderr) = cli(args("1501"), Some(TEST_ADMIN_TOKEN)).await.unwrap();
     assert_eq!(exit, 1, "{stderr}");
@@ -860,7 +931,11 @@ async fn a_refunded_coupon_is_void_and_a_redeemed_one_needs_force(kind: DbKind) 
     let (exit, stdout, stderr) = cli(args("1500"), Some(TEST_ADMIN_TOKEN)).await.unwrap();
     assert_eq!(exit, 0, "{stderr}");
     let fields: Vec<&str> = stdout.trim().split('\t').collect();
-    assert_eq!((fields.len(), fields[1], fields[2]), (3, "1500", "requested"), "{stdout}");
+    assert_eq!(
+        (fields.len(), fields[1], fields[2]),
+        (3, "1500", "requested"),
+        "{stdout}"
+    );
     wait_status(&app, &no, "refunded").await;
     assert_eq!(coupon_status(code).await, "void");
 }
@@ -897,7 +972,10 @@ async fn add_to_wechat_links_the_card_through_a_signed_card_ext(kind: DbKind) {
     assert_eq!(s, 200, "{ext}");
     assert_eq!(ext["cardId"], card_id.as_str());
     let inner: Value = serde_json::from_str(ext["cardExt"].as_str().unwrap()).unwrap();
-    assert_eq!((inner["openid"].as_str(), inner["outer_str"].as_str()), (Some("o-owner"), Some(code.as_str())));
+    assert_eq!(
+        (inner["openid"].as_str(), inner["outer_str"].as_str()),
+        (Some("o-owner"), Some(code.as_str()))
+    );
     // The page's scan view offers the button to the owner only.
     let page = app
         .http
@@ -954,5 +1032,8 @@ async fn add_to_wechat_links_the_card_through_a_signed_card_ext(kind: DbKind) {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("id=\"in-wallet\"") && !page.contains("id=\"add-card\""), "{page}");
+    assert!(
+        page.contains("id=\"in-wallet\"") && !page.contains("id=\"add-card\""),
+        "{page}"
+    );
 }

@@ -60,7 +60,12 @@ fn wrk(url: &str, connections: usize, seconds: u64) -> (f64, f64, f64, u64) {
             .trim()
             .to_owned()
     };
-    let rps: f64 = line("Requests/sec:").split_whitespace().nth(1).unwrap().parse().unwrap();
+    let rps: f64 = line("Requests/sec:")
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let p50 = ms(line("50%").split_whitespace().nth(1).unwrap());
     let p99 = ms(line("99%").split_whitespace().nth(1).unwrap());
     let non2xx = text
@@ -219,7 +224,10 @@ async fn main() {
         for (name, u) in [
             ("wxkit (2 workers)", url.clone()),
             ("Node/Express, 1 process", format!("http://127.0.0.1:{node_port}{path}")),
-            ("Node/Express, 2-process cluster", format!("http://127.0.0.1:{node2_port}{path}")),
+            (
+                "Node/Express, 2-process cluster",
+                format!("http://127.0.0.1:{node2_port}{path}"),
+            ),
         ] {
             let (rps, p50, p99, bad) = wrk(&u, connections, seconds);
             println!("| {name} (round {round}) | {rps:.0} | {p50:.2} ms | {p99:.2} ms | {bad} |");
@@ -239,7 +247,9 @@ async fn main() {
         let db = TestDatabase::create(kind).unwrap();
         let seeded = {
             let url = db.url.clone();
-            tokio::task::spawn_blocking(move || seed_orders(&url, orders)).await.unwrap()
+            tokio::task::spawn_blocking(move || seed_orders(&url, orders))
+                .await
+                .unwrap()
         };
         let server = ServerProcess::start(&server_env(&db.url, &sim, free_port()), None).await;
         let mut bodies: Vec<String> = seeded
@@ -253,7 +263,10 @@ async fn main() {
         // Duplicates spread out, as resends arrive later.
         let half = bodies.len() / 2;
         bodies.rotate_left(half / 2);
-        let http = reqwest::Client::builder().pool_max_idle_per_host(connections).build().unwrap();
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(connections)
+            .build()
+            .unwrap();
         let endpoint = format!("{}/wechat/pay/notify", server.address);
         let started = Instant::now();
         let mut latencies: Vec<f64> = futures_util::stream::iter(bodies)
@@ -261,7 +274,15 @@ async fn main() {
                 let (http, endpoint) = (http.clone(), endpoint.clone());
                 async move {
                     let t = Instant::now();
-                    let answer = http.post(&endpoint).body(body).send().await.unwrap().text().await.unwrap();
+                    let answer = http
+                        .post(&endpoint)
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap()
+                        .text()
+                        .await
+                        .unwrap();
                     assert!(answer.contains("SUCCESS"), "{answer}");
                     t.elapsed().as_secs_f64() * 1000.0
                 }

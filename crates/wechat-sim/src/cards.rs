@@ -686,10 +686,14 @@ async fn page_add_card(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpRespo
             return answer(json!({"errMsg": "addCard:fail invalid signature"}));
         }
         let Some(openid) = ext.openid.clone().filter(|o| !o.is_empty()) else {
-            return answer(json!({"errMsg": "addCard:fail the simulator needs the cardExt's openid to know who adds it"}));
+            return answer(
+                json!({"errMsg": "addCard:fail the simulator needs the cardExt's openid to know who adds it"}),
+            );
         };
         match add_code(&mut w, &card.card_id, &openid, ext.outer_str.clone(), ext.code.clone()) {
-            Ok((_, encrypt_code)) => added.push(json!({"cardId": card.card_id, "cardExt": card.card_ext, "code": encrypt_code, "isSuccess": true})),
+            Ok((_, encrypt_code)) => added.push(
+                json!({"cardId": card.card_id, "cardExt": card.card_ext, "code": encrypt_code, "isSuccess": true}),
+            ),
             Err(_) => return answer(json!({"errMsg": "addCard:fail the card cannot be added"})),
         }
     }

@@ -36,9 +36,7 @@ struct CashierPage<'a> {
 fn return_url(q: &HashMap<String, String>) -> Result<String, HttpResponse> {
     let url = q.get("return_url").map(String::as_str).unwrap_or("");
     match url::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => {
-            Ok(url.split('#').next().unwrap_or(url).to_owned())
-        }
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(url.split('#').next().unwrap_or(url).to_owned()),
         _ => Err(error_page(-1, "return_url must be an http(s) address")),
     }
 }

@@ -132,7 +132,10 @@ pub async fn buy_page(
             left,
             closed,
             mode,
-            cashier: sim.as_ref().map(|s| format!("{s}/_sim/pay/cashier")).unwrap_or_default(),
+            cashier: sim
+                .as_ref()
+                .map(|s| format!("{s}/_sim/pay/cashier"))
+                .unwrap_or_default(),
             jweixin,
         },
     );

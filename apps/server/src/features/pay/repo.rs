@@ -155,7 +155,11 @@ pub fn place(conn: &mut DbConnection, o: &NewOrder<'_>) -> Result<(), PlaceRefus
             return Err(PlaceRefused::Db(DbError::Task("a purchase needs its buyer".into())));
         };
         let coupons_held: i64 = coupons::table
-            .filter(coupons::campaign_id.eq(campaign_id).and(coupons::owner_openid.eq(buyer)))
+            .filter(
+                coupons::campaign_id
+                    .eq(campaign_id)
+                    .and(coupons::owner_openid.eq(buyer)),
+            )
             .count()
             .get_result(conn)?;
         let open_orders: i64 = pay_orders::table

@@ -103,10 +103,12 @@ pub async fn create(
     // showed a price: if it changed since, the buyer should see the new one before paying).
     let (description, total_fee) = match body.campaign_id {
         Some(id) => {
-            let campaign = db::blocking(&state.db, move |conn| crate::features::merchants::repo::campaign(conn, id))
-                .await
-                .map_err(|e| ApiError::unavailable(&e))?
-                .ok_or_else(|| ApiError::not_found("no such campaign"))?;
+            let campaign = db::blocking(&state.db, move |conn| {
+                crate::features::merchants::repo::campaign(conn, id)
+            })
+            .await
+            .map_err(|e| ApiError::unavailable(&e))?
+            .ok_or_else(|| ApiError::not_found("no such campaign"))?;
             let Some(price) = campaign.price_fen else {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
@@ -388,7 +390,15 @@ pub async fn refund(
         body.force,
     );
     let recorded = db::blocking(&state.db, move |conn| {
-        Ok(repo::request_refund(conn, &no, &rno, fee, reason.as_deref(), force, now))
+        Ok(repo::request_refund(
+            conn,
+            &no,
+            &rno,
+            fee,
+            reason.as_deref(),
+            force,
+            now,
+        ))
     })
     .await
     .map_err(|e| ApiError::unavailable(&e))?;

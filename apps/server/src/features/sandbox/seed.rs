@@ -75,121 +75,126 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
     let staff_token = random_token();
     let hash = sha256_hex(&staff_token);
     let now = state.clock.now_ms();
-    let coupons = db::blocking(&state.db, move |conn| -> Result<(Vec<String>, i64, Option<String>), DbError> {
-        let merchant = match merchants_repo::list_merchants(conn)?.into_iter().next() {
-            Some(m) => m,
-            None => merchants_repo::create_merchant(conn, "wxkit 示例咖啡 Demo Café", now)?,
-        };
-        // A fresh POS token each run: re-key the demo staff member.
-        if let Some(existing) = merchants_repo::staff_by_openid(conn, DEMO_STAFF_OPENID)? {
-            merchants_repo::remove_staff(conn, existing.id)?;
-        }
-        merchants_repo::add_staff(conn, merchant.id, DEMO_STAFF_OPENID, "店员小王 Staff Wang", &hash, now)?;
-        let campaign = match merchants_repo::list_campaigns(conn, Some(merchant.id))?
-            .into_iter()
-            .next()
-        {
-            Some(c) => c,
-            None => merchants_repo::create_campaign(
-                conn,
-                &merchants_repo::NewCampaign {
-                    merchant_id: merchant.id,
-                    title: "免费美式咖啡 Free Americano".into(),
-                    description: Some("到店出示二维码，店员扫码核销 · Show the QR code at the counter".into()),
-                    value_fen: Some(1800),
-                    valid_from: now - 60_000,
-                    valid_until: now + 365 * 86_400_000,
-                    quantity: None,
-                    per_user_limit: None,
-                    wechat_card_id: None,
-                    price_fen: None,
-                },
-                now,
-            )?,
-        };
-        // A voucher customers buy with (simulated) WeChat Pay: /c/buy/{id}.
-        let for_sale = merchants_repo::list_campaigns(conn, Some(merchant.id))?
-            .into_iter()
-            .find(|c| c.price_fen.is_some());
-        let for_sale = match for_sale {
-            Some(c) => c,
-            None => merchants_repo::create_campaign(
-                conn,
-                &merchants_repo::NewCampaign {
-                    merchant_id: merchant.id,
-                    title: "拿铁团购券 Latte voucher".into(),
-                    description: Some("9.9 元购原价 28 元拿铁一杯 · A ¥28 latte for ¥9.90".into()),
-                    value_fen: Some(2800),
-                    valid_from: now - 60_000,
-                    valid_until: now + 365 * 86_400_000,
-                    quantity: Some(500),
-                    per_user_limit: Some(5),
-                    wechat_card_id: None,
-                    price_fen: Some(990),
-                },
-                now,
-            )?,
-        };
-        // A campaign backed by a WeChat card: its coupons can be added to the customer's WeChat card bag. The
-        // simulator forgets its cards between runs, so each run's card replaces the last one.
-        let card_coupon = match &card_id {
-            Some(card_id) => {
-                let existing = merchants_repo::list_campaigns(conn, Some(merchant.id))?
-                    .into_iter()
-                    .find(|c| c.wechat_card_id.is_some());
-                let card_campaign = match existing {
-                    Some(c) => {
-                        merchants_repo::set_campaign_card(conn, c.id, card_id)?;
-                        c
-                    }
-                    None => merchants_repo::create_campaign(
-                        conn,
-                        &merchants_repo::NewCampaign {
-                            merchant_id: merchant.id,
-                            title: "会员甜点券 Dessert coupon (WeChat card)".into(),
-                            description: Some("可加入微信卡包 · Can be added to your WeChat card bag".into()),
-                            value_fen: Some(1500),
-                            valid_from: now - 60_000,
-                            valid_until: now + 365 * 86_400_000,
-                            quantity: None,
-                            per_user_limit: None,
-                            wechat_card_id: Some(card_id.clone()),
-                            price_fen: None,
-                        },
-                        now,
-                    )?,
-                };
-                let unlinked = coupons_repo::coupons_of_owner(conn, DEMO_CUSTOMER_OPENID)?
-                    .into_iter()
-                    .find(|(c, _)| {
-                        c.campaign_id == card_campaign.id && c.status == "issued" && c.wechat_card_code.is_none()
-                    })
-                    .map(|(c, _)| c.code);
-                match unlinked {
-                    Some(code) => Some(code),
-                    None => match coupons_repo::issue_coupon(conn, card_campaign.id, Some(DEMO_CUSTOMER_OPENID), now) {
-                        Ok((c, _)) => Some(c.code),
-                        Err(coupons_repo::IssueFailure::Db(e)) => return Err(e),
-                        Err(other) => return Err(DbError::Task(other.to_string())),
+    let coupons = db::blocking(
+        &state.db,
+        move |conn| -> Result<(Vec<String>, i64, Option<String>), DbError> {
+            let merchant = match merchants_repo::list_merchants(conn)?.into_iter().next() {
+                Some(m) => m,
+                None => merchants_repo::create_merchant(conn, "wxkit 示例咖啡 Demo Café", now)?,
+            };
+            // A fresh POS token each run: re-key the demo staff member.
+            if let Some(existing) = merchants_repo::staff_by_openid(conn, DEMO_STAFF_OPENID)? {
+                merchants_repo::remove_staff(conn, existing.id)?;
+            }
+            merchants_repo::add_staff(conn, merchant.id, DEMO_STAFF_OPENID, "店员小王 Staff Wang", &hash, now)?;
+            let campaign = match merchants_repo::list_campaigns(conn, Some(merchant.id))?
+                .into_iter()
+                .next()
+            {
+                Some(c) => c,
+                None => merchants_repo::create_campaign(
+                    conn,
+                    &merchants_repo::NewCampaign {
+                        merchant_id: merchant.id,
+                        title: "免费美式咖啡 Free Americano".into(),
+                        description: Some("到店出示二维码，店员扫码核销 · Show the QR code at the counter".into()),
+                        value_fen: Some(1800),
+                        valid_from: now - 60_000,
+                        valid_until: now + 365 * 86_400_000,
+                        quantity: None,
+                        per_user_limit: None,
+                        wechat_card_id: None,
+                        price_fen: None,
                     },
+                    now,
+                )?,
+            };
+            // A voucher customers buy with (simulated) WeChat Pay: /c/buy/{id}.
+            let for_sale = merchants_repo::list_campaigns(conn, Some(merchant.id))?
+                .into_iter()
+                .find(|c| c.price_fen.is_some());
+            let for_sale = match for_sale {
+                Some(c) => c,
+                None => merchants_repo::create_campaign(
+                    conn,
+                    &merchants_repo::NewCampaign {
+                        merchant_id: merchant.id,
+                        title: "拿铁团购券 Latte voucher".into(),
+                        description: Some("9.9 元购原价 28 元拿铁一杯 · A ¥28 latte for ¥9.90".into()),
+                        value_fen: Some(2800),
+                        valid_from: now - 60_000,
+                        valid_until: now + 365 * 86_400_000,
+                        quantity: Some(500),
+                        per_user_limit: Some(5),
+                        wechat_card_id: None,
+                        price_fen: Some(990),
+                    },
+                    now,
+                )?,
+            };
+            // A campaign backed by a WeChat card: its coupons can be added to the customer's WeChat card bag. The
+            // simulator forgets its cards between runs, so each run's card replaces the last one.
+            let card_coupon = match &card_id {
+                Some(card_id) => {
+                    let existing = merchants_repo::list_campaigns(conn, Some(merchant.id))?
+                        .into_iter()
+                        .find(|c| c.wechat_card_id.is_some());
+                    let card_campaign = match existing {
+                        Some(c) => {
+                            merchants_repo::set_campaign_card(conn, c.id, card_id)?;
+                            c
+                        }
+                        None => merchants_repo::create_campaign(
+                            conn,
+                            &merchants_repo::NewCampaign {
+                                merchant_id: merchant.id,
+                                title: "会员甜点券 Dessert coupon (WeChat card)".into(),
+                                description: Some("可加入微信卡包 · Can be added to your WeChat card bag".into()),
+                                value_fen: Some(1500),
+                                valid_from: now - 60_000,
+                                valid_until: now + 365 * 86_400_000,
+                                quantity: None,
+                                per_user_limit: None,
+                                wechat_card_id: Some(card_id.clone()),
+                                price_fen: None,
+                            },
+                            now,
+                        )?,
+                    };
+                    let unlinked = coupons_repo::coupons_of_owner(conn, DEMO_CUSTOMER_OPENID)?
+                        .into_iter()
+                        .find(|(c, _)| {
+                            c.campaign_id == card_campaign.id && c.status == "issued" && c.wechat_card_code.is_none()
+                        })
+                        .map(|(c, _)| c.code);
+                    match unlinked {
+                        Some(code) => Some(code),
+                        None => {
+                            match coupons_repo::issue_coupon(conn, card_campaign.id, Some(DEMO_CUSTOMER_OPENID), now) {
+                                Ok((c, _)) => Some(c.code),
+                                Err(coupons_repo::IssueFailure::Db(e)) => return Err(e),
+                                Err(other) => return Err(DbError::Task(other.to_string())),
+                            }
+                        }
+                    }
+                }
+                None => None,
+            };
+            let mut codes: Vec<String> = coupons_repo::coupons_of_owner(conn, DEMO_CUSTOMER_OPENID)?
+                .into_iter()
+                .filter(|(c, _)| c.status == "issued" && c.campaign_id == campaign.id)
+                .map(|(c, _)| c.code)
+                .collect();
+            while codes.len() < 3 {
+                match coupons_repo::issue_coupon(conn, campaign.id, Some(DEMO_CUSTOMER_OPENID), now) {
+                    Ok((c, _)) => codes.push(c.code),
+                    Err(coupons_repo::IssueFailure::Db(e)) => return Err(e),
+                    Err(other) => return Err(DbError::Task(other.to_string())),
                 }
             }
-            None => None,
-        };
-        let mut codes: Vec<String> = coupons_repo::coupons_of_owner(conn, DEMO_CUSTOMER_OPENID)?
-            .into_iter()
-            .filter(|(c, _)| c.status == "issued" && c.campaign_id == campaign.id)
-            .map(|(c, _)| c.code)
-            .collect();
-        while codes.len() < 3 {
-            match coupons_repo::issue_coupon(conn, campaign.id, Some(DEMO_CUSTOMER_OPENID), now) {
-                Ok((c, _)) => codes.push(c.code),
-                Err(coupons_repo::IssueFailure::Db(e)) => return Err(e),
-                Err(other) => return Err(DbError::Task(other.to_string())),
-            }
-        }
-        Ok((codes, for_sale.id, card_coupon))
-    })
+            Ok((codes, for_sale.id, card_coupon))
+        },
+    )
     .await?;
     let (coupons, sale_campaign_id, card_coupon) = coupons;
     Ok(Demo {
@@ -204,8 +209,7 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
 async fn demo_card(state: &AppState) -> Option<String> {
     use wechat_card::{BaseInfo, CardDefinition, CardKind, DateInfo};
     let made = async {
-        let logo = qr_render::render_png("wxkit", &qr_render::RenderOptions::default())
-            .map_err(|e| e.to_string())?;
+        let logo = qr_render::render_png("wxkit", &qr_render::RenderOptions::default()).map_err(|e| e.to_string())?;
         let logo_url = state.cards.upload_logo(&logo).await.map_err(|e| e.to_string())?;
         let base = BaseInfo::new(
             &logo_url,
