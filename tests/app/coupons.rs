@@ -1147,3 +1147,154 @@ async fn sessions_are_signed_and_end_with_their_csrf_tokens(kind: DbKind) {
     assert_eq!(confirm(&old_token).await, 403, "a token from the previous session");
     assert_eq!(confirm(&csrf(&page)).await, 200);
 }
+
+on_both_backends!(a_campaign_gets_a_wechat_card_from_a_logo_and_its_fields);
+
+/// A `multipart/form-data` body: fields, then the logo file part (when given).
+fn card_form(fields: &[(&str, &str)], logo: Option<&[u8]>) -> (String, Vec<u8>) {
+    let boundary = "wxkitBoundary7MA4YWxk";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes(),
+        );
+    }
+    if let Some(logo) = logo {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"logo\"; filename=\"logo.png\"\r\nContent-Type: image/png\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(logo);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn a_campaign_gets_a_wechat_card_from_a_logo_and_its_fields(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let shop = shop(&app, json!({"title": "甜点券", "quantity": 50})).await;
+    let url = format!("{}/api/v1/campaigns/{}/wechat-card", app.address, shop.campaign_id);
+    let post = |content_type: String, body: Vec<u8>, token: Option<&'static str>| {
+        let (http, url) = (app.http.clone(), url.clone());
+        async move {
+            let mut r = http.post(url).header("content-type", content_type).body(body);
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            json(r.send().await.unwrap()).await
+        }
+    };
+    let logo = qr_render::render_png("logo", &qr_render::RenderOptions::default()).unwrap();
+    let admin = Some(wxkit_e2e::TEST_ADMIN_TOKEN);
+    // Refusals first: no admin token, no logo, not an image, a colour WeChat does not offer, a title too long.
+    let (ct, body) = card_form(&[("brand_name", "咖啡店")], Some(&logo));
+    assert_eq!(post(ct, body, None).await.0, 401);
+    let (ct, body) = card_form(&[("brand_name", "咖啡店")], None);
+    let (s, b) = post(ct, body, admin).await;
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (400, Some("missing_field")),
+        "{b}"
+    );
+    let (ct, body) = card_form(&[("brand_name", "咖啡店")], Some(b"GIF89a not a logo"));
+    let (s, b) = post(ct, body, admin).await;
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (400, Some("invalid_card")),
+        "{b}"
+    );
+    let (ct, body) = card_form(&[("brand_name", "咖啡店"), ("color", "Color999")], Some(&logo));
+    let (s, b) = post(ct, body, admin).await;
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (400, Some("invalid_field")),
+        "{b}"
+    );
+    assert!(b["error"]["message"].as_str().unwrap().contains("Color010"), "{b}");
+    let (ct, body) = card_form(
+        &[("brand_name", "咖啡店"), ("title", "一二三四五六七八九十")],
+        Some(&logo),
+    );
+    let (s, b) = post(ct, body, admin).await;
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (400, Some("invalid_card")),
+        "{b}"
+    );
+    assert!(b["error"]["message"].as_str().unwrap().contains("title"), "{b}");
+    assert_eq!(
+        app.sim.handle().calls("/cgi-bin/media/uploadimg"),
+        0,
+        "no logo is uploaded for a form that cannot make a card"
+    );
+
+    // Created: logo uploaded, card created at WeChat (simulated) in one of its colours, stored on the campaign.
+    let (ct, body) = card_form(
+        &[("brand_name", "咖啡店"), ("notice", "出示核销"), ("color", "Color020")],
+        Some(&logo),
+    );
+    let (s, campaign) = post(ct.clone(), body.clone(), admin).await;
+    assert_eq!(s.as_u16(), 201, "{campaign}");
+    let card_id = campaign["wechat_card_id"].as_str().unwrap().to_owned();
+    assert_eq!(app.sim.handle().calls("/cgi-bin/media/uploadimg"), 1);
+    let added = app
+        .http
+        .post(format!("{}/_sim/cards/{card_id}/add", app.sim.base_url()))
+        .json(&json!({"openid": "o-someone"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 200, "the card exists at WeChat");
+    // A campaign has one card.
+    let (s, b) = post(ct, body, admin).await;
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (409, Some("already_card_backed")),
+        "{b}"
+    );
+
+    // Or an existing card, by id (JSON).
+    let other = shop_campaign(&app, shop.merchant_id).await;
+    let existing_url = format!("{}/api/v1/campaigns/{other}/wechat-card", app.address);
+    let r = app
+        .http
+        .post(&existing_url)
+        .bearer_auth(wxkit_e2e::TEST_ADMIN_TOKEN)
+        .json(&json!({"card_id": "pXYZ-existing_card"}))
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = json(r).await;
+    assert_eq!(
+        (s.as_u16(), b["wechat_card_id"].as_str()),
+        (200, Some("pXYZ-existing_card")),
+        "{b}"
+    );
+    let r = app
+        .http
+        .post(format!("{}/api/v1/campaigns/999999/wechat-card", app.address))
+        .bearer_auth(wxkit_e2e::TEST_ADMIN_TOKEN)
+        .json(&json!({"card_id": "p1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+/// Another campaign of the merchant.
+async fn shop_campaign(app: &TestApp, merchant_id: i64) -> i64 {
+    let (s, c) = json(
+        app.admin(
+            Method::POST,
+            "/api/v1/campaigns",
+            json!({"merchant_id": merchant_id, "title": "其他"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 201, "{c}");
+    c["id"].as_i64().unwrap()
+}

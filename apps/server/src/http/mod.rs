@@ -8,6 +8,7 @@ pub mod health;
 pub mod json;
 pub mod limits;
 pub mod metrics;
+pub mod multipart;
 pub mod pages;
 pub mod ratelimit;
 

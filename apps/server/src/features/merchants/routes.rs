@@ -44,7 +44,12 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         .route("/staff/{id}", web::delete().to(delete_staff))
         .route("/campaigns", web::post().to(create_campaign))
         .route("/campaigns", web::get().to(list_campaigns))
-        .route("/campaigns/{id}/coupons", web::post().to(issue));
+        .route("/campaigns/{id}/coupons", web::post().to(issue))
+        .service(
+            web::resource("/campaigns/{id}/wechat-card")
+                .app_data(web::PayloadConfig::new(super::card::MAX_BODY))
+                .route(web::post().to(super::card::attach)),
+        );
 }
 
 #[derive(Debug, Deserialize)]
