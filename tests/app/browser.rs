@@ -277,6 +277,23 @@ async fn buying_a_voucher_goes_from_buy_to_its_qr_and_add_to_wechat_links_a_card
     // "Add to WeChat" on the card-backed coupon: cardExt from our server, wx.addCard at the (simulated) WeChat, its
     // user_get_card push links the card; the page then says the coupon is in the card bag.
     page.goto(&format!("{base}/c/{card_coupon}")).await;
+    // First with the cardExt's signature spoiled on its way to wx.addCard: WeChat (simulated) refuses it.
+    page.script(
+        "const real = window.fetch; window.fetch = function (u, o) { return real(u, o).then(function (r) { \
+           if (String(u).indexOf('/card-ext') < 0) { return r; } \
+           return r.json().then(function (b) { const e = JSON.parse(b.cardExt); e.signature = '0'.repeat(40); \
+             b.cardExt = JSON.stringify(e); return new Response(JSON.stringify(b), {status: 200}); }); }); }; return true;",
+    )
+    .await;
+    page.click("#add-card").await;
+    let refused = wait_for(
+        &page,
+        "the refusal",
+        "const e = document.getElementById('card-status'); return e.dataset.state === 'error' ? e.textContent : null;",
+    )
+    .await;
+    assert!(refused.as_str().unwrap().contains("invalid signature"), "{refused}");
+    page.goto(&format!("{base}/c/{card_coupon}")).await;
     page.click("#add-card").await;
     let in_wallet = wait_for(
         &page,

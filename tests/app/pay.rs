@@ -627,7 +627,7 @@ async fn bought_coupons_are_issued_once_within_the_campaigns_limits(kind: DbKind
         "refusals reserve nothing"
     );
 
-    // Bought: the campaign's title and price; every notify delivered twice at once, and replayed 20 times
+    // Bought: the campaign's title and price; every notify delivered twice at once, and replayed 100 times
     // concurrently after that — one coupon.
     let (s, b) = order(
         &app,
@@ -718,7 +718,7 @@ async fn bought_coupons_are_issued_once_within_the_campaigns_limits(kind: DbKind
         "the simulator sent the notify twice"
     );
     let replay = notify_body(&no, &transaction_id, 990, TEST_PAY_KEY);
-    let calls: Vec<_> = (0..20).map(|_| post_notify(&app, replay.clone())).collect();
+    let calls: Vec<_> = (0..100).map(|_| post_notify(&app, replay.clone())).collect();
     for answer in futures_util::future::join_all(calls).await {
         assert!(answer.contains("SUCCESS"), "{answer}");
     }
@@ -793,6 +793,37 @@ async fn bought_coupons_are_issued_once_within_the_campaigns_limits(kind: DbKind
     )
     .await;
     assert_eq!(s, 201, "a released unit can be bought: {b}");
+
+    // NATIVE through the cashier: the phone scans the code_url, pays; the coupon is the buyer's.
+    let (s, b) = order(
+        &app,
+        &cookies[1],
+        json!({"campaign_id": shop.campaign_id, "trade_type": "NATIVE"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let native = b["out_trade_no"].as_str().unwrap().to_owned();
+    let back = format!("{}/c/buy/{}?order={native}", app.address, shop.campaign_id);
+    let mut scan = url::Url::parse(&format!("{}/_sim/pay/cashier", app.sim.base_url())).unwrap();
+    scan.query_pairs_mut()
+        .append_pair("code_url", b["code_url"].as_str().unwrap())
+        .append_pair("return_url", &back);
+    let page = app.http.get(scan).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("¥9.90"), "{page}");
+    let paid = no_redirects
+        .post(format!("{}/_sim/pay/cashier", app.sim.base_url()))
+        .form(&[
+            ("order", format!("{TEST_MCH_ID}/{native}")),
+            ("return_url", back),
+            ("decision", "pay".to_owned()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status().as_u16(), 303);
+    wait_paid(&app, &cookies[1], &native).await;
+    assert_eq!(coupons_held(&app, shop.campaign_id, "o-rush-1").len(), 1);
+    assert_eq!(campaign_issued(&app, shop.campaign_id).await, 3);
 }
 
 async fn a_refunded_coupon_is_void_and_a_redeemed_one_needs_force(kind: DbKind) {

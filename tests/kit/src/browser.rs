@@ -23,8 +23,11 @@ impl Drop for Driver {
     fn drop(&mut self) {
         // chromedriver runs in a process group of its own, with the browsers it started: a test that fails before
         // quitting its sessions leaves no Chromium behind.
+        // `-s KILL --` and only then the negative group id: procps' `kill -9 -10` reads `-10` as a second signal
+        // and ends up calling kill(-1, SIGKILL) — every process the user may signal (seen here: as root it took
+        // down the whole machine's session). With `--` the group id cannot be taken for anything else.
         let _ = Command::new("kill")
-            .args(["-9", &format!("-{}", self.child.id())])
+            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
