@@ -13,6 +13,7 @@ on_both_backends!(
     bought_coupons_are_issued_once_within_the_campaigns_limits,
     a_refunded_coupon_is_void_and_a_redeemed_one_needs_force,
     add_to_wechat_links_the_card_through_a_signed_card_ext,
+    a_mini_program_buyer_pays_with_the_mini_programs_appid,
 );
 
 /// A web session cookie for `openid` (silent OAuth through the simulator).
@@ -355,6 +356,24 @@ async fn forged_and_mismatched_notifies_pay_nothing(kind: DbKind) {
         .contains("SUCCESS")
     );
     assert_eq!(notifications(&app, "unknown_order").await.len(), 1);
+    // Signed with our key but naming another merchant: not paid, recorded as merchant_mismatch (SUCCESS: resending
+    // cannot make it ours).
+    let other_merchant =
+        notify_body(&no, "4200000000202611260005", 1800, TEST_PAY_KEY).replace(TEST_MCH_ID, "1900000999");
+    let resigned = {
+        let mut f = wechat_pay::xml::parse(other_merchant.as_bytes()).unwrap();
+        f.remove("sign");
+        let sign = wechat_pay::sign::sign(
+            f.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &wechat_pay::PayKey::new(TEST_PAY_KEY),
+            wechat_pay::SignType::HmacSha256,
+        );
+        f.insert("sign".into(), sign);
+        wechat_pay::xml::to_xml(&f)
+    };
+    assert!(post_notify(&app, resigned).await.contains("SUCCESS"));
+    assert_eq!(order_status(&app, Some(&cookie), &no).await.1["status"], "created");
+    assert_eq!(notifications(&app, "merchant_mismatch").await.len(), 1);
     // The operators' list needs the admin token.
     let r = app
         .http
@@ -1067,4 +1086,72 @@ async fn add_to_wechat_links_the_card_through_a_signed_card_ext(kind: DbKind) {
         page.contains("id=\"in-wallet\"") && !page.contains("id=\"add-card\""),
         "{page}"
     );
+}
+
+async fn a_mini_program_buyer_pays_with_the_mini_programs_appid(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let (token, _) = crate::login::mp_login(&app, "o-mp-buyer").await;
+    let mp_order = |body: Value| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            let r = app
+                .http
+                .post(format!("{}/api/v1/pay/orders", app.address))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let mp_status = |no: String| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.http
+                .get(format!("{}/api/v1/pay/orders/{no}", app.address))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    // wx.requestPayment's parameters carry the mini program's appid, signed by the merchant.
+    let (s, b) = mp_order(json!({"description": "小程序下单", "total_fee": 300, "trade_type": "JSAPI"})).await;
+    assert_eq!(s, 201, "{b}");
+    let params = &b["pay_params"];
+    assert_eq!(params["appId"], wxkit_e2e::TEST_MP_APP_ID);
+    let fields: Vec<(String, String)> = ["appId", "timeStamp", "nonceStr", "package", "signType"]
+        .iter()
+        .map(|k| ((*k).to_owned(), params[*k].as_str().unwrap().to_owned()))
+        .collect();
+    let expected = wechat_pay::sign::sign(
+        fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &wechat_pay::PayKey::new(TEST_PAY_KEY),
+        wechat_pay::SignType::HmacSha256,
+    );
+    assert_eq!(params["paySign"], expected.as_str());
+    let no = b["out_trade_no"].as_str().unwrap().to_owned();
+    // Paid: the notify names the mini program's appid, and is accepted for it.
+    app.sim.handle().pay_order(&no, None, None).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while mp_status(no.clone()).await["status"] != "paid" {
+        assert!(std::time::Instant::now() < deadline, "not paid");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Refunded through the same appid (WeChat knows the order only under it), settled by its notify.
+    let (s, b) = refund(&app, &no, json!({"refund_fee": 300})).await;
+    assert_eq!(s, 201, "{b}");
+    wait_status(&app, &no, "refunded").await;
+
+    // A lost notify: the reconciler asks WeChat about the order under the mini program's appid.
+    let (_, b) = mp_order(json!({"description": "lost", "total_fee": 100, "trade_type": "JSAPI"})).await;
+    let lost = b["out_trade_no"].as_str().unwrap().to_owned();
+    app.sim.handle().drop_next_notifies(1);
+    app.sim.handle().pay_order(&lost, None, None).unwrap();
+    wait_status(&app, &lost, "paid").await;
+    assert_eq!(notifications(&app, "applied").await.len(), 2);
 }

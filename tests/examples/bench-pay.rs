@@ -174,6 +174,7 @@ fn seed_orders(db_url: &str, n: usize) -> Vec<String> {
                     now,
                     campaign_id: None,
                     buyer_openid: None,
+                    appid: None,
                 },
             )
             .map_err(|e| format!("{e:?}"))

@@ -77,8 +77,11 @@ pub struct AppState {
     pub clock: Arc<dyn wechat_core::Clock>,
     /// The mini program (login, phone, codes), when configured (always in sandbox mode).
     pub miniprogram: Option<wechat_oauth::miniprogram::MiniProgramClient>,
-    /// WeChat Pay v2, when a merchant is configured (always in sandbox mode).
+    /// WeChat Pay v2 for the official account's pages and NATIVE codes, when a merchant is configured (always in
+    /// sandbox mode).
     pub pay: Option<wechat_pay::PayClient>,
+    /// The same merchant for all the appids it takes payments for (the mini program's too).
+    pub payers: Option<crate::features::pay::Payers>,
     /// Login codes created per client address (`login.scenes_per_minute`).
     pub scene_limiter: crate::http::ratelimit::AuthLimiter,
     /// The bundled simulator's address, in sandbox mode (pages link to its "play the phone" views).
@@ -321,29 +324,38 @@ impl Application {
                 _ => None,
             }
         };
-        let pay = match pay_merchant {
+        let payers = match pay_merchant {
             Some((mch_id, key, base)) => {
                 let base = base.unwrap_or_else(|| settings.pay.base_url.clone());
-                let client = wechat_pay::PayClient::new(
-                    wechat_pay::Merchant {
-                        app_id: oauth.app_id().clone(),
-                        mch_id,
-                        key: wechat_pay::PayKey::new(key),
-                        sign_type: wechat_pay::SignType::HmacSha256,
-                    },
-                    &base,
-                )?;
-                match certificate_transport(&settings.pay, &base)? {
-                    Some(transport) => Some(client.with_certificate_transport(transport)),
-                    None => Some(client),
-                }
+                let client_for = |app_id: AppId| -> Result<wechat_pay::PayClient, StartupError> {
+                    let client = wechat_pay::PayClient::new(
+                        wechat_pay::Merchant {
+                            app_id,
+                            mch_id: mch_id.clone(),
+                            key: wechat_pay::PayKey::new(key.clone()),
+                            sign_type: wechat_pay::SignType::HmacSha256,
+                        },
+                        &base,
+                    )?;
+                    Ok(match certificate_transport(&settings.pay, &base)? {
+                        Some(transport) => client.with_certificate_transport(transport),
+                        None => client,
+                    })
+                };
+                Some(crate::features::pay::Payers {
+                    web: client_for(oauth.app_id().clone())?,
+                    miniprogram: miniprogram
+                        .as_ref()
+                        .map(|m| client_for(m.app_id().clone()))
+                        .transpose()?,
+                })
             }
             None => None,
         };
-        if let Some(pay) = &pay {
+        if let Some(payers) = &payers {
             crate::features::pay::reconciler::spawn(
                 pool.clone(),
-                pay.clone(),
+                payers.clone(),
                 clock.clone(),
                 settings.pay.reconcile_after_secs,
                 settings.pay.reconcile_every_secs,
@@ -440,7 +452,8 @@ impl Application {
         let sandbox_sim_url = sandbox.as_ref().map(SandboxSim::base_url);
         let scene_limiter = crate::http::ratelimit::AuthLimiter::new(settings.login.scenes_per_minute);
         let state = web::Data::new(AppState {
-            pay,
+            pay: payers.as_ref().map(|p| p.web.clone()),
+            payers,
             scene_limiter,
             sandbox_sim_url,
             miniprogram,

@@ -367,7 +367,10 @@ fn find_order(w: &World, a: &Authed) -> Result<(String, String), (&'static str, 
     w.pay_orders
         .values()
         .find(|o| {
+            // An order belongs to the appid it was placed with: asked about through another appid of the same
+            // merchant, it does not exist.
             o.mch_id == a.mch_id
+                && o.appid == a.appid
                 && ((!transaction_id.is_empty() && o.transaction_id == transaction_id)
                     || (!out_trade_no.is_empty() && o.out_trade_no == out_trade_no))
         })

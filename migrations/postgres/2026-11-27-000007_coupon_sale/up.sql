@@ -11,3 +11,6 @@ CREATE TABLE coupon_purchases (
     created_at BIGINT NOT NULL
 );
 CREATE INDEX coupon_purchases_campaign_buyer ON coupon_purchases (campaign_id, buyer_openid);
+-- The appid an order was placed with: NULL for the official account's, the mini program's appid for orders paid
+-- inside the mini program (orderquery, closeorder and refunds must name the same appid).
+ALTER TABLE pay_orders ADD COLUMN appid TEXT;

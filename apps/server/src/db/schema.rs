@@ -227,6 +227,7 @@ diesel::table! {
         expires_at -> BigInt,
         created_at -> BigInt,
         updated_at -> BigInt,
+        appid -> Nullable<Text>,
     }
 }
 

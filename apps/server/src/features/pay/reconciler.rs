@@ -7,13 +7,13 @@ use super::repo::{self, Applied};
 use crate::db::{self, DbPool};
 use std::sync::Arc;
 use std::time::Duration;
-use wechat_pay::{OrderRef, PayClient, TradeState};
+use wechat_pay::{OrderRef, TradeState};
 
 /// Orders looked at per round.
 const BATCH: i64 = 50;
 
 /// Starts the reconciler for the life of the process.
-pub fn spawn(pool: DbPool, pay: PayClient, clock: Arc<dyn wechat_core::Clock>, after_secs: u32, every_secs: u32) {
+pub fn spawn(pool: DbPool, pay: super::Payers, clock: Arc<dyn wechat_core::Clock>, after_secs: u32, every_secs: u32) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(u64::from(every_secs)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -29,7 +29,7 @@ pub fn spawn(pool: DbPool, pay: PayClient, clock: Arc<dyn wechat_core::Clock>, a
 /// One round; returns how many orders it settled or closed.
 pub async fn round(
     pool: &DbPool,
-    pay: &PayClient,
+    payers: &super::Payers,
     clock: &dyn wechat_core::Clock,
     after_secs: u32,
 ) -> Result<usize, db::DbError> {
@@ -38,6 +38,10 @@ pub async fn round(
     let orders = db::blocking(pool, move |conn| repo::unsettled(conn, before, BATCH)).await?;
     let mut changed = 0;
     for order in orders {
+        let Some(pay) = payers.for_appid(order.appid.as_deref()) else {
+            tracing::warn!(out_trade_no = %order.out_trade_no, "pay reconciler: no client for the order's appid");
+            continue;
+        };
         let status = match pay.order_query(&OrderRef::OutTradeNo(order.out_trade_no.clone())).await {
             Ok(s) => s,
             Err(e) => {

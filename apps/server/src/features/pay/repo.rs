@@ -39,6 +39,8 @@ pub struct Order {
     pub expires_at: i64,
     /// Unix ms.
     pub created_at: i64,
+    /// The mini program's appid for orders paid inside it; `None`: the official account's.
+    pub appid: Option<String>,
 }
 
 /// An order that buys a campaign's coupon.
@@ -87,6 +89,8 @@ pub struct NewOrder<'a> {
     pub campaign_id: Option<i64>,
     /// Who gets the bought coupon.
     pub buyer_openid: Option<&'a str>,
+    /// The mini program's appid when it pays; `None`: the official account's.
+    pub appid: Option<&'a str>,
 }
 
 /// Why an order for a coupon was not placed.
@@ -210,6 +214,7 @@ fn create(conn: &mut DbConnection, o: &NewOrder<'_>) -> Result<(), DbError> {
             pay_orders::expires_at.eq(o.expires_at),
             pay_orders::created_at.eq(o.now),
             pay_orders::updated_at.eq(o.now),
+            pay_orders::appid.eq(o.appid),
         ))
         .execute(conn)?;
     Ok(())
@@ -359,6 +364,27 @@ pub fn apply_payment(
     })
 }
 
+/// Records a signed notify that was not applied because it names another appid or merchant (our key signed it, so
+/// it is no forgery: an operator should see it).
+pub fn record_mismatch(
+    conn: &mut DbConnection,
+    out_trade_no: &str,
+    transaction_id: &str,
+    total_fee: i64,
+    now: i64,
+) -> Result<(), DbError> {
+    diesel::insert_into(pay_notifications::table)
+        .values((
+            pay_notifications::out_trade_no.eq(out_trade_no),
+            pay_notifications::transaction_id.eq(transaction_id),
+            pay_notifications::total_fee.eq(total_fee),
+            pay_notifications::outcome.eq("merchant_mismatch"),
+            pay_notifications::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// A recorded notify.
 #[derive(Clone, Debug, Queryable, serde::Serialize)]
 pub struct Notification {
@@ -428,8 +454,7 @@ impl From<diesel::result::Error> for RefundRefused {
 /// Records a requested refund if the order is paid and the refunds (requested or succeeded) stay within its amount.
 /// The order row is written first, so concurrent refunds of one order queue on its lock (a row lock on PostgreSQL,
 /// the write lock on SQLite) and cannot both pass the sum check. A bought coupon is voided in the same transaction
-/// (so it cannot be refunded and used); one already redeemed refuses the refund unless `force`. Returns the order's
-/// amount.
+/// (so it cannot be refunded and used); one already redeemed refuses the refund unless `force`. Returns the order.
 pub fn request_refund(
     conn: &mut DbConnection,
     out_trade_no: &str,
@@ -438,7 +463,7 @@ pub fn request_refund(
     reason: Option<&str>,
     force: bool,
     now: i64,
-) -> Result<i64, RefundRefused> {
+) -> Result<Order, RefundRefused> {
     conn.transaction::<_, RefundRefused, _>(|conn| {
         let touched = diesel::update(pay_orders::table.filter(pay_orders::out_trade_no.eq(out_trade_no)))
             .set(pay_orders::updated_at.eq(now))
@@ -488,7 +513,7 @@ pub fn request_refund(
                 pay_refunds::updated_at.eq(now),
             ))
             .execute(conn)?;
-        Ok(order.total_fee)
+        Ok(order)
     })
 }
 

@@ -38,6 +38,43 @@ fn client(state: &AppState) -> Result<&PayClient, ApiError> {
     })
 }
 
+/// The client for the appid the order was placed with.
+fn payer<'a>(state: &'a AppState, order: &repo::Order) -> Result<&'a PayClient, ApiError> {
+    state
+        .payers
+        .as_ref()
+        .and_then(|p| p.for_appid(order.appid.as_deref()))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "pay_not_configured",
+                format!(
+                    "WeChat Pay is not configured for appid {}",
+                    order.appid.as_deref().unwrap_or("(the official account's)")
+                ),
+            )
+        })
+}
+
+/// Verifies a notify against each appid the merchant takes payments for: the first that is not an appid mismatch
+/// decides.
+fn parse_for_any<T>(
+    state: &AppState,
+    parse: impl Fn(&wechat_pay::Merchant) -> Result<T, wechat_pay::Error>,
+) -> Option<Result<T, wechat_pay::Error>> {
+    let payers = state.payers.as_ref()?;
+    let mut last = None;
+    for client in std::iter::once(&payers.web).chain(payers.miniprogram.as_ref()) {
+        match parse(client.merchant()) {
+            Err(wechat_pay::Error::MerchantMismatch { field: "appid" }) => {
+                last = Some(Err(wechat_pay::Error::MerchantMismatch { field: "appid" }));
+            }
+            other => return Some(other),
+        }
+    }
+    last
+}
+
 fn pay_error(e: &wechat_pay::Error) -> ApiError {
     match e {
         wechat_pay::Error::Business { err_code, .. } => ApiError::new(
@@ -97,7 +134,10 @@ pub async fn create(
     state: web::Data<AppState>,
     body: ApiJson<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let pay = client(&state)?;
+    let mut pay = client(&state)?;
+    // The appid the order is placed with: the official account's (None), or the mini program's for a mini-program
+    // buyer paying inside it.
+    let mut appid: Option<String> = None;
     let body = body.into_inner();
     // A coupon's order takes its description and price from the campaign; a given total_fee must agree (the page
     // showed a price: if it changed since, the buyer should see the new one before paying).
@@ -149,10 +189,17 @@ pub async fn create(
     let (trade_type, openid) = match body.trade_type.as_str() {
         "JSAPI" => {
             if bearer(&req).is_some() {
-                return Err(ApiError::bad_request(
-                    "jsapi_needs_web_session",
-                    "JSAPI orders are paid inside the official account's pages: log in there (the mini program pays with its own appid)",
-                ));
+                // A mini-program token: its openid belongs to the mini program's appid, so the order is placed
+                // with that appid (wx.requestPayment inside the mini program takes the same pay_params).
+                let Some(mp) = state.payers.as_ref().and_then(|p| p.miniprogram.as_ref()) else {
+                    return Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "miniprogram_pay_not_configured",
+                        "paying inside the mini program needs miniprogram.app_id with the merchant",
+                    ));
+                };
+                pay = mp;
+                appid = Some(mp.merchant().app_id.as_str().to_owned());
             }
             (
                 TradeType::Jsapi {
@@ -198,7 +245,7 @@ pub async fn create(
             openid.clone(),
             session.openid.clone(),
         );
-        let (user_id, fee, campaign_id) = (session.user_id, total_fee, body.campaign_id);
+        let (user_id, fee, campaign_id, appid) = (session.user_id, total_fee, body.campaign_id, appid.clone());
         db::blocking(&state.db, move |conn| {
             Ok(repo::place(
                 conn,
@@ -213,6 +260,7 @@ pub async fn create(
                     now,
                     campaign_id,
                     buyer_openid: campaign_id.map(|_| buyer.as_str()),
+                    appid: appid.as_deref(),
                 },
             ))
         })
@@ -402,8 +450,8 @@ pub async fn refund(
     })
     .await
     .map_err(|e| ApiError::unavailable(&e))?;
-    let total_fee = match recorded {
-        Ok(total) => total,
+    let (total_fee, appid) = match recorded {
+        Ok(order) => (order.total_fee, order.appid),
         Err(repo::RefundRefused::NotFound) => return Err(ApiError::not_found("no such order")),
         Err(repo::RefundRefused::NotPaid(status)) => {
             return Err(ApiError::new(
@@ -442,6 +490,12 @@ pub async fn refund(
         Some(reason) => r.refund_desc(reason),
         None => r,
     });
+    // Refunded through the appid the order was placed with.
+    let pay = state
+        .payers
+        .as_ref()
+        .and_then(|p| p.for_appid(appid.as_deref()))
+        .unwrap_or(pay);
     let outcome = match request {
         Ok(r) => pay.refund(&r).await,
         Err(e) => Err(e),
@@ -479,10 +533,10 @@ pub async fn refund(
 /// `POST /wechat/pay/refund-notify`: `req_info` decrypted (AES-256-ECB, key = md5 of the API key), appid/mch_id
 /// ours; the refund moves from `requested` once (SUCCESS → succeeded, REFUNDCLOSE → closed, CHANGE → failed).
 pub async fn refund_notify(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    let Some(pay) = state.pay.as_ref() else {
+    let Some(parsed) = parse_for_any(&state, |m| wechat_pay::notify::parse_refund_notify(m, &body)) else {
         return reply(wechat_pay::notify::fail_reply("pay not configured"));
     };
-    let notify = match wechat_pay::notify::parse_refund_notify(pay.merchant(), &body) {
+    let notify = match parsed {
         Ok(n) => n,
         Err(e) => {
             tracing::warn!(error = %e, "refused a refund notify");
@@ -523,8 +577,9 @@ pub async fn close(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let pay = client(&state)?;
+    client(&state)?;
     let order = owned(&req, &state, &path).await?;
+    let pay = payer(&state, &order)?;
     if order.status != "created" {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -610,11 +665,38 @@ fn reply(xml: String) -> HttpResponse {
 /// are recorded for an operator and would not improve by being resent), `FAIL` for forged or unreadable ones and
 /// when the database is down (WeChat resends).
 pub async fn notify(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    let Some(pay) = state.pay.as_ref() else {
+    let Some(parsed) = parse_for_any(&state, |m| wechat_pay::notify::parse_payment_notify(m, &body)) else {
         return reply(wechat_pay::notify::fail_reply("pay not configured"));
     };
-    let notify = match wechat_pay::notify::parse_payment_notify(pay.merchant(), &body) {
+    let notify = match parsed {
         Ok(n) => n,
+        Err(wechat_pay::Error::MerchantMismatch { field }) => {
+            // Signed with our key but for another appid or merchant: not paid; recorded for an operator, and
+            // acknowledged (resending cannot make it ours).
+            let Some(pay) = state.pay.as_ref() else {
+                return reply(wechat_pay::notify::fail_reply("pay not configured"));
+            };
+            let Ok(n) = wechat_pay::notify::verify_payment_notify(&pay.merchant().key, &body) else {
+                return reply(wechat_pay::notify::fail_reply("invalid notify"));
+            };
+            tracing::error!(
+                out_trade_no = %n.out_trade_no,
+                transaction_id = %n.transaction_id,
+                field,
+                "a signed payment notify names another appid or merchant: not applied, recorded for an operator"
+            );
+            metrics::counter!("wxkit_pay_notifies_total", "outcome" => "merchant_mismatch").increment(1);
+            let (no, txn, fee, now) = (
+                n.out_trade_no.clone(),
+                n.transaction_id.clone(),
+                i64::try_from(n.total_fee.0).unwrap_or(i64::MAX),
+                state.clock.now_ms(),
+            );
+            return match db::blocking(&state.db, move |conn| repo::record_mismatch(conn, &no, &txn, fee, now)).await {
+                Ok(()) => reply(wechat_pay::notify::SUCCESS_REPLY.to_owned()),
+                Err(_) => reply(wechat_pay::notify::fail_reply("try again")),
+            };
+        }
         Err(e) => {
             tracing::warn!(error = %e, "refused a payment notify");
             metrics::counter!("wxkit_pay_notifies_total", "outcome" => "refused").increment(1);
