@@ -3,6 +3,7 @@
 
 use crate::db;
 use crate::features::coupons::repo as coupons_repo;
+use crate::features::merchants::repo as merchants_repo;
 use crate::http::pages;
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
@@ -42,16 +43,32 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
 /// `GET /`: what this server is, with the demo links in sandbox mode.
 pub async fn index(state: web::Data<AppState>) -> HttpResponse {
     let sandbox = state.settings.sandbox();
-    let demo = if sandbox {
+    let (demo, for_sale) = if sandbox {
         let customer = DEMO_CUSTOMER_OPENID.to_owned();
-        db::blocking(&state.db, move |conn| coupons_repo::coupons_of_owner(conn, &customer))
+        let coupons = db::blocking(&state.db, move |conn| coupons_repo::coupons_of_owner(conn, &customer))
             .await
             .unwrap_or_default()
             .into_iter()
-            .map(|(c, k)| (c.code, k.title, c.status))
-            .collect()
+            .map(|(c, k)| {
+                let title = match (&k.wechat_card_id, &c.wechat_card_code) {
+                    (Some(_), None) => format!("{} — 可加入微信卡包 · can be added to WeChat", k.title),
+                    _ => k.title,
+                };
+                (c.code, title, c.status)
+            })
+            .collect();
+        let for_sale = db::blocking(&state.db, |conn| merchants_repo::list_campaigns(conn, None))
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| {
+                c.price_fen
+                    .map(|p| (c.id, c.title, pages::money(u64::try_from(p).ok())))
+            })
+            .collect();
+        (coupons, for_sale)
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     pages::render(
         StatusCode::OK,
@@ -59,6 +76,7 @@ pub async fn index(state: web::Data<AppState>) -> HttpResponse {
             title: "wxkit",
             sandbox,
             demo,
+            for_sale,
         },
     )
 }
@@ -71,4 +89,6 @@ struct IndexPage<'a> {
     sandbox: bool,
     /// The demo customer's coupons: code, title, status.
     demo: Vec<(String, String, String)>,
+    /// Campaigns on sale: id, title, price.
+    for_sale: Vec<(i64, String, String)>,
 }
