@@ -30,9 +30,12 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 
 /// wrk's figures: requests/s, p50 ms, p99 ms, non-2xx responses.
 fn wrk(url: &str, connections: usize, seconds: u64) -> (f64, f64, f64, u64) {
+    // One wrk thread by default: it keeps up with either server, and leaves the server under test its two cores' worth
+    // (BENCH_WRK_THREADS overrides).
+    let threads = std::env::var("BENCH_WRK_THREADS").unwrap_or_else(|_| "1".into());
     let out = Command::new("wrk")
         .args([
-            "-t2",
+            &format!("-t{threads}"),
             &format!("-c{connections}"),
             &format!("-d{seconds}s"),
             "--latency",
@@ -217,7 +220,7 @@ async fn main() {
     let _node2 = node(node2_port, 2, ticket);
     wait_up(&format!("http://127.0.0.1:{node_port}{path}")).await;
     wait_up(&format!("http://127.0.0.1:{node2_port}{path}")).await;
-    println!("\n### `GET /api/v1/jssdk/config`, {connections} connections, {seconds} s each (wrk -t2)\n");
+    println!("\n### `GET /api/v1/jssdk/config`, {connections} connections, {seconds} s each\n");
     println!("| server | requests/s | p50 | p99 | non-2xx |");
     println!("|---|---|---|---|---|");
     // Interleaved, twice, so drift on the machine hits both alike.
