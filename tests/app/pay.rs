@@ -196,7 +196,7 @@ async fn jsapi_and_native_orders_are_paid_through_the_cashier(kind: DbKind) {
 }
 
 /// A payment notify as WeChat sends it, signed with `key`.
-fn notify_body(no: &str, transaction_id: &str, total_fee: i64, key: &str) -> String {
+pub(crate) fn notify_body(no: &str, transaction_id: &str, total_fee: i64, key: &str) -> String {
     let mut f: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in [
         ("appid", TEST_APP_ID.to_owned()),

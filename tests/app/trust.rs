@@ -1,6 +1,6 @@
 //! Trust at the edges, each rule proven by mounting the attack or the fault: forged, replayed, downgraded and stale
 //! pushes; card links a user can aim at any coupon; terminated database connections; `kill -9` in the middle of
-//! push storms and POS load; WeChat failing while a consume is owed; stalled clients.
+//! push storms, payment-notify storms and POS load; WeChat failing while a consume is owed; stalled clients.
 
 use crate::coupons::{Shop, issue, json, shop};
 use diesel::prelude::*;
@@ -25,6 +25,7 @@ on_both_backends!(
     metrics_move_after_a_redemption,
     a_push_storm_survives_kill_9,
     a_pos_load_survives_kill_9,
+    a_payment_notify_storm_survives_kill_9,
 );
 
 /// Runs blocking database work on the app's pool.
@@ -1392,4 +1393,185 @@ async fn log_lines_name_the_request_but_never_its_query() {
     assert!(log.contains(&request_id), "the line names its request: {log}");
     assert!(log.contains("/auth/callback"), "{log}");
     assert!(!log.contains("SECRETCODE4711"), "{log}");
+}
+
+/// Payment notifies for N coupon purchases, the server `kill -9`ed once a third are acknowledged: every acknowledged
+/// notify was committed (order paid, coupon issued) before its SUCCESS; after a restart WeChat's resends of the rest
+/// settle everything — each order paid once, one coupon per order, one `applied` record per order.
+async fn a_payment_notify_storm_survives_kill_9(kind: DbKind) {
+    use wxkit::db::schema::{coupon_purchases, pay_notifications, pay_orders};
+    let Some(db) = TestDatabase::create(kind) else { return };
+    let sim = spawn_sim().await;
+    let env = server_env(&db.url, &sim, free_port());
+    let mut server = ServerProcess::start(&env, None).await;
+    const N: usize = 900;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let m = admin_post(&http, &server.address, "/api/v1/merchants", json!({"name": "m"})).await;
+    let c = admin_post(
+        &http,
+        &server.address,
+        "/api/v1/campaigns",
+        json!({"merchant_id": m["id"], "title": "t", "price_fen": 990, "quantity": N}),
+    )
+    .await;
+    let campaign_id = c["id"].as_i64().unwrap();
+    // N purchases placed as `POST /api/v1/pay/orders` places them (reserved against the campaign).
+    let orders: Vec<String> = with_url(&db.url, move |conn| {
+        let now = now_s() * 1000;
+        (0..N)
+            .map(|i| {
+                let no = format!("storm{i:06}");
+                let buyer = format!("o-buyer-{i}");
+                wxkit::features::pay::repo::place(
+                    conn,
+                    &wxkit::features::pay::repo::NewOrder {
+                        out_trade_no: &no,
+                        user_id: None,
+                        openid: None,
+                        description: "t",
+                        total_fee: 990,
+                        trade_type: "NATIVE",
+                        expires_at: now / 1000 + 3600,
+                        now,
+                        campaign_id: Some(campaign_id),
+                        buyer_openid: Some(&buyer),
+                        appid: None,
+                    },
+                )
+                .map_err(|e| format!("{e:?}"))
+                .unwrap();
+                no
+            })
+            .collect()
+    })
+    .await;
+    let bodies: Arc<Vec<String>> = Arc::new(
+        orders
+            .iter()
+            .enumerate()
+            .map(|(i, no)| {
+                crate::pay::notify_body(no, &format!("42000000002026112{i:010}"), 990, wxkit_e2e::TEST_PAY_KEY)
+            })
+            .collect(),
+    );
+    let url = format!("{}/wechat/pay/notify", server.address);
+    let acks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let holder = Arc::new(Mutex::new(Some(server)));
+    let killer = {
+        let (acks, holder) = (acks.clone(), holder.clone());
+        tokio::spawn(async move {
+            while acks.load(std::sync::atomic::Ordering::Relaxed) < N / 3 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            if let Some(s) = holder.lock().unwrap().as_mut() {
+                s.kill9();
+            }
+        })
+    };
+    let first_round = {
+        let (bodies, http, acks, url) = (bodies.clone(), http.clone(), acks.clone(), url.clone());
+        storm(N, 32, move |i| {
+            let (bodies, http, acks, url) = (bodies.clone(), http.clone(), acks.clone(), url.clone());
+            async move {
+                let ok = match http.post(&url).body(bodies[i].clone()).send().await {
+                    Ok(r) if r.status() == 200 => r.text().await.is_ok_and(|t| t.contains("<![CDATA[SUCCESS]]>")),
+                    _ => false,
+                };
+                if ok {
+                    acks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                ok
+            }
+        })
+        .await
+    };
+    killer.await.unwrap();
+    let server = holder.lock().unwrap().take().unwrap();
+    let acked: Vec<String> = first_round
+        .iter()
+        .zip(&orders)
+        .filter(|(a, _)| **a)
+        .map(|(_, no)| no.clone())
+        .collect();
+    assert!(
+        (N / 3..N).contains(&acked.len()),
+        "killed mid-storm: {} of {N}",
+        acked.len()
+    );
+    // Every SUCCESS was sent after its commit: each acknowledged order is paid and holds its coupon.
+    let settled: HashSet<String> = with_url(&db.url, |c| {
+        coupon_purchases::table
+            .filter(coupon_purchases::coupon_code.is_not_null())
+            .select(coupon_purchases::out_trade_no)
+            .load::<String>(c)
+            .unwrap()
+            .into_iter()
+            .collect()
+    })
+    .await;
+    let lost = acked.iter().filter(|no| !settled.contains(*no)).count();
+    assert_eq!(lost, 0, "acknowledged but not applied after kill -9");
+
+    // Restart; WeChat re-sends what was not acknowledged (and, to be thorough, everything once more).
+    drop(server);
+    let server = ServerProcess::start(&env, None).await;
+    let url = format!("{}/wechat/pay/notify", server.address);
+    for body in bodies.iter() {
+        let answer = http
+            .post(&url)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(answer.contains("SUCCESS"), "{answer}");
+    }
+    let (paid, coupons_issued, codes, applied, issued_counter) = with_url(&db.url, move |c| {
+        let paid: i64 = pay_orders::table
+            .filter(pay_orders::status.eq("paid"))
+            .count()
+            .get_result(c)
+            .unwrap();
+        let coupons_issued: i64 = coupons::table
+            .filter(coupons::campaign_id.eq(campaign_id))
+            .count()
+            .get_result(c)
+            .unwrap();
+        let codes: HashSet<String> = coupon_purchases::table
+            .select(coupon_purchases::coupon_code)
+            .load::<Option<String>>(c)
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .collect();
+        let applied: i64 = pay_notifications::table
+            .filter(pay_notifications::outcome.eq("applied"))
+            .count()
+            .get_result(c)
+            .unwrap();
+        let issued_counter: i64 = wxkit::db::schema::campaigns::table
+            .find(campaign_id)
+            .select(wxkit::db::schema::campaigns::issued)
+            .first(c)
+            .unwrap();
+        (paid, coupons_issued, codes.len(), applied, issued_counter)
+    })
+    .await;
+    eprintln!(
+        "notify storm + kill -9 ({kind:?}): {N} orders, {} acknowledged before the kill, {} settled by then; after \
+         the restart {paid} paid, {coupons_issued} coupons, {applied} applied records",
+        acked.len(),
+        settled.len()
+    );
+    assert_eq!(
+        (paid, coupons_issued, codes as i64, applied, issued_counter),
+        (N as i64, N as i64, N as i64, N as i64, N as i64),
+        "each order paid once, with one coupon"
+    );
+    drop(server);
 }
