@@ -429,37 +429,79 @@ pub fn connect_and_migrate(url: &str, pool_size: u32, sqlite_cache_kib: u32) -> 
     Ok((backend, pool))
 }
 
-/// Blocking database tasks in flight at once, process-wide: the (first) pool's size, at least 4 (see [`blocking`]).
-static BLOCKING_PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+/// Work for the database threads.
+type Job = Box<dyn FnOnce() + Send + 'static>;
 
-/// Runs blocking database work off the async executor.
+/// The database threads, process-wide: as many as the (first) pool's connections, at least 4, started once and kept
+/// (see [`blocking`]).
+static DB_THREADS: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> = std::sync::OnceLock::new();
+
+fn db_threads(size: u32) -> &'static std::sync::Mutex<std::sync::mpsc::Sender<Job>> {
+    DB_THREADS.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..usize::try_from(size).unwrap_or(4).max(4) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("wxkit-db-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only to take the next job, never while running it.
+                        let job = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(poisoned) => poisoned.into_inner().recv(),
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a database thread");
+            }
+        }
+        std::sync::Mutex::new(tx)
+    })
+}
+
+/// Runs blocking database work off the async executor, on the database threads.
+///
+/// A fixed set of threads, as many as the pool has connections, rather than tokio's blocking pool: work beyond the
+/// pool's size would only wait for a connection, each on a thread of its own, and a burst (a thousand login pages
+/// connecting, a rush at the tills) would start up to 512 threads per runtime that retire later, each leaving its
+/// allocator heap behind (docs/benchmarks.md, idle login sockets). Here a burst queues, the threads stay, and their
+/// heaps are reused.
 pub async fn blocking<T, F>(pool: &DbPool, work: F) -> Result<T, DbError>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
     T: Send + 'static,
 {
-    // Bounded: past the pool's size, more blocking tasks only wait for a connection — each on a thread of its own.
-    // A burst (a thousand login pages connecting, a rush at the tills) would otherwise start up to 512 blocking
-    // threads per runtime, each keeping its allocator heap after the burst.
-    let _permit = BLOCKING_PERMITS
-        .get_or_init(|| tokio::sync::Semaphore::new(usize::try_from(pool.max_size()).unwrap_or(4).max(4)))
-        .acquire()
-        .await
-        .map_err(|e| DbError::Task(e.to_string()))?;
+    let size = pool.max_size();
     let pool = pool.clone();
-    // The request's span (with its request id) follows the work onto the blocking thread.
+    // The request's span (with its request id) follows the work onto the database thread.
     let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
         let _entered = span.enter();
-        let mut conn = checkout(&pool)?;
-        let result = work(&mut conn);
-        if let Err(e) = &result {
-            conn.note_error(e);
-        }
-        result
-    })
-    .await
-    .map_err(|e| DbError::Task(e.to_string()))?
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut conn = checkout(&pool)?;
+            let result = work(&mut conn);
+            if let Err(e) = &result {
+                conn.note_error(e);
+            }
+            result
+        }))
+        .unwrap_or_else(|_| Err(DbError::Task("database work panicked".into())));
+        let _ = tx.send(result);
+    });
+    db_threads(size)
+        .lock()
+        .map_err(|_| DbError::Task("database threads unavailable".into()))?
+        .send(job)
+        .map_err(|_| DbError::Task("database threads stopped".into()))?;
+    rx.await
+        .map_err(|_| DbError::Task("database work was dropped".into()))?
 }
 
 #[cfg(test)]
