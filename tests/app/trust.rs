@@ -1403,7 +1403,7 @@ async fn a_payment_notify_storm_survives_kill_9(kind: DbKind) {
     let Some(db) = TestDatabase::create(kind) else { return };
     let sim = spawn_sim().await;
     let env = server_env(&db.url, &sim, free_port());
-    let mut server = ServerProcess::start(&env, None).await;
+    let server = ServerProcess::start(&env, None).await;
     const N: usize = 900;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
