@@ -1298,3 +1298,86 @@ async fn shop_campaign(app: &TestApp, merchant_id: i64) -> i64 {
     assert_eq!(s, 201, "{c}");
     c["id"].as_i64().unwrap()
 }
+
+on_both_backends!(the_pos_accepts_what_a_till_scans_or_a_cashier_types);
+
+async fn the_pos_accepts_what_a_till_scans_or_a_cashier_types(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let shop = shop(&app, default_campaign()).await;
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let (_, c) = issue(&app, shop.campaign_id, None).await;
+        codes.push(c["code"].as_str().unwrap().to_owned());
+    }
+    let grouped = |c: &str| {
+        c.as_bytes()
+            .chunks(4)
+            .map(|g| std::str::from_utf8(g).unwrap().to_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let pos = |code: String| {
+        let (http, url, token) = (
+            app.http.clone(),
+            format!("{}/api/v1/redemptions", app.address),
+            shop.staff_token.clone(),
+        );
+        async move {
+            json(
+                http.post(url)
+                    .bearer_auth(token)
+                    .json(&json!({"code": code}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    // The owner's page prints the code in groups under the QR, for typing when scanning fails.
+    let (_, owned) = issue(&app, shop.campaign_id, Some("o-typist")).await;
+    let owned = owned["code"].as_str().unwrap().to_owned();
+    let cookie = crate::pay::web_session(&app, "o-typist").await;
+    let page = app
+        .http
+        .get(format!("{}/c/{owned}", app.address))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("id=\"code-text\">{}</p>", grouped(&owned))),
+        "{page}"
+    );
+    let forms = [
+        codes[0].to_lowercase(),
+        grouped(&codes[1]),
+        format!("  {}  ", grouped(&codes[2]).replace(' ', "-")),
+        format!("{}/c/{}", app.address, codes[3]),
+    ];
+    for form in forms {
+        let (s, b) = pos(form.clone()).await;
+        assert_eq!(s, 200, "{form:?}: {b}");
+    }
+    // Anything else stays not found: another site's URL with one of our codes, a path that is not a coupon's, junk.
+    let (_, extra) = issue(&app, shop.campaign_id, None).await;
+    let extra = extra["code"].as_str().unwrap().to_owned();
+    for form in [
+        format!("https://evil.example/c/{extra}"),
+        format!("{}/api/v1/coupons/{extra}", app.address),
+        "hello".to_owned(),
+    ] {
+        let (s, b) = pos(form.clone()).await;
+        assert_eq!(
+            (s.as_u16(), b["error"]["code"].as_str()),
+            (404, Some("not_found")),
+            "{form:?}: {b}"
+        );
+    }
+    // The refusals redeemed nothing.
+    let (_, public) = json(app.get(&format!("/api/v1/coupons/{extra}")).await).await;
+    assert_eq!(public["status"], "issued");
+}

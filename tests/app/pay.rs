@@ -17,7 +17,7 @@ on_both_backends!(
 );
 
 /// A web session cookie for `openid` (silent OAuth through the simulator).
-async fn web_session(app: &TestApp, openid: &str) -> String {
+pub(crate) async fn web_session(app: &TestApp, openid: &str) -> String {
     let start = app
         .http
         .get(format!("{}/auth/wechat?return=/account", app.address))

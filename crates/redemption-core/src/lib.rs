@@ -111,6 +111,33 @@ impl CouponCode {
         (upper.len() == CODE_LEN && upper.bytes().all(|b| BASE32.contains(&b))).then_some(CouponCode(upper))
     }
 
+    /// Parses a code as a till or a person types it: any case, with the spaces or dashes of the printed grouping.
+    ///
+    /// ```
+    /// use redemption_core::CouponCode;
+    /// let code = CouponCode::generate();
+    /// assert_eq!(CouponCode::parse_typed(&code.grouped()), Some(code.clone()));
+    /// assert_eq!(CouponCode::parse_typed(&code.grouped().replace(' ', "-").to_lowercase()), Some(code));
+    /// assert_eq!(CouponCode::parse_typed("not a code"), None);
+    /// ```
+    pub fn parse_typed(s: &str) -> Option<Self> {
+        if s.len() > 2 * CODE_LEN {
+            return None;
+        }
+        let compact: String = s.chars().filter(|c| !c.is_ascii_whitespace() && *c != '-').collect();
+        Self::parse(&compact)
+    }
+
+    /// The code in groups of four, as printed under the QR for typing (`ABCD EFGH …`).
+    pub fn grouped(&self) -> String {
+        self.0
+            .as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// The code.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -178,6 +178,29 @@ async fn load(state: &AppState, code: &str) -> Result<Option<(Coupon, Campaign, 
     }))
 }
 
+/// What a till sends, as the code to look up: the code in any case and with the printed grouping's spaces or
+/// dashes, or the coupon's full URL on this server (what the QR holds); anything else is passed on as given (and is
+/// then not found, and audited as presented).
+pub fn till_input(raw: &str, public_base_url: &str) -> String {
+    let raw = raw.trim();
+    if let Ok(url) = url::Url::parse(raw)
+        && matches!(url.scheme(), "http" | "https")
+    {
+        let ours = url::Url::parse(public_base_url).is_ok_and(|base| base.origin() == url.origin());
+        let code = url
+            .path()
+            .strip_prefix("/c/")
+            .map(|p| p.trim_end_matches('/'))
+            .filter(|p| !p.contains('/'))
+            .and_then(CouponCode::parse);
+        return match (ours, code) {
+            (true, Some(code)) => code.as_str().to_owned(),
+            _ => raw.to_owned(),
+        };
+    }
+    CouponCode::parse_typed(raw).map_or_else(|| raw.to_owned(), |c| c.as_str().to_owned())
+}
+
 /// `GET /api/v1/coupons/{code}`.
 pub async fn get_coupon(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     match load(&state, &path).await? {
@@ -223,12 +246,12 @@ pub async fn redeem(
     body: crate::http::json::ApiJson<RedeemBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if body.code.len() > 64 {
+    if body.code.len() > 512 {
         return Err(ApiError::bad_request("invalid_code", "code is too long"));
     }
     let attempt = repo_pos::PosAttempt {
         token_hash: staff.token_hash,
-        code: body.into_inner().code,
+        code: till_input(&body.into_inner().code, &state.public_base_url),
     };
     let reply = service::redeem_at_pos(&state, attempt)
         .await
@@ -283,6 +306,8 @@ struct ScanPage<'a> {
     /// For staff, when the coupon cannot be redeemed: why.
     cannot: Option<&'static str>,
     show_qr: bool,
+    /// The code in groups of four, printed under the QR for a cashier to type when scanning fails.
+    grouped: String,
     show_mine: bool,
     /// The owner of a card-backed coupon not yet in their card bag: the "Add to WeChat" button.
     add_card: bool,
@@ -368,6 +393,7 @@ pub async fn scan_page(
         staff: None,
         cannot: None,
         show_qr: false,
+        grouped: coupon.code.grouped(),
         show_mine: false,
         add_card: false,
         in_wallet: false,
