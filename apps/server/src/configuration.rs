@@ -14,6 +14,7 @@ pub const SANDBOX_MP_APP_ID: &str = "wxsandboxmp000001";
 
 /// All settings. Secrets are held in redacting types, so `Debug` prints none of them.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// HTTP server.
     pub server: ServerSettings,
@@ -37,6 +38,7 @@ pub struct Settings {
 
 /// `miniprogram.*`: the mini program whose users log in (its own appid and secret, not the official account's).
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MiniProgramSettings {
     /// `miniprogram.app_id`.
     pub app_id: Option<String>,
@@ -46,6 +48,7 @@ pub struct MiniProgramSettings {
 
 /// `login.*`
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LoginSettings {
     /// `login.scene_ttl_secs`: how long a scan-to-login QR stays valid (default 120).
     pub scene_ttl_secs: u32,
@@ -72,6 +75,7 @@ pub enum ServerMode {
 
 /// `server.*`
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     /// `server.mode`: `production` (default) or `sandbox`.
     pub mode: ServerMode,
@@ -93,6 +97,7 @@ pub struct ServerSettings {
 
 /// `database.*`
 #[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `database.url` or `DATABASE_URL`: `sqlite://path` or `postgres://...`.
     pub url: String,
@@ -121,6 +126,7 @@ impl fmt::Debug for DatabaseSettings {
 
 /// `wechat.*`
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WechatSettings {
     /// `wechat.app_id`. Unset: sandbox mode against the bundled simulator.
     pub app_id: Option<String>,
@@ -148,6 +154,7 @@ pub struct WechatSettings {
 
 /// `pay.*`
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PaySettings {
     /// `pay.mch_id`.
     pub mch_id: Option<String>,
@@ -172,6 +179,7 @@ pub struct PaySettings {
 
 /// `admin.*`
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     /// `admin.token`: bearer token for the admin API. Unset: the admin API refuses every call.
     pub token: Option<SecretString>,
@@ -179,6 +187,7 @@ pub struct AdminSettings {
 
 /// `outbox.*`: the background delivery of work owed to WeChat (consuming card codes).
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OutboxSettings {
     /// `outbox.poll_ms`: how often the worker looks for due work when nothing wakes it.
     pub poll_ms: u64,

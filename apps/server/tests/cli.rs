@@ -779,3 +779,26 @@ fn pay_orders_list_shows_the_orders_and_filters_by_status() {
     assert_eq!(code, 2);
     assert!(err.contains("created, paid or closed"), "{err}");
 }
+
+#[test]
+fn a_mistyped_setting_is_refused_naming_it() {
+    // In the environment: `WXKIT__SERVER__ADRR` (for `addr`) must not be ignored.
+    let (code, _, stderr) = run(wxkit()
+        .arg("migrate")
+        .env("DATABASE_URL", "sqlite:///nonexistent-dir/x.db")
+        .env("WXKIT__SERVER__ADRR", "0.0.0.0:80"));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("adrr"), "{stderr}");
+    // In the config file: a section that does not exist, and a key of a real section.
+    let dir = tempfile::tempdir().unwrap();
+    for (toml, word) in [
+        ("[servr]\naddr = \"127.0.0.1:1\"\n", "servr"),
+        ("[database]\npool_sise = 3\n", "pool_sise"),
+    ] {
+        let file = dir.path().join("wxkit.toml");
+        std::fs::write(&file, toml).unwrap();
+        let (code, _, stderr) = run(wxkit().arg("--config").arg(&file).arg("migrate"));
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(word), "{word}: {stderr}");
+    }
+}
