@@ -10,19 +10,7 @@ use wxkit_testkit::browser::Driver;
 async fn the_sandbox_demo_redeems_a_coupon_in_a_real_browser() {
     let Some(driver) = Driver::start().await else { return };
     // The sandbox exactly as `wxkit serve --sandbox` runs it with no other configuration (on a temp SQLite file).
-    let dir = tempfile::tempdir().unwrap();
-    let env = vec![
-        (
-            "DATABASE_URL".to_owned(),
-            format!("sqlite://{}", dir.path().join("demo.db").display()),
-        ),
-        ("WXKIT__SERVER__ADDR".to_owned(), "127.0.0.1:0".to_owned()),
-        ("WXKIT__SERVER__MODE".to_owned(), "sandbox".to_owned()),
-    ];
-    let app = Application::build(Settings::load_from(None, env).unwrap())
-        .await
-        .unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
+    let (_dir, app, base) = sandbox().await;
     let code = app.demo().unwrap().customer_coupons[0].clone();
     tokio::spawn(app.run_until_stopped());
 
@@ -60,6 +48,25 @@ async fn the_sandbox_demo_redeems_a_coupon_in_a_real_browser() {
     customer.quit().await;
 }
 
+/// The sandbox exactly as `wxkit serve --sandbox` runs it with no other configuration, on a temp SQLite file (kept
+/// while the returned directory lives), and its address.
+async fn sandbox() -> (tempfile::TempDir, Application, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![
+        (
+            "DATABASE_URL".to_owned(),
+            format!("sqlite://{}", dir.path().join("demo.db").display()),
+        ),
+        ("WXKIT__SERVER__ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("WXKIT__SERVER__MODE".to_owned(), "sandbox".to_owned()),
+    ];
+    let app = Application::build(Settings::load_from(None, env).unwrap())
+        .await
+        .unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    (dir, app, base)
+}
+
 /// Polls `script` in `session` until it returns something other than null/false (up to 15 s).
 async fn wait_for(session: &wxkit_testkit::browser::Session<'_>, what: &str, script: &str) -> Value {
     for _ in 0..150 {
@@ -75,19 +82,7 @@ async fn wait_for(session: &wxkit_testkit::browser::Session<'_>, what: &str, scr
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scanning_a_mini_program_code_logs_the_website_in_in_a_real_browser() {
     let Some(driver) = Driver::start().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let env = vec![
-        (
-            "DATABASE_URL".to_owned(),
-            format!("sqlite://{}", dir.path().join("demo.db").display()),
-        ),
-        ("WXKIT__SERVER__ADDR".to_owned(), "127.0.0.1:0".to_owned()),
-        ("WXKIT__SERVER__MODE".to_owned(), "sandbox".to_owned()),
-    ];
-    let app = Application::build(Settings::load_from(None, env).unwrap())
-        .await
-        .unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
+    let (_dir, app, base) = sandbox().await;
     tokio::spawn(app.run_until_stopped());
 
     // The website: the sandbox's start page links to the login page, which shows a mini-program code.
@@ -179,19 +174,7 @@ async fn scanning_a_mini_program_code_logs_the_website_in_in_a_real_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_share_demo_reaches_wx_ready_and_a_tampered_config_wx_error() {
     let Some(driver) = Driver::start().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let env = vec![
-        (
-            "DATABASE_URL".to_owned(),
-            format!("sqlite://{}", dir.path().join("demo.db").display()),
-        ),
-        ("WXKIT__SERVER__ADDR".to_owned(), "127.0.0.1:0".to_owned()),
-        ("WXKIT__SERVER__MODE".to_owned(), "sandbox".to_owned()),
-    ];
-    let app = Application::build(Settings::load_from(None, env).unwrap())
-        .await
-        .unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
+    let (_dir, app, base) = sandbox().await;
     tokio::spawn(app.run_until_stopped());
     let page = driver.session().await;
     page.goto(&format!("{base}/")).await;
@@ -210,19 +193,7 @@ async fn the_share_demo_reaches_wx_ready_and_a_tampered_config_wx_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn buying_a_voucher_goes_from_buy_to_its_qr_and_add_to_wechat_links_a_card() {
     let Some(driver) = Driver::start().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let env = vec![
-        (
-            "DATABASE_URL".to_owned(),
-            format!("sqlite://{}", dir.path().join("demo.db").display()),
-        ),
-        ("WXKIT__SERVER__ADDR".to_owned(), "127.0.0.1:0".to_owned()),
-        ("WXKIT__SERVER__MODE".to_owned(), "sandbox".to_owned()),
-    ];
-    let app = Application::build(Settings::load_from(None, env).unwrap())
-        .await
-        .unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
+    let (_dir, app, base) = sandbox().await;
     let sale = app.demo().unwrap().sale_campaign_id;
     let card_coupon = app
         .demo()

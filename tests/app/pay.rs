@@ -1,8 +1,10 @@
 //! WeChat Pay orders and the payment notify, exactly once (JSAPI and NATIVE through the simulator's cashier).
 
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
-use wxkit_e2e::{DbKind, TEST_ADMIN_TOKEN, TEST_APP_ID, TEST_MCH_ID, TEST_PAY_KEY, TestApp, spawn_app};
+use wxkit_e2e::{
+    DbKind, TEST_ADMIN_TOKEN, TEST_APP_ID, TEST_MCH_ID, TEST_PAY_KEY, TestApp, pay_notify_body as notify_body,
+    spawn_app,
+};
 
 on_both_backends!(
     jsapi_and_native_orders_are_paid_through_the_cashier,
@@ -51,6 +53,20 @@ pub(crate) async fn web_session(app: &TestApp, openid: &str) -> String {
         .next()
         .unwrap()
         .to_owned()
+}
+
+/// `paySign` of JSAPI pay params is the merchant's signature over the other five.
+fn assert_pay_sign(params: &Value) {
+    let fields: Vec<(String, String)> = ["appId", "timeStamp", "nonceStr", "package", "signType"]
+        .iter()
+        .map(|k| ((*k).to_owned(), params[*k].as_str().unwrap().to_owned()))
+        .collect();
+    let expected = wechat_pay::sign::sign(
+        fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &wechat_pay::PayKey::new(TEST_PAY_KEY),
+        wechat_pay::SignType::HmacSha256,
+    );
+    assert_eq!(params["paySign"], expected.as_str());
 }
 
 async fn order(app: &TestApp, cookie: &str, body: Value) -> (u16, Value) {
@@ -102,16 +118,7 @@ async fn jsapi_and_native_orders_are_paid_through_the_cashier(kind: DbKind) {
     let params = &b["pay_params"];
     assert_eq!(params["appId"], TEST_APP_ID);
     assert!(params["package"].as_str().unwrap().starts_with("prepay_id="));
-    let fields: Vec<(String, String)> = ["appId", "timeStamp", "nonceStr", "package", "signType"]
-        .iter()
-        .map(|k| ((*k).to_owned(), params[*k].as_str().unwrap().to_owned()))
-        .collect();
-    let expected = wechat_pay::sign::sign(
-        fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        &wechat_pay::PayKey::new(TEST_PAY_KEY),
-        wechat_pay::SignType::HmacSha256,
-    );
-    assert_eq!(params["paySign"], expected.as_str());
+    assert_pay_sign(params);
     let (_, st) = order_status(&app, Some(&cookie), &no).await;
     assert_eq!(
         (st["status"].as_str(), st["total_fee"].as_i64()),
@@ -193,37 +200,6 @@ async fn jsapi_and_native_orders_are_paid_through_the_cashier(kind: DbKind) {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-}
-
-/// A payment notify as WeChat sends it, signed with `key`.
-pub(crate) fn notify_body(no: &str, transaction_id: &str, total_fee: i64, key: &str) -> String {
-    let mut f: BTreeMap<String, String> = BTreeMap::new();
-    for (k, v) in [
-        ("appid", TEST_APP_ID.to_owned()),
-        ("mch_id", TEST_MCH_ID.to_owned()),
-        ("nonce_str", "n0nce".to_owned()),
-        ("result_code", "SUCCESS".to_owned()),
-        ("return_code", "SUCCESS".to_owned()),
-        ("openid", "o-buyer".to_owned()),
-        ("trade_type", "NATIVE".to_owned()),
-        ("bank_type", "OTHERS".to_owned()),
-        ("total_fee", total_fee.to_string()),
-        ("cash_fee", total_fee.to_string()),
-        ("fee_type", "CNY".to_owned()),
-        ("transaction_id", transaction_id.to_owned()),
-        ("out_trade_no", no.to_owned()),
-        ("time_end", "20261126120000".to_owned()),
-        ("sign_type", "HMAC-SHA256".to_owned()),
-    ] {
-        f.insert(k.to_owned(), v);
-    }
-    let sign = wechat_pay::sign::sign(
-        f.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        &wechat_pay::PayKey::new(key),
-        wechat_pay::SignType::HmacSha256,
-    );
-    f.insert("sign".into(), sign);
-    wechat_pay::xml::to_xml(&f)
 }
 
 async fn post_notify(app: &TestApp, body: String) -> String {
@@ -640,6 +616,26 @@ async fn bought_coupons_are_issued_once_within_the_campaigns_limits(kind: DbKind
     assert_eq!((s, b["error"]["code"].as_str()), (409, Some("not_for_sale")), "{b}");
     let (s, _) = order(&app, &cookie, json!({"campaign_id": 999_999, "trade_type": "JSAPI"})).await;
     assert_eq!(s, 404);
+    // The purchase page of something not for sale, or of no id at all, is an HTML page that says so.
+    for path in [
+        format!("/c/buy/{}", free["id"]),
+        "/c/buy/999999".into(),
+        "/c/buy/abc".into(),
+    ] {
+        let r = app
+            .http
+            .get(format!("{}{path}", app.address))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        assert!(
+            r.headers()["content-type"].to_str().unwrap().starts_with("text/html"),
+            "{path}"
+        );
+        assert!(r.text().await.unwrap().contains("不出售"), "{path}");
+    }
     assert_eq!(
         campaign_issued(&app, shop.campaign_id).await,
         0,
@@ -1124,16 +1120,7 @@ async fn a_mini_program_buyer_pays_with_the_mini_programs_appid(kind: DbKind) {
     assert_eq!(s, 201, "{b}");
     let params = &b["pay_params"];
     assert_eq!(params["appId"], wxkit_e2e::TEST_MP_APP_ID);
-    let fields: Vec<(String, String)> = ["appId", "timeStamp", "nonceStr", "package", "signType"]
-        .iter()
-        .map(|k| ((*k).to_owned(), params[*k].as_str().unwrap().to_owned()))
-        .collect();
-    let expected = wechat_pay::sign::sign(
-        fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        &wechat_pay::PayKey::new(TEST_PAY_KEY),
-        wechat_pay::SignType::HmacSha256,
-    );
-    assert_eq!(params["paySign"], expected.as_str());
+    assert_pay_sign(params);
     let no = b["out_trade_no"].as_str().unwrap().to_owned();
     // Paid: the notify names the mini program's appid, and is accepted for it.
     app.sim.handle().pay_order(&no, None, None).unwrap();

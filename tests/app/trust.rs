@@ -1453,7 +1453,7 @@ async fn a_payment_notify_storm_survives_kill_9(kind: DbKind) {
             .iter()
             .enumerate()
             .map(|(i, no)| {
-                crate::pay::notify_body(no, &format!("42000000002026112{i:010}"), 990, wxkit_e2e::TEST_PAY_KEY)
+                wxkit_e2e::pay_notify_body(no, &format!("42000000002026112{i:010}"), 990, wxkit_e2e::TEST_PAY_KEY)
             })
             .collect(),
     );

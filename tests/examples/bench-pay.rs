@@ -16,9 +16,7 @@
 use futures_util::StreamExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use wxkit_e2e::{
-    DbKind, ServerProcess, TEST_APP_ID, TEST_MCH_ID, TEST_PAY_KEY, TestDatabase, free_port, server_env, spawn_sim,
-};
+use wxkit_e2e::{DbKind, ServerProcess, TEST_APP_ID, TEST_PAY_KEY, TestDatabase, free_port, server_env, spawn_sim};
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -118,41 +116,6 @@ fn node(port: u16, workers: usize, ticket: &str) -> Node {
             .spawn()
             .expect("node runs"),
     )
-}
-
-fn notify_body(no: &str, transaction_id: &str, total_fee: i64) -> String {
-    let mut f = std::collections::BTreeMap::new();
-    for (k, v) in [
-        ("return_code", "SUCCESS"),
-        ("result_code", "SUCCESS"),
-        ("appid", TEST_APP_ID),
-        ("mch_id", TEST_MCH_ID),
-        ("openid", "o-bench"),
-        ("trade_type", "NATIVE"),
-        ("bank_type", "CMC"),
-        ("fee_type", "CNY"),
-        ("transaction_id", transaction_id),
-        ("out_trade_no", no),
-        ("time_end", "20261126120000"),
-        ("nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"),
-        ("sign_type", "HMAC-SHA256"),
-    ] {
-        f.insert(k.to_owned(), v.to_owned());
-    }
-    f.insert("total_fee".into(), total_fee.to_string());
-    f.insert("cash_fee".into(), total_fee.to_string());
-    let sign = wechat_pay::sign::sign(
-        f.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        &wechat_pay::PayKey::new(TEST_PAY_KEY),
-        wechat_pay::SignType::HmacSha256,
-    );
-    f.insert("sign".into(), sign);
-    let mut xml = String::from("<xml>");
-    for (k, v) in &f {
-        xml.push_str(&format!("<{k}><![CDATA[{v}]]></{k}>"));
-    }
-    xml.push_str("</xml>");
-    xml
 }
 
 /// Inserts `n` unpaid orders straight into the database (as `POST /api/v1/pay/orders` stores them).
@@ -260,7 +223,7 @@ async fn main() {
             .iter()
             .enumerate()
             .flat_map(|(i, no)| {
-                let b = notify_body(no, &format!("4200000000{i:020}"), 990);
+                let b = wxkit_e2e::pay_notify_body(no, &format!("4200000000{i:020}"), 990, TEST_PAY_KEY);
                 [b.clone(), b]
             })
             .collect();

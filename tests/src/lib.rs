@@ -347,3 +347,35 @@ pub fn card_event(event: &str, from: &str, create_time: i64, fields: &[(&str, &s
     xml.push_str("</xml>");
     xml
 }
+
+/// A payment notify for our test merchant and official account, as WeChat sends it: every field WeChat sends,
+/// HMAC-SHA256-signed with `key` (the merchant's, or another to forge one).
+pub fn pay_notify_body(no: &str, transaction_id: &str, total_fee: i64, key: &str) -> String {
+    let mut f: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for (k, v) in [
+        ("appid", TEST_APP_ID.to_owned()),
+        ("mch_id", TEST_MCH_ID.to_owned()),
+        ("nonce_str", "n0nce".to_owned()),
+        ("result_code", "SUCCESS".to_owned()),
+        ("return_code", "SUCCESS".to_owned()),
+        ("openid", "o-buyer".to_owned()),
+        ("trade_type", "NATIVE".to_owned()),
+        ("bank_type", "OTHERS".to_owned()),
+        ("total_fee", total_fee.to_string()),
+        ("cash_fee", total_fee.to_string()),
+        ("fee_type", "CNY".to_owned()),
+        ("transaction_id", transaction_id.to_owned()),
+        ("out_trade_no", no.to_owned()),
+        ("time_end", "20261126120000".to_owned()),
+        ("sign_type", "HMAC-SHA256".to_owned()),
+    ] {
+        f.insert(k.to_owned(), v);
+    }
+    let sign = wechat_pay::sign::sign(
+        f.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &wechat_pay::PayKey::new(key),
+        wechat_pay::SignType::HmacSha256,
+    );
+    f.insert("sign".into(), sign);
+    wechat_pay::xml::to_xml(&f)
+}

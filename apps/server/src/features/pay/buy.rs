@@ -65,10 +65,13 @@ fn wants(req: &HttpRequest) -> Option<&'static str> {
 pub async fn buy_page(
     req: HttpRequest,
     WebSession(session): WebSession,
-    path: web::Path<i64>,
+    path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let id = path.into_inner();
+    // A page: a malformed id is the same "not for sale" page as an unknown one, never a JSON error.
+    let Ok(id) = path.into_inner().parse::<i64>() else {
+        return pages::error_page(StatusCode::NOT_FOUND, "此券不出售", "This voucher is not for sale.");
+    };
     let campaign = match db::blocking(&state.db, move |conn| merchants_repo::campaign(conn, id)).await {
         Ok(c) => c,
         Err(e) => {
