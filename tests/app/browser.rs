@@ -36,17 +36,101 @@ async fn the_sandbox_demo_redeems_a_coupon_in_a_real_browser() {
     staff.click("button[data-openid='o-demo-staff']").await;
     staff.click("#confirm").await;
     let result = staff.text("#result").await;
-    assert!(result.contains("已核销") && result.contains("Redeemed"), "{result}");
+    assert!(result.contains("Staff Wang"), "{result}");
+    assert!(staff.text("#headline").await.contains("核销成功"));
+    // The confirm was answered with a redirect: the result page is a GET, safe to reload.
+    assert!(staff.url().await.ends_with(&format!("/c/{code}/result")));
+
+    // The customer's page, never reloaded, flips to 核销成功 by itself and its QR is gone.
+    wait_for(
+        &customer,
+        "the customer's page to follow the redemption",
+        "return document.getElementById('status').dataset.status === 'redeemed'",
+    )
+    .await;
+    let notice = customer.text("#live-text").await;
+    assert!(notice.contains("核销成功"), "{notice}");
+    assert_eq!(
+        customer.script("return document.getElementById('qr')").await,
+        Value::Null
+    );
+
+    // Another shop's coupon: the staff member is told so in words, with no confirm button.
+    let admin = app_admin_token(&base).await;
+    let http = reqwest::Client::new();
+    let post = async |path: &str, body: Value| -> Value {
+        let r = http
+            .post(format!("{base}{path}"))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap()
+    };
+    let other = post("/api/v1/merchants", json!({"name": "隔壁面包店 Bakery next door"})).await;
+    let other_campaign = post(
+        "/api/v1/campaigns",
+        json!({"merchant_id": other["id"], "title": "面包券 Bread coupon", "value_fen": 1000}),
+    )
+    .await;
+    let other_coupon = post(
+        &format!("/api/v1/campaigns/{}/coupons", other_campaign["id"]),
+        json!({"owner_openid": "o-demo-customer"}),
+    )
+    .await;
+    staff
+        .goto(&format!("{base}/c/{}", other_coupon["code"].as_str().unwrap()))
+        .await;
+    let reason = staff.text("#cannot").await;
+    assert!(reason.contains("不是本店的券"), "{reason}");
+    assert_eq!(
+        staff.script("return document.getElementById('confirm')").await,
+        Value::Null
+    );
     staff.quit().await;
 
-    // The customer's page now says redeemed.
-    customer.goto(&format!("{base}/c/{code}")).await;
-    let status = customer
-        .script("return document.getElementById('status').dataset.status")
+    // A coupon not valid yet: the customer is told from when, and there is no QR to scan.
+    let merchant = post("/api/v1/merchants", json!({"name": "早餐店 Breakfast"})).await;
+    let later = post(
+        "/api/v1/campaigns",
+        json!({"merchant_id": merchant["id"], "title": "下周早餐券 Breakfast next week",
+               "valid_from": "2099-01-01T00:00:00+08:00", "valid_until": "2099-02-01T00:00:00+08:00"}),
+    )
+    .await;
+    let pending = post(
+        &format!("/api/v1/campaigns/{}/coupons", later["id"]),
+        json!({"owner_openid": "o-demo-customer"}),
+    )
+    .await;
+    customer
+        .goto(&format!("{base}/c/{}", pending["code"].as_str().unwrap()))
         .await;
-    assert_eq!(status, json!("redeemed"));
+    let notice = customer.text("#notice").await;
+    assert!(
+        notice.contains("未到使用时间") && notice.contains("2099-01-01 00:00"),
+        "{notice}"
+    );
+    assert_eq!(
+        customer.script("return document.getElementById('qr')").await,
+        Value::Null
+    );
     customer.quit().await;
 }
+
+/// The sandbox's admin token, as its start page's server keeps it (one per database).
+async fn app_admin_token(base: &str) -> String {
+    SANDBOX_ADMIN
+        .lock()
+        .unwrap()
+        .get(base)
+        .cloned()
+        .expect("sandbox() recorded the admin token")
+}
+
+static SANDBOX_ADMIN: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, String>>> =
+    std::sync::LazyLock::new(Default::default);
 
 /// The sandbox exactly as `wxkit serve --sandbox` runs it with no other configuration, on a temp SQLite file (kept
 /// while the returned directory lives), and its address.
@@ -64,6 +148,12 @@ async fn sandbox() -> (tempfile::TempDir, Application, String) {
         .await
         .unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
+    if let Some(token) = &app.state().admin_token {
+        SANDBOX_ADMIN
+            .lock()
+            .unwrap()
+            .insert(base.clone(), token.secret().to_owned());
+    }
     (dir, app, base)
 }
 

@@ -196,8 +196,19 @@ async fn the_scan_flow_redeems_for_staff_and_shows_details_to_others(kind: DbKin
         .send()
         .await
         .unwrap();
-    assert_eq!(done.status(), 200);
-    assert!(done.text().await.unwrap().contains("已核销 · Redeemed"));
+    // Redirect after POST: a reload or Back never submits again.
+    assert_eq!(done.status(), 303);
+    assert_eq!(done.headers()["location"], format!("{path}/result"));
+    let result = staff
+        .http
+        .get(format!("{}{path}/result", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(result.status(), 200);
+    let result = result.text().await.unwrap();
+    assert!(result.contains("核销成功") && result.contains("by 小王"), "{result}");
+    // A double submit (a stale confirm page) answers with the current state, not a second redemption.
     let again = staff
         .http
         .post(format!("{}{path}/redeem", app.address))
@@ -205,7 +216,13 @@ async fn the_scan_flow_redeems_for_staff_and_shows_details_to_others(kind: DbKin
         .send()
         .await
         .unwrap();
-    assert_eq!(again.status(), 409);
+    assert_eq!(again.status(), 303);
+    let (_, rescan) = staff.open(&app, &path).await;
+    assert!(
+        rescan.contains("id=\"cannot\"") && rescan.contains("此券已核销") && rescan.contains("by 小王"),
+        "a re-scan says when and by whom: {rescan}"
+    );
+    assert!(!rescan.contains("id=\"confirm\""), "{rescan}");
     // The customer's token is not the staff's: posting as the customer is refused (not staff).
     let customer = Browser::new("o-customer");
     let (_, _) = customer.open(&app, &path).await;
@@ -1145,7 +1162,7 @@ async fn sessions_are_signed_and_end_with_their_csrf_tokens(kind: DbKind) {
     assert_eq!(s, 200);
     assert_ne!(csrf(&page), old_token, "tokens are bound to the session's expiry");
     assert_eq!(confirm(&old_token).await, 403, "a token from the previous session");
-    assert_eq!(confirm(&csrf(&page)).await, 200);
+    assert_eq!(confirm(&csrf(&page)).await, 303);
 }
 
 on_both_backends!(a_campaign_gets_a_wechat_card_from_a_logo_and_its_fields);

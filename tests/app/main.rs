@@ -23,5 +23,6 @@ mod coupons;
 mod jssdk;
 mod login;
 mod pay;
+mod product;
 mod server;
 mod trust;

@@ -45,6 +45,19 @@ pub fn test_settings_with(db_url: &str, sim: &SimServer, set: &[(&str, &str)], u
         // Quick outbox retries, so that fault tests finish in seconds.
         ("WXKIT__OUTBOX__RETRY_BASE_MS".to_owned(), "100".to_owned()),
         ("WXKIT__OUTBOX__POLL_MS".to_owned(), "200".to_owned()),
+        // Every test client is 127.0.0.1: request limits off, except where a test sets one.
+        (
+            "WXKIT__RATE_LIMITS__OAUTH_CALLBACK_PER_MINUTE".to_owned(),
+            "0".to_owned(),
+        ),
+        ("WXKIT__RATE_LIMITS__COUPON_PAGES_PER_MINUTE".to_owned(), "0".to_owned()),
+        (
+            "WXKIT__RATE_LIMITS__COUPON_STATUS_PER_MINUTE".to_owned(),
+            "0".to_owned(),
+        ),
+        ("WXKIT__RATE_LIMITS__POS_PER_MINUTE".to_owned(), "0".to_owned()),
+        ("WXKIT__RATE_LIMITS__PUSH_PER_MINUTE".to_owned(), "0".to_owned()),
+        ("WXKIT__RATE_LIMITS__LOGIN_PER_MINUTE".to_owned(), "0".to_owned()),
     ];
     env.retain(|(k, _)| !unset.contains(&k.as_str()));
     for (k, v) in set {
@@ -207,6 +220,13 @@ pub fn server_env(db_url: &str, sim: &SimServer, port: u16) -> Vec<(String, Stri
         ("WXKIT__WECHAT__TOKEN".into(), TEST_PUSH_TOKEN.into()),
         ("WXKIT__WECHAT__ENCODING_AES_KEY".into(), TEST_AES_KEY.into()),
         ("RUST_LOG".into(), "warn".into()),
+        // Load and fault tests drive one token and one address hard: request limits off.
+        ("WXKIT__RATE_LIMITS__OAUTH_CALLBACK_PER_MINUTE".into(), "0".into()),
+        ("WXKIT__RATE_LIMITS__COUPON_PAGES_PER_MINUTE".into(), "0".into()),
+        ("WXKIT__RATE_LIMITS__COUPON_STATUS_PER_MINUTE".into(), "0".into()),
+        ("WXKIT__RATE_LIMITS__POS_PER_MINUTE".into(), "0".into()),
+        ("WXKIT__RATE_LIMITS__PUSH_PER_MINUTE".into(), "0".into()),
+        ("WXKIT__RATE_LIMITS__LOGIN_PER_MINUTE".into(), "0".into()),
     ]
 }
 

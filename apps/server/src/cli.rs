@@ -13,10 +13,29 @@ pub struct Cli {
     /// Settings file (default: ./wxkit.toml if present). Environment variables WXKIT__SECTION__KEY override it.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Print results as JSON (one document) instead of readable tables.
+    #[arg(long, global = true)]
+    pub json: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
+
+impl Cli {
+    /// The log format asked for: `serve --log-format`, else `WXKIT_LOG_FORMAT`.
+    pub fn log_format(&self) -> Option<&str> {
+        match &self.command {
+            Command::Serve {
+                log_format: Some(f), ..
+            } => Some(f.as_str()),
+            _ => None,
+        }
+        .or(LOG_FORMAT_ENV.as_deref())
+    }
+}
+
+static LOG_FORMAT_ENV: std::sync::LazyLock<Option<String>> =
+    std::sync::LazyLock::new(|| std::env::var("WXKIT_LOG_FORMAT").ok());
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
@@ -30,9 +49,21 @@ pub enum Command {
         /// Sandbox mode: the bundled WeChat simulator in-process, demo data, tokens printed (server.mode = sandbox).
         #[arg(long)]
         sandbox: bool,
+        /// Where the sandbox's simulator listens, HOST:PORT (overrides server.sandbox_sim_addr; default a free
+        /// loopback port). Use 0.0.0.0:9000 (and --addr 0.0.0.0:8080, server.public_base_url) for a phone on the LAN.
+        #[arg(long, value_name = "HOST:PORT")]
+        sandbox_sim_addr: Option<String>,
+        /// Log format on stderr: text (default) or json (one object per line, for log shippers).
+        #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+        log_format: Option<String>,
     },
-    /// Apply pending database migrations and exit.
-    Migrate,
+    /// Apply pending database migrations and exit (creates a SQLite file; with --create-database also a missing
+    /// PostgreSQL database).
+    Migrate {
+        /// On PostgreSQL, create the database first when it does not exist (the user needs CREATEDB).
+        #[arg(long)]
+        create_database: bool,
+    },
     /// Run the standalone WeChat simulator.
     #[cfg(feature = "sandbox")]
     Sim {
@@ -69,6 +100,35 @@ pub enum Command {
     /// Coupons.
     #[command(subcommand)]
     Coupon(CouponCommand),
+    /// The redemption log (核销记录).
+    #[command(subcommand)]
+    Redemptions(RedemptionsCommand),
+}
+
+/// `wxkit redemptions ...`
+#[derive(Debug, Subcommand)]
+pub enum RedemptionsCommand {
+    /// Redemptions, newest first: id, time (UTC+8), channel, code, campaign, staff.
+    List {
+        /// Only this merchant's.
+        #[arg(long = "merchant-id")]
+        merchant_id: Option<i64>,
+        /// Only this campaign's.
+        #[arg(long = "campaign-id")]
+        campaign_id: Option<i64>,
+        /// At or after (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Before (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many (default 100; with --csv, everything up to 100,000).
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Print CSV (the same as `GET /api/v1/redemptions` with `Accept: text/csv`).
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 /// `wxkit merchant ...`
@@ -82,6 +142,11 @@ pub enum MerchantCommand {
     },
     /// List merchants.
     List,
+    /// Show a merchant.
+    Show {
+        /// Merchant id.
+        id: i64,
+    },
 }
 
 /// `wxkit staff ...`
@@ -118,7 +183,24 @@ pub enum CampaignCommand {
     /// Create a campaign; prints it as JSON.
     Create(crate::features::merchants::routes::CampaignRequest),
     /// List campaigns.
-    List,
+    List {
+        /// Only this merchant's.
+        #[arg(long = "merchant-id")]
+        merchant_id: Option<i64>,
+    },
+    /// Show a campaign.
+    Show {
+        /// Campaign id.
+        id: i64,
+    },
+    /// End a campaign now: no more issuing, buying or redeeming its coupons.
+    End {
+        /// Campaign id.
+        id: i64,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 /// `wxkit coupon ...`
@@ -138,6 +220,41 @@ pub enum CouponCommand {
         /// The code.
         code: String,
     },
+    /// List a campaign's coupons.
+    List {
+        /// The campaign.
+        #[arg(long = "campaign-id")]
+        campaign_id: i64,
+        /// Only coupons in this status: issued, redeemed, void or expired.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this customer's.
+        #[arg(long = "owner-openid")]
+        owner_openid: Option<String>,
+        /// At most this many (default 100).
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Void a coupon that is not redeemed (audited with the reason; its page then says 已作废, the POS answers 410).
+    Void {
+        /// The code.
+        code: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Redeem a coupon through the running server's POS API, as a staff tool would (staff token from --token or
+    /// WXKIT_STAFF_TOKEN).
+    Redeem {
+        /// The code as scanned or typed (any case, grouped with spaces or dashes, or the coupon's URL).
+        code: String,
+        /// The staff member's POS token.
+        #[arg(long, env = "WXKIT_STAFF_TOKEN", hide_env_values = true)]
+        token: String,
+        /// The server (default: server.public_base_url, or http://server.addr).
+        #[arg(long)]
+        server: Option<String>,
+    },
 }
 
 fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
@@ -155,6 +272,21 @@ async fn with_db<T: Send + 'static>(
     let settings = Settings::load(config)?;
     tokio::task::spawn_blocking(move || {
         let backend = db::Backend::from_url(&settings.database.url)?;
+        // Only `serve` and `migrate` create a database: a data command in the wrong directory must not leave an
+        // empty ./wxkit.db behind and report "nothing found".
+        if !backend.exists() {
+            let shown = match &backend {
+                db::Backend::Sqlite(path) => std::path::absolute(path)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| path.clone()),
+                db::Backend::Postgres(_) => backend.target(),
+            };
+            return Err(CliError::Usage(format!(
+                "no database at {shown} (database.url): run `wxkit migrate` (or `wxkit serve`) to create it, or point \
+                 --config / WXKIT__DATABASE__URL at the right one"
+            )));
+        }
+        eprintln!("database: {}", backend.target());
         backend.migrate()?;
         let mut conn = backend.establish()?;
         work(&mut conn, &settings)
@@ -173,14 +305,14 @@ fn base_url(settings: &Settings) -> String {
         .to_owned()
 }
 
-/// The command-line form of a refused admin use case: bad or conflicting input is exit 2 (as clap's own errors),
-/// the database exit 2 too.
+/// The command-line form of a refused admin use case, by the exit-code convention (docs: README "CLI"): a field
+/// breaking its rule is bad usage (2); something not found, or a change the current state refuses, is 1.
 fn admin_error(e: crate::features::merchants::service::AdminError) -> CliError {
     use crate::features::merchants::service::AdminError;
     match e {
         AdminError::Invalid { field, message } => CliError::Usage(format!("--{} {message}", field.replace('_', "-"))),
-        AdminError::NotFound(what) => CliError::Usage(what.to_owned()),
-        AdminError::Conflict { message, .. } => CliError::Usage(message),
+        AdminError::NotFound(what) => CliError::Invalid(what.to_owned()),
+        AdminError::Conflict { message, .. } => CliError::Invalid(message),
         AdminError::Db(e) => CliError::Database(e),
     }
 }
@@ -189,26 +321,101 @@ fn api_error(e: crate::http::errors::ApiError) -> CliError {
     CliError::Usage(e.message().to_owned())
 }
 
-async fn data_tool(cli_config: Option<PathBuf>, command: Command) -> Result<(), CliError> {
+/// Prints rows as an aligned table (headers first), or with `--json` the JSON value instead.
+fn print_rows(json: bool, value: &serde_json::Value, headers: &[&str], rows: Vec<Vec<String>>) -> Result<(), CliError> {
+    if json {
+        return print_json(value);
+    }
+    if rows.is_empty() {
+        eprintln!("(none)");
+        return Ok(());
+    }
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<String>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let pad = widths.get(i).copied().unwrap_or(0).saturating_sub(c.chars().count());
+                format!("{c}{}", " ".repeat(pad))
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    println!("{}", line(headers.iter().map(|h| (*h).to_owned()).collect()));
+    for row in rows {
+        println!("{}", line(row));
+    }
+    Ok(())
+}
+
+/// A JSON field as table text.
+fn cell(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "-".into(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn rfc3339_arg(flag: &str, value: Option<&str>) -> Result<Option<i64>, CliError> {
+    value
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .map(|t| t.timestamp_millis())
+                .map_err(|_| CliError::Usage(format!("--{flag} must be RFC 3339, e.g. 2026-12-01T00:00:00+08:00")))
+        })
+        .transpose()
+}
+
+fn limit_arg(limit: i64, max: i64) -> Result<i64, CliError> {
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(CliError::Usage(format!("--limit must be 1 to {max}")))
+    }
+}
+
+async fn data_tool(cli_config: Option<PathBuf>, json: bool, command: Command) -> Result<(), CliError> {
+    use crate::features::coupons::admin;
     use crate::features::coupons::repo as coupons_repo;
     use crate::features::merchants::repo as merchants_repo;
+    use crate::features::merchants::routes::{campaign_json_at, staff_json};
     use crate::features::merchants::service;
     use crate::platform::clock::now_ms;
+    use serde_json::{Value, json as j};
     let config = cli_config.clone();
+    let merchant_value = |m: &merchants_repo::MerchantRow| j!({"id": m.id, "name": m.name, "created_at": crate::features::coupons::routes::rfc3339(m.created_at)});
     match command {
         Command::Merchant(MerchantCommand::Create { name }) => {
             let m = with_db(config.as_deref(), move |conn, _| {
                 service::create_merchant(conn, &name, now_ms()).map_err(admin_error)
             })
             .await?;
-            print_json(&serde_json::json!({"id": m.id, "name": m.name}))
+            print_json(&j!({"id": m.id, "name": m.name}))
         }
         Command::Merchant(MerchantCommand::List) => {
             let rows = with_db(config.as_deref(), |conn, _| Ok(merchants_repo::list_merchants(conn)?)).await?;
-            for m in rows {
-                println!("{}\t{}", m.id, m.name);
-            }
-            Ok(())
+            let value = Value::Array(rows.iter().map(merchant_value).collect());
+            let table = rows.iter().map(|m| vec![m.id.to_string(), m.name.clone()]).collect();
+            print_rows(json, &value, &["ID", "NAME"], table)
+        }
+        Command::Merchant(MerchantCommand::Show { id }) => {
+            let m = with_db(config.as_deref(), move |conn, _| {
+                Ok(merchants_repo::merchant(conn, id)?)
+            })
+            .await?;
+            let m = m.ok_or_else(|| CliError::Invalid(format!("no merchant {id}")))?;
+            print_json(&merchant_value(&m))
         }
         Command::Staff(StaffCommand::Add {
             merchant_id,
@@ -220,7 +427,7 @@ async fn data_tool(cli_config: Option<PathBuf>, command: Command) -> Result<(), 
             })
             .await?;
             print_json(
-                &serde_json::json!({"id": row.id, "merchant_id": row.merchant_id, "openid": row.openid, "name": row.name, "api_token": api_token}),
+                &j!({"id": row.id, "merchant_id": row.merchant_id, "openid": row.openid, "name": row.name, "api_token": api_token}),
             )
         }
         Command::Staff(StaffCommand::List { merchant_id }) => {
@@ -228,17 +435,20 @@ async fn data_tool(cli_config: Option<PathBuf>, command: Command) -> Result<(), 
                 Ok(merchants_repo::list_staff(conn, merchant_id)?)
             })
             .await?;
-            for s in rows {
-                println!(
-                    "{}\t{}\t{}\t{}\t{}",
-                    s.id,
-                    s.merchant_id,
-                    s.openid,
-                    s.name,
-                    if s.active { "active" } else { "removed" }
-                );
-            }
-            Ok(())
+            let value = Value::Array(rows.iter().map(staff_json).collect());
+            let table = rows
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.id.to_string(),
+                        s.merchant_id.to_string(),
+                        s.openid.clone(),
+                        s.name.clone(),
+                        if s.active { "active" } else { "removed" }.to_owned(),
+                    ]
+                })
+                .collect();
+            print_rows(json, &value, &["ID", "MERCHANT", "OPENID", "NAME", "STATUS"], table)
         }
         Command::Staff(StaffCommand::Remove { id }) => {
             with_db(config.as_deref(), move |conn, _| {
@@ -248,8 +458,12 @@ async fn data_tool(cli_config: Option<PathBuf>, command: Command) -> Result<(), 
                 })
             })
             .await?;
-            println!("removed staff {id}");
-            Ok(())
+            if json {
+                print_json(&j!({"removed": id}))
+            } else {
+                println!("removed staff {id}");
+                Ok(())
+            }
         }
         Command::Campaign(CampaignCommand::Create(request)) => {
             let new = request.validate(now_ms()).map_err(api_error)?;
@@ -257,48 +471,75 @@ async fn data_tool(cli_config: Option<PathBuf>, command: Command) -> Result<(), 
                 service::create_campaign(conn, &new, now_ms()).map_err(admin_error)
             })
             .await?;
-            print_json(&crate::features::merchants::routes::campaign_json(&row))
+            print_json(&campaign_json_at(&row, now_ms()))
         }
-        Command::Campaign(CampaignCommand::List) => {
-            let rows = with_db(config.as_deref(), |conn, _| {
-                Ok(merchants_repo::list_campaigns(conn, None)?)
+        Command::Campaign(CampaignCommand::List { merchant_id }) => {
+            let rows = with_db(config.as_deref(), move |conn, _| {
+                Ok(merchants_repo::list_campaigns(conn, merchant_id)?)
             })
             .await?;
-            for c in rows {
-                println!(
-                    "{}\t{}\t{}\t{} issued{}",
-                    c.id,
-                    c.merchant_id,
-                    c.title,
-                    c.issued,
-                    c.quantity.map(|q| format!(" of {q}")).unwrap_or_default()
-                );
+            let now = now_ms();
+            let values: Vec<Value> = rows.iter().map(|c| campaign_json_at(c, now)).collect();
+            let table = values
+                .iter()
+                .map(|c| {
+                    vec![
+                        cell(&c["id"]),
+                        cell(&c["merchant_id"]),
+                        cell(&c["title"]),
+                        cell(&c["status"]),
+                        match c["quantity"].as_i64() {
+                            Some(q) => format!("{} of {q}", cell(&c["issued"])),
+                            None => cell(&c["issued"]),
+                        },
+                        cell(&c["valid_until"]),
+                    ]
+                })
+                .collect();
+            print_rows(
+                json,
+                &Value::Array(values),
+                &["ID", "MERCHANT", "TITLE", "STATUS", "ISSUED", "VALID UNTIL"],
+                table,
+            )
+        }
+        Command::Campaign(CampaignCommand::Show { id }) => {
+            let c = with_db(config.as_deref(), move |conn, _| {
+                Ok(merchants_repo::campaign(conn, id)?)
+            })
+            .await?;
+            let c = c.ok_or_else(|| CliError::Invalid(format!("no campaign {id}")))?;
+            print_json(&campaign_json_at(&c, now_ms()))
+        }
+        Command::Campaign(CampaignCommand::End { id, reason }) => {
+            if reason.as_ref().is_some_and(|r| r.chars().count() > 200) {
+                return Err(CliError::Usage("--reason must be at most 200 characters".into()));
             }
-            Ok(())
+            let now = now_ms();
+            let c = with_db(config.as_deref(), move |conn, _| {
+                Ok(merchants_repo::end_campaign(conn, id, now, reason.as_deref())?)
+            })
+            .await?;
+            let c = c.ok_or_else(|| CliError::Invalid(format!("no campaign {id}")))?;
+            print_json(&campaign_json_at(&c, now))
         }
         Command::Coupon(CouponCommand::Issue {
             campaign_id,
             owner_openid,
         }) => {
             let (coupon, base) = with_db(config.as_deref(), move |conn, settings| {
-                let (c, _) = service::issue_coupon(conn, campaign_id, owner_openid.as_deref(), now_ms()).map_err(
-                    |e| match e {
-                        // The command was well formed; the campaign's rules refused it.
-                        service::AdminError::Conflict { message, .. } => CliError::Invalid(message),
-                        service::AdminError::NotFound(what) => CliError::Invalid(what.to_owned()),
-                        other => admin_error(other),
-                    },
-                )?;
+                let (c, _) =
+                    service::issue_coupon(conn, campaign_id, owner_openid.as_deref(), now_ms()).map_err(admin_error)?;
                 Ok((c, base_url(settings)))
             })
             .await?;
-            print_json(&serde_json::json!({
+            print_json(&j!({
                 "code": coupon.code, "campaign_id": coupon.campaign_id, "owner_openid": coupon.owner_openid,
                 "url": format!("{base}/c/{}", coupon.code), "qr_url": format!("{base}/c/{}/qr.png", coupon.code),
             }))
         }
         Command::Coupon(CouponCommand::Show { code }) => {
-            let Some(parsed) = redemption_core::CouponCode::parse(&code) else {
+            let Some(parsed) = redemption_core::CouponCode::parse_typed(&code) else {
                 return Err(CliError::Usage(format!(
                     "{code:?} is not a coupon code (26 characters A-Z, 2-7)"
                 )));
@@ -310,14 +551,219 @@ async fn data_tool(cli_config: Option<PathBuf>, command: Command) -> Result<(), 
             let Some((c, k, base)) = found else {
                 return Err(CliError::Invalid(format!("no coupon {code}")));
             };
-            print_json(&serde_json::json!({
-                "code": c.code, "campaign": crate::features::merchants::routes::campaign_json(&k), "owner_openid": c.owner_openid,
+            print_json(&j!({
+                "code": c.code, "campaign": campaign_json_at(&k, now_ms()), "owner_openid": c.owner_openid,
                 "status": c.status, "redeemed_at": c.redeemed_at.map(crate::features::coupons::routes::rfc3339),
                 "redeemed_by": c.redeemed_by, "url": format!("{base}/c/{}", c.code),
             }))
         }
+        Command::Coupon(CouponCommand::List {
+            campaign_id,
+            status,
+            owner_openid,
+            limit,
+        }) => {
+            let limit = limit_arg(limit, 10_000)?;
+            let status = status
+                .map(|s| {
+                    admin::StatusFilter::parse(&s).ok_or_else(|| {
+                        CliError::Usage(format!("--status {s:?} is not issued, redeemed, void or expired"))
+                    })
+                })
+                .transpose()?;
+            let now = now_ms();
+            let found = with_db(config.as_deref(), move |conn, _| {
+                Ok(admin::campaign_coupons(
+                    conn,
+                    campaign_id,
+                    status,
+                    owner_openid.as_deref(),
+                    None,
+                    limit,
+                    now,
+                )?)
+            })
+            .await?;
+            let (campaign, rows) = found.ok_or_else(|| CliError::Invalid(format!("no campaign {campaign_id}")))?;
+            let campaign = campaign.to_domain();
+            let values: Vec<Value> = rows
+                .iter()
+                .map(|c| {
+                    let status = c
+                        .to_domain()
+                        .map(|d| d.effective_status(&campaign, now).as_str())
+                        .unwrap_or("void");
+                    j!({
+                        "code": c.code, "status": status, "owner_openid": c.owner_openid,
+                        "redeemed_at": c.redeemed_at.map(crate::features::coupons::routes::rfc3339),
+                        "redeemed_by": c.redeemed_by,
+                    })
+                })
+                .collect();
+            let table = values
+                .iter()
+                .map(|v| {
+                    vec![
+                        cell(&v["code"]),
+                        cell(&v["status"]),
+                        cell(&v["owner_openid"]),
+                        cell(&v["redeemed_at"]),
+                    ]
+                })
+                .collect();
+            print_rows(
+                json,
+                &Value::Array(values),
+                &["CODE", "STATUS", "OWNER", "REDEEMED AT"],
+                table,
+            )
+        }
+        Command::Coupon(CouponCommand::Void { code, reason }) => {
+            let reason = reason.trim().to_owned();
+            if reason.is_empty() || reason.chars().count() > admin::REASON_MAX {
+                return Err(CliError::Usage(format!(
+                    "--reason must be 1 to {} characters",
+                    admin::REASON_MAX
+                )));
+            }
+            let Some(parsed) = redemption_core::CouponCode::parse_typed(&code) else {
+                return Err(CliError::Invalid(format!("no coupon {code}")));
+            };
+            let outcome = with_db(config.as_deref(), move |conn, _| {
+                Ok(admin::void(conn, parsed.as_str(), &reason, now_ms())?)
+            })
+            .await?;
+            match outcome {
+                admin::VoidOutcome::Voided(c, _) | admin::VoidOutcome::AlreadyVoid(c, _) => {
+                    print_json(&j!({"code": c.code, "status": "void"}))
+                }
+                admin::VoidOutcome::Redeemed(c, _) => Err(CliError::Invalid(format!(
+                    "coupon {} was redeemed{}: a redeemed coupon cannot be voided",
+                    c.code,
+                    c.redeemed_at
+                        .map(|t| format!(" at {}", crate::features::coupons::routes::rfc3339(t)))
+                        .unwrap_or_default()
+                ))),
+                admin::VoidOutcome::NotFound => Err(CliError::Invalid(format!("no coupon {code}"))),
+            }
+        }
+        Command::Redemptions(RedemptionsCommand::List {
+            merchant_id,
+            campaign_id,
+            since,
+            until,
+            limit,
+            csv,
+        }) => {
+            let filter = admin::LogFilter {
+                merchant_id,
+                campaign_id,
+                since: rfc3339_arg("since", since.as_deref())?,
+                until: rfc3339_arg("until", until.as_deref())?,
+            };
+            let n = if csv {
+                crate::features::coupons::admin_routes::CSV_MAX_ROWS
+            } else {
+                limit_arg(limit, 10_000)?
+            };
+            let rows = with_db(config.as_deref(), move |conn, _| {
+                Ok(admin::redemption_log(conn, &filter, None, n)?)
+            })
+            .await?;
+            if csv {
+                use std::io::Write as _;
+                let mut out = std::io::stdout().lock();
+                out.write_all(admin::CSV_HEADER.as_bytes())?;
+                for r in &rows {
+                    out.write_all(admin::csv_line(r).as_bytes())?;
+                }
+                return Ok(());
+            }
+            let values: Vec<Value> = rows
+                .iter()
+                .map(|r| {
+                    j!({
+                        "id": r.id, "redeemed_at": crate::features::coupons::routes::rfc3339(r.at), "channel": r.channel,
+                        "coupon_code": r.coupon_code, "campaign_id": r.campaign_id, "campaign_title": r.campaign_title,
+                        "merchant_id": r.merchant_id,
+                        "staff": r.staff_id.map(|id| j!({"id": id, "name": r.staff_name})),
+                    })
+                })
+                .collect();
+            let table = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.id.to_string(),
+                        crate::http::pages::beijing(r.at),
+                        r.channel.clone(),
+                        r.coupon_code.clone(),
+                        r.campaign_title.clone(),
+                        r.staff_name.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            print_rows(
+                json,
+                &Value::Array(values),
+                &["ID", "TIME (UTC+8)", "CHANNEL", "CODE", "CAMPAIGN", "STAFF"],
+                table,
+            )
+        }
         _ => Err(CliError::Usage("not a data command".into())),
     }
+}
+
+/// `wxkit coupon redeem`: the running server's POS API, as a staff tool calls it.
+async fn redeem_via_pos(
+    settings: &Settings,
+    server: Option<String>,
+    code: &str,
+    token: &str,
+    json: bool,
+) -> Result<(), CliError> {
+    if token.trim().is_empty() {
+        return Err(CliError::Usage(
+            "--token (or WXKIT_STAFF_TOKEN) is the staff member's POS token".into(),
+        ));
+    }
+    let base = server.unwrap_or_else(|| base_url(settings));
+    let base = base.trim_end_matches('/');
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| CliError::Io(std::io::Error::other(e.to_string())))?;
+    let response = http
+        .post(format!("{base}/api/v1/redemptions"))
+        .bearer_auth(token.trim())
+        .json(&serde_json::json!({"code": code}))
+        .send()
+        .await
+        .map_err(|e| CliError::Io(std::io::Error::other(format!("cannot reach the server at {base}: {e}"))))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if status.is_success() {
+        if json {
+            return print_json(&body);
+        }
+        println!(
+            "redeemed {} ({}) at {} by {}",
+            body["coupon"]["code"].as_str().unwrap_or_default(),
+            body["coupon"]["title"].as_str().unwrap_or_default(),
+            body["redeemed_at"].as_str().unwrap_or_default(),
+            body["redeemed_by"]["name"].as_str().unwrap_or_default()
+        );
+        return Ok(());
+    }
+    if json {
+        print_json(&body)?;
+    }
+    Err(CliError::Invalid(format!(
+        "not redeemed ({} {}): {}",
+        status.as_u16(),
+        body["error"]["code"].as_str().unwrap_or("error"),
+        body["error"]["message"].as_str().unwrap_or("no explanation")
+    )))
 }
 
 /// The safe-mode parameters shared by `wxkit msg` commands.
@@ -884,10 +1330,23 @@ impl CliError {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Serve { addr, sandbox } => {
+        Command::Serve {
+            addr,
+            sandbox,
+            sandbox_sim_addr,
+            log_format: _,
+        } => {
             let mut settings = Settings::load(cli.config.as_deref())?;
             if sandbox {
                 settings.server.mode = crate::configuration::ServerMode::Sandbox;
+            }
+            if let Some(sim_addr) = sandbox_sim_addr {
+                if sim_addr.parse::<std::net::SocketAddr>().is_err() {
+                    return Err(CliError::Usage(format!(
+                        "--sandbox-sim-addr {sim_addr:?} is not HOST:PORT (e.g. 0.0.0.0:9000)"
+                    )));
+                }
+                settings.server.sandbox_sim_addr = sim_addr;
             }
             if let Some(addr) = addr {
                 if addr.parse::<std::net::SocketAddr>().is_err() {
@@ -933,20 +1392,30 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     "                       -H 'Content-Type: application/json' -d '{{\"code\":\"{}\"}}'",
                     demo.customer_coupons.first().map(String::as_str).unwrap_or("CODE")
                 );
-                if let Some(admin) = &app.state().admin_token {
-                    eprintln!("  admin API token (this run): {}", admin.secret());
+                match (&app.state().admin_token, app.state().settings.admin.token.is_some()) {
+                    // A pinned token is the operator's: never echoed.
+                    (Some(_), true) => eprintln!("  admin API token:   the one in admin.token"),
+                    (Some(admin), false) => {
+                        eprintln!("  admin API token:   {}   (kept in this database)", admin.secret())
+                    }
+                    (None, _) => {}
                 }
             }
             app.run_until_stopped().await?;
             Ok(())
         }
-        Command::Migrate => {
+        Command::Migrate { create_database } => {
             let settings = Settings::load(cli.config.as_deref())?;
             let backend = db::Backend::from_url(&settings.database.url)?;
             let target = backend.target();
-            let applied = tokio::task::spawn_blocking(move || backend.migrate())
-                .await
-                .map_err(|e| db::DbError::Task(e.to_string()))??;
+            let applied = tokio::task::spawn_blocking(move || {
+                if create_database && backend.create_database_if_missing()? {
+                    println!("created {}", backend.target());
+                }
+                backend.migrate()
+            })
+            .await
+            .map_err(|e| db::DbError::Task(e.to_string()))??;
             if applied.is_empty() {
                 println!("{target}: up to date");
             } else {
@@ -1000,9 +1469,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Pay(command) => pay_tool(command),
         Command::Msg(command) => msg_tool(command),
-        command @ (Command::Merchant(_) | Command::Staff(_) | Command::Campaign(_) | Command::Coupon(_)) => {
-            data_tool(cli.config, command).await
+        Command::Coupon(CouponCommand::Redeem { code, token, server }) => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            redeem_via_pos(&settings, server, &code, &token, cli.json).await
         }
+        command @ (Command::Merchant(_)
+        | Command::Staff(_)
+        | Command::Campaign(_)
+        | Command::Coupon(_)
+        | Command::Redemptions(_)) => data_tool(cli.config, cli.json, command).await,
         #[cfg(feature = "sandbox")]
         Command::Sim { addr, apps, merchants } => {
             if addr.parse::<std::net::SocketAddr>().is_err() {

@@ -34,6 +34,42 @@ pub struct Settings {
     pub miniprogram: MiniProgramSettings,
     /// Login sessions and scan-to-login scenes.
     pub login: LoginSettings,
+    /// Request rate limits on the public endpoints.
+    #[serde(default)]
+    pub rate_limits: RateLimitSettings,
+}
+
+/// `rate_limits.*`: requests per minute (with the same burst) on the public endpoints; 0 turns one off. Keyed by
+/// client address, except the POS (per staff token) and the coupon page's status poll (per session). Behind a
+/// reverse proxy every client shares the proxy's address: limit at the proxy then, or raise these.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSettings {
+    /// `rate_limits.oauth_callback_per_minute`: `/auth/callback` per address.
+    pub oauth_callback_per_minute: u32,
+    /// `rate_limits.coupon_pages_per_minute`: `/c/...` pages and QR images per address.
+    pub coupon_pages_per_minute: u32,
+    /// `rate_limits.coupon_status_per_minute`: the coupon page's status poll per session.
+    pub coupon_status_per_minute: u32,
+    /// `rate_limits.pos_per_minute`: `POST /api/v1/redemptions` per staff token.
+    pub pos_per_minute: u32,
+    /// `rate_limits.push_per_minute`: `/wechat/push` per address.
+    pub push_per_minute: u32,
+    /// `rate_limits.login_per_minute`: the login APIs (mini-program login, scan-to-login scenes) per address.
+    pub login_per_minute: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        RateLimitSettings {
+            oauth_callback_per_minute: 60,
+            coupon_pages_per_minute: 300,
+            coupon_status_per_minute: 90,
+            pos_per_minute: 1200,
+            push_per_minute: 6000,
+            login_per_minute: 120,
+        }
+    }
 }
 
 /// `miniprogram.*`: the mini program whose users log in (its own appid and secret, not the official account's).
@@ -93,6 +129,12 @@ pub struct ServerSettings {
     /// `server.auth_failures_per_minute`: failed admin/POS authentications allowed per client address per minute
     /// (with the same burst); beyond it every authenticated call from that address gets 429 until it refills.
     pub auth_failures_per_minute: u32,
+    /// `server.sandbox_sim_addr`: where the sandbox's simulator listens, `HOST:PORT` (default `127.0.0.1:0`, a free
+    /// port on loopback; `0.0.0.0:9000` lets a phone on the LAN or a container port reach it).
+    pub sandbox_sim_addr: String,
+    /// `server.sandbox_sim_public_url`: the simulator's URL as browsers reach it (default: the host of
+    /// `server.public_base_url` with the simulator's port).
+    pub sandbox_sim_public_url: Option<String>,
 }
 
 /// `database.*`
@@ -267,6 +309,7 @@ impl Settings {
             .set_default("wechat.push_compatible_mode", false)?
             .set_default("server.body_timeout_secs", 10)?
             .set_default("server.auth_failures_per_minute", 30)?
+            .set_default("server.sandbox_sim_addr", "127.0.0.1:0")?
             .set_default("outbox.poll_ms", 1000)?
             .set_default("outbox.retry_base_ms", 1000)?
             .set_default("outbox.retry_max_ms", 600_000)?

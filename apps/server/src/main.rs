@@ -10,7 +10,11 @@ fn main() -> ExitCode {
     // .env first, so that it feeds both clap's env fallbacks and the settings.
     let _ = dotenvy::dotenv();
     let cli = wxkit::cli::Cli::parse();
-    wxkit::telemetry::init("info,actix_server=warn");
+    let format = cli
+        .log_format()
+        .and_then(wxkit::telemetry::LogFormat::parse)
+        .unwrap_or_default();
+    wxkit::telemetry::init_with("info,actix_server=warn", format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -73,6 +73,8 @@ pub struct AppState {
     pub outbox: crate::features::outbox::Outbox,
     /// Failed authentications per client address.
     pub auth_limiter: crate::http::ratelimit::AuthLimiter,
+    /// Request limits of the public endpoints.
+    pub rate_limits: crate::http::ratelimit::RateLimits,
     /// The application's clock (the system's; tests move it).
     pub clock: Arc<dyn wechat_core::Clock>,
     /// The mini program (login, phone, codes), when configured (always in sandbox mode).
@@ -168,6 +170,29 @@ fn certificate_transport(
     Ok(None)
 }
 
+/// The simulator's address as browsers reach it: `server.sandbox_sim_public_url` when set; else, when the server has
+/// a public base URL, that host with the simulator's port (a phone on the LAN reaches both the same way); else its
+/// local address.
+pub fn sandbox_sim_public_url(settings: &Settings, local: &str) -> String {
+    if let Some(u) = settings
+        .server
+        .sandbox_sim_public_url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+    {
+        return u.trim_end_matches('/').to_owned();
+    }
+    let port = url::Url::parse(local).ok().and_then(|u| u.port());
+    match (settings.server.public_base_url.as_deref().map(url::Url::parse), port) {
+        (Some(Ok(mut public)), Some(port)) if public.host_str().is_some() => {
+            let _ = public.set_port(Some(port));
+            public.set_path("");
+            public.as_str().trim_end_matches('/').to_owned()
+        }
+        _ => local.to_owned(),
+    }
+}
+
 /// The merchant id the sandbox registers in the simulator.
 const SANDBOX_MCH_ID: &str = "1900000109";
 
@@ -252,8 +277,9 @@ impl Application {
             #[cfg(feature = "sandbox")]
             None => {
                 let secret = wechat_core::AppSecret::new(uuid::Uuid::new_v4().simple().to_string());
+                let sim_addr = settings.server.sandbox_sim_addr.clone();
                 let sim = SandboxSim::start(
-                    "127.0.0.1:0",
+                    &sim_addr,
                     &[
                         (SANDBOX_APP_ID, secret.secret()),
                         (SANDBOX_MP_APP_ID, sandbox_mp_secret.secret()),
@@ -261,10 +287,16 @@ impl Application {
                 )
                 .await
                 .map_err(|source| StartupError::Bind {
-                    addr: "127.0.0.1:0 (sandbox simulator)".into(),
+                    addr: format!("{sim_addr} (sandbox simulator, server.sandbox_sim_addr)"),
                     source,
                 })?;
-                let endpoints = Endpoints::single(&sim.base_url())?;
+                // The server calls the simulator on its local address; browsers (a phone on the LAN) are sent to
+                // its public one.
+                let public = sandbox_sim_public_url(&settings, &sim.base_url());
+                let endpoints = Endpoints {
+                    api_base_url: wechat_core::parse_base_url(&sim.base_url())?,
+                    open_base_url: wechat_core::parse_base_url(&public)?,
+                };
                 tracing::info!(simulator = %sim.base_url(), app_id = SANDBOX_APP_ID, "sandbox mode: using the bundled WeChat simulator");
                 (Some(sim), endpoints, AppId::new(SANDBOX_APP_ID), secret)
             }
@@ -367,22 +399,34 @@ impl Application {
         }
         let cards = wechat_card::CardClient::new(wechat.clone(), tokens.clone());
         let keys_pool = pool.clone();
-        let (state_key, session_key) = tokio::task::spawn_blocking(move || -> Result<(String, String), DbError> {
-            let mut conn = keys_pool.get()?;
-            let state_key = crate::platform::secrets::shared_secret(
-                &mut conn,
-                "oauth_state_key",
-                crate::platform::crypto::random_token,
-            )?;
-            let session_key = crate::platform::secrets::shared_secret(
-                &mut conn,
-                "session_key",
-                crate::platform::crypto::random_token,
-            )?;
-            Ok((state_key, session_key))
-        })
-        .await
-        .map_err(|e| DbError::Task(e.to_string()))??;
+        let sandboxed = sandbox.is_some();
+        let (state_key, session_key, sandbox_admin) =
+            tokio::task::spawn_blocking(move || -> Result<(String, String, Option<String>), DbError> {
+                let mut conn = keys_pool.get()?;
+                // Sandbox: one admin token per database, so a restart (or a second instance) keeps the printed one.
+                let sandbox_admin = if sandboxed {
+                    Some(crate::platform::secrets::shared_secret(
+                        &mut conn,
+                        "sandbox_admin_token",
+                        crate::platform::crypto::random_token,
+                    )?)
+                } else {
+                    None
+                };
+                let state_key = crate::platform::secrets::shared_secret(
+                    &mut conn,
+                    "oauth_state_key",
+                    crate::platform::crypto::random_token,
+                )?;
+                let session_key = crate::platform::secrets::shared_secret(
+                    &mut conn,
+                    "session_key",
+                    crate::platform::crypto::random_token,
+                )?;
+                Ok((state_key, session_key, sandbox_admin))
+            })
+            .await
+            .map_err(|e| DbError::Task(e.to_string()))??;
         let state_signer = wechat_oauth::state::StateSigner::new(state_key.as_bytes())
             .map_err(|e| DbError::Task(format!("state key: {e}")))?;
         let push_token = match (&settings.wechat.token, sandbox.is_some()) {
@@ -411,8 +455,8 @@ impl Application {
         };
         let admin_token = match (&settings.admin.token, sandbox.is_some()) {
             (Some(t), _) if !t.is_empty() => Some(t.clone()),
-            // Sandbox: a fresh admin token per run, printed at start-up.
-            (_, true) => Some(wechat_core::SecretString::new(crate::platform::crypto::random_token())),
+            // Sandbox: the database's sandbox admin token, printed at start-up.
+            (_, true) => sandbox_admin.map(wechat_core::SecretString::new),
             _ => None,
         };
 
@@ -449,7 +493,9 @@ impl Application {
         );
         spawn_maintenance(pool.clone(), i64::from(settings.wechat.push_window_secs), clock.clone());
         let auth_limiter = crate::http::ratelimit::AuthLimiter::new(settings.server.auth_failures_per_minute);
-        let sandbox_sim_url = sandbox.as_ref().map(SandboxSim::base_url);
+        let sandbox_sim_url = sandbox
+            .as_ref()
+            .map(|sim| sandbox_sim_public_url(&settings, &sim.base_url()));
         let scene_limiter = crate::http::ratelimit::AuthLimiter::new(settings.login.scenes_per_minute);
         let state = web::Data::new(AppState {
             pay: payers.as_ref().map(|p| p.web.clone()),
@@ -461,6 +507,7 @@ impl Application {
             clock: clock.clone(),
             outbox,
             auth_limiter,
+            rate_limits: crate::http::ratelimit::RateLimits::new(&settings.rate_limits),
             settings,
             pos,
             db: pool,
@@ -520,7 +567,7 @@ impl Application {
 
     /// The sandbox simulator's base URL, in sandbox mode.
     pub fn sandbox_url(&self) -> Option<String> {
-        self.sandbox.as_ref().map(SandboxSim::base_url)
+        self.sandbox.as_ref().and(self.state().sandbox_sim_url.clone())
     }
 
     /// Serves until SIGINT/SIGTERM, then drains in-flight requests (graceful shutdown).
@@ -649,6 +696,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
             // in order, and the pages' dynamic routes cost a pattern match.
             .service(
                 web::scope("/api/v1")
+                    .service(web::resource("/openapi.json").route(web::get().to(http::openapi::serve)))
                     .configure(features::coupons::routes::api)
                     .configure(features::merchants::routes::api)
                     .configure(features::outbox::routes::api)
@@ -667,8 +715,21 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
             .configure(features::pay::buy::pages)
             .configure(features::coupons::routes::pages)
             .configure(features::wechat_push::routes::pages)
-            .default_service(web::to(|| async {
-                Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such route"))
+            // Unknown paths: the JSON envelope for machines (API, WeChat's callbacks), an HTML page for people.
+            .default_service(web::to(|req: actix_web::HttpRequest| async move {
+                if http::errors::wants_page(&req) {
+                    Ok(http::pages::error_page_with(
+                        actix_web::http::StatusCode::NOT_FOUND,
+                        "页面不存在",
+                        "There is no such page: check the link.",
+                        &[
+                            http::pages::Action::home(),
+                            http::pages::Action::new("/coupons/mine", "我的优惠券 · My coupons"),
+                        ],
+                    ))
+                } else {
+                    Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such route"))
+                }
             }))
     };
     // actix-web's HttpServer, assembled by hand for one addition: WebSocket upgrades leave actix's HTTP dispatcher

@@ -1,4 +1,6 @@
-//! Tracing setup: human-readable logs on stderr (stdout is kept for command output), filtered by `RUST_LOG`.
+//! Tracing setup: logs on stderr (stdout is kept for command output), filtered by `RUST_LOG`: plain text without
+//! colour codes (whatever the terminal or `NO_COLOR`), or JSON lines (`--log-format json`, `WXKIT_LOG_FORMAT=json`)
+//! for log shippers.
 //!
 //! Log lines often carry what a client sent (a push's field names in a parse error, a code). Every line passes
 //! through [`escape_line`]: control characters become visible escapes, so no input can forge a log line (a `\n`)
@@ -7,15 +9,45 @@
 use std::io::{self, Write};
 use tracing_subscriber::EnvFilter;
 
+/// The log line format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+impl LogFormat {
+    /// `text` or `json`.
+    pub fn parse(s: &str) -> Option<LogFormat> {
+        match s {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
+
 /// Installs the global subscriber once; later calls are no-ops (tests spawn many apps in one process).
 pub fn init(default_filter: &str) {
+    init_with(default_filter, LogFormat::Text);
+}
+
+/// [`init`] with a format.
+pub fn init_with(default_filter: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| EscapingWriter(io::stderr()))
+        // Never colour codes: log files and shippers want plain text, and NO_COLOR asks for it.
         .with_ansi(false)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
 }
 
 /// One formatted log line with control characters (other than its final newline) escaped as `\n`, `\r`, `\t`,

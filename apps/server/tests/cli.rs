@@ -622,8 +622,21 @@ fn staff_campaign_and_coupon_commands_work_on_a_fresh_database() {
             .env("WXKIT__SERVER__PUBLIC_BASE_URL", "https://coupons.example.com")
             .args(args))
     };
+    // Only serve and migrate create a database: a data command names the missing one and leaves no file behind.
+    let (code, _, err) = cmd(&["merchant", "list"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no database at") && err.contains("cli.db") && err.contains("wxkit migrate"),
+        "{err}"
+    );
+    assert!(!dir.path().join("cli.db").exists(), "no empty database was created");
+    assert_eq!(cmd(&["migrate"]).0, 0);
     let (code, out, err) = cmd(&["merchant", "create", "--name", "咖啡店"]);
     assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("database: SQLite database"),
+        "says which database it opened: {err}"
+    );
     let merchant: serde_json::Value = serde_json::from_str(&out).unwrap();
     let m = merchant["id"].to_string();
 
@@ -650,7 +663,7 @@ fn staff_campaign_and_coupon_commands_work_on_a_fresh_database() {
         "--name",
         "again",
     ]);
-    assert_eq!(code, 2, "{err}");
+    assert_eq!(code, 1, "refused by the current state: {err}");
     assert!(err.contains("already"), "{err}");
     // The same rules as the HTTP API (one service): a staff name is at most 64 characters.
     let long_name = "名".repeat(65);
@@ -722,7 +735,45 @@ fn staff_campaign_and_coupon_commands_work_on_a_fresh_database() {
     assert!(out.contains("removed"));
     let (code, out, _) = cmd(&["campaign", "list"]);
     assert_eq!(code, 0);
-    assert!(out.contains("1 issued of 1"), "{out}");
+    assert!(
+        out.starts_with("ID") && out.contains("1 of 1") && out.contains("active"),
+        "{out}"
+    );
+    // --json everywhere: the same rows as one JSON document.
+    let (code, out, _) = cmd(&["campaign", "list", "--json"]);
+    assert_eq!(code, 0);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list[0]["issued"], 1, "{out}");
+    let (code, out, _) = cmd(&["coupon", "list", "--campaign-id", &c, "--json"]);
+    assert_eq!(code, 0);
+    let coupons: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(coupons[0]["code"], code_str.as_str());
+    assert_eq!(coupons[0]["status"], "issued");
+
+    // Void: audited with its reason; again is the same answer; an unknown code is 1; a missing reason is usage.
+    let (code, out, err) = cmd(&["coupon", "void", &code_str, "--reason", "顾客退款 refunded at the till"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"void\""), "{out}");
+    assert_eq!(cmd(&["coupon", "void", &code_str, "--reason", "again"]).0, 0);
+    assert_eq!(cmd(&["coupon", "void", &"A".repeat(26), "--reason", "x"]).0, 1);
+    assert_eq!(cmd(&["coupon", "void", &code_str]).0, 2);
+    let (_, out, _) = cmd(&["coupon", "list", "--campaign-id", &c, "--status", "void"]);
+    assert!(out.contains(&code_str), "{out}");
+    assert_eq!(cmd(&["coupon", "list", "--campaign-id", &c, "--status", "gone"]).0, 2);
+
+    // End: no more issuing.
+    let (code, out, err) = cmd(&["campaign", "end", &c, "--reason", "sold out early"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"ended\""), "{out}");
+    assert_eq!(cmd(&["campaign", "end", "999999"]).0, 1);
+    let (code, out, _) = cmd(&["redemptions", "list", "--csv"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("redemption_id,redeemed_at,channel,coupon_code"),
+        "{out}"
+    );
+    let (code, _, err) = cmd(&["redemptions", "list", "--since", "yesterday"]);
+    assert_eq!(code, 2, "{err}");
 }
 
 #[test]

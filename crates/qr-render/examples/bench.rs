@@ -34,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         w.finish()?;
         out
     };
-    // Where the time goes: the QR encoding alone (qrcodegen, which scores all 8 masks), no drawing or PNG.
+    // Where the time goes: the QR encoding alone (fast_qr, which scores all 8 masks), no drawing or PNG.
     let (us, n) = time(iterations, || qr_render::module_count(&url, &RenderOptions::default()));
     println!("encode_only\t{us:.1}\t{}", n?);
     for size in [300u32, 600] {

@@ -25,7 +25,7 @@
 //! # Ok::<(), qr_render::Error>(())
 //! ```
 
-use qrcodegen::{QrCode, QrCodeEcc};
+use fast_qr::{ECL, QRBuilder, QRCode};
 use std::fmt;
 use std::str::FromStr;
 
@@ -44,12 +44,12 @@ pub enum Ecc {
 }
 
 impl Ecc {
-    fn to_qrcodegen(self) -> QrCodeEcc {
+    fn to_ecl(self) -> ECL {
         match self {
-            Ecc::Low => QrCodeEcc::Low,
-            Ecc::Medium => QrCodeEcc::Medium,
-            Ecc::Quartile => QrCodeEcc::Quartile,
-            Ecc::High => QrCodeEcc::High,
+            Ecc::Low => ECL::L,
+            Ecc::Medium => ECL::M,
+            Ecc::Quartile => ECL::Q,
+            Ecc::High => ECL::H,
         }
     }
 
@@ -222,7 +222,8 @@ pub enum Error {
 
 /// An encoded QR code, before drawing.
 struct Matrix {
-    qr: QrCode,
+    // Boxed: the symbol is a fixed 177×177 array (fast_qr trades memory for speed), too big to move around.
+    qr: Box<QRCode>,
     quiet: u32,
 }
 
@@ -232,20 +233,25 @@ impl Matrix {
             return Err(Error::InvalidQuietZone(opts.quiet_zone));
         }
         let ecc = if opts.logo.is_some() { Ecc::High } else { opts.ecc };
-        let qr = QrCode::encode_text(text, ecc.to_qrcodegen()).map_err(|_| Error::TooLong {
-            bytes: text.len(),
-            ecc: ecc.letter(),
-        })?;
+        // fast_qr picks the smallest version and the best of the eight masks by the standard's penalty rules, as
+        // the standard requires — with far less work per mask than a straightforward scorer.
+        let qr = QRBuilder::new(text)
+            .ecl(ecc.to_ecl())
+            .build()
+            .map_err(|_| Error::TooLong {
+                bytes: text.len(),
+                ecc: ecc.letter(),
+            })?;
         Ok(Matrix {
-            qr,
+            qr: Box::new(qr),
             quiet: opts.quiet_zone,
         })
     }
 
     /// Modules per side, quiet zone included.
     fn side(&self) -> u32 {
-        // qrcodegen sizes are 21..=177: always positive.
-        self.qr.size().unsigned_abs() + 2 * self.quiet
+        // Sizes are 21..=177.
+        u32::try_from(self.qr.size).unwrap_or(177) + 2 * self.quiet
     }
 
     fn dark(&self, x: u32, y: u32) -> bool {
@@ -253,8 +259,10 @@ impl Matrix {
         if x < q || y < q {
             return false;
         }
-        // Coordinates beyond the code land in the quiet zone: get_module answers false outside.
-        self.qr.get_module((x - q) as i32, (y - q) as i32)
+        // Coordinates beyond the code land in the quiet zone.
+        let (x, y) = ((x - q) as usize, (y - q) as usize);
+        let n = self.qr.size;
+        x < n && y < n && self.qr.data[y * n + x].value()
     }
 }
 

@@ -273,6 +273,136 @@ fn start_throwaway_cluster() -> Option<String> {
     can_connect(&url).then_some(url)
 }
 
+/// A PostgreSQL cluster that accepts TCP connections over TLS only (`hostnossl ... reject`), with a certificate for
+/// `localhost` and 127.0.0.1 made here (self-signed: it is its own root for `sslmode=verify-full`).
+#[derive(Debug, Clone)]
+pub struct TlsPostgres {
+    /// The port (on 127.0.0.1).
+    pub port: u16,
+    /// The server certificate, to pass as `sslrootcert`.
+    pub root_cert: PathBuf,
+    pgdata: PathBuf,
+    bin: PathBuf,
+}
+
+impl TlsPostgres {
+    /// Stops the cluster (it is this process's: started by [`tls_postgres`]) and removes its files.
+    pub fn stop(&self) {
+        let as_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0"));
+        let ctl = self.bin.join("pg_ctl");
+        let mut cmd = if as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&ctl);
+            c
+        } else {
+            Command::new(&ctl)
+        };
+        let _ = cmd.arg("-D").arg(&self.pgdata).args(["-m", "fast", "stop"]).status();
+        if let Some(dir) = self.pgdata.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+const TLS_PORT: u16 = 54331;
+
+/// Starts (once per process) a throwaway TLS-only cluster with `initdb` and `openssl`; `None` where they are missing.
+pub fn tls_postgres() -> Option<TlsPostgres> {
+    static TLS: OnceLock<Option<TlsPostgres>> = OnceLock::new();
+    TLS.get_or_init(start_tls_cluster).clone()
+}
+
+fn start_tls_cluster() -> Option<TlsPostgres> {
+    let bin = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .max()?;
+    let data: PathBuf = std::env::temp_dir().join(format!("wxkit-test-pg-tls-{}", std::process::id()));
+    let data_str = data.to_str()?.to_owned();
+    let as_root = Command::new("id").arg("-u").output().ok()?.stdout.starts_with(b"0");
+    let run = |program: &std::path::Path, args: &[&str]| -> bool {
+        let mut cmd = if as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        cmd.args(args).status().is_ok_and(|s| s.success())
+    };
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data).ok()?;
+    let certs = data.join("certs");
+    std::fs::create_dir_all(&certs).ok()?;
+    let (crt, key) = (certs.join("server.crt"), certs.join("server.key"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !made {
+        return None;
+    }
+    let hba = certs.join("pg_hba.conf");
+    std::fs::write(
+        &hba,
+        "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+    )
+    .ok()?;
+    let pgdata = data.join("pgdata");
+    let pgdata_str = pgdata.to_str()?.to_owned();
+    if as_root {
+        let _ = Command::new("chown").args(["-R", "postgres", &data_str]).status();
+    }
+    let _ = Command::new("chmod").arg("600").arg(&key).status();
+    if !run(
+        &bin.join("initdb"),
+        &["-D", &pgdata_str, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+    ) {
+        return None;
+    }
+    let opts = format!(
+        "-p {TLS_PORT} -k {data_str} -c listen_addresses=127.0.0.1 -c fsync=off -c ssl=on -c ssl_cert_file={} \
+         -c ssl_key_file={} -c hba_file={}",
+        crt.display(),
+        key.display(),
+        hba.display()
+    );
+    let log = format!("{data_str}/server.log");
+    if !run(
+        &bin.join("pg_ctl"),
+        &["-D", &pgdata_str, "-o", &opts, "-l", &log, "-w", "start"],
+    ) {
+        eprintln!("{}", std::fs::read_to_string(&log).unwrap_or_default());
+        return None;
+    }
+    eprintln!("started a TLS-only PostgreSQL cluster in {data_str} on port {TLS_PORT}");
+    Some(TlsPostgres {
+        port: TLS_PORT,
+        root_cert: crt,
+        pgdata,
+        bin,
+    })
+}
+
 /// The mini program registered in every test simulator.
 pub const TEST_MP_APP_ID: &str = "wxtestmp00000001";
 /// Its secret (a test value).

@@ -312,6 +312,56 @@ impl Backend {
         }
     }
 
+    /// Whether the database exists: the SQLite file, or (PostgreSQL) `true` — a missing PostgreSQL database shows as
+    /// a connection error naming it.
+    pub fn exists(&self) -> bool {
+        match self {
+            Backend::Sqlite(path) => {
+                let file = path.split('?').next().unwrap_or(path);
+                std::path::Path::new(file).exists()
+            }
+            Backend::Postgres(_) => true,
+        }
+    }
+
+    /// On PostgreSQL, creates the URL's database when it does not exist (connecting to the server's `postgres`
+    /// database to do so; the user needs CREATEDB). Returns whether it created one. SQLite files are created on first
+    /// open, so this is a no-op there.
+    pub fn create_database_if_missing(&self) -> Result<bool, DbError> {
+        let Backend::Postgres(url) = self else {
+            return Ok(false);
+        };
+        let mut parsed = url::Url::parse(url).map_err(|e| DbError::Url(format!("{}: {e}", redact_url(url))))?;
+        let name = parsed.path().trim_start_matches('/').to_owned();
+        if name.is_empty() || name == "postgres" {
+            return Ok(false);
+        }
+        parsed.set_path("/postgres");
+        let mut admin = diesel::PgConnection::establish(parsed.as_str()).map_err(|e| self.connect_error(e))?;
+        #[derive(diesel::QueryableByName)]
+        struct Found {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            found: bool,
+        }
+        let found: Found = diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS found")
+            .bind::<diesel::sql_types::Text, _>(&name)
+            .get_result(&mut admin)
+            .map_err(|e| self.connect_error(e))?;
+        if found.found {
+            return Ok(false);
+        }
+        // An identifier cannot be a bind parameter: quote it (doubling any quote).
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        match admin.batch_execute(&format!("CREATE DATABASE {quoted}")) {
+            Ok(()) => Ok(true),
+            // Created by another instance meanwhile.
+            Err(diesel::result::Error::DatabaseError(_, info)) if info.message().contains("already exists") => {
+                Ok(false)
+            }
+            Err(e) => Err(self.connect_error(e)),
+        }
+    }
+
     /// Runs the pending migrations of this backend. On PostgreSQL an advisory lock makes instances that start
     /// together migrate one after the other.
     pub fn migrate(&self) -> Result<Vec<String>, DbError> {

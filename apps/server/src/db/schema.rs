@@ -150,6 +150,8 @@ diesel::table! {
         outcome -> Text,
         channel -> Nullable<Text>,
         created_at -> BigInt,
+        /// Why (a void's reason).
+        detail -> Nullable<Text>,
     }
 }
 
@@ -178,6 +180,8 @@ diesel::table! {
 }
 
 diesel::joinable!(coupons -> campaigns (campaign_id));
+diesel::joinable!(redemptions -> coupons (coupon_id));
+diesel::joinable!(redemptions -> staff (staff_id));
 diesel::allow_tables_to_appear_in_same_query!(merchants, staff, campaigns, coupons, redemptions, audit_log);
 
 diesel::table! {

@@ -152,8 +152,35 @@ fn code_for(status: StatusCode) -> &'static str {
     }
 }
 
-/// Middleware hook: any 4xx/5xx that is not JSON yet (actix's own 404/405/extractor errors, HTML error pages) is
-/// replaced by the envelope, so clients see one error shape everywhere.
+/// Whether a request is for a page (HTML errors) rather than a machine endpoint (the JSON envelope): machines are
+/// `/api/`, WeChat's callbacks (`/wechat/`), health and metrics, and any client that asks for JSON and not HTML.
+pub fn wants_page(req: &actix_web::HttpRequest) -> bool {
+    let path = req.path();
+    let machine = [
+        "/api/",
+        "/wechat/",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/ws/",
+        "/auth/ticket",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p));
+    if machine {
+        return false;
+    }
+    let accept = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    !accept.contains("application/json") || accept.contains("text/html")
+}
+
+/// Middleware hook: any 4xx/5xx that is not JSON yet (actix's own 404/405/extractor errors) is replaced by the
+/// envelope — or, for a page, by an HTML error page — so clients see one error shape everywhere. A 405 keeps its
+/// `Allow`.
 pub fn wrap_in_envelope<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
     // JSON errors are already enveloped; HTML error pages are for people in a browser.
     let keep = res
@@ -172,10 +199,28 @@ pub fn wrap_in_envelope<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHa
         .map(ToString::to_string)
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_lowercase());
     let (req, old) = res.into_parts();
-    let mut new = envelope(status, code_for(status), &message);
-    // Keep headers such as Allow (405) and WWW-Authenticate (401).
+    let mut new = if wants_page(&req) {
+        let (zh, en) = match status {
+            StatusCode::METHOD_NOT_ALLOWED => (
+                "请求方式不支持",
+                "This page cannot be used that way: open it from a link.",
+            ),
+            StatusCode::NOT_FOUND => ("页面不存在", "There is no such page: check the link."),
+            StatusCode::TOO_MANY_REQUESTS => ("请求太频繁", "Too many requests: wait a moment, then try again."),
+            s if s.is_server_error() => (
+                "服务暂时不可用",
+                "Something went wrong on our side: try again in a moment.",
+            ),
+            _ => ("请求无效", "This request could not be used: go back and try again."),
+        };
+        crate::http::pages::error_page(status, zh, &format!("{en} ({message})"))
+    } else {
+        envelope(status, code_for(status), &message)
+    };
+    // Keep headers such as Allow (405) and WWW-Authenticate (401); the page brings its own policy headers.
     for (name, value) in old.headers() {
-        if name != CONTENT_TYPE && name != actix_web::http::header::CONTENT_LENGTH {
+        if name != CONTENT_TYPE && name != actix_web::http::header::CONTENT_LENGTH && !new.headers().contains_key(name)
+        {
             new.headers_mut().insert(name.clone(), value.clone());
         }
     }

@@ -9,17 +9,19 @@ pub mod json;
 pub mod limits;
 pub mod metrics;
 pub mod multipart;
+pub mod openapi;
 pub mod pages;
+pub mod paging;
 pub mod ratelimit;
 
 use actix_web::web;
 
 /// The kernel's own routes: health, readiness, metrics, the stylesheet.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(metrics::metrics))
-        .route("/static/app.css", web::get().to(pages::stylesheet));
+    cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
+        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+        .service(web::resource("/metrics").route(web::get().to(metrics::metrics)))
+        .service(web::resource("/static/app.css").route(web::get().to(pages::stylesheet)));
 }
 
 /// The span of each request: method, path and request id — never the query string, which carries OAuth codes and

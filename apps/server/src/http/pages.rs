@@ -49,11 +49,71 @@ struct ErrorPage<'a> {
     title: &'a str,
     zh: &'a str,
     en: &'a str,
+    actions: &'a [Action],
 }
 
-/// An error page with a Chinese headline and an English line.
+/// A next step an error page offers: a link.
+#[derive(Clone, Debug)]
+pub struct Action {
+    /// Where it goes (a path on this server).
+    pub href: String,
+    /// What it says, "中文 · English".
+    pub label: String,
+}
+
+impl Action {
+    /// A link.
+    pub fn new(href: impl Into<String>, label: impl Into<String>) -> Action {
+        Action {
+            href: href.into(),
+            label: label.into(),
+        }
+    }
+
+    /// "Home".
+    pub fn home() -> Action {
+        Action::new("/", "返回首页 · Home")
+    }
+
+    /// "Try again" on the same page.
+    pub fn retry(href: impl Into<String>) -> Action {
+        Action::new(href, "重试 · Try again")
+    }
+}
+
+/// An error page with a Chinese headline, an English line and the way home.
 pub fn error_page(status: StatusCode, zh: &str, en: &str) -> HttpResponse {
-    render(status, &ErrorPage { title: zh, zh, en })
+    error_page_with(status, zh, en, &[Action::home()])
+}
+
+/// An error page with its next steps.
+pub fn error_page_with(status: StatusCode, zh: &str, en: &str, actions: &[Action]) -> HttpResponse {
+    let mut res = render(
+        status,
+        &ErrorPage {
+            title: zh,
+            zh,
+            en,
+            actions,
+        },
+    );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        res.headers_mut().insert(
+            actix_web::http::header::RETRY_AFTER,
+            actix_web::http::header::HeaderValue::from_static("5"),
+        );
+    }
+    res
+}
+
+/// The page for WeChat (or the database) failing: 503, with a retry link to `retry`.
+pub fn unavailable_page(retry: &str) -> HttpResponse {
+    error_page_with(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "服务暂时不可用",
+        "WeChat or this service did not answer just now: try again in a few seconds.",
+        &[Action::retry(retry), Action::home()],
+    )
 }
 
 /// A coupon as the pages show it.
@@ -63,13 +123,15 @@ pub struct CouponView {
     pub title: String,
     /// "¥18" or "¥18.50"; empty without a value.
     pub value: String,
+    /// "价值 ¥18 · worth ¥18": the face value is a value, not a price.
+    pub value_label: String,
     /// The campaign's description.
     pub description: String,
     /// Valid from, Beijing time.
     pub valid_from: String,
     /// Valid until, Beijing time.
     pub valid_until: String,
-    /// `issued`, `redeemed`, `void`, `expired` (CSS class and `data-status`).
+    /// `issued`, `pending` (not valid yet), `redeemed`, `void`, `expired` (CSS class and `data-status`).
     pub status: &'static str,
     /// The status in Chinese.
     pub status_zh: &'static str,
@@ -77,6 +139,8 @@ pub struct CouponView {
     pub status_en: &'static str,
     /// When it was redeemed, Beijing time.
     pub redeemed_at: Option<String>,
+    /// What the holder should know and do, Chinese · English (none for a usable coupon).
+    pub notice: Option<String>,
 }
 
 /// "¥18", "¥18.50", or nothing.
@@ -105,22 +169,64 @@ pub fn status_words(status: CouponStatus) -> (&'static str, &'static str) {
     }
 }
 
+/// The time zone every page's times are in.
+pub const TZ_LABEL: &str = "北京时间 UTC+8";
+
 impl CouponView {
     /// The view of `coupon` at `now`.
     pub fn new(coupon: &Coupon, campaign: &Campaign, now: i64) -> Self {
         let status = coupon.effective_status(campaign, now);
-        let (status_zh, status_en) = status_words(status);
+        let pending = status == CouponStatus::Issued && now < campaign.valid_from;
+        let (status_zh, status_en) = if pending {
+            ("未到使用时间", "not valid yet")
+        } else {
+            status_words(status)
+        };
+        let value = money(campaign.value_fen);
+        let notice = if pending {
+            Some(format!(
+                "未到使用时间 · Not valid yet: valid from {} ({TZ_LABEL})",
+                beijing(campaign.valid_from)
+            ))
+        } else {
+            match status {
+                CouponStatus::Issued => None,
+                CouponStatus::Redeemed => Some(format!(
+                    "核销成功 · Redeemed{}",
+                    coupon
+                        .redeemed_at
+                        .map(|t| format!(" at {} ({TZ_LABEL})", beijing(t)))
+                        .unwrap_or_default()
+                )),
+                CouponStatus::Void => Some("已作废 · This coupon was cancelled and can no longer be used".to_owned()),
+                CouponStatus::Expired => Some(format!(
+                    "已过期 · Expired on {} ({TZ_LABEL})",
+                    beijing(campaign.valid_until)
+                )),
+            }
+        };
         CouponView {
             title: campaign.title.clone(),
-            value: money(campaign.value_fen),
+            value_label: if value.is_empty() {
+                String::new()
+            } else {
+                format!("价值 {value} · worth {value}")
+            },
+            value,
             description: campaign.description.clone().unwrap_or_default(),
             valid_from: beijing(campaign.valid_from),
             valid_until: beijing(campaign.valid_until),
-            status: status.as_str(),
+            status: if pending { "pending" } else { status.as_str() },
             status_zh,
             status_en,
             redeemed_at: coupon.redeemed_at.map(beijing),
+            notice,
         }
+    }
+
+    /// Whether the holder can show it for redemption now (its QR is shown only then).
+    pub fn usable(&self) -> bool {
+        self.status == "issued"
     }
 }
 
@@ -138,6 +244,7 @@ mod tests {
             title: "<script>x</script>",
             zh: "<script>x</script>",
             en: "a & b",
+            actions: &[Action::home()],
         }
         .render()
         .unwrap();

@@ -122,3 +122,142 @@ mod tests {
         assert_eq!(limiter.check_ip(b), Ok(()));
     }
 }
+
+/// The request limits of the public endpoints (`rate_limits.*`), on `governor`'s keyed GCRA limiters: a key's
+/// state is one timestamp, checked without a lock shared across keys.
+pub struct RateLimits {
+    limiters: Vec<Option<Keyed>>,
+}
+
+type Keyed = governor::RateLimiter<
+    String,
+    governor::state::keyed::DefaultKeyedStateStore<String>,
+    governor::clock::DefaultClock,
+>;
+
+impl std::fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimits").finish_non_exhaustive()
+    }
+}
+
+/// What is limited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// `/auth/callback`, per address.
+    OAuthCallback = 0,
+    /// Coupon pages and QR images, per address.
+    CouponPages = 1,
+    /// The coupon page's status poll, per session.
+    CouponStatus = 2,
+    /// POS redemptions, per staff token.
+    Pos = 3,
+    /// WeChat's pushes, per address.
+    Push = 4,
+    /// Login APIs, per address.
+    Login = 5,
+}
+
+/// Keys remembered per bucket before the idle ones are forgotten.
+const MAX_KEYS: usize = 50_000;
+
+impl RateLimits {
+    /// The limiters of `settings` (a 0 leaves that bucket unlimited).
+    pub fn new(settings: &crate::configuration::RateLimitSettings) -> RateLimits {
+        let per = [
+            settings.oauth_callback_per_minute,
+            settings.coupon_pages_per_minute,
+            settings.coupon_status_per_minute,
+            settings.pos_per_minute,
+            settings.push_per_minute,
+            settings.login_per_minute,
+        ];
+        RateLimits {
+            limiters: per
+                .iter()
+                .map(|&n| {
+                    std::num::NonZeroU32::new(n).map(|n| governor::RateLimiter::keyed(governor::Quota::per_minute(n)))
+                })
+                .collect(),
+        }
+    }
+
+    /// `Err(seconds to wait)` when `key` is over `bucket`'s limit.
+    pub fn check_key(&self, bucket: Limit, key: &str) -> Result<(), u64> {
+        let Some(Some(limiter)) = self.limiters.get(bucket as usize) else {
+            return Ok(());
+        };
+        if limiter.len() > MAX_KEYS {
+            limiter.retain_recent();
+        }
+        limiter.check_key(&key.to_owned()).map_err(|not_until| {
+            use governor::clock::Clock;
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        })
+    }
+
+    /// [`check_key`](Self::check_key) for an API: 429 `rate_limited` with `Retry-After`.
+    pub fn check(&self, bucket: Limit, key: &str) -> Result<(), ApiError> {
+        self.check_key(bucket, key).map_err(|secs| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests: try again in {secs} s"),
+            )
+            .with_retry_after(secs.max(1))
+        })
+    }
+
+    /// [`check`](Self::check) keyed by the client's address.
+    pub fn check_ip(&self, bucket: Limit, req: &HttpRequest) -> Result<(), ApiError> {
+        match req.peer_addr() {
+            Some(a) => self.check(bucket, &a.ip().to_string()),
+            None => Ok(()),
+        }
+    }
+
+    /// For pages: the 429 page with `Retry-After` when the client's address is over the limit.
+    pub fn check_page(&self, bucket: Limit, req: &HttpRequest) -> Option<actix_web::HttpResponse> {
+        let ip = req.peer_addr().map(|a| a.ip().to_string())?;
+        self.check_key(bucket, &ip).err().map(|secs| {
+            let mut res = crate::http::pages::error_page_with(
+                StatusCode::TOO_MANY_REQUESTS,
+                "请求太频繁",
+                &format!(
+                    "Too many requests from this network: wait {} s, then try again.",
+                    secs.max(1)
+                ),
+                &[crate::http::pages::Action::retry(req.uri().path().to_owned())],
+            );
+            if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&secs.max(1).to_string()) {
+                res.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
+            }
+            res
+        })
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_limits_each_key_alone_and_zero_is_off() {
+        let limits = RateLimits::new(&crate::configuration::RateLimitSettings {
+            pos_per_minute: 2,
+            push_per_minute: 0,
+            ..Default::default()
+        });
+        assert!(limits.check_key(Limit::Pos, "a").is_ok());
+        assert!(limits.check_key(Limit::Pos, "a").is_ok());
+        let wait = limits.check_key(Limit::Pos, "a").unwrap_err();
+        assert!((1..=30).contains(&wait), "{wait}");
+        assert!(limits.check_key(Limit::Pos, "b").is_ok());
+        for _ in 0..100 {
+            assert!(limits.check_key(Limit::Push, "a").is_ok());
+        }
+        let err = limits.check(Limit::Pos, "a").unwrap_err();
+        assert_eq!(err.code(), "rate_limited");
+    }
+}

@@ -14,10 +14,10 @@ use wechat_oauth::web::{Lang, Scope};
 
 /// The pages of this capability.
 pub fn pages(cfg: &mut web::ServiceConfig) {
-    cfg.route("/auth/wechat", web::get().to(start))
-        .route("/auth/callback", web::get().to(callback))
-        .route("/auth/logout", web::post().to(logout))
-        .route("/account", web::get().to(account));
+    cfg.service(web::resource("/auth/wechat").route(web::get().to(start)))
+        .service(web::resource("/auth/callback").route(web::get().to(callback)))
+        .service(web::resource("/auth/logout").route(web::post().to(logout)))
+        .service(web::resource("/account").route(web::get().to(account)));
 }
 
 #[derive(askama::Template)]
@@ -56,7 +56,7 @@ pub async fn account(WebSession(session): WebSession, state: web::Data<AppState>
 
 /// The API of this capability (under `/api/v1`).
 pub fn api(cfg: &mut web::ServiceConfig) {
-    cfg.route("/me", web::get().to(me));
+    cfg.service(web::resource("/me").route(web::get().to(me)));
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -170,6 +170,12 @@ pub struct CallbackQuery {
 /// `GET /auth/callback?code&state`: verifies the state (signature, expiry, single use), exchanges the code for the
 /// openid, starts a session and sends the user back to the state's return path.
 pub async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(page) = state
+        .rate_limits
+        .check_page(crate::http::ratelimit::Limit::OAuthCallback, &req)
+    {
+        return page;
+    }
     let q = web::Query::<CallbackQuery>::from_query(req.query_string()).ok();
     let (Some(code), Some(raw_state)) = q
         .as_ref()
@@ -195,10 +201,11 @@ pub async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         }
         Err(e) => {
             tracing::info!(reason = %e, "refused OAuth state");
-            return pages::error_page(
+            return pages::error_page_with(
                 StatusCode::BAD_REQUEST,
                 "登录已失效",
-                "This login link is invalid or expired: open the page again.",
+                "This login link is invalid or expired: open the page you came from again (or scan its code again).",
+                &[pages::Action::home()],
             );
         }
     };
@@ -206,18 +213,44 @@ pub async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         Ok(t) => t,
         Err(e) if service::wechat_unavailable(&e) => {
             tracing::warn!(error = %e, "WeChat unavailable during login");
-            return pages::error_page(
+            return pages::error_page_with(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "微信暂时无法连接",
-                "WeChat is not answering right now: wait a moment, then open the page again.",
+                "WeChat is not answering right now: wait a moment, then try again.",
+                &[
+                    pages::Action::retry(verified.return_path.clone()),
+                    pages::Action::home(),
+                ],
             );
         }
-        Err(e) => {
-            tracing::info!(error = %e, "OAuth code exchange failed");
-            return pages::error_page(
+        // The code was refused (stale link, reused, blocked): the person opens the page again for a new one.
+        Err(
+            e @ (wechat_oauth::Error::InvalidCode { .. }
+            | wechat_oauth::Error::CodeUsed { .. }
+            | wechat_oauth::Error::CodeBlocked { .. }),
+        ) => {
+            tracing::info!(error = %e, "OAuth code refused");
+            return pages::error_page_with(
                 StatusCode::BAD_REQUEST,
                 "微信登录失败",
-                "WeChat login failed: open the page again.",
+                "WeChat did not accept this login link (it was used or is too old): log in again.",
+                &[
+                    pages::Action::retry(verified.return_path.clone()),
+                    pages::Action::home(),
+                ],
+            );
+        }
+        // Anything else is WeChat failing, not the person: 503, try again.
+        Err(e) => {
+            tracing::warn!(error = %e, "OAuth code exchange failed at WeChat");
+            return pages::error_page_with(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "微信暂时无法登录",
+                "WeChat could not complete the login just now: wait a moment, then try again.",
+                &[
+                    pages::Action::retry(verified.return_path.clone()),
+                    pages::Action::home(),
+                ],
             );
         }
     };

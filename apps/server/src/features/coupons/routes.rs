@@ -2,6 +2,7 @@
 //! customer's own list.
 
 use super::service;
+use super::words::Refusal;
 use crate::db;
 use crate::features::coupons::pos as repo_pos;
 use crate::features::coupons::repo as coupons_repo;
@@ -9,6 +10,7 @@ use crate::features::merchants::repo as merchants_repo;
 use crate::http::auth;
 use crate::http::errors::ApiError;
 use crate::http::pages::{self, CouponView};
+use crate::http::ratelimit::Limit;
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -19,18 +21,26 @@ use serde_json::json;
 
 /// The API of this capability (inside `/api/v1`). The POS route comes first: the router tries routes in order.
 pub fn api(cfg: &mut web::ServiceConfig) {
-    cfg.route("/redemptions", web::post().to(redeem))
-        .route("/coupons/{code}", web::get().to(get_coupon))
-        .route("/coupons/{code}/card-ext", web::get().to(card_ext));
+    cfg.service(
+        web::resource("/redemptions")
+            .route(web::post().to(redeem))
+            .route(web::get().to(super::admin_routes::log)),
+    )
+    .service(web::resource("/coupons/{code}").route(web::get().to(get_coupon)))
+    .service(web::resource("/coupons/{code}/card-ext").route(web::get().to(card_ext)))
+    .service(web::resource("/coupons/{code}/void").route(web::post().to(super::admin_routes::void)));
 }
 
 /// The pages of this capability.
 pub fn pages(cfg: &mut web::ServiceConfig) {
-    cfg.route("/c/{code}", web::get().to(scan_page))
-        .route("/c/{code}/redeem", web::post().to(confirm))
-        .route("/c/{code}/qr.{format}", web::get().to(qr))
-        .route("/coupons/mine", web::get().to(mine))
-        .route("/static/card.js", web::get().to(card_script));
+    cfg.service(web::resource("/c/{code}").route(web::get().to(scan_page)))
+        .service(web::resource("/c/{code}/redeem").route(web::post().to(confirm)))
+        .service(web::resource("/c/{code}/result").route(web::get().to(result_page)))
+        .service(web::resource("/c/{code}/status").route(web::get().to(live_status)))
+        .service(web::resource("/static/coupon.js").route(web::get().to(coupon_script)))
+        .service(web::resource("/c/{code}/qr.{format}").route(web::get().to(qr)))
+        .service(web::resource("/coupons/mine").route(web::get().to(mine)))
+        .service(web::resource("/static/card.js").route(web::get().to(card_script)));
 }
 
 /// The "Add to WeChat" script of the coupon page (no inline script: the CSP forbids it).
@@ -209,31 +219,21 @@ pub async fn get_coupon(path: web::Path<String>, state: web::Data<AppState>) -> 
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct RedeemBody {
     code: String,
 }
 
-fn outcome_error(outcome: &Outcome, staff_name: Option<String>) -> ApiError {
+/// The API form of a refusal: a stable code per outcome, and the words the pages use as the message.
+fn outcome_error(outcome: &Outcome, refusal: Option<&Refusal>) -> ApiError {
+    let message = refusal.map(Refusal::words).unwrap_or_default();
     match outcome {
-        Outcome::AlreadyRedeemed { at, .. } => ApiError::new(
-            StatusCode::CONFLICT,
-            "already_redeemed",
-            format!(
-                "already redeemed at {}{}",
-                at.map(rfc3339).unwrap_or_default(),
-                staff_name.map(|n| format!(" by {n}")).unwrap_or_default()
-            ),
-        ),
-        Outcome::NotFound => ApiError::not_found("no such coupon"),
-        Outcome::Expired => ApiError::new(StatusCode::GONE, "expired", "the coupon has expired"),
-        Outcome::Void => ApiError::new(StatusCode::GONE, "void", "the coupon was cancelled"),
-        Outcome::NotStaff => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_staff",
-            "only active staff of this merchant can redeem it",
-        ),
-        Outcome::NotYetValid => ApiError::new(StatusCode::CONFLICT, "not_yet_valid", "the coupon is not valid yet"),
+        Outcome::AlreadyRedeemed { .. } => ApiError::new(StatusCode::CONFLICT, "already_redeemed", message),
+        Outcome::NotFound => ApiError::not_found(message),
+        Outcome::Expired => ApiError::new(StatusCode::GONE, "expired", message),
+        Outcome::Void => ApiError::new(StatusCode::GONE, "void", message),
+        Outcome::NotStaff => ApiError::new(StatusCode::FORBIDDEN, "not_staff", message),
+        Outcome::NotYetValid => ApiError::new(StatusCode::CONFLICT, "not_yet_valid", message),
         Outcome::Redeemed { .. } => ApiError::internal(&"redeemed is not an error"),
     }
 }
@@ -249,6 +249,7 @@ pub async fn redeem(
     if body.code.len() > 512 {
         return Err(ApiError::bad_request("invalid_code", "code is too long"));
     }
+    state.rate_limits.check(Limit::Pos, &staff.token_hash)?;
     let attempt = repo_pos::PosAttempt {
         token_hash: staff.token_hash,
         code: till_input(&body.into_inner().code, &state.public_base_url),
@@ -271,6 +272,12 @@ pub async fn redeem(
         card_code: _,
         redeemed_by_name,
     } = *done;
+    let refusal = Refusal::of(
+        &outcome,
+        found.as_ref().map(|(_, k)| k),
+        Some(&staff.to_domain()),
+        redeemed_by_name.clone(),
+    );
     match (&outcome, found) {
         (Outcome::Redeemed { at }, Some((coupon, campaign))) => Ok(HttpResponse::Ok().json(Redeemed {
             coupon: public_coupon(&state, &coupon, &campaign),
@@ -281,7 +288,7 @@ pub async fn redeem(
             },
         })),
         (Outcome::AlreadyRedeemed { at, by }, _) => {
-            let err = outcome_error(&outcome, redeemed_by_name.clone());
+            let err = outcome_error(&outcome, refusal.as_ref());
             // The envelope plus when and by whom.
             Ok(HttpResponse::Conflict().json(json!({"error": {
                 "code": err.code(),
@@ -290,7 +297,7 @@ pub async fn redeem(
                 "redeemed_by": by.map(|b| json!({"id": b.0, "name": redeemed_by_name})),
             }})))
         }
-        _ => Err(outcome_error(&outcome, None)),
+        _ => Err(outcome_error(&outcome, refusal.as_ref())),
     }
 }
 
@@ -301,14 +308,16 @@ struct ScanPage<'a> {
     title: &'a str,
     coupon: CouponView,
     code: &'a str,
-    /// For staff of the coupon's merchant: their name and the confirm form's token.
+    /// For staff of the coupon's merchant who can redeem it: their name and the confirm form's token.
     staff: Option<StaffForm>,
-    /// For staff, when the coupon cannot be redeemed: why.
-    cannot: Option<&'static str>,
+    /// For staff (of this merchant or another) who cannot redeem it: why, in words.
+    cannot: Option<String>,
     show_qr: bool,
     /// The code in groups of four, printed under the QR for a cashier to type when scanning fails.
     grouped: String,
     show_mine: bool,
+    /// The holder's view: the page follows the coupon's status by itself (核销成功 when staff redeem it).
+    live: bool,
     /// The owner of a card-backed coupon not yet in their card bag: the "Add to WeChat" button.
     add_card: bool,
     /// The coupon's card is in the owner's WeChat card bag.
@@ -322,14 +331,16 @@ struct StaffForm {
     csrf: String,
 }
 
-/// The page after a confirm.
+/// The page after a confirm (and whenever staff look at the outcome again): the coupon's current state.
 #[derive(askama::Template)]
 #[template(path = "result.html")]
 struct ResultPage<'a> {
     title: &'a str,
     coupon: Option<CouponView>,
     ok: bool,
+    headline: String,
     message: String,
+    code: &'a str,
 }
 
 /// The customer's list.
@@ -349,52 +360,111 @@ struct MineItem {
     status_en: &'static str,
 }
 
+/// Loads a coupon for a page: `Err` is the page to answer with (404 with next steps, or 503).
+async fn load_for_page(state: &AppState, code: &str) -> Result<(Coupon, Campaign, Option<String>), HttpResponse> {
+    match load(state, code).await {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(pages::error_page_with(
+            StatusCode::NOT_FOUND,
+            "优惠券不存在",
+            "No such coupon: check the link, or scan the code again.",
+            &[
+                pages::Action::new("/coupons/mine", "我的优惠券 · My coupons"),
+                pages::Action::home(),
+            ],
+        )),
+        Err(_) => Err(pages::unavailable_page(&format!("/c/{}", code))),
+    }
+}
+
+/// The staff row of an openid; a database failure is the 503 page (never "not staff": a cashier must not be shown a
+/// customer's view).
+async fn viewer_staff(
+    state: &AppState,
+    openid: &str,
+    retry: &str,
+) -> Result<Option<merchants_repo::StaffRow>, HttpResponse> {
+    let viewer = openid.to_owned();
+    db::blocking(&state.db, move |conn| merchants_repo::staff_by_openid(conn, &viewer))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "page: cannot look up the viewer");
+            pages::unavailable_page(retry)
+        })
+}
+
+/// A staff member's name by id (for "redeemed by"); none when unknown or the lookup fails.
+async fn staff_name(state: &AppState, id: Option<i64>) -> Option<String> {
+    let id = id?;
+    db::blocking(&state.db, move |conn| merchants_repo::staff_by_id(conn, id))
+        .await
+        .ok()
+        .flatten()
+        .map(|s| s.name)
+}
+
+/// Why `staff` cannot redeem `coupon` now, in words; `None` when they can.
+async fn refusal_words(
+    state: &AppState,
+    coupon: &Coupon,
+    campaign: &Campaign,
+    staff: Option<&redemption_core::Staff>,
+    now: i64,
+) -> Option<String> {
+    let outcome = redemption_core::check_redeemable(coupon, campaign, staff, now).err()?;
+    let by = match &outcome {
+        Outcome::AlreadyRedeemed { by, .. } => staff_name(state, by.map(|b| b.0)).await,
+        _ => None,
+    };
+    Refusal::of(&outcome, Some(campaign), staff, by).map(|r| r.words())
+}
+
 /// `GET /c/{code}`: the scan page. Without a session it runs silent WeChat OAuth first. Staff of the merchant get a
-/// confirm button; the owner (or anyone, for a bearer coupon) sees the QR; others see the public details only.
+/// confirm button (or the reason they cannot redeem it); staff of another merchant are told it is not their shop's;
+/// the owner (or anyone, for a bearer coupon) sees the QR while it is usable and the page follows its status; others
+/// see the public details only.
 pub async fn scan_page(
+    req: HttpRequest,
     auth::WebSession(session): auth::WebSession,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    if let Some(page) = state.rate_limits.check_page(Limit::CouponPages, &req) {
+        return page;
+    }
     let code = path.into_inner();
-    let Some((coupon, campaign, card_code)) = (match load(&state, &code).await {
+    let (coupon, campaign, card_code) = match load_for_page(&state, &code).await {
         Ok(found) => found,
-        Err(_) => return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, "服务暂时不可用", "Please try again."),
-    }) else {
-        return pages::error_page(StatusCode::NOT_FOUND, "优惠券不存在", "No such coupon.");
+        Err(page) => return page,
     };
+    let here = format!("/c/{}", coupon.code);
     let Some(session) = session else {
-        return crate::features::auth::service::login_redirect(&state, &format!("/c/{}", coupon.code))
-            .unwrap_or_else(|e| pages::error_page(StatusCode::INTERNAL_SERVER_ERROR, "出错了", &e.to_string()));
+        return crate::features::auth::service::login_redirect(&state, &here)
+            .unwrap_or_else(|_| pages::unavailable_page(&here));
     };
     let openid = session.openid.clone();
-    let viewer = openid.clone();
-    // A database failure here is a 503, never "not staff": a cashier must not be shown a customer's view.
-    let staff = match db::blocking(&state.db, move |conn| merchants_repo::staff_by_openid(conn, &viewer)).await {
-        Ok(staff) => staff,
-        Err(e) => {
-            tracing::error!(error = %e, "scan page: cannot look up the viewer");
-            return pages::error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "服务暂时不可用",
-                "The service is temporarily unavailable: scan the code again in a moment.",
-            );
-        }
+    let staff = match viewer_staff(&state, &openid, &here).await {
+        Ok(s) => s,
+        Err(page) => return page,
     };
     let code_str = coupon.code.as_str().to_owned();
     let now = state.clock.now_ms();
-    let is_staff = staff
+    let owner = coupon.owner_openid.as_deref() == Some(openid.as_str());
+    let holder = coupon.owner_openid.as_deref().is_none_or(|o| o == openid);
+    let is_staff_here = staff
         .as_ref()
         .is_some_and(|s| s.active && s.merchant_id == campaign.merchant_id.0);
+    let coupon_view = CouponView::new(&coupon, &campaign, now);
     let mut view = ScanPage {
         title: &campaign.title,
-        coupon: CouponView::new(&coupon, &campaign, now),
+        coupon: coupon_view.clone(),
         code: &code_str,
         staff: None,
         cannot: None,
         show_qr: false,
         grouped: coupon.code.grouped(),
         show_mine: false,
+        live: false,
         add_card: false,
         in_wallet: false,
         jweixin: match &state.sandbox_sim_url {
@@ -402,19 +472,22 @@ pub async fn scan_page(
             None => "https://res.wx.qq.com/open/js/jweixin-1.6.0.js".to_owned(),
         },
     };
-    if is_staff {
-        let staff = staff.as_ref().map(merchants_repo::StaffRow::to_domain);
-        view.cannot = redemption_core::check_redeemable(&coupon, &campaign, staff.as_ref(), now)
-            .err()
-            .map(|outcome| outcome.name());
-        view.staff = Some(StaffForm {
-            name: staff.map(|s| s.name).unwrap_or_default(),
-            csrf: auth::csrf_token(&state, &session, &code_str),
-        });
-    } else if coupon.owner_openid.as_deref().is_none_or(|o| o == openid) {
-        view.show_qr = coupon.effective_status(&campaign, now) == CouponStatus::Issued;
+    let staff_domain = staff.as_ref().map(merchants_repo::StaffRow::to_domain);
+    if is_staff_here {
+        view.cannot = refusal_words(&state, &coupon, &campaign, staff_domain.as_ref(), now).await;
+        if view.cannot.is_none() {
+            view.staff = Some(StaffForm {
+                name: staff_domain.map(|s| s.name).unwrap_or_default(),
+                csrf: auth::csrf_token(&state, &session, &code_str),
+            });
+        }
+    } else if staff.is_some() && !owner {
+        // Staff of another shop (or removed staff) scanning a customer's coupon: say why, show no QR.
+        view.cannot = refusal_words(&state, &coupon, &campaign, staff_domain.as_ref(), now).await;
+    } else if holder {
+        view.show_qr = coupon_view.usable();
         view.show_mine = true;
-        let owner = coupon.owner_openid.as_deref() == Some(openid.as_str());
+        view.live = matches!(coupon_view.status, "issued" | "pending");
         view.in_wallet = owner && card_code.is_some();
         view.add_card = owner && view.show_qr && campaign.wechat_card_id.is_some() && card_code.is_none();
     }
@@ -437,67 +510,162 @@ pub async fn scan_page(
     res
 }
 
+/// `GET /c/{code}/status` (the holder's page polls it): `{status, status_zh, status_en, notice, redeemed_at}`. Bound
+/// to the session — only the coupon's holder gets an answer — and rate-limited per session.
+pub async fn live_status(
+    auth::WebSession(session): auth::WebSession,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(session) = session else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "login_required",
+            "open the coupon's page first",
+        ));
+    };
+    state
+        .rate_limits
+        .check(crate::http::ratelimit::Limit::CouponStatus, &session.openid)?;
+    let Some((coupon, campaign, _)) = load(&state, &path).await? else {
+        return Err(ApiError::not_found("no such coupon"));
+    };
+    if coupon.owner_openid.as_deref().is_some_and(|o| o != session.openid) {
+        return Err(ApiError::not_found("no such coupon of yours"));
+    }
+    let view = CouponView::new(&coupon, &campaign, state.clock.now_ms());
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({
+            "status": view.status, "status_zh": view.status_zh, "status_en": view.status_en,
+            "notice": view.notice, "redeemed_at": coupon.redeemed_at.map(rfc3339),
+        })))
+}
+
+/// The holder page's script: follows the coupon's status (no inline script: the CSP forbids it).
+pub const COUPON_JS: &str = include_str!("../../../static/coupon.js");
+
+/// `GET /static/coupon.js`.
+pub async fn coupon_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=31536000, immutable"))
+        .body(COUPON_JS)
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ConfirmForm {
     csrf: String,
 }
 
 /// `POST /c/{code}/redeem`: the staff member confirms. CSRF-protected (a token bound to the session and the coupon).
+/// Whatever the outcome, it answers `303 See Other` to the result page, so that a reload or Back never submits
+/// again; the result page tells the coupon's current state.
 pub async fn confirm(
+    req: HttpRequest,
     auth::WebSession(session): auth::WebSession,
     path: web::Path<String>,
     form: web::Form<ConfirmForm>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    if let Some(page) = state.rate_limits.check_page(Limit::CouponPages, &req) {
+        return page;
+    }
     let code = path.into_inner();
-    let Some(session) = session else {
+    let Some(parsed) = CouponCode::parse(&code) else {
         return pages::error_page(
+            StatusCode::NOT_FOUND,
+            "优惠券不存在",
+            "No such coupon: scan the code again.",
+        );
+    };
+    let here = format!("/c/{}", parsed.as_str());
+    let Some(session) = session else {
+        return pages::error_page_with(
             StatusCode::UNAUTHORIZED,
             "请重新扫码",
-            "Your session has expired: scan the code again.",
+            "Your session has expired: open the coupon again (or scan its code again).",
+            &[pages::Action::new(here, "重新打开此券 · Open the coupon again")],
         );
-    };
-    let Some(parsed) = CouponCode::parse(&code) else {
-        return pages::error_page(StatusCode::NOT_FOUND, "优惠券不存在", "No such coupon.");
     };
     if !auth::csrf_ok(&state, &session, parsed.as_str(), &form.csrf) {
-        return pages::error_page(
+        return pages::error_page_with(
             StatusCode::FORBIDDEN,
             "请求无效",
-            "Invalid form: reload the page and try again.",
+            "This form is stale or not yours: open the coupon again and confirm there.",
+            &[pages::Action::new(here, "重新打开此券 · Open the coupon again")],
         );
     }
-    let viewer = session.openid.clone();
-    let staff = match db::blocking(&state.db, move |conn| merchants_repo::staff_by_openid(conn, &viewer)).await {
+    let staff = match viewer_staff(&state, &session.openid, &here).await {
         Ok(s) => s.map(|s| s.to_domain()),
-        Err(_) => return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, "服务暂时不可用", "Please try again."),
+        Err(page) => return page,
     };
-    let (outcome, found) = match service::redeem_on_scan_page(&state, parsed.as_str().to_owned(), staff).await {
-        Ok(r) => r,
-        Err(_) => return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, "服务暂时不可用", "Please try again."),
+    if let Err(e) = service::redeem_on_scan_page(&state, parsed.as_str().to_owned(), staff).await {
+        tracing::error!(error = %e, "confirm: redemption failed");
+        return pages::unavailable_page(&here);
+    }
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("{here}/result")))
+        .insert_header(("Cache-Control", "no-store"))
+        .finish()
+}
+
+/// `GET /c/{code}/result`: what a confirm came to, from the coupon's current state — 核销成功 when this staff member
+/// redeemed it, otherwise the reason it cannot be redeemed (already redeemed, when and by whom; another shop's; …).
+pub async fn result_page(
+    req: HttpRequest,
+    auth::WebSession(session): auth::WebSession,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if let Some(page) = state.rate_limits.check_page(Limit::CouponPages, &req) {
+        return page;
+    }
+    let (coupon, campaign, _) = match load_for_page(&state, &path).await {
+        Ok(found) => found,
+        Err(page) => return page,
     };
-    let (status, message) = match &outcome {
-        Outcome::Redeemed { .. } => (StatusCode::OK, "已核销 · Redeemed".to_owned()),
-        Outcome::AlreadyRedeemed { at, .. } => (
-            StatusCode::CONFLICT,
-            format!(
-                "此券已核销 · Already redeemed {}",
-                at.map(pages::beijing).unwrap_or_default()
-            ),
-        ),
-        Outcome::NotStaff => (StatusCode::FORBIDDEN, "仅限本店店员 · Staff only".into()),
-        Outcome::Expired | Outcome::Void => (StatusCode::GONE, "此券已失效 · No longer valid".into()),
-        Outcome::NotYetValid => (StatusCode::CONFLICT, "尚未生效 · Not valid yet".into()),
-        Outcome::NotFound => (StatusCode::NOT_FOUND, "优惠券不存在 · No such coupon".into()),
+    let here = format!("/c/{}", coupon.code);
+    let Some(session) = session else {
+        return crate::features::auth::service::login_redirect(&state, &format!("{here}/result"))
+            .unwrap_or_else(|_| pages::unavailable_page(&here));
+    };
+    let staff = match viewer_staff(&state, &session.openid, &here).await {
+        Ok(s) => s.map(|s| s.to_domain()),
+        Err(page) => return page,
     };
     let now = state.clock.now_ms();
+    let mine = staff.as_ref().is_some_and(|s| coupon.redeemed_by == Some(s.id));
+    let (ok, headline, message) = if coupon.status == CouponStatus::Redeemed && mine {
+        let name = staff.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+        (
+            true,
+            "核销成功 · Redeemed".to_owned(),
+            format!(
+                "{} ({}) · by {name}",
+                coupon.redeemed_at.map(pages::beijing).unwrap_or_default(),
+                pages::TZ_LABEL
+            ),
+        )
+    } else {
+        match refusal_words(&state, &coupon, &campaign, staff.as_ref(), now).await {
+            Some(words) => (false, "不能核销 · Cannot redeem".to_owned(), words),
+            None => (
+                false,
+                "尚未核销 · Not redeemed yet".to_owned(),
+                "Open the coupon and confirm to redeem it.".to_owned(),
+            ),
+        }
+    };
     pages::render(
-        status,
+        StatusCode::OK,
         &ResultPage {
             title: "核销 Redeem",
-            coupon: found.map(|(c, k)| CouponView::new(&c, &k, now)),
-            ok: matches!(outcome, Outcome::Redeemed { .. }),
+            coupon: Some(CouponView::new(&coupon, &campaign, now)),
+            ok,
+            headline,
             message,
+            code: coupon.code.as_str(),
         },
     )
 }
@@ -513,6 +681,7 @@ pub async fn qr(
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    state.rate_limits.check_ip(Limit::CouponPages, &req)?;
     let (code, format) = path.into_inner();
     let size = web::Query::<QrQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?
@@ -579,15 +748,14 @@ pub async fn mine(auth::WebSession(session): auth::WebSession, state: web::Data<
         .iter()
         .filter_map(|(c, k)| c.to_domain().map(|c| (c, k.to_domain())))
         .map(|(c, k)| {
-            let status = c.effective_status(&k, now);
-            let (status_zh, status_en) = pages::status_words(status);
+            let view = CouponView::new(&c, &k, now);
             MineItem {
                 code: c.code.as_str().to_owned(),
                 title: k.title.clone(),
-                value: pages::money(k.value_fen),
-                status: status.as_str(),
-                status_zh,
-                status_en,
+                value: view.value,
+                status: view.status,
+                status_zh: view.status_zh,
+                status_en: view.status_en,
             }
         })
         .collect();

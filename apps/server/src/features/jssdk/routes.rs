@@ -13,13 +13,13 @@ pub const DEFAULT_JS_API_LIST: &[&str] = &["updateAppMessageShareData", "updateT
 
 /// The API of this capability (under `/api/v1`).
 pub fn api(cfg: &mut web::ServiceConfig) {
-    cfg.route("/jssdk/config", web::get().to(config));
+    cfg.service(web::resource("/jssdk/config").route(web::get().to(config)));
 }
 
 /// The pages of this capability.
 pub fn pages(cfg: &mut web::ServiceConfig) {
-    cfg.route("/demo/share", web::get().to(share_demo))
-        .route("/static/share.js", web::get().to(share_script));
+    cfg.service(web::resource("/demo/share").route(web::get().to(share_demo)))
+        .service(web::resource("/static/share.js").route(web::get().to(share_script)));
 }
 
 #[derive(Debug, Deserialize)]

@@ -263,3 +263,78 @@ pub fn list_campaigns(conn: &mut DbConnection, merchant_id: Option<i64>) -> Resu
     }
     Ok(q.load(conn)?)
 }
+
+/// Merchants after id `after`, by id, at most `n`.
+pub fn merchants_page(conn: &mut DbConnection, after: Option<i64>, n: i64) -> Result<Vec<MerchantRow>, DbError> {
+    Ok(merchants::table
+        .filter(merchants::id.gt(after.unwrap_or(0)))
+        .order(merchants::id)
+        .limit(n)
+        .load(conn)?)
+}
+
+/// Staff after id `after` (optionally of one merchant), by id, at most `n`.
+pub fn staff_page(
+    conn: &mut DbConnection,
+    merchant_id: Option<i64>,
+    after: Option<i64>,
+    n: i64,
+) -> Result<Vec<StaffRow>, DbError> {
+    let mut q = staff::table
+        .filter(staff::id.gt(after.unwrap_or(0)))
+        .order(staff::id)
+        .limit(n)
+        .into_boxed();
+    if let Some(m) = merchant_id {
+        q = q.filter(staff::merchant_id.eq(m));
+    }
+    Ok(q.load(conn)?)
+}
+
+/// Campaigns after id `after` (optionally of one merchant), by id, at most `n`.
+pub fn campaigns_page(
+    conn: &mut DbConnection,
+    merchant_id: Option<i64>,
+    after: Option<i64>,
+    n: i64,
+) -> Result<Vec<CampaignRow>, DbError> {
+    let mut q = campaigns::table
+        .filter(campaigns::id.gt(after.unwrap_or(0)))
+        .order(campaigns::id)
+        .limit(n)
+        .into_boxed();
+    if let Some(m) = merchant_id {
+        q = q.filter(campaigns::merchant_id.eq(m));
+    }
+    Ok(q.load(conn)?)
+}
+
+/// Ends a campaign at `now`: its validity is cut to `now` (no issuing, buying or redeeming after it), audited with
+/// `reason`. Returns the campaign as it is afterwards; `None` when there is no such campaign. Ending an ended
+/// campaign changes nothing.
+pub fn end_campaign(
+    conn: &mut DbConnection,
+    id: i64,
+    now: Millis,
+    reason: Option<&str>,
+) -> Result<Option<CampaignRow>, DbError> {
+    use crate::db::schema::audit_log;
+    conn.transaction(|conn| {
+        // Valid until the millisecond before: from `now` on, nothing validates against it.
+        let n = diesel::update(campaigns::table.filter(campaigns::id.eq(id).and(campaigns::valid_until.ge(now))))
+            .set(campaigns::valid_until.eq(now - 1))
+            .execute(conn)?;
+        if n == 1 {
+            diesel::insert_into(audit_log::table)
+                .values((
+                    audit_log::action.eq("end_campaign"),
+                    audit_log::outcome.eq("ended"),
+                    audit_log::channel.eq(Some("admin")),
+                    audit_log::detail.eq(reason.map(|r| format!("campaign {id}: {r}"))),
+                    audit_log::created_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        Ok(campaigns::table.find(id).first(conn).optional()?)
+    })
+}

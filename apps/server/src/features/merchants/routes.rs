@@ -1,14 +1,16 @@
 //! The admin API (bearer admin token): merchants, staff, campaigns, issuing coupons.
 
 use crate::db;
+use crate::features::coupons::admin_routes::query;
 use crate::features::coupons::routes::{public_view, rfc3339};
 use crate::features::merchants::repo;
 use crate::features::merchants::service::{self, AdminError};
 use crate::http::auth;
 use crate::http::errors::ApiError;
+use crate::http::paging::{self, Page};
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -39,20 +41,156 @@ async fn run<T: Send + 'static>(
 
 /// The admin API of this capability (inside `/api/v1`).
 pub fn api(cfg: &mut web::ServiceConfig) {
-    cfg.route("/merchants", web::post().to(create_merchant))
-        .route("/staff", web::post().to(create_staff))
-        .route("/staff/{id}", web::delete().to(delete_staff))
-        .route("/campaigns", web::post().to(create_campaign))
-        .route("/campaigns", web::get().to(list_campaigns))
-        .route("/campaigns/{id}/coupons", web::post().to(issue))
-        .service(
-            web::resource("/campaigns/{id}/wechat-card")
-                .app_data(web::PayloadConfig::new(super::card::MAX_BODY))
-                .route(web::post().to(super::card::attach)),
-        );
+    cfg.service(
+        web::resource("/merchants")
+            .route(web::post().to(create_merchant))
+            .route(web::get().to(list_merchants)),
+    )
+    .service(web::resource("/merchants/{id}").route(web::get().to(get_merchant)))
+    .service(
+        web::resource("/staff")
+            .route(web::post().to(create_staff))
+            .route(web::get().to(list_staff)),
+    )
+    .service(web::resource("/staff/{id}").route(web::delete().to(delete_staff)))
+    .service(
+        web::resource("/campaigns")
+            .route(web::post().to(create_campaign))
+            .route(web::get().to(list_campaigns)),
+    )
+    .service(web::resource("/campaigns/{id}").route(web::get().to(get_campaign)))
+    .service(web::resource("/campaigns/{id}/end").route(web::post().to(end_campaign)))
+    .service(
+        web::resource("/campaigns/{id}/coupons")
+            .route(web::post().to(issue))
+            .route(web::get().to(crate::features::coupons::admin_routes::list_coupons)),
+    )
+    .service(
+        web::resource("/campaigns/{id}/wechat-card")
+            .app_data(web::PayloadConfig::new(super::card::MAX_BODY))
+            .route(web::post().to(super::card::attach)),
+    );
+}
+
+/// Merchant JSON.
+fn merchant_json(m: &repo::MerchantRow) -> serde_json::Value {
+    json!({"id": m.id, "name": m.name, "created_at": rfc3339(m.created_at)})
+}
+
+/// Staff JSON (never the token or its hash).
+pub fn staff_json(s: &repo::StaffRow) -> serde_json::Value {
+    json!({
+        "id": s.id, "merchant_id": s.merchant_id, "openid": s.openid, "name": s.name,
+        "status": if s.active { "active" } else { "removed" }, "created_at": rfc3339(s.created_at),
+    })
 }
 
 #[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    merchant_id: Option<i64>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/merchants?limit=&cursor=`.
+pub async fn list_merchants(
+    _admin: auth::AdminAuth,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let q: ListQuery = query(&req)?;
+    let page = Page::parse(q.limit, q.cursor.as_deref())?;
+    let rows = db::blocking(&state.db, move |conn| {
+        repo::merchants_page(conn, page.after, page.fetch())
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(&e))?;
+    Ok(HttpResponse::Ok().json(paging::paged(page, rows, |m| m.id, merchant_json)))
+}
+
+/// `GET /api/v1/merchants/{id}`.
+pub async fn get_merchant(
+    _admin: auth::AdminAuth,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let m = db::blocking(&state.db, move |conn| repo::merchant(conn, id))
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?
+        .ok_or_else(|| ApiError::not_found("no such merchant"))?;
+    Ok(HttpResponse::Ok().json(merchant_json(&m)))
+}
+
+/// `GET /api/v1/staff?merchant_id=&limit=&cursor=`.
+pub async fn list_staff(
+    _admin: auth::AdminAuth,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let q: ListQuery = query(&req)?;
+    let page = Page::parse(q.limit, q.cursor.as_deref())?;
+    let merchant = q.merchant_id;
+    let rows = db::blocking(&state.db, move |conn| {
+        repo::staff_page(conn, merchant, page.after, page.fetch())
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(&e))?;
+    Ok(HttpResponse::Ok().json(paging::paged(page, rows, |s| s.id, staff_json)))
+}
+
+/// `GET /api/v1/campaigns/{id}`.
+pub async fn get_campaign(
+    _admin: auth::AdminAuth,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let c = db::blocking(&state.db, move |conn| repo::campaign(conn, id))
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?
+        .ok_or_else(|| ApiError::not_found("no such campaign"))?;
+    Ok(HttpResponse::Ok().json(campaign_json_at(&c, state.clock.now_ms())))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndBody {
+    reason: Option<String>,
+}
+
+/// `POST /api/v1/campaigns/{id}/end {reason?}`: no more issuing, buying or redeeming after now (its coupons read as
+/// expired). Ending an ended campaign changes nothing (200 either way).
+pub async fn end_campaign(
+    _admin: auth::AdminAuth,
+    path: web::Path<i64>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    // No body, or JSON null: no reason.
+    let reason = if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
+        None
+    } else {
+        crate::http::json::parse::<EndBody>(&body)?.reason
+    };
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 200) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "reason must be at most 200 characters",
+        ));
+    }
+    let id = path.into_inner();
+    let now = state.clock.now_ms();
+    let c = db::blocking(&state.db, move |conn| {
+        repo::end_campaign(conn, id, now, reason.as_deref())
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(&e))?
+    .ok_or_else(|| ApiError::not_found("no such campaign"))?;
+    Ok(HttpResponse::Ok().json(campaign_json_at(&c, now)))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMerchant {
     name: String,
@@ -70,7 +208,7 @@ pub async fn create_merchant(
     Ok(HttpResponse::Created().json(json!({"id": m.id, "name": m.name})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewStaff {
     merchant_id: i64,
@@ -116,7 +254,7 @@ pub async fn delete_staff(
 }
 
 /// `POST /api/v1/campaigns` body, and the arguments of `wxkit campaign create`.
-#[derive(Debug, Default, Deserialize, clap::Args)]
+#[derive(Debug, Default, Deserialize, clap::Args, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignRequest {
     /// The merchant.
@@ -203,6 +341,12 @@ impl CampaignRequest {
                 "valid_until must be after valid_from",
             ));
         }
+        if until <= now {
+            return Err(ApiError::bad_request(
+                "invalid_time",
+                "valid_until is in the past: the campaign would have ended already",
+            ));
+        }
         if self.quantity.is_some_and(|q| q < 1) || self.per_user_limit.is_some_and(|q| q < 1) {
             return Err(ApiError::bad_request(
                 "invalid_field",
@@ -238,6 +382,19 @@ impl CampaignRequest {
     }
 }
 
+/// Campaign JSON, with its status at `now`: `scheduled`, `active` or `ended`.
+pub fn campaign_json_at(c: &repo::CampaignRow, now: i64) -> serde_json::Value {
+    let mut v = campaign_json(c);
+    v["status"] = json!(if now < c.valid_from {
+        "scheduled"
+    } else if now <= c.valid_until {
+        "active"
+    } else {
+        "ended"
+    });
+    v
+}
+
 /// Campaign JSON.
 pub fn campaign_json(c: &repo::CampaignRow) -> serde_json::Value {
     json!({
@@ -261,15 +418,27 @@ pub async fn create_campaign(
     Ok(HttpResponse::Created().json(campaign_json(&created)))
 }
 
-/// `GET /api/v1/campaigns`.
-pub async fn list_campaigns(_admin: auth::AdminAuth, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let rows = db::blocking(&state.db, |conn| repo::list_campaigns(conn, None))
-        .await
-        .map_err(db_error)?;
-    Ok(HttpResponse::Ok().json(json!({"campaigns": rows.iter().map(campaign_json).collect::<Vec<_>>()})))
+/// `GET /api/v1/campaigns?merchant_id=&limit=&cursor=` → `{items, next_cursor}` (and the same items as `campaigns`,
+/// the first release's field).
+pub async fn list_campaigns(
+    _admin: auth::AdminAuth,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let q: ListQuery = query(&req)?;
+    let page = Page::parse(q.limit, q.cursor.as_deref())?;
+    let merchant = q.merchant_id;
+    let rows = db::blocking(&state.db, move |conn| {
+        repo::campaigns_page(conn, merchant, page.after, page.fetch())
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(&e))?;
+    let now = state.clock.now_ms();
+    let out = paging::paged(page, rows, |c| c.id, |c| campaign_json_at(c, now));
+    Ok(HttpResponse::Ok().json(json!({"items": out.items, "next_cursor": out.next_cursor, "campaigns": out.items})))
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueBody {
     owner_openid: Option<String>,

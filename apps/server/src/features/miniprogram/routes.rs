@@ -14,10 +14,10 @@ use wechat_oauth::miniprogram::MiniProgramClient;
 
 /// The API of this capability (under `/api/v1`).
 pub fn api(cfg: &mut web::ServiceConfig) {
-    cfg.route("/miniprogram/login", web::post().to(login))
-        .route("/miniprogram/phone", web::post().to(phone))
-        .route("/miniprogram/profile", web::post().to(profile))
-        .route("/miniprogram/logout", web::post().to(logout));
+    cfg.service(web::resource("/miniprogram/login").route(web::post().to(login)))
+        .service(web::resource("/miniprogram/phone").route(web::post().to(phone)))
+        .service(web::resource("/miniprogram/profile").route(web::post().to(profile)))
+        .service(web::resource("/miniprogram/logout").route(web::post().to(logout)));
 }
 
 /// `POST /api/v1/miniprogram/logout` (bearer): revokes the token for good (and WeChat's session_key with it).
@@ -36,7 +36,7 @@ fn client(state: &AppState) -> Result<&MiniProgramClient, ApiError> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeBody {
     code: String,
@@ -44,7 +44,12 @@ pub struct CodeBody {
 
 /// `POST /api/v1/miniprogram/login {"code"}` (the code from `wx.login()`) → `{"token", "expires_at", "user"}`. The
 /// token is a bearer token for the other mini-program calls; WeChat's session_key is kept server-side with it.
-pub async fn login(state: web::Data<AppState>, body: ApiJson<CodeBody>) -> Result<HttpResponse, ApiError> {
+pub async fn login(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+    body: ApiJson<CodeBody>,
+) -> Result<HttpResponse, ApiError> {
+    state.rate_limits.check_ip(crate::http::ratelimit::Limit::Login, &req)?;
     let mp = client(&state)?;
     let code = body.into_inner().code;
     if code.is_empty() || code.len() > 512 {
@@ -104,7 +109,7 @@ pub async fn phone(
     Ok(HttpResponse::Ok().json(serde_json::json!({"user": PublicUser::from(user)})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileBody {
     encrypted_data: String,

@@ -9,8 +9,8 @@ use actix_web::{HttpResponse, web};
 
 /// The admin API of this capability (inside `/api/v1`).
 pub fn api(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/outbox", web::get().to(list_outbox))
-        .route("/admin/outbox/{id}/retry", web::post().to(retry_outbox));
+    cfg.service(web::resource("/admin/outbox").route(web::get().to(list_outbox)))
+        .service(web::resource("/admin/outbox/{id}/retry").route(web::post().to(retry_outbox)));
 }
 
 #[derive(Debug, serde::Deserialize)]

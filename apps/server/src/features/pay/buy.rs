@@ -20,8 +20,8 @@ pub const BUY_JS: &str = include_str!("../../../static/buy.js");
 
 /// Routes of the page.
 pub fn pages(cfg: &mut web::ServiceConfig) {
-    cfg.route("/c/buy/{campaign_id}", web::get().to(buy_page))
-        .route("/static/buy.js", web::get().to(buy_script));
+    cfg.service(web::resource("/c/buy/{campaign_id}").route(web::get().to(buy_page)))
+        .service(web::resource("/static/buy.js").route(web::get().to(buy_script)));
 }
 
 /// `GET /static/buy.js`.

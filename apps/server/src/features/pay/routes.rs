@@ -14,18 +14,18 @@ use wechat_pay::{Fen, PayClient, TradeType, UnifiedOrder};
 
 /// The API of this capability (under `/api/v1`).
 pub fn api(cfg: &mut web::ServiceConfig) {
-    cfg.route("/pay/orders", web::post().to(create))
-        .route("/pay/orders/{out_trade_no}", web::get().to(status))
-        .route("/pay/orders/{out_trade_no}/close", web::post().to(close))
-        .route("/pay/orders/{out_trade_no}/qr.png", web::get().to(native_qr))
-        .route("/pay/orders/{out_trade_no}/refunds", web::post().to(refund))
-        .route("/admin/pay/notifications", web::get().to(notifications));
+    cfg.service(web::resource("/pay/orders").route(web::post().to(create)))
+        .service(web::resource("/pay/orders/{out_trade_no}").route(web::get().to(status)))
+        .service(web::resource("/pay/orders/{out_trade_no}/close").route(web::post().to(close)))
+        .service(web::resource("/pay/orders/{out_trade_no}/qr.png").route(web::get().to(native_qr)))
+        .service(web::resource("/pay/orders/{out_trade_no}/refunds").route(web::post().to(refund)))
+        .service(web::resource("/admin/pay/notifications").route(web::get().to(notifications)));
 }
 
 /// The pages (WeChat callbacks) of this capability.
 pub fn pages(cfg: &mut web::ServiceConfig) {
-    cfg.route("/wechat/pay/notify", web::post().to(notify))
-        .route("/wechat/pay/refund-notify", web::post().to(refund_notify));
+    cfg.service(web::resource("/wechat/pay/notify").route(web::post().to(notify)))
+        .service(web::resource("/wechat/pay/refund-notify").route(web::post().to(refund_notify)));
 }
 
 fn client(state: &AppState) -> Result<&PayClient, ApiError> {
@@ -94,7 +94,7 @@ fn pay_error(e: &wechat_pay::Error) -> ApiError {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     description: Option<String>,
@@ -398,7 +398,7 @@ pub async fn status(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundBody {
     refund_fee: i64,

@@ -27,7 +27,7 @@ pub const DEMO_VISITOR_OPENID: &str = "o-demo-visitor";
 pub struct Demo {
     /// Coupon codes owned by the demo customer.
     pub customer_coupons: Vec<String>,
-    /// The demo staff member's POS token (fresh each run).
+    /// The demo staff member's POS token (one per database, kept across restarts).
     pub staff_token: String,
     /// The campaign whose coupons are for sale (`/c/buy/{id}`).
     pub sale_campaign_id: i64,
@@ -37,7 +37,7 @@ pub struct Demo {
 
 /// The pages of this capability.
 pub fn pages(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(index));
+    cfg.service(web::resource("/").route(web::get().to(index)));
 }
 
 /// `GET /`: what this server is, with the demo links in sandbox mode.
@@ -45,16 +45,31 @@ pub async fn index(state: web::Data<AppState>) -> HttpResponse {
     let sandbox = state.settings.sandbox();
     let (demo, for_sale) = if sandbox {
         let customer = DEMO_CUSTOMER_OPENID.to_owned();
+        let now = state.clock.now_ms();
         let coupons = db::blocking(&state.db, move |conn| coupons_repo::coupons_of_owner(conn, &customer))
             .await
             .unwrap_or_default()
             .into_iter()
-            .map(|(c, k)| {
+            .filter_map(|(c, k)| {
+                let coupon = c.to_domain()?;
+                let view = pages::CouponView::new(&coupon, &k.to_domain(), now);
                 let title = match (&k.wechat_card_id, &c.wechat_card_code) {
                     (Some(_), None) => format!("{} — 可加入微信卡包 · can be added to WeChat", k.title),
                     _ => k.title,
                 };
-                (c.code, title, c.status)
+                // The code's last group tells the demo's otherwise identical coupons apart.
+                let tail = c
+                    .code
+                    .get(c.code.len().saturating_sub(4)..)
+                    .unwrap_or_default()
+                    .to_owned();
+                Some(DemoCoupon {
+                    code: c.code,
+                    title,
+                    tail,
+                    status: view.status,
+                    status_words: format!("{} · {}", view.status_zh, view.status_en),
+                })
             })
             .collect();
         let for_sale = db::blocking(&state.db, |conn| merchants_repo::list_campaigns(conn, None))
@@ -81,14 +96,24 @@ pub async fn index(state: web::Data<AppState>) -> HttpResponse {
     )
 }
 
+/// A demo coupon on the start page.
+struct DemoCoupon {
+    code: String,
+    title: String,
+    /// The code's last four characters.
+    tail: String,
+    status: &'static str,
+    status_words: String,
+}
+
 /// The start page.
 #[derive(askama::Template)]
 #[template(path = "index.html")]
 struct IndexPage<'a> {
     title: &'a str,
     sandbox: bool,
-    /// The demo customer's coupons: code, title, status.
-    demo: Vec<(String, String, String)>,
+    /// The demo customer's coupons.
+    demo: Vec<DemoCoupon>,
     /// Campaigns on sale: id, title, price.
     for_sale: Vec<(i64, String, String)>,
 }

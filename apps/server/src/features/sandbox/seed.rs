@@ -72,24 +72,31 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
         );
     }
     let card_id = demo_card(state).await;
-    let staff_token = random_token();
-    let hash = sha256_hex(&staff_token);
     let now = state.clock.now_ms();
+    // A campaign the demo can still use: valid for at least another day (an ended one is replaced, not an error).
+    let usable = move |c: &merchants_repo::CampaignRow| c.valid_from <= now && c.valid_until > now + 86_400_000;
     let coupons = db::blocking(
         &state.db,
-        move |conn| -> Result<(Vec<String>, i64, Option<String>), DbError> {
+        move |conn| -> Result<(Vec<String>, i64, Option<String>, String), DbError> {
             let merchant = match merchants_repo::list_merchants(conn)?.into_iter().next() {
                 Some(m) => m,
                 None => merchants_repo::create_merchant(conn, "wxkit 示例咖啡 Demo Café", now)?,
             };
-            // A fresh POS token each run: re-key the demo staff member.
-            if let Some(existing) = merchants_repo::staff_by_openid(conn, DEMO_STAFF_OPENID)? {
-                merchants_repo::remove_staff(conn, existing.id)?;
+            // One POS token per database: stable across restarts and across instances on it.
+            let staff_token = crate::platform::secrets::shared_secret(conn, "sandbox_staff_token", random_token)?;
+            let hash = sha256_hex(&staff_token);
+            match merchants_repo::staff_by_openid(conn, DEMO_STAFF_OPENID)? {
+                Some(s) if s.active && s.api_token_hash == hash && s.merchant_id == merchant.id => {}
+                existing => {
+                    if let Some(s) = existing {
+                        merchants_repo::remove_staff(conn, s.id)?;
+                    }
+                    merchants_repo::add_staff(conn, merchant.id, DEMO_STAFF_OPENID, "店员小王 Staff Wang", &hash, now)?;
+                }
             }
-            merchants_repo::add_staff(conn, merchant.id, DEMO_STAFF_OPENID, "店员小王 Staff Wang", &hash, now)?;
             let campaign = match merchants_repo::list_campaigns(conn, Some(merchant.id))?
                 .into_iter()
-                .next()
+                .find(|c| c.price_fen.is_none() && c.wechat_card_id.is_none() && usable(c))
             {
                 Some(c) => c,
                 None => merchants_repo::create_campaign(
@@ -112,7 +119,7 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
             // A voucher customers buy with (simulated) WeChat Pay: /c/buy/{id}.
             let for_sale = merchants_repo::list_campaigns(conn, Some(merchant.id))?
                 .into_iter()
-                .find(|c| c.price_fen.is_some());
+                .find(|c| c.price_fen.is_some() && usable(c));
             let for_sale = match for_sale {
                 Some(c) => c,
                 None => merchants_repo::create_campaign(
@@ -138,7 +145,7 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
                 Some(card_id) => {
                     let existing = merchants_repo::list_campaigns(conn, Some(merchant.id))?
                         .into_iter()
-                        .find(|c| c.wechat_card_id.is_some());
+                        .find(|c| c.wechat_card_id.is_some() && usable(c));
                     let card_campaign = match existing {
                         Some(c) => {
                             merchants_repo::set_campaign_card(conn, c.id, card_id)?;
@@ -192,11 +199,11 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
                     Err(other) => return Err(DbError::Task(other.to_string())),
                 }
             }
-            Ok((codes, for_sale.id, card_coupon))
+            Ok((codes, for_sale.id, card_coupon, staff_token))
         },
     )
     .await?;
-    let (coupons, sale_campaign_id, card_coupon) = coupons;
+    let (coupons, sale_campaign_id, card_coupon, staff_token) = coupons;
     Ok(Demo {
         sale_campaign_id,
         card_coupon,

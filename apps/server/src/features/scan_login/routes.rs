@@ -16,22 +16,22 @@ use serde::Deserialize;
 
 /// The API of this capability (under `/api/v1`).
 pub fn api(cfg: &mut web::ServiceConfig) {
-    cfg.route("/login/scenes", web::post().to(create))
-        .route("/login/scenes/{scene}/qr.png", web::get().to(qr))
-        .route("/login/scenes/{scene}/scan", web::post().to(scan))
-        .route("/login/scenes/{scene}/confirm", web::post().to(confirm))
-        .route("/login/scenes/{scene}/cancel", web::post().to(cancel));
+    cfg.service(web::resource("/login/scenes").route(web::post().to(create)))
+        .service(web::resource("/login/scenes/{scene}/qr.png").route(web::get().to(qr)))
+        .service(web::resource("/login/scenes/{scene}/scan").route(web::post().to(scan)))
+        .service(web::resource("/login/scenes/{scene}/confirm").route(web::post().to(confirm)))
+        .service(web::resource("/login/scenes/{scene}/cancel").route(web::post().to(cancel)));
 }
 
 /// The pages of this capability.
 pub fn pages(cfg: &mut web::ServiceConfig) {
-    cfg.route("/login", web::get().to(login_page))
-        .route("/ws/login/{scene}", web::get().to(socket))
-        .route("/auth/ticket", web::post().to(ticket))
-        .route("/static/login.js", web::get().to(script));
+    cfg.service(web::resource("/login").route(web::get().to(login_page)))
+        .service(web::resource("/ws/login/{scene}").route(web::get().to(socket)))
+        .service(web::resource("/auth/ticket").route(web::post().to(ticket)))
+        .service(web::resource("/static/login.js").route(web::get().to(script)));
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     #[serde(rename = "return")]
@@ -42,6 +42,7 @@ pub struct CreateBody {
 /// scene's watch key: only this browser can watch the scene (the QR code, which anyone nearby can photograph,
 /// carries the scene alone).
 pub async fn create(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    state.rate_limits.check_ip(crate::http::ratelimit::Limit::Login, &req)?;
     // Each code may cost a getwxacodeunlimit call (rate-limited by WeChat): a per-address budget.
     if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
         if let Err(secs) = state.scene_limiter.check_ip(ip) {

@@ -23,8 +23,11 @@ pub const MAX_NONCE: usize = 64;
 
 /// The pages of this capability: WeChat's server URL.
 pub fn pages(cfg: &mut web::ServiceConfig) {
-    cfg.route("/wechat/push", web::get().to(verify))
-        .route("/wechat/push", web::post().to(receive_push));
+    cfg.service(
+        web::resource("/wechat/push")
+            .route(web::get().to(verify))
+            .route(web::post().to(receive_push)),
+    );
 }
 
 fn query(req: &HttpRequest) -> HashMap<String, String> {
@@ -39,6 +42,9 @@ fn text(status: actix_web::http::StatusCode, body: &'static str) -> HttpResponse
 
 /// `GET /wechat/push?signature&timestamp&nonce&echostr`: WeChat's server-URL check.
 pub async fn verify(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Err(e) = state.rate_limits.check_ip(crate::http::ratelimit::Limit::Push, &req) {
+        return actix_web::ResponseError::error_response(&e);
+    }
     let Some(token) = state.push_token.as_ref() else {
         return HttpResponse::NotFound().finish();
     };
@@ -56,6 +62,9 @@ pub async fn verify(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
 /// `POST /wechat/push`: verified (and in safe mode decrypted) events, processed once each. Answers `success` once
 /// the push is durably applied (WeChat retries otherwise).
 pub async fn receive_push(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    if let Err(e) = state.rate_limits.check_ip(crate::http::ratelimit::Limit::Push, &req) {
+        return actix_web::ResponseError::error_response(&e);
+    }
     use actix_web::http::StatusCode;
     let Some(token) = state.push_token.as_ref() else {
         return HttpResponse::NotFound().finish();

@@ -1,0 +1,266 @@
+//! The coupon side of the admin API: a campaign's coupons, voiding a coupon, and the redemption log (核销记录), as
+//! JSON pages or CSV. Shared by `GET|POST /api/v1/...` and the `wxkit coupon|redemptions` commands.
+
+use crate::db::schema::{audit_log, campaigns, coupons, redemptions, staff};
+use crate::db::{DbConnection, DbError};
+use crate::features::coupons::repo::CouponRow;
+use crate::features::merchants::repo::CampaignRow;
+use diesel::prelude::*;
+use redemption_core::Millis;
+use serde::Serialize;
+
+/// Longest void reason.
+pub const REASON_MAX: usize = 200;
+
+/// Which coupons of a campaign to list, by their status as people see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// Usable (or not yet valid).
+    Issued,
+    /// Redeemed.
+    Redeemed,
+    /// Voided.
+    Void,
+    /// Unused past the campaign's end.
+    Expired,
+}
+
+impl StatusFilter {
+    /// Parses `issued`, `redeemed`, `void`, `expired`.
+    pub fn parse(s: &str) -> Option<StatusFilter> {
+        Some(match s {
+            "issued" => StatusFilter::Issued,
+            "redeemed" => StatusFilter::Redeemed,
+            "void" => StatusFilter::Void,
+            "expired" => StatusFilter::Expired,
+            _ => return None,
+        })
+    }
+}
+
+/// A campaign's coupons after id `after`, by id, at most `n`. `None` when the campaign does not exist. Expiry is
+/// the campaign's (one end for all its coupons), so the filter on the status people see is a filter on the stored
+/// status and the campaign's end.
+pub fn campaign_coupons(
+    conn: &mut DbConnection,
+    campaign_id: i64,
+    status: Option<StatusFilter>,
+    owner: Option<&str>,
+    after: Option<i64>,
+    n: i64,
+    now: Millis,
+) -> Result<Option<(CampaignRow, Vec<CouponRow>)>, DbError> {
+    let Some(campaign) = crate::features::merchants::repo::campaign(conn, campaign_id)? else {
+        return Ok(None);
+    };
+    let ended = now > campaign.valid_until;
+    let stored = match status {
+        None => None,
+        Some(StatusFilter::Issued) if ended => return Ok(Some((campaign, Vec::new()))),
+        Some(StatusFilter::Expired) if !ended => return Ok(Some((campaign, Vec::new()))),
+        Some(StatusFilter::Issued | StatusFilter::Expired) => Some("issued"),
+        Some(StatusFilter::Redeemed) => Some("redeemed"),
+        Some(StatusFilter::Void) => Some("void"),
+    };
+    let mut q = coupons::table
+        .filter(coupons::campaign_id.eq(campaign_id))
+        .filter(coupons::id.gt(after.unwrap_or(0)))
+        .order(coupons::id)
+        .limit(n)
+        .into_boxed();
+    if let Some(s) = stored {
+        q = q.filter(coupons::status.eq(s));
+    }
+    if let Some(o) = owner {
+        q = q.filter(coupons::owner_openid.eq(o));
+    }
+    let rows = q.load(conn)?;
+    Ok(Some((campaign, rows)))
+}
+
+/// What voiding came to.
+#[derive(Debug)]
+pub enum VoidOutcome {
+    /// Voided now (audited).
+    Voided(CouponRow, CampaignRow),
+    /// It was already void: nothing changed (a retried call gets the same answer).
+    AlreadyVoid(CouponRow, CampaignRow),
+    /// It was redeemed: it cannot be voided.
+    Redeemed(CouponRow, CampaignRow),
+    /// No such coupon.
+    NotFound,
+}
+
+/// Voids a coupon that is not redeemed, with an audit row carrying `reason`, in one transaction. The update is
+/// conditional on the stored status, so it cannot void a coupon a cashier redeemed a moment before.
+pub fn void(conn: &mut DbConnection, code: &str, reason: &str, now: Millis) -> Result<VoidOutcome, DbError> {
+    conn.transaction(|conn| {
+        let Some((coupon, campaign)) = crate::features::coupons::repo::coupon_by_code(conn, code)? else {
+            return Ok(VoidOutcome::NotFound);
+        };
+        match coupon.status.as_str() {
+            "void" => return Ok(VoidOutcome::AlreadyVoid(coupon, campaign)),
+            "issued" => {}
+            _ => return Ok(VoidOutcome::Redeemed(coupon, campaign)),
+        }
+        let updated: Option<CouponRow> =
+            diesel::update(coupons::table.filter(coupons::id.eq(coupon.id).and(coupons::status.eq("issued"))))
+                .set((coupons::status.eq("void"), coupons::version.eq(coupons::version + 1)))
+                .returning(coupons::all_columns)
+                .get_result(conn)
+                .optional()?;
+        let Some(updated) = updated else {
+            // Redeemed between the read and the update (SQLite reads without a row lock).
+            let (now_row, campaign) =
+                crate::features::coupons::repo::coupon_by_code(conn, code)?.ok_or(diesel::result::Error::NotFound)?;
+            return Ok(VoidOutcome::Redeemed(now_row, campaign));
+        };
+        diesel::insert_into(audit_log::table)
+            .values((
+                audit_log::action.eq("void"),
+                audit_log::coupon_code.eq(Some(updated.code.clone())),
+                audit_log::coupon_id.eq(Some(updated.id)),
+                audit_log::outcome.eq("void"),
+                audit_log::channel.eq(Some("admin")),
+                audit_log::detail.eq(Some(reason)),
+                audit_log::created_at.eq(now),
+            ))
+            .execute(conn)?;
+        Ok(VoidOutcome::Voided(updated, campaign))
+    })
+}
+
+/// Which redemptions to list.
+#[derive(Clone, Debug, Default)]
+pub struct LogFilter {
+    /// Only this merchant's.
+    pub merchant_id: Option<i64>,
+    /// Only this campaign's.
+    pub campaign_id: Option<i64>,
+    /// At or after, ms.
+    pub since: Option<Millis>,
+    /// Before, ms.
+    pub until: Option<Millis>,
+}
+
+/// One redemption, as the log shows it.
+#[derive(Clone, Debug, Queryable, Serialize)]
+pub struct LogRow {
+    /// The redemption's id.
+    pub id: i64,
+    /// When, ms.
+    #[serde(skip)]
+    pub at: i64,
+    /// pos, scan_page or wechat.
+    pub channel: String,
+    /// The coupon's code.
+    pub coupon_code: String,
+    /// The campaign.
+    pub campaign_id: i64,
+    /// The campaign's title.
+    pub campaign_title: String,
+    /// The merchant.
+    pub merchant_id: i64,
+    /// The staff member (none for a card consumed at WeChat's side).
+    pub staff_id: Option<i64>,
+    /// Their name.
+    pub staff_name: Option<String>,
+}
+
+/// Redemptions newest first, before id `before`, at most `n`.
+pub fn redemption_log(
+    conn: &mut DbConnection,
+    filter: &LogFilter,
+    before: Option<i64>,
+    n: i64,
+) -> Result<Vec<LogRow>, DbError> {
+    let mut q = redemptions::table
+        .inner_join(coupons::table.inner_join(campaigns::table))
+        .left_join(staff::table)
+        .select((
+            redemptions::id,
+            redemptions::created_at,
+            redemptions::channel,
+            coupons::code,
+            campaigns::id,
+            campaigns::title,
+            campaigns::merchant_id,
+            staff::id.nullable(),
+            staff::name.nullable(),
+        ))
+        .order(redemptions::id.desc())
+        .limit(n)
+        .into_boxed();
+    if let Some(b) = before {
+        q = q.filter(redemptions::id.lt(b));
+    }
+    if let Some(m) = filter.merchant_id {
+        q = q.filter(campaigns::merchant_id.eq(m));
+    }
+    if let Some(c) = filter.campaign_id {
+        q = q.filter(campaigns::id.eq(c));
+    }
+    if let Some(s) = filter.since {
+        q = q.filter(redemptions::created_at.ge(s));
+    }
+    if let Some(u) = filter.until {
+        q = q.filter(redemptions::created_at.lt(u));
+    }
+    Ok(q.load(conn)?)
+}
+
+/// A CSV field: quoted when it holds a comma, quote or line break; a leading `=`, `+`, `-` or `@` is prefixed with
+/// `'` so that a spreadsheet never runs a name as a formula.
+pub fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// The CSV header of the redemption log.
+pub const CSV_HEADER: &str =
+    "redemption_id,redeemed_at,channel,coupon_code,campaign_id,campaign_title,merchant_id,staff_id,staff_name\r\n";
+
+/// One CSV line of the log (times in RFC 3339, UTC+8 like the pages).
+pub fn csv_line(r: &LogRow) -> String {
+    let at = chrono::DateTime::from_timestamp_millis(r.at)
+        .map(|t| {
+            (t + chrono::Duration::hours(8))
+                .format("%Y-%m-%dT%H:%M:%S+08:00")
+                .to_string()
+        })
+        .unwrap_or_default();
+    format!(
+        "{},{},{},{},{},{},{},{},{}\r\n",
+        r.id,
+        at,
+        csv_field(&r.channel),
+        csv_field(&r.coupon_code),
+        r.campaign_id,
+        csv_field(&r.campaign_title),
+        r.merchant_id,
+        r.staff_id.map(|s| s.to_string()).unwrap_or_default(),
+        csv_field(r.staff_name.as_deref().unwrap_or("")),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_never_formulas() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(csv_field("店员 小王"), "店员 小王");
+    }
+}

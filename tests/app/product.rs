@@ -1,0 +1,645 @@
+//! The coupon product's edges as merchants, cashiers, customers and operators meet them: the admin lists (paged),
+//! void, end, the redemption log and its CSV; 404 pages vs the JSON envelope, 405 with `Allow`; a 503 page when
+//! WeChat fails; rate limits (429 with `Retry-After`); the OpenAPI document against the running server; PostgreSQL
+//! over TLS.
+
+use crate::coupons::{Shop, issue, json, shop};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use wxkit_e2e::{DbKind, TestApp, spawn_app};
+
+fn campaign() -> Value {
+    json!({"title": "免费咖啡 Free coffee", "value_fen": 1800})
+}
+
+async fn pos(app: &TestApp, token: &str, code: &str) -> (StatusCode, Value) {
+    json(
+        app.http
+            .post(format!("{}/api/v1/redemptions", app.address))
+            .bearer_auth(token)
+            .json(&json!({"code": code}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+async fn get_admin(app: &TestApp, path: &str) -> (StatusCode, Value) {
+    json(app.admin(Method::GET, path, Value::Null).await).await
+}
+
+/// Follows `next_cursor` to the end; returns every item.
+async fn all_pages(app: &TestApp, path: &str, limit: u32) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    let sep = if path.contains('?') { '&' } else { '?' };
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{path}{sep}limit={limit}&cursor={c}"),
+            None => format!("{path}{sep}limit={limit}"),
+        };
+        let (s, page) = get_admin(app, &url).await;
+        assert_eq!(s, 200, "{url}: {page}");
+        let got = page["items"].as_array().unwrap();
+        assert!(got.len() <= limit as usize);
+        items.extend(got.iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return items,
+        }
+    }
+}
+
+async fn the_admin_api_runs_a_business(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let Shop {
+        merchant_id,
+        staff_id,
+        staff_token,
+        campaign_id,
+    } = shop(&app, campaign()).await;
+
+    // Merchants and staff: lists are paged, single rows found, the token never shown again.
+    let (s, m) = get_admin(&app, &format!("/api/v1/merchants/{merchant_id}")).await;
+    assert_eq!((s, m["name"].as_str()), (StatusCode::OK, Some("咖啡店")));
+    assert_eq!(get_admin(&app, "/api/v1/merchants/999999").await.0, 404);
+    for n in 0..4 {
+        let (s, _) = json(
+            app.admin(Method::POST, "/api/v1/merchants", json!({"name": format!("店 {n}")}))
+                .await,
+        )
+        .await;
+        assert_eq!(s, 201);
+    }
+    let merchants = all_pages(&app, "/api/v1/merchants", 2).await;
+    assert_eq!(merchants.len(), 5, "every merchant once across pages");
+    let ids: Vec<i64> = merchants.iter().map(|m| m["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let staff = all_pages(&app, &format!("/api/v1/staff?merchant_id={merchant_id}"), 10).await;
+    assert_eq!(staff.len(), 1);
+    assert_eq!(staff[0]["id"], staff_id);
+    assert!(staff[0].get("api_token").is_none() && !staff[0].to_string().contains(&staff_token));
+    let (s, e) = get_admin(&app, "/api/v1/merchants?limit=0").await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_limit"))
+    );
+    let (s, e) = get_admin(&app, "/api/v1/merchants?cursor=forged").await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_cursor"))
+    );
+    assert_eq!(
+        app.http
+            .get(format!("{}/api/v1/merchants", app.address))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401,
+        "admin only"
+    );
+
+    // A campaign and its coupons, filtered by status and owner.
+    let (s, c) = get_admin(&app, &format!("/api/v1/campaigns/{campaign_id}")).await;
+    assert_eq!((s, c["status"].as_str()), (StatusCode::OK, Some("active")));
+    let mut codes = Vec::new();
+    for owner in ["o-a", "o-a", "o-b"] {
+        let (s, coupon) = issue(&app, campaign_id, Some(owner)).await;
+        assert_eq!(s, 201);
+        codes.push(coupon["code"].as_str().unwrap().to_owned());
+    }
+    let (s, done) = pos(&app, &staff_token, &codes[0]).await;
+    assert_eq!(s, 200, "{done}");
+    let path = format!("/api/v1/campaigns/{campaign_id}/coupons");
+    assert_eq!(all_pages(&app, &path, 2).await.len(), 3);
+    let redeemed = all_pages(&app, &format!("{path}?status=redeemed"), 10).await;
+    assert_eq!(redeemed.len(), 1);
+    assert_eq!(redeemed[0]["code"], codes[0].as_str());
+    assert_eq!(redeemed[0]["redeemed_by"], staff_id);
+    assert_eq!(all_pages(&app, &format!("{path}?owner_openid=o-a"), 10).await.len(), 2);
+    assert_eq!(
+        all_pages(&app, &format!("{path}?status=issued&owner_openid=o-a"), 10)
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(get_admin(&app, &format!("{path}?status=nope")).await.0, 400);
+    assert_eq!(get_admin(&app, "/api/v1/campaigns/999999/coupons").await.0, 404);
+
+    // Void: audited with its reason, the page says 已作废, the POS answers 410; a retry is the same answer; a
+    // redeemed coupon cannot be voided.
+    let void = |code: String, reason: &'static str| {
+        let app = &app;
+        async move {
+            json(
+                app.admin(
+                    Method::POST,
+                    &format!("/api/v1/coupons/{code}/void"),
+                    json!({"reason": reason}),
+                )
+                .await,
+            )
+            .await
+        }
+    };
+    let (s, v) = void(codes[1].clone(), "顾客投诉，作废重发 · reissued").await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("void")), "{v}");
+    assert_eq!(void(codes[1].clone(), "again").await.0, 200, "idempotent");
+    let (s, e) = void(codes[0].clone(), "too late").await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("coupon_redeemed"))
+    );
+    assert_eq!(void("A".repeat(26), "none").await.0, 404);
+    let (s, e) = json(
+        app.admin(
+            Method::POST,
+            &format!("/api/v1/coupons/{}/void", codes[2]),
+            json!({"reason": ""}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_field"))
+    );
+    let (s, e) = pos(&app, &staff_token, &codes[1]).await;
+    assert_eq!((s, e["error"]["code"].as_str()), (StatusCode::GONE, Some("void")));
+    assert!(e["error"]["message"].as_str().unwrap().contains("已作废"), "{e}");
+    let audited = wxkit::db::blocking(&app.state.db, |conn| {
+        use diesel::prelude::*;
+        use wxkit::db::schema::audit_log;
+        Ok(audit_log::table
+            .filter(audit_log::action.eq("void"))
+            .select(audit_log::detail)
+            .load::<Option<String>>(conn)?)
+    })
+    .await
+    .unwrap();
+    assert_eq!(audited, vec![Some("顾客投诉，作废重发 · reissued".to_owned())]);
+
+    // The redemption log: JSON pages and CSV, filtered by merchant, campaign and time.
+    let (s, b) = pos(&app, &staff_token, &codes[2]).await;
+    assert_eq!(s, 200, "{b}");
+    let log = all_pages(&app, &format!("/api/v1/redemptions?merchant_id={merchant_id}"), 1).await;
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0]["coupon_code"], codes[2].as_str(), "newest first");
+    assert_eq!(log[0]["staff"]["name"], "小王");
+    assert_eq!(log[0]["channel"], "pos");
+    assert_eq!(
+        all_pages(
+            &app,
+            &format!("/api/v1/redemptions?campaign_id={campaign_id}&since=2099-01-01T00:00:00Z"),
+            5
+        )
+        .await
+        .len(),
+        0
+    );
+    assert_eq!(get_admin(&app, "/api/v1/redemptions?since=yesterday").await.0, 400);
+    let csv = app
+        .http
+        .get(format!("{}/api/v1/redemptions?campaign_id={campaign_id}", app.address))
+        .bearer_auth(wxkit_e2e::TEST_ADMIN_TOKEN)
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let csv = csv.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("redemption_id,redeemed_at,channel,coupon_code"));
+    assert!(
+        lines[1].contains(&codes[2]) && lines[1].contains("小王") && lines[1].contains("+08:00"),
+        "{csv}"
+    );
+
+    // End: no more issuing or redeeming after now; ending again changes nothing; an ended campaign cannot be made.
+    let (s, fresh) = issue(&app, campaign_id, Some("o-c")).await;
+    assert_eq!(s, 201);
+    let (s, ended) = json(
+        app.admin(
+            Method::POST,
+            &format!("/api/v1/campaigns/{campaign_id}/end"),
+            json!({"reason": "售罄"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (s, ended["status"].as_str()),
+        (StatusCode::OK, Some("ended")),
+        "{ended}"
+    );
+    app.clock.advance_secs(1);
+    assert_eq!(
+        json(
+            app.admin(
+                Method::POST,
+                &format!("/api/v1/campaigns/{campaign_id}/end"),
+                Value::Null
+            )
+            .await
+        )
+        .await
+        .0,
+        200
+    );
+    let (s, e) = pos(&app, &staff_token, fresh["code"].as_str().unwrap()).await;
+    assert_eq!((s, e["error"]["code"].as_str()), (StatusCode::GONE, Some("expired")));
+    assert_eq!(issue(&app, campaign_id, Some("o-d")).await.0, 409);
+    let (s, e) = json(
+        app.admin(
+            Method::POST,
+            "/api/v1/campaigns",
+            json!({"merchant_id": merchant_id, "title": "过去的活动", "valid_from": "2020-01-01T00:00:00Z",
+                   "valid_until": "2020-02-01T00:00:00Z"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_time")),
+        "{e}"
+    );
+}
+
+on_both_backends!(the_admin_api_runs_a_business);
+
+/// A plain HTTP client that follows no redirects.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn pages_and_machines_get_their_own_errors(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let http = client();
+    // Unknown page: HTML with the way on; unknown API path: the envelope.
+    let r = http.get(format!("{}/no/such/page", app.address)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("页面不存在") && page.contains("id=\"next-steps\"") && page.contains("href=\"/\""),
+        "{page}"
+    );
+    let r = http
+        .get(format!("{}/api/v1/no/such/thing", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let (_, body) = json(r).await;
+    assert_eq!(body["error"]["code"], "not_found");
+    // A wrong method on a known path: 405 with Allow, in the shape of its side.
+    let r = http
+        .delete(format!("{}/api/v1/redemptions", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let allow = r.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(allow.contains("POST") && allow.contains("GET"), "{allow}");
+    let (_, body) = json(r).await;
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    let r = http.put(format!("{}/coupons/mine", app.address)).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(r.headers()["allow"].to_str().unwrap().contains("GET"));
+    assert!(r.text().await.unwrap().contains("请求方式不支持"));
+    let r = http
+        .get(format!("{}/c/ABCDEFGHJKLMNPQRSTUVWXYZ23/redeem", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+    // An unknown coupon: a page that says what to do next.
+    let r = http
+        .get(format!("{}/c/ABCDEFGHJKLMNPQRSTUVWXYZ23", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("优惠券不存在") && page.contains("/coupons/mine"),
+        "{page}"
+    );
+
+    // WeChat failing during login is a 503 page with a retry, not a 400.
+    let shop = shop(&app, campaign()).await;
+    let (_, coupon) = issue(&app, shop.campaign_id, Some("o-customer")).await;
+    let path = format!("/c/{}", coupon["code"].as_str().unwrap());
+    let r = http.get(format!("{}{path}", app.address)).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let authorize = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let q: std::collections::HashMap<_, _> = authorize.query_pairs().into_owned().collect();
+    let r = app
+        .http
+        .post(format!("{}/_sim/faults", app.sim.base_url()))
+        .json(&json!({"path": "/sns/oauth2/access_token", "errcode": -1, "errmsg": "system error", "count": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let callback = format!(
+        "{}/auth/callback?code=anycode&state={}",
+        app.address,
+        url::form_urlencoded::byte_serialize(q["state"].as_bytes()).collect::<String>()
+    );
+    let r = http.get(callback).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("微信") && page.contains(&format!("href=\"{path}\"")),
+        "retry goes back: {page}"
+    );
+}
+
+on_both_backends!(pages_and_machines_get_their_own_errors);
+
+const TOKEN_ONE: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const TOKEN_TWO: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn public_endpoints_are_rate_limited_with_retry_after() {
+    let Some(db) = wxkit_testkit::TestDatabase::create(DbKind::Sqlite) else {
+        return;
+    };
+    let sim = wxkit_testkit::spawn_sim().await;
+    let settings = wxkit_e2e::test_settings_with(
+        &db.url,
+        &sim,
+        &[
+            ("WXKIT__RATE_LIMITS__POS_PER_MINUTE", "3"),
+            ("WXKIT__RATE_LIMITS__COUPON_PAGES_PER_MINUTE", "2"),
+            ("WXKIT__RATE_LIMITS__LOGIN_PER_MINUTE", "1"),
+        ],
+        &[],
+    );
+    let (address, _state) = wxkit_e2e::start_server_with(settings).await;
+    let http = client();
+    let pos = |token: &'static str| {
+        let http = http.clone();
+        let address = address.clone();
+        async move {
+            http.post(format!("{address}/api/v1/redemptions"))
+                .bearer_auth(token)
+                .json(&json!({"code": "ABCDEFGHJKLMNPQRSTUVWXYZ23"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Per staff token (unknown tokens are judged after the limit, so each token has its own budget).
+    for _ in 0..3 {
+        assert_ne!(pos(TOKEN_ONE).await.status(), 429);
+    }
+    let r = pos(TOKEN_ONE).await;
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let (_, body) = json(r).await;
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_ne!(pos(TOKEN_TWO).await.status(), 429, "another token has its own budget");
+
+    // Coupon pages per address: an HTML 429 page with Retry-After.
+    for _ in 0..2 {
+        let r = http
+            .get(format!("{address}/c/ABCDEFGHJKLMNPQRSTUVWXYZ23"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+    }
+    let r = http
+        .get(format!("{address}/c/ABCDEFGHJKLMNPQRSTUVWXYZ23"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(r.text().await.unwrap().contains("请求太频繁"));
+
+    // Login APIs per address.
+    let scene = || {
+        http.post(format!("{address}/api/v1/login/scenes"))
+            .json(&json!({}))
+            .send()
+    };
+    assert_ne!(scene().await.unwrap().status(), 429);
+    let r = scene().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+}
+
+async fn every_documented_route_exists(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let (s, doc) = json(app.get("/api/v1/openapi.json").await).await;
+    assert_eq!(s, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 30, "{}", paths.len());
+    let http = client();
+    for (path, item) in paths {
+        let concrete = path
+            .replace("{code}", "ABCDEFGHJKLMNPQRSTUVWXYZ23")
+            .replace("{id}", "999999")
+            .replace("{scene}", "nosuchscene")
+            .replace("{out_trade_no}", "NOSUCHORDER");
+        for (method, op) in item.as_object().unwrap() {
+            let r = http
+                .request(
+                    method.to_uppercase().parse().unwrap(),
+                    format!("{}{concrete}", app.address),
+                )
+                .bearer_auth(wxkit_e2e::TEST_ADMIN_TOKEN)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let (_, body) = json(r).await;
+            // The route exists: no "no such route" 404 and no 405; and the status is one the document lists.
+            assert_ne!(status, 405, "{method} {path} is documented but not served");
+            assert_ne!(
+                body["error"]["message"], "no such route",
+                "{method} {path} is documented but not served"
+            );
+            assert!(
+                op["responses"][status.as_str()].is_object(),
+                "{method} {path} answered {status}, which its document does not list: {body}"
+            );
+            assert!(!status.is_server_error(), "{method} {path}: {status} {body}");
+        }
+    }
+}
+
+on_both_backends!(every_documented_route_exists);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_over_tls_require_and_verify_full() {
+    let Some(tls) = wxkit_testkit::tls_postgres() else {
+        assert!(
+            !wxkit_testkit::is_ci(),
+            "CI=true: the TLS cluster must start (initdb, openssl)"
+        );
+        eprintln!("SKIPPING: no initdb/openssl for a TLS PostgreSQL cluster");
+        return;
+    };
+    let bin = wxkit_e2e::wxkit_bin();
+    let migrate = |url: String| {
+        let out = std::process::Command::new(&bin)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", url)
+            .env("RUST_LOG", "warn")
+            .current_dir(std::env::temp_dir())
+            .args(["migrate", "--create-database"])
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let port = tls.port;
+    // The cluster refuses clear-text connections: what succeeds below went over TLS.
+    let (code, out) = migrate(format!(
+        "postgres://postgres@127.0.0.1:{port}/wxkit_tls?sslmode=disable"
+    ));
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("no encryption") || out.contains("reject") || out.contains("pg_hba"),
+        "{out}"
+    );
+    // sslmode=require: encrypted; the database is created by `migrate --create-database`, then migrated.
+    let (code, out) = migrate(format!(
+        "postgres://postgres@127.0.0.1:{port}/wxkit_tls?sslmode=require"
+    ));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("created") && out.contains("applied"), "{out}");
+    // verify-full: the server's certificate checked against our root and its name.
+    let root = tls.root_cert.display().to_string();
+    let (code, out) = migrate(format!(
+        "postgres://postgres@localhost:{port}/wxkit_tls?sslmode=verify-full&sslrootcert={root}"
+    ));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("up to date"), "{out}");
+    // A certificate for another name is refused under verify-full.
+    let (code, out) = migrate(format!(
+        "postgres://postgres@127.0.0.2:{port}/wxkit_tls?sslmode=verify-full&sslrootcert={root}"
+    ));
+    assert_eq!(code, 2, "{out}");
+    // And the server itself runs on it (pool, migrations, a request that reads the database).
+    let sim = wxkit_testkit::spawn_sim().await;
+    let settings = wxkit_e2e::test_settings(
+        &format!("postgres://postgres@127.0.0.1:{port}/wxkit_tls?sslmode=require"),
+        &sim,
+    );
+    let (address, _state) = wxkit_e2e::start_server_with(settings).await;
+    let r = reqwest::get(format!("{address}/readyz")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    tls.stop();
+}
+
+/// schemathesis (PyPI), from `WXKIT_SCHEMATHESIS` (CI installs it into a virtualenv) or `PATH`.
+fn schemathesis() -> Option<std::path::PathBuf> {
+    if let Ok(p) = std::env::var("WXKIT_SCHEMATHESIS") {
+        return Some(p.into());
+    }
+    std::env::var("PATH")
+        .ok()?
+        .split(':')
+        .map(|d| std::path::Path::new(d).join("schemathesis"))
+        .find(|p| p.exists())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn schemathesis_finds_no_server_error_or_undocumented_response() {
+    let Some(bin) = schemathesis() else {
+        assert!(
+            !wxkit_testkit::is_ci(),
+            "CI=true: schemathesis must be installed (.ci/run puts it in a virtualenv, WXKIT_SCHEMATHESIS)"
+        );
+        eprintln!("SKIPPING: schemathesis not installed (pip install schemathesis; or set WXKIT_SCHEMATHESIS)");
+        return;
+    };
+    let Some(db) = wxkit_testkit::TestDatabase::create(DbKind::Sqlite) else {
+        return;
+    };
+    let sim = wxkit_testkit::spawn_sim().await;
+    // schemathesis also tries wrong credentials: the failed-authentication lockout would answer the rest with 429.
+    let settings = wxkit_e2e::test_settings_with(
+        &db.url,
+        &sim,
+        &[("WXKIT__SERVER__AUTH_FAILURES_PER_MINUTE", "1000000")],
+        &[],
+    );
+    let (address, _state) = wxkit_e2e::start_server_with(settings).await;
+    let spec = format!("{address}/api/v1/openapi.json");
+    // The document itself validates as OpenAPI 3 (openapi-spec-validator sits beside schemathesis).
+    let validator = bin.with_file_name("openapi-spec-validator");
+    if validator.exists() {
+        let doc = reqwest::get(&spec).await.unwrap().text().await.unwrap();
+        let file = tempfile::NamedTempFile::with_suffix(".json").unwrap();
+        std::fs::write(file.path(), doc).unwrap();
+        let path = file.path().to_owned();
+        let out = tokio::task::spawn_blocking(move || std::process::Command::new(validator).arg(path).output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openapi-spec-validator: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        assert!(
+            !wxkit_testkit::is_ci(),
+            "CI=true: openapi-spec-validator must be installed beside schemathesis"
+        );
+    }
+    let admin = format!("Authorization: Bearer {}", wxkit_e2e::TEST_ADMIN_TOKEN);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin)
+            .args(["run", &spec, "--checks"])
+            .arg("not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance")
+            .args([
+                "-H",
+                &admin,
+                "--max-examples",
+                "20",
+                "--seed",
+                "20261126",
+                "--request-timeout",
+                "20",
+            ])
+            .args(["--workers", "2", "--no-shrink"])
+            .env("NO_COLOR", "1")
+            .env("SCHEMATHESIS_HOOKS", "")
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "schemathesis found failures:\n{report}");
+    assert!(report.contains("passed") || report.contains("PASSED"), "{report}");
+}
