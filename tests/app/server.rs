@@ -36,13 +36,16 @@ async fn every_error_uses_the_json_envelope(kind: DbKind) {
     let Some(app) = app(kind).await else { return };
 
     for (method, path, status) in [
+        // A client that asks for JSON gets the envelope even for a page path (browsers get the HTML 404 page).
         (reqwest::Method::GET, "/no/such/page", 404),
-        (reqwest::Method::POST, "/healthz", 404),
-        (reqwest::Method::DELETE, "/readyz", 404),
+        // A wrong method on a known path: 405 (with Allow).
+        (reqwest::Method::POST, "/healthz", 405),
+        (reqwest::Method::DELETE, "/readyz", 405),
     ] {
         let response = app
             .http
             .request(method.clone(), format!("{}{}", app.address, path))
+            .header("accept", "application/json")
             .send()
             .await
             .unwrap();

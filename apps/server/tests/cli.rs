@@ -147,6 +147,43 @@ fn serve_sandbox_runs_the_demo_on_sqlite_and_stops_gracefully() {
     stop_gracefully(child);
 }
 
+#[test]
+fn sandbox_tokens_survive_a_restart_and_logs_can_be_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let line_with = |seen: &[String], what: &str| seen.iter().find(|l| l.contains(what)).cloned();
+    let mut cmd = wxkit();
+    cmd.current_dir(dir.path())
+        .env("WXKIT_LOG_FORMAT", "json")
+        .env("TERM", "xterm-256color");
+    let (child, _, seen) = start_serve(cmd);
+    stop_gracefully(child);
+    // Log lines are JSON objects (the banner is plain text for people), and nothing carries a colour code.
+    let logs: Vec<&String> = seen.iter().filter(|l| l.starts_with('{')).collect();
+    assert!(!logs.is_empty(), "{seen:#?}");
+    for l in logs {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(v["level"].is_string() && v["timestamp"].is_string(), "{l}");
+    }
+    assert!(seen.iter().all(|l| !l.contains('\u{1b}')), "{seen:#?}");
+    let pos = line_with(&seen, "Authorization: Bearer").unwrap();
+    let admin = line_with(&seen, "admin API token:").unwrap();
+    // A restart on the same database prints the same tokens.
+    let mut cmd = wxkit();
+    cmd.current_dir(dir.path());
+    let (child, _, again) = start_serve(cmd);
+    stop_gracefully(child);
+    assert_eq!(line_with(&again, "Authorization: Bearer").unwrap(), pos);
+    assert_eq!(line_with(&again, "admin API token:").unwrap(), admin);
+    // A pinned admin token is used, never echoed.
+    let pinned = "pinned-admin-token-0123456789abcdef0123";
+    let mut cmd = wxkit();
+    cmd.current_dir(dir.path()).env("WXKIT__ADMIN__TOKEN", pinned);
+    let (child, _, seen) = start_serve(cmd);
+    stop_gracefully(child);
+    assert!(seen.iter().all(|l| !l.contains(pinned)), "{seen:#?}");
+    assert!(line_with(&seen, "the one in admin.token").is_some(), "{seen:#?}");
+}
+
 /// Runs `wxkit serve --addr 127.0.0.1:0` and waits for its "listening" line (and the demo lines, in sandbox mode).
 fn start_serve(mut cmd: Command) -> (std::process::Child, String, Vec<String>) {
     let mut child = cmd
@@ -173,6 +210,10 @@ fn start_serve(mut cmd: Command) -> (std::process::Child, String, Vec<String>) {
         if addr.is_some() && done {
             break;
         }
+    }
+    // The sandbox's demo lines follow the readiness line: take what comes within a moment.
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(700)) {
+        seen.push(line);
     }
     let addr = addr.unwrap_or_else(|| panic!("no listening line in {seen:#?}"));
     (child, addr, seen)

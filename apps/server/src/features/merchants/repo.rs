@@ -126,6 +126,28 @@ pub fn add_staff(
     token_hash: &str,
     now: Millis,
 ) -> Result<Option<StaffRow>, DbError> {
+    // SQLite: this transaction reads, then writes; when another connection wrote in between, the upgrade fails at
+    // once with "database is locked" (the busy timeout does not apply to it). The whole transaction is retried then.
+    let mut attempt = 0;
+    loop {
+        match add_staff_once(conn, merchant_id, openid, name, token_hash, now) {
+            Err(e) if attempt < 5 && e.to_string().contains("database is locked") => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10 * attempt));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn add_staff_once(
+    conn: &mut DbConnection,
+    merchant_id: i64,
+    openid: &str,
+    name: &str,
+    token_hash: &str,
+    now: Millis,
+) -> Result<Option<StaffRow>, DbError> {
     conn.transaction(|conn| {
         let existing: Option<StaffRow> = staff::table.filter(staff::openid.eq(openid)).first(conn).optional()?;
         match existing {
