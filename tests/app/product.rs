@@ -548,9 +548,18 @@ async fn postgresql_over_tls_require_and_verify_full() {
         &format!("postgres://postgres@127.0.0.1:{port}/wxkit_tls?sslmode=require"),
         &sim,
     );
-    let (address, _state) = wxkit_e2e::start_server_with(settings).await;
+    let (address, state) = wxkit_e2e::start_server_with(settings).await;
     let r = reqwest::get(format!("{address}/readyz")).await.unwrap();
     assert_eq!(r.status(), 200);
+    // Its scan-login LISTEN connection (tokio-postgres, not libpq) speaks TLS too.
+    wxkit_testkit::eventually("the login listener over TLS", || state.login_hub.listening()).await;
+    // And with the certificate checked (verify-full: chain and host name).
+    let settings = wxkit_e2e::test_settings(
+        &format!("postgres://postgres@localhost:{port}/wxkit_tls?sslmode=verify-full&sslrootcert={root}"),
+        &sim,
+    );
+    let (_, state) = wxkit_e2e::start_server_with(settings).await;
+    wxkit_testkit::eventually("the login listener with verify-full", || state.login_hub.listening()).await;
     tls.stop();
 }
 

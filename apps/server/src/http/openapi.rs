@@ -116,6 +116,7 @@ fn ops() -> Vec<Op> {
             errors: &[
                 (404, "not_found"),
                 (409, "not_card_backed, already_in_wallet, not_usable"),
+                (503, "wechat_unavailable"),
             ],
         },
         Op {
@@ -278,10 +279,14 @@ fn ops() -> Vec<Op> {
             body: None,
             ok: (200, "application/json"),
             errors: &[
-                (400, "invalid_field, invalid_json, invalid_multipart"),
+                (
+                    400,
+                    "invalid_card, invalid_field, missing_field, invalid_multipart, invalid_json",
+                ),
                 (404, "not_found"),
                 (409, "already_card_backed"),
-                (502, "wechat_error"),
+                (502, "wechat_refused"),
+                (503, "wechat_unavailable"),
             ],
         },
         Op {
@@ -305,7 +310,7 @@ fn ops() -> Vec<Op> {
             params: &[("id", "path", "integer", "outbox item id")],
             body: None,
             ok: (200, "application/json"),
-            errors: &[(404, "not_found"), (409, "not_failed")],
+            errors: &[(404, "not_found (no failed item with that id)")],
         },
         Op {
             method: "get",
@@ -328,8 +333,9 @@ fn ops() -> Vec<Op> {
             errors: &[
                 (400, "invalid_code, code_used, invalid_json"),
                 (403, "code_blocked"),
-                (404, "not_configured"),
+                (429, "wechat_rate_limited"),
                 (502, "wechat_error"),
+                (503, "miniprogram_not_configured"),
             ],
         },
         Op {
@@ -341,9 +347,9 @@ fn ops() -> Vec<Op> {
             body: Some(schema::<CodeBody>),
             ok: (200, "application/json"),
             errors: &[
-                (400, "invalid_code, invalid_json"),
-                (404, "not_configured"),
+                (400, "invalid_code, no_session_key, invalid_json"),
                 (502, "wechat_error"),
+                (503, "miniprogram_not_configured"),
             ],
         },
         Op {
@@ -354,7 +360,10 @@ fn ops() -> Vec<Op> {
             params: &[],
             body: Some(schema::<ProfileBody>),
             ok: (200, "application/json"),
-            errors: &[(400, "invalid_data, invalid_json"), (404, "not_configured")],
+            errors: &[
+                (400, "invalid_data, no_session_key, invalid_json"),
+                (503, "miniprogram_not_configured"),
+            ],
         },
         Op {
             method: "post",
@@ -364,7 +373,7 @@ fn ops() -> Vec<Op> {
             params: &[],
             body: None,
             ok: (204, ""),
-            errors: &[(404, "not_configured")],
+            errors: &[(503, "miniprogram_not_configured")],
         },
         Op {
             method: "post",
@@ -374,7 +383,11 @@ fn ops() -> Vec<Op> {
             params: &[],
             body: Some(schema::<SceneBody>),
             ok: (201, "application/json"),
-            errors: &[(400, "invalid_return, invalid_json"), (404, "not_configured")],
+            errors: &[
+                (400, "invalid_return_path, invalid_json"),
+                (429, "too_many_login_codes"),
+                (503, "miniprogram_not_configured"),
+            ],
         },
         Op {
             method: "get",
@@ -387,7 +400,12 @@ fn ops() -> Vec<Op> {
             ],
             body: None,
             ok: (200, "image/png"),
-            errors: &[(404, "not_found"), (410, "expired"), (502, "wechat_error")],
+            errors: &[
+                (404, "not_found"),
+                (410, "scene_expired"),
+                (502, "wechat_error"),
+                (503, "miniprogram_not_configured"),
+            ],
         },
         Op {
             method: "post",
@@ -397,7 +415,14 @@ fn ops() -> Vec<Op> {
             params: &[("scene", "path", "string", "scene id")],
             body: None,
             ok: (200, "application/json"),
-            errors: &[(404, "not_found"), (409, "wrong_state"), (410, "expired")],
+            errors: &[
+                (404, "not_found"),
+                (
+                    409,
+                    "not_scanned, scanned_by_another, already_confirmed, cancelled, conflict",
+                ),
+                (410, "scene_expired"),
+            ],
         },
         Op {
             method: "post",
@@ -407,7 +432,14 @@ fn ops() -> Vec<Op> {
             params: &[("scene", "path", "string", "scene id")],
             body: None,
             ok: (200, "application/json"),
-            errors: &[(404, "not_found"), (409, "wrong_state"), (410, "expired")],
+            errors: &[
+                (404, "not_found"),
+                (
+                    409,
+                    "not_scanned, scanned_by_another, already_confirmed, cancelled, conflict",
+                ),
+                (410, "scene_expired"),
+            ],
         },
         Op {
             method: "post",
@@ -417,7 +449,14 @@ fn ops() -> Vec<Op> {
             params: &[("scene", "path", "string", "scene id")],
             body: None,
             ok: (200, "application/json"),
-            errors: &[(404, "not_found"), (409, "wrong_state"), (410, "expired")],
+            errors: &[
+                (404, "not_found"),
+                (
+                    409,
+                    "not_scanned, scanned_by_another, already_confirmed, cancelled, conflict",
+                ),
+                (410, "scene_expired"),
+            ],
         },
         Op {
             method: "get",
@@ -430,7 +469,10 @@ fn ops() -> Vec<Op> {
             ],
             body: None,
             ok: (200, "application/json"),
-            errors: &[(400, "invalid_url, invalid_query"), (403, "url_not_allowed")],
+            errors: &[
+                (400, "missing_url, invalid_url, url_not_allowed, invalid_query"),
+                (503, "wechat_unavailable"),
+            ],
         },
         Op {
             method: "post",
@@ -441,13 +483,17 @@ fn ops() -> Vec<Op> {
             body: Some(schema::<OrderBody>),
             ok: (201, "application/json"),
             errors: &[
-                (400, "invalid_field, invalid_json"),
-                (404, "not_found, pay_not_configured"),
+                (400, "invalid_field, missing_field, invalid_json"),
+                (404, "not_found"),
                 (
                     409,
                     "price_changed, sold_out, limit_reached, campaign_ended, not_for_sale",
                 ),
-                (502, "wechat_error"),
+                (502, "wechat_pay_refused"),
+                (
+                    503,
+                    "pay_not_configured, miniprogram_pay_not_configured, wechat_unavailable",
+                ),
             ],
         },
         Op {
@@ -468,7 +514,7 @@ fn ops() -> Vec<Op> {
             params: &[("out_trade_no", "path", "string", "the order number")],
             body: None,
             ok: (200, "application/json"),
-            errors: &[(404, "not_found"), (409, "already_paid"), (502, "wechat_error")],
+            errors: &[(404, "not_found"), (409, "not_open"), (502, "wechat_pay_refused")],
         },
         Op {
             method: "get",
@@ -478,7 +524,7 @@ fn ops() -> Vec<Op> {
             params: &[("out_trade_no", "path", "string", "the order number")],
             body: None,
             ok: (200, "image/png"),
-            errors: &[(404, "not_found"), (409, "not_native")],
+            errors: &[(404, "not_found (or not a NATIVE order)")],
         },
         Op {
             method: "post",
@@ -491,8 +537,9 @@ fn ops() -> Vec<Op> {
             errors: &[
                 (400, "invalid_field, invalid_json"),
                 (404, "not_found"),
-                (409, "not_paid, over_refund, coupon_redeemed"),
-                (502, "wechat_error"),
+                (409, "not_paid, over_refund, coupon_redeemed, too_soon"),
+                (502, "wechat_pay_refused"),
+                (503, "pay_not_configured"),
             ],
         },
         Op {
@@ -650,6 +697,58 @@ pub async fn serve() -> actix_web::HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every `(method, path)` the capabilities' `api` functions register, read from their source.
+    fn served() -> std::collections::BTreeSet<(String, String)> {
+        let sources = [
+            include_str!("../features/coupons/routes.rs"),
+            include_str!("../features/merchants/routes.rs"),
+            include_str!("../features/outbox/routes.rs"),
+            include_str!("../features/auth/routes.rs"),
+            include_str!("../features/miniprogram/routes.rs"),
+            include_str!("../features/scan_login/routes.rs"),
+            include_str!("../features/jssdk/routes.rs"),
+            include_str!("../features/pay/routes.rs"),
+        ];
+        let mut out = std::collections::BTreeSet::new();
+        for src in sources {
+            let Some(start) = src.find("pub fn api(cfg: &mut web::ServiceConfig) {") else {
+                continue;
+            };
+            let body = &src[start..];
+            let body = &body[..body.find("\n}\n").unwrap_or(body.len())];
+            for chunk in body.split("web::resource(\"").skip(1) {
+                let path = &chunk[..chunk.find('"').unwrap()];
+                let until = chunk.find("web::resource(").unwrap_or(chunk.len());
+                for m in ["get", "post", "put", "delete", "patch"] {
+                    if chunk[..until].contains(&format!("web::{m}()")) {
+                        out.insert((m.to_owned(), format!("/api/v1{path}")));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_served_api_route_is_documented_and_back() {
+        let doc = document();
+        let documented: std::collections::BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, item)| item.as_object().unwrap().keys().map(move |m| (m.clone(), path.clone())))
+            .collect();
+        let served = served();
+        assert!(served.len() >= 30, "{served:?}");
+        let undocumented: Vec<_> = served.difference(&documented).collect();
+        assert!(
+            undocumented.is_empty(),
+            "served but not in the OpenAPI document: {undocumented:?}"
+        );
+        let unserved: Vec<_> = documented.difference(&served).collect();
+        assert!(unserved.is_empty(), "documented but not served: {unserved:?}");
+    }
 
     #[test]
     fn the_document_is_openapi_3_with_schemas_from_the_body_types() {

@@ -33,6 +33,8 @@ struct Inner {
     scenes: Mutex<HashMap<String, broadcast::Sender<Signal>>>,
     /// This instance, so that it skips its own notifications (already delivered locally).
     instance: String,
+    /// The PostgreSQL listener is connected and listening.
+    listening: std::sync::atomic::AtomicBool,
 }
 
 /// A socket's subscription to one scene; leaving the last one forgets the scene.
@@ -84,8 +86,14 @@ impl LoginHub {
             inner: Arc::new(Inner {
                 scenes: Mutex::new(HashMap::new()),
                 instance: uuid::Uuid::new_v4().simple().to_string(),
+                listening: std::sync::atomic::AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Whether the PostgreSQL listener is connected and listening (for readiness and tests).
+    pub fn listening(&self) -> bool {
+        self.inner.listening.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// This instance's id in notifications.
@@ -171,7 +179,7 @@ impl LoginHub {
                     Ok(()) => tracing::warn!("login listener: connection closed; reconnecting"),
                     // tokio-postgres says "db error" and keeps the server's message in the source.
                     Err(e) => {
-                        tracing::warn!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "login listener failed; reconnecting")
+                        tracing::warn!(error = %e, cause = ?e.source().map(ToString::to_string), "login listener failed; reconnecting")
                     }
                 }
                 tokio::time::sleep(delay).await;
@@ -180,9 +188,10 @@ impl LoginHub {
         });
     }
 
-    async fn listen_once(&self, url: &str, first: &mut bool) -> Result<(), tokio_postgres::Error> {
+    async fn listen_once(&self, url: &str, first: &mut bool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         use futures_util::StreamExt;
-        let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        let (url, tls) = listener_tls(url)?;
+        let (client, mut connection) = tokio_postgres::connect(&url, tls).await?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         // The connection future yields notifications; drive it in its own task.
         let driver = tokio::spawn(async move {
@@ -208,9 +217,11 @@ impl LoginHub {
             self.resync_all();
         }
         tracing::debug!("login listener ready");
+        self.inner.listening.store(true, std::sync::atomic::Ordering::Relaxed);
         while let Some(payload) = rx.recv().await {
             self.on_notification(&payload);
         }
+        self.inner.listening.store(false, std::sync::atomic::Ordering::Relaxed);
         driver.abort();
         drop(client);
         Ok(())
@@ -252,5 +263,68 @@ mod tests {
         other.on_notification("not json");
         hub.on_notification(&other.notification("s", "theirs"));
         assert_eq!(sub.next().await, Some(Signal::Event(Arc::from("theirs"))));
+    }
+}
+
+/// The listener's connection string and TLS connector, with libpq's `sslmode` meanings (which tokio-postgres only
+/// partly knows): `disable`/`allow`/`prefer`/`require` as tokio-postgres has them (no certificate checks, as libpq —
+/// except that `require` with `sslrootcert` checks the chain, as libpq does); `verify-ca` checks the chain,
+/// `verify-full` the chain and the host name. `sslrootcert` is the CA file.
+pub fn listener_tls(url: &str) -> Result<(String, postgres_openssl::MakeTlsConnector), String> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let mut parsed = url::Url::parse(url).map_err(|e| format!("database URL: {e}"))?;
+    let mut mode = "prefer".to_owned();
+    let mut root = None;
+    let mut kept = Vec::new();
+    for (k, v) in parsed.query_pairs().into_owned() {
+        match k.as_str() {
+            "sslmode" => mode = v,
+            "sslrootcert" => root = Some(v),
+            // libpq-only parameters the listener does not need.
+            "sslcert" | "sslkey" | "sslcrl" | "sslpassword" | "sslcompression" | "target_session_attrs" => {}
+            _ => kept.push((k, v)),
+        }
+    }
+    let (tp_mode, verify_chain, verify_host) = match mode.as_str() {
+        "disable" => ("disable", false, false),
+        "allow" | "prefer" => ("prefer", false, false),
+        "require" => ("require", root.is_some(), false),
+        "verify-ca" => ("require", true, false),
+        "verify-full" => ("require", true, true),
+        other => return Err(format!("sslmode={other} is not a libpq sslmode")),
+    };
+    let mut builder = SslConnector::builder(SslMethod::tls()).map_err(|e| e.to_string())?;
+    if let Some(root) = &root {
+        builder
+            .set_ca_file(root)
+            .map_err(|e| format!("sslrootcert {root}: {e}"))?;
+    }
+    if !verify_chain {
+        builder.set_verify(SslVerifyMode::NONE);
+    }
+    let mut tls = postgres_openssl::MakeTlsConnector::new(builder.build());
+    if !verify_host {
+        tls.set_callback(|config, _| {
+            config.set_verify_hostname(false);
+            Ok(())
+        });
+    }
+    kept.push(("sslmode".to_owned(), tp_mode.to_owned()));
+    parsed.query_pairs_mut().clear().extend_pairs(kept);
+    Ok((parsed.to_string(), tls))
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use super::listener_tls;
+
+    #[test]
+    fn libpq_sslmodes_map_onto_the_listener() {
+        let (url, _) = listener_tls("postgres://u@h:5432/db?sslmode=verify-full&connect_timeout=3").unwrap();
+        assert_eq!(url, "postgres://u@h:5432/db?connect_timeout=3&sslmode=require");
+        let (url, _) = listener_tls("postgres://u@h/db").unwrap();
+        assert!(url.ends_with("sslmode=prefer"), "{url}");
+        assert!(listener_tls("postgres://u@h/db?sslmode=bogus").is_err());
+        assert!(listener_tls("postgres://u@h/db?sslmode=verify-ca&sslrootcert=/nonexistent.pem").is_err());
     }
 }
