@@ -77,13 +77,13 @@ fn default_campaign() -> Value {
 }
 
 /// A browser of one simulated WeChat user: cookies kept, redirects followed by hand.
-struct Browser {
-    http: reqwest::Client,
+pub(crate) struct Browser {
+    pub(crate) http: reqwest::Client,
     openid: String,
 }
 
 impl Browser {
-    fn new(openid: &str) -> Self {
+    pub(crate) fn new(openid: &str) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -95,7 +95,7 @@ impl Browser {
     }
 
     /// Opens a page; on the way to WeChat's authorize page, approves as this user (what the person taps).
-    async fn open(&self, app: &TestApp, path: &str) -> (StatusCode, String) {
+    pub(crate) async fn open(&self, app: &TestApp, path: &str) -> (StatusCode, String) {
         let first = self.http.get(format!("{}{path}", app.address)).send().await.unwrap();
         if first.status() != 302 {
             let status = first.status();

@@ -652,3 +652,178 @@ async fn schemathesis_finds_no_server_error_or_undocumented_response() {
     assert!(out.status.success(), "schemathesis found failures:\n{report}");
     assert!(report.contains("passed") || report.contains("PASSED"), "{report}");
 }
+
+/// Every state a coupon page can be in, as the holder and as staff (this shop's, another shop's, removed) see it.
+async fn each_page_state_says_what_it_is_and_what_to_do(kind: DbKind) {
+    use crate::coupons::Browser;
+    let Some(app) = spawn_app(kind).await else { return };
+    let shop = shop(&app, campaign()).await;
+    let code_of = |v: Value| v["code"].as_str().unwrap().to_owned();
+    let mut post = async |path: String, body: Value| {
+        let (s, v) = json(app.admin(Method::POST, &path, body).await).await;
+        assert!(s.is_success(), "{path}: {s} {v}");
+        v
+    };
+    // Not valid yet (a campaign that starts in 2099), void, expired (an ended campaign), redeemed, usable.
+    let later = post(
+        "/api/v1/campaigns".into(),
+        json!({"merchant_id": shop.merchant_id, "title": "以后 Later", "valid_from": "2099-01-01T00:00:00+08:00",
+               "valid_until": "2099-02-01T00:00:00+08:00"}),
+    )
+    .await;
+    let pending = code_of(issue(&app, later["id"].as_i64().unwrap(), Some("o-customer")).await.1);
+    let void = code_of(issue(&app, shop.campaign_id, Some("o-customer")).await.1);
+    post(format!("/api/v1/coupons/{void}/void"), json!({"reason": "测试 test"})).await;
+    let ending = post(
+        "/api/v1/campaigns".into(),
+        json!({"merchant_id": shop.merchant_id, "title": "结束 Ending"}),
+    )
+    .await;
+    let expired = code_of(issue(&app, ending["id"].as_i64().unwrap(), Some("o-customer")).await.1);
+    post(format!("/api/v1/campaigns/{}/end", ending["id"]), json!({})).await;
+    let redeemed = code_of(issue(&app, shop.campaign_id, Some("o-customer")).await.1);
+    let (s, _) = pos(&app, &shop.staff_token, &redeemed).await;
+    assert_eq!(s, 200);
+    let usable = code_of(issue(&app, shop.campaign_id, Some("o-customer")).await.1);
+
+    let customer = Browser::new("o-customer");
+    for (code, status, words) in [
+        (&pending, "pending", "未到使用时间"),
+        (&void, "void", "已作废"),
+        (&expired, "expired", "已过期"),
+        (&redeemed, "redeemed", "核销成功"),
+    ] {
+        let (s, page) = customer.open(&app, &format!("/c/{code}")).await;
+        assert_eq!(s, 200);
+        assert!(page.contains(&format!("data-status=\"{status}\"")), "{status}: {page}");
+        assert!(
+            page.contains("id=\"notice\"") && page.contains(words),
+            "{status}: {page}"
+        );
+        assert!(!page.contains("id=\"qr\""), "no QR to scan when {status}: {page}");
+        assert!(page.contains("北京时间"), "times are labelled: {page}");
+    }
+    assert!(
+        customer
+            .open(&app, &format!("/c/{pending}"))
+            .await
+            .1
+            .contains("2099-01-01 00:00")
+    );
+    let (_, page) = customer.open(&app, &format!("/c/{usable}")).await;
+    assert!(
+        page.contains("id=\"qr\"") && page.contains("id=\"live\"") && page.contains("/static/coupon.js"),
+        "{page}"
+    );
+    assert!(page.contains("价值 ¥18"), "a value, not a price: {page}");
+
+    // The page's live status: the holder's session only.
+    let status = customer
+        .http
+        .get(format!("{}/c/{usable}/status", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status(), 200);
+    let (_, v) = json(status).await;
+    assert_eq!(v["status"], "issued");
+    assert_eq!(
+        client()
+            .get(format!("{}/c/{usable}/status", app.address))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let passer_by = Browser::new("o-passer-by");
+    passer_by.open(&app, "/coupons/mine").await;
+    let r = passer_by
+        .http
+        .get(format!("{}/c/{usable}/status", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "someone else's coupon");
+    let (s, _) = pos(&app, &shop.staff_token, &usable).await;
+    assert_eq!(s, 200);
+    let (_, v) = json(
+        customer
+            .http
+            .get(format!("{}/c/{usable}/status", app.address))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(v["status"], "redeemed");
+    assert!(v["notice"].as_str().unwrap().contains("核销成功"), "{v}");
+
+    // Staff of this shop: the reason in words, no confirm button.
+    let staff = Browser::new("o-staff");
+    for (code, words) in [
+        (&pending, "未到使用时间"),
+        (&void, "已作废"),
+        (&expired, "已过期"),
+        (&redeemed, "此券已核销"),
+    ] {
+        let (_, page) = staff.open(&app, &format!("/c/{code}")).await;
+        assert!(
+            page.contains("id=\"cannot\"") && page.contains(words),
+            "{words}: {page}"
+        );
+        assert!(
+            !page.contains("id=\"confirm\"") && !page.contains("id=\"qr\""),
+            "{page}"
+        );
+    }
+    assert!(staff.open(&app, &format!("/c/{redeemed}")).await.1.contains("by 小王"));
+
+    // Staff of another shop, and removed staff.
+    let (_, other) = json(
+        app.admin(Method::POST, "/api/v1/merchants", json!({"name": "隔壁 Next door"}))
+            .await,
+    )
+    .await;
+    let (s, _) = json(
+        app.admin(
+            Method::POST,
+            "/api/v1/staff",
+            json!({"merchant_id": other["id"], "openid": "o-other-staff", "name": "小李"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 201);
+    let fresh = code_of(issue(&app, shop.campaign_id, Some("o-customer")).await.1);
+    let (_, page) = Browser::new("o-other-staff").open(&app, &format!("/c/{fresh}")).await;
+    assert!(
+        page.contains("不是本店的券") && !page.contains("id=\"confirm\"") && !page.contains("id=\"qr\""),
+        "{page}"
+    );
+    let (s, _) = json(
+        app.admin(Method::DELETE, &format!("/api/v1/staff/{}", shop.staff_id), Value::Null)
+            .await,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (_, page) = Browser::new("o-staff").open(&app, &format!("/c/{fresh}")).await;
+    assert!(
+        page.contains("店员权限已停用") && !page.contains("id=\"confirm\""),
+        "{page}"
+    );
+
+    // The customer's list: statuses in Chinese with English, values labelled.
+    let (_, mine) = customer.open(&app, "/coupons/mine").await;
+    for words in [
+        "未到使用时间 · not valid yet",
+        "已作废 · void",
+        "已过期 · expired",
+        "已核销 · redeemed",
+        "价值 ¥18",
+    ] {
+        assert!(mine.contains(words), "{words}: {mine}");
+    }
+}
+
+on_both_backends!(each_page_state_says_what_it_is_and_what_to_do);
