@@ -659,7 +659,7 @@ async fn each_page_state_says_what_it_is_and_what_to_do(kind: DbKind) {
     let Some(app) = spawn_app(kind).await else { return };
     let shop = shop(&app, campaign()).await;
     let code_of = |v: Value| v["code"].as_str().unwrap().to_owned();
-    let mut post = async |path: String, body: Value| {
+    let post = async |path: String, body: Value| {
         let (s, v) = json(app.admin(Method::POST, &path, body).await).await;
         assert!(s.is_success(), "{path}: {s} {v}");
         v
