@@ -827,3 +827,77 @@ async fn each_page_state_says_what_it_is_and_what_to_do(kind: DbKind) {
 }
 
 on_both_backends!(each_page_state_says_what_it_is_and_what_to_do);
+
+fn sandbox_settings(db: &std::path::Path) -> wxkit::configuration::Settings {
+    wxkit::configuration::Settings::load_from(
+        None,
+        vec![
+            ("DATABASE_URL".to_owned(), format!("sqlite://{}", db.display())),
+            ("WXKIT__SERVER__ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+            ("WXKIT__SERVER__MODE".to_owned(), "sandbox".to_owned()),
+        ],
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_sandbox_replaces_an_ended_demo_and_keeps_its_tokens() {
+    use wxkit::startup::Application;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let first = Application::build(sandbox_settings(&db)).await.unwrap();
+    let demo = first.demo().unwrap().clone();
+    let admin = first.state().admin_token.as_ref().unwrap().secret().to_owned();
+    let base = format!("http://127.0.0.1:{}", first.port());
+    tokio::spawn(first.run_until_stopped());
+    // The operator ends every campaign of the demo.
+    let http = reqwest::Client::new();
+    let list: Value = http
+        .get(format!("{base}/api/v1/campaigns"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for c in list["items"].as_array().unwrap() {
+        let r = http
+            .post(format!("{base}/api/v1/campaigns/{}/end", c["id"]))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // A restart on the same database: not a start-up error; a usable demo again, with the same tokens.
+    let second = Application::build(sandbox_settings(&db))
+        .await
+        .expect("an ended demo campaign is replaced, never a start-up error");
+    let again = second.demo().unwrap().clone();
+    assert_eq!(
+        again.staff_token, demo.staff_token,
+        "the POS token is kept in the database"
+    );
+    assert_eq!(second.state().admin_token.as_ref().unwrap().secret(), admin);
+    assert!(
+        again
+            .customer_coupons
+            .iter()
+            .all(|c| !demo.customer_coupons.contains(c)),
+        "new coupons"
+    );
+    let base = format!("http://127.0.0.1:{}", second.port());
+    tokio::spawn(second.run_until_stopped());
+    // Every coupon the banner lists, the printed staff token redeems.
+    for code in &again.customer_coupons {
+        let r = http
+            .post(format!("{base}/api/v1/redemptions"))
+            .bearer_auth(&again.staff_token)
+            .json(&json!({"code": code}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{code}");
+    }
+}

@@ -782,3 +782,28 @@ mod tests {
         assert_eq!(pos_slots(None, 64, 1), 1);
     }
 }
+
+#[cfg(test)]
+mod sandbox_url_tests {
+    use super::*;
+
+    fn settings(env: &[(&str, &str)]) -> Settings {
+        Settings::load_from(None, env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))).unwrap()
+    }
+
+    #[test]
+    fn the_simulator_is_handed_out_at_the_public_host() {
+        let local = "http://127.0.0.1:9000";
+        // Nothing public configured: the local address.
+        assert_eq!(sandbox_sim_public_url(&settings(&[]), local), local);
+        // A public base URL: its host, the simulator's port.
+        let s = settings(&[("WXKIT__SERVER__PUBLIC_BASE_URL", "http://192.168.1.20:8080/")]);
+        assert_eq!(sandbox_sim_public_url(&s, local), "http://192.168.1.20:9000");
+        // An explicit simulator URL wins.
+        let s = settings(&[
+            ("WXKIT__SERVER__PUBLIC_BASE_URL", "http://192.168.1.20:8080"),
+            ("WXKIT__SERVER__SANDBOX_SIM_PUBLIC_URL", "https://sim.example.com/"),
+        ]);
+        assert_eq!(sandbox_sim_public_url(&s, local), "https://sim.example.com");
+    }
+}
