@@ -181,7 +181,21 @@ fn sandbox_tokens_survive_a_restart_and_logs_can_be_json_lines() {
     // A restart on the same database prints the same tokens.
     let mut cmd = wxkit();
     cmd.current_dir(dir.path());
-    let (child, _, again) = start_serve(cmd);
+    let (child, addr, again) = start_serve(cmd);
+    // `wxkit coupon redeem`: the POS API as a staff tool calls it, with the code as a cashier types it.
+    let code = line_with(&again, "customer's coupon:").unwrap();
+    let code = code.rsplit("/c/").next().unwrap().trim().to_lowercase();
+    let redeem = |code: &str| {
+        run(wxkit()
+            .args(["coupon", "redeem", code, "--server", &addr])
+            .env("WXKIT_STAFF_TOKEN", &pos))
+    };
+    let (status, out, err) = redeem(&code);
+    assert_eq!(status, 0, "{err}");
+    assert!(out.starts_with("redeemed ") && out.contains("Staff Wang"), "{out}");
+    let (status, _, err) = redeem(&code);
+    assert_eq!(status, 1, "{err}");
+    assert!(err.contains("already_redeemed") && err.contains("此券已核销"), "{err}");
     stop_gracefully(child);
     assert_eq!(bearer(line_with(&again, "Authorization: Bearer").unwrap()), pos);
     assert_eq!(line_with(&again, "admin API token:").unwrap(), admin);
