@@ -921,7 +921,8 @@ pub enum PayCommand {
 /// `wxkit pay orders ...`
 #[derive(Debug, Subcommand)]
 pub enum PayOrdersCommand {
-    /// Lists orders, newest first: out_trade_no, status, total_fee (fen), trade type, description, placed (UTC).
+    /// Lists orders, newest first: out_trade_no, status, total_fee (fen), trade type, description, placed (UTC) — a
+    /// table, or JSON with --json.
     List {
         /// Only orders in this status: created, paid or closed.
         #[arg(long)]
@@ -958,6 +959,7 @@ async fn refund(
     fee: i64,
     reason: Option<String>,
     force: bool,
+    json: bool,
 ) -> Result<(), CliError> {
     if fee < 1 {
         return Err(CliError::Usage("--fee is in fen, at least 1".into()));
@@ -986,6 +988,9 @@ async fn refund(
     let status = response.status();
     let body: serde_json::Value = response.json().await.unwrap_or_default();
     if status == reqwest::StatusCode::CREATED {
+        if json {
+            return print_json(&body);
+        }
         println!(
             "{}\t{}\t{}",
             body["out_refund_no"].as_str().unwrap_or_default(),
@@ -1442,20 +1447,48 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 Ok(crate::features::pay::repo::list(conn, status.as_deref(), limit)?)
             })
             .await?;
-            for o in orders {
-                println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
-                    o.out_trade_no,
-                    o.status,
-                    o.total_fee,
-                    o.trade_type,
-                    o.description,
-                    chrono::DateTime::from_timestamp_millis(o.created_at)
-                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                        .unwrap_or_default()
-                );
-            }
-            Ok(())
+            let placed = |ms: i64| {
+                chrono::DateTime::from_timestamp_millis(ms)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default()
+            };
+            let values = serde_json::Value::Array(
+                orders
+                    .iter()
+                    .map(|o| {
+                        serde_json::json!({
+                            "out_trade_no": o.out_trade_no, "status": o.status, "total_fee": o.total_fee,
+                            "trade_type": o.trade_type, "description": o.description, "created_at": placed(o.created_at),
+                        })
+                    })
+                    .collect(),
+            );
+            let rows = orders
+                .iter()
+                .map(|o| {
+                    vec![
+                        o.out_trade_no.clone(),
+                        o.status.clone(),
+                        o.total_fee.to_string(),
+                        o.trade_type.clone(),
+                        o.description.clone(),
+                        placed(o.created_at),
+                    ]
+                })
+                .collect();
+            print_rows(
+                cli.json,
+                &values,
+                &[
+                    "OUT_TRADE_NO",
+                    "STATUS",
+                    "TOTAL_FEE",
+                    "TYPE",
+                    "DESCRIPTION",
+                    "PLACED (UTC)",
+                ],
+                rows,
+            )
         }
         Command::Pay(PayCommand::Refund {
             out_trade_no,
@@ -1465,7 +1498,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             server,
         }) => {
             let settings = Settings::load(cli.config.as_deref())?;
-            refund(&settings, server, &out_trade_no, fee, reason, force).await
+            refund(&settings, server, &out_trade_no, fee, reason, force, cli.json).await
         }
         Command::Pay(command) => pay_tool(command),
         Command::Msg(command) => msg_tool(command),

@@ -872,6 +872,7 @@ fn pay_orders_list_shows_the_orders_and_filters_by_status() {
     assert_eq!(cmd(&["migrate"]).0, 0);
     let (code, out, err) = cmd(&["pay", "orders", "list"]);
     assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert!(err.contains("(none)"), "{err}");
     let mut conn = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
     for (no, status, fee) in [("ORDER1", "paid", 1800), ("ORDER2", "created", 5)] {
         diesel::sql_query(format!(
@@ -884,14 +885,19 @@ fn pay_orders_list_shows_the_orders_and_filters_by_status() {
     let (code, out, _) = cmd(&["pay", "orders", "list"]);
     assert_eq!(code, 0);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 2, "{out}");
-    assert!(
-        lines[0].starts_with("ORDER2\tcreated\t5\tNATIVE\t咖啡\t2025-11-26T00:00:00Z"),
+    assert_eq!(lines.len(), 3, "a header and two orders: {out}");
+    assert!(lines[0].starts_with("OUT_TRADE_NO"), "{out}");
+    let cells: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        cells,
+        ["ORDER2", "created", "5", "NATIVE", "咖啡", "2025-11-26T00:00:00Z"],
         "{out}"
     );
-    let (_, out, _) = cmd(&["pay", "orders", "list", "--status", "paid"]);
-    assert_eq!(out.lines().count(), 1);
-    assert!(out.starts_with("ORDER1\tpaid\t1800"), "{out}");
+    let (_, out, _) = cmd(&["pay", "orders", "list", "--status", "paid", "--json"]);
+    let orders: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(orders.as_array().unwrap().len(), 1);
+    assert_eq!(orders[0]["out_trade_no"], "ORDER1");
+    assert_eq!(orders[0]["total_fee"], 1800);
     let (code, _, err) = cmd(&["pay", "orders", "list", "--status", "bogus"]);
     assert_eq!(code, 2);
     assert!(err.contains("created, paid or closed"), "{err}");
