@@ -371,9 +371,8 @@ on_both_backends!(pages_and_machines_get_their_own_errors);
 const TOKEN_ONE: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 const TOKEN_TWO: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn public_endpoints_are_rate_limited_with_retry_after() {
-    let Some(db) = wxkit_testkit::TestDatabase::create(DbKind::Sqlite) else {
+async fn public_endpoints_are_rate_limited_with_retry_after(kind: DbKind) {
+    let Some(db) = wxkit_testkit::TestDatabase::create(kind) else {
         return;
     };
     let sim = wxkit_testkit::spawn_sim().await;
@@ -442,6 +441,97 @@ async fn public_endpoints_are_rate_limited_with_retry_after() {
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
 }
+
+on_both_backends!(public_endpoints_are_rate_limited_with_retry_after);
+
+/// An operator voids a coupon while cashiers scan it: exactly one side wins, and what the losers are told matches what
+/// was written (no redemption of a void coupon, no void of a redeemed one, one redemption row at most).
+async fn void_and_redeem_race_and_exactly_one_wins(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let shop = shop(&app, campaign()).await;
+    for _ in 0..5 {
+        let (_, coupon) = issue(&app, shop.campaign_id, Some("o-customer")).await;
+        let code = coupon["code"].as_str().unwrap().to_owned();
+        let mut tasks = Vec::new();
+        for i in 0..12 {
+            let http = app.http.clone();
+            let address = app.address.clone();
+            let code = code.clone();
+            let token = shop.staff_token.clone();
+            tasks.push(tokio::spawn(async move {
+                let voiding = i % 3 == 0;
+                let r = if voiding {
+                    http.post(format!("{address}/api/v1/coupons/{code}/void"))
+                        .bearer_auth(wxkit_e2e::TEST_ADMIN_TOKEN)
+                        .json(&json!({"reason": "race"}))
+                } else {
+                    http.post(format!("{address}/api/v1/redemptions"))
+                        .bearer_auth(token)
+                        .json(&json!({"code": code}))
+                };
+                let r = r.send().await.unwrap();
+                let status = r.status().as_u16();
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                (voiding, status, body["error"]["code"].as_str().map(str::to_owned))
+            }));
+        }
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.unwrap());
+        }
+        // Every answer is a decision, never a 5xx.
+        assert!(outcomes.iter().all(|(_, s, _)| *s < 500), "{outcomes:?}");
+        let (_, public) = json(app.get(&format!("/api/v1/coupons/{code}")).await).await;
+        let redeemed_ok = outcomes.iter().filter(|(v, s, _)| !v && *s == 200).count();
+        let voids_ok = outcomes.iter().filter(|(v, s, _)| *v && *s == 200).count();
+        let final_status = public["status"].as_str().unwrap().to_owned();
+        match final_status.as_str() {
+            "redeemed" => {
+                assert_eq!((redeemed_ok, voids_ok), (1, 0), "{outcomes:?}");
+                let refused = |(v, s, c): &(bool, u16, Option<String>)| {
+                    !v || (*s == 409 && c.as_deref() == Some("coupon_redeemed"))
+                };
+                assert!(outcomes.iter().all(refused), "{outcomes:?}");
+            }
+            "void" => {
+                assert_eq!(redeemed_ok, 0, "{outcomes:?}");
+                assert!(voids_ok >= 1, "{outcomes:?}");
+                let refused =
+                    |(v, s, c): &(bool, u16, Option<String>)| *v || (*s == 410 && c.as_deref() == Some("void"));
+                assert!(outcomes.iter().all(refused), "{outcomes:?}");
+            }
+            other => panic!("{other}: {outcomes:?}"),
+        }
+        let id = code.clone();
+        let (redemptions, voids) = wxkit::db::blocking(&app.state.db, move |conn| {
+            use diesel::prelude::*;
+            use wxkit::db::schema::{audit_log, coupons, redemptions};
+            let cid: i64 = coupons::table
+                .filter(coupons::code.eq(&id))
+                .select(coupons::id)
+                .first(conn)?;
+            let r: i64 = redemptions::table
+                .filter(redemptions::coupon_id.eq(cid))
+                .count()
+                .get_result(conn)?;
+            let v: i64 = audit_log::table
+                .filter(audit_log::coupon_id.eq(cid).and(audit_log::action.eq("void")))
+                .count()
+                .get_result(conn)?;
+            Ok((r, v))
+        })
+        .await
+        .unwrap();
+        assert_eq!(redemptions, i64::from(final_status == "redeemed"), "{outcomes:?}");
+        assert_eq!(
+            voids,
+            i64::from(final_status == "void"),
+            "one void audit row, only when it voided"
+        );
+    }
+}
+
+on_both_backends!(void_and_redeem_race_and_exactly_one_wins);
 
 async fn every_documented_route_exists(kind: DbKind) {
     let Some(app) = spawn_app(kind).await else { return };

@@ -714,6 +714,32 @@ async fn data_tool(cli_config: Option<PathBuf>, json: bool, command: Command) ->
     }
 }
 
+/// POSTs `body` as JSON to the running server (`server`, or the settings' public URL) with a bearer token; the status
+/// and the JSON answer (null when it is not JSON). A server that cannot be reached is an I/O error (exit 1).
+async fn post_to_server(
+    settings: &Settings,
+    server: Option<String>,
+    path: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> Result<(reqwest::StatusCode, serde_json::Value), CliError> {
+    let base = server.unwrap_or_else(|| base_url(settings));
+    let base = base.trim_end_matches('/');
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| CliError::Io(std::io::Error::other(e.to_string())))?;
+    let response = http
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| CliError::Io(std::io::Error::other(format!("cannot reach the server at {base}: {e}"))))?;
+    let status = response.status();
+    Ok((status, response.json().await.unwrap_or_default()))
+}
+
 /// `wxkit coupon redeem`: the running server's POS API, as a staff tool calls it.
 async fn redeem_via_pos(
     settings: &Settings,
@@ -727,21 +753,14 @@ async fn redeem_via_pos(
             "--token (or WXKIT_STAFF_TOKEN) is the staff member's POS token".into(),
         ));
     }
-    let base = server.unwrap_or_else(|| base_url(settings));
-    let base = base.trim_end_matches('/');
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .map_err(|e| CliError::Io(std::io::Error::other(e.to_string())))?;
-    let response = http
-        .post(format!("{base}/api/v1/redemptions"))
-        .bearer_auth(token.trim())
-        .json(&serde_json::json!({"code": code}))
-        .send()
-        .await
-        .map_err(|e| CliError::Io(std::io::Error::other(format!("cannot reach the server at {base}: {e}"))))?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let (status, body) = post_to_server(
+        settings,
+        server,
+        "/api/v1/redemptions",
+        token.trim(),
+        &serde_json::json!({"code": code}),
+    )
+    .await?;
     if status.is_success() {
         if json {
             return print_json(&body);
@@ -972,21 +991,14 @@ async fn refund(
             "set admin.token (WXKIT__ADMIN__TOKEN) to the server's admin token".into(),
         ));
     };
-    let base = server.unwrap_or_else(|| base_url(settings));
-    let base = base.trim_end_matches('/');
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .map_err(|e| CliError::Io(std::io::Error::other(e.to_string())))?;
-    let response = http
-        .post(format!("{base}/api/v1/pay/orders/{out_trade_no}/refunds"))
-        .bearer_auth(token.secret())
-        .json(&serde_json::json!({"refund_fee": fee, "reason": reason, "force": force}))
-        .send()
-        .await
-        .map_err(|e| CliError::Io(std::io::Error::other(format!("cannot reach the server at {base}: {e}"))))?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let (status, body) = post_to_server(
+        settings,
+        server,
+        &format!("/api/v1/pay/orders/{out_trade_no}/refunds"),
+        token.secret(),
+        &serde_json::json!({"refund_fee": fee, "reason": reason, "force": force}),
+    )
+    .await?;
     if status == reqwest::StatusCode::CREATED {
         if json {
             return print_json(&body);

@@ -495,9 +495,31 @@ pub fn after_redemption(coupon: &Coupon, staff: Option<StaffId>, now: Millis) ->
     }
 }
 
-/// The outcome for an attempt that lost the race, from the coupon as re-read after it (`None`: it vanished).
+/// The outcome for an attempt that lost the race, from the coupon as re-read after it (`None`: it vanished). The
+/// winner may have been another redemption or an operator voiding it (a refund, the admin API): the re-read status
+/// says which.
+///
+/// ```
+/// use redemption_core::*;
+/// let mut c = Coupon {
+///     id: CouponId(1),
+///     campaign_id: CampaignId(1),
+///     code: CouponCode::generate(),
+///     owner_openid: None,
+///     status: CouponStatus::Void,
+///     redeemed_at: None,
+///     redeemed_by: None,
+///     created_at: 0,
+/// };
+/// assert_eq!(lost_race_outcome(Some(&c)), Outcome::Void);
+/// c.status = CouponStatus::Redeemed;
+/// c.redeemed_at = Some(5);
+/// assert_eq!(lost_race_outcome(Some(&c)), Outcome::AlreadyRedeemed { at: Some(5), by: None });
+/// assert_eq!(lost_race_outcome(None), Outcome::NotFound);
+/// ```
 pub fn lost_race_outcome(reread: Option<&Coupon>) -> Outcome {
     match reread {
+        Some(c) if c.status == CouponStatus::Void => Outcome::Void,
         Some(c) => Outcome::AlreadyRedeemed {
             at: c.redeemed_at,
             by: c.redeemed_by,

@@ -388,6 +388,23 @@ impl Backend {
     }
 }
 
+/// Runs `work` (a transaction that reads, then writes) again when SQLite refused its write with "database is locked".
+/// A deferred transaction that read before another connection wrote cannot take the write lock, and SQLite says so at
+/// once (the busy timeout does not apply to that upgrade); running the whole transaction again reads the new state.
+/// A few tries, short growing pauses; PostgreSQL never answers that way, so there it runs once.
+pub fn retry_when_locked<T>(mut work: impl FnMut() -> Result<T, DbError>) -> Result<T, DbError> {
+    let mut attempt = 0;
+    loop {
+        match work() {
+            Err(e) if attempt < 5 && e.to_string().contains("database is locked") => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(10 * attempt));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Hides the password of a URL (`postgres://user:secret@host` → `postgres://user:***@host`).
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {

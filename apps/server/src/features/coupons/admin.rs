@@ -94,6 +94,11 @@ pub enum VoidOutcome {
 /// Voids a coupon that is not redeemed, with an audit row carrying `reason`, in one transaction. The update is
 /// conditional on the stored status, so it cannot void a coupon a cashier redeemed a moment before.
 pub fn void(conn: &mut DbConnection, code: &str, reason: &str, now: Millis) -> Result<VoidOutcome, DbError> {
+    // SQLite: a transaction that reads, then writes (see `retry_when_locked`).
+    crate::db::retry_when_locked(|| void_once(conn, code, reason, now))
+}
+
+fn void_once(conn: &mut DbConnection, code: &str, reason: &str, now: Millis) -> Result<VoidOutcome, DbError> {
     conn.transaction(|conn| {
         let Some((coupon, campaign)) = crate::features::coupons::repo::coupon_by_code(conn, code)? else {
             return Ok(VoidOutcome::NotFound);
@@ -110,10 +115,14 @@ pub fn void(conn: &mut DbConnection, code: &str, reason: &str, now: Millis) -> R
                 .get_result(conn)
                 .optional()?;
         let Some(updated) = updated else {
-            // Redeemed between the read and the update (SQLite reads without a row lock).
+            // Changed between the read and the update (another void, or a redemption): answer from what won.
             let (now_row, campaign) =
                 crate::features::coupons::repo::coupon_by_code(conn, code)?.ok_or(diesel::result::Error::NotFound)?;
-            return Ok(VoidOutcome::Redeemed(now_row, campaign));
+            return Ok(if now_row.status == "void" {
+                VoidOutcome::AlreadyVoid(now_row, campaign)
+            } else {
+                VoidOutcome::Redeemed(now_row, campaign)
+            });
         };
         diesel::insert_into(audit_log::table)
             .values((

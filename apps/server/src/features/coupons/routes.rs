@@ -54,6 +54,17 @@ pub async fn card_script() -> HttpResponse {
         .body(CARD_JS)
 }
 
+/// The session of a coupon-page call, or 401 `login_required` (the page logs in through WeChat first).
+fn logged_in(session: Option<auth::Session>) -> Result<auth::Session, ApiError> {
+    session.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "login_required",
+            "log in with WeChat first (open the coupon's page)",
+        )
+    })
+}
+
 /// `GET /api/v1/coupons/{code}/card-ext` (the coupon's owner, logged in): `{cardId, cardExt}` for `wx.addCard` —
 /// signed with the cached `wx_card` api_ticket and a fresh nonce, bound to the owner's openid, with the coupon's code
 /// as `outer_str`, which WeChat echoes in the `user_get_card` push that links the card code to this coupon.
@@ -62,13 +73,7 @@ pub async fn card_ext(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(session) = session else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "login_required",
-            "log in with WeChat first (open the coupon's page)",
-        ));
-    };
+    let session = logged_in(session)?;
     let Some((coupon, campaign, card_code)) = load(&state, &path).await? else {
         return Err(ApiError::not_found("no such coupon"));
     };
@@ -517,13 +522,7 @@ pub async fn live_status(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(session) = session else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "login_required",
-            "open the coupon's page first",
-        ));
-    };
+    let session = logged_in(session)?;
     state
         .rate_limits
         .check(crate::http::ratelimit::Limit::CouponStatus, &session.openid)?;

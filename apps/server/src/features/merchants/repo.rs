@@ -126,18 +126,8 @@ pub fn add_staff(
     token_hash: &str,
     now: Millis,
 ) -> Result<Option<StaffRow>, DbError> {
-    // SQLite: this transaction reads, then writes; when another connection wrote in between, the upgrade fails at
-    // once with "database is locked" (the busy timeout does not apply to it). The whole transaction is retried then.
-    let mut attempt = 0;
-    loop {
-        match add_staff_once(conn, merchant_id, openid, name, token_hash, now) {
-            Err(e) if attempt < 5 && e.to_string().contains("database is locked") => {
-                attempt += 1;
-                std::thread::sleep(std::time::Duration::from_millis(10 * attempt));
-            }
-            other => return other,
-        }
-    }
+    // SQLite: this transaction reads, then writes (see `retry_when_locked`).
+    crate::db::retry_when_locked(|| add_staff_once(conn, merchant_id, openid, name, token_hash, now))
 }
 
 fn add_staff_once(
