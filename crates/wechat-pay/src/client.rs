@@ -218,7 +218,8 @@ pub enum TradeState {
 }
 
 impl TradeState {
-    fn parse(s: &str) -> Self {
+    /// From WeChat's string (v2 `trade_state`, v3 `trade_state`).
+    pub fn parse(s: &str) -> Self {
         match s {
             "SUCCESS" => TradeState::Success,
             "REFUND" => TradeState::Refund,

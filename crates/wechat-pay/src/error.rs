@@ -51,6 +51,27 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// v3: WeChat Pay answered with an error (`{code, message, detail}`).
+    #[error("WeChat Pay v3 error {code} (HTTP {status}): {message}")]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// `code`, typed.
+        code: crate::v3::ErrorCode,
+        /// `message`.
+        message: String,
+        /// `detail`, when given.
+        detail: Option<serde_json::Value>,
+    },
+    /// v3: a response or notify signature was refused.
+    #[error("WeChat Pay v3 signature refused: {0}")]
+    Verify(#[from] crate::v3::VerifyError),
+    /// v3: a key or certificate could not be used.
+    #[error(transparent)]
+    Key(#[from] crate::v3::KeyError),
+    /// v3: a sealed payload did not open.
+    #[error("v3 payload does not decrypt: {0}")]
+    Aead(#[from] crate::v3::aead::DecryptError),
     /// Transport and other failures from wechat-core.
     #[error(transparent)]
     Wechat(#[from] wechat_core::Error),
@@ -63,11 +84,23 @@ impl Error {
         }
     }
 
-    /// The business `err_code`, if this is a business failure.
+    /// The business error code, if this is a business failure: v2's `err_code`, v3's `code`.
     pub fn err_code(&self) -> Option<&str> {
         match self {
             Error::Business { err_code, .. } => Some(err_code),
+            Error::Api { code, .. } => Some(code.as_str()),
             _ => None,
+        }
+    }
+
+    /// Whether the same request (same `out_trade_no` / `out_refund_no`) may be sent again: transport failures, 5xx,
+    /// v3 `SYSTEM_ERROR`, `BANK_ERROR`, `FREQUENCY_LIMITED`, v2 `SYSTEMERROR`. WeChat Pay deduplicates on the number.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Api { code, status, .. } => code.is_retryable() || *status >= 500,
+            Error::Business { err_code, .. } => matches!(err_code.as_str(), "SYSTEMERROR" | "BANKERROR"),
+            Error::Wechat(e) => e.is_transient(),
+            _ => false,
         }
     }
 }

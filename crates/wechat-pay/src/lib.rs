@@ -1,6 +1,6 @@
 //! # wechat-pay
 //!
-//! WeChat Pay v2, done right:
+//! WeChat Pay v2 and v3, done right. v3 (JSON, RSA, AES-GCM, platform certificates and public keys) is in [`v3`]; v2:
 //!
 //! * [`sign`]: MD5 and HMAC-SHA256 signatures over every non-empty field but `sign` (unknown ones included),
 //!   verified in constant time; amounts are integer fen ([`Fen`]);
@@ -35,6 +35,7 @@ pub mod client;
 pub mod error;
 pub mod notify;
 pub mod sign;
+pub mod v3;
 /// The hardened XML codec (shared with server pushes; lives in wechat-core).
 pub use wechat_core::xml;
 

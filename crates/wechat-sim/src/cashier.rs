@@ -61,24 +61,37 @@ fn find(sim: &SimHandle, q: &HashMap<String, String>) -> Result<(String, String)
             .values()
             .find(|o| !prepay_id.is_empty() && o.prepay_id == prepay_id)
             .ok_or_else(|| error_page(-1, "prepay_id 无效 · no such prepay_id"))?;
-        let key = w.merchants.get(&o.mch_id).cloned().unwrap_or_default();
-        let sign_type: SignType = get("signType")
-            .parse()
-            .map_err(|_| error_page(-1, "支付验证签名失败 · unknown signType"))?;
-        let expected = sign(
-            [
-                ("appId", get("appId")),
-                ("timeStamp", get("timeStamp")),
-                ("nonceStr", get("nonceStr")),
-                ("package", get("package")),
-                ("signType", get("signType")),
-            ],
-            &PayKey::new(key),
-            sign_type,
-        );
-        if get("appId") != o.appid
-            || !wechat_core::constant_time_eq(expected.as_bytes(), get("paySign").to_ascii_uppercase().as_bytes())
-        {
+        let valid = if get("signType") == "RSA" {
+            // v3: SHA256withRSA over appId, timeStamp, nonceStr, package, with the merchant's registered key.
+            let message = format!(
+                "{}\n{}\n{}\n{}\n",
+                get("appId"),
+                get("timeStamp"),
+                get("nonceStr"),
+                get("package")
+            );
+            w.v3_merchants
+                .get(&o.mch_id)
+                .is_some_and(|m| m.verifies(message.as_bytes(), get("paySign")))
+        } else {
+            let key = w.merchants.get(&o.mch_id).cloned().unwrap_or_default();
+            let sign_type: SignType = get("signType")
+                .parse()
+                .map_err(|_| error_page(-1, "支付验证签名失败 · unknown signType"))?;
+            let expected = sign(
+                [
+                    ("appId", get("appId")),
+                    ("timeStamp", get("timeStamp")),
+                    ("nonceStr", get("nonceStr")),
+                    ("package", get("package")),
+                    ("signType", get("signType")),
+                ],
+                &PayKey::new(key),
+                sign_type,
+            );
+            wechat_core::constant_time_eq(expected.as_bytes(), get("paySign").to_ascii_uppercase().as_bytes())
+        };
+        if get("appId") != o.appid || !valid {
             return Err(error_page(-1, "支付验证签名失败 · the payment signature is invalid"));
         }
         o

@@ -21,6 +21,10 @@
 //! | `POST /_sim/miniprogram/backend {"appid", "url"}` | the mini program's server, for the simulated mini-program pages |
 //! | `POST /_sim/pay/faults {"bad_sign_responses"?, "drop_notifies"?, "duplicate_notifies"?}` | the next N Pay responses carry a bad signature / the next N payments send no notify / send their notify twice at once |
 //! | `POST /_sim/pay/orders/{out_trade_no}/pay {"mch_id"?, "openid"?}` | the user pays: the order succeeds and its notify is queued |
+//! | `POST /_sim/pay/v3/merchants {"mch_id", "api_v3_key", "merchant_serial", "merchant_public_key", "mode"?}` | registers a Pay v3 merchant (its requests are checked against that key) → its public key id, public key and platform certificate |
+//! | `GET /_sim/pay/v3/merchants/{mch_id}` | the same, now |
+//! | `POST /_sim/pay/v3/merchants/{mch_id}/signing {"mode": "certificate" \| "public_key" \| "switch_over", "public_key_share"?, "abnormal_refunds"?}` | how its responses and notifies are signed (switch-over: that percent with the public key); the next N refunds end ABNORMAL |
+//! | `POST /_sim/pay/v3/merchants/{mch_id}/rotate` | a new platform certificate signs from now on (`/v3/certificates` lists old and new) → `{"platform_serial"}` |
 //! | `GET /_sim/pay/cashier?appId&timeStamp&nonceStr&package&signType&paySign&return_url` (or `?code_url&return_url`) | WeChat's cashier: checks `paySign` like WeChat, shows Pay / Cancel, returns to `return_url#wxpay=ok\|cancel\|fail` |
 //! | `GET /_sim/js/jweixin.js` | a stand-in for WeChat's JS-SDK script: `wx.config` is verified by `POST /_sim/js/verify` against the issued `jsapi_ticket`, then `wx.ready` or `wx.error({errMsg: "config:invalid signature"})` |
 //! | `POST /_sim/js/add_card {appId, cardList}` | the stand-in's `wx.addCard`: each `cardExt` signature checked against the issued `wx_card` ticket, the card added for its openid, `user_get_card` pushed with its `outer_str` |
@@ -47,9 +51,13 @@ mod miniapp;
 mod mp;
 mod oauth;
 mod pay;
+mod pay_v3;
 mod state;
 
 pub use pay::{NOTIFY_SCHEDULE, Notification, PayOrderError};
+pub use pay_v3::{
+    PUBLIC_KEY_PEM, SANDBOX_MERCHANT_KEY, SANDBOX_MERCHANT_SERIAL, SigningMode, V3MerchantInfo, public_key_id,
+};
 pub use state::{Fault, SimHandle, SimUser, TOKEN_OVERLAP_SECS, TOKEN_TTL_SECS};
 
 use actix_web::body::BoxBody;
@@ -66,6 +74,7 @@ pub fn configure(handle: SimHandle) -> impl FnOnce(&mut web::ServiceConfig) {
         oauth::configure(cfg);
         miniapp::configure(cfg);
         pay::configure(cfg);
+        pay_v3::configure(cfg);
         cashier::configure(cfg);
         cards::configure(cfg);
         control::configure(cfg);

@@ -39,6 +39,8 @@ pub(crate) struct PayOrder {
     pub time_end: String,
     pub sign_type: SignType,
     pub refunds: Vec<PayRefund>,
+    /// Placed through v3 (JSON, RSA): its notifies are v3's.
+    pub v3: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -47,6 +49,8 @@ pub(crate) struct PayRefund {
     pub refund_id: String,
     pub refund_fee: u64,
     pub success_time: String,
+    /// SUCCESS, or ABNORMAL (v3 fault).
+    pub status: &'static str,
 }
 
 /// A notify or server push the simulator delivers (or keeps trying to).
@@ -71,10 +75,15 @@ pub struct Notification {
     pub abandoned: bool,
     /// Simulated time of the next attempt.
     pub next_at: i64,
+    /// `v2` or `v3`.
+    pub api: &'static str,
     #[serde(skip)]
     pub(crate) body: String,
     #[serde(skip)]
     pub(crate) in_flight: bool,
+    /// v3: the merchant whose keys sign each delivery.
+    #[serde(skip)]
+    pub(crate) v3_mch: Option<String>,
 }
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
@@ -337,6 +346,7 @@ async fn unified_order(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpRespo
         time_end: String::new(),
         sign_type: a.sign_type,
         refunds: Vec::new(),
+        v3: false,
     };
     w.pay_orders.insert(key, order);
     signed(&mut w, &a, None, &order_created_fields(trade_type, prepay_id, code_url))
@@ -523,6 +533,7 @@ async fn refund(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
         refund_id: format!("5030{}", random_string(24).to_ascii_lowercase()),
         refund_fee,
         success_time: beijing_time(now, true),
+        status: "SUCCESS",
     };
     if let Some(o) = w.pay_orders.get_mut(&key) {
         o.state = "REFUND";
@@ -556,8 +567,10 @@ async fn refund(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
             delivered: false,
             abandoned: false,
             next_at: now,
+            api: "v2",
             body: xml::to_xml(&outer),
             in_flight: false,
+            v3_mch: None,
         });
     }
     let extra = accepted(&r, &order);
@@ -749,6 +762,24 @@ impl SimHandle {
                 .unwrap_or_else(|| format!("o{}", random_string(27)));
         }
         let o = o.clone();
+        if o.v3 {
+            if w.pay_drop_notifies > 0 {
+                w.pay_drop_notifies -= 1;
+                return Ok(o.transaction_id);
+            }
+            let copies = if w.pay_duplicate_notifies > 0 {
+                w.pay_duplicate_notifies -= 1;
+                2
+            } else {
+                1
+            };
+            for _ in 0..copies {
+                if let Some(n) = crate::pay_v3::payment_notification(&w, &o) {
+                    w.notifications.push(n);
+                }
+            }
+            return Ok(o.transaction_id);
+        }
         let mut f = Fields::new();
         for (k, v) in [
             ("return_code", "SUCCESS"),
@@ -796,8 +827,10 @@ impl SimHandle {
                 delivered: false,
                 abandoned: false,
                 next_at: now,
+                api: "v2",
                 body: xml::to_xml(&f),
                 in_flight: false,
+                v3_mch: None,
             });
         }
         w.notifications.push(Notification {
@@ -810,8 +843,10 @@ impl SimHandle {
             delivered: false,
             abandoned: false,
             next_at: now,
+            api: "v2",
             body: xml::to_xml(&f),
             in_flight: false,
+            v3_mch: None,
         });
         Ok(o.transaction_id)
     }
@@ -844,8 +879,28 @@ impl Notification {
             delivered: false,
             abandoned: false,
             next_at: now,
+            api: "v2",
             body,
             in_flight: false,
+            v3_mch: None,
+        }
+    }
+
+    pub(crate) fn v3(kind: &'static str, url: String, body: String, mch_id: String, now: i64) -> Self {
+        Notification {
+            kind,
+            event: None,
+            url,
+            out_trade_no: String::new(),
+            out_refund_no: None,
+            attempts: 0,
+            delivered: false,
+            abandoned: false,
+            next_at: now,
+            api: "v3",
+            body,
+            in_flight: false,
+            v3_mch: Some(mch_id),
         }
     }
 }
@@ -868,7 +923,7 @@ pub(crate) async fn run_notifier(sim: SimHandle) {
     };
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        let due: Vec<(usize, String, String, bool)> = {
+        let due: Vec<(usize, String, String, bool, Option<String>)> = {
             let mut w = sim.world();
             let now = w.now();
             w.notifications
@@ -877,20 +932,28 @@ pub(crate) async fn run_notifier(sim: SimHandle) {
                 .filter(|(_, n)| !n.delivered && !n.abandoned && !n.in_flight && n.next_at <= now)
                 .map(|(i, n)| {
                     n.in_flight = true;
-                    (i, n.url.clone(), n.body.clone(), n.kind == "push")
+                    (i, n.url.clone(), n.body.clone(), n.kind == "push", n.v3_mch.clone())
                 })
                 .collect()
         };
-        for (i, url, body, is_push) in due {
-            let ok = match client
-                .post(&url)
-                .header("content-type", "text/xml")
-                .body(body)
-                .send()
-                .await
-            {
+        for (i, url, body, is_push, v3_mch) in due {
+            let mut request = client.post(&url);
+            let is_v3 = v3_mch.is_some();
+            if let Some(mch_id) = &v3_mch {
+                // v3: signed as it is sent, so every retry carries a fresh timestamp.
+                let headers = crate::pay_v3::sign_for(&mut sim.world(), mch_id, body.as_bytes());
+                request = request.header("content-type", "application/json");
+                for (k, v) in headers {
+                    request = request.header(k, v);
+                }
+            } else {
+                request = request.header("content-type", "text/xml");
+            }
+            let ok = match request.body(body).send().await {
                 // A push is delivered when the server answers at all (WeChat accepts "success" or an empty body).
                 Ok(response) if response.status().is_success() && is_push => true,
+                // v3: any 2xx is an acknowledgement.
+                Ok(response) if is_v3 => response.status().is_success(),
                 Ok(response) if response.status().is_success() => match response.bytes().await {
                     Ok(bytes) => xml::parse(&bytes).is_ok_and(|f| get(&f, "return_code") == "SUCCESS"),
                     Err(_) => false,

@@ -175,6 +175,8 @@ pub(crate) struct World {
     pub pay_bad_sign: u32,
     pub pay_drop_notifies: u32,
     pub pay_duplicate_notifies: u32,
+    pub v3_merchants: BTreeMap<String, crate::pay_v3::V3Merchant>,
+    pub v3_abnormal_refunds: u32,
     pub cards: HashMap<String, crate::cards::SimCard>,
     pub codes: HashMap<String, crate::cards::SimCode>,
     pub encrypt_codes: HashMap<String, String>,
@@ -521,6 +523,7 @@ impl SimHandle {
         w.pay_bad_sign = 0;
         w.pay_drop_notifies = 0;
         w.pay_duplicate_notifies = 0;
+        w.v3_abnormal_refunds = 0;
         w.cards.clear();
         w.codes.clear();
         w.encrypt_codes.clear();

@@ -1,0 +1,902 @@
+//! The v3 client: prepay (JSAPI, mini program, APP, H5, NATIVE), query, close, refunds and refund query, payment
+//! parameters, and notifies — every response's signature checked before it is believed.
+
+use crate::client::{Fen, JsapiPayParams, OrderRef, TradeState};
+use crate::error::{Error, Result};
+use crate::v3::aead::ApiV3Key;
+use crate::v3::certs::{CertificateStore, MemoryCertificateStore, PlatformKeys, RefreshPolicy, Source};
+use crate::v3::error::ErrorCode;
+use crate::v3::keys::PublicKey;
+use crate::v3::notify::{self, Notify};
+use crate::v3::sign::{RequestSigner, pay_sign};
+use crate::v3::verifier::{SignedMessage, Verifier};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::sync::Arc;
+use url::Url;
+use wechat_core::{AppId, Clock, SystemClock, Transport, WechatClient};
+
+/// WeChat Pay's production address.
+pub const DEFAULT_BASE_URL: &str = "https://api.mch.weixin.qq.com";
+const USER_AGENT: &str = concat!("wxkit-wechat-pay/", env!("CARGO_PKG_VERSION"));
+
+/// A response, read whole.
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// Sends one signed request. Non-2xx answers become [`Error::Api`] (from the `{code, message, detail}` body) or
+/// an HTTP status error; the caller verifies 2xx signatures.
+pub(crate) async fn signed_exchange(
+    http_client: &WechatClient,
+    base_url: &Url,
+    signer: &RequestSigner,
+    method: http::Method,
+    path_and_query: &str,
+    body: Option<Vec<u8>>,
+) -> Result<Exchange> {
+    let body = body.unwrap_or_default();
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
+        .unwrap_or(0);
+    let nonce = crate::sign::nonce();
+    let authorization = signer.authorization(method.as_str(), path_and_query, timestamp, &nonce, &body);
+    let url = base_url
+        .join(path_and_query.trim_start_matches('/'))
+        .map_err(|e| Error::invalid(format!("url: {e}")))?;
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(url.as_str())
+        .header(http::header::AUTHORIZATION, authorization)
+        .header(http::header::ACCEPT, "application/json")
+        .header(http::header::USER_AGENT, USER_AGENT);
+    if !body.is_empty() {
+        request = request.header(http::header::CONTENT_TYPE, "application/json");
+    }
+    let request = request.body(body).map_err(|e| Error::invalid(e.to_string()))?;
+    let response = http_client.execute(request).await?;
+    let status = response.status().as_u16();
+    let (parts, body) = response.into_parts();
+    if !(200..300).contains(&status) {
+        #[derive(Deserialize)]
+        struct ErrorBody {
+            code: String,
+            #[serde(default)]
+            message: String,
+            detail: Option<serde_json::Value>,
+        }
+        // Error bodies are believed without a signature: they can only make a call fail, and a failed call is
+        // retried with the same number or looked up again.
+        return Err(match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(e) => Error::Api {
+                status,
+                code: ErrorCode::parse(&e.code),
+                message: e.message,
+                detail: e.detail,
+            },
+            Err(_) => wechat_core::Error::HttpStatus { status }.into(),
+        });
+    }
+    Ok(Exchange {
+        headers: parts.headers,
+        body,
+    })
+}
+
+/// How the payer pays (and so which endpoint places the order).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Channel {
+    /// Inside WeChat — an official-account page or a mini program (with the mini program's appid): the payer's
+    /// openid for the order's appid.
+    Jsapi {
+        /// The payer's openid.
+        openid: String,
+    },
+    /// A native app.
+    App,
+    /// A mobile browser outside WeChat.
+    H5 {
+        /// The payer's IP address.
+        payer_client_ip: String,
+    },
+    /// A QR code to scan.
+    Native,
+}
+
+impl Channel {
+    fn path(&self) -> &'static str {
+        match self {
+            Channel::Jsapi { .. } => "/v3/pay/transactions/jsapi",
+            Channel::App => "/v3/pay/transactions/app",
+            Channel::H5 { .. } => "/v3/pay/transactions/h5",
+            Channel::Native => "/v3/pay/transactions/native",
+        }
+    }
+}
+
+fn check_v3_no(name: &str, value: &str, min: usize, max: usize) -> Result<()> {
+    if value.len() < min
+        || value.len() > max
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'*'))
+    {
+        return Err(Error::invalid(format!(
+            "{name} must be {min} to {max} characters of [0-9A-Za-z_-*]"
+        )));
+    }
+    Ok(())
+}
+
+/// `time_expire` and other v3 times: RFC 3339 in Beijing time (`2026-11-27T10:00:00+08:00`).
+pub fn rfc3339_beijing(unix_secs: i64) -> String {
+    let secs = unix_secs + 8 * 3600;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+08:00",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A v3 order (`POST /v3/pay/transactions/{jsapi|app|h5|native}`).
+///
+/// ```
+/// use wechat_core::AppId;
+/// use wechat_pay::Fen;
+/// use wechat_pay::v3::{Channel, Order};
+/// let order = Order::new(&AppId::new("wxd678efh567hg6787"), "Coffee", "ORDER20261127001", Fen(1800),
+///     "https://shop.example.com/wechat/pay/v3/notify", Channel::Jsapi { openid: "o-user".into() })?
+///     .expires_at(1_800_000_000);
+/// assert_eq!(order.out_trade_no(), "ORDER20261127001");
+/// assert!(Order::new(&AppId::new("wx1"), "Coffee", "NO", Fen(1), "https://x.example/n", Channel::Native).is_err());
+/// # Ok::<(), wechat_pay::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Order {
+    app_id: AppId,
+    description: String,
+    out_trade_no: String,
+    total: Fen,
+    notify_url: String,
+    channel: Channel,
+    attach: Option<String>,
+    time_expire: Option<i64>,
+}
+
+impl Order {
+    /// An order: `description` 1–127 bytes, `out_trade_no` 6–32 of `[0-9A-Za-z_-*]`, at least 1 fen, an http(s)
+    /// `notify_url` without a query string (WeChat Pay wants https; the simulator accepts http).
+    pub fn new(
+        app_id: &AppId,
+        description: &str,
+        out_trade_no: &str,
+        total: Fen,
+        notify_url: &str,
+        channel: Channel,
+    ) -> Result<Self> {
+        if description.is_empty() || description.len() > 127 {
+            return Err(Error::invalid("description must be 1 to 127 bytes"));
+        }
+        check_v3_no("out_trade_no", out_trade_no, 6, 32)?;
+        if total.0 == 0 {
+            return Err(Error::invalid("the amount must be at least 1 fen"));
+        }
+        let url = Url::parse(notify_url).map_err(|e| Error::invalid(format!("notify_url: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
+            return Err(Error::invalid(
+                "notify_url must be an http(s) URL without a query string",
+            ));
+        }
+        match &channel {
+            Channel::Jsapi { openid } if openid.is_empty() => {
+                return Err(Error::invalid("JSAPI orders need the payer's openid"));
+            }
+            Channel::H5 { payer_client_ip } if payer_client_ip.parse::<std::net::IpAddr>().is_err() => {
+                return Err(Error::invalid("H5 orders need the payer's IP address"));
+            }
+            _ => {}
+        }
+        Ok(Self {
+            app_id: app_id.clone(),
+            description: description.to_owned(),
+            out_trade_no: out_trade_no.to_owned(),
+            total,
+            notify_url: notify_url.to_owned(),
+            channel,
+            attach: None,
+            time_expire: None,
+        })
+    }
+
+    /// Merchant data echoed back in the notify (≤ 128 bytes).
+    pub fn attach(mut self, attach: &str) -> Result<Self> {
+        if attach.len() > 128 {
+            return Err(Error::invalid("attach must be at most 128 bytes"));
+        }
+        self.attach = Some(attach.to_owned());
+        Ok(self)
+    }
+
+    /// When the order stops being payable (Unix seconds; sent as RFC 3339, Beijing time).
+    pub fn expires_at(mut self, unix_secs: i64) -> Self {
+        self.time_expire = Some(unix_secs);
+        self
+    }
+
+    /// The merchant order number.
+    pub fn out_trade_no(&self) -> &str {
+        &self.out_trade_no
+    }
+
+    /// The request body for merchant `mch_id`.
+    pub fn body(&self, mch_id: &str) -> serde_json::Value {
+        let mut b = json!({
+            "appid": self.app_id.as_str(),
+            "mchid": mch_id,
+            "description": self.description,
+            "out_trade_no": self.out_trade_no,
+            "notify_url": self.notify_url,
+            "amount": {"total": self.total.0, "currency": "CNY"},
+        });
+        if let Some(a) = &self.attach {
+            b["attach"] = json!(a);
+        }
+        if let Some(t) = self.time_expire {
+            b["time_expire"] = json!(rfc3339_beijing(t));
+        }
+        match &self.channel {
+            Channel::Jsapi { openid } => b["payer"] = json!({"openid": openid}),
+            Channel::H5 { payer_client_ip } => {
+                b["scene_info"] = json!({"payer_client_ip": payer_client_ip, "h5_info": {"type": "Wap"}});
+            }
+            Channel::App | Channel::Native => {}
+        }
+        b
+    }
+}
+
+/// What placing an order returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Prepay {
+    /// JSAPI, mini program and APP: the `prepay_id` to build payment parameters from.
+    PrepayId(String),
+    /// NATIVE: the URL to render as a QR code.
+    CodeUrl(String),
+    /// H5: where to send the browser.
+    H5Url(String),
+}
+
+/// The payer of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payer {
+    /// The payer's openid for the order's appid.
+    pub openid: String,
+}
+
+/// A transaction's amounts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Amount {
+    /// The order amount, fen.
+    pub total: u64,
+    /// What the payer paid (after discounts), fen.
+    #[serde(default)]
+    pub payer_total: Option<u64>,
+    /// `CNY`.
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+fn trade_state<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<TradeState, D::Error> {
+    String::deserialize(d).map(|s| TradeState::parse(&s))
+}
+
+/// An order as WeChat Pay reports it (query, and the `TRANSACTION.SUCCESS` notify).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct Transaction {
+    /// The order's appid.
+    #[serde(default)]
+    pub appid: String,
+    /// The merchant.
+    #[serde(default)]
+    pub mchid: String,
+    /// Our number.
+    pub out_trade_no: String,
+    /// WeChat's number, once paid.
+    #[serde(default)]
+    pub transaction_id: Option<String>,
+    /// JSAPI, NATIVE, APP, MWEB, …
+    #[serde(default)]
+    pub trade_type: Option<String>,
+    /// The state.
+    #[serde(deserialize_with = "trade_state")]
+    pub trade_state: TradeState,
+    /// The state in words.
+    #[serde(default)]
+    pub trade_state_desc: Option<String>,
+    /// When it was paid (RFC 3339).
+    #[serde(default)]
+    pub success_time: Option<String>,
+    /// The payer, once paid.
+    #[serde(default)]
+    pub payer: Option<Payer>,
+    /// Amounts.
+    #[serde(default)]
+    pub amount: Option<Amount>,
+    /// Merchant data from the order.
+    #[serde(default)]
+    pub attach: Option<String>,
+}
+
+/// A refund's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefundState {
+    /// Refunded.
+    Success,
+    /// Closed without refunding.
+    Closed,
+    /// Under way.
+    Processing,
+    /// Failed (the payer's account cannot receive it): needs the merchant's action.
+    Abnormal,
+    /// Anything WeChat adds later.
+    Other(String),
+}
+
+impl RefundState {
+    fn parse(s: &str) -> Self {
+        match s {
+            "SUCCESS" => Self::Success,
+            "CLOSED" => Self::Closed,
+            "PROCESSING" => Self::Processing,
+            "ABNORMAL" => Self::Abnormal,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+}
+
+fn refund_state<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<RefundState, D::Error> {
+    String::deserialize(d).map(|s| RefundState::parse(&s))
+}
+
+/// A refund's amounts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundAmount {
+    /// Refunded, fen.
+    pub refund: u64,
+    /// The order's amount, fen.
+    pub total: u64,
+}
+
+/// A refund as WeChat Pay reports it (create, query, and the `REFUND.*` notifies).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct RefundInfo {
+    /// WeChat's refund id.
+    pub refund_id: String,
+    /// Our refund number.
+    pub out_refund_no: String,
+    /// WeChat's order number.
+    #[serde(default)]
+    pub transaction_id: Option<String>,
+    /// Our order number.
+    #[serde(default)]
+    pub out_trade_no: Option<String>,
+    /// The state (`status` in responses, `refund_status` in notifies).
+    #[serde(alias = "refund_status", deserialize_with = "refund_state")]
+    pub status: RefundState,
+    /// When it succeeded.
+    #[serde(default)]
+    pub success_time: Option<String>,
+    /// Amounts.
+    pub amount: RefundAmount,
+}
+
+/// `POST /v3/refund/domestic/refunds`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefundRequest {
+    order: OrderRef,
+    out_refund_no: String,
+    refund: Fen,
+    total: Fen,
+    reason: Option<String>,
+    notify_url: Option<String>,
+}
+
+impl RefundRequest {
+    /// Refunds `refund` of an order of `total`; `out_refund_no` 1–64 of `[0-9A-Za-z_-*]`.
+    pub fn new(order: OrderRef, out_refund_no: &str, refund: Fen, total: Fen) -> Result<Self> {
+        check_v3_no("out_refund_no", out_refund_no, 1, 64)?;
+        if refund.0 == 0 || refund > total {
+            return Err(Error::invalid("the refund must be between 1 fen and the order's total"));
+        }
+        Ok(Self {
+            order,
+            out_refund_no: out_refund_no.to_owned(),
+            refund,
+            total,
+            reason: None,
+            notify_url: None,
+        })
+    }
+
+    /// The reason shown to the payer (≤ 80 bytes).
+    pub fn reason(mut self, reason: &str) -> Result<Self> {
+        if reason.len() > 80 {
+            return Err(Error::invalid("reason must be at most 80 bytes"));
+        }
+        self.reason = Some(reason.to_owned());
+        Ok(self)
+    }
+
+    /// Where the `REFUND.*` notify goes.
+    pub fn notify_url(mut self, url: &str) -> Result<Self> {
+        let parsed = Url::parse(url).map_err(|e| Error::invalid(format!("notify_url: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(Error::invalid("notify_url must be http(s)"));
+        }
+        self.notify_url = Some(url.to_owned());
+        Ok(self)
+    }
+
+    /// The request body.
+    pub fn body(&self) -> serde_json::Value {
+        let mut b = json!({
+            "out_refund_no": self.out_refund_no,
+            "amount": {"refund": self.refund.0, "total": self.total.0, "currency": "CNY"},
+        });
+        match &self.order {
+            OrderRef::OutTradeNo(n) => b["out_trade_no"] = json!(n),
+            OrderRef::TransactionId(t) => b["transaction_id"] = json!(t),
+        }
+        if let Some(r) = &self.reason {
+            b["reason"] = json!(r);
+        }
+        if let Some(u) = &self.notify_url {
+            b["notify_url"] = json!(u);
+        }
+        b
+    }
+}
+
+/// What a native app passes to the WeChat SDK's `PayReq` (signType RSA).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AppPayParams {
+    /// The app's appid.
+    pub appid: String,
+    /// The merchant.
+    pub partnerid: String,
+    /// The prepay id.
+    pub prepayid: String,
+    /// Always `Sign=WXPay`.
+    pub package: String,
+    /// Nonce.
+    pub noncestr: String,
+    /// Unix seconds.
+    pub timestamp: String,
+    /// SHA256withRSA over `appid\ntimestamp\nnoncestr\nprepayid\n`.
+    pub sign: String,
+}
+
+/// A merchant's v3 client. Build it with [`Client::builder`].
+///
+/// The mode follows what it is given: public keys only (public-key mode: nothing is downloaded), certificates only
+/// (certificate mode: `/v3/certificates` downloaded and kept current), or both (the switch-over, when WeChat signs
+/// with either for a while).
+///
+/// ```no_run
+/// use wechat_core::AppId;
+/// use wechat_pay::Fen;
+/// use wechat_pay::v3::{ApiV3Key, Channel, Client, MerchantPrivateKey, Order, Prepay, PublicKey, RequestSigner};
+/// # async fn demo() -> wechat_pay::Result<()> {
+/// let signer = RequestSigner::new("1900009191", "444F4E4F54555345494E50524F44554354494F4E",
+///     MerchantPrivateKey::from_pem(&std::fs::read_to_string("apiclient_key.pem").unwrap_or_default())?);
+/// let pay = Client::builder(signer, ApiV3Key::new("0123456789abcdefghijklmnopqrstuv"))
+///     .base_url("http://127.0.0.1:9000") // the simulator; WeChat Pay by default
+///     .public_key("PUB_KEY_ID_0119000091912026112700000000000001",
+///         PublicKey::from_pem(&std::fs::read_to_string("pub_key.pem").unwrap_or_default())?)
+///     .build()?;
+/// let app = AppId::new("wxd678efh567hg6787");
+/// let order = Order::new(&app, "Coffee", "ORDER20261127001", Fen(1800),
+///     "https://shop.example.com/wechat/pay/v3/notify", Channel::Jsapi { openid: "o-user".into() })?;
+/// if let Prepay::PrepayId(id) = pay.prepay(&order).await? {
+///     let params = pay.jsapi_params(&app, &id, 1_800_000_000); // → wx.requestPayment(params)
+/// #   let _ = params;
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    signer: Arc<RequestSigner>,
+    api_v3_key: ApiV3Key,
+    base_url: Url,
+    http: WechatClient,
+    keys: PlatformKeys,
+    clock: Arc<dyn Clock>,
+}
+
+/// Builds a [`Client`].
+#[derive(Debug)]
+pub struct ClientBuilder {
+    signer: RequestSigner,
+    api_v3_key: ApiV3Key,
+    base_url: String,
+    transport: Option<Arc<dyn Transport>>,
+    public_keys: Vec<(String, PublicKey)>,
+    certificates: Option<bool>,
+    store: Option<Arc<dyn CertificateStore>>,
+    clock: Option<Arc<dyn Clock>>,
+    policy: RefreshPolicy,
+    max_skew_secs: Option<i64>,
+}
+
+impl ClientBuilder {
+    /// Where WeChat Pay is (default `https://api.mch.weixin.qq.com`; the simulator's address in tests).
+    pub fn base_url(mut self, url: &str) -> Self {
+        url.clone_into(&mut self.base_url);
+        self
+    }
+
+    /// The HTTP transport (default: wechat-core's reqwest transport).
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// A WeChat Pay public key (`PUB_KEY_ID_…` and `pub_key.pem`). With no certificates, this is public-key mode.
+    pub fn public_key(mut self, id: impl Into<String>, key: PublicKey) -> Self {
+        self.public_keys.push((id.into(), key));
+        self
+    }
+
+    /// Whether platform certificates are downloaded (default: only when no public key is given; set `true` with a
+    /// public key for the switch-over).
+    pub fn platform_certificates(mut self, on: bool) -> Self {
+        self.certificates = Some(on);
+        self
+    }
+
+    /// Where downloaded certificates are shared (default: in this process only).
+    pub fn certificate_store(mut self, store: Arc<dyn CertificateStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The clock for timestamps, expiry and refresh (default: the system's).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// When certificates are downloaded again.
+    pub fn refresh_policy(mut self, policy: RefreshPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The allowed skew of `Wechatpay-Timestamp` (default 300 s).
+    pub fn max_skew(mut self, secs: i64) -> Self {
+        self.max_skew_secs = Some(secs);
+        self
+    }
+
+    /// The client. Fails on a bad base URL, or when it would have no key to verify WeChat Pay with.
+    pub fn build(self) -> Result<Client> {
+        let base_url = wechat_core::parse_base_url(&self.base_url)?;
+        let http = match self.transport {
+            Some(t) => WechatClient::new(t),
+            None => WechatClient::with_default_transport()?,
+        }
+        .with_retry(wechat_core::RetryPolicy::none());
+        let certificates = self.certificates.unwrap_or(self.public_keys.is_empty());
+        if !certificates && self.public_keys.is_empty() {
+            return Err(Error::invalid(
+                "no way to verify WeChat Pay: give a public key (public-key mode) or turn on platform certificates",
+            ));
+        }
+        let mut verifier = Verifier::new();
+        if let Some(s) = self.max_skew_secs {
+            verifier = verifier.with_max_skew(s);
+        }
+        for (id, key) in self.public_keys {
+            verifier = verifier.with_public_key(id, key);
+        }
+        let signer = Arc::new(self.signer);
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let source = certificates.then(|| Source {
+            signer: signer.clone(),
+            api_v3_key: self.api_v3_key.clone(),
+            base_url: base_url.clone(),
+            http: http.clone(),
+        });
+        let keys = PlatformKeys::new(
+            signer.mch_id().to_owned(),
+            verifier,
+            source,
+            self.store.unwrap_or_else(|| Arc::new(MemoryCertificateStore::new())),
+            clock.clone(),
+            self.policy,
+        );
+        Ok(Client {
+            signer,
+            api_v3_key: self.api_v3_key,
+            base_url,
+            http,
+            keys,
+            clock,
+        })
+    }
+}
+
+impl Client {
+    /// Starts a builder for the merchant `signer` signs for, with its APIv3 key.
+    pub fn builder(signer: RequestSigner, api_v3_key: ApiV3Key) -> ClientBuilder {
+        ClientBuilder {
+            signer,
+            api_v3_key,
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            transport: None,
+            public_keys: Vec::new(),
+            certificates: None,
+            store: None,
+            clock: None,
+            policy: RefreshPolicy::default(),
+            max_skew_secs: None,
+        }
+    }
+
+    /// The merchant id.
+    pub fn mch_id(&self) -> &str {
+        self.signer.mch_id()
+    }
+
+    /// The verifying keys (and the certificate downloads).
+    pub fn keys(&self) -> &PlatformKeys {
+        &self.keys
+    }
+
+    /// Sends a signed request and checks the response's signature.
+    async fn call(
+        &self,
+        method: http::Method,
+        path_and_query: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Exchange> {
+        let body = body.map(|b| b.to_string().into_bytes());
+        let exchange = signed_exchange(&self.http, &self.base_url, &self.signer, method, path_and_query, body).await?;
+        let message = SignedMessage::from_headers(&exchange.headers, &exchange.body)?;
+        self.keys.verify(&message).await?;
+        Ok(exchange)
+    }
+
+    fn json<T: for<'de> Deserialize<'de>>(exchange: &Exchange, what: &'static str) -> Result<T> {
+        serde_json::from_slice(&exchange.body).map_err(|_| Error::MissingField(what))
+    }
+
+    /// Places an order. Not retried: on a retryable error ([`Error::is_retryable`]) send the same order again.
+    pub async fn prepay(&self, order: &Order) -> Result<Prepay> {
+        let exchange = self
+            .call(
+                http::Method::POST,
+                order.channel.path(),
+                Some(&order.body(self.mch_id())),
+            )
+            .await?;
+        #[derive(Deserialize)]
+        struct Body {
+            prepay_id: Option<String>,
+            code_url: Option<String>,
+            h5_url: Option<String>,
+        }
+        let b: Body = Self::json(&exchange, "prepay_id")?;
+        let pick = |v: Option<String>, name| v.filter(|s| !s.is_empty()).ok_or(Error::MissingField(name));
+        Ok(match order.channel {
+            Channel::Jsapi { .. } | Channel::App => Prepay::PrepayId(pick(b.prepay_id, "prepay_id")?),
+            Channel::Native => Prepay::CodeUrl(pick(b.code_url, "code_url")?),
+            Channel::H5 { .. } => Prepay::H5Url(pick(b.h5_url, "h5_url")?),
+        })
+    }
+
+    /// Queries an order by our number or WeChat's.
+    pub async fn query(&self, order: &OrderRef) -> Result<Transaction> {
+        let path = match order {
+            OrderRef::OutTradeNo(n) => {
+                check_v3_no("out_trade_no", n, 1, 32)?;
+                format!("/v3/pay/transactions/out-trade-no/{n}?mchid={}", self.mch_id())
+            }
+            OrderRef::TransactionId(t) => {
+                check_v3_no("transaction_id", t, 1, 32)?;
+                format!("/v3/pay/transactions/id/{t}?mchid={}", self.mch_id())
+            }
+        };
+        let exchange = self.call(http::Method::GET, &path, None).await?;
+        let t: Transaction = Self::json(&exchange, "trade_state")?;
+        if t.mchid != self.mch_id() {
+            return Err(Error::MerchantMismatch { field: "mchid" });
+        }
+        Ok(t)
+    }
+
+    /// Closes an unpaid order (WeChat Pay answers 204).
+    pub async fn close(&self, out_trade_no: &str) -> Result<()> {
+        check_v3_no("out_trade_no", out_trade_no, 1, 32)?;
+        self.call(
+            http::Method::POST,
+            &format!("/v3/pay/transactions/out-trade-no/{out_trade_no}/close"),
+            Some(&json!({"mchid": self.mch_id()})),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Refunds (part of) a paid order. Not retried: on a retryable error send the same `out_refund_no` again.
+    pub async fn refund(&self, refund: &RefundRequest) -> Result<RefundInfo> {
+        let exchange = self
+            .call(http::Method::POST, "/v3/refund/domestic/refunds", Some(&refund.body()))
+            .await?;
+        Self::json(&exchange, "refund_id")
+    }
+
+    /// A refund by our refund number.
+    pub async fn refund_query(&self, out_refund_no: &str) -> Result<RefundInfo> {
+        check_v3_no("out_refund_no", out_refund_no, 1, 64)?;
+        let exchange = self
+            .call(
+                http::Method::GET,
+                &format!("/v3/refund/domestic/refunds/{out_refund_no}"),
+                None,
+            )
+            .await?;
+        Self::json(&exchange, "refund_id")
+    }
+
+    /// Downloads the platform certificates now (see [`PlatformKeys::download`]).
+    pub async fn download_certificates(&self) -> Result<Vec<crate::v3::Certificate>> {
+        self.keys.download().await
+    }
+
+    /// `wx.requestPayment` parameters (official-account page or mini program) for a prepay id, signType `RSA`.
+    pub fn jsapi_params(&self, app_id: &AppId, prepay_id: &str, timestamp: i64) -> JsapiPayParams {
+        jsapi_pay_params(self.signer.key(), app_id, prepay_id, timestamp, &crate::sign::nonce())
+    }
+
+    /// The native SDK's payment parameters for a prepay id.
+    pub fn app_params(&self, app_id: &AppId, prepay_id: &str, timestamp: i64) -> AppPayParams {
+        let nonce = crate::sign::nonce();
+        let ts = timestamp.to_string();
+        let sign = self
+            .signer
+            .key()
+            .sign(format!("{}\n{ts}\n{nonce}\n{prepay_id}\n", app_id.as_str()).as_bytes());
+        AppPayParams {
+            appid: app_id.as_str().to_owned(),
+            partnerid: self.mch_id().to_owned(),
+            prepayid: prepay_id.to_owned(),
+            package: "Sign=WXPay".into(),
+            noncestr: nonce,
+            timestamp: ts,
+            sign,
+        }
+    }
+
+    /// A notify as received (headers and body byte for byte): signature verified (refreshing certificates when its
+    /// serial is new), resource decrypted, and the event's `mchid` checked to be ours. Apply it once, then answer
+    /// 204; answer [`notify::FAIL_BODY`] with a 500 to have it resent.
+    pub async fn verify_notify(&self, headers: &http::HeaderMap, body: &[u8]) -> Result<Notify> {
+        let message = SignedMessage::from_headers(headers, body)?;
+        self.keys.verify(&message).await?;
+        let n = notify::decode(&self.api_v3_key, body)?;
+        if n.mch_id().is_some_and(|m| m != self.mch_id()) {
+            return Err(Error::MerchantMismatch { field: "mchid" });
+        }
+        Ok(n)
+    }
+
+    /// The clock this client uses.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+}
+
+/// `wx.requestPayment` parameters with signType `RSA`: paySign over `appId\ntimeStamp\nnonceStr\npackage\n`.
+pub fn jsapi_pay_params(
+    key: &crate::v3::MerchantPrivateKey,
+    app_id: &AppId,
+    prepay_id: &str,
+    timestamp: i64,
+    nonce: &str,
+) -> JsapiPayParams {
+    let time_stamp = timestamp.to_string();
+    let package = format!("prepay_id={prepay_id}");
+    let sign = pay_sign(key, app_id.as_str(), &time_stamp, nonce, &package);
+    JsapiPayParams {
+        app_id: app_id.as_str().to_owned(),
+        time_stamp,
+        nonce_str: nonce.to_owned(),
+        package,
+        sign_type: "RSA".into(),
+        pay_sign: sign,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beijing_times_are_rfc3339() {
+        assert_eq!(rfc3339_beijing(0), "1970-01-01T08:00:00+08:00");
+        assert_eq!(rfc3339_beijing(1_709_222_400), "2024-03-01T00:00:00+08:00");
+        assert_eq!(rfc3339_beijing(1_798_732_799), "2026-12-31T23:59:59+08:00");
+    }
+
+    #[test]
+    fn order_bodies_carry_what_each_channel_needs() {
+        let app = AppId::new("wx1");
+        let o = Order::new(
+            &app,
+            "Coffee",
+            "ORDER1",
+            Fen(1),
+            "https://x.example/n",
+            Channel::Jsapi { openid: "o1".into() },
+        )
+        .expect("order")
+        .expires_at(0);
+        let b = o.body("100");
+        assert_eq!(b["payer"]["openid"], "o1");
+        assert_eq!(b["amount"]["total"], 1);
+        assert_eq!(b["time_expire"], "1970-01-01T08:00:00+08:00");
+        let h5 = Order::new(
+            &app,
+            "C",
+            "ORDER2",
+            Fen(1),
+            "https://x.example/n",
+            Channel::H5 {
+                payer_client_ip: "1.2.3.4".into(),
+            },
+        )
+        .expect("order");
+        assert_eq!(h5.body("100")["scene_info"]["h5_info"]["type"], "Wap");
+        assert!(Order::new(&app, "C", "ORDER|3", Fen(1), "https://x.example/n", Channel::App).is_err());
+        assert!(Order::new(&app, "C", "ORDER3", Fen(0), "https://x.example/n", Channel::App).is_err());
+        assert!(Order::new(&app, "C", "ORDER3", Fen(1), "https://x.example/n?a", Channel::App).is_err());
+        assert!(
+            Order::new(
+                &app,
+                "C",
+                "ORDER3",
+                Fen(1),
+                "https://x.example/n",
+                Channel::H5 {
+                    payer_client_ip: "x".into()
+                }
+            )
+            .is_err()
+        );
+        let r = RefundRequest::new(OrderRef::TransactionId("42".into()), "R1", Fen(1), Fen(2)).expect("refund");
+        assert_eq!(r.body()["transaction_id"], "42");
+        assert!(RefundRequest::new(OrderRef::TransactionId("42".into()), "R1", Fen(3), Fen(2)).is_err());
+    }
+}
