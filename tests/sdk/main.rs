@@ -5,5 +5,6 @@
 mod cards;
 mod oauth;
 mod pay;
+mod pay_v3;
 mod sim;
 mod tokens;

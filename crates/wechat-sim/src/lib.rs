@@ -56,7 +56,8 @@ mod state;
 
 pub use pay::{NOTIFY_SCHEDULE, Notification, PayOrderError};
 pub use pay_v3::{
-    PUBLIC_KEY_PEM, SANDBOX_MERCHANT_KEY, SANDBOX_MERCHANT_SERIAL, SigningMode, V3MerchantInfo, public_key_id,
+    PUBLIC_KEY_PEM, SANDBOX_MERCHANT_CERT, SANDBOX_MERCHANT_KEY, SANDBOX_MERCHANT_SERIAL, SigningMode, V3MerchantInfo,
+    public_key_id,
 };
 pub use state::{Fault, SimHandle, SimUser, TOKEN_OVERLAP_SECS, TOKEN_TTL_SECS};
 

@@ -941,7 +941,7 @@ pub(crate) async fn run_notifier(sim: SimHandle) {
             let is_v3 = v3_mch.is_some();
             if let Some(mch_id) = &v3_mch {
                 // v3: signed as it is sent, so every retry carries a fresh timestamp.
-                let headers = crate::pay_v3::sign_for(&mut sim.world(), mch_id, body.as_bytes());
+                let headers = crate::pay_v3::sign_for(&mut sim.world(), mch_id, body.as_bytes(), true);
                 request = request.header("content-type", "application/json");
                 for (k, v) in headers {
                     request = request.header(k, v);

@@ -39,6 +39,8 @@ pub const PUBLIC_KEY_PEM: &str = include_str!("../keys/wechatpay-public-key.pem"
 /// A merchant API private key for sandboxes and examples (its certificate serial is [`SANDBOX_MERCHANT_SERIAL`]).
 /// A published test key: never use it for a real merchant.
 pub const SANDBOX_MERCHANT_KEY: &str = include_str!("../keys/merchant-sandbox.key");
+/// The sandbox merchant's API certificate (what a simulator registers to check its requests).
+pub const SANDBOX_MERCHANT_CERT: &str = include_str!("../keys/merchant-sandbox.pem");
 /// The serial of the sandbox merchant's API certificate.
 pub const SANDBOX_MERCHANT_SERIAL: &str = "037AB05542EFF2C491A7FB323443F8285885AE71";
 
@@ -84,7 +86,8 @@ pub(crate) struct V3Merchant {
     public_key_share: u8,
     current: usize,
     previous: Option<usize>,
-    signed: u64,
+    /// Responses and notifies signed so far (counted apart, so each gets the configured share).
+    signed: [u64; 2],
 }
 
 impl V3Merchant {
@@ -159,7 +162,7 @@ impl SimHandle {
             public_key_share: 50,
             current: 0,
             previous: None,
-            signed: 0,
+            signed: [0, 0],
         };
         let out = info(mch_id, &m).ok_or("the simulator's keys do not load")?;
         self.world().v3_merchants.insert(mch_id.to_owned(), m);
@@ -187,6 +190,16 @@ impl SimHandle {
             .ok_or_else(|| "the simulator's keys do not load".into())
     }
 
+    /// The next `n` Pay responses (v2 and v3) carry a signature that does not verify.
+    pub fn inject_bad_pay_signatures(&self, n: u32) {
+        self.world().pay_bad_sign = n;
+    }
+
+    /// The next `n` v3 refunds end ABNORMAL (the payer's account cannot take the money).
+    pub fn set_v3_abnormal_refunds(&self, n: u32) {
+        self.world().v3_abnormal_refunds = n;
+    }
+
     /// A v3 merchant's keys and mode.
     pub fn v3_merchant(&self, mch_id: &str) -> Option<V3MerchantInfo> {
         let w = self.world();
@@ -196,7 +209,7 @@ impl SimHandle {
 
 /// The four `Wechatpay-*` headers for `body`, signed as the merchant's mode says, at the real time (WeChat Pay
 /// signs each delivery when it sends it).
-pub(crate) fn sign_for(w: &mut World, mch_id: &str, body: &[u8]) -> Vec<(&'static str, String)> {
+pub(crate) fn sign_for(w: &mut World, mch_id: &str, body: &[u8], notify: bool) -> Vec<(&'static str, String)> {
     let bad = if w.pay_bad_sign > 0 {
         w.pay_bad_sign -= 1;
         true
@@ -206,13 +219,15 @@ pub(crate) fn sign_for(w: &mut World, mch_id: &str, body: &[u8]) -> Vec<(&'stati
     let (Some(keys), Some(m)) = (keyring(), w.v3_merchants.get_mut(mch_id)) else {
         return Vec::new();
     };
-    m.signed += 1;
+    let n = &mut m.signed[usize::from(notify)];
+    *n += 1;
+    let n = *n;
     let share = u64::from(m.public_key_share);
     let use_public_key = match m.mode {
         SigningMode::PublicKey => true,
         SigningMode::Certificate => false,
         // Deterministic interleaving: exactly `share` percent of every hundred.
-        SigningMode::SwitchOver => (m.signed * share) / 100 != ((m.signed - 1) * share) / 100,
+        SigningMode::SwitchOver => (n * share) / 100 != ((n - 1) * share) / 100,
     };
     let (key, serial) = if use_public_key {
         (&keys.public_key, public_key_id(mch_id))
@@ -252,7 +267,7 @@ fn answer(w: &mut World, mch_id: &str, status: u16, body: Option<&Value>) -> Htt
     let mut r =
         HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK));
     r.insert_header(("Request-ID", random_string(32)));
-    for (k, v) in sign_for(w, mch_id, &bytes) {
+    for (k, v) in sign_for(w, mch_id, &bytes, false) {
         r.insert_header((k, v));
     }
     if body.is_some() {
@@ -744,8 +759,12 @@ async fn refund(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -
             ("REFUND.SUCCESS", "退款成功")
         };
         let mut plain = refund_json(&order, &r, r.status);
-        plain["mchid"] = json!(mch_id);
-        plain["refund_status"] = json!(r.status);
+        // Notifies name the state `refund_status`.
+        if let Some(o) = plain.as_object_mut() {
+            o.remove("status");
+            o.insert("refund_status".into(), json!(r.status));
+            o.insert("mchid".into(), json!(mch_id));
+        }
         if let Some(n) = v3_notification(
             &w,
             &mch_id,

@@ -413,6 +413,22 @@ pub const TEST_MCH_ID: &str = "1900000109";
 /// Its API key (a test value, 32 characters as WeChat issues them).
 pub const TEST_PAY_KEY: &str = "testpaykey0123456789abcdefghijkl";
 
+/// The test merchant's APIv3 key (32 characters).
+pub const TEST_API_V3_KEY: &str = "testapiv3key0123456789abcdefghij";
+
+/// Registers the test merchant for Pay v3 with the simulator's sandbox merchant key, signed for as `mode` says.
+pub fn register_v3_merchant(sim: &SimServer, mode: wechat_sim::SigningMode) -> wechat_sim::V3MerchantInfo {
+    sim.handle()
+        .add_v3_merchant(
+            TEST_MCH_ID,
+            TEST_API_V3_KEY,
+            wechat_sim::SANDBOX_MERCHANT_SERIAL,
+            wechat_sim::SANDBOX_MERCHANT_CERT,
+            mode,
+        )
+        .expect("v3 merchant registers")
+}
+
 /// Starts a simulator on port 0 with the test official account, mini program and merchant registered.
 pub async fn spawn_sim() -> SimServer {
     SimServer::start(

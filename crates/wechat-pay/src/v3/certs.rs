@@ -82,6 +82,9 @@ pub struct RefreshPolicy {
     /// At most one download per this many seconds, whatever arrives (default 60 s): a stream of notifies naming
     /// serials nobody knows cannot turn into a download storm.
     pub min_interval_secs: i64,
+    /// A serial still unknown after a download is not downloaded for again for this many seconds (default 300 s):
+    /// a hundred notifies naming it cause one download, not a hundred.
+    pub unknown_retry_secs: i64,
 }
 
 impl Default for RefreshPolicy {
@@ -90,6 +93,7 @@ impl Default for RefreshPolicy {
             ahead_secs: 86_400,
             max_age_secs: 12 * 3600,
             min_interval_secs: 60,
+            unknown_retry_secs: 300,
         }
     }
 }
@@ -120,6 +124,8 @@ struct Current {
 #[derive(Debug, Default)]
 struct RefreshLog {
     last_attempt_ms: Option<i64>,
+    /// Serials that stayed unknown after a download, and when.
+    unknown: HashMap<String, i64>,
 }
 
 struct Inner {
@@ -242,7 +248,7 @@ impl PlatformKeys {
             Err(VerifyError::UnknownSerial(serial))
                 if self.inner.source.is_some() && !serial.starts_with(PUBLIC_KEY_ID_PREFIX) =>
             {
-                if let Err(e) = self.refresh_if(|keys| !keys.verifier().knows(&serial)).await {
+                if let Err(e) = self.refresh_for_unknown(&serial).await {
                     tracing::warn!(error = %e, serial, "platform certificate download for an unknown serial failed");
                 }
                 Ok(self.verifier().verify(message, now)?)
@@ -290,6 +296,44 @@ impl PlatformKeys {
         }
         log.last_attempt_ms = Some(now);
         self.download().await.map(|_| ())
+    }
+
+    /// Single flight for a serial nobody knows: after waiting, known now? Known to the store? Found unknown by a
+    /// recent download? Only then (and past the floor) WeChat Pay — and if the serial is still unknown after that,
+    /// it is remembered as such for `unknown_retry_secs`.
+    async fn refresh_for_unknown(&self, serial: &str) -> Result<()> {
+        let mut log = self.inner.refresh.lock().await;
+        if self.verifier().knows(serial) {
+            return Ok(());
+        }
+        let now = self.now_ms();
+        let policy = self.inner.policy;
+        if log
+            .unknown
+            .get(serial)
+            .is_some_and(|at| now - at < policy.unknown_retry_secs * 1000)
+        {
+            return Ok(());
+        }
+        self.adopt_stored().await;
+        if self.verifier().knows(serial) {
+            return Ok(());
+        }
+        if log
+            .last_attempt_ms
+            .is_some_and(|at| now - at < policy.min_interval_secs * 1000)
+        {
+            return Ok(());
+        }
+        log.last_attempt_ms = Some(now);
+        let result = self.download().await.map(|_| ());
+        if !self.verifier().knows(serial) {
+            if log.unknown.len() >= 1024 {
+                log.unknown.clear();
+            }
+            log.unknown.insert(serial.to_owned(), now);
+        }
+        result
     }
 
     /// Takes the store's certificates when they are newer than ours.
