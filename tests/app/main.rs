@@ -23,6 +23,7 @@ mod coupons;
 mod jssdk;
 mod login;
 mod pay;
+mod pay_v3;
 mod product;
 mod server;
 mod trust;

@@ -69,7 +69,7 @@ fn assert_pay_sign(params: &Value) {
     assert_eq!(params["paySign"], expected.as_str());
 }
 
-async fn order(app: &TestApp, cookie: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn order(app: &TestApp, cookie: &str, body: Value) -> (u16, Value) {
     let r = app
         .http
         .post(format!("{}/api/v1/pay/orders", app.address))
@@ -81,7 +81,7 @@ async fn order(app: &TestApp, cookie: &str, body: Value) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
-async fn order_status(app: &TestApp, cookie: Option<&str>, no: &str) -> (u16, Value) {
+pub(crate) async fn order_status(app: &TestApp, cookie: Option<&str>, no: &str) -> (u16, Value) {
     let mut r = app.http.get(format!("{}/api/v1/pay/orders/{no}", app.address));
     r = match cookie {
         Some(c) => r.header("cookie", c),
@@ -91,7 +91,7 @@ async fn order_status(app: &TestApp, cookie: Option<&str>, no: &str) -> (u16, Va
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
-async fn wait_paid(app: &TestApp, cookie: &str, no: &str) {
+pub(crate) async fn wait_paid(app: &TestApp, cookie: &str, no: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let (_, b) = order_status(app, Some(cookie), no).await;
@@ -215,7 +215,7 @@ async fn post_notify(app: &TestApp, body: String) -> String {
         .unwrap()
 }
 
-async fn notifications(app: &TestApp, outcome: &str) -> Vec<Value> {
+pub(crate) async fn notifications(app: &TestApp, outcome: &str) -> Vec<Value> {
     let v: Value = app
         .http
         .get(format!(
@@ -413,7 +413,7 @@ async fn the_reconciler_settles_lost_notifies_and_closes_expired_orders(kind: Db
     assert!(app.sim.handle().pay_order(&stale, None, None).is_err());
 }
 
-async fn refund(app: &TestApp, no: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn refund(app: &TestApp, no: &str, body: Value) -> (u16, Value) {
     let r = app
         .http
         .post(format!("{}/api/v1/pay/orders/{no}/refunds", app.address))
@@ -425,7 +425,7 @@ async fn refund(app: &TestApp, no: &str, body: Value) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
-async fn wait_status(app: &TestApp, no: &str, want: &str) -> Value {
+pub(crate) async fn wait_status(app: &TestApp, no: &str, want: &str) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let (_, st) = order_status(app, None, no).await;
@@ -527,7 +527,7 @@ async fn refunds_never_exceed_what_was_paid(kind: DbKind) {
 }
 
 /// The campaign's `issued` counter (coupons issued plus purchases reserved).
-async fn campaign_issued(app: &TestApp, id: i64) -> i64 {
+pub(crate) async fn campaign_issued(app: &TestApp, id: i64) -> i64 {
     let (_, list) = crate::coupons::json(app.admin(reqwest::Method::GET, "/api/v1/campaigns", json!(null)).await).await;
     list["campaigns"]
         .as_array()
@@ -540,7 +540,7 @@ async fn campaign_issued(app: &TestApp, id: i64) -> i64 {
 }
 
 /// Coupons of `campaign_id` held by `openid`, from the database.
-fn coupons_held(app: &TestApp, campaign_id: i64, openid: &str) -> Vec<(String, String)> {
+pub(crate) fn coupons_held(app: &TestApp, campaign_id: i64, openid: &str) -> Vec<(String, String)> {
     use diesel::prelude::*;
     use wxkit::db::schema::coupons;
     let mut conn = app.state.db.get().unwrap();
@@ -556,7 +556,7 @@ fn coupons_held(app: &TestApp, campaign_id: i64, openid: &str) -> Vec<(String, S
         .unwrap()
 }
 
-async fn set_pay_faults(app: &TestApp, faults: Value) {
+pub(crate) async fn set_pay_faults(app: &TestApp, faults: Value) {
     let r = app
         .http
         .post(format!("{}/_sim/pay/faults", app.sim.base_url()))
@@ -568,7 +568,7 @@ async fn set_pay_faults(app: &TestApp, faults: Value) {
 }
 
 /// Waits until every notify the simulator queued for `no` was delivered.
-async fn all_notifies_delivered(app: &TestApp, no: &str) {
+pub(crate) async fn all_notifies_delivered(app: &TestApp, no: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let mine: Vec<_> = app

@@ -251,6 +251,7 @@ async fn plaintext_mode_binds_each_nonce_to_one_body_and_compatible_mode_is_expl
         db,
         http: reqwest::Client::new(),
         clock: std::sync::Arc::default(),
+        files: None,
     };
     let shop = shop(&app, json!({"title": "card", "wechat_card_id": "pCARD"})).await;
     let mine = code_of(&app, shop.campaign_id, None).await;

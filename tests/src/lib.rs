@@ -82,6 +82,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The server's clock: `app.clock.advance_secs(n)` moves time for the server (not for the simulator).
     pub clock: std::sync::Arc<wxkit::platform::clock::OffsetClock>,
+    /// Files the server reads (Pay v3 keys), removed with the app.
+    pub files: Option<tempfile::TempDir>,
 }
 
 /// Builds a server on `db` against `sim` and runs it in the background.
@@ -131,6 +133,91 @@ pub async fn spawn_app(kind: DbKind) -> Option<TestApp> {
         db,
         http,
         clock,
+        files: None,
+    })
+}
+
+/// How a Pay v3 test server verifies WeChat Pay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum V3Mode {
+    /// Platform certificates only.
+    Certificates,
+    /// The WeChat Pay public key only.
+    PublicKey,
+    /// Both (the switch-over).
+    SwitchOver,
+}
+
+/// The settings that put a test server on Pay v3: the simulator registers the test merchant with its sandbox key
+/// (signing as `mode` says), and the key files are written to `dir`.
+pub fn v3_env(dir: &std::path::Path, sim: &SimServer, mode: V3Mode) -> Vec<(String, String)> {
+    let sim_mode = match mode {
+        V3Mode::Certificates => wechat_sim::SigningMode::Certificate,
+        V3Mode::PublicKey => wechat_sim::SigningMode::PublicKey,
+        V3Mode::SwitchOver => wechat_sim::SigningMode::SwitchOver,
+    };
+    wxkit_testkit::register_v3_merchant(sim, sim_mode);
+    v3_env_files(dir, sim, mode)
+}
+
+/// [`v3_env`] for a merchant the simulator already knows (a second server instance).
+pub fn v3_env_files(dir: &std::path::Path, sim: &SimServer, mode: V3Mode) -> Vec<(String, String)> {
+    let info = sim.handle().v3_merchant(TEST_MCH_ID).expect("v3 merchant registered");
+    let key_path = dir.join("apiclient_key.pem");
+    std::fs::write(&key_path, wechat_sim::SANDBOX_MERCHANT_KEY).expect("key file");
+    let pub_path = dir.join("pub_key.pem");
+    std::fs::write(&pub_path, &info.public_key_pem).expect("public key file");
+    let mut env = vec![
+        ("WXKIT__PAY__API_VERSION".to_owned(), "v3".to_owned()),
+        (
+            "WXKIT__PAY__V3__PRIVATE_KEY_PATH".to_owned(),
+            key_path.display().to_string(),
+        ),
+        (
+            "WXKIT__PAY__V3__CERT_SERIAL".to_owned(),
+            wechat_sim::SANDBOX_MERCHANT_SERIAL.to_owned(),
+        ),
+        (
+            "WXKIT__PAY__V3__API_V3_KEY".to_owned(),
+            wxkit_testkit::TEST_API_V3_KEY.to_owned(),
+        ),
+    ];
+    if mode != V3Mode::Certificates {
+        env.push(("WXKIT__PAY__V3__PUBLIC_KEY_ID".to_owned(), info.public_key_id));
+        env.push((
+            "WXKIT__PAY__V3__PUBLIC_KEY_PATH".to_owned(),
+            pub_path.display().to_string(),
+        ));
+    }
+    if mode == V3Mode::SwitchOver {
+        env.push(("WXKIT__PAY__V3__DOWNLOAD_CERTIFICATES".to_owned(), "true".to_owned()));
+    }
+    env
+}
+
+/// [`spawn_app`] with the merchant on Pay v3, verified as `mode` says.
+pub async fn spawn_app_v3(kind: DbKind, mode: V3Mode) -> Option<TestApp> {
+    wxkit::telemetry::init("warn");
+    let db = TestDatabase::create(kind)?;
+    let sim = spawn_sim().await;
+    let files = tempfile::tempdir().expect("temp dir");
+    let env = v3_env(files.path(), &sim, mode);
+    let set: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let settings = test_settings_with(&db.url, &sim, &set, &["WXKIT__PAY__KEY"]);
+    let clock = std::sync::Arc::new(wxkit::platform::clock::OffsetClock::default());
+    let (address, state) = start_server_with_clock(settings, clock.clone()).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client builds");
+    Some(TestApp {
+        address,
+        state,
+        sim,
+        db,
+        http,
+        clock,
+        files: Some(files),
     })
 }
 

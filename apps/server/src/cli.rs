@@ -925,6 +925,9 @@ pub enum PayCommand {
         #[arg(value_name = "FILE|-")]
         input: Option<PathBuf>,
     },
+    /// WeChat Pay API v3: sign a request, verify a notify, download the platform certificates.
+    #[command(subcommand)]
+    V3(PayV3Command),
     /// Decrypt a refund notify's req_info (the whole notify XML, or just the req_info value) and print its fields as
     /// JSON.
     DecryptRefundNotify {
@@ -935,6 +938,77 @@ pub enum PayCommand {
         #[arg(value_name = "FILE|-")]
         input: Option<PathBuf>,
     },
+}
+
+/// `wxkit pay v3 ...`
+#[derive(Debug, Subcommand)]
+pub enum PayV3Command {
+    /// Prints the `Authorization` header value (`WECHATPAY2-SHA256-RSA2048 …`) for a request: SHA256withRSA over
+    /// METHOD, PATH_AND_QUERY, timestamp, nonce and the body (BODY_FILE, `-` for stdin; none: empty, as for GET).
+    Sign {
+        /// The merchant id.
+        #[arg(long)]
+        mchid: String,
+        /// The serial of the merchant's API certificate.
+        #[arg(long)]
+        serial: String,
+        /// The merchant's API private key (PEM file, `apiclient_key.pem`).
+        #[arg(long = "private-key", value_name = "PEM_FILE")]
+        private_key: PathBuf,
+        /// GET or POST (PUT, PATCH, DELETE too).
+        #[arg(long)]
+        method: String,
+        /// The path with its query, as sent: `/v3/pay/transactions/out-trade-no/N?mchid=M`.
+        #[arg(long, value_name = "PATH_AND_QUERY")]
+        url: String,
+        /// Unix seconds (default: now).
+        #[arg(long)]
+        timestamp: Option<i64>,
+        /// The nonce (default: 32 random characters).
+        #[arg(long)]
+        nonce: Option<String>,
+        /// The request body; `-` for stdin; none for an empty body.
+        #[arg(value_name = "BODY_FILE|-")]
+        input: Option<PathBuf>,
+    },
+    /// Verifies a v3 notify (the body from BODY_FILE or stdin, the four `Wechatpay-*` headers as flags) against
+    /// platform certificates and/or WeChat Pay public keys, then decrypts its resource: exit 0 and the resource's JSON
+    /// on stdout, or exit 1 and the reason (bad signature, unknown serial, stale timestamp, decryption failed).
+    Verify {
+        /// The APIv3 key (32 characters).
+        #[arg(long = "api-v3-key")]
+        api_v3_key: String,
+        /// A WeChat Pay public key (PEM file); pairs, in order, with a --public-key-id.
+        #[arg(long = "public-key", value_name = "PEM_FILE")]
+        public_key: Vec<PathBuf>,
+        /// The id of the --public-key in the same position (`PUB_KEY_ID_…`).
+        #[arg(long = "public-key-id", value_name = "ID")]
+        public_key_id: Vec<String>,
+        /// A platform certificate (PEM file); repeatable.
+        #[arg(long = "platform-cert", value_name = "PEM_FILE")]
+        platform_cert: Vec<PathBuf>,
+        /// `Wechatpay-Timestamp`.
+        #[arg(long)]
+        timestamp: String,
+        /// `Wechatpay-Nonce`.
+        #[arg(long)]
+        nonce: String,
+        /// `Wechatpay-Signature`.
+        #[arg(long)]
+        signature: String,
+        /// `Wechatpay-Serial`.
+        #[arg(long)]
+        serial: String,
+        /// How far the timestamp may be from now, in seconds; 0 turns the check off (to replay recorded vectors).
+        #[arg(long = "max-skew", default_value_t = 300)]
+        max_skew: i64,
+        /// The notify body, exactly as received; `-` or nothing for stdin.
+        #[arg(value_name = "BODY_FILE|-")]
+        input: Option<PathBuf>,
+    },
+    /// Downloads the configured merchant's platform certificates (pay.mch_id, pay.v3.*, pay.base_url), checks them,
+    /// and prints serial, valid from and valid until (UTC) — a table, or JSON with --json.
+    Certificates,
 }
 
 /// `wxkit pay orders ...`
@@ -1022,7 +1096,7 @@ async fn refund(
 fn pay_tool(command: PayCommand) -> Result<(), CliError> {
     match command {
         // Answered in `run` (it needs the database).
-        PayCommand::Orders(_) | PayCommand::Refund { .. } => {
+        PayCommand::Orders(_) | PayCommand::Refund { .. } | PayCommand::V3(PayV3Command::Certificates) => {
             Err(CliError::Usage("this pay command is answered with the settings".into()))
         }
         PayCommand::VerifyNotify {
@@ -1047,6 +1121,7 @@ fn pay_tool(command: PayCommand) -> Result<(), CliError> {
             println!("{json}");
             Ok(())
         }
+        PayCommand::V3(command) => pay_v3_tool(command),
         PayCommand::DecryptRefundNotify { key, input } => {
             require("key", &key)?;
             let body = read_input(input.as_deref())?;
@@ -1066,6 +1141,145 @@ fn pay_tool(command: PayCommand) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+fn read_text(flag: &str, path: &std::path::Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|e| CliError::Usage(format!("--{flag} {}: {e}", path.display())))
+}
+
+fn pay_v3_tool(command: PayV3Command) -> Result<(), CliError> {
+    use wechat_pay::v3;
+    match command {
+        PayV3Command::Certificates => Err(CliError::Usage("this pay command is answered with the settings".into())),
+        PayV3Command::Sign {
+            mchid,
+            serial,
+            private_key,
+            method,
+            url,
+            timestamp,
+            nonce,
+            input,
+        } => {
+            require("mchid", &mchid)?;
+            require("serial", &serial)?;
+            let method = method.to_ascii_uppercase();
+            if !matches!(method.as_str(), "GET" | "POST" | "PUT" | "PATCH" | "DELETE") {
+                return Err(CliError::Usage(format!(
+                    "--method {method:?} is not GET, POST, PUT, PATCH or DELETE"
+                )));
+            }
+            if !url.starts_with('/') {
+                return Err(CliError::Usage(
+                    "--url is the path with its query, starting with / (e.g. /v3/certificates)".into(),
+                ));
+            }
+            let key = v3::MerchantPrivateKey::from_pem(&read_text("private-key", &private_key)?)
+                .map_err(|e| CliError::Usage(format!("--private-key {}: {e}", private_key.display())))?;
+            let body = match input {
+                Some(p) => read_input(Some(&p))?,
+                None => Vec::new(),
+            };
+            let timestamp = timestamp.unwrap_or_else(|| chrono::Utc::now().timestamp());
+            let nonce = nonce.unwrap_or_else(wechat_pay::sign::nonce);
+            let signer = v3::RequestSigner::new(mchid, serial, key);
+            println!("{}", signer.authorization(&method, &url, timestamp, &nonce, &body));
+            Ok(())
+        }
+        PayV3Command::Verify {
+            api_v3_key,
+            public_key,
+            public_key_id,
+            platform_cert,
+            timestamp,
+            nonce,
+            signature,
+            serial,
+            max_skew,
+            input,
+        } => {
+            if public_key.len() != public_key_id.len() {
+                return Err(CliError::Usage(
+                    "give each --public-key with its --public-key-id, in the same order".into(),
+                ));
+            }
+            if public_key.is_empty() && platform_cert.is_empty() {
+                return Err(CliError::Usage(
+                    "nothing to verify with: give --public-key with --public-key-id, or --platform-cert".into(),
+                ));
+            }
+            if api_v3_key.len() != 32 {
+                return Err(CliError::Usage("--api-v3-key must be 32 characters".into()));
+            }
+            if max_skew < 0 {
+                return Err(CliError::Usage("--max-skew is seconds, 0 or more".into()));
+            }
+            let mut verifier = v3::Verifier::new().with_max_skew(max_skew);
+            for (path, id) in public_key.iter().zip(public_key_id) {
+                let key = v3::PublicKey::from_pem(&read_text("public-key", path)?)
+                    .map_err(|e| CliError::Usage(format!("--public-key {}: {e}", path.display())))?;
+                verifier = verifier.with_public_key(id, key);
+            }
+            for path in &platform_cert {
+                let cert = v3::Certificate::from_pem(&read_text("platform-cert", path)?)
+                    .map_err(|e| CliError::Usage(format!("--platform-cert {}: {e}", path.display())))?;
+                verifier = verifier.with_certificate(&cert);
+            }
+            let body = read_input(input.as_deref())?;
+            let message = v3::SignedMessage {
+                timestamp: &timestamp,
+                nonce: &nonce,
+                signature: &signature,
+                serial: &serial,
+                body: &body,
+            };
+            verifier
+                .verify(&message, chrono::Utc::now().timestamp())
+                .map_err(|e| CliError::Invalid(format!("invalid notify: {e}")))?;
+            let resource = v3::notify::decrypt_resource(&v3::ApiV3Key::new(api_v3_key), &body)
+                .map_err(|e| CliError::Invalid(format!("decryption failed: {e}")))?;
+            println!("{resource}");
+            Ok(())
+        }
+    }
+}
+
+/// `wxkit pay v3 certificates`: downloads with the configured merchant.
+async fn pay_v3_certificates(settings: &Settings, json: bool) -> Result<(), CliError> {
+    let mch_id = settings.pay.mch_id.clone().ok_or_else(|| {
+        CliError::Config(ConfigError::Invalid {
+            key: "pay.mch_id",
+            message: "required to download platform certificates".into(),
+        })
+    })?;
+    let keys = settings.pay.v3.keys()?;
+    let signer = wechat_pay::v3::RequestSigner::new(mch_id, keys.cert_serial, keys.private_key);
+    let mut builder = wechat_pay::v3::Client::builder(signer, keys.api_v3_key)
+        .base_url(&settings.pay.base_url)
+        .platform_certificates(true);
+    if let Some((id, key)) = keys.public_key {
+        builder = builder.public_key(id, key);
+    }
+    let client = builder
+        .build()
+        .map_err(|e| CliError::Usage(format!("pay.base_url: {e}")))?;
+    let certs = client
+        .download_certificates()
+        .await
+        .map_err(|e| CliError::Invalid(format!("certificate download failed: {e}")))?;
+    let time = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    };
+    let value = serde_json::json!({"certificates": certs.iter().map(|c| serde_json::json!({
+        "serial": c.serial(), "not_before": time(c.not_before()), "not_after": time(c.not_after()),
+    })).collect::<Vec<_>>()});
+    let rows = certs
+        .iter()
+        .map(|c| vec![c.serial().to_owned(), time(c.not_before()), time(c.not_after())])
+        .collect();
+    print_rows(json, &value, &["serial", "valid from", "valid until"], rows)
 }
 
 /// `wxkit sign ...`
@@ -1511,6 +1725,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }) => {
             let settings = Settings::load(cli.config.as_deref())?;
             refund(&settings, server, &out_trade_no, fee, reason, force, cli.json).await
+        }
+        Command::Pay(PayCommand::V3(PayV3Command::Certificates)) => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            pay_v3_certificates(&settings, cli.json).await
         }
         Command::Pay(command) => pay_tool(command),
         Command::Msg(command) => msg_tool(command),

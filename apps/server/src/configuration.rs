@@ -217,6 +217,118 @@ pub struct PaySettings {
     pub reconcile_after_secs: u32,
     /// `pay.reconcile_every_secs`: how often the reconciler looks (default 30).
     pub reconcile_every_secs: u32,
+    /// `pay.api_version`: `"v2"` (default: XML, `pay.key`) or `"v3"` (JSON, RSA: `pay.v3.*`).
+    pub api_version: String,
+    /// `pay.v3.*`: the v3 merchant.
+    #[serde(default)]
+    pub v3: PayV3Settings,
+}
+
+/// `pay.v3.*`: what WeChat Pay API v3 needs. Certificate mode: no public key (platform certificates are downloaded).
+/// Public-key mode: `public_key_id` and `public_key_path`. The switch-over between them: both, with
+/// `download_certificates = true`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayV3Settings {
+    /// `pay.v3.private_key_path`: the merchant's API private key (`apiclient_key.pem`).
+    pub private_key_path: Option<String>,
+    /// `pay.v3.cert_serial`: the serial of the merchant's API certificate.
+    pub cert_serial: Option<String>,
+    /// `pay.v3.api_v3_key`: the APIv3 key (32 characters).
+    pub api_v3_key: Option<SecretString>,
+    /// `pay.v3.public_key_id`: the WeChat Pay public key's id (`PUB_KEY_ID_…`).
+    pub public_key_id: Option<String>,
+    /// `pay.v3.public_key_path`: the WeChat Pay public key (`pub_key.pem`).
+    pub public_key_path: Option<String>,
+    /// `pay.v3.download_certificates`: download platform certificates (default: when no public key is set; set
+    /// `true` beside a public key during the switch-over, when WeChat signs with either).
+    pub download_certificates: Option<bool>,
+}
+
+/// The v3 merchant's keys, read and checked.
+#[derive(Debug)]
+pub struct PayV3Keys {
+    /// Signs requests and `paySign`.
+    pub private_key: wechat_pay::v3::MerchantPrivateKey,
+    /// The serial of the merchant's API certificate.
+    pub cert_serial: String,
+    /// The APIv3 key.
+    pub api_v3_key: wechat_pay::v3::ApiV3Key,
+    /// The WeChat Pay public key, in public-key mode.
+    pub public_key: Option<(String, wechat_pay::v3::PublicKey)>,
+    /// Whether platform certificates are downloaded.
+    pub download_certificates: bool,
+}
+
+impl PayV3Settings {
+    /// Reads the key files and checks the settings for the mode they select; the error names the setting.
+    pub fn keys(&self) -> Result<PayV3Keys, ConfigError> {
+        let path = self
+            .private_key_path
+            .as_deref()
+            .ok_or_else(|| invalid("pay.v3.private_key_path", "required with pay.api_version = \"v3\""))?;
+        let pem =
+            std::fs::read_to_string(path).map_err(|e| invalid("pay.v3.private_key_path", format!("{path}: {e}")))?;
+        let private_key = wechat_pay::v3::MerchantPrivateKey::from_pem(&pem)
+            .map_err(|e| invalid("pay.v3.private_key_path", format!("{path}: {e}")))?;
+        let cert_serial = self
+            .cert_serial
+            .clone()
+            .filter(|s| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| {
+                invalid(
+                    "pay.v3.cert_serial",
+                    "required: the merchant API certificate's serial, in hex",
+                )
+            })?;
+        let api_v3_key = self
+            .api_v3_key
+            .as_ref()
+            .filter(|k| k.secret().len() == 32)
+            .ok_or_else(|| invalid("pay.v3.api_v3_key", "required: the 32-character APIv3 key"))?;
+        let public_key = match (&self.public_key_id, &self.public_key_path) {
+            (None, None) => None,
+            (Some(id), Some(path)) => {
+                if !id.starts_with("PUB_KEY_ID_") {
+                    return Err(invalid(
+                        "pay.v3.public_key_id",
+                        "a WeChat Pay public key id starts with PUB_KEY_ID_",
+                    ));
+                }
+                let pem = std::fs::read_to_string(path)
+                    .map_err(|e| invalid("pay.v3.public_key_path", format!("{path}: {e}")))?;
+                let key = wechat_pay::v3::PublicKey::from_pem(&pem)
+                    .map_err(|e| invalid("pay.v3.public_key_path", format!("{path}: {e}")))?;
+                Some((id.clone(), key))
+            }
+            (Some(_), None) => {
+                return Err(invalid(
+                    "pay.v3.public_key_path",
+                    "pay.v3.public_key_id and pay.v3.public_key_path go together",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "pay.v3.public_key_id",
+                    "pay.v3.public_key_id and pay.v3.public_key_path go together",
+                ));
+            }
+        };
+        let download_certificates = self.download_certificates.unwrap_or(public_key.is_none());
+        if !download_certificates && public_key.is_none() {
+            return Err(invalid(
+                "pay.v3.download_certificates",
+                "with no public key, platform certificates are the only way to verify WeChat Pay",
+            ));
+        }
+        Ok(PayV3Keys {
+            private_key,
+            cert_serial: cert_serial.to_ascii_uppercase(),
+            api_v3_key: wechat_pay::v3::ApiV3Key::new(api_v3_key.secret()),
+            public_key,
+            download_certificates,
+        })
+    }
 }
 
 /// `admin.*`
@@ -318,6 +430,7 @@ impl Settings {
             .set_default("pay.order_ttl_secs", 1800)?
             .set_default("pay.reconcile_after_secs", 60)?
             .set_default("pay.reconcile_every_secs", 30)?
+            .set_default("pay.api_version", "v2")?
             .set_default("login.scene_ttl_secs", 120)?
             .set_default("login.mp_page", "pages/login/login")?
             .set_default("login.session_days", 7)?
@@ -470,8 +583,24 @@ impl Settings {
                 format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters (e.g. `openssl rand -hex 32`)"),
             ));
         }
-        if self.pay.mch_id.is_some() != self.pay.key.is_some() {
-            return Err(invalid("pay.key", "pay.mch_id and pay.key must be set together"));
+        match self.pay.api_version.as_str() {
+            "v2" => {
+                if self.pay.mch_id.is_some() != self.pay.key.is_some() {
+                    return Err(invalid("pay.key", "pay.mch_id and pay.key must be set together"));
+                }
+            }
+            "v3" => {
+                // The sandbox brings its own simulated merchant and keys.
+                if !self.sandbox() {
+                    if self.pay.mch_id.is_none() {
+                        return Err(invalid("pay.mch_id", "required with pay.api_version = \"v3\""));
+                    }
+                    self.pay.v3.keys()?;
+                }
+            }
+            other => {
+                return Err(invalid("pay.api_version", format!("{other:?} is not \"v2\" or \"v3\"")));
+            }
         }
         Ok(())
     }

@@ -81,7 +81,7 @@ pub struct AppState {
     pub miniprogram: Option<wechat_oauth::miniprogram::MiniProgramClient>,
     /// WeChat Pay v2 for the official account's pages and NATIVE codes, when a merchant is configured (always in
     /// sandbox mode).
-    pub pay: Option<wechat_pay::PayClient>,
+    pub pay: Option<crate::features::pay::Gateway>,
     /// The same merchant for all the appids it takes payments for (the mini program's too).
     pub payers: Option<crate::features::pay::Payers>,
     /// Login codes created per client address (`login.scenes_per_minute`).
@@ -168,6 +168,85 @@ fn certificate_transport(
         return Ok(Some(Arc::new(transport)));
     }
     Ok(None)
+}
+
+/// The v3 merchant's clients: one [`wechat_pay::v3::Client`] (its certificates shared through the database), one
+/// gateway per appid it takes payments for. In sandbox mode the simulator registers a merchant with the bundled
+/// sandbox key, in public-key mode.
+fn v3_payers(
+    settings: &Settings,
+    sandbox: Option<&SandboxSim>,
+    pool: &DbPool,
+    clock: &Arc<dyn wechat_core::Clock>,
+    oauth: &wechat_oauth::web::OAuthClient,
+    miniprogram: Option<&wechat_oauth::miniprogram::MiniProgramClient>,
+) -> Result<Option<crate::features::pay::Payers>, StartupError> {
+    use crate::features::pay::{Gateway, Payers};
+    let invalid = |key: &'static str, message: String| {
+        StartupError::Config(crate::configuration::ConfigError::Invalid { key, message })
+    };
+    let found: Option<(String, crate::configuration::PayV3Keys, String)> = match sandbox {
+        #[cfg(feature = "sandbox")]
+        Some(sim) => {
+            let api_v3_key = crate::platform::crypto::random_token()[..32].to_owned();
+            let info = sim
+                .handle()
+                .add_v3_merchant(
+                    SANDBOX_MCH_ID,
+                    &api_v3_key,
+                    wechat_sim::SANDBOX_MERCHANT_SERIAL,
+                    wechat_sim::SANDBOX_MERCHANT_CERT,
+                    wechat_sim::SigningMode::PublicKey,
+                )
+                .map_err(|e| invalid("pay.api_version", e))?;
+            let keys = crate::configuration::PayV3Keys {
+                private_key: wechat_pay::v3::MerchantPrivateKey::from_pem(wechat_sim::SANDBOX_MERCHANT_KEY)
+                    .map_err(|e| invalid("pay.api_version", e.to_string()))?,
+                cert_serial: wechat_sim::SANDBOX_MERCHANT_SERIAL.to_owned(),
+                api_v3_key: wechat_pay::v3::ApiV3Key::new(api_v3_key),
+                public_key: Some((
+                    info.public_key_id,
+                    wechat_pay::v3::PublicKey::from_pem(&info.public_key_pem)
+                        .map_err(|e| invalid("pay.api_version", e.to_string()))?,
+                )),
+                download_certificates: false,
+            };
+            Some((SANDBOX_MCH_ID.to_owned(), keys, sim.base_url()))
+        }
+        #[cfg(not(feature = "sandbox"))]
+        Some(sim) => match *sim {},
+        None => match &settings.pay.mch_id {
+            Some(mch) => Some((mch.clone(), settings.pay.v3.keys()?, settings.pay.base_url.clone())),
+            None => None,
+        },
+    };
+    let Some((mch_id, keys, base)) = found else {
+        return Ok(None);
+    };
+    let signer = wechat_pay::v3::RequestSigner::new(mch_id, keys.cert_serial, keys.private_key);
+    // WeChat Pay's timestamps are checked against real time, whatever clock the application runs on.
+    let _ = clock;
+    let mut builder = wechat_pay::v3::Client::builder(signer, keys.api_v3_key)
+        .base_url(&base)
+        .clock(Arc::new(wechat_core::SystemClock))
+        .certificate_store(Arc::new(crate::db::certificate_store::DbCertificateStore::new(
+            pool.clone(),
+        )))
+        .platform_certificates(keys.download_certificates);
+    if let Some((id, key)) = keys.public_key {
+        builder = builder.public_key(id, key);
+    }
+    let client = builder.build()?;
+    Ok(Some(Payers {
+        web: Gateway::V3 {
+            client: client.clone(),
+            app_id: oauth.app_id().clone(),
+        },
+        miniprogram: miniprogram.map(|m| Gateway::V3 {
+            client,
+            app_id: m.app_id().clone(),
+        }),
+    }))
 }
 
 /// The simulator's address as browsers reach it: `server.sandbox_sim_public_url` when set; else, when the server has
@@ -338,51 +417,55 @@ impl Application {
             .with_clock(clock.clone());
             wechat_oauth::miniprogram::MiniProgramClient::new(wechat.clone(), mp_id, mp_secret, mp_tokens)
         });
-        // WeChat Pay: the configured merchant, or in sandbox mode a simulated one.
-        let pay_merchant = if sandbox.is_some() {
-            let key = crate::platform::crypto::random_token()[..32].to_owned();
-            #[cfg(feature = "sandbox")]
-            if let Some(sim) = &sandbox {
-                sim.handle().add_merchant(SANDBOX_MCH_ID, &key);
-            }
-            Some((
-                SANDBOX_MCH_ID.to_owned(),
-                key,
-                sandbox.as_ref().map(SandboxSim::base_url),
-            ))
+        // WeChat Pay: the configured merchant, or in sandbox mode a simulated one; v2 or v3 (`pay.api_version`).
+        let payers = if settings.pay.api_version == "v3" {
+            v3_payers(&settings, sandbox.as_ref(), &pool, &clock, &oauth, miniprogram.as_ref())?
         } else {
-            match (&settings.pay.mch_id, &settings.pay.key) {
-                (Some(mch), Some(key)) => Some((mch.clone(), key.secret().to_owned(), None)),
-                _ => None,
-            }
-        };
-        let payers = match pay_merchant {
-            Some((mch_id, key, base)) => {
-                let base = base.unwrap_or_else(|| settings.pay.base_url.clone());
-                let client_for = |app_id: AppId| -> Result<wechat_pay::PayClient, StartupError> {
-                    let client = wechat_pay::PayClient::new(
-                        wechat_pay::Merchant {
-                            app_id,
-                            mch_id: mch_id.clone(),
-                            key: wechat_pay::PayKey::new(key.clone()),
-                            sign_type: wechat_pay::SignType::HmacSha256,
-                        },
-                        &base,
-                    )?;
-                    Ok(match certificate_transport(&settings.pay, &base)? {
-                        Some(transport) => client.with_certificate_transport(transport),
-                        None => client,
+            let pay_merchant = if sandbox.is_some() {
+                let key = crate::platform::crypto::random_token()[..32].to_owned();
+                #[cfg(feature = "sandbox")]
+                if let Some(sim) = &sandbox {
+                    sim.handle().add_merchant(SANDBOX_MCH_ID, &key);
+                }
+                Some((
+                    SANDBOX_MCH_ID.to_owned(),
+                    key,
+                    sandbox.as_ref().map(SandboxSim::base_url),
+                ))
+            } else {
+                match (&settings.pay.mch_id, &settings.pay.key) {
+                    (Some(mch), Some(key)) => Some((mch.clone(), key.secret().to_owned(), None)),
+                    _ => None,
+                }
+            };
+            match pay_merchant {
+                Some((mch_id, key, base)) => {
+                    let base = base.unwrap_or_else(|| settings.pay.base_url.clone());
+                    let client_for = |app_id: AppId| -> Result<wechat_pay::PayClient, StartupError> {
+                        let client = wechat_pay::PayClient::new(
+                            wechat_pay::Merchant {
+                                app_id,
+                                mch_id: mch_id.clone(),
+                                key: wechat_pay::PayKey::new(key.clone()),
+                                sign_type: wechat_pay::SignType::HmacSha256,
+                            },
+                            &base,
+                        )?;
+                        Ok(match certificate_transport(&settings.pay, &base)? {
+                            Some(transport) => client.with_certificate_transport(transport),
+                            None => client,
+                        })
+                    };
+                    Some(crate::features::pay::Payers {
+                        web: crate::features::pay::Gateway::V2(client_for(oauth.app_id().clone())?),
+                        miniprogram: miniprogram
+                            .as_ref()
+                            .map(|m| client_for(m.app_id().clone()).map(crate::features::pay::Gateway::V2))
+                            .transpose()?,
                     })
-                };
-                Some(crate::features::pay::Payers {
-                    web: client_for(oauth.app_id().clone())?,
-                    miniprogram: miniprogram
-                        .as_ref()
-                        .map(|m| client_for(m.app_id().clone()))
-                        .transpose()?,
-                })
+                }
+                None => None,
             }
-            None => None,
         };
         if let Some(payers) = &payers {
             crate::features::pay::reconciler::spawn(

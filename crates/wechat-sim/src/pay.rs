@@ -84,6 +84,9 @@ pub struct Notification {
     /// v3: the merchant whose keys sign each delivery.
     #[serde(skip)]
     pub(crate) v3_mch: Option<String>,
+    /// v3: the `Wechatpay-*` headers of the last delivery (tests replay it).
+    #[serde(skip)]
+    pub(crate) last_headers: Vec<(&'static str, String)>,
 }
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
@@ -571,6 +574,7 @@ async fn refund(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
             body: xml::to_xml(&outer),
             in_flight: false,
             v3_mch: None,
+            last_headers: Vec::new(),
         });
     }
     let extra = accepted(&r, &order);
@@ -831,6 +835,7 @@ impl SimHandle {
                 body: xml::to_xml(&f),
                 in_flight: false,
                 v3_mch: None,
+                last_headers: Vec::new(),
             });
         }
         w.notifications.push(Notification {
@@ -847,6 +852,7 @@ impl SimHandle {
             body: xml::to_xml(&f),
             in_flight: false,
             v3_mch: None,
+            last_headers: Vec::new(),
         });
         Ok(o.transaction_id)
     }
@@ -868,6 +874,11 @@ impl Notification {
         &self.body
     }
 
+    /// v3: the `Wechatpay-*` headers of the last delivery (tests replay it with the body).
+    pub fn last_headers(&self) -> &[(&'static str, String)] {
+        &self.last_headers
+    }
+
     pub(crate) fn push(event: String, url: String, body: String, now: i64) -> Self {
         Notification {
             kind: "push",
@@ -883,6 +894,7 @@ impl Notification {
             body,
             in_flight: false,
             v3_mch: None,
+            last_headers: Vec::new(),
         }
     }
 
@@ -901,6 +913,7 @@ impl Notification {
             body,
             in_flight: false,
             v3_mch: Some(mch_id),
+            last_headers: Vec::new(),
         }
     }
 }
@@ -941,7 +954,14 @@ pub(crate) async fn run_notifier(sim: SimHandle) {
             let is_v3 = v3_mch.is_some();
             if let Some(mch_id) = &v3_mch {
                 // v3: signed as it is sent, so every retry carries a fresh timestamp.
-                let headers = crate::pay_v3::sign_for(&mut sim.world(), mch_id, body.as_bytes(), true);
+                let headers = {
+                    let mut w = sim.world();
+                    let headers = crate::pay_v3::sign_for(&mut w, mch_id, body.as_bytes(), true);
+                    if let Some(n) = w.notifications.get_mut(i) {
+                        n.last_headers = headers.clone();
+                    }
+                    headers
+                };
                 request = request.header("content-type", "application/json");
                 for (k, v) in headers {
                     request = request.header(k, v);

@@ -1,5 +1,6 @@
 //! One Diesel connection type over PostgreSQL and SQLite, an r2d2 pool, and the embedded migrations of each backend.
 
+pub mod certificate_store;
 pub mod schema;
 pub mod token_store;
 

@@ -1,5 +1,5 @@
 //! When a notify never comes: every `pay.reconcile_every_secs`, unpaid orders older than `pay.reconcile_after_secs`
-//! are asked about at WeChat (`orderquery`). A paid one is settled through the same exactly-once path as a notify
+//! are asked about at WeChat (`orderquery`, or v3's query). A paid one is settled through the same exactly-once path as a notify
 //! (`repo::apply_payment`); one WeChat closed is closed here; one past its expiry is closed at WeChat, then here.
 //! Several instances may run it at once: every step is idempotent and conditional, so they only repeat questions.
 
@@ -7,7 +7,7 @@ use super::repo::{self, Applied};
 use crate::db::{self, DbPool};
 use std::sync::Arc;
 use std::time::Duration;
-use wechat_pay::{OrderRef, TradeState};
+use wechat_pay::TradeState;
 
 /// Orders looked at per round.
 const BATCH: i64 = 50;
@@ -42,7 +42,7 @@ pub async fn round(
             tracing::warn!(out_trade_no = %order.out_trade_no, "pay reconciler: no client for the order's appid");
             continue;
         };
-        let status = match pay.order_query(&OrderRef::OutTradeNo(order.out_trade_no.clone())).await {
+        let status = match pay.query(&order.out_trade_no).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(out_trade_no = %order.out_trade_no, error = %e, "pay reconciler: orderquery failed");
@@ -55,7 +55,7 @@ pub async fn round(
                 let (Some(txn), Some(fee)) = (status.transaction_id.clone(), status.total_fee) else {
                     continue;
                 };
-                let (no, fee) = (order.out_trade_no.clone(), i64::try_from(fee.0).unwrap_or(i64::MAX));
+                let (no, fee) = (order.out_trade_no.clone(), i64::try_from(fee).unwrap_or(i64::MAX));
                 let outcome = db::blocking(pool, move |conn| repo::apply_payment(conn, &no, &txn, fee, now)).await?;
                 metrics::counter!("wxkit_pay_notifies_total", "outcome" => outcome.as_str()).increment(1);
                 if outcome == Applied::Applied {
@@ -71,7 +71,7 @@ pub async fn round(
             }
             _ if order.expires_at <= now / 1000 && now - order.created_at >= 300_000 => {
                 // Past its time and unpaid: close it at WeChat first, so that it cannot be paid after all.
-                match pay.close_order(&order.out_trade_no).await {
+                match pay.close(&order.out_trade_no).await {
                     Ok(()) => {
                         let no = order.out_trade_no.clone();
                         if db::blocking(pool, move |conn| repo::close(conn, &no, now)).await? {

@@ -224,7 +224,7 @@ fn create(conn: &mut DbConnection, o: &NewOrder<'_>) -> Result<(), DbError> {
 pub fn set_prepay(
     conn: &mut DbConnection,
     out_trade_no: &str,
-    prepay_id: &str,
+    prepay_id: Option<&str>,
     code_url: Option<&str>,
     now: i64,
 ) -> Result<(), DbError> {

@@ -1,6 +1,7 @@
 //! `POST /api/v1/pay/orders`, `GET /api/v1/pay/orders/{no}`, `POST .../close`, the NATIVE code image, the operators'
 //! view of notifies, and WeChat's `POST /wechat/pay/notify`.
 
+use super::gateway::{Gateway, NewPayment};
 use super::repo::{self, Applied, NewOrder};
 use crate::db;
 use crate::http::auth::{AdminAuth, AnySession, bearer};
@@ -10,7 +11,6 @@ use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use wechat_pay::{Fen, PayClient, TradeType, UnifiedOrder};
 
 /// The API of this capability (under `/api/v1`).
 pub fn api(cfg: &mut web::ServiceConfig) {
@@ -25,10 +25,11 @@ pub fn api(cfg: &mut web::ServiceConfig) {
 /// The pages (WeChat callbacks) of this capability.
 pub fn pages(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/wechat/pay/notify").route(web::post().to(notify)))
-        .service(web::resource("/wechat/pay/refund-notify").route(web::post().to(refund_notify)));
+        .service(web::resource("/wechat/pay/refund-notify").route(web::post().to(refund_notify)))
+        .service(web::resource("/wechat/pay/v3/notify").route(web::post().to(notify_v3)));
 }
 
-fn client(state: &AppState) -> Result<&PayClient, ApiError> {
+fn client(state: &AppState) -> Result<&Gateway, ApiError> {
     state.pay.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -39,7 +40,7 @@ fn client(state: &AppState) -> Result<&PayClient, ApiError> {
 }
 
 /// The client for the appid the order was placed with.
-fn payer<'a>(state: &'a AppState, order: &repo::Order) -> Result<&'a PayClient, ApiError> {
+fn payer<'a>(state: &'a AppState, order: &repo::Order) -> Result<&'a Gateway, ApiError> {
     state
         .payers
         .as_ref()
@@ -64,7 +65,7 @@ fn parse_for_any<T>(
 ) -> Option<Result<T, wechat_pay::Error>> {
     let payers = state.payers.as_ref()?;
     let mut last = None;
-    for client in std::iter::once(&payers.web).chain(payers.miniprogram.as_ref()) {
+    for client in payers.all().filter_map(Gateway::v2) {
         match parse(client.merchant()) {
             Err(wechat_pay::Error::MerchantMismatch { field: "appid" }) => {
                 last = Some(Err(wechat_pay::Error::MerchantMismatch { field: "appid" }));
@@ -76,12 +77,20 @@ fn parse_for_any<T>(
 }
 
 fn pay_error(e: &wechat_pay::Error) -> ApiError {
-    match e {
-        wechat_pay::Error::Business { err_code, .. } => ApiError::new(
+    match e.err_code() {
+        // A refusal (ORDERPAID, NOT_ENOUGH, PARAM_ERROR...) will not change by asking again; SYSTEM_ERROR and the
+        // like will, with the same number.
+        Some(code) if !e.is_retryable() => ApiError::new(
             StatusCode::BAD_GATEWAY,
             "wechat_pay_refused",
-            format!("WeChat Pay refused the order: {err_code}"),
+            format!("WeChat Pay refused the order: {code}"),
         ),
+        _ => pay_unavailable(e),
+    }
+}
+
+fn pay_unavailable(e: &wechat_pay::Error) -> ApiError {
+    match e {
         e => {
             tracing::warn!(error = %e, "WeChat Pay call failed");
             ApiError::new(
@@ -110,13 +119,6 @@ fn truncate(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
-}
-
-/// `yyyyMMddHHmmss` in Beijing time, as WeChat Pay wants times.
-fn beijing_compact(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .map(|t| (t + chrono::Duration::hours(8)).format("%Y%m%d%H%M%S").to_string())
-        .unwrap_or_default()
 }
 
 fn random_out_trade_no() -> String {
@@ -186,7 +188,7 @@ pub async fn create(
         ));
     }
     let out_trade_no = random_out_trade_no();
-    let (trade_type, openid) = match body.trade_type.as_str() {
+    let openid = match body.trade_type.as_str() {
         "JSAPI" => {
             if bearer(&req).is_some() {
                 // A mini-program token: its openid belongs to the mini program's appid, so the order is placed
@@ -199,21 +201,11 @@ pub async fn create(
                     ));
                 };
                 pay = mp;
-                appid = Some(mp.merchant().app_id.as_str().to_owned());
+                appid = Some(mp.app_id().as_str().to_owned());
             }
-            (
-                TradeType::Jsapi {
-                    openid: session.openid.clone(),
-                },
-                Some(session.openid.clone()),
-            )
+            Some(session.openid.clone())
         }
-        "NATIVE" => (
-            TradeType::Native {
-                product_id: out_trade_no.clone(),
-            },
-            None,
-        ),
+        "NATIVE" => None,
         other => {
             return Err(ApiError::bad_request(
                 "invalid_field",
@@ -227,16 +219,17 @@ pub async fn create(
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|| "127.0.0.1".into());
-    let order = UnifiedOrder::new(
-        &description,
-        &out_trade_no,
-        Fen(u64::try_from(total_fee).unwrap_or(1)),
-        &ip,
-        &format!("{}/wechat/pay/notify", state.public_base_url),
-        trade_type,
-    )
-    .and_then(|o| o.time_expire(&beijing_compact(expires_at)))
-    .map_err(|e| ApiError::bad_request("invalid_field", e.to_string()))?;
+    let order = NewPayment {
+        description: &description,
+        out_trade_no: &out_trade_no,
+        total_fee: u64::try_from(total_fee).unwrap_or(1),
+        client_ip: &ip,
+        openid: openid.as_deref(),
+        expires_at,
+        public_base_url: &state.public_base_url,
+    };
+    pay.check(&order)
+        .map_err(|e| ApiError::bad_request("invalid_field", e))?;
     let placed = {
         let (no, desc, tt, oid, buyer) = (
             out_trade_no.clone(),
@@ -289,7 +282,7 @@ pub async fn create(
         }
         repo::PlaceRefused::Db(e) => ApiError::unavailable(&e),
     })?;
-    let prepay = match pay.unified_order(&order).await {
+    let prepay = match pay.place(&order).await {
         Ok(p) => p,
         Err(e) => {
             // WeChat has no payable order: ours is closed so it can never be paid by a late surprise.
@@ -300,7 +293,7 @@ pub async fn create(
     };
     let (no, pid, code_url) = (out_trade_no.clone(), prepay.prepay_id.clone(), prepay.code_url.clone());
     db::blocking(&state.db, move |conn| {
-        repo::set_prepay(conn, &no, &pid, code_url.as_deref(), now)
+        repo::set_prepay(conn, &no, pid.as_deref(), code_url.as_deref(), now)
     })
     .await
     .map_err(|e| ApiError::unavailable(&e))?;
@@ -308,7 +301,7 @@ pub async fn create(
     Ok(HttpResponse::Created().json(match body.trade_type.as_str() {
         "JSAPI" => serde_json::json!({
             "out_trade_no": out_trade_no,
-            "pay_params": pay.jsapi_params(&prepay.prepay_id, now / 1000),
+            "pay_params": pay.pay_params(prepay.prepay_id.as_deref().unwrap_or_default(), now / 1000),
         }),
         _ => serde_json::json!({
             "out_trade_no": out_trade_no,
@@ -479,30 +472,25 @@ pub async fn refund(
         }
         Err(repo::RefundRefused::Db(e)) => return Err(ApiError::unavailable(&e)),
     };
-    let request = wechat_pay::Refund::new(
-        wechat_pay::OrderRef::OutTradeNo(out_trade_no.clone()),
-        &out_refund_no,
-        Fen(u64::try_from(total_fee).unwrap_or(0)),
-        Fen(u64::try_from(body.refund_fee).unwrap_or(0)),
-    )
-    .and_then(|r| r.notify_url(&format!("{}/wechat/pay/refund-notify", state.public_base_url)))
-    .map(|r| match &body.reason {
-        Some(reason) => r.refund_desc(reason),
-        None => r,
-    });
     // Refunded through the appid the order was placed with.
     let pay = state
         .payers
         .as_ref()
         .and_then(|p| p.for_appid(appid.as_deref()))
         .unwrap_or(pay);
-    let outcome = match request {
-        Ok(r) => pay.refund(&r).await,
-        Err(e) => Err(e),
-    };
+    let outcome = pay
+        .refund(
+            &out_trade_no,
+            &out_refund_no,
+            u64::try_from(total_fee).unwrap_or(0),
+            u64::try_from(body.refund_fee).unwrap_or(0),
+            body.reason.as_deref(),
+            &state.public_base_url,
+        )
+        .await;
     match outcome {
-        Ok(accepted) => {
-            let (rno, id) = (out_refund_no.clone(), accepted.refund_id.clone());
+        Ok(refund_id) => {
+            let (rno, id) = (out_refund_no.clone(), refund_id);
             // Stays `requested` until its notify; only the refund id is kept now.
             let _ = db::blocking(&state.db, move |conn| {
                 use crate::db::schema::pay_refunds;
@@ -598,7 +586,7 @@ pub async fn close(
         )
         .with_retry_after(wait));
     }
-    pay.close_order(&order.out_trade_no).await.map_err(|e| pay_error(&e))?;
+    pay.close(&order.out_trade_no).await.map_err(|e| pay_error(&e))?;
     let (no, now) = (order.out_trade_no.clone(), state.clock.now_ms());
     let closed = db::blocking(&state.db, move |conn| repo::close(conn, &no, now))
         .await
@@ -673,7 +661,7 @@ pub async fn notify(state: web::Data<AppState>, body: web::Bytes) -> HttpRespons
         Err(wechat_pay::Error::MerchantMismatch { field }) => {
             // Signed with our key but for another appid or merchant: not paid; recorded for an operator, and
             // acknowledged (resending cannot make it ours).
-            let Some(pay) = state.pay.as_ref() else {
+            let Some(pay) = state.pay.as_ref().and_then(Gateway::v2) else {
                 return reply(wechat_pay::notify::fail_reply("pay not configured"));
             };
             let Ok(n) = wechat_pay::notify::verify_payment_notify(&pay.merchant().key, &body) else {
@@ -731,6 +719,125 @@ pub async fn notify(state: web::Data<AppState>, body: web::Bytes) -> HttpRespons
         Err(e) => {
             tracing::error!(error = %e, "could not apply a payment notify; WeChat will resend it");
             reply(wechat_pay::notify::fail_reply("try again"))
+        }
+    }
+}
+
+/// The `http` 1 headers of an actix request (wechat-pay takes the `http` crate's types).
+fn http_headers(req: &HttpRequest) -> ::http::HeaderMap {
+    let mut h = ::http::HeaderMap::new();
+    for (k, v) in req.headers() {
+        if let (Ok(k), Ok(v)) = (
+            ::http::HeaderName::from_bytes(k.as_str().as_bytes()),
+            ::http::HeaderValue::from_bytes(v.as_bytes()),
+        ) {
+            h.append(k, v);
+        }
+    }
+    h
+}
+
+fn v3_fail(status: StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(serde_json::json!({"code": "FAIL", "message": message}))
+}
+
+/// `POST /wechat/pay/v3/notify`: WeChat Pay v3's notifies, payments and refunds. The signature is checked against
+/// the platform certificates and public keys held (a new serial brings one certificate download), the timestamp must
+/// be within 5 minutes, the resource decrypts with the APIv3 key, and mchid and appid must be ours. Applied once
+/// through the same transactions as v2's; answered 204 after the commit (also for duplicates and for mismatches,
+/// which resending would not improve). Forged, stale or undecryptable: 401 `{"code": "FAIL"}`, nothing applied.
+/// Database down: 500, and WeChat resends.
+pub async fn notify_v3(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    use wechat_pay::v3::{Event, RefundState};
+    let Some(client) = state.pay.as_ref().and_then(Gateway::v3) else {
+        return v3_fail(StatusCode::SERVICE_UNAVAILABLE, "WeChat Pay v3 is not configured here");
+    };
+    let notify = match client.verify_notify(&http_headers(&req), &body).await {
+        Ok(n) => n,
+        Err(wechat_pay::Error::MerchantMismatch { field }) => {
+            tracing::error!(field, "a genuine v3 notify names another merchant: not applied");
+            metrics::counter!("wxkit_pay_notifies_total", "outcome" => "merchant_mismatch").increment(1);
+            return HttpResponse::NoContent().finish();
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "refused a v3 notify");
+            metrics::counter!("wxkit_pay_notifies_total", "outcome" => "refused").increment(1);
+            return v3_fail(StatusCode::UNAUTHORIZED, "invalid notify");
+        }
+    };
+    let now = state.clock.now_ms();
+    match notify.event {
+        Event::TransactionSuccess(t) => {
+            let txn = t.transaction_id.clone().unwrap_or_default();
+            let fee = t
+                .amount
+                .as_ref()
+                .map_or(i64::MAX, |a| i64::try_from(a.total).unwrap_or(i64::MAX));
+            let ours = state
+                .payers
+                .as_ref()
+                .is_some_and(|p| p.for_appid(Some(&t.appid)).is_some());
+            let no = t.out_trade_no.clone();
+            if !ours {
+                tracing::error!(out_trade_no = %no, appid = %t.appid, "a v3 payment notify names another appid: recorded for an operator");
+                metrics::counter!("wxkit_pay_notifies_total", "outcome" => "merchant_mismatch").increment(1);
+                return match db::blocking(&state.db, move |conn| repo::record_mismatch(conn, &no, &txn, fee, now)).await
+                {
+                    Ok(()) => HttpResponse::NoContent().finish(),
+                    Err(_) => v3_fail(StatusCode::INTERNAL_SERVER_ERROR, "try again"),
+                };
+            }
+            if t.trade_state != wechat_pay::TradeState::Success {
+                return HttpResponse::NoContent().finish();
+            }
+            match db::blocking(&state.db, move |conn| repo::apply_payment(conn, &no, &txn, fee, now)).await {
+                Ok(outcome) => {
+                    metrics::counter!("wxkit_pay_notifies_total", "outcome" => outcome.as_str()).increment(1);
+                    match outcome {
+                        Applied::Applied => tracing::info!(out_trade_no = %t.out_trade_no, "order paid (v3)"),
+                        Applied::Duplicate => {}
+                        other => tracing::error!(
+                            out_trade_no = %t.out_trade_no,
+                            outcome = other.as_str(),
+                            "a v3 payment notify was not applied: recorded for an operator"
+                        ),
+                    }
+                    HttpResponse::NoContent().finish()
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not apply a v3 payment notify; WeChat will resend it");
+                    v3_fail(StatusCode::INTERNAL_SERVER_ERROR, "try again")
+                }
+            }
+        }
+        Event::Refund(r) => {
+            let status = match r.status {
+                RefundState::Success => "succeeded",
+                RefundState::Closed => "closed",
+                RefundState::Abnormal => "failed",
+                _ => return HttpResponse::NoContent().finish(),
+            };
+            let (rno, id) = (r.out_refund_no.clone(), r.refund_id.clone());
+            match db::blocking(&state.db, move |conn| {
+                repo::settle_refund(conn, &rno, status, Some(&id), now)
+            })
+            .await
+            {
+                Ok(moved) => {
+                    if moved {
+                        tracing::info!(out_refund_no = %r.out_refund_no, status, "refund settled (v3)");
+                    }
+                    HttpResponse::NoContent().finish()
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not settle a v3 refund; WeChat will resend");
+                    v3_fail(StatusCode::INTERNAL_SERVER_ERROR, "try again")
+                }
+            }
+        }
+        _ => {
+            tracing::info!(event_type = %notify.event_type, "v3 notify acknowledged, nothing to do");
+            HttpResponse::NoContent().finish()
         }
     }
 }

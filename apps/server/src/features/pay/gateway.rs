@@ -1,0 +1,246 @@
+//! One face for WeChat Pay v2 and v3 (`pay.api_version`): the routes, the reconciler and the refunds speak to a
+//! [`Gateway`] and keep their exactly-once rules whatever the version; only the wire differs.
+
+use wechat_core::AppId;
+use wechat_pay::{Fen, JsapiPayParams, OrderRef, TradeState};
+
+/// The merchant's client for one appid, v2 or v3.
+#[derive(Clone, Debug)]
+pub enum Gateway {
+    /// XML, MD5/HMAC-SHA256.
+    V2(wechat_pay::PayClient),
+    /// JSON, RSA, AES-GCM. One client per merchant; the appid goes into each order.
+    V3 {
+        /// The merchant's v3 client (shared by its appids).
+        client: wechat_pay::v3::Client,
+        /// The appid orders are placed with.
+        app_id: AppId,
+    },
+}
+
+/// An order WeChat accepted.
+#[derive(Clone, Debug)]
+pub struct Placed {
+    /// JSAPI (and v2 NATIVE): the prepay id for the payment parameters.
+    pub prepay_id: Option<String>,
+    /// NATIVE: the code to scan.
+    pub code_url: Option<String>,
+}
+
+/// What WeChat says of an order.
+#[derive(Clone, Debug)]
+pub struct Queried {
+    /// The state.
+    pub trade_state: TradeState,
+    /// WeChat's number, once paid.
+    pub transaction_id: Option<String>,
+    /// The amount, fen.
+    pub total_fee: Option<u64>,
+}
+
+/// A new order, as the routes build it.
+#[derive(Clone, Debug)]
+pub struct NewPayment<'a> {
+    /// What is bought.
+    pub description: &'a str,
+    /// Our number.
+    pub out_trade_no: &'a str,
+    /// Fen.
+    pub total_fee: u64,
+    /// The buyer's address (v2 wants it).
+    pub client_ip: &'a str,
+    /// JSAPI: the payer's openid; `None`: NATIVE.
+    pub openid: Option<&'a str>,
+    /// Unix seconds after which it takes no payment.
+    pub expires_at: i64,
+    /// The server's public base URL (the notify addresses hang off it).
+    pub public_base_url: &'a str,
+}
+
+/// `yyyyMMddHHmmss` in Beijing time, as v2 wants times.
+fn beijing_compact(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| (t + chrono::Duration::hours(8)).format("%Y%m%d%H%M%S").to_string())
+        .unwrap_or_default()
+}
+
+impl Gateway {
+    /// The appid orders are placed with.
+    pub fn app_id(&self) -> &AppId {
+        match self {
+            Gateway::V2(c) => &c.merchant().app_id,
+            Gateway::V3 { app_id, .. } => app_id,
+        }
+    }
+
+    /// `v2` or `v3`.
+    pub fn version(&self) -> &'static str {
+        match self {
+            Gateway::V2(_) => "v2",
+            Gateway::V3 { .. } => "v3",
+        }
+    }
+
+    /// The v3 client, when this is v3.
+    pub fn v3(&self) -> Option<&wechat_pay::v3::Client> {
+        match self {
+            Gateway::V3 { client, .. } => Some(client),
+            Gateway::V2(_) => None,
+        }
+    }
+
+    /// The v2 client, when this is v2.
+    pub fn v2(&self) -> Option<&wechat_pay::PayClient> {
+        match self {
+            Gateway::V2(c) => Some(c),
+            Gateway::V3 { .. } => None,
+        }
+    }
+
+    /// Checks the order before anything is stored (`Err`: the message for a 400).
+    pub fn check(&self, p: &NewPayment<'_>) -> Result<(), String> {
+        self.build_v2(p).map(|_| ()).map_err(|e| e.to_string())?;
+        if matches!(self, Gateway::V3 { .. }) {
+            self.build_v3(p).map(|_| ()).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn build_v2(&self, p: &NewPayment<'_>) -> wechat_pay::Result<wechat_pay::UnifiedOrder> {
+        let trade_type = match p.openid {
+            Some(openid) => wechat_pay::TradeType::Jsapi {
+                openid: openid.to_owned(),
+            },
+            None => wechat_pay::TradeType::Native {
+                product_id: p.out_trade_no.to_owned(),
+            },
+        };
+        wechat_pay::UnifiedOrder::new(
+            p.description,
+            p.out_trade_no,
+            Fen(p.total_fee),
+            p.client_ip,
+            &format!("{}/wechat/pay/notify", p.public_base_url),
+            trade_type,
+        )
+        .and_then(|o| o.time_expire(&beijing_compact(p.expires_at)))
+    }
+
+    fn build_v3(&self, p: &NewPayment<'_>) -> wechat_pay::Result<wechat_pay::v3::Order> {
+        let channel = match p.openid {
+            Some(openid) => wechat_pay::v3::Channel::Jsapi {
+                openid: openid.to_owned(),
+            },
+            None => wechat_pay::v3::Channel::Native,
+        };
+        // v3 allows 127 bytes of description.
+        let mut end = p.description.len().min(127);
+        while !p.description.is_char_boundary(end) {
+            end -= 1;
+        }
+        Ok(wechat_pay::v3::Order::new(
+            self.app_id(),
+            &p.description[..end],
+            p.out_trade_no,
+            Fen(p.total_fee),
+            &format!("{}/wechat/pay/v3/notify", p.public_base_url),
+            channel,
+        )?
+        .expires_at(p.expires_at))
+    }
+
+    /// Places the order at WeChat.
+    pub async fn place(&self, p: &NewPayment<'_>) -> wechat_pay::Result<Placed> {
+        match self {
+            Gateway::V2(c) => {
+                let prepay = c.unified_order(&self.build_v2(p)?).await?;
+                Ok(Placed {
+                    prepay_id: Some(prepay.prepay_id),
+                    code_url: prepay.code_url,
+                })
+            }
+            Gateway::V3 { client, .. } => match client.prepay(&self.build_v3(p)?).await? {
+                wechat_pay::v3::Prepay::PrepayId(id) => Ok(Placed {
+                    prepay_id: Some(id),
+                    code_url: None,
+                }),
+                // NATIVE orders have no prepay id in v3: the code stands for the order.
+                wechat_pay::v3::Prepay::CodeUrl(url) => Ok(Placed {
+                    prepay_id: None,
+                    code_url: Some(url),
+                }),
+                _ => Err(wechat_pay::Error::MissingField("prepay_id")),
+            },
+        }
+    }
+
+    /// `wx.requestPayment` parameters (v2: HMAC-SHA256; v3: RSA).
+    pub fn pay_params(&self, prepay_id: &str, timestamp: i64) -> JsapiPayParams {
+        match self {
+            Gateway::V2(c) => c.jsapi_params(prepay_id, timestamp),
+            Gateway::V3 { client, app_id } => client.jsapi_params(app_id, prepay_id, timestamp),
+        }
+    }
+
+    /// Asks WeChat about an order.
+    pub async fn query(&self, out_trade_no: &str) -> wechat_pay::Result<Queried> {
+        let order = OrderRef::OutTradeNo(out_trade_no.to_owned());
+        match self {
+            Gateway::V2(c) => {
+                let s = c.order_query(&order).await?;
+                Ok(Queried {
+                    trade_state: s.trade_state,
+                    transaction_id: s.transaction_id,
+                    total_fee: s.total_fee.map(|f| f.0),
+                })
+            }
+            Gateway::V3 { client, .. } => {
+                let t = client.query(&order).await?;
+                Ok(Queried {
+                    trade_state: t.trade_state,
+                    transaction_id: t.transaction_id,
+                    total_fee: t.amount.map(|a| a.total),
+                })
+            }
+        }
+    }
+
+    /// Closes an unpaid order at WeChat.
+    pub async fn close(&self, out_trade_no: &str) -> wechat_pay::Result<()> {
+        match self {
+            Gateway::V2(c) => c.close_order(out_trade_no).await,
+            Gateway::V3 { client, .. } => client.close(out_trade_no).await,
+        }
+    }
+
+    /// Asks WeChat to refund; returns WeChat's refund id. The notify settles it.
+    pub async fn refund(
+        &self,
+        out_trade_no: &str,
+        out_refund_no: &str,
+        total_fee: u64,
+        refund_fee: u64,
+        reason: Option<&str>,
+        public_base_url: &str,
+    ) -> wechat_pay::Result<String> {
+        let order = OrderRef::OutTradeNo(out_trade_no.to_owned());
+        match self {
+            Gateway::V2(c) => {
+                let mut r = wechat_pay::Refund::new(order, out_refund_no, Fen(total_fee), Fen(refund_fee))?
+                    .notify_url(&format!("{public_base_url}/wechat/pay/refund-notify"))?;
+                if let Some(reason) = reason {
+                    r = r.refund_desc(reason);
+                }
+                Ok(c.refund(&r).await?.refund_id)
+            }
+            Gateway::V3 { client, .. } => {
+                let mut r = wechat_pay::v3::RefundRequest::new(order, out_refund_no, Fen(refund_fee), Fen(total_fee))?
+                    .notify_url(&format!("{public_base_url}/wechat/pay/v3/notify"))?;
+                if let Some(reason) = reason {
+                    r = r.reason(reason)?;
+                }
+                Ok(client.refund(&r).await?.refund_id)
+            }
+        }
+    }
+}

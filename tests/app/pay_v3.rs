@@ -1,0 +1,291 @@
+//! The server on WeChat Pay v3 (`pay.api_version = "v3"`): the purchase flow end to end, reconciliation and refunds
+//! with the same exactly-once guarantees as v2, notifies that are forged, probed or replayed, and the three ways of
+//! verifying WeChat Pay (public key, certificates shared through the database, the switch-over).
+
+use crate::pay::{
+    all_notifies_delivered, coupons_held, notifications, order, order_status, refund, set_pay_faults, wait_paid,
+    wait_status, web_session,
+};
+use serde_json::{Value, json};
+use wxkit_e2e::{DbKind, TEST_MCH_ID, TestApp, V3Mode, spawn_app_v3};
+
+on_both_backends!(
+    a_coupon_is_bought_paid_and_refunded_on_pay_v3,
+    forged_probed_and_replayed_v3_notifies_pay_once_or_not_at_all,
+    certificate_and_switch_over_servers_share_one_download,
+);
+
+/// The headers and body of the simulator's last delivery of `no`'s payment notify.
+fn delivered_notify(app: &TestApp, no: &str) -> (Vec<(&'static str, String)>, String) {
+    let n = app
+        .sim
+        .handle()
+        .notifications()
+        .into_iter()
+        .find(|n| n.out_trade_no == no && n.kind == "payment" && n.delivered)
+        .unwrap();
+    (n.last_headers().to_vec(), n.body().to_owned())
+}
+
+async fn post_v3(app: &TestApp, headers: &[(&str, String)], body: String) -> (u16, Value) {
+    let mut r = app
+        .http
+        .post(format!("{}/wechat/pay/v3/notify", app.address))
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        r = r.header(*k, v);
+    }
+    let r = r.body(body).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn a_coupon_is_bought_paid_and_refunded_on_pay_v3(kind: DbKind) {
+    let Some(app) = spawn_app_v3(kind, V3Mode::PublicKey).await else {
+        return;
+    };
+    let shop = crate::coupons::shop(
+        &app,
+        json!({"title": "拿铁团购券", "value_fen": 2800, "price_fen": 990, "quantity": 3, "per_user_limit": 2}),
+    )
+    .await;
+    let cookie = web_session(&app, "o-buyer").await;
+    let (s, b) = order(
+        &app,
+        &cookie,
+        json!({"campaign_id": shop.campaign_id, "total_fee": 990, "trade_type": "JSAPI"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let no = b["out_trade_no"].as_str().unwrap().to_owned();
+    // v3 payment parameters: signType RSA, accepted by the cashier, which checks paySign with the merchant's key.
+    let params = b["pay_params"].clone();
+    assert_eq!(params["signType"], "RSA");
+    let cashier = |pay_sign: &str| {
+        let mut url = url::Url::parse(&format!("{}/_sim/pay/cashier", app.sim.base_url())).unwrap();
+        for k in ["appId", "timeStamp", "nonceStr", "package", "signType"] {
+            url.query_pairs_mut().append_pair(k, params[k].as_str().unwrap());
+        }
+        url.query_pairs_mut()
+            .append_pair("paySign", pay_sign)
+            .append_pair("return_url", &format!("{}/c/buy/{}", app.address, shop.campaign_id));
+        url
+    };
+    let page = app
+        .http
+        .get(cashier(params["paySign"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    let page = page.text().await.unwrap();
+    assert!(page.contains("¥9.90") && page.contains("id=\"pay\""), "{page}");
+    let forged = app
+        .http
+        .get(cashier("AAAA"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(forged.contains("支付验证签名失败"), "{forged}");
+
+    // Paid; WeChat delivers the notify twice at once: one payment, one coupon.
+    set_pay_faults(&app, json!({"duplicate_notifies": 1})).await;
+    let transaction_id = app.sim.handle().pay_order(&no, None, None).unwrap();
+    wait_paid(&app, &cookie, &no).await;
+    all_notifies_delivered(&app, &no).await;
+    let (_, st) = order_status(&app, Some(&cookie), &no).await;
+    assert_eq!(st["transaction_id"], transaction_id.as_str());
+    let code = st["coupon_code"].as_str().unwrap().to_owned();
+    assert_eq!(
+        coupons_held(&app, shop.campaign_id, "o-buyer"),
+        vec![(code.clone(), "issued".to_owned())]
+    );
+    assert_eq!(notifications(&app, "applied").await.len(), 1);
+
+    // A lost notify: the reconciler asks WeChat (v3 query) and settles it through the same path.
+    set_pay_faults(&app, json!({"drop_notifies": 1})).await;
+    let (_, b) = order(
+        &app,
+        &cookie,
+        json!({"description": "PC", "total_fee": 1, "trade_type": "NATIVE"}),
+    )
+    .await;
+    let no2 = b["out_trade_no"].as_str().unwrap().to_owned();
+    assert!(b["code_url"].as_str().unwrap().starts_with("weixin://"), "{b}");
+    app.sim.handle().pay_order(&no2, None, None).unwrap();
+    wait_paid(&app, &cookie, &no2).await;
+
+    // Refund the bought coupon: requested, then settled by the REFUND.SUCCESS notify; the coupon is void.
+    let (s, b) = refund(&app, &no, json!({"refund_fee": 990, "reason": "不想要了"})).await;
+    assert_eq!((s, b["status"].as_str()), (201, Some("requested")), "{b}");
+    let st = wait_status(&app, &no, "refunded").await;
+    assert_eq!(st["refunds"][0]["status"], "succeeded", "{st}");
+    assert_eq!(
+        coupons_held(&app, shop.campaign_id, "o-buyer"),
+        vec![(code, "void".to_owned())]
+    );
+    // Nothing left to refund: refused here, before WeChat hears of it.
+    assert_eq!(refund(&app, &no, json!({"refund_fee": 1})).await.0, 409);
+
+    // An ABNORMAL refund (the payer's account cannot take it) is a failed refund for the operator.
+    app.sim.handle().set_v3_abnormal_refunds(1);
+    let (s, _) = refund(&app, &no2, json!({"refund_fee": 1})).await;
+    assert_eq!(s, 201);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, st) = order_status(&app, None, &no2).await;
+        if st["refunds"][0]["status"] == "failed" {
+            assert_eq!(st["status"], "paid", "{st}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{st}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // Closing an unpaid order goes through v3's close (after WeChat's 5 minutes).
+    let (_, b) = order(
+        &app,
+        &cookie,
+        json!({"description": "x", "total_fee": 5, "trade_type": "NATIVE"}),
+    )
+    .await;
+    let no3 = b["out_trade_no"].as_str().unwrap().to_owned();
+    app.clock.advance_secs(301);
+    let r = app
+        .http
+        .post(format!("{}/api/v1/pay/orders/{no3}/close", app.address))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        app.sim.handle().pay_order(&no3, None, None).is_err(),
+        "closed at WeChat too"
+    );
+}
+
+async fn forged_probed_and_replayed_v3_notifies_pay_once_or_not_at_all(kind: DbKind) {
+    let Some(app) = spawn_app_v3(kind, V3Mode::PublicKey).await else {
+        return;
+    };
+    let cookie = web_session(&app, "o-buyer").await;
+    let (_, b) = order(
+        &app,
+        &cookie,
+        json!({"description": "r", "total_fee": 1800, "trade_type": "NATIVE"}),
+    )
+    .await;
+    let no = b["out_trade_no"].as_str().unwrap().to_owned();
+    app.sim.handle().pay_order(&no, None, None).unwrap();
+    wait_paid(&app, &cookie, &no).await;
+    all_notifies_delivered(&app, &no).await;
+    let (headers, body) = delivered_notify(&app, &no);
+
+    // No headers, a probe, an altered body, a foreign serial: 401 with WeChat's FAIL body, nothing applied.
+    let (s, b) = post_v3(&app, &[], body.clone()).await;
+    assert_eq!((s, b["code"].as_str()), (401, Some("FAIL")), "{b}");
+    let with = |name: &str, value: &str| {
+        let mut h = headers.clone();
+        for (k, v) in h.iter_mut() {
+            if k.eq_ignore_ascii_case(name) {
+                *v = value.to_owned();
+            }
+        }
+        h
+    };
+    assert_eq!(
+        post_v3(&app, &with("Wechatpay-Signature", "WECHATPAY/SIGNTEST/x"), body.clone())
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        post_v3(&app, &headers, body.replace("支付成功", "支付失败")).await.0,
+        401
+    );
+    assert_eq!(
+        post_v3(
+            &app,
+            &with("Wechatpay-Serial", "PUB_KEY_ID_0000000000000000000000000000000000"),
+            body.clone()
+        )
+        .await
+        .0,
+        401
+    );
+    assert_eq!(
+        post_v3(&app, &with("Wechatpay-Timestamp", "1600000000"), body.clone())
+            .await
+            .0,
+        401,
+        "stale"
+    );
+
+    // The genuine notify replayed a hundred times at once (within its five minutes): acknowledged, applied once.
+    let calls = (0..100).map(|_| post_v3(&app, &headers, body.clone()));
+    for (s, _) in futures_util::future::join_all(calls).await {
+        assert_eq!(s, 204);
+    }
+    assert_eq!(notifications(&app, "applied").await.len(), 1);
+    assert!(notifications(&app, "duplicate").await.len() >= 100);
+    let (_, st) = order_status(&app, None, &no).await;
+    assert_eq!(st["status"], "paid");
+}
+
+async fn certificate_and_switch_over_servers_share_one_download(kind: DbKind) {
+    for mode in [V3Mode::Certificates, V3Mode::SwitchOver] {
+        let Some(app) = spawn_app_v3(kind, mode).await else {
+            return;
+        };
+        if mode == V3Mode::SwitchOver {
+            app.sim
+                .handle()
+                .set_v3_signing(TEST_MCH_ID, wechat_sim::SigningMode::SwitchOver, 50)
+                .unwrap();
+        }
+        let cookie = web_session(&app, "o-buyer").await;
+        let mut nos = Vec::new();
+        for _ in 0..4 {
+            let (s, b) = order(
+                &app,
+                &cookie,
+                json!({"description": "c", "total_fee": 10, "trade_type": "JSAPI"}),
+            )
+            .await;
+            assert_eq!(s, 201, "{b}");
+            let no = b["out_trade_no"].as_str().unwrap().to_owned();
+            app.sim.handle().pay_order(&no, None, None).unwrap();
+            nos.push(no);
+        }
+        for no in &nos {
+            wait_paid(&app, &cookie, no).await;
+        }
+        let client = app.state.pay.as_ref().and_then(|p| p.v3()).unwrap().clone();
+        assert_eq!(client.keys().downloads(), 1, "{mode:?}: one download for everything");
+        // A second instance on the same database takes the certificates from it instead of downloading.
+        let files = app.files.as_ref().unwrap().path().to_owned();
+        let env = wxkit_e2e::v3_env_files(&files, &app.sim, mode);
+        let set: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let settings = wxkit_e2e::test_settings_with(&app.db.url, &app.sim, &set, &["WXKIT__PAY__KEY"]);
+        let (address, state) = wxkit_e2e::start_server_with(settings).await;
+        let second = state.pay.as_ref().and_then(|p| p.v3()).unwrap().clone();
+        let b: Value = reqwest::Client::new()
+            .post(format!("{address}/api/v1/pay/orders"))
+            .header("cookie", &cookie)
+            .json(&json!({"description": "c", "total_fee": 10, "trade_type": "NATIVE"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(b["code_url"].is_string(), "{b}");
+        assert_eq!(
+            second.keys().downloads(),
+            0,
+            "{mode:?}: the second instance downloaded nothing"
+        );
+    }
+}
