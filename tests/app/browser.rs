@@ -135,8 +135,13 @@ static SANDBOX_ADMIN: std::sync::LazyLock<std::sync::Mutex<std::collections::Has
 /// The sandbox exactly as `wxkit serve --sandbox` runs it with no other configuration, on a temp SQLite file (kept
 /// while the returned directory lives), and its address.
 async fn sandbox() -> (tempfile::TempDir, Application, String) {
+    sandbox_with(&[]).await
+}
+
+/// The sandbox with some settings added.
+async fn sandbox_with(extra: &[(&str, &str)]) -> (tempfile::TempDir, Application, String) {
     let dir = tempfile::tempdir().unwrap();
-    let env = vec![
+    let mut env = vec![
         (
             "DATABASE_URL".to_owned(),
             format!("sqlite://{}", dir.path().join("demo.db").display()),
@@ -144,6 +149,7 @@ async fn sandbox() -> (tempfile::TempDir, Application, String) {
         ("WXKIT__SERVER__ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ("WXKIT__SERVER__MODE".to_owned(), "sandbox".to_owned()),
     ];
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let app = Application::build(Settings::load_from(None, env).unwrap())
         .await
         .unwrap();
@@ -363,5 +369,34 @@ async fn buying_a_voucher_goes_from_buy_to_its_qr_and_add_to_wechat_links_a_card
     )
     .await;
     assert!(in_wallet.as_str().unwrap().contains("WeChat"), "{in_wallet}");
+    page.quit().await;
+}
+
+/// The same purchase with the sandbox on WeChat Pay v3: RSA `paySign` checked by the cashier, a signed v3 notify
+/// verified with the simulator's public key, the coupon opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn buying_a_voucher_on_pay_v3_in_a_real_browser() {
+    let Some(driver) = Driver::start().await else { return };
+    let (_dir, app, base) = sandbox_with(&[("WXKIT__PAY__API_VERSION", "v3")]).await;
+    assert_eq!(app.state().pay.as_ref().map(|p| p.version()), Some("v3"));
+    let sale = app.demo().unwrap().sale_campaign_id;
+    tokio::spawn(app.run_until_stopped());
+    let page = driver.session().await;
+    page.goto(&format!("{base}/c/buy/{sale}?pay=jsapi")).await;
+    page.click("button[data-openid='o-demo-customer']").await;
+    page.click("#buy-button").await;
+    wait_for(
+        &page,
+        "the cashier",
+        "return document.getElementById('pay') && document.getElementById('amount').textContent",
+    )
+    .await;
+    assert_eq!(page.text("#amount").await, "¥9.90");
+    page.click("#pay").await;
+    wait_for(&page, "the coupon page", "return location.pathname.startsWith('/c/') && !location.pathname.startsWith('/c/buy') && document.getElementById('qr')").await;
+    let status = page
+        .script("return document.getElementById('status').dataset.status")
+        .await;
+    assert_eq!(status, json!("issued"));
     page.quit().await;
 }

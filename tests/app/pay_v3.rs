@@ -289,3 +289,62 @@ async fn certificate_and_switch_over_servers_share_one_download(kind: DbKind) {
         );
     }
 }
+
+/// `wxkit pay v3 certificates` against the simulator: the configured merchant's certificates, checked and listed;
+/// a wrong APIv3 key cannot open them.
+#[tokio::test]
+async fn the_cli_downloads_and_lists_platform_certificates() {
+    let sim = wxkit_e2e::spawn_sim().await;
+    let files = tempfile::tempdir().unwrap();
+    let env = wxkit_e2e::v3_env(files.path(), &sim, V3Mode::Certificates);
+    let serial = sim.handle().v3_merchant(TEST_MCH_ID).unwrap().platform_serial;
+    let cli = |args: &'static [&'static str], extra: Vec<(String, String)>| {
+        let mut env = env.clone();
+        env.push(("WXKIT__PAY__MCH_ID".into(), TEST_MCH_ID.into()));
+        env.push(("WXKIT__PAY__BASE_URL".into(), sim.base_url()));
+        env.extend(extra);
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new(wxkit_e2e::wxkit_bin())
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("RUST_LOG", "error")
+                .envs(env)
+                .current_dir(std::env::temp_dir())
+                .args(args)
+                .output()
+                .unwrap();
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+    };
+    let (code, stdout, stderr) = cli(&["pay", "v3", "certificates"], vec![]).await.unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(&serial) && stdout.contains("2036-"), "{stdout}");
+    // After a rotation both are listed, as JSON on request.
+    let new_serial = sim.handle().rotate_platform_certificate(TEST_MCH_ID).unwrap();
+    let (code, stdout, _) = cli(&["--json", "pay", "v3", "certificates"], vec![]).await.unwrap();
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let serials: Vec<&str> = v["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["serial"].as_str().unwrap())
+        .collect();
+    assert_eq!(serials, vec![serial.as_str(), new_serial.as_str()]);
+    let (code, _, stderr) = cli(
+        &["pay", "v3", "certificates"],
+        vec![(
+            "WXKIT__PAY__V3__API_V3_KEY".into(),
+            "vutsrqponmlkjihgfedcba9876543210".into(),
+        )],
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("does not decrypt"), "{stderr}");
+    sim.stop().await;
+}

@@ -925,3 +925,300 @@ fn a_mistyped_setting_is_refused_naming_it() {
         assert!(stderr.contains(word), "{word}: {stderr}");
     }
 }
+
+/// A `pub const NAME: &str = r#"…"#;` value from wechat-pay's committed v3 vectors (made with OpenSSL's command line
+/// and Python's `cryptography`, independent of the code under test).
+fn vector(name: &str) -> String {
+    let text = include_str!("../../../crates/wechat-pay/src/v3/vectors.rs");
+    let start = format!("pub const {name}: &str = r#\"");
+    let from = text.find(&start).unwrap() + start.len();
+    let len = text[from..].find("\"#;").unwrap();
+    text[from..from + len].to_owned()
+}
+
+fn testdata(file: &str) -> String {
+    format!("{}/../../crates/wechat-pay/testdata/{file}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn pay_v3_sign_matches_the_openssl_vector() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body.json");
+    std::fs::write(&body, vector("REQ_BODY")).unwrap();
+    let (code, stdout, stderr) = run(wxkit().args([
+        "pay",
+        "v3",
+        "sign",
+        "--mchid",
+        "1900009191",
+        "--serial",
+        "444F4E4F54555345494E50524F44554354494F4E",
+        "--private-key",
+        &testdata("merchant.key"),
+        "--method",
+        "POST",
+        "--url",
+        "/v3/pay/transactions/jsapi",
+        "--timestamp",
+        "1554208460",
+        "--nonce",
+        "593BEC0C930BF1AFEB40B4A08C8FB242",
+        body.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        format!(
+            "WECHATPAY2-SHA256-RSA2048 mchid=\"1900009191\",nonce_str=\"593BEC0C930BF1AFEB40B4A08C8FB242\",signature=\"{}\",timestamp=\"1554208460\",serial_no=\"444F4E4F54555345494E50524F44554354494F4E\"",
+            vector("REQUEST_SIGNATURE")
+        )
+    );
+    // GET: no body.
+    let (code, stdout, _) = run(wxkit().args([
+        "pay",
+        "v3",
+        "sign",
+        "--mchid",
+        "1900009191",
+        "--serial",
+        "444F4E4F54555345494E50524F44554354494F4E",
+        "--private-key",
+        &testdata("merchant.key"),
+        "--method",
+        "get",
+        "--url",
+        "/v3/certificates",
+        "--timestamp",
+        "1554208460",
+        "--nonce",
+        "593BEC0C930BF1AFEB40B4A08C8FB242",
+    ]));
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains(&format!("signature=\"{}\"", vector("GET_SIGNATURE"))),
+        "{stdout}"
+    );
+    // Bad input: exit 2 naming the flag.
+    for (args, names) in [
+        (
+            vec!["--private-key", "/nonexistent.pem", "--method", "GET", "--url", "/v3/x"],
+            "--private-key",
+        ),
+        (
+            vec![
+                "--private-key",
+                &testdata("platform.pem"),
+                "--method",
+                "GET",
+                "--url",
+                "/v3/x",
+            ],
+            "--private-key",
+        ),
+        (
+            vec![
+                "--private-key",
+                &testdata("merchant.key"),
+                "--method",
+                "FETCH",
+                "--url",
+                "/v3/x",
+            ],
+            "--method",
+        ),
+        (
+            vec![
+                "--private-key",
+                &testdata("merchant.key"),
+                "--method",
+                "GET",
+                "--url",
+                "v3/x",
+            ],
+            "--url",
+        ),
+    ] {
+        let mut cmd = wxkit();
+        cmd.args(["pay", "v3", "sign", "--mchid", "1", "--serial", "AB"])
+            .args(&args);
+        let (code, _, stderr) = run(&mut cmd);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(names), "{stderr}");
+    }
+}
+
+#[test]
+fn pay_v3_verify_decrypts_genuine_notifies_and_says_why_others_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("notify.json");
+    std::fs::write(&body, vector("NOTIFY_BODY")).unwrap();
+    let verify = |extra: &[&str], signature: &str, serial: &str, file: &std::path::Path| {
+        let mut cmd = wxkit();
+        cmd.args([
+            "pay",
+            "v3",
+            "verify",
+            "--api-v3-key",
+            "0123456789abcdefghijklmnopqrstuv",
+            "--timestamp",
+            "1554209980",
+            "--nonce",
+            "c5ac7061fccab6bf3e254dcf98995b8c",
+            "--signature",
+            signature,
+            "--serial",
+            serial,
+        ])
+        .args(extra)
+        .arg(file);
+        run(&mut cmd)
+    };
+    let cert = ["--platform-cert", &testdata("platform.pem"), "--max-skew", "0"];
+    let pubkey = [
+        "--public-key",
+        &testdata("pubkey.pem"),
+        "--public-key-id",
+        "PUB_KEY_ID_0119000091912026112700000000000001",
+        "--max-skew",
+        "0",
+    ];
+    let both: Vec<&str> = cert[..2].iter().chain(pubkey.iter()).copied().collect();
+    let cert_sig = vector("NOTIFY_SIGNATURE_CERT");
+    let key_sig = vector("NOTIFY_SIGNATURE_PUBKEY");
+    const SERIAL: &str = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1";
+    const KEY_ID: &str = "PUB_KEY_ID_0119000091912026112700000000000001";
+    // Certificate mode, public-key mode, and both side by side: the decrypted resource on stdout.
+    for (extra, sig, serial) in [
+        (&cert[..], &cert_sig, SERIAL),
+        (&pubkey[..], &key_sig, KEY_ID),
+        (&both[..], &cert_sig, SERIAL),
+        (&both[..], &key_sig, KEY_ID),
+    ] {
+        let (code, stdout, stderr) = verify(extra, sig, serial, &body);
+        assert_eq!(code, 0, "{extra:?}: {stderr}");
+        assert_eq!(stdout.trim(), vector("PLAIN"));
+    }
+    // Stale (the default 300 s skew against today's clock), unknown serial, tampered body, wrong APIv3 key.
+    let (code, _, stderr) = verify(&cert[..2], &cert_sig, SERIAL, &body);
+    assert_eq!((code, stderr.contains("stale timestamp")), (1, true), "{stderr}");
+    let (code, _, stderr) = verify(&pubkey, &cert_sig, SERIAL, &body);
+    assert_eq!((code, stderr.contains("unknown serial")), (1, true), "{stderr}");
+    let tampered = dir.path().join("tampered.json");
+    std::fs::write(&tampered, vector("NOTIFY_BODY").replace("支付成功", "支付失败")).unwrap();
+    let (code, _, stderr) = verify(&cert, &cert_sig, SERIAL, &tampered);
+    assert_eq!((code, stderr.contains("bad signature")), (1, true), "{stderr}");
+    let (code, _, stderr) = verify(&cert, "WECHATPAY/SIGNTEST/abc", SERIAL, &body);
+    assert_eq!(code, 1, "{stderr}");
+    let mut cmd = wxkit();
+    cmd.args([
+        "pay",
+        "v3",
+        "verify",
+        "--api-v3-key",
+        "vutsrqponmlkjihgfedcba9876543210",
+        "--timestamp",
+        "1554209980",
+        "--nonce",
+        "c5ac7061fccab6bf3e254dcf98995b8c",
+        "--signature",
+        &cert_sig,
+        "--serial",
+        SERIAL,
+    ])
+    .args(cert)
+    .arg(&body);
+    let (code, _, stderr) = run(&mut cmd);
+    assert_eq!((code, stderr.contains("decryption failed")), (1, true), "{stderr}");
+    // Usage errors: exit 2.
+    let (code, _, stderr) = verify(&["--public-key", &testdata("pubkey.pem")], &key_sig, KEY_ID, &body);
+    assert_eq!((code, stderr.contains("--public-key-id")), (2, true), "{stderr}");
+    let (code, _, stderr) = verify(&[], &key_sig, KEY_ID, &body);
+    assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
+fn pay_v3_settings_name_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("apiclient_key.pem");
+    std::fs::copy(testdata("merchant.key"), &key).unwrap();
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a key").unwrap();
+    let base = [
+        ("WXKIT__PAY__API_VERSION", "v3"),
+        ("WXKIT__PAY__MCH_ID", "1900009191"),
+        (
+            "WXKIT__PAY__V3__CERT_SERIAL",
+            "444F4E4F54555345494E50524F44554354494F4E",
+        ),
+        ("WXKIT__PAY__V3__API_V3_KEY", "0123456789abcdefghijklmnopqrstuv"),
+    ];
+    let key_path = key.to_str().unwrap();
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec![("WXKIT__PAY__V3__PRIVATE_KEY_PATH", "/nonexistent/apiclient_key.pem")],
+            "pay.v3.private_key_path",
+        ),
+        (
+            vec![("WXKIT__PAY__V3__PRIVATE_KEY_PATH", garbage.to_str().unwrap())],
+            "pay.v3.private_key_path",
+        ),
+        (vec![], "pay.v3.private_key_path"),
+        (
+            vec![
+                ("WXKIT__PAY__V3__PRIVATE_KEY_PATH", key_path),
+                ("WXKIT__PAY__V3__API_V3_KEY", "short"),
+            ],
+            "pay.v3.api_v3_key",
+        ),
+        (
+            vec![
+                ("WXKIT__PAY__V3__PRIVATE_KEY_PATH", key_path),
+                ("WXKIT__PAY__V3__PUBLIC_KEY_ID", "PUB_KEY_ID_01"),
+            ],
+            "pay.v3.public_key_path",
+        ),
+        (
+            vec![
+                ("WXKIT__PAY__V3__PRIVATE_KEY_PATH", key_path),
+                ("WXKIT__PAY__V3__PUBLIC_KEY_ID", "PUB_KEY_ID_01"),
+                ("WXKIT__PAY__V3__PUBLIC_KEY_PATH", garbage.to_str().unwrap()),
+            ],
+            "pay.v3.public_key_path",
+        ),
+        (
+            vec![
+                ("WXKIT__PAY__V3__PRIVATE_KEY_PATH", key_path),
+                ("WXKIT__PAY__V3__DOWNLOAD_CERTIFICATES", "false"),
+            ],
+            "pay.v3.download_certificates",
+        ),
+        (vec![("WXKIT__PAY__API_VERSION", "v4")], "pay.api_version"),
+    ];
+    for (set, names) in cases {
+        let mut cmd = wxkit();
+        cmd.arg("migrate")
+            .env("DATABASE_URL", format!("sqlite://{}/x.db", dir.path().display()));
+        for (k, v) in base.iter().chain(set.iter()) {
+            cmd.env(k, v);
+        }
+        let (code, _, stderr) = run(&mut cmd);
+        assert_eq!(code, 2, "{set:?}: {stderr}");
+        assert!(stderr.contains(names), "{set:?} should name {names}: {stderr}");
+        assert!(
+            !stderr.contains("0123456789abcdef"),
+            "no secret in the message: {stderr}"
+        );
+    }
+    // All set: accepted.
+    let mut cmd = wxkit();
+    cmd.arg("migrate")
+        .env("DATABASE_URL", format!("sqlite://{}/x.db", dir.path().display()));
+    for (k, v) in base
+        .iter()
+        .chain([("WXKIT__PAY__V3__PRIVATE_KEY_PATH", key_path)].iter())
+    {
+        cmd.env(k, v);
+    }
+    let (code, _, stderr) = run(&mut cmd);
+    assert_eq!(code, 0, "{stderr}");
+}
