@@ -64,10 +64,16 @@ fn client(sim: &SimServer, mode: Mode) -> Client {
     client_with(sim, mode, Arc::new(wechat_core::SystemClock), RefreshPolicy::default())
 }
 
+/// One notify as the receiver saw it: its `Wechatpay-Serial` and what verification made of it.
+type Seen = (String, Result<wechat_pay::v3::Notify, String>);
+
+/// A captured delivery: headers and body.
+type Captured = Arc<Mutex<Option<(http::HeaderMap, Vec<u8>)>>>;
+
 /// A merchant's v3 notify endpoint: verifies each notify with `Client::verify_notify`, answers 204 or 500.
 struct Receiver {
     url: String,
-    seen: Arc<Mutex<Vec<(String, Result<wechat_pay::v3::Notify, String>)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 fn to_http(req: &HttpRequest) -> http::HeaderMap {
@@ -547,7 +553,7 @@ async fn forged_probed_and_replayed_notifies_are_refused() {
     let clock = Arc::new(TestClock::default());
     let pay = client_with(&sim, Mode::PublicKey, clock.clone(), RefreshPolicy::default());
     // Capture a real notify as delivered.
-    let captured: Arc<Mutex<Option<(http::HeaderMap, Vec<u8>)>>> = Arc::default();
+    let captured: Captured = Arc::default();
     let cap = captured.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -182,12 +182,12 @@ fn v3_payers(
     miniprogram: Option<&wechat_oauth::miniprogram::MiniProgramClient>,
 ) -> Result<Option<crate::features::pay::Payers>, StartupError> {
     use crate::features::pay::{Gateway, Payers};
-    let invalid = |key: &'static str, message: String| {
-        StartupError::Config(crate::configuration::ConfigError::Invalid { key, message })
-    };
     let found: Option<(String, crate::configuration::PayV3Keys, String)> = match sandbox {
         #[cfg(feature = "sandbox")]
         Some(sim) => {
+            let invalid = |key: &'static str, message: String| {
+                StartupError::Config(crate::configuration::ConfigError::Invalid { key, message })
+            };
             let api_v3_key = crate::platform::crypto::random_token()[..32].to_owned();
             let info = sim
                 .handle()

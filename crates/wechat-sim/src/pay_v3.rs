@@ -397,19 +397,33 @@ fn transaction_json(o: &PayOrder) -> Value {
     t
 }
 
+/// What a v3 notify says.
+pub(crate) struct V3Event<'a> {
+    /// `payment` or `refund` (the simulator's list).
+    pub kind: &'static str,
+    pub event_type: &'a str,
+    pub summary: &'a str,
+    /// `transaction` or `refund`: the resource's type and associated data.
+    pub original_type: &'a str,
+    pub plaintext: &'a Value,
+}
+
 /// A sealed v3 notify for `mch_id`, queued for `url`; signed when delivered.
 pub(crate) fn v3_notification(
     w: &World,
     mch_id: &str,
-    kind: &'static str,
-    event_type: &str,
-    summary: &str,
-    original_type: &str,
-    plaintext: &Value,
+    event: &V3Event<'_>,
     url: &str,
     out_trade_no: &str,
     out_refund_no: Option<String>,
 ) -> Option<Notification> {
+    let V3Event {
+        kind,
+        event_type,
+        summary,
+        original_type,
+        plaintext,
+    } = *event;
     let m = w.v3_merchants.get(mch_id)?;
     let now = w.now();
     let mut resource = aead::encrypt(
@@ -437,18 +451,14 @@ pub(crate) fn v3_notification(
 /// The payment notify of a v3 order that was just paid.
 pub(crate) fn payment_notification(w: &World, o: &PayOrder) -> Option<Notification> {
     let plaintext = transaction_json(o);
-    v3_notification(
-        w,
-        &o.mch_id,
-        "payment",
-        "TRANSACTION.SUCCESS",
-        "支付成功",
-        "transaction",
-        &plaintext,
-        &o.notify_url,
-        &o.out_trade_no,
-        None,
-    )
+    let event = V3Event {
+        kind: "payment",
+        event_type: "TRANSACTION.SUCCESS",
+        summary: "支付成功",
+        original_type: "transaction",
+        plaintext: &plaintext,
+    };
+    v3_notification(w, &o.mch_id, &event, &o.notify_url, &o.out_trade_no, None)
 }
 
 async fn prepay(
@@ -765,14 +775,17 @@ async fn refund(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -
             o.insert("refund_status".into(), json!(r.status));
             o.insert("mchid".into(), json!(mch_id));
         }
+        let event = V3Event {
+            kind: "refund",
+            event_type: event,
+            summary,
+            original_type: "refund",
+            plaintext: &plain,
+        };
         if let Some(n) = v3_notification(
             &w,
             &mch_id,
-            "refund",
-            event,
-            summary,
-            "refund",
-            &plain,
+            &event,
             &notify_url,
             &order.out_trade_no,
             Some(out_refund_no),

@@ -5,6 +5,8 @@ use wechat_core::AppId;
 use wechat_pay::{Fen, JsapiPayParams, OrderRef, TradeState};
 
 /// The merchant's client for one appid, v2 or v3.
+// Both variants are a few hundred bytes, held once in the application state; boxing would only add indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Gateway {
     /// XML, MD5/HMAC-SHA256.

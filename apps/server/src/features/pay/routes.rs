@@ -90,17 +90,13 @@ fn pay_error(e: &wechat_pay::Error) -> ApiError {
 }
 
 fn pay_unavailable(e: &wechat_pay::Error) -> ApiError {
-    match e {
-        e => {
-            tracing::warn!(error = %e, "WeChat Pay call failed");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "wechat_unavailable",
-                "WeChat Pay did not answer properly: try again in a few seconds",
-            )
-            .with_retry_after(5)
-        }
-    }
+    tracing::warn!(error = %e, "WeChat Pay call failed");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "wechat_unavailable",
+        "WeChat Pay did not answer properly: try again in a few seconds",
+    )
+    .with_retry_after(5)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
