@@ -647,3 +647,90 @@ async fn refund_notifies_are_typed_and_abnormal_refunds_reported() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn a_system_error_is_retryable_with_the_same_order_and_a_refusal_is_not() {
+    let sim = spawn_sim().await;
+    register_v3_merchant(&sim, SigningMode::PublicKey);
+    let pay = client(&sim, Mode::PublicKey);
+    let order = jsapi("V3RETRY001", "http://127.0.0.1:9/n");
+    sim.handle().inject_v3_error(wechat_sim::V3Error {
+        path: "/v3/pay/transactions/jsapi".into(),
+        status: 500,
+        code: "SYSTEM_ERROR".into(),
+        count: 1,
+    });
+    let e = pay.prepay(&order).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Api {
+                code: ErrorCode::SystemError,
+                status: 500,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.is_retryable());
+    // The same order again: placed once.
+    let first = pay.prepay(&order).await.unwrap();
+    assert_eq!(pay.prepay(&order).await.unwrap(), first);
+    sim.handle().inject_v3_error(wechat_sim::V3Error {
+        path: "/v3/pay/transactions/out-trade-no/".into(),
+        status: 429,
+        code: "FREQUENCY_LIMITED".into(),
+        count: 1,
+    });
+    let e = pay.query(&OrderRef::OutTradeNo("V3RETRY001".into())).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Api {
+                code: ErrorCode::FrequencyLimited,
+                ..
+            }
+        ) && e.is_retryable()
+    );
+    assert_eq!(
+        pay.query(&OrderRef::OutTradeNo("V3RETRY001".into()))
+            .await
+            .unwrap()
+            .trade_state,
+        TradeState::NotPay
+    );
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn certificates_are_refreshed_ahead_of_expiry_and_when_old() {
+    let sim = spawn_sim().await;
+    register_v3_merchant(&sim, SigningMode::Certificate);
+    let clock = Arc::new(TestClock::default());
+    let info = sim.handle().v3_merchant(TEST_MCH_ID).unwrap();
+    // The timestamp check is off here: this test moves the client's clock by years, the simulator signs in real time.
+    let pay = Client::builder(signer(), ApiV3Key::new(TEST_API_V3_KEY))
+        .base_url(&sim.base_url())
+        .transport(Arc::new(wechat_core::ReqwestTransport::new().unwrap()))
+        .clock(clock.clone())
+        .max_skew(0)
+        .build()
+        .unwrap();
+    pay.prepay(&jsapi("V3AGE00001", "http://127.0.0.1:9/n")).await.unwrap();
+    assert_eq!(pay.keys().downloads(), 1);
+    pay.query(&OrderRef::OutTradeNo("V3AGE00001".into())).await.unwrap();
+    assert_eq!(pay.keys().downloads(), 1, "fresh certificates are not downloaded again");
+    // Thirteen hours later: older than the 12 h maximum age.
+    clock.advance(13 * 3600);
+    pay.query(&OrderRef::OutTradeNo("V3AGE00001".into())).await.unwrap();
+    assert_eq!(pay.keys().downloads(), 2);
+    // Within a day of the certificate's end: downloaded again ahead of expiry (and not on every call after that:
+    // at most once a minute).
+    let cert = wechat_pay::v3::Certificate::from_pem(&info.platform_certificate_pem).unwrap();
+    let now = wechat_core::SystemClock.now_ms() / 1000;
+    clock.advance(cert.not_after() - now - 3600 - 13 * 3600);
+    pay.query(&OrderRef::OutTradeNo("V3AGE00001".into())).await.unwrap();
+    pay.query(&OrderRef::OutTradeNo("V3AGE00001".into())).await.unwrap();
+    assert_eq!(pay.keys().downloads(), 3);
+    sim.stop().await;
+}

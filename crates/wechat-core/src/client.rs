@@ -196,6 +196,12 @@ impl WechatClient {
         .await
     }
 
+    /// Sends `request` and returns the response whatever its status — WeChat Pay v3 puts its error body (`code`,
+    /// `message`) in 4xx and 5xx answers; only transport failures are retried (as the policy says).
+    pub async fn execute_any_status(&self, request: HttpRequest) -> Result<HttpResponse> {
+        self.with_retry_loop(&request, Ok).await
+    }
+
     /// Sends `request` and decodes a WeChat JSON response, retrying transient failures (errcode -1 included).
     pub async fn execute_json<T: DeserializeOwned>(&self, request: HttpRequest) -> Result<T> {
         self.with_retry_loop(&request, |response| {

@@ -24,6 +24,8 @@
 //! | `POST /_sim/pay/v3/merchants {"mch_id", "api_v3_key", "merchant_serial", "merchant_public_key", "mode"?}` | registers a Pay v3 merchant (its requests are checked against that key) → its public key id, public key and platform certificate |
 //! | `GET /_sim/pay/v3/merchants/{mch_id}` | the same, now |
 //! | `POST /_sim/pay/v3/merchants/{mch_id}/signing {"mode": "certificate" \| "public_key" \| "switch_over", "public_key_share"?, "abnormal_refunds"?}` | how its responses and notifies are signed (switch-over: that percent with the public key); the next N refunds end ABNORMAL |
+//! | `POST /_sim/pay/v3/errors {"path", "status", "code", "count"?}` | the next `count` v3 calls of `path` (a prefix) answer that error, after the signature check |
+//! | `POST /_sim/pay/v3/errors {"path", "status", "code", "count"?}` | the next `count` v3 calls of `path` (a prefix) answer that error, after the signature check |
 //! | `POST /_sim/pay/v3/merchants/{mch_id}/rotate` | a new platform certificate signs from now on (`/v3/certificates` lists old and new) → `{"platform_serial"}` |
 //! | `GET /_sim/pay/cashier?appId&timeStamp&nonceStr&package&signType&paySign&return_url` (or `?code_url&return_url`) | WeChat's cashier: checks `paySign` like WeChat, shows Pay / Cancel, returns to `return_url#wxpay=ok\|cancel\|fail` |
 //! | `GET /_sim/js/jweixin.js` | a stand-in for WeChat's JS-SDK script: `wx.config` is verified by `POST /_sim/js/verify` against the issued `jsapi_ticket`, then `wx.ready` or `wx.error({errMsg: "config:invalid signature"})` |
@@ -56,8 +58,8 @@ mod state;
 
 pub use pay::{NOTIFY_SCHEDULE, Notification, PayOrderError};
 pub use pay_v3::{
-    PUBLIC_KEY_PEM, SANDBOX_MERCHANT_CERT, SANDBOX_MERCHANT_KEY, SANDBOX_MERCHANT_SERIAL, SigningMode, V3MerchantInfo,
-    public_key_id,
+    PUBLIC_KEY_PEM, SANDBOX_MERCHANT_CERT, SANDBOX_MERCHANT_KEY, SANDBOX_MERCHANT_SERIAL, SigningMode, V3Error,
+    V3MerchantInfo, public_key_id,
 };
 pub use state::{Fault, SimHandle, SimUser, TOKEN_OVERLAP_SECS, TOKEN_TTL_SECS};
 

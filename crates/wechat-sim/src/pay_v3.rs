@@ -195,6 +195,44 @@ impl SimHandle {
         self.world().pay_bad_sign = n;
     }
 
+    /// Signs `body` as WeChat Pay signs a notify for this merchant now (its signing mode): the four `Wechatpay-*`
+    /// headers. For tests and benchmarks that deliver notifies themselves.
+    pub fn sign_v3_notify(&self, mch_id: &str, body: &[u8]) -> Vec<(&'static str, String)> {
+        sign_for(&mut self.world(), mch_id, body, true)
+    }
+
+    /// A `TRANSACTION.SUCCESS` notify body for an order, sealed with the merchant's APIv3 key (`None`: no such v3
+    /// merchant). For benchmarks that pay orders without the order book.
+    pub fn v3_payment_notify_body(
+        &self,
+        mch_id: &str,
+        appid: &str,
+        out_trade_no: &str,
+        transaction_id: &str,
+        total: u64,
+    ) -> Option<String> {
+        let w = self.world();
+        let plaintext = json!({
+            "appid": appid, "mchid": mch_id, "out_trade_no": out_trade_no, "transaction_id": transaction_id,
+            "trade_type": "NATIVE", "trade_state": "SUCCESS", "trade_state_desc": "支付成功", "bank_type": "OTHERS",
+            "success_time": rfc3339_beijing(w.now()), "payer": {"openid": "o-bench"},
+            "amount": {"total": total, "payer_total": total, "currency": "CNY", "payer_currency": "CNY"},
+        });
+        let event = V3Event {
+            kind: "payment",
+            event_type: "TRANSACTION.SUCCESS",
+            summary: "支付成功",
+            original_type: "transaction",
+            plaintext: &plaintext,
+        };
+        v3_notification(&w, mch_id, &event, "http://unused", out_trade_no, None).map(|n| n.body().to_owned())
+    }
+
+    /// The next calls of a v3 path fail with WeChat Pay's error body (`SYSTEM_ERROR`, `FREQUENCY_LIMITED`…).
+    pub fn inject_v3_error(&self, error: V3Error) {
+        self.world().v3_errors.push(error);
+    }
+
     /// The next `n` v3 refunds end ABNORMAL (the payer's account cannot take the money).
     pub fn set_v3_abnormal_refunds(&self, n: u32) {
         self.world().v3_abnormal_refunds = n;
@@ -278,7 +316,41 @@ fn answer(w: &mut World, mch_id: &str, status: u16, body: Option<&Value>) -> Htt
 }
 
 /// Checks the Authorization header as WeChat Pay does; `Ok` is the merchant id.
-fn authenticate(w: &World, req: &HttpRequest, body: &[u8]) -> Result<String, HttpResponse> {
+fn authenticate(w: &mut World, req: &HttpRequest, body: &[u8]) -> Result<String, HttpResponse> {
+    let mch_id = check_signature(w, req, body)?;
+    // An injected WeChat Pay failure for this path (after the signature check, as WeChat answers).
+    if let Some(i) = w.v3_errors.iter().position(|e| req.path().starts_with(&e.path)) {
+        let e = &mut w.v3_errors[i];
+        e.count = e.count.saturating_sub(1);
+        let response = error(e.status, &e.code, "injected by the simulator");
+        if e.count == 0 {
+            w.v3_errors.remove(i);
+        }
+        return Err(response);
+    }
+    Ok(mch_id)
+}
+
+/// A v3 failure to answer the next `count` calls of a path with (`POST /_sim/pay/v3/errors`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct V3Error {
+    /// The path, or a prefix of it (`/v3/pay/transactions/jsapi`).
+    pub path: String,
+    /// The HTTP status (500 for SYSTEM_ERROR, 429 for FREQUENCY_LIMITED…).
+    pub status: u16,
+    /// The `code`.
+    pub code: String,
+    /// How many calls (default 1).
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn check_signature(w: &World, req: &HttpRequest, body: &[u8]) -> Result<String, HttpResponse> {
     if req.headers().get("User-Agent").is_none() {
         return Err(error(400, "INVALID_REQUEST", "HTTP 头缺少 User-Agent"));
     }
@@ -320,12 +392,13 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             "/_sim/pay/v3/merchants/{mch_id}/signing",
             web::post().to(control_signing),
         )
-        .route("/_sim/pay/v3/merchants/{mch_id}/rotate", web::post().to(control_rotate));
+        .route("/_sim/pay/v3/merchants/{mch_id}/rotate", web::post().to(control_rotate))
+        .route("/_sim/pay/v3/errors", web::post().to(control_error));
 }
 
 async fn certificates(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
     let mut w = sim.world();
-    let mch_id = match authenticate(&w, &req, &body) {
+    let mch_id = match authenticate(&mut w, &req, &body) {
         Ok(m) => m,
         Err(r) => return r,
     };
@@ -468,7 +541,7 @@ async fn prepay(
     sim: web::Data<SimHandle>,
 ) -> HttpResponse {
     let mut w = sim.world();
-    let mch_id = match authenticate(&w, &req, &body) {
+    let mch_id = match authenticate(&mut w, &req, &body) {
         Ok(m) => m,
         Err(r) => return r,
     };
@@ -647,7 +720,7 @@ async fn query_by_id(
 
 async fn close(req: HttpRequest, path: web::Path<String>, body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
     let mut w = sim.world();
-    let mch_id = match authenticate(&w, &req, &body) {
+    let mch_id = match authenticate(&mut w, &req, &body) {
         Ok(m) => m,
         Err(r) => return r,
     };
@@ -683,7 +756,7 @@ fn refund_json(o: &PayOrder, r: &PayRefund, status: &str) -> Value {
 
 async fn refund(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
     let mut w = sim.world();
-    let mch_id = match authenticate(&w, &req, &body) {
+    let mch_id = match authenticate(&mut w, &req, &body) {
         Ok(m) => m,
         Err(r) => return r,
     };
@@ -805,7 +878,7 @@ async fn refund_query(
     sim: web::Data<SimHandle>,
 ) -> HttpResponse {
     let mut w = sim.world();
-    let mch_id = match authenticate(&w, &req, &body) {
+    let mch_id = match authenticate(&mut w, &req, &body) {
         Ok(m) => m,
         Err(r) => return r,
     };
@@ -887,6 +960,19 @@ async fn control_signing(path: web::Path<String>, body: web::Bytes, sim: web::Da
         sim.world().v3_abnormal_refunds = n;
     }
     HttpResponse::NoContent().finish()
+}
+
+async fn control_error(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
+    match serde_json::from_slice::<V3Error>(&body) {
+        Ok(e) if e.count > 0 && (400..600).contains(&e.status) && e.path.starts_with("/v3/") => {
+            sim.inject_v3_error(e);
+            HttpResponse::NoContent().finish()
+        }
+        _ => bad_request(
+            "invalid_json",
+            "expected {\"path\": \"/v3/...\", \"status\": 400-599, \"code\": \"SYSTEM_ERROR\", \"count\"?: N}",
+        ),
+    }
 }
 
 async fn control_rotate(path: web::Path<String>, sim: web::Data<SimHandle>) -> HttpResponse {

@@ -177,6 +177,7 @@ pub(crate) struct World {
     pub pay_duplicate_notifies: u32,
     pub v3_merchants: BTreeMap<String, crate::pay_v3::V3Merchant>,
     pub v3_abnormal_refunds: u32,
+    pub v3_errors: Vec<crate::pay_v3::V3Error>,
     pub cards: HashMap<String, crate::cards::SimCard>,
     pub codes: HashMap<String, crate::cards::SimCode>,
     pub encrypt_codes: HashMap<String, String>,
@@ -524,6 +525,7 @@ impl SimHandle {
         w.pay_drop_notifies = 0;
         w.pay_duplicate_notifies = 0;
         w.v3_abnormal_refunds = 0;
+        w.v3_errors.clear();
         w.cards.clear();
         w.codes.clear();
         w.encrypt_codes.clear();

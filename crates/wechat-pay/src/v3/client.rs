@@ -57,7 +57,7 @@ pub(crate) async fn signed_exchange(
         request = request.header(http::header::CONTENT_TYPE, "application/json");
     }
     let request = request.body(body).map_err(|e| Error::invalid(e.to_string()))?;
-    let response = http_client.execute(request).await?;
+    let response = http_client.execute_any_status(request).await?;
     let status = response.status().as_u16();
     let (parts, body) = response.into_parts();
     if !(200..300).contains(&status) {
