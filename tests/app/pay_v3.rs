@@ -13,7 +13,39 @@ on_both_backends!(
     a_coupon_is_bought_paid_and_refunded_on_pay_v3,
     forged_probed_and_replayed_v3_notifies_pay_once_or_not_at_all,
     certificate_and_switch_over_servers_share_one_download,
+    a_mini_program_buyer_pays_on_pay_v3_under_its_appid,
 );
+
+async fn a_mini_program_buyer_pays_on_pay_v3_under_its_appid(kind: DbKind) {
+    let Some(app) = spawn_app_v3(kind, V3Mode::PublicKey).await else {
+        return;
+    };
+    let (token, _) = crate::login::mp_login(&app, "o-mp-buyer").await;
+    let r = app
+        .http
+        .post(format!("{}/api/v1/pay/orders", app.address))
+        .bearer_auth(&token)
+        .json(&json!({"description": "小程序下单", "total_fee": 300, "trade_type": "JSAPI"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let b: Value = r.json().await.unwrap();
+    // The mini program's wx.requestPayment takes the same v3 parameters, under its own appid.
+    assert_eq!(b["pay_params"]["appId"], wxkit_e2e::TEST_MP_APP_ID);
+    assert_eq!(b["pay_params"]["signType"], "RSA");
+    let no = b["out_trade_no"].as_str().unwrap().to_owned();
+    app.sim.handle().pay_order(&no, None, None).unwrap();
+    wait_status(&app, &no, "paid").await;
+    let sent = app.sim.handle().notifications();
+    assert!(
+        sent.iter()
+            .any(|n| n.out_trade_no == no && n.api == "v3" && n.delivered)
+    );
+    let (s, b) = refund(&app, &no, json!({"refund_fee": 300})).await;
+    assert_eq!(s, 201, "{b}");
+    wait_status(&app, &no, "refunded").await;
+}
 
 /// The headers and body of the simulator's last delivery of `no`'s payment notify.
 fn delivered_notify(app: &TestApp, no: &str) -> (Vec<(&'static str, String)>, String) {
