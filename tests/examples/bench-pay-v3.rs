@@ -163,6 +163,27 @@ async fn main() {
     for (name, ops) in rows {
         println!("| {name} | {ops:.0} | {:.1} µs |", 1e6 / ops);
     }
+    // The same RSA-2048 operations in OpenSSL (C and assembly), measured now on the same machine, for scale.
+    if let Ok(out) = std::process::Command::new("openssl")
+        .args(["speed", "-seconds", "1", "rsa2048"])
+        .output()
+    {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if let Some(line) = text.lines().find(|l| l.starts_with("rsa 2048 bits")) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if let (Some(sign), Some(verify)) = (cols.get(5), cols.get(6)) {
+                let (sign, verify): (f64, f64) = (sign.parse().unwrap_or(f64::NAN), verify.parse().unwrap_or(f64::NAN));
+                println!(
+                    "| OpenSSL `speed rsa2048`: verify (for scale) | {verify:.0} | {:.1} µs |",
+                    1e6 / verify
+                );
+                println!(
+                    "| OpenSSL `speed rsa2048`: sign (for scale) | {sign:.0} | {:.1} µs |",
+                    1e6 / sign
+                );
+            }
+        }
+    }
 
     // 2. Over HTTP.
     println!("\n### Payment notifies over HTTP: {orders} orders, each notified twice, {connections} concurrent\n");
