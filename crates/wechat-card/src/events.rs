@@ -1,6 +1,7 @@
 //! Typed card events from the official-account server push. Unknown events are kept raw, never an error.
 
-use wechat_core::push::{MessageCrypto, PushError, verify_server_signature};
+use wechat_core::push::{PushError, open_push};
+pub use wechat_core::push::{PushQuery, PushSecurity};
 use wechat_core::xml::{self, Fields};
 
 /// Who or what consumed a code (`ConsumeSource`).
@@ -158,35 +159,6 @@ pub fn parse_push(body: &[u8]) -> Result<Push, PushError> {
     })
 }
 
-/// The query parameters WeChat sends with a push.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PushQuery {
-    /// `signature`.
-    pub signature: String,
-    /// `timestamp`.
-    pub timestamp: String,
-    /// `nonce`.
-    pub nonce: String,
-    /// `encrypt_type` (`aes` in safe mode).
-    pub encrypt_type: Option<String>,
-    /// `msg_signature` (safe mode).
-    pub msg_signature: Option<String>,
-}
-
-/// How the official account's pushes are protected (the "message encryption mode" of its server configuration).
-#[derive(Clone, Copy, Debug)]
-pub enum PushSecurity<'a> {
-    /// Plaintext mode: only the `signature` over (token, timestamp, nonce) is checked. By WeChat's design it does
-    /// not cover the body, so the receiver must also check the timestamp and remember nonces. Prefer safe mode.
-    Plaintext,
-    /// Safe mode: only encrypted pushes with a valid `msg_signature` (which covers the ciphertext) and our appid.
-    /// A plaintext push is refused ([`PushError::NotEncrypted`]): anything else would let a forger downgrade.
-    Safe(&'a MessageCrypto),
-    /// Compatible mode (an explicit choice, for the switch-over): encrypted pushes are decrypted and checked,
-    /// plaintext ones are accepted as in plaintext mode.
-    Compatible(&'a MessageCrypto),
-}
-
 /// Verifies and parses a push as WeChat sends it: the `signature` always; encrypted pushes (`encrypt_type=aes`, in
 /// any letter case) also by `msg_signature`, decryption and the appid. Which pushes are accepted at all follows
 /// `security`. Freshness (timestamp window, nonce memory) is the caller's: see
@@ -208,26 +180,7 @@ pub enum PushSecurity<'a> {
 /// assert_eq!(receive("token", PushSecurity::Safe(&crypto), &query, body), Err(PushError::NotEncrypted));
 /// ```
 pub fn receive(token: &str, security: PushSecurity<'_>, query: &PushQuery, body: &[u8]) -> Result<Push, PushError> {
-    if !verify_server_signature(token, &query.timestamp, &query.nonce, &query.signature) {
-        return Err(PushError::BadSignature);
-    }
-    let encrypted = match query.encrypt_type.as_deref() {
-        None | Some("") | Some("raw") => false,
-        Some(t) if t.eq_ignore_ascii_case("aes") => true,
-        Some(_) => return Err(PushError::Body("unknown encrypt_type".into())),
-    };
-    let crypto = match (security, encrypted) {
-        (PushSecurity::Safe(_), false) => return Err(PushError::NotEncrypted),
-        (PushSecurity::Plaintext, true) => {
-            return Err(PushError::Body(
-                "encrypted push but no EncodingAESKey configured".into(),
-            ));
-        }
-        (PushSecurity::Plaintext | PushSecurity::Compatible(_), false) => return parse_push(body),
-        (PushSecurity::Safe(c) | PushSecurity::Compatible(c), true) => c,
-    };
-    let msg_signature = query.msg_signature.as_deref().ok_or(PushError::BadSignature)?;
-    let plain = crypto.decrypt_message(msg_signature, &query.timestamp, &query.nonce, body)?;
+    let plain = open_push(token, security, query, body)?;
     parse_push(plain.as_bytes())
 }
 

@@ -258,6 +258,79 @@ impl MessageCrypto {
     }
 }
 
+/// The query parameters WeChat sends with a push.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PushQuery {
+    /// `signature`.
+    pub signature: String,
+    /// `timestamp`.
+    pub timestamp: String,
+    /// `nonce`.
+    pub nonce: String,
+    /// `encrypt_type` (`aes` in safe mode).
+    pub encrypt_type: Option<String>,
+    /// `msg_signature` (safe mode).
+    pub msg_signature: Option<String>,
+}
+
+/// How the official account's pushes are protected (the "message encryption mode" of its server configuration).
+#[derive(Clone, Copy, Debug)]
+pub enum PushSecurity<'a> {
+    /// Plaintext mode: only the `signature` over (token, timestamp, nonce) is checked. By WeChat's design it does
+    /// not cover the body, so the receiver must also check the timestamp and remember nonces. Prefer safe mode.
+    Plaintext,
+    /// Safe mode: only encrypted pushes with a valid `msg_signature` (which covers the ciphertext) and our appid.
+    /// A plaintext push is refused ([`PushError::NotEncrypted`]): anything else would let a forger downgrade.
+    Safe(&'a MessageCrypto),
+    /// Compatible mode (an explicit choice, for the switch-over): encrypted pushes are decrypted and checked,
+    /// plaintext ones are accepted as in plaintext mode.
+    Compatible(&'a MessageCrypto),
+}
+
+/// Verifies a push as WeChat sends it and returns its plaintext XML: the `signature` always; an encrypted push
+/// (`encrypt_type=aes`, in any letter case) also by `msg_signature`, decryption and the appid. Which pushes are
+/// accepted at all follows `security`. Freshness (timestamp window, nonce memory) is the caller's: see
+/// [`check_timestamp`].
+///
+/// ```
+/// use wechat_core::push::{open_push, server_signature, MessageCrypto, PushError, PushQuery, PushSecurity};
+/// let crypto = MessageCrypto::new("token", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "wx1").unwrap();
+/// let query = PushQuery {
+///     signature: server_signature("token", "1700000000", "n1"),
+///     timestamp: "1700000000".into(),
+///     nonce: "n1".into(),
+///     ..PushQuery::default()
+/// };
+/// let body = b"<xml><MsgType>text</MsgType><Content>hi</Content></xml>";
+/// assert!(open_push("token", PushSecurity::Plaintext, &query, body).is_ok());
+/// // With a key configured, the same plaintext push is a downgrade.
+/// assert_eq!(open_push("token", PushSecurity::Safe(&crypto), &query, body), Err(PushError::NotEncrypted));
+/// ```
+pub fn open_push(token: &str, security: PushSecurity<'_>, query: &PushQuery, body: &[u8]) -> Result<String, PushError> {
+    if !verify_server_signature(token, &query.timestamp, &query.nonce, &query.signature) {
+        return Err(PushError::BadSignature);
+    }
+    let encrypted = match query.encrypt_type.as_deref() {
+        None | Some("") | Some("raw") => false,
+        Some(t) if t.eq_ignore_ascii_case("aes") => true,
+        Some(_) => return Err(PushError::Body("unknown encrypt_type".into())),
+    };
+    let crypto = match (security, encrypted) {
+        (PushSecurity::Safe(_), false) => return Err(PushError::NotEncrypted),
+        (PushSecurity::Plaintext, true) => {
+            return Err(PushError::Body(
+                "encrypted push but no EncodingAESKey configured".into(),
+            ));
+        }
+        (PushSecurity::Plaintext | PushSecurity::Compatible(_), false) => {
+            return String::from_utf8(body.to_vec()).map_err(|_| PushError::Body("not UTF-8".into()));
+        }
+        (PushSecurity::Safe(c) | PushSecurity::Compatible(c), true) => c,
+    };
+    let msg_signature = query.msg_signature.as_deref().ok_or(PushError::BadSignature)?;
+    crypto.decrypt_message(msg_signature, &query.timestamp, &query.nonce, body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,11 +70,15 @@ pub fn parse_with_limit(body: &[u8], max: usize) -> Result<Fields, XmlError> {
 }
 
 /// Parses a server push (message or event): like [`parse`], but a nested element becomes a field named
-/// `Parent/Child` instead of an error, so that events we do not model are kept rather than refused.
+/// `Parent/Child` instead of an error, so that events we do not model are kept rather than refused. Repeated nested
+/// elements are numbered from the second: `Parent/List/Id`, `Parent/List/Id#2`.
 ///
 /// ```
 /// let f = wechat_core::xml::parse_push(b"<xml><Event>x</Event><Info><Count>2</Count></Info></xml>").unwrap();
 /// assert_eq!(f["Info/Count"], "2");
+/// let f = wechat_core::xml::parse_push(b"<xml><E><List><Id>a</Id></List><List><Id>b</Id></List></E></xml>").unwrap();
+/// assert_eq!((f["E/List/Id"].as_str(), f["E/List/Id#2"].as_str()), ("a", "b"));
+/// assert!(wechat_core::xml::parse_push(b"<xml><A>1</A><A>2</A></xml>").is_err());
 /// ```
 pub fn parse_push(body: &[u8]) -> Result<Fields, XmlError> {
     parse_impl(body, DEFAULT_MAX_BODY, true)
@@ -146,9 +150,21 @@ fn parse_impl(body: &[u8], max: usize, nested: bool) -> Result<Fields, XmlError>
             Event::End(_) => {
                 if depth >= 2
                     && let Some((name, value)) = current.take()
-                    && fields.insert(name.clone(), value).is_some()
                 {
-                    return Err(XmlError::Structure(format!("duplicate field <{name}>")));
+                    // A repeated nested element (the `<List>` items of a subscribe-message event) is numbered:
+                    // `Parent/List/TemplateId`, `Parent/List/TemplateId#2`, … A repeated top-level field stays an
+                    // error: WeChat never sends one, and two values for one name is how smuggling starts.
+                    let key = if nested && name.contains('/') && fields.contains_key(&name) {
+                        (2..=MAX_FIELDS)
+                            .map(|i| format!("{name}#{i}"))
+                            .find(|k| !fields.contains_key(k))
+                            .ok_or_else(|| XmlError::Structure("too many fields".into()))?
+                    } else {
+                        name
+                    };
+                    if fields.insert(key.clone(), value).is_some() {
+                        return Err(XmlError::Structure(format!("duplicate field <{key}>")));
+                    }
                 }
                 depth = depth.saturating_sub(1);
             }
