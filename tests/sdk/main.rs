@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cards;
+mod messages;
 mod oauth;
 mod pay;
 mod pay_v3;

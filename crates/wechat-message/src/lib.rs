@@ -9,7 +9,8 @@
 //! * [`Router`]: each push to the async handler for its QR scene, event key, event, message type or a fallback;
 //!   [`Router::dispatch_once`] handles a push once across WeChat's retries through a [`DedupeStore`];
 //! * [`Reply`]: passive replies (text, image, voice, video, music, news, transfer to customer service), rendered with
-//!   CDATA that cannot be broken out of, and encrypted for safe mode.
+//!   CDATA that cannot be broken out of, and encrypted for safe mode;
+//! * [`qrcode`]: parametric QR codes (`qrcode/create`), temporary and permanent, whose scans arrive as scene events.
 //!
 //! Verifying the push (signature, safe-mode decryption, appid) is `wechat_core::push::open_push`; checking its
 //! timestamp is `wechat_core::push::check_timestamp`.
@@ -40,6 +41,7 @@
 
 pub mod dedupe;
 pub mod incoming;
+pub mod qrcode;
 pub mod reply;
 pub mod router;
 

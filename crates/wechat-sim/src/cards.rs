@@ -14,6 +14,7 @@ use wechat_core::xml::{self, Fields};
 /// Where an app's server pushes go.
 #[derive(Clone, Debug)]
 pub(crate) struct PushConfig {
+    /// The server URL.
     pub url: String,
     pub token: String,
     pub aes_key: Option<String>,
@@ -431,8 +432,9 @@ async fn consume(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) 
     }
 }
 
-/// Queues a push to the app's server URL (if configured): signed, encrypted in safe mode.
-fn queue_push(w: &mut World, appid: &str, openid: &str, mut fields: Fields) {
+/// Queues a push to the app's server URL (if configured): signed, encrypted in safe mode. An event unless `fields`
+/// say another `MsgType`.
+pub(crate) fn queue_push(w: &mut World, appid: &str, openid: &str, mut fields: Fields) {
     let Some(cfg) = w.push_configs.get(appid).cloned() else {
         return;
     };
@@ -448,7 +450,7 @@ fn queue_push(w: &mut World, appid: &str, openid: &str, mut fields: Fields) {
         },
     );
     fields.insert("CreateTime".into(), now.to_string());
-    fields.insert("MsgType".into(), "event".into());
+    fields.entry("MsgType".into()).or_insert_with(|| "event".into());
     let plain = xml::to_xml(&fields);
     let timestamp = now.to_string();
     let nonce = format!("{}", rand::random::<u32>());
@@ -476,7 +478,11 @@ fn queue_push(w: &mut World, appid: &str, openid: &str, mut fields: Fields) {
         None => plain,
     };
     w.notifications.push(Notification::push(
-        fields.get("Event").cloned().unwrap_or_default(),
+        fields
+            .get("Event")
+            .or_else(|| fields.get("MsgType"))
+            .cloned()
+            .unwrap_or_default(),
         url,
         body,
         now,

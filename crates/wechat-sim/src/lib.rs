@@ -30,6 +30,9 @@
 //! | `GET /_sim/pay/cashier?appId&timeStamp&nonceStr&package&signType&paySign&return_url` (or `?code_url&return_url`) | WeChat's cashier: checks `paySign` like WeChat, shows Pay / Cancel, returns to `return_url#wxpay=ok\|cancel\|fail` |
 //! | `GET /_sim/js/jweixin.js` | a stand-in for WeChat's JS-SDK script: `wx.config` is verified by `POST /_sim/js/verify` against the issued `jsapi_ticket`, then `wx.ready` or `wx.error({errMsg: "config:invalid signature"})` |
 //! | `POST /_sim/js/add_card {appId, cardList}` | the stand-in's `wx.addCard`: each `cardExt` signature checked against the issued `wx_card` ticket, the card added for its openid, `user_get_card` pushed with its `outer_str` |
+//! | `POST /_sim/qrcode/scan {"ticket", "openid"}` | the user scans a parametric code (`qrcode/create`): `subscribe` with `qrscene_…` pushed for a new follower, `SCAN` for a follower (410 unknown or expired code) |
+//! | `POST /_sim/messages/send {"appid", "openid", "content"}` | the user sends a text message: a `text` push with a fresh MsgId |
+//! | `GET /_sim/messages?appid=` | every push with the reply the server gave (safe-mode replies decrypted after their `MsgSignature` is checked) |
 //! | `GET /_sim/wxa/open?appid&scene&page` | what a mini-program code opens: a page to play the phone (JSON with `Accept: application/json`) |
 //!
 //! ```no_run
@@ -51,6 +54,7 @@ mod cashier;
 mod control;
 mod miniapp;
 mod mp;
+mod oa;
 mod oauth;
 mod pay;
 mod pay_v3;
@@ -80,6 +84,7 @@ pub fn configure(handle: SimHandle) -> impl FnOnce(&mut web::ServiceConfig) {
         pay_v3::configure(cfg);
         cashier::configure(cfg);
         cards::configure(cfg);
+        oa::configure(cfg);
         control::configure(cfg);
         cfg.default_service(web::to(|| async {
             HttpResponse::NotFound().json(serde_json::json!({

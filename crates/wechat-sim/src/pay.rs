@@ -87,6 +87,9 @@ pub struct Notification {
     /// v3: the `Wechatpay-*` headers of the last delivery (tests replay it).
     #[serde(skip)]
     pub(crate) last_headers: Vec<(&'static str, String)>,
+    /// Pushes: the body the server answered the delivery that was accepted with (a passive reply, `success`…).
+    #[serde(skip)]
+    pub(crate) reply: Option<String>,
 }
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
@@ -575,6 +578,7 @@ async fn refund(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
             in_flight: false,
             v3_mch: None,
             last_headers: Vec::new(),
+            reply: None,
         });
     }
     let extra = accepted(&r, &order);
@@ -836,6 +840,7 @@ impl SimHandle {
                 in_flight: false,
                 v3_mch: None,
                 last_headers: Vec::new(),
+                reply: None,
             });
         }
         w.notifications.push(Notification {
@@ -853,6 +858,7 @@ impl SimHandle {
             in_flight: false,
             v3_mch: None,
             last_headers: Vec::new(),
+            reply: None,
         });
         Ok(o.transaction_id)
     }
@@ -879,6 +885,11 @@ impl Notification {
         &self.last_headers
     }
 
+    /// Pushes: what the server answered the accepted delivery with, as sent (encrypted in safe mode).
+    pub fn reply(&self) -> Option<&str> {
+        self.reply.as_deref()
+    }
+
     pub(crate) fn push(event: String, url: String, body: String, now: i64) -> Self {
         Notification {
             kind: "push",
@@ -895,6 +906,7 @@ impl Notification {
             in_flight: false,
             v3_mch: None,
             last_headers: Vec::new(),
+            reply: None,
         }
     }
 
@@ -914,6 +926,7 @@ impl Notification {
             in_flight: false,
             v3_mch: Some(mch_id),
             last_headers: Vec::new(),
+            reply: None,
         }
     }
 }
@@ -969,9 +982,13 @@ pub(crate) async fn run_notifier(sim: SimHandle) {
             } else {
                 request = request.header("content-type", "text/xml");
             }
+            let mut reply = None;
             let ok = match request.body(body).send().await {
                 // A push is delivered when the server answers at all (WeChat accepts "success" or an empty body).
-                Ok(response) if response.status().is_success() && is_push => true,
+                Ok(response) if response.status().is_success() && is_push => {
+                    reply = response.text().await.ok();
+                    true
+                }
                 // v3: any 2xx is an acknowledgement.
                 Ok(response) if is_v3 => response.status().is_success(),
                 Ok(response) if response.status().is_success() => match response.bytes().await {
@@ -987,6 +1004,7 @@ pub(crate) async fn run_notifier(sim: SimHandle) {
                 n.attempts += 1;
                 if ok {
                     n.delivered = true;
+                    n.reply = reply;
                 } else if is_push {
                     n.abandoned = n.attempts >= PUSH_ATTEMPTS;
                 } else if let Some(wait) = NOTIFY_SCHEDULE.get(n.attempts as usize - 1) {

@@ -178,6 +178,8 @@ pub(crate) struct World {
     pub v3_merchants: BTreeMap<String, crate::pay_v3::V3Merchant>,
     pub v3_abnormal_refunds: u32,
     pub v3_errors: Vec<crate::pay_v3::V3Error>,
+    pub qr_tickets: HashMap<String, crate::oa::QrTicket>,
+    pub followers: std::collections::HashSet<(String, String)>,
     pub cards: HashMap<String, crate::cards::SimCard>,
     pub codes: HashMap<String, crate::cards::SimCode>,
     pub encrypt_codes: HashMap<String, String>,
@@ -526,6 +528,8 @@ impl SimHandle {
         w.pay_duplicate_notifies = 0;
         w.v3_abnormal_refunds = 0;
         w.v3_errors.clear();
+        w.qr_tickets.clear();
+        w.followers.clear();
         w.cards.clear();
         w.codes.clear();
         w.encrypt_codes.clear();

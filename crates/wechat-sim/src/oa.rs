@@ -1,0 +1,258 @@
+//! The official account's messaging side: parametric QR codes (`qrcode/create`, `showqrcode`), a user scanning one
+//! (a `subscribe` push with `qrscene_…` for a new follower, `SCAN` for a follower), a user sending a text message, and
+//! what the server answered each push with (`GET /_sim/messages`, safe-mode replies decrypted and their signature
+//! checked).
+
+use crate::cards::queue_push;
+use crate::control::bad_request;
+use crate::mp::{query, wx_error};
+use crate::state::{SimHandle, random_string};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use wechat_core::push::{MessageCrypto, msg_signature};
+use wechat_core::xml::Fields;
+
+/// A parametric QR code the simulator issued.
+#[derive(Clone, Debug)]
+pub(crate) struct QrTicket {
+    pub appid: String,
+    pub scene: String,
+    /// Unix seconds; `None` for a permanent code.
+    pub expires_at: Option<i64>,
+    pub url: String,
+}
+
+/// Most permanent codes an account may hold (WeChat's cap).
+const MAX_PERMANENT: usize = 100_000;
+
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/cgi-bin/qrcode/create", web::post().to(create))
+        .route("/cgi-bin/showqrcode", web::get().to(show))
+        .route("/_sim/qrcode/scan", web::post().to(control_scan))
+        .route("/_sim/messages/send", web::post().to(control_send))
+        .route("/_sim/messages", web::get().to(list_messages));
+}
+
+async fn create(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
+    let q = query(&req);
+    let mut w = sim.world();
+    let appid = match w.check_token(q.get("access_token").map(String::as_str)) {
+        Ok(a) => a,
+        Err(r) => {
+            let (code, msg) = r.errcode();
+            return wx_error(code, msg);
+        }
+    };
+    let Ok(b) = serde_json::from_slice::<Value>(&body) else {
+        return wx_error(47001, "data format error");
+    };
+    let action = b.get("action_name").and_then(Value::as_str).unwrap_or("");
+    let scene_id = b.pointer("/action_info/scene/scene_id").and_then(Value::as_u64);
+    let scene_str = b.pointer("/action_info/scene/scene_str").and_then(Value::as_str);
+    let scene = match (action, scene_id, scene_str) {
+        ("QR_SCENE", Some(id), _) if (1..=u64::from(u32::MAX)).contains(&id) => id.to_string(),
+        ("QR_LIMIT_SCENE", Some(id), _) if (1..=100_000).contains(&id) => id.to_string(),
+        ("QR_STR_SCENE" | "QR_LIMIT_STR_SCENE", _, Some(s)) if (1..=64).contains(&s.chars().count()) => s.to_owned(),
+        ("QR_SCENE" | "QR_LIMIT_SCENE" | "QR_STR_SCENE" | "QR_LIMIT_STR_SCENE", _, _) => {
+            return wx_error(40053, "invalid action info, scene_id or scene_str out of range");
+        }
+        _ => return wx_error(40052, "invalid action name"),
+    };
+    let permanent = action.starts_with("QR_LIMIT");
+    let expire_seconds = if permanent {
+        None
+    } else {
+        match b.get("expire_seconds").map(Value::as_u64) {
+            None => Some(60),
+            Some(Some(s)) if (1..=2_592_000).contains(&s) => Some(s),
+            Some(_) => return wx_error(40009, "invalid expire_seconds: 1 to 2592000"),
+        }
+    };
+    if permanent
+        && w.qr_tickets
+            .values()
+            .filter(|t| t.appid == appid && t.expires_at.is_none())
+            .count()
+            >= MAX_PERMANENT
+    {
+        return wx_error(45029, "permanent QR code limit reached");
+    }
+    let ticket = format!("gQ{}", random_string(62));
+    let url = format!("http://weixin.qq.com/q/{}", random_string(22));
+    let now = w.now();
+    w.qr_tickets.insert(
+        ticket.clone(),
+        QrTicket {
+            appid,
+            scene,
+            expires_at: expire_seconds.map(|s| now + i64::try_from(s).unwrap_or(60)),
+            url: url.clone(),
+        },
+    );
+    let mut out = json!({"ticket": ticket, "url": url});
+    if let Some(s) = expire_seconds {
+        out["expire_seconds"] = json!(s);
+    }
+    HttpResponse::Ok().json(out)
+}
+
+/// `GET /cgi-bin/showqrcode?ticket=`: the code as a PNG (404 for an unknown or expired ticket, as WeChat answers).
+async fn show(req: HttpRequest, sim: web::Data<SimHandle>) -> HttpResponse {
+    let q = query(&req);
+    let w = sim.world();
+    let now = w.now();
+    let Some(t) = q
+        .get("ticket")
+        .and_then(|t| w.qr_tickets.get(t))
+        .filter(|t| t.expires_at.is_none_or(|e| now < e))
+    else {
+        return HttpResponse::NotFound().body("ticket is invalid or expired");
+    };
+    match qr_render::render_png(&t.url, &qr_render::RenderOptions::default()) {
+        Ok(png) => HttpResponse::Ok().content_type("image/jpeg").body(png),
+        Err(_) => HttpResponse::InternalServerError().finish(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Scan {
+    ticket: String,
+    openid: String,
+}
+
+impl SimHandle {
+    /// A user scans a parametric code: a new follower's `subscribe` push (`EventKey` `qrscene_{scene}`), or a
+    /// follower's `SCAN` push (`EventKey` the scene). `Err` says why not (unknown or expired code).
+    pub fn scan_qrcode(&self, ticket: &str, openid: &str) -> Result<&'static str, String> {
+        let mut w = self.world();
+        let now = w.now();
+        let t = w.qr_tickets.get(ticket).cloned().ok_or("unknown ticket")?;
+        if t.expires_at.is_some_and(|e| now >= e) {
+            return Err("the code has expired".into());
+        }
+        let follower = !w.followers.insert((t.appid.clone(), openid.to_owned()));
+        let mut f = Fields::new();
+        let event = if follower {
+            f.insert("Event".into(), "SCAN".into());
+            f.insert("EventKey".into(), t.scene.clone());
+            "SCAN"
+        } else {
+            f.insert("Event".into(), "subscribe".into());
+            f.insert("EventKey".into(), format!("qrscene_{}", t.scene));
+            "subscribe"
+        };
+        f.insert("Ticket".into(), ticket.to_owned());
+        queue_push(&mut w, &t.appid, openid, f);
+        Ok(event)
+    }
+
+    /// A user sends a text message to the account: a `text` push with a fresh `MsgId`. Returns the MsgId.
+    pub fn send_text(&self, appid: &str, openid: &str, content: &str) -> String {
+        let mut w = self.world();
+        let msg_id = format!("{}", 23_000_000_000_000_000u64 + u64::from(rand::random::<u32>()));
+        let mut f = Fields::new();
+        f.insert("MsgType".into(), "text".into());
+        f.insert("Content".into(), content.to_owned());
+        f.insert("MsgId".into(), msg_id.clone());
+        queue_push(&mut w, appid, openid, f);
+        msg_id
+    }
+
+    /// Whether a user follows the account (after a `subscribe` through a code).
+    pub fn follows(&self, appid: &str, openid: &str) -> bool {
+        self.world().followers.contains(&(appid.to_owned(), openid.to_owned()))
+    }
+}
+
+async fn control_scan(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
+    let Ok(s) = serde_json::from_slice::<Scan>(&body) else {
+        return bad_request("invalid_json", "expected {\"ticket\", \"openid\"}");
+    };
+    match sim.scan_qrcode(&s.ticket, &s.openid) {
+        Ok(event) => HttpResponse::Ok().json(json!({"event": event})),
+        Err(e) => HttpResponse::Gone().json(json!({"error": {"code": "invalid_ticket", "message": e}})),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Send {
+    appid: String,
+    openid: String,
+    content: String,
+}
+
+async fn control_send(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
+    let Ok(s) = serde_json::from_slice::<Send>(&body) else {
+        return bad_request("invalid_json", "expected {\"appid\", \"openid\", \"content\"}");
+    };
+    if !sim.world().push_configs.contains_key(&s.appid) {
+        return bad_request("no_push_url", "the app has no server URL: POST /_sim/push first");
+    }
+    let msg_id = sim.send_text(&s.appid, &s.openid, &s.content);
+    HttpResponse::Ok().json(json!({"msg_id": msg_id}))
+}
+
+/// A reply as WeChat would read it: plaintext, or in safe mode decrypted after its `MsgSignature` is checked.
+pub(crate) fn read_reply(sim: &SimHandle, appid: &str, reply: &str) -> Result<String, String> {
+    let trimmed = reply.trim();
+    if trimmed.is_empty() || trimmed == "success" {
+        return Ok(String::new());
+    }
+    let fields = wechat_core::xml::parse_push(trimmed.as_bytes()).map_err(|e| format!("not XML: {e}"))?;
+    let Some(encrypt) = fields.get("Encrypt") else {
+        return Ok(trimmed.to_owned());
+    };
+    let cfg = sim
+        .world()
+        .push_configs
+        .get(appid)
+        .cloned()
+        .ok_or("no push configuration")?;
+    let key = cfg
+        .aes_key
+        .as_deref()
+        .ok_or("an encrypted reply, but the account is in plaintext mode")?;
+    let crypto = MessageCrypto::new(&cfg.token, key, appid).map_err(|e| e.to_string())?;
+    let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
+    let expected = msg_signature(&cfg.token, get("TimeStamp"), get("Nonce"), encrypt);
+    if expected != get("MsgSignature") {
+        return Err("reply MsgSignature does not verify".into());
+    }
+    crypto.decrypt(encrypt).map_err(|e| e.to_string())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    appid: Option<String>,
+}
+
+/// `GET /_sim/messages?appid=`: every push with the reply the server gave (decrypted, checked), newest last.
+async fn list_messages(q: web::Query<ListQuery>, sim: web::Data<SimHandle>) -> HttpResponse {
+    let appids: Vec<String> = sim.world().push_configs.keys().cloned().collect();
+    let items: Vec<Value> = sim
+        .notifications()
+        .into_iter()
+        .filter(|n| n.kind == "push")
+        .filter_map(|n| {
+            let appid = appids.iter().find(|a| {
+                sim.world()
+                    .push_configs
+                    .get(*a)
+                    .is_some_and(|c| n.url.starts_with(&c.url))
+            })?;
+            if q.appid.as_ref().is_some_and(|x| x != appid) {
+                return None;
+            }
+            let reply = n.reply().map(|r| read_reply(&sim, appid, r));
+            Some(json!({
+                "appid": appid, "event": n.event, "attempts": n.attempts, "delivered": n.delivered,
+                "reply": reply.as_ref().and_then(|r| r.as_ref().ok()),
+                "reply_error": reply.as_ref().and_then(|r| r.as_ref().err()),
+            }))
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({"messages": items}))
+}
