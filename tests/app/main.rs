@@ -22,6 +22,7 @@ mod browser;
 mod coupons;
 mod jssdk;
 mod login;
+mod messages;
 mod pay;
 mod pay_v3;
 mod product;

@@ -178,6 +178,9 @@ pub struct WechatSettings {
     pub api_base_url: String,
     /// `wechat.open_base_url` (default `https://open.weixin.qq.com`).
     pub open_base_url: String,
+    /// `wechat.mp_base_url`: where parametric QR code images are shown (`showqrcode`; default
+    /// `https://mp.weixin.qq.com`, or `api_base_url` when that is not WeChat's — a simulator serves both).
+    pub mp_base_url: Option<String>,
     /// `wechat.token`: the server-push verification token.
     pub token: Option<SecretString>,
     /// `wechat.encoding_aes_key`: 43-character EncodingAESKey for safe-mode pushes.
@@ -470,6 +473,9 @@ impl Settings {
         }
         check_url("wechat.api_base_url", &self.wechat.api_base_url)?;
         check_url("wechat.open_base_url", &self.wechat.open_base_url)?;
+        if let Some(u) = &self.wechat.mp_base_url {
+            check_url("wechat.mp_base_url", u)?;
+        }
         check_url("pay.base_url", &self.pay.base_url)?;
         crate::db::Backend::from_url(&self.database.url).map_err(|e| invalid("database.url", e.to_string()))?;
         if self.database.pool_size == 0 || self.database.pool_size > 1000 {

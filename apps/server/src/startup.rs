@@ -55,6 +55,10 @@ pub struct AppState {
     pub oauth: wechat_oauth::web::OAuthClient,
     /// The card API (card-backed campaigns).
     pub cards: wechat_card::CardClient,
+    /// Parametric QR codes of the official account (follow-to-get-a-coupon).
+    pub qrcodes: wechat_message::qrcode::QrCodeClient,
+    /// Where QR code images are shown (`wechat.mp_base_url`).
+    pub mp_base_url: String,
     /// Signs OAuth states (key shared by all instances through the database).
     pub state_signer: wechat_oauth::state::StateSigner,
     /// Signs sessions and CSRF tokens (shared by all instances).
@@ -580,6 +584,15 @@ impl Application {
             .as_ref()
             .map(|sim| sandbox_sim_public_url(&settings, &sim.base_url()));
         let scene_limiter = crate::http::ratelimit::AuthLimiter::new(settings.login.scenes_per_minute);
+        let qrcodes = wechat_message::qrcode::QrCodeClient::new(tokens.clone());
+        // A simulator serves showqrcode on its API address; WeChat on mp.weixin.qq.com.
+        let mp_base_url = settings.wechat.mp_base_url.clone().unwrap_or_else(|| {
+            if settings.wechat.api_base_url.trim_end_matches('/') == "https://api.weixin.qq.com" {
+                wechat_message::qrcode::SHOW_BASE_URL.to_owned()
+            } else {
+                settings.wechat.api_base_url.clone()
+            }
+        });
         let state = web::Data::new(AppState {
             pay: payers.as_ref().map(|p| p.web.clone()),
             payers,
@@ -600,6 +613,8 @@ impl Application {
             public_base_url,
             oauth,
             cards,
+            qrcodes,
+            mp_base_url,
             state_signer,
             cookie_key: actix_web::cookie::Key::derive_from(session_key.as_bytes()),
             session_key: session_key.into_bytes(),

@@ -52,6 +52,7 @@ const PAGE: [Param; 2] = [
 fn ops() -> Vec<Op> {
     use crate::features::coupons::admin_routes::VoidBody;
     use crate::features::coupons::routes::RedeemBody;
+    use crate::features::merchants::follow::FollowCodeBody;
     use crate::features::merchants::routes::{CampaignRequest, EndBody, IssueBody, NewMerchant, NewStaff};
     use crate::features::miniprogram::routes::{CodeBody, ProfileBody};
     use crate::features::pay::routes::{CreateBody as OrderBody, RefundBody};
@@ -268,6 +269,22 @@ fn ops() -> Vec<Op> {
             errors: &[
                 (400, "invalid_query, invalid_status, invalid_limit, invalid_cursor"),
                 (404, "not_found"),
+            ],
+        },
+        Op {
+            method: "post",
+            path: "/api/v1/campaigns/{id}/follow-code",
+            summary: "An official-account QR code that gives one coupon to whoever follows or scans (关注领券)",
+            auth: Auth::Admin,
+            params: &[("id", "path", "integer", "campaign id")],
+            body: Some(schema::<FollowCodeBody>),
+            ok: (201, "application/json"),
+            errors: &[
+                (400, "invalid_field, invalid_json"),
+                (404, "not_found"),
+                (409, "campaign_ended"),
+                (502, "wechat_refused"),
+                (503, "wechat_unavailable"),
             ],
         },
         Op {

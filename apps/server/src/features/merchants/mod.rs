@@ -1,6 +1,7 @@
 //! Merchants, their staff, campaigns and issuing coupons: the admin use cases and the admin API.
 
 pub mod card;
+pub mod follow;
 pub mod repo;
 pub mod routes;
 pub mod service;

@@ -65,6 +65,7 @@ pub fn api(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(issue))
             .route(web::get().to(crate::features::coupons::admin_routes::list_coupons)),
     )
+    .service(web::resource("/campaigns/{id}/follow-code").route(web::post().to(super::follow::create)))
     .service(
         web::resource("/campaigns/{id}/wechat-card")
             .app_data(web::PayloadConfig::new(super::card::MAX_BODY))

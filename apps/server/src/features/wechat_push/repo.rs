@@ -39,8 +39,32 @@ pub enum PushEffect {
         /// `UserCardCode`.
         card_code: String,
     },
+    /// A follow code's scene (`subscribe` with `qrscene_fc{id}`, or `SCAN`): give the user one coupon of the
+    /// campaign, within its limits.
+    FollowCoupon {
+        /// The campaign.
+        campaign_id: i64,
+        /// `FromUserName`: who scanned.
+        openid: String,
+    },
     /// Nothing to do (recorded so that re-sends are recognised).
     Nothing,
+}
+
+/// What a follow code's push did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FollowOutcome {
+    /// A coupon was issued: its code and the campaign's title.
+    Issued {
+        /// The coupon code.
+        code: String,
+        /// The campaign's title.
+        title: String,
+    },
+    /// The campaign's rules refused it (sold out, ended, the user has the most they may hold).
+    Refused(redemption_core::IssueError),
+    /// The campaign does not exist (any more).
+    NoCampaign,
 }
 
 /// How a push was taken.
@@ -48,6 +72,8 @@ pub enum PushEffect {
 pub enum PushApplied {
     /// Applied now; what it did.
     Applied(&'static str),
+    /// A follow code's push, applied now.
+    Followed(FollowOutcome),
     /// Seen before (a re-send): nothing changed.
     Duplicate,
     /// The `(timestamp, nonce)` was used before with another body: a forged or replayed push.
@@ -104,8 +130,21 @@ pub fn apply_push(
         if !first {
             return Ok(PushApplied::Duplicate);
         }
+        if let PushEffect::FollowCoupon { campaign_id, openid } = effect {
+            use crate::features::coupons::repo::IssueFailure;
+            let outcome = match coupons_repo::issue_coupon(conn, *campaign_id, Some(openid.as_str()), now) {
+                Ok((coupon, campaign)) => FollowOutcome::Issued {
+                    code: coupon.code,
+                    title: campaign.title,
+                },
+                Err(IssueFailure::Rule(rule)) => FollowOutcome::Refused(rule),
+                Err(IssueFailure::NotFound) => FollowOutcome::NoCampaign,
+                Err(IssueFailure::Db(e)) => return Err(e),
+            };
+            return Ok(PushApplied::Followed(outcome));
+        }
         let done = match effect {
-            PushEffect::Nothing => "nothing to do",
+            PushEffect::Nothing | PushEffect::FollowCoupon { .. } => "nothing to do",
             PushEffect::ConsumeCard { card_code } => match coupons_repo::coupon_by_card_code(conn, card_code)? {
                 None => "consumed card code is not linked to a coupon",
                 Some(row) => {

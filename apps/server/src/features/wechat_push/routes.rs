@@ -13,8 +13,9 @@ use crate::platform::crypto::sha256_hex_bytes;
 use crate::startup::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use std::collections::HashMap;
-use wechat_card::events::{CardEvent, PushQuery, PushSecurity, receive};
-use wechat_core::push::{PushError, check_timestamp};
+use wechat_card::events::{CardEvent, PushQuery, PushSecurity};
+use wechat_core::push::{PushError, check_timestamp, open_push};
+use wechat_message::{Article, Event, Kind, Reply};
 
 /// Longest dedupe key (FromUserName + CreateTime + event + card code) accepted.
 pub const MAX_DEDUPE_KEY: usize = 256;
@@ -83,11 +84,13 @@ pub async fn receive_push(req: HttpRequest, body: web::Bytes, state: web::Data<A
         (Some(c), true) => PushSecurity::Compatible(c),
     };
     let window = i64::from(state.settings.wechat.push_window_secs);
-    let checked = receive(token.secret(), security, &push_query, &body).and_then(|push| {
+    let checked = open_push(token.secret(), security, &push_query, &body).and_then(|plain| {
         let ts = check_timestamp(&push_query.timestamp, state.clock.now_ms() / 1000, window)?;
-        Ok((push, ts))
+        let push = wechat_card::events::parse_push(plain.as_bytes())?;
+        let message = wechat_message::incoming::parse(plain.as_bytes())?;
+        Ok((push, message, ts))
     });
-    let (push, timestamp) = match checked {
+    let (push, message, timestamp) = match checked {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "refused a push");
@@ -119,11 +122,23 @@ pub async fn receive_push(req: HttpRequest, body: web::Bytes, state: web::Data<A
         CardEvent::UserConsumeCard { user_card_code, .. } => repo::PushEffect::ConsumeCard {
             card_code: user_card_code,
         },
-        _ => repo::PushEffect::Nothing,
+        _ => match &message.kind {
+            // Follow to get a coupon: a campaign's code scanned by a new follower or a follower.
+            Kind::Event(Event::Subscribe { scene: Some(scene), .. }) | Kind::Event(Event::Scan { scene, .. }) => {
+                match crate::features::merchants::follow::campaign_of(scene) {
+                    Some(campaign_id) if !message.from_user_name.is_empty() => repo::PushEffect::FollowCoupon {
+                        campaign_id,
+                        openid: message.from_user_name.clone(),
+                    },
+                    _ => repo::PushEffect::Nothing,
+                }
+            }
+            _ => repo::PushEffect::Nothing,
+        },
     };
     let nonce = repo::PushNonce {
         timestamp,
-        nonce: push_query.nonce,
+        nonce: push_query.nonce.clone(),
         body_sha256: sha256_hex_bytes(&body),
     };
     let now = state.clock.now_ms();
@@ -136,6 +151,23 @@ pub async fn receive_push(req: HttpRequest, body: web::Bytes, state: web::Data<A
             tracing::info!(what, "applied a push");
             text(StatusCode::OK, "success")
         }
+        Ok(repo::PushApplied::Followed(outcome)) => {
+            tracing::info!(?outcome, "follow code scanned");
+            let reply = follow_reply(&state, &outcome);
+            let now_secs = state.clock.now_ms() / 1000;
+            let (to, from) = (&message.from_user_name, &message.to_user_name);
+            let encrypted = push_query
+                .encrypt_type
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("aes"));
+            let body = match state.push_crypto.as_ref() {
+                Some(crypto) if encrypted => reply.render_encrypted(crypto, to, from, now_secs, &push_query.nonce),
+                _ => reply.render(to, from, now_secs),
+            };
+            HttpResponse::Ok()
+                .content_type("application/xml; charset=utf-8")
+                .body(body)
+        }
         Ok(repo::PushApplied::Duplicate) => text(StatusCode::OK, "success"),
         Ok(repo::PushApplied::Replay) => {
             tracing::warn!("refused a push: its timestamp and nonce came before with another body");
@@ -145,6 +177,29 @@ pub async fn receive_push(req: HttpRequest, body: web::Bytes, state: web::Data<A
             // Nothing was committed: WeChat's re-send will be applied.
             tracing::error!(error = %e, "cannot apply a push");
             text(StatusCode::SERVICE_UNAVAILABLE, "try again")
+        }
+    }
+}
+
+/// The passive reply to a follow code's scan: a news message opening the coupon, or why there is none.
+fn follow_reply(state: &AppState, outcome: &repo::FollowOutcome) -> Reply {
+    let base = &state.public_base_url;
+    match outcome {
+        repo::FollowOutcome::Issued { code, title } => Reply::News(Article {
+            title: format!("领取成功 · {title}"),
+            description: "点此打开你的券，到店出示二维码核销 · Tap to open your coupon and show its QR code in store"
+                .into(),
+            pic_url: String::new(),
+            url: format!("{base}/c/{code}"),
+        }),
+        repo::FollowOutcome::Refused(redemption_core::IssueError::PerUserLimit) => Reply::text(format!(
+            "你已领取过这张券 · You already have this coupon: {base}/coupons/mine"
+        )),
+        repo::FollowOutcome::Refused(redemption_core::IssueError::SoldOut) => {
+            Reply::text("这张券已领完 · All of these coupons have been given out")
+        }
+        repo::FollowOutcome::Refused(redemption_core::IssueError::Ended) | repo::FollowOutcome::NoCampaign => {
+            Reply::text("活动已结束 · This offer has ended")
         }
     }
 }

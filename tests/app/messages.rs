@@ -1,0 +1,150 @@
+//! Official-account messages through the server: follow to get a coupon (关注领券) — a campaign's parametric QR
+//! code scanned by a new follower and by a follower, once per push however often WeChat (or a second instance)
+//! sees it, with the reply WeChat shows the user.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use wxkit_e2e::{DbKind, TEST_APP_ID, TestApp, eventually, spawn_app};
+
+on_both_backends!(following_a_campaigns_code_gives_one_coupon_and_a_news_reply);
+
+async fn sim_messages(app: &TestApp) -> Vec<Value> {
+    let v: Value = reqwest::get(format!("{}/_sim/messages", app.sim.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["messages"].as_array().unwrap().clone()
+}
+
+async fn following_a_campaigns_code_gives_one_coupon_and_a_news_reply(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    assert!(app.sim.handle().set_push(
+        TEST_APP_ID,
+        &format!("{}/wechat/push", app.address),
+        wxkit_e2e::TEST_PUSH_TOKEN,
+        Some(wxkit_e2e::TEST_AES_KEY)
+    ));
+    let shop = crate::coupons::shop(
+        &app,
+        json!({"title": "关注有礼", "value_fen": 500, "quantity": 10, "per_user_limit": 1}),
+    )
+    .await;
+    let id = shop.campaign_id;
+    // Bad input and unknown campaigns first.
+    let r = app
+        .admin(
+            Method::POST,
+            &format!("/api/v1/campaigns/{id}/follow-code"),
+            json!({"expire_secs": 5}),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let r = app
+        .admin(Method::POST, "/api/v1/campaigns/999999/follow-code", json!({}))
+        .await;
+    assert_eq!(r.status(), 404);
+    // A 7-day code for the campaign: its image at (simulated) WeChat, and when it expires.
+    let r = app
+        .admin(
+            Method::POST,
+            &format!("/api/v1/campaigns/{id}/follow-code"),
+            json!({"expire_secs": 604800}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let code: Value = r.json().await.unwrap();
+    assert!(code["expires_at"].is_string(), "{code}");
+    let qr_url = url::Url::parse(code["qr_url"].as_str().unwrap()).unwrap();
+    let image = app.http.get(qr_url.as_str()).send().await.unwrap();
+    assert_eq!(image.status(), 200);
+    assert_eq!(
+        wxkit_e2e::decode_qr(&image.bytes().await.unwrap()),
+        code["url"].as_str().unwrap()
+    );
+    let ticket = qr_url
+        .query_pairs()
+        .find(|(k, _)| k == "ticket")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    // A permanent code too (no expiry).
+    let r = app
+        .admin(Method::POST, &format!("/api/v1/campaigns/{id}/follow-code"), json!({}))
+        .await;
+    assert_eq!(r.status(), 201);
+    let permanent: Value = r.json().await.unwrap();
+    assert!(
+        permanent["expires_at"].is_null() && permanent["qr_url"].is_string(),
+        "{permanent}"
+    );
+
+    // A new follower scans: subscribe with the scene → one coupon, and a news reply that opens it.
+    assert_eq!(app.sim.handle().scan_qrcode(&ticket, "o-fan"), Ok("subscribe"));
+    eventually("the subscribe push answered", || {
+        app.sim
+            .handle()
+            .notifications()
+            .iter()
+            .filter(|n| n.kind == "push" && n.delivered)
+            .count()
+            == 1
+    })
+    .await;
+    let held = crate::pay::coupons_held(&app, id, "o-fan");
+    assert_eq!(held.len(), 1, "{held:?}");
+    let coupon = held[0].0.clone();
+    let replies = sim_messages(&app).await;
+    let reply = replies[0]["reply"].as_str().unwrap_or_else(|| panic!("{replies:?}"));
+    let f = wechat_core::xml::parse_push(reply.as_bytes()).unwrap();
+    assert_eq!((f["MsgType"].as_str(), f["ToUserName"].as_str()), ("news", "o-fan"));
+    assert!(f["Articles/item/Title"].contains("关注有礼"), "{reply}");
+    assert_eq!(f["Articles/item/Url"], format!("{}/c/{coupon}", app.address));
+
+    // WeChat resends the same push (its answer was slow), to this instance and to a second one on the same
+    // database: acknowledged, nothing more issued.
+    let first = app
+        .sim
+        .handle()
+        .notifications()
+        .into_iter()
+        .find(|n| n.kind == "push")
+        .unwrap();
+    let path_and_query = first.url.trim_start_matches(&app.address).to_owned();
+    let (second, _) = wxkit_e2e::start_server(&app.db.url, &app.sim).await;
+    for base in [app.address.clone(), second.clone()] {
+        let r = app
+            .http
+            .post(format!("{base}{path_and_query}"))
+            .body(first.body().to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), "success");
+    }
+    assert_eq!(crate::pay::coupons_held(&app, id, "o-fan").len(), 1);
+
+    // The follower scans again: SCAN → the per-user limit holds, and the reply says so.
+    assert_eq!(app.sim.handle().scan_qrcode(&ticket, "o-fan"), Ok("SCAN"));
+    eventually("the SCAN push answered", || {
+        app.sim
+            .handle()
+            .notifications()
+            .iter()
+            .filter(|n| n.kind == "push" && n.delivered)
+            .count()
+            == 2
+    })
+    .await;
+    assert_eq!(crate::pay::coupons_held(&app, id, "o-fan").len(), 1);
+    let replies = sim_messages(&app).await;
+    let reply = replies[1]["reply"].as_str().unwrap();
+    assert!(reply.contains("你已领取过这张券"), "{reply}");
+    // Another user gets their own.
+    assert_eq!(app.sim.handle().scan_qrcode(&ticket, "o-friend"), Ok("subscribe"));
+    eventually("the friend's coupon", || {
+        crate::pay::coupons_held(&app, id, "o-friend").len() == 1
+    })
+    .await;
+}
