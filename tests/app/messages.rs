@@ -148,3 +148,122 @@ async fn following_a_campaigns_code_gives_one_coupon_and_a_news_reply(kind: DbKi
     })
     .await;
 }
+
+/// `wxkit qrcode create` and `wxkit msg send-template` with the configured account (against the simulator), the
+/// token shared through the database.
+#[tokio::test]
+async fn the_cli_creates_codes_and_sends_template_messages() {
+    let sim = wxkit_e2e::spawn_sim().await;
+    let db = wxkit_e2e::TestDatabase::create(DbKind::Sqlite).unwrap();
+    let env = vec![
+        ("DATABASE_URL".to_owned(), db.url.clone()),
+        ("WXKIT__WECHAT__APP_ID".to_owned(), TEST_APP_ID.to_owned()),
+        (
+            "WXKIT__WECHAT__APP_SECRET".to_owned(),
+            wxkit_e2e::TEST_APP_SECRET.to_owned(),
+        ),
+        ("WXKIT__WECHAT__API_BASE_URL".to_owned(), sim.base_url()),
+        ("WXKIT__WECHAT__OPEN_BASE_URL".to_owned(), sim.base_url()),
+    ];
+    let cli = |args: Vec<&'static str>, env: Vec<(String, String)>| {
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new(wxkit_e2e::wxkit_bin())
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("RUST_LOG", "error")
+                .envs(env)
+                .current_dir(std::env::temp_dir())
+                .args(args)
+                .output()
+                .unwrap();
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+    };
+    let (code, _, stderr) = cli(vec!["migrate"], env.clone()).await.unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = cli(
+        vec!["qrcode", "create", "--scene", "fc7", "--expire", "600"],
+        env.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(v["qr_url"].as_str().unwrap().starts_with(&sim.base_url()), "{v}");
+    assert!(v["expires_at"].is_string());
+    let ticket = v["ticket"].as_str().unwrap();
+    assert_eq!(sim.handle().scan_qrcode(ticket, "o-cli"), Ok("subscribe"));
+    let (code, _, stderr) = cli(vec!["qrcode", "create", "--scene", "0"], env.clone())
+        .await
+        .unwrap();
+    assert_eq!(code, 2, "{stderr}");
+    let (code, _, stderr) = cli(
+        vec!["qrcode", "create", "--scene", "x"],
+        vec![("DATABASE_URL".into(), db.url.clone())],
+    )
+    .await
+    .unwrap();
+    assert_eq!((code, stderr.contains("wechat.app_id")), (2, true), "{stderr}");
+
+    sim.handle().add_template(TEST_APP_ID, "TPL-CLI", &["thing1", "time2"]);
+    let send = vec![
+        "msg",
+        "send-template",
+        "--to",
+        "o-cli",
+        "--template",
+        "TPL-CLI",
+        "--data",
+        "thing1=拿铁",
+        "--data",
+        "time2=10:00",
+        "--url",
+        "https://shop.example/c/A",
+    ];
+    let (code, _, stderr) = cli(send.clone(), env.clone()).await.unwrap();
+    assert_eq!(code, 0, "o-cli follows after the scan: {stderr}");
+    let (code, _, stderr) = cli(
+        vec![
+            "msg",
+            "send-template",
+            "--to",
+            "o-stranger",
+            "--template",
+            "TPL-CLI",
+            "--data",
+            "thing1=a",
+            "--data",
+            "time2=b",
+        ],
+        env.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((code, stderr.contains("NotFollowing")), (1, true), "{stderr}");
+    let (code, _, stderr) = cli(
+        vec![
+            "msg",
+            "send-template",
+            "--to",
+            "o-cli",
+            "--template",
+            "TPL-CLI",
+            "--data",
+            "oops",
+        ],
+        env,
+    )
+    .await
+    .unwrap();
+    assert_eq!((code, stderr.contains("KEY=VALUE")), (2, true), "{stderr}");
+    let sent = sim.handle().sent_messages();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].body["data"]["thing1"]["value"], "拿铁");
+    // One token for all of it: the CLI calls shared it through the database.
+    assert_eq!(sim.handle().calls("/cgi-bin/token"), 1);
+    sim.stop().await;
+}

@@ -235,3 +235,97 @@ async fn a_push_whose_answer_failed_is_resent_and_handled_once() {
     assert_eq!(calls.load(Ordering::SeqCst), 1, "handled once across three deliveries");
     sim.stop().await;
 }
+
+fn mp_tokens(sim: &SimServer) -> AccessTokenManager {
+    let core = WechatClient::with_default_transport()
+        .unwrap()
+        .with_endpoints(Endpoints::single(&sim.base_url()).unwrap());
+    AccessTokenManager::new(
+        core,
+        AppId::new(wxkit_testkit::TEST_MP_APP_ID),
+        AppSecret::new(wxkit_testkit::TEST_MP_APP_SECRET),
+        Arc::new(MemoryTokenStore::new()),
+    )
+}
+
+#[tokio::test]
+async fn template_subscribe_and_customer_service_messages_and_their_refusals() {
+    use wechat_message::send::{CustomMessage, Data, MessageClient, Refusal, SubscribeMessage, TemplateMessage};
+    let sim = spawn_sim().await;
+    let oa = MessageClient::new(tokens(&sim));
+    let mp = MessageClient::new(mp_tokens(&sim));
+    let data = || {
+        Data::new()
+            .with("thing1", "拿铁 · 核销成功")
+            .with("time2", "2026-11-27 10:00")
+    };
+    let template = |tpl: &str| {
+        TemplateMessage::new("o-fan", tpl, data())
+            .unwrap()
+            .url("https://shop.example/c/A")
+            .unwrap()
+    };
+
+    // Template messages: only to followers, only registered templates, only the template's keys.
+    sim.handle()
+        .add_template(TEST_APP_ID, "TPL-REDEEMED", &["thing1", "time2"]);
+    let e = oa.send_template(&template("TPL-REDEEMED")).await.unwrap_err();
+    assert_eq!(e.refusal(), Some(Refusal::NotFollowing), "{e}");
+    sim.handle().follow(TEST_APP_ID, "o-fan");
+    let e = oa.send_template(&template("TPL-NOPE")).await.unwrap_err();
+    assert_eq!(e.refusal(), Some(Refusal::TemplateInvalid), "{e}");
+    let wrong_keys = TemplateMessage::new("o-fan", "TPL-REDEEMED", Data::new().with("thing1", "x")).unwrap();
+    assert_eq!(
+        oa.send_template(&wrong_keys).await.unwrap_err().refusal(),
+        Some(Refusal::ArgumentInvalid)
+    );
+    let msgid = oa.send_template(&template("TPL-REDEEMED")).await.unwrap();
+    assert!(msgid > 0);
+
+    // Mini-program subscribe messages: one allowance, one message; then 43101.
+    sim.handle()
+        .add_template(wxkit_testkit::TEST_MP_APP_ID, "SUB-REDEEMED", &["thing1", "time2"]);
+    let sub = SubscribeMessage::new("o-mp", "SUB-REDEEMED", data())
+        .unwrap()
+        .page("pages/coupon/coupon");
+    assert_eq!(
+        mp.send_subscribe(&sub).await.unwrap_err().refusal(),
+        Some(Refusal::UserRefused)
+    );
+    sim.handle()
+        .allow_subscription(wxkit_testkit::TEST_MP_APP_ID, "o-mp", "SUB-REDEEMED", 1);
+    mp.send_subscribe(&sub).await.unwrap();
+    assert_eq!(
+        mp.send_subscribe(&sub).await.unwrap_err().refusal(),
+        Some(Refusal::UserRefused)
+    );
+    // The official account's subscribe notice (bizsend) follows the same rule.
+    sim.handle().add_template(TEST_APP_ID, "BIZ-1", &["thing1", "time2"]);
+    let biz = SubscribeMessage::new("o-fan", "BIZ-1", data()).unwrap();
+    assert_eq!(
+        oa.send_biz_subscribe(&biz).await.unwrap_err().refusal(),
+        Some(Refusal::UserRefused)
+    );
+    sim.handle().allow_subscription(TEST_APP_ID, "o-fan", "BIZ-1", 1);
+    oa.send_biz_subscribe(&biz).await.unwrap();
+
+    // Customer service: only within 48 h of the user's last message.
+    let custom = CustomMessage::Text("您的券已核销".into());
+    assert_eq!(
+        oa.send_custom("o-quiet", &custom).await.unwrap_err().refusal(),
+        Some(Refusal::ReplyWindowOver)
+    );
+    sim.handle().send_text(TEST_APP_ID, "o-talker", "hi");
+    oa.send_custom("o-talker", &custom).await.unwrap();
+    sim.handle().advance_clock(48 * 3600 + 1);
+    assert_eq!(
+        oa.send_custom("o-talker", &custom).await.unwrap_err().refusal(),
+        Some(Refusal::ReplyWindowOver)
+    );
+
+    let sent = sim.handle().sent_messages();
+    let kinds: Vec<&str> = sent.iter().map(|m| m.kind).collect();
+    assert_eq!(kinds, vec!["template", "subscribe", "bizsend", "custom"]);
+    assert_eq!(sent[0].body["data"]["thing1"]["value"], "拿铁 · 核销成功");
+    sim.stop().await;
+}

@@ -85,9 +85,12 @@ pub enum Command {
     /// WeChat Pay tools.
     #[command(subcommand)]
     Pay(PayCommand),
-    /// Official-account push message tools (safe mode).
+    /// Official-account messages: safe-mode push tools, and sending template messages with the configured account.
     #[command(subcommand)]
     Msg(MsgCommand),
+    /// The official account's parametric QR codes (with the configured account).
+    #[command(subcommand)]
+    Qrcode(QrcodeCommand),
     /// Merchants.
     #[command(subcommand)]
     Merchant(MerchantCommand),
@@ -835,6 +838,157 @@ pub enum MsgCommand {
         #[arg(value_name = "FILE|-")]
         input: Option<PathBuf>,
     },
+    /// Send a template message with the configured official account (wechat.app_id / app_secret; the access token
+    /// is shared with the server through the database). Prints WeChat's msgid; a refusal (43004 not following,
+    /// 40037 template, 47003 data…) exits 1 naming it.
+    SendTemplate {
+        /// The recipient's openid.
+        #[arg(long)]
+        to: String,
+        /// The template id.
+        #[arg(long)]
+        template: String,
+        /// A data field, `key=value`; repeat for each.
+        #[arg(long = "data", value_name = "KEY=VALUE", required = true)]
+        data: Vec<String>,
+        /// Where a tap goes.
+        #[arg(long)]
+        url: Option<String>,
+        /// WeChat's de-duplication id (the same id within 24 h is sent once).
+        #[arg(long = "client-msg-id")]
+        client_msg_id: Option<String>,
+    },
+}
+
+/// `wxkit qrcode ...`
+#[derive(Debug, Subcommand)]
+pub enum QrcodeCommand {
+    /// Create a parametric QR code (`qrcode/create`) for SCENE: temporary with --expire SECS (60 to 2592000), else
+    /// permanent. Prints `{scene, ticket, url, qr_url, expires_at}` as JSON; a scan sends the account `subscribe`
+    /// with `qrscene_SCENE` (new follower) or `SCAN` (follower).
+    Create {
+        /// The scene: digits for a numeric scene id, anything else (1-64 characters) as a scene string.
+        #[arg(long)]
+        scene: String,
+        /// Seconds the code stays valid; absent: permanent.
+        #[arg(long)]
+        expire: Option<u32>,
+    },
+}
+
+/// The configured official account's token manager, sharing the server's token through its database (a token of
+/// its own would end the server's five minutes later).
+async fn account_tokens(
+    config: Option<&std::path::Path>,
+) -> Result<(wechat_core::AccessTokenManager, Settings), CliError> {
+    let settings = Settings::load(config)?;
+    let (Some(app_id), Some(secret)) = (&settings.wechat.app_id, &settings.wechat.app_secret) else {
+        return Err(CliError::Config(ConfigError::Invalid {
+            key: "wechat.app_id",
+            message: "wechat.app_id and wechat.app_secret are needed to call WeChat".into(),
+        }));
+    };
+    let url = settings.database.url.clone();
+    let (pool_size, cache_kib) = (2, settings.database.sqlite_cache_kib);
+    let backend = db::Backend::from_url(&url)?;
+    if !backend.exists() {
+        return Err(CliError::Usage(format!(
+            "no database at {} (database.url): run `wxkit migrate` first — the access token is kept there",
+            backend.target()
+        )));
+    }
+    let (_, pool) = tokio::task::spawn_blocking(move || db::connect_and_migrate(&url, pool_size, cache_kib))
+        .await
+        .map_err(|e| CliError::Usage(e.to_string()))??;
+    let endpoints = wechat_core::Endpoints {
+        api_base_url: wechat_core::parse_base_url(&settings.wechat.api_base_url)
+            .map_err(|e| CliError::Usage(format!("wechat.api_base_url: {e}")))?,
+        open_base_url: wechat_core::parse_base_url(&settings.wechat.open_base_url)
+            .map_err(|e| CliError::Usage(format!("wechat.open_base_url: {e}")))?,
+    };
+    let client = wechat_core::WechatClient::with_default_transport()
+        .map_err(|e| CliError::Usage(e.to_string()))?
+        .with_endpoints(endpoints);
+    let tokens = wechat_core::AccessTokenManager::new(
+        client,
+        wechat_core::AppId::new(app_id.clone()),
+        secret.clone(),
+        std::sync::Arc::new(crate::db::token_store::DbTokenStore::new(pool)),
+    );
+    Ok((tokens, settings))
+}
+
+async fn send_template(config: Option<&std::path::Path>, command: MsgCommand) -> Result<(), CliError> {
+    use wechat_message::send::{Data, MessageClient, TemplateMessage};
+    let MsgCommand::SendTemplate {
+        to,
+        template,
+        data,
+        url,
+        client_msg_id,
+    } = command
+    else {
+        return Err(CliError::Usage("not a send command".into()));
+    };
+    let mut fields = Data::new();
+    for pair in &data {
+        let Some((k, v)) = pair.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+            return Err(CliError::Usage(format!("--data {pair:?} is not KEY=VALUE")));
+        };
+        fields = fields.with(k, v);
+    }
+    let mut message = TemplateMessage::new(&to, &template, fields).map_err(|e| CliError::Usage(e.to_string()))?;
+    if let Some(u) = &url {
+        message = message.url(u).map_err(|e| CliError::Usage(format!("--url: {e}")))?;
+    }
+    if let Some(id) = &client_msg_id {
+        message = message.client_msg_id(id);
+    }
+    let (tokens, _) = account_tokens(config).await?;
+    match MessageClient::new(tokens).send_template(&message).await {
+        Ok(msgid) => {
+            println!("{msgid}");
+            Ok(())
+        }
+        Err(e) => Err(CliError::Invalid(match e.refusal() {
+            Some(r) => format!("WeChat refused the message ({r:?}): {e}"),
+            None => format!("the message was not sent: {e}"),
+        })),
+    }
+}
+
+async fn qrcode_tool(config: Option<&std::path::Path>, command: QrcodeCommand) -> Result<(), CliError> {
+    use wechat_message::qrcode::{QrCodeClient, QrCodeRequest, Scene};
+    let QrcodeCommand::Create { scene, expire } = command;
+    let parsed = match scene.parse::<u32>() {
+        Ok(id) => Scene::Id(id),
+        Err(_) => Scene::Str(scene.clone()),
+    };
+    let request = match expire {
+        Some(secs) => QrCodeRequest::temporary(parsed, secs),
+        None => QrCodeRequest::permanent(parsed),
+    }
+    .map_err(|e| CliError::Usage(format!("--scene/--expire: {e}")))?;
+    let (tokens, settings) = account_tokens(config).await?;
+    let ticket = QrCodeClient::new(tokens)
+        .create(&request)
+        .await
+        .map_err(|e| CliError::Invalid(format!("WeChat did not create the code: {e}")))?;
+    let show = settings.wechat.mp_base_url.clone().unwrap_or_else(|| {
+        if settings.wechat.api_base_url.trim_end_matches('/') == "https://api.weixin.qq.com" {
+            wechat_message::qrcode::SHOW_BASE_URL.to_owned()
+        } else {
+            settings.wechat.api_base_url.clone()
+        }
+    });
+    let expires_at = ticket.expire_seconds.and_then(|s| {
+        chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + i64::try_from(s).unwrap_or(0), 0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    });
+    print_json(&serde_json::json!({
+        "scene": scene, "ticket": ticket.ticket, "url": ticket.url, "qr_url": ticket.image_url(&show),
+        "expires_at": expires_at,
+    }))
 }
 
 fn msg_tool(command: MsgCommand) -> Result<(), CliError> {
@@ -845,6 +999,9 @@ fn msg_tool(command: MsgCommand) -> Result<(), CliError> {
             .map_err(|e| CliError::Usage(format!("--aes-key: {e}")))
     };
     match command {
+        MsgCommand::SendTemplate { .. } => {
+            Err(CliError::Usage("this msg command is answered with the settings".into()))
+        }
         MsgCommand::Decrypt {
             keys,
             timestamp,
@@ -1731,7 +1888,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             pay_v3_certificates(&settings, cli.json).await
         }
         Command::Pay(command) => pay_tool(command),
+        Command::Msg(command @ MsgCommand::SendTemplate { .. }) => send_template(cli.config.as_deref(), command).await,
         Command::Msg(command) => msg_tool(command),
+        Command::Qrcode(command) => qrcode_tool(cli.config.as_deref(), command).await,
         Command::Coupon(CouponCommand::Redeem { code, token, server }) => {
             let settings = Settings::load(cli.config.as_deref())?;
             redeem_via_pos(&settings, server, &code, &token, cli.json).await

@@ -10,6 +10,8 @@
 //!   [`Router::dispatch_once`] handles a push once across WeChat's retries through a [`DedupeStore`];
 //! * [`Reply`]: passive replies (text, image, voice, video, music, news, transfer to customer service), rendered with
 //!   CDATA that cannot be broken out of, and encrypted for safe mode;
+//! * [`send`]: template messages, subscribe messages (mini program and official account) and customer-service
+//!   messages, with typed refusals (43101, 43004, 47003, 40037, 40003, 45015, 45047), never resent blindly;
 //! * [`qrcode`]: parametric QR codes (`qrcode/create`), temporary and permanent, whose scans arrive as scene events.
 //!
 //! Verifying the push (signature, safe-mode decryption, appid) is `wechat_core::push::open_push`; checking its
@@ -44,6 +46,7 @@ pub mod incoming;
 pub mod qrcode;
 pub mod reply;
 pub mod router;
+pub mod send;
 
 pub use dedupe::{DedupeStore, MemoryDedupeStore};
 pub use incoming::{Event, Incoming, Kind};

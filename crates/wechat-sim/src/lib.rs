@@ -32,7 +32,9 @@
 //! | `POST /_sim/js/add_card {appId, cardList}` | the stand-in's `wx.addCard`: each `cardExt` signature checked against the issued `wx_card` ticket, the card added for its openid, `user_get_card` pushed with its `outer_str` |
 //! | `POST /_sim/qrcode/scan {"ticket", "openid"}` | the user scans a parametric code (`qrcode/create`): `subscribe` with `qrscene_…` pushed for a new follower, `SCAN` for a follower (410 unknown or expired code) |
 //! | `POST /_sim/messages/send {"appid", "openid", "content"}` | the user sends a text message: a `text` push with a fresh MsgId |
-//! | `GET /_sim/messages?appid=` | every push with the reply the server gave (safe-mode replies decrypted after their `MsgSignature` is checked) |
+//! | `POST /_sim/templates {"appid", "template_id", "keys"}` | registers a template (its data keys) for template and subscribe messages (40037 otherwise) |
+//! | `POST /_sim/subscriptions {"appid", "openid", "template_id", "count"?}` | the user allows that many subscribe messages of the template (43101 without; one message uses one) |
+//! | `GET /_sim/messages?appid=` | every push with the reply the server gave (safe-mode replies decrypted after their `MsgSignature` is checked), and `sent`: every template, subscribe and customer-service message accepted |
 //! | `GET /_sim/wxa/open?appid&scene&page` | what a mini-program code opens: a page to play the phone (JSON with `Accept: application/json`) |
 //!
 //! ```no_run
@@ -60,6 +62,7 @@ mod pay;
 mod pay_v3;
 mod state;
 
+pub use oa::SentMessage;
 pub use pay::{NOTIFY_SCHEDULE, Notification, PayOrderError};
 pub use pay_v3::{
     PUBLIC_KEY_PEM, SANDBOX_MERCHANT_CERT, SANDBOX_MERCHANT_KEY, SANDBOX_MERCHANT_SERIAL, SigningMode, V3Error,

@@ -23,11 +23,37 @@ pub(crate) struct QrTicket {
     pub url: String,
 }
 
+/// A message the account sent (template, subscribe, customer service), as WeChat accepted it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SentMessage {
+    /// The sending app.
+    pub appid: String,
+    /// `template`, `subscribe`, `bizsend` or `custom`.
+    pub kind: &'static str,
+    /// The recipient.
+    pub touser: String,
+    /// The template, for template and subscribe messages.
+    pub template_id: Option<String>,
+    /// The request body as received.
+    pub body: Value,
+    /// WeChat's msgid.
+    pub msgid: i64,
+}
+
+/// How long after a user's last message or scan customer-service messages may be sent.
+const CUSTOM_WINDOW_SECS: i64 = 48 * 3600;
+
 /// Most permanent codes an account may hold (WeChat's cap).
 const MAX_PERMANENT: usize = 100_000;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/cgi-bin/qrcode/create", web::post().to(create))
+    cfg.route("/cgi-bin/message/template/send", web::post().to(send_template))
+        .route("/cgi-bin/message/subscribe/send", web::post().to(send_subscribe))
+        .route("/cgi-bin/message/subscribe/bizsend", web::post().to(send_subscribe))
+        .route("/cgi-bin/message/custom/send", web::post().to(send_custom))
+        .route("/_sim/templates", web::post().to(control_template))
+        .route("/_sim/subscriptions", web::post().to(control_subscription))
+        .route("/cgi-bin/qrcode/create", web::post().to(create))
         .route("/cgi-bin/showqrcode", web::get().to(show))
         .route("/_sim/qrcode/scan", web::post().to(control_scan))
         .route("/_sim/messages/send", web::post().to(control_send))
@@ -133,6 +159,7 @@ impl SimHandle {
             return Err("the code has expired".into());
         }
         let follower = !w.followers.insert((t.appid.clone(), openid.to_owned()));
+        w.interactions.insert((t.appid.clone(), openid.to_owned()), now);
         let mut f = Fields::new();
         let event = if follower {
             f.insert("Event".into(), "SCAN".into());
@@ -151,6 +178,8 @@ impl SimHandle {
     /// A user sends a text message to the account: a `text` push with a fresh `MsgId`. Returns the MsgId.
     pub fn send_text(&self, appid: &str, openid: &str, content: &str) -> String {
         let mut w = self.world();
+        let now = w.now();
+        w.interactions.insert((appid.to_owned(), openid.to_owned()), now);
         let msg_id = format!("{}", 23_000_000_000_000_000u64 + u64::from(rand::random::<u32>()));
         let mut f = Fields::new();
         f.insert("MsgType".into(), "text".into());
@@ -158,6 +187,36 @@ impl SimHandle {
         f.insert("MsgId".into(), msg_id.clone());
         queue_push(&mut w, appid, openid, f);
         msg_id
+    }
+
+    /// Registers a message template for an app with its data keys (`thing1`, `time2`…).
+    pub fn add_template(&self, appid: &str, template_id: &str, keys: &[&str]) {
+        self.world().templates.insert(
+            (appid.to_owned(), template_id.to_owned()),
+            keys.iter().map(|k| (*k).to_owned()).collect(),
+        );
+    }
+
+    /// The user allows `count` more subscribe messages of a template (what the subscribe popup grants).
+    pub fn allow_subscription(&self, appid: &str, openid: &str, template_id: &str, count: u32) {
+        *self
+            .world()
+            .subscriptions
+            .entry((appid.to_owned(), openid.to_owned(), template_id.to_owned()))
+            .or_insert(0) += count;
+    }
+
+    /// A user follows the account (without a code).
+    pub fn follow(&self, appid: &str, openid: &str) {
+        let mut w = self.world();
+        let now = w.now();
+        w.followers.insert((appid.to_owned(), openid.to_owned()));
+        w.interactions.insert((appid.to_owned(), openid.to_owned()), now);
+    }
+
+    /// Every message sent through the send APIs.
+    pub fn sent_messages(&self) -> Vec<SentMessage> {
+        self.world().sent.clone()
     }
 
     /// Whether a user follows the account (after a `subscribe` through a code).
@@ -254,5 +313,231 @@ async fn list_messages(q: web::Query<ListQuery>, sim: web::Data<SimHandle>) -> H
             }))
         })
         .collect();
-    HttpResponse::Ok().json(json!({"messages": items}))
+    HttpResponse::Ok().json(json!({"messages": items, "sent": sim.sent_messages()}))
+}
+
+fn authed(sim: &SimHandle, req: &HttpRequest) -> Result<String, HttpResponse> {
+    let q = query(req);
+    sim.world()
+        .check_token(q.get("access_token").map(String::as_str))
+        .map_err(|r| {
+            let (code, msg) = r.errcode();
+            wx_error(code, msg)
+        })
+}
+
+/// Checks a template / subscribe message's data against the template's keys: every key given, none unknown,
+/// values ≤ 200 characters (47003 otherwise).
+fn check_data(keys: &[String], data: Option<&Value>) -> Result<(), HttpResponse> {
+    let Some(Value::Object(data)) = data else {
+        return Err(wx_error(47003, "argument invalid! data is missing"));
+    };
+    for k in keys {
+        let value = data.get(k).and_then(|v| v.get("value")).and_then(Value::as_str);
+        match value {
+            Some(v) if v.chars().count() <= 200 => {}
+            Some(_) => return Err(wx_error(47003, &format!("argument invalid! data.{k}.value too long"))),
+            None => return Err(wx_error(47003, &format!("argument invalid! data.{k}.value is empty"))),
+        }
+    }
+    if let Some(extra) = data.keys().find(|k| !keys.contains(k)) {
+        return Err(wx_error(
+            47003,
+            &format!("argument invalid! data.{extra} is not in the template"),
+        ));
+    }
+    Ok(())
+}
+
+fn record(
+    sim: &SimHandle,
+    appid: &str,
+    kind: &'static str,
+    touser: &str,
+    template_id: Option<&str>,
+    body: Value,
+) -> i64 {
+    let mut w = sim.world();
+    let msgid = 2_000_000_000 + i64::try_from(w.sent.len()).unwrap_or(0);
+    w.sent.push(SentMessage {
+        appid: appid.to_owned(),
+        kind,
+        touser: touser.to_owned(),
+        template_id: template_id.map(str::to_owned),
+        body,
+        msgid,
+    });
+    msgid
+}
+
+async fn send_template(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
+    let appid = match authed(&sim, &req) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let Ok(b) = serde_json::from_slice::<Value>(&body) else {
+        return wx_error(47001, "data format error");
+    };
+    let s = |k: &str| b.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let (touser, template_id) = (s("touser"), s("template_id"));
+    if touser.is_empty() {
+        return wx_error(40003, "invalid openid");
+    }
+    let keys = {
+        let w = sim.world();
+        if !w.followers.contains(&(appid.clone(), touser.clone())) {
+            return wx_error(43004, "require subscribe");
+        }
+        match w.templates.get(&(appid.clone(), template_id.clone())) {
+            Some(k) => k.clone(),
+            None => return wx_error(40037, "invalid template_id"),
+        }
+    };
+    if let Err(r) = check_data(&keys, b.get("data")) {
+        return r;
+    }
+    if let Some(u) = b.get("url").and_then(Value::as_str)
+        && !(u.starts_with("http://") || u.starts_with("https://"))
+    {
+        return wx_error(47003, "argument invalid! url");
+    }
+    let msgid = record(&sim, &appid, "template", &touser, Some(&template_id), b.clone());
+    // How it ended, as WeChat reports it: a TEMPLATESENDJOBFINISH push.
+    let mut f = Fields::new();
+    f.insert("Event".into(), "TEMPLATESENDJOBFINISH".into());
+    f.insert("MsgID".into(), msgid.to_string());
+    f.insert("Status".into(), "success".into());
+    queue_push(&mut sim.world(), &appid, &touser, f);
+    HttpResponse::Ok().json(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}))
+}
+
+async fn send_subscribe(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
+    let appid = match authed(&sim, &req) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let biz = req.path().ends_with("/bizsend");
+    let Ok(b) = serde_json::from_slice::<Value>(&body) else {
+        return wx_error(47001, "data format error");
+    };
+    let s = |k: &str| b.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let (touser, template_id) = (s("touser"), s("template_id"));
+    if touser.is_empty() {
+        return wx_error(40003, "invalid openid");
+    }
+    let Some(keys) = sim
+        .world()
+        .templates
+        .get(&(appid.clone(), template_id.clone()))
+        .cloned()
+    else {
+        return wx_error(40037, "invalid template id");
+    };
+    if let Err(r) = check_data(&keys, b.get("data")) {
+        return r;
+    }
+    if let Some(state) = b.get("miniprogram_state").and_then(Value::as_str)
+        && !matches!(state, "developer" | "trial" | "formal")
+    {
+        return wx_error(47003, "argument invalid! miniprogram_state");
+    }
+    {
+        let mut w = sim.world();
+        let allowance = w
+            .subscriptions
+            .entry((appid.clone(), touser.clone(), template_id.clone()))
+            .or_insert(0);
+        if *allowance == 0 {
+            return wx_error(43101, "user refuse to accept the msg");
+        }
+        // One allowance, one message.
+        *allowance -= 1;
+    }
+    record(
+        &sim,
+        &appid,
+        if biz { "bizsend" } else { "subscribe" },
+        &touser,
+        Some(&template_id),
+        b.clone(),
+    );
+    HttpResponse::Ok().json(json!({"errcode": 0, "errmsg": "ok"}))
+}
+
+async fn send_custom(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
+    let appid = match authed(&sim, &req) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let Ok(b) = serde_json::from_slice::<Value>(&body) else {
+        return wx_error(47001, "data format error");
+    };
+    let touser = b.get("touser").and_then(Value::as_str).unwrap_or("").to_owned();
+    if touser.is_empty() {
+        return wx_error(40003, "invalid openid");
+    }
+    let msgtype = b.get("msgtype").and_then(Value::as_str).unwrap_or("");
+    if !matches!(
+        msgtype,
+        "text" | "image" | "voice" | "video" | "music" | "news" | "link" | "miniprogrampage"
+    ) {
+        return wx_error(40008, "invalid message type");
+    }
+    if b.get(msgtype).is_none() {
+        return wx_error(47003, "argument invalid! the message body is missing");
+    }
+    {
+        let w = sim.world();
+        let now = w.now();
+        let recent = w
+            .interactions
+            .get(&(appid.clone(), touser.clone()))
+            .is_some_and(|at| now - at < CUSTOM_WINDOW_SECS);
+        if !recent {
+            return wx_error(45015, "response out of time limit or subscription is canceled");
+        }
+    }
+    record(&sim, &appid, "custom", &touser, None, b.clone());
+    HttpResponse::Ok().json(json!({"errcode": 0, "errmsg": "ok"}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplateSetup {
+    appid: String,
+    template_id: String,
+    keys: Vec<String>,
+}
+
+async fn control_template(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
+    let Ok(t) = serde_json::from_slice::<TemplateSetup>(&body) else {
+        return bad_request(
+            "invalid_json",
+            "expected {\"appid\", \"template_id\", \"keys\": [\"thing1\", ...]}",
+        );
+    };
+    let keys: Vec<&str> = t.keys.iter().map(String::as_str).collect();
+    sim.add_template(&t.appid, &t.template_id, &keys);
+    HttpResponse::NoContent().finish()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscriptionSetup {
+    appid: String,
+    openid: String,
+    template_id: String,
+    #[serde(default)]
+    count: Option<u32>,
+}
+
+async fn control_subscription(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
+    let Ok(t) = serde_json::from_slice::<SubscriptionSetup>(&body) else {
+        return bad_request(
+            "invalid_json",
+            "expected {\"appid\", \"openid\", \"template_id\", \"count\"?}",
+        );
+    };
+    sim.allow_subscription(&t.appid, &t.openid, &t.template_id, t.count.unwrap_or(1));
+    HttpResponse::NoContent().finish()
 }

@@ -180,6 +180,11 @@ pub(crate) struct World {
     pub v3_errors: Vec<crate::pay_v3::V3Error>,
     pub qr_tickets: HashMap<String, crate::oa::QrTicket>,
     pub followers: std::collections::HashSet<(String, String)>,
+    /// Last message or scan per (appid, openid): the customer-service window.
+    pub interactions: HashMap<(String, String), i64>,
+    pub templates: HashMap<(String, String), Vec<String>>,
+    pub subscriptions: HashMap<(String, String, String), u32>,
+    pub sent: Vec<crate::oa::SentMessage>,
     pub cards: HashMap<String, crate::cards::SimCard>,
     pub codes: HashMap<String, crate::cards::SimCode>,
     pub encrypt_codes: HashMap<String, String>,
@@ -530,6 +535,9 @@ impl SimHandle {
         w.v3_errors.clear();
         w.qr_tickets.clear();
         w.followers.clear();
+        w.interactions.clear();
+        w.subscriptions.clear();
+        w.sent.clear();
         w.cards.clear();
         w.codes.clear();
         w.encrypt_codes.clear();
