@@ -329,3 +329,43 @@ async fn template_subscribe_and_customer_service_messages_and_their_refusals() {
     assert_eq!(sent[0].body["data"]["thing1"]["value"], "拿铁 · 核销成功");
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn a_media_check_verdict_arrives_as_a_routed_event() {
+    let sim = spawn_sim().await;
+    let verdicts = Arc::new(Mutex::new(Vec::new()));
+    let v = verdicts.clone();
+    let router = Router::new().on_event("wxa_media_check", move |m: Incoming| {
+        let v = v.clone();
+        async move {
+            if let wechat_message::Kind::Event(wechat_message::Event::MediaCheck { trace_id, suggest, .. }) = m.kind {
+                v.lock().unwrap().push((trace_id, suggest));
+            }
+            Ok(None)
+        }
+    });
+    let url = start_server(router, true, 0).await;
+    assert!(sim.handle().set_push(TEST_APP_ID, &url, TOKEN, Some(AES_KEY)));
+    let mp = wechat_oauth::miniprogram::MiniProgramClient::new(
+        WechatClient::with_default_transport()
+            .unwrap()
+            .with_endpoints(Endpoints::single(&sim.base_url()).unwrap()),
+        AppId::new(TEST_APP_ID),
+        AppSecret::new(TEST_APP_SECRET),
+        tokens(&sim),
+    );
+    let who = wechat_core::OpenId::new("o-poster");
+    let risky = mp
+        .media_check_async("https://shop.example/risky.png", 1, &who, 1)
+        .await
+        .unwrap();
+    let fine = mp
+        .media_check_async("https://shop.example/latte.png", 1, &who, 1)
+        .await
+        .unwrap();
+    eventually("both verdicts", || verdicts.lock().unwrap().len() == 2).await;
+    let got = verdicts.lock().unwrap().clone();
+    assert!(got.contains(&(risky, "risky".to_owned())), "{got:?}");
+    assert!(got.contains(&(fine, "pass".to_owned())), "{got:?}");
+    sim.stop().await;
+}

@@ -526,3 +526,77 @@ async fn jssdk_config_is_signed_with_the_cached_ticket() {
     assert!(json.get("appId").is_some() && json.get("nonceStr").is_some());
     assert!(wechat_oauth::jssdk::config(&tokens, "ftp://x", now).await.is_err());
 }
+
+#[tokio::test]
+async fn every_code_type_is_an_image_and_links_and_schemes_are_issued() {
+    use wechat_oauth::miniprogram::EnvVersion;
+    let sim = spawn_sim().await;
+    let mp = mini(&sim);
+    let unlimited = mp
+        .unlimited_code(&WxaCodeRequest::new("c=42").unwrap().check_path(false))
+        .await
+        .unwrap();
+    let path = mp.path_code("pages/coupon/coupon?code=ABCD", Some(430)).await.unwrap();
+    let square = mp.qr_code("pages/coupon/coupon?code=ABCD", None).await.unwrap();
+    for (name, code) in [
+        ("unlimited", &unlimited),
+        ("getwxacode", &path),
+        ("createwxaqrcode", &square),
+    ] {
+        assert!(code.bytes.starts_with(b"\x89PNG"), "{name} is a PNG");
+        assert!(
+            decode_qr(&code.bytes).contains("/_sim/wxa/open?appid="),
+            "{name} opens the mini program"
+        );
+    }
+    assert!(decode_qr(&path.bytes).contains("path=pages%2Fcoupon%2Fcoupon%3Fcode%3DABCD"));
+    // Bad paths are refused before WeChat hears of them; WeChat's own refusals are typed.
+    assert!(mp.path_code("/pages/x", None).await.is_err());
+    assert!(mp.qr_code("", None).await.is_err());
+    assert!(mp.path_code("pages/x", Some(100)).await.is_err());
+    let link = mp
+        .url_link("pages/coupon/coupon", "code=ABCD", EnvVersion::Release, 30)
+        .await
+        .unwrap();
+    assert!(link.starts_with("https://wxaurl.cn/"), "{link}");
+    assert!(mp.url_link("pages/c", "", EnvVersion::Release, 31).await.is_err());
+    let scheme = mp
+        .scheme(
+            "pages/coupon/coupon",
+            "code=ABCD",
+            EnvVersion::Trial,
+            Some(1_900_000_000),
+        )
+        .await
+        .unwrap();
+    assert!(scheme.starts_with("weixin://dl/business/?t="), "{scheme}");
+    assert!(mp.scheme("/pages/c", "", EnvVersion::Release, None).await.is_err());
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn content_checks_pass_review_and_flag_risky_content() {
+    use wechat_oauth::miniprogram::Suggest;
+    let sim = spawn_sim().await;
+    let mp = mini(&sim);
+    let who = OpenId::new("o-writer");
+    let pass = mp.msg_sec_check("今天的拿铁很好喝", &who, 2).await.unwrap();
+    assert_eq!(pass.suggest, Suggest::Pass);
+    let risky = mp
+        .msg_sec_check(&format!("来玩{}", wechat_sim::RISKY_WORDS[0]), &who, 2)
+        .await
+        .unwrap();
+    assert_eq!((risky.suggest, risky.label), (Suggest::Risky, 20001));
+    let review = mp.msg_sec_check(wechat_sim::REVIEW_WORDS[1], &who, 3).await.unwrap();
+    assert_eq!(review.suggest, Suggest::Review);
+    assert!(mp.msg_sec_check("x", &who, 9).await.is_err());
+    assert!(mp.msg_sec_check("", &who, 1).await.is_err());
+    // An image check is asynchronous: a trace id now, the verdict pushed later (see the messages tests).
+    let trace = mp
+        .media_check_async("https://shop.example/risky.png", 1, &who, 1)
+        .await
+        .unwrap();
+    assert_eq!(trace.len(), 24);
+    assert!(mp.media_check_async("ftp://x", 1, &who, 1).await.is_err());
+    sim.stop().await;
+}

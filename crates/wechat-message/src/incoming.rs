@@ -184,13 +184,17 @@ impl Incoming {
         if let Some(id) = self.fields.get("MsgId").filter(|v| !v.is_empty()) {
             return format!("msg:{id}");
         }
+        // WeChat's rule is FromUserName + CreateTime; the fields that tell two events of one second apart (a card
+        // code, a content check's trace id, a template message's id) are added so that neither is lost.
         format!(
-            "event:{}:{}:{}:{}:{}",
+            "event:{}:{}:{}:{}:{}{}{}",
             self.from_user_name,
             self.create_time,
             get("Event"),
             get("EventKey"),
-            get("UserCardCode")
+            get("UserCardCode"),
+            get("trace_id"),
+            get("MsgID")
         )
     }
 

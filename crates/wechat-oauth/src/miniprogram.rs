@@ -462,13 +462,29 @@ impl MiniProgramClient {
     /// retried once if WeChat rejects it).
     pub async fn unlimited_code(&self, request: &WxaCodeRequest) -> Result<WxaCode> {
         let body = serde_json::to_vec(request).map_err(|e| invalid(e.to_string()))?;
+        self.image_call("/wxa/getwxacodeunlimit", body).await
+    }
+
+    /// A code for a page path with its query (`getwxacode`). It shares WeChat's lifetime cap of 100,000 codes per
+    /// mini program with [`qr_code`](Self::qr_code) (45029 after that): prefer [`unlimited_code`](Self::unlimited_code)
+    /// for per-user codes.
+    pub async fn path_code(&self, path: &str, width: Option<u32>) -> Result<WxaCode> {
+        let body = path_code_body(path, width)?;
+        self.image_call("/wxa/getwxacode", body).await
+    }
+
+    /// A square QR code for a page path (`createwxaqrcode`), under the same cap as [`path_code`](Self::path_code).
+    pub async fn qr_code(&self, path: &str, width: Option<u32>) -> Result<WxaCode> {
+        let body = path_code_body(path, width)?;
+        self.image_call("/cgi-bin/wxaapp/createwxaqrcode", body).await
+    }
+
+    async fn image_call(&self, path: &'static str, body: Vec<u8>) -> Result<WxaCode> {
         self.tokens
             .call(|token| {
                 let body = body.clone();
                 async move {
-                    let url = self
-                        .client
-                        .api_url("/wxa/getwxacodeunlimit", &[("access_token", token.secret())]);
+                    let url = self.client.api_url(path, &[("access_token", token.secret())]);
                     let http_request = http::Request::post(url.as_str())
                         .header(http::header::CONTENT_TYPE, "application/json")
                         .body(body)
@@ -489,6 +505,155 @@ impl MiniProgramClient {
             })
             .await?
     }
+
+    async fn post<T: serde::de::DeserializeOwned>(&self, path: &'static str, body: &serde_json::Value) -> Result<T> {
+        let client = &self.client;
+        Ok(self
+            .tokens
+            .call(|token| async move { client.post_json(path, &[("access_token", token.secret())], body).await })
+            .await?)
+    }
+
+    /// A URL Link (`generate_urllink`) that opens `path?query` from outside WeChat, valid `expire_days` (1–30).
+    pub async fn url_link(&self, path: &str, query: &str, env: EnvVersion, expire_days: u32) -> Result<String> {
+        check_page(path)?;
+        if !(1..=30).contains(&expire_days) {
+            return Err(invalid("a URL Link lasts 1 to 30 days"));
+        }
+        #[derive(serde::Deserialize)]
+        struct Out {
+            url_link: String,
+        }
+        let body = serde_json::json!({"path": path, "query": query, "env_version": env,
+            "expire_type": 1, "expire_interval": expire_days});
+        Ok(self.post::<Out>("/wxa/generate_urllink", &body).await?.url_link)
+    }
+
+    /// A URL Scheme (`generatescheme`, `weixin://dl/business/?t=…`) that opens `path?query`; it expires at
+    /// `expire_time` (Unix seconds) when given.
+    pub async fn scheme(&self, path: &str, query: &str, env: EnvVersion, expire_time: Option<i64>) -> Result<String> {
+        check_page(path)?;
+        #[derive(serde::Deserialize)]
+        struct Out {
+            openlink: String,
+        }
+        let mut body = serde_json::json!({"jump_wxa": {"path": path, "query": query, "env_version": env}});
+        if let Some(t) = expire_time {
+            body["is_expire"] = true.into();
+            body["expire_time"] = t.into();
+        }
+        Ok(self.post::<Out>("/wxa/generatescheme", &body).await?.openlink)
+    }
+
+    /// Content security v2 for a text a user wrote (`msg_sec_check`): `scene` 1 profile, 2 comment, 3 forum, 4
+    /// social log.
+    pub async fn msg_sec_check(&self, content: &str, openid: &OpenId, scene: u8) -> Result<SecCheck> {
+        if content.is_empty() {
+            return Err(invalid("content must not be empty"));
+        }
+        if !(1..=4).contains(&scene) {
+            return Err(invalid("scene is 1 to 4"));
+        }
+        #[derive(serde::Deserialize)]
+        struct Verdict {
+            suggest: String,
+            #[serde(default)]
+            label: i64,
+        }
+        #[derive(serde::Deserialize)]
+        struct Out {
+            result: Verdict,
+            #[serde(default)]
+            trace_id: String,
+        }
+        let body = serde_json::json!({"content": content, "version": 2, "scene": scene, "openid": openid.as_str()});
+        let out: Out = self.post("/wxa/msg_sec_check", &body).await?;
+        Ok(SecCheck {
+            suggest: Suggest::parse(&out.result.suggest),
+            label: out.result.label,
+            trace_id: out.trace_id,
+        })
+    }
+
+    /// Content security v2 for an image (`media_type` 1) or audio (2) at `media_url` (`media_check_async`): returns
+    /// the trace id; the verdict arrives as the `wxa_media_check` push event with it.
+    pub async fn media_check_async(
+        &self,
+        media_url: &str,
+        media_type: u8,
+        openid: &OpenId,
+        scene: u8,
+    ) -> Result<String> {
+        if !(media_url.starts_with("https://") || media_url.starts_with("http://")) {
+            return Err(invalid("media_url must be http(s)"));
+        }
+        if !matches!(media_type, 1 | 2) || !(1..=4).contains(&scene) {
+            return Err(invalid("media_type is 1 (image) or 2 (audio); scene 1 to 4"));
+        }
+        #[derive(serde::Deserialize)]
+        struct Out {
+            trace_id: String,
+        }
+        let body = serde_json::json!({"media_url": media_url, "media_type": media_type, "version": 2,
+            "scene": scene, "openid": openid.as_str()});
+        Ok(self.post::<Out>("/wxa/media_check_async", &body).await?.trace_id)
+    }
+}
+
+/// A page path as the link APIs take it: no leading `/`, no query (that goes apart), ≤ 1,024 bytes.
+fn check_page(path: &str) -> Result<()> {
+    if path.starts_with('/') || path.contains('?') || path.len() > 1024 {
+        return Err(invalid("path is a page like pages/index/index: no leading /, no query"));
+    }
+    Ok(())
+}
+
+fn path_code_body(path: &str, width: Option<u32>) -> Result<Vec<u8>> {
+    if path.is_empty() || path.len() > 128 || path.starts_with('/') {
+        return Err(invalid("path must be 1 to 128 bytes, without a leading /"));
+    }
+    let mut body = serde_json::json!({"path": path});
+    if let Some(w) = width {
+        if !(280..=1280).contains(&w) {
+            return Err(invalid("width must be 280 to 1280"));
+        }
+        body["width"] = w.into();
+    }
+    serde_json::to_vec(&body).map_err(|e| invalid(e.to_string()))
+}
+
+/// A content check's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Suggest {
+    /// Nothing found.
+    Pass,
+    /// A person should look.
+    Review,
+    /// Do not publish.
+    Risky,
+}
+
+impl Suggest {
+    fn parse(s: &str) -> Self {
+        match s {
+            "pass" => Suggest::Pass,
+            "review" => Suggest::Review,
+            // Anything unknown is treated as the cautious answer.
+            _ => Suggest::Risky,
+        }
+    }
+}
+
+/// `msg_sec_check`'s answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecCheck {
+    /// The verdict.
+    pub suggest: Suggest,
+    /// WeChat's label (100 normal, 20001 politics, 20002 porn…).
+    pub label: i64,
+    /// The trace id.
+    pub trace_id: String,
 }
 
 #[cfg(test)]

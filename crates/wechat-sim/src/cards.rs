@@ -11,6 +11,9 @@ use serde_json::{Value, json};
 use wechat_core::push::MessageCrypto;
 use wechat_core::xml::{self, Fields};
 
+/// A field of [`queue_push`] that carries raw XML to place inside the push as is (nested elements).
+pub(crate) const RAW_XML_FIELD: &str = "__raw_xml";
+
 /// Where an app's server pushes go.
 #[derive(Clone, Debug)]
 pub(crate) struct PushConfig {
@@ -451,7 +454,14 @@ pub(crate) fn queue_push(w: &mut World, appid: &str, openid: &str, mut fields: F
     );
     fields.insert("CreateTime".into(), now.to_string());
     fields.entry("MsgType".into()).or_insert_with(|| "event".into());
-    let plain = xml::to_xml(&fields);
+    // Nested elements (a few events have them) ride as raw XML the simulator wrote itself.
+    let raw = fields.remove(RAW_XML_FIELD);
+    let mut plain = xml::to_xml(&fields);
+    if let Some(raw) = raw
+        && let Some(end) = plain.rfind("</xml>")
+    {
+        plain.insert_str(end, &raw);
+    }
     let timestamp = now.to_string();
     let nonce = format!("{}", rand::random::<u32>());
     let signature = wechat_core::push::server_signature(&cfg.token, &timestamp, &nonce);

@@ -61,6 +61,7 @@ mod oauth;
 mod pay;
 mod pay_v3;
 mod state;
+mod wxa;
 
 pub use oa::SentMessage;
 pub use pay::{NOTIFY_SCHEDULE, Notification, PayOrderError};
@@ -69,6 +70,7 @@ pub use pay_v3::{
     V3MerchantInfo, public_key_id,
 };
 pub use state::{Fault, SimHandle, SimUser, TOKEN_OVERLAP_SECS, TOKEN_TTL_SECS};
+pub use wxa::{CODE_CAP, REVIEW_WORDS, RISKY_WORDS};
 
 use actix_web::body::BoxBody;
 use actix_web::dev::{Service, ServiceResponse};
@@ -88,6 +90,7 @@ pub fn configure(handle: SimHandle) -> impl FnOnce(&mut web::ServiceConfig) {
         cashier::configure(cfg);
         cards::configure(cfg);
         oa::configure(cfg);
+        wxa::configure(cfg);
         control::configure(cfg);
         cfg.default_service(web::to(|| async {
             HttpResponse::NotFound().json(serde_json::json!({

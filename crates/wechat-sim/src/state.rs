@@ -185,6 +185,8 @@ pub(crate) struct World {
     pub templates: HashMap<(String, String), Vec<String>>,
     pub subscriptions: HashMap<(String, String, String), u32>,
     pub sent: Vec<crate::oa::SentMessage>,
+    /// `getwxacode` + `createwxaqrcode` codes made per mini program (WeChat caps them for life).
+    pub wxa_codes_made: HashMap<String, u64>,
     pub cards: HashMap<String, crate::cards::SimCard>,
     pub codes: HashMap<String, crate::cards::SimCode>,
     pub encrypt_codes: HashMap<String, String>,

@@ -103,7 +103,7 @@ pub async fn receive_push(req: HttpRequest, body: web::Bytes, state: web::Data<A
     if push_query.nonce.is_empty() || push_query.nonce.len() > MAX_NONCE {
         return text(StatusCode::BAD_REQUEST, "invalid nonce");
     }
-    let key = push.dedupe_key();
+    let key = message.dedupe_key();
     if key.len() > MAX_DEDUPE_KEY {
         return text(StatusCode::BAD_REQUEST, "push fields too long");
     }
