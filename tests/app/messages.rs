@@ -267,3 +267,116 @@ async fn the_cli_creates_codes_and_sends_template_messages() {
     assert_eq!(sim.handle().calls("/cgi-bin/token"), 1);
     sim.stop().await;
 }
+
+on_both_backends!(a_redeemed_coupon_tells_its_owner_and_a_refusal_never_touches_the_redemption);
+
+async fn redeem(app: &TestApp, staff_token: &str, code: &str) -> Value {
+    let r = app
+        .http
+        .post(format!("{}/api/v1/redemptions", app.address))
+        .bearer_auth(staff_token)
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+async fn outbox(app: &TestApp, status: &str) -> Vec<Value> {
+    let (_, v) = crate::coupons::json(
+        app.admin(
+            Method::GET,
+            &format!("/api/v1/admin/outbox?status={status}"),
+            Value::Null,
+        )
+        .await,
+    )
+    .await;
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn a_redeemed_coupon_tells_its_owner_and_a_refusal_never_touches_the_redemption(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let shop = crate::coupons::shop(&app, json!({"title": "拿铁券", "value_fen": 1800})).await;
+    let id = shop.campaign_id;
+    let path = format!("/api/v1/campaigns/{id}/redeemed-message");
+    // Bad settings are refused with the reason; none set yet is a 404.
+    assert_eq!(app.admin(Method::GET, &path, Value::Null).await.status(), 404);
+    for bad in [
+        json!({"template_id": "TPL", "fields": {"thing1": "{nope}"}}),
+        json!({"template_id": "TPL", "fields": {}}),
+        json!({"template_id": "T P L", "fields": {"thing1": "x"}}),
+        json!({"template_id": "TPL", "fields": {"thing1": "{title"}}),
+    ] {
+        assert_eq!(app.admin(Method::PUT, &path, bad.clone()).await.status(), 400, "{bad}");
+    }
+    let message = json!({"template_id": "TPL-REDEEMED", "fields": {
+        "thing1": "{title} · 核销成功", "amount2": "{value}", "time3": "{redeemed_at}", "character_string4": "{code_tail}"}});
+    assert_eq!(
+        app.admin(
+            Method::PUT,
+            "/api/v1/campaigns/999999/redeemed-message",
+            message.clone()
+        )
+        .await
+        .status(),
+        404
+    );
+    assert_eq!(app.admin(Method::PUT, &path, message.clone()).await.status(), 200);
+    let (s, got) = crate::coupons::json(app.admin(Method::GET, &path, Value::Null).await).await;
+    assert_eq!((s.as_u16(), &got["fields"]), (200, &message["fields"]));
+    app.sim.handle().add_template(
+        TEST_APP_ID,
+        "TPL-REDEEMED",
+        &["thing1", "amount2", "time3", "character_string4"],
+    );
+
+    // A follower's coupon: redeemed, and they are told.
+    app.sim.handle().follow(TEST_APP_ID, "o-owner");
+    let (_, c) = crate::coupons::issue(&app, id, Some("o-owner")).await;
+    let code = c["code"].as_str().unwrap().to_owned();
+    let r = redeem(&app, &shop.staff_token, &code).await;
+    assert_eq!(r["coupon"]["status"], "redeemed", "{r}");
+    eventually("the template message", || !app.sim.handle().sent_messages().is_empty()).await;
+    let sent = app.sim.handle().sent_messages();
+    let m = &sent[0];
+    assert_eq!((m.kind, m.touser.as_str()), ("template", "o-owner"));
+    assert_eq!(m.body["data"]["thing1"]["value"], "拿铁券 · 核销成功");
+    assert_eq!(m.body["data"]["amount2"]["value"], "¥18");
+    assert_eq!(m.body["data"]["character_string4"]["value"], &code[code.len() - 4..]);
+    assert_eq!(m.body["url"], format!("{}/c/{code}", app.address));
+    assert!(m.body["client_msg_id"].as_str().unwrap().starts_with("redeemed-"));
+
+    // Someone who does not follow: WeChat refuses (43004); the redemption stands, the item waits for an operator.
+    let (_, c) = crate::coupons::issue(&app, id, Some("o-stranger")).await;
+    let r = redeem(&app, &shop.staff_token, c["code"].as_str().unwrap()).await;
+    assert_eq!(r["coupon"]["status"], "redeemed", "{r}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let failed = outbox(&app, "failed").await;
+        if let Some(item) = failed.iter().find(|i| i["kind"] == "redeemed_message") {
+            assert!(item["last_error"].as_str().unwrap_or("").contains("43004"), "{item}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no failed item: {failed:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // A coupon without an owner has no one to tell; after DELETE, nobody is told.
+    let (_, c) = crate::coupons::issue(&app, id, None).await;
+    redeem(&app, &shop.staff_token, c["code"].as_str().unwrap()).await;
+    assert_eq!(app.admin(Method::DELETE, &path, Value::Null).await.status(), 204);
+    let (_, c) = crate::coupons::issue(&app, id, Some("o-owner")).await;
+    redeem(&app, &shop.staff_token, c["code"].as_str().unwrap()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.sim.handle().sent_messages().len(), 1);
+    let mut queued = 0;
+    for status in ["pending", "done", "failed"] {
+        queued += outbox(&app, status)
+            .await
+            .iter()
+            .filter(|i| i["kind"] == "redeemed_message")
+            .count();
+    }
+    assert_eq!(queued, 2, "one message per owned coupon while the campaign had one");
+}

@@ -574,7 +574,11 @@ impl Application {
         );
         let outbox = crate::features::outbox::Outbox::start(
             pool.clone(),
-            cards.clone(),
+            crate::features::outbox::worker::Targets {
+                cards: cards.clone(),
+                messages: wechat_message::send::MessageClient::new(tokens.clone()),
+                public_base_url: public_base_url.clone(),
+            },
             settings.outbox.options(),
             clock.clone(),
         );

@@ -179,6 +179,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The message a campaign's customers get when their coupon is redeemed.
+    campaign_messages (campaign_id) {
+        campaign_id -> BigInt,
+        template_id -> Text,
+        fields -> Text,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::joinable!(coupons -> campaigns (campaign_id));
 diesel::joinable!(redemptions -> coupons (coupon_id));
 diesel::joinable!(redemptions -> staff (staff_id));

@@ -53,6 +53,7 @@ fn ops() -> Vec<Op> {
     use crate::features::coupons::admin_routes::VoidBody;
     use crate::features::coupons::routes::RedeemBody;
     use crate::features::merchants::follow::FollowCodeBody;
+    use crate::features::merchants::messages::RedeemedMessageBody;
     use crate::features::merchants::routes::{CampaignRequest, EndBody, IssueBody, NewMerchant, NewStaff};
     use crate::features::miniprogram::routes::{CodeBody, ProfileBody};
     use crate::features::pay::routes::{CreateBody as OrderBody, RefundBody};
@@ -286,6 +287,36 @@ fn ops() -> Vec<Op> {
                 (502, "wechat_refused"),
                 (503, "wechat_unavailable"),
             ],
+        },
+        Op {
+            method: "put",
+            path: "/api/v1/campaigns/{id}/redeemed-message",
+            summary: "Send the customer a template message when their coupon is redeemed (核销成功)",
+            auth: Auth::Admin,
+            params: &[("id", "path", "integer", "campaign id")],
+            body: Some(schema::<RedeemedMessageBody>),
+            ok: (200, "application/json"),
+            errors: &[(400, "invalid_field, invalid_json"), (404, "not_found")],
+        },
+        Op {
+            method: "get",
+            path: "/api/v1/campaigns/{id}/redeemed-message",
+            summary: "The campaign's redemption message",
+            auth: Auth::Admin,
+            params: &[("id", "path", "integer", "campaign id")],
+            body: None,
+            ok: (200, "application/json"),
+            errors: &[(404, "not_found")],
+        },
+        Op {
+            method: "delete",
+            path: "/api/v1/campaigns/{id}/redeemed-message",
+            summary: "Stop sending the redemption message",
+            auth: Auth::Admin,
+            params: &[("id", "path", "integer", "campaign id")],
+            body: None,
+            ok: (204, ""),
+            errors: &[(404, "not_found")],
         },
         Op {
             method: "post",

@@ -174,7 +174,8 @@ j AS (SELECT DISTINCT ON (c.id) c.id, c.ord, c.presented, s.id AS staff_id \
 upd AS (UPDATE coupons SET status = 'redeemed', redeemed_at = p.now, redeemed_by = j.staff_id, \
                version = coupons.version + 1 \
         FROM j CROSS JOIN p WHERE coupons.id = j.id AND coupons.status = 'issued' \
-        RETURNING coupons.id, coupons.campaign_id, coupons.wechat_card_code, j.ord, j.staff_id, j.presented, p.now), \
+        RETURNING coupons.id, coupons.campaign_id, coupons.wechat_card_code, coupons.owner_openid, j.ord, j.staff_id, \
+                  j.presented, p.now), \
 red AS (INSERT INTO redemptions (coupon_id, staff_id, channel, created_at) \
         SELECT id, staff_id, 'pos', now FROM upd), \
 ob AS (INSERT INTO outbox (kind, dedupe_key, coupon_id, payload, status, attempts, next_attempt_at, lease_until, \
@@ -185,6 +186,13 @@ ob AS (INSERT INTO outbox (kind, dedupe_key, coupon_id, payload, status, attempt
        FROM upd JOIN campaigns k ON k.id = upd.campaign_id \
        WHERE k.wechat_card_id IS NOT NULL AND upd.wechat_card_code IS NOT NULL \
        ON CONFLICT (dedupe_key) DO NOTHING), \
+obm AS (INSERT INTO outbox (kind, dedupe_key, coupon_id, payload, status, attempts, next_attempt_at, lease_until, \
+                            created_at, updated_at) \
+        SELECT 'redeemed_message', 'redeemed_message:' || upd.id, upd.id, json_build_object('coupon_id', upd.id)::text, \
+               'pending', 0, upd.now, 0, upd.now, upd.now \
+        FROM upd JOIN campaign_messages m ON m.campaign_id = upd.campaign_id \
+        WHERE upd.owner_openid IS NOT NULL \
+        ON CONFLICT (dedupe_key) DO NOTHING), \
 aud AS (INSERT INTO audit_log (action, coupon_code, coupon_id, staff_id, outcome, channel, created_at) \
         SELECT 'redeem', presented, id, staff_id, 'redeemed', 'pos', now FROM upd) \
 SELECT req.ord, s.id AS s_id, s.merchant_id AS s_merchant_id, s.openid AS s_openid, s.name AS s_name, \

@@ -249,6 +249,8 @@ impl RedemptionStore for DbRedemptionStore<'_> {
                     )?;
                 }
             }
+            // A campaign that tells its customers: the message is rendered now and queued in this transaction.
+            crate::features::merchants::messages::queue_redeemed_message(conn, coupon.0, now)?;
             Ok(true)
         })
     }
@@ -311,7 +313,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for RedeemWrite<'_> {
             "::text AS outcome), \
              upd AS (UPDATE coupons SET status = 'redeemed', redeemed_at = p.now, redeemed_by = p.staff_id, \
                      version = coupons.version + 1 FROM p WHERE coupons.id = p.coupon_id AND coupons.status = 'issued' \
-                     RETURNING coupons.id, coupons.campaign_id, coupons.wechat_card_code), \
+                     RETURNING coupons.id, coupons.campaign_id, coupons.wechat_card_code, coupons.owner_openid), \
              red AS (INSERT INTO redemptions (coupon_id, staff_id, channel, created_at) \
                      SELECT upd.id, p.staff_id, p.channel, p.now FROM upd CROSS JOIN p RETURNING coupon_id), \
              ob AS (INSERT INTO outbox (kind, dedupe_key, coupon_id, payload, status, attempts, next_attempt_at, \
@@ -321,7 +323,14 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for RedeemWrite<'_> {
                            'pending', 0, p.now, 0, p.now, p.now \
                     FROM upd JOIN campaigns k ON k.id = upd.campaign_id CROSS JOIN p \
                     WHERE p.channel <> 'wechat' AND k.wechat_card_id IS NOT NULL AND upd.wechat_card_code IS NOT NULL \
-                    ON CONFLICT (dedupe_key) DO NOTHING) \
+                    ON CONFLICT (dedupe_key) DO NOTHING), \
+             obm AS (INSERT INTO outbox (kind, dedupe_key, coupon_id, payload, status, attempts, next_attempt_at, \
+                                         lease_until, created_at, updated_at) \
+                     SELECT 'redeemed_message', 'redeemed_message:' || upd.id, upd.id, \
+                            json_build_object('coupon_id', upd.id)::text, 'pending', 0, p.now, 0, p.now, p.now \
+                     FROM upd JOIN campaign_messages m ON m.campaign_id = upd.campaign_id CROSS JOIN p \
+                     WHERE upd.owner_openid IS NOT NULL \
+                     ON CONFLICT (dedupe_key) DO NOTHING) \
              INSERT INTO audit_log (action, coupon_code, coupon_id, staff_id, outcome, channel, created_at) \
              SELECT 'redeem', p.code, red.coupon_id, p.staff_id, p.outcome, p.channel, p.now FROM red CROSS JOIN p",
         );

@@ -2,6 +2,7 @@
 
 pub mod card;
 pub mod follow;
+pub mod messages;
 pub mod repo;
 pub mod routes;
 pub mod service;

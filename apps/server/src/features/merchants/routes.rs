@@ -67,6 +67,12 @@ pub fn api(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/campaigns/{id}/follow-code").route(web::post().to(super::follow::create)))
     .service(
+        web::resource("/campaigns/{id}/redeemed-message")
+            .route(web::put().to(super::messages::put))
+            .route(web::get().to(super::messages::get))
+            .route(web::delete().to(super::messages::delete)),
+    )
+    .service(
         web::resource("/campaigns/{id}/wechat-card")
             .app_data(web::PayloadConfig::new(super::card::MAX_BODY))
             .route(web::post().to(super::card::attach)),

@@ -9,6 +9,8 @@ use serde::Serialize;
 
 /// Consume a card code on WeChat after our coupon was redeemed.
 pub const KIND_CARD_CONSUME: &str = "card_consume";
+/// A "核销成功" message to the customer whose coupon was redeemed.
+pub const KIND_REDEEMED_MESSAGE: &str = "redeemed_message";
 
 /// An outbox row.
 #[derive(Clone, Debug, Queryable, Serialize)]
@@ -52,6 +54,13 @@ pub struct CardConsume {
     pub code: String,
 }
 
+/// The payload of a `redeemed_message` item: the coupon; the message is rendered from it when delivered.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct RedeemedMessage {
+    /// The redeemed coupon.
+    pub coupon_id: i64,
+}
+
 /// Queues a card consume for a redeemed coupon. Call it inside the redemption's transaction. A second call for the
 /// same coupon changes nothing.
 pub fn enqueue_card_consume(
@@ -60,10 +69,30 @@ pub fn enqueue_card_consume(
     item: &CardConsume,
     now: i64,
 ) -> Result<(), DbError> {
+    enqueue(conn, KIND_CARD_CONSUME, coupon_id, item, now)
+}
+
+/// Queues the "核销成功" message of a redeemed coupon, inside the redemption's transaction (once per coupon).
+pub fn enqueue_redeemed_message(
+    conn: &mut DbConnection,
+    coupon_id: i64,
+    item: &RedeemedMessage,
+    now: i64,
+) -> Result<(), DbError> {
+    enqueue(conn, KIND_REDEEMED_MESSAGE, coupon_id, item, now)
+}
+
+fn enqueue(
+    conn: &mut DbConnection,
+    kind: &'static str,
+    coupon_id: i64,
+    item: &impl Serialize,
+    now: i64,
+) -> Result<(), DbError> {
     let payload = serde_json::to_string(item).map_err(|e| DbError::Task(e.to_string()))?;
     let row = (
-        outbox::kind.eq(KIND_CARD_CONSUME),
-        outbox::dedupe_key.eq(format!("{KIND_CARD_CONSUME}:{coupon_id}")),
+        outbox::kind.eq(kind),
+        outbox::dedupe_key.eq(format!("{kind}:{coupon_id}")),
         outbox::coupon_id.eq(Some(coupon_id)),
         outbox::payload.eq(payload),
         outbox::status.eq("pending"),

@@ -59,18 +59,13 @@ pub struct Outbox {
 
 impl Outbox {
     /// Starts the worker on the current tokio runtime.
-    pub fn start(
-        pool: DbPool,
-        cards: wechat_card::CardClient,
-        options: OutboxOptions,
-        clock: Arc<dyn wechat_core::Clock>,
-    ) -> Outbox {
+    pub fn start(pool: DbPool, targets: Targets, options: OutboxOptions, clock: Arc<dyn wechat_core::Clock>) -> Outbox {
         let outbox = Outbox {
             wake: Arc::new(Notify::new()),
             counters: Arc::new(OutboxCounters::default()),
         };
         let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
-        tokio::spawn(run(pool, cards, options, owner, outbox.clone(), clock));
+        tokio::spawn(run(pool, targets, options, owner, outbox.clone(), clock));
         outbox
     }
 
@@ -87,7 +82,7 @@ impl Outbox {
 
 async fn run(
     pool: DbPool,
-    cards: wechat_card::CardClient,
+    targets: Targets,
     options: OutboxOptions,
     owner: String,
     outbox: Outbox,
@@ -116,7 +111,7 @@ async fn run(
             continue;
         }
         for item in items {
-            let result = deliver(&cards, &item, &options, clock.now_ms()).await;
+            let result = deliver(&pool, &targets, &item, &options, clock.now_ms()).await;
             match &result {
                 Settle::Done => {
                     outbox.counters.delivered.fetch_add(1, Ordering::Relaxed);
@@ -152,10 +147,37 @@ pub fn backoff(options: &OutboxOptions, attempts: i32) -> Duration {
     options.retry_base.saturating_mul(1u32 << exp).min(options.retry_max)
 }
 
-async fn deliver(cards: &wechat_card::CardClient, item: &OutboxRow, options: &OutboxOptions, now: i64) -> Settle {
+/// Where the outbox delivers: the card API, the message API, and the server's address (for links in messages).
+#[derive(Clone, Debug)]
+pub struct Targets {
+    /// Card consumes.
+    pub cards: wechat_card::CardClient,
+    /// Messages to customers.
+    pub messages: wechat_message::send::MessageClient,
+    /// `server.public_base_url`.
+    pub public_base_url: String,
+}
+
+async fn deliver(pool: &DbPool, targets: &Targets, item: &OutboxRow, options: &OutboxOptions, now: i64) -> Settle {
     let outcome = match item.kind.as_str() {
         repo::KIND_CARD_CONSUME => match serde_json::from_str::<CardConsume>(&item.payload) {
-            Ok(c) => classify(cards.consume_code(&c.code, Some(&c.card_id)).await.map(|_| ())),
+            Ok(c) => classify(targets.cards.consume_code(&c.code, Some(&c.card_id)).await.map(|_| ())),
+            Err(e) => Err((true, format!("unreadable payload: {e}"))),
+        },
+        repo::KIND_REDEEMED_MESSAGE => match serde_json::from_str::<repo::RedeemedMessage>(&item.payload) {
+            Ok(m) => {
+                let coupon_id = m.coupon_id;
+                match db::blocking(pool, move |conn| {
+                    crate::features::merchants::messages::render_redeemed(conn, coupon_id)
+                })
+                .await
+                {
+                    Ok(Some(rendered)) => send_redeemed(targets, &rendered).await,
+                    // No owner, or the campaign's message was removed since: nothing owed.
+                    Ok(None) => Ok(()),
+                    Err(e) => Err((false, e.to_string())),
+                }
+            }
             Err(e) => Err((true, format!("unreadable payload: {e}"))),
         },
         other => Err((true, format!("unknown outbox kind {other:?}"))),
@@ -196,6 +218,30 @@ fn classify(result: Result<(), wechat_card::Error>) -> Result<(), (bool, String)
                         | wechat_core::Error::Decode { .. }
                         | wechat_core::Error::HttpStatus { .. }
                 );
+            Err((!retry, e.to_string()))
+        }
+        Err(e) => Err((true, e.to_string())),
+    }
+}
+
+/// The "核销成功" template message. Retrying is safe: `client_msg_id` makes WeChat send one message per coupon
+/// however often it is asked (within 24 h). A refusal (not following, template or data invalid) is final: the
+/// redemption stands, and the item is left failed for an operator.
+async fn send_redeemed(
+    targets: &Targets,
+    m: &crate::features::merchants::messages::Rendered,
+) -> Result<(), (bool, String)> {
+    use wechat_message::send::{Data, TemplateMessage};
+    let data = m.data.iter().fold(Data::new(), |d, (k, v)| d.with(k, v.clone()));
+    let message = TemplateMessage::new(&m.touser, &m.template_id, data)
+        .and_then(|t| t.url(&format!("{}/c/{}", targets.public_base_url, m.coupon_code)))
+        .map(|t| t.client_msg_id(&m.client_msg_id))
+        .map_err(|e| (true, e.to_string()))?;
+    match targets.messages.send_template(&message).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.refusal().is_some() => Err((true, e.to_string())),
+        Err(wechat_message::send::Error::Wechat(e)) => {
+            let retry = e.is_transient() || e.is_token_invalid() || e.errcode().is_none();
             Err((!retry, e.to_string()))
         }
         Err(e) => Err((true, e.to_string())),
