@@ -380,3 +380,48 @@ async fn a_redeemed_coupon_tells_its_owner_and_a_refusal_never_touches_the_redem
     }
     assert_eq!(queued, 2, "one message per owned coupon while the campaign had one");
 }
+
+on_both_backends!(a_text_message_is_answered_with_the_way_to_the_customers_coupons);
+
+async fn a_text_message_is_answered_with_the_way_to_the_customers_coupons(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    assert!(app.sim.handle().set_push(
+        TEST_APP_ID,
+        &format!("{}/wechat/push", app.address),
+        wxkit_e2e::TEST_PUSH_TOKEN,
+        Some(wxkit_e2e::TEST_AES_KEY)
+    ));
+    app.sim.handle().send_text(TEST_APP_ID, "o-writer", "我的券在哪");
+    eventually("the answer", || {
+        app.sim
+            .handle()
+            .notifications()
+            .iter()
+            .any(|n| n.kind == "push" && n.delivered)
+    })
+    .await;
+    let replies = sim_messages(&app).await;
+    let reply = replies[0]["reply"].as_str().unwrap_or_else(|| panic!("{replies:?}"));
+    let f = wechat_core::xml::parse_push(reply.as_bytes()).unwrap();
+    assert_eq!((f["MsgType"].as_str(), f["ToUserName"].as_str()), ("text", "o-writer"));
+    assert!(
+        f["Content"].ends_with(&format!("{}/coupons/mine", app.address)),
+        "{reply}"
+    );
+    // The same message resent: acknowledged once, no second reply to show twice.
+    let first = app
+        .sim
+        .handle()
+        .notifications()
+        .into_iter()
+        .find(|n| n.kind == "push")
+        .unwrap();
+    let r = app
+        .http
+        .post(format!("{}{}", app.address, first.url.trim_start_matches(&app.address)))
+        .body(first.body().to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "success");
+}

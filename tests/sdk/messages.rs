@@ -196,6 +196,20 @@ async fn a_parametric_code_is_created_shown_and_scanned_into_scene_routes() {
             "{reply}"
         );
     }
+    // What the code opens in the simulator: a page to scan as a chosen user (a phone in the sandbox uses it).
+    let page = reqwest::get(&ticket.url).await.unwrap().text().await.unwrap();
+    assert!(page.contains("id=\"scan\"") && page.contains("c42"), "{page}");
+    let done = reqwest::Client::new()
+        .post(format!("{}/_sim/qrcode/scan/page", sim.base_url()))
+        .form(&[("ticket", ticket.ticket.as_str()), ("openid", "o-phone")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(done.contains("data-event=\"subscribe\""), "{done}");
+    eventually("the phone's subscribe push", || scans.lock().unwrap().len() == 3).await;
     // An expired code scans to nothing.
     sim.handle().advance_clock(3601);
     assert!(sim.handle().scan_qrcode(&ticket.ticket, "o-late").is_err());

@@ -56,6 +56,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/cgi-bin/qrcode/create", web::post().to(create))
         .route("/cgi-bin/showqrcode", web::get().to(show))
         .route("/_sim/qrcode/scan", web::post().to(control_scan))
+        .route("/_sim/qrcode/open", web::get().to(scan_page))
+        .route("/_sim/qrcode/scan/page", web::post().to(scan_from_page))
         .route("/_sim/messages/send", web::post().to(control_send))
         .route("/_sim/messages", web::get().to(list_messages));
 }
@@ -105,7 +107,10 @@ async fn create(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -
         return wx_error(45029, "permanent QR code limit reached");
     }
     let ticket = format!("gQ{}", random_string(62));
-    let url = format!("http://weixin.qq.com/q/{}", random_string(22));
+    // WeChat's codes encode http://weixin.qq.com/q/…; the simulator's open its "scan as" page, so that a phone (or a
+    // browser test) can play the scanning user.
+    let conn = req.connection_info();
+    let url = format!("{}://{}/_sim/qrcode/open?ticket={ticket}", conn.scheme(), conn.host());
     let now = w.now();
     w.qr_tickets.insert(
         ticket.clone(),
@@ -222,6 +227,51 @@ impl SimHandle {
     /// Whether a user follows the account (after a `subscribe` through a code).
     pub fn follows(&self, appid: &str, openid: &str) -> bool {
         self.world().followers.contains(&(appid.to_owned(), openid.to_owned()))
+    }
+}
+
+#[derive(askama::Template)]
+#[template(path = "sim_qrcode_scan.html")]
+struct ScanPage<'a> {
+    title: &'a str,
+    scene: &'a str,
+    ticket: &'a str,
+    suggested: String,
+}
+
+/// `GET /_sim/qrcode/open?ticket=`: what scanning the code shows in the simulator — pick the scanning user.
+async fn scan_page(req: HttpRequest, sim: web::Data<SimHandle>) -> HttpResponse {
+    let q = query(&req);
+    let ticket = q.get("ticket").cloned().unwrap_or_default();
+    let Some(t) = sim.world().qr_tickets.get(&ticket).cloned() else {
+        return crate::oauth::error_page(-1, "二维码已失效 · this code is not known");
+    };
+    crate::oauth::render(&ScanPage {
+        title: "扫码 · Scan",
+        scene: &t.scene,
+        ticket: &ticket,
+        suggested: format!("o{}", random_string(27)),
+    })
+}
+
+#[derive(Deserialize)]
+struct ScanForm {
+    ticket: String,
+    openid: String,
+}
+
+async fn scan_from_page(form: web::Form<ScanForm>, sim: web::Data<SimHandle>) -> HttpResponse {
+    let openid = form.openid.trim();
+    if openid.is_empty() || openid.len() > 64 {
+        return crate::oauth::error_page(-1, "openid 无效 · give the scanning user's openid");
+    }
+    match sim.scan_qrcode(&form.ticket, openid) {
+        Ok(event) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
+            "<!doctype html><meta charset=utf-8><meta name=viewport content=\"width=device-width\"><title>已扫码</title>\
+             <h2 id=\"done\" data-event=\"{event}\">已扫码 · Scanned ({event})</h2>\
+             <p>公众号会收到事件并回复 · The account received the event and replies in the chat.</p>"
+        )),
+        Err(e) => crate::oauth::error_page(-1, &format!("扫码失败 · {e}")),
     }
 }
 

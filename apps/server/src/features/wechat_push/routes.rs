@@ -149,24 +149,15 @@ pub async fn receive_push(req: HttpRequest, body: web::Bytes, state: web::Data<A
     match applied {
         Ok(repo::PushApplied::Applied(what)) => {
             tracing::info!(what, "applied a push");
-            text(StatusCode::OK, "success")
+            match &message.kind {
+                // A customer writing to the account gets the way to their coupons.
+                Kind::Text { .. } => passive_reply(&state, &push_query, &message, &text_reply(&state)),
+                _ => text(StatusCode::OK, "success"),
+            }
         }
         Ok(repo::PushApplied::Followed(outcome)) => {
             tracing::info!(?outcome, "follow code scanned");
-            let reply = follow_reply(&state, &outcome);
-            let now_secs = state.clock.now_ms() / 1000;
-            let (to, from) = (&message.from_user_name, &message.to_user_name);
-            let encrypted = push_query
-                .encrypt_type
-                .as_deref()
-                .is_some_and(|t| t.eq_ignore_ascii_case("aes"));
-            let body = match state.push_crypto.as_ref() {
-                Some(crypto) if encrypted => reply.render_encrypted(crypto, to, from, now_secs, &push_query.nonce),
-                _ => reply.render(to, from, now_secs),
-            };
-            HttpResponse::Ok()
-                .content_type("application/xml; charset=utf-8")
-                .body(body)
+            passive_reply(&state, &push_query, &message, &follow_reply(&state, &outcome))
         }
         Ok(repo::PushApplied::Duplicate) => text(StatusCode::OK, "success"),
         Ok(repo::PushApplied::Replay) => {
@@ -179,6 +170,36 @@ pub async fn receive_push(req: HttpRequest, body: web::Bytes, state: web::Data<A
             text(StatusCode::SERVICE_UNAVAILABLE, "try again")
         }
     }
+}
+
+/// Answers a push with a passive reply: to the user who wrote, from our account, encrypted when the push was.
+fn passive_reply(
+    state: &AppState,
+    query: &PushQuery,
+    message: &wechat_message::Incoming,
+    reply: &Reply,
+) -> HttpResponse {
+    let now_secs = state.clock.now_ms() / 1000;
+    let (to, from) = (&message.from_user_name, &message.to_user_name);
+    let encrypted = query
+        .encrypt_type
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("aes"));
+    let body = match state.push_crypto.as_ref() {
+        Some(crypto) if encrypted => reply.render_encrypted(crypto, to, from, now_secs, &query.nonce),
+        _ => reply.render(to, from, now_secs),
+    };
+    HttpResponse::Ok()
+        .content_type("application/xml; charset=utf-8")
+        .body(body)
+}
+
+/// The answer to a text message: where the customer's coupons are.
+fn text_reply(state: &AppState) -> Reply {
+    Reply::text(format!(
+        "你的优惠券都在这里 · Your coupons: {}/coupons/mine",
+        state.public_base_url
+    ))
 }
 
 /// The passive reply to a follow code's scan: a news message opening the coupon, or why there is none.
