@@ -600,3 +600,77 @@ async fn content_checks_pass_review_and_flag_risky_content() {
     assert!(mp.media_check_async("ftp://x", 1, &who, 1).await.is_err());
     sim.stop().await;
 }
+
+/// The open platform's website login (`qrconnect`, snsapi_login) with a website app's own appid and secret.
+#[tokio::test]
+async fn website_qr_login_through_qrconnect() {
+    const WEB_APP: &str = "wxweb00000000001";
+    const WEB_SECRET: &str = "web-app-secret-0123456789abcdef0";
+    let sim = spawn_sim().await;
+    sim.handle().add_app(WEB_APP, WEB_SECRET);
+    let website = OAuthClient::new(core(&sim), AppId::new(WEB_APP), AppSecret::new(WEB_SECRET));
+    let back = "https://shop.example/auth/qrconnect/callback";
+    let url = website.qrconnect_url(back, Some("s1")).unwrap();
+    assert!(
+        url.contains("/connect/qrconnect?") && url.contains("scope=snsapi_login") && url.ends_with("#wechat_redirect")
+    );
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http.get(url.trim_end_matches("#wechat_redirect")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("snsapi_login"));
+    // The person scans and confirms (as a new user here); WeChat sends the browser back with a code.
+    let confirm = http
+        .post(format!("{}/connect/oauth2/authorize/confirm", sim.base_url()))
+        .form(&[
+            ("appid", WEB_APP),
+            ("redirect_uri", back),
+            ("scope", "snsapi_login"),
+            ("state", "s1"),
+            ("nickname", "网站用户"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirm.status(), 302);
+    let location = url::Url::parse(confirm.headers()["location"].to_str().unwrap()).unwrap();
+    let q: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+    assert_eq!(q["state"], "s1");
+    let token = website.exchange_code(&q["code"]).await.unwrap();
+    assert!(token.has_userinfo_scope(), "a website login may read the profile");
+    let info = website
+        .user_info(&token.access_token, &token.openid, Lang::ZhCn)
+        .await
+        .unwrap();
+    assert_eq!(info.nickname, "网站用户");
+    // Each scope on its own page: snsapi_login is not an in-WeChat scope, and the website page takes no other.
+    let wrong = http
+        .get(format!(
+            "{}/connect/oauth2/authorize?appid={WEB_APP}&redirect_uri={}&response_type=code&scope=snsapi_login",
+            sim.base_url(),
+            wechat_oauth::web::percent_encode(back)
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(wrong.contains("10005"), "{wrong}");
+    let wrong = http
+        .get(format!(
+            "{}/connect/qrconnect?appid={WEB_APP}&redirect_uri={}&response_type=code&scope=snsapi_base",
+            sim.base_url(),
+            wechat_oauth::web::percent_encode(back)
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(wrong.contains("10005"), "{wrong}");
+    sim.stop().await;
+}

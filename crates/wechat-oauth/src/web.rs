@@ -33,6 +33,27 @@ impl Scope {
     }
 }
 
+/// The scope of the open platform's website login (`qrconnect`).
+pub const QRCONNECT_SCOPE: &str = "snsapi_login";
+
+/// The website QR login page of the open platform (PC sites, outside WeChat): the page shows a code the user scans
+/// with WeChat, then WeChat sends the browser to `redirect_uri?code=…&state=…`; exchange the code with
+/// [`OAuthClient::exchange_code`] built with the **website app's** appid and secret.
+///
+/// ```
+/// use wechat_oauth::web::qrconnect_url;
+/// let open = url::Url::parse("https://open.weixin.qq.com").unwrap();
+/// let url = qrconnect_url(&open, &"wxweb123".into(), "https://shop.example/auth/qrconnect/callback", Some("s1")).unwrap();
+/// assert_eq!(url, "https://open.weixin.qq.com/connect/qrconnect?appid=wxweb123&redirect_uri=https%3A%2F%2Fshop.example%2Fauth%2Fqrconnect%2Fcallback&response_type=code&scope=snsapi_login&state=s1#wechat_redirect");
+/// ```
+pub fn qrconnect_url(open_base_url: &Url, app_id: &AppId, redirect_uri: &str, state: Option<&str>) -> Result<String> {
+    // The same checks and format as the in-WeChat authorize URL, on the qrconnect page with snsapi_login.
+    let url = authorize_url(open_base_url, app_id, redirect_uri, Scope::Base, state)?;
+    Ok(url
+        .replacen("/connect/oauth2/authorize?", "/connect/qrconnect?", 1)
+        .replacen("&scope=snsapi_base", &format!("&scope={QRCONNECT_SCOPE}"), 1))
+}
+
 /// Percent-encodes everything but RFC 3986 unreserved characters, as WeChat expects `redirect_uri`.
 pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
@@ -126,7 +147,10 @@ pub struct WebAccessToken {
 impl WebAccessToken {
     /// Whether the granted scopes include `snsapi_userinfo`.
     pub fn has_userinfo_scope(&self) -> bool {
-        self.scope.split(',').any(|s| s.trim() == Scope::UserInfo.as_str())
+        // A website login (snsapi_login) may read the profile too.
+        self.scope
+            .split(',')
+            .any(|s| s.trim() == Scope::UserInfo.as_str() || s.trim() == QRCONNECT_SCOPE)
     }
 }
 
@@ -261,6 +285,16 @@ impl OAuthClient {
             &self.app_id,
             redirect_uri,
             scope,
+            state,
+        )
+    }
+
+    /// The website QR login page for this (website) app: see [`qrconnect_url`].
+    pub fn qrconnect_url(&self, redirect_uri: &str, state: Option<&str>) -> Result<String> {
+        qrconnect_url(
+            &self.client.endpoints().open_base_url,
+            &self.app_id,
+            redirect_uri,
             state,
         )
     }

@@ -20,6 +20,7 @@ const LOGINS_PER_MINUTE: usize = 100;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/connect/oauth2/authorize", web::get().to(authorize_page))
+        .route("/connect/qrconnect", web::get().to(qrconnect_page))
         .route("/connect/oauth2/authorize/confirm", web::post().to(authorize_confirm))
         .route("/sns/oauth2/access_token", web::get().to(exchange_code))
         .route("/sns/oauth2/refresh_token", web::get().to(refresh_token))
@@ -122,9 +123,12 @@ fn check_authorize(sim: &SimHandle, q: &HashMap<String, String>) -> Result<Autho
     if q.get("response_type").map(String::as_str) != Some("code") {
         return Err(error_page(10010, "response_type 参数错误"));
     }
+    // The website login's scope belongs to the qrconnect page (and its confirm), the others to the in-WeChat page.
+    let qrconnect = q.get("qrconnect").is_some_and(|v| v == "1");
     let scope = match q.get("scope").map(String::as_str) {
         None | Some("") => return Err(error_page(10010, "scope 不能为空")),
-        Some(s @ ("snsapi_base" | "snsapi_userinfo")) => s.to_owned(),
+        Some("snsapi_login") if qrconnect => "snsapi_login".to_owned(),
+        Some(s @ ("snsapi_base" | "snsapi_userinfo")) if !qrconnect => s.to_owned(),
         Some(_) => return Err(error_page(10005, "此公众号并没有这些 scope 的权限")),
     };
     let state = q.get("state").cloned();
@@ -187,10 +191,34 @@ async fn authorize_page(req: HttpRequest, sim: web::Data<SimHandle>) -> HttpResp
     })
 }
 
+/// `GET /connect/qrconnect`: the open platform's website login. WeChat shows a QR code for the phone to scan; the
+/// simulator shows who scans (the same user choice as the authorize page), then redirects with a code.
+async fn qrconnect_page(req: HttpRequest, sim: web::Data<SimHandle>) -> HttpResponse {
+    let mut q = query(&req);
+    q.insert("qrconnect".into(), "1".into());
+    let p = match check_authorize(&sim, &q) {
+        Ok(p) => p,
+        Err(page) => return page,
+    };
+    let users = sim.users(&p.appid);
+    render(&AuthorizePage {
+        title: "微信扫码登录 · Log in with WeChat",
+        appid: &p.appid,
+        redirect_uri: &p.redirect_uri,
+        scope: &p.scope,
+        state: p.state.as_deref().unwrap_or(""),
+        userinfo: true,
+        users: &users,
+    })
+}
+
 /// `POST /connect/oauth2/authorize/confirm`: the person approved as `openid` (or as a new user).
 async fn authorize_confirm(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
     let mut form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     form.insert("response_type".into(), "code".into());
+    if form.get("scope").is_some_and(|s| s == "snsapi_login") {
+        form.insert("qrconnect".into(), "1".into());
+    }
     if form.get("state").is_some_and(String::is_empty) {
         form.remove("state");
     }
@@ -275,7 +303,7 @@ fn token_response(w: &mut World, appid: &str, openid: &str, scope: &str, refresh
         "scope": scope,
     });
     if let Some(u) = user {
-        if scope == "snsapi_userinfo"
+        if matches!(scope, "snsapi_userinfo" | "snsapi_login")
             && let Some(unionid) = &u.unionid
         {
             body["unionid"] = unionid.clone().into();
@@ -382,7 +410,7 @@ async fn userinfo(req: HttpRequest, sim: web::Data<SimHandle>) -> HttpResponse {
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    if record.scope != "snsapi_userinfo" {
+    if record.scope != "snsapi_userinfo" && record.scope != "snsapi_login" {
         return wx_error(48001, "api unauthorized");
     }
     let Some(u) = w.users.get(&(record.appid.clone(), record.openid.clone())) else {
