@@ -907,3 +907,117 @@ async fn session_cookies_are_secure_behind_https() {
         "{raw}"
     );
 }
+
+on_both_backends!(website_qr_login_links_to_the_same_person_by_unionid);
+
+/// The second way to log in on a computer: the open platform's website QR login (`/auth/qrconnect`). With the
+/// unionid WeChat gives, the website login is the same person as their official-account login — same user, same
+/// coupons.
+async fn website_qr_login_links_to_the_same_person_by_unionid(kind: DbKind) {
+    const WEB_APP: &str = "wxtestweb0000001";
+    const WEB_SECRET: &str = "test-web-secret-0123456789abcdef";
+    let Some(db) = wxkit_e2e::TestDatabase::create(kind) else {
+        return;
+    };
+    let sim = wxkit_e2e::spawn_sim().await;
+    sim.handle().add_app(WEB_APP, WEB_SECRET);
+    let settings = wxkit_e2e::test_settings_with(
+        &db.url,
+        &sim,
+        &[
+            ("WXKIT__WEBSITE__APP_ID", WEB_APP),
+            ("WXKIT__WEBSITE__APP_SECRET", WEB_SECRET),
+        ],
+        &[],
+    );
+    let (address, state) = wxkit_e2e::start_server_with(settings).await;
+    let app = TestApp {
+        address,
+        state,
+        sim,
+        db,
+        http: client(),
+        clock: std::sync::Arc::default(),
+        files: None,
+    };
+    // The person first logs in on their phone, inside WeChat, sharing their profile (the unionid comes with it).
+    app.sim
+        .handle()
+        .add_user(sim_user(TEST_APP_ID, "o-oa", "小李", Some("u-person")));
+    let r = web_login(&app, &app.http, "return=/account&scope=userinfo", "o-oa").await;
+    let (_, phone_me) = me(&app, Some(&session_cookie(&r)), None).await;
+    // The login page offers it beside the mini-program code.
+    let page = app
+        .http
+        .get(format!("{}/login", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("id=\"website-login\" href=\"/auth/qrconnect?return=%2Faccount\""),
+        "{page}"
+    );
+    // Then on a computer: WeChat's website login page, scanned, back with a code.
+    app.sim
+        .handle()
+        .add_user(sim_user(WEB_APP, "o-web", "小李", Some("u-person")));
+    let start = app
+        .http
+        .get(format!("{}/auth/qrconnect?return=/account", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 302);
+    let login_page = url::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(login_page.path().ends_with("/connect/qrconnect"), "{login_page}");
+    let q: std::collections::HashMap<_, _> = login_page.query_pairs().into_owned().collect();
+    assert_eq!((q["appid"].as_str(), q["scope"].as_str()), (WEB_APP, "snsapi_login"));
+    let code = app
+        .sim
+        .handle()
+        .issue_oauth_code(WEB_APP, "o-web", "snsapi_login")
+        .unwrap();
+    let back = app
+        .http
+        .get(format!(
+            "{}/auth/qrconnect/callback?code={code}&state={}",
+            app.address,
+            url::form_urlencoded::byte_serialize(q["state"].as_bytes()).collect::<String>()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status(), 302);
+    assert_eq!(back.headers()["location"], "/account");
+    let (s, computer_me) = me(&app, Some(&session_cookie(&back)), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        computer_me["id"], phone_me["id"],
+        "the same person: {computer_me} vs {phone_me}"
+    );
+    // The state is single use; a code from the in-WeChat app is not the website app's.
+    let again = app
+        .http
+        .get(format!(
+            "{}/auth/qrconnect/callback?code={code}&state={}",
+            app.address,
+            url::form_urlencoded::byte_serialize(q["state"].as_bytes()).collect::<String>()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 400);
+    // Without a website app configured, the route says so (a page, not a crash).
+    let plain = spawn_app(kind).await.unwrap();
+    let r = plain
+        .http
+        .get(format!("{}/auth/qrconnect", plain.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("website.app_id"));
+}

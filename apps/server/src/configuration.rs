@@ -11,6 +11,8 @@ use wechat_core::{AppSecret, SecretString};
 pub const SANDBOX_APP_ID: &str = "wxsandbox00000001";
 /// The mini program the sandbox registers in the simulator.
 pub const SANDBOX_MP_APP_ID: &str = "wxsandboxmp000001";
+/// The open-platform website app of sandbox mode.
+pub const SANDBOX_WEBSITE_APP_ID: &str = "wxsandboxweb00001";
 
 /// All settings. Secrets are held in redacting types, so `Debug` prints none of them.
 #[derive(Clone, Debug, Deserialize)]
@@ -32,6 +34,9 @@ pub struct Settings {
     /// The mini program (login, phone numbers, mini-program codes).
     #[serde(default)]
     pub miniprogram: MiniProgramSettings,
+    /// The open platform's website app (website QR login, `qrconnect`).
+    #[serde(default)]
+    pub website: WebsiteSettings,
     /// Login sessions and scan-to-login scenes.
     pub login: LoginSettings,
     /// Request rate limits on the public endpoints.
@@ -70,6 +75,17 @@ impl Default for RateLimitSettings {
             login_per_minute: 120,
         }
     }
+}
+
+/// `website.*`: an open-platform website app — a second way to log in on a computer (scan WeChat's own login code),
+/// beside the mini-program code. Users are linked to the same person by unionid.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebsiteSettings {
+    /// `website.app_id`.
+    pub app_id: Option<String>,
+    /// `website.app_secret`.
+    pub app_secret: Option<AppSecret>,
 }
 
 /// `miniprogram.*`: the mini program whose users log in (its own appid and secret, not the official account's).
@@ -587,6 +603,12 @@ impl Settings {
             return Err(invalid(
                 "admin.token",
                 format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters (e.g. `openssl rand -hex 32`)"),
+            ));
+        }
+        if self.website.app_id.is_some() != self.website.app_secret.is_some() {
+            return Err(invalid(
+                "website.app_secret",
+                "website.app_id and website.app_secret must be set together",
             ));
         }
         match self.pay.api_version.as_str() {

@@ -55,6 +55,8 @@ pub struct AppState {
     pub oauth: wechat_oauth::web::OAuthClient,
     /// The card API (card-backed campaigns).
     pub cards: wechat_card::CardClient,
+    /// The open-platform website app (website QR login), when configured (always in sandbox mode).
+    pub website: Option<wechat_oauth::web::OAuthClient>,
     /// Parametric QR codes of the official account (follow-to-get-a-coupon).
     pub qrcodes: wechat_message::qrcode::QrCodeClient,
     /// Where QR code images are shown (`wechat.mp_base_url`).
@@ -341,6 +343,7 @@ impl Application {
             tracing::warn!("sandbox mode: the configured WeChat credentials are not used");
         }
         let sandbox_mp_secret = wechat_core::AppSecret::new(uuid::Uuid::new_v4().simple().to_string());
+        let sandbox_website_secret = wechat_core::AppSecret::new(uuid::Uuid::new_v4().simple().to_string());
         let (sandbox, endpoints, app_id, secret) = match real {
             Some((app_id, secret)) => {
                 let endpoints = Endpoints {
@@ -366,6 +369,10 @@ impl Application {
                     &[
                         (SANDBOX_APP_ID, secret.secret()),
                         (SANDBOX_MP_APP_ID, sandbox_mp_secret.secret()),
+                        (
+                            crate::configuration::SANDBOX_WEBSITE_APP_ID,
+                            sandbox_website_secret.secret(),
+                        ),
                     ],
                 )
                 .await
@@ -402,6 +409,19 @@ impl Application {
         )
         .with_clock(clock.clone());
         let oauth = wechat_oauth::web::OAuthClient::new(wechat.clone(), app_id, secret);
+        // The website app (qrconnect): the configured one, or the simulator's in sandbox mode.
+        let website = if sandbox.is_some() {
+            Some((
+                AppId::new(crate::configuration::SANDBOX_WEBSITE_APP_ID),
+                sandbox_website_secret.clone(),
+            ))
+        } else {
+            match (&settings.website.app_id, &settings.website.app_secret) {
+                (Some(id), Some(secret)) => Some((AppId::new(id), secret.clone())),
+                _ => None,
+            }
+        }
+        .map(|(id, secret)| wechat_oauth::web::OAuthClient::new(wechat.clone(), id, secret));
         let mp_credentials = if sandbox.is_some() {
             Some((AppId::new(crate::configuration::SANDBOX_MP_APP_ID), sandbox_mp_secret))
         } else {
@@ -619,6 +639,7 @@ impl Application {
             cards,
             qrcodes,
             mp_base_url,
+            website,
             state_signer,
             cookie_key: actix_web::cookie::Key::derive_from(session_key.as_bytes()),
             session_key: session_key.into_bytes(),

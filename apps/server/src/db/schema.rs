@@ -15,6 +15,7 @@ diesel::table! {
         last_login_at -> Nullable<BigInt>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        website_openid -> Nullable<Text>,
     }
 }
 

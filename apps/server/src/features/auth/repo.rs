@@ -52,13 +52,18 @@ pub struct User {
     pub created_at: i64,
     /// Unix ms.
     pub updated_at: i64,
+    /// The openid of the website app (open platform QR login).
+    pub website_openid: Option<String>,
 }
 
 impl User {
     /// The openid a session of this user acts as on the official account's pages: the web openid when known,
     /// else the mini-program one.
     pub fn acting_openid(&self) -> Option<&str> {
-        self.openid.as_deref().or(self.mini_openid.as_deref())
+        self.openid
+            .as_deref()
+            .or(self.mini_openid.as_deref())
+            .or(self.website_openid.as_deref())
     }
 }
 
@@ -69,6 +74,8 @@ pub enum Identity<'a> {
     Web(&'a str),
     /// Mini-program `jscode2session`.
     Mini(&'a str),
+    /// The open platform's website QR login (`qrconnect`).
+    Website(&'a str),
 }
 
 /// What WeChat told us about the user at login (only what it gave is overwritten).
@@ -87,6 +94,7 @@ fn find_by_identity(conn: &mut DbConnection, who: Identity<'_>) -> Result<Option
     Ok(match who {
         Identity::Web(o) => q.filter(users::openid.eq(o)).first(conn).optional()?,
         Identity::Mini(o) => q.filter(users::mini_openid.eq(o)).first(conn).optional()?,
+        Identity::Website(o) => q.filter(users::website_openid.eq(o)).first(conn).optional()?,
     })
 }
 
@@ -118,6 +126,12 @@ pub fn upsert_login(conn: &mut DbConnection, who: Identity<'_>, profile: &Profil
                             .select(users::id)
                             .first(conn)
                             .optional()?,
+                        Identity::Website(_) => users::table
+                            .filter(users::unionid.eq(unionid))
+                            .filter(users::website_openid.is_null())
+                            .select(users::id)
+                            .first(conn)
+                            .optional()?,
                     };
                     match candidate {
                         Some(id) => {
@@ -130,6 +144,11 @@ pub fn upsert_login(conn: &mut DbConnection, who: Identity<'_>, profile: &Profil
                                 Identity::Mini(o) => {
                                     diesel::update(users::table.find(id).filter(users::mini_openid.is_null()))
                                         .set(users::mini_openid.eq(o))
+                                        .execute(conn)
+                                }
+                                Identity::Website(o) => {
+                                    diesel::update(users::table.find(id).filter(users::website_openid.is_null()))
+                                        .set(users::website_openid.eq(o))
                                         .execute(conn)
                                 }
                             };
@@ -160,6 +179,13 @@ pub fn upsert_login(conn: &mut DbConnection, who: Identity<'_>, profile: &Profil
                     Identity::Mini(o) => diesel::insert_into(users::table)
                         .values((
                             users::mini_openid.eq(o),
+                            users::created_at.eq(now),
+                            users::updated_at.eq(now),
+                        ))
+                        .execute(conn),
+                    Identity::Website(o) => diesel::insert_into(users::table)
+                        .values((
+                            users::website_openid.eq(o),
                             users::created_at.eq(now),
                             users::updated_at.eq(now),
                         ))

@@ -16,6 +16,8 @@ use wechat_oauth::web::{Lang, Scope};
 pub fn pages(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/auth/wechat").route(web::get().to(start)))
         .service(web::resource("/auth/callback").route(web::get().to(callback)))
+        .service(web::resource("/auth/qrconnect").route(web::get().to(qrconnect)))
+        .service(web::resource("/auth/qrconnect/callback").route(web::get().to(qrconnect_callback)))
         .service(web::resource("/auth/logout").route(web::post().to(logout)))
         .service(web::resource("/account").route(web::get().to(account)));
 }
@@ -167,9 +169,77 @@ pub struct CallbackQuery {
     state: Option<String>,
 }
 
+/// `GET /auth/qrconnect?return=/path`: the website QR login (open platform `qrconnect`, a second way to log in on a
+/// computer beside the mini-program code): off to WeChat's login page; back at `return` with a session.
+pub async fn qrconnect(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let Some(website) = state.website.as_ref() else {
+        return pages::error_page_with(
+            StatusCode::NOT_FOUND,
+            "网站扫码登录未开通",
+            "Logging in with WeChat's website QR code is not set up here (website.app_id): use the mini-program code.",
+            &[pages::Action::new("/login", "扫码登录 · Log in")],
+        );
+    };
+    let q = web::Query::<StartQuery>::from_query(req.query_string()).ok();
+    let return_path = q
+        .as_ref()
+        .and_then(|q| q.return_path.clone())
+        .unwrap_or_else(|| "/account".into());
+    let issued = match state
+        .state_signer
+        .issue(&return_path, state.clock.now_ms() / 1000, service::STATE_TTL_SECS)
+    {
+        Ok(i) => i,
+        Err(e) => {
+            return pages::error_page(
+                StatusCode::BAD_REQUEST,
+                "返回地址无效",
+                &format!("The return path is not valid: {e}"),
+            );
+        }
+    };
+    let redirect_uri = format!("{}/auth/qrconnect/callback", state.public_base_url);
+    match website.qrconnect_url(&redirect_uri, Some(&issued.value)) {
+        Ok(url) => HttpResponse::Found()
+            .insert_header((actix_web::http::header::LOCATION, url))
+            .finish(),
+        Err(e) => {
+            tracing::error!(error = %e, "qrconnect URL");
+            pages::error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "服务出错",
+                "Something went wrong on our side.",
+            )
+        }
+    }
+}
+
+/// `GET /auth/qrconnect/callback?code&state`: as `/auth/callback`, with the website app's code and identity (linked
+/// to the same person by unionid).
+pub async fn qrconnect_callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    match state.website.clone() {
+        Some(website) => complete_login(req, state, &website, true).await,
+        None => pages::error_page(
+            StatusCode::NOT_FOUND,
+            "网站扫码登录未开通",
+            "Logging in with WeChat's website QR code is not set up here.",
+        ),
+    }
+}
+
 /// `GET /auth/callback?code&state`: verifies the state (signature, expiry, single use), exchanges the code for the
 /// openid, starts a session and sends the user back to the state's return path.
 pub async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let oauth = state.oauth.clone();
+    complete_login(req, state, &oauth, false).await
+}
+
+async fn complete_login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    oauth: &wechat_oauth::web::OAuthClient,
+    website: bool,
+) -> HttpResponse {
     if let Some(page) = state
         .rate_limits
         .check_page(crate::http::ratelimit::Limit::OAuthCallback, &req)
@@ -209,7 +279,7 @@ pub async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
             );
         }
     };
-    let token = match state.oauth.exchange_code(&code).await {
+    let token = match oauth.exchange_code(&code).await {
         Ok(t) => t,
         Err(e) if service::wechat_unavailable(&e) => {
             tracing::warn!(error = %e, "WeChat unavailable during login");
@@ -269,11 +339,7 @@ pub async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     // With snsapi_userinfo the user agreed to share their nickname and avatar: fetch them now (a failure here
     // costs the profile, not the login).
     if token.has_userinfo_scope() {
-        match state
-            .oauth
-            .user_info(&token.access_token, &token.openid, Lang::ZhCn)
-            .await
-        {
+        match oauth.user_info(&token.access_token, &token.openid, Lang::ZhCn).await {
             Ok(info) => {
                 profile.nickname = Some(info.nickname).filter(|n| !n.is_empty());
                 profile.avatar_url = Some(info.headimgurl).filter(|a| !a.is_empty());
@@ -285,8 +351,16 @@ pub async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         }
     }
     let started = async {
-        let user = service::record_login(&state, Identity::Web(&openid), profile).await?;
-        service::start_session(&state, WEB, &user, &openid, None).await
+        let identity = if website {
+            Identity::Website(&openid)
+        } else {
+            Identity::Web(&openid)
+        };
+        let user = service::record_login(&state, identity, profile).await?;
+        // A website login acts as the person's official-account openid when the unionid linked one (their coupons
+        // are owned by it), else as its own.
+        let acting = user.acting_openid().unwrap_or(&openid).to_owned();
+        service::start_session(&state, WEB, &user, &acting, None).await
     };
     let (secret, _) = match started.await {
         Ok(s) => s,

@@ -106,16 +106,18 @@ pub fn session_secs(state: &AppState) -> i64 {
 
 /// Records a login (see [`repo::upsert_login`]).
 pub async fn record_login(state: &AppState, who: Identity<'_>, profile: Profile) -> Result<User, ApiError> {
-    let who = match who {
-        Identity::Web(o) => (true, o.to_owned()),
-        Identity::Mini(o) => (false, o.to_owned()),
+    // Owned for the blocking task.
+    let (kind, openid) = match who {
+        Identity::Web(o) => (0u8, o.to_owned()),
+        Identity::Mini(o) => (1, o.to_owned()),
+        Identity::Website(o) => (2, o.to_owned()),
     };
     let now = state.clock.now_ms();
     db::blocking(&state.db, move |conn| {
-        let identity = if who.0 {
-            Identity::Web(&who.1)
-        } else {
-            Identity::Mini(&who.1)
+        let identity = match kind {
+            0 => Identity::Web(&openid),
+            1 => Identity::Mini(&openid),
+            _ => Identity::Website(&openid),
         };
         repo::upsert_login(conn, identity, &profile, now)
     })

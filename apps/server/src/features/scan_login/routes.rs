@@ -235,6 +235,8 @@ pub async fn script() -> HttpResponse {
 struct LoginPage<'a> {
     title: &'a str,
     return_path: &'a str,
+    /// The website QR login, when configured: offered beside the mini-program code.
+    website_login: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -245,7 +247,11 @@ pub struct LoginQuery {
 
 /// `GET /login?return=/path`: the website's login page — a mini-program code to scan with WeChat, its live status,
 /// a fresh code when one expires, and off to `return` once confirmed. Already logged in: straight to `return`.
-pub async fn login_page(req: HttpRequest, WebSession(session): WebSession) -> HttpResponse {
+pub async fn login_page(
+    req: HttpRequest,
+    WebSession(session): WebSession,
+    state: web::Data<crate::startup::AppState>,
+) -> HttpResponse {
     let q = web::Query::<LoginQuery>::from_query(req.query_string()).ok();
     let return_path = q
         .and_then(|q| q.into_inner().return_path)
@@ -261,6 +267,12 @@ pub async fn login_page(req: HttpRequest, WebSession(session): WebSession) -> Ht
         &LoginPage {
             title: "微信扫码登录 · Log in with WeChat",
             return_path: &return_path,
+            website_login: state.website.is_some().then(|| {
+                format!(
+                    "/auth/qrconnect?return={}",
+                    url::form_urlencoded::byte_serialize(return_path.as_bytes()).collect::<String>()
+                )
+            }),
         },
     )
 }
