@@ -15,7 +15,7 @@ trap 'rm -rf "$tmp"' EXIT
 (cd "$tmp" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund qr-image@3 >/dev/null)
 qr_image_version=$(node -p "require('$tmp/node_modules/qr-image/package.json').version")
 
-cargo build --release -q -p qr-render --example bench
+cargo build --release -q -p wxkit-qr-render --example bench
 target_dir=${CARGO_TARGET_DIR:-target}
 
 cat > "$tmp/bench.js" <<'JS'

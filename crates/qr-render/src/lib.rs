@@ -25,6 +25,7 @@
 //! # Ok::<(), qr_render::Error>(())
 //! ```
 
+#![deny(missing_docs)]
 use fast_qr::{ECL, QRBuilder, QRCode};
 use std::fmt;
 use std::str::FromStr;

@@ -23,6 +23,7 @@
 //! assert_eq!(check_redeemable(&coupon, &campaign, Some(&stranger), 1_700_000_000_000), Err(Outcome::NotStaff));
 //! ```
 
+#![deny(missing_docs)]
 use serde::Serialize;
 use std::fmt;
 

@@ -37,6 +37,7 @@
 //! # Ok::<(), wechat_card::Error>(())
 //! ```
 
+#![deny(missing_docs)]
 pub mod card;
 pub mod client;
 pub mod error;

@@ -41,6 +41,7 @@
 //! # });
 //! ```
 
+#![deny(missing_docs)]
 pub mod dedupe;
 pub mod incoming;
 pub mod qrcode;

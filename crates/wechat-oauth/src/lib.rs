@@ -63,6 +63,7 @@
 //! # }
 //! ```
 
+#![deny(missing_docs)]
 pub mod error;
 pub mod jssdk;
 pub mod miniprogram;

@@ -31,6 +31,7 @@
 //! assert!(notify::SUCCESS_REPLY.contains("SUCCESS"));
 //! ```
 
+#![deny(missing_docs)]
 pub mod client;
 pub mod error;
 pub mod notify;

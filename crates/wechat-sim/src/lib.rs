@@ -48,6 +48,7 @@
 //! # }
 //! ```
 
+#![deny(missing_docs)]
 // Handlers return the finished WeChat error response as `Err`; its size does not matter in a simulator.
 #![allow(clippy::result_large_err)]
 
