@@ -132,6 +132,7 @@ pub struct WechatClient {
     transport: Arc<dyn Transport>,
     endpoints: Endpoints,
     retry: RetryPolicy,
+    clock: Arc<dyn crate::token::Clock>,
 }
 
 impl WechatClient {
@@ -141,7 +142,14 @@ impl WechatClient {
             transport,
             endpoints: Endpoints::default(),
             retry: RetryPolicy::default(),
+            clock: Arc::new(crate::token::SystemClock),
         }
+    }
+
+    /// The clock whose `sleep` waits out retry backoff (default: the system's, on tokio's timer).
+    pub fn with_clock(mut self, clock: Arc<dyn crate::token::Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// A client on the default reqwest transport.
@@ -227,7 +235,7 @@ impl WechatClient {
                     let delay = self.retry.backoff(attempt);
                     // Only the path is logged: queries carry secrets.
                     tracing::warn!(%path, attempt, ?delay, error = %e, "transient WeChat failure, retrying");
-                    tokio::time::sleep(delay).await;
+                    self.clock.sleep(delay).await;
                     attempt += 1;
                 }
                 other => return other,
@@ -336,5 +344,59 @@ mod tests {
         assert!(parse_base_url("ftp://x").is_err());
         assert!(parse_base_url("not a url").is_err());
         assert!(parse_base_url("http://127.0.0.1:1").is_ok());
+    }
+
+    /// Fails with 503 `failures` times, then answers `{"ok": 1}`.
+    #[derive(Debug)]
+    struct Flaky(std::sync::atomic::AtomicU32);
+
+    #[async_trait::async_trait]
+    impl Transport for Flaky {
+        async fn send(&self, _request: HttpRequest) -> std::result::Result<HttpResponse, crate::TransportError> {
+            let left = self.0.load(std::sync::atomic::Ordering::SeqCst);
+            if left > 0 {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                return Ok(http::Response::builder()
+                    .status(503)
+                    .body(Vec::new())
+                    .unwrap_or_default());
+            }
+            Ok(http::Response::new(br#"{"ok":1}"#.to_vec()))
+        }
+    }
+
+    /// A clock that only records what it was asked to wait.
+    #[derive(Debug, Default)]
+    struct Recording(std::sync::Mutex<Vec<std::time::Duration>>);
+
+    impl crate::token::Clock for Recording {
+        fn now_ms(&self) -> i64 {
+            0
+        }
+        fn sleep(&self, d: std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+            if let Ok(mut v) = self.0.lock() {
+                v.push(d);
+            }
+            Box::pin(std::future::ready(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn retry_backoff_waits_on_the_injected_clock() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Ok1 {
+            ok: u8,
+        }
+        let clock = Arc::new(Recording::default());
+        let client = WechatClient::new(Arc::new(Flaky(std::sync::atomic::AtomicU32::new(2))))
+            .with_endpoints(Endpoints::single("http://127.0.0.1:9").unwrap_or_default())
+            .with_clock(clock.clone());
+        let got: Ok1 = client.get_json("/x", &[]).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got.ok, 1);
+        let waited = clock.0.lock().map(|v| v.clone()).unwrap_or_default();
+        // Two retries, each the policy's backoff (100 ms then 200 ms, less up to half of jitter), all on the clock.
+        assert_eq!(waited.len(), 2, "{waited:?}");
+        let ms: Vec<u128> = waited.iter().map(std::time::Duration::as_millis).collect();
+        assert!((50..=100).contains(&ms[0]) && (100..=200).contains(&ms[1]), "{ms:?}");
     }
 }

@@ -196,6 +196,12 @@ impl TokenStore for MemoryTokenStore {
 pub trait Clock: Send + Sync + fmt::Debug {
     /// Unix time in milliseconds.
     fn now_ms(&self) -> i64;
+
+    /// Waits `duration` (retry backoff, token polling). The default sleeps on tokio's timer; a test clock can
+    /// return at once (and move its own time), so that backoff costs a test nothing.
+    fn sleep(&self, duration: std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(tokio::time::sleep(duration))
+    }
 }
 
 /// The system clock.
@@ -509,7 +515,7 @@ impl AccessTokenManager {
             {
                 return Ok(old.clone());
             }
-            tokio::time::sleep(inner.options.poll_interval).await;
+            inner.clock.sleep(inner.options.poll_interval).await;
             if let Some(t) = inner.store.load(&inner.app_id, kind).await?
                 && self.is_fresh(&t)
             {
