@@ -792,7 +792,12 @@ async fn the_login_listener_survives_a_terminated_connection() {
     let Some(app) = spawn_app(DbKind::Postgres).await else {
         return;
     };
-    let (second, _) = wxkit_e2e::start_server_with(wxkit_e2e::test_settings(&app.db.url, &app.sim)).await;
+    let (second, second_state) = wxkit_e2e::start_server_with(wxkit_e2e::test_settings(&app.db.url, &app.sim)).await;
+    // Both instances' LISTEN connections are up before they are cut (they start in the background).
+    wxkit_e2e::eventually_within("both listeners up", Duration::from_secs(15), || {
+        app.state.login_hub.listening() && second_state.login_hub.listening()
+    })
+    .await;
     let scene = new_scene(&app).await;
     let name = scene["scene"].as_str().unwrap().to_owned();
     let mut browser = Watcher::connect(scene["ws_url"].as_str().unwrap(), &app.address)
