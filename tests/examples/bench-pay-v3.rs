@@ -43,48 +43,6 @@ fn per_second(mut op: impl FnMut()) -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
-fn seed_orders(db_url: &str, n: usize) -> Vec<String> {
-    let backend = wxkit::db::Backend::from_url(db_url).unwrap();
-    backend.migrate().unwrap();
-    let mut conn = backend.establish().unwrap();
-    let now = chrono::Utc::now().timestamp_millis();
-    (0..n)
-        .map(|i| {
-            let no = format!("bench{i:08}{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-            wxkit::features::pay::repo::place(
-                &mut conn,
-                &wxkit::features::pay::repo::NewOrder {
-                    out_trade_no: &no,
-                    user_id: None,
-                    openid: None,
-                    description: "bench",
-                    total_fee: 990,
-                    trade_type: "NATIVE",
-                    expires_at: now / 1000 + 3600,
-                    now,
-                    campaign_id: None,
-                    buyer_openid: None,
-                    appid: None,
-                },
-            )
-            .map_err(|e| format!("{e:?}"))
-            .unwrap();
-            no
-        })
-        .collect()
-}
-
-fn paid_count(db_url: &str) -> i64 {
-    use diesel::prelude::*;
-    let backend = wxkit::db::Backend::from_url(db_url).unwrap();
-    let mut conn = backend.establish().unwrap();
-    wxkit::db::schema::pay_orders::table
-        .filter(wxkit::db::schema::pay_orders::status.eq("paid"))
-        .count()
-        .get_result(&mut conn)
-        .unwrap()
-}
-
 /// One delivery: where, headers, body, and what a good answer looks like.
 type Delivery = (Vec<(&'static str, String)>, String);
 
@@ -198,7 +156,7 @@ async fn main() {
             let db = TestDatabase::create(kind).unwrap();
             let seeded = {
                 let url = db.url.clone();
-                tokio::task::spawn_blocking(move || seed_orders(&url, orders))
+                tokio::task::spawn_blocking(move || wxkit_e2e::seed_unpaid_orders(&url, orders))
                     .await
                     .unwrap()
             };
@@ -261,7 +219,7 @@ async fn main() {
                 .await;
             let elapsed = started.elapsed().as_secs_f64();
             latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            let paid = paid_count(&db.url);
+            let paid = wxkit_e2e::paid_orders(&db.url);
             println!(
                 "| {api} | {name} | {:.0} | {:.2} ms | {:.2} ms | {paid} of {orders} |",
                 latencies.len() as f64 / elapsed,

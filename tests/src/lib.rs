@@ -486,3 +486,47 @@ pub fn pay_notify_body(no: &str, transaction_id: &str, total_fee: i64, key: &str
     f.insert("sign".into(), sign);
     wechat_pay::xml::to_xml(&f)
 }
+
+/// Benchmarks: inserts `n` unpaid NATIVE orders of 990 fen straight into the database (as `POST /api/v1/pay/orders`
+/// stores them); returns their numbers.
+pub fn seed_unpaid_orders(db_url: &str, n: usize) -> Vec<String> {
+    let backend = wxkit::db::Backend::from_url(db_url).expect("database url");
+    backend.migrate().expect("migrations");
+    let mut conn = backend.establish().expect("database connection");
+    let now = chrono::Utc::now().timestamp_millis();
+    (0..n)
+        .map(|i| {
+            let no = format!("bench{i:08}{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+            wxkit::features::pay::repo::place(
+                &mut conn,
+                &wxkit::features::pay::repo::NewOrder {
+                    out_trade_no: &no,
+                    user_id: None,
+                    openid: None,
+                    description: "bench",
+                    total_fee: 990,
+                    trade_type: "NATIVE",
+                    expires_at: now / 1000 + 3600,
+                    now,
+                    campaign_id: None,
+                    buyer_openid: None,
+                    appid: None,
+                },
+            )
+            .unwrap_or_else(|e| panic!("{e:?}"));
+            no
+        })
+        .collect()
+}
+
+/// Benchmarks: how many orders are paid.
+pub fn paid_orders(db_url: &str) -> i64 {
+    use diesel::prelude::*;
+    let backend = wxkit::db::Backend::from_url(db_url).expect("database url");
+    let mut conn = backend.establish().expect("database connection");
+    wxkit::db::schema::pay_orders::table
+        .filter(wxkit::db::schema::pay_orders::status.eq("paid"))
+        .count()
+        .get_result(&mut conn)
+        .expect("count")
+}

@@ -429,7 +429,8 @@ fn valid_no(s: &str, min: usize, max: usize) -> bool {
 
 /// RFC 3339 (`2026-11-27T10:00:00+08:00`, `…Z`) to Unix seconds.
 fn parse_rfc3339(s: &str) -> Option<i64> {
-    if s.len() < 20 || s.as_bytes().get(10) != Some(&b'T') {
+    // ASCII only: the byte slicing below must never fall inside a multi-byte character.
+    if !s.is_ascii() || s.len() < 20 || s.as_bytes().get(10) != Some(&b'T') {
         return None;
     }
     let digits: String = s[..19].chars().filter(char::is_ascii_digit).collect();
@@ -993,6 +994,15 @@ mod tests {
         }
         assert_eq!(parse_rfc3339("2026-11-24T02:00:00Z"), Some(1_795_485_600));
         assert_eq!(parse_rfc3339("2026-11-24"), None);
+        // Garbage, including multi-byte characters where the slicing looks, is refused, never a panic.
+        for bad in [
+            "2026-11-24T02:00:0我+08:00",
+            "2026-11-24T02:00:00+0我:00",
+            "2026-11-24T02:00:00+08:0",
+            "x".repeat(40).as_str(),
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
         assert!(keyring().is_some(), "the bundled keys load");
         assert_eq!(public_key_id("1900000109"), "PUB_KEY_ID_0119000001092026112700000001");
     }

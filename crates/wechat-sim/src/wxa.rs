@@ -19,8 +19,8 @@ pub const REVIEW_WORDS: [&str; 2] = ["待审", "review-test"];
 pub const CODE_CAP: u64 = 100_000;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/wxa/getwxacode", web::post().to(getwxacode))
-        .route("/cgi-bin/wxaapp/createwxaqrcode", web::post().to(createwxaqrcode))
+    cfg.route("/wxa/getwxacode", web::post().to(path_code))
+        .route("/cgi-bin/wxaapp/createwxaqrcode", web::post().to(path_code))
         .route("/wxa/generate_urllink", web::post().to(urllink))
         .route("/wxa/generatescheme", web::post().to(scheme))
         .route("/wxa/msg_sec_check", web::post().to(msg_sec_check))
@@ -79,24 +79,8 @@ fn code_image(sim: &SimHandle, req: &HttpRequest, appid: &str, path: &str, width
     }
 }
 
-async fn getwxacode(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
-    let appid = match authed(&sim, &req) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let b = match json_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let path = b.get("path").and_then(Value::as_str).unwrap_or("");
-    if let Err(r) = check_path(path) {
-        return r;
-    }
-    let width = b.get("width").and_then(Value::as_u64).unwrap_or(430);
-    code_image(&sim, &req, &appid, path, width)
-}
-
-async fn createwxaqrcode(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
+/// `getwxacode` and `createwxaqrcode`: the same checks, the same shared cap; only WeChat's image style differs.
+async fn path_code(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
     let appid = match authed(&sim, &req) {
         Ok(a) => a,
         Err(r) => return r,

@@ -156,7 +156,13 @@ pub async fn receive_push(req: HttpRequest, body: web::Bytes, state: web::Data<A
             }
         }
         Ok(repo::PushApplied::Followed(outcome)) => {
-            tracing::info!(?outcome, "follow code scanned");
+            // The outcome carries the coupon code, a bearer secret: log what happened, not the code.
+            let what = match &outcome {
+                repo::FollowOutcome::Issued { .. } => "coupon issued",
+                repo::FollowOutcome::Refused(_) => "refused by the campaign's rules",
+                repo::FollowOutcome::NoCampaign => "no such campaign",
+            };
+            tracing::info!(what, "follow code scanned");
             passive_reply(&state, &push_query, &message, &follow_reply(&state, &outcome))
         }
         Ok(repo::PushApplied::Duplicate) => text(StatusCode::OK, "success"),
