@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use wechat_card::events::{CardEvent, ConsumeSource, Push, PushQuery, PushSecurity, receive};
 use wechat_card::{BaseInfo, CardClient, CardDefinition, CardExt, CardKind, DateInfo, Error};
+use wechat_core::AccessTokenManager;
 use wechat_core::push::MessageCrypto;
-use wechat_core::{AccessTokenManager, AppId, AppSecret, Endpoints, MemoryTokenStore, WechatClient};
 use wechat_sim::SimServer;
 use wxkit_testkit::{TEST_APP_ID, TEST_APP_SECRET, eventually, spawn_sim};
 
@@ -15,16 +15,13 @@ const TOKEN: &str = "push-token";
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 
 fn cards(sim: &SimServer) -> (CardClient, AccessTokenManager) {
-    let core = WechatClient::with_default_transport()
-        .unwrap()
-        .with_endpoints(Endpoints::single(&sim.base_url()).unwrap());
-    let tokens = AccessTokenManager::new(
-        core.clone(),
-        AppId::new(TEST_APP_ID),
-        AppSecret::new(TEST_APP_SECRET),
-        Arc::new(MemoryTokenStore::new()),
-    );
-    (CardClient::new(core, tokens.clone()), tokens)
+    let account = wechat::OfficialAccount::builder()
+        .app_id(TEST_APP_ID)
+        .secret(TEST_APP_SECRET)
+        .base_url(&sim.base_url())
+        .build()
+        .unwrap();
+    (account.cards(), account.app().tokens().clone())
 }
 
 /// The official account's server URL: verifies every push (signature, msg_signature, appid) before accepting it.
@@ -104,21 +101,21 @@ async fn upload_create_add_decrypt_get_consume_and_consume_again() {
     let (cards, tokens) = cards(&sim);
 
     let logo_url = cards.upload_logo(&logo()).await.unwrap();
-    let base = BaseInfo::new(
-        &logo_url,
-        "wxkit咖啡",
-        "免费咖啡一杯",
-        "Color010",
-        "请出示二维码核销",
-        "每人限领一张",
-        DateInfo::FixTerm {
+    let base = BaseInfo::builder()
+        .logo_url(logo_url)
+        .brand_name("wxkit咖啡")
+        .title("免费咖啡一杯")
+        .color("Color010")
+        .notice("请出示二维码核销")
+        .description("每人限领一张")
+        .date_info(DateInfo::FixTerm {
             fixed_term: 30,
             fixed_begin_term: 0,
-        },
-        100,
-    )
-    .unwrap()
-    .get_limit(1);
+        })
+        .quantity(100)
+        .build()
+        .unwrap()
+        .get_limit(1);
     let card = CardDefinition::new(
         CardKind::GeneralCoupon {
             default_detail: "美式咖啡一杯".into(),
@@ -213,21 +210,21 @@ async fn a_code_deleted_by_the_user_is_unavailable_and_get_limit_holds() {
     let sim = spawn_sim().await;
     let (cards, _) = cards(&sim);
     let logo_url = cards.upload_logo(&logo()).await.unwrap();
-    let base = BaseInfo::new(
-        &logo_url,
-        "b",
-        "t",
-        "Color020",
-        "n",
-        "d",
-        DateInfo::FixTerm {
+    let base = BaseInfo::builder()
+        .logo_url(logo_url)
+        .brand_name("b")
+        .title("t")
+        .color("Color020")
+        .notice("n")
+        .description("d")
+        .date_info(DateInfo::FixTerm {
             fixed_term: 1,
             fixed_begin_term: 0,
-        },
-        5,
-    )
-    .unwrap()
-    .get_limit(1);
+        })
+        .quantity(5)
+        .build()
+        .unwrap()
+        .get_limit(1);
     let card_id = cards
         .create(
             &CardDefinition::new(
@@ -343,37 +340,36 @@ async fn uploads_and_card_fields_are_checked_on_both_sides() {
 async fn card_create_and_consume_are_sent_once_even_when_the_answer_is_lost() {
     let sim = spawn_sim().await;
     // A client that gives up after 1 s, against a WeChat that answers card/create after 1.5 s.
-    let core = WechatClient::new(Arc::new(
-        wechat_core::ReqwestTransport::with_timeout(std::time::Duration::from_secs(1)).unwrap(),
-    ))
-    .with_endpoints(Endpoints::single(&sim.base_url()).unwrap());
-    let tokens = AccessTokenManager::new(
-        core.clone(),
-        AppId::new(TEST_APP_ID),
-        AppSecret::new(TEST_APP_SECRET),
-        Arc::new(MemoryTokenStore::new()),
-    );
-    let cards = CardClient::new(core, tokens);
+    let cards = wechat::OfficialAccount::builder()
+        .app_id(TEST_APP_ID)
+        .secret(TEST_APP_SECRET)
+        .base_url(&sim.base_url())
+        .transport(Arc::new(
+            wechat_core::ReqwestTransport::with_timeout(std::time::Duration::from_secs(1)).unwrap(),
+        ))
+        .build()
+        .unwrap()
+        .cards();
     let logo_url = cards.upload_logo(&logo()).await.unwrap();
     let definition = || {
         CardDefinition::new(
             CardKind::GeneralCoupon {
                 default_detail: "咖啡".into(),
             },
-            BaseInfo::new(
-                &logo_url,
-                "wxkit咖啡",
-                "免费咖啡一杯",
-                "Color010",
-                "出示核销",
-                "每人一张",
-                DateInfo::FixTerm {
+            BaseInfo::builder()
+                .logo_url(&logo_url)
+                .brand_name("wxkit咖啡")
+                .title("免费咖啡一杯")
+                .color("Color010")
+                .notice("出示核销")
+                .description("每人一张")
+                .date_info(DateInfo::FixTerm {
                     fixed_term: 30,
                     fixed_begin_term: 0,
-                },
-                10,
-            )
-            .unwrap(),
+                })
+                .quantity(10)
+                .build()
+                .unwrap(),
         )
         .unwrap()
     };

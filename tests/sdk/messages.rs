@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use wechat_core::push::{MessageCrypto, PushQuery, PushSecurity, open_push};
-use wechat_core::{AccessTokenManager, AppId, AppSecret, Endpoints, MemoryTokenStore, WechatClient};
-use wechat_message::qrcode::{QrCodeClient, QrCodeRequest, Scene};
+use wechat_message::qrcode::{QrCodeRequest, Scene};
 use wechat_message::{Article, Incoming, MemoryDedupeStore, NO_REPLY, Reply, Router, incoming};
 use wechat_sim::SimServer;
 use wxkit_testkit::{TEST_APP_ID, TEST_APP_SECRET, eventually, spawn_sim};
@@ -16,16 +15,14 @@ use wxkit_testkit::{TEST_APP_ID, TEST_APP_SECRET, eventually, spawn_sim};
 const TOKEN: &str = "push-token";
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 
-fn tokens(sim: &SimServer) -> AccessTokenManager {
-    let core = WechatClient::with_default_transport()
+/// The official account, wired as an embedding service does: one builder.
+fn account(sim: &SimServer) -> wechat::OfficialAccount {
+    wechat::OfficialAccount::builder()
+        .app_id(TEST_APP_ID)
+        .secret(TEST_APP_SECRET)
+        .base_url(&sim.base_url())
+        .build()
         .unwrap()
-        .with_endpoints(Endpoints::single(&sim.base_url()).unwrap());
-    AccessTokenManager::new(
-        core,
-        AppId::new(TEST_APP_ID),
-        AppSecret::new(TEST_APP_SECRET),
-        Arc::new(MemoryTokenStore::new()),
-    )
 }
 
 /// The account's server URL: verifies, parses, dispatches once, replies (encrypted in safe mode). The first
@@ -138,7 +135,7 @@ async fn a_text_message_gets_its_passive_reply_in_plaintext_and_safe_mode() {
 #[tokio::test]
 async fn a_parametric_code_is_created_shown_and_scanned_into_scene_routes() {
     let sim = spawn_sim().await;
-    let qr = QrCodeClient::new(tokens(&sim));
+    let qr = account(&sim).qrcodes();
     let ticket = qr
         .create(&QrCodeRequest::temporary(Scene::Str("c42".into()), 3600).unwrap())
         .await
@@ -250,24 +247,21 @@ async fn a_push_whose_answer_failed_is_resent_and_handled_once() {
     sim.stop().await;
 }
 
-fn mp_tokens(sim: &SimServer) -> AccessTokenManager {
-    let core = WechatClient::with_default_transport()
+fn mini_program(sim: &SimServer, app_id: &str, secret: &str) -> wechat::MiniProgram {
+    wechat::MiniProgram::builder()
+        .app_id(app_id)
+        .secret(secret)
+        .base_url(&sim.base_url())
+        .build()
         .unwrap()
-        .with_endpoints(Endpoints::single(&sim.base_url()).unwrap());
-    AccessTokenManager::new(
-        core,
-        AppId::new(wxkit_testkit::TEST_MP_APP_ID),
-        AppSecret::new(wxkit_testkit::TEST_MP_APP_SECRET),
-        Arc::new(MemoryTokenStore::new()),
-    )
 }
 
 #[tokio::test]
 async fn template_subscribe_and_customer_service_messages_and_their_refusals() {
-    use wechat_message::send::{CustomMessage, Data, MessageClient, Refusal, SubscribeMessage, TemplateMessage};
+    use wechat_message::send::{CustomMessage, Data, Refusal, SubscribeMessage, TemplateMessage};
     let sim = spawn_sim().await;
-    let oa = MessageClient::new(tokens(&sim));
-    let mp = MessageClient::new(mp_tokens(&sim));
+    let oa = account(&sim).messages();
+    let mp = mini_program(&sim, wxkit_testkit::TEST_MP_APP_ID, wxkit_testkit::TEST_MP_APP_SECRET).messages();
     let data = || {
         Data::new()
             .with("thing1", "拿铁 · 核销成功")
@@ -360,14 +354,7 @@ async fn a_media_check_verdict_arrives_as_a_routed_event() {
     });
     let url = start_server(router, true, 0).await;
     assert!(sim.handle().set_push(TEST_APP_ID, &url, TOKEN, Some(AES_KEY)));
-    let mp = wechat_oauth::miniprogram::MiniProgramClient::new(
-        WechatClient::with_default_transport()
-            .unwrap()
-            .with_endpoints(Endpoints::single(&sim.base_url()).unwrap()),
-        AppId::new(TEST_APP_ID),
-        AppSecret::new(TEST_APP_SECRET),
-        tokens(&sim),
-    );
+    let mp = mini_program(&sim, TEST_APP_ID, TEST_APP_SECRET).client();
     let who = wechat_core::OpenId::new("o-poster");
     let risky = mp
         .media_check_async("https://shop.example/risky.png", 1, &who, 1)

@@ -1,8 +1,7 @@
 //! wechat-oauth against the simulator over HTTP: web OAuth, mini-program login, wxacode, JS-SDK.
 
 use serde_json::json;
-use std::sync::Arc;
-use wechat_core::{AccessTokenManager, AppId, AppSecret, Endpoints, MemoryTokenStore, OpenId, WechatClient};
+use wechat_core::{AccessTokenManager, AppId, AppSecret, Endpoints, OpenId, WechatClient};
 use wechat_oauth::Error;
 use wechat_oauth::miniprogram::{DataError, MiniProgramClient, SessionKey, WxaCodeRequest};
 use wechat_oauth::state::{MemoryStateStore, StateError, StateSigner};
@@ -16,26 +15,32 @@ fn core(sim: &SimServer) -> WechatClient {
         .with_endpoints(Endpoints::single(&sim.base_url()).unwrap())
 }
 
+/// The official account, wired as an embedding service does: one builder.
+fn account(sim: &SimServer) -> wechat::OfficialAccount {
+    wechat::OfficialAccount::builder()
+        .app_id(TEST_APP_ID)
+        .secret(TEST_APP_SECRET)
+        .base_url(&sim.base_url())
+        .build()
+        .unwrap()
+}
+
 fn oauth(sim: &SimServer) -> OAuthClient {
-    OAuthClient::new(core(sim), AppId::new(TEST_APP_ID), AppSecret::new(TEST_APP_SECRET))
+    account(sim).oauth()
 }
 
 fn tokens(sim: &SimServer) -> AccessTokenManager {
-    AccessTokenManager::new(
-        core(sim),
-        AppId::new(TEST_APP_ID),
-        AppSecret::new(TEST_APP_SECRET),
-        Arc::new(MemoryTokenStore::new()),
-    )
+    account(sim).app().tokens().clone()
 }
 
 fn mini(sim: &SimServer) -> MiniProgramClient {
-    MiniProgramClient::new(
-        core(sim),
-        AppId::new(TEST_APP_ID),
-        AppSecret::new(TEST_APP_SECRET),
-        tokens(sim),
-    )
+    wechat::MiniProgram::builder()
+        .app_id(TEST_APP_ID)
+        .secret(TEST_APP_SECRET)
+        .base_url(&sim.base_url())
+        .build()
+        .unwrap()
+        .client()
 }
 
 fn user(openid: &str) -> SimUser {

@@ -4,7 +4,6 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wechat_core::AppId;
 use wechat_pay::notify::{self, PaymentNotify, RefundNotify};
 use wechat_pay::{
     Error, Fen, Merchant, OrderRef, PayClient, PayKey, Refund, SignType, TradeState, TradeType, UnifiedOrder,
@@ -16,12 +15,7 @@ const MCH_ID: &str = "1900000109";
 const KEY: &str = "8934e7d15453e97507ef794cf7b0519d";
 
 fn merchant(sign_type: SignType) -> Merchant {
-    Merchant {
-        app_id: AppId::new(TEST_APP_ID),
-        mch_id: MCH_ID.into(),
-        key: PayKey::new(KEY),
-        sign_type,
-    }
+    Merchant::new(TEST_APP_ID, MCH_ID, PayKey::new(KEY), sign_type)
 }
 
 async fn sim_with_merchant() -> SimServer {
@@ -102,19 +96,18 @@ async fn start_receiver(sign_type: SignType, fail_first: usize) -> Receiver {
 }
 
 fn jsapi_order(no: &str, fee: u64, notify_url: &str) -> UnifiedOrder {
-    UnifiedOrder::new(
-        "测试商品",
-        no,
-        Fen(fee),
-        "127.0.0.1",
-        notify_url,
-        TradeType::Jsapi {
+    UnifiedOrder::builder()
+        .body("测试商品")
+        .out_trade_no(no)
+        .total_fee(Fen(fee))
+        .client_ip("127.0.0.1")
+        .notify_url(notify_url)
+        .trade_type(TradeType::Jsapi {
             openid: "o-payer".into(),
-        },
-    )
-    .unwrap()
-    .attach("coupon=7")
-    .unwrap()
+        })
+        .attach("coupon=7")
+        .build()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -280,9 +273,10 @@ async fn duplicate_out_trade_no_close_too_early_and_bad_signatures() {
 
     // Our request signed with the wrong key: WeChat refuses it at the transport layer.
     let wrong = PayClient::with_transport(
-        Merchant {
-            key: PayKey::new("0".repeat(32)),
-            ..merchant(SignType::Md5)
+        {
+            let mut m = merchant(SignType::Md5);
+            m.key = PayKey::new("0".repeat(32));
+            m
         },
         &sim.base_url(),
         Arc::new(wechat_core::ReqwestTransport::new().unwrap()),

@@ -240,20 +240,20 @@ impl TestApp {
         let cards = &self.state.cards;
         let logo = qr_render::render_png("logo", &qr_render::RenderOptions::default()).expect("logo renders");
         let logo_url = cards.upload_logo(&logo).await.expect("logo uploads");
-        let base = BaseInfo::new(
-            &logo_url,
-            "咖啡店",
-            "免费咖啡",
-            "Color010",
-            "出示核销",
-            "每人一张",
-            DateInfo::FixTerm {
+        let base = BaseInfo::builder()
+            .logo_url(logo_url)
+            .brand_name("咖啡店")
+            .title("免费咖啡")
+            .color("Color010")
+            .notice("出示核销")
+            .description("每人一张")
+            .date_info(DateInfo::FixTerm {
                 fixed_term: 30,
                 fixed_begin_term: 0,
-            },
-            quantity,
-        )
-        .expect("valid base info");
+            })
+            .quantity(quantity)
+            .build()
+            .expect("valid base info");
         let definition = CardDefinition::new(
             CardKind::GeneralCoupon {
                 default_detail: "咖啡".into(),

@@ -900,22 +900,16 @@ async fn account_tokens(
     let (_, pool) = tokio::task::spawn_blocking(move || db::connect_and_migrate(&url, pool_size, cache_kib))
         .await
         .map_err(|e| CliError::Usage(e.to_string()))??;
-    let endpoints = wechat_core::Endpoints {
-        api_base_url: wechat_core::parse_base_url(&settings.wechat.api_base_url)
-            .map_err(|e| CliError::Usage(format!("wechat.api_base_url: {e}")))?,
-        open_base_url: wechat_core::parse_base_url(&settings.wechat.open_base_url)
-            .map_err(|e| CliError::Usage(format!("wechat.open_base_url: {e}")))?,
-    };
-    let client = wechat_core::WechatClient::with_default_transport()
-        .map_err(|e| CliError::Usage(e.to_string()))?
-        .with_endpoints(endpoints);
-    let tokens = wechat_core::AccessTokenManager::new(
-        client,
-        wechat_core::AppId::new(app_id.clone()),
-        secret.clone(),
-        std::sync::Arc::new(crate::db::token_store::DbTokenStore::new(pool)),
-    );
-    Ok((tokens, settings))
+    let endpoints = wechat_core::Endpoints::new(&settings.wechat.api_base_url, &settings.wechat.open_base_url)
+        .map_err(|e| CliError::Usage(format!("wechat.api_base_url / wechat.open_base_url: {e}")))?;
+    let app = wechat_core::App::builder()
+        .app_id(app_id.as_str())
+        .secret(secret.clone())
+        .endpoints(endpoints)
+        .token_store(std::sync::Arc::new(crate::db::token_store::DbTokenStore::new(pool)))
+        .build()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    Ok((app.tokens().clone(), settings))
 }
 
 async fn send_template(config: Option<&std::path::Path>, command: MsgCommand) -> Result<(), CliError> {

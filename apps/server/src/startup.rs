@@ -346,10 +346,7 @@ impl Application {
         let sandbox_website_secret = wechat_core::AppSecret::new(uuid::Uuid::new_v4().simple().to_string());
         let (sandbox, endpoints, app_id, secret) = match real {
             Some((app_id, secret)) => {
-                let endpoints = Endpoints {
-                    api_base_url: wechat_core::parse_base_url(&settings.wechat.api_base_url)?,
-                    open_base_url: wechat_core::parse_base_url(&settings.wechat.open_base_url)?,
-                };
+                let endpoints = Endpoints::new(&settings.wechat.api_base_url, &settings.wechat.open_base_url)?;
                 (None, endpoints, AppId::new(app_id), secret.clone())
             }
             #[cfg(not(feature = "sandbox"))]
@@ -383,15 +380,15 @@ impl Application {
                 // The server calls the simulator on its local address; browsers (a phone on the LAN) are sent to
                 // its public one.
                 let public = sandbox_sim_public_url(&settings, &sim.base_url());
-                let endpoints = Endpoints {
-                    api_base_url: wechat_core::parse_base_url(&sim.base_url())?,
-                    open_base_url: wechat_core::parse_base_url(&public)?,
-                };
+                let endpoints = Endpoints::new(&sim.base_url(), &public)?;
                 tracing::info!(simulator = %sim.base_url(), app_id = SANDBOX_APP_ID, "sandbox mode: using the bundled WeChat simulator");
                 (Some(sim), endpoints, AppId::new(SANDBOX_APP_ID), secret)
             }
         };
-        let wechat = WechatClient::with_default_transport()?.with_endpoints(endpoints);
+        // One transport (one connection pool) for every app; each app is wired once (`App`): its client and its
+        // one token manager, shared through the database by every instance.
+        let transport: Arc<dyn wechat_core::Transport> =
+            Arc::new(wechat_core::ReqwestTransport::new().map_err(wechat_core::Error::from)?);
         let options = TokenManagerOptions {
             mode: if settings.wechat.stable_token {
                 TokenMode::Stable
@@ -400,15 +397,21 @@ impl Application {
             },
             ..TokenManagerOptions::default()
         };
-        let tokens = AccessTokenManager::with_options(
-            wechat.clone(),
-            app_id.clone(),
-            secret.clone(),
-            Arc::new(DbTokenStore::new(pool.clone())),
-            options.clone(),
-        )
-        .with_clock(clock.clone());
-        let oauth = wechat_oauth::web::OAuthClient::new(wechat.clone(), app_id, secret);
+        let app_of = |id: AppId, secret: wechat_core::AppSecret| {
+            wechat_core::App::builder()
+                .app_id(id)
+                .secret(secret)
+                .endpoints(endpoints.clone())
+                .transport(transport.clone())
+                .token_store(Arc::new(DbTokenStore::new(pool.clone())))
+                .token_options(options.clone())
+                .clock(clock.clone())
+                .build()
+        };
+        let account = app_of(app_id, secret)?;
+        let wechat = account.client().clone();
+        let tokens = account.tokens().clone();
+        let oauth = wechat_oauth::web::OAuthClient::from_app(&account);
         // The website app (qrconnect): the configured one, or the simulator's in sandbox mode.
         let website = if sandbox.is_some() {
             Some((
@@ -430,17 +433,10 @@ impl Application {
                 _ => None,
             }
         };
-        let miniprogram = mp_credentials.map(|(mp_id, mp_secret)| {
-            let mp_tokens = AccessTokenManager::with_options(
-                wechat.clone(),
-                mp_id.clone(),
-                mp_secret.clone(),
-                Arc::new(DbTokenStore::new(pool.clone())),
-                options.clone(),
-            )
-            .with_clock(clock.clone());
-            wechat_oauth::miniprogram::MiniProgramClient::new(wechat.clone(), mp_id, mp_secret, mp_tokens)
-        });
+        let miniprogram = mp_credentials
+            .map(|(mp_id, mp_secret)| app_of(mp_id, mp_secret))
+            .transpose()?
+            .map(|mp| wechat_oauth::miniprogram::MiniProgramClient::from_app(&mp));
         // WeChat Pay: the configured merchant, or in sandbox mode a simulated one; v2 or v3 (`pay.api_version`).
         let payers = if settings.pay.api_version == "v3" {
             v3_payers(&settings, sandbox.as_ref(), &pool, &clock, &oauth, miniprogram.as_ref())?
@@ -467,12 +463,12 @@ impl Application {
                     let base = base.unwrap_or_else(|| settings.pay.base_url.clone());
                     let client_for = |app_id: AppId| -> Result<wechat_pay::PayClient, StartupError> {
                         let client = wechat_pay::PayClient::new(
-                            wechat_pay::Merchant {
+                            wechat_pay::Merchant::new(
                                 app_id,
-                                mch_id: mch_id.clone(),
-                                key: wechat_pay::PayKey::new(key.clone()),
-                                sign_type: wechat_pay::SignType::HmacSha256,
-                            },
+                                mch_id.clone(),
+                                wechat_pay::PayKey::new(key.clone()),
+                                wechat_pay::SignType::HmacSha256,
+                            ),
                             &base,
                         )?;
                         Ok(match certificate_transport(&settings.pay, &base)? {
@@ -504,7 +500,7 @@ impl Application {
         if let Backend::Postgres(url) = &backend {
             login_hub.spawn_listener(url.clone());
         }
-        let cards = wechat_card::CardClient::new(wechat.clone(), tokens.clone());
+        let cards = wechat_card::CardClient::from_app(&account);
         let keys_pool = pool.clone();
         let sandboxed = sandbox.is_some();
         let (state_key, session_key, sandbox_admin) =

@@ -145,12 +145,96 @@ pub struct BaseInfo {
 /// Most cards WeChat allows of one kind.
 pub const MAX_QUANTITY: u64 = 100_000_000;
 
+/// Builds a [`BaseInfo`]: the eight required fields, validated together by [`build`](Self::build) — `title` ≤ 9
+/// 汉字, `brand_name` ≤ 12, `notice` ≤ 16, `description` ≤ 1024, `quantity` ≤ 100,000,000, `color` one of WeChat's
+/// names (`Color010`...), `logo_url` an http(s) URL (from `media/uploadimg`). A missing field is named.
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct BaseInfoBuilder {
+    logo_url: Option<String>,
+    brand_name: Option<String>,
+    title: Option<String>,
+    color: Option<String>,
+    notice: Option<String>,
+    description: Option<String>,
+    date_info: Option<DateInfo>,
+    quantity: Option<u64>,
+}
+
+macro_rules! text_setter {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: impl Into<String>) -> Self {
+            self.$name = Some(value.into());
+            self
+        }
+    };
+}
+
+impl BaseInfoBuilder {
+    text_setter!(
+        /// The logo's URL, as `CardClient::upload_logo` returned it.
+        logo_url
+    );
+    text_setter!(
+        /// The merchant's name (≤ 12 汉字).
+        brand_name
+    );
+    text_setter!(
+        /// The card's title (≤ 9 汉字).
+        title
+    );
+    text_setter!(
+        /// The card's colour: one of `card/getcolors`' names (`Color010`…).
+        color
+    );
+    text_setter!(
+        /// What to do at the counter (≤ 16 汉字), e.g. "请出示二维码核销".
+        notice
+    );
+    text_setter!(
+        /// Terms of use (≤ 1024 characters).
+        description
+    );
+
+    /// When the card is valid.
+    pub fn date_info(mut self, date_info: DateInfo) -> Self {
+        self.date_info = Some(date_info);
+        self
+    }
+
+    /// How many cards there are (≤ 100,000,000).
+    pub fn quantity(mut self, quantity: u64) -> Self {
+        self.quantity = Some(quantity);
+        self
+    }
+
+    /// The validated `base_info`, or [`Error::InvalidRequest`](crate::Error) naming the missing or invalid field.
+    pub fn build(self) -> Result<BaseInfo> {
+        fn required<T>(value: Option<T>, name: &str) -> Result<T> {
+            value.ok_or_else(|| invalid(format!("BaseInfo: {name} is required")))
+        }
+        BaseInfo::validated(
+            &required(self.logo_url, "logo_url")?,
+            &required(self.brand_name, "brand_name")?,
+            &required(self.title, "title")?,
+            &required(self.color, "color")?,
+            &required(self.notice, "notice")?,
+            &required(self.description, "description")?,
+            required(self.date_info, "date_info")?,
+            required(self.quantity, "quantity")?,
+        )
+    }
+}
+
 impl BaseInfo {
-    /// The required fields, validated: `title` ≤ 9 汉字, `brand_name` ≤ 12, `notice` ≤ 16, `description` ≤ 1024,
-    /// `quantity` ≤ 100,000,000, `color` one of WeChat's names (`Color010`...), `logo_url` an http(s) URL (from
-    /// `media/uploadimg`).
+    /// Starts building the `base_info` (see [`BaseInfoBuilder`]).
+    pub fn builder() -> BaseInfoBuilder {
+        BaseInfoBuilder::default()
+    }
+
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    fn validated(
         logo_url: &str,
         brand_name: &str,
         title: &str,
@@ -482,7 +566,7 @@ mod tests {
     use super::*;
 
     fn base() -> BaseInfo {
-        BaseInfo::new(
+        BaseInfo::validated(
             "http://mmbiz.qpic.cn/logo.png",
             "wxkit咖啡",
             "满100减20",
@@ -501,7 +585,7 @@ mod tests {
     #[test]
     fn limits_are_enforced_before_sending() {
         let ok = |title: &str| {
-            BaseInfo::new(
+            BaseInfo::validated(
                 "http://x/l.png",
                 "b",
                 title,
@@ -523,15 +607,15 @@ mod tests {
             begin_timestamp: 1_790_000_000_000,
             end_timestamp: 1_800_000_000_000,
         };
-        assert!(BaseInfo::new("http://x/l.png", "b", "t", "Color010", "n", "d", ms, 1).is_err());
+        assert!(BaseInfo::validated("http://x/l.png", "b", "t", "Color010", "n", "d", ms, 1).is_err());
         let q = DateInfo::FixTerm {
             fixed_term: 1,
             fixed_begin_term: 0,
         };
-        assert!(BaseInfo::new("http://x/l.png", "b", "t", "Color010", "n", "d", q, MAX_QUANTITY + 1).is_err());
-        assert!(BaseInfo::new("http://x/l.png", "b", "t", "red", "n", "d", q, 1).is_err());
+        assert!(BaseInfo::validated("http://x/l.png", "b", "t", "Color010", "n", "d", q, MAX_QUANTITY + 1).is_err());
+        assert!(BaseInfo::validated("http://x/l.png", "b", "t", "red", "n", "d", q, 1).is_err());
         assert!(
-            BaseInfo::new(
+            BaseInfo::validated(
                 "http://x/l.png",
                 "十三个汉字十三个汉字十三个",
                 "t",

@@ -2,8 +2,13 @@
 
 use crate::card::CardDefinition;
 use crate::error::{Result, invalid};
+#[cfg(feature = "client")]
 use crate::ext::CardExt;
 use serde::Deserialize;
+use wechat_core::request::{self, ApiRequest};
+use wechat_core::transport::{HttpRequest, HttpResponse};
+use wechat_core::{AccessToken, Endpoints};
+#[cfg(feature = "client")]
 use wechat_core::{AccessTokenManager, WechatClient};
 
 /// Largest logo `media/uploadimg` accepts.
@@ -123,19 +128,24 @@ pub struct Consumed {
 /// The card API for one official account.
 ///
 /// ```no_run
-/// use std::sync::Arc;
 /// use wechat_card::{BaseInfo, CardClient, CardDefinition, CardExt, CardKind, DateInfo};
-/// use wechat_core::{AccessTokenManager, AppId, AppSecret, Endpoints, MemoryTokenStore, WechatClient};
+/// use wechat_core::App;
 ///
 /// # async fn demo(logo_png: Vec<u8>) -> wechat_card::Result<()> {
-/// let core = WechatClient::with_default_transport()?.with_endpoints(Endpoints::single("http://127.0.0.1:9000")?);
-/// let tokens = AccessTokenManager::new(core.clone(), AppId::new("wx1234567890abcdef"), AppSecret::new("secret"),
-///     Arc::new(MemoryTokenStore::new()));
-/// let cards = CardClient::new(core, tokens);
+/// let app = App::builder().app_id("wx1234567890abcdef").secret("secret").base_url("http://127.0.0.1:9000").build()?;
+/// let cards = CardClient::from_app(&app);
 ///
 /// let logo_url = cards.upload_logo(&logo_png).await?;
-/// let base = BaseInfo::new(&logo_url, "wxkit咖啡", "免费咖啡一杯", "Color010", "请出示二维码核销",
-///     "每人限领一张，不与其他优惠同享", DateInfo::FixTerm { fixed_term: 30, fixed_begin_term: 0 }, 1000)?
+/// let base = BaseInfo::builder()
+///     .logo_url(logo_url)
+///     .brand_name("wxkit咖啡")
+///     .title("免费咖啡一杯")
+///     .color("Color010")
+///     .notice("请出示二维码核销")
+///     .description("每人限领一张，不与其他优惠同享")
+///     .date_info(DateInfo::FixTerm { fixed_term: 30, fixed_begin_term: 0 })
+///     .quantity(1000)
+///     .build()?
 ///     .get_limit(1);
 /// let card = CardDefinition::new(CardKind::GeneralCoupon { default_detail: "美式咖啡一杯".into() }, base)?;
 /// let card_id = cards.create(&card).await?;
@@ -146,12 +156,14 @@ pub struct Consumed {
 /// # Ok(())
 /// # }
 /// ```
+#[cfg(feature = "client")]
 #[derive(Clone, Debug)]
 pub struct CardClient {
     client: WechatClient,
     tokens: AccessTokenManager,
 }
 
+#[cfg(feature = "client")]
 fn multipart(field: &str, format: ImageFormat, bytes: &[u8]) -> (String, Vec<u8>) {
     use rand::Rng;
     let boundary: String = format!(
@@ -176,33 +188,19 @@ fn multipart(field: &str, format: ImageFormat, bytes: &[u8]) -> (String, Vec<u8>
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
+#[cfg(feature = "client")]
 impl CardClient {
-    /// A client; `tokens` must be the official account's token manager.
-    pub fn new(client: WechatClient, tokens: AccessTokenManager) -> Self {
-        Self { client, tokens }
+    /// The card API of the official account whose token manager this is (its client comes with it).
+    pub fn new(tokens: AccessTokenManager) -> Self {
+        Self {
+            client: tokens.client().clone(),
+            tokens,
+        }
     }
 
-    async fn post<T: serde::de::DeserializeOwned>(&self, path: &str, body: &serde_json::Value) -> Result<T> {
-        Ok(self
-            .tokens
-            .call(|token| async move {
-                self.client
-                    .post_json(path, &[("access_token", token.secret())], body)
-                    .await
-            })
-            .await?)
-    }
-
-    /// [`post`](Self::post) without retries of transient failures: for calls that change state at WeChat
-    /// (`card/create` would create a second card, a consume whose answer was lost must be looked at, not resent
-    /// blindly). Token errors are still retried once: WeChat rejected the call before doing anything.
-    async fn post_once<T: serde::de::DeserializeOwned>(&self, path: &str, body: &serde_json::Value) -> Result<T> {
-        let client = self.client.without_retry();
-        let client = &client;
-        Ok(self
-            .tokens
-            .call(|token| async move { client.post_json(path, &[("access_token", token.secret())], body).await })
-            .await?)
+    /// The card API of an [`App`](wechat_core::App).
+    pub fn from_app(app: &wechat_core::App) -> Self {
+        Self::new(app.tokens().clone())
     }
 
     async fn upload<T: serde::de::DeserializeOwned>(
@@ -263,90 +261,33 @@ impl CardClient {
             .await
     }
 
-    /// Creates a card (`card/create`); returns its `card_id`.
+    /// Creates a card (`card/create`); returns its `card_id`. Not retried on a lost answer: a resend would create a
+    /// second card.
     pub async fn create(&self, card: &CardDefinition) -> Result<String> {
-        #[derive(Deserialize)]
-        struct Created {
-            card_id: String,
-        }
-        let r: Created = self.post_once("/card/create", &card.to_json()).await?;
-        Ok(r.card_id)
+        Ok(self.tokens.send(&CreateCard(card.clone())).await?)
     }
 
     /// The card colours (`card/getcolors`).
     pub async fn colors(&self) -> Result<Vec<CardColor>> {
-        #[derive(Deserialize)]
-        struct Colors {
-            colors: Vec<CardColor>,
-        }
-        let r: Colors = self
-            .tokens
-            .call(|token| async move {
-                self.client
-                    .get_json("/card/getcolors", &[("access_token", token.secret())])
-                    .await
-            })
-            .await?;
-        Ok(r.colors)
+        Ok(self.tokens.send(&GetColors).await?)
     }
 
     /// Turns the `encrypt_code` a page or mini program received into the real code (`card/code/decrypt`).
     pub async fn decrypt_code(&self, encrypt_code: &str) -> Result<String> {
-        if encrypt_code.is_empty() {
-            return Err(invalid("encrypt_code must not be empty"));
-        }
-        #[derive(Deserialize)]
-        struct Code {
-            code: String,
-        }
-        let r: Code = self
-            .post("/card/code/decrypt", &serde_json::json!({"encrypt_code": encrypt_code}))
-            .await?;
-        Ok(r.code)
+        Ok(self.tokens.send(&DecryptCode::new(encrypt_code)?).await?)
     }
 
     /// Looks a code up (`card/code/get`). With `check_consume`, an unusable code is an error: 40099 consumed,
     /// 40127 otherwise unavailable; unknown codes are 40056.
     pub async fn get_code(&self, code: &str, card_id: Option<&str>, check_consume: bool) -> Result<CodeInfo> {
-        if code.is_empty() {
-            return Err(invalid("code must not be empty"));
-        }
-        let mut body = serde_json::json!({"code": code, "check_consume": check_consume});
-        if let Some(c) = card_id {
-            body["card_id"] = c.into();
-        }
-        let r: CodeGetResponse = self.post("/card/code/get", &body).await?;
-        Ok(CodeInfo {
-            card_id: r.card.card_id,
-            begin_time: r.card.begin_time,
-            end_time: r.card.end_time,
-            openid: r.openid,
-            can_consume: r.can_consume,
-            user_card_status: r.user_card_status,
-        })
+        Ok(self.tokens.send(&GetCode::new(code, card_id, check_consume)?).await?)
     }
 
     /// Consumes (redeems) a code (`card/code/consume`). A second consume is
-    /// [`AlreadyConsumed`](crate::Error::AlreadyConsumed) (40099).
+    /// [`AlreadyConsumed`](crate::Error::AlreadyConsumed) (40099). Not retried on a lost answer: look the code up
+    /// instead of resending.
     pub async fn consume_code(&self, code: &str, card_id: Option<&str>) -> Result<Consumed> {
-        if code.is_empty() {
-            return Err(invalid("code must not be empty"));
-        }
-        let mut body = serde_json::json!({"code": code});
-        if let Some(c) = card_id {
-            body["card_id"] = c.into();
-        }
-        #[derive(Deserialize)]
-        struct Response {
-            card: CodeCard,
-            #[serde(default)]
-            openid: String,
-        }
-        let r: Response = self.post_once("/card/code/consume", &body).await?;
-        Ok(Consumed {
-            card_id: r.card.card_id,
-            openid: r.openid,
-        })
+        Ok(self.tokens.send(&ConsumeCode::new(code, card_id)?).await?)
     }
 
     /// A signed `cardExt` for `wx.addCard`, with the cached `wx_card` api_ticket and a fresh nonce.
@@ -355,3 +296,172 @@ impl CardClient {
         Ok(ext.build(ticket.secret(), timestamp))
     }
 }
+
+/// `POST /card/create` as a value (sans-IO). Not idempotent: a resend creates a second card.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CreateCard(pub CardDefinition);
+
+impl CreateCard {
+    fn body(&self) -> serde_json::Value {
+        self.0.to_json()
+    }
+}
+
+#[derive(Deserialize)]
+struct Created {
+    card_id: String,
+}
+
+wechat_core::json_post_request!(
+    CreateCard,
+    "/card/create",
+    idempotent = false,
+    String,
+    |out: Created| out.card_id
+);
+
+/// `GET /card/getcolors` as a value: the colour names a card may use. A read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GetColors;
+
+impl ApiRequest for GetColors {
+    type Response = Vec<CardColor>;
+
+    fn idempotent(&self) -> bool {
+        true
+    }
+
+    fn to_http(&self, endpoints: &Endpoints, token: Option<&AccessToken>) -> wechat_core::Result<HttpRequest> {
+        request::get(
+            endpoints,
+            "/card/getcolors",
+            &[("access_token", request::require_token(token)?)],
+        )
+    }
+
+    fn parse(&self, response: HttpResponse) -> wechat_core::Result<Vec<CardColor>> {
+        #[derive(Deserialize)]
+        struct Colors {
+            colors: Vec<CardColor>,
+        }
+        Ok(request::parse_json::<Colors>(&response)?.colors)
+    }
+}
+
+/// `POST /card/code/decrypt` as a value: an `encrypt_code` → the real code. A read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecryptCode {
+    encrypt_code: String,
+}
+
+impl DecryptCode {
+    /// Decrypts `encrypt_code` (non-empty).
+    pub fn new(encrypt_code: &str) -> Result<Self> {
+        if encrypt_code.is_empty() {
+            return Err(invalid("encrypt_code must not be empty"));
+        }
+        Ok(Self {
+            encrypt_code: encrypt_code.to_owned(),
+        })
+    }
+
+    fn body(&self) -> serde_json::Value {
+        serde_json::json!({"encrypt_code": self.encrypt_code})
+    }
+}
+
+#[derive(Deserialize)]
+struct DecryptedCode {
+    code: String,
+}
+
+wechat_core::json_post_request!(
+    DecryptCode,
+    "/card/code/decrypt",
+    idempotent = true,
+    String,
+    |out: DecryptedCode| out.code
+);
+
+fn code_body(code: &str, card_id: Option<&str>) -> Result<serde_json::Value> {
+    if code.is_empty() {
+        return Err(invalid("code must not be empty"));
+    }
+    let mut body = serde_json::json!({ "code": code });
+    if let Some(c) = card_id {
+        body["card_id"] = c.into();
+    }
+    Ok(body)
+}
+
+/// `POST /card/code/get` as a value: a code's card, owner and state. A read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GetCode {
+    body: serde_json::Value,
+}
+
+impl GetCode {
+    /// Looks `code` up (of `card_id` when given); with `check_consume`, an unusable code is an error.
+    pub fn new(code: &str, card_id: Option<&str>, check_consume: bool) -> Result<Self> {
+        let mut body = code_body(code, card_id)?;
+        body["check_consume"] = check_consume.into();
+        Ok(Self { body })
+    }
+
+    fn body(&self) -> &serde_json::Value {
+        &self.body
+    }
+}
+
+wechat_core::json_post_request!(
+    GetCode,
+    "/card/code/get",
+    idempotent = true,
+    CodeInfo,
+    |r: CodeGetResponse| CodeInfo {
+        card_id: r.card.card_id,
+        begin_time: r.card.begin_time,
+        end_time: r.card.end_time,
+        openid: r.openid,
+        can_consume: r.can_consume,
+        user_card_status: r.user_card_status,
+    }
+);
+
+/// `POST /card/code/consume` as a value: redeems a code. Not idempotent: a lost answer is looked into with
+/// [`GetCode`], never resent blindly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumeCode {
+    body: serde_json::Value,
+}
+
+impl ConsumeCode {
+    /// Consumes `code` (of `card_id` when given).
+    pub fn new(code: &str, card_id: Option<&str>) -> Result<Self> {
+        Ok(Self {
+            body: code_body(code, card_id)?,
+        })
+    }
+
+    fn body(&self) -> &serde_json::Value {
+        &self.body
+    }
+}
+
+#[derive(Deserialize)]
+struct ConsumeResponse {
+    card: CodeCard,
+    #[serde(default)]
+    openid: String,
+}
+
+wechat_core::json_post_request!(
+    ConsumeCode,
+    "/card/code/consume",
+    idempotent = false,
+    Consumed,
+    |r: ConsumeResponse| Consumed {
+        card_id: r.card.card_id,
+        openid: r.openid,
+    }
+);

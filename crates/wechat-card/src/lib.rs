@@ -16,17 +16,17 @@
 //! ```
 //! use wechat_card::{BaseInfo, CardDefinition, CardExt, CardKind, DateInfo};
 //!
-//! let base = BaseInfo::new(
-//!     "http://mmbiz.qpic.cn/mmbiz/logo.png", // from CardClient::upload_logo
-//!     "wxkit咖啡",
-//!     "免费咖啡一杯",
-//!     "Color010",
-//!     "请出示二维码核销",
-//!     "每人限领一张，不与其他优惠同享",
-//!     DateInfo::FixTimeRange { begin_timestamp: 1_790_000_000, end_timestamp: 1_800_000_000 },
-//!     1000,
-//! )?
-//! .get_limit(1);
+//! let base = BaseInfo::builder()
+//!     .logo_url("http://mmbiz.qpic.cn/mmbiz/logo.png") // from CardClient::upload_logo
+//!     .brand_name("wxkit咖啡")
+//!     .title("免费咖啡一杯")
+//!     .color("Color010")
+//!     .notice("请出示二维码核销")
+//!     .description("每人限领一张，不与其他优惠同享")
+//!     .date_info(DateInfo::FixTimeRange { begin_timestamp: 1_790_000_000, end_timestamp: 1_800_000_000 })
+//!     .quantity(1000)
+//!     .build()?
+//!     .get_limit(1);
 //! let card = CardDefinition::new(CardKind::GeneralCoupon { default_detail: "美式咖啡一杯".into() }, base)?;
 //! let body = card.to_json(); // what CardClient::create sends to card/create
 //! assert_eq!(body["card"]["card_type"], "GENERAL_COUPON");
@@ -38,6 +38,8 @@
 //! ```
 
 #![deny(missing_docs)]
+// Without `client`, helpers only the client uses are unused; the pure parts are what is left.
+#![cfg_attr(not(feature = "client"), allow(unused_imports, dead_code))]
 pub mod card;
 pub mod client;
 pub mod error;
@@ -45,6 +47,10 @@ pub mod events;
 pub mod ext;
 
 pub use card::{AdvancedInfo, BaseInfo, CardDefinition, CardKind, CardLink, CodeType, DateInfo};
-pub use client::{CardClient, CardColor, CodeInfo, Consumed, ImageFormat, Media};
+#[cfg(feature = "client")]
+pub use client::CardClient;
+pub use client::{
+    CardColor, CodeInfo, ConsumeCode, Consumed, CreateCard, DecryptCode, GetCode, GetColors, ImageFormat, Media,
+};
 pub use error::{Error, Result};
 pub use ext::CardExt;

@@ -1,15 +1,23 @@
 //! The WeChat API client: base URLs, a transport, the retry policy, and errcode-aware JSON decoding.
 
 use crate::error::{Error, Result};
+#[cfg(feature = "client")]
 use crate::retry::RetryPolicy;
+#[cfg(feature = "client")]
 use crate::transport::{HttpRequest, HttpResponse, Transport, clone_request};
+#[cfg(feature = "client")]
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+#[cfg(feature = "client")]
 use std::sync::Arc;
 use url::Url;
 
 /// The hosts a client talks to. Point them at the simulator (`wxkit sim`) to run without WeChat.
+///
+/// Built with [`Endpoints::default`] (WeChat's hosts), [`Endpoints::single`] (one base URL, as the simulator serves
+/// them) or [`Endpoints::new`]; more hosts may be added in later versions, hence `#[non_exhaustive]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Endpoints {
     /// `https://api.weixin.qq.com`: official-account, mini-program and card APIs.
     pub api_base_url: Url,
@@ -27,6 +35,20 @@ impl Default for Endpoints {
 }
 
 impl Endpoints {
+    /// The API host and the OAuth host, each checked to be an http(s) base URL.
+    ///
+    /// ```
+    /// let e = wechat_core::Endpoints::new("https://api.weixin.qq.com", "https://open.weixin.qq.com").unwrap();
+    /// assert_eq!(e, wechat_core::Endpoints::default());
+    /// assert!(wechat_core::Endpoints::new("ftp://x", "https://open.weixin.qq.com").is_err());
+    /// ```
+    pub fn new(api_base_url: &str, open_base_url: &str) -> Result<Self> {
+        Ok(Self {
+            api_base_url: parse_base_url(api_base_url)?,
+            open_base_url: parse_base_url(open_base_url)?,
+        })
+    }
+
     /// Both hosts on one base URL, as the simulator serves them.
     ///
     /// ```
@@ -127,6 +149,7 @@ impl ClassifyName for serde_json::Error {
 }
 
 /// A WeChat API client: endpoints + transport + retry policy. Cheap to clone (shares the transport).
+#[cfg(feature = "client")]
 #[derive(Clone, Debug)]
 pub struct WechatClient {
     transport: Arc<dyn Transport>,
@@ -135,6 +158,7 @@ pub struct WechatClient {
     clock: Arc<dyn crate::token::Clock>,
 }
 
+#[cfg(feature = "client")]
 impl WechatClient {
     /// A client on the given transport, talking to WeChat's real hosts with the default retry policy.
     pub fn new(transport: Arc<dyn Transport>) -> Self {
@@ -243,6 +267,23 @@ impl WechatClient {
         }
     }
 
+    /// Sends a [request value](crate::request): built against this client's endpoints, retried on transient
+    /// failures by this client's policy only when the request is [idempotent](crate::request::ApiRequest::idempotent),
+    /// and decoded by the request itself.
+    pub async fn send<R: crate::request::ApiRequest + ?Sized>(
+        &self,
+        request: &R,
+        access_token: Option<&crate::AccessToken>,
+    ) -> Result<R::Response> {
+        let http = request.to_http(&self.endpoints, access_token)?;
+        let client = if request.idempotent() {
+            std::borrow::Cow::Borrowed(self)
+        } else {
+            std::borrow::Cow::Owned(self.without_retry())
+        };
+        client.with_retry_loop(&http, |response| request.parse(response)).await
+    }
+
     /// `GET {api_base_url}{path}?{query}` decoded as WeChat JSON.
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T> {
         let request = http::Request::get(self.api_url(path, query).as_str())
@@ -282,6 +323,7 @@ impl WechatClient {
 
 /// Counts a failed call by endpoint and errcode (or error kind) through the `metrics` facade — a no-op unless the
 /// embedding service installs a recorder. Always true, so that it can sit in a match guard.
+#[cfg(feature = "client")]
 fn record_error(path: &str, e: &Error) -> bool {
     let code = match e {
         Error::Transport(_) => "transport".to_owned(),
@@ -293,6 +335,7 @@ fn record_error(path: &str, e: &Error) -> bool {
     true
 }
 
+#[cfg(feature = "client")]
 fn invalid_request(e: http::Error) -> Error {
     Error::InvalidRequest { message: e.to_string() }
 }
@@ -347,9 +390,11 @@ mod tests {
     }
 
     /// Fails with 503 `failures` times, then answers `{"ok": 1}`.
+    #[cfg(feature = "client")]
     #[derive(Debug)]
     struct Flaky(std::sync::atomic::AtomicU32);
 
+    #[cfg(feature = "client")]
     #[async_trait::async_trait]
     impl Transport for Flaky {
         async fn send(&self, _request: HttpRequest) -> std::result::Result<HttpResponse, crate::TransportError> {
@@ -366,9 +411,11 @@ mod tests {
     }
 
     /// A clock that only records what it was asked to wait.
+    #[cfg(feature = "client")]
     #[derive(Debug, Default)]
     struct Recording(std::sync::Mutex<Vec<std::time::Duration>>);
 
+    #[cfg(feature = "client")]
     impl crate::token::Clock for Recording {
         fn now_ms(&self) -> i64 {
             0
@@ -381,6 +428,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "client")]
     #[tokio::test]
     async fn retry_backoff_waits_on_the_injected_clock() {
         #[derive(Debug, serde::Deserialize)]

@@ -102,6 +102,18 @@ macro_rules! secret_type {
             }
         }
 
+        impl ::std::convert::From<&str> for $name {
+            fn from(value: &str) -> Self {
+                Self(value.to_owned())
+            }
+        }
+
+        impl ::std::convert::From<::std::string::String> for $name {
+            fn from(value: ::std::string::String) -> Self {
+                Self(value)
+            }
+        }
+
         impl<'de> $crate::__private::serde::Deserialize<'de> for $name {
             fn deserialize<D: $crate::__private::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 <String as $crate::__private::serde::Deserialize>::deserialize(d).map(Self)

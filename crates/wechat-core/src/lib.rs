@@ -13,39 +13,52 @@
 //!
 //! It depends on no web framework and no database: any tokio service can use it.
 //!
-//! ```
-//! use std::sync::Arc;
-//! use wechat_core::{AccessTokenManager, AppId, AppSecret, Endpoints, MemoryTokenStore, WechatClient};
+//! Features: `reqwest` (default) is the HTTP transport and implies `client` — the async client, [`App`], the token
+//! manager (tokio's locks and timer; the tokio runtime is required to run them, none is started). With
+//! `default-features = false` the crate is its pure parts: credentials, XML, push signatures and message crypto,
+//! and the [request values](request) — no tokio, no reqwest.
 //!
+//! ```
 //! # fn main() -> wechat_core::Result<()> {
-//! let client = WechatClient::with_default_transport()?
-//!     .with_endpoints(Endpoints::single("http://127.0.0.1:9000")?); // e.g. `wxkit sim --addr 127.0.0.1:9000`
-//! let tokens = AccessTokenManager::new(
-//!     client,
-//!     AppId::new("wxd930ea5d5a258f4f"),
-//!     AppSecret::new("not-a-real-secret"),
-//!     Arc::new(MemoryTokenStore::new()),
-//! );
-//! assert_eq!(tokens.app_id().as_str(), "wxd930ea5d5a258f4f");
-//! assert!(!format!("{tokens:?}").contains("not-a-real-secret"));
+//! // One app, wired once: its client and its one token manager belong together.
+//! let app = wechat_core::App::builder()
+//!     .app_id("wxd930ea5d5a258f4f")
+//!     .secret("not-a-real-secret")
+//!     .base_url("http://127.0.0.1:9000") // e.g. `wxkit sim --addr 127.0.0.1:9000`; WeChat's hosts when left out
+//!     .build()?;
+//! assert_eq!(app.tokens().app_id().as_str(), "wxd930ea5d5a258f4f");
+//! assert!(!format!("{app:?}").contains("not-a-real-secret"));
+//! // In async code: `app.send(&wechat_core::request::GetTicket::jsapi()).await?` — any request value, with the
+//! // app's access token, refreshed once if WeChat rejects it.
 //! # Ok(())
 //! # }
 //! ```
 
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#[cfg(feature = "client")]
+pub mod app;
 pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod push;
+pub mod request;
 pub mod retry;
+#[cfg(feature = "client")]
 pub mod token;
 pub mod transport;
 pub mod xml;
 
-pub use client::{Endpoints, WechatClient, build_url, parse_base_url, parse_json_response};
+#[cfg(feature = "client")]
+pub use app::{App, AppBuilder};
+#[cfg(feature = "client")]
+pub use client::WechatClient;
+pub use client::{Endpoints, build_url, parse_base_url, parse_json_response};
 pub use credentials::{AccessToken, AppId, AppSecret, OpenId, SecretString, Ticket, UnionId, constant_time_eq};
 pub use error::{BoxError, Error, Result, StoreError, TransportError};
+pub use request::ApiRequest;
 pub use retry::RetryPolicy;
+#[cfg(feature = "client")]
 pub use token::{
     AccessTokenManager, Clock, MemoryTokenStore, StoredToken, SystemClock, TokenKind, TokenManagerOptions, TokenMode,
     TokenStore,
@@ -53,6 +66,9 @@ pub use token::{
 #[cfg(feature = "reqwest")]
 pub use transport::ReqwestTransport;
 pub use transport::{HttpRequest, HttpResponse, Transport};
+
+/// The attribute to implement this crate's async traits ([`Transport`], `TokenStore`) with.
+pub use async_trait::async_trait;
 
 /// Re-exports for the crate's macros (not public API).
 #[doc(hidden)]

@@ -4,10 +4,10 @@
 use crate::client::WechatClient;
 use crate::credentials::{AccessToken, AppId, AppSecret, Ticket};
 use crate::error::{Error, Result, StoreError};
+use crate::request::{ApiRequest, GetAccessToken, GetStableAccessToken, GetTicket};
 use async_trait::async_trait;
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -317,18 +317,6 @@ impl fmt::Debug for AccessTokenManager {
     }
 }
 
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    expires_in: i64,
-}
-
-#[derive(Deserialize)]
-struct TicketResponse {
-    ticket: String,
-    expires_in: i64,
-}
-
 impl AccessTokenManager {
     /// A manager with default options and the system clock.
     pub fn new(client: WechatClient, app_id: AppId, secret: AppSecret, store: Arc<dyn TokenStore>) -> Self {
@@ -414,6 +402,22 @@ impl AccessTokenManager {
             }
             other => other,
         }
+    }
+
+    /// Sends a [request value](crate::request) with this app's access token, through [`call`](Self::call): an
+    /// invalid-token answer refreshes the token and sends it once more; transient failures are retried only when
+    /// the request is [idempotent](ApiRequest::idempotent).
+    pub async fn send<R: ApiRequest + Sync>(&self, request: &R) -> Result<R::Response> {
+        if !request.needs_access_token() {
+            return self.inner.client.send(request, None).await;
+        }
+        self.call(|token| async move { self.inner.client.send(request, Some(&token)).await })
+            .await
+    }
+
+    /// The app's secret, for calls that take it instead of the access token (`jscode2session`, web OAuth).
+    pub fn secret(&self) -> &AppSecret {
+        &self.inner.secret
     }
 
     /// Drops `failed_value` from the cache and the store, unless it has already been replaced there. Returns whether
@@ -561,46 +565,29 @@ impl AccessTokenManager {
 
     async fn fetch_access_token(&self) -> Result<(String, i64)> {
         let inner = &self.inner;
-        let response: TokenResponse = match inner.options.mode {
-            TokenMode::Classic => {
-                inner
-                    .client
-                    .get_json(
-                        "/cgi-bin/token",
-                        &[
-                            ("grant_type", "client_credential"),
-                            ("appid", inner.app_id.as_str()),
-                            ("secret", inner.secret.secret()),
-                        ],
-                    )
-                    .await?
-            }
+        let (app_id, secret) = (inner.app_id.clone(), inner.secret.clone());
+        let response = match inner.options.mode {
+            TokenMode::Classic => inner.client.send(&GetAccessToken { app_id, secret }, None).await?,
             TokenMode::Stable => {
-                let body = serde_json::json!({
-                    "grant_type": "client_credential",
-                    "appid": inner.app_id.as_str(),
-                    "secret": inner.secret.secret(),
-                    "force_refresh": false,
-                });
-                inner.client.post_json("/cgi-bin/stable_token", &[], &body).await?
+                let request = GetStableAccessToken {
+                    app_id,
+                    secret,
+                    force_refresh: false,
+                };
+                inner.client.send(&request, None).await?
             }
         };
-        Ok((response.access_token, response.expires_in))
+        Ok((response.access_token.secret().to_owned(), response.expires_in))
     }
 
     async fn fetch_ticket(&self, ticket_type: &'static str) -> Result<(String, i64)> {
-        let response: TicketResponse = self
-            .call(|token| async move {
-                self.inner
-                    .client
-                    .get_json(
-                        "/cgi-bin/ticket/getticket",
-                        &[("access_token", token.secret()), ("type", ticket_type)],
-                    )
-                    .await
-            })
-            .await?;
-        Ok((response.ticket, response.expires_in))
+        let request = if ticket_type == "jsapi" {
+            GetTicket::jsapi()
+        } else {
+            GetTicket::wx_card()
+        };
+        let response = self.send(&request).await?;
+        Ok((response.ticket.secret().to_owned(), response.expires_in))
     }
 }
 

@@ -18,6 +18,7 @@ pub trait Transport: Send + Sync + fmt::Debug {
 }
 
 /// Copies a request (method, URI, headers, body) so that it can be sent again on retry.
+#[cfg(feature = "client")]
 pub(crate) fn clone_request(request: &HttpRequest) -> HttpRequest {
     let mut copy = http::Request::new(request.body().clone());
     *copy.method_mut() = request.method().clone();

@@ -6,9 +6,7 @@
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use std::collections::HashMap;
-use std::sync::Arc;
 use wechat_core::push::{MessageCrypto, PushQuery, PushSecurity, open_push};
-use wechat_core::{AccessTokenManager, AppId, AppSecret, Endpoints, MemoryTokenStore, WechatClient};
 use wechat_message::qrcode::{QrCodeClient, QrCodeRequest, Scene};
 use wechat_message::{Article, Incoming, MemoryDedupeStore, NO_REPLY, Reply, Router, incoming};
 
@@ -92,13 +90,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // A user writes; another scans the account's parametric code.
     sim.handle().send_text(APP_ID, "o-alice", "你好");
-    let tokens = AccessTokenManager::new(
-        WechatClient::with_default_transport()?.with_endpoints(Endpoints::single(&sim.base_url())?),
-        AppId::new(APP_ID),
-        AppSecret::new(SECRET),
-        Arc::new(MemoryTokenStore::new()),
-    );
-    let ticket = QrCodeClient::new(tokens)
+    let account = wechat_core::App::builder()
+        .app_id(APP_ID)
+        .secret(SECRET)
+        .base_url(&sim.base_url())
+        .build()?;
+    let ticket = QrCodeClient::from_app(&account)
         .create(&QrCodeRequest::temporary(Scene::Str("welcome-42".into()), 600)?)
         .await?;
     sim.handle().scan_qrcode(&ticket.ticket, "o-bob")?;

@@ -3,7 +3,8 @@
 //! [`Router::on_scene`](crate::Router::on_scene).
 
 use serde::Deserialize;
-use wechat_core::{AccessTokenManager, WechatClient};
+#[cfg(feature = "client")]
+use wechat_core::AccessTokenManager;
 
 /// Where `showqrcode` lives (not on the API host).
 pub const SHOW_BASE_URL: &str = "https://mp.weixin.qq.com";
@@ -119,37 +120,39 @@ impl QrTicket {
 }
 
 /// Creates parametric QR codes with the account's access token.
+#[cfg(feature = "client")]
 #[derive(Clone, Debug)]
 pub struct QrCodeClient {
-    client: WechatClient,
     tokens: AccessTokenManager,
 }
 
+#[cfg(feature = "client")]
 impl QrCodeClient {
     /// A client on the token manager's transport and endpoints.
     pub fn new(tokens: AccessTokenManager) -> Self {
-        Self {
-            client: tokens.client().clone(),
-            tokens,
-        }
+        Self { tokens }
+    }
+
+    /// The QR-code API of an [`App`](wechat_core::App).
+    pub fn from_app(app: &wechat_core::App) -> Self {
+        Self::new(app.tokens().clone())
     }
 
     /// `POST /cgi-bin/qrcode/create`. Not retried on transient failures (a second code would be made); a rejected
     /// token is renewed and the call made once more.
     pub async fn create(&self, request: &QrCodeRequest) -> Result<QrTicket, Error> {
-        let client = self.client.without_retry();
-        let (client, body) = (&client, request.body());
-        let body = &body;
-        Ok(self
-            .tokens
-            .call(|token| async move {
-                client
-                    .post_json("/cgi-bin/qrcode/create", &[("access_token", token.secret())], body)
-                    .await
-            })
-            .await?)
+        Ok(self.tokens.send(request).await?)
     }
 }
+
+// The request is its own value (sans-IO); not idempotent — a resend makes a second code.
+wechat_core::json_post_request!(
+    QrCodeRequest,
+    "/cgi-bin/qrcode/create",
+    idempotent = false,
+    QrTicket,
+    |out: QrTicket| out
+);
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,8 @@ use crate::reply::Article;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use wechat_core::{AccessTokenManager, WechatClient};
+#[cfg(feature = "client")]
+use wechat_core::AccessTokenManager;
 
 /// Why WeChat refused to deliver, for the errcodes a sender acts on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -271,9 +272,9 @@ impl CustomMessage {
 /// Sends messages with an app's access token. Sends are never retried on transient failures — WeChat may have
 /// delivered, and a user would get the message twice; a rejected token is renewed and the send made once more
 /// (WeChat refused it before doing anything).
+#[cfg(feature = "client")]
 #[derive(Clone, Debug)]
 pub struct MessageClient {
-    client: WechatClient,
     tokens: AccessTokenManager,
 }
 
@@ -283,59 +284,118 @@ struct Sent {
     msgid: Option<i64>,
 }
 
+#[cfg(feature = "client")]
 impl MessageClient {
     /// A client on the token manager's transport and endpoints (the official account's or the mini program's).
     pub fn new(tokens: AccessTokenManager) -> Self {
-        Self {
-            client: tokens.client().without_retry(),
-            tokens,
-        }
+        Self { tokens }
     }
 
-    async fn send(&self, path: &str, body: &Value) -> Result<Option<i64>, Error> {
-        let client = &self.client;
-        let sent: Sent = self
-            .tokens
-            .call(|token| async move { client.post_json(path, &[("access_token", token.secret())], body).await })
-            .await?;
-        Ok(sent.msgid)
+    /// The message API of an [`App`](wechat_core::App).
+    pub fn from_app(app: &wechat_core::App) -> Self {
+        Self::new(app.tokens().clone())
     }
 
     /// `message/template/send` → WeChat's msgid (its outcome arrives as `TEMPLATESENDJOBFINISH`).
     pub async fn send_template(&self, message: &TemplateMessage) -> Result<i64, Error> {
-        self.send("/cgi-bin/message/template/send", &message.body())
-            .await?
-            .ok_or_else(|| {
-                Error::Wechat(wechat_core::Error::Decode {
-                    message: "template/send answered without msgid".into(),
-                })
+        self.tokens.send(message).await?.ok_or_else(|| {
+            Error::Wechat(wechat_core::Error::Decode {
+                message: "template/send answered without msgid".into(),
             })
+        })
     }
 
     /// The mini program's `message/subscribe/send`.
     pub async fn send_subscribe(&self, message: &SubscribeMessage) -> Result<(), Error> {
-        self.send("/cgi-bin/message/subscribe/send", &message.body())
-            .await
-            .map(|_| ())
+        Ok(self.tokens.send(&MiniProgramSubscribe(message.clone())).await?)
     }
 
     /// The official account's subscribe notice, `message/subscribe/bizsend`.
     pub async fn send_biz_subscribe(&self, message: &SubscribeMessage) -> Result<(), Error> {
-        self.send("/cgi-bin/message/subscribe/bizsend", &message.body())
-            .await
-            .map(|_| ())
+        Ok(self.tokens.send(&BizSubscribe(message.clone())).await?)
     }
 
     /// `message/custom/send` to `touser`.
     pub async fn send_custom(&self, touser: &str, message: &CustomMessage) -> Result<(), Error> {
+        Ok(self.tokens.send(&CustomSend::new(touser, message.clone())?).await?)
+    }
+}
+
+// The sends as values (sans-IO). None is idempotent: a resend after a lost answer may deliver twice.
+wechat_core::json_post_request!(
+    TemplateMessage,
+    "/cgi-bin/message/template/send",
+    idempotent = false,
+    Option<i64>,
+    |out: Sent| out.msgid
+);
+
+/// The mini program's `message/subscribe/send` of a [`SubscribeMessage`], as a value.
+#[derive(Clone, Debug)]
+pub struct MiniProgramSubscribe(pub SubscribeMessage);
+
+/// The official account's `message/subscribe/bizsend` of a [`SubscribeMessage`], as a value.
+#[derive(Clone, Debug)]
+pub struct BizSubscribe(pub SubscribeMessage);
+
+impl MiniProgramSubscribe {
+    fn body(&self) -> Value {
+        self.0.body()
+    }
+}
+
+impl BizSubscribe {
+    fn body(&self) -> Value {
+        self.0.body()
+    }
+}
+
+wechat_core::json_post_request!(
+    MiniProgramSubscribe,
+    "/cgi-bin/message/subscribe/send",
+    idempotent = false,
+    (),
+    |_out: Value| ()
+);
+wechat_core::json_post_request!(
+    BizSubscribe,
+    "/cgi-bin/message/subscribe/bizsend",
+    idempotent = false,
+    (),
+    |_out: Value| ()
+);
+
+/// `message/custom/send` of a [`CustomMessage`] to one user, as a value.
+#[derive(Clone, Debug)]
+pub struct CustomSend {
+    touser: String,
+    message: CustomMessage,
+}
+
+impl CustomSend {
+    /// `message` to `touser` (an openid).
+    pub fn new(touser: &str, message: CustomMessage) -> Result<Self, Error> {
         if touser.is_empty() {
             return Err(Error::Invalid("touser must be an openid".into()));
         }
-        self.send("/cgi-bin/message/custom/send", &message.body(touser))
-            .await
-            .map(|_| ())
+        Ok(Self {
+            touser: touser.to_owned(),
+            message,
+        })
+    }
+
+    fn body(&self) -> Value {
+        self.message.body(&self.touser)
     }
 }
+
+wechat_core::json_post_request!(
+    CustomSend,
+    "/cgi-bin/message/custom/send",
+    idempotent = false,
+    (),
+    |_out: Value| ()
+);
 
 #[cfg(test)]
 mod tests {

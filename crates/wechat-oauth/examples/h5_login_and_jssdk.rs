@@ -7,8 +7,7 @@
 //! 3. The code is exchanged for the openid (and, with `snsapi_userinfo`, the profile).
 //! 4. A `wx.config` for a page, signed with the cached `jsapi_ticket`.
 
-use std::sync::Arc;
-use wechat_core::{AccessTokenManager, AppId, AppSecret, Endpoints, MemoryTokenStore, WechatClient};
+use wechat_core::App;
 use wechat_oauth::state::{MemoryStateStore, StateSigner};
 use wechat_oauth::web::{Lang, OAuthClient, Scope};
 
@@ -18,8 +17,13 @@ const SECRET: &str = "example-secret-0123456789abcdef0";
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sim = wechat_sim::SimServer::start("127.0.0.1:0", &[(APP_ID, SECRET)]).await?;
-    let client = WechatClient::with_default_transport()?.with_endpoints(Endpoints::single(&sim.base_url())?);
-    let oauth = OAuthClient::new(client.clone(), AppId::new(APP_ID), AppSecret::new(SECRET));
+    // The app, wired once: its client and its one token manager (the simulator's address instead of WeChat's).
+    let app = App::builder()
+        .app_id(APP_ID)
+        .secret(SECRET)
+        .base_url(&sim.base_url())
+        .build()?;
+    let oauth = OAuthClient::from_app(&app);
 
     // 1. Where the page sends the user.
     let signer = StateSigner::new(b"a-32-byte-or-longer-server-secret-key")?;
@@ -50,13 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // 4. A JS-SDK config for the page (the token and ticket are cached and shared by the manager).
-    let tokens = AccessTokenManager::new(
-        client,
-        AppId::new(APP_ID),
-        AppSecret::new(SECRET),
-        Arc::new(MemoryTokenStore::new()),
-    );
-    let config = wechat_oauth::jssdk::config(&tokens, "https://shop.example/shop?id=7", now).await?;
+    let config = wechat_oauth::jssdk::config(app.tokens(), "https://shop.example/shop?id=7", now).await?;
     println!(
         "wx.config: appId={} timestamp={} nonceStr={} signature={}",
         config.app_id, config.timestamp, config.nonce_str, config.signature

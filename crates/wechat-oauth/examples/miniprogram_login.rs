@@ -2,8 +2,7 @@
 //!
 //! `cargo run -p wxkit-wechat-oauth --example miniprogram_login`
 
-use std::sync::Arc;
-use wechat_core::{AccessTokenManager, AppId, AppSecret, Endpoints, MemoryTokenStore, WechatClient};
+use wechat_core::App;
 use wechat_oauth::miniprogram::{MiniProgramClient, WxaCodeRequest};
 
 const MP_ID: &str = "wxexamplemp00001";
@@ -12,14 +11,12 @@ const SECRET: &str = "example-mp-secret-0123456789abcd";
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sim = wechat_sim::SimServer::start("127.0.0.1:0", &[(MP_ID, SECRET)]).await?;
-    let client = WechatClient::with_default_transport()?.with_endpoints(Endpoints::single(&sim.base_url())?);
-    let tokens = AccessTokenManager::new(
-        client.clone(),
-        AppId::new(MP_ID),
-        AppSecret::new(SECRET),
-        Arc::new(MemoryTokenStore::new()),
-    );
-    let mp = MiniProgramClient::new(client, AppId::new(MP_ID), AppSecret::new(SECRET), tokens);
+    let app = App::builder()
+        .app_id(MP_ID)
+        .secret(SECRET)
+        .base_url(&sim.base_url())
+        .build()?;
+    let mp = MiniProgramClient::from_app(&app);
 
     // What wx.login gives the mini program, sent to our server: exchanged once for the openid and session key.
     let js_code = sim.handle().issue_js_code(MP_ID, "o-mini").ok_or("no js_code")?;

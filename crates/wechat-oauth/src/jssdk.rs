@@ -5,6 +5,7 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::Serialize;
 use sha1::{Digest, Sha1};
+#[cfg(feature = "client")]
 use wechat_core::AccessTokenManager;
 
 /// `sha1("jsapi_ticket=T&noncestr=N&timestamp=TS&url=URL")`, lowercase hex. `url` is the page URL without its
@@ -61,6 +62,7 @@ pub fn normalize_page_url(page_url: &str) -> Result<&str> {
 }
 
 /// Signs `page_url` with the cached `jsapi_ticket`, a fresh nonce and the current time.
+#[cfg(feature = "client")]
 pub async fn config(tokens: &AccessTokenManager, page_url: &str, now: i64) -> Result<JsSdkConfig> {
     let url = normalize_page_url(page_url)?;
     let ticket = tokens.jsapi_ticket().await?;

@@ -8,7 +8,11 @@ use cbc::cipher::{BlockDecryptMut, KeyIvInit, block_padding::Pkcs7};
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 use std::fmt;
-use wechat_core::{AccessTokenManager, AppId, AppSecret, OpenId, UnionId, WechatClient};
+use wechat_core::request::{self, ApiRequest};
+use wechat_core::transport::{HttpRequest, HttpResponse};
+use wechat_core::{AccessToken, AppId, AppSecret, Endpoints, OpenId, UnionId};
+#[cfg(feature = "client")]
+use wechat_core::{AccessTokenManager, App};
 
 wechat_core::secret_type!(
     /// A session key (secret: it decrypts the user's data), base64 as WeChat gives it.
@@ -308,16 +312,20 @@ impl fmt::Debug for WxaCode {
 /// Interprets a `getwxacodeunlimit` response: an image on success, WeChat JSON on failure. Decided by the
 /// Content-Type and by parsing JSON — never by searching the bytes for a substring.
 pub fn parse_wxacode_response(status: u16, content_type: Option<&str>, body: &[u8]) -> Result<WxaCode> {
+    Ok(wxacode_response(status, content_type, body)?)
+}
+
+fn wxacode_response(status: u16, content_type: Option<&str>, body: &[u8]) -> wechat_core::Result<WxaCode> {
     if !(200..300).contains(&status) {
-        return Err(wechat_core::Error::HttpStatus { status }.into());
+        return Err(wechat_core::Error::HttpStatus { status });
     }
     let content_type = content_type.unwrap_or("").trim().to_ascii_lowercase();
     let media = content_type.split(';').next().unwrap_or("").trim().to_owned();
-    let json_error = || -> Option<crate::Error> {
+    let json_error = || -> Option<wechat_core::Error> {
         let value: serde_json::Value = serde_json::from_slice(body).ok()?;
         let code = value.get("errcode")?.as_i64()?;
         let message = value.get("errmsg").and_then(serde_json::Value::as_str).unwrap_or("");
-        Some(wechat_core::Error::from_errcode(code, message).into())
+        Some(wechat_core::Error::from_errcode(code, message))
     };
     if media.starts_with("image/") {
         // Some gateways label errors as images; a body that parses as a WeChat error is an error.
@@ -327,8 +335,7 @@ pub fn parse_wxacode_response(status: u16, content_type: Option<&str>, body: &[u
         if body.is_empty() {
             return Err(wechat_core::Error::Decode {
                 message: "empty image".into(),
-            }
-            .into());
+            });
         }
         return Ok(WxaCode {
             content_type: media,
@@ -342,69 +349,53 @@ pub fn parse_wxacode_response(status: u16, content_type: Option<&str>, body: &[u
                 "expected an image or a WeChat error, got {} bytes of {media:?}",
                 body.len()
             ),
-        }
-        .into()),
+        }),
     }
 }
 
 /// Mini-program login and codes for one mini program.
 ///
 /// ```no_run
-/// use std::sync::Arc;
-/// use wechat_core::{AccessTokenManager, AppId, AppSecret, Endpoints, MemoryTokenStore, WechatClient};
+/// use wechat_core::App;
 /// use wechat_oauth::miniprogram::{MiniProgramClient, WxaCodeRequest};
 /// # async fn demo() -> wechat_oauth::Result<()> {
-/// let core = WechatClient::with_default_transport()?.with_endpoints(Endpoints::single("http://127.0.0.1:9000")?);
-/// let (app, secret) = (AppId::new("wx1234567890abcdef"), AppSecret::new("secret"));
-/// let tokens = AccessTokenManager::new(core.clone(), app.clone(), secret.clone(), Arc::new(MemoryTokenStore::new()));
-/// let mp = MiniProgramClient::new(core, app, secret, tokens);
+/// let app = App::builder().app_id("wx1234567890abcdef").secret("secret").base_url("http://127.0.0.1:9000").build()?;
+/// let mp = MiniProgramClient::from_app(&app);
 /// let session = mp.code_to_session("code-from-wx.login").await?;
 /// let image = mp.unlimited_code(&WxaCodeRequest::new("login=ab12")?.page("pages/login/index")?).await?;
 /// # let _ = (session, image);
 /// # Ok(())
 /// # }
 /// ```
+#[cfg(feature = "client")]
 #[derive(Clone, Debug)]
 pub struct MiniProgramClient {
-    client: WechatClient,
-    app_id: AppId,
-    secret: AppSecret,
-    tokens: AccessTokenManager,
+    app: App,
 }
 
+#[cfg(feature = "client")]
 impl MiniProgramClient {
-    /// A client for one mini program; `tokens` must be that mini program's token manager.
-    pub fn new(client: WechatClient, app_id: AppId, secret: AppSecret, tokens: AccessTokenManager) -> Self {
+    /// A client for the mini program whose token manager this is (its id, secret and client come with it).
+    pub fn new(tokens: AccessTokenManager) -> Self {
         Self {
-            client,
-            app_id,
-            secret,
-            tokens,
+            app: App::from_tokens(tokens),
         }
+    }
+
+    /// The client of an [`App`]: its id, secret, client and token manager.
+    pub fn from_app(app: &App) -> Self {
+        Self { app: app.clone() }
     }
 
     /// The app.
     pub fn app_id(&self) -> &AppId {
-        &self.app_id
+        self.app.app_id()
     }
 
     /// Exchanges a `wx.login` code for the openid and session key. Errors: 40029, 40163, 40226, 45011.
     pub async fn code_to_session(&self, js_code: &str) -> Result<Session> {
-        if js_code.is_empty() || js_code.len() > 512 {
-            return Err(invalid("js_code must be 1 to 512 characters"));
-        }
-        Ok(self
-            .client
-            .get_json(
-                "/sns/jscode2session",
-                &[
-                    ("appid", self.app_id.as_str()),
-                    ("secret", self.secret.secret()),
-                    ("js_code", js_code),
-                    ("grant_type", "authorization_code"),
-                ],
-            )
-            .await?)
+        let request = CodeToSession::new(self.app.app_id().clone(), self.app.secret().clone(), js_code)?;
+        Ok(self.app.client().send(&request, None).await?)
     }
 
     /// Trades a `getPhoneNumber` button's code for the user's verified phone number
@@ -412,167 +403,61 @@ impl MiniProgramClient {
     /// `openid`, WeChat also checks that the code belongs to that user. The watermark must name this app.
     /// Errors: 40029 invalid code ([`crate::Error::InvalidCode`]), 40163 used code, 40013 wrong appid.
     pub async fn phone_number(&self, code: &str, openid: Option<&OpenId>) -> Result<PhoneInfo> {
-        if code.is_empty() || code.len() > 512 {
-            return Err(invalid("code must be 1 to 512 characters"));
-        }
-        #[derive(Serialize)]
-        struct Body<'a> {
-            code: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            openid: Option<&'a str>,
-        }
-        #[derive(Deserialize)]
-        struct Answer {
-            phone_info: PhoneInfo,
-        }
-        let body = Body {
-            code,
-            openid: openid.map(OpenId::as_str),
-        };
-        // A phone code is single use: a retried POST after a lost answer would only meet 40163, so no retries.
-        let client = self.client.without_retry();
-        let answer: Answer = self
-            .tokens
-            .call(|token| {
-                let client = client.clone();
-                let body = &body;
-                async move {
-                    client
-                        .post_json(
-                            "/wxa/business/getuserphonenumber",
-                            &[("access_token", token.secret())],
-                            body,
-                        )
-                        .await
-                }
-            })
-            .await?;
-        if answer.phone_info.watermark.appid != self.app_id.as_str() {
+        let request = GetPhoneNumber::new(code, openid.cloned())?;
+        let phone = self.app.send(&request).await?;
+        if phone.watermark.appid != self.app.app_id().as_str() {
             return Err(DataError::WatermarkMismatch.into());
         }
-        Ok(answer.phone_info)
+        Ok(phone)
     }
 
     /// [`decrypt_data`] for this app.
     pub fn decrypt(&self, session_key: &SessionKey, encrypted_data: &str, iv: &str) -> Result<serde_json::Value> {
-        Ok(decrypt_data(&self.app_id, session_key, encrypted_data, iv)?)
+        Ok(decrypt_data(self.app.app_id(), session_key, encrypted_data, iv)?)
     }
 
     /// An unlimited mini-program code (`getwxacodeunlimit`), with the access token from the manager (refreshed and
     /// retried once if WeChat rejects it).
     pub async fn unlimited_code(&self, request: &WxaCodeRequest) -> Result<WxaCode> {
-        let body = serde_json::to_vec(request).map_err(|e| invalid(e.to_string()))?;
-        self.image_call("/wxa/getwxacodeunlimit", body).await
+        Ok(self.app.send(request).await?)
     }
 
     /// A code for a page path with its query (`getwxacode`). It shares WeChat's lifetime cap of 100,000 codes per
     /// mini program with [`qr_code`](Self::qr_code) (45029 after that): prefer [`unlimited_code`](Self::unlimited_code)
     /// for per-user codes.
     pub async fn path_code(&self, path: &str, width: Option<u32>) -> Result<WxaCode> {
-        let body = path_code_body(path, width)?;
-        self.image_call("/wxa/getwxacode", body).await
+        Ok(self.app.send(&PathCode::round(path, width)?).await?)
     }
 
     /// A square QR code for a page path (`createwxaqrcode`), under the same cap as [`path_code`](Self::path_code).
     pub async fn qr_code(&self, path: &str, width: Option<u32>) -> Result<WxaCode> {
-        let body = path_code_body(path, width)?;
-        self.image_call("/cgi-bin/wxaapp/createwxaqrcode", body).await
-    }
-
-    async fn image_call(&self, path: &'static str, body: Vec<u8>) -> Result<WxaCode> {
-        self.tokens
-            .call(|token| {
-                let body = body.clone();
-                async move {
-                    let url = self.client.api_url(path, &[("access_token", token.secret())]);
-                    let http_request = http::Request::post(url.as_str())
-                        .header(http::header::CONTENT_TYPE, "application/json")
-                        .body(body)
-                        .map_err(|e| wechat_core::Error::InvalidRequest { message: e.to_string() })?;
-                    let response = self.client.execute(http_request).await?;
-                    let content_type = response
-                        .headers()
-                        .get(http::header::CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
-                    // Token errors must surface as wechat_core errors so that `call` can refresh and retry.
-                    match parse_wxacode_response(response.status().as_u16(), content_type.as_deref(), response.body()) {
-                        Ok(code) => Ok(Ok(code)),
-                        Err(crate::Error::Wechat(e)) if e.is_token_invalid() => Err(e),
-                        Err(other) => Ok(Err(other)),
-                    }
-                }
-            })
-            .await?
-    }
-
-    async fn post<T: serde::de::DeserializeOwned>(&self, path: &'static str, body: &serde_json::Value) -> Result<T> {
-        let client = &self.client;
-        Ok(self
-            .tokens
-            .call(|token| async move { client.post_json(path, &[("access_token", token.secret())], body).await })
-            .await?)
+        Ok(self.app.send(&PathCode::square(path, width)?).await?)
     }
 
     /// A URL Link (`generate_urllink`) that opens `path?query` from outside WeChat, valid `expire_days` (1–30).
     pub async fn url_link(&self, path: &str, query: &str, env: EnvVersion, expire_days: u32) -> Result<String> {
-        check_page(path)?;
-        if !(1..=30).contains(&expire_days) {
-            return Err(invalid("a URL Link lasts 1 to 30 days"));
-        }
-        #[derive(serde::Deserialize)]
-        struct Out {
-            url_link: String,
-        }
-        let body = serde_json::json!({"path": path, "query": query, "env_version": env,
-            "expire_type": 1, "expire_interval": expire_days});
-        Ok(self.post::<Out>("/wxa/generate_urllink", &body).await?.url_link)
+        Ok(self
+            .app
+            .send(&GenerateUrlLink::new(path, query, env, expire_days)?)
+            .await?)
     }
 
     /// A URL Scheme (`generatescheme`, `weixin://dl/business/?t=…`) that opens `path?query`; it expires at
     /// `expire_time` (Unix seconds) when given.
     pub async fn scheme(&self, path: &str, query: &str, env: EnvVersion, expire_time: Option<i64>) -> Result<String> {
-        check_page(path)?;
-        #[derive(serde::Deserialize)]
-        struct Out {
-            openlink: String,
-        }
-        let mut body = serde_json::json!({"jump_wxa": {"path": path, "query": query, "env_version": env}});
-        if let Some(t) = expire_time {
-            body["is_expire"] = true.into();
-            body["expire_time"] = t.into();
-        }
-        Ok(self.post::<Out>("/wxa/generatescheme", &body).await?.openlink)
+        Ok(self
+            .app
+            .send(&GenerateScheme::new(path, query, env, expire_time)?)
+            .await?)
     }
 
     /// Content security v2 for a text a user wrote (`msg_sec_check`): `scene` 1 profile, 2 comment, 3 forum, 4
     /// social log.
     pub async fn msg_sec_check(&self, content: &str, openid: &OpenId, scene: u8) -> Result<SecCheck> {
-        if content.is_empty() {
-            return Err(invalid("content must not be empty"));
-        }
-        if !(1..=4).contains(&scene) {
-            return Err(invalid("scene is 1 to 4"));
-        }
-        #[derive(serde::Deserialize)]
-        struct Verdict {
-            suggest: String,
-            #[serde(default)]
-            label: i64,
-        }
-        #[derive(serde::Deserialize)]
-        struct Out {
-            result: Verdict,
-            #[serde(default)]
-            trace_id: String,
-        }
-        let body = serde_json::json!({"content": content, "version": 2, "scene": scene, "openid": openid.as_str()});
-        let out: Out = self.post("/wxa/msg_sec_check", &body).await?;
-        Ok(SecCheck {
-            suggest: Suggest::parse(&out.result.suggest),
-            label: out.result.label,
-            trace_id: out.trace_id,
-        })
+        Ok(self
+            .app
+            .send(&MsgSecCheck::new(content, openid.clone(), scene)?)
+            .await?)
     }
 
     /// Content security v2 for an image (`media_type` 1) or audio (2) at `media_url` (`media_check_async`): returns
@@ -584,21 +469,350 @@ impl MiniProgramClient {
         openid: &OpenId,
         scene: u8,
     ) -> Result<String> {
+        let request = MediaCheckAsync::new(media_url, media_type, openid.clone(), scene)?;
+        Ok(self.app.send(&request).await?)
+    }
+}
+
+/// `GET /sns/jscode2session` as a value: a `wx.login` code → [`Session`]. Not idempotent: the code is good once.
+#[derive(Clone, Debug)]
+pub struct CodeToSession {
+    app_id: AppId,
+    secret: AppSecret,
+    js_code: String,
+}
+
+impl CodeToSession {
+    /// The exchange of `js_code` (1 to 512 characters).
+    pub fn new(app_id: AppId, secret: AppSecret, js_code: &str) -> Result<Self> {
+        if js_code.is_empty() || js_code.len() > 512 {
+            return Err(invalid("js_code must be 1 to 512 characters"));
+        }
+        Ok(Self {
+            app_id,
+            secret,
+            js_code: js_code.to_owned(),
+        })
+    }
+}
+
+impl ApiRequest for CodeToSession {
+    type Response = Session;
+
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    fn needs_access_token(&self) -> bool {
+        false
+    }
+
+    fn to_http(&self, endpoints: &Endpoints, _: Option<&AccessToken>) -> wechat_core::Result<HttpRequest> {
+        request::get(
+            endpoints,
+            "/sns/jscode2session",
+            &[
+                ("appid", self.app_id.as_str()),
+                ("secret", self.app_secret()),
+                ("js_code", &self.js_code),
+                ("grant_type", "authorization_code"),
+            ],
+        )
+    }
+
+    fn parse(&self, response: HttpResponse) -> wechat_core::Result<Session> {
+        request::parse_json(&response)
+    }
+}
+
+impl CodeToSession {
+    fn app_secret(&self) -> &str {
+        self.secret.secret()
+    }
+}
+
+/// `POST /wxa/business/getuserphonenumber` as a value: a `getPhoneNumber` code → [`PhoneInfo`] (the caller checks
+/// the watermark names its app, as [`MiniProgramClient::phone_number`] does). Not idempotent: single-use code.
+#[derive(Clone, Debug)]
+pub struct GetPhoneNumber {
+    code: String,
+    openid: Option<OpenId>,
+}
+
+impl GetPhoneNumber {
+    /// The exchange of `code`; with `openid`, WeChat checks the code is that user's.
+    pub fn new(code: &str, openid: Option<OpenId>) -> Result<Self> {
+        if code.is_empty() || code.len() > 512 {
+            return Err(invalid("code must be 1 to 512 characters"));
+        }
+        Ok(Self {
+            code: code.to_owned(),
+            openid,
+        })
+    }
+
+    fn body(&self) -> serde_json::Value {
+        let mut body = serde_json::json!({ "code": &self.code });
+        if let Some(openid) = &self.openid {
+            body["openid"] = openid.as_str().into();
+        }
+        body
+    }
+}
+
+#[derive(Deserialize)]
+struct PhoneAnswer {
+    phone_info: PhoneInfo,
+}
+
+wechat_core::json_post_request!(
+    GetPhoneNumber,
+    "/wxa/business/getuserphonenumber",
+    idempotent = false,
+    PhoneInfo,
+    |out: PhoneAnswer| out.phone_info
+);
+
+/// `getwxacodeunlimit`: the request is its own value — the same scene gives the same code, so it is idempotent.
+impl ApiRequest for WxaCodeRequest {
+    type Response = WxaCode;
+
+    fn idempotent(&self) -> bool {
+        true
+    }
+
+    fn to_http(&self, endpoints: &Endpoints, token: Option<&AccessToken>) -> wechat_core::Result<HttpRequest> {
+        request::post_json(
+            endpoints,
+            "/wxa/getwxacodeunlimit",
+            &[("access_token", request::require_token(token)?)],
+            self,
+        )
+    }
+
+    fn parse(&self, response: HttpResponse) -> wechat_core::Result<WxaCode> {
+        image_response(&response)
+    }
+}
+
+fn image_response(response: &HttpResponse) -> wechat_core::Result<WxaCode> {
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    wxacode_response(response.status().as_u16(), content_type, response.body())
+}
+
+/// `getwxacode` or `createwxaqrcode` as a value: a code for a page path. Not idempotent — each one counts against
+/// the mini program's lifetime cap of 100,000.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathCode {
+    api_path: &'static str,
+    body: serde_json::Value,
+}
+
+impl PathCode {
+    /// A round mini-program code (`getwxacode`) for `path` (1 to 128 bytes, no leading `/`), `width` 280–1280.
+    pub fn round(path: &str, width: Option<u32>) -> Result<Self> {
+        Ok(Self {
+            api_path: "/wxa/getwxacode",
+            body: path_code_body(path, width)?,
+        })
+    }
+
+    /// A square QR code (`createwxaqrcode`) for `path`.
+    pub fn square(path: &str, width: Option<u32>) -> Result<Self> {
+        Ok(Self {
+            api_path: "/cgi-bin/wxaapp/createwxaqrcode",
+            body: path_code_body(path, width)?,
+        })
+    }
+}
+
+impl ApiRequest for PathCode {
+    type Response = WxaCode;
+
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    fn to_http(&self, endpoints: &Endpoints, token: Option<&AccessToken>) -> wechat_core::Result<HttpRequest> {
+        request::post_json(
+            endpoints,
+            self.api_path,
+            &[("access_token", request::require_token(token)?)],
+            &self.body,
+        )
+    }
+
+    fn parse(&self, response: HttpResponse) -> wechat_core::Result<WxaCode> {
+        image_response(&response)
+    }
+}
+
+/// `POST /wxa/generate_urllink` as a value: a URL Link (not idempotent: each is a new link, under a daily quota).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenerateUrlLink {
+    body: serde_json::Value,
+}
+
+impl GenerateUrlLink {
+    /// A link to `path?query`, valid `expire_days` (1–30).
+    pub fn new(path: &str, query: &str, env: EnvVersion, expire_days: u32) -> Result<Self> {
+        check_page(path)?;
+        if !(1..=30).contains(&expire_days) {
+            return Err(invalid("a URL Link lasts 1 to 30 days"));
+        }
+        Ok(Self {
+            body: serde_json::json!({"path": path, "query": query, "env_version": env,
+                "expire_type": 1, "expire_interval": expire_days}),
+        })
+    }
+
+    fn body(&self) -> &serde_json::Value {
+        &self.body
+    }
+}
+
+#[derive(Deserialize)]
+struct UrlLinkAnswer {
+    url_link: String,
+}
+
+wechat_core::json_post_request!(
+    GenerateUrlLink,
+    "/wxa/generate_urllink",
+    idempotent = false,
+    String,
+    |out: UrlLinkAnswer| out.url_link
+);
+
+/// `POST /wxa/generatescheme` as a value: a URL Scheme (not idempotent: each is a new scheme, under a quota).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenerateScheme {
+    body: serde_json::Value,
+}
+
+impl GenerateScheme {
+    /// A scheme opening `path?query`, expiring at `expire_time` (Unix seconds) when given.
+    pub fn new(path: &str, query: &str, env: EnvVersion, expire_time: Option<i64>) -> Result<Self> {
+        check_page(path)?;
+        let mut body = serde_json::json!({"jump_wxa": {"path": path, "query": query, "env_version": env}});
+        if let Some(t) = expire_time {
+            body["is_expire"] = true.into();
+            body["expire_time"] = t.into();
+        }
+        Ok(Self { body })
+    }
+
+    fn body(&self) -> &serde_json::Value {
+        &self.body
+    }
+}
+
+#[derive(Deserialize)]
+struct SchemeAnswer {
+    openlink: String,
+}
+
+wechat_core::json_post_request!(
+    GenerateScheme,
+    "/wxa/generatescheme",
+    idempotent = false,
+    String,
+    |out: SchemeAnswer| out.openlink
+);
+
+/// `POST /wxa/msg_sec_check` (v2) as a value: a verdict on a user's text. A read: idempotent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgSecCheck {
+    body: serde_json::Value,
+}
+
+impl MsgSecCheck {
+    /// Checks `content` written by `openid`; `scene` 1 profile, 2 comment, 3 forum, 4 social log.
+    pub fn new(content: &str, openid: OpenId, scene: u8) -> Result<Self> {
+        if content.is_empty() {
+            return Err(invalid("content must not be empty"));
+        }
+        if !(1..=4).contains(&scene) {
+            return Err(invalid("scene is 1 to 4"));
+        }
+        Ok(Self {
+            body: serde_json::json!({"content": content, "version": 2, "scene": scene, "openid": openid.as_str()}),
+        })
+    }
+
+    fn body(&self) -> &serde_json::Value {
+        &self.body
+    }
+}
+
+#[derive(Deserialize)]
+struct Verdict {
+    suggest: String,
+    #[serde(default)]
+    label: i64,
+}
+
+#[derive(Deserialize)]
+struct SecCheckAnswer {
+    result: Verdict,
+    #[serde(default)]
+    trace_id: String,
+}
+
+wechat_core::json_post_request!(
+    MsgSecCheck,
+    "/wxa/msg_sec_check",
+    idempotent = true,
+    SecCheck,
+    |out: SecCheckAnswer| SecCheck {
+        suggest: Suggest::parse(&out.result.suggest),
+        label: out.result.label,
+        trace_id: out.trace_id,
+    }
+);
+
+/// `POST /wxa/media_check_async` (v2) as a value: the trace id now, the verdict later as a push. Not idempotent
+/// (each call is a new check and a new push).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaCheckAsync {
+    body: serde_json::Value,
+}
+
+impl MediaCheckAsync {
+    /// Checks the image (`media_type` 1) or audio (2) at `media_url` for `openid`, `scene` 1 to 4.
+    pub fn new(media_url: &str, media_type: u8, openid: OpenId, scene: u8) -> Result<Self> {
         if !(media_url.starts_with("https://") || media_url.starts_with("http://")) {
             return Err(invalid("media_url must be http(s)"));
         }
         if !matches!(media_type, 1 | 2) || !(1..=4).contains(&scene) {
             return Err(invalid("media_type is 1 (image) or 2 (audio); scene 1 to 4"));
         }
-        #[derive(serde::Deserialize)]
-        struct Out {
-            trace_id: String,
-        }
-        let body = serde_json::json!({"media_url": media_url, "media_type": media_type, "version": 2,
-            "scene": scene, "openid": openid.as_str()});
-        Ok(self.post::<Out>("/wxa/media_check_async", &body).await?.trace_id)
+        Ok(Self {
+            body: serde_json::json!({"media_url": media_url, "media_type": media_type, "version": 2,
+                "scene": scene, "openid": openid.as_str()}),
+        })
+    }
+
+    fn body(&self) -> &serde_json::Value {
+        &self.body
     }
 }
+
+#[derive(Deserialize)]
+struct TraceAnswer {
+    trace_id: String,
+}
+
+wechat_core::json_post_request!(
+    MediaCheckAsync,
+    "/wxa/media_check_async",
+    idempotent = false,
+    String,
+    |out: TraceAnswer| out.trace_id
+);
 
 /// A page path as the link APIs take it: no leading `/`, no query (that goes apart), ≤ 1,024 bytes.
 fn check_page(path: &str) -> Result<()> {
@@ -608,7 +822,7 @@ fn check_page(path: &str) -> Result<()> {
     Ok(())
 }
 
-fn path_code_body(path: &str, width: Option<u32>) -> Result<Vec<u8>> {
+fn path_code_body(path: &str, width: Option<u32>) -> Result<serde_json::Value> {
     if path.is_empty() || path.len() > 128 || path.starts_with('/') {
         return Err(invalid("path must be 1 to 128 bytes, without a leading /"));
     }
@@ -619,7 +833,7 @@ fn path_code_body(path: &str, width: Option<u32>) -> Result<Vec<u8>> {
         }
         body["width"] = w.into();
     }
-    serde_json::to_vec(&body).map_err(|e| invalid(e.to_string()))
+    Ok(body)
 }
 
 /// A content check's verdict.

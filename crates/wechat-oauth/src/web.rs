@@ -3,7 +3,11 @@
 use crate::error::{Result, invalid};
 use serde::{Deserialize, Deserializer};
 use url::Url;
-use wechat_core::{AccessToken, AppId, AppSecret, OpenId, UnionId, WechatClient};
+use wechat_core::request::{self, ApiRequest};
+use wechat_core::transport::{HttpRequest, HttpResponse};
+use wechat_core::{AccessToken, AppId, AppSecret, Endpoints, OpenId, UnionId};
+#[cfg(feature = "client")]
+use wechat_core::{App, WechatClient};
 
 /// The authorization scope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -260,6 +264,7 @@ impl Lang {
 /// # Ok(())
 /// # }
 /// ```
+#[cfg(feature = "client")]
 #[derive(Clone, Debug)]
 pub struct OAuthClient {
     client: WechatClient,
@@ -267,10 +272,16 @@ pub struct OAuthClient {
     secret: AppSecret,
 }
 
+#[cfg(feature = "client")]
 impl OAuthClient {
-    /// A client for `app_id`.
+    /// A client for `app_id`. Prefer [`from_app`](Self::from_app), which cannot mix up apps.
     pub fn new(client: WechatClient, app_id: AppId, secret: AppSecret) -> Self {
         Self { client, app_id, secret }
+    }
+
+    /// The client of an [`App`] (its id, secret and client).
+    pub fn from_app(app: &App) -> Self {
+        Self::new(app.client().clone(), app.app_id().clone(), app.secret().clone())
     }
 
     /// The app.
@@ -302,68 +313,213 @@ impl OAuthClient {
     /// Exchanges the `code` from the redirect for a web access token and the openid (`/sns/oauth2/access_token`).
     /// Errors: [`InvalidCode`](crate::Error::InvalidCode) (40029), [`CodeUsed`](crate::Error::CodeUsed) (40163).
     pub async fn exchange_code(&self, code: &str) -> Result<WebAccessToken> {
-        if code.is_empty() || code.len() > 512 {
-            return Err(invalid("code must be 1 to 512 characters"));
-        }
-        Ok(self
-            .client
-            .get_json(
-                "/sns/oauth2/access_token",
-                &[
-                    ("appid", self.app_id.as_str()),
-                    ("secret", self.secret.secret()),
-                    ("code", code),
-                    ("grant_type", "authorization_code"),
-                ],
-            )
-            .await?)
+        let request = ExchangeCode::new(self.app_id.clone(), self.secret.clone(), code)?;
+        Ok(self.client.send(&request, None).await?)
     }
 
     /// Gets a new web access token with a refresh token (`/sns/oauth2/refresh_token`).
     pub async fn refresh(&self, refresh_token: &RefreshToken) -> Result<WebAccessToken> {
-        Ok(self
-            .client
-            .get_json(
-                "/sns/oauth2/refresh_token",
-                &[
-                    ("appid", self.app_id.as_str()),
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", refresh_token.secret()),
-                ],
-            )
-            .await?)
+        let request = RefreshWebToken {
+            app_id: self.app_id.clone(),
+            refresh_token: refresh_token.clone(),
+        };
+        Ok(self.client.send(&request, None).await?)
     }
 
     /// The user's profile (`/sns/userinfo`); needs an `snsapi_userinfo` token, else
     /// [`Unauthorized`](crate::Error::Unauthorized) (48001).
     pub async fn user_info(&self, token: &AccessToken, openid: &OpenId, lang: Lang) -> Result<UserInfo> {
-        Ok(self
-            .client
-            .get_json(
-                "/sns/userinfo",
-                &[
-                    ("access_token", token.secret()),
-                    ("openid", openid.as_str()),
-                    ("lang", lang.as_str()),
-                ],
-            )
-            .await?)
+        let request = GetUserInfo {
+            token: token.clone(),
+            openid: openid.clone(),
+            lang,
+        };
+        Ok(self.client.send(&request, None).await?)
     }
 
     /// Whether a web access token is still valid for `openid` (`/sns/auth`). `Ok(false)` for 40003 (wrong openid),
     /// 40001 and 42001 (bad or expired token).
     pub async fn check_auth(&self, token: &AccessToken, openid: &OpenId) -> Result<bool> {
-        let result: std::result::Result<serde_json::Value, wechat_core::Error> = self
-            .client
-            .get_json(
-                "/sns/auth",
-                &[("access_token", token.secret()), ("openid", openid.as_str())],
-            )
-            .await;
-        match result {
+        let request = CheckAuth {
+            token: token.clone(),
+            openid: openid.clone(),
+        };
+        Ok(self.client.send(&request, None).await?)
+    }
+}
+
+/// `GET /sns/oauth2/access_token` as a value (sans-IO): the code from the redirect → [`WebAccessToken`]. Not
+/// idempotent: a code is good once, so a lost answer is not retried (the retry would only earn 40163).
+///
+/// ```
+/// use wechat_core::{ApiRequest, AppId, AppSecret, Endpoints};
+/// use wechat_oauth::web::ExchangeCode;
+/// let request = ExchangeCode::new(AppId::new("wx1"), AppSecret::new("s"), "CODE")?;
+/// let http = request.to_http(&Endpoints::default(), None)?;
+/// assert!(http.uri().to_string().starts_with("https://api.weixin.qq.com/sns/oauth2/access_token?appid=wx1"));
+/// let answer = http::Response::new(br#"{"access_token":"A","expires_in":7200,"refresh_token":"R","openid":"o1","scope":"snsapi_base"}"#.to_vec());
+/// assert_eq!(request.parse(answer)?.openid.as_str(), "o1");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct ExchangeCode {
+    app_id: AppId,
+    secret: AppSecret,
+    code: String,
+}
+
+impl ExchangeCode {
+    /// The exchange of `code` (1 to 512 characters) for `app_id`.
+    pub fn new(app_id: AppId, secret: AppSecret, code: &str) -> Result<Self> {
+        if code.is_empty() || code.len() > 512 {
+            return Err(invalid("code must be 1 to 512 characters"));
+        }
+        Ok(Self {
+            app_id,
+            secret,
+            code: code.to_owned(),
+        })
+    }
+}
+
+impl ApiRequest for ExchangeCode {
+    type Response = WebAccessToken;
+
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    fn needs_access_token(&self) -> bool {
+        false
+    }
+
+    fn to_http(&self, endpoints: &Endpoints, _: Option<&AccessToken>) -> wechat_core::Result<HttpRequest> {
+        request::get(
+            endpoints,
+            "/sns/oauth2/access_token",
+            &[
+                ("appid", self.app_id.as_str()),
+                ("secret", self.secret.secret()),
+                ("code", &self.code),
+                ("grant_type", "authorization_code"),
+            ],
+        )
+    }
+
+    fn parse(&self, response: HttpResponse) -> wechat_core::Result<WebAccessToken> {
+        request::parse_json(&response)
+    }
+}
+
+/// `GET /sns/oauth2/refresh_token` as a value: a new web access token from a refresh token.
+#[derive(Clone, Debug)]
+pub struct RefreshWebToken {
+    /// The app.
+    pub app_id: AppId,
+    /// The refresh token (30 days).
+    pub refresh_token: RefreshToken,
+}
+
+impl ApiRequest for RefreshWebToken {
+    type Response = WebAccessToken;
+
+    fn idempotent(&self) -> bool {
+        true
+    }
+
+    fn needs_access_token(&self) -> bool {
+        false
+    }
+
+    fn to_http(&self, endpoints: &Endpoints, _: Option<&AccessToken>) -> wechat_core::Result<HttpRequest> {
+        request::get(
+            endpoints,
+            "/sns/oauth2/refresh_token",
+            &[
+                ("appid", self.app_id.as_str()),
+                ("grant_type", "refresh_token"),
+                ("refresh_token", self.refresh_token.secret()),
+            ],
+        )
+    }
+
+    fn parse(&self, response: HttpResponse) -> wechat_core::Result<WebAccessToken> {
+        request::parse_json(&response)
+    }
+}
+
+/// `GET /sns/userinfo` as a value: the profile behind an `snsapi_userinfo` web token.
+#[derive(Clone, Debug)]
+pub struct GetUserInfo {
+    /// The *web* access token from [`ExchangeCode`] (not the app's).
+    pub token: AccessToken,
+    /// The user.
+    pub openid: OpenId,
+    /// The language of country/province/city names.
+    pub lang: Lang,
+}
+
+impl ApiRequest for GetUserInfo {
+    type Response = UserInfo;
+
+    fn idempotent(&self) -> bool {
+        true
+    }
+
+    fn needs_access_token(&self) -> bool {
+        false // it carries the user's web token itself
+    }
+
+    fn to_http(&self, endpoints: &Endpoints, _: Option<&AccessToken>) -> wechat_core::Result<HttpRequest> {
+        request::get(
+            endpoints,
+            "/sns/userinfo",
+            &[
+                ("access_token", self.token.secret()),
+                ("openid", self.openid.as_str()),
+                ("lang", self.lang.as_str()),
+            ],
+        )
+    }
+
+    fn parse(&self, response: HttpResponse) -> wechat_core::Result<UserInfo> {
+        request::parse_json(&response)
+    }
+}
+
+/// `GET /sns/auth` as a value: whether a web token is still valid for an openid (`false` for 40003, 40001, 42001).
+#[derive(Clone, Debug)]
+pub struct CheckAuth {
+    /// The web access token.
+    pub token: AccessToken,
+    /// The user it should belong to.
+    pub openid: OpenId,
+}
+
+impl ApiRequest for CheckAuth {
+    type Response = bool;
+
+    fn idempotent(&self) -> bool {
+        true
+    }
+
+    fn needs_access_token(&self) -> bool {
+        false
+    }
+
+    fn to_http(&self, endpoints: &Endpoints, _: Option<&AccessToken>) -> wechat_core::Result<HttpRequest> {
+        request::get(
+            endpoints,
+            "/sns/auth",
+            &[("access_token", self.token.secret()), ("openid", self.openid.as_str())],
+        )
+    }
+
+    fn parse(&self, response: HttpResponse) -> wechat_core::Result<bool> {
+        match request::parse_json::<serde_json::Value>(&response) {
             Ok(_) => Ok(true),
             Err(e) if matches!(e.errcode(), Some(40003 | 40001 | 42001)) => Ok(false),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 }

@@ -1,12 +1,17 @@
 //! Requests, responses and the client: unified order, query, close, refund, refund query, JSAPI pay params.
 
 use crate::error::{Error, Result};
-use crate::sign::{PayKey, SignType, seal, sign, verify};
+#[cfg(feature = "client")]
+use crate::sign::seal;
+use crate::sign::{PayKey, SignType, sign, verify};
 use crate::xml::{self, Fields};
 use serde::Serialize;
+#[cfg(feature = "client")]
 use std::sync::Arc;
 use url::Url;
-use wechat_core::{AppId, Transport, WechatClient};
+use wechat_core::AppId;
+#[cfg(feature = "client")]
+use wechat_core::{Transport, WechatClient};
 
 /// An amount in fen (1/100 yuan). Never a float.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -63,8 +68,25 @@ fn check_out_no(name: &str, value: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
-/// `POST /pay/unifiedorder`. Required fields in [`new`](Self::new); per-trade-type requirements enforced by
+/// `POST /pay/unifiedorder`, built with [`UnifiedOrder::builder`]; per-trade-type requirements are enforced by
 /// [`TradeType`]'s variants.
+///
+/// ```
+/// use wechat_pay::{Fen, TradeType, UnifiedOrder};
+/// let order = UnifiedOrder::builder()
+///     .body("Coffee")
+///     .out_trade_no("ORDER20261124001")
+///     .total_fee(Fen(1800))
+///     .client_ip("127.0.0.1")
+///     .notify_url("https://shop.example.com/wechat/pay/notify")
+///     .trade_type(TradeType::Jsapi { openid: "o-user".into() })
+///     .build()?;
+/// assert_eq!(order.out_trade_no(), "ORDER20261124001");
+/// // A missing field is named, never guessed:
+/// let e = UnifiedOrder::builder().body("Coffee").build().unwrap_err();
+/// assert!(e.to_string().contains("out_trade_no"));
+/// # Ok::<(), wechat_pay::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnifiedOrder {
     body: String,
@@ -77,9 +99,106 @@ pub struct UnifiedOrder {
     time_expire: Option<String>,
 }
 
+/// Builds a [`UnifiedOrder`]: `body`, `out_trade_no`, `total_fee`, `client_ip`, `notify_url` and `trade_type` are
+/// required; [`build`](Self::build) validates them all.
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct UnifiedOrderBuilder {
+    body: Option<String>,
+    out_trade_no: Option<String>,
+    total_fee: Option<Fen>,
+    spbill_create_ip: Option<String>,
+    notify_url: Option<String>,
+    trade_type: Option<TradeType>,
+    attach: Option<String>,
+    time_expire: Option<String>,
+}
+
+impl UnifiedOrderBuilder {
+    /// What is bought (`body`, 1 to 128 bytes), shown to the payer.
+    pub fn body(mut self, body: &str) -> Self {
+        self.body = Some(body.to_owned());
+        self
+    }
+
+    /// The merchant order number (1 to 32 of `[0-9A-Za-z_-|*]`); WeChat deduplicates on it.
+    pub fn out_trade_no(mut self, out_trade_no: &str) -> Self {
+        self.out_trade_no = Some(out_trade_no.to_owned());
+        self
+    }
+
+    /// The amount, at least 1 fen.
+    pub fn total_fee(mut self, total_fee: Fen) -> Self {
+        self.total_fee = Some(total_fee);
+        self
+    }
+
+    /// The payer's IP address (`spbill_create_ip`).
+    pub fn client_ip(mut self, ip: &str) -> Self {
+        self.spbill_create_ip = Some(ip.to_owned());
+        self
+    }
+
+    /// Where WeChat sends the payment notify: an http(s) URL without a query string.
+    pub fn notify_url(mut self, notify_url: &str) -> Self {
+        self.notify_url = Some(notify_url.to_owned());
+        self
+    }
+
+    /// JSAPI (with the payer's openid), NATIVE, APP or MWEB.
+    pub fn trade_type(mut self, trade_type: TradeType) -> Self {
+        self.trade_type = Some(trade_type);
+        self
+    }
+
+    /// Merchant data echoed back in the notify (≤ 127 bytes).
+    pub fn attach(mut self, attach: &str) -> Self {
+        self.attach = Some(attach.to_owned());
+        self
+    }
+
+    /// Order expiry, `yyyyMMddHHmmss` (Beijing time).
+    pub fn time_expire(mut self, yyyymmddhhmmss: &str) -> Self {
+        self.time_expire = Some(yyyymmddhhmmss.to_owned());
+        self
+    }
+
+    /// The order, or [`Error::InvalidRequest`](crate::Error) naming the missing or invalid field.
+    pub fn build(self) -> Result<UnifiedOrder> {
+        fn required<T>(value: Option<T>, name: &str) -> Result<T> {
+            value.ok_or_else(|| Error::invalid(format!("UnifiedOrder: {name} is required")))
+        }
+        let body = required(self.body, "body")?;
+        let out_trade_no = required(self.out_trade_no, "out_trade_no")?;
+        let total_fee = required(self.total_fee, "total_fee")?;
+        let spbill_create_ip = required(self.spbill_create_ip, "client_ip (spbill_create_ip)")?;
+        let notify_url = required(self.notify_url, "notify_url")?;
+        let trade_type = required(self.trade_type, "trade_type")?;
+        let mut order = UnifiedOrder::validated(
+            &body,
+            &out_trade_no,
+            total_fee,
+            &spbill_create_ip,
+            &notify_url,
+            trade_type,
+        )?;
+        if let Some(a) = self.attach {
+            order = order.attach(&a)?;
+        }
+        if let Some(t) = self.time_expire {
+            order = order.time_expire(&t)?;
+        }
+        Ok(order)
+    }
+}
+
 impl UnifiedOrder {
-    /// An order. `total_fee` must be at least 1 fen; `notify_url` an http(s) URL without a query string.
-    pub fn new(
+    /// Starts building an order.
+    pub fn builder() -> UnifiedOrderBuilder {
+        UnifiedOrderBuilder::default()
+    }
+
+    fn validated(
         body: &str,
         out_trade_no: &str,
         total_fee: Fen,
@@ -375,8 +494,9 @@ pub fn jsapi_pay_params(
     }
 }
 
-/// A merchant's identity and key.
+/// A merchant's identity and key, made with [`Merchant::new`].
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Merchant {
     /// The app the payments belong to.
     pub app_id: AppId,
@@ -386,6 +506,25 @@ pub struct Merchant {
     pub key: PayKey,
     /// Algorithm for requests and for verifying responses.
     pub sign_type: SignType,
+}
+
+impl Merchant {
+    /// The merchant `mch_id` of app `app_id`, signing with `key` by `sign_type`.
+    ///
+    /// ```
+    /// use wechat_pay::{Merchant, PayKey, SignType};
+    /// let m = Merchant::new("wxd930ea5d5a258f4f", "10000100", PayKey::new("192006250b4c09247ec02edce69f6a2d"), SignType::Md5);
+    /// assert_eq!(m.mch_id, "10000100");
+    /// assert!(!format!("{m:?}").contains("192006250b4c"));
+    /// ```
+    pub fn new(app_id: impl Into<AppId>, mch_id: impl Into<String>, key: PayKey, sign_type: SignType) -> Self {
+        Self {
+            app_id: app_id.into(),
+            mch_id: mch_id.into(),
+            key,
+            sign_type,
+        }
+    }
 }
 
 /// Checks a response: transport-level FAIL, then the signature (over every field), then appid/mch_id, then
@@ -423,15 +562,16 @@ pub fn check_response(merchant: &Merchant, body: &[u8]) -> Result<Fields> {
 /// use wechat_core::AppId;
 /// use wechat_pay::{Fen, Merchant, PayClient, PayKey, SignType, TradeType, UnifiedOrder};
 /// # async fn demo() -> wechat_pay::Result<()> {
-/// let merchant = Merchant {
-///     app_id: AppId::new("wxd930ea5d5a258f4f"),
-///     mch_id: "10000100".into(),
-///     key: PayKey::new("192006250b4c09247ec02edce69f6a2d"),
-///     sign_type: SignType::HmacSha256,
-/// };
+/// let merchant = Merchant::new("wxd930ea5d5a258f4f", "10000100", PayKey::new("192006250b4c09247ec02edce69f6a2d"), SignType::HmacSha256);
 /// let pay = PayClient::new(merchant, "http://127.0.0.1:9000")?; // the simulator
-/// let order = UnifiedOrder::new("Coffee", "ORDER20261124001", Fen(1800), "127.0.0.1",
-///     "https://shop.example.com/wechat/pay/notify", TradeType::Jsapi { openid: "o-user".into() })?;
+/// let order = UnifiedOrder::builder()
+///     .body("Coffee")
+///     .out_trade_no("ORDER20261124001")
+///     .total_fee(Fen(1800))
+///     .client_ip("127.0.0.1")
+///     .notify_url("https://shop.example.com/wechat/pay/notify")
+///     .trade_type(TradeType::Jsapi { openid: "o-user".into() })
+///     .build()?;
 /// let prepay = pay.unified_order(&order).await?;
 /// let params = pay.jsapi_params(&prepay.prepay_id, 1_700_000_000); // → wx.requestPayment(params)
 /// # let _ = params;
@@ -439,6 +579,7 @@ pub fn check_response(merchant: &Merchant, body: &[u8]) -> Result<Fields> {
 /// # }
 /// ```
 #[derive(Clone, Debug)]
+#[cfg(feature = "client")]
 pub struct PayClient {
     merchant: Merchant,
     base_url: Url,
@@ -446,8 +587,11 @@ pub struct PayClient {
     cert_client: Option<WechatClient>,
 }
 
+#[cfg(feature = "client")]
 impl PayClient {
     /// A client on the default transport against `base_url` (`https://api.mch.weixin.qq.com` or the simulator).
+    /// Needs the `reqwest` feature; without it, use [`with_transport`](Self::with_transport).
+    #[cfg(feature = "reqwest")]
     pub fn new(merchant: Merchant, base_url: &str) -> Result<Self> {
         let client = WechatClient::with_default_transport()?.with_retry(wechat_core::RetryPolicy::none());
         Self::with_transport(merchant, base_url, client.transport().clone())
@@ -591,6 +735,7 @@ impl PayClient {
     }
 }
 
+#[cfg(feature = "client")]
 fn order_ref_fields(order: &OrderRef) -> Fields {
     let mut f = Fields::new();
     match order {
@@ -615,7 +760,7 @@ mod tests {
 
     #[test]
     fn per_trade_type_requirements_are_enforced() {
-        let new = |t| UnifiedOrder::new("b", "NO1", Fen(1), "127.0.0.1", "https://x.example/n", t);
+        let new = |t| UnifiedOrder::validated("b", "NO1", Fen(1), "127.0.0.1", "https://x.example/n", t);
         assert!(new(TradeType::Jsapi { openid: String::new() }).is_err());
         assert!(
             new(TradeType::Native {
@@ -624,11 +769,11 @@ mod tests {
             .is_err()
         );
         assert!(new(TradeType::App).is_ok());
-        assert!(UnifiedOrder::new("b", "NO 1", Fen(1), "127.0.0.1", "https://x/n", TradeType::App).is_err());
-        assert!(UnifiedOrder::new("b", "NO1", Fen(0), "127.0.0.1", "https://x/n", TradeType::App).is_err());
-        assert!(UnifiedOrder::new("b", "NO1", Fen(1), "nope", "https://x/n", TradeType::App).is_err());
-        assert!(UnifiedOrder::new("b", "NO1", Fen(1), "::1", "https://x/n?a=1", TradeType::App).is_err());
-        assert!(UnifiedOrder::new("b", &"N".repeat(33), Fen(1), "::1", "https://x/n", TradeType::App).is_err());
+        assert!(UnifiedOrder::validated("b", "NO 1", Fen(1), "127.0.0.1", "https://x/n", TradeType::App).is_err());
+        assert!(UnifiedOrder::validated("b", "NO1", Fen(0), "127.0.0.1", "https://x/n", TradeType::App).is_err());
+        assert!(UnifiedOrder::validated("b", "NO1", Fen(1), "nope", "https://x/n", TradeType::App).is_err());
+        assert!(UnifiedOrder::validated("b", "NO1", Fen(1), "::1", "https://x/n?a=1", TradeType::App).is_err());
+        assert!(UnifiedOrder::validated("b", &"N".repeat(33), Fen(1), "::1", "https://x/n", TradeType::App).is_err());
     }
 
     #[test]

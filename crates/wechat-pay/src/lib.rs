@@ -13,15 +13,9 @@
 //! * [`notify`]: payment notify parse + verify + the exact SUCCESS reply; refund notify `req_info` decryption.
 //!
 //! ```
-//! use wechat_core::AppId;
 //! use wechat_pay::{Merchant, PayKey, SignType, notify};
 //!
-//! let merchant = Merchant {
-//!     app_id: AppId::new("wxd930ea5d5a258f4f"),
-//!     mch_id: "10000100".into(),
-//!     key: PayKey::new("192006250b4c09247ec02edce69f6a2d"),
-//!     sign_type: SignType::Md5,
-//! };
+//! let merchant = Merchant::new("wxd930ea5d5a258f4f", "10000100", PayKey::new("192006250b4c09247ec02edce69f6a2d"), SignType::Md5);
 //! // In the notify handler: verify, then apply exactly once, then reply.
 //! let body = b"<xml><return_code>SUCCESS</return_code><sign>forged</sign></xml>";
 //! match notify::parse_payment_notify(&merchant, body) {
@@ -32,6 +26,8 @@
 //! ```
 
 #![deny(missing_docs)]
+// Without `client`, helpers only the client uses are unused; the pure parts are what is left.
+#![cfg_attr(not(feature = "client"), allow(unused_imports, dead_code))]
 pub mod client;
 pub mod error;
 pub mod notify;
@@ -40,9 +36,11 @@ pub mod v3;
 /// The hardened XML codec (shared with server pushes; lives in wechat-core).
 pub use wechat_core::xml;
 
+#[cfg(feature = "client")]
+pub use client::PayClient;
 pub use client::{
-    Fen, JsapiPayParams, Merchant, OrderRef, OrderStatus, PayClient, PrepayOrder, Refund, RefundAccepted, RefundStatus,
-    TradeState, TradeType, UnifiedOrder, check_response, jsapi_pay_params,
+    Fen, JsapiPayParams, Merchant, OrderRef, OrderStatus, PrepayOrder, Refund, RefundAccepted, RefundStatus,
+    TradeState, TradeType, UnifiedOrder, UnifiedOrderBuilder, check_response, jsapi_pay_params,
 };
 pub use error::{Error, Result};
 pub use sign::{PayKey, SignType};

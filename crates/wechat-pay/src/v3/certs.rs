@@ -2,20 +2,32 @@
 //! response's own signature, refreshed ahead of expiry and when an unknown serial appears (once, single flight, with a
 //! floor between downloads), and shared between instances through a [`CertificateStore`].
 
+#[cfg(feature = "client")]
 use crate::error::{Error, Result};
+#[cfg(feature = "client")]
 use crate::v3::aead::{self, ApiV3Key, EncryptedResource};
+#[cfg(feature = "client")]
 use crate::v3::client::{Exchange, signed_exchange};
+#[cfg(feature = "client")]
 use crate::v3::keys::Certificate;
+#[cfg(feature = "client")]
 use crate::v3::sign::RequestSigner;
+#[cfg(feature = "client")]
 use crate::v3::verifier::{PUBLIC_KEY_ID_PREFIX, SignedMessage, Verifier, VerifyError};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
+#[cfg(feature = "client")]
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+#[cfg(feature = "client")]
+use std::sync::{Arc, RwLock};
+#[cfg(feature = "client")]
 use url::Url;
-use wechat_core::{Clock, StoreError, WechatClient};
+use wechat_core::StoreError;
+#[cfg(feature = "client")]
+use wechat_core::{Clock, WechatClient};
 
 /// Platform certificates as a store keeps them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +120,7 @@ impl RefreshPolicy {
 
 /// How to download: the merchant's signer, the APIv3 key and where WeChat Pay is.
 #[derive(Clone, Debug)]
+#[cfg(feature = "client")]
 pub(crate) struct Source {
     pub signer: Arc<RequestSigner>,
     pub api_v3_key: ApiV3Key,
@@ -116,18 +129,21 @@ pub(crate) struct Source {
 }
 
 #[derive(Debug)]
+#[cfg(feature = "client")]
 struct Current {
     verifier: Verifier,
     fetched_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Default)]
+#[cfg(feature = "client")]
 struct RefreshLog {
     last_attempt_ms: Option<i64>,
     /// Serials that stayed unknown after a download, and when.
     unknown: HashMap<String, i64>,
 }
 
+#[cfg(feature = "client")]
 struct Inner {
     mch_id: String,
     current: RwLock<Current>,
@@ -142,10 +158,12 @@ struct Inner {
 /// WeChat Pay's verifying keys for one merchant — configured public keys and downloaded platform certificates —
 /// kept current. Cheap to clone (shared).
 #[derive(Clone)]
+#[cfg(feature = "client")]
 pub struct PlatformKeys {
     inner: Arc<Inner>,
 }
 
+#[cfg(feature = "client")]
 impl fmt::Debug for PlatformKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PlatformKeys")
@@ -158,16 +176,19 @@ impl fmt::Debug for PlatformKeys {
 
 /// The parts of `GET /v3/certificates` we read.
 #[derive(Debug, Deserialize)]
+#[cfg(feature = "client")]
 struct CertificatesBody {
     data: Vec<CertificateItem>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg(feature = "client")]
 struct CertificateItem {
     serial_no: String,
     encrypt_certificate: EncryptedResource,
 }
 
+#[cfg(feature = "client")]
 impl PlatformKeys {
     pub(crate) fn new(
         mch_id: String,

@@ -3,8 +3,11 @@
 
 use crate::client::{Fen, JsapiPayParams, OrderRef, TradeState};
 use crate::error::{Error, Result};
+#[cfg(feature = "client")]
 use crate::v3::aead::ApiV3Key;
+#[cfg(feature = "client")]
 use crate::v3::certs::{CertificateStore, MemoryCertificateStore, PlatformKeys, RefreshPolicy, Source};
+#[cfg(feature = "client")]
 use crate::v3::error::ErrorCode;
 use crate::v3::keys::PublicKey;
 use crate::v3::notify::{self, Notify};
@@ -14,14 +17,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::sync::Arc;
 use url::Url;
-use wechat_core::{AppId, Clock, SystemClock, Transport, WechatClient};
+use wechat_core::AppId;
+#[cfg(feature = "client")]
+use wechat_core::{Clock, SystemClock, Transport, WechatClient};
 
 /// WeChat Pay's production address.
 pub const DEFAULT_BASE_URL: &str = "https://api.mch.weixin.qq.com";
+#[cfg(feature = "client")]
 const USER_AGENT: &str = concat!("wxkit-wechat-pay/", env!("CARGO_PKG_VERSION"));
 
 /// A response, read whole.
 #[derive(Debug)]
+#[cfg(feature = "client")]
 pub(crate) struct Exchange {
     pub headers: http::HeaderMap,
     pub body: Vec<u8>,
@@ -29,6 +36,7 @@ pub(crate) struct Exchange {
 
 /// Sends one signed request. Non-2xx answers become [`Error::Api`] (from the `{code, message, detail}` body) or
 /// an HTTP status error; the caller verifies 2xx signatures.
+#[cfg(feature = "client")]
 pub(crate) async fn signed_exchange(
     http_client: &WechatClient,
     base_url: &Url,
@@ -526,6 +534,7 @@ pub struct AppPayParams {
 /// # }
 /// ```
 #[derive(Clone, Debug)]
+#[cfg(feature = "client")]
 pub struct Client {
     signer: Arc<RequestSigner>,
     api_v3_key: ApiV3Key,
@@ -537,6 +546,7 @@ pub struct Client {
 
 /// Builds a [`Client`].
 #[derive(Debug)]
+#[cfg(feature = "client")]
 pub struct ClientBuilder {
     signer: RequestSigner,
     api_v3_key: ApiV3Key,
@@ -550,6 +560,7 @@ pub struct ClientBuilder {
     max_skew_secs: Option<i64>,
 }
 
+#[cfg(feature = "client")]
 impl ClientBuilder {
     /// Where WeChat Pay is (default `https://api.mch.weixin.qq.com`; the simulator's address in tests).
     pub fn base_url(mut self, url: &str) -> Self {
@@ -605,7 +616,14 @@ impl ClientBuilder {
         let base_url = wechat_core::parse_base_url(&self.base_url)?;
         let http = match self.transport {
             Some(t) => WechatClient::new(t),
+            #[cfg(feature = "reqwest")]
             None => WechatClient::with_default_transport()?,
+            #[cfg(not(feature = "reqwest"))]
+            None => {
+                return Err(Error::invalid(
+                    "no HTTP transport: give one with .transport(..) (the `reqwest` feature, the default, is off)",
+                ));
+            }
         }
         .with_retry(wechat_core::RetryPolicy::none());
         let certificates = self.certificates.unwrap_or(self.public_keys.is_empty());
@@ -648,6 +666,7 @@ impl ClientBuilder {
     }
 }
 
+#[cfg(feature = "client")]
 impl Client {
     /// Starts a builder for the merchant `signer` signs for, with its APIv3 key.
     pub fn builder(signer: RequestSigner, api_v3_key: ApiV3Key) -> ClientBuilder {

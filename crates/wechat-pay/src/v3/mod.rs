@@ -37,11 +37,15 @@ pub mod verifier;
 pub(crate) mod vectors;
 
 pub use aead::{ApiV3Key, EncryptedResource};
-pub use certs::{CertificateStore, MemoryCertificateStore, PlatformKeys, RefreshPolicy, StoredCertificates};
+#[cfg(feature = "client")]
+pub use certs::PlatformKeys;
+pub use certs::{CertificateStore, MemoryCertificateStore, RefreshPolicy, StoredCertificates};
 pub use client::{
-    Amount, AppPayParams, Channel, Client, ClientBuilder, Order, Payer, Prepay, RefundAmount, RefundInfo,
-    RefundRequest, RefundState, Transaction, jsapi_pay_params, rfc3339_beijing,
+    Amount, AppPayParams, Channel, Order, Payer, Prepay, RefundAmount, RefundInfo, RefundRequest, RefundState,
+    Transaction, jsapi_pay_params, rfc3339_beijing,
 };
+#[cfg(feature = "client")]
+pub use client::{Client, ClientBuilder};
 pub use error::ErrorCode;
 pub use keys::{Certificate, KeyError, MerchantPrivateKey, PublicKey};
 pub use notify::{Event, Notify};

@@ -166,26 +166,26 @@ async fn create_card(
         end_timestamp: campaign.valid_until / 1000,
     };
     let check = |logo_url: &str| {
-        BaseInfo::new(
-            logo_url,
-            &brand_name,
-            &title,
-            &color,
-            &notice,
-            &description,
-            date_info,
-            quantity,
-        )
-        // Only the customer the cardExt names may take it: our coupon code travels as outer_str.
-        .map(|b| b.bind_openid(true))
-        .and_then(|b| {
-            CardDefinition::new(
-                CardKind::GeneralCoupon {
-                    default_detail: detail.clone(),
-                },
-                b,
-            )
-        })
+        BaseInfo::builder()
+            .logo_url(logo_url)
+            .brand_name(&brand_name)
+            .title(&title)
+            .color(&color)
+            .notice(&notice)
+            .description(&description)
+            .date_info(date_info)
+            .quantity(quantity)
+            .build()
+            // Only the customer the cardExt names may take it: our coupon code travels as outer_str.
+            .map(|b| b.bind_openid(true))
+            .and_then(|b| {
+                CardDefinition::new(
+                    CardKind::GeneralCoupon {
+                        default_detail: detail.clone(),
+                    },
+                    b,
+                )
+            })
     };
     check("https://mmbiz.qpic.cn/placeholder").map_err(|e| card_error(&e))?;
     let logo_url = state.cards.upload_logo(&logo.data).await.map_err(|e| card_error(&e))?;

@@ -117,15 +117,15 @@ impl Gateway {
                 product_id: p.out_trade_no.to_owned(),
             },
         };
-        wechat_pay::UnifiedOrder::new(
-            p.description,
-            p.out_trade_no,
-            Fen(p.total_fee),
-            p.client_ip,
-            &format!("{}/wechat/pay/notify", p.public_base_url),
-            trade_type,
-        )
-        .and_then(|o| o.time_expire(&beijing_compact(p.expires_at)))
+        wechat_pay::UnifiedOrder::builder()
+            .body(p.description)
+            .out_trade_no(p.out_trade_no)
+            .total_fee(Fen(p.total_fee))
+            .client_ip(p.client_ip)
+            .notify_url(&format!("{}/wechat/pay/notify", p.public_base_url))
+            .trade_type(trade_type)
+            .time_expire(&beijing_compact(p.expires_at))
+            .build()
     }
 
     fn build_v3(&self, p: &NewPayment<'_>) -> wechat_pay::Result<wechat_pay::v3::Order> {

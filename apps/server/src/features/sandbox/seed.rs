@@ -218,20 +218,20 @@ async fn demo_card(state: &AppState) -> Option<String> {
     let made = async {
         let logo = qr_render::render_png("wxkit", &qr_render::RenderOptions::default()).map_err(|e| e.to_string())?;
         let logo_url = state.cards.upload_logo(&logo).await.map_err(|e| e.to_string())?;
-        let base = BaseInfo::new(
-            &logo_url,
-            "wxkit 示例咖啡",
-            "甜点券",
-            "Color010",
-            "到店出示，店员扫码核销",
-            "每次限用一张",
-            DateInfo::FixTerm {
+        let base = BaseInfo::builder()
+            .logo_url(logo_url)
+            .brand_name("wxkit 示例咖啡")
+            .title("甜点券")
+            .color("Color010")
+            .notice("到店出示，店员扫码核销")
+            .description("每次限用一张")
+            .date_info(DateInfo::FixTerm {
                 fixed_term: 365,
                 fixed_begin_term: 0,
-            },
-            1000,
-        )
-        .map_err(|e| e.to_string())?;
+            })
+            .quantity(1000)
+            .build()
+            .map_err(|e| e.to_string())?;
         let definition = CardDefinition::new(
             CardKind::GeneralCoupon {
                 default_detail: "甜点一份".into(),
