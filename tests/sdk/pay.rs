@@ -24,12 +24,20 @@ async fn sim_with_merchant() -> SimServer {
     sim
 }
 
+/// The merchant, wired as an embedding service does: the `Pay` handle's builder.
 fn client(sim: &SimServer, sign_type: SignType) -> PayClient {
-    let transport = Arc::new(wechat_core::ReqwestTransport::new().unwrap());
     // The simulator speaks plain HTTP, so the "certificate" transport is a plain one here.
-    PayClient::with_transport(merchant(sign_type), &sim.base_url(), transport.clone())
-        .unwrap()
-        .with_certificate_transport(transport)
+    let transport = Arc::new(wechat_core::ReqwestTransport::new().unwrap());
+    let pay = wechat::Pay::builder()
+        .app_id(TEST_APP_ID)
+        .mch_id(MCH_ID)
+        .v2_key(PayKey::new(KEY))
+        .v2_sign_type(sign_type)
+        .base_url(&sim.base_url())
+        .certificate_transport(transport)
+        .build()
+        .unwrap();
+    pay.v2().unwrap().clone()
 }
 
 #[derive(Default)]

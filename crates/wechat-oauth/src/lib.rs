@@ -14,13 +14,13 @@
 //! The full H5 round trip:
 //!
 //! ```no_run
-//! use wechat_core::{AppId, AppSecret, Endpoints, WechatClient};
+//! use wechat_core::App;
 //! use wechat_oauth::state::{MemoryStateStore, StateSigner};
 //! use wechat_oauth::web::{OAuthClient, Scope};
 //!
 //! # async fn demo(now: i64) -> Result<(), Box<dyn std::error::Error>> {
-//! let core = WechatClient::with_default_transport()?.with_endpoints(Endpoints::single("http://127.0.0.1:9000")?);
-//! let oauth = OAuthClient::new(core, AppId::new("wx1234567890abcdef"), AppSecret::new("app-secret"));
+//! let app = App::builder().app_id("wx1234567890abcdef").secret("app-secret").base_url("http://127.0.0.1:9000").build()?;
+//! let oauth = OAuthClient::from_app(&app);
 //! let signer = StateSigner::new(b"server-side secret of at least 32 bytes")?;
 //! let used_states = MemoryStateStore::default();
 //!
@@ -45,15 +45,12 @@
 //! Mini-program login:
 //!
 //! ```no_run
-//! use std::sync::Arc;
-//! use wechat_core::{AccessTokenManager, AppId, AppSecret, Endpoints, MemoryTokenStore, WechatClient};
+//! use wechat_core::App;
 //! use wechat_oauth::miniprogram::{MiniProgramClient, verify_raw_data};
 //!
 //! # async fn demo(js_code: &str, raw_data: &str, signature: &str, encrypted: &str, iv: &str) -> wechat_oauth::Result<()> {
-//! let core = WechatClient::with_default_transport()?.with_endpoints(Endpoints::single("http://127.0.0.1:9000")?);
-//! let (app, secret) = (AppId::new("wx1234567890abcdef"), AppSecret::new("app-secret"));
-//! let tokens = AccessTokenManager::new(core.clone(), app.clone(), secret.clone(), Arc::new(MemoryTokenStore::new()));
-//! let mp = MiniProgramClient::new(core, app, secret, tokens);
+//! let app = App::builder().app_id("wx1234567890abcdef").secret("app-secret").base_url("http://127.0.0.1:9000").build()?;
+//! let mp = MiniProgramClient::from_app(&app);
 //!
 //! let session = mp.code_to_session(js_code).await?; // the code from wx.login()
 //! verify_raw_data(raw_data, &session.session_key, signature)?; // wx.getUserInfo's rawData + signature
