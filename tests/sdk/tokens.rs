@@ -296,10 +296,7 @@ async fn an_expired_token_rejected_by_wechat_is_replaced_transparently() {
 #[tokio::test]
 async fn stable_token_mode_shares_one_token_between_independent_fetchers() {
     let sim = spawn_sim().await;
-    let options = || TokenManagerOptions {
-        mode: TokenMode::Stable,
-        ..TokenManagerOptions::default()
-    };
+    let options = || TokenManagerOptions::default().mode(TokenMode::Stable);
     let make = || {
         AccessTokenManager::with_options(
             client(&sim),

@@ -389,14 +389,11 @@ impl Application {
         // one token manager, shared through the database by every instance.
         let transport: Arc<dyn wechat_core::Transport> =
             Arc::new(wechat_core::ReqwestTransport::new().map_err(wechat_core::Error::from)?);
-        let options = TokenManagerOptions {
-            mode: if settings.wechat.stable_token {
-                TokenMode::Stable
-            } else {
-                TokenMode::Classic
-            },
-            ..TokenManagerOptions::default()
-        };
+        let options = TokenManagerOptions::default().mode(if settings.wechat.stable_token {
+            TokenMode::Stable
+        } else {
+            TokenMode::Classic
+        });
         let app_of = |id: AppId, secret: wechat_core::AppSecret| {
             wechat_core::App::builder()
                 .app_id(id)

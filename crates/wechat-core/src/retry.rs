@@ -18,6 +18,7 @@ use std::time::Duration;
 /// assert_eq!(RetryPolicy::none().max_attempts, 1);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Total attempts, the first one included (1 = no retry).
     pub max_attempts: u32,
@@ -43,6 +44,22 @@ impl RetryPolicy {
         Self {
             max_attempts: 1,
             ..Self::default()
+        }
+    }
+
+    /// `max_attempts` in all (1 = no retry), the first retry after `initial_backoff`, each later one doubled up to
+    /// `max_backoff`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let p = wechat_core::RetryPolicy::new(5, Duration::from_millis(50), Duration::from_secs(1));
+    /// assert_eq!(p.max_attempts, 5);
+    /// ```
+    pub fn new(max_attempts: u32, initial_backoff: Duration, max_backoff: Duration) -> Self {
+        Self {
+            max_attempts: max_attempts.max(1),
+            initial_backoff,
+            max_backoff,
         }
     }
 

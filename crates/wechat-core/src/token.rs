@@ -228,8 +228,15 @@ pub enum TokenMode {
     Stable,
 }
 
-/// Tuning knobs of the [`AccessTokenManager`].
+/// Tuning knobs of the [`AccessTokenManager`]: the defaults, adjusted with the setters.
+///
+/// ```
+/// use wechat_core::{TokenManagerOptions, TokenMode};
+/// let options = TokenManagerOptions::default().mode(TokenMode::Stable);
+/// assert_eq!(options.mode, TokenMode::Stable);
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct TokenManagerOptions {
     /// How the access token is fetched.
     pub mode: TokenMode,
@@ -249,6 +256,32 @@ impl Default for TokenManagerOptions {
             lock_lease: Duration::from_secs(15),
             poll_interval: Duration::from_millis(20),
         }
+    }
+}
+
+impl TokenManagerOptions {
+    /// How the access token is fetched.
+    pub fn mode(mut self, mode: TokenMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Refresh this long before expiry.
+    pub fn refresh_ahead(mut self, ahead: Duration) -> Self {
+        self.refresh_ahead = ahead;
+        self
+    }
+
+    /// Hold a refresh lease at most this long.
+    pub fn lock_lease(mut self, lease: Duration) -> Self {
+        self.lock_lease = lease;
+        self
+    }
+
+    /// Look at the store this often while another process refreshes.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 #[cfg(feature = "client")]
-use crate::sign::seal;
+use crate::request::{CloseOrder, OrderQuery, PayRequest, RefundQuery};
 use crate::sign::{PayKey, SignType, sign, verify};
 use crate::xml::{self, Fields};
 use serde::Serialize;
@@ -54,7 +54,7 @@ impl TradeType {
     }
 }
 
-fn check_out_no(name: &str, value: &str, max: usize) -> Result<()> {
+pub(crate) fn check_out_no(name: &str, value: &str, max: usize) -> Result<()> {
     if value.is_empty()
         || value.len() > max
         || !value
@@ -266,7 +266,7 @@ impl UnifiedOrder {
         &self.out_trade_no
     }
 
-    fn fields(&self) -> Fields {
+    pub(crate) fn fields(&self) -> Fields {
         let mut f = Fields::new();
         f.insert("body".into(), self.body.clone());
         f.insert("out_trade_no".into(), self.out_trade_no.clone());
@@ -374,12 +374,12 @@ pub struct OrderStatus {
 /// `POST /secapi/pay/refund`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refund {
-    order: OrderRef,
-    out_refund_no: String,
-    total_fee: Fen,
-    refund_fee: Fen,
-    notify_url: Option<String>,
-    refund_desc: Option<String>,
+    pub(crate) order: OrderRef,
+    pub(crate) out_refund_no: String,
+    pub(crate) total_fee: Fen,
+    pub(crate) refund_fee: Fen,
+    pub(crate) notify_url: Option<String>,
+    pub(crate) refund_desc: Option<String>,
 }
 
 impl Refund {
@@ -622,104 +622,42 @@ impl PayClient {
         &self.merchant
     }
 
-    async fn post(&self, path: &str, mut fields: Fields, with_cert: bool) -> Result<Fields> {
-        fields.insert("appid".into(), self.merchant.app_id.as_str().into());
-        fields.insert("mch_id".into(), self.merchant.mch_id.clone());
-        seal(&mut fields, &self.merchant.key, self.merchant.sign_type);
-        let url = wechat_core::build_url(&self.base_url, path, &[]);
-        let request = http::Request::post(url.as_str())
-            .header(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")
-            .body(xml::to_xml(&fields).into_bytes())
-            .map_err(|e| Error::invalid(e.to_string()))?;
-        let client = if with_cert {
+    /// Sends a [request value](crate::request): signed with a fresh nonce, over the certificate transport when it
+    /// needs one, the answer checked (transport FAIL, signature, merchant, business FAIL) and read. Never retried.
+    pub async fn send<R: PayRequest + ?Sized>(&self, request: &R) -> Result<R::Response> {
+        let client = if request.needs_certificate() {
             self.cert_client.as_ref().ok_or(Error::CertificateRequired)?
         } else {
             &self.client
         };
-        let response = client.execute(request).await?;
-        let status = response.status().as_u16();
-        if !(200..300).contains(&status) {
-            return Err(wechat_core::Error::HttpStatus { status }.into());
-        }
-        check_response(&self.merchant, response.body())
+        let http = request.to_http(&self.merchant, &self.base_url, &crate::sign::nonce())?;
+        let response = client.execute(http).await?;
+        request.parse(&self.merchant, &response)
     }
 
     /// Creates an order.
     pub async fn unified_order(&self, order: &UnifiedOrder) -> Result<PrepayOrder> {
-        let f = self.post("/pay/unifiedorder", order.fields(), false).await?;
-        let prepay_id = f
-            .get("prepay_id")
-            .filter(|p| !p.is_empty())
-            .cloned()
-            .ok_or(Error::MissingField("prepay_id"))?;
-        Ok(PrepayOrder {
-            prepay_id,
-            code_url: f.get("code_url").cloned(),
-            mweb_url: f.get("mweb_url").cloned(),
-            trade_type: f.get("trade_type").cloned().unwrap_or_default(),
-        })
+        self.send(order).await
     }
 
     /// Queries an order.
     pub async fn order_query(&self, order: &OrderRef) -> Result<OrderStatus> {
-        let f = self.post("/pay/orderquery", order_ref_fields(order), false).await?;
-        Ok(OrderStatus {
-            trade_state: TradeState::parse(f.get("trade_state").map(String::as_str).unwrap_or("")),
-            out_trade_no: f.get("out_trade_no").cloned().unwrap_or_default(),
-            transaction_id: f.get("transaction_id").filter(|s| !s.is_empty()).cloned(),
-            total_fee: f.get("total_fee").and_then(|s| s.parse().ok()).map(Fen),
-            openid: f.get("openid").cloned(),
-            time_end: f.get("time_end").cloned(),
-            fields: f,
-        })
+        self.send(&OrderQuery(order.clone())).await
     }
 
     /// Closes an unpaid order (not within 5 minutes of its creation).
     pub async fn close_order(&self, out_trade_no: &str) -> Result<()> {
-        check_out_no("out_trade_no", out_trade_no, 32)?;
-        let mut f = Fields::new();
-        f.insert("out_trade_no".into(), out_trade_no.into());
-        self.post("/pay/closeorder", f, false).await.map(|_| ())
+        self.send(&CloseOrder::new(out_trade_no)?).await
     }
 
     /// Refunds (part of) a paid order, over the certificate transport.
     pub async fn refund(&self, refund: &Refund) -> Result<RefundAccepted> {
-        let mut f = order_ref_fields(&refund.order);
-        f.insert("out_refund_no".into(), refund.out_refund_no.clone());
-        f.insert("total_fee".into(), refund.total_fee.to_string());
-        f.insert("refund_fee".into(), refund.refund_fee.to_string());
-        if let Some(u) = &refund.notify_url {
-            f.insert("notify_url".into(), u.clone());
-        }
-        if let Some(d) = &refund.refund_desc {
-            f.insert("refund_desc".into(), d.clone());
-        }
-        let r = self.post("/secapi/pay/refund", f, true).await?;
-        Ok(RefundAccepted {
-            refund_id: r.get("refund_id").cloned().ok_or(Error::MissingField("refund_id"))?,
-            out_refund_no: r.get("out_refund_no").cloned().unwrap_or_default(),
-            refund_fee: Fen(r
-                .get("refund_fee")
-                .and_then(|s| s.parse().ok())
-                .ok_or(Error::MissingField("refund_fee"))?),
-        })
+        self.send(refund).await
     }
 
     /// The refunds of an order.
     pub async fn refund_query(&self, order: &OrderRef) -> Result<Vec<RefundStatus>> {
-        let r = self.post("/pay/refundquery", order_ref_fields(order), false).await?;
-        let count: usize = r.get("refund_count").and_then(|s| s.parse().ok()).unwrap_or(0);
-        let mut out = Vec::with_capacity(count.min(50));
-        for i in 0..count.min(50) {
-            let get = |name: &str| r.get(&format!("{name}_{i}")).cloned().unwrap_or_default();
-            out.push(RefundStatus {
-                out_refund_no: get("out_refund_no"),
-                refund_id: get("refund_id"),
-                refund_fee: Fen(get("refund_fee").parse().unwrap_or(0)),
-                refund_status: get("refund_status"),
-            });
-        }
-        Ok(out)
+        self.send(&RefundQuery(order.clone())).await
     }
 
     /// `wx.requestPayment` parameters for a prepay id, with a fresh nonce.
@@ -735,19 +673,10 @@ impl PayClient {
     }
 }
 
-#[cfg(feature = "client")]
-fn order_ref_fields(order: &OrderRef) -> Fields {
-    let mut f = Fields::new();
-    match order {
-        OrderRef::OutTradeNo(n) => f.insert("out_trade_no".into(), n.clone()),
-        OrderRef::TransactionId(t) => f.insert("transaction_id".into(), t.clone()),
-    };
-    f
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sign::seal;
 
     fn merchant() -> Merchant {
         Merchant {

@@ -31,6 +31,7 @@
 pub mod client;
 pub mod error;
 pub mod notify;
+pub mod request;
 pub mod sign;
 pub mod v3;
 /// The hardened XML codec (shared with server pushes; lives in wechat-core).
