@@ -1,19 +1,13 @@
 //! wechat-oauth against the simulator over HTTP: web OAuth, mini-program login, wxacode, JS-SDK.
 
 use serde_json::json;
-use wechat_core::{AccessTokenManager, AppId, AppSecret, Endpoints, OpenId, WechatClient};
+use wechat_core::{AccessTokenManager, OpenId};
 use wechat_oauth::Error;
 use wechat_oauth::miniprogram::{DataError, MiniProgramClient, SessionKey, WxaCodeRequest};
 use wechat_oauth::state::{MemoryStateStore, StateError, StateSigner};
 use wechat_oauth::web::{Lang, OAuthClient, RefreshToken, Scope, Sex};
 use wechat_sim::{SimServer, SimUser};
 use wxkit_testkit::{TEST_APP_ID, TEST_APP_SECRET, decode_qr, spawn_sim};
-
-fn core(sim: &SimServer) -> WechatClient {
-    WechatClient::with_default_transport()
-        .unwrap()
-        .with_endpoints(Endpoints::single(&sim.base_url()).unwrap())
-}
 
 /// The official account, wired as an embedding service does: one builder.
 fn account(sim: &SimServer) -> wechat::OfficialAccount {
@@ -342,7 +336,13 @@ async fn snapshot_users_are_flagged() {
 #[tokio::test]
 async fn a_wrong_secret_is_a_config_error() {
     let sim = spawn_sim().await;
-    let client = OAuthClient::new(core(&sim), AppId::new(TEST_APP_ID), AppSecret::new("nope"));
+    let client = wechat::OfficialAccount::builder()
+        .app_id(TEST_APP_ID)
+        .secret("nope")
+        .base_url(&sim.base_url())
+        .build()
+        .unwrap()
+        .oauth();
     let code = sim
         .handle()
         .issue_oauth_code(TEST_APP_ID, "o-x", "snsapi_base")
@@ -613,7 +613,14 @@ async fn website_qr_login_through_qrconnect() {
     const WEB_SECRET: &str = "web-app-secret-0123456789abcdef0";
     let sim = spawn_sim().await;
     sim.handle().add_app(WEB_APP, WEB_SECRET);
-    let website = OAuthClient::new(core(&sim), AppId::new(WEB_APP), AppSecret::new(WEB_SECRET));
+    // A website app has no official account, but its web OAuth is the same group.
+    let website = wechat::OfficialAccount::builder()
+        .app_id(WEB_APP)
+        .secret(WEB_SECRET)
+        .base_url(&sim.base_url())
+        .build()
+        .unwrap()
+        .oauth();
     let back = "https://shop.example/auth/qrconnect/callback";
     let url = website.qrconnect_url(back, Some("s1")).unwrap();
     assert!(

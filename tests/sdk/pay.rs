@@ -280,17 +280,17 @@ async fn duplicate_out_trade_no_close_too_early_and_bad_signatures() {
     assert!(matches!(err, Error::ResponseSignature(_)), "{err:?}");
 
     // Our request signed with the wrong key: WeChat refuses it at the transport layer.
-    let wrong = PayClient::with_transport(
-        {
-            let mut m = merchant(SignType::Md5);
-            m.key = PayKey::new("0".repeat(32));
-            m
-        },
-        &sim.base_url(),
-        Arc::new(wechat_core::ReqwestTransport::new().unwrap()),
-    )
-    .unwrap();
+    let wrong = wechat::Pay::builder()
+        .app_id(TEST_APP_ID)
+        .mch_id(MCH_ID)
+        .v2_key(PayKey::new("0".repeat(32)))
+        .v2_sign_type(SignType::Md5)
+        .base_url(&sim.base_url())
+        .build()
+        .unwrap();
     let err = wrong
+        .v2()
+        .unwrap()
         .order_query(&OrderRef::OutTradeNo("DUP1".into()))
         .await
         .unwrap_err();
@@ -300,14 +300,18 @@ async fn duplicate_out_trade_no_close_too_early_and_bad_signatures() {
     );
 
     // A refund without the certificate transport is refused before sending.
-    let no_cert = PayClient::with_transport(
-        merchant(SignType::Md5),
-        &sim.base_url(),
-        Arc::new(wechat_core::ReqwestTransport::new().unwrap()),
-    )
-    .unwrap();
+    let no_cert = wechat::Pay::builder()
+        .app_id(TEST_APP_ID)
+        .mch_id(MCH_ID)
+        .v2_key(PayKey::new(KEY))
+        .base_url(&sim.base_url())
+        .build()
+        .unwrap();
     let refund = Refund::new(OrderRef::OutTradeNo("DUP1".into()), "R9", Fen(100), Fen(1)).unwrap();
-    assert!(matches!(no_cert.refund(&refund).await, Err(Error::CertificateRequired)));
+    assert!(matches!(
+        no_cert.v2().unwrap().refund(&refund).await,
+        Err(Error::CertificateRequired)
+    ));
 }
 
 #[tokio::test]
