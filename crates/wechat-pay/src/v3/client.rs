@@ -7,10 +7,10 @@ use crate::error::{Error, Result};
 use crate::v3::aead::ApiV3Key;
 #[cfg(feature = "client")]
 use crate::v3::certs::{CertificateStore, MemoryCertificateStore, PlatformKeys, RefreshPolicy, Source};
-#[cfg(feature = "client")]
-use crate::v3::error::ErrorCode;
 use crate::v3::keys::PublicKey;
 use crate::v3::notify::{self, Notify};
+#[cfg(feature = "client")]
+use crate::v3::request::{CloseOrder, QueryOrder, QueryRefund, V3Request, check_status};
 use crate::v3::sign::{RequestSigner, pay_sign};
 use crate::v3::verifier::{SignedMessage, Verifier};
 use serde::{Deserialize, Serialize};
@@ -23,8 +23,6 @@ use wechat_core::{Clock, SystemClock, Transport, WechatClient};
 
 /// WeChat Pay's production address.
 pub const DEFAULT_BASE_URL: &str = "https://api.mch.weixin.qq.com";
-#[cfg(feature = "client")]
-const USER_AGENT: &str = concat!("wxkit-wechat-pay/", env!("CARGO_PKG_VERSION"));
 
 /// A response, read whole.
 #[derive(Debug)]
@@ -45,53 +43,31 @@ pub(crate) async fn signed_exchange(
     path_and_query: &str,
     body: Option<Vec<u8>>,
 ) -> Result<Exchange> {
-    let body = body.unwrap_or_default();
-    let timestamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
-        .unwrap_or(0);
-    let nonce = crate::sign::nonce();
-    let authorization = signer.authorization(method.as_str(), path_and_query, timestamp, &nonce, &body);
-    let url = base_url
-        .join(path_and_query.trim_start_matches('/'))
-        .map_err(|e| Error::invalid(format!("url: {e}")))?;
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(url.as_str())
-        .header(http::header::AUTHORIZATION, authorization)
-        .header(http::header::ACCEPT, "application/json")
-        .header(http::header::USER_AGENT, USER_AGENT);
-    if !body.is_empty() {
-        request = request.header(http::header::CONTENT_TYPE, "application/json");
-    }
-    let request = request.body(body).map_err(|e| Error::invalid(e.to_string()))?;
+    let request = crate::v3::request::signed_request(
+        signer,
+        base_url,
+        method,
+        path_and_query,
+        body.unwrap_or_default(),
+        unix_now(),
+        &crate::sign::nonce(),
+    )?;
     let response = http_client.execute_any_status(request).await?;
-    let status = response.status().as_u16();
+    crate::v3::request::check_status(response.status().as_u16(), response.body())?;
     let (parts, body) = response.into_parts();
-    if !(200..300).contains(&status) {
-        #[derive(Deserialize)]
-        struct ErrorBody {
-            code: String,
-            #[serde(default)]
-            message: String,
-            detail: Option<serde_json::Value>,
-        }
-        // Error bodies are believed without a signature: they can only make a call fail, and a failed call is
-        // retried with the same number or looked up again.
-        return Err(match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(e) => Error::Api {
-                status,
-                code: ErrorCode::parse(&e.code),
-                message: e.message,
-                detail: e.detail,
-            },
-            Err(_) => wechat_core::Error::HttpStatus { status }.into(),
-        });
-    }
     Ok(Exchange {
         headers: parts.headers,
         body,
     })
+}
+
+/// Real time, Unix seconds: request signatures are checked against WeChat Pay's clock, not a test's.
+#[cfg(feature = "client")]
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
+        .unwrap_or(0)
 }
 
 /// How the payer pays (and so which endpoint places the order).
@@ -116,7 +92,7 @@ pub enum Channel {
 }
 
 impl Channel {
-    fn path(&self) -> &'static str {
+    pub(crate) fn path(&self) -> &'static str {
         match self {
             Channel::Jsapi { .. } => "/v3/pay/transactions/jsapi",
             Channel::App => "/v3/pay/transactions/app",
@@ -126,7 +102,7 @@ impl Channel {
     }
 }
 
-fn check_v3_no(name: &str, value: &str, min: usize, max: usize) -> Result<()> {
+pub(crate) fn check_v3_no(name: &str, value: &str, min: usize, max: usize) -> Result<()> {
     if value.len() < min
         || value.len() > max
         || !value
@@ -189,6 +165,11 @@ pub struct Order {
 }
 
 impl Order {
+    /// The payment channel.
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
     /// An order: `description` 1–127 bytes, `out_trade_no` 6–32 of `[0-9A-Za-z_-*]`, at least 1 fen, an http(s)
     /// `notify_url` without a query string (WeChat Pay wants https; the simulator accepts http).
     pub fn new(
@@ -694,99 +675,41 @@ impl Client {
         &self.keys
     }
 
-    /// Sends a signed request and checks the response's signature.
-    async fn call(
-        &self,
-        method: http::Method,
-        path_and_query: &str,
-        body: Option<&serde_json::Value>,
-    ) -> Result<Exchange> {
-        let body = body.map(|b| b.to_string().into_bytes());
-        let exchange = signed_exchange(&self.http, &self.base_url, &self.signer, method, path_and_query, body).await?;
-        let message = SignedMessage::from_headers(&exchange.headers, &exchange.body)?;
+    /// Sends a [request value](crate::v3::request): signed now, the answer's signature verified (downloading a
+    /// platform certificate it does not know yet, once), then read. Never retried: on a retryable error
+    /// ([`Error::is_retryable`]) send the same order or refund again — WeChat Pay deduplicates on its number.
+    pub async fn send<R: V3Request + ?Sized>(&self, request: &R) -> Result<R::Response> {
+        let http = request.to_http(&self.signer, &self.base_url, unix_now(), &crate::sign::nonce())?;
+        let response = self.http.execute_any_status(http).await?;
+        check_status(response.status().as_u16(), response.body())?;
+        let message = SignedMessage::from_headers(response.headers(), response.body())?;
         self.keys.verify(&message).await?;
-        Ok(exchange)
-    }
-
-    fn json<T: for<'de> Deserialize<'de>>(exchange: &Exchange, what: &'static str) -> Result<T> {
-        serde_json::from_slice(&exchange.body).map_err(|_| Error::MissingField(what))
+        request.read(self.mch_id(), response.body())
     }
 
     /// Places an order. Not retried: on a retryable error ([`Error::is_retryable`]) send the same order again.
     pub async fn prepay(&self, order: &Order) -> Result<Prepay> {
-        let exchange = self
-            .call(
-                http::Method::POST,
-                order.channel.path(),
-                Some(&order.body(self.mch_id())),
-            )
-            .await?;
-        #[derive(Deserialize)]
-        struct Body {
-            prepay_id: Option<String>,
-            code_url: Option<String>,
-            h5_url: Option<String>,
-        }
-        let b: Body = Self::json(&exchange, "prepay_id")?;
-        let pick = |v: Option<String>, name| v.filter(|s| !s.is_empty()).ok_or(Error::MissingField(name));
-        Ok(match order.channel {
-            Channel::Jsapi { .. } | Channel::App => Prepay::PrepayId(pick(b.prepay_id, "prepay_id")?),
-            Channel::Native => Prepay::CodeUrl(pick(b.code_url, "code_url")?),
-            Channel::H5 { .. } => Prepay::H5Url(pick(b.h5_url, "h5_url")?),
-        })
+        self.send(order).await
     }
 
     /// Queries an order by our number or WeChat's.
     pub async fn query(&self, order: &OrderRef) -> Result<Transaction> {
-        let path = match order {
-            OrderRef::OutTradeNo(n) => {
-                check_v3_no("out_trade_no", n, 1, 32)?;
-                format!("/v3/pay/transactions/out-trade-no/{n}?mchid={}", self.mch_id())
-            }
-            OrderRef::TransactionId(t) => {
-                check_v3_no("transaction_id", t, 1, 32)?;
-                format!("/v3/pay/transactions/id/{t}?mchid={}", self.mch_id())
-            }
-        };
-        let exchange = self.call(http::Method::GET, &path, None).await?;
-        let t: Transaction = Self::json(&exchange, "trade_state")?;
-        if t.mchid != self.mch_id() {
-            return Err(Error::MerchantMismatch { field: "mchid" });
-        }
-        Ok(t)
+        self.send(&QueryOrder(order.clone())).await
     }
 
     /// Closes an unpaid order (WeChat Pay answers 204).
     pub async fn close(&self, out_trade_no: &str) -> Result<()> {
-        check_v3_no("out_trade_no", out_trade_no, 1, 32)?;
-        self.call(
-            http::Method::POST,
-            &format!("/v3/pay/transactions/out-trade-no/{out_trade_no}/close"),
-            Some(&json!({"mchid": self.mch_id()})),
-        )
-        .await
-        .map(|_| ())
+        self.send(&CloseOrder::new(out_trade_no)?).await
     }
 
     /// Refunds (part of) a paid order. Not retried: on a retryable error send the same `out_refund_no` again.
     pub async fn refund(&self, refund: &RefundRequest) -> Result<RefundInfo> {
-        let exchange = self
-            .call(http::Method::POST, "/v3/refund/domestic/refunds", Some(&refund.body()))
-            .await?;
-        Self::json(&exchange, "refund_id")
+        self.send(refund).await
     }
 
     /// A refund by our refund number.
     pub async fn refund_query(&self, out_refund_no: &str) -> Result<RefundInfo> {
-        check_v3_no("out_refund_no", out_refund_no, 1, 64)?;
-        let exchange = self
-            .call(
-                http::Method::GET,
-                &format!("/v3/refund/domestic/refunds/{out_refund_no}"),
-                None,
-            )
-            .await?;
-        Self::json(&exchange, "refund_id")
+        self.send(&QueryRefund::new(out_refund_no)?).await
     }
 
     /// Downloads the platform certificates now (see [`PlatformKeys::download`]).

@@ -30,6 +30,7 @@ pub mod client;
 pub mod error;
 pub mod keys;
 pub mod notify;
+pub mod request;
 pub mod sign;
 pub mod verifier;
 
