@@ -5,11 +5,11 @@ use crate::error::{Result, invalid};
 #[cfg(feature = "client")]
 use crate::ext::CardExt;
 use serde::Deserialize;
+#[cfg(feature = "client")]
+use wechat_core::AccessTokenManager;
 use wechat_core::request::{self, ApiRequest};
 use wechat_core::transport::{HttpRequest, HttpResponse};
 use wechat_core::{AccessToken, Endpoints};
-#[cfg(feature = "client")]
-use wechat_core::{AccessTokenManager, WechatClient};
 
 /// Largest logo `media/uploadimg` accepts.
 pub const MAX_LOGO_BYTES: usize = 1024 * 1024;
@@ -159,11 +159,9 @@ pub struct Consumed {
 #[cfg(feature = "client")]
 #[derive(Clone, Debug)]
 pub struct CardClient {
-    client: WechatClient,
     tokens: AccessTokenManager,
 }
 
-#[cfg(feature = "client")]
 fn multipart(field: &str, format: ImageFormat, bytes: &[u8]) -> (String, Vec<u8>) {
     use rand::Rng;
     let boundary: String = format!(
@@ -192,10 +190,7 @@ fn multipart(field: &str, format: ImageFormat, bytes: &[u8]) -> (String, Vec<u8>
 impl CardClient {
     /// The card API of the official account whose token manager this is (its client comes with it).
     pub fn new(tokens: AccessTokenManager) -> Self {
-        Self {
-            client: tokens.client().clone(),
-            tokens,
-        }
+        Self { tokens }
     }
 
     /// The card API of an [`App`](wechat_core::App).
@@ -203,62 +198,15 @@ impl CardClient {
         Self::new(app.tokens().clone())
     }
 
-    async fn upload<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        extra_query: &[(&str, &str)],
-        field: &str,
-        format: ImageFormat,
-        bytes: &[u8],
-    ) -> Result<T> {
-        let (content_type, body) = multipart(field, format, bytes);
-        Ok(self
-            .tokens
-            .call(|token| {
-                let (content_type, body) = (content_type.clone(), body.clone());
-                async move {
-                    let mut query = vec![("access_token", token.secret())];
-                    query.extend_from_slice(extra_query);
-                    let url = self.client.api_url(path, &query);
-                    let request = http::Request::post(url.as_str())
-                        .header(http::header::CONTENT_TYPE, content_type)
-                        .body(body)
-                        .map_err(|e| wechat_core::Error::InvalidRequest { message: e.to_string() })?;
-                    let response = self.client.execute(request).await?;
-                    wechat_core::parse_json_response(response.status().as_u16(), response.body())
-                }
-            })
-            .await?)
-    }
-
     /// Uploads a card logo (`media/uploadimg`, field `buffer`): JPG or PNG, at most 1 MB, checked before sending.
     /// Returns the image URL to use as `logo_url`.
     pub async fn upload_logo(&self, image: &[u8]) -> Result<String> {
-        let format = match ImageFormat::detect(image) {
-            Some(f @ (ImageFormat::Png | ImageFormat::Jpeg)) => f,
-            _ => return Err(invalid("the logo must be a JPG or PNG image")),
-        };
-        if image.len() > MAX_LOGO_BYTES {
-            return Err(invalid("the logo must be at most 1 MB"));
-        }
-        #[derive(Deserialize)]
-        struct Url {
-            url: String,
-        }
-        let r: Url = self
-            .upload("/cgi-bin/media/uploadimg", &[], "buffer", format, image)
-            .await?;
-        Ok(r.url)
+        Ok(self.tokens.send(&UploadLogo::new(image)?).await?)
     }
 
     /// Uploads a temporary image (`media/upload?type=image`, field `media`): PNG, JPEG or GIF, at most 10 MB.
     pub async fn upload_temp_image(&self, image: &[u8]) -> Result<Media> {
-        let format = ImageFormat::detect(image).ok_or_else(|| invalid("the image must be PNG, JPEG or GIF"))?;
-        if image.len() > MAX_MEDIA_IMAGE_BYTES {
-            return Err(invalid("the image must be at most 10 MB"));
-        }
-        self.upload("/cgi-bin/media/upload", &[("type", "image")], "media", format, image)
-            .await
+        Ok(self.tokens.send(&UploadTempImage::new(image)?).await?)
     }
 
     /// Creates a card (`card/create`); returns its `card_id`. Not retried on a lost answer: a resend would create a
@@ -465,3 +413,100 @@ wechat_core::json_post_request!(
         openid: r.openid,
     }
 );
+
+/// A `multipart/form-data` image upload, built once (boundary included) so that sending it is pure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Upload {
+    content_type: String,
+    body: Vec<u8>,
+}
+
+impl Upload {
+    fn to_http(&self, endpoints: &Endpoints, path: &str, query: &[(&str, &str)]) -> wechat_core::Result<HttpRequest> {
+        http::Request::post(wechat_core::build_url(&endpoints.api_base_url, path, query).as_str())
+            .header(http::header::CONTENT_TYPE, self.content_type.as_str())
+            .body(self.body.clone())
+            .map_err(|e| wechat_core::Error::InvalidRequest { message: e.to_string() })
+    }
+}
+
+/// `POST /cgi-bin/media/uploadimg` as a value: a card logo (JPG or PNG, ≤ 1 MB, checked here) → its URL. Idempotent:
+/// a repeated upload only stores a second copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadLogo(Upload);
+
+impl UploadLogo {
+    /// The upload of `image`, refused before sending unless it is a JPG or PNG of at most 1 MB.
+    pub fn new(image: &[u8]) -> Result<Self> {
+        let format = match ImageFormat::detect(image) {
+            Some(f @ (ImageFormat::Png | ImageFormat::Jpeg)) => f,
+            _ => return Err(invalid("the logo must be a JPG or PNG image")),
+        };
+        if image.len() > MAX_LOGO_BYTES {
+            return Err(invalid("the logo must be at most 1 MB"));
+        }
+        let (content_type, body) = multipart("buffer", format, image);
+        Ok(Self(Upload { content_type, body }))
+    }
+}
+
+impl ApiRequest for UploadLogo {
+    type Response = String;
+
+    fn idempotent(&self) -> bool {
+        true
+    }
+
+    fn to_http(&self, endpoints: &Endpoints, token: Option<&AccessToken>) -> wechat_core::Result<HttpRequest> {
+        self.0.to_http(
+            endpoints,
+            "/cgi-bin/media/uploadimg",
+            &[("access_token", request::require_token(token)?)],
+        )
+    }
+
+    fn parse(&self, response: HttpResponse) -> wechat_core::Result<String> {
+        #[derive(Deserialize)]
+        struct Url {
+            url: String,
+        }
+        Ok(request::parse_json::<Url>(&response)?.url)
+    }
+}
+
+/// `POST /cgi-bin/media/upload?type=image` as a value: a temporary image (PNG, JPEG or GIF, ≤ 10 MB, checked here),
+/// usable for 3 days. Idempotent: a repeated upload only stores a second copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadTempImage(Upload);
+
+impl UploadTempImage {
+    /// The upload of `image`, refused before sending unless it is a PNG, JPEG or GIF of at most 10 MB.
+    pub fn new(image: &[u8]) -> Result<Self> {
+        let format = ImageFormat::detect(image).ok_or_else(|| invalid("the image must be PNG, JPEG or GIF"))?;
+        if image.len() > MAX_MEDIA_IMAGE_BYTES {
+            return Err(invalid("the image must be at most 10 MB"));
+        }
+        let (content_type, body) = multipart("media", format, image);
+        Ok(Self(Upload { content_type, body }))
+    }
+}
+
+impl ApiRequest for UploadTempImage {
+    type Response = Media;
+
+    fn idempotent(&self) -> bool {
+        true
+    }
+
+    fn to_http(&self, endpoints: &Endpoints, token: Option<&AccessToken>) -> wechat_core::Result<HttpRequest> {
+        self.0.to_http(
+            endpoints,
+            "/cgi-bin/media/upload",
+            &[("access_token", request::require_token(token)?), ("type", "image")],
+        )
+    }
+
+    fn parse(&self, response: HttpResponse) -> wechat_core::Result<Media> {
+        request::parse_json(&response)
+    }
+}

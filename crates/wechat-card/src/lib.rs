@@ -51,6 +51,7 @@ pub use card::{AdvancedInfo, BaseInfo, CardDefinition, CardKind, CardLink, CodeT
 pub use client::CardClient;
 pub use client::{
     CardColor, CodeInfo, ConsumeCode, Consumed, CreateCard, DecryptCode, GetCode, GetColors, ImageFormat, Media,
+    UploadLogo, UploadTempImage,
 };
 pub use error::{Error, Result};
 pub use ext::CardExt;
