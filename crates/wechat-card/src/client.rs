@@ -60,6 +60,7 @@ impl ImageFormat {
 
 /// A colour from `card/getcolors`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CardColor {
     /// `Color010`...
     pub name: String,
@@ -69,6 +70,7 @@ pub struct CardColor {
 
 /// A temporary media upload.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Media {
     /// `image`.
     #[serde(rename = "type")]
@@ -81,6 +83,7 @@ pub struct Media {
 
 /// A user's code, from `card/code/get`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CodeInfo {
     /// The card.
     pub card_id: String,
@@ -118,6 +121,7 @@ struct CodeCard {
 
 /// A consumed code.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Consumed {
     /// The card.
     pub card_id: String,

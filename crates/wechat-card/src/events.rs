@@ -75,6 +75,7 @@ pub enum CardEvent {
 
 /// A parsed push: the event, the common header fields, and every field received.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Push {
     /// The typed event.
     pub event: CardEvent,

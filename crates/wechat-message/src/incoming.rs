@@ -6,6 +6,7 @@ use wechat_core::xml::{self, Fields};
 
 /// One push from WeChat: the common header, the typed content, and every field received.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Incoming {
     /// `ToUserName`: our account (`gh_…`).
     pub to_user_name: String,
@@ -96,6 +97,7 @@ pub enum Kind {
 
 /// One template's outcome in a subscribe-message event.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SubscribeItem {
     /// `TemplateId`.
     pub template_id: String,

@@ -98,6 +98,7 @@ impl QrCodeRequest {
 
 /// A created code.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
 pub struct QrTicket {
     /// Exchanges for the image at `showqrcode`.
     pub ticket: String,

@@ -31,6 +31,7 @@ pub fn signature(jsapi_ticket: &str, noncestr: &str, timestamp: &str, url: &str)
 /// What the page passes to `wx.config`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct JsSdkConfig {
     /// The official account's app id.
     pub app_id: String,

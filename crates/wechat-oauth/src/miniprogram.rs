@@ -21,6 +21,7 @@ wechat_core::secret_type!(
 
 /// A verified phone number from `getuserphonenumber`.
 #[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PhoneInfo {
     /// With the country code when not mainland China, e.g. `+1 202 555 0100`; else the bare number.
     #[serde(rename = "phoneNumber")]
@@ -57,6 +58,7 @@ impl fmt::Debug for PhoneInfo {
 
 /// The watermark WeChat puts on user data.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Watermark {
     /// The app the data was issued for.
     pub appid: String,
@@ -66,6 +68,7 @@ pub struct Watermark {
 
 /// The answer of `jscode2session`.
 #[derive(Clone, Debug, Deserialize)]
+#[non_exhaustive]
 pub struct Session {
     /// The user's openid for the mini program.
     pub openid: OpenId,
@@ -293,6 +296,7 @@ impl WxaCodeRequest {
 
 /// A mini-program code image.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WxaCode {
     /// `image/png`, `image/jpeg`...
     pub content_type: String,
@@ -861,6 +865,7 @@ impl Suggest {
 
 /// `msg_sec_check`'s answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SecCheck {
     /// The verdict.
     pub suggest: Suggest,

@@ -68,6 +68,7 @@ pub enum StateError {
 
 /// A freshly issued state.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct IssuedState {
     /// The value to put in the authorize URL.
     pub value: String,
@@ -79,6 +80,7 @@ pub struct IssuedState {
 
 /// A verified state.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VerifiedState {
     /// Where to send the user back: a same-origin relative path.
     pub return_path: String,

@@ -128,6 +128,7 @@ wechat_core::secret_type!(
 
 /// The answer to a code exchange or a refresh.
 #[derive(Clone, Debug, Deserialize)]
+#[non_exhaustive]
 pub struct WebAccessToken {
     /// The web (user) access token — not the basic access token.
     pub access_token: AccessToken,
@@ -197,6 +198,7 @@ impl<'de> Deserialize<'de> for Sex {
 
 /// `/sns/userinfo`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct UserInfo {
     /// openid.
     pub openid: OpenId,

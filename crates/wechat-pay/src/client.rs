@@ -295,6 +295,7 @@ impl UnifiedOrder {
 
 /// A created order.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PrepayOrder {
     /// `prepay_id` (valid 2 hours).
     pub prepay_id: String,
@@ -354,6 +355,7 @@ impl TradeState {
 
 /// `orderquery` result.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OrderStatus {
     /// The state.
     pub trade_state: TradeState,
@@ -418,6 +420,7 @@ impl Refund {
 
 /// A refund WeChat accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RefundAccepted {
     /// WeChat's refund id.
     pub refund_id: String,
@@ -429,6 +432,7 @@ pub struct RefundAccepted {
 
 /// One refund of an order, from `refundquery`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RefundStatus {
     /// Our refund number.
     pub out_refund_no: String,
@@ -442,6 +446,7 @@ pub struct RefundStatus {
 
 /// What the page passes to `wx.requestPayment`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct JsapiPayParams {
     /// App id.
     #[serde(rename = "appId")]

@@ -22,6 +22,7 @@ pub fn fail_reply(message: &str) -> String {
 
 /// A verified payment notify.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PaymentNotify {
     /// True when `result_code` is SUCCESS (the user paid).
     pub paid: bool,
@@ -111,6 +112,7 @@ pub fn verify_payment_notify(key: &PayKey, body: &[u8]) -> Result<PaymentNotify>
 
 /// A decrypted refund notify.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RefundNotify {
     /// Our refund number.
     pub out_refund_no: String,

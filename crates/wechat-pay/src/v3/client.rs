@@ -275,6 +275,7 @@ pub enum Prepay {
 
 /// The payer of a transaction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Payer {
     /// The payer's openid for the order's appid.
     pub openid: String,
@@ -282,6 +283,7 @@ pub struct Payer {
 
 /// A transaction's amounts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Amount {
     /// The order amount, fen.
     pub total: u64,
@@ -369,6 +371,7 @@ fn refund_state<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<R
 
 /// A refund's amounts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RefundAmount {
     /// Refunded, fen.
     pub refund: u64,
@@ -469,6 +472,7 @@ impl RefundRequest {
 
 /// What a native app passes to the WeChat SDK's `PayReq` (signType RSA).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct AppPayParams {
     /// The app's appid.
     pub appid: String,

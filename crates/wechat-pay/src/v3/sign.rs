@@ -96,6 +96,7 @@ impl RequestSigner {
 
 /// An `Authorization` header taken apart (what WeChat Pay — or a simulator — does with it).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Authorization {
     /// `mchid`.
     pub mch_id: String,
