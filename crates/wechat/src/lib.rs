@@ -609,6 +609,36 @@ mod tests {
     }
 
     #[test]
+    fn no_secret_reaches_a_debug_print() {
+        let oa = OfficialAccount::builder()
+            .app_id("wx1")
+            .secret("APP-S3CRET-VALUE")
+            .push_token("PUSH-T0KEN-VALUE")
+            .encoding_aes_key("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mp = MiniProgram::builder()
+            .app_id("wx2")
+            .secret("MP-S3CRET-VALUE")
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let pay = Pay::builder()
+            .app_id("wx1")
+            .mch_id("1900000109")
+            .v2_key(wechat_pay::PayKey::new("PAY-KEY-0123456789abcdefghijklmn"))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let printed = format!("{oa:?} {mp:?} {pay:?} {:?} {:?}", oa.oauth(), mp.client());
+        for secret in ["APP-S3CRET", "PUSH-T0KEN", "abcdefghijklmnop", "MP-S3CRET", "PAY-KEY"] {
+            assert!(!printed.contains(secret), "{secret} printed: {printed}");
+        }
+        assert!(
+            printed.contains("wx1") && printed.contains("1900000109"),
+            "ids stay visible: {printed}"
+        );
+    }
+
+    #[test]
     fn every_group_of_an_account_shares_its_one_token_manager() {
         let oa = OfficialAccount::builder()
             .app_id("wx1")
