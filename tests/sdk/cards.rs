@@ -15,12 +15,7 @@ const TOKEN: &str = "push-token";
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 
 fn cards(sim: &SimServer) -> (CardClient, AccessTokenManager) {
-    let account = wechat::OfficialAccount::builder()
-        .app_id(TEST_APP_ID)
-        .secret(TEST_APP_SECRET)
-        .base_url(&sim.base_url())
-        .build()
-        .unwrap();
+    let account = crate::account(sim);
     (account.cards(), account.app().tokens().clone())
 }
 

@@ -10,20 +10,11 @@ use wechat_core::push::{MessageCrypto, PushQuery, PushSecurity, open_push};
 use wechat_message::qrcode::{QrCodeRequest, Scene};
 use wechat_message::{Article, Incoming, MemoryDedupeStore, NO_REPLY, Reply, Router, incoming};
 use wechat_sim::SimServer;
+use crate::account;
 use wxkit_testkit::{TEST_APP_ID, TEST_APP_SECRET, eventually, spawn_sim};
 
 const TOKEN: &str = "push-token";
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
-
-/// The official account, wired as an embedding service does: one builder.
-fn account(sim: &SimServer) -> wechat::OfficialAccount {
-    wechat::OfficialAccount::builder()
-        .app_id(TEST_APP_ID)
-        .secret(TEST_APP_SECRET)
-        .base_url(&sim.base_url())
-        .build()
-        .unwrap()
-}
 
 /// The account's server URL: verifies, parses, dispatches once, replies (encrypted in safe mode). The first
 /// `fail_first` answers are 500 after the handler ran (an answer WeChat never got), so WeChat resends.

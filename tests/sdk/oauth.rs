@@ -7,17 +7,8 @@ use wechat_oauth::miniprogram::{DataError, MiniProgramClient, SessionKey, WxaCod
 use wechat_oauth::state::{MemoryStateStore, StateError, StateSigner};
 use wechat_oauth::web::{Lang, OAuthClient, RefreshToken, Scope, Sex};
 use wechat_sim::{SimServer, SimUser};
+use crate::account;
 use wxkit_testkit::{TEST_APP_ID, TEST_APP_SECRET, decode_qr, spawn_sim};
-
-/// The official account, wired as an embedding service does: one builder.
-fn account(sim: &SimServer) -> wechat::OfficialAccount {
-    wechat::OfficialAccount::builder()
-        .app_id(TEST_APP_ID)
-        .secret(TEST_APP_SECRET)
-        .base_url(&sim.base_url())
-        .build()
-        .unwrap()
-}
 
 fn oauth(sim: &SimServer) -> OAuthClient {
     account(sim).oauth()

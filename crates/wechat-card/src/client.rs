@@ -276,29 +276,20 @@ wechat_core::json_post_request!(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GetColors;
 
-impl ApiRequest for GetColors {
-    type Response = Vec<CardColor>;
-
-    fn idempotent(&self) -> bool {
-        true
-    }
-
-    fn to_http(&self, endpoints: &Endpoints, token: Option<&AccessToken>) -> wechat_core::Result<HttpRequest> {
-        request::get(
-            endpoints,
-            "/card/getcolors",
-            &[("access_token", request::require_token(token)?)],
-        )
-    }
-
-    fn parse(&self, response: HttpResponse) -> wechat_core::Result<Vec<CardColor>> {
-        #[derive(Deserialize)]
-        struct Colors {
-            colors: Vec<CardColor>,
-        }
-        Ok(request::parse_json::<Colors>(&response)?.colors)
-    }
+#[derive(Deserialize)]
+struct Colors {
+    colors: Vec<CardColor>,
 }
+
+wechat_core::json_get_request!(
+    GetColors,
+    "/card/getcolors",
+    idempotent = true,
+    token = true,
+    Vec<CardColor>,
+    |_req| [],
+    |out: Colors| out.colors
+);
 
 /// `POST /card/code/decrypt` as a value: an `encrypt_code` → the real code. A read.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -135,6 +135,61 @@ macro_rules! json_post_request {
     };
 }
 
+/// Implements [`ApiRequest`] for a JSON `GET {path}?{query}`: `token = true` puts the app's `access_token` first in
+/// the query; `|req| query` lists the request's own parameters (`req` is `&self`); the answer is decoded as `$out_ty`
+/// (errcodes typed) and mapped to the response.
+///
+/// ```
+/// use wechat_core::request::ApiRequest;
+/// # #[derive(Debug)]
+/// struct Colors;
+/// #[derive(serde::Deserialize)]
+/// struct Out { colors: Vec<serde_json::Value> }
+/// wechat_core::json_get_request!(Colors, "/card/getcolors", idempotent = true, token = true, usize,
+///     |_req| [], |out: Out| out.colors.len());
+///
+/// let http = Colors.to_http(&wechat_core::Endpoints::default(), Some(&wechat_core::AccessToken::new("T"))).unwrap();
+/// assert_eq!(http.uri().query(), Some("access_token=T"));
+/// assert_eq!(Colors.parse(http::Response::new(br#"{"colors":[{},{}]}"#.to_vec())).unwrap(), 2);
+/// ```
+#[macro_export]
+macro_rules! json_get_request {
+    ($ty:ty, $path:expr, idempotent = $idem:expr, token = $token:expr, $response:ty,
+     |$req:ident| $query:expr, |$out:ident: $out_ty:ty| $map:expr) => {
+        impl $crate::request::ApiRequest for $ty {
+            type Response = $response;
+
+            fn idempotent(&self) -> bool {
+                $idem
+            }
+
+            fn needs_access_token(&self) -> bool {
+                $token
+            }
+
+            fn to_http(
+                &self,
+                endpoints: &$crate::Endpoints,
+                token: ::std::option::Option<&$crate::AccessToken>,
+            ) -> $crate::Result<$crate::transport::HttpRequest> {
+                let $req = self;
+                let own: &[(&str, &str)] = &$query;
+                let mut query: ::std::vec::Vec<(&str, &str)> = ::std::vec::Vec::with_capacity(own.len() + 1);
+                if $token {
+                    query.push(("access_token", $crate::request::require_token(token)?));
+                }
+                query.extend_from_slice(own);
+                $crate::request::get(endpoints, $path, &query)
+            }
+
+            fn parse(&self, response: $crate::transport::HttpResponse) -> $crate::Result<$response> {
+                let $out: $out_ty = $crate::request::parse_json(&response)?;
+                Ok($map)
+            }
+        }
+    };
+}
+
 /// `GET /cgi-bin/token` — the classic access token (each fetch replaces the previous one).
 #[derive(Clone, Debug)]
 pub struct GetAccessToken {
@@ -165,34 +220,20 @@ pub struct AccessTokenResponse {
     pub expires_in: i64,
 }
 
-impl ApiRequest for GetAccessToken {
-    type Response = AccessTokenResponse;
-
-    fn idempotent(&self) -> bool {
-        // A fetch replaces the previous token, but the old one lives 5 more minutes: repeating it is harmless.
-        true
-    }
-
-    fn needs_access_token(&self) -> bool {
-        false
-    }
-
-    fn to_http(&self, endpoints: &Endpoints, _: Option<&AccessToken>) -> Result<HttpRequest> {
-        get(
-            endpoints,
-            "/cgi-bin/token",
-            &[
-                ("grant_type", "client_credential"),
-                ("appid", self.app_id.as_str()),
-                ("secret", self.secret.secret()),
-            ],
-        )
-    }
-
-    fn parse(&self, response: HttpResponse) -> Result<AccessTokenResponse> {
-        parse_json(&response)
-    }
-}
+// A fetch replaces the previous token, but the old one lives 5 more minutes: repeating it is harmless.
+json_get_request!(
+    GetAccessToken,
+    "/cgi-bin/token",
+    idempotent = true,
+    token = false,
+    AccessTokenResponse,
+    |req| [
+        ("grant_type", "client_credential"),
+        ("appid", req.app_id.as_str()),
+        ("secret", req.secret.secret()),
+    ],
+    |out: AccessTokenResponse| out
+);
 
 impl ApiRequest for GetStableAccessToken {
     type Response = AccessTokenResponse;
@@ -257,28 +298,15 @@ pub struct TicketResponse {
     pub expires_in: i64,
 }
 
-impl ApiRequest for GetTicket {
-    type Response = TicketResponse;
-
-    fn idempotent(&self) -> bool {
-        true
-    }
-
-    fn to_http(&self, endpoints: &Endpoints, access_token: Option<&AccessToken>) -> Result<HttpRequest> {
-        get(
-            endpoints,
-            "/cgi-bin/ticket/getticket",
-            &[
-                ("access_token", require_token(access_token)?),
-                ("type", self.ticket_type),
-            ],
-        )
-    }
-
-    fn parse(&self, response: HttpResponse) -> Result<TicketResponse> {
-        parse_json(&response)
-    }
-}
+json_get_request!(
+    GetTicket,
+    "/cgi-bin/ticket/getticket",
+    idempotent = true,
+    token = true,
+    TicketResponse,
+    |req| [("type", req.ticket_type)],
+    |out: TicketResponse| out
+);
 
 #[cfg(test)]
 mod tests {

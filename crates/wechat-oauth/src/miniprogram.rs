@@ -500,40 +500,20 @@ impl CodeToSession {
     }
 }
 
-impl ApiRequest for CodeToSession {
-    type Response = Session;
-
-    fn idempotent(&self) -> bool {
-        false
-    }
-
-    fn needs_access_token(&self) -> bool {
-        false
-    }
-
-    fn to_http(&self, endpoints: &Endpoints, _: Option<&AccessToken>) -> wechat_core::Result<HttpRequest> {
-        request::get(
-            endpoints,
-            "/sns/jscode2session",
-            &[
-                ("appid", self.app_id.as_str()),
-                ("secret", self.app_secret()),
-                ("js_code", &self.js_code),
-                ("grant_type", "authorization_code"),
-            ],
-        )
-    }
-
-    fn parse(&self, response: HttpResponse) -> wechat_core::Result<Session> {
-        request::parse_json(&response)
-    }
-}
-
-impl CodeToSession {
-    fn app_secret(&self) -> &str {
-        self.secret.secret()
-    }
-}
+wechat_core::json_get_request!(
+    CodeToSession,
+    "/sns/jscode2session",
+    idempotent = false,
+    token = false,
+    Session,
+    |req| [
+        ("appid", req.app_id.as_str()),
+        ("secret", req.secret.secret()),
+        ("js_code", req.js_code.as_str()),
+        ("grant_type", "authorization_code"),
+    ],
+    |out: Session| out
+);
 
 /// `POST /wxa/business/getuserphonenumber` as a value: a `getPhoneNumber` code → [`PhoneInfo`] (the caller checks
 /// the watermark names its app, as [`MiniProgramClient::phone_number`] does). Not idempotent: single-use code.

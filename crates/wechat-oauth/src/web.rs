@@ -384,34 +384,20 @@ impl ExchangeCode {
     }
 }
 
-impl ApiRequest for ExchangeCode {
-    type Response = WebAccessToken;
-
-    fn idempotent(&self) -> bool {
-        false
-    }
-
-    fn needs_access_token(&self) -> bool {
-        false
-    }
-
-    fn to_http(&self, endpoints: &Endpoints, _: Option<&AccessToken>) -> wechat_core::Result<HttpRequest> {
-        request::get(
-            endpoints,
-            "/sns/oauth2/access_token",
-            &[
-                ("appid", self.app_id.as_str()),
-                ("secret", self.secret.secret()),
-                ("code", &self.code),
-                ("grant_type", "authorization_code"),
-            ],
-        )
-    }
-
-    fn parse(&self, response: HttpResponse) -> wechat_core::Result<WebAccessToken> {
-        request::parse_json(&response)
-    }
-}
+wechat_core::json_get_request!(
+    ExchangeCode,
+    "/sns/oauth2/access_token",
+    idempotent = false,
+    token = false,
+    WebAccessToken,
+    |req| [
+        ("appid", req.app_id.as_str()),
+        ("secret", req.secret.secret()),
+        ("code", req.code.as_str()),
+        ("grant_type", "authorization_code"),
+    ],
+    |out: WebAccessToken| out
+);
 
 /// `GET /sns/oauth2/refresh_token` as a value: a new web access token from a refresh token.
 #[derive(Clone, Debug)]
@@ -422,33 +408,19 @@ pub struct RefreshWebToken {
     pub refresh_token: RefreshToken,
 }
 
-impl ApiRequest for RefreshWebToken {
-    type Response = WebAccessToken;
-
-    fn idempotent(&self) -> bool {
-        true
-    }
-
-    fn needs_access_token(&self) -> bool {
-        false
-    }
-
-    fn to_http(&self, endpoints: &Endpoints, _: Option<&AccessToken>) -> wechat_core::Result<HttpRequest> {
-        request::get(
-            endpoints,
-            "/sns/oauth2/refresh_token",
-            &[
-                ("appid", self.app_id.as_str()),
-                ("grant_type", "refresh_token"),
-                ("refresh_token", self.refresh_token.secret()),
-            ],
-        )
-    }
-
-    fn parse(&self, response: HttpResponse) -> wechat_core::Result<WebAccessToken> {
-        request::parse_json(&response)
-    }
-}
+wechat_core::json_get_request!(
+    RefreshWebToken,
+    "/sns/oauth2/refresh_token",
+    idempotent = true,
+    token = false,
+    WebAccessToken,
+    |req| [
+        ("appid", req.app_id.as_str()),
+        ("grant_type", "refresh_token"),
+        ("refresh_token", req.refresh_token.secret()),
+    ],
+    |out: WebAccessToken| out
+);
 
 /// `GET /sns/userinfo` as a value: the profile behind an `snsapi_userinfo` web token.
 #[derive(Clone, Debug)]
@@ -461,33 +433,20 @@ pub struct GetUserInfo {
     pub lang: Lang,
 }
 
-impl ApiRequest for GetUserInfo {
-    type Response = UserInfo;
-
-    fn idempotent(&self) -> bool {
-        true
-    }
-
-    fn needs_access_token(&self) -> bool {
-        false // it carries the user's web token itself
-    }
-
-    fn to_http(&self, endpoints: &Endpoints, _: Option<&AccessToken>) -> wechat_core::Result<HttpRequest> {
-        request::get(
-            endpoints,
-            "/sns/userinfo",
-            &[
-                ("access_token", self.token.secret()),
-                ("openid", self.openid.as_str()),
-                ("lang", self.lang.as_str()),
-            ],
-        )
-    }
-
-    fn parse(&self, response: HttpResponse) -> wechat_core::Result<UserInfo> {
-        request::parse_json(&response)
-    }
-}
+// `token = false`: it carries the user's web token itself, not the app's.
+wechat_core::json_get_request!(
+    GetUserInfo,
+    "/sns/userinfo",
+    idempotent = true,
+    token = false,
+    UserInfo,
+    |req| [
+        ("access_token", req.token.secret()),
+        ("openid", req.openid.as_str()),
+        ("lang", req.lang.as_str()),
+    ],
+    |out: UserInfo| out
+);
 
 /// `GET /sns/auth` as a value: whether a web token is still valid for an openid (`false` for 40003, 40001, 42001).
 #[derive(Clone, Debug)]
