@@ -2,6 +2,7 @@
 //! reads (plaintext and safe mode); a parametric QR code created, shown and scanned — `subscribe` with its scene,
 //! then `SCAN` — routed by scene; a push retried after a failed answer handled once.
 
+use crate::account;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,7 +11,6 @@ use wechat_core::push::{MessageCrypto, PushQuery, PushSecurity, open_push};
 use wechat_message::qrcode::{QrCodeRequest, Scene};
 use wechat_message::{Article, Incoming, MemoryDedupeStore, NO_REPLY, Reply, Router, incoming};
 use wechat_sim::SimServer;
-use crate::account;
 use wxkit_testkit::{TEST_APP_ID, TEST_APP_SECRET, eventually, spawn_sim};
 
 const TOKEN: &str = "push-token";

@@ -1,5 +1,6 @@
 //! wechat-oauth against the simulator over HTTP: web OAuth, mini-program login, wxacode, JS-SDK.
 
+use crate::account;
 use serde_json::json;
 use wechat_core::{AccessTokenManager, OpenId};
 use wechat_oauth::Error;
@@ -7,7 +8,6 @@ use wechat_oauth::miniprogram::{DataError, MiniProgramClient, SessionKey, WxaCod
 use wechat_oauth::state::{MemoryStateStore, StateError, StateSigner};
 use wechat_oauth::web::{Lang, OAuthClient, RefreshToken, Scope, Sex};
 use wechat_sim::{SimServer, SimUser};
-use crate::account;
 use wxkit_testkit::{TEST_APP_ID, TEST_APP_SECRET, decode_qr, spawn_sim};
 
 fn oauth(sim: &SimServer) -> OAuthClient {

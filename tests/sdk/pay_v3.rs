@@ -47,17 +47,25 @@ enum Mode {
     Both,
 }
 
+/// The merchant, wired as an embedding service does: the `Pay` handle's builder, v3 keys in the chosen mode.
 fn client_with(sim: &SimServer, mode: Mode, clock: Arc<dyn Clock>, policy: RefreshPolicy) -> Client {
     let info = sim.handle().v3_merchant(TEST_MCH_ID).unwrap();
-    let mut b = Client::builder(signer(), ApiV3Key::new(TEST_API_V3_KEY))
+    let mut b = wechat::Pay::builder()
+        .app_id(TEST_APP_ID)
+        .mch_id(TEST_MCH_ID)
         .base_url(&sim.base_url())
-        .transport(Arc::new(wechat_core::ReqwestTransport::new().unwrap()))
-        .clock(clock)
-        .refresh_policy(policy);
+        .v3(
+            MerchantPrivateKey::from_pem(wechat_sim::SANDBOX_MERCHANT_KEY).unwrap(),
+            wechat_sim::SANDBOX_MERCHANT_SERIAL,
+            ApiV3Key::new(TEST_API_V3_KEY),
+        )
+        .v3_clock(clock)
+        .v3_refresh_policy(policy);
     if mode != Mode::Certificates {
-        b = b.public_key(info.public_key_id, PublicKey::from_pem(&info.public_key_pem).unwrap());
+        b = b.v3_public_key(info.public_key_id, PublicKey::from_pem(&info.public_key_pem).unwrap());
     }
-    b.platform_certificates(mode != Mode::PublicKey).build().unwrap()
+    let pay = b.v3_platform_certificates(mode != Mode::PublicKey).build().unwrap();
+    pay.v3().unwrap().clone()
 }
 
 fn client(sim: &SimServer, mode: Mode) -> Client {
@@ -709,13 +717,20 @@ async fn certificates_are_refreshed_ahead_of_expiry_and_when_old() {
     let clock = Arc::new(TestClock::default());
     let info = sim.handle().v3_merchant(TEST_MCH_ID).unwrap();
     // The timestamp check is off here: this test moves the client's clock by years, the simulator signs in real time.
-    let pay = Client::builder(signer(), ApiV3Key::new(TEST_API_V3_KEY))
+    let merchant = wechat::Pay::builder()
+        .app_id(TEST_APP_ID)
+        .mch_id(TEST_MCH_ID)
         .base_url(&sim.base_url())
-        .transport(Arc::new(wechat_core::ReqwestTransport::new().unwrap()))
-        .clock(clock.clone())
-        .max_skew(0)
+        .v3(
+            MerchantPrivateKey::from_pem(wechat_sim::SANDBOX_MERCHANT_KEY).unwrap(),
+            wechat_sim::SANDBOX_MERCHANT_SERIAL,
+            ApiV3Key::new(TEST_API_V3_KEY),
+        )
+        .v3_clock(clock.clone())
+        .v3_max_skew(0)
         .build()
         .unwrap();
+    let pay = merchant.v3().unwrap();
     pay.prepay(&jsapi("V3AGE00001", "http://127.0.0.1:9/n")).await.unwrap();
     assert_eq!(pay.keys().downloads(), 1);
     pay.query(&OrderRef::OutTradeNo("V3AGE00001".into())).await.unwrap();

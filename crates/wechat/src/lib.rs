@@ -382,6 +382,9 @@ pub struct PayBuilder {
     v3_public_key: Option<(String, wechat_pay::v3::PublicKey)>,
     v3_certificates: Option<bool>,
     v3_store: Option<Arc<dyn wechat_pay::v3::CertificateStore>>,
+    v3_clock: Option<Arc<dyn Clock>>,
+    v3_policy: Option<wechat_pay::v3::RefreshPolicy>,
+    v3_max_skew: Option<i64>,
 }
 
 impl PayBuilder {
@@ -457,6 +460,24 @@ impl PayBuilder {
         self
     }
 
+    /// v3: the clock certificate refreshes and notify freshness are judged by (default: the system's).
+    pub fn v3_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.v3_clock = Some(clock);
+        self
+    }
+
+    /// v3: when platform certificates are downloaded again (age, expiry, unknown serials).
+    pub fn v3_refresh_policy(mut self, policy: wechat_pay::v3::RefreshPolicy) -> Self {
+        self.v3_policy = Some(policy);
+        self
+    }
+
+    /// v3: how far a notify's or answer's timestamp may be from now, in seconds (default 300; 0 turns it off).
+    pub fn v3_max_skew(mut self, secs: i64) -> Self {
+        self.v3_max_skew = Some(secs);
+        self
+    }
+
     /// The merchant, or an [`Error`] naming the missing or invalid setting.
     pub fn build(self) -> Result<Pay> {
         let app_id = self.app_id.ok_or(Error::NotConfigured {
@@ -510,6 +531,15 @@ impl PayBuilder {
                 }
                 if let Some(store) = self.v3_store {
                     builder = builder.certificate_store(store);
+                }
+                if let Some(clock) = self.v3_clock {
+                    builder = builder.clock(clock);
+                }
+                if let Some(policy) = self.v3_policy {
+                    builder = builder.refresh_policy(policy);
+                }
+                if let Some(secs) = self.v3_max_skew {
+                    builder = builder.max_skew(secs);
                 }
                 Some(builder.build()?)
             }
