@@ -170,6 +170,12 @@ impl OfficialAccountBuilder {
     /// The account, or an [`Error`] naming the missing or invalid setting.
     pub fn build(self) -> Result<OfficialAccount> {
         let app = self.app.build()?;
+        if matches!(self.push_mode, Some(PushMode::Safe | PushMode::Compatible)) && self.encoding_aes_key.is_none() {
+            return Err(Error::NotConfigured {
+                what: "the EncodingAESKey (safe and compatible mode decrypt pushes with it)",
+                how: "OfficialAccount::builder().encoding_aes_key(..)",
+            });
+        }
         let push = match self.push_token {
             Some(token) => Some(Arc::new(PushReceiver::new(
                 app.app_id(),
@@ -620,6 +626,14 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(e.to_string().contains("push_token"), "{e}");
+        let e = OfficialAccount::builder()
+            .app_id("wx1")
+            .secret("s")
+            .push_token("t")
+            .push_mode(PushMode::Safe)
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("encoding_aes_key"), "{e}");
         let oa = OfficialAccount::builder()
             .app_id("wx1")
             .secret("s")
