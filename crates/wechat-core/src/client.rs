@@ -447,4 +447,56 @@ mod tests {
         let ms: Vec<u128> = waited.iter().map(std::time::Duration::as_millis).collect();
         assert!((50..=100).contains(&ms[0]) && (100..=200).contains(&ms[1]), "{ms:?}");
     }
+
+    /// A request value whose only property is whether it says it is idempotent.
+    #[cfg(feature = "client")]
+    struct Call {
+        idempotent: bool,
+    }
+
+    #[cfg(feature = "client")]
+    impl crate::request::ApiRequest for Call {
+        type Response = serde_json::Value;
+
+        fn idempotent(&self) -> bool {
+            self.idempotent
+        }
+
+        fn needs_access_token(&self) -> bool {
+            false
+        }
+
+        fn to_http(&self, endpoints: &Endpoints, _: Option<&crate::AccessToken>) -> Result<HttpRequest> {
+            crate::request::post_json(endpoints, "/call", &[], &serde_json::json!({}))
+        }
+
+        fn parse(&self, response: HttpResponse) -> Result<serde_json::Value> {
+            crate::request::parse_json(&response)
+        }
+    }
+
+    #[cfg(feature = "client")]
+    #[tokio::test]
+    async fn only_idempotent_requests_are_retried() {
+        let client = |failures| {
+            let flaky = Arc::new(Flaky(std::sync::atomic::AtomicU32::new(failures)));
+            let client = WechatClient::new(flaky.clone())
+                .with_endpoints(Endpoints::single("http://127.0.0.1:9").unwrap_or_default())
+                .with_clock(Arc::new(Recording::default()));
+            (client, flaky)
+        };
+        // A read rides out two 503s.
+        let (read, _) = client(2);
+        let answer = read.send(&Call { idempotent: true }, None).await;
+        assert_eq!(answer.ok().and_then(|v| v["ok"].as_u64()), Some(1));
+        // The same failures on a mutation surface at once, after one attempt: it may have been applied.
+        let (mutate, flaky) = client(2);
+        let e = mutate.send(&Call { idempotent: false }, None).await.unwrap_err();
+        assert!(matches!(e, Error::HttpStatus { status: 503 }), "{e}");
+        assert_eq!(
+            flaky.0.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "sent exactly once"
+        );
+    }
 }
