@@ -54,6 +54,18 @@ impl TradeType {
     }
 }
 
+/// A notify URL as WeChat Pay takes it (payments and refunds, v2 and v3): http(s), reachable as is — no query
+/// string, which WeChat Pay does not carry over.
+pub(crate) fn check_notify_url(notify_url: &str) -> Result<()> {
+    let url = Url::parse(notify_url).map_err(|e| Error::invalid(format!("notify_url: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
+        return Err(Error::invalid(
+            "notify_url must be an http(s) URL without a query string",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_out_no(name: &str, value: &str, max: usize) -> Result<()> {
     if value.is_empty()
         || value.len() > max
@@ -216,12 +228,7 @@ impl UnifiedOrder {
         if spbill_create_ip.parse::<std::net::IpAddr>().is_err() {
             return Err(Error::invalid("spbill_create_ip must be an IP address"));
         }
-        let url = Url::parse(notify_url).map_err(|e| Error::invalid(format!("notify_url: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
-            return Err(Error::invalid(
-                "notify_url must be an http(s) URL without a query string",
-            ));
-        }
+        check_notify_url(notify_url)?;
         match &trade_type {
             TradeType::Jsapi { openid } if openid.is_empty() => {
                 return Err(Error::invalid("JSAPI orders need the payer's openid"));
@@ -403,10 +410,7 @@ impl Refund {
 
     /// Where the refund notify goes (overrides the merchant platform setting).
     pub fn notify_url(mut self, url: &str) -> Result<Self> {
-        let parsed = Url::parse(url).map_err(|e| Error::invalid(format!("notify_url: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(Error::invalid("notify_url must be http(s)"));
-        }
+        check_notify_url(url)?;
         self.notify_url = Some(url.to_owned());
         Ok(self)
     }
@@ -682,6 +686,18 @@ impl PayClient {
 mod tests {
     use super::*;
     use crate::sign::seal;
+
+    #[test]
+    fn notify_urls_are_checked_alike_for_payments_and_refunds() {
+        for bad in ["not a url", "ftp://x.example/n", "https://x.example/n?order=1"] {
+            let refund = Refund::new(OrderRef::OutTradeNo("NO1".into()), "R1", Fen(2), Fen(1));
+            assert!(refund.and_then(|r| r.notify_url(bad)).is_err(), "{bad}");
+            let v3 = crate::v3::RefundRequest::new(OrderRef::OutTradeNo("NO1".into()), "R1", Fen(1), Fen(2));
+            assert!(v3.and_then(|r| r.notify_url(bad)).is_err(), "{bad}");
+        }
+        let refund = Refund::new(OrderRef::OutTradeNo("NO1".into()), "R1", Fen(2), Fen(1));
+        assert!(refund.and_then(|r| r.notify_url("https://x.example/refund")).is_ok());
+    }
 
     fn merchant() -> Merchant {
         Merchant {

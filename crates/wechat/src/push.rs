@@ -102,3 +102,139 @@ impl PushReceiver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wechat_core::push::{msg_signature, server_signature};
+
+    const TOKEN: &str = "push-token";
+    const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+    const TEXT: &str = "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName>\
+        <CreateTime>1700000000</CreateTime><MsgType>text</MsgType><Content>hi</Content><MsgId>7</MsgId></xml>";
+
+    fn receiver(mode: Option<PushMode>, key: Option<&str>) -> PushReceiver {
+        PushReceiver::new(&AppId::new("wx1"), TOKEN.into(), key.map(str::to_owned), mode, 300)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A push as WeChat sends it in safe mode, encrypted for `appid`.
+    fn encrypted(appid: &str, timestamp: &str) -> (PushQuery, Vec<u8>) {
+        let crypto = MessageCrypto::new(TOKEN, KEY, appid).unwrap_or_else(|e| panic!("{e}"));
+        let encrypt = crypto.encrypt(TEXT);
+        let query = PushQuery {
+            signature: server_signature(TOKEN, timestamp, "n1"),
+            timestamp: timestamp.into(),
+            nonce: "n1".into(),
+            encrypt_type: Some("aes".into()),
+            msg_signature: Some(msg_signature(TOKEN, timestamp, "n1", &encrypt)),
+        };
+        let body =
+            format!("<xml><ToUserName><![CDATA[gh_1]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>");
+        (query, body.into_bytes())
+    }
+
+    fn plaintext(timestamp: &str) -> (PushQuery, Vec<u8>) {
+        let query = PushQuery {
+            signature: server_signature(TOKEN, timestamp, "n1"),
+            timestamp: timestamp.into(),
+            nonce: "n1".into(),
+            ..PushQuery::default()
+        };
+        (query, TEXT.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn a_safe_mode_push_opens_and_its_reply_is_encrypted_for_wechat() {
+        let push = receiver(None, Some(KEY));
+        assert_eq!(push.mode(), PushMode::Safe);
+        let (query, body) = encrypted("wx1", "1700000000");
+        let message = push
+            .open(&query, &body, 1_700_000_010)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(message.fields["Content"], "hi");
+        let answer = push.reply(&Reply::text("你好"), &message, &query, 1_700_000_011);
+        assert!(!answer.contains("你好"), "the reply travels encrypted");
+        let fields = wechat_core::xml::parse_push(answer.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let crypto = MessageCrypto::new(TOKEN, KEY, "wx1").unwrap_or_else(|e| panic!("{e}"));
+        let plain = crypto
+            .decrypt_message(
+                &fields["MsgSignature"],
+                &fields["TimeStamp"],
+                &fields["Nonce"],
+                answer.as_bytes(),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(plain.contains("你好") && plain.contains("<ToUserName><![CDATA[o1]]></ToUserName>"));
+    }
+
+    #[test]
+    fn forged_downgraded_foreign_and_replayed_pushes_are_refused() {
+        let push = receiver(None, Some(KEY));
+        // A forged msg_signature (the body was swapped after signing).
+        let (mut query, body) = encrypted("wx1", "1700000000");
+        query.msg_signature = Some("0".repeat(40));
+        assert_eq!(
+            push.open(&query, &body, 1_700_000_000).unwrap_err(),
+            PushError::BadSignature
+        );
+        // A forged server signature.
+        let (mut query, body) = encrypted("wx1", "1700000000");
+        query.signature = "0".repeat(40);
+        assert_eq!(
+            push.open(&query, &body, 1_700_000_000).unwrap_err(),
+            PushError::BadSignature
+        );
+        // The plaintext form of a genuine push: a downgrade, refused in safe mode.
+        let (query, body) = plaintext("1700000000");
+        assert_eq!(
+            push.open(&query, &body, 1_700_000_000).unwrap_err(),
+            PushError::NotEncrypted
+        );
+        // Encrypted for another app.
+        let (query, body) = encrypted("wx2", "1700000000");
+        assert_eq!(
+            push.open(&query, &body, 1_700_000_000).unwrap_err(),
+            PushError::AppIdMismatch
+        );
+        // The genuine push replayed ten minutes later, and one dated in the future.
+        let (query, body) = encrypted("wx1", "1700000000");
+        assert!(matches!(
+            push.open(&query, &body, 1_700_000_600),
+            Err(PushError::Stale { .. })
+        ));
+        assert!(matches!(
+            push.open(&query, &body, 1_699_999_000),
+            Err(PushError::Stale { .. })
+        ));
+        // Garbage: no panic, a typed error.
+        let garbage = PushQuery {
+            timestamp: "soon".into(),
+            ..PushQuery::default()
+        };
+        assert_eq!(
+            push.open(&garbage, b"\xff\xfe<", 1_700_000_000).unwrap_err(),
+            PushError::BadTimestamp
+        );
+    }
+
+    #[test]
+    fn compatible_mode_takes_both_and_plaintext_mode_refuses_ciphertext_it_cannot_read() {
+        let push = receiver(Some(PushMode::Compatible), Some(KEY));
+        let (query, body) = plaintext("1700000000");
+        assert!(push.open(&query, &body, 1_700_000_000).is_ok());
+        let (query, body) = encrypted("wx1", "1700000000");
+        let message = push
+            .open(&query, &body, 1_700_000_000)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !push
+                .reply(&Reply::text("ok"), &message, &query, 1_700_000_001)
+                .contains("<Content>")
+        );
+        let plain_only = receiver(None, None);
+        assert_eq!(plain_only.mode(), PushMode::Plaintext);
+        assert!(plain_only.open(&query, &body, 1_700_000_000).is_err());
+        assert!(!format!("{plain_only:?}").contains(TOKEN));
+    }
+}

@@ -187,12 +187,7 @@ impl Order {
         if total.0 == 0 {
             return Err(Error::invalid("the amount must be at least 1 fen"));
         }
-        let url = Url::parse(notify_url).map_err(|e| Error::invalid(format!("notify_url: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
-            return Err(Error::invalid(
-                "notify_url must be an http(s) URL without a query string",
-            ));
-        }
+        crate::client::check_notify_url(notify_url)?;
         match &channel {
             Channel::Jsapi { openid } if openid.is_empty() => {
                 return Err(Error::invalid("JSAPI orders need the payer's openid"));
@@ -442,10 +437,7 @@ impl RefundRequest {
 
     /// Where the `REFUND.*` notify goes.
     pub fn notify_url(mut self, url: &str) -> Result<Self> {
-        let parsed = Url::parse(url).map_err(|e| Error::invalid(format!("notify_url: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(Error::invalid("notify_url must be http(s)"));
-        }
+        crate::client::check_notify_url(url)?;
         self.notify_url = Some(url.to_owned());
         Ok(self)
     }
