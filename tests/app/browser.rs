@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 use wxkit::configuration::Settings;
 use wxkit::startup::Application;
+use wxkit_e2e::AppState as _;
 use wxkit_testkit::browser::Driver;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -935,6 +935,7 @@ fn sandbox_settings(db: &std::path::Path) -> wxkit::configuration::Settings {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_sandbox_replaces_an_ended_demo_and_keeps_its_tokens() {
     use wxkit::startup::Application;
+    use wxkit_e2e::AppState as _;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.db");
     let first = Application::build(sandbox_settings(&db)).await.unwrap();

@@ -67,13 +67,54 @@ pub fn test_settings_with(db_url: &str, sim: &SimServer, set: &[(&str, &str)], u
     Settings::load_from(None, env).expect("test settings are valid")
 }
 
+/// What tests look at inside a running server: its database pool, POS batcher, card client, login hub, payment
+/// gateway, access-token manager and admin token — each from the capability that owns it.
+#[derive(Clone, Debug)]
+pub struct ServerState {
+    /// The database pool.
+    pub db: wxkit::db::DbPool,
+    /// The POS batcher (coupons).
+    pub pos: wxkit::features::coupons::pos::PosBatcher,
+    /// The official account's card client.
+    pub cards: wechat_card::CardClient,
+    /// The scan-to-login hub.
+    pub login_hub: wxkit::features::scan_login::hub::LoginHub,
+    /// The official account's payment gateway, when a merchant is configured.
+    pub pay: Option<wxkit::features::pay::Gateway>,
+    /// The official account's access-token manager.
+    pub tokens: wechat_core::AccessTokenManager,
+    /// The admin token in force.
+    pub admin_token: Option<wechat_core::SecretString>,
+}
+
+/// [`ServerState`] of a built application: `app.state()`.
+pub trait AppState {
+    /// What tests look at inside the server.
+    fn state(&self) -> ServerState;
+}
+
+impl AppState for Application {
+    fn state(&self) -> ServerState {
+        let slices = self.slices();
+        ServerState {
+            db: self.platform().db.clone(),
+            pos: slices.coupons.pos.clone(),
+            cards: slices.coupons.cards.clone(),
+            login_hub: slices.scan_login.login_hub.clone(),
+            pay: slices.pay.pay.clone(),
+            tokens: self.wechat().official.app().tokens().clone(),
+            admin_token: slices.keys.admin_token.clone(),
+        }
+    }
+}
+
 /// A running server with its simulator and database.
 #[derive(Debug)]
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub address: String,
-    /// The server's shared state (token manager, pool...).
-    pub state: actix_web::web::Data<wxkit::startup::AppState>,
+    /// What tests look at inside the server (token manager, pool...).
+    pub state: ServerState,
     /// The simulator the server talks to.
     pub sim: SimServer,
     /// The database (dropped after the test).
@@ -87,12 +128,12 @@ pub struct TestApp {
 }
 
 /// Builds a server on `db` against `sim` and runs it in the background.
-pub async fn start_server(db_url: &str, sim: &SimServer) -> (String, actix_web::web::Data<wxkit::startup::AppState>) {
+pub async fn start_server(db_url: &str, sim: &SimServer) -> (String, ServerState) {
     start_server_with(test_settings(db_url, sim)).await
 }
 
 /// Builds a server with the given settings and runs it in the background.
-pub async fn start_server_with(settings: Settings) -> (String, actix_web::web::Data<wxkit::startup::AppState>) {
+pub async fn start_server_with(settings: Settings) -> (String, ServerState) {
     start_server_with_clock(
         settings,
         std::sync::Arc::new(wxkit::platform::clock::OffsetClock::default()),
@@ -104,7 +145,7 @@ pub async fn start_server_with(settings: Settings) -> (String, actix_web::web::D
 pub async fn start_server_with_clock(
     settings: Settings,
     clock: std::sync::Arc<wxkit::platform::clock::OffsetClock>,
-) -> (String, actix_web::web::Data<wxkit::startup::AppState>) {
+) -> (String, ServerState) {
     let app = Application::build_with_clock(settings, clock)
         .await
         .expect("application builds");

@@ -372,20 +372,6 @@ pub struct OutboxSettings {
     pub max_attempts: u32,
 }
 
-impl OutboxSettings {
-    /// The worker's options.
-    pub fn options(&self) -> crate::features::outbox::OutboxOptions {
-        use std::time::Duration;
-        crate::features::outbox::OutboxOptions {
-            poll: Duration::from_millis(self.poll_ms),
-            retry_base: Duration::from_millis(self.retry_base_ms),
-            retry_max: Duration::from_millis(self.retry_max_ms),
-            max_attempts: i32::try_from(self.max_attempts).unwrap_or(i32::MAX),
-            ..crate::features::outbox::OutboxOptions::default()
-        }
-    }
-}
-
 /// The shortest admin token accepted: a guessable token would open the whole admin API.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
 
@@ -478,6 +464,13 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_server_and_urls()?;
+        self.validate_wechat()?;
+        self.validate_login_and_pay()?;
+        self.validate_admin_and_pay_keys()
+    }
+
+    fn validate_server_and_urls(&self) -> Result<(), ConfigError> {
         self.server.addr.parse::<SocketAddr>().map_err(|_| {
             invalid(
                 "server.addr",
@@ -508,6 +501,19 @@ impl Settings {
                 "must be between 1 and database.pool_size",
             ));
         }
+        if !(1..=300).contains(&self.server.body_timeout_secs) {
+            return Err(invalid("server.body_timeout_secs", "must be between 1 and 300"));
+        }
+        if self.server.max_connections == Some(0) {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        if self.server.auth_failures_per_minute == 0 {
+            return Err(invalid("server.auth_failures_per_minute", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    fn validate_wechat(&self) -> Result<(), ConfigError> {
         match (&self.wechat.app_id, &self.wechat.app_secret) {
             (Some(id), _) if id.trim().is_empty() => {
                 return Err(invalid("wechat.app_id", "is empty; unset it to run in sandbox mode"));
@@ -534,12 +540,6 @@ impl Settings {
                 "needs wechat.encoding_aes_key (without a key every push is plaintext anyway)",
             ));
         }
-        if !(1..=300).contains(&self.server.body_timeout_secs) {
-            return Err(invalid("server.body_timeout_secs", "must be between 1 and 300"));
-        }
-        if self.server.max_connections == Some(0) {
-            return Err(invalid("server.max_connections", "must be at least 1"));
-        }
         match (&self.miniprogram.app_id, &self.miniprogram.app_secret) {
             (Some(id), _) if id.trim().is_empty() => return Err(invalid("miniprogram.app_id", "is empty")),
             (Some(_), None) => {
@@ -556,6 +556,16 @@ impl Settings {
             }
             _ => {}
         }
+        if self.website.app_id.is_some() != self.website.app_secret.is_some() {
+            return Err(invalid(
+                "website.app_secret",
+                "website.app_id and website.app_secret must be set together",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_login_and_pay(&self) -> Result<(), ConfigError> {
         if !(30..=3600).contains(&self.login.scene_ttl_secs) {
             return Err(invalid("login.scene_ttl_secs", "must be between 30 and 3600"));
         }
@@ -584,9 +594,6 @@ impl Settings {
         if !(1..=365).contains(&self.login.session_days) {
             return Err(invalid("login.session_days", "must be between 1 and 365"));
         }
-        if self.server.auth_failures_per_minute == 0 {
-            return Err(invalid("server.auth_failures_per_minute", "must be at least 1"));
-        }
         if self.outbox.poll_ms == 0 || self.outbox.retry_base_ms == 0 || self.outbox.max_attempts == 0 {
             return Err(invalid(
                 "outbox",
@@ -596,6 +603,10 @@ impl Settings {
         if self.outbox.retry_max_ms < self.outbox.retry_base_ms {
             return Err(invalid("outbox.retry_max_ms", "must not be below outbox.retry_base_ms"));
         }
+        Ok(())
+    }
+
+    fn validate_admin_and_pay_keys(&self) -> Result<(), ConfigError> {
         if let Some(token) = &self.admin.token
             && !token.is_empty()
             && token.secret().chars().count() < MIN_ADMIN_TOKEN_LEN
@@ -603,12 +614,6 @@ impl Settings {
             return Err(invalid(
                 "admin.token",
                 format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters (e.g. `openssl rand -hex 32`)"),
-            ));
-        }
-        if self.website.app_id.is_some() != self.website.app_secret.is_some() {
-            return Err(invalid(
-                "website.app_secret",
-                "website.app_id and website.app_secret must be set together",
             ));
         }
         match self.pay.api_version.as_str() {

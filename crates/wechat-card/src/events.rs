@@ -110,54 +110,72 @@ fn req(f: &Fields, k: &str) -> String {
 /// Parses a (decrypted) push body into a typed event. Bodies that are not XML are an error; unknown events are not.
 pub fn parse_push(body: &[u8]) -> Result<Push, PushError> {
     let f = xml::parse_push(body).map_err(|e| PushError::Body(e.to_string()))?;
-    let msg_type = f.get("MsgType").map(String::as_str).unwrap_or("");
-    let event_name = f.get("Event").map(String::as_str).unwrap_or("");
-    let event = match (msg_type, event_name) {
-        ("event", "user_get_card") => CardEvent::UserGetCard {
-            card_id: req(&f, "CardId"),
-            user_card_code: req(&f, "UserCardCode"),
-            is_give_by_friend: f.get("IsGiveByFriend").is_some_and(|v| v == "1"),
-            friend_user_name: opt(&f, "FriendUserName"),
-            outer_str: opt(&f, "OuterStr"),
-        },
-        ("event", "user_consume_card") => CardEvent::UserConsumeCard {
-            card_id: req(&f, "CardId"),
-            user_card_code: req(&f, "UserCardCode"),
-            consume_source: match f.get("ConsumeSource").map(String::as_str) {
-                Some("FROM_API") => ConsumeSource::Api,
-                Some("FROM_MP") => ConsumeSource::Mp,
-                Some("FROM_MOBILE_HELPER") => ConsumeSource::MobileHelper,
-                other => ConsumeSource::Other(other.unwrap_or("").to_owned()),
+    Ok(Push::from_fields(f))
+}
+
+impl Push {
+    /// Types the card event among a push's fields, as another parser (a message router, `wechat::PushReceiver`)
+    /// already read them: the body is parsed once.
+    ///
+    /// ```
+    /// use wechat_card::events::{CardEvent, Push};
+    /// let fields = [("MsgType", "event"), ("Event", "user_del_card"), ("CardId", "p1"), ("UserCardCode", "c1")]
+    ///     .into_iter()
+    ///     .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    ///     .collect();
+    /// let push = Push::from_fields(fields);
+    /// assert!(matches!(push.event, CardEvent::UserDelCard { ref card_id, .. } if card_id == "p1"));
+    /// ```
+    pub fn from_fields(f: Fields) -> Push {
+        let msg_type = f.get("MsgType").map(String::as_str).unwrap_or("");
+        let event_name = f.get("Event").map(String::as_str).unwrap_or("");
+        let event = match (msg_type, event_name) {
+            ("event", "user_get_card") => CardEvent::UserGetCard {
+                card_id: req(&f, "CardId"),
+                user_card_code: req(&f, "UserCardCode"),
+                is_give_by_friend: f.get("IsGiveByFriend").is_some_and(|v| v == "1"),
+                friend_user_name: opt(&f, "FriendUserName"),
+                outer_str: opt(&f, "OuterStr"),
             },
-            staff_open_id: opt(&f, "StaffOpenId"),
-            outer_str: opt(&f, "OuterStr"),
-        },
-        ("event", "user_del_card") => CardEvent::UserDelCard {
-            card_id: req(&f, "CardId"),
-            user_card_code: req(&f, "UserCardCode"),
-        },
-        ("event", "card_pass_check") => CardEvent::CardPassCheck {
-            card_id: req(&f, "CardId"),
-        },
-        ("event", "card_not_pass_check") => CardEvent::CardNotPassCheck {
-            card_id: req(&f, "CardId"),
-            refuse_reason: opt(&f, "RefuseReason"),
-        },
-        _ => CardEvent::Other {
-            event: if event_name.is_empty() {
-                msg_type.to_owned()
-            } else {
-                event_name.to_owned()
+            ("event", "user_consume_card") => CardEvent::UserConsumeCard {
+                card_id: req(&f, "CardId"),
+                user_card_code: req(&f, "UserCardCode"),
+                consume_source: match f.get("ConsumeSource").map(String::as_str) {
+                    Some("FROM_API") => ConsumeSource::Api,
+                    Some("FROM_MP") => ConsumeSource::Mp,
+                    Some("FROM_MOBILE_HELPER") => ConsumeSource::MobileHelper,
+                    other => ConsumeSource::Other(other.unwrap_or("").to_owned()),
+                },
+                staff_open_id: opt(&f, "StaffOpenId"),
+                outer_str: opt(&f, "OuterStr"),
             },
-        },
-    };
-    Ok(Push {
-        event,
-        to_user_name: req(&f, "ToUserName"),
-        from_user_name: req(&f, "FromUserName"),
-        create_time: f.get("CreateTime").and_then(|v| v.parse().ok()).unwrap_or(0),
-        fields: f,
-    })
+            ("event", "user_del_card") => CardEvent::UserDelCard {
+                card_id: req(&f, "CardId"),
+                user_card_code: req(&f, "UserCardCode"),
+            },
+            ("event", "card_pass_check") => CardEvent::CardPassCheck {
+                card_id: req(&f, "CardId"),
+            },
+            ("event", "card_not_pass_check") => CardEvent::CardNotPassCheck {
+                card_id: req(&f, "CardId"),
+                refuse_reason: opt(&f, "RefuseReason"),
+            },
+            _ => CardEvent::Other {
+                event: if event_name.is_empty() {
+                    msg_type.to_owned()
+                } else {
+                    event_name.to_owned()
+                },
+            },
+        };
+        Push {
+            event,
+            to_user_name: req(&f, "ToUserName"),
+            from_user_name: req(&f, "FromUserName"),
+            create_time: f.get("CreateTime").and_then(|v| v.parse().ok()).unwrap_or(0),
+            fields: f,
+        }
+    }
 }
 
 /// Verifies and parses a push as WeChat sends it: the `signature` always; encrypted pushes (`encrypt_type=aes`, in

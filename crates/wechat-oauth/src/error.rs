@@ -132,6 +132,32 @@ impl Error {
             _ => None,
         }
     }
+
+    /// True when the call failed because WeChat is down, slow or busy — the same call may succeed a little later —
+    /// not because of what was sent (a bad, used or blocked code). A login page then says "try again", not "log in
+    /// again".
+    ///
+    /// ```
+    /// use wechat_oauth::Error;
+    /// assert!(!Error::CodeUsed { message: "code been used".into() }.is_wechat_unavailable());
+    /// assert!(Error::RateLimited { code: 45011, message: "api minute-quota reach limit".into() }.is_wechat_unavailable());
+    /// ```
+    pub fn is_wechat_unavailable(&self) -> bool {
+        match self {
+            Error::RateLimited { .. } => true,
+            Error::Wechat(inner) => {
+                inner.is_transient()
+                    || matches!(
+                        inner,
+                        wechat_core::Error::Transport(_)
+                            | wechat_core::Error::HttpStatus { .. }
+                            | wechat_core::Error::Decode { .. }
+                            | wechat_core::Error::RateLimited { .. }
+                    )
+            }
+            _ => false,
+        }
+    }
 }
 
 pub(crate) fn invalid(message: impl Into<String>) -> Error {

@@ -89,6 +89,20 @@ impl PushReceiver {
         incoming::parse(plain.as_bytes())
     }
 
+    /// WeChat's check of the server URL (`GET ?signature&timestamp&nonce&echostr`): true when `signature` is the
+    /// token's signature of `timestamp` and `nonce` (compared in constant time); then answer `echostr`.
+    ///
+    /// ```
+    /// # let oa = wechat::OfficialAccount::builder().app_id("wx1").secret("s").push_token("token").build().unwrap();
+    /// let push = oa.push().unwrap();
+    /// let signature = wechat_core::push::server_signature("token", "1700000000", "n1");
+    /// assert!(push.verify_server_url("1700000000", "n1", &signature));
+    /// assert!(!push.verify_server_url("1700000000", "n2", &signature));
+    /// ```
+    pub fn verify_server_url(&self, timestamp: &str, nonce: &str, signature: &str) -> bool {
+        wechat_core::push::verify_server_signature(self.token.secret(), timestamp, nonce, signature)
+    }
+
     /// The passive reply to `message` as the HTTP body to answer with: encrypted when the push came encrypted.
     pub fn reply(&self, reply: &Reply, message: &Incoming, query: &PushQuery, now: i64) -> String {
         let (to, from) = (&message.from_user_name, &message.to_user_name);

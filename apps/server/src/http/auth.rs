@@ -2,7 +2,7 @@
 //! WeChat OAuth (`snsapi_base`) with a signed, single-use state.
 
 use crate::http::errors::ApiError;
-use crate::startup::AppState;
+use crate::platform::Platform;
 use actix_web::cookie::{Cookie, CookieJar, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
@@ -13,6 +13,90 @@ use sha2::Sha256;
 pub const SESSION_COOKIE: &str = "wxkit_session";
 
 pub use crate::platform::clock::now_ms;
+
+/// Which kind of session a secret opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionKind {
+    /// A web session (signed cookie).
+    Web,
+    /// A mini-program session (bearer token).
+    MiniProgram,
+}
+
+impl SessionKind {
+    /// Its name in the `sessions` table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Web => "web",
+            SessionKind::MiniProgram => "miniprogram",
+        }
+    }
+}
+
+/// Where live sessions are looked up. The kernel's extractors ask it; the login capability provides it (the
+/// kernel names no capability).
+#[async_trait::async_trait]
+pub trait SessionLookup: Send + Sync {
+    /// The live session of `kind` whose secret is `secret`, with WeChat's session_key for mini-program sessions.
+    /// A database failure is an error (503), never "no session".
+    async fn live(&self, secret: &str, kind: SessionKind) -> Result<Option<(Session, Option<String>)>, ApiError>;
+}
+
+/// The keys of authentication, shared by every instance: the admin token, the session and CSRF signing key, the
+/// cookie key derived from it; and the session lookup. Registered once as application data.
+pub struct AuthKeys {
+    /// The admin API token (generated in sandbox mode when unset).
+    pub admin_token: Option<wechat_core::SecretString>,
+    /// Signs CSRF tokens.
+    session_key: Vec<u8>,
+    /// Signs session cookies (derived from the session key).
+    cookie_key: actix_web::cookie::Key,
+    /// Cookies are `Secure` when the public URL is https.
+    secure_cookies: bool,
+    /// Finds live sessions.
+    pub sessions: std::sync::Arc<dyn SessionLookup>,
+}
+
+impl std::fmt::Debug for AuthKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys and tokens stay out of Debug output.
+        f.debug_struct("AuthKeys")
+            .field("admin_token", &self.admin_token)
+            .field("secure_cookies", &self.secure_cookies)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthKeys {
+    /// The keys from the shared `session_key` secret; cookies `Secure` when `public_base_url` is https.
+    pub fn new(
+        admin_token: Option<wechat_core::SecretString>,
+        session_key: &str,
+        public_base_url: &str,
+        sessions: std::sync::Arc<dyn SessionLookup>,
+    ) -> AuthKeys {
+        AuthKeys {
+            admin_token,
+            cookie_key: actix_web::cookie::Key::derive_from(session_key.as_bytes()),
+            session_key: session_key.as_bytes().to_vec(),
+            secure_cookies: public_base_url.starts_with("https://"),
+            sessions,
+        }
+    }
+}
+
+/// The platform and the keys, as registered application data.
+fn kernel(req: &HttpRequest) -> Result<(&Platform, &AuthKeys), ApiError> {
+    match (
+        req.app_data::<web::Data<Platform>>(),
+        req.app_data::<web::Data<AuthKeys>>(),
+    ) {
+        (Some(platform), Some(keys)) => Ok((platform.get_ref(), keys.get_ref())),
+        _ => Err(ApiError::internal(
+            &"the platform or the authentication keys are not registered",
+        )),
+    }
+}
 pub use crate::platform::crypto::{random_token, sha256_hex, sha256_hex_bytes};
 
 fn mac(key: &[u8], parts: &[&str]) -> String {
@@ -56,9 +140,9 @@ impl actix_web::FromRequest for AdminAuth {
     type Future = std::future::Ready<Result<AdminAuth, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        std::future::ready(match req.app_data::<web::Data<AppState>>() {
-            Some(state) => require_admin(req, state).map(|()| AdminAuth),
-            None => Err(ApiError::internal(&"application state missing")),
+        std::future::ready(match kernel(req) {
+            Ok((platform, keys)) => require_admin(req, platform, keys).map(|()| AdminAuth),
+            Err(e) => Err(e),
         })
     }
 }
@@ -84,13 +168,14 @@ impl actix_web::FromRequest for StaffBearer {
     type Future = std::future::Ready<Result<StaffBearer, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let Some(state) = req.app_data::<web::Data<AppState>>() else {
-            return std::future::ready(Err(ApiError::internal(&"application state missing")));
+        let platform = match kernel(req) {
+            Ok((platform, _)) => platform,
+            Err(e) => return std::future::ready(Err(e)),
         };
         std::future::ready((|| {
-            state.auth_limiter.check(req)?;
+            platform.limits.auth.check(req)?;
             let Some(token) = bearer(req) else {
-                state.auth_limiter.failed(req);
+                platform.limits.auth.failed(req);
                 return Err(unauthorized("POS calls need Authorization: Bearer <staff api_token>"));
             };
             Ok(StaffBearer {
@@ -102,19 +187,20 @@ impl actix_web::FromRequest for StaffBearer {
 
 /// Checks the admin bearer token (constant time). Failures count against the caller's address
 /// ([`crate::http::ratelimit::AuthLimiter`]).
-pub fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    state.auth_limiter.check(req)?;
-    let Some(expected) = state.admin_token.as_ref() else {
+pub fn require_admin(req: &HttpRequest, platform: &Platform, keys: &AuthKeys) -> Result<(), ApiError> {
+    let limiter = &platform.limits.auth;
+    limiter.check(req)?;
+    let Some(expected) = keys.admin_token.as_ref() else {
         return Err(unauthorized("the admin API is disabled: set WXKIT__ADMIN__TOKEN"));
     };
     let Some(given) = bearer(req) else {
-        state.auth_limiter.failed(req);
+        limiter.failed(req);
         return Err(unauthorized("admin calls need Authorization: Bearer <admin token>"));
     };
     if wechat_core::constant_time_eq(given.as_bytes(), expected.secret().as_bytes()) {
         Ok(())
     } else {
-        state.auth_limiter.failed(req);
+        limiter.failed(req);
         Err(unauthorized("wrong admin token"))
     }
 }
@@ -135,27 +221,27 @@ pub struct Session {
 /// The session cookie carrying `secret` (a random token; the database keeps only its sha256), signed (HMAC-SHA256)
 /// by the cookie crate's signed jar with a key derived from the shared server secret, so every instance accepts it
 /// and a forged or altered cookie is not even looked up.
-pub fn session_cookie(state: &AppState, secret: &str, max_age_secs: i64) -> Cookie<'static> {
+pub fn session_cookie(keys: &AuthKeys, secret: &str, max_age_secs: i64) -> Cookie<'static> {
     let cookie = Cookie::build(SESSION_COOKIE, secret.to_owned())
         .path("/")
         .http_only(true)
-        .secure(state.public_base_url.starts_with("https://"))
+        .secure(keys.secure_cookies)
         .same_site(SameSite::Lax)
         .max_age(actix_web::cookie::time::Duration::seconds(max_age_secs))
         .finish();
     let mut jar = CookieJar::new();
-    jar.signed_mut(&state.cookie_key).add(cookie);
+    jar.signed_mut(&keys.cookie_key).add(cookie);
     jar.get(SESSION_COOKIE)
         .cloned()
         .unwrap_or_else(|| Cookie::new(SESSION_COOKIE, ""))
 }
 
 /// A cookie that deletes the session cookie.
-pub fn clear_session_cookie(state: &AppState) -> Cookie<'static> {
+pub fn clear_session_cookie(keys: &AuthKeys) -> Cookie<'static> {
     let mut c = Cookie::build(SESSION_COOKIE, "")
         .path("/")
         .http_only(true)
-        .secure(state.public_base_url.starts_with("https://"))
+        .secure(keys.secure_cookies)
         .same_site(SameSite::Lax)
         .finish();
     c.make_removal();
@@ -163,21 +249,22 @@ pub fn clear_session_cookie(state: &AppState) -> Cookie<'static> {
 }
 
 /// The verified secret in the request's session cookie, if its signature holds.
-pub fn session_secret(req: &HttpRequest, state: &AppState) -> Option<String> {
+pub fn session_secret(req: &HttpRequest, keys: &AuthKeys) -> Option<String> {
     let raw = req.cookie(SESSION_COOKIE)?;
     let mut jar = CookieJar::new();
     jar.add_original(raw);
-    let verified = jar.signed(&state.cookie_key).get(SESSION_COOKIE)?;
+    let verified = jar.signed(&keys.cookie_key).get(SESSION_COOKIE)?;
     let secret = verified.value();
     (!secret.is_empty()).then(|| secret.to_owned())
 }
 
 /// The request's live web session: signed cookie, then the database row (unexpired, not revoked).
-pub async fn session(req: &HttpRequest, state: &AppState) -> Result<Option<Session>, ApiError> {
-    let Some(secret) = session_secret(req, state) else {
+pub async fn session(req: &HttpRequest, keys: &AuthKeys) -> Result<Option<Session>, ApiError> {
+    let Some(secret) = session_secret(req, keys) else {
         return Ok(None);
     };
-    crate::features::auth::service::live_session(state, &secret, crate::features::auth::service::WEB)
+    keys.sessions
+        .live(&secret, SessionKind::Web)
         .await
         .map(|found| found.map(|(s, _)| s))
 }
@@ -194,10 +281,8 @@ impl actix_web::FromRequest for WebSession {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let Some(state) = req.app_data::<web::Data<AppState>>() else {
-                return Err(ApiError::internal(&"application state missing"));
-            };
-            session(&req, state).await.map(WebSession)
+            let (_, keys) = kernel(&req)?;
+            session(&req, keys).await.map(WebSession)
         })
     }
 }
@@ -213,23 +298,20 @@ impl actix_web::FromRequest for AnySession {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let Some(state) = req.app_data::<web::Data<AppState>>() else {
-                return Err(ApiError::internal(&"application state missing"));
-            };
-            use crate::features::auth::service::{MINIPROGRAM, live_session};
+            let (platform, keys) = kernel(&req)?;
             if let Some(token) = bearer(&req) {
-                state.auth_limiter.check(&req)?;
-                return match live_session(state, &token, MINIPROGRAM).await? {
+                platform.limits.auth.check(&req)?;
+                return match keys.sessions.live(&token, SessionKind::MiniProgram).await? {
                     Some((s, _)) => Ok(AnySession(s)),
                     None => {
-                        state.auth_limiter.failed(&req);
+                        platform.limits.auth.failed(&req);
                         Err(unauthorized(
                             "the bearer token is unknown, expired or revoked: log in again",
                         ))
                     }
                 };
             }
-            match session(&req, state).await? {
+            match session(&req, keys).await? {
                 Some(s) => Ok(AnySession(s)),
                 None => Err(unauthorized("not logged in: log in with WeChat (GET /auth/wechat)")),
             }
@@ -262,29 +344,21 @@ impl actix_web::FromRequest for MiniProgramSession {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let Some(state) = req.app_data::<web::Data<AppState>>() else {
-                return Err(ApiError::internal(&"application state missing"));
-            };
-            state.auth_limiter.check(&req)?;
+            let (platform, keys) = kernel(&req)?;
+            platform.limits.auth.check(&req)?;
             let Some(token) = bearer(&req) else {
-                state.auth_limiter.failed(&req);
+                platform.limits.auth.failed(&req);
                 return Err(unauthorized(
                     "mini-program calls need Authorization: Bearer <token from POST /api/v1/miniprogram/login>",
                 ));
             };
-            match crate::features::auth::service::live_session(
-                state,
-                &token,
-                crate::features::auth::service::MINIPROGRAM,
-            )
-            .await?
-            {
+            match keys.sessions.live(&token, SessionKind::MiniProgram).await? {
                 Some((session, session_key)) => Ok(MiniProgramSession {
                     session,
                     session_key: session_key.map(wechat_oauth::miniprogram::SessionKey::new),
                 }),
                 None => {
-                    state.auth_limiter.failed(&req);
+                    platform.limits.auth.failed(&req);
                     Err(unauthorized(
                         "the bearer token is unknown, expired or revoked: log in again",
                     ))
@@ -296,9 +370,9 @@ impl actix_web::FromRequest for MiniProgramSession {
 
 /// The CSRF token binding a form to the session (its id, openid and expiry) and its purpose (a coupon code, or
 /// `logout`): it dies with the session.
-pub fn csrf_token(state: &AppState, session: &Session, purpose: &str) -> String {
+pub fn csrf_token(keys: &AuthKeys, session: &Session, purpose: &str) -> String {
     mac(
-        &state.session_key,
+        &keys.session_key,
         &[
             "csrf",
             &session.id.to_string(),
@@ -310,6 +384,21 @@ pub fn csrf_token(state: &AppState, session: &Session, purpose: &str) -> String 
 }
 
 /// Checks a CSRF token in constant time.
-pub fn csrf_ok(state: &AppState, session: &Session, code: &str, token: &str) -> bool {
-    wechat_core::constant_time_eq(csrf_token(state, session, code).as_bytes(), token.as_bytes())
+pub fn csrf_ok(keys: &AuthKeys, session: &Session, code: &str, token: &str) -> bool {
+    wechat_core::constant_time_eq(csrf_token(keys, session, code).as_bytes(), token.as_bytes())
+}
+
+/// True when the request's `Origin` is this site's (`public_base_url`): a form posted from another site is not.
+pub fn same_origin(req: &HttpRequest, public_base_url: &str) -> bool {
+    let Some(origin) = req
+        .headers()
+        .get(actix_web::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    match url::Url::parse(public_base_url) {
+        Ok(base) => base.origin().ascii_serialization() == origin,
+        Err(_) => false,
+    }
 }

@@ -228,3 +228,57 @@ pub fn wrap_in_envelope<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHa
         ServiceResponse::new(req, new).map_into_right_body(),
     ))
 }
+
+/// The HTTP form of a failed WeChat login call: the client's fault (bad, used or blocked code; data that does not
+/// decrypt) is a 400 carrying WeChat's errcode; WeChat being down or busy is a 503 (429 for its per-user quota) with
+/// a retry hint; anything else is a 502 naming WeChat.
+pub fn wechat_login_error(e: &wechat_oauth::Error) -> ApiError {
+    use wechat_oauth::Error as E;
+    let errcode = e.errcode();
+    match e {
+        E::InvalidCode { .. } => ApiError::bad_request("invalid_code", format!("WeChat refused the code: {e}")),
+        E::CodeUsed { .. } => ApiError::bad_request("code_used", format!("the code was already used: {e}")),
+        E::CodeBlocked { .. } => ApiError::new(StatusCode::FORBIDDEN, "code_blocked", e.to_string()),
+        E::InvalidOpenId { .. } => ApiError::bad_request("invalid_openid", e.to_string()),
+        E::Data(_) => ApiError::bad_request("invalid_data", e.to_string()),
+        E::InvalidInput { .. } => ApiError::bad_request("invalid_field", e.to_string()),
+        E::RateLimited { .. } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "wechat_rate_limited",
+            "WeChat's per-user login quota is used up: try again in a minute",
+        )
+        .with_retry_after(60),
+        e if e.is_wechat_unavailable() => {
+            tracing::warn!(error = %e, "WeChat unavailable");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "wechat_unavailable",
+                "WeChat is not answering right now: try again in a few seconds",
+            )
+            .with_retry_after(5)
+        }
+        e => {
+            tracing::error!(error = %e, "WeChat refused a login call");
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "wechat_error",
+                format!("WeChat refused the call: {e}"),
+            )
+        }
+    }
+    .with_wechat_errcode(errcode)
+}
+
+impl From<crate::db::DbError> for ApiError {
+    /// The database failed: 503 with a retry hint (the cause is logged, not shown).
+    fn from(e: crate::db::DbError) -> ApiError {
+        ApiError::unavailable(&e)
+    }
+}
+
+/// A `302 Found` to `location`.
+pub fn found(location: &str) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Found()
+        .insert_header((actix_web::http::header::LOCATION, location))
+        .finish()
+}

@@ -2,7 +2,7 @@
 
 use crate::db::DbError;
 use crate::http::errors::ApiError;
-use crate::startup::AppState;
+use crate::platform::Platform;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use diesel::connection::SimpleConnection;
@@ -14,7 +14,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// `GET /readyz`: 200 only when the database answers a query.
-pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn readyz(state: web::Data<Platform>) -> Result<HttpResponse, ApiError> {
     // A short checkout timeout: a probe must answer quickly, not wait out the pool's default.
     let pool = state.db.clone();
     let checked = tokio::task::spawn_blocking(move || -> Result<(), DbError> {

@@ -1,9 +1,8 @@
 //! `GET /metrics` (Prometheus text format) and the admin view of the outbox.
 
-use crate::http::auth;
+use crate::http::auth::{self, AuthKeys};
 use crate::http::errors::ApiError;
-use crate::startup::AppState;
-use crate::{db, features::outbox::repo};
+use crate::platform::Platform;
 use actix_web::{HttpRequest, HttpResponse, web};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::fmt::Write as _;
@@ -55,33 +54,58 @@ pub fn record_redemption(channel: redemption_core::Channel, outcome: &redemption
     .increment(1);
 }
 
-/// `GET /metrics`: outbox backlog and failures (from the database: the same for every instance), this instance's
-/// deliveries and POS batching. With `admin.token` set it needs the admin bearer token (Prometheus:
-/// `authorization: {type: Bearer, credentials: ...}` in the scrape config); counts only, nothing secret.
-pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    if state.admin_token.is_some() {
-        auth::require_admin(&req, &state)?;
+/// A gauge read at scrape time (from the database: the same for every instance).
+#[derive(Clone, Debug)]
+pub struct Gauge {
+    /// The metric's name.
+    pub name: &'static str,
+    /// Its help line.
+    pub help: &'static str,
+    /// Its value.
+    pub value: u64,
+}
+
+/// Gauges a capability contributes to `/metrics` (the kernel names none).
+#[async_trait::async_trait]
+pub trait GaugeSource: Send + Sync {
+    /// The current values.
+    async fn gauges(&self) -> Result<Vec<Gauge>, ApiError>;
+}
+
+/// Every capability's gauges, registered once as application data.
+#[derive(Clone, Default)]
+pub struct Gauges(pub Vec<std::sync::Arc<dyn GaugeSource>>);
+
+impl std::fmt::Debug for Gauges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gauges").field("sources", &self.0.len()).finish()
     }
-    let (pending, failed) = db::blocking(&state.db, repo::counts)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+}
+
+/// `GET /metrics`: the capabilities' gauges (outbox backlog and failures), this instance's deliveries and POS
+/// batching. With `admin.token` set it needs the admin bearer token (Prometheus:
+/// `authorization: {type: Bearer, credentials: ...}` in the scrape config); counts only, nothing secret.
+pub async fn metrics(
+    req: HttpRequest,
+    platform: web::Data<Platform>,
+    keys: web::Data<AuthKeys>,
+    gauges: web::Data<Gauges>,
+) -> Result<HttpResponse, ApiError> {
+    if keys.admin_token.is_some() {
+        auth::require_admin(&req, &platform, &keys)?;
+    }
     let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
-    };
-    let count = |n: i64| u64::try_from(n).unwrap_or(0);
-    metric(
-        "wxkit_outbox_pending",
-        "gauge",
-        "Work owed to WeChat not yet delivered.",
-        count(pending),
-    );
-    metric(
-        "wxkit_outbox_failed",
-        "gauge",
-        "Work owed to WeChat that failed for good: an operator must look (GET /api/v1/admin/outbox?status=failed).",
-        count(failed),
-    );
+    for source in &gauges.0 {
+        for g in source.gauges().await? {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n",
+                name = g.name,
+                help = g.help,
+                value = g.value
+            );
+        }
+    }
     // Counters and histograms of this instance: HTTP requests by route and status, request latency, redemption
     // outcomes by channel, POS batch sizes, outbox deliveries, token refreshes, WeChat errors by endpoint.
     if let Some(Some(handle)) = HANDLE.get() {

@@ -2,6 +2,7 @@
 //! sessions and CSRF, limits (body deadlines, connection cap, failed-authentication limiter), page rendering,
 //! health and metrics. Nothing here knows a capability's rules.
 
+pub mod assets;
 pub mod auth;
 pub mod errors;
 pub mod health;
@@ -14,14 +15,81 @@ pub mod pages;
 pub mod paging;
 pub mod ratelimit;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
 use actix_web::web;
 
-/// The kernel's own routes: health, readiness, metrics, the stylesheet.
+/// The kernel's own routes: health, readiness, metrics, the static assets.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
         .service(web::resource("/metrics").route(web::get().to(metrics::metrics)))
-        .service(web::resource("/static/app.css").route(web::get().to(pages::stylesheet)));
+        .service(web::resource("/static/{name}").route(web::get().to(assets::serve)));
+}
+
+/// The extractors' limits and their errors in the JSON envelope.
+pub fn extractor_configs(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(256 * 1024)
+            .error_handler(|err, _req| errors::ApiError::bad_request("invalid_json", err.to_string()).into()),
+    )
+    .app_data(
+        web::QueryConfig::default()
+            .error_handler(|err, _req| errors::ApiError::bad_request("invalid_query", err.to_string()).into()),
+    )
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|err, _req| errors::ApiError::bad_request("invalid_path", err.to_string()).into()),
+    )
+    .app_data(web::FormConfig::default().limit(16 * 1024));
+}
+
+/// Counts each request by method, route pattern and status and times it; answers with its request id.
+pub async fn track(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    use actix_web::HttpMessage as _;
+    let started = std::time::Instant::now();
+    let method = req.method().as_str().to_owned();
+    let request_id = req
+        .extensions()
+        .get::<tracing_actix_web::RequestId>()
+        .map(ToString::to_string);
+    let mut res = next.call(req).await?;
+    // The route pattern, not the path: codes and ids must not become label values.
+    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let status = res.status().as_u16().to_string();
+    ::metrics::counter!("wxkit_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    ::metrics::histogram!("wxkit_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    if let Some(id) = request_id
+        && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&id)
+    {
+        res.headers_mut()
+            .insert(actix_web::http::header::HeaderName::from_static("x-request-id"), value);
+    }
+    Ok(res)
+}
+
+/// Unknown paths: the JSON envelope for machines (API, WeChat's callbacks), an HTML page for people.
+pub async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, errors::ApiError> {
+    if errors::wants_page(&req) {
+        Ok(pages::error_page_with(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "页面不存在",
+            "There is no such page: check the link.",
+            &[
+                pages::Action::home(),
+                pages::Action::new("/coupons/mine", "我的优惠券 · My coupons"),
+            ],
+        ))
+    } else {
+        Err(errors::ApiError::not_found("no such route"))
+    }
 }
 
 /// The span of each request: method, path and request id — never the query string, which carries OAuth codes and

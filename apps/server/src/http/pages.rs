@@ -7,21 +7,25 @@ use actix_web::http::StatusCode;
 use askama::Template;
 use redemption_core::{Campaign, Coupon, CouponStatus};
 
-/// The stylesheet of every page.
-pub const CSS: &str = include_str!("../../static/app.css");
-/// Part of the stylesheet's URL, so that a new release is fetched despite the long cache.
-pub const CSS_VERSION: &str = env!("CARGO_PKG_VERSION");
-
 /// The policy of every page: nothing inline, nothing from elsewhere, no framing.
 pub const CSP: &str =
     "default-src 'self'; img-src 'self' data: https:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// `GET /static/app.css`: the stylesheet, cached for a year (its URL changes with each release).
-pub async fn stylesheet() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/css; charset=utf-8")
-        .insert_header(("Cache-Control", "public, max-age=31536000, immutable"))
-        .body(CSS)
+/// Where WeChat's JS-SDK script (`jweixin.js`) comes from, unless a simulator stands in for it.
+pub const JSSDK_ORIGIN: &str = "https://res.wx.qq.com";
+
+/// Allows the JS-SDK's script and its calls on `res`, a page that uses it (and on no other): from `sim` (the
+/// sandbox's simulator, standing in for WeChat) or else from WeChat's [`JSSDK_ORIGIN`].
+pub fn allow_jssdk(res: &mut HttpResponse, sim: Option<&str>) {
+    let origin = sim.unwrap_or(JSSDK_ORIGIN);
+    let csp = format!(
+        "default-src 'self'; script-src 'self' {origin}; connect-src 'self' {origin}; img-src 'self' data: https:; \
+         form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    );
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&csp) {
+        res.headers_mut()
+            .insert(actix_web::http::header::CONTENT_SECURITY_POLICY, v);
+    }
 }
 
 /// Renders a page with the headers every page carries.
@@ -154,9 +158,7 @@ pub fn money(fen: Option<u64>) -> String {
 
 /// A millisecond timestamp in Beijing time (UTC+8), to the minute.
 pub fn beijing(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| (t + chrono::Duration::hours(8)).format("%Y-%m-%d %H:%M").to_string())
-        .unwrap_or_default()
+    crate::platform::time::beijing(ms)
 }
 
 /// The status's words: Chinese, English.

@@ -90,6 +90,12 @@ pub fn paged<R, T: Serialize>(
     }
 }
 
+/// The query string as `T`, or 400 `invalid_query` naming what is wrong.
+pub fn query<T: serde::de::DeserializeOwned>(req: &actix_web::HttpRequest) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(req.query_string())
+        .map_err(|e| ApiError::bad_request("invalid_query", format!("query string: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

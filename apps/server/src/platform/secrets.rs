@@ -32,3 +32,38 @@ pub fn shared_secret(
         .select(server_secrets::value)
         .first(conn)?)
 }
+
+/// The secrets every instance on one database shares, read (or created) once at start-up.
+pub struct ServerKeys {
+    /// Signs OAuth states.
+    pub state_key: String,
+    /// Signs sessions and CSRF tokens.
+    pub session_key: String,
+    /// Sandbox mode's admin token (one per database, so a restart or a second instance keeps the printed one).
+    pub sandbox_admin: Option<String>,
+}
+
+impl std::fmt::Debug for ServerKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerKeys([redacted])")
+    }
+}
+
+impl ServerKeys {
+    /// The keys of `platform`'s database (the sandbox admin token too when `sandbox`).
+    pub async fn load(platform: &crate::platform::Platform, sandbox: bool) -> Result<ServerKeys, DbError> {
+        use crate::platform::crypto::random_token;
+        crate::db::blocking(&platform.db, move |conn| {
+            Ok(ServerKeys {
+                sandbox_admin: if sandbox {
+                    Some(shared_secret(conn, "sandbox_admin_token", random_token)?)
+                } else {
+                    None
+                },
+                state_key: shared_secret(conn, "oauth_state_key", random_token)?,
+                session_key: shared_secret(conn, "session_key", random_token)?,
+            })
+        })
+        .await
+    }
+}

@@ -1,26 +1,16 @@
 //! Logging in through WeChat web OAuth (silent `snsapi_base`): the redirect to WeChat with a signed, single-use
 //! state, the callback that starts a session, and the state store in the database.
 
+use super::State;
 use super::repo::{Identity, Profile};
-use super::service::{self, DbStateStore, PublicUser, WEB};
-use crate::http::auth::{AnySession, WebSession, csrf_ok, session_cookie};
+use super::service::{DbStateStore, PublicUser};
+use crate::http::auth::{AnySession, SessionKind, WebSession, csrf_ok, same_origin, session_cookie};
 use crate::http::errors::ApiError;
 use crate::http::pages;
-use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use wechat_oauth::state::StateError;
 use wechat_oauth::web::{Lang, Scope};
-
-/// The pages of this capability.
-pub fn pages(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/auth/wechat").route(web::get().to(start)))
-        .service(web::resource("/auth/callback").route(web::get().to(callback)))
-        .service(web::resource("/auth/qrconnect").route(web::get().to(qrconnect)))
-        .service(web::resource("/auth/qrconnect/callback").route(web::get().to(qrconnect_callback)))
-        .service(web::resource("/auth/logout").route(web::post().to(logout)))
-        .service(web::resource("/account").route(web::get().to(account)));
-}
 
 #[derive(askama::Template)]
 #[template(path = "account.html")]
@@ -35,13 +25,13 @@ struct AccountPage {
 }
 
 /// `GET /account`: who is logged in, with a log-out button; without a session, off to `/login`.
-pub async fn account(WebSession(session): WebSession, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn account(WebSession(session): WebSession, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
     let Some(session) = session else {
         return Ok(HttpResponse::Found()
             .insert_header((actix_web::http::header::LOCATION, "/login?return=/account"))
             .finish());
     };
-    let user = service::user(&state, session.user_id).await?;
+    let user = state.sessions.user(session.user_id).await?;
     Ok(pages::render(
         StatusCode::OK,
         &AccountPage {
@@ -51,14 +41,9 @@ pub async fn account(WebSession(session): WebSession, state: web::Data<AppState>
             openid: session.openid.clone(),
             avatar_url: user.avatar_url.clone().filter(|a| a.starts_with("https://")),
             phone: user.phone.clone(),
-            csrf: crate::http::auth::csrf_token(&state, &session, "logout"),
+            csrf: crate::http::auth::csrf_token(&state.keys, &session, "logout"),
         },
     ))
-}
-
-/// The API of this capability (under `/api/v1`).
-pub fn api(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/me").route(web::get().to(me)));
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -71,7 +56,7 @@ pub struct StartQuery {
 
 /// `GET /auth/wechat?return=/path&scope=base|userinfo`: off to WeChat's authorize page; back at `return` (a path on
 /// this site) with a session.
-pub async fn start(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn start(req: HttpRequest, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
     let q = web::Query::<StartQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?;
     let scope = match q.scope.as_deref() {
@@ -85,12 +70,13 @@ pub async fn start(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
         }
     };
     let return_path = q.return_path.as_deref().unwrap_or("/");
-    service::login_redirect_with(&state, return_path, scope)
+    let login = super::service::WebLogin::new(state.platform.clone(), state.state_signer.clone(), state.oauth.clone());
+    Ok(crate::http::errors::found(&login.authorize_url(return_path, scope)?))
 }
 
 /// `GET /api/v1/me`: the caller's user (web session cookie or mini-program bearer token), or 401.
-pub async fn me(AnySession(session): AnySession, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let user = service::user(&state, session.user_id).await?;
+pub async fn me(AnySession(session): AnySession, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+    let user = state.sessions.user(session.user_id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"user": PublicUser::from(user)})))
 }
 
@@ -101,21 +87,6 @@ pub struct LogoutForm {
     return_path: Option<String>,
 }
 
-/// True when the request's `Origin` is this site's (`server.public_base_url`).
-pub fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
-    let Some(origin) = req
-        .headers()
-        .get(actix_web::http::header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    match url::Url::parse(&state.public_base_url) {
-        Ok(base) => base.origin().ascii_serialization() == origin,
-        Err(_) => false,
-    }
-}
-
 /// `POST /auth/logout`: ends the session for good (the row is revoked, so a copied cookie is worthless too) and
 /// deletes the cookie. Cross-site requests are refused: a same-origin `Origin` header or the page's form token
 /// (`csrf`) is required. Answers 303 to `return` (a path, default `/`), or 204 to `Accept: application/json`.
@@ -123,7 +94,7 @@ pub async fn logout(
     req: HttpRequest,
     WebSession(session): WebSession,
     body: web::Bytes,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let form: LogoutForm = serde_urlencoded::from_bytes(&body).unwrap_or(LogoutForm {
         csrf: None,
@@ -133,15 +104,15 @@ pub async fn logout(
         let token_ok = form
             .csrf
             .as_deref()
-            .is_some_and(|t| csrf_ok(&state, session, "logout", t));
-        if !same_origin(&req, &state) && !token_ok {
+            .is_some_and(|t| csrf_ok(&state.keys, session, "logout", t));
+        if !same_origin(&req, &state.public_base_url) && !token_ok {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "csrf",
                 "logout must come from this site (same-origin Origin header or the page's form token)",
             ));
         }
-        service::revoke(&state, session.id).await?;
+        state.sessions.revoke(session.id).await?;
         tracing::info!(session = session.id, "logged out");
     }
     let wants_json = req
@@ -160,7 +131,9 @@ pub async fn logout(
         r.insert_header((actix_web::http::header::LOCATION, to));
         r
     };
-    Ok(res.cookie(crate::http::auth::clear_session_cookie(&state)).finish())
+    Ok(res
+        .cookie(crate::http::auth::clear_session_cookie(&state.keys))
+        .finish())
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -171,7 +144,7 @@ pub struct CallbackQuery {
 
 /// `GET /auth/qrconnect?return=/path`: the website QR login (open platform `qrconnect`, a second way to log in on a
 /// computer beside the mini-program code): off to WeChat's login page; back at `return` with a session.
-pub async fn qrconnect(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub async fn qrconnect(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
     let Some(website) = state.website.as_ref() else {
         return pages::error_page_with(
             StatusCode::NOT_FOUND,
@@ -185,10 +158,11 @@ pub async fn qrconnect(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
         .as_ref()
         .and_then(|q| q.return_path.clone())
         .unwrap_or_else(|| "/account".into());
-    let issued = match state
-        .state_signer
-        .issue(&return_path, state.clock.now_ms() / 1000, service::STATE_TTL_SECS)
-    {
+    let issued = match state.state_signer.issue(
+        &return_path,
+        state.clock.now_ms() / 1000,
+        super::service::STATE_TTL_SECS,
+    ) {
         Ok(i) => i,
         Err(e) => {
             return pages::error_page(
@@ -216,7 +190,7 @@ pub async fn qrconnect(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
 
 /// `GET /auth/qrconnect/callback?code&state`: as `/auth/callback`, with the website app's code and identity (linked
 /// to the same person by unionid).
-pub async fn qrconnect_callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub async fn qrconnect_callback(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
     match state.website.clone() {
         Some(website) => complete_login(req, state, &website, true).await,
         None => pages::error_page(
@@ -229,19 +203,20 @@ pub async fn qrconnect_callback(req: HttpRequest, state: web::Data<AppState>) ->
 
 /// `GET /auth/callback?code&state`: verifies the state (signature, expiry, single use), exchanges the code for the
 /// openid, starts a session and sends the user back to the state's return path.
-pub async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub async fn callback(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
     let oauth = state.oauth.clone();
     complete_login(req, state, &oauth, false).await
 }
 
 async fn complete_login(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
     oauth: &wechat_oauth::web::OAuthClient,
     website: bool,
 ) -> HttpResponse {
     if let Some(page) = state
-        .rate_limits
+        .limits
+        .rate
         .check_page(crate::http::ratelimit::Limit::OAuthCallback, &req)
     {
         return page;
@@ -281,48 +256,7 @@ async fn complete_login(
     };
     let token = match oauth.exchange_code(&code).await {
         Ok(t) => t,
-        Err(e) if service::wechat_unavailable(&e) => {
-            tracing::warn!(error = %e, "WeChat unavailable during login");
-            return pages::error_page_with(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "微信暂时无法连接",
-                "WeChat is not answering right now: wait a moment, then try again.",
-                &[
-                    pages::Action::retry(verified.return_path.clone()),
-                    pages::Action::home(),
-                ],
-            );
-        }
-        // The code was refused (stale link, reused, blocked): the person opens the page again for a new one.
-        Err(
-            e @ (wechat_oauth::Error::InvalidCode { .. }
-            | wechat_oauth::Error::CodeUsed { .. }
-            | wechat_oauth::Error::CodeBlocked { .. }),
-        ) => {
-            tracing::info!(error = %e, "OAuth code refused");
-            return pages::error_page_with(
-                StatusCode::BAD_REQUEST,
-                "微信登录失败",
-                "WeChat did not accept this login link (it was used or is too old): log in again.",
-                &[
-                    pages::Action::retry(verified.return_path.clone()),
-                    pages::Action::home(),
-                ],
-            );
-        }
-        // Anything else is WeChat failing, not the person: 503, try again.
-        Err(e) => {
-            tracing::warn!(error = %e, "OAuth code exchange failed at WeChat");
-            return pages::error_page_with(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "微信暂时无法登录",
-                "WeChat could not complete the login just now: wait a moment, then try again.",
-                &[
-                    pages::Action::retry(verified.return_path.clone()),
-                    pages::Action::home(),
-                ],
-            );
-        }
+        Err(e) => return exchange_failed(&e, &verified.return_path),
     };
     if token.is_snapshotuser {
         return pages::error_page(
@@ -356,11 +290,11 @@ async fn complete_login(
         } else {
             Identity::Web(&openid)
         };
-        let user = service::record_login(&state, identity, profile).await?;
+        let user = state.sessions.record_login(identity, profile).await?;
         // A website login acts as the person's official-account openid when the unionid linked one (their coupons
         // are owned by it), else as its own.
         let acting = user.acting_openid().unwrap_or(&openid).to_owned();
-        service::start_session(&state, WEB, &user, &acting, None).await
+        state.sessions.start(SessionKind::Web, &user, &acting, None).await
     };
     let (secret, _) = match started.await {
         Ok(s) => s,
@@ -374,7 +308,44 @@ async fn complete_login(
         }
     };
     HttpResponse::Found()
-        .cookie(session_cookie(&state, &secret, service::session_secs(&state)))
+        .cookie(session_cookie(&state.keys, &secret, state.sessions.session_secs()))
         .insert_header((actix_web::http::header::LOCATION, verified.return_path))
         .finish()
+}
+
+/// The page for a code WeChat would not exchange: refused (log in again) or WeChat failing (try again).
+fn exchange_failed(e: &wechat_oauth::Error, return_path: &str) -> HttpResponse {
+    match e {
+        e if e.is_wechat_unavailable() => {
+            tracing::warn!(error = %e, "WeChat unavailable during login");
+            pages::error_page_with(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "微信暂时无法连接",
+                "WeChat is not answering right now: wait a moment, then try again.",
+                &[pages::Action::retry(return_path), pages::Action::home()],
+            )
+        }
+        // The code was refused (stale link, reused, blocked): the person opens the page again for a new one.
+        e @ (wechat_oauth::Error::InvalidCode { .. }
+        | wechat_oauth::Error::CodeUsed { .. }
+        | wechat_oauth::Error::CodeBlocked { .. }) => {
+            tracing::info!(error = %e, "OAuth code refused");
+            pages::error_page_with(
+                StatusCode::BAD_REQUEST,
+                "微信登录失败",
+                "WeChat did not accept this login link (it was used or is too old): log in again.",
+                &[pages::Action::retry(return_path), pages::Action::home()],
+            )
+        }
+        // Anything else is WeChat failing, not the person: 503, try again.
+        e => {
+            tracing::warn!(error = %e, "OAuth code exchange failed at WeChat");
+            pages::error_page_with(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "微信暂时无法登录",
+                "WeChat could not complete the login just now: wait a moment, then try again.",
+                &[pages::Action::retry(return_path), pages::Action::home()],
+            )
+        }
+    }
 }

@@ -221,48 +221,103 @@ pub fn redemption_log(
 /// A CSV field: quoted when it holds a comma, quote or line break; a leading `=`, `+`, `-` or `@` is prefixed with
 /// `'` so that a spreadsheet never runs a name as a formula.
 pub fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
+    let mut w = csv_writer(Vec::new());
+    // Writing to memory cannot fail; an empty field is the fallback of a type that says it could.
+    if w.write_field(defuse(s).as_ref()).is_err() {
+        return String::new();
+    }
+    let _ = w.write_record(None::<&[u8]>);
+    String::from_utf8(w.into_inner().unwrap_or_default())
+        .unwrap_or_default()
+        .trim_end_matches("\r\n")
+        .to_owned()
+}
+
+/// A text cell that a spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) gets a `'` in front.
+fn defuse(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.starts_with(['=', '+', '-', '@']) {
+        std::borrow::Cow::Owned(format!("'{s}"))
     } else {
-        s.to_owned()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
+        std::borrow::Cow::Borrowed(s)
     }
 }
 
+/// The CSV writer of the exports: RFC 4180 quoting where needed, CRLF line ends (what Excel expects).
+fn csv_writer<W: std::io::Write>(w: W) -> csv::Writer<W> {
+    csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .has_headers(false)
+        .from_writer(w)
+}
+
+/// Writes log rows as CSV (without the header) to `w`.
+pub fn write_csv<W: std::io::Write>(w: W, rows: &[LogRow]) -> std::io::Result<()> {
+    let mut out = csv_writer(w);
+    for r in rows {
+        let at = crate::platform::time::beijing_rfc3339(r.at);
+        let (id, campaign, merchant) = (r.id.to_string(), r.campaign_id.to_string(), r.merchant_id.to_string());
+        let staff_id = r.staff_id.map(|s| s.to_string()).unwrap_or_default();
+        out.write_record([
+            id.as_str(),
+            &at,
+            &defuse(&r.channel),
+            &defuse(&r.coupon_code),
+            &campaign,
+            &defuse(&r.campaign_title),
+            &merchant,
+            &staff_id,
+            &defuse(r.staff_name.as_deref().unwrap_or("")),
+        ])?;
+    }
+    out.flush()
+}
+
 /// The CSV header of the redemption log.
+/// The most rows one CSV export holds (a larger export is narrowed with `since`/`until`).
+pub const CSV_MAX_ROWS: i64 = 100_000;
+
+/// The CSV export's header line.
 pub const CSV_HEADER: &str =
     "redemption_id,redeemed_at,channel,coupon_code,campaign_id,campaign_title,merchant_id,staff_id,staff_name\r\n";
 
 /// One CSV line of the log (times in RFC 3339, UTC+8 like the pages).
 pub fn csv_line(r: &LogRow) -> String {
-    let at = chrono::DateTime::from_timestamp_millis(r.at)
-        .map(|t| {
-            (t + chrono::Duration::hours(8))
-                .format("%Y-%m-%dT%H:%M:%S+08:00")
-                .to_string()
-        })
-        .unwrap_or_default();
-    format!(
-        "{},{},{},{},{},{},{},{},{}\r\n",
-        r.id,
-        at,
-        csv_field(&r.channel),
-        csv_field(&r.coupon_code),
-        r.campaign_id,
-        csv_field(&r.campaign_title),
-        r.merchant_id,
-        r.staff_id.map(|s| s.to_string()).unwrap_or_default(),
-        csv_field(r.staff_name.as_deref().unwrap_or("")),
-    )
+    let mut out = Vec::with_capacity(128);
+    // Writing to memory cannot fail.
+    let _ = write_csv(&mut out, std::slice::from_ref(r));
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// A coupon and its campaign, by code.
+pub fn coupon(
+    conn: &mut DbConnection,
+    code: &str,
+) -> Result<Option<(CouponRow, crate::features::merchants::repo::CampaignRow)>, DbError> {
+    crate::features::coupons::repo::coupon_by_code(conn, code)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_line_is_quoted_defused_and_in_beijing_time() {
+        let row = LogRow {
+            id: 7,
+            at: 1_796_364_428_000,
+            channel: "pos".into(),
+            coupon_code: "ABC".into(),
+            campaign_id: 3,
+            campaign_title: "=1+1, \"free\"".into(),
+            merchant_id: 2,
+            staff_id: Some(5),
+            staff_name: Some("店员 小王".into()),
+        };
+        assert_eq!(
+            csv_line(&row),
+            "7,2026-12-04T14:07:08+08:00,pos,ABC,3,\"'=1+1, \"\"free\"\"\",2,5,店员 小王\r\n"
+        );
+    }
 
     #[test]
     fn csv_fields_are_quoted_and_never_formulas() {

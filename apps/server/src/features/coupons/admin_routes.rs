@@ -1,25 +1,18 @@
 //! `GET /api/v1/campaigns/{id}/coupons`, `POST /api/v1/coupons/{code}/void`, `GET /api/v1/redemptions` (JSON pages,
 //! or CSV with `Accept: text/csv`). Admin bearer token.
 
-use super::admin::{self, LogFilter, StatusFilter, VoidOutcome};
+use super::State;
+use super::admin::{self, LogFilter, VoidOutcome};
+use super::views::{coupon_item, rfc3339};
 use crate::db;
-use crate::features::coupons::repo::CouponRow;
-use crate::features::coupons::routes::{public_view, rfc3339};
 use crate::http::auth;
 use crate::http::errors::ApiError;
-use crate::http::paging::{self, Page};
-use crate::startup::AppState;
+use crate::http::paging::{self, Page, query};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use redemption_core::CouponCode;
 use serde::Deserialize;
 use serde_json::json;
-
-/// The query string as `T`, or 400 `invalid_query` naming what is wrong.
-pub fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
-    serde_urlencoded::from_str(req.query_string())
-        .map_err(|e| ApiError::bad_request("invalid_query", format!("query string: {e}")))
-}
 
 /// An RFC 3339 time from a query parameter.
 fn time_param(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
@@ -38,70 +31,6 @@ fn time_param(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError>
         .transpose()
 }
 
-fn coupon_item(
-    state: &AppState,
-    c: &CouponRow,
-    k: &crate::features::merchants::repo::CampaignRow,
-) -> serde_json::Value {
-    let campaign = k.to_domain();
-    match c.to_domain() {
-        Some(coupon) => {
-            let mut v = public_view(state, &coupon, &campaign);
-            v["owner_openid"] = json!(c.owner_openid);
-            v["redeemed_by"] = json!(c.redeemed_by);
-            v["in_wechat_card_bag"] = json!(c.wechat_card_code.is_some());
-            v
-        }
-        None => json!({"code": c.code, "status": "void"}),
-    }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct CouponsQuery {
-    status: Option<String>,
-    owner_openid: Option<String>,
-    limit: Option<i64>,
-    cursor: Option<String>,
-}
-
-/// `GET /api/v1/campaigns/{id}/coupons?status=&owner_openid=&limit=&cursor=`.
-pub async fn list_coupons(
-    _admin: auth::AdminAuth,
-    req: HttpRequest,
-    path: web::Path<i64>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let q: CouponsQuery = query(&req)?;
-    let page = Page::parse(q.limit, q.cursor.as_deref())?;
-    let status = q
-        .status
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            StatusFilter::parse(s).ok_or_else(|| {
-                ApiError::bad_request("invalid_status", "status must be issued, redeemed, void or expired")
-            })
-        })
-        .transpose()?;
-    let id = path.into_inner();
-    let now = state.clock.now_ms();
-    let owner = q.owner_openid.filter(|o| !o.is_empty());
-    let found = db::blocking(&state.db, move |conn| {
-        admin::campaign_coupons(conn, id, status, owner.as_deref(), page.after, page.fetch(), now)
-    })
-    .await
-    .map_err(|e| ApiError::unavailable(&e))?;
-    let Some((campaign, rows)) = found else {
-        return Err(ApiError::not_found("no such campaign"));
-    };
-    Ok(HttpResponse::Ok().json(paging::paged(
-        page,
-        rows,
-        |c| c.id,
-        |c| coupon_item(&state, c, &campaign),
-    )))
-}
-
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VoidBody {
@@ -114,7 +43,7 @@ pub async fn void(
     _admin: auth::AdminAuth,
     path: web::Path<String>,
     body: crate::http::json::ApiJson<VoidBody>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let reason = body.into_inner().reason.trim().to_owned();
     if reason.is_empty() || reason.chars().count() > admin::REASON_MAX {
@@ -156,8 +85,7 @@ pub struct LogQuery {
     cursor: Option<String>,
 }
 
-/// The most rows one CSV export holds (a larger export is narrowed with `since`/`until`).
-pub const CSV_MAX_ROWS: i64 = 100_000;
+use super::admin::CSV_MAX_ROWS;
 
 fn wants_csv(req: &HttpRequest) -> bool {
     req.headers()
@@ -168,11 +96,7 @@ fn wants_csv(req: &HttpRequest) -> bool {
 
 /// `GET /api/v1/redemptions?merchant_id=&campaign_id=&since=&until=&limit=&cursor=`: the redemption log, newest
 /// first. With `Accept: text/csv`: every matching row (up to [`CSV_MAX_ROWS`]) as CSV.
-pub async fn log(
-    _admin: auth::AdminAuth,
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn log(_admin: auth::AdminAuth, req: HttpRequest, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
     let q: LogQuery = query(&req)?;
     let filter = LogFilter {
         merchant_id: q.merchant_id,
@@ -186,16 +110,20 @@ pub async fn log(
         })
         .await
         .map_err(|e| ApiError::unavailable(&e))?;
-        let mut body = String::with_capacity(admin::CSV_HEADER.len() + rows.len() * 96);
-        body.push_str(admin::CSV_HEADER);
-        for r in &rows {
-            body.push_str(&admin::csv_line(r));
-        }
+        // Streamed in slices of rows: a 100,000-row export is never one string in memory.
+        const SLICE: usize = 1000;
+        let rows = std::sync::Arc::new(rows);
+        let slices = (0..rows.len()).step_by(SLICE).map(move |from| {
+            let chunk = &rows[from..(from + SLICE).min(rows.len())];
+            let mut out = Vec::with_capacity(chunk.len() * 96);
+            admin::write_csv(&mut out, chunk).map(|()| web::Bytes::from(out))
+        });
+        let chunks = std::iter::once(Ok(web::Bytes::from_static(admin::CSV_HEADER.as_bytes()))).chain(slices);
         return Ok(HttpResponse::Ok()
             .content_type("text/csv; charset=utf-8")
             .insert_header(("Content-Disposition", "attachment; filename=\"redemptions.csv\""))
             .insert_header(("Cache-Control", "no-store"))
-            .body(body));
+            .streaming(futures_util::stream::iter(chunks)));
     }
     let page = Page::parse(q.limit, q.cursor.as_deref())?;
     let rows = db::blocking(&state.db, move |conn| {

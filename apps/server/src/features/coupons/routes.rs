@@ -1,58 +1,24 @@
 //! Coupons: the public view, POS redemption, the scan page and its confirm form, per-request QR images, and the
 //! customer's own list.
 
+use super::State;
+use super::pos as repo_pos;
+use super::repo as coupons_repo;
 use super::service;
+use super::views::{PublicCoupon, public_coupon, rfc3339};
 use super::words::Refusal;
 use crate::db;
-use crate::features::coupons::pos as repo_pos;
-use crate::features::coupons::repo as coupons_repo;
 use crate::features::merchants::repo as merchants_repo;
 use crate::http::auth;
 use crate::http::errors::ApiError;
 use crate::http::pages::{self, CouponView};
 use crate::http::ratelimit::Limit;
-use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use redemption_core::{Campaign, Coupon, CouponCode, CouponStatus, Outcome};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-
-/// The API of this capability (inside `/api/v1`). The POS route comes first: the router tries routes in order.
-pub fn api(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/redemptions")
-            .route(web::post().to(redeem))
-            .route(web::get().to(super::admin_routes::log)),
-    )
-    .service(web::resource("/coupons/{code}").route(web::get().to(get_coupon)))
-    .service(web::resource("/coupons/{code}/card-ext").route(web::get().to(card_ext)))
-    .service(web::resource("/coupons/{code}/void").route(web::post().to(super::admin_routes::void)));
-}
-
-/// The pages of this capability.
-pub fn pages(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/c/{code}").route(web::get().to(scan_page)))
-        .service(web::resource("/c/{code}/redeem").route(web::post().to(confirm)))
-        .service(web::resource("/c/{code}/result").route(web::get().to(result_page)))
-        .service(web::resource("/c/{code}/status").route(web::get().to(live_status)))
-        .service(web::resource("/static/coupon.js").route(web::get().to(coupon_script)))
-        .service(web::resource("/c/{code}/qr.{format}").route(web::get().to(qr)))
-        .service(web::resource("/coupons/mine").route(web::get().to(mine)))
-        .service(web::resource("/static/card.js").route(web::get().to(card_script)));
-}
-
-/// The "Add to WeChat" script of the coupon page (no inline script: the CSP forbids it).
-pub const CARD_JS: &str = include_str!("../../../static/card.js");
-
-/// `GET /static/card.js`.
-pub async fn card_script() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .insert_header(("Cache-Control", "public, max-age=31536000, immutable"))
-        .body(CARD_JS)
-}
 
 /// The session of a coupon-page call, or 401 `login_required` (the page logs in through WeChat first).
 fn logged_in(session: Option<auth::Session>) -> Result<auth::Session, ApiError> {
@@ -71,7 +37,7 @@ fn logged_in(session: Option<auth::Session>) -> Result<auth::Session, ApiError> 
 pub async fn card_ext(
     auth::WebSession(session): auth::WebSession,
     path: web::Path<String>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let session = logged_in(session)?;
     let Some((coupon, campaign, card_code)) = load(&state, &path).await? else {
@@ -120,51 +86,6 @@ pub async fn card_ext(
         .json(json!({"cardId": card_id, "cardExt": card_ext})))
 }
 
-/// RFC 3339 for a millisecond timestamp.
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339())
-        .unwrap_or_default()
-}
-
-/// The coupon as anyone may see it (no owner, no staff identities). Serialized straight from borrowed fields: the
-/// POS hot path builds no intermediate JSON tree.
-#[derive(Debug, Serialize)]
-pub struct PublicCoupon<'a> {
-    code: &'a str,
-    title: &'a str,
-    description: Option<&'a str>,
-    value_fen: Option<u64>,
-    valid_from: String,
-    valid_until: String,
-    status: CouponStatus,
-    redeemed_at: Option<String>,
-    url: String,
-    qr_url: String,
-}
-
-/// The public view of a coupon.
-pub fn public_coupon<'a>(state: &AppState, coupon: &'a Coupon, campaign: &'a Campaign) -> PublicCoupon<'a> {
-    let code = coupon.code.as_str();
-    PublicCoupon {
-        code,
-        title: &campaign.title,
-        description: campaign.description.as_deref(),
-        value_fen: campaign.value_fen,
-        valid_from: rfc3339(campaign.valid_from),
-        valid_until: rfc3339(campaign.valid_until),
-        status: coupon.effective_status(campaign, state.clock.now_ms()),
-        redeemed_at: coupon.redeemed_at.map(rfc3339),
-        url: format!("{}/c/{code}", state.public_base_url),
-        qr_url: format!("{}/c/{code}/qr.png", state.public_base_url),
-    }
-}
-
-/// The public view as a JSON value (for callers that add fields).
-pub fn public_view(state: &AppState, coupon: &Coupon, campaign: &Campaign) -> serde_json::Value {
-    serde_json::to_value(public_coupon(state, coupon, campaign)).unwrap_or_default()
-}
-
 /// Who redeemed a coupon.
 #[derive(Debug, Serialize)]
 struct StaffRef<'a> {
@@ -180,7 +101,7 @@ struct Redeemed<'a> {
     redeemed_by: StaffRef<'a>,
 }
 
-async fn load(state: &AppState, code: &str) -> Result<Option<(Coupon, Campaign, Option<String>)>, ApiError> {
+async fn load(state: &State, code: &str) -> Result<Option<(Coupon, Campaign, Option<String>)>, ApiError> {
     let Some(code) = CouponCode::parse(code) else {
         return Ok(None);
     };
@@ -217,7 +138,7 @@ pub fn till_input(raw: &str, public_base_url: &str) -> String {
 }
 
 /// `GET /api/v1/coupons/{code}`.
-pub async fn get_coupon(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn get_coupon(path: web::Path<String>, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
     match load(&state, &path).await? {
         Some((coupon, campaign, _)) => Ok(HttpResponse::Ok().json(public_coupon(&state, &coupon, &campaign))),
         None => Err(ApiError::not_found("no such coupon")),
@@ -249,12 +170,12 @@ pub async fn redeem(
     staff: auth::StaffBearer,
     req: HttpRequest,
     body: crate::http::json::ApiJson<RedeemBody>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     if body.code.len() > 512 {
         return Err(ApiError::bad_request("invalid_code", "code is too long"));
     }
-    state.rate_limits.check(Limit::Pos, &staff.token_hash)?;
+    state.limits.rate.check(Limit::Pos, &staff.token_hash)?;
     let attempt = repo_pos::PosAttempt {
         token_hash: staff.token_hash,
         code: till_input(&body.into_inner().code, &state.public_base_url),
@@ -263,7 +184,7 @@ pub async fn redeem(
         .await
         .map_err(|e| ApiError::internal(&e))?;
     let repo_pos::PosReply::Done(done) = reply else {
-        state.auth_limiter.failed(&req);
+        state.limits.auth.failed(&req);
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -366,7 +287,7 @@ struct MineItem {
 }
 
 /// Loads a coupon for a page: `Err` is the page to answer with (404 with next steps, or 503).
-async fn load_for_page(state: &AppState, code: &str) -> Result<(Coupon, Campaign, Option<String>), HttpResponse> {
+async fn load_for_page(state: &State, code: &str) -> Result<(Coupon, Campaign, Option<String>), HttpResponse> {
     match load(state, code).await {
         Ok(Some(found)) => Ok(found),
         Ok(None) => Err(pages::error_page_with(
@@ -385,7 +306,7 @@ async fn load_for_page(state: &AppState, code: &str) -> Result<(Coupon, Campaign
 /// The staff row of an openid; a database failure is the 503 page (never "not staff": a cashier must not be shown a
 /// customer's view).
 async fn viewer_staff(
-    state: &AppState,
+    state: &State,
     openid: &str,
     retry: &str,
 ) -> Result<Option<merchants_repo::StaffRow>, HttpResponse> {
@@ -399,7 +320,7 @@ async fn viewer_staff(
 }
 
 /// A staff member's name by id (for "redeemed by"); none when unknown or the lookup fails.
-async fn staff_name(state: &AppState, id: Option<i64>) -> Option<String> {
+async fn staff_name(state: &State, id: Option<i64>) -> Option<String> {
     let id = id?;
     db::blocking(&state.db, move |conn| merchants_repo::staff_by_id(conn, id))
         .await
@@ -410,7 +331,7 @@ async fn staff_name(state: &AppState, id: Option<i64>) -> Option<String> {
 
 /// Why `staff` cannot redeem `coupon` now, in words; `None` when they can.
 async fn refusal_words(
-    state: &AppState,
+    state: &State,
     coupon: &Coupon,
     campaign: &Campaign,
     staff: Option<&redemption_core::Staff>,
@@ -432,9 +353,9 @@ pub async fn scan_page(
     req: HttpRequest,
     auth::WebSession(session): auth::WebSession,
     path: web::Path<String>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> HttpResponse {
-    if let Some(page) = state.rate_limits.check_page(Limit::CouponPages, &req) {
+    if let Some(page) = state.limits.rate.check_page(Limit::CouponPages, &req) {
         return page;
     }
     let code = path.into_inner();
@@ -444,8 +365,7 @@ pub async fn scan_page(
     };
     let here = format!("/c/{}", coupon.code);
     let Some(session) = session else {
-        return crate::features::auth::service::login_redirect(&state, &here)
-            .unwrap_or_else(|_| pages::unavailable_page(&here));
+        return login_redirect(&state, &here).unwrap_or_else(|_| pages::unavailable_page(&here));
     };
     let openid = session.openid.clone();
     let staff = match viewer_staff(&state, &openid, &here).await {
@@ -483,7 +403,7 @@ pub async fn scan_page(
         if view.cannot.is_none() {
             view.staff = Some(StaffForm {
                 name: staff_domain.map(|s| s.name).unwrap_or_default(),
-                csrf: auth::csrf_token(&state, &session, &code_str),
+                csrf: auth::csrf_token(&state.keys, &session, &code_str),
             });
         }
     } else if staff.is_some() && !owner {
@@ -499,18 +419,7 @@ pub async fn scan_page(
     let mut res = pages::render(StatusCode::OK, &view);
     if view.add_card {
         // WeChat's JS-SDK script (or the simulator's stand-in and its calls) is allowed on this page only.
-        let origin = state
-            .sandbox_sim_url
-            .clone()
-            .unwrap_or_else(|| "https://res.wx.qq.com".to_owned());
-        let csp = format!(
-            "default-src 'self'; script-src 'self' {origin}; connect-src 'self' {origin}; img-src 'self' data: https:; \
-             form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-        );
-        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&csp) {
-            res.headers_mut()
-                .insert(actix_web::http::header::CONTENT_SECURITY_POLICY, v);
-        }
+        pages::allow_jssdk(&mut res, state.sandbox_sim_url.as_deref());
     }
     res
 }
@@ -520,11 +429,12 @@ pub async fn scan_page(
 pub async fn live_status(
     auth::WebSession(session): auth::WebSession,
     path: web::Path<String>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let session = logged_in(session)?;
     state
-        .rate_limits
+        .limits
+        .rate
         .check(crate::http::ratelimit::Limit::CouponStatus, &session.openid)?;
     let Some((coupon, campaign, _)) = load(&state, &path).await? else {
         return Err(ApiError::not_found("no such coupon"));
@@ -541,17 +451,6 @@ pub async fn live_status(
         })))
 }
 
-/// The holder page's script: follows the coupon's status (no inline script: the CSP forbids it).
-pub const COUPON_JS: &str = include_str!("../../../static/coupon.js");
-
-/// `GET /static/coupon.js`.
-pub async fn coupon_script() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .insert_header(("Cache-Control", "public, max-age=31536000, immutable"))
-        .body(COUPON_JS)
-}
-
 #[derive(Debug, Deserialize)]
 pub struct ConfirmForm {
     csrf: String,
@@ -565,9 +464,9 @@ pub async fn confirm(
     auth::WebSession(session): auth::WebSession,
     path: web::Path<String>,
     form: web::Form<ConfirmForm>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> HttpResponse {
-    if let Some(page) = state.rate_limits.check_page(Limit::CouponPages, &req) {
+    if let Some(page) = state.limits.rate.check_page(Limit::CouponPages, &req) {
         return page;
     }
     let code = path.into_inner();
@@ -587,7 +486,7 @@ pub async fn confirm(
             &[pages::Action::new(here, "重新打开此券 · Open the coupon again")],
         );
     };
-    if !auth::csrf_ok(&state, &session, parsed.as_str(), &form.csrf) {
+    if !auth::csrf_ok(&state.keys, &session, parsed.as_str(), &form.csrf) {
         return pages::error_page_with(
             StatusCode::FORBIDDEN,
             "请求无效",
@@ -615,9 +514,9 @@ pub async fn result_page(
     req: HttpRequest,
     auth::WebSession(session): auth::WebSession,
     path: web::Path<String>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> HttpResponse {
-    if let Some(page) = state.rate_limits.check_page(Limit::CouponPages, &req) {
+    if let Some(page) = state.limits.rate.check_page(Limit::CouponPages, &req) {
         return page;
     }
     let (coupon, campaign, _) = match load_for_page(&state, &path).await {
@@ -626,8 +525,7 @@ pub async fn result_page(
     };
     let here = format!("/c/{}", coupon.code);
     let Some(session) = session else {
-        return crate::features::auth::service::login_redirect(&state, &format!("{here}/result"))
-            .unwrap_or_else(|_| pages::unavailable_page(&here));
+        return login_redirect(&state, &format!("{here}/result")).unwrap_or_else(|_| pages::unavailable_page(&here));
     };
     let staff = match viewer_staff(&state, &session.openid, &here).await {
         Ok(s) => s.map(|s| s.to_domain()),
@@ -678,9 +576,9 @@ pub struct QrQuery {
 pub async fn qr(
     req: HttpRequest,
     path: web::Path<(String, String)>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
-    state.rate_limits.check_ip(Limit::CouponPages, &req)?;
+    state.limits.rate.check_ip(Limit::CouponPages, &req)?;
     let (code, format) = path.into_inner();
     let size = web::Query::<QrQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?
@@ -733,9 +631,9 @@ pub async fn qr(
 }
 
 /// `GET /coupons/mine`: the logged-in customer's coupons (login through WeChat first).
-pub async fn mine(auth::WebSession(session): auth::WebSession, state: web::Data<AppState>) -> HttpResponse {
+pub async fn mine(auth::WebSession(session): auth::WebSession, state: web::Data<State>) -> HttpResponse {
     let Some(openid) = session.map(|s| s.openid) else {
-        return crate::features::auth::service::login_redirect(&state, "/coupons/mine")
+        return login_redirect(&state, "/coupons/mine")
             .unwrap_or_else(|e| pages::error_page(StatusCode::INTERNAL_SERVER_ERROR, "出错了", &e.to_string()));
     };
     let rows = match db::blocking(&state.db, move |conn| coupons_repo::coupons_of_owner(conn, &openid)).await {
@@ -765,4 +663,10 @@ pub async fn mine(auth::WebSession(session): auth::WebSession, state: web::Data<
             items,
         },
     )
+}
+
+/// A 302 to WeChat's login that brings the visitor back to `return_path`.
+fn login_redirect(state: &State, return_path: &str) -> Result<HttpResponse, ApiError> {
+    let url = state.login.authorize_url(return_path, wechat_oauth::web::Scope::Base)?;
+    Ok(crate::http::errors::found(&url))
 }

@@ -3,15 +3,15 @@
 //! (outbox) — then the outbox worker is woken; nobody waits on WeChat. (WeChat's own `user_consume_card` push redeems
 //! inside the push's transaction: `features::wechat_push::repo`.)
 
+use super::State;
 use super::pos::{PosAttempt, PosReply};
 use super::repo::DbRedemptionStore;
 use crate::db::{self, DbError};
-use crate::startup::AppState;
 use redemption_core::{Channel, CouponWithCampaign, Outcome, Staff};
 
 /// A staff member confirms on the scan page.
 pub async fn redeem_on_scan_page(
-    state: &AppState,
+    state: &State,
     code: String,
     staff: Option<Staff>,
 ) -> Result<(Outcome, Option<CouponWithCampaign>), DbError> {
@@ -31,7 +31,7 @@ pub async fn redeem_on_scan_page(
 }
 
 /// A POS device redeems (batched with concurrent attempts: one statement, one commit).
-pub async fn redeem_at_pos(state: &AppState, attempt: PosAttempt) -> Result<PosReply, DbError> {
+pub async fn redeem_at_pos(state: &State, attempt: PosAttempt) -> Result<PosReply, DbError> {
     let reply = state.pos.redeem(attempt).await?;
     if let PosReply::Done(done) = &reply {
         after(state, Channel::Pos, &done.outcome, done.found.as_ref());
@@ -39,7 +39,7 @@ pub async fn redeem_at_pos(state: &AppState, attempt: PosAttempt) -> Result<PosR
     Ok(reply)
 }
 
-fn after(state: &AppState, channel: Channel, outcome: &Outcome, found: Option<&CouponWithCampaign>) {
+fn after(state: &State, channel: Channel, outcome: &Outcome, found: Option<&CouponWithCampaign>) {
     if let (Outcome::Redeemed { .. }, Some((_, campaign))) = (outcome, found)
         && campaign.wechat_card_id.is_some()
     {

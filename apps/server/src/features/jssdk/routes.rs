@@ -1,8 +1,8 @@
 //! `GET /api/v1/jssdk/config?url=` and the sandbox's `/demo/share`.
 
+use super::State;
 use crate::http::errors::ApiError;
 use crate::http::pages;
-use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -11,17 +11,6 @@ use serde::Deserialize;
 /// The APIs a config asks for unless the page names its own (`apis=a,b`).
 pub const DEFAULT_JS_API_LIST: &[&str] = &["updateAppMessageShareData", "updateTimelineShareData"];
 
-/// The API of this capability (under `/api/v1`).
-pub fn api(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/jssdk/config").route(web::get().to(config)));
-}
-
-/// The pages of this capability.
-pub fn pages(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/demo/share").route(web::get().to(share_demo)))
-        .service(web::resource("/static/share.js").route(web::get().to(share_script)));
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigQuery {
@@ -29,27 +18,11 @@ pub struct ConfigQuery {
     apis: Option<String>,
 }
 
-/// The hosts allowed to get a config: `wechat.js_domains`, else the host of `public_base_url`.
-fn js_domains(state: &AppState) -> Vec<String> {
-    match &state.settings.wechat.js_domains {
-        Some(list) if !list.trim().is_empty() => list
-            .split(',')
-            .map(|h| h.trim().to_ascii_lowercase())
-            .filter(|h| !h.is_empty())
-            .collect(),
-        _ => url::Url::parse(&state.public_base_url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
-            .into_iter()
-            .collect(),
-    }
-}
-
 /// `GET /api/v1/jssdk/config?url=<page URL>[&apis=a,b]` → `{"appId", "timestamp", "nonceStr", "signature",
 /// "jsApiList"}` for `wx.config`. The URL's fragment is dropped (WeChat signs without it); it must be http(s) on a
 /// host in `wechat.js_domains` (400 otherwise). The `jsapi_ticket` comes from the shared token manager: N instances
 /// fetch it once.
-pub async fn config(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn config(req: HttpRequest, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
     let q = web::Query::<ConfigQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?;
     let Some(page) = q.url.as_deref().filter(|u| !u.is_empty()) else {
@@ -64,7 +37,7 @@ pub async fn config(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
         .ok()
         .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
         .unwrap_or_default();
-    let allowed = js_domains(&state);
+    let allowed = &state.js_domains;
     if !allowed.contains(&host) {
         return Err(ApiError::bad_request(
             "url_not_allowed",
@@ -83,7 +56,9 @@ pub async fn config(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
             .collect(),
         None => DEFAULT_JS_API_LIST.iter().map(|s| (*s).to_owned()).collect(),
     };
-    let signed = wechat_oauth::jssdk::config(&state.tokens, page, state.clock.now_ms() / 1000)
+    let signed = state
+        .official
+        .jssdk_config(page, state.clock.now_ms() / 1000)
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "JS-SDK config: no jsapi_ticket");
@@ -114,7 +89,7 @@ struct SharePage<'a> {
 
 /// `GET /demo/share` (sandbox mode): a page that configures the JS-SDK from `/api/v1/jssdk/config` and shows whether
 /// `wx.ready` or `wx.error` fired (`?tamper=1` spoils the signature, as a stale or mis-signed config would).
-pub async fn share_demo(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn share_demo(state: web::Data<State>) -> Result<HttpResponse, ApiError> {
     let Some(sim) = &state.sandbox_sim_url else {
         return Err(ApiError::not_found("the share demo runs in sandbox mode"));
     };
@@ -127,24 +102,6 @@ pub async fn share_demo(state: web::Data<AppState>) -> Result<HttpResponse, ApiE
         },
     );
     // The simulator's script (another origin) and its verify call are allowed on this page only.
-    let csp = format!(
-        "default-src 'self'; script-src 'self' {sim}; connect-src 'self' {sim}; img-src 'self' data: https:; \
-         form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    );
-    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&csp) {
-        res.headers_mut()
-            .insert(actix_web::http::header::CONTENT_SECURITY_POLICY, v);
-    }
+    pages::allow_jssdk(&mut res, Some(sim));
     Ok(res)
-}
-
-/// The share demo's script (no inline script: the CSP forbids it).
-pub const SHARE_JS: &str = include_str!("../../../static/share.js");
-
-/// `GET /static/share.js`.
-pub async fn share_script() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .insert_header(("Cache-Control", "public, max-age=31536000, immutable"))
-        .body(SHARE_JS)
 }

@@ -4,13 +4,13 @@
 //! colour from `card/getcolors` — or, as JSON `{"card_id"}`, a card the merchant already has: WeChat stopped
 //! creating new coupon-kind cards for most accounts in 2021, so live merchants mostly attach existing ones.
 
+use super::State;
 use super::repo;
-use super::routes::campaign_json;
+use super::views::campaign_json;
 use crate::db;
 use crate::http::auth;
 use crate::http::errors::ApiError;
 use crate::http::multipart;
-use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use wechat_card::{BaseInfo, CardDefinition, CardKind, DateInfo};
@@ -52,7 +52,7 @@ pub async fn attach(
     req: HttpRequest,
     path: web::Path<i64>,
     body: web::Bytes,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let campaign = db::blocking(&state.db, move |conn| repo::campaign(conn, id))
@@ -101,7 +101,7 @@ pub async fn attach(
 
 /// Uploads the logo and creates the card from the form; returns its card id.
 async fn create_card(
-    state: &AppState,
+    state: &State,
     campaign: &repo::CampaignRow,
     parts: &[multipart::Part],
 ) -> Result<String, ApiError> {

@@ -2,12 +2,12 @@
 //! `subscribe` (new follower) or `SCAN` (follower) push with the campaign's scene; the push's transaction issues the
 //! user one coupon within the campaign's limits, and the reply links to it (see `wechat_push`).
 
+use super::State;
 use crate::db;
-use crate::features::coupons::routes::rfc3339;
+use crate::features::coupons::views::rfc3339;
 use crate::features::merchants::repo;
 use crate::http::auth;
 use crate::http::errors::ApiError;
-use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -37,7 +37,7 @@ pub async fn create(
     _admin: auth::AdminAuth,
     path: web::Path<i64>,
     body: web::Bytes,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         FollowCodeBody::default()

@@ -3,11 +3,11 @@
 //! redemption. It is queued in the redemption's transaction and delivered by the outbox: a refusal or an outage
 //! never touches the redemption.
 
+use super::State;
 use crate::db::schema::{campaign_messages, campaigns, coupons, merchants};
 use crate::db::{self, DbConnection, DbError};
 use crate::http::auth;
 use crate::http::errors::ApiError;
-use crate::startup::AppState;
 use actix_web::{HttpResponse, web};
 use diesel::prelude::*;
 use serde::Deserialize;
@@ -77,7 +77,7 @@ pub async fn put(
     _admin: auth::AdminAuth,
     path: web::Path<i64>,
     body: crate::http::json::ApiJson<RedeemedMessageBody>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     body.validate()?;
@@ -122,7 +122,7 @@ pub async fn put(
 pub async fn get(
     _admin: auth::AdminAuth,
     path: web::Path<i64>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let row = db::blocking(&state.db, move |conn| {
@@ -145,7 +145,7 @@ pub async fn get(
 pub async fn delete(
     _admin: auth::AdminAuth,
     path: web::Path<i64>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let n = db::blocking(&state.db, move |conn| {
@@ -161,9 +161,7 @@ pub async fn delete(
 
 /// Beijing time, minutes.
 fn beijing(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| (t + chrono::Duration::hours(8)).format("%Y-%m-%d %H:%M").to_string())
-        .unwrap_or_default()
+    crate::platform::time::beijing(ms)
 }
 
 /// Queues the message of a redeemed coupon when its campaign has one and the coupon an owner. Call it inside the

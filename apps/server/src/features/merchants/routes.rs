@@ -1,14 +1,15 @@
 //! The admin API (bearer admin token): merchants, staff, campaigns, issuing coupons.
 
+use super::State;
+use super::repo;
+use super::service::{self, AdminError};
+use super::views::{CampaignRequest, campaign_json, campaign_json_at, merchant_json, staff_json};
 use crate::db;
-use crate::features::coupons::admin_routes::query;
-use crate::features::coupons::routes::{public_view, rfc3339};
-use crate::features::merchants::repo;
-use crate::features::merchants::service::{self, AdminError};
+use crate::features::coupons::admin::{self as coupons_admin, StatusFilter};
+use crate::features::coupons::views::{coupon_item, public_view};
 use crate::http::auth;
 use crate::http::errors::ApiError;
-use crate::http::paging::{self, Page};
-use crate::startup::AppState;
+use crate::http::paging::{self, Page, query};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -19,8 +20,9 @@ fn db_error(e: db::DbError) -> ApiError {
 }
 
 /// The HTTP form of a refused admin use case.
-fn admin_error(e: AdminError) -> ApiError {
+pub(super) fn admin_error(e: AdminError) -> ApiError {
     match e {
+        AdminError::Rejected { code, message } => ApiError::bad_request(code, message),
         AdminError::Invalid { field, message } => ApiError::bad_request("invalid_field", format!("{field} {message}")),
         AdminError::NotFound(what) => ApiError::not_found(what),
         AdminError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
@@ -30,66 +32,13 @@ fn admin_error(e: AdminError) -> ApiError {
 
 /// Runs an admin use case on a pooled connection.
 async fn run<T: Send + 'static>(
-    state: &AppState,
+    state: &State,
     work: impl FnOnce(&mut db::DbConnection) -> Result<T, AdminError> + Send + 'static,
 ) -> Result<T, ApiError> {
     db::blocking(&state.db, move |conn| Ok(work(conn)))
         .await
         .map_err(db_error)?
         .map_err(admin_error)
-}
-
-/// The admin API of this capability (inside `/api/v1`).
-pub fn api(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/merchants")
-            .route(web::post().to(create_merchant))
-            .route(web::get().to(list_merchants)),
-    )
-    .service(web::resource("/merchants/{id}").route(web::get().to(get_merchant)))
-    .service(
-        web::resource("/staff")
-            .route(web::post().to(create_staff))
-            .route(web::get().to(list_staff)),
-    )
-    .service(web::resource("/staff/{id}").route(web::delete().to(delete_staff)))
-    .service(
-        web::resource("/campaigns")
-            .route(web::post().to(create_campaign))
-            .route(web::get().to(list_campaigns)),
-    )
-    .service(web::resource("/campaigns/{id}").route(web::get().to(get_campaign)))
-    .service(web::resource("/campaigns/{id}/end").route(web::post().to(end_campaign)))
-    .service(
-        web::resource("/campaigns/{id}/coupons")
-            .route(web::post().to(issue))
-            .route(web::get().to(crate::features::coupons::admin_routes::list_coupons)),
-    )
-    .service(web::resource("/campaigns/{id}/follow-code").route(web::post().to(super::follow::create)))
-    .service(
-        web::resource("/campaigns/{id}/redeemed-message")
-            .route(web::put().to(super::messages::put))
-            .route(web::get().to(super::messages::get))
-            .route(web::delete().to(super::messages::delete)),
-    )
-    .service(
-        web::resource("/campaigns/{id}/wechat-card")
-            .app_data(web::PayloadConfig::new(super::card::MAX_BODY))
-            .route(web::post().to(super::card::attach)),
-    );
-}
-
-/// Merchant JSON.
-fn merchant_json(m: &repo::MerchantRow) -> serde_json::Value {
-    json!({"id": m.id, "name": m.name, "created_at": rfc3339(m.created_at)})
-}
-
-/// Staff JSON (never the token or its hash).
-pub fn staff_json(s: &repo::StaffRow) -> serde_json::Value {
-    json!({
-        "id": s.id, "merchant_id": s.merchant_id, "openid": s.openid, "name": s.name,
-        "status": if s.active { "active" } else { "removed" }, "created_at": rfc3339(s.created_at),
-    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,7 +52,7 @@ pub struct ListQuery {
 pub async fn list_merchants(
     _admin: auth::AdminAuth,
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let q: ListQuery = query(&req)?;
     let page = Page::parse(q.limit, q.cursor.as_deref())?;
@@ -119,7 +68,7 @@ pub async fn list_merchants(
 pub async fn get_merchant(
     _admin: auth::AdminAuth,
     path: web::Path<i64>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let m = db::blocking(&state.db, move |conn| repo::merchant(conn, id))
@@ -133,7 +82,7 @@ pub async fn get_merchant(
 pub async fn list_staff(
     _admin: auth::AdminAuth,
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let q: ListQuery = query(&req)?;
     let page = Page::parse(q.limit, q.cursor.as_deref())?;
@@ -150,7 +99,7 @@ pub async fn list_staff(
 pub async fn get_campaign(
     _admin: auth::AdminAuth,
     path: web::Path<i64>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let c = db::blocking(&state.db, move |conn| repo::campaign(conn, id))
@@ -172,7 +121,7 @@ pub async fn end_campaign(
     _admin: auth::AdminAuth,
     path: web::Path<i64>,
     body: web::Bytes,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     // No body, or JSON null: no reason.
     let reason = if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
@@ -207,7 +156,7 @@ pub struct NewMerchant {
 pub async fn create_merchant(
     _admin: auth::AdminAuth,
     body: crate::http::json::ApiJson<NewMerchant>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let name = body.into_inner().name;
     let now = state.clock.now_ms();
@@ -228,7 +177,7 @@ pub struct NewStaff {
 pub async fn create_staff(
     _admin: auth::AdminAuth,
     body: crate::http::json::ApiJson<NewStaff>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let NewStaff {
         merchant_id,
@@ -253,174 +202,21 @@ pub async fn create_staff(
 pub async fn delete_staff(
     _admin: auth::AdminAuth,
     path: web::Path<i64>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     run(&state, move |conn| service::remove_staff(conn, id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `POST /api/v1/campaigns` body, and the arguments of `wxkit campaign create`.
-#[derive(Debug, Default, Deserialize, clap::Args, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CampaignRequest {
-    /// The merchant.
-    #[arg(long)]
-    pub merchant_id: i64,
-    /// Title.
-    #[arg(long)]
-    pub title: String,
-    /// Description.
-    #[arg(long)]
-    pub description: Option<String>,
-    /// Face value in fen.
-    #[arg(long)]
-    pub value_fen: Option<i64>,
-    /// RFC 3339 start (default now).
-    #[arg(long)]
-    pub valid_from: Option<String>,
-    /// RFC 3339 end (default 30 days after the start).
-    #[arg(long)]
-    pub valid_until: Option<String>,
-    /// Total coupons (default unlimited).
-    #[arg(long)]
-    pub quantity: Option<i64>,
-    /// Coupons per customer (default unlimited).
-    #[arg(long)]
-    pub per_user_limit: Option<i64>,
-    /// Backing WeChat card id.
-    #[arg(long)]
-    pub wechat_card_id: Option<String>,
-    /// Price in fen: customers can buy its coupons with WeChat Pay (`/c/buy/{id}`).
-    #[arg(long)]
-    pub price_fen: Option<i64>,
-}
-
-fn parse_time(field: &'static str, value: &str) -> Result<i64, ApiError> {
-    chrono::DateTime::parse_from_rfc3339(value)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| {
-            ApiError::bad_request(
-                "invalid_time",
-                format!("{field} must be RFC 3339, e.g. 2026-12-01T00:00:00+08:00"),
-            )
-        })
-}
-
-impl CampaignRequest {
-    /// Validates into a row (defaults: valid from now for 30 days, unlimited).
-    pub fn validate(&self, now: i64) -> Result<repo::NewCampaign, ApiError> {
-        if self.title.trim().is_empty() || self.title.chars().count() > 100 {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                "title must be 1 to 100 characters",
-            ));
-        }
-        if let Some(d) = &self.description
-            && d.chars().count() > 2000
-        {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                "description must be at most 2000 characters",
-            ));
-        }
-        if self.value_fen.is_some_and(|v| !(0..=10_000_000_000).contains(&v)) {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                "value_fen must be 0 to 10000000000",
-            ));
-        }
-        let from = self
-            .valid_from
-            .as_deref()
-            .map(|v| parse_time("valid_from", v))
-            .transpose()?
-            .unwrap_or(now);
-        let until = self
-            .valid_until
-            .as_deref()
-            .map(|v| parse_time("valid_until", v))
-            .transpose()?
-            .unwrap_or(from + 30 * 86_400_000);
-        if until <= from {
-            return Err(ApiError::bad_request(
-                "invalid_time",
-                "valid_until must be after valid_from",
-            ));
-        }
-        if until <= now {
-            return Err(ApiError::bad_request(
-                "invalid_time",
-                "valid_until is in the past: the campaign would have ended already",
-            ));
-        }
-        if self.quantity.is_some_and(|q| q < 1) || self.per_user_limit.is_some_and(|q| q < 1) {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                "quantity and per_user_limit must be at least 1",
-            ));
-        }
-        if self.price_fen.is_some_and(|p| !(1..=100_000_000).contains(&p)) {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                "price_fen is in fen: 1 to 100000000",
-            ));
-        }
-        if let Some(c) = &self.wechat_card_id
-            && (c.is_empty() || c.len() > 64 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-        {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                "wechat_card_id is not a card id",
-            ));
-        }
-        Ok(repo::NewCampaign {
-            merchant_id: self.merchant_id,
-            title: self.title.trim().to_owned(),
-            description: self.description.clone(),
-            value_fen: self.value_fen,
-            valid_from: from,
-            valid_until: until,
-            quantity: self.quantity,
-            per_user_limit: self.per_user_limit,
-            wechat_card_id: self.wechat_card_id.clone(),
-            price_fen: self.price_fen,
-        })
-    }
-}
-
-/// Campaign JSON, with its status at `now`: `scheduled`, `active` or `ended`.
-pub fn campaign_json_at(c: &repo::CampaignRow, now: i64) -> serde_json::Value {
-    let mut v = campaign_json(c);
-    v["status"] = json!(if now < c.valid_from {
-        "scheduled"
-    } else if now <= c.valid_until {
-        "active"
-    } else {
-        "ended"
-    });
-    v
-}
-
-/// Campaign JSON.
-pub fn campaign_json(c: &repo::CampaignRow) -> serde_json::Value {
-    json!({
-        "id": c.id, "merchant_id": c.merchant_id, "title": c.title, "description": c.description,
-        "value_fen": c.value_fen, "valid_from": rfc3339(c.valid_from), "valid_until": rfc3339(c.valid_until),
-        "quantity": c.quantity, "per_user_limit": c.per_user_limit, "wechat_card_id": c.wechat_card_id,
-        "issued": c.issued, "price_fen": c.price_fen,
-        "buy_url": c.price_fen.map(|_| format!("/c/buy/{}", c.id)),
-    })
-}
-
 /// `POST /api/v1/campaigns {...}` → `{id, ...}`.
 pub async fn create_campaign(
     _admin: auth::AdminAuth,
     body: crate::http::json::ApiJson<CampaignRequest>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now_ms();
-    let new = body.validate(now)?;
+    let new = body.validate(now).map_err(admin_error)?;
     let created = run(&state, move |conn| service::create_campaign(conn, &new, now)).await?;
     Ok(HttpResponse::Created().json(campaign_json(&created)))
 }
@@ -430,7 +226,7 @@ pub async fn create_campaign(
 pub async fn list_campaigns(
     _admin: auth::AdminAuth,
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let q: ListQuery = query(&req)?;
     let page = Page::parse(q.limit, q.cursor.as_deref())?;
@@ -456,7 +252,7 @@ pub async fn issue(
     _admin: auth::AdminAuth,
     path: web::Path<i64>,
     body: web::Bytes,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     // An empty body is allowed (a coupon without owner); anything else must be the JSON object.
     let owner = if body.iter().all(u8::is_ascii_whitespace) {
@@ -476,4 +272,50 @@ pub async fn issue(
     let mut view = public_view(&state, &coupon, &campaign);
     view["owner_openid"] = json!(coupon.owner_openid);
     Ok(HttpResponse::Created().json(view))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CouponsQuery {
+    status: Option<String>,
+    owner_openid: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/campaigns/{id}/coupons?status=&owner_openid=&limit=&cursor=`.
+pub async fn list_coupons(
+    _admin: auth::AdminAuth,
+    req: HttpRequest,
+    path: web::Path<i64>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, ApiError> {
+    let q: CouponsQuery = query(&req)?;
+    let page = Page::parse(q.limit, q.cursor.as_deref())?;
+    let status = q
+        .status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            StatusFilter::parse(s).ok_or_else(|| {
+                ApiError::bad_request("invalid_status", "status must be issued, redeemed, void or expired")
+            })
+        })
+        .transpose()?;
+    let id = path.into_inner();
+    let now = state.clock.now_ms();
+    let owner = q.owner_openid.filter(|o| !o.is_empty());
+    let found = db::blocking(&state.db, move |conn| {
+        coupons_admin::campaign_coupons(conn, id, status, owner.as_deref(), page.after, page.fetch(), now)
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(&e))?;
+    let Some((campaign, rows)) = found else {
+        return Err(ApiError::not_found("no such campaign"));
+    };
+    Ok(HttpResponse::Ok().json(paging::paged(
+        page,
+        rows,
+        |c| c.id,
+        |c| coupon_item(&state, c, &campaign),
+    )))
 }

@@ -24,6 +24,14 @@ pub enum AdminError {
         /// The rule.
         message: String,
     },
+    /// A request breaks a rule: a stable code (`invalid_field`, `invalid_time`) and the whole sentence.
+    #[error("{message}")]
+    Rejected {
+        /// The code.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// Something named does not exist.
     #[error("{0}")]
     NotFound(&'static str),
@@ -98,7 +106,7 @@ pub fn remove_staff(conn: &mut DbConnection, id: i64) -> Result<(), AdminError> 
     }
 }
 
-/// Creates a campaign (already validated by [`crate::features::merchants::routes::CampaignRequest::validate`]) for an existing
+/// Creates a campaign (already validated by [`crate::features::merchants::views::CampaignRequest::validate`]) for an existing
 /// merchant.
 pub fn create_campaign(conn: &mut DbConnection, new: &NewCampaign, now: i64) -> Result<CampaignRow, AdminError> {
     if repo::merchant(conn, new.merchant_id)?.is_none() {
@@ -123,4 +131,39 @@ pub fn issue_coupon(
         },
         IssueFailure::Db(e) => AdminError::Db(e),
     })
+}
+
+/// Every merchant, oldest first.
+pub fn merchants(conn: &mut DbConnection) -> Result<Vec<MerchantRow>, DbError> {
+    repo::list_merchants(conn)
+}
+
+/// One merchant.
+pub fn merchant(conn: &mut DbConnection, id: i64) -> Result<Option<MerchantRow>, DbError> {
+    repo::merchant(conn, id)
+}
+
+/// Staff members (of one merchant), removed ones too.
+pub fn staff(conn: &mut DbConnection, merchant_id: Option<i64>) -> Result<Vec<StaffRow>, DbError> {
+    repo::list_staff(conn, merchant_id)
+}
+
+/// Campaigns (of one merchant).
+pub fn campaigns(conn: &mut DbConnection, merchant_id: Option<i64>) -> Result<Vec<CampaignRow>, DbError> {
+    repo::list_campaigns(conn, merchant_id)
+}
+
+/// One campaign.
+pub fn campaign(conn: &mut DbConnection, id: i64) -> Result<Option<CampaignRow>, DbError> {
+    repo::campaign(conn, id)
+}
+
+/// Ends a campaign now (audited with `reason`); ending it again changes nothing.
+pub fn end_campaign(
+    conn: &mut DbConnection,
+    id: i64,
+    now: i64,
+    reason: Option<&str>,
+) -> Result<Option<CampaignRow>, DbError> {
+    repo::end_campaign(conn, id, now, reason)
 }

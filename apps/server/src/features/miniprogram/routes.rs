@@ -1,39 +1,37 @@
-//! `POST /api/v1/miniprogram/{login, phone, profile}`.
+//! `POST /api/v1/miniprogram/{login, phone, profile, logout}`: thin handlers over [`super::service`].
 
-use crate::db;
-use crate::features::auth::repo::{self, Identity, Profile};
-use crate::features::auth::service::{self, MINIPROGRAM, PublicUser};
+use super::State;
+use super::service::{self, MpError};
+use crate::features::auth::service::PublicUser;
 use crate::http::auth::MiniProgramSession;
 use crate::http::errors::ApiError;
 use crate::http::json::ApiJson;
-use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use wechat_oauth::miniprogram::MiniProgramClient;
 
-/// The API of this capability (under `/api/v1`).
-pub fn api(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/miniprogram/login").route(web::post().to(login)))
-        .service(web::resource("/miniprogram/phone").route(web::post().to(phone)))
-        .service(web::resource("/miniprogram/profile").route(web::post().to(profile)))
-        .service(web::resource("/miniprogram/logout").route(web::post().to(logout)));
+impl From<MpError> for ApiError {
+    fn from(e: MpError) -> ApiError {
+        match e {
+            MpError::NotConfigured => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "miniprogram_not_configured",
+                e.to_string(),
+            ),
+            MpError::InvalidCode => ApiError::bad_request("invalid_code", e.to_string()),
+            MpError::Wechat(e) => crate::http::errors::wechat_login_error(&e),
+            MpError::NoSessionKey => ApiError::bad_request("no_session_key", e.to_string()),
+            MpError::ForeignData => ApiError::bad_request("invalid_data", e.to_string()),
+            MpError::Auth(e) => e.into(),
+            MpError::Db(e) => e.into(),
+        }
+    }
 }
 
 /// `POST /api/v1/miniprogram/logout` (bearer): revokes the token for good (and WeChat's session_key with it).
-pub async fn logout(session: MiniProgramSession, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    service::revoke(&state, session.session.id).await?;
+pub async fn logout(session: MiniProgramSession, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+    state.sessions.revoke(session.session.id).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-fn client(state: &AppState) -> Result<&MiniProgramClient, ApiError> {
-    state.miniprogram.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "miniprogram_not_configured",
-            "no mini program is configured: set miniprogram.app_id and miniprogram.app_secret",
-        )
-    })
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -46,43 +44,16 @@ pub struct CodeBody {
 /// token is a bearer token for the other mini-program calls; WeChat's session_key is kept server-side with it.
 pub async fn login(
     req: actix_web::HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
     body: ApiJson<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    state.rate_limits.check_ip(crate::http::ratelimit::Limit::Login, &req)?;
-    let mp = client(&state)?;
-    let code = body.into_inner().code;
-    if code.is_empty() || code.len() > 512 {
-        return Err(ApiError::bad_request(
-            "invalid_code",
-            "code must be 1 to 512 characters",
-        ));
-    }
-    let wx = mp.code_to_session(&code).await.map_err(|e| service::wechat_error(&e))?;
-    let openid = wx.openid.as_str().to_owned();
-    let user = service::record_login(
-        &state,
-        Identity::Mini(&openid),
-        Profile {
-            unionid: wx.unionid.as_ref().map(|u| u.as_str().to_owned()),
-            ..Profile::default()
-        },
-    )
-    .await?;
-    let (token, session) = service::start_session(
-        &state,
-        MINIPROGRAM,
-        &user,
-        &openid,
-        Some(wx.session_key.secret().to_owned()),
-    )
-    .await?;
-    metrics::counter!("wxkit_logins_total", "channel" => "miniprogram").increment(1);
+    state.limits.rate.check_ip(crate::http::ratelimit::Limit::Login, &req)?;
+    let mp = service::client(state.miniprogram.as_ref())?;
+    let done = service::login(mp, &state.sessions, &body.into_inner().code).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
-        "token": token,
-        "expires_at": chrono::DateTime::from_timestamp(session.expires_at, 0)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        "user": PublicUser::from(user),
+        "token": done.token,
+        "expires_at": crate::platform::time::rfc3339_unix(done.session.expires_at),
+        "user": PublicUser::from(done.user),
     })))
 }
 
@@ -90,22 +61,11 @@ pub async fn login(
 /// phone stored. WeChat checks that the code belongs to the token's user.
 pub async fn phone(
     session: MiniProgramSession,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
     body: ApiJson<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let mp = client(&state)?;
-    let code = body.into_inner().code;
-    let openid = wechat_core::OpenId::new(session.session.openid.clone());
-    let info = mp
-        .phone_number(&code, Some(&openid))
-        .await
-        .map_err(|e| service::wechat_error(&e))?;
-    let (user_id, now) = (session.session.user_id, state.clock.now_ms());
-    let user = db::blocking(&state.db, move |conn| {
-        repo::set_phone(conn, user_id, &info.phone_number, &info.country_code, now)
-    })
-    .await
-    .map_err(|e| ApiError::unavailable(&e))?;
+    let mp = service::client(state.miniprogram.as_ref())?;
+    let user = service::phone(&state, mp, &session.session, &body.into_inner().code).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"user": PublicUser::from(user)})))
 }
 
@@ -121,46 +81,19 @@ pub struct ProfileBody {
 /// the nickname, avatar and unionid stored.
 pub async fn profile(
     session: MiniProgramSession,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
     body: ApiJson<ProfileBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let mp = client(&state)?;
-    let Some(key) = &session.session_key else {
-        return Err(ApiError::bad_request(
-            "no_session_key",
-            "this session has no WeChat session_key: log in again with wx.login",
-        ));
-    };
+    let mp = service::client(state.miniprogram.as_ref())?;
     let body = body.into_inner();
-    let data = mp
-        .decrypt(key, &body.encrypted_data, &body.iv)
-        .map_err(|e| service::wechat_error(&e))?;
-    // The data must be this user's: a valid blob of another user (same app) would otherwise rename this account.
-    if data.get("openId").and_then(|v| v.as_str()) != Some(session.session.openid.as_str()) {
-        return Err(ApiError::bad_request(
-            "invalid_data",
-            "encryptedData belongs to another user",
-        ));
-    }
-    let text = |k: &str| {
-        data.get(k)
-            .and_then(|v| v.as_str())
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let (nickname, avatar, unionid) = (text("nickName"), text("avatarUrl"), text("unionId"));
-    let (user_id, now) = (session.session.user_id, state.clock.now_ms());
-    let user = db::blocking(&state.db, move |conn| {
-        repo::set_profile(
-            conn,
-            user_id,
-            nickname.as_deref(),
-            avatar.as_deref(),
-            unionid.as_deref(),
-            now,
-        )
-    })
-    .await
-    .map_err(|e| ApiError::unavailable(&e))?;
+    let user = service::profile(
+        &state,
+        mp,
+        &session.session,
+        session.session_key.as_ref(),
+        &body.encrypted_data,
+        &body.iv,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"user": PublicUser::from(user)})))
 }

@@ -1,7 +1,86 @@
 //! Work owed to WeChat after a local commit: the queue (`repo`), its worker and the operators' view.
 
+pub mod openapi;
 pub mod repo;
-pub mod routes;
+mod routes;
 pub mod worker;
 
 pub use worker::{Outbox, OutboxOptions};
+
+use crate::configuration::Settings;
+use crate::db;
+use crate::http::errors::ApiError;
+use crate::http::metrics::{Gauge, GaugeSource};
+use crate::platform::Platform;
+use crate::platform::jobs::Jobs;
+use crate::platform::wechat::WechatApps;
+use actix_web::web;
+
+/// What the outbox capability holds.
+pub struct State {
+    platform: Platform,
+    /// The worker's handle (woken after a commit that queued work).
+    pub outbox: Outbox,
+    targets: worker::Targets,
+    options: OutboxOptions,
+}
+crate::slice_state!(State);
+
+/// The outbox capability's state; its worker starts with [`jobs`].
+pub fn init(platform: &Platform, apps: &WechatApps, settings: &Settings) -> State {
+    State {
+        platform: platform.clone(),
+        outbox: Outbox::new(),
+        targets: worker::Targets {
+            cards: apps.official.cards(),
+            messages: apps.official.messages(),
+            public_base_url: platform.public_base_url.clone(),
+        },
+        options: OutboxOptions::from_settings(&settings.outbox),
+    }
+}
+
+/// Starts the worker.
+pub fn jobs(state: &State, jobs: &mut Jobs) {
+    jobs.spawn(
+        "outbox",
+        state.outbox.worker(
+            state.db.clone(),
+            state.targets.clone(),
+            state.options.clone(),
+            state.clock.clone(),
+        ),
+    );
+}
+
+/// The API of this capability (under `/api/v1`).
+pub fn api(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/admin/outbox").route(web::get().to(routes::list_outbox)))
+        .service(web::resource("/admin/outbox/{id}/retry").route(web::post().to(routes::retry_outbox)));
+}
+
+/// The outbox's backlog and failures in `/metrics` (from the database: the same on every instance).
+#[derive(Debug)]
+pub struct OutboxGauges(pub Platform);
+
+#[async_trait::async_trait]
+impl GaugeSource for OutboxGauges {
+    async fn gauges(&self) -> Result<Vec<Gauge>, ApiError> {
+        let (pending, failed) = db::blocking(&self.0.db, repo::counts)
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        Ok(vec![
+            Gauge {
+                name: "wxkit_outbox_pending",
+                help: "Work owed to WeChat not yet delivered.",
+                value: count(pending),
+            },
+            Gauge {
+                name: "wxkit_outbox_failed",
+                help: "Work owed to WeChat that failed for good: an operator must look (GET /api/v1/admin/outbox?status=failed).",
+                value: count(failed),
+            },
+        ])
+    }
+}

@@ -1,17 +1,11 @@
 //! The operators' view of the outbox: list items by status, put a failed one back in the queue.
 
+use super::State;
 use super::repo;
 use crate::db;
 use crate::http::auth;
 use crate::http::errors::ApiError;
-use crate::startup::AppState;
 use actix_web::{HttpResponse, web};
-
-/// The admin API of this capability (inside `/api/v1`).
-pub fn api(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/admin/outbox").route(web::get().to(list_outbox)))
-        .service(web::resource("/admin/outbox/{id}/retry").route(web::post().to(retry_outbox)));
-}
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,7 +18,7 @@ pub struct OutboxQuery {
 pub async fn list_outbox(
     _admin: auth::AdminAuth,
     query: web::Query<OutboxQuery>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let status = query.status.clone();
     if let Some(s) = &status
@@ -46,7 +40,7 @@ pub async fn list_outbox(
 pub async fn retry_outbox(
     _admin: auth::AdminAuth,
     path: web::Path<i64>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let now = state.clock.now_ms();

@@ -57,16 +57,44 @@ pub struct Outbox {
     counters: Arc<OutboxCounters>,
 }
 
+impl OutboxOptions {
+    /// The options of `outbox.*`.
+    pub fn from_settings(s: &crate::configuration::OutboxSettings) -> OutboxOptions {
+        OutboxOptions {
+            poll: Duration::from_millis(s.poll_ms),
+            retry_base: Duration::from_millis(s.retry_base_ms),
+            retry_max: Duration::from_millis(s.retry_max_ms),
+            max_attempts: i32::try_from(s.max_attempts).unwrap_or(i32::MAX),
+            ..OutboxOptions::default()
+        }
+    }
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Outbox::new()
+    }
+}
+
 impl Outbox {
-    /// Starts the worker on the current tokio runtime.
-    pub fn start(pool: DbPool, targets: Targets, options: OutboxOptions, clock: Arc<dyn wechat_core::Clock>) -> Outbox {
-        let outbox = Outbox {
+    /// A handle whose worker is not running yet (see [`worker`](Self::worker)).
+    pub fn new() -> Outbox {
+        Outbox {
             wake: Arc::new(Notify::new()),
             counters: Arc::new(OutboxCounters::default()),
-        };
+        }
+    }
+
+    /// The worker of this handle, to run as a background job: it claims due work under a lease of its own.
+    pub fn worker(
+        &self,
+        pool: DbPool,
+        targets: Targets,
+        options: OutboxOptions,
+        clock: Arc<dyn wechat_core::Clock>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
-        tokio::spawn(run(pool, targets, options, owner, outbox.clone(), clock));
-        outbox
+        run(pool, targets, options, owner, self.clone(), clock)
     }
 
     /// Tells the worker that new work was committed (it also polls).

@@ -3,34 +3,17 @@
 //! never decides that a payment happened: it polls the order (`GET /api/v1/pay/orders/{no}`), which only the
 //! payment notify or the reconciler settles, and then opens the new coupon's page.
 
+use super::State;
 use crate::db;
 use crate::features::merchants::repo as merchants_repo;
 use crate::http::auth::WebSession;
 use crate::http::pages;
-use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 /// WeChat's JS-SDK, outside the sandbox.
 const JWEIXIN: &str = "https://res.wx.qq.com/open/js/jweixin-1.6.0.js";
-
-/// The page's script (no inline script: the CSP forbids it).
-pub const BUY_JS: &str = include_str!("../../../static/buy.js");
-
-/// Routes of the page.
-pub fn pages(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/c/buy/{campaign_id}").route(web::get().to(buy_page)))
-        .service(web::resource("/static/buy.js").route(web::get().to(buy_script)));
-}
-
-/// `GET /static/buy.js`.
-pub async fn buy_script() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .insert_header(("Cache-Control", "public, max-age=31536000, immutable"))
-        .body(BUY_JS)
-}
 
 #[derive(Template)]
 #[template(path = "buy.html")]
@@ -66,7 +49,7 @@ pub async fn buy_page(
     req: HttpRequest,
     WebSession(session): WebSession,
     path: web::Path<String>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> HttpResponse {
     // A page: a malformed id is the same "not for sale" page as an unknown one, never a JSON error.
     let Ok(id) = path.into_inner().parse::<i64>() else {
@@ -95,8 +78,10 @@ pub async fn buy_page(
     let here = format!("/c/buy/{id}?pay={mode}");
     if session.is_none() {
         return if mode == "jsapi" {
-            crate::features::auth::service::login_redirect(&state, &here)
-                .unwrap_or_else(|e| pages::error_page(StatusCode::INTERNAL_SERVER_ERROR, "出错了", &e.to_string()))
+            match state.login.authorize_url(&here, wechat_oauth::web::Scope::Base) {
+                Ok(url) => crate::http::errors::found(&url),
+                Err(e) => pages::error_page(StatusCode::INTERNAL_SERVER_ERROR, "出错了", &e.to_string()),
+            }
         } else {
             let to: String = url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("return", &here)
@@ -143,14 +128,6 @@ pub async fn buy_page(
         },
     );
     // The JS-SDK script (WeChat's, or the simulator's stand-in and its verify call) is allowed on this page only.
-    let origin = sim.unwrap_or_else(|| "https://res.wx.qq.com".to_owned());
-    let csp = format!(
-        "default-src 'self'; script-src 'self' {origin}; connect-src 'self' {origin}; img-src 'self' data: https:; \
-         form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    );
-    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&csp) {
-        res.headers_mut()
-            .insert(actix_web::http::header::CONTENT_SECURITY_POLICY, v);
-    }
+    pages::allow_jssdk(&mut res, sim.as_deref());
     res
 }

@@ -61,12 +61,21 @@ pub struct NewPayment<'a> {
 
 /// `yyyyMMddHHmmss` in Beijing time, as v2 wants times.
 fn beijing_compact(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .map(|t| (t + chrono::Duration::hours(8)).format("%Y%m%d%H%M%S").to_string())
-        .unwrap_or_default()
+    crate::platform::time::beijing_compact(secs)
 }
 
 impl Gateway {
+    /// The gateway of a product handle: its v2 client when it has a v2 key, else its v3 client.
+    pub fn from_pay(pay: &wechat::Pay) -> Option<Gateway> {
+        if let Ok(v2) = pay.v2() {
+            return Some(Gateway::V2(v2.clone()));
+        }
+        pay.v3().ok().map(|client| Gateway::V3 {
+            client: client.clone(),
+            app_id: pay.app_id().clone(),
+        })
+    }
+
     /// The appid orders are placed with.
     pub fn app_id(&self) -> &AppId {
         match self {

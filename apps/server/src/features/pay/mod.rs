@@ -1,14 +1,25 @@
-//! WeChat Pay orders (v2 or v3, `pay.api_version`): JSAPI (inside WeChat, for a logged-in buyer) and NATIVE (a QR to scan), their status and
-//! closing, and the payment notify applied exactly once however many times, in whatever order and however
-//! concurrently WeChat delivers it.
+//! WeChat Pay orders (v2 or v3, `pay.api_version`): JSAPI (inside WeChat, for a logged-in buyer) and NATIVE (a QR to
+//! scan), their status and closing, refunds, and the payment notify applied exactly once however many times, in
+//! whatever order and however concurrently WeChat delivers it; the buy page of a campaign's coupons.
 
-pub mod buy;
+mod buy;
 pub mod gateway;
+pub mod openapi;
 pub mod reconciler;
 pub mod repo;
-pub mod routes;
+mod routes;
+pub mod service;
 
 pub use gateway::Gateway;
+
+use crate::configuration::Settings;
+use crate::features::auth::service::{Sessions, WebLogin};
+use crate::http::auth::AuthKeys;
+use crate::platform::Platform;
+use crate::platform::jobs::Jobs;
+use crate::platform::wechat::WechatApps;
+use actix_web::web;
+use std::sync::Arc;
 
 /// The merchant's clients: one per appid it takes payments for — the official account's (web pages, NATIVE codes)
 /// and, when a mini program is configured, the mini program's (WeChat ties a JSAPI payment's openid to the appid of
@@ -22,6 +33,14 @@ pub struct Payers {
 }
 
 impl Payers {
+    /// The gateways of the merchant's product handles.
+    pub fn from_apps(apps: &crate::platform::wechat::PayApps) -> Option<Payers> {
+        Some(Payers {
+            web: Gateway::from_pay(&apps.web)?,
+            miniprogram: apps.miniprogram.as_ref().and_then(Gateway::from_pay),
+        })
+    }
+
     /// The client for an order's appid (`None`: the official account's).
     pub fn for_appid(&self, appid: Option<&str>) -> Option<&Gateway> {
         match appid {
@@ -35,4 +54,77 @@ impl Payers {
     pub fn all(&self) -> impl Iterator<Item = &Gateway> {
         std::iter::once(&self.web).chain(self.miniprogram.as_ref())
     }
+}
+
+/// What the pay capability holds.
+pub struct State {
+    platform: Platform,
+    /// The official account's gateway (web pages, NATIVE codes), when a merchant is configured.
+    pub pay: Option<Gateway>,
+    /// Every appid's gateway.
+    pub payers: Option<Payers>,
+    /// Sessions (a buyer's own orders).
+    pub sessions: Sessions,
+    /// The admin token (the admin may look at any order).
+    pub keys: Arc<AuthKeys>,
+    /// Sends buyers to WeChat to log in (the buy page).
+    pub login: WebLogin,
+    /// An order's `time_expire`, seconds (`pay.order_ttl_secs`).
+    pub order_ttl_secs: i64,
+    /// The simulator's public address, in sandbox mode (the cashier).
+    pub sandbox_sim_url: Option<String>,
+    reconcile: (u32, u32),
+}
+crate::slice_state!(State);
+
+/// The pay capability's state; its reconciler starts with [`jobs`].
+pub fn init(
+    platform: &Platform,
+    apps: &WechatApps,
+    settings: &Settings,
+    sessions: Sessions,
+    keys: Arc<AuthKeys>,
+    login: WebLogin,
+) -> State {
+    let payers = apps.pay.as_ref().and_then(Payers::from_apps);
+    State {
+        platform: platform.clone(),
+        pay: payers.as_ref().map(|p| p.web.clone()),
+        payers,
+        sessions,
+        keys,
+        login,
+        order_ttl_secs: i64::from(settings.pay.order_ttl_secs),
+        sandbox_sim_url: apps.sandbox_sim_url().map(str::to_owned),
+        reconcile: (settings.pay.reconcile_after_secs, settings.pay.reconcile_every_secs),
+    }
+}
+
+/// Starts the reconciler when a merchant is configured.
+pub fn jobs(state: &State, jobs: &mut Jobs) {
+    if let Some(payers) = &state.payers {
+        let (after, every) = state.reconcile;
+        jobs.spawn(
+            "pay reconciler",
+            reconciler::job(state.db.clone(), payers.clone(), state.clock.clone(), after, every),
+        );
+    }
+}
+
+/// The API of this capability (under `/api/v1`).
+pub fn api(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/pay/orders").route(web::post().to(routes::create)))
+        .service(web::resource("/pay/orders/{out_trade_no}").route(web::get().to(routes::status)))
+        .service(web::resource("/pay/orders/{out_trade_no}/close").route(web::post().to(routes::close)))
+        .service(web::resource("/pay/orders/{out_trade_no}/qr.png").route(web::get().to(routes::native_qr)))
+        .service(web::resource("/pay/orders/{out_trade_no}/refunds").route(web::post().to(routes::refund)))
+        .service(web::resource("/admin/pay/notifications").route(web::get().to(routes::notifications)));
+}
+
+/// The pages of this capability: the buy page, and WeChat Pay's callbacks.
+pub fn pages(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/wechat/pay/notify").route(web::post().to(routes::notify)))
+        .service(web::resource("/wechat/pay/refund-notify").route(web::post().to(routes::refund_notify)))
+        .service(web::resource("/wechat/pay/v3/notify").route(web::post().to(routes::notify_v3)))
+        .service(web::resource("/c/buy/{campaign_id}").route(web::get().to(buy::buy_page)));
 }

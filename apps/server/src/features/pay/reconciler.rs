@@ -12,18 +12,22 @@ use wechat_pay::TradeState;
 /// Orders looked at per round.
 const BATCH: i64 = 50;
 
-/// Starts the reconciler for the life of the process.
-pub fn spawn(pool: DbPool, pay: super::Payers, clock: Arc<dyn wechat_core::Clock>, after_secs: u32, every_secs: u32) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(u64::from(every_secs)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = round(&pool, &pay, clock.as_ref(), after_secs).await {
-                tracing::warn!(error = %e, "pay reconciler: round failed");
-            }
+/// The reconciler, as a background job: a round every `every_secs`.
+pub async fn job(
+    pool: DbPool,
+    pay: super::Payers,
+    clock: Arc<dyn wechat_core::Clock>,
+    after_secs: u32,
+    every_secs: u32,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(u64::from(every_secs)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = round(&pool, &pay, clock.as_ref(), after_secs).await {
+            tracing::warn!(error = %e, "pay reconciler: round failed");
         }
-    });
+    }
 }
 
 /// One round; returns how many orders it settled or closed.

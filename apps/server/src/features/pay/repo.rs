@@ -587,3 +587,11 @@ pub fn list(conn: &mut DbConnection, status: Option<&str>, limit: i64) -> Result
     }
     Ok(q.order(pay_orders::id.desc()).limit(limit).load(conn)?)
 }
+
+/// Keeps WeChat's refund id on a requested refund (its status stays until the notify).
+pub fn set_refund_id(conn: &mut DbConnection, out_refund_no: &str, refund_id: &str) -> Result<(), DbError> {
+    diesel::update(pay_refunds::table.filter(pay_refunds::out_refund_no.eq(out_refund_no)))
+        .set(pay_refunds::refund_id.eq(refund_id))
+        .execute(conn)?;
+    Ok(())
+}

@@ -5,7 +5,7 @@ use crate::db;
 use crate::features::coupons::repo as coupons_repo;
 use crate::features::merchants::repo as merchants_repo;
 use crate::http::pages;
-use crate::startup::AppState;
+use crate::platform::Platform;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
@@ -35,14 +35,30 @@ pub struct Demo {
     pub card_coupon: Option<String>,
 }
 
+/// What the start page holds.
+pub struct State {
+    platform: Platform,
+    /// Sandbox mode: the page lists the demo.
+    pub sandbox: bool,
+}
+crate::slice_state!(State);
+
+/// The start page's state.
+pub fn init(platform: &Platform, settings: &crate::configuration::Settings) -> State {
+    State {
+        platform: platform.clone(),
+        sandbox: settings.sandbox(),
+    }
+}
+
 /// The pages of this capability.
 pub fn pages(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/").route(web::get().to(index)));
 }
 
 /// `GET /`: what this server is, with the demo links in sandbox mode.
-pub async fn index(state: web::Data<AppState>) -> HttpResponse {
-    let sandbox = state.settings.sandbox();
+pub async fn index(state: web::Data<State>) -> HttpResponse {
+    let sandbox = state.sandbox;
     let (demo, for_sale) = if sandbox {
         let customer = DEMO_CUSTOMER_OPENID.to_owned();
         let now = state.clock.now_ms();

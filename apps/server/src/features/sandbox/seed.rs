@@ -4,8 +4,9 @@ use super::{DEMO_CUSTOMER_OPENID, DEMO_STAFF_OPENID, DEMO_VISITOR_OPENID, Demo};
 use crate::db::{self, DbError};
 use crate::features::coupons::repo as coupons_repo;
 use crate::features::merchants::repo as merchants_repo;
+use crate::platform::Platform;
 use crate::platform::crypto::{random_token, sha256_hex};
-use crate::startup::{AppState, StartupError};
+use crate::platform::wechat::WechatApps;
 use wechat_sim::{SimServer, SimUser};
 
 fn sim_user(appid: &str, openid: &str, nickname: &str) -> SimUser {
@@ -26,7 +27,7 @@ fn sim_user(appid: &str, openid: &str, nickname: &str) -> SimUser {
 }
 
 /// Seeds the demo once per database (idempotent across restarts) and registers the simulated users.
-pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupError> {
+pub async fn seed(state: &Platform, apps: &WechatApps, sim: &SimServer) -> Result<Demo, DbError> {
     let appid = crate::configuration::SANDBOX_APP_ID;
     let mp_appid = crate::configuration::SANDBOX_MP_APP_ID;
     // Each person has an openid per app and one unionid (the apps share an Open Platform account), so logging in
@@ -63,146 +64,17 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
     // The simulated mini program's server is this one.
     sim.handle().set_backend(mp_appid, &state.public_base_url);
     // WeChat (simulated) pushes card events to us.
-    if let Some(token) = &state.push_token {
+    if let Some(sandbox) = &apps.sandbox {
         sim.handle().set_push(
             appid,
             &format!("{}/wechat/push", state.public_base_url),
-            token.secret(),
-            state.push_aes_key.as_ref().map(|k| k.secret()),
+            sandbox.push_token.secret(),
+            Some(sandbox.push_aes_key.secret()),
         );
     }
-    let card_id = demo_card(state).await;
+    let card_id = demo_card(&apps.official.cards()).await;
     let now = state.clock.now_ms();
-    // A campaign the demo can still use: valid for at least another day (an ended one is replaced, not an error).
-    let usable = move |c: &merchants_repo::CampaignRow| c.valid_from <= now && c.valid_until > now + 86_400_000;
-    let coupons = db::blocking(
-        &state.db,
-        move |conn| -> Result<(Vec<String>, i64, Option<String>, String), DbError> {
-            let merchant = match merchants_repo::list_merchants(conn)?.into_iter().next() {
-                Some(m) => m,
-                None => merchants_repo::create_merchant(conn, "wxkit 示例咖啡 Demo Café", now)?,
-            };
-            // One POS token per database: stable across restarts and across instances on it.
-            let staff_token = crate::platform::secrets::shared_secret(conn, "sandbox_staff_token", random_token)?;
-            let hash = sha256_hex(&staff_token);
-            match merchants_repo::staff_by_openid(conn, DEMO_STAFF_OPENID)? {
-                Some(s) if s.active && s.api_token_hash == hash && s.merchant_id == merchant.id => {}
-                existing => {
-                    if let Some(s) = existing {
-                        merchants_repo::remove_staff(conn, s.id)?;
-                    }
-                    merchants_repo::add_staff(conn, merchant.id, DEMO_STAFF_OPENID, "店员小王 Staff Wang", &hash, now)?;
-                }
-            }
-            let campaign = match merchants_repo::list_campaigns(conn, Some(merchant.id))?
-                .into_iter()
-                .find(|c| c.price_fen.is_none() && c.wechat_card_id.is_none() && usable(c))
-            {
-                Some(c) => c,
-                None => merchants_repo::create_campaign(
-                    conn,
-                    &merchants_repo::NewCampaign {
-                        merchant_id: merchant.id,
-                        title: "免费美式咖啡 Free Americano".into(),
-                        description: Some("到店出示二维码，店员扫码核销 · Show the QR code at the counter".into()),
-                        value_fen: Some(1800),
-                        valid_from: now - 60_000,
-                        valid_until: now + 365 * 86_400_000,
-                        quantity: None,
-                        per_user_limit: None,
-                        wechat_card_id: None,
-                        price_fen: None,
-                    },
-                    now,
-                )?,
-            };
-            // A voucher customers buy with (simulated) WeChat Pay: /c/buy/{id}.
-            let for_sale = merchants_repo::list_campaigns(conn, Some(merchant.id))?
-                .into_iter()
-                .find(|c| c.price_fen.is_some() && usable(c));
-            let for_sale = match for_sale {
-                Some(c) => c,
-                None => merchants_repo::create_campaign(
-                    conn,
-                    &merchants_repo::NewCampaign {
-                        merchant_id: merchant.id,
-                        title: "拿铁团购券 Latte voucher".into(),
-                        description: Some("9.9 元购原价 28 元拿铁一杯 · A ¥28 latte for ¥9.90".into()),
-                        value_fen: Some(2800),
-                        valid_from: now - 60_000,
-                        valid_until: now + 365 * 86_400_000,
-                        quantity: Some(500),
-                        per_user_limit: Some(5),
-                        wechat_card_id: None,
-                        price_fen: Some(990),
-                    },
-                    now,
-                )?,
-            };
-            // A campaign backed by a WeChat card: its coupons can be added to the customer's WeChat card bag. The
-            // simulator forgets its cards between runs, so each run's card replaces the last one.
-            let card_coupon = match &card_id {
-                Some(card_id) => {
-                    let existing = merchants_repo::list_campaigns(conn, Some(merchant.id))?
-                        .into_iter()
-                        .find(|c| c.wechat_card_id.is_some() && usable(c));
-                    let card_campaign = match existing {
-                        Some(c) => {
-                            merchants_repo::set_campaign_card(conn, c.id, card_id)?;
-                            c
-                        }
-                        None => merchants_repo::create_campaign(
-                            conn,
-                            &merchants_repo::NewCampaign {
-                                merchant_id: merchant.id,
-                                title: "会员甜点券 Dessert coupon (WeChat card)".into(),
-                                description: Some("可加入微信卡包 · Can be added to your WeChat card bag".into()),
-                                value_fen: Some(1500),
-                                valid_from: now - 60_000,
-                                valid_until: now + 365 * 86_400_000,
-                                quantity: None,
-                                per_user_limit: None,
-                                wechat_card_id: Some(card_id.clone()),
-                                price_fen: None,
-                            },
-                            now,
-                        )?,
-                    };
-                    let unlinked = coupons_repo::coupons_of_owner(conn, DEMO_CUSTOMER_OPENID)?
-                        .into_iter()
-                        .find(|(c, _)| {
-                            c.campaign_id == card_campaign.id && c.status == "issued" && c.wechat_card_code.is_none()
-                        })
-                        .map(|(c, _)| c.code);
-                    match unlinked {
-                        Some(code) => Some(code),
-                        None => {
-                            match coupons_repo::issue_coupon(conn, card_campaign.id, Some(DEMO_CUSTOMER_OPENID), now) {
-                                Ok((c, _)) => Some(c.code),
-                                Err(coupons_repo::IssueFailure::Db(e)) => return Err(e),
-                                Err(other) => return Err(DbError::Task(other.to_string())),
-                            }
-                        }
-                    }
-                }
-                None => None,
-            };
-            let mut codes: Vec<String> = coupons_repo::coupons_of_owner(conn, DEMO_CUSTOMER_OPENID)?
-                .into_iter()
-                .filter(|(c, _)| c.status == "issued" && c.campaign_id == campaign.id)
-                .map(|(c, _)| c.code)
-                .collect();
-            while codes.len() < 3 {
-                match coupons_repo::issue_coupon(conn, campaign.id, Some(DEMO_CUSTOMER_OPENID), now) {
-                    Ok((c, _)) => codes.push(c.code),
-                    Err(coupons_repo::IssueFailure::Db(e)) => return Err(e),
-                    Err(other) => return Err(DbError::Task(other.to_string())),
-                }
-            }
-            Ok((codes, for_sale.id, card_coupon, staff_token))
-        },
-    )
-    .await?;
+    let coupons = db::blocking(&state.db, move |conn| seed_rows(conn, now, card_id.as_deref())).await?;
     let (coupons, sale_campaign_id, card_coupon, staff_token) = coupons;
     Ok(Demo {
         sale_campaign_id,
@@ -213,11 +85,11 @@ pub async fn seed(state: &AppState, sim: &SimServer) -> Result<Demo, StartupErro
 }
 
 /// This run's WeChat card at the simulator (logo upload, `card/create`), or `None` (logged) if that failed.
-async fn demo_card(state: &AppState) -> Option<String> {
+async fn demo_card(cards: &wechat_card::CardClient) -> Option<String> {
     use wechat_card::{BaseInfo, CardDefinition, CardKind, DateInfo};
     let made = async {
         let logo = qr_render::render_png("wxkit", &qr_render::RenderOptions::default()).map_err(|e| e.to_string())?;
-        let logo_url = state.cards.upload_logo(&logo).await.map_err(|e| e.to_string())?;
+        let logo_url = cards.upload_logo(&logo).await.map_err(|e| e.to_string())?;
         let base = BaseInfo::builder()
             .logo_url(logo_url)
             .brand_name("wxkit 示例咖啡")
@@ -239,7 +111,7 @@ async fn demo_card(state: &AppState) -> Option<String> {
             base,
         )
         .map_err(|e| e.to_string())?;
-        state.cards.create(&definition).await.map_err(|e| e.to_string())
+        cards.create(&definition).await.map_err(|e| e.to_string())
     };
     match made.await {
         Ok(card_id) => Some(card_id),
@@ -248,4 +120,146 @@ async fn demo_card(state: &AppState) -> Option<String> {
             None
         }
     }
+}
+
+/// A campaign the demo can still use: valid for at least another day (an ended one is replaced, not an error).
+fn usable(c: &merchants_repo::CampaignRow, now: i64) -> bool {
+    c.valid_from <= now && c.valid_until > now + 86_400_000
+}
+
+/// The demo's rows: merchant, staff member, campaigns and the customer's coupons — found, or made once.
+fn seed_rows(
+    conn: &mut db::DbConnection,
+    now: i64,
+    card_id: Option<&str>,
+) -> Result<(Vec<String>, i64, Option<String>, String), DbError> {
+    let merchant = match merchants_repo::list_merchants(conn)?.into_iter().next() {
+        Some(m) => m,
+        None => merchants_repo::create_merchant(conn, "wxkit 示例咖啡 Demo Café", now)?,
+    };
+    // One POS token per database: stable across restarts and across instances on it.
+    let staff_token = crate::platform::secrets::shared_secret(conn, "sandbox_staff_token", random_token)?;
+    let hash = sha256_hex(&staff_token);
+    match merchants_repo::staff_by_openid(conn, DEMO_STAFF_OPENID)? {
+        Some(s) if s.active && s.api_token_hash == hash && s.merchant_id == merchant.id => {}
+        existing => {
+            if let Some(s) = existing {
+                merchants_repo::remove_staff(conn, s.id)?;
+            }
+            merchants_repo::add_staff(conn, merchant.id, DEMO_STAFF_OPENID, "店员小王 Staff Wang", &hash, now)?;
+        }
+    }
+    let campaign = match merchants_repo::list_campaigns(conn, Some(merchant.id))?
+        .into_iter()
+        .find(|c| c.price_fen.is_none() && c.wechat_card_id.is_none() && usable(c, now))
+    {
+        Some(c) => c,
+        None => merchants_repo::create_campaign(
+            conn,
+            &merchants_repo::NewCampaign {
+                merchant_id: merchant.id,
+                title: "免费美式咖啡 Free Americano".into(),
+                description: Some("到店出示二维码，店员扫码核销 · Show the QR code at the counter".into()),
+                value_fen: Some(1800),
+                valid_from: now - 60_000,
+                valid_until: now + 365 * 86_400_000,
+                quantity: None,
+                per_user_limit: None,
+                wechat_card_id: None,
+                price_fen: None,
+            },
+            now,
+        )?,
+    };
+    // A voucher customers buy with (simulated) WeChat Pay: /c/buy/{id}.
+    let for_sale = merchants_repo::list_campaigns(conn, Some(merchant.id))?
+        .into_iter()
+        .find(|c| c.price_fen.is_some() && usable(c, now));
+    let for_sale = match for_sale {
+        Some(c) => c,
+        None => merchants_repo::create_campaign(
+            conn,
+            &merchants_repo::NewCampaign {
+                merchant_id: merchant.id,
+                title: "拿铁团购券 Latte voucher".into(),
+                description: Some("9.9 元购原价 28 元拿铁一杯 · A ¥28 latte for ¥9.90".into()),
+                value_fen: Some(2800),
+                valid_from: now - 60_000,
+                valid_until: now + 365 * 86_400_000,
+                quantity: Some(500),
+                per_user_limit: Some(5),
+                wechat_card_id: None,
+                price_fen: Some(990),
+            },
+            now,
+        )?,
+    };
+    let card_coupon = card_coupon(conn, merchant.id, now, card_id)?;
+    let mut codes: Vec<String> = coupons_repo::coupons_of_owner(conn, DEMO_CUSTOMER_OPENID)?
+        .into_iter()
+        .filter(|(c, _)| c.status == "issued" && c.campaign_id == campaign.id)
+        .map(|(c, _)| c.code)
+        .collect();
+    while codes.len() < 3 {
+        match coupons_repo::issue_coupon(conn, campaign.id, Some(DEMO_CUSTOMER_OPENID), now) {
+            Ok((c, _)) => codes.push(c.code),
+            Err(coupons_repo::IssueFailure::Db(e)) => return Err(e),
+            Err(other) => return Err(DbError::Task(other.to_string())),
+        }
+    }
+    Ok((codes, for_sale.id, card_coupon, staff_token))
+}
+
+/// A campaign backed by a WeChat card: its coupons can be added to the customer's WeChat card bag. The simulator
+/// forgets its cards between runs, so each run's card replaces the last one.
+fn card_coupon(
+    conn: &mut db::DbConnection,
+    merchant_id: i64,
+    now: i64,
+    card_id: Option<&str>,
+) -> Result<Option<String>, DbError> {
+    Ok(match card_id {
+        Some(card_id) => {
+            let existing = merchants_repo::list_campaigns(conn, Some(merchant_id))?
+                .into_iter()
+                .find(|c| c.wechat_card_id.is_some() && usable(c, now));
+            let card_campaign = match existing {
+                Some(c) => {
+                    merchants_repo::set_campaign_card(conn, c.id, card_id)?;
+                    c
+                }
+                None => merchants_repo::create_campaign(
+                    conn,
+                    &merchants_repo::NewCampaign {
+                        merchant_id,
+                        title: "会员甜点券 Dessert coupon (WeChat card)".into(),
+                        description: Some("可加入微信卡包 · Can be added to your WeChat card bag".into()),
+                        value_fen: Some(1500),
+                        valid_from: now - 60_000,
+                        valid_until: now + 365 * 86_400_000,
+                        quantity: None,
+                        per_user_limit: None,
+                        wechat_card_id: Some(card_id.to_owned()),
+                        price_fen: None,
+                    },
+                    now,
+                )?,
+            };
+            let unlinked = coupons_repo::coupons_of_owner(conn, DEMO_CUSTOMER_OPENID)?
+                .into_iter()
+                .find(|(c, _)| {
+                    c.campaign_id == card_campaign.id && c.status == "issued" && c.wechat_card_code.is_none()
+                })
+                .map(|(c, _)| c.code);
+            match unlinked {
+                Some(code) => Some(code),
+                None => match coupons_repo::issue_coupon(conn, card_campaign.id, Some(DEMO_CUSTOMER_OPENID), now) {
+                    Ok((c, _)) => Some(c.code),
+                    Err(coupons_repo::IssueFailure::Db(e)) => return Err(e),
+                    Err(other) => return Err(DbError::Task(other.to_string())),
+                },
+            }
+        }
+        None => None,
+    })
 }

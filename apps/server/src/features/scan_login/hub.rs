@@ -167,11 +167,11 @@ impl LoginHub {
         }
     }
 
-    /// Listens on PostgreSQL at `url` for the life of the process (reconnecting with backoff), delivering other
-    /// instances' events.
-    pub fn spawn_listener(&self, url: String) {
+    /// Listens on PostgreSQL at `url` until dropped (reconnecting with backoff), delivering other instances'
+    /// events: a background job.
+    pub fn listener(&self, url: String) -> impl std::future::Future<Output = ()> + Send + 'static {
         let hub = self.clone();
-        tokio::spawn(async move {
+        async move {
             let mut delay = std::time::Duration::from_millis(200);
             let mut first = true;
             loop {
@@ -185,7 +185,7 @@ impl LoginHub {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(std::time::Duration::from_secs(5));
             }
-        });
+        }
     }
 
     async fn listen_once(&self, url: &str, first: &mut bool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -194,7 +194,7 @@ impl LoginHub {
         let (client, mut connection) = tokio_postgres::connect(&url, tls).await?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         // The connection future yields notifications; drive it in its own task.
-        let driver = tokio::spawn(async move {
+        let driver = AbortOnDrop(tokio::spawn(async move {
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
             while let Some(message) = messages.next().await {
                 match message {
@@ -210,7 +210,7 @@ impl LoginHub {
                     }
                 }
             }
-        });
+        }));
         client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
         if !std::mem::take(first) {
             // Reconnected: whatever was published while we were away is in the database.
@@ -222,9 +222,19 @@ impl LoginHub {
             self.on_notification(&payload);
         }
         self.inner.listening.store(false, std::sync::atomic::Ordering::Relaxed);
-        driver.abort();
+        drop(driver);
         drop(client);
         Ok(())
+    }
+}
+
+/// Aborts its task when dropped: the connection's driver ends with the listener that owns it, also when the
+/// listener is stopped mid-wait.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

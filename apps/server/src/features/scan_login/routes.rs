@@ -1,35 +1,18 @@
 //! Scan-to-login over HTTP: the scene API (browser and mini-program sides), the code image, the WebSocket, the
 //! ticket exchange and the login page.
 
+use super::State;
 use super::service;
 use crate::db;
-use crate::features::auth::service::{self as auth, PublicUser, WEB};
-use crate::http::auth::{MiniProgramSession, WebSession, session_cookie};
+use crate::features::auth::service::PublicUser;
+use crate::http::auth::{MiniProgramSession, SessionKind, WebSession, same_origin, session_cookie};
 use crate::http::errors::ApiError;
 use crate::http::json::ApiJson;
 use crate::http::pages;
-use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
-
-/// The API of this capability (under `/api/v1`).
-pub fn api(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/login/scenes").route(web::post().to(create)))
-        .service(web::resource("/login/scenes/{scene}/qr.png").route(web::get().to(qr)))
-        .service(web::resource("/login/scenes/{scene}/scan").route(web::post().to(scan)))
-        .service(web::resource("/login/scenes/{scene}/confirm").route(web::post().to(confirm)))
-        .service(web::resource("/login/scenes/{scene}/cancel").route(web::post().to(cancel)));
-}
-
-/// The pages of this capability.
-pub fn pages(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/login").route(web::get().to(login_page)))
-        .service(web::resource("/ws/login/{scene}").route(web::get().to(socket)))
-        .service(web::resource("/auth/ticket").route(web::post().to(ticket)))
-        .service(web::resource("/static/login.js").route(web::get().to(script)));
-}
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -41,8 +24,8 @@ pub struct CreateBody {
 /// `POST /api/v1/login/scenes {"return"?}` → 201 `{"scene", "qr_url", "ws_url", "expires_at"}`. `ws_url` carries the
 /// scene's watch key: only this browser can watch the scene (the QR code, which anyone nearby can photograph,
 /// carries the scene alone).
-pub async fn create(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    state.rate_limits.check_ip(crate::http::ratelimit::Limit::Login, &req)?;
+pub async fn create(req: HttpRequest, state: web::Data<State>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    state.limits.rate.check_ip(crate::http::ratelimit::Limit::Login, &req)?;
     // Each code may cost a getwxacodeunlimit call (rate-limited by WeChat): a per-address budget.
     if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
         if let Err(secs) = state.scene_limiter.check_ip(ip) {
@@ -77,7 +60,7 @@ pub async fn create(req: HttpRequest, state: web::Data<AppState>, body: web::Byt
                 "{sim}/_sim/wxa/open?appid={}&scene={}&page={}",
                 mp.app_id().as_str(),
                 scene.scene,
-                url::form_urlencoded::byte_serialize(state.settings.login.mp_page.as_bytes()).collect::<String>()
+                url::form_urlencoded::byte_serialize(state.mp_page.as_bytes()).collect::<String>()
             )
         });
     Ok(HttpResponse::Created().json(serde_json::json!({
@@ -85,27 +68,21 @@ pub async fn create(req: HttpRequest, state: web::Data<AppState>, body: web::Byt
         "scene": scene.scene,
         "qr_url": format!("{base}/api/v1/login/scenes/{}/qr.png", scene.scene),
         "ws_url": format!("{ws_base}/ws/login/{}?key={}", scene.scene, scene.watch_key),
-        "expires_at": chrono::DateTime::from_timestamp(scene.expires_at, 0)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        "expires_at": crate::platform::time::rfc3339_unix(scene.expires_at),
     })))
 }
 
 /// `GET /api/v1/login/scenes/{scene}/qr.png`: the mini-program code (`getwxacodeunlimit`, page `login.mp_page`),
 /// fetched from WeChat once per scene and kept with it.
-pub async fn qr(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn qr(path: web::Path<String>, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
     let scene = path.into_inner();
     let row = service::load(&state, &scene).await?;
     if service::expired(&row, state.clock.now_ms()) {
-        return Err(ApiError::new(
-            StatusCode::GONE,
-            "scene_expired",
-            "this login code has expired: create a new scene",
-        ));
+        return Err(service::SceneError::Expired("this login code has expired: create a new scene").into());
     }
     let s = scene.clone();
     let stored = db::blocking(&state.db, move |conn| super::repo::png(conn, &s))
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?
+        .await?
         .flatten();
     let png = match stored {
         Some(png) => png,
@@ -118,9 +95,12 @@ pub async fn qr(path: web::Path<String>, state: web::Data<AppState>) -> Result<H
                 ));
             };
             let request = wechat_oauth::miniprogram::WxaCodeRequest::new(&scene)
-                .and_then(|r| r.page(&state.settings.login.mp_page))
+                .and_then(|r| r.page(&state.mp_page))
                 .map_err(|e| ApiError::internal(&e))?;
-            let code = mp.unlimited_code(&request).await.map_err(|e| auth::wechat_error(&e))?;
+            let code = mp
+                .unlimited_code(&request)
+                .await
+                .map_err(|e| crate::http::errors::wechat_login_error(&e))?;
             let png = code.bytes;
             let (s, p) = (scene.clone(), png.clone());
             if let Err(e) = db::blocking(&state.db, move |conn| super::repo::store_png(conn, &s, &p)).await {
@@ -145,7 +125,7 @@ pub async fn qr(path: web::Path<String>, state: web::Data<AppState>) -> Result<H
 pub async fn scan(
     session: MiniProgramSession,
     path: web::Path<String>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     service::load(&state, &path).await?;
     service::scan(&state, &path, session.session.user_id).await?;
@@ -156,7 +136,7 @@ pub async fn scan(
 pub async fn confirm(
     session: MiniProgramSession,
     path: web::Path<String>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     service::load(&state, &path).await?;
     service::confirm(&state, &path, session.session.user_id).await?;
@@ -167,7 +147,7 @@ pub async fn confirm(
 pub async fn cancel(
     session: MiniProgramSession,
     path: web::Path<String>,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     service::load(&state, &path).await?;
     service::cancel(&state, &path, session.session.user_id).await?;
@@ -194,14 +174,12 @@ pub struct TicketBody {
 /// `{"user", "return"}`. A used, expired or unknown ticket is a 400.
 pub async fn ticket(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<State>,
     body: ApiJson<TicketBody>,
 ) -> Result<HttpResponse, ApiError> {
     // Login CSRF: another site must not log this browser into someone else's account with a ticket of theirs.
     // Browsers always send Origin on a cross-site POST.
-    if req.headers().contains_key(actix_web::http::header::ORIGIN)
-        && !crate::features::auth::routes::same_origin(&req, &state)
-    {
+    if req.headers().contains_key(actix_web::http::header::ORIGIN) && !same_origin(&req, &state.public_base_url) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "bad_origin",
@@ -212,22 +190,11 @@ pub async fn ticket(
     let Some(openid) = user.acting_openid().map(str::to_owned) else {
         return Err(ApiError::internal(&"a confirmed user without an openid"));
     };
-    let (secret, _) = auth::start_session(&state, WEB, &user, &openid, None).await?;
+    let (secret, _) = state.sessions.start(SessionKind::Web, &user, &openid, None).await?;
     metrics::counter!("wxkit_logins_total", "channel" => "scan").increment(1);
     Ok(HttpResponse::Ok()
-        .cookie(session_cookie(&state, &secret, auth::session_secs(&state)))
+        .cookie(session_cookie(&state.keys, &secret, state.sessions.session_secs()))
         .json(serde_json::json!({"user": PublicUser::from(user), "return": return_path})))
-}
-
-/// The login page script (no inline script: the CSP forbids it).
-pub const LOGIN_JS: &str = include_str!("../../../static/login.js");
-
-/// `GET /static/login.js`.
-pub async fn script() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .insert_header(("Cache-Control", "public, max-age=31536000, immutable"))
-        .body(LOGIN_JS)
 }
 
 #[derive(Template)]
@@ -247,11 +214,7 @@ pub struct LoginQuery {
 
 /// `GET /login?return=/path`: the website's login page — a mini-program code to scan with WeChat, its live status,
 /// a fresh code when one expires, and off to `return` once confirmed. Already logged in: straight to `return`.
-pub async fn login_page(
-    req: HttpRequest,
-    WebSession(session): WebSession,
-    state: web::Data<crate::startup::AppState>,
-) -> HttpResponse {
+pub async fn login_page(req: HttpRequest, WebSession(session): WebSession, state: web::Data<State>) -> HttpResponse {
     let q = web::Query::<LoginQuery>::from_query(req.query_string()).ok();
     let return_path = q
         .and_then(|q| q.into_inner().return_path)
@@ -267,7 +230,7 @@ pub async fn login_page(
         &LoginPage {
             title: "微信扫码登录 · Log in with WeChat",
             return_path: &return_path,
-            website_login: state.website.is_some().then(|| {
+            website_login: state.website_login.then(|| {
                 format!(
                     "/auth/qrconnect?return={}",
                     url::form_urlencoded::byte_serialize(return_path.as_bytes()).collect::<String>()

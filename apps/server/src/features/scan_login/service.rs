@@ -2,14 +2,40 @@
 //! ticket for a session. Every transition is a conditional update in the database; its event is then published
 //! through the hub.
 
+use super::State;
 use super::repo::{self, SceneRow};
-use crate::db::{self, DbConnection};
+use crate::db::{self, DbConnection, DbError};
 use crate::features::auth::repo as users;
-use crate::http::errors::ApiError;
 use crate::platform::crypto::sha256_hex;
-use crate::startup::AppState;
-use actix_web::http::StatusCode;
 use std::sync::Arc;
+
+/// Why a scene's use case refused (the message is for the person, the code for machines).
+#[derive(Debug, thiserror::Error)]
+pub enum SceneError {
+    /// The database failed (nothing changed).
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The return path is not a path on this site.
+    #[error("return must be a path on this site, like /account")]
+    InvalidReturnPath,
+    /// No such scene.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// The scene's code has expired.
+    #[error("{0}")]
+    Expired(&'static str),
+    /// The scene is not in a state that allows the step.
+    #[error("{message}")]
+    Conflict {
+        /// `already_confirmed`, `cancelled`, `scanned_by_another`, `not_scanned`, `conflict`.
+        code: &'static str,
+        /// What to do.
+        message: &'static str,
+    },
+    /// The login ticket is unknown, used or expired.
+    #[error("this login ticket is unknown, used or expired: scan the code again")]
+    InvalidTicket,
+}
 
 /// A login ticket lives 60 seconds.
 pub const TICKET_SECS: i64 = 60;
@@ -32,18 +58,17 @@ fn random_hex(bytes: usize) -> String {
 }
 
 /// Creates a scene that returns the browser to `return_path` (a path on this site).
-pub async fn create(state: &AppState, return_path: &str) -> Result<NewScene, ApiError> {
+pub async fn create(state: &State, return_path: &str) -> Result<NewScene, SceneError> {
     let return_path = safe_return_path(return_path)?;
     let scene = random_hex(16);
     let watch_key = random_hex(16);
     let now = state.clock.now_ms();
-    let expires_at = now / 1000 + i64::from(state.settings.login.scene_ttl_secs);
+    let expires_at = now / 1000 + state.scene_ttl_secs;
     let (s, k) = (scene.clone(), sha256_hex(&watch_key));
     db::blocking(&state.db, move |conn| {
         repo::create(conn, &s, &k, &return_path, now, expires_at)
     })
-    .await
-    .map_err(|e| ApiError::unavailable(&e))?;
+    .await?;
     metrics::counter!("wxkit_login_scenes_total", "event" => "created").increment(1);
     Ok(NewScene {
         scene,
@@ -53,7 +78,7 @@ pub async fn create(state: &AppState, return_path: &str) -> Result<NewScene, Api
 }
 
 /// A same-site path (`/…`, not `//host`), or 400.
-pub fn safe_return_path(path: &str) -> Result<String, ApiError> {
+pub fn safe_return_path(path: &str) -> Result<String, SceneError> {
     let ok = path.starts_with('/')
         && !path.starts_with("//")
         && !path.contains('\\')
@@ -62,23 +87,21 @@ pub fn safe_return_path(path: &str) -> Result<String, ApiError> {
     if ok {
         Ok(path.to_owned())
     } else {
-        Err(ApiError::bad_request(
-            "invalid_return_path",
-            "return must be a path on this site, like /account",
-        ))
+        Err(SceneError::InvalidReturnPath)
     }
 }
 
 /// The scene, or 404.
-pub async fn load(state: &AppState, scene: &str) -> Result<SceneRow, ApiError> {
+pub async fn load(state: &State, scene: &str) -> Result<SceneRow, SceneError> {
     if scene.is_empty() || scene.len() > 32 {
-        return Err(ApiError::not_found("no such login scene"));
+        return Err(SceneError::NotFound("no such login scene"));
     }
     let s = scene.to_owned();
     db::blocking(&state.db, move |conn| repo::get(conn, &s))
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?
-        .ok_or_else(|| ApiError::not_found("no such login scene: it may have been cleaned up; reload the login page"))
+        .await?
+        .ok_or(SceneError::NotFound(
+            "no such login scene: it may have been cleaned up; reload the login page",
+        ))
 }
 
 /// Whether the scene has expired at `now_ms` (a confirmed scene has done its job and never expires).
@@ -87,36 +110,31 @@ pub fn expired(row: &SceneRow, now_ms: i64) -> bool {
 }
 
 /// Why a transition was refused, from the scene as it is now.
-fn refusal(row: &SceneRow, user_id: i64, now_ms: i64) -> ApiError {
+fn refusal(row: &SceneRow, user_id: i64, now_ms: i64) -> SceneError {
     if expired(row, now_ms) {
-        return ApiError::new(
-            StatusCode::GONE,
-            "scene_expired",
-            "this login code has expired: scan the new code on the website",
-        );
+        return SceneError::Expired("this login code has expired: scan the new code on the website");
     }
     match row.status.as_str() {
-        "confirmed" => ApiError::new(
-            StatusCode::CONFLICT,
-            "already_confirmed",
-            "this login was already confirmed",
-        ),
-        "cancelled" => ApiError::new(
-            StatusCode::CONFLICT,
-            "cancelled",
-            "this login was cancelled: scan the new code on the website",
-        ),
-        "scanned" if row.user_id != Some(user_id) => ApiError::new(
-            StatusCode::CONFLICT,
-            "scanned_by_another",
-            "someone else scanned this code first",
-        ),
-        "pending" => ApiError::new(StatusCode::CONFLICT, "not_scanned", "scan the code before confirming"),
-        _ => ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            "the login changed meanwhile: try again",
-        ),
+        "confirmed" => SceneError::Conflict {
+            code: "already_confirmed",
+            message: "this login was already confirmed",
+        },
+        "cancelled" => SceneError::Conflict {
+            code: "cancelled",
+            message: "this login was cancelled: scan the new code on the website",
+        },
+        "scanned" if row.user_id != Some(user_id) => SceneError::Conflict {
+            code: "scanned_by_another",
+            message: "someone else scanned this code first",
+        },
+        "pending" => SceneError::Conflict {
+            code: "not_scanned",
+            message: "scan the code before confirming",
+        },
+        _ => SceneError::Conflict {
+            code: "conflict",
+            message: "the login changed meanwhile: try again",
+        },
     }
 }
 
@@ -147,7 +165,7 @@ fn confirmed_event(ticket: &str, ticket_expires_at: i64) -> Arc<str> {
 }
 
 /// Delivers `event` locally and, on PostgreSQL, to the other instances (after the commit that caused it).
-async fn publish(state: &AppState, scene: &str, event: Arc<str>) {
+async fn publish(state: &State, scene: &str, event: Arc<str>) {
     state.login_hub.deliver(scene, event.clone());
     if state.backend.is_postgres() {
         let payload = state.login_hub.notification(scene, &event);
@@ -159,88 +177,85 @@ async fn publish(state: &AppState, scene: &str, event: Arc<str>) {
 }
 
 /// The mini program's user scanned the scene's code.
-pub async fn scan(state: &AppState, scene: &str, user_id: i64) -> Result<(), ApiError> {
+pub async fn scan(state: &State, scene: &str, user_id: i64) -> Result<(), SceneError> {
     let now = state.clock.now_ms();
     let s = scene.to_owned();
-    let outcome = db::blocking(&state.db, move |conn| -> Result<_, db::DbError> {
+    let outcome = db::blocking(&state.db, move |conn| -> Result<_, DbError> {
         if repo::scan(conn, &s, user_id, now)? {
             Ok(Ok(users::user_by_id(conn, user_id)?))
         } else {
             Ok(Err(repo::get(conn, &s)?))
         }
     })
-    .await
-    .map_err(|e| ApiError::unavailable(&e))?;
+    .await?;
     match outcome {
         Ok(user) => {
             metrics::counter!("wxkit_login_scenes_total", "event" => "scanned").increment(1);
             publish(state, scene, scanned_event(user.as_ref())).await;
             Ok(())
         }
-        Err(None) => Err(ApiError::not_found("no such login scene")),
+        Err(None) => Err(SceneError::NotFound("no such login scene")),
         Err(Some(row)) => Err(refusal(&row, user_id, now)),
     }
 }
 
 /// The user confirmed on the phone: the browser gets a one-time ticket over its socket.
-pub async fn confirm(state: &AppState, scene: &str, user_id: i64) -> Result<(), ApiError> {
+pub async fn confirm(state: &State, scene: &str, user_id: i64) -> Result<(), SceneError> {
     let now = state.clock.now_ms();
     let ticket = random_hex(32);
     let ticket_expires_at = now / 1000 + TICKET_SECS;
     let (s, h) = (scene.to_owned(), sha256_hex(&ticket));
-    let outcome = db::blocking(&state.db, move |conn| -> Result<_, db::DbError> {
+    let outcome = db::blocking(&state.db, move |conn| -> Result<_, DbError> {
         if repo::confirm(conn, &s, user_id, &h, ticket_expires_at, now)? {
             Ok(Ok(()))
         } else {
             Ok(Err(repo::get(conn, &s)?))
         }
     })
-    .await
-    .map_err(|e| ApiError::unavailable(&e))?;
+    .await?;
     match outcome {
         Ok(()) => {
             metrics::counter!("wxkit_login_scenes_total", "event" => "confirmed").increment(1);
             publish(state, scene, confirmed_event(&ticket, ticket_expires_at)).await;
             Ok(())
         }
-        Err(None) => Err(ApiError::not_found("no such login scene")),
+        Err(None) => Err(SceneError::NotFound("no such login scene")),
         Err(Some(row)) => Err(refusal(&row, user_id, now)),
     }
 }
 
 /// The user declined on the phone.
-pub async fn cancel(state: &AppState, scene: &str, user_id: i64) -> Result<(), ApiError> {
+pub async fn cancel(state: &State, scene: &str, user_id: i64) -> Result<(), SceneError> {
     let now = state.clock.now_ms();
     let s = scene.to_owned();
-    let outcome = db::blocking(&state.db, move |conn| -> Result<_, db::DbError> {
+    let outcome = db::blocking(&state.db, move |conn| -> Result<_, DbError> {
         if repo::cancel(conn, &s, user_id, now)? {
             Ok(Ok(()))
         } else {
             Ok(Err(repo::get(conn, &s)?))
         }
     })
-    .await
-    .map_err(|e| ApiError::unavailable(&e))?;
+    .await?;
     match outcome {
         Ok(()) => {
             metrics::counter!("wxkit_login_scenes_total", "event" => "cancelled").increment(1);
             publish(state, scene, event_json("cancelled", serde_json::json!({}))).await;
             Ok(())
         }
-        Err(None) => Err(ApiError::not_found("no such login scene")),
+        Err(None) => Err(SceneError::NotFound("no such login scene")),
         Err(Some(row)) => Err(refusal(&row, user_id, now)),
     }
 }
 
 /// The event that tells a (re)connecting socket where the scene stands. A confirmed scene whose ticket is unused
 /// gets a fresh ticket (the socket proved the watch key); one whose ticket was used reports `used`.
-pub async fn current_event(state: &AppState, scene: &str) -> Result<Arc<str>, ApiError> {
+pub async fn current_event(state: &State, scene: &str) -> Result<Arc<str>, SceneError> {
     let now = state.clock.now_ms();
     let s = scene.to_owned();
     let ticket = random_hex(32);
     let ticket_expires_at = now / 1000 + TICKET_SECS;
     let h = sha256_hex(&ticket);
-    let found = db::blocking(&state.db, move |conn: &mut DbConnection| -> Result<_, db::DbError> {
+    let found = db::blocking(&state.db, move |conn: &mut DbConnection| -> Result<_, DbError> {
         let Some(row) = repo::get(conn, &s)? else {
             return Ok(None);
         };
@@ -251,8 +266,7 @@ pub async fn current_event(state: &AppState, scene: &str) -> Result<Arc<str>, Ap
         let reissued = row.status == "confirmed" && repo::reissue_ticket(conn, &s, &h, ticket_expires_at, now)?;
         Ok(Some((row, user, reissued)))
     })
-    .await
-    .map_err(|e| ApiError::unavailable(&e))?;
+    .await?;
     let Some((row, user, reissued)) = found else {
         return Ok(event_json("expired", serde_json::json!({})));
     };
@@ -270,25 +284,18 @@ pub async fn current_event(state: &AppState, scene: &str) -> Result<Arc<str>, Ap
 }
 
 /// Exchanges a ticket (once, within its minute) for the user and the return path.
-pub async fn take_ticket(state: &AppState, ticket: &str) -> Result<(users::User, String), ApiError> {
-    let refused = || {
-        ApiError::bad_request(
-            "invalid_ticket",
-            "this login ticket is unknown, used or expired: scan the code again",
-        )
-    };
+pub async fn take_ticket(state: &State, ticket: &str) -> Result<(users::User, String), SceneError> {
     if ticket.is_empty() || ticket.len() > 128 {
-        return Err(refused());
+        return Err(SceneError::InvalidTicket);
     }
     let now = state.clock.now_ms();
     let h = sha256_hex(ticket);
-    let taken = db::blocking(&state.db, move |conn| -> Result<_, db::DbError> {
+    let taken = db::blocking(&state.db, move |conn| -> Result<_, DbError> {
         match repo::consume_ticket(conn, &h, now)? {
             Some((user_id, path)) => Ok(users::user_by_id(conn, user_id)?.map(|u| (u, path))),
             None => Ok(None),
         }
     })
-    .await
-    .map_err(|e| ApiError::unavailable(&e))?;
-    taken.ok_or_else(refused)
+    .await?;
+    taken.ok_or(SceneError::InvalidTicket)
 }

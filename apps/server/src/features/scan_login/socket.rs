@@ -6,9 +6,9 @@
 //! One socket watches one scene: the current state first, then every event, a ping every 20 s, and the `expired`
 //! event when the scene's time is up. The socket closes after a final event (confirmed, cancelled, expired).
 
+use super::State;
 use super::hub::{Signal, Subscription};
 use super::service;
-use crate::startup::AppState;
 use actix_codec::Framed;
 use actix_rt::net::TcpStream;
 use actix_web::HttpMessage as _;
@@ -84,7 +84,7 @@ struct Asked {
     key: String,
 }
 
-fn read_head(state: &AppState, req: &actix_http::Request) -> Asked {
+fn read_head(state: &State, req: &actix_http::Request) -> Asked {
     use actix_web::http::header;
     Asked {
         scene: req
@@ -109,7 +109,7 @@ fn read_head(state: &AppState, req: &actix_http::Request) -> Asked {
 
 /// The HTTP service's upgrade hook: every `Upgrade: websocket` request arrives here.
 pub async fn upgrade(
-    state: web::Data<AppState>,
+    state: web::Data<State>,
     req: actix_http::Request,
     framed: Framed<TcpStream, actix_http::h1::Codec>,
 ) -> Result<(), actix_web::Error> {
@@ -163,6 +163,7 @@ pub async fn upgrade(
     let row = match service::load(&state, &scene).await {
         Ok(row) => row,
         Err(e) => {
+            let e = crate::http::errors::ApiError::from(e);
             let (status, reason) = match e.code() {
                 "not_found" => (404, "Not Found"),
                 _ => (503, "Service Unavailable"),
@@ -211,7 +212,7 @@ type Socket = WebSocketStream<TcpStream>;
 
 /// Sends the scene's current state unless it repeats the last event; `Some(final?)`, or `None` when the socket or
 /// the database failed.
-async fn send_current(state: &AppState, scene: &str, ws: &mut Socket, last: &mut Option<Arc<str>>) -> Option<bool> {
+async fn send_current(state: &State, scene: &str, ws: &mut Socket, last: &mut Option<Arc<str>>) -> Option<bool> {
     let event = match service::current_event(state, scene).await {
         Ok(e) => e,
         Err(e) => {
@@ -230,7 +231,7 @@ async fn send_current(state: &AppState, scene: &str, ws: &mut Socket, last: &mut
 
 /// Serves the socket until a final event, the client leaving, or a failed write.
 async fn run(
-    state: web::Data<AppState>,
+    state: web::Data<State>,
     scene: String,
     expires_at: i64,
     mut ws: Socket,

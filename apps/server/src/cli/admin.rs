@@ -1,0 +1,445 @@
+//! The admin commands: merchants, staff, campaigns, coupons and the redemption log — the same use cases and views as
+//! the admin API, on the settings' database.
+
+use super::table::{cell, print_json, print_rows};
+use super::{CampaignCommand, CliError, Command, CouponCommand, MerchantCommand, RedemptionsCommand, StaffCommand};
+use crate::configuration::Settings;
+use crate::db;
+use crate::features::coupons::admin;
+use crate::features::merchants::service;
+use crate::features::merchants::views::{campaign_json_at, staff_json};
+use crate::platform::clock::now_ms;
+use serde_json::{Value, json as j};
+
+/// Runs an admin command.
+pub(super) async fn run(config: Option<&std::path::Path>, json: bool, command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Merchant(_) => merchant(config, json, command).await,
+        Command::Staff(_) => staff(config, json, command).await,
+        Command::Campaign(_) => campaign(config, json, command).await,
+        Command::Coupon(_) => coupon(config, json, command).await,
+        Command::Redemptions(_) => redemptions(config, json, command).await,
+        _ => Err(CliError::Usage("not a data command".into())),
+    }
+}
+
+/// `wxkit merchant ...`
+async fn merchant(config: Option<&std::path::Path>, json: bool, command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Merchant(MerchantCommand::Create { name }) => {
+            let m = with_db(config, move |conn, _| {
+                service::create_merchant(conn, &name, now_ms()).map_err(admin_error)
+            })
+            .await?;
+            print_json(&j!({"id": m.id, "name": m.name}))
+        }
+        Command::Merchant(MerchantCommand::List) => {
+            let rows = with_db(config, |conn, _| Ok(service::merchants(conn)?)).await?;
+            let value = Value::Array(
+                rows.iter()
+                    .map(crate::features::merchants::views::merchant_json)
+                    .collect(),
+            );
+            let table = rows.iter().map(|m| vec![m.id.to_string(), m.name.clone()]).collect();
+            print_rows(json, &value, &["ID", "NAME"], table)
+        }
+        Command::Merchant(MerchantCommand::Show { id }) => {
+            let m = with_db(config, move |conn, _| Ok(service::merchant(conn, id)?)).await?;
+            let m = m.ok_or_else(|| CliError::Invalid(format!("no merchant {id}")))?;
+            print_json(&crate::features::merchants::views::merchant_json(&m))
+        }
+        _ => Err(CliError::Usage("not a merchant command".into())),
+    }
+}
+
+/// `wxkit staff ...`
+async fn staff(config: Option<&std::path::Path>, json: bool, command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Staff(StaffCommand::Add {
+            merchant_id,
+            openid,
+            name,
+        }) => {
+            let service::NewStaffMember { row, api_token } = with_db(config, move |conn, _| {
+                service::add_staff(conn, merchant_id, &openid, &name, now_ms()).map_err(admin_error)
+            })
+            .await?;
+            print_json(
+                &j!({"id": row.id, "merchant_id": row.merchant_id, "openid": row.openid, "name": row.name, "api_token": api_token}),
+            )
+        }
+        Command::Staff(StaffCommand::List { merchant_id }) => {
+            let rows = with_db(config, move |conn, _| Ok(service::staff(conn, merchant_id)?)).await?;
+            let value = Value::Array(rows.iter().map(staff_json).collect());
+            let table = rows
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.id.to_string(),
+                        s.merchant_id.to_string(),
+                        s.openid.clone(),
+                        s.name.clone(),
+                        if s.active { "active" } else { "removed" }.to_owned(),
+                    ]
+                })
+                .collect();
+            print_rows(json, &value, &["ID", "MERCHANT", "OPENID", "NAME", "STATUS"], table)
+        }
+        Command::Staff(StaffCommand::Remove { id }) => {
+            with_db(config, move |conn, _| {
+                service::remove_staff(conn, id).map_err(|e| match e {
+                    service::AdminError::NotFound(_) => CliError::Invalid(format!("no active staff member {id}")),
+                    other => admin_error(other),
+                })
+            })
+            .await?;
+            if json {
+                print_json(&j!({"removed": id}))
+            } else {
+                println!("removed staff {id}");
+                Ok(())
+            }
+        }
+        _ => Err(CliError::Usage("not a staff command".into())),
+    }
+}
+
+/// `wxkit campaign ...`
+async fn campaign(config: Option<&std::path::Path>, json: bool, command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Campaign(CampaignCommand::Create(request)) => {
+            let new = request.validate(now_ms()).map_err(admin_error)?;
+            let row = with_db(config, move |conn, _| {
+                service::create_campaign(conn, &new, now_ms()).map_err(admin_error)
+            })
+            .await?;
+            print_json(&campaign_json_at(&row, now_ms()))
+        }
+        Command::Campaign(CampaignCommand::List { merchant_id }) => {
+            let rows = with_db(config, move |conn, _| Ok(service::campaigns(conn, merchant_id)?)).await?;
+            let now = now_ms();
+            let values: Vec<Value> = rows.iter().map(|c| campaign_json_at(c, now)).collect();
+            let table = values
+                .iter()
+                .map(|c| {
+                    vec![
+                        cell(&c["id"]),
+                        cell(&c["merchant_id"]),
+                        cell(&c["title"]),
+                        cell(&c["status"]),
+                        match c["quantity"].as_i64() {
+                            Some(q) => format!("{} of {q}", cell(&c["issued"])),
+                            None => cell(&c["issued"]),
+                        },
+                        cell(&c["valid_until"]),
+                    ]
+                })
+                .collect();
+            print_rows(
+                json,
+                &Value::Array(values),
+                &["ID", "MERCHANT", "TITLE", "STATUS", "ISSUED", "VALID UNTIL"],
+                table,
+            )
+        }
+        Command::Campaign(CampaignCommand::Show { id }) => {
+            let c = with_db(config, move |conn, _| Ok(service::campaign(conn, id)?)).await?;
+            let c = c.ok_or_else(|| CliError::Invalid(format!("no campaign {id}")))?;
+            print_json(&campaign_json_at(&c, now_ms()))
+        }
+        Command::Campaign(CampaignCommand::End { id, reason }) => {
+            if reason.as_ref().is_some_and(|r| r.chars().count() > 200) {
+                return Err(CliError::Usage("--reason must be at most 200 characters".into()));
+            }
+            let now = now_ms();
+            let c = with_db(config, move |conn, _| {
+                Ok(service::end_campaign(conn, id, now, reason.as_deref())?)
+            })
+            .await?;
+            let c = c.ok_or_else(|| CliError::Invalid(format!("no campaign {id}")))?;
+            print_json(&campaign_json_at(&c, now))
+        }
+        _ => Err(CliError::Usage("not a campaign command".into())),
+    }
+}
+
+/// `wxkit coupon ...`
+async fn coupon(config: Option<&std::path::Path>, json: bool, command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Coupon(CouponCommand::Issue {
+            campaign_id,
+            owner_openid,
+        }) => {
+            let (coupon, base) = with_db(config, move |conn, settings| {
+                let (c, _) =
+                    service::issue_coupon(conn, campaign_id, owner_openid.as_deref(), now_ms()).map_err(admin_error)?;
+                Ok((c, base_url(settings)))
+            })
+            .await?;
+            print_json(&j!({
+                "code": coupon.code, "campaign_id": coupon.campaign_id, "owner_openid": coupon.owner_openid,
+                "url": format!("{base}/c/{}", coupon.code), "qr_url": format!("{base}/c/{}/qr.png", coupon.code),
+            }))
+        }
+        Command::Coupon(CouponCommand::Show { code }) => {
+            let Some(parsed) = redemption_core::CouponCode::parse_typed(&code) else {
+                return Err(CliError::Usage(format!(
+                    "{code:?} is not a coupon code (26 characters A-Z, 2-7)"
+                )));
+            };
+            let found = with_db(config, move |conn, settings| {
+                Ok(admin::coupon(conn, parsed.as_str())?.map(|(c, k)| (c, k, base_url(settings))))
+            })
+            .await?;
+            let Some((c, k, base)) = found else {
+                return Err(CliError::Invalid(format!("no coupon {code}")));
+            };
+            print_json(&j!({
+                "code": c.code, "campaign": campaign_json_at(&k, now_ms()), "owner_openid": c.owner_openid,
+                "status": c.status, "redeemed_at": c.redeemed_at.map(crate::features::coupons::views::rfc3339),
+                "redeemed_by": c.redeemed_by, "url": format!("{base}/c/{}", c.code),
+            }))
+        }
+        Command::Coupon(CouponCommand::List {
+            campaign_id,
+            status,
+            owner_openid,
+            limit,
+        }) => coupon_list(config, json, campaign_id, status, owner_openid, limit).await,
+        Command::Coupon(CouponCommand::Void { code, reason }) => {
+            let reason = reason.trim().to_owned();
+            if reason.is_empty() || reason.chars().count() > admin::REASON_MAX {
+                return Err(CliError::Usage(format!(
+                    "--reason must be 1 to {} characters",
+                    admin::REASON_MAX
+                )));
+            }
+            let Some(parsed) = redemption_core::CouponCode::parse_typed(&code) else {
+                return Err(CliError::Invalid(format!("no coupon {code}")));
+            };
+            let outcome = with_db(config, move |conn, _| {
+                Ok(admin::void(conn, parsed.as_str(), &reason, now_ms())?)
+            })
+            .await?;
+            match outcome {
+                admin::VoidOutcome::Voided(c, _) | admin::VoidOutcome::AlreadyVoid(c, _) => {
+                    print_json(&j!({"code": c.code, "status": "void"}))
+                }
+                admin::VoidOutcome::Redeemed(c, _) => Err(CliError::Invalid(format!(
+                    "coupon {} was redeemed{}: a redeemed coupon cannot be voided",
+                    c.code,
+                    c.redeemed_at
+                        .map(|t| format!(" at {}", crate::features::coupons::views::rfc3339(t)))
+                        .unwrap_or_default()
+                ))),
+                admin::VoidOutcome::NotFound => Err(CliError::Invalid(format!("no coupon {code}"))),
+            }
+        }
+        _ => Err(CliError::Usage("not a coupon command".into())),
+    }
+}
+
+/// `wxkit redemptions ...`
+async fn redemptions(config: Option<&std::path::Path>, json: bool, command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Redemptions(RedemptionsCommand::List {
+            merchant_id,
+            campaign_id,
+            since,
+            until,
+            limit,
+            csv,
+        }) => {
+            let filter = admin::LogFilter {
+                merchant_id,
+                campaign_id,
+                since: rfc3339_arg("since", since.as_deref())?,
+                until: rfc3339_arg("until", until.as_deref())?,
+            };
+            let n = if csv {
+                admin::CSV_MAX_ROWS
+            } else {
+                limit_arg(limit, 10_000)?
+            };
+            let rows = with_db(config, move |conn, _| {
+                Ok(admin::redemption_log(conn, &filter, None, n)?)
+            })
+            .await?;
+            if csv {
+                use std::io::Write as _;
+                let mut out = std::io::stdout().lock();
+                out.write_all(admin::CSV_HEADER.as_bytes())?;
+                for r in &rows {
+                    out.write_all(admin::csv_line(r).as_bytes())?;
+                }
+                return Ok(());
+            }
+            let values: Vec<Value> = rows
+                .iter()
+                .map(|r| {
+                    j!({
+                        "id": r.id, "redeemed_at": crate::features::coupons::views::rfc3339(r.at), "channel": r.channel,
+                        "coupon_code": r.coupon_code, "campaign_id": r.campaign_id, "campaign_title": r.campaign_title,
+                        "merchant_id": r.merchant_id,
+                        "staff": r.staff_id.map(|id| j!({"id": id, "name": r.staff_name})),
+                    })
+                })
+                .collect();
+            let table = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.id.to_string(),
+                        crate::http::pages::beijing(r.at),
+                        r.channel.clone(),
+                        r.coupon_code.clone(),
+                        r.campaign_title.clone(),
+                        r.staff_name.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            print_rows(
+                json,
+                &Value::Array(values),
+                &["ID", "TIME (UTC+8)", "CHANNEL", "CODE", "CAMPAIGN", "STAFF"],
+                table,
+            )
+        }
+        _ => Err(CliError::Usage("not a redemptions command".into())),
+    }
+}
+
+pub(super) async fn with_db<T: Send + 'static>(
+    config: Option<&std::path::Path>,
+    work: impl FnOnce(&mut db::DbConnection, &Settings) -> Result<T, CliError> + Send + 'static,
+) -> Result<T, CliError> {
+    let settings = Settings::load(config)?;
+    tokio::task::spawn_blocking(move || {
+        let backend = db::Backend::from_url(&settings.database.url)?;
+        // Only `serve` and `migrate` create a database: a data command in the wrong directory must not leave an
+        // empty ./wxkit.db behind and report "nothing found".
+        if !backend.exists() {
+            let shown = match &backend {
+                db::Backend::Sqlite(path) => std::path::absolute(path)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| path.clone()),
+                db::Backend::Postgres(_) => backend.target(),
+            };
+            return Err(CliError::Usage(format!(
+                "no database at {shown} (database.url): run `wxkit migrate` (or `wxkit serve`) to create it, or point \
+                 --config / WXKIT__DATABASE__URL at the right one"
+            )));
+        }
+        eprintln!("database: {}", backend.target());
+        backend.migrate()?;
+        let mut conn = backend.establish()?;
+        work(&mut conn, &settings)
+    })
+    .await
+    .map_err(|e| CliError::Usage(e.to_string()))?
+}
+
+pub(super) fn base_url(settings: &Settings) -> String {
+    settings
+        .server
+        .public_base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", settings.server.addr))
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// The command-line form of a refused admin use case, by the exit-code convention (docs: README "CLI"): a field
+/// breaking its rule is bad usage (2); something not found, or a change the current state refuses, is 1.
+pub(super) fn admin_error(e: crate::features::merchants::service::AdminError) -> CliError {
+    use crate::features::merchants::service::AdminError;
+    match e {
+        AdminError::Invalid { field, message } => CliError::Usage(format!("--{} {message}", field.replace('_', "-"))),
+        AdminError::Rejected { message, .. } => CliError::Usage(message),
+        AdminError::NotFound(what) => CliError::Invalid(what.to_owned()),
+        AdminError::Conflict { message, .. } => CliError::Invalid(message),
+        AdminError::Db(e) => CliError::Database(e),
+    }
+}
+
+pub(super) fn rfc3339_arg(flag: &str, value: Option<&str>) -> Result<Option<i64>, CliError> {
+    value
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .map(|t| t.timestamp_millis())
+                .map_err(|_| CliError::Usage(format!("--{flag} must be RFC 3339, e.g. 2026-12-01T00:00:00+08:00")))
+        })
+        .transpose()
+}
+
+pub(super) fn limit_arg(limit: i64, max: i64) -> Result<i64, CliError> {
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(CliError::Usage(format!("--limit must be 1 to {max}")))
+    }
+}
+
+/// `wxkit coupon list`: a campaign's coupons, with their status now.
+async fn coupon_list(
+    config: Option<&std::path::Path>,
+    json: bool,
+    campaign_id: i64,
+    status: Option<String>,
+    owner_openid: Option<String>,
+    limit: i64,
+) -> Result<(), CliError> {
+    let limit = limit_arg(limit, 10_000)?;
+    let status = status
+        .map(|s| {
+            admin::StatusFilter::parse(&s)
+                .ok_or_else(|| CliError::Usage(format!("--status {s:?} is not issued, redeemed, void or expired")))
+        })
+        .transpose()?;
+    let now = now_ms();
+    let found = with_db(config, move |conn, _| {
+        Ok(admin::campaign_coupons(
+            conn,
+            campaign_id,
+            status,
+            owner_openid.as_deref(),
+            None,
+            limit,
+            now,
+        )?)
+    })
+    .await?;
+    let (campaign, rows) = found.ok_or_else(|| CliError::Invalid(format!("no campaign {campaign_id}")))?;
+    let campaign = campaign.to_domain();
+    let values: Vec<Value> = rows
+        .iter()
+        .map(|c| {
+            let status = c
+                .to_domain()
+                .map(|d| d.effective_status(&campaign, now).as_str())
+                .unwrap_or("void");
+            j!({
+                "code": c.code, "status": status, "owner_openid": c.owner_openid,
+                "redeemed_at": c.redeemed_at.map(crate::features::coupons::views::rfc3339),
+                "redeemed_by": c.redeemed_by,
+            })
+        })
+        .collect();
+    let table = values
+        .iter()
+        .map(|v| {
+            vec![
+                cell(&v["code"]),
+                cell(&v["status"]),
+                cell(&v["owner_openid"]),
+                cell(&v["redeemed_at"]),
+            ]
+        })
+        .collect();
+    print_rows(
+        json,
+        &Value::Array(values),
+        &["CODE", "STATUS", "OWNER", "REDEEMED AT"],
+        table,
+    )
+}

@@ -1,0 +1,413 @@
+//! The payment use cases: placing an order (stored before WeChat hears of it, so a notify can never find it
+//! missing; closed here when WeChat refuses it), closing one, and refunding (recorded first — never more than was
+//! paid, however many refunds run at once — then asked of WeChat through the order's appid).
+
+use super::State;
+use super::gateway::{Gateway, NewPayment};
+use super::repo::{self, NewOrder, PlaceRefused, RefundRefused};
+use crate::db::{self, DbError};
+use wechat_pay::JsapiPayParams;
+
+/// Why a payment use case refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PayError {
+    /// No merchant (or none for the order's appid).
+    #[error("{0}")]
+    NotConfigured(String),
+    /// A mini-program buyer, but no mini program with the merchant.
+    #[error("paying inside the mini program needs miniprogram.app_id with the merchant")]
+    MiniProgramNotConfigured,
+    /// A field breaks its rule: a stable code and the sentence.
+    #[error("{message}")]
+    Invalid {
+        /// `invalid_field`, `missing_field`.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// Something named does not exist.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// The order or campaign is not in a state that allows it.
+    #[error("{message}")]
+    Conflict {
+        /// `not_for_sale`, `price_changed`, `sold_out`, `limit_reached`, `campaign_ended`, `not_paid`,
+        /// `over_refund`, `coupon_redeemed`, `not_open`, `too_soon`.
+        code: &'static str,
+        /// What to do.
+        message: String,
+        /// Seconds until it may work (`too_soon`).
+        retry_after: Option<u64>,
+    },
+    /// WeChat Pay refused or failed.
+    #[error(transparent)]
+    Wechat(#[from] wechat_pay::Error),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+fn conflict(code: &'static str, message: impl Into<String>) -> PayError {
+    PayError::Conflict {
+        code,
+        message: message.into(),
+        retry_after: None,
+    }
+}
+
+fn invalid(message: impl Into<String>) -> PayError {
+    PayError::Invalid {
+        code: "invalid_field",
+        message: message.into(),
+    }
+}
+
+/// The newest orders (with `status`), for operators.
+pub fn orders(conn: &mut db::DbConnection, status: Option<&str>, limit: i64) -> Result<Vec<repo::Order>, DbError> {
+    repo::list(conn, status, limit)
+}
+
+/// The merchant's client for the official account.
+pub fn gateway(state: &State) -> Result<&Gateway, PayError> {
+    state
+        .pay
+        .as_ref()
+        .ok_or_else(|| PayError::NotConfigured("WeChat Pay is not configured: set pay.mch_id and pay.key".into()))
+}
+
+/// The client for the appid `order` was placed with.
+pub fn payer<'a>(state: &'a State, order: &repo::Order) -> Result<&'a Gateway, PayError> {
+    state
+        .payers
+        .as_ref()
+        .and_then(|p| p.for_appid(order.appid.as_deref()))
+        .ok_or_else(|| {
+            PayError::NotConfigured(format!(
+                "WeChat Pay is not configured for appid {}",
+                order.appid.as_deref().unwrap_or("(the official account's)")
+            ))
+        })
+}
+
+/// What a buyer asks for.
+#[derive(Debug)]
+pub struct OrderRequest {
+    /// What is bought (a campaign's title by default).
+    pub description: Option<String>,
+    /// Fen; required without a campaign, and must agree with a campaign's price.
+    pub total_fee: Option<i64>,
+    /// `JSAPI` or `NATIVE`.
+    pub trade_type: String,
+    /// A campaign whose coupon is bought.
+    pub campaign_id: Option<i64>,
+}
+
+/// Who buys.
+#[derive(Debug)]
+pub struct Buyer<'a> {
+    /// Our user.
+    pub user_id: i64,
+    /// The openid the session acts as.
+    pub openid: &'a str,
+    /// Paying inside the mini program (a mini-program bearer session): the order goes to its appid.
+    pub in_miniprogram: bool,
+    /// The buyer's address (v2 wants it).
+    pub client_ip: &'a str,
+}
+
+/// A placed order.
+#[derive(Debug)]
+pub struct Placed {
+    /// Our number.
+    pub out_trade_no: String,
+    /// JSAPI: what `wx.requestPayment` takes.
+    pub pay_params: Option<JsapiPayParams>,
+    /// NATIVE: the code to scan.
+    pub code_url: Option<String>,
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn random_out_trade_no() -> String {
+    crate::platform::crypto::random_token()[..32].to_owned()
+}
+
+/// Places an order: checked, stored, then placed at WeChat (and closed here if WeChat refuses it).
+pub async fn place(state: &State, request: OrderRequest, buyer: Buyer<'_>) -> Result<Placed, PayError> {
+    let mut pay = gateway(state)?;
+    let (description, total_fee) = priced(state, &request).await?;
+    if description.is_empty() || description.len() > 128 {
+        return Err(invalid("description must be 1 to 128 bytes"));
+    }
+    if !(1..=100_000_000).contains(&total_fee) {
+        return Err(invalid("total_fee is in fen: 1 to 100000000"));
+    }
+    // The appid the order is placed with: the official account's (None), or the mini program's for a mini-program
+    // buyer paying inside it.
+    let mut appid: Option<String> = None;
+    let openid = match request.trade_type.as_str() {
+        "JSAPI" => {
+            if buyer.in_miniprogram {
+                // A mini-program token: its openid belongs to the mini program's appid, so the order is placed
+                // with that appid (wx.requestPayment inside the mini program takes the same pay_params).
+                let Some(mp) = state.payers.as_ref().and_then(|p| p.miniprogram.as_ref()) else {
+                    return Err(PayError::MiniProgramNotConfigured);
+                };
+                pay = mp;
+                appid = Some(mp.app_id().as_str().to_owned());
+            }
+            Some(buyer.openid.to_owned())
+        }
+        "NATIVE" => None,
+        other => return Err(invalid(format!("trade_type {other:?} is not JSAPI or NATIVE"))),
+    };
+    let out_trade_no = random_out_trade_no();
+    let now = state.clock.now_ms();
+    let expires_at = now / 1000 + state.order_ttl_secs;
+    let order = NewPayment {
+        description: &description,
+        out_trade_no: &out_trade_no,
+        total_fee: u64::try_from(total_fee).unwrap_or(1),
+        client_ip: buyer.client_ip,
+        openid: openid.as_deref(),
+        expires_at,
+        public_base_url: &state.public_base_url,
+    };
+    pay.check(&order).map_err(invalid)?;
+    let placed = {
+        let (no, desc, tt, oid, buyer_openid) = (
+            out_trade_no.clone(),
+            description.clone(),
+            request.trade_type.clone(),
+            openid.clone(),
+            buyer.openid.to_owned(),
+        );
+        let (user_id, campaign_id, appid) = (buyer.user_id, request.campaign_id, appid.clone());
+        db::blocking(&state.db, move |conn| {
+            Ok(repo::place(
+                conn,
+                &NewOrder {
+                    out_trade_no: &no,
+                    user_id: Some(user_id),
+                    openid: oid.as_deref(),
+                    description: &desc,
+                    total_fee,
+                    trade_type: &tt,
+                    expires_at,
+                    now,
+                    campaign_id,
+                    buyer_openid: campaign_id.map(|_| buyer_openid.as_str()),
+                    appid: appid.as_deref(),
+                },
+            ))
+        })
+        .await?
+    };
+    placed.map_err(refused)?;
+    let prepay = match pay.place(&order).await {
+        Ok(p) => p,
+        Err(e) => {
+            // WeChat has no payable order: ours is closed so it can never be paid by a late surprise.
+            let no = out_trade_no.clone();
+            let _ = db::blocking(&state.db, move |conn| repo::close(conn, &no, now)).await;
+            return Err(e.into());
+        }
+    };
+    let (no, pid, code_url) = (out_trade_no.clone(), prepay.prepay_id.clone(), prepay.code_url.clone());
+    db::blocking(&state.db, move |conn| {
+        repo::set_prepay(conn, &no, pid.as_deref(), code_url.as_deref(), now)
+    })
+    .await?;
+    metrics::counter!("wxkit_pay_orders_total", "trade_type" => request.trade_type.clone()).increment(1);
+    let jsapi = request.trade_type == "JSAPI";
+    Ok(Placed {
+        pay_params: jsapi.then(|| pay.pay_params(prepay.prepay_id.as_deref().unwrap_or_default(), now / 1000)),
+        code_url: if jsapi { None } else { prepay.code_url },
+        out_trade_no,
+    })
+}
+
+/// Closes an open order: at WeChat (which closes an order only 5 minutes after it was placed), then here.
+pub async fn close(state: &State, order: &repo::Order) -> Result<(), PayError> {
+    gateway(state)?;
+    let pay = payer(state, order)?;
+    if order.status != "created" {
+        return Err(conflict("not_open", format!("the order is {}", order.status)));
+    }
+    // Closing ours alone would let a payment through.
+    let age_ms = state.clock.now_ms() - order.created_at;
+    if age_ms < 300_000 {
+        let wait = u64::try_from((300_000 - age_ms) / 1000 + 1).unwrap_or(300);
+        return Err(PayError::Conflict {
+            code: "too_soon",
+            message: format!("WeChat closes an order only 5 minutes after it was placed: try again in {wait} s"),
+            retry_after: Some(wait),
+        });
+    }
+    pay.close(&order.out_trade_no).await?;
+    let (no, now) = (order.out_trade_no.clone(), state.clock.now_ms());
+    if !db::blocking(&state.db, move |conn| repo::close(conn, &no, now)).await? {
+        return Err(conflict("not_open", "the order was paid meanwhile"));
+    }
+    Ok(())
+}
+
+/// A refund asked for.
+#[derive(Debug)]
+pub struct RefundRequest<'a> {
+    /// The order.
+    pub out_trade_no: &'a str,
+    /// Fen.
+    pub refund_fee: i64,
+    /// Shown to the buyer.
+    pub reason: Option<&'a str>,
+    /// Refund although the bought coupon was redeemed.
+    pub force: bool,
+}
+
+/// Records a refund, then asks WeChat; its notify settles it. Returns the refund's number.
+pub async fn refund(state: &State, r: RefundRequest<'_>) -> Result<String, PayError> {
+    let pay = gateway(state)?;
+    if r.refund_fee < 1 {
+        return Err(invalid("refund_fee is in fen, at least 1"));
+    }
+    if r.reason.is_some_and(|reason| reason.len() > 80) {
+        return Err(invalid("reason is at most 80 bytes"));
+    }
+    let out_refund_no = format!("r{}", &random_out_trade_no()[..31]);
+    let now = state.clock.now_ms();
+    let (no, rno, fee, reason, force) = (
+        r.out_trade_no.to_owned(),
+        out_refund_no.clone(),
+        r.refund_fee,
+        r.reason.map(str::to_owned),
+        r.force,
+    );
+    let recorded = db::blocking(&state.db, move |conn| {
+        Ok(repo::request_refund(
+            conn,
+            &no,
+            &rno,
+            fee,
+            reason.as_deref(),
+            force,
+            now,
+        ))
+    })
+    .await?;
+    let (total_fee, appid) = match recorded {
+        Ok(order) => (order.total_fee, order.appid),
+        Err(RefundRefused::NotFound) => return Err(PayError::NotFound("no such order")),
+        Err(RefundRefused::NotPaid(status)) => return Err(conflict("not_paid", format!("the order is {status}"))),
+        Err(RefundRefused::TooMuch(taken, paid)) => {
+            return Err(conflict(
+                "over_refund",
+                format!(
+                    "{taken} of {paid} fen are refunded or being refunded: at most {} more",
+                    paid - taken
+                ),
+            ));
+        }
+        Err(RefundRefused::Redeemed(code)) => {
+            return Err(conflict(
+                "coupon_redeemed",
+                format!("the bought coupon {code} was redeemed: refund it anyway with \"force\": true"),
+            ));
+        }
+        Err(RefundRefused::Db(e)) => return Err(e.into()),
+    };
+    // Refunded through the appid the order was placed with.
+    let pay = state
+        .payers
+        .as_ref()
+        .and_then(|p| p.for_appid(appid.as_deref()))
+        .unwrap_or(pay);
+    let outcome = pay
+        .refund(
+            r.out_trade_no,
+            &out_refund_no,
+            u64::try_from(total_fee).unwrap_or(0),
+            u64::try_from(r.refund_fee).unwrap_or(0),
+            r.reason,
+            &state.public_base_url,
+        )
+        .await;
+    let rno = out_refund_no.clone();
+    match outcome {
+        Ok(refund_id) => {
+            // Stays `requested` until its notify; only the refund id is kept now.
+            if let Err(e) = db::blocking(&state.db, move |conn| repo::set_refund_id(conn, &rno, &refund_id)).await {
+                tracing::warn!(error = %e, "could not keep a refund id (its notify brings it again)");
+            }
+            Ok(out_refund_no)
+        }
+        Err(e) => {
+            let _ = db::blocking(&state.db, move |conn| {
+                repo::settle_refund(conn, &rno, "failed", None, now)
+            })
+            .await;
+            Err(e.into())
+        }
+    }
+}
+
+/// What an order is for and costs: a campaign's title and price (a given `total_fee` must agree), or as given.
+async fn priced(state: &State, request: &OrderRequest) -> Result<(String, i64), PayError> {
+    // A coupon's order takes its description and price from the campaign; a given total_fee must agree (the page
+    // showed a price: if it changed since, the buyer should see the new one before paying).
+    Ok(match request.campaign_id {
+        Some(id) => {
+            let campaign = db::blocking(&state.db, move |conn| {
+                crate::features::merchants::repo::campaign(conn, id)
+            })
+            .await?
+            .ok_or(PayError::NotFound("no such campaign"))?;
+            let Some(price) = campaign.price_fen else {
+                return Err(conflict("not_for_sale", "this campaign's coupons are not sold"));
+            };
+            if request.total_fee.is_some_and(|f| f != price) {
+                return Err(conflict(
+                    "price_changed",
+                    format!("the price is now {price} fen: show it to the buyer and order again"),
+                ));
+            }
+            let description = request.description.clone().unwrap_or(campaign.title);
+            (truncate(description.trim(), 128).to_owned(), price)
+        }
+        None => (
+            request.description.as_deref().unwrap_or_default().trim().to_owned(),
+            request.total_fee.ok_or_else(|| PayError::Invalid {
+                code: "missing_field",
+                message: "total_fee (fen) is required without campaign_id".into(),
+            })?,
+        ),
+    })
+}
+
+/// Why the database refused to record an order, as the use case's error.
+fn refused(e: PlaceRefused) -> PayError {
+    match e {
+        PlaceRefused::NotFound => PayError::NotFound("no such campaign"),
+        PlaceRefused::NotForSale => conflict("not_for_sale", "this campaign's coupons are not sold"),
+        PlaceRefused::PriceChanged(price) => conflict(
+            "price_changed",
+            format!("the price is now {price} fen: show it to the buyer and order again"),
+        ),
+        PlaceRefused::Rule(rule) => {
+            let code = match rule {
+                redemption_core::IssueError::SoldOut => "sold_out",
+                redemption_core::IssueError::PerUserLimit => "limit_reached",
+                redemption_core::IssueError::Ended => "campaign_ended",
+            };
+            conflict(code, rule.to_string())
+        }
+        PlaceRefused::Db(e) => PayError::Db(e),
+    }
+}
