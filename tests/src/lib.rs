@@ -72,7 +72,7 @@ pub fn test_settings_with(db_url: &str, sim: &SimServer, set: &[(&str, &str)], u
 #[derive(Clone, Debug)]
 pub struct ServerState {
     /// The database pool.
-    pub db: wxkit::db::DbPool,
+    pub db: wxkit::db::Db,
     /// The POS batcher (coupons).
     pub pos: wxkit::features::coupons::pos::PosBatcher,
     /// The official account's card client.

@@ -155,7 +155,7 @@ pub struct WechatClient {
     transport: Arc<dyn Transport>,
     endpoints: Endpoints,
     retry: RetryPolicy,
-    clock: Arc<dyn crate::token::Clock>,
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 #[cfg(feature = "client")]
@@ -166,12 +166,12 @@ impl WechatClient {
             transport,
             endpoints: Endpoints::default(),
             retry: RetryPolicy::default(),
-            clock: Arc::new(crate::token::SystemClock),
+            clock: Arc::new(crate::clock::SystemClock),
         }
     }
 
     /// The clock whose `sleep` waits out retry backoff (default: the system's, on tokio's timer).
-    pub fn with_clock(mut self, clock: Arc<dyn crate::token::Clock>) -> Self {
+    pub fn with_clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> Self {
         self.clock = clock;
         self
     }
@@ -416,7 +416,7 @@ mod tests {
     struct Recording(std::sync::Mutex<Vec<std::time::Duration>>);
 
     #[cfg(feature = "client")]
-    impl crate::token::Clock for Recording {
+    impl crate::clock::Clock for Recording {
         fn now_ms(&self) -> i64 {
             0
         }

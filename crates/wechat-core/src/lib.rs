@@ -39,7 +39,10 @@
 #[cfg(feature = "client")]
 pub mod app;
 pub mod client;
+#[cfg(feature = "client")]
+pub mod clock;
 pub mod credentials;
+pub mod encoding;
 pub mod error;
 pub mod push;
 pub mod request;
@@ -54,14 +57,15 @@ pub use app::{App, AppBuilder};
 #[cfg(feature = "client")]
 pub use client::WechatClient;
 pub use client::{Endpoints, build_url, parse_base_url, parse_json_response};
+#[cfg(feature = "client")]
+pub use clock::{Clock, SystemClock};
 pub use credentials::{AccessToken, AppId, AppSecret, OpenId, SecretString, Ticket, UnionId, constant_time_eq};
 pub use error::{BoxError, Error, Result, StoreError, TransportError};
 pub use request::ApiRequest;
 pub use retry::RetryPolicy;
 #[cfg(feature = "client")]
 pub use token::{
-    AccessTokenManager, Clock, MemoryTokenStore, StoredToken, SystemClock, TokenKind, TokenManagerOptions, TokenMode,
-    TokenStore,
+    AccessTokenManager, MemoryTokenStore, StoredToken, TokenKind, TokenManagerOptions, TokenMode, TokenStore,
 };
 #[cfg(feature = "reqwest")]
 pub use transport::ReqwestTransport;

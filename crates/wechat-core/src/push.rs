@@ -38,10 +38,7 @@ pub fn verify_server_signature(token: &str, timestamp: &str, nonce: &str, signat
     crate::constant_time_eq(expected.as_bytes(), signature.to_ascii_lowercase().as_bytes())
 }
 
-/// Lowercase hex.
-pub fn hex_lower(bytes: &[u8]) -> String {
-    data_encoding::HEXLOWER.encode(bytes)
-}
+pub use crate::encoding::hex_lower;
 
 /// `msg_signature = sha1(sort([token, timestamp, nonce, encrypt]).join(""))` for safe-mode pushes.
 pub fn msg_signature(token: &str, timestamp: &str, nonce: &str, encrypt: &str) -> String {

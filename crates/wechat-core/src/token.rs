@@ -13,7 +13,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// What is cached: the basic access token or one of the tickets derived from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -192,30 +192,7 @@ impl TokenStore for MemoryTokenStore {
     }
 }
 
-/// A source of the current time, injectable for tests.
-pub trait Clock: Send + Sync + fmt::Debug {
-    /// Unix time in milliseconds.
-    fn now_ms(&self) -> i64;
-
-    /// Waits `duration` (retry backoff, token polling). The default sleeps on tokio's timer; a test clock can
-    /// return at once (and move its own time), so that backoff costs a test nothing.
-    fn sleep(&self, duration: std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-        Box::pin(tokio::time::sleep(duration))
-    }
-}
-
-/// The system clock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0)
-    }
-}
+pub use crate::clock::{Clock, SystemClock};
 
 /// How the basic access token is fetched.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

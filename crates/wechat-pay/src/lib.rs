@@ -33,15 +33,16 @@ pub mod error;
 pub mod notify;
 pub mod request;
 pub mod sign;
+pub mod types;
 pub mod v3;
 /// The hardened XML codec (shared with server pushes; lives in wechat-core).
 pub use wechat_core::xml;
 
 #[cfg(feature = "client")]
 pub use client::PayClient;
-pub use client::{
+pub use error::{Error, Result};
+pub use sign::{PayKey, SignType};
+pub use types::{
     Fen, JsapiPayParams, Merchant, OrderRef, OrderStatus, PrepayOrder, Refund, RefundAccepted, RefundStatus,
     TradeState, TradeType, UnifiedOrder, UnifiedOrderBuilder, check_response, jsapi_pay_params,
 };
-pub use error::{Error, Result};
-pub use sign::{PayKey, SignType};

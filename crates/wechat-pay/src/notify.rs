@@ -1,8 +1,8 @@
 //! Payment and refund notifies: parse, verify, and the exact replies WeChat expects.
 
-use crate::client::{Fen, Merchant};
 use crate::error::{Error, Result};
 use crate::sign::{PayKey, SignType, verify};
+use crate::types::{Fen, Merchant};
 use crate::xml::{self, Fields};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;

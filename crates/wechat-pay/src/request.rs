@@ -21,12 +21,12 @@
 //! # Ok::<(), wechat_pay::Error>(())
 //! ```
 
-use crate::client::{
+use crate::error::{Error, Result};
+use crate::sign::sign_fields;
+use crate::types::{
     Fen, Merchant, OrderRef, OrderStatus, PrepayOrder, Refund, RefundAccepted, RefundStatus, TradeState, UnifiedOrder,
     check_out_no, check_response,
 };
-use crate::error::{Error, Result};
-use crate::sign::sign_fields;
 use crate::xml::{self, Fields};
 use url::Url;
 use wechat_core::transport::{HttpRequest, HttpResponse};

@@ -8,7 +8,7 @@
 //! (the notify follows on WeChat's schedule) or cancels, then returns to `return_url` with `#wxpay=ok`,
 //! `#wxpay=cancel` or `#wxpay=fail`.
 
-use crate::oauth::{error_page, render};
+use crate::pages::{error_page, render};
 use crate::state::SimHandle;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;

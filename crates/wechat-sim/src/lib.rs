@@ -59,6 +59,7 @@ mod miniapp;
 mod mp;
 mod oa;
 mod oauth;
+mod pages;
 mod pay;
 mod pay_v3;
 mod state;

@@ -5,7 +5,7 @@
 //! `cancel` for the scene.
 
 use crate::SimUser;
-use crate::oauth::{error_page, render};
+use crate::pages::{error_page, render};
 use crate::state::SimHandle;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;

@@ -244,9 +244,9 @@ async fn scan_page(req: HttpRequest, sim: web::Data<SimHandle>) -> HttpResponse 
     let q = query(&req);
     let ticket = q.get("ticket").cloned().unwrap_or_default();
     let Some(t) = sim.world().qr_tickets.get(&ticket).cloned() else {
-        return crate::oauth::error_page(-1, "二维码已失效 · this code is not known");
+        return crate::pages::error_page(-1, "二维码已失效 · this code is not known");
     };
-    crate::oauth::render(&ScanPage {
+    crate::pages::render(&ScanPage {
         title: "扫码 · Scan",
         scene: &t.scene,
         ticket: &ticket,
@@ -263,7 +263,7 @@ struct ScanForm {
 async fn scan_from_page(form: web::Form<ScanForm>, sim: web::Data<SimHandle>) -> HttpResponse {
     let openid = form.openid.trim();
     if openid.is_empty() || openid.len() > 64 {
-        return crate::oauth::error_page(-1, "openid 无效 · give the scanning user's openid");
+        return crate::pages::error_page(-1, "openid 无效 · give the scanning user's openid");
     }
     match sim.scan_qrcode(&form.ticket, openid) {
         Ok(event) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
@@ -271,7 +271,7 @@ async fn scan_from_page(form: web::Form<ScanForm>, sim: web::Data<SimHandle>) ->
              <h2 id=\"done\" data-event=\"{event}\">已扫码 · Scanned ({event})</h2>\
              <p>公众号会收到事件并回复 · The account received the event and replies in the chat.</p>"
         )),
-        Err(e) => crate::oauth::error_page(-1, &format!("扫码失败 · {e}")),
+        Err(e) => crate::pages::error_page(-1, &format!("扫码失败 · {e}")),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use crate::control::bad_request;
 use crate::mp::{query, wx_error};
+use crate::pages::{error_page, render};
 use crate::state::{SimHandle, SimUser, UserTokenRecord, World, random_string};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -38,42 +39,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/_sim/miniprogram/encrypt", web::post().to(control_encrypt))
         .route("/_sim/wxa/open", web::get().to(wxa_open))
         .route("/_sim/miniprogram/backend", web::post().to(control_backend))
-        .route("/_sim/static/sim.css", web::get().to(stylesheet));
-}
-
-/// The stylesheet of the simulator's pages.
-const SIM_CSS: &str = include_str!("../static/sim.css");
-
-/// `GET /_sim/static/sim.css`.
-async fn stylesheet() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/css; charset=utf-8")
-        .insert_header(("Cache-Control", "public, max-age=86400"))
-        .body(SIM_CSS)
-}
-
-/// Renders a simulator page (auto-escaped template; no inline style or script).
-pub(crate) fn render(template: &impl askama::Template) -> HttpResponse {
-    match template.render() {
-        Ok(html) => HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .insert_header((
-                "Content-Security-Policy",
-                "default-src 'self'; form-action *; frame-ancestors 'none'; base-uri 'none'",
-            ))
-            .body(html),
-        Err(e) => HttpResponse::InternalServerError()
-            .content_type("text/plain; charset=utf-8")
-            .body(format!("template error: {e}")),
-    }
-}
-
-#[derive(askama::Template)]
-#[template(path = "sim_error.html")]
-struct ErrorPage<'a> {
-    title: &'a str,
-    code: i64,
-    message: &'a str,
+        .route("/_sim/static/sim.css", web::get().to(crate::pages::stylesheet));
 }
 
 #[derive(askama::Template)]
@@ -86,14 +52,6 @@ struct AuthorizePage<'a> {
     state: &'a str,
     userinfo: bool,
     users: &'a [SimUser],
-}
-
-pub(crate) fn error_page(code: i64, message: &str) -> HttpResponse {
-    render(&ErrorPage {
-        title: "出错了",
-        code,
-        message,
-    })
 }
 
 /// The authorize parameters, checked the way WeChat checks them; `Err` is WeChat's error page.

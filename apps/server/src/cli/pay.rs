@@ -415,7 +415,7 @@ pub(super) async fn orders(
     limit: i64,
 ) -> Result<(), CliError> {
     if let Some(s) = &status
-        && !matches!(s.as_str(), "created" | "paid" | "closed")
+        && crate::db::OrderStatus::parse(s).is_none()
     {
         return Err(CliError::Usage(format!(
             "--status {s:?} is not created, paid or closed"
@@ -445,7 +445,7 @@ pub(super) async fn orders(
         .map(|o| {
             vec![
                 o.out_trade_no.clone(),
-                o.status.clone(),
+                o.status.to_string(),
                 o.total_fee.to_string(),
                 o.trade_type.clone(),
                 o.description.clone(),

@@ -2,7 +2,7 @@
 //! store before downloading). Certificates are public; they share the key-value table of server-wide settings.
 
 use crate::db::schema::server_secrets;
-use crate::db::{DbConnection, DbError, DbPool, blocking};
+use crate::db::{Db, DbConnection, DbError, blocking};
 use async_trait::async_trait;
 use diesel::prelude::*;
 use std::fmt;
@@ -12,7 +12,7 @@ use wechat_pay::v3::{CertificateStore, StoredCertificates};
 /// The database-backed [`CertificateStore`].
 #[derive(Clone)]
 pub struct DbCertificateStore {
-    pool: DbPool,
+    pool: Db,
 }
 
 impl fmt::Debug for DbCertificateStore {
@@ -23,7 +23,7 @@ impl fmt::Debug for DbCertificateStore {
 
 impl DbCertificateStore {
     /// A store on `pool`.
-    pub fn new(pool: DbPool) -> Self {
+    pub fn new(pool: Db) -> Self {
         Self { pool }
     }
 }

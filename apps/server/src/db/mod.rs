@@ -175,8 +175,59 @@ pub fn is_connection_error(e: &DbError) -> bool {
     matches!(classify(e), ErrorClass::Connection)
 }
 
-/// The pool every request draws from.
+/// The r2d2 pool beneath [`Db`].
 pub type DbPool = r2d2::Pool<ConnectionManager>;
+
+/// The database: the connection pool and the threads that run blocking work on it ([`blocking`]), owned together
+/// (a second pool in the process — a test's second server — has threads of its own, sized by its own pool; the
+/// threads end when the last clone is dropped). Dereferences to the pool.
+#[derive(Clone)]
+pub struct Db {
+    pool: DbPool,
+    threads: crossbeam_channel::Sender<Job>,
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Db")
+            .field("max_size", &self.pool.max_size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for Db {
+    type Target = DbPool;
+    fn deref(&self) -> &DbPool {
+        &self.pool
+    }
+}
+
+impl Db {
+    /// `pool` with its database threads: as many as the pool has connections, at least 4, started now.
+    pub fn new(pool: DbPool) -> Db {
+        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        for i in 0..usize::try_from(pool.max_size()).unwrap_or(4).max(4) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("wxkit-db-{i}"))
+                .spawn(move || {
+                    // Ends when every sender (every clone of the `Db`) is gone.
+                    while let Ok(job) = rx.recv() {
+                        job();
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a database thread");
+            }
+        }
+        Db { pool, threads: tx }
+    }
+
+    /// The r2d2 pool.
+    pub fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+}
 /// A pooled connection.
 pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
 
@@ -389,19 +440,35 @@ impl Backend {
     }
 }
 
-/// Runs `work` (a transaction that reads, then writes) again when SQLite refused its write with "database is locked".
-/// A deferred transaction that read before another connection wrote cannot take the write lock, and SQLite says so at
-/// once (the busy timeout does not apply to that upgrade); running the whole transaction again reads the new state.
-/// A few tries, short growing pauses; PostgreSQL never answers that way, so there it runs once.
-pub fn retry_when_locked<T>(mut work: impl FnMut() -> Result<T, DbError>) -> Result<T, DbError> {
-    let mut attempt = 0;
-    loop {
-        match work() {
-            Err(e) if attempt < 5 && e.to_string().contains("database is locked") => {
-                attempt += 1;
-                std::thread::sleep(Duration::from_millis(10 * attempt));
+/// Runs `work` in a transaction that reads, then writes. On SQLite it begins `IMMEDIATE`: the write lock is taken
+/// first, so a concurrent writer waits out the busy timeout instead of failing — a deferred transaction that read
+/// before another connection wrote cannot take the write lock later, and SQLite refuses that upgrade at once
+/// ("database is locked", the busy timeout does not apply). On PostgreSQL, an ordinary transaction (its row locks and
+/// conditional updates decide). A transaction `work` opens inside becomes a savepoint.
+pub fn write_transaction<T>(
+    conn: &mut DbConnection,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let DbConnection::Sqlite(inner) = conn else {
+        return conn.transaction(work);
+    };
+    AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+    let result = work(conn);
+    let DbConnection::Sqlite(inner) = conn else {
+        return result;
+    };
+    match result {
+        Ok(value) => match AnsiTransactionManager::commit_transaction(inner) {
+            Ok(()) => Ok(value),
+            Err(e) => {
+                let _ = AnsiTransactionManager::rollback_transaction(inner);
+                Err(e.into())
             }
-            other => return other,
+        },
+        Err(e) => {
+            let _ = AnsiTransactionManager::rollback_transaction(inner);
+            Err(e)
         }
     }
 }
@@ -463,7 +530,7 @@ impl r2d2::ManageConnection for ConnectionManager {
 
 /// Checks the URL, runs migrations and builds the pool. Blocking: call it from a blocking context.
 /// `sqlite_cache_kib` is each SQLite connection's page cache (`database.sqlite_cache_kib`).
-pub fn connect_and_migrate(url: &str, pool_size: u32, sqlite_cache_kib: u32) -> Result<(Backend, DbPool), DbError> {
+pub fn connect_and_migrate(url: &str, pool_size: u32, sqlite_cache_kib: u32) -> Result<(Backend, Db), DbError> {
     let backend = Backend::from_url(url)?;
     let applied = backend.migrate()?;
     for name in &applied {
@@ -494,44 +561,11 @@ pub fn connect_and_migrate(url: &str, pool_size: u32, sqlite_cache_kib: u32) -> 
             target: backend.target(),
             message: e.to_string(),
         })?;
-    Ok((backend, pool))
+    Ok((backend, Db::new(pool)))
 }
 
 /// Work for the database threads.
 type Job = Box<dyn FnOnce() + Send + 'static>;
-
-/// The database threads, process-wide: as many as the (first) pool's connections, at least 4, started once and kept
-/// (see [`blocking`]).
-static DB_THREADS: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> = std::sync::OnceLock::new();
-
-fn db_threads(size: u32) -> &'static std::sync::Mutex<std::sync::mpsc::Sender<Job>> {
-    DB_THREADS.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        let rx = Arc::new(std::sync::Mutex::new(rx));
-        for i in 0..usize::try_from(size).unwrap_or(4).max(4) {
-            let rx = rx.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("wxkit-db-{i}"))
-                .spawn(move || {
-                    loop {
-                        // The lock is held only to take the next job, never while running it.
-                        let job = match rx.lock() {
-                            Ok(rx) => rx.recv(),
-                            Err(poisoned) => poisoned.into_inner().recv(),
-                        };
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "cannot start a database thread");
-            }
-        }
-        std::sync::Mutex::new(tx)
-    })
-}
 
 /// Runs blocking database work off the async executor, on the database threads.
 ///
@@ -540,13 +574,12 @@ fn db_threads(size: u32) -> &'static std::sync::Mutex<std::sync::mpsc::Sender<Jo
 /// connecting, a rush at the tills) would start up to 512 threads per runtime that retire later, each leaving its
 /// allocator heap behind (docs/benchmarks.md, idle login sockets). Here a burst queues, the threads stay, and their
 /// heaps are reused.
-pub async fn blocking<T, F>(pool: &DbPool, work: F) -> Result<T, DbError>
+pub async fn blocking<T, F>(db: &Db, work: F) -> Result<T, DbError>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
     T: Send + 'static,
 {
-    let size = pool.max_size();
-    let pool = pool.clone();
+    let pool = db.pool.clone();
     // The request's span (with its request id) follows the work onto the database thread.
     let span = tracing::Span::current();
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -563,9 +596,7 @@ where
         .unwrap_or_else(|_| Err(DbError::Task("database work panicked".into())));
         let _ = tx.send(result);
     });
-    db_threads(size)
-        .lock()
-        .map_err(|_| DbError::Task("database threads unavailable".into()))?
+    db.threads
         .send(job)
         .map_err(|_| DbError::Task("database threads stopped".into()))?;
     rx.await
@@ -628,5 +659,67 @@ mod tests {
         assert!(Backend::from_url(&url).unwrap().migrate().unwrap().is_empty());
         drop(conn);
         let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// A status column as a Rust enum: stored as its text (the same on every backend), read back through
+/// `#[diesel(deserialize_as = String)]`, so a status the code does not know is an error when the row is read, and a
+/// misspelt status does not compile. Writes use [`as_str`](OrderStatus::as_str).
+#[macro_export]
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            /// The stored text.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            /// The status stored as `text`.
+            pub fn parse(text: &str) -> Option<$name> {
+                match text {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(text: String) -> Result<$name, String> {
+                $name::parse(&text).ok_or_else(|| format!("{text:?} is not a {}", stringify!($name)))
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+crate::text_enum! {
+    /// A payment order's status (`pay_orders.status`).
+    OrderStatus {
+        /// Placed, not paid.
+        Created => "created",
+        /// Paid (refunds are read off its refunds).
+        Paid => "paid",
+        /// Closed unpaid.
+        Closed => "closed",
     }
 }

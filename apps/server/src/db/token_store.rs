@@ -2,7 +2,7 @@
 //! refresh lease is a conditional UPDATE, so only one instance talks to WeChat at a time.
 
 use super::schema::wechat_tokens::dsl as t;
-use super::{DbConnection, DbError, DbPool, blocking};
+use super::{Db, DbConnection, DbError, blocking};
 use async_trait::async_trait;
 use diesel::prelude::*;
 use std::fmt;
@@ -11,7 +11,7 @@ use wechat_core::{AppId, StoreError, StoredToken, TokenKind, TokenStore};
 /// The database-backed token store.
 #[derive(Clone)]
 pub struct DbTokenStore {
-    pool: DbPool,
+    pool: Db,
 }
 
 impl fmt::Debug for DbTokenStore {
@@ -22,7 +22,7 @@ impl fmt::Debug for DbTokenStore {
 
 impl DbTokenStore {
     /// A store on `pool`.
-    pub fn new(pool: DbPool) -> Self {
+    pub fn new(pool: Db) -> Self {
         Self { pool }
     }
 

@@ -73,6 +73,16 @@ pub fn body(name: &str) -> Option<&'static str> {
     find(name).map(|(_, a)| a.body)
 }
 
+/// True when the request's `If-None-Match` (parsed as a typed header) names `etag` or `*`: answer 304. The weak
+/// comparison of RFC 9110 §13.1.2, as `If-None-Match` requires.
+pub fn not_modified(req: &HttpRequest, etag: &header::EntityTag) -> bool {
+    match <header::IfNoneMatch as header::Header>::parse(req) {
+        Ok(header::IfNoneMatch::Any) => true,
+        Ok(header::IfNoneMatch::Items(tags)) => tags.iter().any(|t| t.weak_eq(etag)),
+        Err(_) => false,
+    }
+}
+
 /// `GET /static/{name}`: the asset, cached for a year (pages ask for it by its content hash, so a changed asset is
 /// a new URL); `ETag` is the hash, so a revalidation costs a 304.
 pub async fn serve(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
@@ -81,11 +91,7 @@ pub async fn serve(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
     };
     let hash = &HASHES[i];
     let etag = header::EntityTag::new_strong(hash.clone());
-    let fresh = match <header::IfNoneMatch as header::Header>::parse(&req) {
-        Ok(header::IfNoneMatch::Any) => true,
-        Ok(header::IfNoneMatch::Items(tags)) => tags.iter().any(|t| t.weak_eq(&etag)),
-        Err(_) => false,
-    };
+    let fresh = not_modified(&req, &etag);
     let cache = "public, max-age=31536000, immutable";
     let mut res = if fresh {
         HttpResponse::NotModified()

@@ -270,9 +270,29 @@ pub fn wechat_login_error(e: &wechat_oauth::Error) -> ApiError {
 }
 
 impl From<crate::db::DbError> for ApiError {
-    /// The database failed: 503 with a retry hint (the cause is logged, not shown).
+    /// The database failed: 503 with a retry hint (the whole cause chain is logged, nothing is shown).
     fn from(e: crate::db::DbError) -> ApiError {
-        ApiError::unavailable(&e)
+        ApiError::unavailable(&Chain(&e))
+    }
+}
+
+/// An error with its sources, `outer: inner: innermost`, for log lines.
+#[derive(Debug)]
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(e) = source {
+            // thiserror's `#[error(transparent)]` repeats its source's message: print each message once.
+            let message = e.to_string();
+            if !self.0.to_string().ends_with(&message) {
+                write!(f, ": {message}")?;
+            }
+            source = e.source();
+        }
+        Ok(())
     }
 }
 

@@ -11,7 +11,7 @@ pub mod secrets;
 pub mod time;
 pub mod wechat;
 
-use crate::db::{Backend, DbPool};
+use crate::db::{Backend, Db};
 use crate::http::ratelimit::{AuthLimiter, RateLimits};
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Platform {
     /// The database pool.
-    pub db: DbPool,
+    pub db: Db,
     /// Which database (and, for PostgreSQL, its URL: the login listener opens its own connection).
     pub backend: Backend,
     /// The application's clock (the system's; tests move it).
@@ -53,7 +53,7 @@ pub struct Limits {
 impl Platform {
     /// A platform on a connected pool: limits from `settings`, the public URL as given.
     pub fn new(
-        db: DbPool,
+        db: Db,
         backend: Backend,
         clock: Arc<dyn wechat_core::Clock>,
         public_base_url: &str,
@@ -72,7 +72,7 @@ impl Platform {
     }
 
     /// Connects (and migrates) the database of `settings` off the async runtime.
-    pub async fn connect(settings: &crate::configuration::Settings) -> Result<(Backend, DbPool), crate::db::DbError> {
+    pub async fn connect(settings: &crate::configuration::Settings) -> Result<(Backend, Db), crate::db::DbError> {
         let url = settings.database.url.clone();
         let (pool_size, cache_kib) = (settings.database.pool_size, settings.database.sqlite_cache_kib);
         tokio::task::spawn_blocking(move || crate::db::connect_and_migrate(&url, pool_size, cache_kib))

@@ -32,6 +32,7 @@ pub mod keys;
 pub mod notify;
 pub mod request;
 pub mod sign;
+pub mod types;
 pub mod verifier;
 
 #[cfg(test)]
@@ -41,14 +42,14 @@ pub use aead::{ApiV3Key, EncryptedResource};
 #[cfg(feature = "client")]
 pub use certs::PlatformKeys;
 pub use certs::{CertificateStore, MemoryCertificateStore, RefreshPolicy, StoredCertificates};
-pub use client::{
-    Amount, AppPayParams, Channel, Order, Payer, Prepay, RefundAmount, RefundInfo, RefundRequest, RefundState,
-    Transaction, jsapi_pay_params, rfc3339_beijing,
-};
 #[cfg(feature = "client")]
 pub use client::{Client, ClientBuilder};
 pub use error::ErrorCode;
 pub use keys::{Certificate, KeyError, MerchantPrivateKey, PublicKey};
 pub use notify::{Event, Notify};
 pub use sign::{Authorization, RequestSigner, pay_sign};
+pub use types::{
+    Amount, AppPayParams, Channel, Order, Payer, Prepay, RefundAmount, RefundInfo, RefundRequest, RefundState,
+    Transaction, jsapi_pay_params, rfc3339_beijing,
+};
 pub use verifier::{KeyKind, PROBE_PREFIX, SignedMessage, Verifier, VerifyError};

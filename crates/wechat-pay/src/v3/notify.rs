@@ -92,7 +92,7 @@ pub fn decrypt_resource(key: &ApiV3Key, body: &[u8]) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::TradeState;
+    use crate::types::TradeState;
     use crate::v3::vectors as v;
 
     #[test]

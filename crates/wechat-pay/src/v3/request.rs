@@ -21,11 +21,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::client::OrderRef;
 use crate::error::{Error, Result};
-use crate::v3::client::{Order, Prepay, RefundInfo, RefundRequest, Transaction, check_v3_no};
+use crate::types::OrderRef;
 use crate::v3::error::ErrorCode;
 use crate::v3::sign::RequestSigner;
+use crate::v3::types::{Order, Prepay, RefundInfo, RefundRequest, Transaction, check_v3_no};
 use crate::v3::verifier::{SignedMessage, Verifier};
 use serde::Deserialize;
 use serde_json::json;

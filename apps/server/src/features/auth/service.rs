@@ -236,13 +236,13 @@ impl From<User> for PublicUser {
 /// Single-use OAuth states in the database (a unique key), shared by every instance.
 #[derive(Debug)]
 pub struct DbStateStore {
-    pool: db::DbPool,
+    pool: db::Db,
     clock: std::sync::Arc<dyn wechat_core::Clock>,
 }
 
 impl DbStateStore {
     /// A store on `pool`, forgetting expired states by `clock`.
-    pub fn new(pool: db::DbPool, clock: std::sync::Arc<dyn wechat_core::Clock>) -> Self {
+    pub fn new(pool: db::Db, clock: std::sync::Arc<dyn wechat_core::Clock>) -> Self {
         Self { pool, clock }
     }
 }

@@ -94,8 +94,7 @@ pub enum VoidOutcome {
 /// Voids a coupon that is not redeemed, with an audit row carrying `reason`, in one transaction. The update is
 /// conditional on the stored status, so it cannot void a coupon a cashier redeemed a moment before.
 pub fn void(conn: &mut DbConnection, code: &str, reason: &str, now: Millis) -> Result<VoidOutcome, DbError> {
-    // SQLite: a transaction that reads, then writes (see `retry_when_locked`).
-    crate::db::retry_when_locked(|| void_once(conn, code, reason, now))
+    crate::db::write_transaction(conn, |conn| void_once(conn, code, reason, now))
 }
 
 fn void_once(conn: &mut DbConnection, code: &str, reason: &str, now: Millis) -> Result<VoidOutcome, DbError> {

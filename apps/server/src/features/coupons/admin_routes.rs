@@ -56,9 +56,7 @@ pub async fn void(
         return Err(ApiError::not_found("no such coupon"));
     };
     let now = state.clock.now_ms();
-    let outcome = db::blocking(&state.db, move |conn| admin::void(conn, code.as_str(), &reason, now))
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?;
+    let outcome = db::blocking(&state.db, move |conn| admin::void(conn, code.as_str(), &reason, now)).await?;
     match outcome {
         VoidOutcome::Voided(c, k) | VoidOutcome::AlreadyVoid(c, k) => {
             Ok(HttpResponse::Ok().json(coupon_item(&state, &c, &k)))
@@ -108,8 +106,7 @@ pub async fn log(_admin: auth::AdminAuth, req: HttpRequest, state: web::Data<Sta
         let rows = db::blocking(&state.db, move |conn| {
             admin::redemption_log(conn, &filter, None, CSV_MAX_ROWS)
         })
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?;
+        .await?;
         // Streamed in slices of rows: a 100,000-row export is never one string in memory.
         const SLICE: usize = 1000;
         let rows = std::sync::Arc::new(rows);
@@ -129,8 +126,7 @@ pub async fn log(_admin: auth::AdminAuth, req: HttpRequest, state: web::Data<Sta
     let rows = db::blocking(&state.db, move |conn| {
         admin::redemption_log(conn, &filter, page.after, page.fetch())
     })
-    .await
-    .map_err(|e| ApiError::unavailable(&e))?;
+    .await?;
     Ok(HttpResponse::Ok().json(paging::paged(
         page,
         rows,

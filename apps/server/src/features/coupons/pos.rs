@@ -535,7 +535,7 @@ use crate::platform::batcher::Batcher;
 impl PosBatcher {
     /// Starts the dispatcher on the current tokio runtime.
     pub fn start(
-        pool: crate::db::DbPool,
+        pool: crate::db::Db,
         slots: usize,
         max_batch: usize,
         clock: std::sync::Arc<dyn wechat_core::Clock>,
@@ -563,7 +563,7 @@ impl PosBatcher {
     }
 }
 
-fn run_jobs(pool: &crate::db::DbPool, attempts: &[PosAttempt], clock: &dyn wechat_core::Clock) -> PosResults {
+fn run_jobs(pool: &crate::db::Db, attempts: &[PosAttempt], clock: &dyn wechat_core::Clock) -> PosResults {
     with_fallback(attempts, |batch| run_on_live_connection(pool, batch, clock))
 }
 
@@ -572,7 +572,7 @@ fn run_jobs(pool: &crate::db::DbPool, attempts: &[PosAttempt], clock: &dyn wecha
 /// connection plus one fresh, so that a pool full of dead connections costs no request its answer. A redemption
 /// whose commit was lost with the connection is safe to run again: the guarded update redeems a coupon once.
 fn run_on_live_connection(
-    pool: &crate::db::DbPool,
+    pool: &crate::db::Db,
     batch: &[PosAttempt],
     clock: &dyn wechat_core::Clock,
 ) -> Result<PosResults, DbError> {

@@ -597,16 +597,11 @@ pub async fn qr(
     };
     let url = format!("{}/c/{}", state.public_base_url, coupon.code);
     // The image depends only on the URL, size and format: that is the ETag.
-    let etag = format!("\"{}\"", &auth::sha256_hex(&format!("{url}|{size}|{format}"))[..32]);
+    let etag = header::EntityTag::new_strong(auth::sha256_hex(&format!("{url}|{size}|{format}"))[..32].to_owned());
     let cache = ("Cache-Control", "private, max-age=86400");
-    if req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
-    {
+    if crate::http::assets::not_modified(&req, &etag) {
         return Ok(HttpResponse::NotModified()
-            .insert_header((header::ETAG, etag))
+            .insert_header(header::ETag(etag))
             .insert_header(cache)
             .finish());
     }
@@ -625,7 +620,7 @@ pub async fn qr(
     let body = body.map_err(|e| ApiError::internal(&e))?;
     Ok(HttpResponse::Ok()
         .content_type(content_type)
-        .insert_header((header::ETAG, etag))
+        .insert_header(header::ETag(etag))
         .insert_header(cache)
         .body(body))
 }

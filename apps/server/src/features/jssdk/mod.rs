@@ -3,8 +3,9 @@
 
 pub mod openapi;
 mod routes;
+pub mod service;
 
-pub use routes::DEFAULT_JS_API_LIST;
+pub use service::DEFAULT_JS_API_LIST;
 
 use crate::configuration::Settings;
 use crate::platform::Platform;

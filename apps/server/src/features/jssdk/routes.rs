@@ -1,6 +1,7 @@
 //! `GET /api/v1/jssdk/config?url=` and the sandbox's `/demo/share`.
 
 use super::State;
+use super::service::{self, ConfigError};
 use crate::http::errors::ApiError;
 use crate::http::pages;
 use actix_web::http::StatusCode;
@@ -8,8 +9,24 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-/// The APIs a config asks for unless the page names its own (`apis=a,b`).
-pub const DEFAULT_JS_API_LIST: &[&str] = &["updateAppMessageShareData", "updateTimelineShareData"];
+impl From<ConfigError> for ApiError {
+    fn from(e: ConfigError) -> ApiError {
+        match e {
+            ConfigError::MissingUrl => ApiError::bad_request("missing_url", e.to_string()),
+            ConfigError::InvalidUrl(_) => ApiError::bad_request("invalid_url", e.to_string()),
+            ConfigError::NotAllowed { .. } => ApiError::bad_request("url_not_allowed", e.to_string()),
+            ConfigError::NoTicket(cause) => {
+                tracing::warn!(error = %cause, "JS-SDK config: no jsapi_ticket");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "wechat_unavailable",
+                    "WeChat did not give a jsapi_ticket just now: try again in a few seconds",
+                )
+                .with_retry_after(5)
+            }
+        }
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,50 +42,8 @@ pub struct ConfigQuery {
 pub async fn config(req: HttpRequest, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
     let q = web::Query::<ConfigQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?;
-    let Some(page) = q.url.as_deref().filter(|u| !u.is_empty()) else {
-        return Err(ApiError::bad_request(
-            "missing_url",
-            "give the page's URL: ?url=<location.href>",
-        ));
-    };
-    let page = wechat_oauth::jssdk::normalize_page_url(page)
-        .map_err(|e| ApiError::bad_request("invalid_url", e.to_string()))?;
-    let host = url::Url::parse(page)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
-        .unwrap_or_default();
-    let allowed = &state.js_domains;
-    if !allowed.contains(&host) {
-        return Err(ApiError::bad_request(
-            "url_not_allowed",
-            format!(
-                "{host} is not a JS-SDK domain of this account (wechat.js_domains: {})",
-                allowed.join(", ")
-            ),
-        ));
-    }
-    let apis: Vec<String> = match q.apis.as_deref() {
-        Some(list) => list
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty() && a.len() <= 64 && a.chars().all(|c| c.is_ascii_alphanumeric()))
-            .map(str::to_owned)
-            .collect(),
-        None => DEFAULT_JS_API_LIST.iter().map(|s| (*s).to_owned()).collect(),
-    };
-    let signed = state
-        .official
-        .jssdk_config(page, state.clock.now_ms() / 1000)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "JS-SDK config: no jsapi_ticket");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "wechat_unavailable",
-                "WeChat did not give a jsapi_ticket just now: try again in a few seconds",
-            )
-            .with_retry_after(5)
-        })?;
+    let now = state.clock.now_ms() / 1000;
+    let (signed, apis) = service::config(&state, q.url.as_deref(), q.apis.as_deref(), now).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(serde_json::json!({

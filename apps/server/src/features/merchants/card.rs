@@ -56,8 +56,7 @@ pub async fn attach(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let campaign = db::blocking(&state.db, move |conn| repo::campaign(conn, id))
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?
+        .await?
         .ok_or_else(|| ApiError::not_found("no such campaign"))?;
     if let Some(existing) = &campaign.wechat_card_id {
         return Err(ApiError::new(
@@ -91,8 +90,7 @@ pub async fn attach(
         repo::set_campaign_card(conn, id, &stored)?;
         repo::campaign(conn, id)
     })
-    .await
-    .map_err(|e| ApiError::unavailable(&e))?
+    .await?
     .ok_or_else(|| ApiError::not_found("no such campaign"))?;
     tracing::info!(campaign = id, card_id = %card_id, created, "campaign backed by a WeChat card");
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };

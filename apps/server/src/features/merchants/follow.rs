@@ -46,8 +46,7 @@ pub async fn create(
     };
     let id = path.into_inner();
     let campaign = db::blocking(&state.db, move |conn| repo::campaign(conn, id))
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?
+        .await?
         .ok_or_else(|| ApiError::not_found("no such campaign"))?;
     let now = state.clock.now_ms();
     if campaign.valid_until <= now {

@@ -110,8 +110,7 @@ pub async fn put(
             Ok(true)
         })
     })
-    .await
-    .map_err(|e| ApiError::unavailable(&e))?;
+    .await?;
     if !found {
         return Err(not_found());
     }
@@ -132,8 +131,7 @@ pub async fn get(
             .first::<(String, String)>(conn)
             .optional()?)
     })
-    .await
-    .map_err(|e| ApiError::unavailable(&e))?;
+    .await?;
     let Some((template_id, fields)) = row else {
         return Err(ApiError::not_found("this campaign sends no redemption message"));
     };
@@ -151,8 +149,7 @@ pub async fn delete(
     let n = db::blocking(&state.db, move |conn| {
         Ok(diesel::delete(campaign_messages::table.find(id)).execute(conn)?)
     })
-    .await
-    .map_err(|e| ApiError::unavailable(&e))?;
+    .await?;
     if n == 0 {
         return Err(ApiError::not_found("this campaign sends no redemption message"));
     }

@@ -126,8 +126,9 @@ pub fn add_staff(
     token_hash: &str,
     now: Millis,
 ) -> Result<Option<StaffRow>, DbError> {
-    // SQLite: this transaction reads, then writes (see `retry_when_locked`).
-    crate::db::retry_when_locked(|| add_staff_once(conn, merchant_id, openid, name, token_hash, now))
+    crate::db::write_transaction(conn, |conn| {
+        add_staff_once(conn, merchant_id, openid, name, token_hash, now)
+    })
 }
 
 fn add_staff_once(

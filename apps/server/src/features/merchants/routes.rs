@@ -59,8 +59,7 @@ pub async fn list_merchants(
     let rows = db::blocking(&state.db, move |conn| {
         repo::merchants_page(conn, page.after, page.fetch())
     })
-    .await
-    .map_err(|e| ApiError::unavailable(&e))?;
+    .await?;
     Ok(HttpResponse::Ok().json(paging::paged(page, rows, |m| m.id, merchant_json)))
 }
 
@@ -72,8 +71,7 @@ pub async fn get_merchant(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let m = db::blocking(&state.db, move |conn| repo::merchant(conn, id))
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?
+        .await?
         .ok_or_else(|| ApiError::not_found("no such merchant"))?;
     Ok(HttpResponse::Ok().json(merchant_json(&m)))
 }
@@ -90,8 +88,7 @@ pub async fn list_staff(
     let rows = db::blocking(&state.db, move |conn| {
         repo::staff_page(conn, merchant, page.after, page.fetch())
     })
-    .await
-    .map_err(|e| ApiError::unavailable(&e))?;
+    .await?;
     Ok(HttpResponse::Ok().json(paging::paged(page, rows, |s| s.id, staff_json)))
 }
 
@@ -103,8 +100,7 @@ pub async fn get_campaign(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let c = db::blocking(&state.db, move |conn| repo::campaign(conn, id))
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?
+        .await?
         .ok_or_else(|| ApiError::not_found("no such campaign"))?;
     Ok(HttpResponse::Ok().json(campaign_json_at(&c, state.clock.now_ms())))
 }
@@ -140,8 +136,7 @@ pub async fn end_campaign(
     let c = db::blocking(&state.db, move |conn| {
         repo::end_campaign(conn, id, now, reason.as_deref())
     })
-    .await
-    .map_err(|e| ApiError::unavailable(&e))?
+    .await?
     .ok_or_else(|| ApiError::not_found("no such campaign"))?;
     Ok(HttpResponse::Ok().json(campaign_json_at(&c, now)))
 }
@@ -234,8 +229,7 @@ pub async fn list_campaigns(
     let rows = db::blocking(&state.db, move |conn| {
         repo::campaigns_page(conn, merchant, page.after, page.fetch())
     })
-    .await
-    .map_err(|e| ApiError::unavailable(&e))?;
+    .await?;
     let now = state.clock.now_ms();
     let out = paging::paged(page, rows, |c| c.id, |c| campaign_json_at(c, now));
     Ok(HttpResponse::Ok().json(json!({"items": out.items, "next_cursor": out.next_cursor, "campaigns": out.items})))
@@ -307,8 +301,7 @@ pub async fn list_coupons(
     let found = db::blocking(&state.db, move |conn| {
         coupons_admin::campaign_coupons(conn, id, status, owner.as_deref(), page.after, page.fetch(), now)
     })
-    .await
-    .map_err(|e| ApiError::unavailable(&e))?;
+    .await?;
     let Some((campaign, rows)) = found else {
         return Err(ApiError::not_found("no such campaign"));
     };

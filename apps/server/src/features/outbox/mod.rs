@@ -3,6 +3,7 @@
 pub mod openapi;
 pub mod repo;
 mod routes;
+pub mod service;
 pub mod worker;
 
 pub use worker::{Outbox, OutboxOptions};

@@ -5,6 +5,18 @@
 use crate::db::schema::outbox;
 use crate::db::{DbConnection, DbError};
 use diesel::prelude::*;
+
+crate::text_enum! {
+    /// An outbox item's status (`outbox.status`).
+    ItemStatus {
+        /// Owed to WeChat: delivered by the worker when due.
+        Pending => "pending",
+        /// WeChat confirmed it (or answered that it was already done).
+        Done => "done",
+        /// A final refusal, or attempts used up: an operator must look.
+        Failed => "failed",
+    }
+}
 use serde::Serialize;
 
 /// Consume a card code on WeChat after our coupon was redeemed.
@@ -26,7 +38,8 @@ pub struct OutboxRow {
     /// JSON, per kind.
     pub payload: String,
     /// `pending`, `done` or `failed`.
-    pub status: String,
+    #[diesel(deserialize_as = String)]
+    pub status: ItemStatus,
     /// Delivery attempts so far.
     pub attempts: i32,
     /// Not before, ms.
@@ -95,7 +108,7 @@ fn enqueue(
         outbox::dedupe_key.eq(format!("{kind}:{coupon_id}")),
         outbox::coupon_id.eq(Some(coupon_id)),
         outbox::payload.eq(payload),
-        outbox::status.eq("pending"),
+        outbox::status.eq(ItemStatus::Pending.as_str()),
         outbox::attempts.eq(0),
         outbox::next_attempt_at.eq(now),
         outbox::lease_until.eq(0i64),
@@ -128,7 +141,7 @@ pub fn claim_due(
     let due: Vec<i64> = outbox::table
         .filter(
             outbox::status
-                .eq("pending")
+                .eq(ItemStatus::Pending.as_str())
                 .and(outbox::next_attempt_at.le(now))
                 .and(outbox::lease_until.le(now)),
         )
@@ -142,7 +155,7 @@ pub fn claim_due(
             outbox::table.filter(
                 outbox::id
                     .eq(id)
-                    .and(outbox::status.eq("pending"))
+                    .and(outbox::status.eq(ItemStatus::Pending.as_str()))
                     .and(outbox::lease_until.le(now)),
             ),
         )
@@ -186,7 +199,7 @@ pub fn settle(conn: &mut DbConnection, id: i64, owner: &str, result: &Settle, no
     let n = match result {
         Settle::Done => diesel::update(target)
             .set((
-                outbox::status.eq("done"),
+                outbox::status.eq(ItemStatus::Done.as_str()),
                 outbox::lease_until.eq(0i64),
                 outbox::last_error.eq(None::<String>),
                 outbox::updated_at.eq(now),
@@ -202,7 +215,7 @@ pub fn settle(conn: &mut DbConnection, id: i64, owner: &str, result: &Settle, no
             .execute(conn)?,
         Settle::Failed { error } => diesel::update(target)
             .set((
-                outbox::status.eq("failed"),
+                outbox::status.eq(ItemStatus::Failed.as_str()),
                 outbox::lease_until.eq(0i64),
                 outbox::last_error.eq(Some(error)),
                 outbox::updated_at.eq(now),
@@ -224,11 +237,11 @@ pub fn list(conn: &mut DbConnection, status: Option<&str>, limit: i64) -> Result
 /// How many items are pending and failed.
 pub fn counts(conn: &mut DbConnection) -> Result<(i64, i64), DbError> {
     let pending = outbox::table
-        .filter(outbox::status.eq("pending"))
+        .filter(outbox::status.eq(ItemStatus::Pending.as_str()))
         .count()
         .get_result(conn)?;
     let failed = outbox::table
-        .filter(outbox::status.eq("failed"))
+        .filter(outbox::status.eq(ItemStatus::Failed.as_str()))
         .count()
         .get_result(conn)?;
     Ok((pending, failed))
@@ -236,9 +249,9 @@ pub fn counts(conn: &mut DbConnection) -> Result<(i64, i64), DbError> {
 
 /// Puts a failed item back in the queue (after an operator fixed the cause). False when it is not failed.
 pub fn retry(conn: &mut DbConnection, id: i64, now: i64) -> Result<bool, DbError> {
-    let n = diesel::update(outbox::table.filter(outbox::id.eq(id).and(outbox::status.eq("failed"))))
+    let n = diesel::update(outbox::table.filter(outbox::id.eq(id).and(outbox::status.eq(ItemStatus::Failed.as_str()))))
         .set((
-            outbox::status.eq("pending"),
+            outbox::status.eq(ItemStatus::Pending.as_str()),
             outbox::next_attempt_at.eq(now),
             outbox::lease_until.eq(0i64),
             outbox::updated_at.eq(now),

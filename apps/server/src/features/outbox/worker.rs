@@ -5,7 +5,7 @@
 //! consume WeChat already applied answers 40099, which counts as done. A final error (unknown code, card
 //! unavailable, app misconfigured) marks the item `failed` for an operator (admin API, `/metrics`).
 
-use crate::db::{self, DbPool};
+use crate::db::{self, Db};
 use crate::features::outbox::repo::{self as repo, CardConsume, OutboxRow, Settle};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,7 +88,7 @@ impl Outbox {
     /// The worker of this handle, to run as a background job: it claims due work under a lease of its own.
     pub fn worker(
         &self,
-        pool: DbPool,
+        pool: Db,
         targets: Targets,
         options: OutboxOptions,
         clock: Arc<dyn wechat_core::Clock>,
@@ -109,7 +109,7 @@ impl Outbox {
 }
 
 async fn run(
-    pool: DbPool,
+    pool: Db,
     targets: Targets,
     options: OutboxOptions,
     owner: String,
@@ -186,7 +186,7 @@ pub struct Targets {
     pub public_base_url: String,
 }
 
-async fn deliver(pool: &DbPool, targets: &Targets, item: &OutboxRow, options: &OutboxOptions, now: i64) -> Settle {
+async fn deliver(pool: &Db, targets: &Targets, item: &OutboxRow, options: &OutboxOptions, now: i64) -> Settle {
     let outcome = match item.kind.as_str() {
         repo::KIND_CARD_CONSUME => match serde_json::from_str::<CardConsume>(&item.payload) {
             Ok(c) => classify(targets.cards.consume_code(&c.code, Some(&c.card_id)).await.map(|_| ())),

@@ -4,7 +4,7 @@
 //! Several instances may run it at once: every step is idempotent and conditional, so they only repeat questions.
 
 use super::repo::{self, Applied};
-use crate::db::{self, DbPool};
+use crate::db::{self, Db};
 use std::sync::Arc;
 use std::time::Duration;
 use wechat_pay::TradeState;
@@ -13,13 +13,7 @@ use wechat_pay::TradeState;
 const BATCH: i64 = 50;
 
 /// The reconciler, as a background job: a round every `every_secs`.
-pub async fn job(
-    pool: DbPool,
-    pay: super::Payers,
-    clock: Arc<dyn wechat_core::Clock>,
-    after_secs: u32,
-    every_secs: u32,
-) {
+pub async fn job(pool: Db, pay: super::Payers, clock: Arc<dyn wechat_core::Clock>, after_secs: u32, every_secs: u32) {
     let mut tick = tokio::time::interval(Duration::from_secs(u64::from(every_secs)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -32,7 +26,7 @@ pub async fn job(
 
 /// One round; returns how many orders it settled or closed.
 pub async fn round(
-    pool: &DbPool,
+    pool: &Db,
     payers: &super::Payers,
     clock: &dyn wechat_core::Clock,
     after_secs: u32,

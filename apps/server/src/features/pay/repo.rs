@@ -2,6 +2,7 @@
 //! campaign's limits when the order is placed, issued in the payment's transaction, released when it closes, void
 //! when refunded.
 
+pub use crate::db::OrderStatus;
 use crate::db::schema::{campaigns, coupon_purchases, coupons, pay_notifications, pay_orders};
 use crate::db::{DbConnection, DbError};
 use diesel::prelude::*;
@@ -26,7 +27,8 @@ pub struct Order {
     /// JSAPI | NATIVE.
     pub trade_type: String,
     /// created | paid | closed.
-    pub status: String,
+    #[diesel(deserialize_as = String)]
+    pub status: OrderStatus,
     /// WeChat's prepay id.
     pub prepay_id: Option<String>,
     /// NATIVE: what the QR code carries.
@@ -167,7 +169,7 @@ pub fn place(conn: &mut DbConnection, o: &NewOrder<'_>) -> Result<(), PlaceRefus
             .count()
             .get_result(conn)?;
         let open_orders: i64 = pay_orders::table
-            .filter(pay_orders::status.eq("created"))
+            .filter(pay_orders::status.eq(OrderStatus::Created.as_str()))
             .filter(
                 pay_orders::out_trade_no.eq_any(
                     coupon_purchases::table
@@ -210,7 +212,7 @@ fn create(conn: &mut DbConnection, o: &NewOrder<'_>) -> Result<(), DbError> {
             pay_orders::description.eq(o.description),
             pay_orders::total_fee.eq(o.total_fee),
             pay_orders::trade_type.eq(o.trade_type),
-            pay_orders::status.eq("created"),
+            pay_orders::status.eq(OrderStatus::Created.as_str()),
             pay_orders::expires_at.eq(o.expires_at),
             pay_orders::created_at.eq(o.now),
             pay_orders::updated_at.eq(o.now),
@@ -253,9 +255,12 @@ pub fn close(conn: &mut DbConnection, out_trade_no: &str, now: i64) -> Result<bo
         let moved = diesel::update(
             pay_orders::table
                 .filter(pay_orders::out_trade_no.eq(out_trade_no))
-                .filter(pay_orders::status.eq("created")),
+                .filter(pay_orders::status.eq(OrderStatus::Created.as_str())),
         )
-        .set((pay_orders::status.eq("closed"), pay_orders::updated_at.eq(now)))
+        .set((
+            pay_orders::status.eq(OrderStatus::Closed.as_str()),
+            pay_orders::updated_at.eq(now),
+        ))
         .execute(conn)?
             == 1;
         if moved && let Some(campaign_id) = purchase(conn, out_trade_no)?.map(|p| p.campaign_id) {
@@ -311,11 +316,11 @@ pub fn apply_payment(
         let moved = diesel::update(
             pay_orders::table
                 .filter(pay_orders::out_trade_no.eq(out_trade_no))
-                .filter(pay_orders::status.eq("created"))
+                .filter(pay_orders::status.eq(OrderStatus::Created.as_str()))
                 .filter(pay_orders::total_fee.eq(total_fee)),
         )
         .set((
-            pay_orders::status.eq("paid"),
+            pay_orders::status.eq(OrderStatus::Paid.as_str()),
             pay_orders::transaction_id.eq(transaction_id),
             pay_orders::paid_at.eq(now),
             pay_orders::updated_at.eq(now),
@@ -345,7 +350,7 @@ pub fn apply_payment(
             match get(conn, out_trade_no)? {
                 None => Applied::UnknownOrder,
                 Some(o) if o.total_fee != total_fee => Applied::AmountMismatch,
-                Some(o) if o.status == "paid" && o.transaction_id.as_deref() == Some(transaction_id) => {
+                Some(o) if o.status == OrderStatus::Paid && o.transaction_id.as_deref() == Some(transaction_id) => {
                     Applied::Duplicate
                 }
                 Some(_) => Applied::NotPayable,
@@ -414,7 +419,7 @@ pub fn notifications(conn: &mut DbConnection, outcome: Option<&str>, limit: i64)
 /// Unpaid orders placed before `placed_before_ms`, oldest first: the reconciler's work.
 pub fn unsettled(conn: &mut DbConnection, placed_before_ms: i64, limit: i64) -> Result<Vec<Order>, DbError> {
     Ok(pay_orders::table
-        .filter(pay_orders::status.eq("created"))
+        .filter(pay_orders::status.eq(OrderStatus::Created.as_str()))
         .filter(pay_orders::created_at.lt(placed_before_ms))
         .order(pay_orders::created_at.asc())
         .limit(limit)
@@ -474,8 +479,8 @@ pub fn request_refund(
         let Some(order) = get(conn, out_trade_no)? else {
             return Err(RefundRefused::NotFound);
         };
-        if order.status != "paid" {
-            return Err(RefundRefused::NotPaid(order.status));
+        if order.status != OrderStatus::Paid {
+            return Err(RefundRefused::NotPaid(order.status.to_string()));
         }
         let fees: Vec<i64> = pay_refunds::table
             .filter(pay_refunds::out_trade_no.eq(out_trade_no))

@@ -175,7 +175,7 @@ pub async fn status(
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let order = owned(&req, &state, &path).await?;
-    let expired = order.status == "created" && order.expires_at <= state.clock.now_ms() / 1000;
+    let expired = order.status == repo::OrderStatus::Created && order.expires_at <= state.clock.now_ms() / 1000;
     let no = order.out_trade_no.clone();
     let refunds = db::blocking(&state.db, move |conn| repo::refunds_of(conn, &no)).await?;
     let no = order.out_trade_no.clone();
@@ -185,9 +185,9 @@ pub async fn status(
     // Refund progress is read off the refunds: fully refunded, a refund under way, or as stored.
     let status = if expired {
         "expired"
-    } else if order.status == "paid" && refunded == order.total_fee {
+    } else if order.status == repo::OrderStatus::Paid && refunded == order.total_fee {
         "refunded"
-    } else if order.status == "paid" && refunds.iter().any(|r| r.2 == "requested") {
+    } else if order.status == repo::OrderStatus::Paid && refunds.iter().any(|r| r.2 == "requested") {
         "refunding"
     } else {
         order.status.as_str()
@@ -335,8 +335,7 @@ pub async fn notifications(
     let items = db::blocking(&state.db, move |conn| {
         repo::notifications(conn, q.outcome.as_deref(), limit)
     })
-    .await
-    .map_err(|e| ApiError::unavailable(&e))?;
+    .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": items})))
 }
 

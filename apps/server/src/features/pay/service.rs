@@ -238,7 +238,7 @@ pub async fn place(state: &State, request: OrderRequest, buyer: Buyer<'_>) -> Re
 pub async fn close(state: &State, order: &repo::Order) -> Result<(), PayError> {
     gateway(state)?;
     let pay = payer(state, order)?;
-    if order.status != "created" {
+    if order.status != repo::OrderStatus::Created {
         return Err(conflict("not_open", format!("the order is {}", order.status)));
     }
     // Closing ours alone would let a payment through.

@@ -5,6 +5,20 @@ use crate::db::schema::login_scenes;
 use crate::db::{DbConnection, DbError};
 use diesel::prelude::*;
 
+crate::text_enum! {
+    /// A login scene's status (`login_scenes.status`).
+    SceneStatus {
+        /// Shown, not scanned.
+        Pending => "pending",
+        /// Scanned by a mini-program user.
+        Scanned => "scanned",
+        /// Confirmed on the phone.
+        Confirmed => "confirmed",
+        /// Declined on the phone.
+        Cancelled => "cancelled",
+    }
+}
+
 /// A scene row (without its image).
 #[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = login_scenes)]
@@ -14,7 +28,8 @@ pub struct SceneRow {
     /// sha256 hex of the watch key.
     pub watch_key_hash: String,
     /// pending | scanned | confirmed | cancelled.
-    pub status: String,
+    #[diesel(deserialize_as = String)]
+    pub status: SceneStatus,
     /// Who scanned (and confirmed).
     pub user_id: Option<i64>,
     /// Unix seconds the current ticket dies.
@@ -40,7 +55,7 @@ pub fn create(
         .values((
             login_scenes::scene.eq(scene),
             login_scenes::watch_key_hash.eq(watch_key_hash),
-            login_scenes::status.eq("pending"),
+            login_scenes::status.eq(SceneStatus::Pending.as_str()),
             login_scenes::return_path.eq(return_path),
             login_scenes::created_at.eq(now_ms),
             login_scenes::expires_at.eq(expires_at),
@@ -81,12 +96,12 @@ pub fn scan(conn: &mut DbConnection, scene: &str, user_id: i64, now_ms: i64) -> 
     Ok(diesel::update(
         login_scenes::table
             .find(scene)
-            .filter(login_scenes::status.eq_any(["pending", "scanned"]))
+            .filter(login_scenes::status.eq_any([SceneStatus::Pending.as_str(), SceneStatus::Scanned.as_str()]))
             .filter(login_scenes::user_id.is_null().or(login_scenes::user_id.eq(user_id)))
             .filter(login_scenes::expires_at.gt(now_ms / 1000)),
     )
     .set((
-        login_scenes::status.eq("scanned"),
+        login_scenes::status.eq(SceneStatus::Scanned.as_str()),
         login_scenes::user_id.eq(user_id),
         login_scenes::updated_at.eq(now_ms),
     ))
@@ -106,12 +121,12 @@ pub fn confirm(
     Ok(diesel::update(
         login_scenes::table
             .find(scene)
-            .filter(login_scenes::status.eq("scanned"))
+            .filter(login_scenes::status.eq(SceneStatus::Scanned.as_str()))
             .filter(login_scenes::user_id.eq(user_id))
             .filter(login_scenes::expires_at.gt(now_ms / 1000)),
     )
     .set((
-        login_scenes::status.eq("confirmed"),
+        login_scenes::status.eq(SceneStatus::Confirmed.as_str()),
         login_scenes::ticket_hash.eq(ticket_hash),
         login_scenes::ticket_expires_at.eq(ticket_expires_at),
         login_scenes::updated_at.eq(now_ms),
@@ -125,12 +140,12 @@ pub fn cancel(conn: &mut DbConnection, scene: &str, user_id: i64, now_ms: i64) -
     Ok(diesel::update(
         login_scenes::table
             .find(scene)
-            .filter(login_scenes::status.eq_any(["pending", "scanned"]))
+            .filter(login_scenes::status.eq_any([SceneStatus::Pending.as_str(), SceneStatus::Scanned.as_str()]))
             .filter(login_scenes::user_id.is_null().or(login_scenes::user_id.eq(user_id)))
             .filter(login_scenes::expires_at.gt(now_ms / 1000)),
     )
     .set((
-        login_scenes::status.eq("cancelled"),
+        login_scenes::status.eq(SceneStatus::Cancelled.as_str()),
         login_scenes::updated_at.eq(now_ms),
     ))
     .execute(conn)?
@@ -149,7 +164,7 @@ pub fn reissue_ticket(
     Ok(diesel::update(
         login_scenes::table
             .find(scene)
-            .filter(login_scenes::status.eq("confirmed"))
+            .filter(login_scenes::status.eq(SceneStatus::Confirmed.as_str()))
             .filter(login_scenes::ticket_used_at.is_null()),
     )
     .set((
@@ -170,7 +185,7 @@ pub fn consume_ticket(
     let taken = diesel::update(
         login_scenes::table
             .filter(login_scenes::ticket_hash.eq(ticket_hash))
-            .filter(login_scenes::status.eq("confirmed"))
+            .filter(login_scenes::status.eq(SceneStatus::Confirmed.as_str()))
             .filter(login_scenes::ticket_used_at.is_null())
             .filter(login_scenes::ticket_expires_at.gt(now_ms / 1000)),
     )

@@ -3,7 +3,7 @@
 //! through the hub.
 
 use super::State;
-use super::repo::{self, SceneRow};
+use super::repo::{self, SceneRow, SceneStatus};
 use crate::db::{self, DbConnection, DbError};
 use crate::features::auth::repo as users;
 use crate::platform::crypto::sha256_hex;
@@ -106,7 +106,7 @@ pub async fn load(state: &State, scene: &str) -> Result<SceneRow, SceneError> {
 
 /// Whether the scene has expired at `now_ms` (a confirmed scene has done its job and never expires).
 pub fn expired(row: &SceneRow, now_ms: i64) -> bool {
-    row.status != "confirmed" && row.expires_at <= now_ms / 1000
+    row.status != SceneStatus::Confirmed && row.expires_at <= now_ms / 1000
 }
 
 /// Why a transition was refused, from the scene as it is now.
@@ -114,20 +114,20 @@ fn refusal(row: &SceneRow, user_id: i64, now_ms: i64) -> SceneError {
     if expired(row, now_ms) {
         return SceneError::Expired("this login code has expired: scan the new code on the website");
     }
-    match row.status.as_str() {
-        "confirmed" => SceneError::Conflict {
+    match row.status {
+        SceneStatus::Confirmed => SceneError::Conflict {
             code: "already_confirmed",
             message: "this login was already confirmed",
         },
-        "cancelled" => SceneError::Conflict {
+        SceneStatus::Cancelled => SceneError::Conflict {
             code: "cancelled",
             message: "this login was cancelled: scan the new code on the website",
         },
-        "scanned" if row.user_id != Some(user_id) => SceneError::Conflict {
+        SceneStatus::Scanned if row.user_id != Some(user_id) => SceneError::Conflict {
             code: "scanned_by_another",
             message: "someone else scanned this code first",
         },
-        "pending" => SceneError::Conflict {
+        SceneStatus::Pending => SceneError::Conflict {
             code: "not_scanned",
             message: "scan the code before confirming",
         },
@@ -260,10 +260,11 @@ pub async fn current_event(state: &State, scene: &str) -> Result<Arc<str>, Scene
             return Ok(None);
         };
         let user = match row.user_id {
-            Some(id) if row.status == "scanned" => users::user_by_id(conn, id)?,
+            Some(id) if row.status == SceneStatus::Scanned => users::user_by_id(conn, id)?,
             _ => None,
         };
-        let reissued = row.status == "confirmed" && repo::reissue_ticket(conn, &s, &h, ticket_expires_at, now)?;
+        let reissued =
+            row.status == SceneStatus::Confirmed && repo::reissue_ticket(conn, &s, &h, ticket_expires_at, now)?;
         Ok(Some((row, user, reissued)))
     })
     .await?;
@@ -273,11 +274,11 @@ pub async fn current_event(state: &State, scene: &str) -> Result<Arc<str>, Scene
     Ok(if expired(&row, now) {
         event_json("expired", serde_json::json!({}))
     } else {
-        match row.status.as_str() {
-            "scanned" => scanned_event(user.as_ref()),
-            "confirmed" if reissued => confirmed_event(&ticket, ticket_expires_at),
-            "confirmed" => event_json("confirmed", serde_json::json!({"used": true})),
-            "cancelled" => event_json("cancelled", serde_json::json!({})),
+        match row.status {
+            SceneStatus::Scanned => scanned_event(user.as_ref()),
+            SceneStatus::Confirmed if reissued => confirmed_event(&ticket, ticket_expires_at),
+            SceneStatus::Confirmed => event_json("confirmed", serde_json::json!({"used": true})),
+            SceneStatus::Cancelled => event_json("cancelled", serde_json::json!({})),
             _ => event_json("waiting", serde_json::json!({"expires_at": row.expires_at})),
         }
     })

@@ -185,7 +185,7 @@ pub async fn upgrade(
         return Ok(());
     }
     let expires_at = row.expires_at;
-    let first = (row.status == "pending" && !service::expired(&row, state.clock.now_ms()))
+    let first = (row.status == super::repo::SceneStatus::Pending && !service::expired(&row, state.clock.now_ms()))
         .then(|| service::event_json("waiting", serde_json::json!({"expires_at": expires_at})));
     drop(row);
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(ws_key.as_bytes());
