@@ -1,6 +1,8 @@
-//! A small W3C WebDriver client for Debian's headless Chromium (through chromedriver, over HTTP): enough to open
-//! pages in separate browser profiles, find, click, read text and run scripts.
+//! Headless Chromium for the browser tests, driven through chromedriver by fantoccini (a maintained W3C WebDriver
+//! client): pages in separate browser profiles, find (waiting), click, read text, run scripts.
 
+use fantoccini::wd::Capabilities;
+use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
@@ -16,7 +18,6 @@ pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 pub struct Driver {
     child: Child,
     base: String,
-    http: reqwest::Client,
 }
 
 impl Drop for Driver {
@@ -39,8 +40,8 @@ impl Drop for Driver {
 /// One browser with its own profile.
 #[derive(Debug)]
 pub struct Session<'a> {
-    driver: &'a Driver,
-    id: String,
+    _driver: &'a Driver,
+    client: Client,
     _profile: tempfile::TempDir,
 }
 
@@ -67,10 +68,10 @@ impl Driver {
         let driver = Driver {
             child,
             base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
         };
+        let http = reqwest::Client::new();
         for _ in 0..100 {
-            if let Ok(r) = driver.http.get(format!("{}/status", driver.base)).send().await
+            if let Ok(r) = http.get(format!("{}/status", driver.base)).send().await
                 && r.status().is_success()
             {
                 return Some(driver);
@@ -80,112 +81,80 @@ impl Driver {
         panic!("chromedriver did not become ready");
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let response: Value = req.send().await.unwrap().json().await.unwrap();
-        if response["value"].get("error").is_some() {
-            panic!("WebDriver {path}: {}", response["value"]);
-        }
-        response["value"].clone()
-    }
-
     /// A fresh browser with its own empty profile (cookies, so a fresh WeChat identity).
     pub async fn session(&self) -> Session<'_> {
         let profile = tempfile::tempdir().unwrap();
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {
+        let mut caps = Capabilities::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
                 "binary": CHROMIUM,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                          "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
                          format!("--user-data-dir={}", profile.path().display())],
-            },
-        }}});
-        let value = self.call(reqwest::Method::POST, "/session", Some(caps)).await;
+            }),
+        );
+        let client = ClientBuilder::rustls()
+            .expect("a TLS configuration")
+            .capabilities(caps)
+            .connect(&self.base)
+            .await
+            .expect("a WebDriver session");
         Session {
-            driver: self,
-            id: value["sessionId"].as_str().unwrap().to_owned(),
+            _driver: self,
+            client,
             _profile: profile,
         }
     }
 }
 
 impl Session<'_> {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        self.driver
-            .call(method, &format!("/session/{}{path}", self.id), body)
-            .await
-    }
-
     pub async fn goto(&self, url: &str) {
-        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url})))
-            .await;
+        self.client.goto(url).await.expect("navigation");
     }
 
     /// The first element matching `css`, waiting up to 10 s for it.
-    pub async fn find(&self, css: &str) -> String {
-        for _ in 0..100 {
-            let r: Value = self
-                .driver
-                .http
-                .post(format!("{}/session/{}/element", self.driver.base, self.id))
-                .json(&json!({"using": "css selector", "value": css}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            // The W3C element reference is the object's only value, whatever its key.
-            if let Some(id) = r["value"]
-                .as_object()
-                .and_then(|o| o.values().next())
-                .and_then(Value::as_str)
-                && r["value"].get("error").is_none()
-            {
-                return id.to_owned();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    async fn element(&self, css: &str) -> fantoccini::elements::Element {
+        match self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .every(Duration::from_millis(100))
+            .for_element(Locator::Css(css))
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => panic!("no element {css} on {}: {e}", self.url().await),
         }
-        panic!("no element {css} on {}", self.url().await);
+    }
+
+    /// The WebDriver reference of the first element matching `css`, waiting up to 10 s for it.
+    pub async fn find(&self, css: &str) -> String {
+        self.element(css).await.element_id().to_string()
     }
 
     pub async fn click(&self, css: &str) {
-        let id = self.find(css).await;
-        self.call(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({})))
-            .await;
+        self.element(css).await.click().await.expect("click");
     }
 
     pub async fn text(&self, css: &str) -> String {
-        let id = self.find(css).await;
-        self.call(reqwest::Method::GET, &format!("/element/{id}/text"), None)
-            .await
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
+        self.element(css).await.text().await.expect("element text")
     }
 
     pub async fn script(&self, script: &str) -> Value {
-        self.call(
-            reqwest::Method::POST,
-            "/execute/sync",
-            Some(json!({"script": script, "args": []})),
-        )
-        .await
+        self.client.execute(script, Vec::new()).await.expect("script")
     }
 
     pub async fn url(&self) -> String {
-        self.call(reqwest::Method::GET, "/url", None)
+        self.client
+            .current_url()
             .await
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
+            .map(|u| u.to_string())
+            .unwrap_or_default()
     }
 
     pub async fn quit(self) {
-        self.call(reqwest::Method::DELETE, "", None).await;
+        let _ = self.client.close().await;
     }
 }

@@ -108,7 +108,7 @@ fn mac(key: &[u8], parts: &[&str]) -> String {
         m.update(p.as_bytes());
         m.update(b"\x1f");
     }
-    wechat_core::push::hex_lower(&m.finalize().into_bytes())
+    wechat_core::encoding::hex_lower(&m.finalize().into_bytes())
 }
 
 /// The `Authorization: Bearer` token, if any. The scheme is matched without regard to case (RFC 9110).

@@ -1,5 +1,8 @@
-//! A small `multipart/form-data` reader for the one admin upload (a card's logo and its fields): the whole body is
-//! already in memory (size-limited by the route), so a streaming parser would buy nothing.
+//! `multipart/form-data` for the one admin upload (a card's logo and its fields), read by actix-multipart with a
+//! limit per part: a file part at most `file_bytes`, a text field at most `text_bytes`, at most `max_parts` parts.
+
+use actix_web::http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use futures_util::StreamExt as _;
 
 /// One part of the form.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,104 +22,118 @@ impl Part {
     }
 }
 
-fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    haystack
-        .get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|i| i + from)
+/// What a form may hold.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Parts at most.
+    pub max_parts: usize,
+    /// Bytes of one file part at most.
+    pub file_bytes: usize,
+    /// Bytes of one text field at most.
+    pub text_bytes: usize,
 }
 
-/// The `boundary` of a `multipart/form-data` content type.
-pub fn boundary(content_type: &str) -> Option<String> {
-    let (kind, params) = content_type.split_once(';')?;
-    if !kind.trim().eq_ignore_ascii_case("multipart/form-data") {
-        return None;
-    }
-    params.split(';').find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        (k.trim().eq_ignore_ascii_case("boundary"))
-            .then(|| v.trim().trim_matches('"').to_owned())
-            .filter(|b| !b.is_empty() && b.len() <= 70)
-    })
+/// Whether `content_type` is `multipart/form-data` (with its boundary).
+pub fn is_form_data(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|kind| kind.trim().eq_ignore_ascii_case("multipart/form-data"))
 }
 
-fn param(header: &str, name: &str) -> Option<String> {
-    header.split(';').find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        (k.trim().eq_ignore_ascii_case(name)).then(|| v.trim().trim_matches('"').to_owned())
-    })
-}
-
-/// Splits `body` into its parts; `Err` says what is malformed.
+/// Reads the parts of `body` (a request already in memory, size-limited by its route) sent with `content_type`;
+/// `Err` says what is malformed or too large.
 ///
 /// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use wxkit::http::multipart::{Limits, read};
 /// let body = b"--XY\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nhello\r\n--XY--\r\n";
-/// let parts = wxkit::http::multipart::parse("XY", body).unwrap();
+/// let limits = Limits { max_parts: 8, file_bytes: 1024, text_bytes: 64 };
+/// let parts = read("multipart/form-data; boundary=XY", body.to_vec(), limits).await.unwrap();
 /// assert_eq!((parts[0].name.as_str(), parts[0].text()), ("title", Some("hello")));
+/// # });
 /// ```
-pub fn parse(boundary: &str, body: &[u8]) -> Result<Vec<Part>, String> {
-    let delimiter = format!("--{boundary}");
-    let next = format!("\r\n--{boundary}");
-    let mut at = find(body, delimiter.as_bytes(), 0).ok_or("the body has no boundary")? + delimiter.len();
+pub async fn read(content_type: &str, body: Vec<u8>, limits: Limits) -> Result<Vec<Part>, String> {
+    let mut headers = HeaderMap::new();
+    let value = HeaderValue::from_str(content_type).map_err(|_| "the content type is not a header value")?;
+    headers.insert(CONTENT_TYPE, value);
+    let stream = futures_util::stream::once(async move {
+        Ok::<_, actix_web::error::PayloadError>(actix_web::web::Bytes::from(body))
+    });
+    let mut form = actix_multipart::Multipart::new(&headers, stream);
     let mut parts = Vec::new();
-    loop {
-        if body.get(at..at + 2) == Some(b"--") {
-            return Ok(parts);
-        }
-        if body.get(at..at + 2) != Some(b"\r\n") {
-            return Err("a boundary is not followed by a line break".into());
-        }
-        at += 2;
-        let head_end = find(body, b"\r\n\r\n", at).ok_or("a part has no blank line after its headers")?;
-        let head = std::str::from_utf8(&body[at..head_end]).map_err(|_| "part headers are not UTF-8")?;
-        let disposition = head
-            .split("\r\n")
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.trim().eq_ignore_ascii_case("content-disposition").then_some(v)
-            })
-            .ok_or("a part has no Content-Disposition")?;
-        let name = param(disposition, "name").ok_or("a part has no name")?;
-        let data_start = head_end + 4;
-        let data_end = find(body, next.as_bytes(), data_start).ok_or("a part is not closed by the boundary")?;
-        parts.push(Part {
-            name,
-            filename: param(disposition, "filename"),
-            data: body[data_start..data_end].to_vec(),
-        });
-        if parts.len() > 32 {
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|e| e.to_string())?;
+        if parts.len() == limits.max_parts {
             return Err("too many parts".into());
         }
-        at = data_end + next.len();
+        let name = field.name().ok_or("a part has no name")?.to_owned();
+        let filename = field
+            .content_disposition()
+            .and_then(|d| d.get_filename())
+            .map(str::to_owned);
+        let limit = if filename.is_some() {
+            limits.file_bytes
+        } else {
+            limits.text_bytes
+        };
+        let mut data = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|e| e.to_string())?;
+            if data.len() + chunk.len() > limit {
+                return Err(format!("part {name} is larger than {limit} bytes"));
+            }
+            data.extend_from_slice(&chunk);
+        }
+        parts.push(Part { name, filename, data });
     }
+    Ok(parts)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn reads_fields_and_files_and_refuses_broken_bodies() {
-        assert_eq!(
-            boundary("multipart/form-data; boundary=\"abc\"").as_deref(),
-            Some("abc")
-        );
-        assert_eq!(boundary("application/json"), None);
+    const LIMITS: Limits = Limits {
+        max_parts: 32,
+        file_bytes: 1024,
+        text_bytes: 64,
+    };
+
+    #[tokio::test]
+    async fn reads_fields_and_files_and_refuses_broken_bodies() {
+        assert!(is_form_data("multipart/form-data; boundary=\"abc\""));
+        assert!(!is_form_data("application/json"));
+        let ct = "multipart/form-data; boundary=b";
         let body = b"--b\r\nContent-Disposition: form-data; name=\"logo\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n\x89PNG\r\n\x00\r\n--b\r\nContent-Disposition: form-data; name=\"brand_name\"\r\n\r\n\xe5\x92\x96\xe5\x95\xa1\r\n--b--\r\n";
-        let parts = parse("b", body).unwrap();
+        let parts = read(ct, body.to_vec(), LIMITS).await.unwrap();
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0].filename.as_deref(), Some("a.png"));
         assert_eq!(parts[0].data, b"\x89PNG\r\n\x00");
         assert_eq!(parts[1].text(), Some("咖啡"));
-        assert!(parse("b", b"--b\r\nno headers").is_err());
-        assert!(parse("b", b"nothing").is_err());
+        assert!(read(ct, b"--b\r\nno headers".to_vec(), LIMITS).await.is_err());
+        assert!(read(ct, b"nothing".to_vec(), LIMITS).await.is_err());
         assert!(
-            parse(
-                "b",
-                b"--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nunterminated"
+            read(
+                ct,
+                b"--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nunterminated".to_vec(),
+                LIMITS
             )
+            .await
             .is_err()
         );
+        // Per-part limits: a text field over its limit, too many parts.
+        let long = format!(
+            "--b\r\nContent-Disposition: form-data; name=\"t\"\r\n\r\n{}\r\n--b--\r\n",
+            "x".repeat(65)
+        );
+        assert!(
+            read(ct, long.into_bytes(), LIMITS)
+                .await
+                .unwrap_err()
+                .contains("larger")
+        );
+        let many = "--b\r\nContent-Disposition: form-data; name=\"t\"\r\n\r\nv\r\n".repeat(33) + "--b--\r\n";
+        assert_eq!(read(ct, many.into_bytes(), LIMITS).await.unwrap_err(), "too many parts");
     }
 }

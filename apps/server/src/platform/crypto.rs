@@ -16,7 +16,7 @@ pub fn sha256_hex(s: &str) -> String {
 
 /// sha256 hex of bytes.
 pub fn sha256_hex_bytes(b: &[u8]) -> String {
-    wechat_core::push::hex_lower(&Sha256::digest(b))
+    wechat_core::encoding::hex_lower(&Sha256::digest(b))
 }
 
 /// A fresh random token: 256 bits from the operating system's CSPRNG (through rand's thread-local generator), hex.
@@ -27,7 +27,16 @@ pub fn sha256_hex_bytes(b: &[u8]) -> String {
 /// assert_ne!(t, wxkit::platform::crypto::random_token());
 /// ```
 pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
-    wechat_core::push::hex_lower(&bytes)
+    random_hex(32)
+}
+
+/// `bytes` random bytes from the operating system's CSPRNG, as lowercase hex (twice as many characters).
+///
+/// ```
+/// assert_eq!(wxkit::platform::crypto::random_hex(16).len(), 32);
+/// ```
+pub fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
+    wechat_core::encoding::hex_lower(&b)
 }

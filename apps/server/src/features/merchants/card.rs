@@ -70,8 +70,16 @@ pub async fn attach(
         .get(actix_web::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let (card_id, created) = if let Some(boundary) = multipart::boundary(content_type) {
-        let parts = multipart::parse(&boundary, &body).map_err(|m| ApiError::bad_request("invalid_multipart", m))?;
+    let (card_id, created) = if multipart::is_form_data(content_type) {
+        let limits = multipart::Limits {
+            max_parts: 32,
+            // WeChat takes a logo of at most 1 MB: anything larger is refused below with that reason.
+            file_bytes: MAX_BODY,
+            text_bytes: 4096,
+        };
+        let parts = multipart::read(content_type, body.to_vec(), limits)
+            .await
+            .map_err(|m| ApiError::bad_request("invalid_multipart", m))?;
         (create_card(&state, &campaign, &parts).await?, true)
     } else {
         #[derive(serde::Deserialize)]

@@ -6,7 +6,7 @@ use super::State;
 use super::repo::{self, SceneRow, SceneStatus};
 use crate::db::{self, DbConnection, DbError};
 use crate::features::auth::repo as users;
-use crate::platform::crypto::sha256_hex;
+use crate::platform::crypto::{random_hex, sha256_hex};
 use std::sync::Arc;
 
 /// Why a scene's use case refused (the message is for the person, the code for machines).
@@ -49,12 +49,6 @@ pub struct NewScene {
     pub watch_key: String,
     /// Unix seconds.
     pub expires_at: i64,
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
-    wechat_core::push::hex_lower(&b)
 }
 
 /// Creates a scene that returns the browser to `return_path` (a path on this site).
