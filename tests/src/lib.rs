@@ -96,12 +96,19 @@ pub trait AppState {
 impl AppState for Application {
     fn state(&self) -> ServerState {
         let slices = self.slices();
+        let coupons = slices
+            .get::<wxkit::features::coupons::State>()
+            .expect("coupons mounted");
+        let scan_login = slices
+            .get::<wxkit::features::scan_login::State>()
+            .expect("scan_login mounted");
+        let pay = slices.get::<wxkit::features::pay::State>().expect("pay mounted");
         ServerState {
             db: self.platform().db.clone(),
-            pos: slices.coupons.pos.clone(),
-            cards: slices.coupons.cards.clone(),
-            login_hub: slices.scan_login.login_hub.clone(),
-            pay: slices.pay.pay.clone(),
+            pos: coupons.pos.clone(),
+            cards: coupons.cards.clone(),
+            login_hub: scan_login.login_hub.clone(),
+            pay: pay.pay.clone(),
             tokens: self.wechat().official.app().tokens().clone(),
             admin_token: slices.keys.admin_token.clone(),
         }

@@ -197,7 +197,9 @@ fn serve(listener: TcpListener, settings: &Settings, platform: &Platform, slices
     let (max_connections, body_timeout_secs) = (per_worker * workers, body_timeout.as_secs());
     tracing::info!(max_connections, workers, body_timeout_secs, "connection limits");
     let (platform, slices) = (web::Data::new(platform.clone()), slices.clone());
-    let scan_login = slices.scan_login.clone();
+    let scan_login = slices
+        .get::<features::scan_login::State>()
+        .ok_or_else(|| std::io::Error::other("the scan-to-login capability is not mounted"))?;
     let make_app = move || {
         App::new()
             .wrap(ErrorHandlers::new().default_handler(http::errors::wrap_in_envelope))
@@ -215,9 +217,9 @@ fn serve(listener: TcpListener, settings: &Settings, platform: &Platform, slices
             .configure(|cfg| features::data(cfg, &slices))
             .configure(http::extractor_configs)
             // The API first: the router tries routes in order, and the pages' dynamic routes cost a pattern match.
-            .service(web::scope("/api/v1").configure(features::api))
+            .service(web::scope("/api/v1").configure(|cfg| features::api(cfg, &slices)))
             .configure(http::routes)
-            .configure(features::pages)
+            .configure(|cfg| features::pages(cfg, &slices))
             .default_service(web::to(http::not_found))
     };
     let local = listener.local_addr()?;

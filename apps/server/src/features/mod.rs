@@ -2,9 +2,9 @@
 //! level), its use cases (`service`, which speak no HTTP), its queries (`repo`) and its JSON views. Every channel —
 //! the HTTP API, the CLI — calls the same service, so a rule exists once.
 //!
-//! This is the one file that names every slice: it builds their states from the platform, registers them with
-//! actix, mounts their routes, starts their background jobs and merges their OpenAPI operations. A slice never
-//! reaches into another slice's routes.
+//! This is the one file that names every slice: `init` mounts each (its state, routes, jobs and API document) in
+//! the order routes are tried; registering, routing, starting jobs and merging the document then walk that list.
+//! A slice never reaches into another slice's routes.
 
 pub mod auth;
 pub mod coupons;
@@ -26,33 +26,80 @@ use crate::platform::jobs::Jobs;
 use crate::platform::secrets::ServerKeys;
 use crate::platform::wechat::WechatApps;
 use actix_web::web;
+use std::any::Any;
 use std::sync::Arc;
 
-/// Every slice's state, built once and shared by every worker.
+/// A mounted slice: its state, its routes, its jobs and its API document, as `init` registered them.
+struct Mounted {
+    /// The `web::Data<State>` (type-erased; [`Slices::get`] gets it back).
+    state: Box<dyn Any + Send + Sync>,
+    /// Registers the state as application data.
+    data: Box<dyn Fn(&mut web::ServiceConfig) + Send + Sync>,
+    api: fn(&mut web::ServiceConfig),
+    pages: fn(&mut web::ServiceConfig),
+    jobs: Box<dyn Fn(&mut Jobs) + Send + Sync>,
+    openapi: fn() -> Vec<Op>,
+}
+
+fn none(_: &mut web::ServiceConfig) {}
+
+/// A slice being mounted: `Slice::new(state).api(x::api).pages(x::pages).jobs(x::jobs).openapi(x::openapi::ops)`.
+struct Slice<S: 'static> {
+    state: web::Data<S>,
+    api: fn(&mut web::ServiceConfig),
+    pages: fn(&mut web::ServiceConfig),
+    jobs: fn(&S, &mut Jobs),
+    openapi: fn() -> Vec<Op>,
+}
+
+impl<S: Send + Sync + 'static> Slice<S> {
+    fn new(state: S) -> Slice<S> {
+        Slice {
+            state: web::Data::new(state),
+            api: none,
+            pages: none,
+            jobs: |_, _| {},
+            openapi: Vec::new,
+        }
+    }
+
+    fn api(self, api: fn(&mut web::ServiceConfig)) -> Self {
+        Slice { api, ..self }
+    }
+
+    fn pages(self, pages: fn(&mut web::ServiceConfig)) -> Self {
+        Slice { pages, ..self }
+    }
+
+    fn jobs(self, jobs: fn(&S, &mut Jobs)) -> Self {
+        Slice { jobs, ..self }
+    }
+
+    fn openapi(self, openapi: fn() -> Vec<Op>) -> Self {
+        Slice { openapi, ..self }
+    }
+
+    fn mounted(self) -> Mounted {
+        let (for_data, for_jobs, jobs) = (self.state.clone(), self.state.clone(), self.jobs);
+        Mounted {
+            state: Box::new(self.state),
+            data: Box::new(move |cfg| {
+                cfg.app_data(for_data.clone());
+            }),
+            api: self.api,
+            pages: self.pages,
+            jobs: Box::new(move |j| jobs(&for_jobs, j)),
+            openapi: self.openapi,
+        }
+    }
+}
+
+/// Every slice, mounted in order (the order routes are tried in), and the kernel's shared data.
 #[derive(Clone)]
 pub struct Slices {
+    mounted: Arc<Vec<Mounted>>,
     /// Authentication keys (the kernel's extractors read them).
     pub keys: web::Data<AuthKeys>,
-    /// Login.
-    pub auth: web::Data<auth::State>,
-    /// Coupons and redemption.
-    pub coupons: web::Data<coupons::State>,
-    /// JS-SDK.
-    pub jssdk: web::Data<jssdk::State>,
-    /// Merchants, staff, campaigns.
-    pub merchants: web::Data<merchants::State>,
-    /// Mini-program login.
-    pub miniprogram: web::Data<miniprogram::State>,
-    /// Work owed to WeChat.
-    pub outbox: web::Data<outbox::State>,
-    /// WeChat Pay.
-    pub pay: web::Data<pay::State>,
-    /// The start page.
-    pub sandbox: web::Data<sandbox::State>,
-    /// Scan-to-login.
-    pub scan_login: web::Data<scan_login::State>,
-    /// WeChat's pushes.
-    pub wechat_push: web::Data<wechat_push::State>,
     /// The capabilities' gauges in `/metrics`.
     pub gauges: web::Data<Gauges>,
     /// The OpenAPI document.
@@ -62,12 +109,24 @@ pub struct Slices {
 impl std::fmt::Debug for Slices {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Slices")
+            .field("mounted", &self.mounted.len())
             .field("keys", &self.keys)
             .finish_non_exhaustive()
     }
 }
 
-/// Builds every slice's state on the platform and the WeChat apps.
+impl Slices {
+    /// The state of the slice whose `State` is `S` (for start-up's upgrade hook, tests and embedders).
+    pub fn get<S: 'static>(&self) -> Option<web::Data<S>> {
+        self.mounted
+            .iter()
+            .find_map(|m| m.state.downcast_ref::<web::Data<S>>())
+            .cloned()
+    }
+}
+
+/// Builds every slice's state on the platform and the WeChat apps, in the order their routes are tried. A new
+/// capability is one `mod` line above and one `mount` line here.
 pub fn init(
     platform: &Platform,
     apps: &WechatApps,
@@ -93,90 +152,100 @@ pub fn init(
     );
     let login = auth::web_login(platform, apps, signer.clone());
     let outbox = outbox::init(platform, apps, settings);
+    let (wake, (p, k)) = (outbox.outbox.clone(), (platform, keys.clone()));
+    // The POS route first: the router tries routes in order.
+    let mounted: Vec<Mounted> = vec![
+        Slice::new(coupons::init(p, apps, settings, wake, login.clone(), k.clone()))
+            .api(coupons::api)
+            .pages(coupons::pages)
+            .openapi(coupons::openapi::ops)
+            .mounted(),
+        Slice::new(merchants::init(p, apps))
+            .api(merchants::api)
+            .openapi(merchants::openapi::ops)
+            .mounted(),
+        Slice::new(outbox)
+            .api(outbox::api)
+            .jobs(outbox::jobs)
+            .openapi(outbox::openapi::ops)
+            .mounted(),
+        Slice::new(auth::init(p, apps, sessions.clone(), signer, k.clone()))
+            .api(auth::api)
+            .pages(auth::pages)
+            .jobs(|s, j| auth::jobs(&s.sessions, j))
+            .openapi(auth::openapi::ops)
+            .mounted(),
+        Slice::new(miniprogram::init(p, apps, sessions.clone()))
+            .api(miniprogram::api)
+            .openapi(miniprogram::openapi::ops)
+            .mounted(),
+        Slice::new(scan_login::init(p, apps, settings, sessions.clone(), k.clone()))
+            .api(scan_login::api)
+            .pages(scan_login::pages)
+            .jobs(scan_login::jobs)
+            .openapi(scan_login::openapi::ops)
+            .mounted(),
+        Slice::new(jssdk::init(p, apps, settings))
+            .api(jssdk::api)
+            .pages(jssdk::pages)
+            .openapi(jssdk::openapi::ops)
+            .mounted(),
+        Slice::new(pay::init(p, apps, settings, sessions, k.clone(), login))
+            .api(pay::api)
+            .pages(pay::pages)
+            .jobs(pay::jobs)
+            .openapi(pay::openapi::ops)
+            .mounted(),
+        Slice::new(sandbox::init(p, settings)).pages(sandbox::pages).mounted(),
+        Slice::new(wechat_push::init(p, apps, settings))
+            .pages(wechat_push::pages)
+            .jobs(wechat_push::jobs)
+            .mounted(),
+    ];
+    let ops = mounted.iter().flat_map(|m| (m.openapi)()).collect();
     Ok(Slices {
-        auth: web::Data::new(auth::init(platform, apps, sessions.clone(), signer, keys.clone())),
-        coupons: web::Data::new(coupons::init(
-            platform,
-            apps,
-            settings,
-            outbox.outbox.clone(),
-            login.clone(),
-            keys.clone(),
-        )),
-        jssdk: web::Data::new(jssdk::init(platform, apps, settings)),
-        merchants: web::Data::new(merchants::init(platform, apps)),
-        miniprogram: web::Data::new(miniprogram::init(platform, apps, sessions.clone())),
-        pay: web::Data::new(pay::init(
-            platform,
-            apps,
-            settings,
-            sessions.clone(),
-            keys.clone(),
-            login,
-        )),
-        sandbox: web::Data::new(sandbox::init(platform, settings)),
-        scan_login: web::Data::new(scan_login::init(platform, apps, settings, sessions, keys.clone())),
-        wechat_push: web::Data::new(wechat_push::init(platform, apps, settings)),
-        outbox: web::Data::new(outbox),
+        mounted: Arc::new(mounted),
         gauges: web::Data::new(Gauges(vec![Arc::new(outbox::OutboxGauges(platform.clone()))])),
-        openapi: web::Data::new(ApiDocument(crate::http::openapi::document(openapi_ops()).to_string())),
+        openapi: web::Data::new(ApiDocument(crate::http::openapi::document(ops).to_string())),
         keys: web::Data::from(keys),
     })
 }
 
 /// Starts every slice's background jobs.
 pub fn start_jobs(slices: &Slices, jobs: &mut Jobs) {
-    outbox::jobs(&slices.outbox, jobs);
-    pay::jobs(&slices.pay, jobs);
-    scan_login::jobs(&slices.scan_login, jobs);
-    wechat_push::jobs(&slices.wechat_push, jobs);
-    auth::jobs(&slices.auth.sessions, jobs);
+    for m in slices.mounted.iter() {
+        (m.jobs)(jobs);
+    }
 }
 
-/// Registers every slice's state as application data.
+/// Registers every slice's state (and the kernel's shared data) as application data.
 pub fn data(cfg: &mut web::ServiceConfig, slices: &Slices) {
     cfg.app_data(slices.keys.clone())
-        .app_data(slices.auth.clone())
-        .app_data(slices.coupons.clone())
-        .app_data(slices.jssdk.clone())
-        .app_data(slices.merchants.clone())
-        .app_data(slices.miniprogram.clone())
-        .app_data(slices.outbox.clone())
-        .app_data(slices.pay.clone())
-        .app_data(slices.sandbox.clone())
-        .app_data(slices.scan_login.clone())
-        .app_data(slices.wechat_push.clone())
         .app_data(slices.gauges.clone())
         .app_data(slices.openapi.clone());
+    for m in slices.mounted.iter() {
+        (m.data)(cfg);
+    }
 }
 
-/// Every slice's API, inside the one `/api/v1` scope (a second scope of that prefix would never be reached). The POS
-/// route comes first: the router tries routes in order.
-pub fn api(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/openapi.json").route(web::get().to(crate::http::openapi::serve)))
-        .configure(coupons::api)
-        .configure(merchants::api)
-        .configure(outbox::api)
-        .configure(auth::api)
-        .configure(miniprogram::api)
-        .configure(scan_login::api)
-        .configure(jssdk::api)
-        .configure(pay::api);
+/// Every slice's API, inside the one `/api/v1` scope (a second scope of that prefix would never be reached).
+pub fn api(cfg: &mut web::ServiceConfig, slices: &Slices) {
+    cfg.service(web::resource("/openapi.json").route(web::get().to(crate::http::openapi::serve)));
+    for m in slices.mounted.iter() {
+        cfg.configure(m.api);
+    }
 }
 
 /// Every slice's pages and WeChat callbacks.
-pub fn pages(cfg: &mut web::ServiceConfig) {
-    cfg.configure(sandbox::pages)
-        .configure(auth::pages)
-        .configure(scan_login::pages)
-        .configure(jssdk::pages)
-        .configure(pay::pages)
-        .configure(coupons::pages)
-        .configure(wechat_push::pages);
+pub fn pages(cfg: &mut web::ServiceConfig, slices: &Slices) {
+    for m in slices.mounted.iter() {
+        cfg.configure(m.pages);
+    }
 }
 
-/// Every API operation, for `/api/v1/openapi.json`.
-pub fn openapi_ops() -> Vec<Op> {
+/// Every API operation, for `/api/v1/openapi.json` (in the slices' order; tests build the document from it).
+#[cfg(test)]
+fn openapi_ops() -> Vec<Op> {
     [
         coupons::openapi::ops(),
         merchants::openapi::ops(),
