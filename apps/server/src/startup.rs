@@ -152,7 +152,7 @@ impl Application {
         &self.apps
     }
 
-    /// Every capability's state (for tests and embedding).
+    /// Every capability's state (`slices().get::<features::coupons::State>()`, for tests and embedding).
     pub fn slices(&self) -> &Slices {
         &self.slices
     }
@@ -197,9 +197,7 @@ fn serve(listener: TcpListener, settings: &Settings, platform: &Platform, slices
     let (max_connections, body_timeout_secs) = (per_worker * workers, body_timeout.as_secs());
     tracing::info!(max_connections, workers, body_timeout_secs, "connection limits");
     let (platform, slices) = (web::Data::new(platform.clone()), slices.clone());
-    let scan_login = slices
-        .get::<features::scan_login::State>()
-        .ok_or_else(|| std::io::Error::other("the scan-to-login capability is not mounted"))?;
+    let scan_login = features::sockets(&slices)?;
     let make_app = move || {
         App::new()
             .wrap(ErrorHandlers::new().default_handler(http::errors::wrap_in_envelope))

@@ -211,6 +211,13 @@ pub fn init(
     })
 }
 
+/// The scan-to-login state the HTTP service's upgrade hook serves login sockets with.
+pub fn sockets(slices: &Slices) -> std::io::Result<web::Data<scan_login::State>> {
+    slices
+        .get::<scan_login::State>()
+        .ok_or_else(|| std::io::Error::other("the scan-to-login capability is not mounted"))
+}
+
 /// Starts every slice's background jobs.
 pub fn start_jobs(slices: &Slices, jobs: &mut Jobs) {
     for m in slices.mounted.iter() {
