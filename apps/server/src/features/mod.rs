@@ -152,7 +152,7 @@ pub fn init(
     );
     let login = auth::web_login(platform, apps, signer.clone());
     let outbox = outbox::init(platform, apps, settings);
-    let (wake, (p, k)) = (outbox.outbox.clone(), (platform, keys.clone()));
+    let (p, k, wake) = (platform, &keys, outbox.outbox.clone());
     // The POS route first: the router tries routes in order.
     let mounted: Vec<Mounted> = vec![
         Slice::new(coupons::init(p, apps, settings, wake, login.clone(), k.clone()))

@@ -1,6 +1,7 @@
 //! Time as people and WeChat read it, in one place: RFC 3339 for APIs, Beijing time (UTC+8, no daylight saving) for
 //! pages, exports and WeChat Pay v2's compact times.
 
+use chrono::Offset as _;
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 
 /// China Standard Time, UTC+8 all year.
@@ -8,8 +9,6 @@ pub fn beijing_offset() -> FixedOffset {
     // 8 h is within ±24 h, so this never fails; the fallback only keeps the function total.
     FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix())
 }
-
-use chrono::Offset as _;
 
 fn from_ms(ms: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_millis(ms)

@@ -313,20 +313,19 @@ async fn start_sandbox(settings: &Settings) -> Result<Option<SandboxSim>, Wechat
     }
 }
 
-/// The server URL's push token and EncodingAESKey: the configured ones, or in sandbox mode fresh ones (the simulator
-/// pushes in safe mode, the mode the docs recommend).
+/// The server URL's push token and EncodingAESKey: the configured ones, or in sandbox mode fresh ones for whichever
+/// is not configured (the simulator pushes in safe mode, the mode the docs recommend).
 fn push_secrets(settings: &Settings, sandbox: bool) -> Option<(SecretString, Option<SecretString>)> {
-    let token = match (&settings.wechat.token, sandbox) {
-        (_, true) => SecretString::new(crate::platform::crypto::random_token()),
-        (Some(t), false) if !t.is_empty() => t.clone(),
+    let fresh = |len: usize| SecretString::new(crate::platform::crypto::random_token()[..len].to_owned());
+    let token = match &settings.wechat.token {
+        Some(t) if !t.is_empty() => t.clone(),
+        _ if sandbox => fresh(64),
         _ => return None,
     };
-    let aes_key = match (&settings.wechat.encoding_aes_key, sandbox) {
-        (_, true) => Some(SecretString::new(
-            crate::platform::crypto::random_token()[..43].to_owned(),
-        )),
-        (Some(k), false) => Some(k.clone()),
-        (None, false) => None,
+    let aes_key = match &settings.wechat.encoding_aes_key {
+        Some(k) => Some(k.clone()),
+        None if sandbox => Some(fresh(43)),
+        None => None,
     };
     Some((token, aes_key))
 }
@@ -527,6 +526,64 @@ mod tests {
     fn settings(env: &[(&str, &str)]) -> Settings {
         Settings::load_from(None, env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn the_apps_print_no_secret() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let db = format!("sqlite://{}", dir.path().join("t.db").display());
+        let secrets = [
+            ("WXKIT__WECHAT__APP_SECRET", "app-secret-1f2e3d4c5b6a"),
+            ("WXKIT__WECHAT__TOKEN", "push-token-9a8b7c6d5e4f"),
+            (
+                "WXKIT__WECHAT__ENCODING_AES_KEY",
+                "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+            ),
+            ("WXKIT__MINIPROGRAM__APP_SECRET", "mp-secret-0a1b2c3d4e5f"),
+            ("WXKIT__WEBSITE__APP_SECRET", "web-secret-6f5e4d3c2b1a"),
+            ("WXKIT__PAY__KEY", "pay-key-00112233445566778899aabb"),
+        ];
+        let mut env = vec![
+            ("DATABASE_URL", db.as_str()),
+            ("WXKIT__WECHAT__APP_ID", "wx1"),
+            ("WXKIT__MINIPROGRAM__APP_ID", "wx2"),
+            ("WXKIT__WEBSITE__APP_ID", "wx3"),
+            ("WXKIT__PAY__MCH_ID", "1900000109"),
+            ("WXKIT__PAY__BASE_URL", "http://127.0.0.1:9"),
+        ];
+        env.extend(secrets);
+        let settings = settings(&env);
+        let (backend, pool) = Platform::connect(&settings).await.unwrap_or_else(|e| panic!("{e}"));
+        let platform = Platform::new(
+            pool,
+            backend,
+            Arc::new(wechat_core::SystemClock),
+            "https://shop.example.com",
+            &settings,
+        );
+        let apps = WechatApps::on(&settings, &platform, None).unwrap_or_else(|e| panic!("{e}"));
+        assert!(apps.official.push().is_ok() && apps.pay.is_some() && apps.website.is_some());
+        let printed = format!("{apps:?} {platform:?}");
+        for (name, secret) in secrets {
+            assert!(!printed.contains(secret), "{name} printed: {printed}");
+        }
+    }
+
+    #[test]
+    fn push_secrets_are_the_configured_ones_and_fresh_only_in_sandbox_mode() {
+        let none = settings(&[]);
+        assert!(
+            push_secrets(&none, false).is_none(),
+            "no token configured: no push receiver"
+        );
+        let (token, key) = push_secrets(&none, true).unwrap_or_else(|| panic!("sandbox pushes"));
+        assert_eq!((token.secret().len(), key.map(|k| k.secret().len())), (64, Some(43)));
+        let pinned = settings(&[("WXKIT__WECHAT__TOKEN", "pinned-token")]);
+        for sandbox in [false, true] {
+            let (token, key) = push_secrets(&pinned, sandbox).unwrap_or_else(|| panic!("a token"));
+            assert_eq!(token.secret(), "pinned-token");
+            assert_eq!(key.is_some(), sandbox, "a key only where the sandbox makes one");
+        }
     }
 
     #[test]
