@@ -241,9 +241,22 @@ async fn scanning_a_mini_program_code_logs_the_website_in_in_a_real_browser() {
     assert!(scanned.as_str().unwrap().contains("顾客小李"), "{scanned}");
     assert!(website.url().await.ends_with("/login"));
 
-    // Confirm on the phone: the website logs in at once and lands on the account page showing that user.
+    // Confirm on the phone: the website asks "log in as 顾客小李?" before it spends the ticket (a photographed code
+    // confirmed by someone else must not log this browser in unseen), then lands on the account page.
     phone.click("#confirm").await;
     assert!(phone.text("#done").await.contains("已在网站上登录"));
+    let asked = wait_for(
+        &website,
+        "the confirm question",
+        "const s = document.getElementById('status'); return s.dataset.state === 'confirm' && !document.getElementById('confirm-login').hidden ? s.textContent : null;",
+    )
+    .await;
+    assert!(asked.as_str().unwrap().contains("顾客小李"), "{asked}");
+    assert!(
+        website.url().await.ends_with("/login"),
+        "not logged in before the answer"
+    );
+    website.click("#continue-login").await;
     wait_for(
         &website,
         "the account page",

@@ -282,8 +282,11 @@ async fn a_tampered_or_replayed_state_is_refused(kind: DbKind) {
 
     let ok = browser.http.get(&callback).send().await.unwrap();
     assert_eq!(ok.status(), 302);
-    let replay = Browser::new("o-x").http.get(&callback).send().await.unwrap();
+    let replay = browser.http.get(&callback).send().await.unwrap();
     assert_eq!(replay.status(), 400, "a state is single-use");
+    // From another browser, the captured link is refused before its state is even looked up as spent.
+    let elsewhere = Browser::new("o-x").http.get(&callback).send().await.unwrap();
+    assert_eq!(elsewhere.status(), 403, "bound to the browser that started the login");
     let missing = browser
         .http
         .get(format!("{}/auth/callback?code=x", app.address))

@@ -34,7 +34,7 @@ pub(crate) fn sim_user(appid: &str, openid: &str, nickname: &str, unionid: Optio
     }
 }
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -47,7 +47,7 @@ async fn body(r: reqwest::Response) -> (StatusCode, Value) {
 }
 
 /// Follows `/auth/wechat?...` through the simulator's authorize page as `openid`; returns the callback response.
-async fn web_login(app: &TestApp, http: &reqwest::Client, query: &str, openid: &str) -> reqwest::Response {
+pub(crate) async fn web_login(app: &TestApp, http: &reqwest::Client, query: &str, openid: &str) -> reqwest::Response {
     let start = http
         .get(format!("{}/auth/wechat?{query}", app.address))
         .send()
@@ -66,12 +66,13 @@ async fn web_login(app: &TestApp, http: &reqwest::Client, query: &str, openid: &
         app.address,
         url::form_urlencoded::byte_serialize(q["state"].as_bytes()).collect::<String>()
     ))
+    .header("cookie", wxkit_e2e::oauth_binding(&start))
     .send()
     .await
     .unwrap()
 }
 
-fn session_cookie(r: &reqwest::Response) -> String {
+pub(crate) fn session_cookie(r: &reqwest::Response) -> String {
     let set = r
         .headers()
         .get_all("set-cookie")
@@ -896,6 +897,7 @@ async fn session_cookies_are_secure_behind_https() {
             "{address}/auth/callback?code={code}&state={}",
             url::form_urlencoded::byte_serialize(q["state"].as_bytes()).collect::<String>()
         ))
+        .header("cookie", wxkit_e2e::oauth_binding(&start))
         .send()
         .await
         .unwrap();
@@ -992,6 +994,7 @@ async fn website_qr_login_links_to_the_same_person_by_unionid(kind: DbKind) {
             app.address,
             url::form_urlencoded::byte_serialize(q["state"].as_bytes()).collect::<String>()
         ))
+        .header("cookie", wxkit_e2e::oauth_binding(&start))
         .send()
         .await
         .unwrap();
@@ -1011,6 +1014,7 @@ async fn website_qr_login_links_to_the_same_person_by_unionid(kind: DbKind) {
             app.address,
             url::form_urlencoded::byte_serialize(q["state"].as_bytes()).collect::<String>()
         ))
+        .header("cookie", wxkit_e2e::oauth_binding(&start))
         .send()
         .await
         .unwrap();

@@ -18,6 +18,7 @@ macro_rules! on_both_backends {
     )*};
 }
 
+mod abuse;
 mod browser;
 mod coupons;
 mod jssdk;

@@ -289,6 +289,8 @@ async fn certificate_and_switch_over_servers_share_one_download(kind: DbKind) {
             assert_eq!(s, 201, "{b}");
             let no = b["out_trade_no"].as_str().unwrap().to_owned();
             app.sim.handle().pay_order(&no, None, None).unwrap();
+            // Paid before the next: a buyer holds at most `pay.max_open_orders` unpaid orders.
+            wait_paid(&app, &cookie, &no).await;
             nos.push(no);
         }
         for no in &nos {

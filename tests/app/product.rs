@@ -341,6 +341,7 @@ async fn pages_and_machines_get_their_own_errors(kind: DbKind) {
     let path = format!("/c/{}", coupon["code"].as_str().unwrap());
     let r = http.get(format!("{}{path}", app.address)).send().await.unwrap();
     assert_eq!(r.status(), 302);
+    let binding = wxkit_e2e::oauth_binding(&r);
     let authorize = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
     let q: std::collections::HashMap<_, _> = authorize.query_pairs().into_owned().collect();
     let r = app
@@ -356,7 +357,7 @@ async fn pages_and_machines_get_their_own_errors(kind: DbKind) {
         app.address,
         url::form_urlencoded::byte_serialize(q["state"].as_bytes()).collect::<String>()
     );
-    let r = http.get(callback).send().await.unwrap();
+    let r = http.get(callback).header("cookie", binding).send().await.unwrap();
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
     let page = r.text().await.unwrap();

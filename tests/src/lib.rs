@@ -58,6 +58,7 @@ pub fn test_settings_with(db_url: &str, sim: &SimServer, set: &[(&str, &str)], u
         ("WXKIT__RATE_LIMITS__POS_PER_MINUTE".to_owned(), "0".to_owned()),
         ("WXKIT__RATE_LIMITS__PUSH_PER_MINUTE".to_owned(), "0".to_owned()),
         ("WXKIT__RATE_LIMITS__LOGIN_PER_MINUTE".to_owned(), "0".to_owned()),
+        ("WXKIT__RATE_LIMITS__ORDERS_PER_MINUTE".to_owned(), "0".to_owned()),
     ];
     env.retain(|(k, _)| !unset.contains(&k.as_str()));
     for (k, v) in set {
@@ -165,11 +166,16 @@ pub async fn start_server_with_clock(
 /// The simulator and the server on port 0 against a fresh database; `None` when PostgreSQL is unavailable outside
 /// CI.
 pub async fn spawn_app(kind: DbKind) -> Option<TestApp> {
+    spawn_app_with(kind, &[]).await
+}
+
+/// [`spawn_app`] with some settings set (`WXKIT__…` names).
+pub async fn spawn_app_with(kind: DbKind, set: &[(&str, &str)]) -> Option<TestApp> {
     wxkit::telemetry::init("warn");
     let db = TestDatabase::create(kind)?;
     let sim = spawn_sim().await;
     let clock = std::sync::Arc::new(wxkit::platform::clock::OffsetClock::default());
-    let (address, state) = start_server_with_clock(test_settings(&db.url, &sim), clock.clone()).await;
+    let (address, state) = start_server_with_clock(test_settings_with(&db.url, &sim, set, &[]), clock.clone()).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -362,6 +368,7 @@ pub fn server_env(db_url: &str, sim: &SimServer, port: u16) -> Vec<(String, Stri
         ("WXKIT__RATE_LIMITS__POS_PER_MINUTE".into(), "0".into()),
         ("WXKIT__RATE_LIMITS__PUSH_PER_MINUTE".into(), "0".into()),
         ("WXKIT__RATE_LIMITS__LOGIN_PER_MINUTE".into(), "0".into()),
+        ("WXKIT__RATE_LIMITS__ORDERS_PER_MINUTE".into(), "0".into()),
     ]
 }
 
@@ -559,6 +566,7 @@ pub fn seed_unpaid_orders(db_url: &str, n: usize) -> Vec<String> {
                     campaign_id: None,
                     buyer_openid: None,
                     appid: None,
+                    max_open: 0,
                 },
             )
             .unwrap_or_else(|e| panic!("{e:?}"));
@@ -577,4 +585,18 @@ pub fn paid_orders(db_url: &str) -> i64 {
         .count()
         .get_result(&mut conn)
         .expect("count")
+}
+
+/// The `cookie` header value carrying the OAuth state binding a login start set (`wxkit_oauth=…`): the callback of
+/// that login must come from the same browser (login CSRF), so tests that follow a login by hand send it back.
+pub fn oauth_binding(start: &reqwest::Response) -> String {
+    start
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("wxkit_oauth="))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_default()
+        .to_owned()
 }

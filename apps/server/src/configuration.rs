@@ -62,6 +62,12 @@ pub struct RateLimitSettings {
     pub push_per_minute: u32,
     /// `rate_limits.login_per_minute`: the login APIs (mini-program login, scan-to-login scenes) per address.
     pub login_per_minute: u32,
+    /// `rate_limits.orders_per_minute`: orders a buyer may place per minute (each reserves stock until paid or
+    /// closed).
+    pub orders_per_minute: u32,
+    /// `rate_limits.login_codes_per_minute`: login code images fetched from WeChat per minute, for the whole
+    /// instance (`getwxacodeunlimit` has a per-minute quota shared by every user of the mini program).
+    pub login_codes_per_minute: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -73,6 +79,8 @@ impl Default for RateLimitSettings {
             pos_per_minute: 1200,
             push_per_minute: 6000,
             login_per_minute: 120,
+            orders_per_minute: 10,
+            login_codes_per_minute: 600,
         }
     }
 }
@@ -111,6 +119,9 @@ pub struct LoginSettings {
     /// `login.scenes_per_minute`: login codes one client address may create per minute (default 60): each may cost
     /// a `getwxacodeunlimit` call, which WeChat rate-limits.
     pub scenes_per_minute: u32,
+    /// `login.sockets_per_address`: login WebSockets one client (IPv4 address, IPv6 /64) may hold open (default 32;
+    /// a scene accepts at most 4 whatever this says: a reconnecting page and a second tab).
+    pub sockets_per_address: u32,
 }
 
 /// `server.mode`: what `serve` talks to.
@@ -229,8 +240,12 @@ pub struct PaySettings {
     pub client_cert_path: Option<String>,
     /// See `client_cert_path`.
     pub client_key_path: Option<String>,
-    /// `pay.order_ttl_secs`: how long an order may be paid (sent to WeChat as `time_expire`; default 1800).
+    /// `pay.order_ttl_secs`: how long an order may be paid (sent to WeChat as `time_expire`; default 900). A coupon
+    /// order reserves its coupon this long: as long as a buyer needs at the cashier, no longer.
     pub order_ttl_secs: u32,
+    /// `pay.max_open_orders`: unpaid orders one buyer may have open at once (default 3; 0: no cap). A buyer has at
+    /// most one open order per campaign whatever this says: ordering again offers the same one.
+    pub max_open_orders: u32,
     /// `pay.reconcile_after_secs`: an unpaid order this old is asked about at WeChat (`orderquery`), in case its
     /// notify never came (default 60).
     pub reconcile_after_secs: u32,
@@ -432,14 +447,16 @@ impl Settings {
             .set_default("outbox.retry_max_ms", 600_000)?
             .set_default("outbox.max_attempts", 30)?
             .set_default("pay.base_url", "https://api.mch.weixin.qq.com")?
-            .set_default("pay.order_ttl_secs", 1800)?
+            .set_default("pay.order_ttl_secs", 900)?
+            .set_default("pay.max_open_orders", 3)?
             .set_default("pay.reconcile_after_secs", 60)?
             .set_default("pay.reconcile_every_secs", 30)?
             .set_default("pay.api_version", "v2")?
             .set_default("login.scene_ttl_secs", 120)?
             .set_default("login.mp_page", "pages/login/login")?
             .set_default("login.session_days", 7)?
-            .set_default("login.scenes_per_minute", 60)?;
+            .set_default("login.scenes_per_minute", 60)?
+            .set_default("login.sockets_per_address", 32)?;
         builder = match config_file {
             Some(path) => builder.add_source(config::File::from(PathBuf::from(path)).required(true)),
             None => builder.add_source(config::File::from(PathBuf::from("wxkit.toml")).required(false)),

@@ -35,9 +35,32 @@ pub fn init(default_filter: &str) {
     init_with(default_filter, LogFormat::Text);
 }
 
+/// Libraries whose debug and trace output dumps what passes through them (WebSocket frames carrying a one-time login
+/// ticket, HTTP/2 frames, request heads with tokens): capped at `info` whatever `RUST_LOG` asks for.
+pub const CAPPED_TARGETS: &[&str] = &[
+    "tungstenite",
+    "tokio_tungstenite",
+    "h2",
+    "hyper",
+    "hyper_util",
+    "actix_http",
+    "rustls",
+];
+
+/// The filter of `RUST_LOG` (or `default_filter`), with [`CAPPED_TARGETS`] capped at `info`.
+pub fn filter(default_filter: &str) -> EnvFilter {
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    for target in CAPPED_TARGETS {
+        if let Ok(directive) = format!("{target}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
+}
+
 /// [`init`] with a format.
 pub fn init_with(default_filter: &str, format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter = filter(default_filter);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| EscapingWriter(io::stderr()))

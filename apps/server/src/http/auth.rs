@@ -173,14 +173,15 @@ impl actix_web::FromRequest for StaffBearer {
             Err(e) => return std::future::ready(Err(e)),
         };
         std::future::ready((|| {
-            platform.limits.auth.check(req)?;
             let Some(token) = bearer(req) else {
+                platform.limits.auth.check(req)?;
                 platform.limits.auth.failed(req);
                 return Err(unauthorized("POS calls need Authorization: Bearer <staff api_token>"));
             };
-            Ok(StaffBearer {
-                token_hash: sha256_hex(&token),
-            })
+            let token_hash = sha256_hex(&token);
+            // The redemption marks the token verified once the database knows it (`AuthLimiter::verified`).
+            platform.limits.auth.check_credential(req, Some(&token_hash))?;
+            Ok(StaffBearer { token_hash })
         })())
     }
 }
@@ -189,15 +190,18 @@ impl actix_web::FromRequest for StaffBearer {
 /// ([`crate::http::ratelimit::AuthLimiter`]).
 pub fn require_admin(req: &HttpRequest, platform: &Platform, keys: &AuthKeys) -> Result<(), ApiError> {
     let limiter = &platform.limits.auth;
-    limiter.check(req)?;
+    let given = bearer(req);
+    let digest = given.as_deref().map(sha256_hex);
+    limiter.check_credential(req, digest.as_deref())?;
     let Some(expected) = keys.admin_token.as_ref() else {
         return Err(unauthorized("the admin API is disabled: set WXKIT__ADMIN__TOKEN"));
     };
-    let Some(given) = bearer(req) else {
+    let (Some(given), Some(digest)) = (given, digest) else {
         limiter.failed(req);
         return Err(unauthorized("admin calls need Authorization: Bearer <admin token>"));
     };
     if wechat_core::constant_time_eq(given.as_bytes(), expected.secret().as_bytes()) {
+        limiter.verified(&digest);
         Ok(())
     } else {
         limiter.failed(req);
@@ -234,6 +238,67 @@ pub fn session_cookie(keys: &AuthKeys, secret: &str, max_age_secs: i64) -> Cooki
     jar.get(SESSION_COOKIE)
         .cloned()
         .unwrap_or_else(|| Cookie::new(SESSION_COOKIE, ""))
+}
+
+/// The cookie that binds OAuth states to the browser that asked for them (login CSRF: an attacker's unfinished
+/// callback link must not log a victim's browser into the attacker's account).
+pub const OAUTH_BINDING_COOKIE: &str = "wxkit_oauth";
+/// States a browser may have in flight at once (tabs logging in side by side).
+const OAUTH_BINDINGS_KEPT: usize = 4;
+
+fn oauth_binding(keys: &AuthKeys, state: &str) -> String {
+    mac(&keys.session_key, &["oauth-binding", state])[..32].to_owned()
+}
+
+/// A 302 to WeChat's authorize `url` that also binds the URL's `state` to this browser: the binding cookie keeps
+/// the MACs of its last few states (HttpOnly, SameSite=Lax — sent on the top-level GET back from WeChat).
+pub fn oauth_redirect(req: &HttpRequest, keys: &AuthKeys, url: &str) -> actix_web::HttpResponse {
+    let state = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.query_pairs().find(|(k, _)| k == "state").map(|(_, v)| v.into_owned()));
+    let mut res = crate::http::errors::found(url);
+    if let Some(state) = state {
+        let mut kept: Vec<String> = req
+            .cookie(OAUTH_BINDING_COOKIE)
+            .map(|c| c.value().split('.').map(str::to_owned).collect())
+            .unwrap_or_default();
+        kept.retain(|b| b.len() == 32 && b.bytes().all(|c| c.is_ascii_hexdigit()));
+        kept.push(oauth_binding(keys, &state));
+        let skip = kept.len().saturating_sub(OAUTH_BINDINGS_KEPT);
+        let cookie = Cookie::build(OAUTH_BINDING_COOKIE, kept[skip..].join("."))
+            .path("/auth")
+            .http_only(true)
+            .secure(keys.secure_cookies)
+            .same_site(SameSite::Lax)
+            .max_age(actix_web::cookie::time::Duration::minutes(15))
+            .finish();
+        let _ = res.add_cookie(&cookie);
+    }
+    res
+}
+
+/// Whether a callback's `state` may complete a login in this browser: it must be bound to the browser (its MAC in
+/// the binding cookie). WeChat's own webview is the one exception, and only when it sent no binding cookie at all:
+/// some of its versions drop cookies across the authorize hop, and inside WeChat the link opens in the user's own
+/// account anyway.
+pub fn oauth_state_bound(req: &HttpRequest, keys: &AuthKeys, state: &str) -> bool {
+    match req.cookie(OAUTH_BINDING_COOKIE) {
+        Some(c) => {
+            let want = oauth_binding(keys, state);
+            c.value()
+                .split('.')
+                .any(|b| wechat_core::constant_time_eq(b.as_bytes(), want.as_bytes()))
+        }
+        None => in_wechat(req),
+    }
+}
+
+/// Whether the request comes from WeChat's in-app browser (its user agent says `MicroMessenger`).
+pub fn in_wechat(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ua| ua.contains("MicroMessenger"))
 }
 
 /// A cookie that deletes the session cookie.
@@ -300,9 +365,13 @@ impl actix_web::FromRequest for AnySession {
         Box::pin(async move {
             let (platform, keys) = kernel(&req)?;
             if let Some(token) = bearer(&req) {
-                platform.limits.auth.check(&req)?;
+                let digest = sha256_hex(&token);
+                platform.limits.auth.check_credential(&req, Some(&digest))?;
                 return match keys.sessions.live(&token, SessionKind::MiniProgram).await? {
-                    Some((s, _)) => Ok(AnySession(s)),
+                    Some((s, _)) => {
+                        platform.limits.auth.verified(&digest);
+                        Ok(AnySession(s))
+                    }
                     None => {
                         platform.limits.auth.failed(&req);
                         Err(unauthorized(
@@ -345,18 +414,23 @@ impl actix_web::FromRequest for MiniProgramSession {
         let req = req.clone();
         Box::pin(async move {
             let (platform, keys) = kernel(&req)?;
-            platform.limits.auth.check(&req)?;
             let Some(token) = bearer(&req) else {
+                platform.limits.auth.check(&req)?;
                 platform.limits.auth.failed(&req);
                 return Err(unauthorized(
                     "mini-program calls need Authorization: Bearer <token from POST /api/v1/miniprogram/login>",
                 ));
             };
+            let digest = sha256_hex(&token);
+            platform.limits.auth.check_credential(&req, Some(&digest))?;
             match keys.sessions.live(&token, SessionKind::MiniProgram).await? {
-                Some((session, session_key)) => Ok(MiniProgramSession {
-                    session,
-                    session_key: session_key.map(wechat_oauth::miniprogram::SessionKey::new),
-                }),
+                Some((session, session_key)) => {
+                    platform.limits.auth.verified(&digest);
+                    Ok(MiniProgramSession {
+                        session,
+                        session_key: session_key.map(wechat_oauth::miniprogram::SessionKey::new),
+                    })
+                }
                 None => {
                     platform.limits.auth.failed(&req);
                     Err(unauthorized(

@@ -9,7 +9,7 @@ use serde::Serialize;
 use std::fmt;
 
 /// An error a handler returns: HTTP status, a stable machine-readable code and a human message.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,

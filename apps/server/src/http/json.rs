@@ -109,7 +109,16 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
 /// The API error for a body that could not be read (too large, timed out, broken off).
 pub fn body_error(e: &actix_web::Error) -> ApiError {
     use actix_web::http::StatusCode;
-    let status = e.as_response_error().status_code();
+    // The body deadline (`limits::body_deadline`) ends the stream with a timed-out I/O error, which actix would
+    // answer 400: it is a 408.
+    let timed_out = e.as_error::<actix_web::error::PayloadError>().is_some_and(
+        |p| matches!(p, actix_web::error::PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut),
+    );
+    let status = if timed_out {
+        StatusCode::REQUEST_TIMEOUT
+    } else {
+        e.as_response_error().status_code()
+    };
     match status {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, "payload_too_large", "the body is too large"),
         StatusCode::REQUEST_TIMEOUT => ApiError::new(status, "body_timeout", "the body did not arrive in time"),

@@ -53,7 +53,7 @@ pub async fn track(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     use actix_web::HttpMessage as _;
     let started = std::time::Instant::now();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let request_id = req
         .extensions()
         .get::<tracing_actix_web::RequestId>()
@@ -62,7 +62,7 @@ pub async fn track(
     // The route pattern, not the path: codes and ids must not become label values.
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status().as_u16().to_string();
-    ::metrics::counter!("wxkit_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    ::metrics::counter!("wxkit_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     ::metrics::histogram!("wxkit_http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
@@ -73,6 +73,25 @@ pub async fn track(
             .insert(actix_web::http::header::HeaderName::from_static("x-request-id"), value);
     }
     Ok(res)
+}
+
+/// The `method` label of the request metrics: a standard method by name, any other token `other`. Labels come from
+/// fixed sets — a client that invents a method per request must not add a series per request (each is a counter plus
+/// a 12-bucket histogram that is never dropped).
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// Unknown paths: the JSON envelope for machines (API, WeChat's callbacks), an HTML page for people.

@@ -85,6 +85,17 @@ pub async fn read(content_type: &str, body: Vec<u8>, limits: Limits) -> Result<V
             }
             data.extend_from_slice(&chunk);
         }
+        // Text fields get the JSON bodies' rule: UTF-8, and no control character but tab and line breaks (a NUL
+        // would be sent on to WeChat, or cut a C string).
+        if filename.is_none() {
+            let text = std::str::from_utf8(&data).map_err(|_| format!("field {name} is not UTF-8 text"))?;
+            if text.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
+                return Err(format!("field {name} contains a control character"));
+            }
+        }
+        if name.chars().any(char::is_control) || filename.as_deref().is_some_and(|f| f.chars().any(char::is_control)) {
+            return Err("a part's name contains a control character".into());
+        }
         parts.push(Part { name, filename, data });
     }
     Ok(parts)
@@ -132,6 +143,18 @@ mod tests {
                 .await
                 .unwrap_err()
                 .contains("larger")
+        );
+        // Text fields carry no NUL or other control character (a file may carry anything).
+        let nul = b"--b\r\nContent-Disposition: form-data; name=\"brand_name\"\r\n\r\na\x00b\r\n--b--\r\n";
+        assert!(read(ct, nul.to_vec(), LIMITS).await.unwrap_err().contains("control"));
+        let bell = b"--b\r\nContent-Disposition: form-data; name=\"t\"\r\n\r\nring\x07\r\n--b--\r\n";
+        assert!(read(ct, bell.to_vec(), LIMITS).await.is_err());
+        let latin1 = b"--b\r\nContent-Disposition: form-data; name=\"t\"\r\n\r\n\xe9t\xe9\r\n--b--\r\n";
+        assert!(read(ct, latin1.to_vec(), LIMITS).await.unwrap_err().contains("UTF-8"));
+        let lines = b"--b\r\nContent-Disposition: form-data; name=\"t\"\r\n\r\na\tb\nc\r\n--b--\r\n";
+        assert_eq!(
+            read(ct, lines.to_vec(), LIMITS).await.unwrap()[0].text(),
+            Some("a\tb\nc")
         );
         let many = "--b\r\nContent-Disposition: form-data; name=\"t\"\r\n\r\nv\r\n".repeat(33) + "--b--\r\n";
         assert_eq!(read(ct, many.into_bytes(), LIMITS).await.unwrap_err(), "too many parts");

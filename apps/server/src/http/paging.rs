@@ -38,7 +38,11 @@ impl Page {
                     .decode(c)
                     .ok()
                     .and_then(|b| String::from_utf8(b).ok())
-                    .and_then(|s| s.strip_prefix("id:").and_then(|n| n.parse::<i64>().ok()))
+                    // Ids start at 1: `id:0`, `id:-1` or `id:+5` were never handed out.
+                    .and_then(|s| {
+                        s.strip_prefix("id:")
+                            .and_then(|n| n.parse::<i64>().ok().filter(|&id| id > 0 && !n.starts_with('+')))
+                    })
                     .ok_or_else(|| {
                         ApiError::bad_request(
                             "invalid_cursor",
@@ -109,6 +113,14 @@ mod tests {
         assert_eq!(Page::parse(Some(501), None).unwrap_err().code(), "invalid_limit");
         assert_eq!(Page::parse(None, Some("bm9wZQ")).unwrap_err().code(), "invalid_cursor");
         assert_eq!(Page::parse(None, Some("%%%")).unwrap_err().code(), "invalid_cursor");
+        for never in ["id:-1", "id:0", "id:+5"] {
+            let cursor = URL_SAFE_NO_PAD.encode(never);
+            assert_eq!(
+                Page::parse(None, Some(&cursor)).unwrap_err().code(),
+                "invalid_cursor",
+                "{never}"
+            );
+        }
         let out = paged(Page { limit: 2, after: None }, vec![1, 2, 3], |r| *r, |r| *r * 10);
         assert_eq!(out.items, vec![10, 20]);
         assert_eq!(out.next_cursor, Some(cursor_after(2)));

@@ -1,6 +1,11 @@
 //! Failed authentications, limited per client address: a token bucket per address that only failures drain.
-//! While an address's bucket is empty, every authenticated call from it is answered 429 without looking at the
-//! credential, so guessing gains nothing and a flood of bad tokens costs no database work.
+//! While an address's bucket is empty, a call with an unknown credential is answered 429 without looking at it, so
+//! guessing gains nothing and a flood of bad tokens costs no database work. A credential verified recently is always
+//! served: the till, the admin's script and the logged-in phone that share an address (a shop's Wi-Fi, a mall NAT)
+//! with someone sending bad tokens keep working.
+//!
+//! Addresses are grouped as one client: an IPv4 address alone, an IPv6 address by its /64 (one subscriber's
+//! network; rotating through it must not reset a limit).
 //!
 //! The address is the TCP peer: behind a reverse proxy every client shares the proxy's address (run the limiter
 //! at the proxy then, or raise `server.auth_failures_per_minute`).
@@ -16,11 +21,30 @@ use std::time::Instant;
 /// Addresses remembered at most; beyond it, the full (idle) buckets are forgotten first.
 const MAX_TRACKED: usize = 10_000;
 
+/// How long a verified credential stays exempt from its address's lock-out.
+const VERIFIED_FOR: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+
+/// The client an address stands for in per-address limits: IPv4 (also IPv4-mapped IPv6) alone, IPv6 by its /64.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
 /// The per-address limiter.
 #[derive(Debug)]
 pub struct AuthLimiter {
     per_minute: f64,
     buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    /// SHA-256 (hex) of credentials that verified, and when: exempt from lock-outs for [`VERIFIED_FOR`].
+    verified: Mutex<HashMap<String, Instant>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -35,6 +59,7 @@ impl AuthLimiter {
         AuthLimiter {
             per_minute: f64::from(per_minute.max(1)),
             buckets: Mutex::new(HashMap::new()),
+            verified: Mutex::new(HashMap::new()),
         }
     }
 
@@ -46,6 +71,7 @@ impl AuthLimiter {
 
     /// `Err(seconds until one more try)` while `ip` is locked out.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), u64> {
+        let ip = client_key(ip);
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(b) = buckets.get_mut(&ip) else {
@@ -62,6 +88,7 @@ impl AuthLimiter {
 
     /// Counts one failed authentication from `ip`.
     pub fn failed_ip(&self, ip: IpAddr) {
+        let ip = client_key(ip);
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&ip) {
@@ -78,6 +105,40 @@ impl AuthLimiter {
         });
         self.refill(b, now);
         b.tokens = (b.tokens - 1.0).max(0.0);
+    }
+
+    /// Remembers that the credential with this SHA-256 (hex) verified: it is served through lock-outs.
+    pub fn verified(&self, credential_sha256: &str) {
+        let now = Instant::now();
+        let mut verified = self.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if verified.len() >= MAX_TRACKED && !verified.contains_key(credential_sha256) {
+            verified.retain(|_, at| now.duration_since(*at) < VERIFIED_FOR);
+            if verified.len() >= MAX_TRACKED {
+                // Still full of live entries: the oldest make room.
+                let mut ages: Vec<Instant> = verified.values().copied().collect();
+                ages.sort_unstable();
+                let cut = ages[ages.len() / 2];
+                verified.retain(|_, at| *at > cut);
+            }
+        }
+        verified.insert(credential_sha256.to_owned(), now);
+    }
+
+    /// Whether the credential with this SHA-256 (hex) verified within [`VERIFIED_FOR`].
+    pub fn is_verified(&self, credential_sha256: &str) -> bool {
+        let verified = self.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        verified
+            .get(credential_sha256)
+            .is_some_and(|at| at.elapsed() < VERIFIED_FOR)
+    }
+
+    /// [`check`](Self::check) for a request presenting a credential: one that verified recently is always let
+    /// through; any other waits out its address's lock-out.
+    pub fn check_credential(&self, req: &HttpRequest, credential_sha256: Option<&str>) -> Result<(), ApiError> {
+        if credential_sha256.is_some_and(|c| self.is_verified(c)) {
+            return Ok(());
+        }
+        self.check(req)
     }
 
     /// [`check_ip`](Self::check_ip) for a request: 429 with `Retry-After` while locked out.
@@ -121,6 +182,23 @@ mod tests {
         assert!((1..=20).contains(&wait), "{wait}");
         assert_eq!(limiter.check_ip(b), Ok(()));
     }
+
+    #[test]
+    fn an_ipv6_subscriber_is_one_client_and_verified_credentials_are_remembered() {
+        let limiter = AuthLimiter::new(2);
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        limiter.failed_ip(a);
+        limiter.failed_ip(b);
+        assert!(limiter.check_ip(a).is_err(), "the /64 shares one bucket");
+        assert!(limiter.check_ip(other).is_ok(), "the next /64 is another client");
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(client_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+        assert!(!limiter.is_verified("abc"));
+        limiter.verified("abc");
+        assert!(limiter.is_verified("abc"));
+    }
 }
 
 /// The request limits of the public endpoints (`rate_limits.*`), on `governor`'s keyed GCRA limiters: a key's
@@ -156,6 +234,10 @@ pub enum Limit {
     Push = 4,
     /// Login APIs, per address.
     Login = 5,
+    /// Orders placed, per buyer.
+    Orders = 6,
+    /// Login code images fetched from WeChat, per instance (one key).
+    LoginCodes = 7,
 }
 
 /// Keys remembered per bucket before the idle ones are forgotten.
@@ -171,6 +253,8 @@ impl RateLimits {
             settings.pos_per_minute,
             settings.push_per_minute,
             settings.login_per_minute,
+            settings.orders_per_minute,
+            settings.login_codes_per_minute,
         ];
         RateLimits {
             limiters: per
@@ -212,14 +296,14 @@ impl RateLimits {
     /// [`check`](Self::check) keyed by the client's address.
     pub fn check_ip(&self, bucket: Limit, req: &HttpRequest) -> Result<(), ApiError> {
         match req.peer_addr() {
-            Some(a) => self.check(bucket, &a.ip().to_string()),
+            Some(a) => self.check(bucket, &client_key(a.ip()).to_string()),
             None => Ok(()),
         }
     }
 
     /// For pages: the 429 page with `Retry-After` when the client's address is over the limit.
     pub fn check_page(&self, bucket: Limit, req: &HttpRequest) -> Option<actix_web::HttpResponse> {
-        let ip = req.peer_addr().map(|a| a.ip().to_string())?;
+        let ip = req.peer_addr().map(|a| client_key(a.ip()).to_string())?;
         self.check_key(bucket, &ip).err().map(|secs| {
             let mut res = crate::http::pages::error_page_with(
                 StatusCode::TOO_MANY_REQUESTS,

@@ -3,17 +3,18 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
-use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::signature::{SignatureEncoding, Signer, Verifier};
-use rsa::traits::PublicKeyParts;
-use rsa::{PrivateKey as RsaPrivateKey, PublicKey as RsaPublicKey};
-use sha2::Sha256;
+use ring::signature::{self, KeyPair as _};
 use std::fmt;
+use std::sync::Arc;
+use x509_cert::der::{Decode as _, pem};
+use x509_cert::spki::SubjectPublicKeyInfoRef;
 
 /// The smallest modulus accepted: WeChat Pay's keys are RSA-2048; anything shorter is a mistake or an attack.
 const MIN_MODULUS_BYTES: usize = 256;
+/// The largest modulus accepted (ring's RSA limit; WeChat Pay never issues more than 2048 bits).
+const MAX_MODULUS_BYTES: usize = 1024;
+/// `rsaEncryption` (1.2.840.113549.1.1.1), the algorithm of an RSA SubjectPublicKeyInfo.
+const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
 
 /// Why a key or certificate was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +37,9 @@ pub enum KeyError {
 /// The merchant's API private key (`apiclient_key.pem`): signs every v3 request and the `paySign` of payment
 /// parameters. Never printed: `Debug` shows `MerchantPrivateKey([redacted])`.
 ///
+/// Private-key operations run in `ring`, whose RSA is constant-time and blinded: the `rsa` crate's timing side
+/// channel (RUSTSEC-2023-0071, "Marvin") has no fixed version, and the merchant key signs every request.
+///
 /// ```
 /// # let pem = include_str!("../../testdata/merchant.key");
 /// use wechat_pay::v3::MerchantPrivateKey;
@@ -47,7 +51,7 @@ pub enum KeyError {
 /// ```
 #[derive(Clone)]
 pub struct MerchantPrivateKey {
-    signing: SigningKey<Sha256>,
+    signing: Arc<ring::rsa::KeyPair>,
     public: PublicKey,
 }
 
@@ -57,27 +61,52 @@ impl fmt::Debug for MerchantPrivateKey {
     }
 }
 
+/// The DER inside a PEM document whose label is one of `labels`.
+fn pem_der(text: &str, labels: &[&str]) -> Option<(String, Vec<u8>)> {
+    let (label, der) = pem::decode_vec(text.trim().as_bytes()).ok()?;
+    labels.contains(&label).then(|| (label.to_owned(), der))
+}
+
 impl MerchantPrivateKey {
     /// Reads a PEM private key, PKCS#8 (what the merchant platform hands out) or PKCS#1.
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
-        let pem = pem.trim();
-        let key = RsaPrivateKey::from_pkcs8_pem(pem)
-            .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
-            .map_err(|_| KeyError::PrivateKey)?;
-        if key.size() < MIN_MODULUS_BYTES {
+        let (label, der) = pem_der(pem, &["PRIVATE KEY", "RSA PRIVATE KEY"]).ok_or(KeyError::PrivateKey)?;
+        let parsed = if label == "PRIVATE KEY" {
+            ring::rsa::KeyPair::from_pkcs8(&der)
+        } else {
+            ring::rsa::KeyPair::from_der(&der)
+        };
+        let key = parsed.map_err(|e| match e.to_string().as_str() {
+            "TooSmall" => KeyError::TooShort,
+            _ => KeyError::PrivateKey,
+        })?;
+        if key.public().modulus_len() < MIN_MODULUS_BYTES {
             return Err(KeyError::TooShort);
         }
-        let public = PublicKey::from_rsa(key.to_public_key())?;
+        let public = PublicKey::from_pkcs1_der(key.public_key().as_ref())?;
         Ok(Self {
-            signing: SigningKey::<Sha256>::new(key),
+            signing: Arc::new(key),
             public,
         })
     }
 
     /// SHA256withRSA (PKCS#1 v1.5) over `message`, base64.
+    ///
+    /// Signing fails only if the system's random generator (used for blinding) fails; the signature is then empty
+    /// and WeChat Pay refuses the request as unsigned — never a signature made without blinding.
     pub fn sign(&self, message: &[u8]) -> String {
-        let signature: Signature = self.signing.sign(message);
-        B64.encode(signature.to_bytes())
+        let rng = ring::rand::SystemRandom::new();
+        let mut signature = vec![0u8; self.signing.public().modulus_len()];
+        match self
+            .signing
+            .sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut signature)
+        {
+            Ok(()) => B64.encode(signature),
+            Err(_) => {
+                tracing::error!("RSA signing failed: the system random generator is unavailable");
+                String::new()
+            }
+        }
     }
 
     /// The matching public key (what WeChat Pay holds to check our requests).
@@ -88,28 +117,54 @@ impl MerchantPrivateKey {
 
 /// An RSA public key that checks SHA256withRSA signatures: a WeChat Pay public key (`pub_key.pem`), the key of a
 /// platform certificate, or (in a simulator) a merchant's.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PublicKey {
-    verifying: VerifyingKey<Sha256>,
+    /// PKCS#1 `RSAPublicKey` DER, as ring verifies with it.
+    pkcs1: Arc<[u8]>,
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublicKey")
+            .field("bits", &(modulus_len(&self.pkcs1).unwrap_or(0) * 8))
+            .finish()
+    }
 }
 
 impl PublicKey {
     /// Reads a PEM public key: SubjectPublicKeyInfo (`PUBLIC KEY`, what WeChat Pay hands out) or PKCS#1.
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
-        let pem = pem.trim();
-        let key = RsaPublicKey::from_public_key_pem(pem)
-            .or_else(|_| RsaPublicKey::from_pkcs1_pem(pem))
-            .map_err(|_| KeyError::PublicKey)?;
-        Self::from_rsa(key)
+        let (label, der) = pem_der(pem, &["PUBLIC KEY", "RSA PUBLIC KEY"]).ok_or(KeyError::PublicKey)?;
+        if label == "PUBLIC KEY" {
+            Self::from_spki_der(&der).map_err(|e| match e {
+                KeyError::TooShort => KeyError::TooShort,
+                _ => KeyError::PublicKey,
+            })
+        } else {
+            Self::from_pkcs1_der(&der)
+        }
     }
 
-    fn from_rsa(key: RsaPublicKey) -> Result<Self, KeyError> {
-        if key.size() < MIN_MODULUS_BYTES {
+    /// From a SubjectPublicKeyInfo (`PUBLIC KEY`) with the `rsaEncryption` algorithm.
+    fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
+        let spki = SubjectPublicKeyInfoRef::from_der(der).map_err(|_| KeyError::PublicKey)?;
+        if spki.algorithm.oid.to_string() != RSA_ENCRYPTION {
+            return Err(KeyError::PublicKey);
+        }
+        let bits = spki.subject_public_key.as_bytes().ok_or(KeyError::PublicKey)?;
+        Self::from_pkcs1_der(bits)
+    }
+
+    /// From a PKCS#1 `RSAPublicKey`: checked to be a DER `SEQUENCE { modulus, exponent }` of 2048 to 8192 bits.
+    fn from_pkcs1_der(der: &[u8]) -> Result<Self, KeyError> {
+        let n = modulus_len(der).ok_or(KeyError::PublicKey)?;
+        if n < MIN_MODULUS_BYTES {
             return Err(KeyError::TooShort);
         }
-        Ok(Self {
-            verifying: VerifyingKey::<Sha256>::new(key),
-        })
+        if n > MAX_MODULUS_BYTES {
+            return Err(KeyError::PublicKey);
+        }
+        Ok(Self { pkcs1: der.into() })
     }
 
     /// Whether `signature_b64` is a valid SHA256withRSA signature of `message` by this key. Anything that is not
@@ -118,11 +173,45 @@ impl PublicKey {
         let Ok(raw) = B64.decode(signature_b64.trim().as_bytes()) else {
             return false;
         };
-        let Ok(signature) = Signature::try_from(raw.as_slice()) else {
-            return false;
-        };
-        self.verifying.verify(message, &signature).is_ok()
+        signature::UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, &*self.pkcs1)
+            .verify(message, &raw)
+            .is_ok()
     }
+}
+
+/// One DER element at the start of `der`: (tag, contents, the rest). Definite lengths only, as DER requires.
+fn der_element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = der.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n].iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// The modulus length in bytes of a PKCS#1 `RSAPublicKey` (`SEQUENCE { INTEGER n, INTEGER e }`), if it is one.
+fn modulus_len(der: &[u8]) -> Option<usize> {
+    let (0x30, body, []) = der_element(der)? else {
+        return None;
+    };
+    let (0x02, n, rest) = der_element(body)? else {
+        return None;
+    };
+    let (0x02, e, []) = der_element(rest)? else {
+        return None;
+    };
+    if e.is_empty() {
+        return None;
+    }
+    let significant = n.iter().position(|&b| b != 0).map_or(0, |i| n.len() - i);
+    Some(significant)
 }
 
 /// A WeChat Pay platform certificate: its serial (as `Wechatpay-Serial` names it), validity and key.
@@ -157,13 +246,15 @@ impl Certificate {
             .subject_public_key_info()
             .to_der()
             .map_err(|e| KeyError::Certificate(e.to_string()))?;
-        let key = RsaPublicKey::from_public_key_der(&spki)
-            .map_err(|_| KeyError::Certificate("the certificate's key is not RSA".into()))?;
+        let key = PublicKey::from_spki_der(&spki).map_err(|e| match e {
+            KeyError::TooShort => KeyError::TooShort,
+            _ => KeyError::Certificate("the certificate's key is not RSA".into()),
+        })?;
         Ok(Self {
             serial,
             not_before: secs(validity.not_before),
             not_after: secs(validity.not_after),
-            key: PublicKey::from_rsa(key)?,
+            key,
             pem: pem.to_owned(),
         })
     }

@@ -366,3 +366,19 @@ pub fn revoke_session(conn: &mut DbConnection, id: i64, now: i64) -> Result<bool
 pub fn prune_sessions(conn: &mut DbConnection, now_secs: i64) -> Result<usize, DbError> {
     Ok(diesel::delete(sessions::table.filter(sessions::expires_at.lt(now_secs - 86_400))).execute(conn)?)
 }
+
+/// Every openid coupons and orders may be held under by the person who holds `openid`: the official account's and
+/// the mini program's of one user row (linked by unionid at login). Limits per person count all of them — one
+/// person must not get a limit-1 coupon once per channel. An openid of no known user stands alone.
+pub fn person_openids(conn: &mut DbConnection, openid: &str) -> Result<Vec<String>, DbError> {
+    let row: Option<(Option<String>, Option<String>)> = users::table
+        .filter(users::openid.eq(openid).or(users::mini_openid.eq(openid)))
+        .select((users::openid, users::mini_openid))
+        .first(conn)
+        .optional()?;
+    let mut ids = vec![openid.to_owned()];
+    if let Some((a, b)) = row {
+        ids.extend([a, b].into_iter().flatten().filter(|o| o != openid));
+    }
+    Ok(ids)
+}

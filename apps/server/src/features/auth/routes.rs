@@ -71,7 +71,11 @@ pub async fn start(req: HttpRequest, state: web::Data<State>) -> Result<HttpResp
     };
     let return_path = q.return_path.as_deref().unwrap_or("/");
     let login = super::service::WebLogin::new(state.platform.clone(), state.state_signer.clone(), state.oauth.clone());
-    Ok(crate::http::errors::found(&login.authorize_url(return_path, scope)?))
+    Ok(crate::http::auth::oauth_redirect(
+        &req,
+        &state.keys,
+        &login.authorize_url(return_path, scope)?,
+    ))
 }
 
 /// `GET /api/v1/me`: the caller's user (web session cookie or mini-program bearer token), or 401.
@@ -125,7 +129,9 @@ pub async fn logout(
     } else {
         let to = form
             .return_path
-            .filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.contains('\\'))
+            // The one return-path rule of /auth/wechat: a same-origin path, no control characters (a tab in
+            // `/\t/evil.example/` makes browsers read `//evil.example/`), nothing a URL parser takes elsewhere.
+            .filter(|p| wechat_oauth::state::is_safe_return_path(p))
             .unwrap_or_else(|| "/".to_owned());
         let mut r = HttpResponse::SeeOther();
         r.insert_header((actix_web::http::header::LOCATION, to));
@@ -174,9 +180,7 @@ pub async fn qrconnect(req: HttpRequest, state: web::Data<State>) -> HttpRespons
     };
     let redirect_uri = format!("{}/auth/qrconnect/callback", state.public_base_url);
     match website.qrconnect_url(&redirect_uri, Some(&issued.value)) {
-        Ok(url) => HttpResponse::Found()
-            .insert_header((actix_web::http::header::LOCATION, url))
-            .finish(),
+        Ok(url) => crate::http::auth::oauth_redirect(&req, &state.keys, &url),
         Err(e) => {
             tracing::error!(error = %e, "qrconnect URL");
             pages::error_page(
@@ -233,6 +237,23 @@ async fn complete_login(
             "The login link is incomplete: open the page again.",
         );
     };
+    // Bound to this browser before it is spent: a login link started elsewhere (an attacker's, sent to a victim)
+    // does not log this browser in; the user starts their own login instead. A forged or expired state is refused
+    // as such first (below, without spending anything here).
+    let genuine = state
+        .state_signer
+        .verify(&raw_state, state.clock.now_ms() / 1000)
+        .is_ok();
+    if genuine && !crate::http::auth::oauth_state_bound(&req, &state.keys, &raw_state) {
+        tracing::info!("refused an OAuth callback not started in this browser");
+        let again = if website { "/auth/qrconnect" } else { "/auth/wechat" };
+        return pages::error_page_with(
+            StatusCode::FORBIDDEN,
+            "请重新登录",
+            "This login link was started in another browser, so it cannot log you in here: log in again yourself.",
+            &[pages::Action::new(again, "重新登录 · Log in"), pages::Action::home()],
+        );
+    }
     let store = DbStateStore::new(state.db.clone(), state.clock.clone());
     let verified = match state
         .state_signer

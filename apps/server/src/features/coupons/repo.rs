@@ -100,13 +100,22 @@ pub fn issue_coupon(
         if bumped == 0 {
             return Err(IssueError::SoldOut.into());
         }
+        // The per-user limit counts the person: every openid of the owner's user row (official account and mini
+        // program, linked by unionid), so one person cannot take a limit-1 coupon once per channel.
         let held = match owner {
-            Some(o) => Some(
-                coupons::table
-                    .filter(coupons::campaign_id.eq(campaign_id).and(coupons::owner_openid.eq(o)))
-                    .count()
-                    .get_result::<i64>(conn)? as u64,
-            ),
+            Some(o) => {
+                let person = crate::features::auth::repo::person_openids(conn, o)?;
+                Some(
+                    coupons::table
+                        .filter(
+                            coupons::campaign_id
+                                .eq(campaign_id)
+                                .and(coupons::owner_openid.eq_any(&person)),
+                        )
+                        .count()
+                        .get_result::<i64>(conn)? as u64,
+                )
+            }
             None => None,
         };
         // `issued` already counts this coupon: check against the count before it.

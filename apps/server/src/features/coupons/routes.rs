@@ -176,6 +176,7 @@ pub async fn redeem(
         return Err(ApiError::bad_request("invalid_code", "code is too long"));
     }
     state.limits.rate.check(Limit::Pos, &staff.token_hash)?;
+    let token_hash = staff.token_hash.clone();
     let attempt = repo_pos::PosAttempt {
         token_hash: staff.token_hash,
         code: till_input(&body.into_inner().code, &state.public_base_url),
@@ -191,6 +192,8 @@ pub async fn redeem(
             "unknown staff token",
         ));
     };
+    // A known till is served through its address's lock-out (someone else on the shop's network guessing).
+    state.limits.auth.verified(&token_hash);
     let repo_pos::PosDone {
         staff,
         outcome,
@@ -365,7 +368,7 @@ pub async fn scan_page(
     };
     let here = format!("/c/{}", coupon.code);
     let Some(session) = session else {
-        return login_redirect(&state, &here).unwrap_or_else(|_| pages::unavailable_page(&here));
+        return login_redirect(&req, &state, &here).unwrap_or_else(|_| pages::unavailable_page(&here));
     };
     let openid = session.openid.clone();
     let staff = match viewer_staff(&state, &openid, &here).await {
@@ -525,7 +528,8 @@ pub async fn result_page(
     };
     let here = format!("/c/{}", coupon.code);
     let Some(session) = session else {
-        return login_redirect(&state, &format!("{here}/result")).unwrap_or_else(|_| pages::unavailable_page(&here));
+        return login_redirect(&req, &state, &format!("{here}/result"))
+            .unwrap_or_else(|_| pages::unavailable_page(&here));
     };
     let staff = match viewer_staff(&state, &session.openid, &here).await {
         Ok(s) => s.map(|s| s.to_domain()),
@@ -626,9 +630,13 @@ pub async fn qr(
 }
 
 /// `GET /coupons/mine`: the logged-in customer's coupons (login through WeChat first).
-pub async fn mine(auth::WebSession(session): auth::WebSession, state: web::Data<State>) -> HttpResponse {
+pub async fn mine(
+    req: HttpRequest,
+    auth::WebSession(session): auth::WebSession,
+    state: web::Data<State>,
+) -> HttpResponse {
     let Some(openid) = session.map(|s| s.openid) else {
-        return login_redirect(&state, "/coupons/mine")
+        return login_redirect(&req, &state, "/coupons/mine")
             .unwrap_or_else(|e| pages::error_page(StatusCode::INTERNAL_SERVER_ERROR, "出错了", &e.to_string()));
     };
     let rows = match db::blocking(&state.db, move |conn| coupons_repo::coupons_of_owner(conn, &openid)).await {
@@ -661,7 +669,7 @@ pub async fn mine(auth::WebSession(session): auth::WebSession, state: web::Data<
 }
 
 /// A 302 to WeChat's login that brings the visitor back to `return_path`.
-fn login_redirect(state: &State, return_path: &str) -> Result<HttpResponse, ApiError> {
+fn login_redirect(req: &HttpRequest, state: &State, return_path: &str) -> Result<HttpResponse, ApiError> {
     let url = state.login.authorize_url(return_path, wechat_oauth::web::Scope::Base)?;
-    Ok(crate::http::errors::found(&url))
+    Ok(crate::http::auth::oauth_redirect(req, &state.keys, &url))
 }

@@ -79,7 +79,7 @@ pub async fn buy_page(
     if session.is_none() {
         return if mode == "jsapi" {
             match state.login.authorize_url(&here, wechat_oauth::web::Scope::Base) {
-                Ok(url) => crate::http::errors::found(&url),
+                Ok(url) => crate::http::auth::oauth_redirect(&req, &state.keys, &url),
                 Err(e) => pages::error_page(StatusCode::INTERNAL_SERVER_ERROR, "出错了", &e.to_string()),
             }
         } else {

@@ -71,6 +71,8 @@ pub struct State {
     pub login: WebLogin,
     /// An order's `time_expire`, seconds (`pay.order_ttl_secs`).
     pub order_ttl_secs: i64,
+    /// Unpaid orders one buyer may have open (`pay.max_open_orders`; 0: no cap).
+    pub max_open_orders: i64,
     /// The simulator's public address, in sandbox mode (the cashier).
     pub sandbox_sim_url: Option<String>,
     reconcile: (u32, u32),
@@ -95,6 +97,7 @@ pub fn init(
         keys,
         login,
         order_ttl_secs: i64::from(settings.pay.order_ttl_secs),
+        max_open_orders: i64::from(settings.pay.max_open_orders),
         sandbox_sim_url: apps.sandbox_sim_url().map(str::to_owned),
         reconcile: (settings.pay.reconcile_after_secs, settings.pay.reconcile_every_secs),
     }

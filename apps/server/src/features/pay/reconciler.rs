@@ -2,6 +2,11 @@
 //! are asked about at WeChat (`orderquery`, or v3's query). A paid one is settled through the same exactly-once path as a notify
 //! (`repo::apply_payment`); one WeChat closed is closed here; one past its expiry is closed at WeChat, then here.
 //! Several instances may run it at once: every step is idempotent and conditional, so they only repeat questions.
+//!
+//! Orders are visited round-robin: each look pushes the order's `next_check_at` back (doubling from
+//! `every_secs`, at most [`MAX_BACKOFF_MS`]), so never-asked orders come first and a crowd of junk orders cannot keep
+//! a paid order waiting. An order WeChat does not know (ORDER_NOT_EXIST: we crashed between storing it and placing it)
+//! is closed here once it is past its expiry, releasing its reserved coupon.
 
 use super::repo::{self, Applied};
 use crate::db::{self, Db};
@@ -11,6 +16,15 @@ use wechat_pay::TradeState;
 
 /// Orders looked at per round.
 const BATCH: i64 = 50;
+/// The longest wait between two looks at one order.
+pub const MAX_BACKOFF_MS: i64 = 10 * 60 * 1000;
+
+/// When to look at an order again after its `checks`-th look: `every` doubled per look, capped.
+pub fn next_check_at(now_ms: i64, checks: i32, every_secs: u32) -> i64 {
+    let base = i64::from(every_secs.max(1)) * 1000;
+    let shift = u32::try_from(checks.clamp(0, 16)).unwrap_or(16);
+    now_ms + base.saturating_mul(1 << shift).min(MAX_BACKOFF_MS)
+}
 
 /// The reconciler, as a background job: a round every `every_secs`.
 pub async fn job(pool: Db, pay: super::Payers, clock: Arc<dyn wechat_core::Clock>, after_secs: u32, every_secs: u32) {
@@ -18,7 +32,7 @@ pub async fn job(pool: Db, pay: super::Payers, clock: Arc<dyn wechat_core::Clock
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = round(&pool, &pay, clock.as_ref(), after_secs).await {
+        if let Err(e) = round(&pool, &pay, clock.as_ref(), after_secs, every_secs).await {
             tracing::warn!(error = %e, "pay reconciler: round failed");
         }
     }
@@ -30,20 +44,45 @@ pub async fn round(
     payers: &super::Payers,
     clock: &dyn wechat_core::Clock,
     after_secs: u32,
+    every_secs: u32,
 ) -> Result<usize, db::DbError> {
     let now = clock.now_ms();
     let before = now - i64::from(after_secs) * 1000;
-    let orders = db::blocking(pool, move |conn| repo::unsettled(conn, before, BATCH)).await?;
+    let orders = db::blocking(pool, move |conn| repo::unsettled(conn, before, now, BATCH)).await?;
     let mut changed = 0;
-    for order in orders {
+    for (order, checks) in orders {
+        // The next look is scheduled before this one is made: an order whose question fails or hangs still moves
+        // to the back of the line.
+        let (id, next) = (order.id, next_check_at(now, checks, every_secs));
+        db::blocking(pool, move |conn| repo::checked(conn, id, next)).await?;
         let Some(pay) = payers.for_appid(order.appid.as_deref()) else {
             tracing::warn!(out_trade_no = %order.out_trade_no, "pay reconciler: no client for the order's appid");
             continue;
         };
         let status = match pay.query(&order.out_trade_no).await {
             Ok(s) => s,
+            Err(e) if matches!(e.err_code(), Some("ORDERNOTEXIST" | "ORDER_NOT_EXIST")) => {
+                // Never placed at WeChat (a crash between our insert and the prepay call): nobody can pay it, so
+                // once it is past its expiry it is closed and its coupon released.
+                let now = clock.now_ms();
+                if order.expires_at <= now / 1000 {
+                    let no = order.out_trade_no.clone();
+                    if db::blocking(pool, move |conn| repo::close(conn, &no, now)).await? {
+                        tracing::info!(out_trade_no = %order.out_trade_no, "pay reconciler: order unknown to WeChat closed after its expiry");
+                        changed += 1;
+                    }
+                } else {
+                    tracing::debug!(out_trade_no = %order.out_trade_no, "pay reconciler: order not (yet) at WeChat");
+                }
+                continue;
+            }
             Err(e) => {
-                tracing::warn!(out_trade_no = %order.out_trade_no, error = %e, "pay reconciler: orderquery failed");
+                let level_warn = checks < 3;
+                if level_warn {
+                    tracing::warn!(out_trade_no = %order.out_trade_no, error = %e, "pay reconciler: orderquery failed");
+                } else {
+                    tracing::debug!(out_trade_no = %order.out_trade_no, error = %e, checks, "pay reconciler: orderquery failed again");
+                }
                 continue;
             }
         };
@@ -87,4 +126,19 @@ pub async fn round(
         }
     }
     Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn looks_back_off_doubling_up_to_the_cap() {
+        assert_eq!(next_check_at(0, 0, 30), 30_000);
+        assert_eq!(next_check_at(0, 1, 30), 60_000);
+        assert_eq!(next_check_at(0, 3, 30), 240_000);
+        assert_eq!(next_check_at(0, 10, 30), MAX_BACKOFF_MS);
+        assert_eq!(next_check_at(5, i32::MAX, 30), 5 + MAX_BACKOFF_MS);
+        assert_eq!(next_check_at(0, -1, 0), 1000);
+    }
 }

@@ -3,7 +3,7 @@
 //! when refunded.
 
 pub use crate::db::OrderStatus;
-use crate::db::schema::{campaigns, coupon_purchases, coupons, pay_notifications, pay_orders};
+use crate::db::schema::{campaigns, coupon_purchases, coupons, pay_notifications, pay_order_checks, pay_orders};
 use crate::db::{DbConnection, DbError};
 use diesel::prelude::*;
 use redemption_core::{CouponCode, IssueError};
@@ -93,6 +93,8 @@ pub struct NewOrder<'a> {
     pub buyer_openid: Option<&'a str>,
     /// The mini program's appid when it pays; `None`: the official account's.
     pub appid: Option<&'a str>,
+    /// The most unpaid, unexpired orders a buyer may have open at once (`pay.max_open_orders`).
+    pub max_open: i64,
 }
 
 /// Why an order for a coupon was not placed.
@@ -106,6 +108,11 @@ pub enum PlaceRefused {
     PriceChanged(i64),
     /// A campaign rule refused it (sold out, the buyer's limit, ended).
     Rule(IssueError),
+    /// The buyer already has an unpaid order for this campaign with time left: that one is to be paid (one open
+    /// order per buyer and campaign; the purchase page reuses it).
+    Open(Box<Order>),
+    /// The buyer has this many unpaid orders open already (`pay.max_open_orders`).
+    TooManyOpen(i64),
     /// The database failed.
     Db(DbError),
 }
@@ -128,9 +135,17 @@ impl From<diesel::result::Error> for PlaceRefused {
 /// fulfilled is refused here, before any payment; a placed one is issued when paid, whatever happens meanwhile.
 pub fn place(conn: &mut DbConnection, o: &NewOrder<'_>) -> Result<(), PlaceRefused> {
     let Some(campaign_id) = o.campaign_id else {
-        return Ok(create(conn, o)?);
+        return conn.transaction::<_, PlaceRefused, _>(|conn| {
+            check_open_cap(conn, o, &[])?;
+            Ok(create(conn, o)?)
+        });
+    };
+    let Some(buyer) = o.buyer_openid else {
+        return Err(PlaceRefused::Db(DbError::Task("a purchase needs its buyer".into())));
     };
     conn.transaction::<_, PlaceRefused, _>(|conn| {
+        // The conditional bump comes first: it locks the campaign row, so the checks below see every concurrent
+        // purchase of this campaign (on SQLite the write lock does the same).
         let bumped = diesel::update(
             campaigns::table.filter(
                 campaigns::id
@@ -151,20 +166,23 @@ pub fn place(conn: &mut DbConnection, o: &NewOrder<'_>) -> Result<(), PlaceRefus
         let Some(price) = row.price_fen else {
             return Err(PlaceRefused::NotForSale);
         };
+        // One person, every channel: the official account's and the mini program's openids count together.
+        let person = crate::features::auth::repo::person_openids(conn, buyer)?;
+        if let Some(open) = open_order_for(conn, campaign_id, &person, o.now / 1000 + REUSE_MIN_LEFT_SECS)? {
+            return Err(PlaceRefused::Open(Box::new(open)));
+        }
         if bumped == 0 {
             return Err(PlaceRefused::Rule(IssueError::SoldOut));
         }
         if price != o.total_fee {
             return Err(PlaceRefused::PriceChanged(price));
         }
-        let Some(buyer) = o.buyer_openid else {
-            return Err(PlaceRefused::Db(DbError::Task("a purchase needs its buyer".into())));
-        };
+        check_open_cap(conn, o, &person)?;
         let coupons_held: i64 = coupons::table
             .filter(
                 coupons::campaign_id
                     .eq(campaign_id)
-                    .and(coupons::owner_openid.eq(buyer)),
+                    .and(coupons::owner_openid.eq_any(&person)),
             )
             .count()
             .get_result(conn)?;
@@ -174,7 +192,7 @@ pub fn place(conn: &mut DbConnection, o: &NewOrder<'_>) -> Result<(), PlaceRefus
                 pay_orders::out_trade_no.eq_any(
                     coupon_purchases::table
                         .filter(coupon_purchases::campaign_id.eq(campaign_id))
-                        .filter(coupon_purchases::buyer_openid.eq(buyer))
+                        .filter(coupon_purchases::buyer_openid.eq_any(&person))
                         .select(coupon_purchases::out_trade_no),
                 ),
             )
@@ -202,9 +220,56 @@ pub fn place(conn: &mut DbConnection, o: &NewOrder<'_>) -> Result<(), PlaceRefus
     })
 }
 
-/// Stores a new order.
+/// An open order is offered again only while this much of its time is left (the buyer still has to pay it).
+const REUSE_MIN_LEFT_SECS: i64 = 60;
+
+/// The person's unpaid order for `campaign_id` that is still payable at `payable_at` (Unix seconds), if any.
+fn open_order_for(
+    conn: &mut DbConnection,
+    campaign_id: i64,
+    person: &[String],
+    payable_at: i64,
+) -> Result<Option<Order>, DbError> {
+    Ok(pay_orders::table
+        .filter(pay_orders::status.eq(OrderStatus::Created.as_str()))
+        .filter(pay_orders::expires_at.gt(payable_at))
+        .filter(
+            pay_orders::out_trade_no.eq_any(
+                coupon_purchases::table
+                    .filter(coupon_purchases::campaign_id.eq(campaign_id))
+                    .filter(coupon_purchases::buyer_openid.eq_any(person))
+                    .select(coupon_purchases::out_trade_no),
+            ),
+        )
+        .order(pay_orders::created_at.desc())
+        .select(Order::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Refuses a new order when the buyer (by user, or any of the person's openids) already has `max_open` unpaid
+/// orders: each reserves stock until it is paid or closed, so one account must not hoard a campaign.
+fn check_open_cap(conn: &mut DbConnection, o: &NewOrder<'_>, person: &[String]) -> Result<(), PlaceRefused> {
+    if o.max_open <= 0 {
+        return Ok(());
+    }
+    let mut q = pay_orders::table
+        .filter(pay_orders::status.eq(OrderStatus::Created.as_str()))
+        .into_boxed();
+    q = match o.user_id {
+        Some(user_id) => q.filter(pay_orders::user_id.eq(user_id).or(pay_orders::openid.eq_any(person))),
+        None => q.filter(pay_orders::openid.eq_any(person)),
+    };
+    let open: i64 = q.count().get_result(conn)?;
+    if open >= o.max_open {
+        return Err(PlaceRefused::TooManyOpen(open));
+    }
+    Ok(())
+}
+
+/// Stores a new order, and its place in the reconciler's schedule (first in line).
 fn create(conn: &mut DbConnection, o: &NewOrder<'_>) -> Result<(), DbError> {
-    diesel::insert_into(pay_orders::table)
+    let id: i64 = diesel::insert_into(pay_orders::table)
         .values((
             pay_orders::out_trade_no.eq(o.out_trade_no),
             pay_orders::user_id.eq(o.user_id),
@@ -218,6 +283,10 @@ fn create(conn: &mut DbConnection, o: &NewOrder<'_>) -> Result<(), DbError> {
             pay_orders::updated_at.eq(o.now),
             pay_orders::appid.eq(o.appid),
         ))
+        .returning(pay_orders::id)
+        .get_result(conn)?;
+    diesel::insert_into(pay_order_checks::table)
+        .values(pay_order_checks::order_id.eq(id))
         .execute(conn)?;
     Ok(())
 }
@@ -416,15 +485,37 @@ pub fn notifications(conn: &mut DbConnection, outcome: Option<&str>, limit: i64)
     Ok(q.order(pay_notifications::id.desc()).limit(limit).load(conn)?)
 }
 
-/// Unpaid orders placed before `placed_before_ms`, oldest first: the reconciler's work.
-pub fn unsettled(conn: &mut DbConnection, placed_before_ms: i64, limit: i64) -> Result<Vec<Order>, DbError> {
+/// An unsettled order and how often the reconciler has asked about it.
+pub type Unsettled = (Order, i32);
+
+/// Unpaid orders placed before `placed_before_ms` whose next look is due at `now_ms`, never-checked first, then the
+/// longest-waiting: the reconciler's work. Round-robin by `next_check_at`, so no set of orders can hold the head.
+pub fn unsettled(
+    conn: &mut DbConnection,
+    placed_before_ms: i64,
+    now_ms: i64,
+    limit: i64,
+) -> Result<Vec<Unsettled>, DbError> {
     Ok(pay_orders::table
+        .inner_join(pay_order_checks::table)
         .filter(pay_orders::status.eq(OrderStatus::Created.as_str()))
         .filter(pay_orders::created_at.lt(placed_before_ms))
-        .order(pay_orders::created_at.asc())
+        .filter(pay_order_checks::next_check_at.le(now_ms))
+        .order((pay_order_checks::next_check_at.asc(), pay_orders::created_at.asc()))
         .limit(limit)
-        .select(Order::as_select())
+        .select((Order::as_select(), pay_order_checks::checks))
         .load(conn)?)
+}
+
+/// Records a look at an unsettled order: one more check, the next not before `next_at_ms`.
+pub fn checked(conn: &mut DbConnection, order_id: i64, next_at_ms: i64) -> Result<(), DbError> {
+    diesel::update(pay_order_checks::table.find(order_id))
+        .set((
+            pay_order_checks::next_check_at.eq(next_at_ms),
+            pay_order_checks::checks.eq(pay_order_checks::checks + 1),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 use crate::db::schema::pay_refunds;

@@ -54,6 +54,11 @@ impl From<PayError> for ApiError {
                     None => e,
                 }
             }
+            PayError::TooMany {
+                code,
+                message,
+                retry_after,
+            } => ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message).with_retry_after(retry_after),
             PayError::Wechat(e) => pay_error(&e),
             PayError::Db(e) => e.into(),
         }

@@ -39,6 +39,16 @@ pub enum PayError {
         /// Seconds until it may work (`too_soon`).
         retry_after: Option<u64>,
     },
+    /// The buyer is over a limit on orders (`too_many_orders`, `too_many_open_orders`): answered 429.
+    #[error("{message}")]
+    TooMany {
+        /// The stable code.
+        code: &'static str,
+        /// What to do.
+        message: String,
+        /// Seconds until it may work.
+        retry_after: u64,
+    },
     /// WeChat Pay refused or failed.
     #[error(transparent)]
     Wechat(#[from] wechat_pay::Error),
@@ -168,6 +178,18 @@ pub async fn place(state: &State, request: OrderRequest, buyer: Buyer<'_>) -> Re
         "NATIVE" => None,
         other => return Err(invalid(format!("trade_type {other:?} is not JSAPI or NATIVE"))),
     };
+    // Every order reserves stock until paid or closed: one buyer may place only so many a minute.
+    if let Err(secs) = state
+        .limits
+        .rate
+        .check_key(crate::http::ratelimit::Limit::Orders, &buyer.user_id.to_string())
+    {
+        return Err(PayError::TooMany {
+            code: "too_many_orders",
+            message: format!("too many orders in a short time: pay an open one, or try again in {secs} s"),
+            retry_after: secs.max(1),
+        });
+    }
     let out_trade_no = random_out_trade_no();
     let now = state.clock.now_ms();
     let expires_at = now / 1000 + state.order_ttl_secs;
@@ -190,6 +212,7 @@ pub async fn place(state: &State, request: OrderRequest, buyer: Buyer<'_>) -> Re
             buyer.openid.to_owned(),
         );
         let (user_id, campaign_id, appid) = (buyer.user_id, request.campaign_id, appid.clone());
+        let max_open = state.max_open_orders;
         db::blocking(&state.db, move |conn| {
             Ok(repo::place(
                 conn,
@@ -205,12 +228,17 @@ pub async fn place(state: &State, request: OrderRequest, buyer: Buyer<'_>) -> Re
                     campaign_id,
                     buyer_openid: campaign_id.map(|_| buyer_openid.as_str()),
                     appid: appid.as_deref(),
+                    max_open,
                 },
             ))
         })
         .await?
     };
-    placed.map_err(refused)?;
+    match placed {
+        Ok(()) => {}
+        Err(PlaceRefused::Open(open)) => return reuse(pay, &open, &request.trade_type, appid.as_deref(), now),
+        Err(e) => return Err(refused(e)),
+    }
     let prepay = match pay.place(&order).await {
         Ok(p) => p,
         Err(e) => {
@@ -232,6 +260,41 @@ pub async fn place(state: &State, request: OrderRequest, buyer: Buyer<'_>) -> Re
         code_url: if jsapi { None } else { prepay.code_url },
         out_trade_no,
     })
+}
+
+/// The buyer's open order for the same campaign, offered again instead of a second one (its stock is already
+/// reserved): the same payment parameters or code, freshly signed. An open order of another kind (a NATIVE code
+/// while paying in WeChat, another app) cannot be offered: the buyer is told to pay or wait for it.
+fn reuse(
+    pay: &Gateway,
+    open: &repo::Order,
+    trade_type: &str,
+    appid: Option<&str>,
+    now: i64,
+) -> Result<Placed, PayError> {
+    let left = (open.expires_at - now / 1000).max(0);
+    let same_kind = open.trade_type == trade_type && open.appid.as_deref() == appid;
+    match (same_kind, trade_type, &open.prepay_id, &open.code_url) {
+        (true, "JSAPI", Some(prepay_id), _) => Ok(Placed {
+            out_trade_no: open.out_trade_no.clone(),
+            pay_params: Some(pay.pay_params(prepay_id, now / 1000)),
+            code_url: None,
+        }),
+        (true, "NATIVE", _, Some(code_url)) => Ok(Placed {
+            out_trade_no: open.out_trade_no.clone(),
+            pay_params: None,
+            code_url: Some(code_url.clone()),
+        }),
+        _ => Err(PayError::Conflict {
+            code: "open_order",
+            message: format!(
+                "an unpaid order {} for this coupon is open: pay it, or order again when it expires in {} min",
+                open.out_trade_no,
+                (left + 59) / 60
+            ),
+            retry_after: Some(u64::try_from(left).unwrap_or(0).max(1)),
+        }),
+    }
 }
 
 /// Closes an open order: at WeChat (which closes an order only 5 minutes after it was placed), then here.
@@ -408,6 +471,18 @@ fn refused(e: PlaceRefused) -> PayError {
             };
             conflict(code, rule.to_string())
         }
+        PlaceRefused::Open(open) => conflict(
+            "open_order",
+            format!(
+                "an unpaid order {} for this coupon is open: pay it first",
+                open.out_trade_no
+            ),
+        ),
+        PlaceRefused::TooManyOpen(n) => PayError::TooMany {
+            code: "too_many_open_orders",
+            message: format!("{n} unpaid orders are open: pay or cancel one of them, or wait until they expire"),
+            retry_after: 60,
+        },
         PlaceRefused::Db(e) => PayError::Db(e),
     }
 }

@@ -47,8 +47,36 @@ pub struct State {
     pub scene_ttl_secs: i64,
     /// The simulator's public address, in sandbox mode (the page links the simulated phone).
     pub sandbox_sim_url: Option<String>,
+    /// Code-image fetches in flight, one per scene.
+    pub code_flights: CodeFlights,
+    /// Open login sockets, by scene and by client (their limits).
+    pub sockets: socket::SocketLimits,
 }
 crate::slice_state!(State);
+
+/// The answer of one scene's code-image fetch, shared by every request that waits for it.
+pub type CodeFlight = Arc<tokio::sync::OnceCell<Result<Vec<u8>, ApiError>>>;
+
+/// Code-image fetches in flight: concurrent requests for one scene's image make one WeChat call
+/// (`getwxacodeunlimit` is quota-limited per mini program) and share its answer.
+#[derive(Debug, Default)]
+pub struct CodeFlights(std::sync::Mutex<std::collections::HashMap<String, CodeFlight>>);
+
+impl CodeFlights {
+    /// The scene's flight: the one in the air, or a new one.
+    pub fn join(&self, scene: &str) -> CodeFlight {
+        let mut flights = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        flights.entry(scene.to_owned()).or_default().clone()
+    }
+
+    /// Forgets a flight that has its answer (the image is stored; a failure may be tried again later).
+    pub fn land(&self, scene: &str, flight: &CodeFlight) {
+        let mut flights = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if flights.get(scene).is_some_and(|f| Arc::ptr_eq(f, flight)) {
+            flights.remove(scene);
+        }
+    }
+}
 
 /// The scan-to-login capability's state; on PostgreSQL its listener starts with [`jobs`].
 pub fn init(
@@ -69,6 +97,15 @@ pub fn init(
         mp_page: settings.login.mp_page.clone(),
         scene_ttl_secs: i64::from(settings.login.scene_ttl_secs),
         sandbox_sim_url: apps.sandbox_sim_url().map(str::to_owned),
+        code_flights: CodeFlights::default(),
+        sockets: socket::SocketLimits::new(
+            crate::http::limits::connection_cap(
+                settings.server.max_connections,
+                crate::http::limits::descriptor_limit(),
+                settings.database.pool_size,
+            ),
+            settings.login.sockets_per_address,
+        ),
     }
 }
 

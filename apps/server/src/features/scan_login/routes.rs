@@ -21,6 +21,56 @@ pub struct CreateBody {
     return_path: Option<String>,
 }
 
+/// The scene's stored code image, if one was fetched.
+async fn stored_png(state: &State, scene: &str) -> Result<Option<Vec<u8>>, ApiError> {
+    let s = scene.to_owned();
+    Ok(db::blocking(&state.db, move |conn| super::repo::png(conn, &s))
+        .await?
+        .flatten())
+}
+
+/// Fetches a scene's code image from WeChat (once: see [`super::CodeFlights`]) and keeps it. The instance's budget
+/// of WeChat code calls (`rate_limits.login_codes_per_minute`) keeps one client from spending the mini program's
+/// quota, which every user's scan-to-login shares.
+async fn fetch_code(state: &State, scene: &str) -> Result<Vec<u8>, ApiError> {
+    // A request that waited for another's flight which just landed finds the stored image.
+    if let Some(png) = stored_png(state, scene).await? {
+        return Ok(png);
+    }
+    let Some(mp) = state.miniprogram.as_ref() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "miniprogram_not_configured",
+            "no mini program is configured: set miniprogram.app_id and miniprogram.app_secret",
+        ));
+    };
+    if let Err(secs) = state
+        .limits
+        .rate
+        .check_key(crate::http::ratelimit::Limit::LoginCodes, "getwxacodeunlimit")
+    {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "login_codes_busy",
+            format!("too many login codes are being made right now: try again in {secs} s"),
+        )
+        .with_retry_after(secs.max(1)));
+    }
+    let request = wechat_oauth::miniprogram::WxaCodeRequest::new(scene)
+        .and_then(|r| r.page(&state.mp_page))
+        .map_err(|e| ApiError::internal(&e))?;
+    let code = mp
+        .unlimited_code(&request)
+        .await
+        .map_err(|e| crate::http::errors::wechat_login_error(&e))?;
+    let png = code.bytes;
+    let (s, p) = (scene.to_owned(), png.clone());
+    if let Err(e) = db::blocking(&state.db, move |conn| super::repo::store_png(conn, &s, &p)).await {
+        tracing::warn!(error = %e, "could not keep a login code image");
+    }
+    Ok(png)
+}
+
 /// `POST /api/v1/login/scenes {"return"?}` → 201 `{"scene", "qr_url", "ws_url", "expires_at"}`. `ws_url` carries the
 /// scene's watch key: only this browser can watch the scene (the QR code, which anyone nearby can photograph,
 /// carries the scene alone).
@@ -74,39 +124,21 @@ pub async fn create(req: HttpRequest, state: web::Data<State>, body: web::Bytes)
 
 /// `GET /api/v1/login/scenes/{scene}/qr.png`: the mini-program code (`getwxacodeunlimit`, page `login.mp_page`),
 /// fetched from WeChat once per scene and kept with it.
-pub async fn qr(path: web::Path<String>, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+pub async fn qr(req: HttpRequest, path: web::Path<String>, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+    state.limits.rate.check_ip(crate::http::ratelimit::Limit::Login, &req)?;
     let scene = path.into_inner();
     let row = service::load(&state, &scene).await?;
     if service::expired(&row, state.clock.now_ms()) {
         return Err(service::SceneError::Expired("this login code has expired: create a new scene").into());
     }
-    let s = scene.clone();
-    let stored = db::blocking(&state.db, move |conn| super::repo::png(conn, &s))
-        .await?
-        .flatten();
-    let png = match stored {
+    let png = match stored_png(&state, &scene).await? {
         Some(png) => png,
         None => {
-            let Some(mp) = state.miniprogram.as_ref() else {
-                return Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "miniprogram_not_configured",
-                    "no mini program is configured: set miniprogram.app_id and miniprogram.app_secret",
-                ));
-            };
-            let request = wechat_oauth::miniprogram::WxaCodeRequest::new(&scene)
-                .and_then(|r| r.page(&state.mp_page))
-                .map_err(|e| ApiError::internal(&e))?;
-            let code = mp
-                .unlimited_code(&request)
-                .await
-                .map_err(|e| crate::http::errors::wechat_login_error(&e))?;
-            let png = code.bytes;
-            let (s, p) = (scene.clone(), png.clone());
-            if let Err(e) = db::blocking(&state.db, move |conn| super::repo::store_png(conn, &s, &p)).await {
-                tracing::warn!(error = %e, "could not keep a login code image");
-            }
-            png
+            // Single flight: concurrent requests for one scene share one WeChat call and its answer.
+            let flight = state.code_flights.join(&scene);
+            let result = flight.get_or_init(|| fetch_code(&state, &scene)).await.clone();
+            state.code_flights.land(&scene, &flight);
+            result?
         }
     };
     // WeChat answers PNG or JPEG; the bytes say which.

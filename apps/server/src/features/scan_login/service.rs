@@ -73,11 +73,8 @@ pub async fn create(state: &State, return_path: &str) -> Result<NewScene, SceneE
 
 /// A same-site path (`/…`, not `//host`), or 400.
 pub fn safe_return_path(path: &str) -> Result<String, SceneError> {
-    let ok = path.starts_with('/')
-        && !path.starts_with("//")
-        && !path.contains('\\')
-        && path.len() <= 512
-        && !path.chars().any(char::is_control);
+    // The one return-path rule of /auth/wechat (wechat-oauth's, also used by logout).
+    let ok = path.len() <= 512 && wechat_oauth::state::is_safe_return_path(path);
     if ok {
         Ok(path.to_owned())
     } else {
@@ -151,10 +148,17 @@ fn scanned_event(user: Option<&users::User>) -> Arc<str> {
     )
 }
 
-fn confirmed_event(ticket: &str, ticket_expires_at: i64) -> Arc<str> {
+/// The confirmed event carries who confirmed: the page asks "log in as …?" before it spends the ticket, so a
+/// photographed code confirmed by another account does not silently log the watching browser in as that account.
+fn confirmed_event(ticket: &str, ticket_expires_at: i64, user: Option<&users::User>) -> Arc<str> {
     event_json(
         "confirmed",
-        serde_json::json!({"ticket": ticket, "ticket_expires_at": ticket_expires_at}),
+        serde_json::json!({
+            "ticket": ticket,
+            "ticket_expires_at": ticket_expires_at,
+            "nickname": user.and_then(|u| u.nickname.clone()),
+            "avatar_url": user.and_then(|u| u.avatar_url.clone()),
+        }),
     )
 }
 
@@ -201,16 +205,16 @@ pub async fn confirm(state: &State, scene: &str, user_id: i64) -> Result<(), Sce
     let (s, h) = (scene.to_owned(), sha256_hex(&ticket));
     let outcome = db::blocking(&state.db, move |conn| -> Result<_, DbError> {
         if repo::confirm(conn, &s, user_id, &h, ticket_expires_at, now)? {
-            Ok(Ok(()))
+            Ok(Ok(users::user_by_id(conn, user_id)?))
         } else {
             Ok(Err(repo::get(conn, &s)?))
         }
     })
     .await?;
     match outcome {
-        Ok(()) => {
+        Ok(user) => {
             metrics::counter!("wxkit_login_scenes_total", "event" => "confirmed").increment(1);
-            publish(state, scene, confirmed_event(&ticket, ticket_expires_at)).await;
+            publish(state, scene, confirmed_event(&ticket, ticket_expires_at, user.as_ref())).await;
             Ok(())
         }
         Err(None) => Err(SceneError::NotFound("no such login scene")),
@@ -254,7 +258,9 @@ pub async fn current_event(state: &State, scene: &str) -> Result<Arc<str>, Scene
             return Ok(None);
         };
         let user = match row.user_id {
-            Some(id) if row.status == SceneStatus::Scanned => users::user_by_id(conn, id)?,
+            Some(id) if matches!(row.status, SceneStatus::Scanned | SceneStatus::Confirmed) => {
+                users::user_by_id(conn, id)?
+            }
             _ => None,
         };
         let reissued =
@@ -270,7 +276,7 @@ pub async fn current_event(state: &State, scene: &str) -> Result<Arc<str>, Scene
     } else {
         match row.status {
             SceneStatus::Scanned => scanned_event(user.as_ref()),
-            SceneStatus::Confirmed if reissued => confirmed_event(&ticket, ticket_expires_at),
+            SceneStatus::Confirmed if reissued => confirmed_event(&ticket, ticket_expires_at, user.as_ref()),
             SceneStatus::Confirmed => event_json("confirmed", serde_json::json!({"used": true})),
             SceneStatus::Cancelled => event_json("cancelled", serde_json::json!({})),
             _ => event_json("waiting", serde_json::json!({"expires_at": row.expires_at})),

@@ -5,6 +5,11 @@
 //!
 //! One socket watches one scene: the current state first, then every event, a ping every 20 s, and the `expired`
 //! event when the scene's time is up. The socket closes after a final event (confirmed, cancelled, expired).
+//!
+//! Sockets are accounted for: each is served inside its connection's task (so actix's connection cap counts it until
+//! it closes), at most [`SOCKET_SHARE`] of the cap are sockets (HTTP keeps the rest), a client (IPv4 address, IPv6
+//! /64) holds at most `login.sockets_per_address`, and a scene is watched by at most [`PER_SCENE`] — all refused
+//! before the `101`. A client that floods frames (pings included) is closed with 1008.
 
 use super::State;
 use super::hub::{Signal, Subscription};
@@ -31,6 +36,129 @@ fn is_final(event: &str) -> bool {
     ["\"confirmed\"", "\"cancelled\"", "\"expired\""]
         .iter()
         .any(|e| event.contains(&format!("\"event\":{e}")))
+}
+
+/// Sockets one scene accepts: a page, a reconnect and a second tab or two.
+pub const PER_SCENE: u32 = 4;
+/// The share of the connection cap sockets may take (numerator, denominator): the rest stays for HTTP.
+pub const SOCKET_SHARE: (usize, usize) = (3, 4);
+/// Frames a client may send in [`FRAME_WINDOW`] (pings, pongs, anything): a page sends none but pongs.
+pub const MAX_FRAMES_PER_WINDOW: u32 = 20;
+/// The window of [`MAX_FRAMES_PER_WINDOW`].
+pub const FRAME_WINDOW: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    by_client: std::collections::HashMap<std::net::IpAddr, u32>,
+    by_scene: std::collections::HashMap<String, u32>,
+}
+
+/// The limits on open login sockets of this instance, and their counts.
+#[derive(Debug, Clone)]
+pub struct SocketLimits {
+    total: usize,
+    per_client: u32,
+    counts: Arc<std::sync::Mutex<Counts>>,
+}
+
+/// Why a socket was refused before its `101`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SocketRefused {
+    /// The instance's share of connections for sockets is taken.
+    Full,
+    /// This client holds `login.sockets_per_address` already.
+    Client,
+    /// The scene is watched by [`PER_SCENE`] sockets already.
+    Scene,
+}
+
+/// One open socket's place in the counts, given back when it drops.
+#[derive(Debug)]
+pub struct SocketPermit {
+    counts: Arc<std::sync::Mutex<Counts>>,
+    client: Option<std::net::IpAddr>,
+    scene: Option<String>,
+}
+
+impl SocketLimits {
+    /// Limits for a server whose connection cap is `connection_cap`.
+    pub fn new(connection_cap: usize, per_client: u32) -> Self {
+        SocketLimits {
+            total: (connection_cap * SOCKET_SHARE.0 / SOCKET_SHARE.1).max(1),
+            per_client: per_client.max(1),
+            counts: Arc::default(),
+        }
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A place for a socket of `client` (its address, grouped), if the instance and the client have room.
+    pub fn admit(&self, client: Option<std::net::IpAddr>) -> Result<SocketPermit, SocketRefused> {
+        let client = client.map(crate::http::ratelimit::client_key);
+        let mut counts = self.counts();
+        if counts.total >= self.total {
+            return Err(SocketRefused::Full);
+        }
+        if let Some(ip) = client {
+            let n = counts.by_client.entry(ip).or_default();
+            if *n >= self.per_client {
+                return Err(SocketRefused::Client);
+            }
+            *n += 1;
+        }
+        counts.total += 1;
+        Ok(SocketPermit {
+            counts: self.counts.clone(),
+            client,
+            scene: None,
+        })
+    }
+
+    /// Open sockets on this instance.
+    pub fn open(&self) -> usize {
+        self.counts().total
+    }
+}
+
+impl SocketPermit {
+    /// Adds the scene the socket watches, if it has room.
+    pub fn watch(&mut self, scene: &str) -> Result<(), SocketRefused> {
+        let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = counts.by_scene.entry(scene.to_owned()).or_default();
+        if *n >= PER_SCENE {
+            return Err(SocketRefused::Scene);
+        }
+        *n += 1;
+        drop(counts);
+        self.scene = Some(scene.to_owned());
+        Ok(())
+    }
+}
+
+impl Drop for SocketPermit {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(ip) = self.client
+            && let Some(n) = counts.by_client.get_mut(&ip)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.by_client.remove(&ip);
+            }
+        }
+        if let Some(scene) = self.scene.take()
+            && let Some(n) = counts.by_scene.get_mut(&scene)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.by_scene.remove(&scene);
+            }
+        }
+    }
 }
 
 /// Open sockets on this instance, for `/metrics`.
@@ -62,8 +190,13 @@ fn count(status: u16) {
 async fn refuse(io: &mut TcpStream, status: u16, reason: &str, code: &str, message: &str) {
     count(status);
     let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
+    let retry = if matches!(status, 429 | 503) {
+        "retry-after: 30\r\n"
+    } else {
+        ""
+    };
     let response = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\nx-content-type-options: nosniff\r\n\r\n{body}",
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\nx-content-type-options: nosniff\r\n{retry}\r\n{body}",
         body.len()
     );
     let _ = io.write_all(response.as_bytes()).await;
@@ -74,6 +207,28 @@ fn header(req: &actix_http::Request, name: actix_web::http::header::HeaderName) 
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Answers a refused socket: 503 when the instance is full, 429 when the client or the scene has enough.
+async fn refuse_socket(io: &mut TcpStream, why: SocketRefused) {
+    let (status, reason, message) = match why {
+        SocketRefused::Full => (
+            503,
+            "Service Unavailable",
+            "the server has no room for more login sockets right now: try again shortly",
+        ),
+        SocketRefused::Client => (
+            429,
+            "Too Many Requests",
+            "too many login pages are open from this network: close some, then reload",
+        ),
+        SocketRefused::Scene => (
+            429,
+            "Too Many Requests",
+            "this login code is already open in several tabs: close one, or reload for a new code",
+        ),
+    };
+    refuse(io, status, reason, "too_many_sockets", message).await;
+}
+
 /// What the upgrade needs from the request head (the head itself is dropped before the socket starts: an idle
 /// socket should hold nothing but itself).
 struct Asked {
@@ -82,6 +237,7 @@ struct Asked {
     ws_key: Option<String>,
     version_13: bool,
     key: String,
+    client: Option<std::net::IpAddr>,
 }
 
 fn read_head(state: &State, req: &actix_http::Request) -> Asked {
@@ -104,6 +260,7 @@ fn read_head(state: &State, req: &actix_http::Request) -> Asked {
             .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "key"))
             .map(|(_, v)| v.into_owned())
             .unwrap_or_default(),
+        client: req.peer_addr().map(|a| a.ip()),
     }
 }
 
@@ -157,6 +314,13 @@ pub async fn upgrade(
         .await;
         return Ok(());
     }
+    let mut permit = match state.sockets.admit(asked.client) {
+        Ok(p) => p,
+        Err(why) => {
+            refuse_socket(&mut io, why).await;
+            return Ok(());
+        }
+    };
     // Subscribed before the scene is read: an event in between arrives twice at worst, never not at all. A pending
     // scene's first event then comes from this one read (no second database trip per connecting socket).
     let sub = state.login_hub.subscribe(&scene);
@@ -184,6 +348,10 @@ pub async fn upgrade(
         .await;
         return Ok(());
     }
+    if let Err(why) = permit.watch(&scene) {
+        refuse_socket(&mut io, why).await;
+        return Ok(());
+    }
     let expires_at = row.expires_at;
     let first = (row.status == super::repo::SceneStatus::Pending && !service::expired(&row, state.clock.now_ms()))
         .then(|| service::event_json("waiting", serde_json::json!({"expires_at": expires_at})));
@@ -202,9 +370,11 @@ pub async fn upgrade(
         .max_frame_size(Some(4096))
         .max_message_size(Some(4096));
     let ws = WebSocketStream::from_partially_read(io, leftover, Role::Server, Some(config)).await;
-    // A task of its own: the connection's HTTP task (and everything the upgrade held) ends here, so an idle
-    // socket costs its own small future only.
-    actix_rt::spawn(run(state, scene, expires_at, ws, sub, first));
+    // Served inside the connection's own task: actix counts the connection against `server.max_connections` until
+    // the socket closes (a socket spawned apart would free its slot at once, and any number could be held open).
+    // The dispatcher's buffers are gone already; the permit is given back when the socket ends.
+    run(state, scene, expires_at, ws, sub, first).await;
+    drop(permit);
     Ok(())
 }
 
@@ -260,6 +430,7 @@ async fn run(
         let expiry = tokio::time::sleep(Duration::from_millis(u64::try_from(left_ms).unwrap_or(0) + 50));
         tokio::pin!(expiry);
         let mut expiry_done = false;
+        let (mut window_start, mut frames) = (tokio::time::Instant::now(), 0u32);
         loop {
             // What woke us; the socket is used only after the select, so no future holds it meanwhile.
             enum Wake {
@@ -316,7 +487,17 @@ async fn run(
                 // tungstenite answers pings itself; a close or an error ends the socket.
                 Wake::Incoming(Some(Ok(Message::Close(_)))) | Wake::Incoming(None) => return,
                 Wake::Incoming(Some(Err(_))) => break 'socket CloseCode::Protocol,
-                Wake::Incoming(Some(Ok(_))) => {}
+                // Anything else a client sends (its pings, pongs, text) is counted: a page sends a pong per ping,
+                // so a flood is an abuse of this instance's CPU, and ends the socket.
+                Wake::Incoming(Some(Ok(_))) => {
+                    if window_start.elapsed() >= FRAME_WINDOW {
+                        (window_start, frames) = (tokio::time::Instant::now(), 0);
+                    }
+                    frames += 1;
+                    if frames > MAX_FRAMES_PER_WINDOW {
+                        break 'socket CloseCode::Policy;
+                    }
+                }
             }
         }
     };
@@ -326,4 +507,41 @@ async fn run(
             reason: "".into(),
         }))
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockets_are_limited_per_instance_client_and_scene() {
+        let limits = SocketLimits::new(8, 3);
+        let a: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        let b: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        let b2: std::net::IpAddr = "2001:db8::2".parse().unwrap();
+        let mut held = vec![limits.admit(Some(a)).unwrap(), limits.admit(Some(a)).unwrap()];
+        held.push(limits.admit(Some(a)).unwrap());
+        assert_eq!(limits.admit(Some(a)).err(), Some(SocketRefused::Client));
+        held.push(limits.admit(Some(b)).unwrap());
+        held.push(limits.admit(Some(b2)).unwrap());
+        held.push(limits.admit(None).unwrap());
+        // 3/4 of 8: the seventh is refused whoever asks.
+        assert_eq!(limits.admit(None).err(), Some(SocketRefused::Full));
+        held.truncate(2);
+        assert_eq!(limits.open(), 2);
+        let mut permits: Vec<SocketPermit> = (0..PER_SCENE).map(|_| limits.admit(None).unwrap()).collect();
+        held.clear();
+        for p in &mut permits {
+            p.watch("s1").unwrap();
+        }
+        let mut extra = limits.admit(None).unwrap();
+        assert_eq!(extra.watch("s1"), Err(SocketRefused::Scene));
+        assert_eq!(extra.watch("s2"), Ok(()));
+        permits.pop();
+        let mut again = limits.admit(None).unwrap();
+        assert_eq!(again.watch("s1"), Ok(()), "a closed socket frees its scene's place");
+        drop((permits, extra, again));
+        assert_eq!(limits.open(), 0);
+        assert!(limits.counts().by_scene.is_empty() && limits.counts().by_client.is_empty());
+    }
 }

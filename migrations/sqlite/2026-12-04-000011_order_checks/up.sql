@@ -1,0 +1,10 @@
+-- The payment reconciler visits unsettled orders round-robin: each look pushes the order's next one back
+-- (doubling, capped), so a flood of junk orders cannot keep a paid order from being looked at.
+CREATE TABLE pay_order_checks (
+    order_id BIGINT PRIMARY KEY REFERENCES pay_orders (id) ON DELETE CASCADE,
+    next_check_at BIGINT NOT NULL DEFAULT 0,
+    checks INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX pay_order_checks_next ON pay_order_checks (next_check_at);
+INSERT INTO pay_order_checks (order_id, next_check_at, checks)
+    SELECT id, 0, 0 FROM pay_orders WHERE status = 'created';
