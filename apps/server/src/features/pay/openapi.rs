@@ -19,8 +19,9 @@ pub fn ops() -> Vec<Op> {
                 (404, "not_found"),
                 (
                     409,
-                    "price_changed, sold_out, limit_reached, campaign_ended, not_for_sale",
+                    "price_changed, sold_out, limit_reached, campaign_ended, not_for_sale, open_order",
                 ),
+                (429, "too_many_orders, too_many_open_orders"),
                 (502, "wechat_pay_refused"),
                 (
                     503,

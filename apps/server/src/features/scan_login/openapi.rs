@@ -34,8 +34,9 @@ pub fn ops() -> Vec<Op> {
             errors: &[
                 (404, "not_found"),
                 (410, "scene_expired"),
+                (429, "rate_limited"),
                 (502, "wechat_error"),
-                (503, "miniprogram_not_configured"),
+                (503, "miniprogram_not_configured, login_codes_busy"),
             ],
         },
         Op {
