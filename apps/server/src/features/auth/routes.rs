@@ -237,22 +237,8 @@ async fn complete_login(
             "The login link is incomplete: open the page again.",
         );
     };
-    // Bound to this browser before it is spent: a login link started elsewhere (an attacker's, sent to a victim)
-    // does not log this browser in; the user starts their own login instead. A forged or expired state is refused
-    // as such first (below, without spending anything here).
-    let genuine = state
-        .state_signer
-        .verify(&raw_state, state.clock.now_ms() / 1000)
-        .is_ok();
-    if genuine && !crate::http::auth::oauth_state_bound(&req, &state.keys, &raw_state) {
-        tracing::info!("refused an OAuth callback not started in this browser");
-        let again = if website { "/auth/qrconnect" } else { "/auth/wechat" };
-        return pages::error_page_with(
-            StatusCode::FORBIDDEN,
-            "请重新登录",
-            "This login link was started in another browser, so it cannot log you in here: log in again yourself.",
-            &[pages::Action::new(again, "重新登录 · Log in"), pages::Action::home()],
-        );
+    if let Some(refused) = unbound_callback(&req, &state, &raw_state, website) {
+        return refused;
     }
     let store = DbStateStore::new(state.db.clone(), state.clock.clone());
     let verified = match state
@@ -332,6 +318,27 @@ async fn complete_login(
         .cookie(session_cookie(&state.keys, &secret, state.sessions.session_secs()))
         .insert_header((actix_web::http::header::LOCATION, verified.return_path))
         .finish()
+}
+
+/// The refusal of a callback whose (genuine) state was not started in this browser: a login link started elsewhere
+/// (an attacker's, sent to a victim) does not log this browser in; the user starts their own login instead. A forged
+/// or expired state is left to the state check, which refuses it as such without spending anything here.
+fn unbound_callback(req: &HttpRequest, state: &State, raw_state: &str, website: bool) -> Option<HttpResponse> {
+    let genuine = state
+        .state_signer
+        .verify(raw_state, state.clock.now_ms() / 1000)
+        .is_ok();
+    if !genuine || crate::http::auth::oauth_state_bound(req, &state.keys, raw_state) {
+        return None;
+    }
+    tracing::info!("refused an OAuth callback not started in this browser");
+    let again = if website { "/auth/qrconnect" } else { "/auth/wechat" };
+    Some(pages::error_page_with(
+        StatusCode::FORBIDDEN,
+        "请重新登录",
+        "This login link was started in another browser, so it cannot log you in here: log in again yourself.",
+        &[pages::Action::new(again, "重新登录 · Log in"), pages::Action::home()],
+    ))
 }
 
 /// The page for a code WeChat would not exchange: refused (log in again) or WeChat failing (try again).
