@@ -27,5 +27,6 @@ mod messages;
 mod pay;
 mod pay_v3;
 mod product;
+mod refunds;
 mod server;
 mod trust;

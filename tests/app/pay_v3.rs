@@ -14,7 +14,113 @@ on_both_backends!(
     forged_probed_and_replayed_v3_notifies_pay_once_or_not_at_all,
     certificate_and_switch_over_servers_share_one_download,
     a_mini_program_buyer_pays_on_pay_v3_under_its_appid,
+    the_public_key_migration_drill_fails_no_call_and_no_notify,
 );
+
+/// One purchase through an instance at `address`: a NATIVE order placed (prepay), paid at WeChat (the notify), looked
+/// up (query), refunded (refund and its notify) — every answer and notify verified under whatever key signs it.
+async fn full_cycle(app: &TestApp, address: &str, cookie: &str, step: &str) {
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{address}/api/v1/pay/orders"))
+        .header("cookie", cookie)
+        .json(&json!({"description": step, "total_fee": 10, "trade_type": "NATIVE"}))
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null));
+    assert_eq!(s, 201, "{step}: prepay {b}");
+    let no = b["out_trade_no"].as_str().unwrap().to_owned();
+    app.sim.handle().pay_order(&no, None, None).unwrap();
+    let status = async |want: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let st: Value = http
+                .get(format!("{address}/api/v1/pay/orders/{no}"))
+                .bearer_auth(wxkit_e2e::TEST_ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if st["status"] == want {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{step}: not {want}: {st}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    status("paid").await;
+    let r = http
+        .post(format!("{address}/api/v1/pay/orders/{no}/refunds"))
+        .bearer_auth(wxkit_e2e::TEST_ADMIN_TOKEN)
+        .json(&json!({"refund_fee": 10}))
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null));
+    assert_eq!(s, 201, "{step}: refund {b}");
+    status("refunded").await;
+}
+
+/// docs/architecture.md's migration guide, run on the server over HTTP: certificate mode → the switch-over on days 1,
+/// 4 and 7 (public key and certificates) → certificates dropped once notifies arrive by public key (day 7, WeChat
+/// still switching) → WeChat on the public key alone. Every prepay, query and refund answer and every notify at every
+/// step verifies: WeChat signs an answer with the key the request's `Wechatpay-Serial` names, so an instance without
+/// certificates must name its public key (before, it named nothing and got certificate-signed answers it could not
+/// check: an outage).
+async fn the_public_key_migration_drill_fails_no_call_and_no_notify(kind: DbKind) {
+    let Some(app) = spawn_app_v3(kind, V3Mode::Certificates).await else {
+        return;
+    };
+    let cookie = web_session(&app, "o-migrating").await;
+    full_cycle(&app, &app.address, &cookie, "certificate mode").await;
+    let files = app.files.as_ref().unwrap().path().to_owned();
+    let instance = async |mode: V3Mode| {
+        let env = wxkit_e2e::v3_env_files(&files, &app.sim, mode);
+        let set: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let settings = wxkit_e2e::test_settings_with(&app.db.url, &app.sim, &set, &["WXKIT__PAY__KEY"]);
+        wxkit_e2e::start_server_with(settings).await
+    };
+    // The merchant applies for a public key; WeChat starts switching: both keys configured.
+    let (switching, _) = instance(V3Mode::SwitchOver).await;
+    for day in [1u8, 4, 7] {
+        let share = wechat_sim::switch_over_share(day);
+        app.sim
+            .handle()
+            .set_v3_signing(TEST_MCH_ID, wechat_sim::SigningMode::SwitchOver, share)
+            .unwrap();
+        for i in 0..3 {
+            full_cycle(&app, &switching, &cookie, &format!("switch-over day {day} #{i}")).await;
+        }
+    }
+    // Day 7: notifies all arrive by public key, so the guide drops the certificates — WeChat is still switching.
+    let (public_only, state) = instance(V3Mode::PublicKey).await;
+    for i in 0..3 {
+        full_cycle(
+            &app,
+            &public_only,
+            &cookie,
+            &format!("public key only, WeChat still switching #{i}"),
+        )
+        .await;
+    }
+    // WeChat done: the public key alone; `/v3/certificates` now answers RESOURCE_NOT_EXISTS, never asked.
+    app.sim
+        .handle()
+        .set_v3_signing(TEST_MCH_ID, wechat_sim::SigningMode::PublicKey, 100)
+        .unwrap();
+    full_cycle(&app, &public_only, &cookie, "public key mode").await;
+    let client = state.pay.as_ref().and_then(|p| p.v3()).unwrap().clone();
+    assert_eq!(
+        client.keys().downloads(),
+        0,
+        "public-key mode never calls /v3/certificates"
+    );
+    let failed = app.sim.handle().notifications().iter().filter(|n| !n.delivered).count();
+    assert_eq!(failed, 0, "every notify was delivered and acknowledged");
+}
 
 async fn a_mini_program_buyer_pays_on_pay_v3_under_its_appid(kind: DbKind) {
     let Some(app) = spawn_app_v3(kind, V3Mode::PublicKey).await else {
@@ -381,4 +487,78 @@ async fn the_cli_downloads_and_lists_platform_certificates() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("does not decrypt"), "{stderr}");
     sim.stop().await;
+}
+
+/// A Python with the `wechatpayv3` package (PyPI): `WXKIT_PYTHON` (CI puts one in a virtualenv), else `python3`.
+fn wechatpayv3_python() -> Option<String> {
+    let python = std::env::var("WXKIT_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import wechatpayv3"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(python);
+    }
+    assert!(
+        !wxkit_e2e::is_ci(),
+        "CI=true: wechatpayv3 must be installed (.ci/run puts it in a virtualenv, WXKIT_PYTHON)"
+    );
+    eprintln!("SKIP: no Python with wechatpayv3 (pip install wechatpayv3, or set WXKIT_PYTHON)");
+    None
+}
+
+/// An independent client runs unmodified against the simulator (tests/interop/wechatpayv3_sim.py): the PyPI package
+/// `wechatpayv3` places, queries, closes and refunds orders, downloads platform certificates and verifies and
+/// decrypts notifies, in certificate mode and in public-key mode. (Before the simulator sent
+/// `Wechatpay-Signature-Type`, as WeChat does, wechatpayv3 refused every answer and notify.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wechatpayv3_runs_unmodified_against_the_simulator() {
+    let Some(python) = wechatpayv3_python() else { return };
+    for (mode, sim_mode) in [
+        ("certificate", wechat_sim::SigningMode::Certificate),
+        ("public_key", wechat_sim::SigningMode::PublicKey),
+    ] {
+        let sim = wxkit_e2e::spawn_sim().await;
+        let info = wxkit_testkit::register_v3_merchant(&sim, sim_mode);
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let key = write("apiclient_key.pem", wechat_sim::SANDBOX_MERCHANT_KEY);
+        let public_key = write("pub_key.pem", &info.public_key_pem);
+        let platform = write("platform.pem", &info.platform_certificate_pem);
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/wechatpayv3_sim.py");
+        let (python, script) = (python.clone(), script.to_owned());
+        let envs = [
+            ("SIM", sim.base_url()),
+            ("MODE", mode.to_owned()),
+            ("MCHID", TEST_MCH_ID.to_owned()),
+            ("APPID", wxkit_e2e::TEST_APP_ID.to_owned()),
+            ("KEY", key),
+            ("SERIAL", wechat_sim::SANDBOX_MERCHANT_SERIAL.to_owned()),
+            ("APIV3_KEY", wxkit_testkit::TEST_API_V3_KEY.to_owned()),
+            ("PUBLIC_KEY", public_key),
+            ("PUBLIC_KEY_ID", info.public_key_id.clone()),
+            ("PLATFORM_CERT", platform),
+        ];
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(python)
+                .arg(script)
+                .envs(envs)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("{text}");
+        assert!(out.status.success(), "wechatpayv3 in {mode} mode:\n{text}");
+        assert!(text.contains("all calls and notifies verified"), "{text}");
+    }
 }

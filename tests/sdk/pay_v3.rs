@@ -667,6 +667,7 @@ async fn a_system_error_is_retryable_with_the_same_order_and_a_refusal_is_not() 
         status: 500,
         code: "SYSTEM_ERROR".into(),
         count: 1,
+        after: false,
     });
     let e = pay.prepay(&order).await.unwrap_err();
     assert!(
@@ -689,6 +690,7 @@ async fn a_system_error_is_retryable_with_the_same_order_and_a_refusal_is_not() 
         status: 429,
         code: "FREQUENCY_LIMITED".into(),
         count: 1,
+        after: false,
     });
     let e = pay.query(&OrderRef::OutTradeNo("V3RETRY001".into())).await.unwrap_err();
     assert!(

@@ -69,7 +69,7 @@ pub use oa::SentMessage;
 pub use pay::{NOTIFY_SCHEDULE, Notification, PayOrderError};
 pub use pay_v3::{
     PUBLIC_KEY_PEM, SANDBOX_MERCHANT_CERT, SANDBOX_MERCHANT_KEY, SANDBOX_MERCHANT_SERIAL, SigningMode, V3Error,
-    V3MerchantInfo, public_key_id,
+    V3MerchantInfo, public_key_id, switch_over_share,
 };
 pub use state::{Fault, SimHandle, SimUser, TOKEN_OVERLAP_SECS, TOKEN_TTL_SECS};
 pub use wxa::{CODE_CAP, REVIEW_WORDS, RISKY_WORDS};

@@ -116,6 +116,13 @@ pub struct V3MerchantInfo {
     pub public_key_share: u8,
 }
 
+/// The notifies' public-key share on `day` of a switch-over: a seventh more each day, all of them from day 7.
+pub fn switch_over_share(day: u8) -> u8 {
+    u8::try_from((u32::from(day.min(7)) * 100).div_ceil(7))
+        .unwrap_or(100)
+        .min(100)
+}
+
 /// The public key id the simulator gives a merchant.
 pub fn public_key_id(mch_id: &str) -> String {
     let digits: String = mch_id.chars().filter(char::is_ascii_digit).collect();
@@ -245,8 +252,15 @@ impl SimHandle {
     }
 }
 
-/// The four `Wechatpay-*` headers for `body`, signed as the merchant's mode says, at the real time (WeChat Pay
-/// signs each delivery when it sends it).
+/// The `Wechatpay-*` headers for `body`, signed as the merchant's mode says, at the real time (WeChat Pay signs each
+/// delivery when it sends it).
+///
+/// Which key signs (WeChat Pay's "平台证书切换为微信支付公钥" guide): a public-key merchant's answers and notifies by the
+/// public key, a certificate merchant's by its current platform certificate. During the switch-over, an **answer**
+/// follows the request: signed by the public key only when the request's `Wechatpay-Serial` names the public key id,
+/// else by the certificate; **notifies** are signed by the public key in a share that grows day by day (100 % from
+/// day 7), the rest by the certificate. Every signed message also carries `Wechatpay-Signature-Type:
+/// WECHATPAY2-SHA256-RSA2048`, as WeChat sends it (wechatpayv3 refuses a signature without it).
 pub(crate) fn sign_for(w: &mut World, mch_id: &str, body: &[u8], notify: bool) -> Vec<(&'static str, String)> {
     let bad = if w.pay_bad_sign > 0 {
         w.pay_bad_sign -= 1;
@@ -261,9 +275,11 @@ pub(crate) fn sign_for(w: &mut World, mch_id: &str, body: &[u8], notify: bool) -
     *n += 1;
     let n = *n;
     let share = u64::from(m.public_key_share);
+    let requested = w.v3_request_serial.take();
     let use_public_key = match m.mode {
         SigningMode::PublicKey => true,
         SigningMode::Certificate => false,
+        SigningMode::SwitchOver if !notify => requested.as_deref() == Some(public_key_id(mch_id).as_str()),
         // Deterministic interleaving: exactly `share` percent of every hundred.
         SigningMode::SwitchOver => (n * share) / 100 != ((n - 1) * share) / 100,
     };
@@ -284,6 +300,7 @@ pub(crate) fn sign_for(w: &mut World, mch_id: &str, body: &[u8], notify: bool) -
         ("Wechatpay-Nonce", nonce),
         ("Wechatpay-Signature", signature),
         ("Wechatpay-Serial", serial),
+        ("Wechatpay-Signature-Type", "WECHATPAY2-SHA256-RSA2048".to_owned()),
     ]
 }
 
@@ -319,7 +336,11 @@ fn answer(w: &mut World, mch_id: &str, status: u16, body: Option<&Value>) -> Htt
 fn authenticate(w: &mut World, req: &HttpRequest, body: &[u8]) -> Result<String, HttpResponse> {
     let mch_id = check_signature(w, req, body)?;
     // An injected WeChat Pay failure for this path (after the signature check, as WeChat answers).
-    if let Some(i) = w.v3_errors.iter().position(|e| req.path().starts_with(&e.path)) {
+    if let Some(i) = w
+        .v3_errors
+        .iter()
+        .position(|e| !e.after && req.path().starts_with(&e.path))
+    {
         let e = &mut w.v3_errors[i];
         e.count = e.count.saturating_sub(1);
         let response = error(e.status, &e.code, "injected by the simulator");
@@ -344,13 +365,23 @@ pub struct V3Error {
     /// How many calls (default 1).
     #[serde(default = "one")]
     pub count: u32,
+    /// Answer the error **after** doing the work (refunds): WeChat Pay accepted the refund, and the merchant saw a
+    /// 5xx — the case where treating an error as "did not happen" refunds the money and keeps the coupon usable.
+    #[serde(default)]
+    pub after: bool,
 }
 
 fn one() -> u32 {
     1
 }
 
-fn check_signature(w: &World, req: &HttpRequest, body: &[u8]) -> Result<String, HttpResponse> {
+fn check_signature(w: &mut World, req: &HttpRequest, body: &[u8]) -> Result<String, HttpResponse> {
+    // Which key the answer is to be signed with, during a switch-over (see `sign_for`).
+    w.v3_request_serial = req
+        .headers()
+        .get("Wechatpay-Serial")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     if req.headers().get("User-Agent").is_none() {
         return Err(error(400, "INVALID_REQUEST", "HTTP 头缺少 User-Agent"));
     }
@@ -405,6 +436,15 @@ async fn certificates(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHand
     let (Some(keys), Some(m)) = (keyring(), w.v3_merchants.get(&mch_id).cloned()) else {
         return error(500, "SYSTEM_ERROR", "simulator keys unavailable");
     };
+    // A public-key merchant has no platform certificate: WeChat Pay answers exactly this (merchants since late 2024;
+    // seen in WxJava #3412, jeepay #73).
+    if m.mode == SigningMode::PublicKey {
+        return error(
+            404,
+            "RESOURCE_NOT_EXISTS",
+            "无可用的平台证书，请在商户平台-API安全申请使用微信支付公钥。可查看指引https://pay.weixin.qq.com/docs/merchant/products/platform-certificate/wxp-pub-key-guide.html",
+        );
+    }
     let mut data = Vec::new();
     for i in m.previous.into_iter().chain(std::iter::once(m.current)) {
         let cert = &keys.platform[i].1;
@@ -867,6 +907,24 @@ async fn refund(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -
             w.notifications.push(n);
         }
     }
+    // An injected failure after the work: accepted here, an error (or nothing readable) for the merchant.
+    if let Some(i) = w
+        .v3_errors
+        .iter()
+        .position(|e| e.after && req.path().starts_with(&e.path))
+    {
+        let e = &mut w.v3_errors[i];
+        e.count = e.count.saturating_sub(1);
+        let response = error(
+            e.status,
+            &e.code,
+            "injected by the simulator after accepting the refund",
+        );
+        if e.count == 0 {
+            w.v3_errors.remove(i);
+        }
+        return response;
+    }
     // WeChat Pay accepts a refund as PROCESSING; the notify (and a query) tell how it ended.
     let out = refund_json(&order, &r, "PROCESSING");
     answer(&mut w, &mch_id, 200, Some(&out))
@@ -943,6 +1001,9 @@ struct Signing {
     mode: SigningMode,
     #[serde(default)]
     public_key_share: Option<u8>,
+    /// The day of the switch-over (1–7): the notifies' public-key share grows with it, 100 % from day 7.
+    #[serde(default)]
+    day: Option<u8>,
     #[serde(default)]
     abnormal_refunds: Option<u32>,
 }
@@ -951,10 +1012,15 @@ async fn control_signing(path: web::Path<String>, body: web::Bytes, sim: web::Da
     let Ok(s) = serde_json::from_slice::<Signing>(&body) else {
         return bad_request(
             "invalid_json",
-            "expected {\"mode\": \"certificate\" | \"public_key\" | \"switch_over\", \"public_key_share\"?: 0-100, \"abnormal_refunds\"?: N}",
+            "expected {\"mode\": \"certificate\" | \"public_key\" | \"switch_over\", \"public_key_share\"?: 0-100, \"day\"?: 1-7, \"abnormal_refunds\"?: N}",
         );
     };
-    if let Err(e) = sim.set_v3_signing(&path, s.mode, s.public_key_share.unwrap_or(50)) {
+    let share = match (s.public_key_share, s.day) {
+        (Some(share), _) => share,
+        (None, Some(day)) => switch_over_share(day),
+        (None, None) => 50,
+    };
+    if let Err(e) = sim.set_v3_signing(&path, s.mode, share) {
         return bad_request("invalid_merchant", e);
     }
     if let Some(n) = s.abnormal_refunds {

@@ -281,6 +281,8 @@ diesel::table! {
         refund_id -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        /// Whether this refund voided the bought coupon (a failed refund gives back only that).
+        voided_coupon -> Bool,
     }
 }
 diesel::table! {

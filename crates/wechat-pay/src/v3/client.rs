@@ -266,12 +266,22 @@ impl Client {
     /// platform certificate it does not know yet, once), then read. Never retried: on a retryable error
     /// ([`Error::is_retryable`]) send the same order or refund again — WeChat Pay deduplicates on its number.
     pub async fn send<R: V3Request + ?Sized>(&self, request: &R) -> Result<R::Response> {
-        let http = request.to_http(&self.signer, &self.base_url, unix_now(), &crate::sign::nonce())?;
+        let signer = self.signer_naming_key();
+        let http = request.to_http(&signer, &self.base_url, unix_now(), &crate::sign::nonce())?;
         let response = self.http.execute_any_status(http).await?;
         check_status(response.status().as_u16(), response.body())?;
         let message = SignedMessage::from_headers(response.headers(), response.body())?;
         self.keys.verify(&message).await?;
         request.read(self.mch_id(), response.body())
+    }
+
+    /// The signer with `Wechatpay-Serial` set to the key WeChat Pay should answer under: the public key id when one
+    /// is configured, else the platform certificate in use (none before the first download).
+    fn signer_naming_key(&self) -> std::borrow::Cow<'_, RequestSigner> {
+        match self.keys.verifier().preferred_serial(self.clock.now_ms() / 1000) {
+            Some(serial) => std::borrow::Cow::Owned((*self.signer).clone().with_wechatpay_serial(serial)),
+            None => std::borrow::Cow::Borrowed(&self.signer),
+        }
     }
 
     /// Places an order. Not retried: on a retryable error ([`Error::is_retryable`]) send the same order again.

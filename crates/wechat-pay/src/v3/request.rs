@@ -77,8 +77,9 @@ pub trait V3Request {
     }
 }
 
-/// A signed v3 request: `Authorization` over method, path, timestamp, nonce and body; `Accept`, `User-Agent`, and
-/// `Content-Type` when there is a body.
+/// A signed v3 request: `Authorization` over method, path, timestamp, nonce and body; `Accept`, `User-Agent`,
+/// `Content-Type` when there is a body, and `Wechatpay-Serial` when the signer names WeChat Pay's key
+/// ([`RequestSigner::with_wechatpay_serial`]).
 pub fn signed_request(
     signer: &RequestSigner,
     base_url: &Url,
@@ -100,6 +101,9 @@ pub fn signed_request(
         .header(http::header::USER_AGENT, USER_AGENT);
     if !body.is_empty() {
         request = request.header(http::header::CONTENT_TYPE, "application/json");
+    }
+    if let Some(serial) = signer.wechatpay_serial() {
+        request = request.header("Wechatpay-Serial", serial);
     }
     request.body(body).map_err(|e| Error::invalid(e.to_string()))
 }

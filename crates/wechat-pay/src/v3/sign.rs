@@ -39,6 +39,7 @@ pub struct RequestSigner {
     mch_id: String,
     serial: String,
     key: MerchantPrivateKey,
+    wechatpay_serial: Option<String>,
 }
 
 impl fmt::Debug for RequestSigner {
@@ -46,6 +47,7 @@ impl fmt::Debug for RequestSigner {
         f.debug_struct("RequestSigner")
             .field("mch_id", &self.mch_id)
             .field("serial", &self.serial)
+            .field("wechatpay_serial", &self.wechatpay_serial)
             .finish_non_exhaustive()
     }
 }
@@ -57,7 +59,31 @@ impl RequestSigner {
             mch_id: mch_id.into(),
             serial: serial.into().to_ascii_uppercase(),
             key,
+            wechatpay_serial: None,
         }
+    }
+
+    /// The same signer, naming WeChat Pay's key in each request's `Wechatpay-Serial` header: the public key id
+    /// (`PUB_KEY_ID_…`) or the serial of the platform certificate in use. WeChat Pay signs its **answer** with the key
+    /// the request names — during a certificate → public-key switch-over, a request without it is answered under the
+    /// certificate. ([`Client`](crate::v3::Client) sets it on every request from the keys it holds.)
+    ///
+    /// ```
+    /// # let pem = include_str!("../../testdata/merchant.key");
+    /// use wechat_pay::v3::{MerchantPrivateKey, RequestSigner};
+    /// let signer = RequestSigner::new("1900009191", "SERIAL", MerchantPrivateKey::from_pem(pem)?)
+    ///     .with_wechatpay_serial("PUB_KEY_ID_0119000091912026112700000001");
+    /// assert_eq!(signer.wechatpay_serial(), Some("PUB_KEY_ID_0119000091912026112700000001"));
+    /// # Ok::<(), wechat_pay::v3::KeyError>(())
+    /// ```
+    pub fn with_wechatpay_serial(mut self, serial: impl Into<String>) -> Self {
+        self.wechatpay_serial = Some(serial.into());
+        self
+    }
+
+    /// What requests name in `Wechatpay-Serial`, if anything.
+    pub fn wechatpay_serial(&self) -> Option<&str> {
+        self.wechatpay_serial.as_deref()
     }
 
     /// The merchant id.

@@ -198,6 +198,25 @@ impl Verifier {
         v
     }
 
+    /// The key a request should name in `Wechatpay-Serial` at `now`: the WeChat Pay public key id when one is held
+    /// (the greatest, if several), else the serial of the valid platform certificate that expires last.
+    pub fn preferred_serial(&self, now: i64) -> Option<String> {
+        let public = self
+            .keys
+            .iter()
+            .filter(|(_, e)| e.kind == KeyKind::PublicKey)
+            .map(|(id, _)| id)
+            .max();
+        if let Some(id) = public {
+            return Some(id.clone());
+        }
+        self.keys
+            .iter()
+            .filter(|(_, e)| e.kind == KeyKind::PlatformCertificate && e.not_after.is_none_or(|t| t >= now))
+            .max_by(|a, b| a.1.not_after.cmp(&b.1.not_after).then_with(|| a.0.cmp(b.0)))
+            .map(|(serial, _)| serial.clone())
+    }
+
     /// The latest `not_after` of the platform certificates held (`None`: none held).
     pub fn certificates_valid_until(&self) -> Option<i64> {
         self.keys.values().filter_map(|e| e.not_after).max()

@@ -4,6 +4,54 @@
 use wechat_core::AppId;
 use wechat_pay::{Fen, JsapiPayParams, OrderRef, TradeState};
 
+/// What WeChat knows of a refund.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefundSeen {
+    /// Never received: it may be sent again with the same number.
+    Missing,
+    /// Under way (or abnormal: the merchant must act on the merchant platform).
+    Pending,
+    /// Done: `succeeded` or `closed`.
+    Done {
+        /// `succeeded` or `closed`.
+        status: &'static str,
+        /// WeChat's refund id.
+        refund_id: String,
+        /// Fen.
+        refund_fee: u64,
+    },
+}
+
+impl RefundSeen {
+    fn from_state(status: Option<&'static str>, refund_id: String, refund_fee: u64) -> RefundSeen {
+        match status {
+            Some(status) => RefundSeen::Done {
+                status,
+                refund_id,
+                refund_fee,
+            },
+            None => RefundSeen::Pending,
+        }
+    }
+}
+
+/// Whether a refund call's error says the refund **did not happen** (a definite refusal: NOT_ENOUGH,
+/// INVALID_REQUEST, a bad signature, a request never sent). Anything else — a timeout, a 5xx, SYSTEM_ERROR,
+/// FREQUENCY_LIMITED, an answer that does not verify or parse — may hide an accepted refund: it stays `requested`
+/// and is asked again with the same `out_refund_no` (WeChat Pay deduplicates on it).
+pub fn refund_refused(e: &wechat_pay::Error) -> bool {
+    use wechat_pay::Error;
+    match e {
+        Error::Api { status, code, .. } => *status < 500 && !code.is_retryable(),
+        Error::Business { err_code, .. } => !matches!(
+            err_code.as_str(),
+            "SYSTEMERROR" | "BIZERR_NEED_RETRY" | "FREQUENCY_LIMITED" | "BANKERROR"
+        ),
+        Error::ReturnFail { .. } | Error::InvalidRequest { .. } | Error::CertificateRequired | Error::Key(_) => true,
+        _ => false,
+    }
+}
+
 /// The merchant's client for one appid, v2 or v3.
 // Both variants are a few hundred bytes, held once in the application state; boxing would only add indirection.
 #[allow(clippy::large_enum_variant)]
@@ -221,6 +269,40 @@ impl Gateway {
         match self {
             Gateway::V2(c) => c.close_order(out_trade_no).await,
             Gateway::V3 { client, .. } => client.close(out_trade_no).await,
+        }
+    }
+
+    /// What WeChat knows of a refund (v3: by our refund number; v2: among the order's refunds).
+    pub async fn refund_lookup(&self, out_trade_no: &str, out_refund_no: &str) -> wechat_pay::Result<RefundSeen> {
+        let missing = |e: &wechat_pay::Error| matches!(e.err_code(), Some("RESOURCE_NOT_EXISTS" | "REFUNDNOTEXIST"));
+        match self {
+            Gateway::V2(c) => match c.refund_query(&OrderRef::OutTradeNo(out_trade_no.to_owned())).await {
+                Ok(refunds) => Ok(refunds.into_iter().find(|r| r.out_refund_no == out_refund_no).map_or(
+                    RefundSeen::Missing,
+                    |r| {
+                        let status = match r.refund_status.as_str() {
+                            "SUCCESS" => Some("succeeded"),
+                            "REFUNDCLOSE" => Some("closed"),
+                            _ => None,
+                        };
+                        RefundSeen::from_state(status, r.refund_id, r.refund_fee.0)
+                    },
+                )),
+                Err(e) if missing(&e) => Ok(RefundSeen::Missing),
+                Err(e) => Err(e),
+            },
+            Gateway::V3 { client, .. } => match client.refund_query(out_refund_no).await {
+                Ok(r) => {
+                    let status = match r.status {
+                        wechat_pay::v3::RefundState::Success => Some("succeeded"),
+                        wechat_pay::v3::RefundState::Closed => Some("closed"),
+                        _ => None,
+                    };
+                    Ok(RefundSeen::from_state(status, r.refund_id, r.amount.refund))
+                }
+                Err(e) if missing(&e) => Ok(RefundSeen::Missing),
+                Err(e) => Err(e),
+            },
         }
     }
 

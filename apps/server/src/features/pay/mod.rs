@@ -109,7 +109,14 @@ pub fn jobs(state: &State, jobs: &mut Jobs) {
         let (after, every) = state.reconcile;
         jobs.spawn(
             "pay reconciler",
-            reconciler::job(state.db.clone(), payers.clone(), state.clock.clone(), after, every),
+            reconciler::job(
+                state.db.clone(),
+                payers.clone(),
+                state.clock.clone(),
+                after,
+                every,
+                state.public_base_url.clone(),
+            ),
         );
     }
 }

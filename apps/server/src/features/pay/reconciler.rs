@@ -27,13 +27,23 @@ pub fn next_check_at(now_ms: i64, checks: i32, every_secs: u32) -> i64 {
 }
 
 /// The reconciler, as a background job: a round every `every_secs`.
-pub async fn job(pool: Db, pay: super::Payers, clock: Arc<dyn wechat_core::Clock>, after_secs: u32, every_secs: u32) {
+pub async fn job(
+    pool: Db,
+    pay: super::Payers,
+    clock: Arc<dyn wechat_core::Clock>,
+    after_secs: u32,
+    every_secs: u32,
+    public_base_url: String,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(u64::from(every_secs)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         if let Err(e) = round(&pool, &pay, clock.as_ref(), after_secs, every_secs).await {
             tracing::warn!(error = %e, "pay reconciler: round failed");
+        }
+        if let Err(e) = refunds_round(&pool, &pay, clock.as_ref(), after_secs, &public_base_url).await {
+            tracing::warn!(error = %e, "pay reconciler: refunds round failed");
         }
     }
 }
@@ -126,6 +136,36 @@ pub async fn round(
         }
     }
     Ok(changed)
+}
+
+/// Refunds still `requested` after `after_secs` (their notify lost, or WeChat's answer unclear): asked about, settled
+/// as WeChat says, or sent again with the same number when WeChat never got them. Each is looked at again after
+/// another `after_secs` at the earliest.
+pub async fn refunds_round(
+    pool: &Db,
+    payers: &super::Payers,
+    clock: &dyn wechat_core::Clock,
+    after_secs: u32,
+    public_base_url: &str,
+) -> Result<usize, db::DbError> {
+    let now = clock.now_ms();
+    let before = now - i64::from(after_secs) * 1000;
+    let pending = db::blocking(pool, move |conn| repo::pending_refunds(conn, before, now, BATCH)).await?;
+    let mut settled = 0;
+    for r in &pending {
+        match super::service::settle_pending_refund(payers, pool, r, public_base_url, clock.now_ms()).await {
+            Ok(Some(outcome)) => {
+                metrics::counter!("wxkit_pay_refund_notifies_total", "outcome" => outcome.as_str()).increment(1);
+                tracing::info!(out_refund_no = %r.out_refund_no, outcome = outcome.as_str(), "pay reconciler: refund settled by query");
+                settled += 1;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(out_refund_no = %r.out_refund_no, error = %e, "pay reconciler: refund query failed")
+            }
+        }
+    }
+    Ok(settled)
 }
 
 #[cfg(test)]

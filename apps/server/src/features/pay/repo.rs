@@ -582,20 +582,24 @@ pub fn request_refund(
         if taken + refund_fee > order.total_fee {
             return Err(RefundRefused::TooMuch(taken, order.total_fee));
         }
+        // The bought coupon is voided first, conditionally, and the row count decides: a POS redemption committing
+        // in between makes the update touch nothing (PostgreSQL re-reads the row after the redemption's commit), and
+        // the coupon is looked at again — a refund and a redemption of one coupon never both succeed.
+        let mut voided = false;
         if let Some(code) = &purchase(conn, out_trade_no)?.and_then(|p| p.coupon_code) {
-            let status: Option<String> = coupons::table
-                .filter(coupons::code.eq(code))
-                .select(coupons::status)
-                .first(conn)
-                .optional()?;
-            match status.as_deref() {
-                Some("redeemed") if !force => return Err(RefundRefused::Redeemed(code.clone())),
-                Some("issued") => {
-                    diesel::update(coupons::table.filter(coupons::code.eq(code).and(coupons::status.eq("issued"))))
-                        .set((coupons::status.eq("void"), coupons::version.eq(coupons::version + 1)))
-                        .execute(conn)?;
+            voided = diesel::update(coupons::table.filter(coupons::code.eq(code).and(coupons::status.eq("issued"))))
+                .set((coupons::status.eq("void"), coupons::version.eq(coupons::version + 1)))
+                .execute(conn)?
+                == 1;
+            if !voided {
+                let status: Option<String> = coupons::table
+                    .filter(coupons::code.eq(code))
+                    .select(coupons::status)
+                    .first(conn)
+                    .optional()?;
+                if status.as_deref() == Some("redeemed") && !force {
+                    return Err(RefundRefused::Redeemed(code.clone()));
                 }
-                _ => {}
             }
         }
         diesel::insert_into(pay_refunds::table)
@@ -607,15 +611,17 @@ pub fn request_refund(
                 pay_refunds::status.eq("requested"),
                 pay_refunds::created_at.eq(now),
                 pay_refunds::updated_at.eq(now),
+                pay_refunds::voided_coupon.eq(voided),
             ))
             .execute(conn)?;
         Ok(order)
     })
 }
 
-/// Moves a refund on from `requested` (to `failed` when WeChat refused it, `succeeded` / `closed` on its notify);
-/// true if it moved. Also stores WeChat's refund id when given. A refund that did not happen (failed, closed) gives
-/// the bought coupon back, voided when the refund was asked for, unless another refund of the order stands.
+/// Moves a refund on from `requested` (to `failed` when WeChat refused it, `succeeded` / `closed` on its notify or
+/// query); true if it moved. Also stores WeChat's refund id when given. A refund that did not happen gives back only
+/// what it took: the bought coupon, if this refund voided it and no other refund of the order stands (one that does
+/// takes the duty over). A coupon voided by someone else (an operator, for fraud) stays void.
 pub fn settle_refund(
     conn: &mut DbConnection,
     out_refund_no: &str,
@@ -637,23 +643,226 @@ pub fn settle_refund(
         .execute(conn)?
             == 1;
         if moved && status != "succeeded" {
-            let Some((out_trade_no, _, _)) = refund(conn, out_refund_no)? else {
-                return Ok(moved);
-            };
-            let standing: i64 = pay_refunds::table
-                .filter(pay_refunds::out_trade_no.eq(&out_trade_no))
-                .filter(pay_refunds::status.eq_any(["requested", "succeeded"]))
-                .count()
-                .get_result(conn)?;
-            if standing == 0
-                && let Some(code) = purchase(conn, &out_trade_no)?.and_then(|p| p.coupon_code)
-            {
-                diesel::update(coupons::table.filter(coupons::code.eq(code).and(coupons::status.eq("void"))))
-                    .set((coupons::status.eq("issued"), coupons::version.eq(coupons::version + 1)))
-                    .execute(conn)?;
-            }
+            give_back(conn, out_refund_no)?;
         }
         Ok(moved)
+    })
+}
+
+/// A refund that did not happen gives back the coupon it voided (see [`settle_refund`]).
+fn give_back(conn: &mut DbConnection, out_refund_no: &str) -> Result<(), DbError> {
+    let (out_trade_no, voided): (String, bool) = pay_refunds::table
+        .filter(pay_refunds::out_refund_no.eq(out_refund_no))
+        .select((pay_refunds::out_trade_no, pay_refunds::voided_coupon))
+        .first(conn)?;
+    if !voided {
+        return Ok(());
+    }
+    diesel::update(pay_refunds::table.filter(pay_refunds::out_refund_no.eq(out_refund_no)))
+        .set(pay_refunds::voided_coupon.eq(false))
+        .execute(conn)?;
+    let standing: Option<i64> = pay_refunds::table
+        .filter(pay_refunds::out_trade_no.eq(&out_trade_no))
+        .filter(pay_refunds::status.eq_any(["requested", "succeeded"]))
+        .select(pay_refunds::id)
+        .first(conn)
+        .optional()?;
+    if let Some(id) = standing {
+        diesel::update(pay_refunds::table.find(id))
+            .set(pay_refunds::voided_coupon.eq(true))
+            .execute(conn)?;
+    } else if let Some(code) = purchase(conn, &out_trade_no)?.and_then(|p| p.coupon_code) {
+        diesel::update(coupons::table.filter(coupons::code.eq(code).and(coupons::status.eq("void"))))
+            .set((coupons::status.eq("issued"), coupons::version.eq(coupons::version + 1)))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// What a refund notify (or a refund query) did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefundNotified {
+    /// A requested refund settled.
+    Settled,
+    /// Already in that state: nothing to do.
+    Duplicate,
+    /// Our state said otherwise (`was`): WeChat's wins.
+    Corrected {
+        /// What we had.
+        was: String,
+    },
+    /// A refund we never asked for (made on the merchant platform): recorded.
+    Unknown,
+}
+
+impl RefundNotified {
+    /// The metric label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RefundNotified::Settled => "settled",
+            RefundNotified::Duplicate => "duplicate",
+            RefundNotified::Corrected { .. } => "corrected",
+            RefundNotified::Unknown => "unknown",
+        }
+    }
+}
+
+/// What WeChat says of a refund.
+#[derive(Debug)]
+pub struct RefundFact<'a> {
+    /// Our refund number.
+    pub out_refund_no: &'a str,
+    /// Our order number.
+    pub out_trade_no: &'a str,
+    /// Fen.
+    pub refund_fee: i64,
+    /// `succeeded`, `closed` or `failed`.
+    pub status: &'a str,
+    /// WeChat's refund id.
+    pub refund_id: &'a str,
+}
+
+/// Applies what WeChat says of a refund: settles a requested one; where our state contradicts it (a refund we marked
+/// failed that WeChat made after all, one we never asked for), WeChat's state wins — the coupon is voided again when
+/// the money went back, and an audit row says what changed. Applied once: a repeat is a [`RefundNotified::Duplicate`].
+pub fn apply_refund_fact(conn: &mut DbConnection, f: &RefundFact<'_>, now: i64) -> Result<RefundNotified, DbError> {
+    conn.transaction::<_, DbError, _>(|conn| {
+        let current: Option<String> = pay_refunds::table
+            .filter(pay_refunds::out_refund_no.eq(f.out_refund_no))
+            .select(pay_refunds::status)
+            .first(conn)
+            .optional()?;
+        let outcome = match current.as_deref() {
+            Some("requested") => {
+                settle_refund(conn, f.out_refund_no, f.status, Some(f.refund_id), now)?;
+                return Ok(RefundNotified::Settled);
+            }
+            Some(s) if s == f.status => return Ok(RefundNotified::Duplicate),
+            Some(was) => {
+                diesel::update(pay_refunds::table.filter(pay_refunds::out_refund_no.eq(f.out_refund_no)))
+                    .set((
+                        pay_refunds::status.eq(f.status),
+                        pay_refunds::refund_id.eq(f.refund_id),
+                        pay_refunds::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+                RefundNotified::Corrected { was: was.to_owned() }
+            }
+            None => {
+                if get(conn, f.out_trade_no)?.is_none() {
+                    return Ok(RefundNotified::Unknown);
+                }
+                diesel::insert_into(pay_refunds::table)
+                    .values((
+                        pay_refunds::out_refund_no.eq(f.out_refund_no),
+                        pay_refunds::out_trade_no.eq(f.out_trade_no),
+                        pay_refunds::refund_fee.eq(f.refund_fee),
+                        pay_refunds::status.eq(f.status),
+                        pay_refunds::refund_id.eq(f.refund_id),
+                        pay_refunds::created_at.eq(now),
+                        pay_refunds::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+                RefundNotified::Unknown
+            }
+        };
+        let code = purchase(conn, f.out_trade_no)?.and_then(|p| p.coupon_code);
+        if f.status == "succeeded" {
+            // The money went back: the coupon it bought is void, whoever gave it back meanwhile.
+            if let Some(code) = &code {
+                let voided =
+                    diesel::update(coupons::table.filter(coupons::code.eq(code).and(coupons::status.eq("issued"))))
+                        .set((coupons::status.eq("void"), coupons::version.eq(coupons::version + 1)))
+                        .execute(conn)?
+                        == 1;
+                if voided {
+                    diesel::update(pay_refunds::table.filter(pay_refunds::out_refund_no.eq(f.out_refund_no)))
+                        .set(pay_refunds::voided_coupon.eq(true))
+                        .execute(conn)?;
+                }
+            }
+        } else if current.as_deref() == Some("succeeded") {
+            give_back(conn, f.out_refund_no)?;
+        }
+        let detail = match &outcome {
+            RefundNotified::Corrected { was } => {
+                format!("refund {}: ours said {was}, WeChat says {}", f.out_refund_no, f.status)
+            }
+            _ => format!(
+                "refund {} we never asked for: WeChat says {}",
+                f.out_refund_no, f.status
+            ),
+        };
+        diesel::insert_into(crate::db::schema::audit_log::table)
+            .values((
+                crate::db::schema::audit_log::action.eq("refund_reconciled"),
+                crate::db::schema::audit_log::coupon_code.eq(code),
+                crate::db::schema::audit_log::outcome.eq(outcome.as_str()),
+                crate::db::schema::audit_log::channel.eq("pay"),
+                crate::db::schema::audit_log::created_at.eq(now),
+                crate::db::schema::audit_log::detail.eq(detail),
+            ))
+            .execute(conn)?;
+        Ok(outcome)
+    })
+}
+
+/// A refund still `requested`, with what it takes to ask again.
+#[derive(Clone, Debug)]
+pub struct PendingRefund {
+    /// Our refund number.
+    pub out_refund_no: String,
+    /// Our order number.
+    pub out_trade_no: String,
+    /// Fen.
+    pub refund_fee: i64,
+    /// Shown to the buyer.
+    pub reason: Option<String>,
+    /// The order's amount.
+    pub total_fee: i64,
+    /// The order's appid (`None`: the official account's).
+    pub appid: Option<String>,
+}
+
+/// Requested refunds last touched before `before_ms`, oldest first; each returned one is touched now, so the next
+/// round looks at others first.
+pub fn pending_refunds(
+    conn: &mut DbConnection,
+    before_ms: i64,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<PendingRefund>, DbError> {
+    conn.transaction::<_, DbError, _>(|conn| {
+        let rows: Vec<(String, String, i64, Option<String>)> = pay_refunds::table
+            .filter(pay_refunds::status.eq("requested"))
+            .filter(pay_refunds::updated_at.lt(before_ms))
+            .order(pay_refunds::updated_at.asc())
+            .limit(limit)
+            .select((
+                pay_refunds::out_refund_no,
+                pay_refunds::out_trade_no,
+                pay_refunds::refund_fee,
+                pay_refunds::reason,
+            ))
+            .load(conn)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (out_refund_no, out_trade_no, refund_fee, reason) in rows {
+            diesel::update(pay_refunds::table.filter(pay_refunds::out_refund_no.eq(&out_refund_no)))
+                .set(pay_refunds::updated_at.eq(now))
+                .execute(conn)?;
+            let Some(order) = get(conn, &out_trade_no)? else {
+                continue;
+            };
+            out.push(PendingRefund {
+                out_refund_no,
+                out_trade_no,
+                refund_fee,
+                reason,
+                total_fee: order.total_fee,
+                appid: order.appid,
+            });
+        }
+        Ok(out)
     })
 }
 

@@ -233,7 +233,7 @@ pub async fn refund(
     body: ApiJson<RefundBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let out_refund_no = service::refund(
+    let refunding = service::refund(
         &state,
         service::RefundRequest {
             out_trade_no: &path,
@@ -243,11 +243,37 @@ pub async fn refund(
         },
     )
     .await?;
-    Ok(HttpResponse::Created().json(serde_json::json!({
-        "out_refund_no": out_refund_no,
+    let mut answer = serde_json::json!({
+        "out_refund_no": refunding.out_refund_no,
         "refund_fee": body.refund_fee,
         "status": "requested",
-    })))
+        "confirmed": refunding.confirmed,
+    });
+    if !refunding.confirmed {
+        answer["message"] =
+            "WeChat Pay's answer was lost or unclear: the refund is kept and asked again with the same \
+                             number until WeChat Pay settles it (never twice)"
+                .into();
+    }
+    Ok(HttpResponse::Created().json(answer))
+}
+
+/// Logs and counts what a refund notify did; a contradiction is an operator's business.
+fn refund_notified(out_refund_no: &str, status: &str, outcome: &repo::RefundNotified) {
+    metrics::counter!("wxkit_pay_refund_notifies_total", "outcome" => outcome.as_str()).increment(1);
+    match outcome {
+        repo::RefundNotified::Settled => tracing::info!(out_refund_no, status, "refund settled"),
+        repo::RefundNotified::Duplicate => {}
+        repo::RefundNotified::Corrected { was } => tracing::warn!(
+            out_refund_no,
+            status,
+            was = %was,
+            "a refund notify contradicted our state: WeChat's wins (audited)"
+        ),
+        repo::RefundNotified::Unknown => {
+            tracing::warn!(out_refund_no, status, "a refund we never asked for: recorded (audited)")
+        }
+    }
 }
 
 /// `POST /wechat/pay/refund-notify`: `req_info` decrypted (AES-256-ECB, key = md5 of the API key), appid/mch_id
@@ -268,20 +294,24 @@ pub async fn refund_notify(state: web::Data<State>, body: web::Bytes) -> HttpRes
         "REFUNDCLOSE" => "closed",
         _ => "failed",
     };
-    let (rno, id, now) = (
-        notify.out_refund_no.clone(),
-        notify.refund_id.clone(),
-        state.clock.now_ms(),
-    );
+    let (n, now) = (notify.clone(), state.clock.now_ms());
     match db::blocking(&state.db, move |conn| {
-        repo::settle_refund(conn, &rno, status, Some(&id), now)
+        repo::apply_refund_fact(
+            conn,
+            &repo::RefundFact {
+                out_refund_no: &n.out_refund_no,
+                out_trade_no: &n.out_trade_no,
+                refund_fee: i64::try_from(n.refund_fee.0).unwrap_or(i64::MAX),
+                status,
+                refund_id: &n.refund_id,
+            },
+            now,
+        )
     })
     .await
     {
-        Ok(moved) => {
-            if moved {
-                tracing::info!(out_refund_no = %notify.out_refund_no, status, "refund settled");
-            }
+        Ok(outcome) => {
+            refund_notified(&notify.out_refund_no, status, &outcome);
             reply(wechat_pay::notify::SUCCESS_REPLY.to_owned())
         }
         Err(e) => {
@@ -518,16 +548,24 @@ pub async fn notify_v3(req: HttpRequest, state: web::Data<State>, body: web::Byt
                 RefundState::Abnormal => "failed",
                 _ => return HttpResponse::NoContent().finish(),
             };
-            let (rno, id) = (r.out_refund_no.clone(), r.refund_id.clone());
+            let fact = r.clone();
             match db::blocking(&state.db, move |conn| {
-                repo::settle_refund(conn, &rno, status, Some(&id), now)
+                repo::apply_refund_fact(
+                    conn,
+                    &repo::RefundFact {
+                        out_refund_no: &fact.out_refund_no,
+                        out_trade_no: fact.out_trade_no.as_deref().unwrap_or_default(),
+                        refund_fee: i64::try_from(fact.amount.refund).unwrap_or(i64::MAX),
+                        status,
+                        refund_id: &fact.refund_id,
+                    },
+                    now,
+                )
             })
             .await
             {
-                Ok(moved) => {
-                    if moved {
-                        tracing::info!(out_refund_no = %r.out_refund_no, status, "refund settled (v3)");
-                    }
+                Ok(outcome) => {
+                    refund_notified(&r.out_refund_no, status, &outcome);
                     HttpResponse::NoContent().finish()
                 }
                 Err(e) => {

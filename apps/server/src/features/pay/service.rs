@@ -335,8 +335,20 @@ pub struct RefundRequest<'a> {
     pub force: bool,
 }
 
-/// Records a refund, then asks WeChat; its notify settles it. Returns the refund's number.
-pub async fn refund(state: &State, r: RefundRequest<'_>) -> Result<String, PayError> {
+/// A refund recorded and asked of WeChat.
+#[derive(Debug)]
+pub struct Refunding {
+    /// Our refund number.
+    pub out_refund_no: String,
+    /// Whether WeChat answered that it accepted it. `false`: the answer was lost or unclear (a timeout, a 5xx,
+    /// SYSTEM_ERROR); the refund stays `requested` and the reconciler asks WeChat about it, sending it again with the
+    /// same number if WeChat never got it.
+    pub confirmed: bool,
+}
+
+/// Records a refund, then asks WeChat; its notify (or the reconciler's query) settles it. Only a definite refusal
+/// fails it (and gives back what it took); an unclear answer leaves it `requested`.
+pub async fn refund(state: &State, r: RefundRequest<'_>) -> Result<Refunding, PayError> {
     let pay = gateway(state)?;
     if r.refund_fee < 1 {
         return Err(invalid("refund_fee is in fen, at least 1"));
@@ -409,14 +421,89 @@ pub async fn refund(state: &State, r: RefundRequest<'_>) -> Result<String, PayEr
             if let Err(e) = db::blocking(&state.db, move |conn| repo::set_refund_id(conn, &rno, &refund_id)).await {
                 tracing::warn!(error = %e, "could not keep a refund id (its notify brings it again)");
             }
-            Ok(out_refund_no)
+            Ok(Refunding {
+                out_refund_no,
+                confirmed: true,
+            })
         }
-        Err(e) => {
+        Err(e) if super::gateway::refund_refused(&e) => {
             let _ = db::blocking(&state.db, move |conn| {
                 repo::settle_refund(conn, &rno, "failed", None, now)
             })
             .await;
             Err(e.into())
+        }
+        Err(e) => {
+            // WeChat may have accepted it: never "failed" on a guess (the money could be refunded *and* the coupon
+            // usable). The reconciler settles it by query, or sends it again with the same number.
+            tracing::warn!(out_refund_no = %out_refund_no, error = %e, "refund answer unclear; left requested for the reconciler");
+            metrics::counter!("wxkit_pay_refunds_unconfirmed_total").increment(1);
+            Ok(Refunding {
+                out_refund_no,
+                confirmed: false,
+            })
+        }
+    }
+}
+
+/// The reconciler's look at a refund still `requested`: WeChat's state applied (settled, or corrected where ours
+/// differs), or the refund sent again with the same number when WeChat never received it.
+pub async fn settle_pending_refund(
+    payers: &super::Payers,
+    db_: &db::Db,
+    r: &repo::PendingRefund,
+    public_base_url: &str,
+    now: i64,
+) -> Result<Option<repo::RefundNotified>, PayError> {
+    let Some(pay) = payers.for_appid(r.appid.as_deref()) else {
+        return Ok(None);
+    };
+    match pay.refund_lookup(&r.out_trade_no, &r.out_refund_no).await? {
+        super::gateway::RefundSeen::Pending => Ok(None),
+        super::gateway::RefundSeen::Missing => {
+            // Never received (the request was lost on the way): the same number again.
+            let sent = pay
+                .refund(
+                    &r.out_trade_no,
+                    &r.out_refund_no,
+                    u64::try_from(r.total_fee).unwrap_or(0),
+                    u64::try_from(r.refund_fee).unwrap_or(0),
+                    r.reason.as_deref(),
+                    public_base_url,
+                )
+                .await;
+            match sent {
+                Ok(_) => Ok(None),
+                Err(e) if super::gateway::refund_refused(&e) => {
+                    let rno = r.out_refund_no.clone();
+                    db::blocking(db_, move |conn| repo::settle_refund(conn, &rno, "failed", None, now)).await?;
+                    Ok(None)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        super::gateway::RefundSeen::Done {
+            status,
+            refund_id,
+            refund_fee,
+        } => {
+            let (r, fee) = (r.clone(), i64::try_from(refund_fee).unwrap_or(0));
+            Ok(Some(
+                db::blocking(db_, move |conn| {
+                    repo::apply_refund_fact(
+                        conn,
+                        &repo::RefundFact {
+                            out_refund_no: &r.out_refund_no,
+                            out_trade_no: &r.out_trade_no,
+                            refund_fee: fee,
+                            status,
+                            refund_id: &refund_id,
+                        },
+                        now,
+                    )
+                })
+                .await?,
+            ))
         }
     }
 }
