@@ -562,3 +562,59 @@ async fn wechatpayv3_runs_unmodified_against_the_simulator() {
         assert!(text.contains("all calls and notifies verified"), "{text}");
     }
 }
+
+/// Decrypts a base64 RSA-OAEP (SHA-1) ciphertext with a private key file through OpenSSL's command line: an
+/// independent implementation checking ours. `None` when there is no `openssl`.
+fn openssl_oaep_decrypt(key_path: &str, sealed: &str) -> Option<String> {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let raw = base64::engine::general_purpose::STANDARD.decode(sealed.trim()).unwrap();
+    let mut child = std::process::Command::new("openssl")
+        .args(["pkeyutl", "-decrypt", "-inkey", key_path])
+        .args(["-pkeyopt", "rsa_padding_mode:oaep", "-pkeyopt", "rsa_oaep_md:sha1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    child.stdin.take().unwrap().write_all(&raw).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "openssl refused the ciphertext");
+    Some(String::from_utf8(out.stdout).unwrap())
+}
+
+/// Sensitive fields: the client encrypts under the key its requests name (the public key here), and
+/// `wxkit pay v3 encrypt` does the same from the command line; OpenSSL decrypts both with the simulator's private key.
+#[tokio::test]
+async fn sensitive_fields_are_encrypted_for_the_key_requests_name() {
+    let Some(app) = spawn_app_v3(DbKind::Sqlite, V3Mode::PublicKey).await else {
+        return;
+    };
+    let client = app.state.pay.as_ref().and_then(|p| p.v3()).unwrap().clone();
+    let (serial, sealed) = client.encrypt_sensitive("张三").await.unwrap();
+    assert_eq!(serial, wechat_sim::public_key_id(TEST_MCH_ID));
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crates/wechat-sim/keys/wechatpay-public-key.key"
+    );
+    let Some(plain) = openssl_oaep_decrypt(key, &sealed) else {
+        eprintln!("SKIP: no openssl to cross-check with");
+        return;
+    };
+    assert_eq!(plain, "张三");
+    let files = app.files.as_ref().unwrap().path().join("pub_key.pem");
+    let out = std::process::Command::new(wxkit_e2e::wxkit_bin())
+        .args(["pay", "v3", "encrypt", "--public-key"])
+        .arg(&files)
+        .arg("13800138000")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sealed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(openssl_oaep_decrypt(key, &sealed).unwrap(), "13800138000");
+    // Neither key nor a PEM that is not one: exit 2 with the reason.
+    let out = std::process::Command::new(wxkit_e2e::wxkit_bin())
+        .args(["pay", "v3", "encrypt", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

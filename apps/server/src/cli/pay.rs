@@ -134,6 +134,25 @@ pub enum PayV3Command {
     /// Downloads the configured merchant's platform certificates (pay.mch_id, pay.v3.*, pay.base_url), checks them,
     /// and prints serial, valid from and valid until (UTC) — a table, or JSON with --json.
     Certificates,
+    /// Encrypts a sensitive field (a name, an ID or phone number) for WeChat Pay: RSA-OAEP (SHA-1) under the WeChat
+    /// Pay public key or a platform certificate; prints the base64 ciphertext. Send the request with
+    /// `Wechatpay-Serial` naming that key (the public key id, or the certificate's serial — printed on stderr).
+    Encrypt {
+        /// The WeChat Pay public key (PEM file, `pub_key.pem`).
+        #[arg(
+            long = "public-key",
+            value_name = "PEM",
+            conflicts_with = "platform_cert",
+            required_unless_present = "platform_cert"
+        )]
+        public_key: Option<PathBuf>,
+        /// A platform certificate (PEM file).
+        #[arg(long = "platform-cert", value_name = "PEM")]
+        platform_cert: Option<PathBuf>,
+        /// The text; `-` or nothing for stdin (one trailing newline is dropped).
+        #[arg(value_name = "TEXT|-")]
+        text: Option<String>,
+    },
 }
 
 /// `wxkit pay orders ...`
@@ -276,6 +295,44 @@ pub(super) fn pay_v3_tool(command: PayV3Command) -> Result<(), CliError> {
     use wechat_pay::v3;
     match command {
         PayV3Command::Certificates => Err(CliError::Usage("this pay command is answered with the settings".into())),
+        PayV3Command::Encrypt {
+            public_key,
+            platform_cert,
+            text,
+        } => {
+            let key = match (public_key, platform_cert) {
+                (Some(path), None) => v3::PublicKey::from_pem(&read_text("public-key", &path)?)
+                    .map_err(|e| CliError::Usage(format!("--public-key {}: {e}", path.display())))?,
+                (None, Some(path)) => {
+                    let cert = v3::Certificate::from_pem(&read_text("platform-cert", &path)?)
+                        .map_err(|e| CliError::Usage(format!("--platform-cert {}: {e}", path.display())))?;
+                    eprintln!("send with Wechatpay-Serial: {}", cert.serial());
+                    cert.public_key().clone()
+                }
+                _ => {
+                    return Err(CliError::Usage(
+                        "give exactly one of --public-key and --platform-cert".into(),
+                    ));
+                }
+            };
+            let text = match text.as_deref() {
+                None | Some("-") => {
+                    let raw = read_input(None)?;
+                    let mut t = String::from_utf8(raw).map_err(|_| CliError::Usage("the text is not UTF-8".into()))?;
+                    if t.ends_with('\n') {
+                        t.pop();
+                        if t.ends_with('\r') {
+                            t.pop();
+                        }
+                    }
+                    t
+                }
+                Some(t) => t.to_owned(),
+            };
+            let sealed = v3::sensitive::encrypt(&key, &text).map_err(|e| CliError::Usage(e.to_string()))?;
+            println!("{sealed}");
+            Ok(())
+        }
         PayV3Command::Sign {
             mchid,
             serial,

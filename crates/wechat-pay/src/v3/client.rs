@@ -284,6 +284,26 @@ impl Client {
         }
     }
 
+    /// Encrypts a sensitive field for a request of this merchant: under the key requests name (the public key, else
+    /// the platform certificate in use — downloaded first if none is held yet). Returns that key's serial (the
+    /// request's `Wechatpay-Serial`, which [`send`](Self::send) sets to the same) and the base64 ciphertext.
+    pub async fn encrypt_sensitive(&self, plaintext: &str) -> Result<(String, String)> {
+        let now = self.clock.now_ms() / 1000;
+        let mut verifier = self.keys.verifier();
+        if verifier.preferred_serial(now).is_none() && self.keys.downloads_certificates() {
+            self.keys.download().await?;
+            verifier = self.keys.verifier();
+        }
+        let serial = verifier.preferred_serial(now).ok_or_else(|| {
+            Error::invalid("no WeChat Pay key to encrypt with: configure a public key or certificates")
+        })?;
+        let key = verifier
+            .key(&serial)
+            .ok_or_else(|| Error::invalid("the key named for requests is not held"))?;
+        let sealed = crate::v3::sensitive::encrypt(key, plaintext).map_err(|e| Error::invalid(e.to_string()))?;
+        Ok((serial, sealed))
+    }
+
     /// Places an order. Not retried: on a retryable error ([`Error::is_retryable`]) send the same order again.
     pub async fn prepay(&self, order: &Order) -> Result<Prepay> {
         self.send(order).await

@@ -167,6 +167,24 @@ impl PublicKey {
         Ok(Self { pkcs1: der.into() })
     }
 
+    /// The modulus and the public exponent, big-endian without leading zeros (sensitive-field encryption).
+    pub(crate) fn components(&self) -> Option<(&[u8], &[u8])> {
+        let (0x30, body, []) = der_element(&self.pkcs1)? else {
+            return None;
+        };
+        let (0x02, n, rest) = der_element(body)? else {
+            return None;
+        };
+        let (0x02, e, []) = der_element(rest)? else {
+            return None;
+        };
+        fn strip(v: &[u8]) -> &[u8] {
+            let start = v.iter().position(|&b| b != 0).unwrap_or(v.len());
+            &v[start..]
+        }
+        Some((strip(n), strip(e)))
+    }
+
     /// Whether `signature_b64` is a valid SHA256withRSA signature of `message` by this key. Anything that is not
     /// base64 or not a signature of the right length is simply invalid.
     pub fn verify(&self, message: &[u8], signature_b64: &str) -> bool {

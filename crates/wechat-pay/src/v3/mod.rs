@@ -31,6 +31,7 @@ pub mod error;
 pub mod keys;
 pub mod notify;
 pub mod request;
+pub mod sensitive;
 pub mod sign;
 pub mod types;
 pub mod verifier;

@@ -186,6 +186,11 @@ impl Verifier {
         }
     }
 
+    /// The key held under `serial` (a certificate serial or a public key id).
+    pub fn key(&self, serial: &str) -> Option<&PublicKey> {
+        self.keys.get(serial).map(|e| &e.key)
+    }
+
     /// Whether `serial` names a key held.
     pub fn knows(&self, serial: &str) -> bool {
         self.keys.contains_key(serial)
