@@ -414,3 +414,38 @@ async fn buying_a_voucher_on_pay_v3_in_a_real_browser() {
     assert_eq!(status, json!("issued"));
     page.quit().await;
 }
+
+/// A phone's browser outside WeChat buys by H5: the purchase page offers WeChat Pay, sends the browser to WeChat's H5
+/// cashier (the simulator's, at WeChat's path), and — coming back to `redirect_url` with no word on the outcome —
+/// asks the server until the order is paid, then opens the coupon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_phone_browser_outside_wechat_buys_by_h5() {
+    let Some(driver) = Driver::start().await else { return };
+    let (_dir, app, base) = sandbox().await;
+    let sale = app.demo().unwrap().sale_campaign_id;
+    tokio::spawn(app.run_until_stopped());
+    let phone = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Mobile Safari/537.36";
+    let page = driver.session_as(Some(phone)).await;
+    // Logged in once (the simulated WeChat login), then the page as a phone browser sees it.
+    page.goto(&format!("{base}/c/buy/{sale}?pay=jsapi")).await;
+    page.click("button[data-openid='o-demo-customer']").await;
+    page.goto(&format!("{base}/c/buy/{sale}")).await;
+    let mode = page.script("return document.getElementById('buy').dataset.mode").await;
+    assert_eq!(mode, json!("h5"), "a phone outside WeChat pays by H5");
+    assert!(page.text("#buy-button").await.contains("微信支付"));
+    page.click("#buy-button").await;
+    wait_for(
+        &page,
+        "WeChat's H5 cashier",
+        "return location.pathname === '/cgi-bin/mmpayweb-bin/checkmweb' && document.getElementById('pay') && document.getElementById('amount').textContent",
+    )
+    .await;
+    assert_eq!(page.text("#amount").await, "¥9.90");
+    page.click("#pay").await;
+    wait_for(&page, "the coupon page", "return location.pathname.startsWith('/c/') && !location.pathname.startsWith('/c/buy') && document.getElementById('qr')").await;
+    let status = page
+        .script("return document.getElementById('status').dataset.status")
+        .await;
+    assert_eq!(status, json!("issued"));
+    page.quit().await;
+}

@@ -618,3 +618,48 @@ async fn sensitive_fields_are_encrypted_for_the_key_requests_name() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// H5 on Pay v3 (and v2): `trade_type: "H5"` answers the cashier page on the simulator's host (WeChat's
+/// `wx.tenpay.com` path), which shows the order; v2 sends `scene_info` (the simulator refuses MWEB without it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn h5_orders_answer_wechats_cashier_page_on_v3_and_v2() {
+    for v3 in [true, false] {
+        let app = if v3 {
+            spawn_app_v3(DbKind::Sqlite, V3Mode::PublicKey).await
+        } else {
+            wxkit_e2e::spawn_app(DbKind::Sqlite).await
+        };
+        let Some(app) = app else { return };
+        let cookie = web_session(&app, "o-h5-buyer").await;
+        let (s, b) = order(
+            &app,
+            &cookie,
+            json!({"description": "H5", "total_fee": 10, "trade_type": "H5"}),
+        )
+        .await;
+        assert_eq!(s, 201, "{b}");
+        let url = b["h5_url"].as_str().unwrap();
+        assert!(
+            url.starts_with(&format!(
+                "{}/cgi-bin/mmpayweb-bin/checkmweb?prepay_id=",
+                app.sim.base_url()
+            )),
+            "{url}"
+        );
+        let page = reqwest::get(format!("{url}&redirect_url=http%3A%2F%2F127.0.0.1%2Fback"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("0.10") && page.contains("id=\"pay\""), "{page}");
+        // A second order gets its own page too.
+        let (_, again) = order(
+            &app,
+            &cookie,
+            json!({"description": "H5", "total_fee": 10, "trade_type": "H5"}),
+        )
+        .await;
+        assert!(again["h5_url"].is_string(), "{again}");
+    }
+}

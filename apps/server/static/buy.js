@@ -1,4 +1,4 @@
-// The coupon purchase page: order → pay (JSAPI: wx.chooseWXPay; NATIVE: a code to scan) → wait for our server to
+// The coupon purchase page: order → pay (JSAPI: wx.chooseWXPay; NATIVE: a code to scan; H5: WeChat's cashier page) → wait for our server to
 // see the payment (its notify or the reconciler) → the new coupon's page. The front end never decides "paid": it
 // polls the order, as WeChat tells merchants to.
 (function () {
@@ -74,7 +74,7 @@
   button.addEventListener("click", function () {
     button.disabled = true;
     say("ordering", "正在下单… · Placing the order…");
-    var trade = mode === "jsapi" ? "JSAPI" : "NATIVE";
+    var trade = mode === "jsapi" ? "JSAPI" : mode === "h5" ? "H5" : "NATIVE";
     api("POST", "/api/v1/pay/orders", { campaign_id: campaign, total_fee: price, trade_type: trade }).then(function (res) {
       if (!res.ok) { failed(res); return; }
       var no = res.body.out_trade_no;
@@ -83,7 +83,11 @@
       here.searchParams.set("order", no);
       here.hash = "";
       history.replaceState(null, "", here.toString());
-      if (trade === "JSAPI") {
+      if (trade === "H5") {
+        // WeChat's H5 cashier, then back here (WeChat says nothing of the outcome: this page asks the server).
+        say("waiting", "正在打开微信支付… · Opening WeChat Pay…");
+        location.assign(res.body.h5_url + "&redirect_url=" + encodeURIComponent(here.toString()));
+      } else if (trade === "JSAPI") {
         if (!window.wx) { failed({ body: { error: { message: "请在微信中打开本页 · Open this page in WeChat" } } }); return; }
         payJsapi(no, res.body.pay_params);
       } else {

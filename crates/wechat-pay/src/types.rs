@@ -33,8 +33,14 @@ pub enum TradeType {
     },
     /// A native app.
     App,
-    /// A mobile browser outside WeChat (H5).
-    Mweb,
+    /// A mobile browser outside WeChat (H5). WeChat requires `scene_info` for it: the site the payment starts from,
+    /// reported as `{"h5_info": {"type": "Wap", "wap_url", "wap_name"}}`.
+    Mweb {
+        /// The site's address (the page's origin).
+        wap_url: String,
+        /// The site's name, shown to the payer.
+        wap_name: String,
+    },
 }
 
 impl TradeType {
@@ -44,7 +50,7 @@ impl TradeType {
             TradeType::Jsapi { .. } => "JSAPI",
             TradeType::Native { .. } => "NATIVE",
             TradeType::App => "APP",
-            TradeType::Mweb => "MWEB",
+            TradeType::Mweb { .. } => "MWEB",
         }
     }
 }
@@ -231,6 +237,9 @@ impl UnifiedOrder {
             TradeType::Native { product_id } if product_id.is_empty() || product_id.len() > 32 => {
                 return Err(Error::invalid("NATIVE orders need a product_id of 1 to 32 characters"));
             }
+            TradeType::Mweb { wap_url, wap_name } if wap_url.is_empty() || wap_name.is_empty() => {
+                return Err(Error::invalid("MWEB (H5) orders need the site's wap_url and wap_name"));
+            }
             _ => {}
         }
         Ok(Self {
@@ -283,7 +292,11 @@ impl UnifiedOrder {
             TradeType::Native { product_id } => {
                 f.insert("product_id".into(), product_id.clone());
             }
-            _ => {}
+            TradeType::Mweb { wap_url, wap_name } => {
+                let scene = serde_json::json!({"h5_info": {"type": "Wap", "wap_url": wap_url, "wap_name": wap_name}});
+                f.insert("scene_info".into(), scene.to_string());
+            }
+            TradeType::App => {}
         }
         if let Some(a) = &self.attach {
             f.insert("attach".into(), a.clone());

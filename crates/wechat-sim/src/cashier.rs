@@ -17,7 +17,71 @@ use wechat_pay::sign::{PayKey, SignType, sign};
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/_sim/pay/cashier", web::get().to(show))
-        .route("/_sim/pay/cashier", web::post().to(decide));
+        .route("/_sim/pay/cashier", web::post().to(decide))
+        // H5 (MWEB, v3 h5): WeChat's `mweb_url` / `h5_url` path, on the simulator's host. The merchant appends
+        // `redirect_url`; after paying or cancelling WeChat sends the browser there, saying nothing of the outcome
+        // (the page must ask its server).
+        .route("/cgi-bin/mmpayweb-bin/checkmweb", web::get().to(show_h5))
+        .route("/cgi-bin/mmpayweb-bin/checkmweb", web::post().to(decide_h5));
+}
+
+/// The H5 cashier: the order by its prepay id, back to `redirect_url` (http(s) only).
+async fn show_h5(q: web::Query<HashMap<String, String>>, sim: web::Data<SimHandle>) -> HttpResponse {
+    let mut q = q.into_inner();
+    let back = q.get("redirect_url").cloned().unwrap_or_default();
+    q.insert("return_url".into(), back);
+    let back = match return_url(&q) {
+        Ok(u) => u,
+        Err(page) => return page,
+    };
+    let (mch_id, out_trade_no) = {
+        let w = sim.world();
+        let prepay_id = q.get("prepay_id").map(String::as_str).unwrap_or("");
+        let Some(o) = w
+            .pay_orders
+            .values()
+            .find(|o| !prepay_id.is_empty() && o.prepay_id == prepay_id && o.trade_type == "MWEB")
+        else {
+            return error_page(-1, "prepay_id 无效 · no such H5 order");
+        };
+        if o.state != "NOTPAY" {
+            return error_page(-1, &format!("订单不可支付 · the order is {}", o.state));
+        }
+        if o.time_expire.is_some_and(|t| w.now() >= t) {
+            return error_page(-1, "订单已过期 · the order has expired");
+        }
+        (o.mch_id.clone(), o.out_trade_no.clone())
+    };
+    let w = sim.world();
+    let Some(o) = w.pay_orders.get(&(mch_id.clone(), out_trade_no.clone())) else {
+        return error_page(-1, "no such order");
+    };
+    render(&CashierPage {
+        title: "微信支付 · WeChat Pay (H5)",
+        description: &o.body,
+        amount: yuan(o.total_fee),
+        mch_id: &mch_id,
+        out_trade_no: &out_trade_no,
+        key: format!("{mch_id}/{out_trade_no}"),
+        return_url: &back,
+        action: "/cgi-bin/mmpayweb-bin/checkmweb",
+    })
+}
+
+/// H5: pay or cancel, then back to `redirect_url` as it was given — no outcome in it, as WeChat does.
+async fn decide_h5(form: web::Form<Decision>, sim: web::Data<SimHandle>) -> HttpResponse {
+    let q: HashMap<String, String> = [("return_url".to_owned(), form.return_url.clone())].into();
+    let back = match return_url(&q) {
+        Ok(u) => u,
+        Err(page) => return page,
+    };
+    if form.decision == "pay"
+        && let Some((mch_id, out_trade_no)) = form.order.split_once('/')
+        && let Err(e) = sim.pay_order(out_trade_no, Some(mch_id), None)
+    {
+        tracing::info!(?e, "H5 cashier payment refused");
+    }
+    HttpResponse::SeeOther().insert_header(("Location", back)).finish()
 }
 
 #[derive(askama::Template)]
@@ -30,6 +94,8 @@ struct CashierPage<'a> {
     out_trade_no: &'a str,
     key: String,
     return_url: &'a str,
+    /// Where the Pay and Cancel forms post.
+    action: &'a str,
 }
 
 /// Only http(s) return addresses: the cashier never sends a person to a `javascript:` URL.
@@ -127,6 +193,7 @@ async fn show(q: web::Query<HashMap<String, String>>, sim: web::Data<SimHandle>)
         out_trade_no: &out_trade_no,
         key: format!("{mch_id}/{out_trade_no}"),
         return_url: &back,
+        action: "/_sim/pay/cashier",
     })
 }
 

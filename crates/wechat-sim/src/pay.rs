@@ -267,6 +267,8 @@ async fn unified_order(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpRespo
     match trade_type {
         "JSAPI" => required.push("openid"),
         "NATIVE" => required.push("product_id"),
+        // H5: the site the payment starts from (WeChat checks it against the registered H5 domain).
+        "MWEB" => required.push("scene_info"),
         _ => {}
     }
     if let Some(missing) = required.iter().find(|k| get(f, k).is_empty()) {

@@ -83,16 +83,34 @@ impl Driver {
 
     /// A fresh browser with its own empty profile (cookies, so a fresh WeChat identity).
     pub async fn session(&self) -> Session<'_> {
+        self.session_as(None).await
+    }
+
+    /// [`session`](Self::session) with another user agent (a phone's browser, WeChat's webview).
+    pub async fn session_as(&self, user_agent: Option<&str>) -> Session<'_> {
         let profile = tempfile::tempdir().unwrap();
         let mut caps = Capabilities::new();
         caps.insert("browserName".into(), json!("chrome"));
+        let mut args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        if let Some(ua) = user_agent {
+            args.push(format!("--user-agent={ua}"));
+        }
         caps.insert(
             "goog:chromeOptions".into(),
             json!({
                 "binary": CHROMIUM,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                         "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                         format!("--user-data-dir={}", profile.path().display())],
+                "args": args,
             }),
         );
         let client = ClientBuilder::rustls()

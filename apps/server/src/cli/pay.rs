@@ -291,6 +291,47 @@ pub(super) fn read_text(flag: &str, path: &std::path::Path) -> Result<String, Cl
     std::fs::read_to_string(path).map_err(|e| CliError::Usage(format!("--{flag} {}: {e}", path.display())))
 }
 
+/// `wxkit pay v3 encrypt`: a sensitive field under the WeChat Pay public key or a platform certificate.
+fn encrypt_tool(
+    public_key: Option<PathBuf>,
+    platform_cert: Option<PathBuf>,
+    text: Option<&str>,
+) -> Result<(), CliError> {
+    use wechat_pay::v3;
+    let key = match (public_key, platform_cert) {
+        (Some(path), None) => v3::PublicKey::from_pem(&read_text("public-key", &path)?)
+            .map_err(|e| CliError::Usage(format!("--public-key {}: {e}", path.display())))?,
+        (None, Some(path)) => {
+            let cert = v3::Certificate::from_pem(&read_text("platform-cert", &path)?)
+                .map_err(|e| CliError::Usage(format!("--platform-cert {}: {e}", path.display())))?;
+            eprintln!("send with Wechatpay-Serial: {}", cert.serial());
+            cert.public_key().clone()
+        }
+        _ => {
+            return Err(CliError::Usage(
+                "give exactly one of --public-key and --platform-cert".into(),
+            ));
+        }
+    };
+    let text = match text {
+        None | Some("-") => {
+            let raw = read_input(None)?;
+            let mut t = String::from_utf8(raw).map_err(|_| CliError::Usage("the text is not UTF-8".into()))?;
+            if t.ends_with('\n') {
+                t.pop();
+                if t.ends_with('\r') {
+                    t.pop();
+                }
+            }
+            t
+        }
+        Some(t) => t.to_owned(),
+    };
+    let sealed = v3::sensitive::encrypt(&key, &text).map_err(|e| CliError::Usage(e.to_string()))?;
+    println!("{sealed}");
+    Ok(())
+}
+
 pub(super) fn pay_v3_tool(command: PayV3Command) -> Result<(), CliError> {
     use wechat_pay::v3;
     match command {
@@ -299,40 +340,7 @@ pub(super) fn pay_v3_tool(command: PayV3Command) -> Result<(), CliError> {
             public_key,
             platform_cert,
             text,
-        } => {
-            let key = match (public_key, platform_cert) {
-                (Some(path), None) => v3::PublicKey::from_pem(&read_text("public-key", &path)?)
-                    .map_err(|e| CliError::Usage(format!("--public-key {}: {e}", path.display())))?,
-                (None, Some(path)) => {
-                    let cert = v3::Certificate::from_pem(&read_text("platform-cert", &path)?)
-                        .map_err(|e| CliError::Usage(format!("--platform-cert {}: {e}", path.display())))?;
-                    eprintln!("send with Wechatpay-Serial: {}", cert.serial());
-                    cert.public_key().clone()
-                }
-                _ => {
-                    return Err(CliError::Usage(
-                        "give exactly one of --public-key and --platform-cert".into(),
-                    ));
-                }
-            };
-            let text = match text.as_deref() {
-                None | Some("-") => {
-                    let raw = read_input(None)?;
-                    let mut t = String::from_utf8(raw).map_err(|_| CliError::Usage("the text is not UTF-8".into()))?;
-                    if t.ends_with('\n') {
-                        t.pop();
-                        if t.ends_with('\r') {
-                            t.pop();
-                        }
-                    }
-                    t
-                }
-                Some(t) => t.to_owned(),
-            };
-            let sealed = v3::sensitive::encrypt(&key, &text).map_err(|e| CliError::Usage(e.to_string()))?;
-            println!("{sealed}");
-            Ok(())
-        }
+        } => encrypt_tool(public_key, platform_cert, text.as_deref()),
         PayV3Command::Sign {
             mchid,
             serial,

@@ -38,6 +38,7 @@ fn wants(req: &HttpRequest) -> Option<&'static str> {
         .and_then(|(_, v)| match v.as_ref() {
             "jsapi" => Some("jsapi"),
             "native" => Some("native"),
+            "h5" => Some("h5"),
             _ => None,
         })
 }
@@ -74,7 +75,17 @@ pub async fn buy_page(
         .get(actix_web::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ua| ua.contains("MicroMessenger"));
-    let mode = wants(&req).unwrap_or(if in_wechat { "jsapi" } else { "native" });
+    // A phone's browser outside WeChat pays by H5 (WeChat's cashier page, then back here); a computer scans a code.
+    let on_phone = req
+        .headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ua| ["Mobile", "Android", "iPhone", "iPad"].iter().any(|m| ua.contains(m)));
+    let mode = wants(&req).unwrap_or(match (in_wechat, on_phone) {
+        (true, _) => "jsapi",
+        (false, true) => "h5",
+        (false, false) => "native",
+    });
     let here = format!("/c/buy/{id}?pay={mode}");
     if session.is_none() {
         return if mode == "jsapi" {

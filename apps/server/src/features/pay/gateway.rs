@@ -75,6 +75,8 @@ pub struct Placed {
     pub prepay_id: Option<String>,
     /// NATIVE: the code to scan.
     pub code_url: Option<String>,
+    /// H5: WeChat's cashier page for a phone browser (`mweb_url` / `h5_url`).
+    pub h5_url: Option<String>,
 }
 
 /// What WeChat says of an order.
@@ -99,8 +101,10 @@ pub struct NewPayment<'a> {
     pub total_fee: u64,
     /// The buyer's address (v2 wants it).
     pub client_ip: &'a str,
-    /// JSAPI: the payer's openid; `None`: NATIVE.
+    /// JSAPI: the payer's openid; `None`: NATIVE or H5.
     pub openid: Option<&'a str>,
+    /// H5 (v2 MWEB, v3 h5): a phone browser outside WeChat.
+    pub h5: bool,
     /// Unix seconds after which it takes no payment.
     pub expires_at: i64,
     /// The server's public base URL (the notify addresses hang off it).
@@ -166,11 +170,18 @@ impl Gateway {
     }
 
     fn build_v2(&self, p: &NewPayment<'_>) -> wechat_pay::Result<wechat_pay::UnifiedOrder> {
-        let trade_type = match p.openid {
-            Some(openid) => wechat_pay::TradeType::Jsapi {
+        let trade_type = match (p.openid, p.h5) {
+            (Some(openid), _) => wechat_pay::TradeType::Jsapi {
                 openid: openid.to_owned(),
             },
-            None => wechat_pay::TradeType::Native {
+            (None, true) => wechat_pay::TradeType::Mweb {
+                wap_url: p.public_base_url.to_owned(),
+                wap_name: url::Url::parse(p.public_base_url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+                    .unwrap_or_else(|| "wxkit".to_owned()),
+            },
+            (None, false) => wechat_pay::TradeType::Native {
                 product_id: p.out_trade_no.to_owned(),
             },
         };
@@ -186,11 +197,14 @@ impl Gateway {
     }
 
     fn build_v3(&self, p: &NewPayment<'_>) -> wechat_pay::Result<wechat_pay::v3::Order> {
-        let channel = match p.openid {
-            Some(openid) => wechat_pay::v3::Channel::Jsapi {
+        let channel = match (p.openid, p.h5) {
+            (Some(openid), _) => wechat_pay::v3::Channel::Jsapi {
                 openid: openid.to_owned(),
             },
-            None => wechat_pay::v3::Channel::Native,
+            (None, true) => wechat_pay::v3::Channel::H5 {
+                payer_client_ip: p.client_ip.to_owned(),
+            },
+            (None, false) => wechat_pay::v3::Channel::Native,
         };
         // v3 allows 127 bytes of description.
         let mut end = p.description.len().min(127);
@@ -216,17 +230,25 @@ impl Gateway {
                 Ok(Placed {
                     prepay_id: Some(prepay.prepay_id),
                     code_url: prepay.code_url,
+                    h5_url: prepay.mweb_url,
                 })
             }
             Gateway::V3 { client, .. } => match client.prepay(&self.build_v3(p)?).await? {
                 wechat_pay::v3::Prepay::PrepayId(id) => Ok(Placed {
                     prepay_id: Some(id),
                     code_url: None,
+                    h5_url: None,
                 }),
                 // NATIVE orders have no prepay id in v3: the code stands for the order.
                 wechat_pay::v3::Prepay::CodeUrl(url) => Ok(Placed {
                     prepay_id: None,
                     code_url: Some(url),
+                    h5_url: None,
+                }),
+                wechat_pay::v3::Prepay::H5Url(url) => Ok(Placed {
+                    prepay_id: None,
+                    code_url: None,
+                    h5_url: Some(url),
                 }),
                 _ => Err(wechat_pay::Error::MissingField("prepay_id")),
             },

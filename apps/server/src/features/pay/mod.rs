@@ -75,6 +75,9 @@ pub struct State {
     pub max_open_orders: i64,
     /// The simulator's public address, in sandbox mode (the cashier).
     pub sandbox_sim_url: Option<String>,
+    /// Where WeChat's H5 cashier is, when it is not `wx.tenpay.com`: a simulator (the sandbox's public address, or
+    /// `pay.base_url` when that is not WeChat Pay's).
+    pub h5_cashier_origin: Option<String>,
     reconcile: (u32, u32),
 }
 crate::slice_state!(State);
@@ -99,6 +102,10 @@ pub fn init(
         order_ttl_secs: i64::from(settings.pay.order_ttl_secs),
         max_open_orders: i64::from(settings.pay.max_open_orders),
         sandbox_sim_url: apps.sandbox_sim_url().map(str::to_owned),
+        h5_cashier_origin: apps.sandbox_sim_url().map(str::to_owned).or_else(|| {
+            let base = settings.pay.base_url.trim_end_matches('/');
+            (!base.is_empty() && base != wechat_pay::v3::client::DEFAULT_BASE_URL).then(|| base.to_owned())
+        }),
         reconcile: (settings.pay.reconcile_after_secs, settings.pay.reconcile_every_secs),
     }
 }

@@ -9,7 +9,7 @@ pub fn ops() -> Vec<Op> {
         Op {
             method: "post",
             path: "/api/v1/pay/orders",
-            summary: "Place a WeChat Pay order (JSAPI or NATIVE), or buy a campaign's coupon",
+            summary: "Place a WeChat Pay order (JSAPI, NATIVE or H5), or buy a campaign's coupon",
             auth: Auth::User,
             params: &[],
             body: Some(schema::<OrderBody>),

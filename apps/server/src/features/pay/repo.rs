@@ -24,7 +24,7 @@ pub struct Order {
     pub description: String,
     /// Fen.
     pub total_fee: i64,
-    /// JSAPI | NATIVE.
+    /// JSAPI | NATIVE | H5 (an H5 order keeps its cashier page in `code_url`).
     pub trade_type: String,
     /// created | paid | closed.
     #[diesel(deserialize_as = String)]
@@ -81,7 +81,7 @@ pub struct NewOrder<'a> {
     pub description: &'a str,
     /// Fen.
     pub total_fee: i64,
-    /// JSAPI | NATIVE.
+    /// JSAPI | NATIVE | H5 (an H5 order keeps its cashier page in `code_url`).
     pub trade_type: &'a str,
     /// Unix seconds.
     pub expires_at: i64,

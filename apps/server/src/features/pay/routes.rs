@@ -97,7 +97,7 @@ pub struct CreateBody {
     campaign_id: Option<i64>,
 }
 
-/// `POST /api/v1/pay/orders {"description", "total_fee", "trade_type": "JSAPI" | "NATIVE"}` (a logged-in buyer) →
+/// `POST /api/v1/pay/orders {"description", "total_fee", "trade_type": "JSAPI" | "NATIVE" | "H5"}` (a logged-in buyer) →
 /// `{"out_trade_no", "pay_params"}` (JSAPI: what `wx.requestPayment` takes) or `{"out_trade_no", "code_url",
 /// "qr_url"}` (NATIVE). The order is stored before WeChat hears of it, so a notify can never find it missing.
 pub async fn create(
@@ -129,14 +129,17 @@ pub async fn create(
     )
     .await?;
     let no = &placed.out_trade_no;
-    Ok(HttpResponse::Created().json(match &placed.pay_params {
-        Some(params) => serde_json::json!({"out_trade_no": no, "pay_params": params}),
-        None => serde_json::json!({
-            "out_trade_no": no,
-            "code_url": placed.code_url,
-            "qr_url": format!("{}/api/v1/pay/orders/{no}/qr.png", state.public_base_url),
+    Ok(
+        HttpResponse::Created().json(match (&placed.pay_params, &placed.h5_url) {
+            (Some(params), _) => serde_json::json!({"out_trade_no": no, "pay_params": params}),
+            (None, Some(h5_url)) => serde_json::json!({"out_trade_no": no, "h5_url": h5_url}),
+            (None, None) => serde_json::json!({
+                "out_trade_no": no,
+                "code_url": placed.code_url,
+                "qr_url": format!("{}/api/v1/pay/orders/{no}/qr.png", state.public_base_url),
+            }),
         }),
-    }))
+    )
 }
 
 /// The order, if the caller is its buyer or the admin.

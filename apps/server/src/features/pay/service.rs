@@ -134,6 +134,8 @@ pub struct Placed {
     pub pay_params: Option<JsapiPayParams>,
     /// NATIVE: the code to scan.
     pub code_url: Option<String>,
+    /// H5: WeChat's cashier page; the page appends `&redirect_url=` (its own address) and sends the browser there.
+    pub h5_url: Option<String>,
 }
 
 /// At most `max` bytes of `s`, cut at a character boundary.
@@ -175,8 +177,8 @@ pub async fn place(state: &State, request: OrderRequest, buyer: Buyer<'_>) -> Re
             }
             Some(buyer.openid.to_owned())
         }
-        "NATIVE" => None,
-        other => return Err(invalid(format!("trade_type {other:?} is not JSAPI or NATIVE"))),
+        "NATIVE" | "H5" => None,
+        other => return Err(invalid(format!("trade_type {other:?} is not JSAPI, NATIVE or H5"))),
     };
     // Every order reserves stock until paid or closed: one buyer may place only so many a minute.
     if let Err(secs) = state
@@ -199,6 +201,7 @@ pub async fn place(state: &State, request: OrderRequest, buyer: Buyer<'_>) -> Re
         total_fee: u64::try_from(total_fee).unwrap_or(1),
         client_ip: buyer.client_ip,
         openid: openid.as_deref(),
+        h5: request.trade_type == "H5",
         expires_at,
         public_base_url: &state.public_base_url,
     };
@@ -248,7 +251,13 @@ pub async fn place(state: &State, request: OrderRequest, buyer: Buyer<'_>) -> Re
             return Err(e.into());
         }
     };
-    let (no, pid, code_url) = (out_trade_no.clone(), prepay.prepay_id.clone(), prepay.code_url.clone());
+    // The code_url column holds what the buyer opens: a NATIVE code, or an H5 order's cashier page.
+    let h5_url = prepay.h5_url.as_deref().map(|u| h5_for_this_browser(state, u));
+    let (no, pid, code_url) = (
+        out_trade_no.clone(),
+        prepay.prepay_id.clone(),
+        prepay.code_url.clone().or_else(|| h5_url.clone()),
+    );
     db::blocking(&state.db, move |conn| {
         repo::set_prepay(conn, &no, pid.as_deref(), code_url.as_deref(), now)
     })
@@ -258,8 +267,18 @@ pub async fn place(state: &State, request: OrderRequest, buyer: Buyer<'_>) -> Re
     Ok(Placed {
         pay_params: jsapi.then(|| pay.pay_params(prepay.prepay_id.as_deref().unwrap_or_default(), now / 1000)),
         code_url: if jsapi { None } else { prepay.code_url },
+        h5_url,
         out_trade_no,
     })
+}
+
+/// WeChat's H5 cashier lives on `wx.tenpay.com`; against a simulator (sandbox, tests) the same page is on the
+/// simulator's host, as the phone reaches it.
+fn h5_for_this_browser(state: &State, url: &str) -> String {
+    match (&state.h5_cashier_origin, url.strip_prefix("https://wx.tenpay.com")) {
+        (Some(origin), Some(rest)) => format!("{}{rest}", origin.trim_end_matches('/')),
+        _ => url.to_owned(),
+    }
 }
 
 /// The buyer's open order for the same campaign, offered again instead of a second one (its stock is already
@@ -279,11 +298,19 @@ fn reuse(
             out_trade_no: open.out_trade_no.clone(),
             pay_params: Some(pay.pay_params(prepay_id, now / 1000)),
             code_url: None,
+            h5_url: None,
         }),
         (true, "NATIVE", _, Some(code_url)) => Ok(Placed {
             out_trade_no: open.out_trade_no.clone(),
             pay_params: None,
             code_url: Some(code_url.clone()),
+            h5_url: None,
+        }),
+        (true, "H5", _, Some(h5_url)) => Ok(Placed {
+            out_trade_no: open.out_trade_no.clone(),
+            pay_params: None,
+            code_url: None,
+            h5_url: Some(h5_url.clone()),
         }),
         _ => Err(PayError::Conflict {
             code: "open_order",
