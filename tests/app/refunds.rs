@@ -109,9 +109,21 @@ async fn a_contradicting_refund_notify_wins_and_is_audited(kind: DbKind) {
     assert_eq!(s, 201, "{b}");
     let rno = b["out_refund_no"].as_str().unwrap().to_owned();
     // Our side believes it failed (an older release's guess, an operator's mistake): the coupon was given back.
-    let (pool, r) = (app.state.db.clone(), rno.clone());
+    // Written directly, whatever the reconciler already learnt, so that the contradiction is certain.
+    let (pool, r, c) = (app.state.db.clone(), rno.clone(), code.clone());
     tokio::task::spawn_blocking(move || {
-        wxkit::features::pay::repo::settle_refund(&mut pool.get().unwrap(), &r, "failed", None, 0).unwrap()
+        let write = |conn: &mut wxkit::db::DbConnection| {
+            use wxkit::db::schema::pay_refunds;
+            diesel::update(pay_refunds::table.filter(pay_refunds::out_refund_no.eq(&r)))
+                .set((pay_refunds::status.eq("failed"), pay_refunds::voided_coupon.eq(false)))
+                .execute(conn)
+                .unwrap();
+            diesel::update(coupons::table.filter(coupons::code.eq(&c)))
+                .set(coupons::status.eq("issued"))
+                .execute(conn)
+                .unwrap();
+        };
+        write(&mut pool.get().unwrap())
     })
     .await
     .unwrap();
@@ -124,22 +136,25 @@ async fn a_contradicting_refund_notify_wins_and_is_audited(kind: DbKind) {
         .into_iter()
         .find(|n| n.out_refund_no.as_deref() == Some(rno.as_str()))
         .expect("the refund notify the simulator held back");
-    let r = app
-        .http
-        .post(format!("{}/wechat/pay/v3/notify", app.address))
-        .header("content-type", "application/json");
-    // Signed as WeChat signs a delivery: now.
-    let r = app
-        .sim
-        .handle()
-        .sign_v3_notify(wxkit_e2e::TEST_MCH_ID, n.body().as_bytes())
-        .into_iter()
-        .fold(r, |r, (k, v)| r.header(k, v))
-        .body(n.body().to_owned())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    // Ten deliveries at once (WeChat resends; retries overlap): applied once, audited once.
+    let deliveries = (0..10).map(|_| {
+        let r = app
+            .http
+            .post(format!("{}/wechat/pay/v3/notify", app.address))
+            .header("content-type", "application/json");
+        // Signed as WeChat signs a delivery: now.
+        let r = app
+            .sim
+            .handle()
+            .sign_v3_notify(wxkit_e2e::TEST_MCH_ID, n.body().as_bytes())
+            .into_iter()
+            .fold(r, |r, (k, v)| r.header(k, v))
+            .body(n.body().to_owned());
+        async move { r.send().await.unwrap().status().as_u16() }
+    });
+    for status in futures_util::future::join_all(deliveries).await {
+        assert_eq!(status, 204);
+    }
     wait_status(&app, &no, "refunded").await;
     assert_eq!(coupon_status(&app, &code).await, "void");
     let pool = app.state.db.clone();

@@ -734,18 +734,31 @@ pub fn apply_refund_fact(conn: &mut DbConnection, f: &RefundFact<'_>, now: i64) 
             .optional()?;
         let outcome = match current.as_deref() {
             Some("requested") => {
-                settle_refund(conn, f.out_refund_no, f.status, Some(f.refund_id), now)?;
-                return Ok(RefundNotified::Settled);
+                let moved = settle_refund(conn, f.out_refund_no, f.status, Some(f.refund_id), now)?;
+                return Ok(if moved {
+                    RefundNotified::Settled
+                } else {
+                    RefundNotified::Duplicate
+                });
             }
             Some(s) if s == f.status => return Ok(RefundNotified::Duplicate),
             Some(was) => {
-                diesel::update(pay_refunds::table.filter(pay_refunds::out_refund_no.eq(f.out_refund_no)))
-                    .set((
-                        pay_refunds::status.eq(f.status),
-                        pay_refunds::refund_id.eq(f.refund_id),
-                        pay_refunds::updated_at.eq(now),
-                    ))
-                    .execute(conn)?;
+                // Conditional on what was read: of two deliveries at once, one corrects, the other finds it done.
+                let moved = diesel::update(
+                    pay_refunds::table
+                        .filter(pay_refunds::out_refund_no.eq(f.out_refund_no))
+                        .filter(pay_refunds::status.eq(was)),
+                )
+                .set((
+                    pay_refunds::status.eq(f.status),
+                    pay_refunds::refund_id.eq(f.refund_id),
+                    pay_refunds::updated_at.eq(now),
+                ))
+                .execute(conn)?
+                    == 1;
+                if !moved {
+                    return Ok(RefundNotified::Duplicate);
+                }
                 RefundNotified::Corrected { was: was.to_owned() }
             }
             None => {
