@@ -371,3 +371,35 @@ async fn the_simulator_enforces_required_fields_per_trade_type() {
         .unwrap();
     assert!(r.contains("FAIL") && r.contains("XML_FORMAT_ERROR"), "{r}");
 }
+
+/// v2 `downloadbill`: the day's bill from the simulator, read into rows; a quiet day is "No Bill Exist" → empty.
+#[tokio::test]
+async fn the_v2_bill_holds_the_days_payments() {
+    let sim = sim_with_merchant().await;
+    let pay = client(&sim, SignType::HmacSha256);
+    let order = UnifiedOrder::builder()
+        .body("账单")
+        .out_trade_no("V2BILL0001")
+        .total_fee(Fen(1800))
+        .client_ip("127.0.0.1")
+        .notify_url("http://127.0.0.1:9/notify")
+        .trade_type(TradeType::Native {
+            product_id: "p1".into(),
+        })
+        .build()
+        .unwrap();
+    pay.unified_order(&order).await.unwrap();
+    sim.handle().pay_order("V2BILL0001", Some(MCH_ID), None).unwrap();
+    let today = (chrono::Utc::now() + chrono::Duration::hours(8))
+        .format("%Y-%m-%d")
+        .to_string();
+    let bill = pay.download_bill(&today).await.unwrap();
+    let row = bill
+        .rows
+        .iter()
+        .find(|r| r.out_trade_no == "V2BILL0001")
+        .expect("the payment");
+    assert_eq!((row.trade_state.as_str(), row.total_fee), ("SUCCESS", 1800));
+    assert!(pay.download_bill("2020-01-01").await.unwrap().rows.is_empty());
+    assert!(pay.download_bill("yesterday").await.is_err());
+}

@@ -751,3 +751,68 @@ async fn certificates_are_refreshed_ahead_of_expiry_and_when_old() {
     assert_eq!(pay.keys().downloads(), 3);
     sim.stop().await;
 }
+
+/// Bills: the simulator's trade bill for today, fetched the v3 way (location signed and verified, the file by a
+/// signed GET, its SHA-1 checked, gzipped on the way), holds the day's payment and refund; the fund-flow bill too; a
+/// day without trades is an empty bill; a tampered file (hash mismatch) is refused.
+#[tokio::test]
+async fn bills_are_downloaded_checked_and_read() {
+    let sim = spawn_sim().await;
+    register_v3_merchant(&sim, SigningMode::PublicKey);
+    let pay = client(&sim, Mode::PublicKey);
+    let order = Order::new(
+        &AppId::new(TEST_APP_ID),
+        "账单测试",
+        "V3BILL0001",
+        Fen(990),
+        "http://127.0.0.1:9/n",
+        Channel::Native,
+    )
+    .unwrap();
+    pay.prepay(&order).await.unwrap();
+    sim.handle().pay_order("V3BILL0001", None, None).unwrap();
+    let refund = RefundRequest::new(
+        OrderRef::OutTradeNo("V3BILL0001".into()),
+        "V3BILLR001",
+        Fen(300),
+        Fen(990),
+    )
+    .unwrap();
+    pay.refund(&refund).await.unwrap();
+    let today = beijing_today();
+    let bill = pay.trade_bill(&today).await.unwrap();
+    let paid = bill
+        .rows
+        .iter()
+        .find(|r| r.trade_state == "SUCCESS")
+        .expect("the payment");
+    assert_eq!((paid.out_trade_no.as_str(), paid.total_fee), ("V3BILL0001", 990));
+    let refunded = bill
+        .rows
+        .iter()
+        .find(|r| r.trade_state == "REFUND")
+        .expect("the refund");
+    assert_eq!(
+        (refunded.out_refund_no.as_str(), refunded.refund_fee),
+        ("V3BILLR001", 300)
+    );
+    assert_eq!(bill.count, 2);
+    let flow = pay
+        .bill(&today, wechat_pay::v3::request::BillKind::FundFlow, false)
+        .await
+        .unwrap();
+    assert!(
+        flow.starts_with("记账时间,") && flow.contains("`收入") && flow.contains("`支出"),
+        "{flow}"
+    );
+    let quiet = pay.trade_bill("2020-01-01").await.unwrap();
+    assert!(quiet.rows.is_empty());
+    assert!(pay.trade_bill("2026/12/04").await.is_err());
+}
+
+/// Today in Beijing, `YYYY-MM-DD` (the simulator's bills are per Beijing day).
+fn beijing_today() -> String {
+    (chrono::Utc::now() + chrono::Duration::hours(8))
+        .format("%Y-%m-%d")
+        .to_string()
+}

@@ -94,6 +94,19 @@ impl PayClient {
         request.parse(&self.merchant, &response)
     }
 
+    /// The trade bill of a Beijing day (`YYYY-MM-DD`), read into rows; a day without trades ("No Bill Exist") is
+    /// an empty bill.
+    pub async fn download_bill(&self, date: &str) -> Result<crate::bill::TradeBill> {
+        let request = crate::bill::DownloadBill::new(date, crate::bill::BillType::All)?;
+        match self.send(&request).await {
+            Ok(text) => crate::bill::TradeBill::parse(&text).map_err(|e| Error::invalid(e.to_string())),
+            Err(Error::ReturnFail { return_msg }) if return_msg.contains("No Bill Exist") => {
+                Ok(crate::bill::TradeBill::default())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Creates an order.
     pub async fn unified_order(&self, order: &UnifiedOrder) -> Result<PrepayOrder> {
         self.send(order).await

@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 // Without `client`, helpers only the client uses are unused; the pure parts are what is left.
 #![cfg_attr(not(feature = "client"), allow(unused_imports, dead_code))]
+pub mod bill;
 pub mod client;
 pub mod error;
 pub mod notify;

@@ -52,6 +52,7 @@
 // Handlers return the finished WeChat error response as `Err`; its size does not matter in a simulator.
 #![allow(clippy::result_large_err)]
 
+mod bills;
 mod cards;
 mod cashier;
 mod control;
@@ -89,6 +90,7 @@ pub fn configure(handle: SimHandle) -> impl FnOnce(&mut web::ServiceConfig) {
         miniapp::configure(cfg);
         pay::configure(cfg);
         pay_v3::configure(cfg);
+        bills::configure(cfg);
         cashier::configure(cfg);
         cards::configure(cfg);
         oa::configure(cfg);

@@ -154,7 +154,7 @@ fn xml_response(fields: &Fields) -> HttpResponse {
         .body(xml::to_xml(fields))
 }
 
-fn return_fail(message: &str) -> HttpResponse {
+pub(crate) fn return_fail(message: &str) -> HttpResponse {
     let mut f = Fields::new();
     f.insert("return_code".into(), "FAIL".into());
     f.insert("return_msg".into(), message.into());
@@ -162,16 +162,16 @@ fn return_fail(message: &str) -> HttpResponse {
 }
 
 /// A checked, authenticated request.
-struct Authed {
-    fields: Fields,
-    mch_id: String,
+pub(crate) struct Authed {
+    pub(crate) fields: Fields,
+    pub(crate) mch_id: String,
     appid: String,
     key: PayKey,
     sign_type: SignType,
 }
 
 /// Parses the XML, finds the merchant and verifies the signature; `Err` is the finished FAIL response.
-fn authenticate(w: &World, body: &[u8]) -> Result<Authed, HttpResponse> {
+pub(crate) fn authenticate(w: &World, body: &[u8]) -> Result<Authed, HttpResponse> {
     let fields = xml::parse(body).map_err(|_| return_fail("XML_FORMAT_ERROR: XML格式错误"))?;
     let mch_id = fields
         .get("mch_id")

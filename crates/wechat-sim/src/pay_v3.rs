@@ -304,7 +304,7 @@ pub(crate) fn sign_for(w: &mut World, mch_id: &str, body: &[u8], notify: bool) -
     ]
 }
 
-fn error(status: u16, code: &str, message: &str) -> HttpResponse {
+pub(crate) fn error(status: u16, code: &str, message: &str) -> HttpResponse {
     HttpResponse::build(
         actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::BAD_REQUEST),
     )
@@ -317,7 +317,7 @@ fn sign_error(message: &str) -> HttpResponse {
 }
 
 /// A signed JSON answer (or an empty one with 204).
-fn answer(w: &mut World, mch_id: &str, status: u16, body: Option<&Value>) -> HttpResponse {
+pub(crate) fn answer(w: &mut World, mch_id: &str, status: u16, body: Option<&Value>) -> HttpResponse {
     let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
     let mut r =
         HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK));
@@ -333,7 +333,7 @@ fn answer(w: &mut World, mch_id: &str, status: u16, body: Option<&Value>) -> Htt
 }
 
 /// Checks the Authorization header as WeChat Pay does; `Ok` is the merchant id.
-fn authenticate(w: &mut World, req: &HttpRequest, body: &[u8]) -> Result<String, HttpResponse> {
+pub(crate) fn authenticate(w: &mut World, req: &HttpRequest, body: &[u8]) -> Result<String, HttpResponse> {
     let mch_id = check_signature(w, req, body)?;
     // An injected WeChat Pay failure for this path (after the signature check, as WeChat answers).
     if let Some(i) = w

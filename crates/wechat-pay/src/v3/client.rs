@@ -304,6 +304,62 @@ impl Client {
         Ok((serial, sealed))
     }
 
+    /// A day's bill (`YYYY-MM-DD`, Beijing) as text: its location asked (a verified answer), the file fetched with a
+    /// signed `GET` and checked against the SHA-1 WeChat gave (the download itself is not signed), ungzipped when
+    /// `gzip`. A day without trades (`NO_STATEMENT_EXIST`) is an empty text.
+    pub async fn bill(&self, date: &str, kind: crate::v3::request::BillKind, gzip: bool) -> Result<String> {
+        use sha1::Digest as _;
+        let request = crate::v3::request::BillRequest::new(date, kind, gzip)?;
+        let location = match self.send(&request).await {
+            Ok(l) => l,
+            Err(Error::Api { code, .. }) if code.as_str() == "NO_STATEMENT_EXIST" => return Ok(String::new()),
+            Err(e) => return Err(e),
+        };
+        let url = Url::parse(&location.download_url).map_err(|e| Error::invalid(format!("download_url: {e}")))?;
+        let path_and_query = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let signer = self.signer_naming_key();
+        let file = signed_exchange(
+            &self.http,
+            &self.base_url,
+            &signer,
+            http::Method::GET,
+            &path_and_query,
+            None,
+        )
+        .await?;
+        let digest = wechat_core::encoding::hex_lower(&sha1::Sha1::digest(&file.body));
+        if !location.hash_type.eq_ignore_ascii_case("SHA1") || !digest.eq_ignore_ascii_case(&location.hash_value) {
+            return Err(Error::invalid(format!(
+                "the bill file does not match its {} hash: not what WeChat Pay made",
+                location.hash_type
+            )));
+        }
+        let bytes = if gzip {
+            use std::io::Read as _;
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(file.body.as_slice())
+                .take(64 << 20)
+                .read_to_end(&mut out)
+                .map_err(|e| Error::invalid(format!("the gzipped bill does not open: {e}")))?;
+            out
+        } else {
+            file.body
+        };
+        String::from_utf8(bytes).map_err(|_| Error::invalid("the bill is not UTF-8"))
+    }
+
+    /// A day's trade bill (`YYYY-MM-DD`), read into rows (gzipped on the way).
+    pub async fn trade_bill(&self, date: &str) -> Result<crate::bill::TradeBill> {
+        let text = self.bill(date, crate::v3::request::BillKind::Trade, true).await?;
+        if text.trim().is_empty() {
+            return Ok(crate::bill::TradeBill::default());
+        }
+        crate::bill::TradeBill::parse(&text).map_err(|e| Error::invalid(e.to_string()))
+    }
+
     /// Places an order. Not retried: on a retryable error ([`Error::is_retryable`]) send the same order again.
     pub async fn prepay(&self, order: &Order) -> Result<Prepay> {
         self.send(order).await

@@ -321,6 +321,91 @@ impl V3Request for QueryRefund {
     }
 }
 
+/// Which bill: the day's trades, or its fund flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BillKind {
+    /// `GET /v3/bill/tradebill` (`bill_type=ALL`).
+    Trade,
+    /// `GET /v3/bill/fundflowbill` (`account_type=BASIC`).
+    FundFlow,
+}
+
+/// `GET /v3/bill/tradebill` or `/v3/bill/fundflowbill` for a Beijing day: where to download the file and its
+/// SHA-1. The file itself is fetched with a signed `GET` of `download_url` — its answer is **not** signed; the hash
+/// is the check ([`Client::bill`](crate::v3::Client::bill) does both).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BillRequest {
+    date: String,
+    kind: BillKind,
+    gzip: bool,
+}
+
+impl BillRequest {
+    /// The bill of `date` (`YYYY-MM-DD`), gzipped on the way when `gzip`.
+    pub fn new(date: &str, kind: BillKind, gzip: bool) -> Result<Self> {
+        let b = date.as_bytes();
+        let ok = b.len() == 10
+            && b[4] == b'-'
+            && b[7] == b'-'
+            && b.iter()
+                .enumerate()
+                .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+        if !ok {
+            return Err(Error::invalid("a bill date is YYYY-MM-DD"));
+        }
+        Ok(Self {
+            date: date.to_owned(),
+            kind,
+            gzip,
+        })
+    }
+
+    /// Whether the file comes gzipped.
+    pub fn gzip(&self) -> bool {
+        self.gzip
+    }
+}
+
+/// Where a bill is, and its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct BillLocation {
+    /// `SHA1`.
+    pub hash_type: String,
+    /// The file's SHA-1, hex.
+    pub hash_value: String,
+    /// Where to `GET` it (signed, like any v3 call; valid for 30 s).
+    pub download_url: String,
+}
+
+impl V3Request for BillRequest {
+    type Response = BillLocation;
+
+    fn method(&self) -> http::Method {
+        http::Method::GET
+    }
+
+    fn path_and_query(&self, _: &str) -> Result<String> {
+        let tar = if self.gzip { "&tar_type=GZIP" } else { "" };
+        Ok(match self.kind {
+            BillKind::Trade => format!("/v3/bill/tradebill?bill_date={}&bill_type=ALL{tar}", self.date),
+            BillKind::FundFlow => format!("/v3/bill/fundflowbill?bill_date={}&account_type=BASIC{tar}", self.date),
+        })
+    }
+
+    fn body(&self, _: &str) -> Option<serde_json::Value> {
+        None
+    }
+
+    fn idempotent(&self) -> bool {
+        true
+    }
+
+    fn read(&self, _: &str, body: &[u8]) -> Result<BillLocation> {
+        json(body, "download_url")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
