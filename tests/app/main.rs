@@ -27,6 +27,7 @@ mod messages;
 mod pay;
 mod pay_v3;
 mod product;
+mod reconciliation;
 mod refunds;
 mod server;
 mod trust;

@@ -59,6 +59,8 @@ pub fn test_settings_with(db_url: &str, sim: &SimServer, set: &[(&str, &str)], u
         ("WXKIT__RATE_LIMITS__PUSH_PER_MINUTE".to_owned(), "0".to_owned()),
         ("WXKIT__RATE_LIMITS__LOGIN_PER_MINUTE".to_owned(), "0".to_owned()),
         ("WXKIT__RATE_LIMITS__ORDERS_PER_MINUTE".to_owned(), "0".to_owned()),
+        // The daily reconciliation only where a test asks for it.
+        ("WXKIT__PAY__RECONCILE_BILLS_AT".to_owned(), "off".to_owned()),
     ];
     env.retain(|(k, _)| !unset.contains(&k.as_str()));
     for (k, v) in set {
@@ -369,6 +371,7 @@ pub fn server_env(db_url: &str, sim: &SimServer, port: u16) -> Vec<(String, Stri
         ("WXKIT__RATE_LIMITS__PUSH_PER_MINUTE".into(), "0".into()),
         ("WXKIT__RATE_LIMITS__LOGIN_PER_MINUTE".into(), "0".into()),
         ("WXKIT__RATE_LIMITS__ORDERS_PER_MINUTE".into(), "0".into()),
+        ("WXKIT__PAY__RECONCILE_BILLS_AT".into(), "off".into()),
     ]
 }
 

@@ -243,6 +243,9 @@ pub struct PaySettings {
     /// `pay.order_ttl_secs`: how long an order may be paid (sent to WeChat as `time_expire`; default 900). A coupon
     /// order reserves its coupon this long: as long as a buyer needs at the cashier, no longer.
     pub order_ttl_secs: u32,
+    /// `pay.reconcile_bills_at`: when (Beijing `HH:MM`) the previous day's bill is reconciled against the ledger
+    /// (default `10:30`: WeChat Pay's bills are ready after 10:00); `off` turns the daily job off.
+    pub reconcile_bills_at: String,
     /// `pay.max_open_orders`: unpaid orders one buyer may have open at once (default 3; 0: no cap). A buyer has at
     /// most one open order per campaign whatever this says: ordering again offers the same one.
     pub max_open_orders: u32,
@@ -449,6 +452,7 @@ impl Settings {
             .set_default("pay.base_url", "https://api.mch.weixin.qq.com")?
             .set_default("pay.order_ttl_secs", 900)?
             .set_default("pay.max_open_orders", 3)?
+            .set_default("pay.reconcile_bills_at", "10:30")?
             .set_default("pay.reconcile_after_secs", 60)?
             .set_default("pay.reconcile_every_secs", 30)?
             .set_default("pay.api_version", "v2")?
@@ -596,6 +600,9 @@ impl Settings {
         if !(60..=7 * 86_400).contains(&self.pay.order_ttl_secs) {
             return Err(invalid("pay.order_ttl_secs", "must be between 60 and 604800"));
         }
+        if self.pay.reconcile_bills_at != "off" && bills_time(&self.pay.reconcile_bills_at).is_none() {
+            return Err(invalid("pay.reconcile_bills_at", "must be HH:MM (Beijing time) or off"));
+        }
         if self.pay.client_cert_path.is_some() != self.pay.client_key_path.is_some() {
             return Err(invalid(
                 "pay.client_key_path",
@@ -687,6 +694,13 @@ fn check_url(key: &'static str, value: &str) -> Result<(), ConfigError> {
     wechat_core::parse_base_url(value)
         .map(|_| ())
         .map_err(|e| invalid(key, e.to_string()))
+}
+
+/// `pay.reconcile_bills_at` as (hour, minute); `None` for `off` or anything else.
+pub fn bills_time(s: &str) -> Option<(u32, u32)> {
+    let (h, m) = s.split_once(':')?;
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60 && s.len() == 5).then_some((h, m))
 }
 
 #[cfg(test)]

@@ -338,6 +338,19 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let settings = Settings::load(cli.config.as_deref())?;
             pay::refund(&settings, server, &out_trade_no, fee, reason, force, cli.json).await
         }
+        Command::Pay(PayCommand::Reconcile { date, server }) => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            pay::reconcile(&settings, server, &date, cli.json).await
+        }
+        Command::Pay(PayCommand::Bill {
+            date,
+            kind,
+            output,
+            server,
+        }) => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            pay::bill(&settings, server, &date, &kind, output.as_deref()).await
+        }
         Command::Pay(PayCommand::V3(PayV3Command::Certificates)) => {
             let settings = Settings::load(cli.config.as_deref())?;
             pay::pay_v3_certificates(&settings, cli.json).await

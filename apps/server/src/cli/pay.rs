@@ -53,6 +53,31 @@ pub enum PayCommand {
     /// WeChat Pay API v3: sign a request, verify a notify, download the platform certificates.
     #[command(subcommand)]
     V3(PayV3Command),
+    /// Reconciles a Beijing day through the running server (its admin API): WeChat Pay's trade bill against the
+    /// ledger. Exit 0 when clean; exit 1 listing the differences.
+    Reconcile {
+        /// The Beijing day, YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        /// The server (default: server.public_base_url, or http://server.addr); the admin token is admin.token.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Saves a day's bill as WeChat Pay serves it (through the running server's admin API).
+    Bill {
+        /// The Beijing day, YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        /// trade (default) or fundflow (v3).
+        #[arg(long = "type", default_value = "trade")]
+        kind: String,
+        /// Where to write it (default: stdout).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// The server (default: server.public_base_url, or http://server.addr).
+        #[arg(long)]
+        server: Option<String>,
+    },
     /// Decrypt a refund notify's req_info (the whole notify XML, or just the req_info value) and print its fields as
     /// JSON.
     DecryptRefundNotify {
@@ -188,6 +213,110 @@ pub(super) fn read_input(input: Option<&std::path::Path>) -> Result<Vec<u8>, Cli
     Ok(buf)
 }
 
+/// A `GET` of the running server's admin API: (status, body text).
+async fn get_from_server(settings: &Settings, server: Option<String>, path: &str) -> Result<(u16, String), CliError> {
+    let Some(token) = settings.admin.token.as_ref() else {
+        return Err(CliError::Usage(
+            "set admin.token (WXKIT__ADMIN__TOKEN) to the server's admin token".into(),
+        ));
+    };
+    let base = server.unwrap_or_else(|| super::admin::base_url(settings));
+    let base = base.trim_end_matches('/');
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| CliError::Io(std::io::Error::other(e.to_string())))?;
+    let response = http
+        .get(format!("{base}{path}"))
+        .bearer_auth(token.secret())
+        .send()
+        .await
+        .map_err(|e| CliError::Io(std::io::Error::other(format!("cannot reach the server at {base}: {e}"))))?;
+    let status = response.status().as_u16();
+    Ok((status, response.text().await.unwrap_or_default()))
+}
+
+fn refused(what: &str, status: u16, body: &str) -> CliError {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    CliError::Invalid(format!(
+        "{what} refused ({status} {}): {}",
+        v["error"]["code"].as_str().unwrap_or("error"),
+        v["error"]["message"].as_str().unwrap_or("no explanation")
+    ))
+}
+
+/// `wxkit pay reconcile`: the day reconciled by the running server (made afresh); exit 1 when anything differs.
+pub(super) async fn reconcile(
+    settings: &Settings,
+    server: Option<String>,
+    date: &str,
+    json: bool,
+) -> Result<(), CliError> {
+    if chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err() {
+        return Err(CliError::Usage(format!("--date {date:?} is not YYYY-MM-DD")));
+    }
+    let (status, body) = get_from_server(
+        settings,
+        server,
+        &format!("/api/v1/pay/reconciliations?date={date}&refresh=true"),
+    )
+    .await?;
+    if status != 200 {
+        return Err(refused("reconciliation", status, &body));
+    }
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let differences = report["differences"].as_array().cloned().unwrap_or_default();
+    if json {
+        print_json(&report)?;
+    } else if differences.is_empty() {
+        println!("{date}: clean ({} bill lines)", report["bill_rows"]);
+    } else {
+        println!("kind\tout_trade_no\tout_refund_no\tours\twechat");
+        for d in &differences {
+            let f = |k: &str| d[k].as_str().unwrap_or("-").to_owned();
+            println!(
+                "{}\t{}\t{}\t{}\t{}",
+                f("kind"),
+                f("out_trade_no"),
+                f("out_refund_no"),
+                f("ours"),
+                f("wechat")
+            );
+        }
+    }
+    if differences.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Invalid(format!("{date}: {} differences", differences.len())))
+    }
+}
+
+/// `wxkit pay bill`: the day's bill, saved.
+pub(super) async fn bill(
+    settings: &Settings,
+    server: Option<String>,
+    date: &str,
+    kind: &str,
+    output: Option<&std::path::Path>,
+) -> Result<(), CliError> {
+    if !matches!(kind, "trade" | "fundflow") {
+        return Err(CliError::Usage(format!("--type {kind:?} is not trade or fundflow")));
+    }
+    if chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err() {
+        return Err(CliError::Usage(format!("--date {date:?} is not YYYY-MM-DD")));
+    }
+    let (status, body) =
+        get_from_server(settings, server, &format!("/api/v1/pay/bills?date={date}&type={kind}")).await?;
+    if status != 200 {
+        return Err(refused("bill", status, &body));
+    }
+    match output {
+        Some(path) => std::fs::write(path, body)?,
+        None => print!("{body}"),
+    }
+    Ok(())
+}
+
 /// `wxkit pay refund`: the admin API of the running server does the work (the sandbox's simulator lives there).
 pub(super) async fn refund(
     settings: &Settings,
@@ -240,7 +369,11 @@ pub(super) async fn refund(
 pub(super) fn pay_tool(command: PayCommand) -> Result<(), CliError> {
     match command {
         // Answered in `run` (it needs the database).
-        PayCommand::Orders(_) | PayCommand::Refund { .. } | PayCommand::V3(PayV3Command::Certificates) => {
+        PayCommand::Orders(_)
+        | PayCommand::Refund { .. }
+        | PayCommand::Reconcile { .. }
+        | PayCommand::Bill { .. }
+        | PayCommand::V3(PayV3Command::Certificates) => {
             Err(CliError::Usage("this pay command is answered with the settings".into()))
         }
         PayCommand::VerifyNotify {

@@ -296,5 +296,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// One report per Beijing day: WeChat Pay's trade bill against our ledger.
+    pay_reconciliations (bill_date) {
+        bill_date -> Text,
+        clean -> Bool,
+        /// JSON list of differences.
+        differences -> Text,
+        bill_rows -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(pay_order_checks -> pay_orders (order_id));
 diesel::allow_tables_to_appear_in_same_query!(pay_orders, coupon_purchases, pay_order_checks);

@@ -294,6 +294,38 @@ impl Gateway {
         }
     }
 
+    /// A Beijing day's trade bill (`YYYY-MM-DD`); a day without trades is an empty bill.
+    pub async fn trade_bill(&self, date: &str) -> wechat_pay::Result<wechat_pay::bill::TradeBill> {
+        match self {
+            Gateway::V2(c) => c.download_bill(date).await,
+            Gateway::V3 { client, .. } => client.trade_bill(date).await,
+        }
+    }
+
+    /// A day's bill as WeChat serves it (trade or fund flow; v2 has the trade bill only).
+    pub async fn raw_bill(&self, date: &str, fund_flow: bool) -> wechat_pay::Result<String> {
+        match (self, fund_flow) {
+            (Gateway::V2(c), false) => {
+                c.send(&wechat_pay::bill::DownloadBill::new(
+                    date,
+                    wechat_pay::bill::BillType::All,
+                )?)
+                .await
+            }
+            (Gateway::V2(_), true) => Err(wechat_pay::Error::InvalidRequest {
+                message: "the fund-flow bill is a v3 call: set pay.api_version = \"v3\"".into(),
+            }),
+            (Gateway::V3 { client, .. }, fund_flow) => {
+                let kind = if fund_flow {
+                    wechat_pay::v3::request::BillKind::FundFlow
+                } else {
+                    wechat_pay::v3::request::BillKind::Trade
+                };
+                client.bill(date, kind, true).await
+            }
+        }
+    }
+
     /// What WeChat knows of a refund (v3: by our refund number; v2: among the order's refunds).
     pub async fn refund_lookup(&self, out_trade_no: &str, out_refund_no: &str) -> wechat_pay::Result<RefundSeen> {
         let missing = |e: &wechat_pay::Error| matches!(e.err_code(), Some("RESOURCE_NOT_EXISTS" | "REFUNDNOTEXIST"));

@@ -2,6 +2,7 @@
 //! scan), their status and closing, refunds, and the payment notify applied exactly once however many times, in
 //! whatever order and however concurrently WeChat delivers it; the buy page of a campaign's coupons.
 
+pub mod bills;
 mod buy;
 pub mod gateway;
 pub mod openapi;
@@ -79,6 +80,7 @@ pub struct State {
     /// `pay.base_url` when that is not WeChat Pay's).
     pub h5_cashier_origin: Option<String>,
     reconcile: (u32, u32),
+    bills_at: Option<(u32, u32)>,
 }
 crate::slice_state!(State);
 
@@ -107,6 +109,7 @@ pub fn init(
             (!base.is_empty() && base != wechat_pay::v3::client::DEFAULT_BASE_URL).then(|| base.to_owned())
         }),
         reconcile: (settings.pay.reconcile_after_secs, settings.pay.reconcile_every_secs),
+        bills_at: crate::configuration::bills_time(&settings.pay.reconcile_bills_at),
     }
 }
 
@@ -125,6 +128,12 @@ pub fn jobs(state: &State, jobs: &mut Jobs) {
                 state.public_base_url.clone(),
             ),
         );
+        if let Some(at) = state.bills_at {
+            jobs.spawn(
+                "daily reconciliation",
+                reconciler::bills_job(state.db.clone(), payers.clone(), state.clock.clone(), at),
+            );
+        }
     }
 }
 
@@ -135,7 +144,9 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/pay/orders/{out_trade_no}/close").route(web::post().to(routes::close)))
         .service(web::resource("/pay/orders/{out_trade_no}/qr.png").route(web::get().to(routes::native_qr)))
         .service(web::resource("/pay/orders/{out_trade_no}/refunds").route(web::post().to(routes::refund)))
-        .service(web::resource("/admin/pay/notifications").route(web::get().to(routes::notifications)));
+        .service(web::resource("/admin/pay/notifications").route(web::get().to(routes::notifications)))
+        .service(web::resource("/pay/reconciliations").route(web::get().to(routes::reconciliation)))
+        .service(web::resource("/pay/bills").route(web::get().to(routes::bill)));
 }
 
 /// The pages of this capability: the buy page, and WeChat Pay's callbacks.

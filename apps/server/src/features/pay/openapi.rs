@@ -88,5 +88,44 @@ pub fn ops() -> Vec<Op> {
             ok: (200, "application/json"),
             errors: &[(400, "invalid_query")],
         },
+        Op {
+            method: "get",
+            path: "/api/v1/pay/reconciliations",
+            summary: "A Beijing day's reconciliation: WeChat Pay's trade bill against the ledger (CSV with Accept: text/csv)",
+            auth: Auth::Admin,
+            params: &[
+                ("date", "query", "string", "the Beijing day, YYYY-MM-DD"),
+                (
+                    "refresh",
+                    "query",
+                    "boolean",
+                    "make it again instead of the stored report",
+                ),
+            ],
+            body: None,
+            ok: (200, "application/json"),
+            errors: &[
+                (400, "invalid_date, invalid_query"),
+                (502, "wechat_pay_refused"),
+                (503, "pay_not_configured, wechat_unavailable"),
+            ],
+        },
+        Op {
+            method: "get",
+            path: "/api/v1/pay/bills",
+            summary: "A Beijing day's bill as WeChat Pay serves it (trade, or fund flow on v3)",
+            auth: Auth::Admin,
+            params: &[
+                ("date", "query", "string", "the Beijing day, YYYY-MM-DD"),
+                ("type", "query", "string", "trade (default) or fundflow"),
+            ],
+            body: None,
+            ok: (200, "text/plain"),
+            errors: &[
+                (400, "invalid_date, invalid_type, invalid_query, invalid_field"),
+                (502, "wechat_pay_refused"),
+                (503, "pay_not_configured, wechat_unavailable"),
+            ],
+        },
     ]
 }

@@ -168,6 +168,46 @@ pub async fn refunds_round(
     Ok(settled)
 }
 
+/// The daily reconciliation: once a minute, when Beijing time has passed `at` (hour, minute) and yesterday has no
+/// report yet, yesterday is reconciled (several instances may both do it: the report is replaced, not doubled).
+pub async fn bills_job(pool: Db, payers: super::Payers, clock: Arc<dyn wechat_core::Clock>, at: (u32, u32)) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = clock.now_ms();
+        let Some(beijing) = chrono::DateTime::from_timestamp_millis(now)
+            .map(|t| t.with_timezone(&crate::platform::time::beijing_offset()))
+        else {
+            continue;
+        };
+        use chrono::Timelike as _;
+        if (beijing.hour(), beijing.minute()) < at {
+            continue;
+        }
+        let yesterday = (beijing.date_naive() - chrono::Duration::days(1))
+            .format("%Y-%m-%d")
+            .to_string();
+        let day = yesterday.clone();
+        match db::blocking(&pool, move |conn| super::bills::stored(conn, &day)).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "daily reconciliation: cannot read the reports");
+                continue;
+            }
+        }
+        match super::service::reconcile_day(&payers, &pool, &yesterday, now).await {
+            Ok(report) => {
+                tracing::info!(date = %report.date, clean = report.clean, differences = report.differences.len(), "daily reconciliation done")
+            }
+            Err(e) => {
+                tracing::warn!(date = %yesterday, error = %e, "daily reconciliation failed; tried again in a minute")
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -377,6 +377,132 @@ pub async fn notifications(
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": items})))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconciliationQuery {
+    date: String,
+    #[serde(default)]
+    refresh: bool,
+}
+
+/// `GET /api/v1/pay/reconciliations?date=YYYY-MM-DD[&refresh=true]` (admin): the day's reconciliation — WeChat Pay's
+/// trade bill against the ledger — as stored, or made now when there is none (or `refresh`). JSON, or CSV (one line
+/// per difference) with `Accept: text/csv`.
+pub async fn reconciliation(
+    req: HttpRequest,
+    _admin: AdminAuth,
+    q: web::Query<ReconciliationQuery>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    if super::bills::day_bounds(&q.date).is_none() {
+        return Err(ApiError::bad_request(
+            "invalid_date",
+            "date is a Beijing day, YYYY-MM-DD",
+        ));
+    }
+    let date = q.date.clone();
+    let stored = if q.refresh {
+        None
+    } else {
+        db::blocking(&state.db, move |conn| super::bills::stored(conn, &date)).await?
+    };
+    let report = match stored {
+        Some(r) => r,
+        None => {
+            let payers = state.payers.as_ref().ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "pay_not_configured",
+                    "no merchant is configured",
+                )
+            })?;
+            service::reconcile_day(payers, &state.db, &q.date, state.clock.now_ms()).await?
+        }
+    };
+    let csv = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim().starts_with("text/csv")));
+    if !csv {
+        return Ok(HttpResponse::Ok().json(&report));
+    }
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let row = |d: &super::bills::Difference| {
+        [
+            d.kind.clone(),
+            d.out_trade_no.clone(),
+            d.out_refund_no.clone().unwrap_or_default(),
+            d.ours.clone().unwrap_or_default(),
+            d.wechat.clone().unwrap_or_default(),
+        ]
+    };
+    let written = out
+        .write_record(["kind", "out_trade_no", "out_refund_no", "ours", "wechat"])
+        .and_then(|()| report.differences.iter().try_for_each(|d| out.write_record(row(d))));
+    let bytes = written
+        .map_err(|e| ApiError::internal(&e))
+        .and_then(|()| out.into_inner().map_err(|e| ApiError::internal(&e)))?;
+    // A BOM, so that Excel reads the UTF-8 right.
+    let mut body = "\u{feff}".as_bytes().to_vec();
+    body.extend(bytes);
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"reconciliation-{}.csv\"", report.date),
+        ))
+        .body(body))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillQuery {
+    date: String,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+}
+
+/// `GET /api/v1/pay/bills?date=YYYY-MM-DD[&type=trade|fundflow]` (admin): the day's bill as WeChat Pay serves it
+/// (text; v3 checked against its SHA-1). The fund-flow bill is a v3 call.
+pub async fn bill(
+    _admin: AdminAuth,
+    q: web::Query<BillQuery>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    if super::bills::day_bounds(&q.date).is_none() {
+        return Err(ApiError::bad_request(
+            "invalid_date",
+            "date is a Beijing day, YYYY-MM-DD",
+        ));
+    }
+    let fund_flow = match q.kind.as_deref() {
+        None | Some("trade") => false,
+        Some("fundflow") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_type",
+                format!("type {other:?} is not trade or fundflow"),
+            ));
+        }
+    };
+    let payers = state.payers.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "pay_not_configured",
+            "no merchant is configured",
+        )
+    })?;
+    let text = payers
+        .web
+        .raw_bill(&q.date, fund_flow)
+        .await
+        .map_err(|e| ApiError::from(PayError::Wechat(e)))?;
+    Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(text))
+}
+
 fn reply(xml: String) -> HttpResponse {
     HttpResponse::Ok().content_type("text/xml; charset=utf-8").body(xml)
 }

@@ -600,3 +600,39 @@ fn refused(e: PlaceRefused) -> PayError {
         PlaceRefused::Db(e) => PayError::Db(e),
     }
 }
+
+/// Reconciles a Beijing day (`YYYY-MM-DD`): WeChat Pay's trade bill against the ledger; the report is stored (a
+/// later run replaces it) and its differences counted (`wxkit_pay_reconciliation_differences_total{kind}`).
+pub async fn reconcile_day(
+    payers: &super::Payers,
+    db_: &db::Db,
+    date: &str,
+    now: i64,
+) -> Result<super::bills::Report, PayError> {
+    if super::bills::day_bounds(date).is_none() {
+        return Err(invalid("date is YYYY-MM-DD"));
+    }
+    let bill = payers.web.trade_bill(date).await?;
+    let (d, b) = (date.to_owned(), bill.clone());
+    let differences = db::blocking(db_, move |conn| super::bills::compare(conn, &d, &b)).await?;
+    for difference in &differences {
+        metrics::counter!("wxkit_pay_reconciliation_differences_total", "kind" => difference.kind.clone()).increment(1);
+    }
+    let report = super::bills::Report {
+        date: date.to_owned(),
+        clean: differences.is_empty(),
+        differences,
+        bill_rows: i64::try_from(bill.rows.len()).unwrap_or(i64::MAX),
+        created_at: now,
+    };
+    let stored = report.clone();
+    db::blocking(db_, move |conn| super::bills::store(conn, &stored)).await?;
+    if !report.clean {
+        tracing::warn!(
+            date,
+            differences = report.differences.len(),
+            "reconciliation found differences"
+        );
+    }
+    Ok(report)
+}
