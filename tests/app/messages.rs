@@ -6,7 +6,102 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use wxkit_e2e::{DbKind, TEST_APP_ID, TestApp, eventually, spawn_app};
 
-on_both_backends!(following_a_campaigns_code_gives_one_coupon_and_a_news_reply);
+on_both_backends!(
+    following_a_campaigns_code_gives_one_coupon_and_a_news_reply,
+    the_mini_programs_json_pushes_are_taken_once_in_safe_mode,
+);
+
+/// The mini program's message push URL (`/wechat/miniprogram/push`, `miniprogram.token` and
+/// `miniprogram.encoding_aes_key`): a safe-mode JSON push (a `wxa_media_check` verdict) and an XML one (a shipping
+/// reminder) are taken once and answered `success`; a replay of the same timestamp and nonce with another body, a
+/// plaintext downgrade and a forged signature are refused; the URL check answers `echostr`.
+async fn the_mini_programs_json_pushes_are_taken_once_in_safe_mode(kind: DbKind) {
+    use wechat_core::push::{MessageCrypto, msg_signature, server_signature};
+    let key = wxkit_e2e::TEST_AES_KEY;
+    let Some(app) = wxkit_e2e::spawn_app_with(
+        kind,
+        &[
+            ("WXKIT__MINIPROGRAM__TOKEN", "mp-push-token"),
+            ("WXKIT__MINIPROGRAM__ENCODING_AES_KEY", key),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let crypto = MessageCrypto::new("mp-push-token", key, wxkit_e2e::TEST_MP_APP_ID).unwrap();
+    let now = chrono::Utc::now().timestamp().to_string();
+    let post = async |nonce: &str, plain: &str, json_format: bool, tamper: bool| {
+        let encrypt = crypto.encrypt(plain);
+        let body = if json_format {
+            json!({"ToUserName": "gh_mp", "Encrypt": encrypt}).to_string()
+        } else {
+            format!("<xml><ToUserName><![CDATA[gh_mp]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>")
+        };
+        let mut signature = msg_signature("mp-push-token", &now, nonce, &encrypt);
+        if tamper {
+            signature = "0".repeat(40);
+        }
+        let url = format!(
+            "{}/wechat/miniprogram/push?signature={}&timestamp={now}&nonce={nonce}&encrypt_type=aes&msg_signature={signature}",
+            app.address,
+            server_signature("mp-push-token", &now, nonce)
+        );
+        let r = app.http.post(url).body(body).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    let verdict = json!({"ToUserName": "gh_mp", "FromUserName": "o-system", "CreateTime": 1_700_000_000,
+        "MsgType": "event", "Event": "wxa_media_check", "appid": wxkit_e2e::TEST_MP_APP_ID, "trace_id": "trace-1",
+        "version": 2, "result": {"suggest": "risky", "label": 20002}})
+    .to_string();
+    assert_eq!(post("n-1", &verdict, true, false).await, (200, "success".into()));
+    // WeChat's resend (same push, fresh nonce): taken once, answered again.
+    assert_eq!(post("n-2", &verdict, true, false).await, (200, "success".into()));
+    // The same timestamp and nonce with another body: a replay.
+    let other = verdict.replace("trace-1", "trace-2");
+    assert_eq!(post("n-1", &other, true, false).await.0, 403);
+    // A forged msg_signature.
+    assert_eq!(post("n-3", &verdict, true, true).await.0, 403);
+    // XML is taken too.
+    let reminder = "<xml><ToUserName><![CDATA[gh_mp]]></ToUserName><FromUserName><![CDATA[o-system]]></FromUserName><CreateTime>1700000001</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[trade_manage_remind_shipping]]></Event><transaction_id>4200</transaction_id><merchant_trade_no>ORDER1</merchant_trade_no><msg>请尽快发货</msg></xml>";
+    assert_eq!(post("n-4", reminder, false, false).await, (200, "success".into()));
+    // A plaintext push in safe mode is a downgrade.
+    let r = app
+        .http
+        .post(format!(
+            "{}/wechat/miniprogram/push?signature={}&timestamp={now}&nonce=n-5",
+            app.address,
+            server_signature("mp-push-token", &now, "n-5")
+        ))
+        .body(verdict.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // The URL check.
+    let r = app
+        .http
+        .get(format!(
+            "{}/wechat/miniprogram/push?signature={}&timestamp={now}&nonce=n-6&echostr=hello",
+            app.address,
+            server_signature("mp-push-token", &now, "n-6")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "hello");
+    // Without a token configured the URL does not exist.
+    let Some(plain) = spawn_app(DbKind::Sqlite).await else {
+        return;
+    };
+    let r = plain
+        .http
+        .post(format!("{}/wechat/miniprogram/push", plain.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
 
 async fn sim_messages(app: &TestApp) -> Vec<Value> {
     let v: Value = reqwest::get(format!("{}/_sim/messages", app.sim.base_url()))

@@ -104,6 +104,10 @@ pub struct MiniProgramSettings {
     pub app_id: Option<String>,
     /// `miniprogram.app_secret`.
     pub app_secret: Option<AppSecret>,
+    /// `miniprogram.token`: the message push Token (开发管理 → 消息推送); unset: `/wechat/miniprogram/push` answers 404.
+    pub token: Option<String>,
+    /// `miniprogram.encoding_aes_key`: the message push EncodingAESKey (safe mode: only encrypted pushes are taken).
+    pub encoding_aes_key: Option<String>,
 }
 
 /// `login.*`

@@ -231,10 +231,23 @@ impl MessageCrypto {
         nonce: &str,
         body: &[u8],
     ) -> Result<String, PushError> {
-        let fields = crate::xml::parse_push(body).map_err(|e| PushError::Body(e.to_string()))?;
-        let encrypt = fields
-            .get("Encrypt")
-            .ok_or_else(|| PushError::Body("no Encrypt element".into()))?;
+        // The mini program may push JSON (`{"ToUserName", "Encrypt"}`) instead of XML; the rules are the same.
+        let encrypt = if body.trim_ascii_start().starts_with(b"{") {
+            let value: serde_json::Value =
+                serde_json::from_slice(body).map_err(|e| PushError::Body(format!("JSON: {e}")))?;
+            value
+                .get("Encrypt")
+                .and_then(|e| e.as_str())
+                .map(str::to_owned)
+                .ok_or_else(|| PushError::Body("no Encrypt field".into()))?
+        } else {
+            let fields = crate::xml::parse_push(body).map_err(|e| PushError::Body(e.to_string()))?;
+            fields
+                .get("Encrypt")
+                .cloned()
+                .ok_or_else(|| PushError::Body("no Encrypt element".into()))?
+        };
+        let encrypt = &encrypt;
         let expected = msg_signature(&self.token, timestamp, nonce, encrypt);
         if !crate::constant_time_eq(expected.as_bytes(), msg_signature_value.to_ascii_lowercase().as_bytes()) {
             return Err(PushError::BadSignature);

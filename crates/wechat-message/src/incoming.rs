@@ -166,6 +166,29 @@ pub enum Event {
         /// `result/label`.
         label: String,
     },
+    /// `trade_manage_remind_access_api`: the mini program must start uploading shipping information.
+    ShippingAccessReminder {
+        /// WeChat's message.
+        msg: String,
+    },
+    /// `trade_manage_remind_shipping`: an order's shipping information is due (its funds are held until then).
+    ShippingReminder {
+        /// WeChat's transaction id.
+        transaction_id: String,
+        /// The merchant's order number (`out_trade_no`).
+        merchant_trade_no: String,
+        /// WeChat's message.
+        msg: String,
+    },
+    /// `trade_manage_order_settlement`: an order was settled (its funds released), or will be.
+    OrderSettlement {
+        /// WeChat's transaction id.
+        transaction_id: String,
+        /// The merchant's order number.
+        merchant_trade_no: String,
+        /// Unix seconds, once settled.
+        settlement_time: Option<String>,
+    },
     /// A card event (`user_get_card`, `user_consume_card`, …): `wechat_card::events` types them.
     Card {
         /// `Event`.
@@ -251,7 +274,11 @@ fn items(f: &Fields, prefix: &str, status_leaf: &str) -> Vec<SubscribeItem> {
 /// assert_eq!(m.dedupe_key(), "event:o1:1700000000:subscribe:qrscene_c42:");
 /// ```
 pub fn parse(body: &[u8]) -> Result<Incoming, PushError> {
-    let f = xml::parse_push(body).map_err(|e| PushError::Body(e.to_string()))?;
+    let f = if body.trim_ascii_start().starts_with(b"{") {
+        json_fields(body)?
+    } else {
+        xml::parse_push(body).map_err(|e| PushError::Body(e.to_string()))?
+    };
     let msg_id = get(&f, "MsgId");
     let msg_type = get(&f, "MsgType");
     let kind = match msg_type.as_str() {
@@ -301,6 +328,54 @@ pub fn parse(body: &[u8]) -> Result<Incoming, PushError> {
     })
 }
 
+/// A JSON push (the mini program's JSON format) as the same flat fields an XML one gives: nested objects as
+/// `parent/child`, numbers and booleans as text. Bounded like the XML codec: the body size, the field count, the depth.
+fn json_fields(body: &[u8]) -> Result<Fields, PushError> {
+    if body.len() > xml::DEFAULT_MAX_BODY {
+        return Err(PushError::Body("the push is too large".into()));
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| PushError::Body(format!("JSON: {e}")))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(PushError::Body("a JSON push is an object".into()));
+    };
+    fn walk(
+        prefix: &str,
+        map: &serde_json::Map<String, serde_json::Value>,
+        depth: usize,
+        out: &mut Fields,
+    ) -> Result<(), PushError> {
+        if depth > 8 || out.len() > xml::MAX_FIELDS {
+            return Err(PushError::Body(
+                "the push is nested too deep or has too many fields".into(),
+            ));
+        }
+        for (k, v) in map {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}/{k}")
+            };
+            let text = match v {
+                serde_json::Value::Object(inner) => {
+                    walk(&key, inner, depth + 1, out)?;
+                    continue;
+                }
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            if text.contains('\0') {
+                return Err(PushError::Body("NUL character".into()));
+            }
+            out.insert(key, text);
+        }
+        Ok(())
+    }
+    let mut out = Fields::new();
+    walk("", &map, 0, &mut out)?;
+    Ok(out)
+}
+
 fn parse_event(f: &Fields) -> Event {
     let event = get(f, "Event");
     match event.as_str() {
@@ -340,6 +415,19 @@ fn parse_event(f: &Fields) -> Event {
             suggest: get(f, "result/suggest"),
             label: get(f, "result/label"),
         },
+        // 小程序发货信息管理 (mini-program shipping): WeChat holds a mini-program payment's funds until its shipping
+        // is uploaded, and says so by these.
+        "trade_manage_remind_access_api" => Event::ShippingAccessReminder { msg: get(f, "msg") },
+        "trade_manage_remind_shipping" => Event::ShippingReminder {
+            transaction_id: get(f, "transaction_id"),
+            merchant_trade_no: get(f, "merchant_trade_no"),
+            msg: get(f, "msg"),
+        },
+        "trade_manage_order_settlement" => Event::OrderSettlement {
+            transaction_id: get(f, "transaction_id"),
+            merchant_trade_no: get(f, "merchant_trade_no"),
+            settlement_time: opt(f, "settlement_time"),
+        },
         e if e.starts_with("user_") || e.starts_with("card_") => Event::Card { event },
         _ => Event::Other { event },
     }
@@ -348,6 +436,36 @@ fn parse_event(f: &Fields) -> Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The mini program's JSON pushes: the shipping events of WeChat's 发货信息管理 documentation and a content
+    /// check verdict.
+    #[test]
+    fn json_pushes_parse_to_the_same_events() {
+        let remind = r#"{"ToUserName":"gh_mp","FromUserName":"o-system","CreateTime":1700000000,"MsgType":"event","Event":"trade_manage_remind_shipping","transaction_id":"4200001","merchant_id":"1900000109","merchant_trade_no":"ORDER1","pay_time":1699990000,"msg":"请尽快发货"}"#;
+        let m = parse(remind.as_bytes()).unwrap();
+        assert_eq!(m.create_time, 1_700_000_000);
+        assert_eq!(
+            m.kind,
+            Kind::Event(Event::ShippingReminder {
+                transaction_id: "4200001".into(),
+                merchant_trade_no: "ORDER1".into(),
+                msg: "请尽快发货".into(),
+            })
+        );
+        let check = br#"{"ToUserName":"gh_mp","FromUserName":"o","CreateTime":1,"MsgType":"event","Event":"wxa_media_check","appid":"wxmp","trace_id":"t1","version":2,"result":{"suggest":"risky","label":20002}}"#;
+        assert_eq!(
+            parse(check).unwrap().kind,
+            Kind::Event(Event::MediaCheck {
+                trace_id: "t1".into(),
+                suggest: "risky".into(),
+                label: "20002".into(),
+            })
+        );
+        assert!(parse(b"[1,2]").is_err());
+        assert!(parse(br#"{"a": "x\u0000y"}"#).is_err());
+        let deep = format!("{}{}", "{\"a\":".repeat(20), "1".to_owned() + &"}".repeat(20));
+        assert!(parse(deep.as_bytes()).is_err());
+    }
 
     fn wrap(inner: &str) -> Vec<u8> {
         format!(

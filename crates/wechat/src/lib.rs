@@ -294,21 +294,61 @@ impl OfficialAccount {
 #[derive(Clone, Debug)]
 pub struct MiniProgram {
     app: App,
+    push: Option<Arc<PushReceiver>>,
 }
 
-/// Builds a [`MiniProgram`]: `app_id` and `secret` are required.
+/// Builds a [`MiniProgram`]: `app_id` and `secret` are required; `push_token` (and `encoding_aes_key` for safe mode)
+/// when the service receives the mini program's message pushes (XML or JSON, as set in its admin).
 #[derive(Debug, Default)]
 #[must_use]
 pub struct MiniProgramBuilder {
     app: AppBuilder,
+    push_token: Option<String>,
+    encoding_aes_key: Option<String>,
+    push_window_secs: Option<i64>,
 }
 
 impl MiniProgramBuilder {
     app_setters!();
 
+    /// The message push Token (开发管理 → 消息推送). Never printed.
+    pub fn push_token(mut self, token: impl Into<String>) -> Self {
+        self.push_token = Some(token.into());
+        self
+    }
+
+    /// The message push EncodingAESKey (43 characters): pushes are then accepted in safe mode only.
+    pub fn encoding_aes_key(mut self, key: impl Into<String>) -> Self {
+        self.encoding_aes_key = Some(key.into());
+        self
+    }
+
+    /// How far a push's timestamp may be from now (default 300 s).
+    pub fn push_window_secs(mut self, secs: i64) -> Self {
+        self.push_window_secs = Some(secs);
+        self
+    }
+
     /// The mini program, or an [`Error`] naming the missing or invalid setting.
     pub fn build(self) -> Result<MiniProgram> {
-        Ok(MiniProgram { app: self.app.build()? })
+        let app = self.app.build()?;
+        let push = match self.push_token {
+            Some(token) => Some(Arc::new(PushReceiver::new(
+                app.app_id(),
+                token,
+                self.encoding_aes_key,
+                None,
+                self.push_window_secs.unwrap_or(300),
+            )?)),
+            None if self.encoding_aes_key.is_some() => {
+                return Err(Error::NotConfigured {
+                    what: "the message push Token (an EncodingAESKey was given)",
+                    how: "MiniProgram::builder().push_token(..)",
+                });
+            }
+            None => None,
+        };
+        Ok(MiniProgram { app, push })
     }
 }
 
@@ -331,6 +371,31 @@ impl MiniProgram {
     /// Subscribe messages (`message/subscribe/send`) and customer-service messages.
     pub fn messages(&self) -> wechat_message::send::MessageClient {
         wechat_message::send::MessageClient::from_app(&self.app)
+    }
+
+    /// The message pushes (content-security verdicts, shipping reminders…), XML or JSON: open (verify, check
+    /// freshness, decrypt, parse) them.
+    ///
+    /// ```
+    /// use wechat_core::push::{PushQuery, server_signature};
+    /// let mp = wechat::MiniProgram::builder()
+    ///     .app_id("wxdocminiprog0001")
+    ///     .secret("doc-mp-secret")
+    ///     .push_token("mp-token")
+    ///     .build()?;
+    /// let query = PushQuery { signature: server_signature("mp-token", "1700000000", "n1"),
+    ///     timestamp: "1700000000".into(), nonce: "n1".into(), ..PushQuery::default() };
+    /// let body = r#"{"ToUserName":"gh_mp","FromUserName":"o1","CreateTime":1700000000,"MsgType":"event",
+    ///     "Event":"trade_manage_remind_shipping","transaction_id":"4200","merchant_trade_no":"O1","msg":"请发货"}"#;
+    /// let message = mp.push()?.open(&query, body.as_bytes(), 1_700_000_010)?;
+    /// assert!(matches!(message.kind, wechat_message::Kind::Event(wechat_message::Event::ShippingReminder { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn push(&self) -> Result<&PushReceiver> {
+        self.push.as_deref().ok_or(Error::NotConfigured {
+            what: "the mini program's message push Token",
+            how: "MiniProgram::builder().push_token(..)",
+        })
     }
 }
 

@@ -157,8 +157,8 @@ impl WechatApps {
             other => other.into(),
         })?;
         let miniprogram = match &wiring.miniprogram {
-            Some((id, secret)) => Some(
-                wechat::MiniProgram::builder()
+            Some((id, secret)) => {
+                let mut builder = wechat::MiniProgram::builder()
                     .app_id(id.clone())
                     .secret(secret.clone())
                     .endpoints(wiring.endpoints.clone())
@@ -166,8 +166,21 @@ impl WechatApps {
                     .token_store(wiring.tokens.clone())
                     .token_options(wiring.options.clone())
                     .clock(platform.clock.clone())
-                    .build()?,
-            ),
+                    .push_window_secs(i64::from(settings.wechat.push_window_secs));
+                if let Some(token) = &settings.miniprogram.token {
+                    builder = builder.push_token(token.clone());
+                }
+                if let Some(key) = &settings.miniprogram.encoding_aes_key {
+                    builder = builder.encoding_aes_key(key.clone());
+                }
+                Some(builder.build().map_err(|e| match e {
+                    wechat::Error::Push(p) => WechatAppsError::Config(ConfigError::Invalid {
+                        key: "miniprogram.encoding_aes_key",
+                        message: p.to_string(),
+                    }),
+                    other => other.into(),
+                })?)
+            }
             None => None,
         };
         let website = wiring

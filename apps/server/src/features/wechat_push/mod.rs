@@ -15,6 +15,8 @@ pub struct State {
     platform: Platform,
     /// The official account, whose push receiver opens the pushes.
     pub official: wechat::OfficialAccount,
+    /// The mini program, whose message pushes (XML or JSON) arrive at `/wechat/miniprogram/push`.
+    pub miniprogram: Option<wechat::MiniProgram>,
     window_secs: i64,
 }
 crate::slice_state!(State);
@@ -24,6 +26,7 @@ pub fn init(platform: &Platform, apps: &WechatApps, settings: &Settings) -> Stat
     State {
         platform: platform.clone(),
         official: apps.official.clone(),
+        miniprogram: apps.miniprogram.clone(),
         window_secs: i64::from(settings.wechat.push_window_secs),
     }
 }
@@ -43,11 +46,16 @@ pub fn jobs(state: &State, jobs: &mut Jobs) {
     });
 }
 
-/// The pages of this capability: WeChat's server URL.
+/// The pages of this capability: WeChat's server URLs (the official account's, the mini program's).
 pub fn pages(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/wechat/push")
             .route(web::get().to(routes::verify))
             .route(web::post().to(routes::receive_push)),
+    )
+    .service(
+        web::resource("/wechat/miniprogram/push")
+            .route(web::get().to(routes::verify_miniprogram))
+            .route(web::post().to(routes::receive_miniprogram_push)),
     );
 }

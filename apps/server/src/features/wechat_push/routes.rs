@@ -23,13 +23,24 @@ fn text(status: StatusCode, body: &'static str) -> HttpResponse {
 
 /// `GET /wechat/push?signature&timestamp&nonce&echostr`: WeChat's server-URL check.
 pub async fn verify(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
-    if let Err(e) = state.limits.rate.check_ip(crate::http::ratelimit::Limit::Push, &req) {
+    let receiver = state.official.push().ok();
+    verify_with(&req, &state, receiver)
+}
+
+/// `GET /wechat/miniprogram/push?…`: the same check for the mini program's message push URL.
+pub async fn verify_miniprogram(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
+    let receiver = state.miniprogram.as_ref().and_then(|m| m.push().ok());
+    verify_with(&req, &state, receiver)
+}
+
+fn verify_with(req: &HttpRequest, state: &State, receiver: Option<&wechat::PushReceiver>) -> HttpResponse {
+    if let Err(e) = state.limits.rate.check_ip(crate::http::ratelimit::Limit::Push, req) {
         return actix_web::ResponseError::error_response(&e);
     }
-    let Ok(receiver) = state.official.push() else {
+    let Some(receiver) = receiver else {
         return HttpResponse::NotFound().finish();
     };
-    let q = query(&req);
+    let q = query(req);
     let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
     if receiver.verify_server_url(get("timestamp"), get("nonce"), get("signature")) {
         HttpResponse::Ok()
@@ -42,13 +53,32 @@ pub async fn verify(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
 
 /// `POST /wechat/push`: a push, taken once.
 pub async fn receive_push(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> HttpResponse {
-    if let Err(e) = state.limits.rate.check_ip(crate::http::ratelimit::Limit::Push, &req) {
+    let receiver = state.official.push().ok();
+    receive_with(&req, &body, &state, receiver).await
+}
+
+/// `POST /wechat/miniprogram/push`: the mini program's message push (XML or JSON, plaintext or safe mode), with the
+/// same rules — authenticated, fresh, taken once, acknowledged after the commit. Answered `success` (the mini program
+/// takes no passive replies).
+pub async fn receive_miniprogram_push(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> HttpResponse {
+    let receiver = state.miniprogram.as_ref().and_then(|m| m.push().ok());
+    receive_with(&req, &body, &state, receiver).await
+}
+
+async fn receive_with(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &State,
+    receiver: Option<&wechat::PushReceiver>,
+) -> HttpResponse {
+    if let Err(e) = state.limits.rate.check_ip(crate::http::ratelimit::Limit::Push, req) {
         return actix_web::ResponseError::error_response(&e);
     }
-    let Ok(receiver) = state.official.push() else {
+    let Some(receiver) = receiver else {
         return HttpResponse::NotFound().finish();
     };
-    let q = query(&req);
+    let is_miniprogram = req.path().starts_with("/wechat/miniprogram/");
+    let q = query(req);
     let push_query = PushQuery {
         signature: q.get("signature").cloned().unwrap_or_default(),
         timestamp: q.get("timestamp").cloned().unwrap_or_default(),
@@ -56,8 +86,8 @@ pub async fn receive_push(req: HttpRequest, body: web::Bytes, state: web::Data<S
         encrypt_type: q.get("encrypt_type").cloned(),
         msg_signature: q.get("msg_signature").cloned(),
     };
-    match service::receive(&state, receiver, &push_query, &body).await {
-        Ok(taken) => match taken.reply {
+    match service::receive(state, receiver, &push_query, body).await {
+        Ok(taken) => match taken.reply.filter(|_| !is_miniprogram) {
             Some(reply) => HttpResponse::Ok()
                 .content_type("application/xml; charset=utf-8")
                 .body(receiver.reply(&reply, &taken.message, &push_query, state.clock.now_ms() / 1000)),
