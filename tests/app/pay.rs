@@ -16,6 +16,7 @@ on_both_backends!(
     a_refunded_coupon_is_void_and_a_redeemed_one_needs_force,
     add_to_wechat_links_the_card_through_a_signed_card_ext,
     a_mini_program_buyer_pays_with_the_mini_programs_appid,
+    a_mini_program_purchase_has_its_shipping_uploaded_once,
 );
 
 /// A web session cookie for `openid` (silent OAuth through the simulator).
@@ -1151,4 +1152,65 @@ async fn a_mini_program_buyer_pays_with_the_mini_programs_appid(kind: DbKind) {
     app.sim.handle().pay_order(&lost, None, None).unwrap();
     wait_status(&app, &lost, "paid").await;
     assert_eq!(notifications(&app, "applied").await.len(), 2);
+}
+
+/// 小程序发货信息管理: a coupon bought in the mini program has its shipping uploaded through the outbox (WeChat holds
+/// the funds until then) — once, however long we wait. When the upload was refused, WeChat's
+/// `trade_manage_remind_shipping` push (the simulator's, to the mini program's push URL) asks for it again.
+async fn a_mini_program_purchase_has_its_shipping_uploaded_once(kind: DbKind) {
+    let Some(app) = wxkit_e2e::spawn_app_with(kind, &[("WXKIT__MINIPROGRAM__TOKEN", "mp-push-token")]).await else {
+        return;
+    };
+    assert!(app.sim.handle().set_push(
+        wxkit_e2e::TEST_MP_APP_ID,
+        &format!("{}/wechat/miniprogram/push", app.address),
+        "mp-push-token",
+        None
+    ));
+    let shop = crate::coupons::shop(&app, json!({"title": "小程序团购券", "price_fen": 990})).await;
+    let (token, _) = crate::login::mp_login(&app, "o-mp-shopper").await;
+    let buy = async || {
+        let r = app
+            .http
+            .post(format!("{}/api/v1/pay/orders", app.address))
+            .bearer_auth(&token)
+            .json(&json!({"campaign_id": shop.campaign_id, "trade_type": "JSAPI"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let b: Value = r.json().await.unwrap();
+        assert_eq!(b["pay_params"]["appId"], wxkit_e2e::TEST_MP_APP_ID);
+        let no = b["out_trade_no"].as_str().unwrap().to_owned();
+        app.sim.handle().pay_order(&no, None, None).unwrap();
+        let st = wait_status(&app, &no, "paid").await;
+        st["transaction_id"].as_str().unwrap().to_owned()
+    };
+    let txn = buy().await;
+    let sim = app.sim.handle().clone();
+    let t = txn.clone();
+    wxkit_e2e::eventually("the shipping upload", move || sim.shipping_uploads(&t) == 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(app.sim.handle().shipping_uploads(&txn), 1, "uploaded exactly once");
+    assert!(app.sim.handle().remind_shipping(&txn).is_err(), "nothing to remind of");
+    // The next upload is refused for good; WeChat's reminder asks for it again, and then it goes through.
+    app.sim.handle().inject(wechat_sim::Fault {
+        path: "/wxa/sec/order/upload_shipping_info".into(),
+        count: 1,
+        errcode: Some(10060001),
+        errmsg: Some("支付单不存在".into()),
+        http_status: None,
+        delay_ms: None,
+    });
+    let txn = buy().await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(
+        app.sim.handle().shipping_uploads(&txn),
+        0,
+        "refused, left for an operator"
+    );
+    app.sim.handle().remind_shipping(&txn).unwrap();
+    let sim = app.sim.handle().clone();
+    let t = txn.clone();
+    wxkit_e2e::eventually("the upload asked again", move || sim.shipping_uploads(&t) == 1).await;
 }

@@ -464,6 +464,11 @@ impl MiniProgramClient {
             .await?)
     }
 
+    /// Uploads a payment's shipping information (see [`UploadShippingInfo`]): WeChat then releases its funds.
+    pub async fn upload_shipping_info(&self, upload: &UploadShippingInfo) -> Result<()> {
+        Ok(self.app.send(upload).await?)
+    }
+
     /// Content security v2 for an image (`media_type` 1) or audio (2) at `media_url` (`media_check_async`): returns
     /// the trace id; the verdict arrives as the `wxa_media_check` push event with it.
     pub async fn media_check_async(
@@ -705,6 +710,67 @@ wechat_core::json_post_request!(
     idempotent = false,
     String,
     |out: SchemeAnswer| out.openlink
+);
+
+/// `POST /wxa/sec/order/upload_shipping_info` (小程序发货信息管理) as a value: since 2023 WeChat holds the funds
+/// of a mini-program payment until its shipping information is uploaded. This is the virtual-goods form
+/// (`logistics_type` 3, `delivery_mode` 1 — a coupon delivered at once), keyed by WeChat's transaction id and naming
+/// the payer. Uploading the same again is harmless.
+///
+/// ```
+/// use wechat_core::OpenId;
+/// let upload = wechat_oauth::miniprogram::UploadShippingInfo::virtual_goods(
+///     "4200000001202612040000000001", &OpenId::new("o-payer"), "拿铁团购券", "2026-12-04T10:00:00+08:00")?;
+/// assert_eq!(upload.body()["logistics_type"], 3);
+/// # Ok::<(), wechat_oauth::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadShippingInfo {
+    body: serde_json::Value,
+}
+
+impl UploadShippingInfo {
+    /// A virtual good (a coupon) delivered for the payment `transaction_id` of `payer` at `upload_time` (RFC 3339).
+    pub fn virtual_goods(
+        transaction_id: &str,
+        payer: &wechat_core::OpenId,
+        item_desc: &str,
+        upload_time: &str,
+    ) -> Result<Self> {
+        if transaction_id.is_empty() || transaction_id.len() > 64 {
+            return Err(invalid("transaction_id must be 1 to 64 characters"));
+        }
+        let mut desc = item_desc.to_owned();
+        if desc.chars().count() > 120 {
+            desc = desc.chars().take(120).collect();
+        }
+        if desc.is_empty() {
+            return Err(invalid("item_desc must not be empty"));
+        }
+        Ok(Self {
+            body: serde_json::json!({
+                "order_key": {"order_number_type": 2, "transaction_id": transaction_id},
+                "logistics_type": 3,
+                "delivery_mode": 1,
+                "shipping_list": [{"item_desc": desc}],
+                "upload_time": upload_time,
+                "payer": {"openid": payer.as_str()},
+            }),
+        })
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> &serde_json::Value {
+        &self.body
+    }
+}
+
+wechat_core::json_post_request!(
+    UploadShippingInfo,
+    "/wxa/sec/order/upload_shipping_info",
+    idempotent = true,
+    (),
+    |_out: serde_json::Value| ()
 );
 
 /// `POST /wxa/msg_sec_check` (v2) as a value: a verdict on a user's text. A read: idempotent.

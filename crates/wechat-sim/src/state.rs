@@ -178,6 +178,8 @@ pub(crate) struct World {
     pub v3_merchants: BTreeMap<String, crate::pay_v3::V3Merchant>,
     pub v3_abnormal_refunds: u32,
     pub v3_errors: Vec<crate::pay_v3::V3Error>,
+    /// Mini-program shipping uploads by transaction id (小程序发货信息管理).
+    pub shipments: HashMap<String, u32>,
     /// v3 bill files by download token: (merchant, bytes).
     pub bill_files: HashMap<String, (String, Vec<u8>)>,
     /// The `Wechatpay-Serial` of the v3 request being answered (the switch-over signs its answer with that key).

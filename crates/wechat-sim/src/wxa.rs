@@ -24,7 +24,89 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/wxa/generate_urllink", web::post().to(urllink))
         .route("/wxa/generatescheme", web::post().to(scheme))
         .route("/wxa/msg_sec_check", web::post().to(msg_sec_check))
-        .route("/wxa/media_check_async", web::post().to(media_check_async));
+        .route("/wxa/media_check_async", web::post().to(media_check_async))
+        .route(
+            "/wxa/sec/order/upload_shipping_info",
+            web::post().to(upload_shipping_info),
+        )
+        .route("/wxa/sec/order/get_order", web::post().to(get_order))
+        .route(
+            "/_sim/wxa/shipping/{transaction_id}/remind",
+            web::post().to(control_remind),
+        );
+}
+
+/// `POST /_sim/wxa/shipping/{transaction_id}/remind`: WeChat's `trade_manage_remind_shipping` push for a
+/// mini-program payment, to the mini program's message push URL (`POST /_sim/push` configures it).
+async fn control_remind(path: web::Path<String>, sim: web::Data<SimHandle>) -> HttpResponse {
+    match sim.remind_shipping(&path) {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(e) => crate::control::bad_request("cannot_remind", e),
+    }
+}
+
+/// 小程序发货信息管理: a mini-program payment's funds are held (order_state 1, 待发货) until its shipping is uploaded
+/// (2, 已发货). Only the mini program the order was paid in may upload it; the payer must match.
+async fn upload_shipping_info(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
+    let appid = match authed(&sim, &req) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let b = match json_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let txn = b
+        .pointer("/order_key/transaction_id")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let payer = b.pointer("/payer/openid").and_then(Value::as_str).unwrap_or("");
+    if !(1..=4).contains(&b.get("logistics_type").and_then(Value::as_u64).unwrap_or(0))
+        || !(1..=2).contains(&b.get("delivery_mode").and_then(Value::as_u64).unwrap_or(0))
+        || b.get("shipping_list")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+    {
+        return wx_error(10060023, "发货信息参数错误 · invalid shipping information");
+    }
+    let mut w = sim.world();
+    let Some(order) = w
+        .pay_orders
+        .values()
+        .find(|o| !txn.is_empty() && o.transaction_id == txn && o.appid == appid)
+    else {
+        return wx_error(10060001, "支付单不存在 · no such payment of this mini program");
+    };
+    if order.openid != payer {
+        return wx_error(10060002, "支付单与用户不匹配 · the payer does not match");
+    }
+    *w.shipments.entry(txn.to_owned()).or_default() += 1;
+    HttpResponse::Ok().json(serde_json::json!({"errcode": 0, "errmsg": "ok"}))
+}
+
+async fn get_order(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
+    let appid = match authed(&sim, &req) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let b = match json_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let txn = b.get("transaction_id").and_then(Value::as_str).unwrap_or("");
+    let w = sim.world();
+    let Some(order) = w
+        .pay_orders
+        .values()
+        .find(|o| !txn.is_empty() && o.transaction_id == txn && o.appid == appid)
+    else {
+        return wx_error(10060001, "支付单不存在");
+    };
+    let state = if w.shipments.contains_key(txn) { 2 } else { 1 };
+    HttpResponse::Ok().json(serde_json::json!({"errcode": 0, "errmsg": "ok", "order": {
+        "transaction_id": txn, "merchant_trade_no": order.out_trade_no, "appid": appid,
+        "openid": order.openid, "order_state": state,
+    }}))
 }
 
 fn authed(sim: &SimHandle, req: &HttpRequest) -> Result<String, HttpResponse> {
@@ -245,4 +327,40 @@ fn queue_nested_push(sim: &SimHandle, appid: &str, openid: &str, fields: Fields)
         .collect();
     flat.insert(crate::cards::RAW_XML_FIELD.into(), raw);
     queue_push(&mut w, appid, openid, flat);
+}
+
+impl SimHandle {
+    /// Pushes `trade_manage_remind_shipping` for a mini-program payment whose shipping is not uploaded yet (WeChat
+    /// reminds merchants whose funds it holds) to the mini program's push URL.
+    pub fn remind_shipping(&self, transaction_id: &str) -> Result<(), &'static str> {
+        let mut w = self.world();
+        if w.shipments.contains_key(transaction_id) {
+            return Err("its shipping was uploaded already");
+        }
+        let Some(o) = w
+            .pay_orders
+            .values()
+            .find(|o| !transaction_id.is_empty() && o.transaction_id == transaction_id)
+            .cloned()
+        else {
+            return Err("no such payment");
+        };
+        if !w.push_configs.contains_key(&o.appid) {
+            return Err("the mini program has no message push URL: POST /_sim/push first");
+        }
+        let mut f = wechat_core::xml::Fields::new();
+        f.insert("MsgType".into(), "event".into());
+        f.insert("Event".into(), "trade_manage_remind_shipping".into());
+        f.insert("transaction_id".into(), o.transaction_id.clone());
+        f.insert("merchant_id".into(), o.mch_id.clone());
+        f.insert("merchant_trade_no".into(), o.out_trade_no.clone());
+        f.insert("msg".into(), "你的订单尚未发货，请尽快录入发货信息".into());
+        crate::cards::queue_push(&mut w, &o.appid, "o-wechat-system", f);
+        Ok(())
+    }
+
+    /// How often a mini-program payment's shipping was uploaded (0: its funds are still held).
+    pub fn shipping_uploads(&self, transaction_id: &str) -> u32 {
+        self.world().shipments.get(transaction_id).copied().unwrap_or(0)
+    }
 }

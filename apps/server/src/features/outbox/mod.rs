@@ -35,6 +35,7 @@ pub fn init(platform: &Platform, apps: &WechatApps, settings: &Settings) -> Stat
         targets: worker::Targets {
             cards: apps.official.cards(),
             messages: apps.official.messages(),
+            miniprogram: apps.miniprogram.as_ref().map(wechat::MiniProgram::client),
             public_base_url: platform.public_base_url.clone(),
         },
         options: OutboxOptions::from_settings(&settings.outbox),

@@ -23,6 +23,8 @@ use serde::Serialize;
 pub const KIND_CARD_CONSUME: &str = "card_consume";
 /// A "核销成功" message to the customer whose coupon was redeemed.
 pub const KIND_REDEEMED_MESSAGE: &str = "redeemed_message";
+/// Upload a mini-program payment's shipping information (小程序发货信息管理): WeChat holds its funds until then.
+pub const KIND_UPLOAD_SHIPPING: &str = "upload_shipping";
 
 /// An outbox row.
 #[derive(Clone, Debug, Queryable, Serialize)]
@@ -83,6 +85,44 @@ pub fn enqueue_card_consume(
     now: i64,
 ) -> Result<(), DbError> {
     enqueue(conn, KIND_CARD_CONSUME, coupon_id, item, now)
+}
+
+/// The payload of an `upload_shipping` item: the payment and what was delivered.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct UploadShipping {
+    /// WeChat's transaction id.
+    pub transaction_id: String,
+    /// The payer (the mini program's openid).
+    pub openid: String,
+    /// What was bought.
+    pub item_desc: String,
+}
+
+/// Queues the shipping upload of a coupon bought in the mini program, inside the payment's transaction (once per
+/// coupon).
+pub fn enqueue_upload_shipping(
+    conn: &mut DbConnection,
+    coupon_id: i64,
+    item: &UploadShipping,
+    now: i64,
+) -> Result<(), DbError> {
+    enqueue(conn, KIND_UPLOAD_SHIPPING, coupon_id, item, now)
+}
+
+/// Asks for a coupon's shipping upload again (WeChat's `trade_manage_remind_shipping`): its item is due now, whatever
+/// it was. True when there was one.
+pub fn requeue_upload_shipping(conn: &mut DbConnection, coupon_id: i64, now: i64) -> Result<bool, DbError> {
+    Ok(
+        diesel::update(outbox::table.filter(outbox::dedupe_key.eq(format!("{KIND_UPLOAD_SHIPPING}:{coupon_id}"))))
+            .set((
+                outbox::status.eq(ItemStatus::Pending.as_str()),
+                outbox::attempts.eq(0),
+                outbox::next_attempt_at.eq(now),
+                outbox::updated_at.eq(now),
+            ))
+            .execute(conn)?
+            == 1,
+    )
 }
 
 /// Queues the "核销成功" message of a redeemed coupon, inside the redemption's transaction (once per coupon).

@@ -182,6 +182,8 @@ pub struct Targets {
     pub cards: wechat_card::CardClient,
     /// Messages to customers.
     pub messages: wechat_message::send::MessageClient,
+    /// The mini program (shipping uploads), when configured.
+    pub miniprogram: Option<wechat_oauth::miniprogram::MiniProgramClient>,
     /// `server.public_base_url`.
     pub public_base_url: String,
 }
@@ -208,6 +210,10 @@ async fn deliver(pool: &Db, targets: &Targets, item: &OutboxRow, options: &Outbo
             }
             Err(e) => Err((true, format!("unreadable payload: {e}"))),
         },
+        repo::KIND_UPLOAD_SHIPPING => match serde_json::from_str::<repo::UploadShipping>(&item.payload) {
+            Ok(u) => upload_shipping(targets, &u, now).await,
+            Err(e) => Err((true, format!("unreadable payload: {e}"))),
+        },
         other => Err((true, format!("unknown outbox kind {other:?}"))),
     };
     match outcome {
@@ -223,6 +229,38 @@ async fn deliver(pool: &Db, targets: &Targets, item: &OutboxRow, options: &Outbo
                 error,
             }
         }
+    }
+}
+
+/// A mini-program payment's shipping, uploaded (a virtual good delivered at once). A refusal (no such payment, the
+/// payer does not match, bad input) is final and left for an operator; WeChat failing is retried.
+async fn upload_shipping(targets: &Targets, u: &repo::UploadShipping, now: i64) -> Result<(), (bool, String)> {
+    let Some(mp) = targets.miniprogram.as_ref() else {
+        return Err((true, "no mini program is configured (miniprogram.app_id)".into()));
+    };
+    let upload = wechat_oauth::miniprogram::UploadShippingInfo::virtual_goods(
+        &u.transaction_id,
+        &wechat_core::OpenId::new(u.openid.clone()),
+        &u.item_desc,
+        &crate::platform::time::beijing_rfc3339(now),
+    )
+    .map_err(|e| (true, e.to_string()))?;
+    match mp.upload_shipping_info(&upload).await {
+        Ok(()) => Ok(()),
+        Err(wechat_oauth::Error::Wechat(e)) => {
+            let retry = e.is_transient()
+                || e.is_token_invalid()
+                || matches!(
+                    e,
+                    wechat_core::Error::RateLimited { .. }
+                        | wechat_core::Error::Transport(_)
+                        | wechat_core::Error::Store(_)
+                        | wechat_core::Error::Decode { .. }
+                        | wechat_core::Error::HttpStatus { .. }
+                );
+            Err((!retry, e.to_string()))
+        }
+        Err(e) => Err((true, e.to_string())),
     }
 }
 

@@ -400,7 +400,7 @@ pub fn apply_payment(
             // placed, so no limit can refuse it now).
             if let Some(p) = purchase(conn, out_trade_no)? {
                 let code = CouponCode::generate();
-                diesel::insert_into(coupons::table)
+                let coupon_id: i64 = diesel::insert_into(coupons::table)
                     .values((
                         coupons::campaign_id.eq(p.campaign_id),
                         coupons::code.eq(code.as_str()),
@@ -409,10 +409,28 @@ pub fn apply_payment(
                         coupons::version.eq(0i64),
                         coupons::created_at.eq(now),
                     ))
-                    .execute(conn)?;
+                    .returning(coupons::id)
+                    .get_result(conn)?;
                 diesel::update(coupon_purchases::table.find(out_trade_no))
                     .set(coupon_purchases::coupon_code.eq(code.as_str()))
                     .execute(conn)?;
+                // Paid in the mini program: WeChat holds the funds until the shipping is uploaded — owed to
+                // WeChat, so through the outbox, in this transaction.
+                if let Some(order) = get(conn, out_trade_no)?
+                    && order.appid.is_some()
+                    && let Some(openid) = order.openid.clone()
+                {
+                    crate::features::outbox::repo::enqueue_upload_shipping(
+                        conn,
+                        coupon_id,
+                        &crate::features::outbox::repo::UploadShipping {
+                            transaction_id: transaction_id.to_owned(),
+                            openid,
+                            item_desc: order.description.clone(),
+                        },
+                        now,
+                    )?;
+                }
             }
             Applied::Applied
         } else {

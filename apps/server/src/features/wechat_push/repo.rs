@@ -47,6 +47,11 @@ pub enum PushEffect {
         /// `FromUserName`: who scanned.
         openid: String,
     },
+    /// `trade_manage_remind_shipping` (the mini program's push): upload the order's shipping again.
+    Reship {
+        /// `merchant_trade_no`: our order number.
+        out_trade_no: String,
+    },
     /// Nothing to do (recorded so that re-sends are recognised).
     Nothing,
 }
@@ -145,6 +150,24 @@ pub fn apply_push(
         }
         let done = match effect {
             PushEffect::Nothing | PushEffect::FollowCoupon { .. } => "nothing to do",
+            PushEffect::Reship { out_trade_no } => {
+                let code: Option<String> = crate::db::schema::coupon_purchases::table
+                    .find(out_trade_no)
+                    .select(crate::db::schema::coupon_purchases::coupon_code)
+                    .first::<Option<String>>(conn)
+                    .optional()?
+                    .flatten();
+                let coupon = match code {
+                    Some(code) => coupons_repo::coupon_by_code(conn, &code)?.map(|(c, _)| c.id),
+                    None => None,
+                };
+                match coupon {
+                    Some(id) if crate::features::outbox::repo::requeue_upload_shipping(conn, id, now)? => {
+                        "shipping upload asked again"
+                    }
+                    _ => "a shipping reminder for an order we did not ship",
+                }
+            }
             PushEffect::ConsumeCard { card_code } => match coupons_repo::coupon_by_card_code(conn, card_code)? {
                 None => "consumed card code is not linked to a coupon",
                 Some(row) => {

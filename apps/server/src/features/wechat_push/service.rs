@@ -117,6 +117,12 @@ fn effect_of(message: &Incoming) -> PushEffect {
             card_code: user_card_code,
         },
         _ => match &message.kind {
+            // The mini program's reminder that an order's shipping is due: upload it again.
+            Kind::Event(Event::ShippingReminder { merchant_trade_no, .. }) if !merchant_trade_no.is_empty() => {
+                PushEffect::Reship {
+                    out_trade_no: merchant_trade_no.clone(),
+                }
+            }
             // Follow to get a coupon: a campaign's code scanned by a new follower or a follower.
             Kind::Event(Event::Subscribe { scene: Some(scene), .. }) | Kind::Event(Event::Scan { scene, .. }) => {
                 match crate::features::merchants::follow::campaign_of(scene) {
