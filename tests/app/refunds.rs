@@ -53,6 +53,7 @@ fn refund_fault(app: &TestApp, status: u16, code: &str, after: bool) {
         code: code.into(),
         count: 1,
         after,
+        delay_ms: None,
     });
 }
 
@@ -258,4 +259,26 @@ async fn a_failed_refund_gives_back_only_what_it_took(kind: DbKind) {
     assert!(s >= 400);
     assert_eq!(coupon_status(&app, &code2).await, "issued");
     let _: Value = order_status(&app, None, &no2).await.1;
+}
+
+/// A refund WeChat accepted whose answer never comes (the merchant's 10 s timeout): kept, not failed; WeChat's
+/// REFUND.SUCCESS settles it and the coupon stays void.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refund_answered_by_a_timeout_after_acceptance_is_refunded_once() {
+    let Some((app, shop, cookie)) = setup(DbKind::Sqlite).await else {
+        return;
+    };
+    let (no, code) = buy(&app, &cookie, shop.campaign_id).await;
+    app.sim.handle().inject_v3_error(wechat_sim::V3Error {
+        path: "/v3/refund/domestic/refunds".into(),
+        status: 500,
+        code: "SYSTEM_ERROR".into(),
+        count: 1,
+        after: true,
+        delay_ms: Some(12_000),
+    });
+    let (s, b) = refund(&app, &no, json!({"refund_fee": 990})).await;
+    assert_eq!((s, b["confirmed"].as_bool()), (201, Some(false)), "{b}");
+    wait_status(&app, &no, "refunded").await;
+    assert_eq!(coupon_status(&app, &code).await, "void");
 }

@@ -668,6 +668,7 @@ async fn a_system_error_is_retryable_with_the_same_order_and_a_refusal_is_not() 
         code: "SYSTEM_ERROR".into(),
         count: 1,
         after: false,
+        delay_ms: None,
     });
     let e = pay.prepay(&order).await.unwrap_err();
     assert!(
@@ -691,6 +692,7 @@ async fn a_system_error_is_retryable_with_the_same_order_and_a_refusal_is_not() 
         code: "FREQUENCY_LIMITED".into(),
         count: 1,
         after: false,
+        delay_ms: None,
     });
     let e = pay.query(&OrderRef::OutTradeNo("V3RETRY001".into())).await.unwrap_err();
     assert!(

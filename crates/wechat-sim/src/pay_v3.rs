@@ -369,6 +369,10 @@ pub struct V3Error {
     /// 5xx — the case where treating an error as "did not happen" refunds the money and keeps the coupon usable.
     #[serde(default)]
     pub after: bool,
+    /// With `after`: wait this long before answering — longer than the merchant's timeout, the refund is accepted
+    /// and the merchant sees only a timeout.
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -907,7 +911,7 @@ async fn refund(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -
             w.notifications.push(n);
         }
     }
-    // An injected failure after the work: accepted here, an error (or nothing readable) for the merchant.
+    // An injected failure after the work: accepted here, an error (or only a timeout) for the merchant.
     if let Some(i) = w
         .v3_errors
         .iter()
@@ -920,8 +924,13 @@ async fn refund(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -
             &e.code,
             "injected by the simulator after accepting the refund",
         );
+        let delay = e.delay_ms;
         if e.count == 0 {
             w.v3_errors.remove(i);
+        }
+        drop(w);
+        if let Some(ms) = delay {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         }
         return response;
     }
