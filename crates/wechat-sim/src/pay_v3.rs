@@ -799,13 +799,28 @@ fn refund_json(o: &PayOrder, r: &PayRefund, status: &str) -> Value {
     v
 }
 
+/// How long to hold an answer back (an injected timeout after acceptance), carried on the response.
+#[derive(Clone, Copy)]
+struct AnswerDelay(u64);
+
 async fn refund(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
+    let response = refund_now(&req, &body, &sim);
+    let delay = response.extensions().get::<AnswerDelay>().copied();
+    if let Some(AnswerDelay(ms)) = delay {
+        // The world's lock is not held while the merchant waits.
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+    response
+}
+
+/// The refund, done (under the world's lock).
+fn refund_now(req: &HttpRequest, body: &[u8], sim: &SimHandle) -> HttpResponse {
     let mut w = sim.world();
-    let mch_id = match authenticate(&mut w, &req, &body) {
+    let mch_id = match authenticate(&mut w, req, body) {
         Ok(m) => m,
         Err(r) => return r,
     };
-    let Ok(b) = serde_json::from_slice::<Value>(&body) else {
+    let Ok(b) = serde_json::from_slice::<Value>(body) else {
         return error(400, "PARAM_ERROR", "请求体不是合法的 JSON");
     };
     let s = |p: &str| b.pointer(p).and_then(Value::as_str).unwrap_or("").to_owned();
@@ -928,9 +943,9 @@ async fn refund(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -
         if e.count == 0 {
             w.v3_errors.remove(i);
         }
-        drop(w);
+        let mut response = response;
         if let Some(ms) = delay {
-            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            response.extensions_mut().insert(AnswerDelay(ms));
         }
         return response;
     }
