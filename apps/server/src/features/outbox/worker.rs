@@ -247,21 +247,25 @@ async fn upload_shipping(targets: &Targets, u: &repo::UploadShipping, now: i64) 
     .map_err(|e| (true, e.to_string()))?;
     match mp.upload_shipping_info(&upload).await {
         Ok(()) => Ok(()),
-        Err(wechat_oauth::Error::Wechat(e)) => {
-            let retry = e.is_transient()
-                || e.is_token_invalid()
-                || matches!(
-                    e,
-                    wechat_core::Error::RateLimited { .. }
-                        | wechat_core::Error::Transport(_)
-                        | wechat_core::Error::Store(_)
-                        | wechat_core::Error::Decode { .. }
-                        | wechat_core::Error::HttpStatus { .. }
-                );
-            Err((!retry, e.to_string()))
-        }
+        Err(wechat_oauth::Error::Wechat(e)) => Err(wechat_failure(&e)),
         Err(e) => Err((true, e.to_string())),
     }
+}
+
+/// A WeChat call's failure for the outbox: (final?, what). WeChat failing, throttling or losing the token, the
+/// transport, the store or an unreadable answer are retried; anything WeChat refused is final.
+fn wechat_failure(e: &wechat_core::Error) -> (bool, String) {
+    let retry = e.is_transient()
+        || e.is_token_invalid()
+        || matches!(
+            e,
+            wechat_core::Error::RateLimited { .. }
+                | wechat_core::Error::Transport(_)
+                | wechat_core::Error::Store(_)
+                | wechat_core::Error::Decode { .. }
+                | wechat_core::Error::HttpStatus { .. }
+        );
+    (!retry, e.to_string())
 }
 
 /// `Ok` when WeChat has the code consumed; otherwise whether the error is final, and what it was.
@@ -273,19 +277,7 @@ fn classify(result: Result<(), wechat_card::Error>) -> Result<(), (bool, String)
         Err(
             e @ (E::InvalidCode { .. } | E::Unavailable { .. } | E::InvalidEncryptCode { .. } | E::InvalidInput { .. }),
         ) => Err((true, e.to_string())),
-        Err(E::Wechat(e)) => {
-            let retry = e.is_transient()
-                || e.is_token_invalid()
-                || matches!(
-                    e,
-                    wechat_core::Error::RateLimited { .. }
-                        | wechat_core::Error::Transport(_)
-                        | wechat_core::Error::Store(_)
-                        | wechat_core::Error::Decode { .. }
-                        | wechat_core::Error::HttpStatus { .. }
-                );
-            Err((!retry, e.to_string()))
-        }
+        Err(E::Wechat(e)) => Err(wechat_failure(&e)),
         Err(e) => Err((true, e.to_string())),
     }
 }
