@@ -17,6 +17,8 @@ on_both_backends!(
     a_contradicting_refund_notify_wins_and_is_audited,
     a_refund_and_a_redemption_of_one_coupon_never_both_succeed,
     a_failed_refund_gives_back_only_what_it_took,
+    a_refund_answered_by_a_timeout_after_acceptance_is_refunded_once,
+    a_refund_we_never_asked_for_is_recorded_and_audited,
 );
 
 /// A bought coupon: the order paid, its coupon issued. Returns (out_trade_no, coupon code).
@@ -263,9 +265,8 @@ async fn a_failed_refund_gives_back_only_what_it_took(kind: DbKind) {
 
 /// A refund WeChat accepted whose answer never comes (the merchant's 10 s timeout): kept, not failed; WeChat's
 /// REFUND.SUCCESS settles it and the coupon stays void.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_refund_answered_by_a_timeout_after_acceptance_is_refunded_once() {
-    let Some((app, shop, cookie)) = setup(DbKind::Sqlite).await else {
+async fn a_refund_answered_by_a_timeout_after_acceptance_is_refunded_once(kind: DbKind) {
+    let Some((app, shop, cookie)) = setup(kind).await else {
         return;
     };
     let (no, code) = buy(&app, &cookie, shop.campaign_id).await;
@@ -281,4 +282,43 @@ async fn a_refund_answered_by_a_timeout_after_acceptance_is_refunded_once() {
     assert_eq!((s, b["confirmed"].as_bool()), (201, Some(false)), "{b}");
     wait_status(&app, &no, "refunded").await;
     assert_eq!(coupon_status(&app, &code).await, "void");
+}
+
+/// A refund made behind our back (on the merchant platform, or by another system with the merchant's keys): its
+/// REFUND.SUCCESS notify is recorded as WeChat says, the bought coupon is voided (the money went back), and an audit
+/// row says so — once, however often WeChat notifies.
+async fn a_refund_we_never_asked_for_is_recorded_and_audited(kind: DbKind) {
+    let Some((app, shop, cookie)) = setup(kind).await else {
+        return;
+    };
+    let (no, code) = buy(&app, &cookie, shop.campaign_id).await;
+    let client = app.state.pay.as_ref().and_then(|p| p.v3()).unwrap().clone();
+    let outside = wechat_pay::v3::RefundRequest::new(
+        wechat_pay::OrderRef::OutTradeNo(no.clone()),
+        "rOUTSIDE0001",
+        wechat_pay::Fen(990),
+        wechat_pay::Fen(990),
+    )
+    .unwrap()
+    .notify_url(&format!("{}/wechat/pay/v3/notify", app.address))
+    .unwrap();
+    client.refund(&outside).await.unwrap();
+    wait_status(&app, &no, "refunded").await;
+    assert_eq!(coupon_status(&app, &code).await, "void");
+    let (_, st) = order_status(&app, None, &no).await;
+    assert_eq!(st["refunds"][0]["out_refund_no"], "rOUTSIDE0001", "{st}");
+    let pool = app.state.db.clone();
+    let audits: Vec<String> = tokio::task::spawn_blocking(move || {
+        let read = |conn: &mut wxkit::db::DbConnection| {
+            audit_log::table
+                .filter(audit_log::action.eq("refund_reconciled"))
+                .select(audit_log::outcome)
+                .load(conn)
+                .unwrap()
+        };
+        read(&mut pool.get().unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!(audits, vec!["unknown".to_owned()]);
 }

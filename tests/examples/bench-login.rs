@@ -49,6 +49,8 @@ async fn start(db_url: &str, sim: &wechat_sim::SimServer) -> ServerProcess {
     env.push(("WXKIT__SERVER__MAX_CONNECTIONS".into(), "60000".into()));
     env.push(("WXKIT__DATABASE__POOL_SIZE".into(), "16".into()));
     env.push(("WXKIT__LOGIN__SCENES_PER_MINUTE".into(), "100000000".into()));
+    // Every benchmark socket comes from 127.0.0.1: lift the per-client socket limit (a scene still takes at most 4).
+    env.push(("WXKIT__LOGIN__SOCKETS_PER_ADDRESS".into(), "1000000".into()));
     if let Ok(v) = std::env::var("BENCH_SERVER_ENV") {
         for kv in v.split(',') {
             if let Some((k, v)) = kv.split_once('=') {

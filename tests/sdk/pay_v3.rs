@@ -810,6 +810,32 @@ async fn bills_are_downloaded_checked_and_read() {
     let quiet = pay.trade_bill("2020-01-01").await.unwrap();
     assert!(quiet.rows.is_empty());
     assert!(pay.trade_bill("2026/12/04").await.is_err());
+    sim.handle().tamper_bill_downloads(1);
+    let e = pay.trade_bill(&today).await.unwrap_err();
+    assert!(e.to_string().contains("does not match"), "{e}");
+}
+
+/// A public-key merchant has no platform certificate: `/v3/certificates` answers 404 RESOURCE_NOT_EXISTS, as WeChat
+/// Pay answers merchants registered since late 2024 — and a public-key client never asks.
+#[tokio::test]
+async fn a_public_key_merchant_has_no_platform_certificate() {
+    let sim = spawn_sim().await;
+    register_v3_merchant(&sim, SigningMode::PublicKey);
+    let asks_anyway = client(&sim, Mode::Certificates);
+    match asks_anyway.download_certificates().await {
+        Err(Error::Api {
+            status: 404,
+            code,
+            message,
+            ..
+        }) => {
+            assert_eq!(code.as_str(), "RESOURCE_NOT_EXISTS");
+            assert!(message.contains("无可用的平台证书"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let pay = client(&sim, Mode::PublicKey);
+    assert_eq!(pay.keys().downloads(), 0);
 }
 
 /// Today in Beijing, `YYYY-MM-DD` (the simulator's bills are per Beijing day).

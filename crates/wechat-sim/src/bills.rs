@@ -324,9 +324,24 @@ async fn download_file(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHan
         .unwrap_or_default();
     match w.bill_files.get(&token) {
         // The file itself is not signed: its hash came in the signed answer.
-        Some((owner, bytes)) if *owner == mch_id => HttpResponse::Ok()
-            .content_type("application/octet-stream")
-            .body(bytes.clone()),
+        Some((owner, bytes)) if *owner == mch_id => {
+            let mut bytes = bytes.clone();
+            if w.bill_tamper > 0 {
+                // A fault: the file changed on its way (what the hash check is for).
+                w.bill_tamper -= 1;
+                if let Some(b) = bytes.last_mut() {
+                    *b ^= 0x01;
+                }
+            }
+            HttpResponse::Ok().content_type("application/octet-stream").body(bytes)
+        }
         _ => error(404, "RESOURCE_NOT_EXISTS", "账单文件不存在或已过期"),
+    }
+}
+
+impl SimHandle {
+    /// The next `n` bill downloads arrive with one byte changed (their hash no longer matches).
+    pub fn tamper_bill_downloads(&self, n: u32) {
+        self.world().bill_tamper = n;
     }
 }

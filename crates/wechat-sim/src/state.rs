@@ -180,6 +180,8 @@ pub(crate) struct World {
     pub v3_errors: Vec<crate::pay_v3::V3Error>,
     /// Mini-program shipping uploads by transaction id (小程序发货信息管理).
     pub shipments: HashMap<String, u32>,
+    /// Bill downloads still to arrive changed (a fault).
+    pub bill_tamper: u32,
     /// v3 bill files by download token: (merchant, bytes).
     pub bill_files: HashMap<String, (String, Vec<u8>)>,
     /// The `Wechatpay-Serial` of the v3 request being answered (the switch-over signs its answer with that key).
