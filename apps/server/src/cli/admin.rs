@@ -147,20 +147,81 @@ async fn campaign(config: Option<&std::path::Path>, json: bool, command: Command
             let c = c.ok_or_else(|| CliError::Invalid(format!("no campaign {id}")))?;
             print_json(&campaign_json_at(&c, now_ms()))
         }
-        Command::Campaign(CampaignCommand::End { id, reason }) => {
-            if reason.as_ref().is_some_and(|r| r.chars().count() > 200) {
-                return Err(CliError::Usage("--reason must be at most 200 characters".into()));
-            }
-            let now = now_ms();
-            let c = with_db(config, move |conn, _| {
-                Ok(service::end_campaign(conn, id, now, reason.as_deref())?)
-            })
-            .await?;
-            let c = c.ok_or_else(|| CliError::Invalid(format!("no campaign {id}")))?;
-            print_json(&campaign_json_at(&c, now))
-        }
+        Command::Campaign(CampaignCommand::End {
+            id,
+            reason,
+            sold,
+            dry_run,
+        }) => end_campaign(config, id, reason, sold, dry_run).await,
         _ => Err(CliError::Usage("not a campaign command".into())),
     }
+}
+
+/// `wxkit campaign end`: the numbers first; then the end with the choice given, asked for on a terminal, or refused.
+async fn end_campaign(
+    config: Option<&std::path::Path>,
+    id: i64,
+    reason: Option<String>,
+    sold: Option<String>,
+    dry_run: bool,
+) -> Result<(), CliError> {
+    use std::io::IsTerminal as _;
+    let actor = crate::features::pay::ending::Actor {
+        channel: "cli",
+        user_id: None,
+    };
+    let now = now_ms();
+    let ask = service::EndRequest::parse(reason.clone(), None, true).map_err(admin_error)?;
+    let preview = with_db(config, move |conn, _| {
+        service::end_campaign(conn, id, &ask, actor, now).map_err(admin_error)
+    })
+    .await?;
+    let p = &preview.plan;
+    if dry_run || preview.already {
+        return print_json(&preview.json(now));
+    }
+    let sold = match sold {
+        Some(s) => Some(s),
+        None if p.sold_unused == 0 => None,
+        None if std::io::stdin().is_terminal() => {
+            eprintln!(
+                "Campaign {id}: {} sold coupons unused (¥{:.2} paid), {} given away unused, {} open orders.\n\
+                 keep: they stay usable until the campaign's own end date; refund: each is refunded and voided.",
+                p.sold_unused,
+                p.sold_amount_fen as f64 / 100.0,
+                p.unsold_unused,
+                p.open_orders
+            );
+            eprint!("What happens to the sold coupons? [keep/refund, anything else cancels] ");
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| CliError::Invalid(format!("cannot read the answer: {e}")))?;
+            match line.trim() {
+                "keep" | "refund" => Some(line.trim().to_owned()),
+                _ => return Err(CliError::Invalid("cancelled: nothing was ended".into())),
+            }
+        }
+        None => {
+            return Err(CliError::Usage(format!(
+                "{} sold coupons of campaign {id} are unused (¥{:.2} paid): add --sold keep or --sold refund",
+                p.sold_unused,
+                p.sold_amount_fen as f64 / 100.0
+            )));
+        }
+    };
+    let request = service::EndRequest::parse(reason, sold.as_deref(), false).map_err(admin_error)?;
+    let out = with_db(config, move |conn, _| {
+        service::end_campaign(conn, id, &request, actor, now).map_err(admin_error)
+    })
+    .await?;
+    if out.refunds > 0 {
+        eprintln!(
+            "{} refunds recorded; the running server sends them to WeChat within pay.reconcile_every_secs.",
+            out.refunds
+        );
+    }
+    print_json(&out.json(now))
 }
 
 /// `wxkit coupon ...`

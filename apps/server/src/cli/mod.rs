@@ -207,13 +207,21 @@ pub enum CampaignCommand {
         /// Campaign id.
         id: i64,
     },
-    /// End a campaign now: no more issuing, buying or redeeming its coupons.
+    /// End a campaign now: no more issuing or buying. Says first how many sold coupons are unused and how much
+    /// money is involved; `--sold keep` keeps them usable until the campaign's own date, `--sold refund` refunds
+    /// each (and voids coupons given away). Without `--sold` it asks (on a terminal) or refuses.
     End {
         /// Campaign id.
         id: i64,
         /// Why (kept in the audit log).
         #[arg(long)]
         reason: Option<String>,
+        /// keep | refund: what happens to sold, unused coupons.
+        #[arg(long, value_parser = ["keep", "refund"])]
+        sold: Option<String>,
+        /// Print what the end would touch; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 

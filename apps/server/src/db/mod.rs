@@ -432,10 +432,32 @@ impl Backend {
                 let _ = conn.batch_execute("SELECT pg_advisory_unlock(7454530001)");
                 result
             }
-            DbConnection::Sqlite(mut conn) => conn
-                .run_pending_migrations(SQLITE_MIGRATIONS)
-                .map(|v| v.iter().map(ToString::to_string).collect())
-                .map_err(|e| migrate_error(&e)),
+            DbConnection::Sqlite(mut conn) => {
+                // A table rebuild (SQLite's way to change a constraint) drops and renames tables others point at:
+                // SQLite's guide runs it with foreign keys off, then checks them. The pragma is a no-op inside a
+                // transaction, so it is set here, around the migrations' own transactions, on this connection only.
+                conn.batch_execute("PRAGMA foreign_keys = OFF").map_err(|e| migrate_error(&e))?;
+                let applied: Vec<String> = conn
+                    .run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map(|v| v.iter().map(ToString::to_string).collect())
+                    .map_err(|e| migrate_error(&e))?;
+                #[derive(diesel::QueryableByName)]
+                struct Broken {
+                    #[diesel(sql_type = diesel::sql_types::Text)]
+                    table: String,
+                }
+                let broken: Vec<Broken> = diesel::sql_query("PRAGMA foreign_key_check")
+                    .load(&mut conn)
+                    .map_err(|e| migrate_error(&e))?;
+                if let Some(b) = broken.first() {
+                    return Err(migrate_error(&format!(
+                        "{} rows break a foreign key after migrating (first in table {})",
+                        broken.len(),
+                        b.table
+                    )));
+                }
+                Ok(applied)
+            }
         }
     }
 }

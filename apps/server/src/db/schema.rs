@@ -53,7 +53,6 @@ diesel::table! {
 }
 
 diesel::joinable!(sessions -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, sessions, login_scenes);
 
 diesel::table! {
     /// The shared access-token / ticket cache and its refresh lease (see `token_store`).
@@ -70,7 +69,6 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(users, wechat_tokens);
 
 diesel::table! {
     /// Merchants.
@@ -91,6 +89,12 @@ diesel::table! {
         active -> Bool,
         api_token_hash -> Text,
         created_at -> BigInt,
+        /// The person (joined by invite); `None` for staff the admin added by openid.
+        user_id -> Nullable<BigInt>,
+        /// Joined by an invite that needs the owner's approval, not approved yet.
+        pending -> Bool,
+        /// The invite they joined by.
+        invite_id -> Nullable<BigInt>,
     }
 }
 
@@ -110,6 +114,12 @@ diesel::table! {
         issued -> BigInt,
         created_at -> BigInt,
         price_fen -> Nullable<BigInt>,
+        /// Ended early at (ms): no issuing or buying from then on; `valid_until` stays what it was.
+        ended_at -> Nullable<BigInt>,
+        /// What the end did with sold, unused coupons: `keep` or `refund`.
+        end_sold -> Nullable<Text>,
+        /// Why it ended (shown to nobody but the shop).
+        end_reason -> Nullable<Text>,
     }
 }
 
@@ -153,6 +163,10 @@ diesel::table! {
         created_at -> BigInt,
         /// Why (a void's reason).
         detail -> Nullable<Text>,
+        /// The person who acted (console actions).
+        actor_user_id -> Nullable<BigInt>,
+        /// The merchant it concerns (console actions).
+        merchant_id -> Nullable<BigInt>,
     }
 }
 
@@ -193,7 +207,6 @@ diesel::table! {
 diesel::joinable!(coupons -> campaigns (campaign_id));
 diesel::joinable!(redemptions -> coupons (coupon_id));
 diesel::joinable!(redemptions -> staff (staff_id));
-diesel::allow_tables_to_appear_in_same_query!(merchants, staff, campaigns, coupons, redemptions, audit_log);
 
 diesel::table! {
     /// Accepted push (timestamp, nonce) pairs, within the timestamp window.
@@ -309,4 +322,63 @@ diesel::table! {
 }
 
 diesel::joinable!(pay_order_checks -> pay_orders (order_id));
-diesel::allow_tables_to_appear_in_same_query!(pay_orders, coupon_purchases, pay_order_checks);
+
+diesel::table! {
+    /// People who run a merchant: `owner` or `manager`.
+    merchant_members (merchant_id, user_id) {
+        merchant_id -> BigInt,
+        user_id -> BigInt,
+        role -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Invites to join a merchant (as staff, manager or owner), scanned with WeChat.
+    invites (id) {
+        id -> BigInt,
+        merchant_id -> BigInt,
+        token_hash -> Text,
+        role -> Text,
+        max_uses -> BigInt,
+        uses -> BigInt,
+        needs_approval -> Bool,
+        expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+        created_by -> Nullable<BigInt>,
+        created_at -> BigInt,
+        qr_png -> Binary,
+    }
+}
+
+diesel::joinable!(merchant_members -> merchants (merchant_id));
+diesel::joinable!(merchant_members -> users (user_id));
+diesel::joinable!(staff -> users (user_id));
+
+// Every table may appear with every other in one query (one list: a pair named twice would not compile).
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    sessions,
+    login_scenes,
+    wechat_tokens,
+    merchants,
+    staff,
+    campaigns,
+    coupons,
+    redemptions,
+    audit_log,
+    oauth_states,
+    server_secrets,
+    push_events,
+    campaign_messages,
+    push_nonces,
+    outbox,
+    pay_orders,
+    coupon_purchases,
+    pay_notifications,
+    pay_refunds,
+    pay_order_checks,
+    pay_reconciliations,
+    merchant_members,
+    invites,
+);

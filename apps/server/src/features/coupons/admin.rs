@@ -151,7 +151,8 @@ pub struct LogFilter {
     pub until: Option<Millis>,
 }
 
-/// One redemption, as the log shows it.
+/// One redemption, as the log shows it: with what a month-end needs (the merchant, face value, the price paid and
+/// any refund of a bought coupon, its owner).
 #[derive(Clone, Debug, Queryable, Serialize)]
 pub struct LogRow {
     /// The redemption's id.
@@ -163,16 +164,40 @@ pub struct LogRow {
     pub channel: String,
     /// The coupon's code.
     pub coupon_code: String,
+    /// The coupon's owner (openid), if any.
+    pub owner_openid: Option<String>,
     /// The campaign.
     pub campaign_id: i64,
     /// The campaign's title.
     pub campaign_title: String,
+    /// The coupon's face value, fen.
+    pub value_fen: Option<i64>,
     /// The merchant.
     pub merchant_id: i64,
+    /// The merchant's name.
+    pub merchant_name: String,
     /// The staff member (none for a card consumed at WeChat's side).
     pub staff_id: Option<i64>,
     /// Their name.
     pub staff_name: Option<String>,
+    /// The order that bought the coupon.
+    pub out_trade_no: Option<String>,
+    /// That order's status.
+    pub order_status: Option<String>,
+    /// What was paid, fen (when the order is paid).
+    pub order_total_fen: Option<i64>,
+    /// Refunded (succeeded) of that order, fen; filled in after the query (selected as a placeholder).
+    pub refunded_fen: i64,
+}
+
+impl LogRow {
+    /// What the buyer paid, fen (a bought coupon's paid order).
+    pub fn paid_fen(&self) -> Option<i64> {
+        match self.order_status.as_deref() {
+            Some("paid") => self.order_total_fen,
+            _ => None,
+        }
+    }
 }
 
 /// Redemptions newest first, before id `before`, at most `n`.
@@ -182,19 +207,32 @@ pub fn redemption_log(
     before: Option<i64>,
     n: i64,
 ) -> Result<Vec<LogRow>, DbError> {
+    use crate::db::schema::{coupon_purchases, merchants, pay_orders};
     let mut q = redemptions::table
-        .inner_join(coupons::table.inner_join(campaigns::table))
-        .left_join(staff::table)
+        .inner_join(coupons::table.on(coupons::id.eq(redemptions::coupon_id)))
+        .inner_join(campaigns::table.on(campaigns::id.eq(coupons::campaign_id)))
+        .inner_join(merchants::table.on(merchants::id.eq(campaigns::merchant_id)))
+        .left_join(staff::table.on(redemptions::staff_id.eq(staff::id.nullable())))
+        .left_join(coupon_purchases::table.on(coupon_purchases::coupon_code.eq(coupons::code.nullable())))
+        .left_join(pay_orders::table.on(pay_orders::out_trade_no.eq(coupon_purchases::out_trade_no)))
         .select((
             redemptions::id,
             redemptions::created_at,
             redemptions::channel,
             coupons::code,
+            coupons::owner_openid,
             campaigns::id,
             campaigns::title,
+            campaigns::value_fen,
             campaigns::merchant_id,
+            merchants::name,
             staff::id.nullable(),
             staff::name.nullable(),
+            pay_orders::out_trade_no.nullable(),
+            pay_orders::status.nullable(),
+            pay_orders::total_fee.nullable(),
+            // A placeholder for the refund column (filled in by `add_refunds`).
+            redemptions::id,
         ))
         .order(redemptions::id.desc())
         .limit(n)
@@ -214,11 +252,37 @@ pub fn redemption_log(
     if let Some(u) = filter.until {
         q = q.filter(redemptions::created_at.lt(u));
     }
-    Ok(q.load(conn)?)
+    let mut rows: Vec<LogRow> = q.load(conn)?;
+    add_refunds(conn, &mut rows)?;
+    Ok(rows)
 }
 
-/// A CSV field: quoted when it holds a comma, quote or line break; a leading `=`, `+`, `-` or `@` is prefixed with
-/// `'` so that a spreadsheet never runs a name as a formula.
+/// Fills in what was refunded of each row's order (succeeded refunds), in slices of one query each.
+fn add_refunds(conn: &mut DbConnection, rows: &mut [LogRow]) -> Result<(), DbError> {
+    use crate::db::schema::pay_refunds;
+    for chunk in rows.chunks_mut(500) {
+        for r in chunk.iter_mut() {
+            r.refunded_fen = 0;
+        }
+        let orders: Vec<&str> = chunk.iter().filter_map(|r| r.out_trade_no.as_deref()).collect();
+        if orders.is_empty() {
+            continue;
+        }
+        let refunds: Vec<(String, i64)> = pay_refunds::table
+            .filter(pay_refunds::out_trade_no.eq_any(&orders))
+            .filter(pay_refunds::status.eq("succeeded"))
+            .select((pay_refunds::out_trade_no, pay_refunds::refund_fee))
+            .load(conn)?;
+        for r in chunk.iter_mut() {
+            if let Some(no) = &r.out_trade_no {
+                r.refunded_fen = refunds.iter().filter(|(n, _)| n == no).map(|(_, f)| f).sum();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A CSV field as the exports write it: always quoted, formula triggers neutralised (see [`defuse`]).
 pub fn csv_field(s: &str) -> String {
     let mut w = csv_writer(Vec::new());
     // Writing to memory cannot fail; an empty field is the fallback of a type that says it could.
@@ -232,54 +296,86 @@ pub fn csv_field(s: &str) -> String {
         .to_owned()
 }
 
-/// A text cell that a spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) gets a `'` in front.
-fn defuse(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.starts_with(['=', '+', '-', '@']) {
-        std::borrow::Cow::Owned(format!("'{s}"))
-    } else {
-        std::borrow::Cow::Borrowed(s)
+/// A text cell a spreadsheet could run as a formula gets a `'` before each trigger (`=`, `+`, `-`, `@`, and tab or
+/// CR) that starts the cell or follows a separator: Excel splits a cell on the locale's list separator (`,` or
+/// `;`) and on tabs when it guesses, so `x;=cmd|...` would start a formula after the `;`.
+pub fn defuse(s: &str) -> std::borrow::Cow<'_, str> {
+    let trigger = |c: char| matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r');
+    let separator = |c: char| matches!(c, ',' | ';' | '\t');
+    let mut after_separator = true;
+    let needs = s.chars().any(|c| {
+        let hit = after_separator && trigger(c);
+        after_separator = separator(c) || (after_separator && c == ' ');
+        hit
+    });
+    if !needs {
+        return std::borrow::Cow::Borrowed(s);
     }
+    let mut out = String::with_capacity(s.len() + 4);
+    let mut after_separator = true;
+    for c in s.chars() {
+        if after_separator && trigger(c) {
+            out.push('\'');
+        }
+        after_separator = separator(c) || (after_separator && c == ' ');
+        out.push(c);
+    }
+    std::borrow::Cow::Owned(out)
 }
 
-/// The CSV writer of the exports: RFC 4180 quoting where needed, CRLF line ends (what Excel expects).
+/// The CSV writer of the exports: every field quoted (a code or name is text, never a number Excel reformats),
+/// CRLF line ends (what Excel expects).
 fn csv_writer<W: std::io::Write>(w: W) -> csv::Writer<W> {
     csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
+        .quote_style(csv::QuoteStyle::Always)
         .has_headers(false)
         .from_writer(w)
+}
+
+/// Yuan with two decimals, or empty.
+fn yuan(fen: Option<i64>) -> String {
+    fen.map(|f| format!("{}.{:02}", f / 100, (f % 100).abs())).unwrap_or_default()
 }
 
 /// Writes log rows as CSV (without the header) to `w`.
 pub fn write_csv<W: std::io::Write>(w: W, rows: &[LogRow]) -> std::io::Result<()> {
     let mut out = csv_writer(w);
     for r in rows {
-        let at = crate::platform::time::beijing_rfc3339(r.at);
+        let at = crate::platform::time::beijing_format(r.at, "%Y-%m-%d %H:%M:%S");
         let (id, campaign, merchant) = (r.id.to_string(), r.campaign_id.to_string(), r.merchant_id.to_string());
         let staff_id = r.staff_id.map(|s| s.to_string()).unwrap_or_default();
+        let refunded = if r.refunded_fen > 0 { yuan(Some(r.refunded_fen)) } else { String::new() };
         out.write_record([
             id.as_str(),
             &at,
-            &defuse(&r.channel),
-            &defuse(&r.coupon_code),
+            &merchant,
+            &defuse(&r.merchant_name),
             &campaign,
             &defuse(&r.campaign_title),
-            &merchant,
+            &yuan(r.value_fen),
+            &yuan(r.paid_fen()),
+            &defuse(&r.coupon_code),
+            &defuse(r.owner_openid.as_deref().unwrap_or("")),
             &staff_id,
             &defuse(r.staff_name.as_deref().unwrap_or("")),
+            &defuse(&r.channel),
+            &defuse(r.out_trade_no.as_deref().unwrap_or("")),
+            &refunded,
         ])?;
     }
     out.flush()
 }
 
-/// The CSV header of the redemption log.
 /// The most rows one CSV export holds (a larger export is narrowed with `since`/`until`).
 pub const CSV_MAX_ROWS: i64 = 100_000;
 
-/// The CSV export's header line.
-pub const CSV_HEADER: &str =
-    "redemption_id,redeemed_at,channel,coupon_code,campaign_id,campaign_title,merchant_id,staff_id,staff_name\r\n";
+/// The CSV export's first bytes: a UTF-8 byte order mark (without it, Excel on Chinese Windows reads the file as
+/// GBK and shows mojibake) and the header line.
+pub const CSV_HEADER: &str = "\u{feff}redemption_id,redeemed_at_beijing,merchant_id,merchant_name,campaign_id,campaign_title,\
+face_value_yuan,price_paid_yuan,coupon_code,owner_openid,staff_id,staff_name,channel,out_trade_no,refunded_yuan\r\n";
 
-/// One CSV line of the log (times in RFC 3339, UTC+8 like the pages).
+/// One CSV line of the log (times in Beijing time, like the pages).
 pub fn csv_line(r: &LogRow) -> String {
     let mut out = Vec::with_capacity(128);
     // Writing to memory cannot fail.
@@ -299,31 +395,47 @@ pub fn coupon(
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_log_line_is_quoted_defused_and_in_beijing_time() {
-        let row = LogRow {
+    fn row() -> LogRow {
+        LogRow {
             id: 7,
             at: 1_796_364_428_000,
             channel: "pos".into(),
             coupon_code: "ABC".into(),
+            owner_openid: Some("o-1".into()),
             campaign_id: 3,
             campaign_title: "=1+1, \"free\"".into(),
+            value_fen: Some(1800),
             merchant_id: 2,
+            merchant_name: "x;=cmd|' /C calc'!A0".into(),
             staff_id: Some(5),
             staff_name: Some("店员 小王".into()),
-        };
+            out_trade_no: Some("T1".into()),
+            order_status: Some("paid".into()),
+            order_total_fen: Some(990),
+            refunded_fen: 0,
+        }
+    }
+
+    #[test]
+    fn a_log_line_is_quoted_defused_and_in_beijing_time() {
         assert_eq!(
-            csv_line(&row),
-            "7,2026-12-04T14:07:08+08:00,pos,ABC,3,\"'=1+1, \"\"free\"\"\",2,5,店员 小王\r\n"
+            csv_line(&row()),
+            "\"7\",\"2026-12-04 14:07:08\",\"2\",\"x;'=cmd|' /C calc'!A0\",\"3\",\"'=1+1, \"\"free\"\"\",\"18.00\",\
+             \"9.90\",\"ABC\",\"o-1\",\"5\",\"店员 小王\",\"pos\",\"T1\",\"\"\r\n"
         );
+        assert!(CSV_HEADER.starts_with('\u{feff}'));
+        assert_eq!(CSV_HEADER.trim_end().split(',').count(), 15);
     }
 
     #[test]
     fn csv_fields_are_quoted_and_never_formulas() {
-        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("plain"), "\"plain\"");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(csv_field("店员 小王"), "店员 小王");
+        assert_eq!(csv_field("=HYPERLINK(1)"), "\"'=HYPERLINK(1)\"");
+        assert_eq!(csv_field("a; =1"), "\"a; '=1\"");
+        assert_eq!(csv_field("a\t@SUM(1)"), "\"a\t'@SUM(1)\"");
+        assert_eq!(csv_field("1-2 x=y"), "\"1-2 x=y\"");
+        assert_eq!(csv_field("店员 小王"), "\"店员 小王\"");
     }
 }

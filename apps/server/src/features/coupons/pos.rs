@@ -279,6 +279,10 @@ impl PosBatchRow {
             active: self.s_active?,
             api_token_hash: token_hash.to_owned(),
             created_at: self.s_created_at?,
+            // Not needed by a redemption (the POS reads who and where, not how they joined).
+            user_id: None,
+            pending: false,
+            invite_id: None,
         })
     }
 
@@ -308,8 +312,12 @@ impl PosBatchRow {
             wechat_card_id: self.k_wechat_card_id.clone(),
             issued: self.k_issued?,
             created_at: self.k_created_at?,
-            // Redemption does not look at the price.
+            // Redemption looks at neither the price nor an early end (ending voids or keeps coupons; validity
+            // stays the campaign's).
             price_fen: None,
+            ended_at: None,
+            end_sold: None,
+            end_reason: None,
         };
         Some((coupon, campaign))
     }

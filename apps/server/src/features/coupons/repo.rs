@@ -96,7 +96,7 @@ pub fn issue_coupon(
         let Some(row) = campaign(conn, campaign_id)? else {
             return Err(IssueFailure::NotFound);
         };
-        let domain = row.to_domain();
+        let domain = row.to_domain_for_issuing();
         if bumped == 0 {
             return Err(IssueError::SoldOut.into());
         }

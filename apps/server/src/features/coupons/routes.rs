@@ -311,15 +311,25 @@ async fn load_for_page(state: &State, code: &str) -> Result<(Coupon, Campaign, O
 async fn viewer_staff(
     state: &State,
     openid: &str,
+    code: &str,
     retry: &str,
 ) -> Result<Option<merchants_repo::StaffRow>, HttpResponse> {
-    let viewer = openid.to_owned();
-    db::blocking(&state.db, move |conn| merchants_repo::staff_by_openid(conn, &viewer))
+    let (viewer, code) = (openid.to_owned(), code.to_owned());
+    db::blocking(&state.db, move |conn| {
+        // One person may be staff of several shops: the row of the coupon's shop speaks for them.
+        let merchant = super::repo::coupon_by_code(conn, &code)?.map(|(_, k)| k.merchant_id);
+        merchants_repo::staff_viewing(conn, &viewer, merchant)
+    })
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "page: cannot look up the viewer");
             pages::unavailable_page(retry)
         })
+}
+
+/// The code in a coupon page's path (`/c/{code}`).
+fn code_of(here: &str) -> String {
+    here.trim_start_matches("/c/").to_owned()
 }
 
 /// A staff member's name by id (for "redeemed by"); none when unknown or the lookup fails.
@@ -371,7 +381,7 @@ pub async fn scan_page(
         return login_redirect(&req, &state, &here).unwrap_or_else(|_| pages::unavailable_page(&here));
     };
     let openid = session.openid.clone();
-    let staff = match viewer_staff(&state, &openid, &here).await {
+    let staff = match viewer_staff(&state, &openid, &code_of(&here), &here).await {
         Ok(s) => s,
         Err(page) => return page,
     };
@@ -497,7 +507,7 @@ pub async fn confirm(
             &[pages::Action::new(here, "重新打开此券 · Open the coupon again")],
         );
     }
-    let staff = match viewer_staff(&state, &session.openid, &here).await {
+    let staff = match viewer_staff(&state, &session.openid, &code_of(&here), &here).await {
         Ok(s) => s.map(|s| s.to_domain()),
         Err(page) => return page,
     };
@@ -531,7 +541,7 @@ pub async fn result_page(
         return login_redirect(&req, &state, &format!("{here}/result"))
             .unwrap_or_else(|_| pages::unavailable_page(&here));
     };
-    let staff = match viewer_staff(&state, &session.openid, &here).await {
+    let staff = match viewer_staff(&state, &session.openid, &code_of(&here), &here).await {
         Ok(s) => s.map(|s| s.to_domain()),
         Err(page) => return page,
     };

@@ -23,6 +23,8 @@ pub struct State {
     pub qrcodes: wechat_message::qrcode::QrCodeClient,
     /// Where QR code images are shown (`wechat.mp_base_url`).
     pub mp_base_url: String,
+    /// WeChat Pay (refunds when a campaign ends), when configured.
+    pub payers: Option<crate::features::pay::Payers>,
 }
 crate::slice_state!(State);
 
@@ -33,6 +35,7 @@ pub fn init(platform: &Platform, apps: &WechatApps) -> State {
         cards: apps.official.cards(),
         qrcodes: apps.official.qrcodes(),
         mp_base_url: apps.mp_base_url.clone(),
+        payers: apps.pay.as_ref().and_then(crate::features::pay::Payers::from_apps),
     }
 }
 

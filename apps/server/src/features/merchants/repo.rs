@@ -34,6 +34,12 @@ pub struct StaffRow {
     pub api_token_hash: String,
     /// Created, ms.
     pub created_at: i64,
+    /// The person (joined by invite).
+    pub user_id: Option<i64>,
+    /// Waiting for the owner's approval.
+    pub pending: bool,
+    /// The invite they joined by.
+    pub invite_id: Option<i64>,
 }
 
 impl StaffRow {
@@ -78,6 +84,12 @@ pub struct CampaignRow {
     pub created_at: i64,
     /// Price in fen when customers can buy its coupons (`/c/buy/{id}`).
     pub price_fen: Option<i64>,
+    /// Ended early at, ms (its validity is kept: sold coupons the shop kept stay usable until `valid_until`).
+    pub ended_at: Option<i64>,
+    /// What the end did with sold, unused coupons: `keep` or `refund`.
+    pub end_sold: Option<String>,
+    /// Why it ended.
+    pub end_reason: Option<String>,
 }
 
 impl CampaignRow {
@@ -95,6 +107,21 @@ impl CampaignRow {
             per_user_limit: self.per_user_limit.and_then(|v| u32::try_from(v).ok()),
             wechat_card_id: self.wechat_card_id.clone(),
         }
+    }
+
+    /// The domain view for issuing and buying: an ended campaign issues nothing from its end on (its coupons keep
+    /// the campaign's own validity).
+    pub fn to_domain_for_issuing(&self) -> Campaign {
+        let mut c = self.to_domain();
+        if let Some(end) = self.ended_at {
+            c.valid_until = c.valid_until.min(end - 1);
+        }
+        c
+    }
+
+    /// Whether the shop ended it early (at or before `now`).
+    pub fn ended(&self, now: Millis) -> bool {
+        self.ended_at.is_some_and(|e| e <= now)
     }
 }
 
@@ -140,15 +167,18 @@ fn add_staff_once(
     now: Millis,
 ) -> Result<Option<StaffRow>, DbError> {
     conn.transaction(|conn| {
-        let existing: Option<StaffRow> = staff::table.filter(staff::openid.eq(openid)).first(conn).optional()?;
+        let existing: Option<StaffRow> = staff::table
+            .filter(staff::openid.eq(openid).and(staff::merchant_id.eq(merchant_id)))
+            .first(conn)
+            .optional()?;
         match existing {
             Some(row) if row.active => Ok(None),
             Some(row) => Ok(Some(
                 diesel::update(staff::table.find(row.id))
                     .set((
-                        staff::merchant_id.eq(merchant_id),
                         staff::name.eq(name),
                         staff::active.eq(true),
+                        staff::pending.eq(false),
                         staff::api_token_hash.eq(token_hash),
                     ))
                     .returning(staff::all_columns)
@@ -199,9 +229,37 @@ pub fn staff_by_token_hash(conn: &mut DbConnection, hash: &str) -> Result<Option
         .optional()?)
 }
 
-/// The staff member with an openid.
-pub fn staff_by_openid(conn: &mut DbConnection, openid: &str) -> Result<Option<StaffRow>, DbError> {
-    Ok(staff::table.filter(staff::openid.eq(openid)).first(conn).optional()?)
+/// The staff rows of an openid (one per merchant), active ones first.
+pub fn staff_by_openid(conn: &mut DbConnection, openid: &str) -> Result<Vec<StaffRow>, DbError> {
+    Ok(staff::table
+        .filter(staff::openid.eq(openid))
+        .order((staff::active.desc(), staff::id))
+        .load(conn)?)
+}
+
+/// The staff row that speaks for `openid` on a coupon of `merchant_id`: their active row there; else an active row
+/// at another merchant (so the page can say "not your shop's"); else a removed or pending one; else none.
+pub fn staff_viewing(
+    conn: &mut DbConnection,
+    openid: &str,
+    merchant_id: Option<i64>,
+) -> Result<Option<StaffRow>, DbError> {
+    let rows = staff_by_openid(conn, openid)?;
+    Ok(rows
+        .iter()
+        .find(|s| s.active && Some(s.merchant_id) == merchant_id)
+        .or_else(|| rows.iter().find(|s| s.active))
+        .or_else(|| rows.iter().find(|s| Some(s.merchant_id) == merchant_id))
+        .or(rows.first())
+        .cloned())
+}
+
+/// The staff row of an openid at one merchant.
+pub fn staff_at(conn: &mut DbConnection, merchant_id: i64, openid: &str) -> Result<Option<StaffRow>, DbError> {
+    Ok(staff::table
+        .filter(staff::openid.eq(openid).and(staff::merchant_id.eq(merchant_id)))
+        .first(conn)
+        .optional()?)
 }
 
 /// A staff member by id.
@@ -320,34 +378,4 @@ pub fn campaigns_page(
         q = q.filter(campaigns::merchant_id.eq(m));
     }
     Ok(q.load(conn)?)
-}
-
-/// Ends a campaign at `now`: its validity is cut to `now` (no issuing, buying or redeeming after it), audited with
-/// `reason`. Returns the campaign as it is afterwards; `None` when there is no such campaign. Ending an ended
-/// campaign changes nothing.
-pub fn end_campaign(
-    conn: &mut DbConnection,
-    id: i64,
-    now: Millis,
-    reason: Option<&str>,
-) -> Result<Option<CampaignRow>, DbError> {
-    use crate::db::schema::audit_log;
-    conn.transaction(|conn| {
-        // Valid until the millisecond before: from `now` on, nothing validates against it.
-        let n = diesel::update(campaigns::table.filter(campaigns::id.eq(id).and(campaigns::valid_until.ge(now))))
-            .set(campaigns::valid_until.eq(now - 1))
-            .execute(conn)?;
-        if n == 1 {
-            diesel::insert_into(audit_log::table)
-                .values((
-                    audit_log::action.eq("end_campaign"),
-                    audit_log::outcome.eq("ended"),
-                    audit_log::channel.eq(Some("admin")),
-                    audit_log::detail.eq(reason.map(|r| format!("campaign {id}: {r}"))),
-                    audit_log::created_at.eq(now),
-                ))
-                .execute(conn)?;
-        }
-        Ok(campaigns::table.find(id).first(conn).optional()?)
-    })
 }

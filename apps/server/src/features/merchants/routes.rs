@@ -109,10 +109,19 @@ pub async fn get_campaign(
 #[serde(deny_unknown_fields)]
 pub struct EndBody {
     reason: Option<String>,
+    /// `keep` (sold, unused coupons stay usable until the campaign's own date) or `refund` (each is refunded;
+    /// unsold unused coupons are voided). Required when sold coupons are unused.
+    sold: Option<String>,
+    /// Answer what the end would touch, change nothing.
+    #[serde(default)]
+    dry_run: bool,
 }
 
-/// `POST /api/v1/campaigns/{id}/end {reason?}`: no more issuing, buying or redeeming after now (its coupons read as
-/// expired). Ending an ended campaign changes nothing (200 either way).
+/// `POST /api/v1/campaigns/{id}/end {reason?, sold?: "keep"|"refund", dry_run?}`: no more issuing or buying from
+/// now; sold unused coupons kept or refunded, open orders closed at WeChat. `dry_run` answers the numbers
+/// (`sold_unused`, `sold_amount_fen`, `unsold_unused`, `open_orders`) and changes nothing; without `sold`, a
+/// campaign with sold unused coupons is refused (409 `choose_sold`, with the numbers). Ending an ended campaign
+/// changes nothing (200 either way).
 pub async fn end_campaign(
     _admin: auth::AdminAuth,
     path: web::Path<i64>,
@@ -120,25 +129,28 @@ pub async fn end_campaign(
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     // No body, or JSON null: no reason.
-    let reason = if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
-        None
+    let body = if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
+        EndBody::default()
     } else {
-        crate::http::json::parse::<EndBody>(&body)?.reason
+        crate::http::json::parse::<EndBody>(&body)?
     };
-    if reason.as_ref().is_some_and(|r| r.chars().count() > 200) {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            "reason must be at most 200 characters",
-        ));
-    }
+    let ending = service::EndRequest::parse(body.reason, body.sold.as_deref(), body.dry_run).map_err(admin_error)?;
     let id = path.into_inner();
     let now = state.clock.now_ms();
-    let c = db::blocking(&state.db, move |conn| {
-        repo::end_campaign(conn, id, now, reason.as_deref())
-    })
-    .await?
-    .ok_or_else(|| ApiError::not_found("no such campaign"))?;
-    Ok(HttpResponse::Ok().json(campaign_json_at(&c, now)))
+    let actor = crate::features::pay::ending::Actor {
+        channel: "admin",
+        user_id: None,
+    };
+    let out = run(&state, move |conn| service::end_campaign(conn, id, &ending, actor, now)).await?;
+    if out.refunds > 0 {
+        crate::features::pay::ending::kick(
+            state.db.clone(),
+            state.payers.clone(),
+            state.clock.clone(),
+            state.public_base_url.clone(),
+        );
+    }
+    Ok(HttpResponse::Ok().json(out.json(now)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

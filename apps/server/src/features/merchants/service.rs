@@ -158,12 +158,122 @@ pub fn campaign(conn: &mut DbConnection, id: i64) -> Result<Option<CampaignRow>,
     repo::campaign(conn, id)
 }
 
-/// Ends a campaign now (audited with `reason`); ending it again changes nothing.
+/// An end asked for: why, what to do with sold coupons (`None`: not chosen), or only what it would touch.
+#[derive(Clone, Debug)]
+pub struct EndRequest {
+    /// Why (audited).
+    pub reason: Option<String>,
+    /// What to do with sold, unused coupons; `None` is refused when there are any.
+    pub sold: Option<crate::features::pay::ending::SoldChoice>,
+    /// Only answer what it would touch.
+    pub dry_run: bool,
+}
+
+impl EndRequest {
+    /// Checks the fields (a reason of at most 200 characters; `sold` is `keep` or `refund`).
+    pub fn parse(reason: Option<String>, sold: Option<&str>, dry_run: bool) -> Result<EndRequest, AdminError> {
+        if reason.as_ref().is_some_and(|r| r.chars().count() > 200) {
+            return Err(AdminError::Invalid {
+                field: "reason",
+                message: "must be at most 200 characters".into(),
+            });
+        }
+        let sold = sold
+            .map(|s| {
+                crate::features::pay::ending::SoldChoice::parse(s).ok_or(AdminError::Invalid {
+                    field: "sold",
+                    message: format!("must be keep or refund, not {s:?}"),
+                })
+            })
+            .transpose()?;
+        Ok(EndRequest { reason, sold, dry_run })
+    }
+}
+
+/// What an end (or its dry run) came to.
+#[derive(Debug)]
+pub struct EndOutcome {
+    /// The campaign afterwards.
+    pub campaign: CampaignRow,
+    /// What it touched (or would).
+    pub plan: crate::features::pay::ending::EndPlan,
+    /// Whether it was a dry run.
+    pub dry_run: bool,
+    /// Whether it had ended before (nothing changed).
+    pub already: bool,
+    /// Refunds recorded now (to be sent).
+    pub refunds: i64,
+}
+
+impl EndOutcome {
+    /// The API answer: the campaign, with `ending` (the numbers, `dry_run`, `sold`).
+    pub fn json(&self, now: i64) -> serde_json::Value {
+        let mut v = crate::features::merchants::views::campaign_json_at(&self.campaign, now);
+        v["ending"] = serde_json::json!({
+            "dry_run": self.dry_run, "already_ended": self.already,
+            "sold_unused": self.plan.sold_unused, "sold_amount_fen": self.plan.sold_amount_fen,
+            "unsold_unused": self.plan.unsold_unused, "open_orders": self.plan.open_orders,
+            "refunds_requested": self.plan.refunds_requested,
+            "choices": ["keep", "refund"],
+        });
+        v
+    }
+}
+
+/// Ends a campaign now, or answers what that would touch (see [`crate::features::pay::ending`]). Without a choice
+/// for sold coupons, a campaign that has sold unused ones is refused (`choose_sold`): the shop must decide. Ending an
+/// ended campaign changes nothing.
 pub fn end_campaign(
     conn: &mut DbConnection,
     id: i64,
+    request: &EndRequest,
+    actor: crate::features::pay::ending::Actor<'_>,
     now: i64,
-    reason: Option<&str>,
-) -> Result<Option<CampaignRow>, DbError> {
-    repo::end_campaign(conn, id, now, reason)
+) -> Result<EndOutcome, AdminError> {
+    use crate::features::pay::ending::{self, Ended, SoldChoice};
+    let Some((campaign, plan)) = ending::plan(conn, id)? else {
+        return Err(AdminError::NotFound("no such campaign"));
+    };
+    let already = campaign.ended_at.is_some();
+    if request.dry_run || already {
+        return Ok(EndOutcome {
+            campaign,
+            plan,
+            dry_run: request.dry_run,
+            already,
+            refunds: 0,
+        });
+    }
+    let choice = match request.sold {
+        Some(c) => c,
+        None if plan.sold_unused == 0 => SoldChoice::Refund,
+        None => {
+            return Err(AdminError::Conflict {
+                code: "choose_sold",
+                message: format!(
+                    "{} sold coupons are unused (¥{:.2} paid): say what happens to them with \"sold\": \"keep\" \
+                     (usable until the campaign's own end) or \"refund\"",
+                    plan.sold_unused,
+                    plan.sold_amount_fen as f64 / 100.0
+                ),
+            });
+        }
+    };
+    match ending::end(conn, id, choice, request.reason.as_deref(), actor, now)? {
+        Ended::Now(campaign, plan) => Ok(EndOutcome {
+            refunds: plan.refunds_requested,
+            campaign,
+            plan,
+            dry_run: false,
+            already: false,
+        }),
+        Ended::Already(campaign) => Ok(EndOutcome {
+            campaign,
+            plan,
+            dry_run: false,
+            already: true,
+            refunds: 0,
+        }),
+        Ended::NotFound => Err(AdminError::NotFound("no such campaign")),
+    }
 }

@@ -149,7 +149,9 @@ impl CampaignRequest {
 /// Campaign JSON, with its status at `now`: `scheduled`, `active` or `ended`.
 pub fn campaign_json_at(c: &repo::CampaignRow, now: i64) -> serde_json::Value {
     let mut v = campaign_json(c);
-    v["status"] = json!(if now < c.valid_from {
+    v["status"] = json!(if c.ended(now) {
+        "ended"
+    } else if now < c.valid_from {
         "scheduled"
     } else if now <= c.valid_until {
         "active"
@@ -167,5 +169,6 @@ pub fn campaign_json(c: &repo::CampaignRow) -> serde_json::Value {
         "quantity": c.quantity, "per_user_limit": c.per_user_limit, "wechat_card_id": c.wechat_card_id,
         "issued": c.issued, "price_fen": c.price_fen,
         "buy_url": c.price_fen.map(|_| format!("/c/buy/{}", c.id)),
+        "ended_at": c.ended_at.map(rfc3339), "end_sold": c.end_sold,
     })
 }

@@ -106,6 +106,8 @@ pub async fn buy_page(
     let left = campaign.quantity.map(|q| (q - campaign.issued).max(0));
     let closed = if state.pay.is_none() {
         Some("暂不能在线购买（未配置微信支付）· WeChat Pay is not configured here")
+    } else if campaign.ended(now) {
+        Some("活动已提前结束 · The shop ended this offer early")
     } else if now > campaign.valid_until {
         Some("活动已结束 · This offer has ended")
     } else if left == Some(0) {

@@ -4,6 +4,7 @@
 
 pub mod bills;
 mod buy;
+pub mod ending;
 pub mod gateway;
 pub mod openapi;
 pub mod reconciler;

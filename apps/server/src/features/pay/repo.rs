@@ -201,7 +201,7 @@ pub fn place(conn: &mut DbConnection, o: &NewOrder<'_>) -> Result<(), PlaceRefus
         let held = Some(u64::try_from(coupons_held + open_orders).unwrap_or(0));
         // `issued` already counts this reservation: check against the count before it.
         redemption_core::check_issuable(
-            &row.to_domain(),
+            &row.to_domain_for_issuing(),
             u64::try_from(row.issued - 1).unwrap_or(0),
             held,
             o.now,
@@ -354,6 +354,8 @@ pub enum Applied {
     UnknownOrder,
     /// The order is closed, or paid by another transaction: not applied, recorded for an operator.
     NotPayable,
+    /// Paid after its campaign ended: paid, no coupon, its refund recorded (sent by the refund worker).
+    RefundedAfterEnd,
 }
 
 impl Applied {
@@ -365,6 +367,7 @@ impl Applied {
             Applied::AmountMismatch => "amount_mismatch",
             Applied::UnknownOrder => "unknown_order",
             Applied::NotPayable => "not_payable",
+            Applied::RefundedAfterEnd => "refunded_after_end",
         }
     }
 }
@@ -397,8 +400,52 @@ pub fn apply_payment(
         .execute(conn)?;
         let outcome = if moved == 1 {
             // A bought coupon is issued with the payment, or not at all (its unit was reserved when the order was
-            // placed, so no limit can refuse it now).
-            if let Some(p) = purchase(conn, out_trade_no)? {
+            // placed, so no limit can refuse it now) — unless the shop ended the campaign before the payment: then
+            // the money goes back (a refund recorded here, sent by the refund worker) and no coupon is issued.
+            let purchased = purchase(conn, out_trade_no)?;
+            let ended = match &purchased {
+                Some(p) => campaigns::table
+                    .find(p.campaign_id)
+                    .select(campaigns::ended_at)
+                    .first::<Option<i64>>(conn)
+                    .optional()?
+                    .flatten()
+                    .is_some_and(|e| e <= now),
+                None => false,
+            };
+            if let (true, Some(p)) = (ended, &purchased) {
+                refund_after_end(conn, out_trade_no, p.campaign_id, total_fee, now)?;
+                Applied::RefundedAfterEnd
+            } else {
+                issue_bought(conn, out_trade_no, transaction_id, now)?;
+                Applied::Applied
+            }
+        } else {
+            match get(conn, out_trade_no)? {
+                None => Applied::UnknownOrder,
+                Some(o) if o.total_fee != total_fee => Applied::AmountMismatch,
+                Some(o) if o.status == OrderStatus::Paid && o.transaction_id.as_deref() == Some(transaction_id) => {
+                    Applied::Duplicate
+                }
+                Some(_) => Applied::NotPayable,
+            }
+        };
+        diesel::insert_into(pay_notifications::table)
+            .values((
+                pay_notifications::out_trade_no.eq(out_trade_no),
+                pay_notifications::transaction_id.eq(transaction_id),
+                pay_notifications::total_fee.eq(total_fee),
+                pay_notifications::outcome.eq(outcome.as_str()),
+                pay_notifications::created_at.eq(now),
+            ))
+            .execute(conn)?;
+        Ok(outcome)
+    })
+}
+
+/// Issues the coupon a paid order bought (if it bought one), in the payment's transaction.
+fn issue_bought(conn: &mut DbConnection, out_trade_no: &str, transaction_id: &str, now: i64) -> Result<(), DbError> {
+    if let Some(p) = purchase(conn, out_trade_no)? {
                 let code = CouponCode::generate();
                 let coupon_id: i64 = diesel::insert_into(coupons::table)
                     .values((
@@ -432,28 +479,35 @@ pub fn apply_payment(
                     )?;
                 }
             }
-            Applied::Applied
-        } else {
-            match get(conn, out_trade_no)? {
-                None => Applied::UnknownOrder,
-                Some(o) if o.total_fee != total_fee => Applied::AmountMismatch,
-                Some(o) if o.status == OrderStatus::Paid && o.transaction_id.as_deref() == Some(transaction_id) => {
-                    Applied::Duplicate
-                }
-                Some(_) => Applied::NotPayable,
-            }
-        };
-        diesel::insert_into(pay_notifications::table)
-            .values((
-                pay_notifications::out_trade_no.eq(out_trade_no),
-                pay_notifications::transaction_id.eq(transaction_id),
-                pay_notifications::total_fee.eq(total_fee),
-                pay_notifications::outcome.eq(outcome.as_str()),
-                pay_notifications::created_at.eq(now),
-            ))
-            .execute(conn)?;
-        Ok(outcome)
-    })
+    Ok(())
+}
+
+/// An order paid after its campaign ended: no coupon, its reserved unit released, and its money going back (a
+/// refund recorded `requested` with `updated_at = 0`, which the refund worker sends; one number per order, so a
+/// replayed payment cannot record two).
+fn refund_after_end(
+    conn: &mut DbConnection,
+    out_trade_no: &str,
+    campaign_id: i64,
+    total_fee: i64,
+    now: i64,
+) -> Result<(), DbError> {
+    diesel::update(campaigns::table.filter(campaigns::id.eq(campaign_id).and(campaigns::issued.gt(0))))
+        .set(campaigns::issued.eq(campaigns::issued - 1))
+        .execute(conn)?;
+    diesel::insert_into(pay_refunds::table)
+        .values((
+            pay_refunds::out_refund_no.eq(format!("E{out_trade_no}")),
+            pay_refunds::out_trade_no.eq(out_trade_no),
+            pay_refunds::refund_fee.eq(total_fee),
+            pay_refunds::reason.eq(Some(super::ending::ENDED_REFUND_REASON)),
+            pay_refunds::status.eq("requested"),
+            pay_refunds::created_at.eq(now),
+            pay_refunds::updated_at.eq(0i64),
+            pay_refunds::voided_coupon.eq(false),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Records a signed notify that was not applied because it names another appid or merchant (our key signed it, so

@@ -567,6 +567,7 @@ pub async fn notify(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
             match outcome {
                 Applied::Applied => tracing::info!(out_trade_no = %notify.out_trade_no, "order paid"),
                 Applied::Duplicate => {}
+                Applied::RefundedAfterEnd => refund_after_end(&state, &notify.out_trade_no),
                 other => tracing::error!(
                     out_trade_no = %notify.out_trade_no,
                     transaction_id = %notify.transaction_id,
@@ -581,6 +582,24 @@ pub async fn notify(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
             reply(wechat_pay::notify::fail_reply("try again"))
         }
     }
+}
+
+/// A payment for a campaign that had ended: its refund (recorded with the payment) is sent now, after the commit;
+/// the reconciler sends it if this fails.
+fn refund_after_end(state: &State, out_trade_no: &str) {
+    tracing::warn!(out_trade_no, "an order was paid after its campaign ended: refunding it");
+    metrics::counter!("wxkit_pay_refunds_after_end_total").increment(1);
+    kick_refunds(state);
+}
+
+/// Sends recorded, unsent refunds in the background (see [`super::ending::send_new_refunds`]).
+pub(crate) fn kick_refunds(state: &State) {
+    super::ending::kick(
+        state.db.clone(),
+        state.payers.clone(),
+        state.clock.clone(),
+        state.public_base_url.clone(),
+    );
 }
 
 /// The `http` 1 headers of an actix request (wechat-pay takes the `http` crate's types).
@@ -656,6 +675,7 @@ pub async fn notify_v3(req: HttpRequest, state: web::Data<State>, body: web::Byt
                     match outcome {
                         Applied::Applied => tracing::info!(out_trade_no = %t.out_trade_no, "order paid (v3)"),
                         Applied::Duplicate => {}
+                        Applied::RefundedAfterEnd => refund_after_end(&state, &t.out_trade_no),
                         other => tracing::error!(
                             out_trade_no = %t.out_trade_no,
                             outcome = other.as_str(),

@@ -124,7 +124,7 @@ async fn demo_card(cards: &wechat_card::CardClient) -> Option<String> {
 
 /// A campaign the demo can still use: valid for at least another day (an ended one is replaced, not an error).
 fn usable(c: &merchants_repo::CampaignRow, now: i64) -> bool {
-    c.valid_from <= now && c.valid_until > now + 86_400_000
+    c.valid_from <= now && c.valid_until > now + 86_400_000 && c.ended_at.is_none()
 }
 
 /// The demo's rows: merchant, staff member, campaigns and the customer's coupons — found, or made once.
@@ -140,7 +140,7 @@ fn seed_rows(
     // One POS token per database: stable across restarts and across instances on it.
     let staff_token = crate::platform::secrets::shared_secret(conn, "sandbox_staff_token", random_token)?;
     let hash = sha256_hex(&staff_token);
-    match merchants_repo::staff_by_openid(conn, DEMO_STAFF_OPENID)? {
+    match merchants_repo::staff_at(conn, merchant.id, DEMO_STAFF_OPENID)? {
         Some(s) if s.active && s.api_token_hash == hash && s.merchant_id == merchant.id => {}
         existing => {
             if let Some(s) = existing {

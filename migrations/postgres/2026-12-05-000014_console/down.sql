@@ -1,0 +1,14 @@
+DROP INDEX audit_log_merchant;
+ALTER TABLE audit_log DROP COLUMN merchant_id;
+ALTER TABLE audit_log DROP COLUMN actor_user_id;
+ALTER TABLE campaigns DROP COLUMN end_reason;
+ALTER TABLE campaigns DROP COLUMN end_sold;
+ALTER TABLE campaigns DROP COLUMN ended_at;
+ALTER TABLE staff DROP COLUMN invite_id;
+ALTER TABLE staff DROP COLUMN pending;
+ALTER TABLE staff DROP COLUMN user_id;
+DROP INDEX staff_openid;
+ALTER TABLE staff DROP CONSTRAINT staff_merchant_openid;
+ALTER TABLE staff ADD CONSTRAINT staff_openid_key UNIQUE (openid);
+DROP TABLE invites;
+DROP TABLE merchant_members;
