@@ -7,6 +7,7 @@
 //! A slice never reaches into another slice's routes.
 
 pub mod auth;
+pub mod console;
 pub mod coupons;
 pub mod jssdk;
 pub mod merchants;
@@ -163,6 +164,10 @@ pub fn init(
         Slice::new(merchants::init(p, apps))
             .api(merchants::api)
             .openapi(merchants::openapi::ops)
+            .mounted(),
+        Slice::new(console::init(p, apps, sessions.clone(), k.clone()))
+            .api(console::api)
+            .pages(console::pages)
             .mounted(),
         Slice::new(outbox)
             .api(outbox::api)

@@ -20,7 +20,7 @@ fn db_error(e: db::DbError) -> ApiError {
 }
 
 /// The HTTP form of a refused admin use case.
-pub(super) fn admin_error(e: AdminError) -> ApiError {
+pub fn admin_error(e: AdminError) -> ApiError {
     match e {
         AdminError::Rejected { code, message } => ApiError::bad_request(code, message),
         AdminError::Invalid { field, message } => ApiError::bad_request("invalid_field", format!("{field} {message}")),

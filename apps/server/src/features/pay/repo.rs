@@ -985,3 +985,138 @@ pub fn set_refund_id(conn: &mut DbConnection, out_refund_no: &str, refund_id: &s
         .execute(conn)?;
     Ok(())
 }
+
+/// Which orders to list.
+#[derive(Clone, Debug, Default)]
+pub struct OrderFilter {
+    /// Only orders buying this merchant's coupons.
+    pub merchant_id: Option<i64>,
+    /// Only orders buying this campaign's coupons.
+    pub campaign_id: Option<i64>,
+    /// `created`, `paid`, `closed`, or `refunded` (paid, with a refund that succeeded).
+    pub status: Option<String>,
+    /// Placed at or after, ms.
+    pub since: Option<i64>,
+    /// Placed before, ms.
+    pub until: Option<i64>,
+    /// Only this order.
+    pub out_trade_no: Option<String>,
+}
+
+/// An order as the lists show it: what it bought and what went back.
+#[derive(Clone, Debug)]
+pub struct OrderLine {
+    /// The order.
+    pub order: Order,
+    /// The campaign whose coupon it buys.
+    pub campaign_id: Option<i64>,
+    /// Its title.
+    pub campaign_title: Option<String>,
+    /// Its merchant.
+    pub merchant_id: Option<i64>,
+    /// The coupon it bought.
+    pub coupon_code: Option<String>,
+    /// Refunds that succeeded, fen.
+    pub refunded_fen: i64,
+    /// Refunds asked for and not settled yet, fen.
+    pub refunding_fen: i64,
+}
+
+impl OrderLine {
+    /// The status people read: `refunded` / `partially_refunded` for a paid order with refunds that succeeded.
+    pub fn shown_status(&self) -> &'static str {
+        match self.order.status {
+            OrderStatus::Paid if self.refunded_fen >= self.order.total_fee => "refunded",
+            OrderStatus::Paid if self.refunded_fen > 0 => "partially_refunded",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Created => "created",
+            OrderStatus::Closed => "closed",
+        }
+    }
+}
+
+/// Orders newest first, before id `before`, at most `n`.
+pub fn orders_page(
+    conn: &mut DbConnection,
+    f: &OrderFilter,
+    before: Option<i64>,
+    n: i64,
+) -> Result<Vec<OrderLine>, DbError> {
+    let mut q = pay_orders::table
+        .left_join(coupon_purchases::table.on(coupon_purchases::out_trade_no.eq(pay_orders::out_trade_no)))
+        .left_join(campaigns::table.on(campaigns::id.nullable().eq(coupon_purchases::campaign_id.nullable())))
+        .select((
+            Order::as_select(),
+            coupon_purchases::campaign_id.nullable(),
+            campaigns::title.nullable(),
+            campaigns::merchant_id.nullable(),
+            coupon_purchases::coupon_code.nullable(),
+        ))
+        .order(pay_orders::id.desc())
+        .limit(n)
+        .into_boxed();
+    if let Some(b) = before {
+        q = q.filter(pay_orders::id.lt(b));
+    }
+    if let Some(m) = f.merchant_id {
+        q = q.filter(campaigns::merchant_id.nullable().eq(m));
+    }
+    if let Some(c) = f.campaign_id {
+        q = q.filter(coupon_purchases::campaign_id.nullable().eq(c));
+    }
+    if let Some(s) = f.since {
+        q = q.filter(pay_orders::created_at.ge(s));
+    }
+    if let Some(u) = f.until {
+        q = q.filter(pay_orders::created_at.lt(u));
+    }
+    if let Some(no) = &f.out_trade_no {
+        q = q.filter(pay_orders::out_trade_no.eq(no.clone()));
+    }
+    let refunded = diesel::dsl::exists(
+        pay_refunds::table
+            .filter(pay_refunds::out_trade_no.eq(pay_orders::out_trade_no))
+            .filter(pay_refunds::status.eq("succeeded")),
+    );
+    match f.status.as_deref() {
+        Some("refunded") => q = q.filter(pay_orders::status.eq("paid")).filter(refunded),
+        Some("paid") => q = q.filter(pay_orders::status.eq("paid")).filter(diesel::dsl::not(refunded)),
+        Some(s) => q = q.filter(pay_orders::status.eq(s.to_owned())),
+        None => {}
+    }
+    type Row = (Order, Option<i64>, Option<String>, Option<i64>, Option<String>);
+    let rows: Vec<Row> = q.load(conn)?;
+    let nos: Vec<&str> = rows.iter().map(|r| r.0.out_trade_no.as_str()).collect();
+    let refunds: Vec<(String, i64, String)> = if nos.is_empty() {
+        Vec::new()
+    } else {
+        pay_refunds::table
+            .filter(pay_refunds::out_trade_no.eq_any(&nos))
+            .select((pay_refunds::out_trade_no, pay_refunds::refund_fee, pay_refunds::status))
+            .load(conn)?
+    };
+    Ok(rows
+        .into_iter()
+        .map(|(order, campaign_id, campaign_title, merchant_id, coupon_code)| {
+            let sum = |status: &str| -> i64 {
+                refunds
+                    .iter()
+                    .filter(|(no, _, st)| *no == order.out_trade_no && st == status)
+                    .map(|(_, f, _)| f)
+                    .sum()
+            };
+            OrderLine {
+                refunded_fen: sum("succeeded"),
+                refunding_fen: sum("requested"),
+                campaign_id,
+                campaign_title,
+                merchant_id,
+                coupon_code,
+                order,
+            }
+        })
+        .collect())
+}
+
+/// The statuses [`OrderFilter::status`] takes.
+pub const ORDER_STATUSES: [&str; 4] = ["created", "paid", "refunded", "closed"];
