@@ -19,9 +19,23 @@
       body: body ? JSON.stringify(body) : undefined
     }).then(function (r) { return r.json().then(function (b) { return { ok: r.ok, status: r.status, body: b }; }); });
   }
+  // What a refusal means to the buyer, in both languages (the API's message is for developers).
+  var REFUSALS = {
+    limit_reached: "你已达到本活动的购买上限 · You have reached this offer's limit",
+    sold_out: "已售罄 · Sold out",
+    campaign_ended: "活动已结束 · This offer has ended",
+    not_for_sale: "本券不出售 · This coupon is not for sale",
+    price_changed: "价格已变，请刷新页面再买 · The price changed: reload the page and buy again",
+    open_order: "你有一笔未付款的订单，请先完成支付或稍后再试 · You have an unpaid order: pay it, or try again later",
+    too_many_orders: "下单太频繁，请稍后再试 · Too many orders just now: try again in a moment",
+    too_many_open_orders: "未付款的订单太多，请先完成支付或稍后再试 · Too many unpaid orders: pay one, or try again later",
+    unauthorized: "登录已过期，请刷新页面 · Your login expired: reload the page",
+    rate_limited: "操作太频繁，请稍后再试 · Too many tries: wait a moment"
+  };
   function failed(res) {
     button.disabled = false;
-    say("error", res.body && res.body.error ? res.body.error.message : "出错了，请重试 · Something went wrong: try again");
+    var e = res.body && res.body.error;
+    say("error", (e && REFUSALS[e.code]) || "出错了，请重试 · Something went wrong: try again" + (e ? " (" + e.message + ")" : ""));
   }
   // Polls the order until it is paid (then off to the coupon), closed, or we give up waiting.
   function watch(no, tries) {

@@ -48,6 +48,30 @@ async fn merchant(config: Option<&std::path::Path>, json: bool, command: Command
             let m = m.ok_or_else(|| CliError::Invalid(format!("no merchant {id}")))?;
             print_json(&crate::features::merchants::views::merchant_json(&m))
         }
+        Command::Merchant(MerchantCommand::Invite {
+            id,
+            role,
+            max_uses,
+            hours,
+            approval,
+        }) => {
+            use crate::features::console::{repo::Role, service as console};
+            let request = console::InviteRequest {
+                role: Role::parse(&role).unwrap_or(Role::Owner),
+                max_uses,
+                expires_in_secs: hours.saturating_mul(3600),
+                needs_approval: approval,
+            };
+            let made = with_db(config, move |conn, settings| {
+                let base = base_url(settings);
+                console::make_invite(conn, id, request, None, &base, now_ms()).map_err(admin_error)
+            })
+            .await?;
+            print_json(&j!({
+                "id": made.id, "url": made.url, "role": role, "merchant_id": id,
+                "expires_at": crate::platform::time::rfc3339(made.expires_at),
+            }))
+        }
         _ => Err(CliError::Usage("not a merchant command".into())),
     }
 }

@@ -161,6 +161,24 @@ pub enum MerchantCommand {
         /// Merchant id.
         id: i64,
     },
+    /// Make an invite to run (or work at) a merchant: prints `{id, url}`. Whoever opens the URL in WeChat (scan
+    /// its QR, or send it in a chat) logs in and becomes the merchant's owner (or manager, or staff).
+    Invite {
+        /// Merchant id.
+        id: i64,
+        /// owner | manager | staff.
+        #[arg(long, default_value = "owner", value_parser = ["owner", "manager", "staff"])]
+        role: String,
+        /// How many people may join with it.
+        #[arg(long, default_value_t = 1)]
+        max_uses: i64,
+        /// How long it is valid, hours.
+        #[arg(long, default_value_t = 168)]
+        hours: i64,
+        /// Staff only: each joiner waits for an owner's approval.
+        #[arg(long)]
+        approval: bool,
+    },
 }
 
 /// `wxkit staff ...`

@@ -613,38 +613,34 @@ pub(super) async fn orders(
     limit: i64,
 ) -> Result<(), CliError> {
     if let Some(s) = &status
-        && crate::db::OrderStatus::parse(s).is_none()
+        && !crate::features::pay::repo::ORDER_STATUSES.contains(&s.as_str())
     {
         return Err(CliError::Usage(format!(
-            "--status {s:?} is not created, paid or closed"
+            "--status {s:?} is not created, paid, refunded or closed"
         )));
     }
     if !(1..=10_000).contains(&limit) {
         return Err(CliError::Usage("--limit must be 1 to 10000".into()));
     }
+    let filter = crate::features::pay::repo::OrderFilter {
+        status,
+        ..Default::default()
+    };
     let orders = super::admin::with_db(config, move |conn, _| {
-        Ok(crate::features::pay::service::orders(conn, status.as_deref(), limit)?)
+        Ok(crate::features::pay::repo::orders_page(conn, &filter, None, limit)?)
     })
     .await?;
     let placed = crate::platform::time::rfc3339_secs;
-    let values = serde_json::Value::Array(
-        orders
-            .iter()
-            .map(|o| {
-                serde_json::json!({
-                    "out_trade_no": o.out_trade_no, "status": o.status, "total_fee": o.total_fee,
-                    "trade_type": o.trade_type, "description": o.description, "created_at": placed(o.created_at),
-                })
-            })
-            .collect(),
-    );
+    let values = serde_json::Value::Array(orders.iter().map(crate::features::pay::order_json).collect());
     let rows = orders
         .iter()
-        .map(|o| {
+        .map(|l| {
+            let o = &l.order;
             vec![
                 o.out_trade_no.clone(),
-                o.status.to_string(),
+                l.shown_status().to_owned(),
                 o.total_fee.to_string(),
+                l.refunded_fen.to_string(),
                 o.trade_type.clone(),
                 o.description.clone(),
                 placed(o.created_at),
@@ -658,6 +654,7 @@ pub(super) async fn orders(
             "OUT_TRADE_NO",
             "STATUS",
             "TOTAL_FEE",
+            "REFUNDED",
             "TYPE",
             "DESCRIPTION",
             "PLACED (UTC)",

@@ -56,6 +56,7 @@ pub(super) async fn serve(
             eprintln!("  add to WeChat:     {base}/c/{code}   (a card-backed coupon: 加入微信卡包)");
         }
         eprintln!("  my coupons:        {base}/coupons/mine");
+        eprintln!("  merchant console:  {base}/console   (log in by scanning, pick 店主老陈 Owner Chen)");
         eprintln!("  scan-to-login:     {base}/login   (open the page's phone link in another browser)");
         eprintln!("  JS-SDK share demo: {base}/demo/share");
         eprintln!(

@@ -346,3 +346,57 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for RedeemWrite<'_> {
         Ok(())
     }
 }
+
+/// What the holder reads when the shop ended the coupon's campaign early: whether the coupon stays usable (and
+/// until when), or what happened to their money. `None` when the campaign did not end early.
+pub fn ended_early_note(conn: &mut DbConnection, code: &str) -> Result<Option<String>, DbError> {
+    use crate::db::schema::{coupon_purchases, pay_refunds};
+    let Some((coupon, campaign)) = coupon_by_code(conn, code)? else {
+        return Ok(None);
+    };
+    if campaign.ended_at.is_none() {
+        return Ok(None);
+    }
+    let order: Option<String> = coupon_purchases::table
+        .filter(coupon_purchases::coupon_code.eq(code))
+        .select(coupon_purchases::out_trade_no)
+        .first(conn)
+        .optional()?;
+    let refunds: Vec<(i64, String)> = match &order {
+        Some(no) => pay_refunds::table
+            .filter(pay_refunds::out_trade_no.eq(no))
+            .filter(pay_refunds::status.eq_any(["requested", "succeeded"]))
+            .select((pay_refunds::refund_fee, pay_refunds::status))
+            .load(conn)?,
+        None => Vec::new(),
+    };
+    let money = |fen: i64| crate::http::pages::money(u64::try_from(fen).ok());
+    let note = match (coupon.status.as_str(), refunds.as_slice()) {
+        ("issued", _) => format!(
+            "活动已提前结束 · The shop ended this offer early: your coupon stays usable until {} ({})",
+            crate::platform::time::beijing(campaign.valid_until),
+            crate::http::pages::TZ_LABEL
+        ),
+        (_, []) if coupon.status == "void" && order.is_none() => {
+            "活动已提前结束，此券已作废 · The shop ended this offer early: this coupon can no longer be used".to_owned()
+        }
+        (_, []) => "活动已提前结束 · The shop ended this offer early".to_owned(),
+        (_, r) => {
+            let fee: i64 = r.iter().map(|(f, _)| f).sum();
+            if r.iter().all(|(_, s)| s == "succeeded") {
+                format!(
+                    "活动已提前结束，已退款 {} 原路退回 · The shop ended this offer early: {} was refunded to how you paid",
+                    money(fee),
+                    money(fee)
+                )
+            } else {
+                format!(
+                    "活动已提前结束，{} 正在退款，原路退回 · The shop ended this offer early: {} is being refunded to how you paid",
+                    money(fee),
+                    money(fee)
+                )
+            }
+        }
+    };
+    Ok(Some(note))
+}

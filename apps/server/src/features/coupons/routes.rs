@@ -253,6 +253,8 @@ struct ScanPage<'a> {
     in_wallet: bool,
     /// WeChat's JS-SDK (the simulator's stand-in in the sandbox).
     jweixin: String,
+    /// The holder's: the shop ended the campaign early, and what that means for this coupon and their money.
+    ended_early: Option<String>,
 }
 
 struct StaffForm {
@@ -409,6 +411,7 @@ pub async fn scan_page(
             Some(sim) => format!("{sim}/_sim/js/jweixin.js"),
             None => "https://res.wx.qq.com/open/js/jweixin-1.6.0.js".to_owned(),
         },
+        ended_early: None,
     };
     let staff_domain = staff.as_ref().map(merchants_repo::StaffRow::to_domain);
     if is_staff_here {
@@ -428,6 +431,13 @@ pub async fn scan_page(
         view.live = matches!(coupon_view.status, "issued" | "pending");
         view.in_wallet = owner && card_code.is_some();
         view.add_card = owner && view.show_qr && campaign.wechat_card_id.is_some() && card_code.is_none();
+        let code = code_str.clone();
+        view.ended_early = db::blocking(&state.db, move |conn| super::repo::ended_early_note(conn, &code))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "page: cannot read whether the campaign ended early");
+                None
+            });
     }
     let mut res = pages::render(StatusCode::OK, &view);
     if view.add_card {

@@ -140,7 +140,11 @@ pub fn jobs(state: &State, jobs: &mut Jobs) {
 
 /// The API of this capability (under `/api/v1`).
 pub fn api(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/pay/orders").route(web::post().to(routes::create)))
+    cfg.service(
+        web::resource("/pay/orders")
+            .route(web::post().to(routes::create))
+            .route(web::get().to(routes::list)),
+    )
         .service(web::resource("/pay/orders/{out_trade_no}").route(web::get().to(routes::status)))
         .service(web::resource("/pay/orders/{out_trade_no}/close").route(web::post().to(routes::close)))
         .service(web::resource("/pay/orders/{out_trade_no}/qr.png").route(web::get().to(routes::native_qr)))
@@ -156,4 +160,19 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/wechat/pay/refund-notify").route(web::post().to(routes::refund_notify)))
         .service(web::resource("/wechat/pay/v3/notify").route(web::post().to(routes::notify_v3)))
         .service(web::resource("/c/buy/{campaign_id}").route(web::get().to(buy::buy_page)));
+}
+
+/// An order line as the admin API and the CLI show it: the status people read (`refunded` for a paid order with a
+/// refund that succeeded), what it bought, what went back.
+pub fn order_json(l: &repo::OrderLine) -> serde_json::Value {
+    let o = &l.order;
+    serde_json::json!({
+        "out_trade_no": o.out_trade_no, "status": l.shown_status(), "order_status": o.status,
+        "total_fee": o.total_fee, "refunded_fee": l.refunded_fen, "refunding_fee": l.refunding_fen,
+        "trade_type": o.trade_type, "description": o.description,
+        "campaign_id": l.campaign_id, "campaign_title": l.campaign_title, "merchant_id": l.merchant_id,
+        "coupon_code": l.coupon_code, "transaction_id": o.transaction_id,
+        "created_at": crate::platform::time::rfc3339(o.created_at),
+        "paid_at": o.paid_at.map(crate::platform::time::rfc3339),
+    })
 }

@@ -584,6 +584,63 @@ pub async fn notify(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
     }
 }
 
+#[derive(Debug, serde::Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    merchant_id: Option<i64>,
+    campaign_id: Option<i64>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/pay/orders?status=&merchant_id=&campaign_id=&since=&until=&limit=&cursor=` (admin): orders newest
+/// first; `status` is `created`, `paid` (no refund), `refunded` (a refund succeeded) or `closed`.
+pub async fn list(
+    _admin: crate::http::auth::AdminAuth,
+    req: HttpRequest,
+    state: web::Data<State>,
+) -> Result<HttpResponse, ApiError> {
+    let q: ListQuery = crate::http::paging::query(&req)?;
+    let page = crate::http::paging::Page::parse(q.limit, q.cursor.as_deref())?;
+    if let Some(s) = &q.status
+        && !repo::ORDER_STATUSES.contains(&s.as_str())
+    {
+        return Err(ApiError::bad_request(
+            "invalid_status",
+            "status must be created, paid, refunded or closed",
+        ));
+    }
+    let time = |field: &str, v: Option<&str>| -> Result<Option<i64>, ApiError> {
+        v.filter(|v| !v.is_empty())
+            .map(|v| {
+                chrono::DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.timestamp_millis())
+                    .map_err(|_| ApiError::bad_request("invalid_time", format!("{field} must be RFC 3339")))
+            })
+            .transpose()
+    };
+    let filter = repo::OrderFilter {
+        merchant_id: q.merchant_id,
+        campaign_id: q.campaign_id,
+        status: q.status.filter(|s| !s.is_empty()),
+        since: time("since", q.since.as_deref())?,
+        until: time("until", q.until.as_deref())?,
+        out_trade_no: None,
+    };
+    let rows = db::blocking(&state.db, move |conn| {
+        repo::orders_page(conn, &filter, page.after, page.fetch())
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(crate::http::paging::paged(
+        page,
+        rows,
+        |l| l.order.id,
+        super::order_json,
+    )))
+}
+
 /// A payment for a campaign that had ended: its refund (recorded with the payment) is sent now, after the commit;
 /// the reconciler sends it if this fails.
 fn refund_after_end(state: &State, out_trade_no: &str) {

@@ -19,6 +19,8 @@ pub use seed::seed;
 pub const DEMO_STAFF_OPENID: &str = "o-demo-staff";
 /// The demo customer's openid.
 pub const DEMO_CUSTOMER_OPENID: &str = "o-demo-customer";
+/// The demo merchant's owner (runs the console).
+pub const DEMO_OWNER_OPENID: &str = "o-demo-owner";
 /// A passer-by (neither staff nor owner).
 pub const DEMO_VISITOR_OPENID: &str = "o-demo-visitor";
 

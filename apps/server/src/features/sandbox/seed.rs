@@ -1,6 +1,6 @@
 //! The demo: a merchant, a staff member, a customer and a campaign, and the simulated WeChat users to play them.
 
-use super::{DEMO_CUSTOMER_OPENID, DEMO_STAFF_OPENID, DEMO_VISITOR_OPENID, Demo};
+use super::{DEMO_CUSTOMER_OPENID, DEMO_OWNER_OPENID, DEMO_STAFF_OPENID, DEMO_VISITOR_OPENID, Demo};
 use crate::db::{self, DbError};
 use crate::features::coupons::repo as coupons_repo;
 use crate::features::merchants::repo as merchants_repo;
@@ -51,6 +51,7 @@ pub async fn seed(state: &Platform, apps: &WechatApps, sim: &SimServer) -> Resul
             "路人 Passer-by",
             "u-demo-visitor",
         ),
+        (DEMO_OWNER_OPENID, "o-mp-demo-owner", "店主老陈 Owner Chen", "u-demo-owner"),
     ] {
         sim.handle().add_user(SimUser {
             unionid: Some(unionid.into()),
@@ -137,6 +138,16 @@ fn seed_rows(
         Some(m) => m,
         None => merchants_repo::create_merchant(conn, "wxkit 示例咖啡 Demo Café", now)?,
     };
+    // The owner runs the demo shop in the console (a person known by both apps, linked by unionid).
+    let owner_profile = crate::features::auth::repo::Profile {
+        unionid: Some("u-demo-owner".into()),
+        nickname: Some("店主老陈 Owner Chen".into()),
+        avatar_url: None,
+    };
+    use crate::features::auth::repo::{Identity, upsert_login};
+    upsert_login(conn, Identity::Web(DEMO_OWNER_OPENID), &owner_profile, now)?;
+    let owner = upsert_login(conn, Identity::Mini("o-mp-demo-owner"), &owner_profile, now)?;
+    crate::features::console::repo::add_member(conn, merchant.id, owner.id, crate::features::console::repo::Role::Owner, now)?;
     // One POS token per database: stable across restarts and across instances on it.
     let staff_token = crate::platform::secrets::shared_secret(conn, "sandbox_staff_token", random_token)?;
     let hash = sha256_hex(&staff_token);
