@@ -835,8 +835,8 @@ fn staff_campaign_and_coupon_commands_work_on_a_fresh_database() {
     let (code, out, _) = cmd(&["redemptions", "list", "--csv"]);
     assert_eq!(code, 0);
     assert!(
-        out.starts_with("redemption_id,redeemed_at,channel,coupon_code"),
-        "{out}"
+        out.starts_with("\u{feff}redemption_id,redeemed_at_beijing,merchant_id,merchant_name"),
+        "a BOM, then the header: {out}"
     );
     let (code, _, err) = cmd(&["redemptions", "list", "--since", "yesterday"]);
     assert_eq!(code, 2, "{err}");
@@ -890,7 +890,7 @@ fn pay_orders_list_shows_the_orders_and_filters_by_status() {
     let cells: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(
         cells,
-        ["ORDER2", "created", "5", "NATIVE", "咖啡", "2025-11-26T00:00:00Z"],
+        ["ORDER2", "created", "5", "0", "NATIVE", "咖啡", "2025-11-26T00:00:00Z"],
         "{out}"
     );
     let (_, out, _) = cmd(&["pay", "orders", "list", "--status", "paid", "--json"]);
@@ -900,7 +900,19 @@ fn pay_orders_list_shows_the_orders_and_filters_by_status() {
     assert_eq!(orders[0]["total_fee"], 1800);
     let (code, _, err) = cmd(&["pay", "orders", "list", "--status", "bogus"]);
     assert_eq!(code, 2);
-    assert!(err.contains("created, paid or closed"), "{err}");
+    assert!(err.contains("created, paid, refunded or closed"), "{err}");
+    // Refunded in full: shown as refunded (not paid), with the amount.
+    diesel::sql_query(
+        "INSERT INTO pay_refunds (out_refund_no, out_trade_no, refund_fee, status, created_at, updated_at, voided_coupon) \
+         VALUES ('R1', 'ORDER1', 1800, 'succeeded', 1764115200000, 1764115200000, FALSE)",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let (_, out, _) = cmd(&["pay", "orders", "list", "--status", "refunded"]);
+    let cells: Vec<&str> = out.lines().nth(1).unwrap_or_default().split_whitespace().collect();
+    assert_eq!(&cells[..4], ["ORDER1", "refunded", "1800", "1800"], "{out}");
+    let (_, out, _) = cmd(&["pay", "orders", "list", "--status", "paid"]);
+    assert!(!out.contains("ORDER1"), "a refunded order is not listed as paid: {out}");
 }
 
 #[test]

@@ -168,6 +168,7 @@ pub fn init(
         Slice::new(console::init(p, apps, sessions.clone(), k.clone()))
             .api(console::api)
             .pages(console::pages)
+            .openapi(console::openapi::ops)
             .mounted(),
         Slice::new(outbox)
             .api(outbox::api)

@@ -4,10 +4,11 @@
 //! one merchant's, for a person who runs it ([`repo::Role`]); every change is audited with that person. Joining by
 //! invite (`/join/{token}`) and the admin API's owner invites live here too.
 
+pub mod openapi;
 mod pages;
 mod pages_campaigns;
 mod pages_money;
-mod people;
+pub(crate) mod people;
 pub mod repo;
 pub mod service;
 

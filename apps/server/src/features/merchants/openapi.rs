@@ -111,12 +111,16 @@ pub fn ops() -> Vec<Op> {
         Op {
             method: "post",
             path: "/api/v1/campaigns/{id}/end",
-            summary: "End a campaign now: no more issuing, buying or redeeming",
+            summary: "End a campaign now (no more issuing or buying): sold unused coupons kept or refunded, open orders closed; dry_run answers the numbers first",
             auth: Auth::Admin,
             params: &[("id", "path", "integer", "campaign id")],
             body: Some(schema::<EndBody>),
             ok: (200, "application/json"),
-            errors: &[(400, "invalid_field, invalid_json"), (404, "not_found")],
+            errors: &[
+                (400, "invalid_field, invalid_json"),
+                (404, "not_found"),
+                (409, "choose_sold (sold coupons are unused: say keep or refund)"),
+            ],
         },
         Op {
             method: "post",
