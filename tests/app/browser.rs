@@ -150,7 +150,11 @@ async fn sandbox_with(extra: &[(&str, &str)]) -> (tempfile::TempDir, Application
         ("WXKIT__SERVER__ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ("WXKIT__SERVER__MODE".to_owned(), "sandbox".to_owned()),
     ];
-    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    for (k, v) in extra {
+        // A later value of the same setting replaces the default (the database of a PostgreSQL run).
+        env.retain(|(have, _)| have != k);
+        env.push(((*k).to_owned(), (*v).to_owned()));
+    }
     let app = Application::build(Settings::load_from(None, env).unwrap())
         .await
         .unwrap();
@@ -448,4 +452,205 @@ async fn a_phone_browser_outside_wechat_buys_by_h5() {
         .await;
     assert_eq!(status, json!("issued"));
     page.quit().await;
+}
+
+/// The sandbox on `kind`'s database (a fresh PostgreSQL database, or the temp SQLite file), with the database kept
+/// while the returned guard lives.
+async fn sandbox_on(kind: wxkit_e2e::DbKind) -> Option<(tempfile::TempDir, wxkit_e2e::TestDatabase, Application, String)> {
+    let db = wxkit_e2e::TestDatabase::create(kind)?;
+    let url = db.url.clone();
+    let (dir, app, base) = sandbox_with(&[("DATABASE_URL", url.as_str())]).await;
+    Some((dir, db, app, base))
+}
+
+/// The owner's console in a real browser, on SQLite and PostgreSQL: logged in by scanning on a desktop, a campaign
+/// made, a staff invite shown and scanned in the (simulated) WeChat by a new staff member who then redeems; the
+/// figures, the list and the CSV (with its BOM); a purchase refunded; the sale campaign ended with refunds, which
+/// the buyer's page explains; then the owner's common tasks on a phone inside WeChat.
+async fn the_owner_runs_the_shop_from_the_console(kind: wxkit_e2e::DbKind) {
+    let Some(driver) = Driver::start().await else { return };
+    let Some((_dir, _db, app, base)) = sandbox_on(kind).await else { return };
+    let demo = app.demo().unwrap().clone();
+    tokio::spawn(app.run_until_stopped());
+
+    // The owner, on a computer: the console sends them to the scan-to-login page; the phone confirms.
+    let owner = driver.session().await;
+    owner.goto(&format!("{base}/console")).await;
+    let link = wait_for(
+        &owner,
+        "the sandbox phone link",
+        "const p = document.getElementById('sandbox-phone'); return p && !p.hidden ? document.getElementById('phone-link').href : null;",
+    )
+    .await;
+    let phone = driver.session().await;
+    phone.goto(link.as_str().unwrap()).await;
+    phone.click("button[data-openid='o-mp-demo-owner']").await;
+    phone.click("#confirm").await;
+    wait_for(&owner, "the confirm question", "const b = document.getElementById('confirm-login'); return b && !b.hidden;").await;
+    owner.click("#continue-login").await;
+    wait_for(&owner, "the dashboard", "return document.getElementById('dashboard') !== null;").await;
+    phone.quit().await;
+    let mid = owner.script("return document.getElementById('console').dataset.merchant").await;
+    let mid = mid.as_str().unwrap().to_owned();
+    assert_eq!(owner.script("return document.getElementById('console').dataset.role").await, json!("owner"));
+
+    // A campaign, from the form.
+    owner.goto(&format!("{base}/console/{mid}/campaigns")).await;
+    owner
+        .script(
+            "const f = document.getElementById('new-campaign'); const set = (n, v) => { f.querySelector('[name=' + n + ']').value = v; }; \
+             set('title', '周末套餐 Weekend set'); set('value', '30'); set('price', '19.9'); set('quantity', '5'); return true;",
+        )
+        .await;
+    owner.click("#create-campaign").await;
+    wait_for(&owner, "the new campaign", "return document.getElementById('campaign') !== null;").await;
+    assert!(owner.text("h1").await.contains("Weekend set"));
+
+    // A staff invite: its QR code, read the way a phone's camera would.
+    owner.goto(&format!("{base}/console/{mid}/staff")).await;
+    owner.click("#make-invite").await;
+    let png = wait_for(
+        &owner,
+        "the invite's QR code",
+        "const i = document.querySelector('img[id^=invite-qr-]'); if (!i || !i.complete || !i.naturalWidth) return null; \
+         const c = document.createElement('canvas'); c.width = i.naturalWidth; c.height = i.naturalHeight; \
+         c.getContext('2d').drawImage(i, 0, 0); return c.toDataURL('image/png').split(',')[1];",
+    )
+    .await;
+    use base64::Engine as _;
+    let png = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap()).unwrap();
+    let invite = wxkit_testkit::decode_qr(&png);
+    assert!(invite.contains("/join/"), "{invite}");
+
+    // The new staff member scans it with WeChat: the official account's login, a name, joined.
+    let staff = driver.session_as(Some(WECHAT_UA)).await;
+    staff.goto(&invite).await;
+    staff.click("button[data-openid='o-demo-visitor']").await;
+    wait_for(&staff, "the join page", "return document.getElementById('join-form') !== null;").await;
+    staff.script("document.getElementById('name').value = '新店员小赵'; return true;").await;
+    staff.click("#accept").await;
+    let joined = staff.text("#message-title").await;
+    assert!(joined.contains("已加入"), "{joined}");
+    // They redeem a customer's coupon.
+    let code = demo.customer_coupons[0].clone();
+    staff.goto(&format!("{base}/c/{code}")).await;
+    staff.click("#confirm").await;
+    assert!(staff.text("#headline").await.contains("核销成功"));
+    assert!(staff.text("#result").await.contains("小赵"));
+    staff.quit().await;
+
+    // The owner sees it: the figure, the list, and a CSV that Excel opens (a UTF-8 BOM first).
+    owner.goto(&format!("{base}/console/{mid}")).await;
+    assert_eq!(owner.text("#today-redeemed").await, "1");
+    owner.goto(&format!("{base}/console/{mid}/redemptions")).await;
+    let table = owner.text("#redemptions").await;
+    assert!(table.contains(&code[22..]) && table.contains("小赵"), "{table}");
+    // The raw bytes (a text decoder would drop the BOM): fetched as a download is, read as an array buffer.
+    owner
+        .script(
+            "window.csvHead = null; fetch(document.getElementById('csv').href).then(r => r.arrayBuffer().then(b => \
+             { window.csvHead = [r.status].concat(Array.from(new Uint8Array(b).slice(0, 3))); })); return true;",
+        )
+        .await;
+    let first = wait_for(&owner, "the CSV", "return window.csvHead;").await;
+    assert_eq!(first, json!([200, 0xEF, 0xBB, 0xBF]));
+
+    // Two customers buy the sale voucher; the owner refunds the first from the orders page.
+    let sale = demo.sale_campaign_id;
+    let buy = async |who: &str| -> String {
+        let page = driver.session().await;
+        page.goto(&format!("{base}/c/buy/{sale}?pay=jsapi")).await;
+        page.click(&format!("button[data-openid='{who}']")).await;
+        page.click("#buy-button").await;
+        wait_for(&page, "the cashier", "return document.getElementById('pay')").await;
+        page.click("#pay").await;
+        let path = wait_for(
+            &page,
+            "the coupon page",
+            "return location.pathname.startsWith('/c/') && !location.pathname.startsWith('/c/buy') && document.getElementById('qr') ? location.pathname : null;",
+        )
+        .await;
+        page.quit().await;
+        path.as_str().unwrap().trim_start_matches("/c/").to_owned()
+    };
+    let _refunded_coupon = buy("o-demo-customer").await;
+    owner.goto(&format!("{base}/console/{mid}/orders")).await;
+    owner.click("a[id^=refund-]").await;
+    wait_for(&owner, "the refund confirmation", "return document.getElementById('confirm-page') !== null;").await;
+    owner.click("#confirm").await;
+    assert!(owner.text("#flash").await.contains("退款"));
+    let refunded = wait_for(
+        &owner,
+        "the refund to settle",
+        "if (!document.querySelector('tr[data-status=refunded]')) { location.reload(); return null; } return true;",
+    )
+    .await;
+    assert_eq!(refunded, json!(true));
+
+    // The second buyer's coupon is sold and unused when the owner ends the campaign, choosing refund.
+    let kept = buy("o-demo-customer").await;
+    owner.goto(&format!("{base}/console/{mid}/campaigns/{sale}/end")).await;
+    let facts = owner.text("#facts").await;
+    assert!(facts.contains("1 张") && facts.contains("¥9.90"), "{facts}");
+    owner.click("#choice-refund").await;
+    owner.click("#confirm").await;
+    assert!(owner.text("#flash").await.contains("活动已结束"));
+    assert_eq!(
+        owner.script("return document.getElementById('campaign').dataset.status").await,
+        json!("ended")
+    );
+    let customer = driver.session().await;
+    customer.goto(&format!("{base}/c/{kept}")).await;
+    customer.click("button[data-openid='o-demo-customer']").await;
+    let note = customer.text("#ended-early").await;
+    assert!(note.contains("活动已提前结束") && note.contains("¥9.90"), "{note}");
+    assert_eq!(customer.script("return document.getElementById('qr')").await, Value::Null);
+    // Refunded once: both orders refunded in full, nothing more.
+    let admin = app_admin_token(&base).await;
+    let orders: Value = reqwest::Client::new()
+        .get(format!("{base}/api/v1/pay/orders?campaign_id={sale}"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paid: Vec<&Value> = orders["items"].as_array().unwrap().iter().filter(|o| o["order_status"] == "paid").collect();
+    assert_eq!(paid.len(), 2, "{orders}");
+    assert!(paid.iter().all(|o| o["refunded_fee"].as_i64().unwrap_or(0) + o["refunding_fee"].as_i64().unwrap_or(0) == 990), "{orders}");
+    customer.quit().await;
+    owner.quit().await;
+
+    // On a phone inside WeChat: the official account's login, the common pages fit the screen.
+    let phone_owner = driver.session_as(Some(WECHAT_UA)).await;
+    phone_owner.resize(375, 812).await;
+    phone_owner.goto(&format!("{base}/console")).await;
+    phone_owner.click("button[data-openid='o-demo-owner']").await;
+    wait_for(&phone_owner, "the dashboard", "return document.getElementById('dashboard') !== null;").await;
+    for page in ["", "/campaigns", "/staff", "/redemptions", "/orders", &format!("/coupons?q={}", &code[22..])] {
+        phone_owner.goto(&format!("{base}/console/{mid}{page}")).await;
+        let fits = phone_owner
+            .script("return document.documentElement.scrollWidth <= window.innerWidth + 1;")
+            .await;
+        assert_eq!(fits, json!(true), "{page} fits a phone's width");
+    }
+    let found = phone_owner.text("#coupons").await;
+    assert!(found.contains("已核销"), "{found}");
+    phone_owner.quit().await;
+}
+
+/// WeChat's in-app browser, as its user agent says.
+const WECHAT_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) \
+                         Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN";
+
+mod the_owner_runs_the_shop_from_the_console {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite() {
+        super::the_owner_runs_the_shop_from_the_console(wxkit_e2e::DbKind::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres() {
+        super::the_owner_runs_the_shop_from_the_console(wxkit_e2e::DbKind::Postgres).await
+    }
 }

@@ -122,7 +122,7 @@ async fn merchant_with_owner(app: &TestApp, name: &str, owner: &str) -> (i64, Pe
     let person = Person::login(app, owner).await;
     let (s, page) = person.join(invite["url"].as_str().unwrap()).await;
     assert_eq!(s, 200, "{page}");
-    assert!(page.contains("店主"), "{page}");
+    assert!(page.contains("店主") && page.contains("message-title"), "{page}");
     // The owner invite was single use: a second scan lets nobody else in.
     let (s, _) = Person::login(app, &format!("{owner}-friend")).await.join(invite["url"].as_str().unwrap()).await;
     assert_eq!(s, 410);

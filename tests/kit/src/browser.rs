@@ -164,6 +164,14 @@ impl Session<'_> {
         self.client.execute(script, Vec::new()).await.expect("script")
     }
 
+    /// Resizes the window (a phone's screen: 375 × 812).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("window size");
+    }
+
     pub async fn url(&self) -> String {
         self.client
             .current_url()

@@ -110,6 +110,29 @@ pub fn error_page_with(status: StatusCode, zh: &str, en: &str, actions: &[Action
     res
 }
 
+/// A page that tells the visitor something went well, and what to do next.
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    title: &'a str,
+    zh: &'a str,
+    en: &'a str,
+    actions: &'a [Action],
+}
+
+/// A page saying something was done (a Chinese headline, an English line), with its next steps.
+pub fn message_page(zh: &str, en: &str, actions: &[Action]) -> HttpResponse {
+    render(
+        StatusCode::OK,
+        &MessagePage {
+            title: zh,
+            zh,
+            en,
+            actions,
+        },
+    )
+}
+
 /// The page for WeChat (or the database) failing: 503, with a retry link to `retry`.
 pub fn unavailable_page(retry: &str) -> HttpResponse {
     error_page_with(

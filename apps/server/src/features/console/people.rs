@@ -429,7 +429,7 @@ pub async fn join(
             return crate::http::errors::found(&format!("/auth/wechat?return={}", req.uri().path()));
         }
     };
-    pages::error_page_with(StatusCode::OK, &zh, &en, &[next])
+    pages::message_page(&zh, &en, &[next])
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]

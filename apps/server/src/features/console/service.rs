@@ -70,7 +70,9 @@ pub fn make_invite(
     if crate::features::merchants::repo::merchant(conn, merchant_id)?.is_none() {
         return Err(AdminError::NotFound("no such merchant"));
     }
-    let token = random_token();
+    // 128 random bits: short enough that `/join/{token}` fits the OAuth state's return path (55 bytes), which the
+    // login of a person scanning it carries.
+    let token = random_token()[..32].to_owned();
     let url = format!("{}/join/{token}", public_base_url.trim_end_matches('/'));
     let qr = qr_render::render_png(&url, &qr_render::RenderOptions::default())
         .map_err(|e| DbError::Task(format!("the invite's QR code: {e}")))?;
