@@ -456,7 +456,9 @@ async fn a_phone_browser_outside_wechat_buys_by_h5() {
 
 /// The sandbox on `kind`'s database (a fresh PostgreSQL database, or the temp SQLite file), with the database kept
 /// while the returned guard lives.
-async fn sandbox_on(kind: wxkit_e2e::DbKind) -> Option<(tempfile::TempDir, wxkit_e2e::TestDatabase, Application, String)> {
+async fn sandbox_on(
+    kind: wxkit_e2e::DbKind,
+) -> Option<(tempfile::TempDir, wxkit_e2e::TestDatabase, Application, String)> {
     let db = wxkit_e2e::TestDatabase::create(kind)?;
     let url = db.url.clone();
     let (dir, app, base) = sandbox_with(&[("DATABASE_URL", url.as_str())]).await;
@@ -469,7 +471,9 @@ async fn sandbox_on(kind: wxkit_e2e::DbKind) -> Option<(tempfile::TempDir, wxkit
 /// the buyer's page explains; then the owner's common tasks on a phone inside WeChat.
 async fn the_owner_runs_the_shop_from_the_console(kind: wxkit_e2e::DbKind) {
     let Some(driver) = Driver::start().await else { return };
-    let Some((_dir, _db, app, base)) = sandbox_on(kind).await else { return };
+    let Some((_dir, _db, app, base)) = sandbox_on(kind).await else {
+        return;
+    };
     let demo = app.demo().unwrap().clone();
     tokio::spawn(app.run_until_stopped());
 
@@ -486,13 +490,30 @@ async fn the_owner_runs_the_shop_from_the_console(kind: wxkit_e2e::DbKind) {
     phone.goto(link.as_str().unwrap()).await;
     phone.click("button[data-openid='o-mp-demo-owner']").await;
     phone.click("#confirm").await;
-    wait_for(&owner, "the confirm question", "const b = document.getElementById('confirm-login'); return b && !b.hidden;").await;
+    wait_for(
+        &owner,
+        "the confirm question",
+        "const b = document.getElementById('confirm-login'); return b && !b.hidden;",
+    )
+    .await;
     owner.click("#continue-login").await;
-    wait_for(&owner, "the dashboard", "return document.getElementById('dashboard') !== null;").await;
+    wait_for(
+        &owner,
+        "the dashboard",
+        "return document.getElementById('dashboard') !== null;",
+    )
+    .await;
     phone.quit().await;
-    let mid = owner.script("return document.getElementById('console').dataset.merchant").await;
+    let mid = owner
+        .script("return document.getElementById('console').dataset.merchant")
+        .await;
     let mid = mid.as_str().unwrap().to_owned();
-    assert_eq!(owner.script("return document.getElementById('console').dataset.role").await, json!("owner"));
+    assert_eq!(
+        owner
+            .script("return document.getElementById('console').dataset.role")
+            .await,
+        json!("owner")
+    );
 
     // A campaign, from the form.
     owner.goto(&format!("{base}/console/{mid}/campaigns")).await;
@@ -503,7 +524,12 @@ async fn the_owner_runs_the_shop_from_the_console(kind: wxkit_e2e::DbKind) {
         )
         .await;
     owner.click("#create-campaign").await;
-    wait_for(&owner, "the new campaign", "return document.getElementById('campaign') !== null;").await;
+    wait_for(
+        &owner,
+        "the new campaign",
+        "return document.getElementById('campaign') !== null;",
+    )
+    .await;
     assert!(owner.text("h1").await.contains("Weekend set"));
 
     // A staff invite: its QR code, read the way a phone's camera would.
@@ -518,7 +544,9 @@ async fn the_owner_runs_the_shop_from_the_console(kind: wxkit_e2e::DbKind) {
     )
     .await;
     use base64::Engine as _;
-    let png = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap()).unwrap();
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(png.as_str().unwrap())
+        .unwrap();
     let invite = wxkit_testkit::decode_qr(&png);
     assert!(invite.contains("/join/"), "{invite}");
 
@@ -526,8 +554,15 @@ async fn the_owner_runs_the_shop_from_the_console(kind: wxkit_e2e::DbKind) {
     let staff = driver.session_as(Some(WECHAT_UA)).await;
     staff.goto(&invite).await;
     staff.click("button[data-openid='o-demo-visitor']").await;
-    wait_for(&staff, "the join page", "return document.getElementById('join-form') !== null;").await;
-    staff.script("document.getElementById('name').value = '新店员小赵'; return true;").await;
+    wait_for(
+        &staff,
+        "the join page",
+        "return document.getElementById('join-form') !== null;",
+    )
+    .await;
+    staff
+        .script("document.getElementById('name').value = '新店员小赵'; return true;")
+        .await;
     staff.click("#accept").await;
     let joined = staff.text("#message-title").await;
     assert!(joined.contains("已加入"), "{joined}");
@@ -576,7 +611,12 @@ async fn the_owner_runs_the_shop_from_the_console(kind: wxkit_e2e::DbKind) {
     let _refunded_coupon = buy("o-demo-customer").await;
     owner.goto(&format!("{base}/console/{mid}/orders")).await;
     owner.click("a[id^=refund-]").await;
-    wait_for(&owner, "the refund confirmation", "return document.getElementById('confirm-page') !== null;").await;
+    wait_for(
+        &owner,
+        "the refund confirmation",
+        "return document.getElementById('confirm-page') !== null;",
+    )
+    .await;
     owner.click("#confirm").await;
     assert!(owner.text("#flash").await.contains("退款"));
     let refunded = wait_for(
@@ -596,7 +636,9 @@ async fn the_owner_runs_the_shop_from_the_console(kind: wxkit_e2e::DbKind) {
     owner.click("#confirm").await;
     assert!(owner.text("#flash").await.contains("活动已结束"));
     assert_eq!(
-        owner.script("return document.getElementById('campaign').dataset.status").await,
+        owner
+            .script("return document.getElementById('campaign').dataset.status")
+            .await,
         json!("ended")
     );
     let customer = driver.session().await;
@@ -604,7 +646,10 @@ async fn the_owner_runs_the_shop_from_the_console(kind: wxkit_e2e::DbKind) {
     customer.click("button[data-openid='o-demo-customer']").await;
     let note = customer.text("#ended-early").await;
     assert!(note.contains("活动已提前结束") && note.contains("¥9.90"), "{note}");
-    assert_eq!(customer.script("return document.getElementById('qr')").await, Value::Null);
+    assert_eq!(
+        customer.script("return document.getElementById('qr')").await,
+        Value::Null
+    );
     // Refunded once: both orders refunded in full, nothing more.
     let admin = app_admin_token(&base).await;
     let orders: Value = reqwest::Client::new()
@@ -616,9 +661,18 @@ async fn the_owner_runs_the_shop_from_the_console(kind: wxkit_e2e::DbKind) {
         .json()
         .await
         .unwrap();
-    let paid: Vec<&Value> = orders["items"].as_array().unwrap().iter().filter(|o| o["order_status"] == "paid").collect();
+    let paid: Vec<&Value> = orders["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["order_status"] == "paid")
+        .collect();
     assert_eq!(paid.len(), 2, "{orders}");
-    assert!(paid.iter().all(|o| o["refunded_fee"].as_i64().unwrap_or(0) + o["refunding_fee"].as_i64().unwrap_or(0) == 990), "{orders}");
+    assert!(
+        paid.iter()
+            .all(|o| o["refunded_fee"].as_i64().unwrap_or(0) + o["refunding_fee"].as_i64().unwrap_or(0) == 990),
+        "{orders}"
+    );
     customer.quit().await;
     owner.quit().await;
 
@@ -627,8 +681,20 @@ async fn the_owner_runs_the_shop_from_the_console(kind: wxkit_e2e::DbKind) {
     phone_owner.resize(375, 812).await;
     phone_owner.goto(&format!("{base}/console")).await;
     phone_owner.click("button[data-openid='o-demo-owner']").await;
-    wait_for(&phone_owner, "the dashboard", "return document.getElementById('dashboard') !== null;").await;
-    for page in ["", "/campaigns", "/staff", "/redemptions", "/orders", &format!("/coupons?q={}", &code[22..])] {
+    wait_for(
+        &phone_owner,
+        "the dashboard",
+        "return document.getElementById('dashboard') !== null;",
+    )
+    .await;
+    for page in [
+        "",
+        "/campaigns",
+        "/staff",
+        "/redemptions",
+        "/orders",
+        &format!("/coupons?q={}", &code[22..]),
+    ] {
         phone_owner.goto(&format!("{base}/console/{mid}{page}")).await;
         let fits = phone_owner
             .script("return document.documentElement.scrollWidth <= window.innerWidth + 1;")

@@ -43,10 +43,7 @@ impl Person {
             .await
             .unwrap();
         let status = r.status();
-        let location = r
-            .headers()
-            .get("location")
-            .map(|l| l.to_str().unwrap().to_owned());
+        let location = r.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
         (status, r.text().await.unwrap(), location)
     }
 
@@ -71,10 +68,7 @@ impl Person {
             .await
             .unwrap();
         let status = r.status();
-        let location = r
-            .headers()
-            .get("location")
-            .map(|l| l.to_str().unwrap().to_owned());
+        let location = r.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
         (status, r.text().await.unwrap(), location)
     }
 
@@ -110,7 +104,11 @@ fn form_token(page: &str) -> String {
 
 /// A merchant with an owner who joined by the platform's invite: (merchant id, owner).
 async fn merchant_with_owner(app: &TestApp, name: &str, owner: &str) -> (i64, Person) {
-    let (s, m) = json(app.admin(Method::POST, "/api/v1/merchants", json!({"name": name})).await).await;
+    let (s, m) = json(
+        app.admin(Method::POST, "/api/v1/merchants", json!({"name": name}))
+            .await,
+    )
+    .await;
     assert_eq!(s, 201);
     let mid = m["id"].as_i64().unwrap();
     let (s, invite) = json(
@@ -118,20 +116,35 @@ async fn merchant_with_owner(app: &TestApp, name: &str, owner: &str) -> (i64, Pe
             .await,
     )
     .await;
-    assert_eq!((s, invite["role"].as_str()), (StatusCode::CREATED, Some("owner")), "{invite}");
+    assert_eq!(
+        (s, invite["role"].as_str()),
+        (StatusCode::CREATED, Some("owner")),
+        "{invite}"
+    );
     let person = Person::login(app, owner).await;
     let (s, page) = person.join(invite["url"].as_str().unwrap()).await;
     assert_eq!(s, 200, "{page}");
     assert!(page.contains("店主") && page.contains("message-title"), "{page}");
     // The owner invite was single use: a second scan lets nobody else in.
-    let (s, _) = Person::login(app, &format!("{owner}-friend")).await.join(invite["url"].as_str().unwrap()).await;
+    let (s, _) = Person::login(app, &format!("{owner}-friend"))
+        .await
+        .join(invite["url"].as_str().unwrap())
+        .await;
     assert_eq!(s, 410);
     (mid, person)
 }
 
 /// The id in a 303's `Location` (`/console/{mid}/campaigns/{id}?ok=…`).
 fn id_in(location: &str) -> i64 {
-    location.split('?').next().unwrap().rsplit('/').next().unwrap().parse().unwrap()
+    location
+        .split('?')
+        .next()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 async fn admin_get(app: &TestApp, path: &str) -> (StatusCode, Value) {
@@ -145,7 +158,10 @@ async fn the_console_is_one_merchants_for_the_people_who_run_it(kind: DbKind) {
 
     // The owner lands on their shop's dashboard.
     let (s, _, to) = owner.get("/console").await;
-    assert_eq!((s.as_u16(), to.as_deref()), (302, Some(format!("/console/{a}").as_str())));
+    assert_eq!(
+        (s.as_u16(), to.as_deref()),
+        (302, Some(format!("/console/{a}").as_str()))
+    );
     let (s, page, _) = owner.get(&format!("/console/{a}")).await;
     assert_eq!(s, 200);
     assert!(page.contains("甲咖啡") && page.contains("id=\"dashboard\""), "{page}");
@@ -168,7 +184,14 @@ async fn the_console_is_one_merchants_for_the_people_who_run_it(kind: DbKind) {
     assert_eq!(s, 303);
     let cid = id_in(&to.unwrap());
     let (_, c) = admin_get(&app, &format!("/api/v1/campaigns/{cid}")).await;
-    assert_eq!((c["price_fen"].as_i64(), c["value_fen"].as_i64(), c["merchant_id"].as_i64()), (Some(990), Some(2800), Some(a)));
+    assert_eq!(
+        (
+            c["price_fen"].as_i64(),
+            c["value_fen"].as_i64(),
+            c["merchant_id"].as_i64()
+        ),
+        (Some(990), Some(2800), Some(a))
+    );
 
     // A refused edit changes nothing (a quantity below what is issued, with a new title in the same form).
     issue(&app, cid, Some("o-c1")).await;
@@ -181,11 +204,19 @@ async fn the_console_is_one_merchants_for_the_people_who_run_it(kind: DbKind) {
         .await;
     assert_eq!(s, 400, "{page}");
     let (_, c) = admin_get(&app, &format!("/api/v1/campaigns/{cid}")).await;
-    assert_eq!((c["title"].as_str(), c["quantity"].as_i64()), (Some("拿铁券 Latte"), Some(10)));
+    assert_eq!(
+        (c["title"].as_str(), c["quantity"].as_i64()),
+        (Some("拿铁券 Latte"), Some(10))
+    );
     let (s, _, _) = owner
         .post(
             &format!("/console/{a}/campaigns/{cid}/edit"),
-            &[("csrf", &token), ("title", "拿铁券 Latte"), ("quantity", "20"), ("price", "9.90")],
+            &[
+                ("csrf", &token),
+                ("title", "拿铁券 Latte"),
+                ("quantity", "20"),
+                ("price", "9.90"),
+            ],
         )
         .await;
     assert_eq!(s, 303);
@@ -196,7 +227,13 @@ async fn the_console_is_one_merchants_for_the_people_who_run_it(kind: DbKind) {
     let (s, _, _) = owner
         .post(
             &format!("/console/{a}/invites"),
-            &[("csrf", &token), ("role", "staff"), ("max_uses", "1"), ("hours", "1"), ("approval", "1")],
+            &[
+                ("csrf", &token),
+                ("role", "staff"),
+                ("max_uses", "1"),
+                ("hours", "1"),
+                ("approval", "1"),
+            ],
         )
         .await;
     assert_eq!(s, 303);
@@ -227,7 +264,10 @@ async fn the_console_is_one_merchants_for_the_people_who_run_it(kind: DbKind) {
     let (s, _) = Person::login(&app, "o-latecomer").await.join(&url).await;
     assert_eq!(s, 410);
     let (_, page, _) = owner.get(&format!("/console/{a}/staff")).await;
-    assert!(page.contains("小张") && page.contains("data-state=\"pending\""), "{page}");
+    assert!(
+        page.contains("小张") && page.contains("data-state=\"pending\""),
+        "{page}"
+    );
     let sid: i64 = page
         .split("/approve\"")
         .next()
@@ -263,7 +303,10 @@ async fn the_console_is_one_merchants_for_the_people_who_run_it(kind: DbKind) {
         (format!("/console/{a}/staff/{sid}/approve"), vec![]),
         (format!("/console/{b}/staff/{sid}/approve"), vec![]),
         (format!("/console/{b}/staff/{sid}/remove"), vec![]),
-        (format!("/console/{b}/campaigns/{cid}/edit"), vec![("title", "hijacked")]),
+        (
+            format!("/console/{b}/campaigns/{cid}/edit"),
+            vec![("title", "hijacked")],
+        ),
         (format!("/console/{b}/campaigns/{cid}/end"), vec![("sold", "keep")]),
         (format!("/console/{b}/campaigns/{cid}/issue"), vec![("count", "1")]),
         (format!("/console/{b}/coupons/{code}/void"), vec![("reason", "x")]),
@@ -275,15 +318,22 @@ async fn the_console_is_one_merchants_for_the_people_who_run_it(kind: DbKind) {
         assert_eq!(s, 404, "{path}: {body}");
     }
     let (_, c) = admin_get(&app, &format!("/api/v1/campaigns/{cid}")).await;
-    assert_eq!((c["title"].as_str(), c["status"].as_str(), c["issued"].as_i64()), (Some("拿铁券 Latte"), Some("active"), Some(3)));
+    assert_eq!(
+        (c["title"].as_str(), c["status"].as_str(), c["issued"].as_i64()),
+        (Some("拿铁券 Latte"), Some("active"), Some(3))
+    );
     let (_, got) = admin_get(&app, &format!("/api/v1/coupons/{code}")).await;
     assert_eq!(got["status"], "issued", "{got}");
     // A forged form (no token) is refused even by the owner.
-    let (s, _, _) = owner.post(&format!("/console/{a}/staff/{sid}/approve"), &[("csrf", "forged")]).await;
+    let (s, _, _) = owner
+        .post(&format!("/console/{a}/staff/{sid}/approve"), &[("csrf", "forged")])
+        .await;
     assert_eq!(s, 403);
 
     // Approved, the staff member redeems; staff cannot open the console.
-    let (s, _, _) = owner.post(&format!("/console/{a}/staff/{sid}/approve"), &[("csrf", &token)]).await;
+    let (s, _, _) = owner
+        .post(&format!("/console/{a}/staff/{sid}/approve"), &[("csrf", &token)])
+        .await;
     assert_eq!(s, 303);
     let (s, page, _) = staff.get("/console").await;
     assert_eq!(s, 403);
@@ -315,7 +365,11 @@ async fn the_console_is_one_merchants_for_the_people_who_run_it(kind: DbKind) {
     let csv = String::from_utf8(csv).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 2, "{csv}");
-    assert!(lines[0].contains("merchant_name") && lines[0].contains("price_paid_yuan") && lines[0].contains("refunded_yuan"));
+    assert!(
+        lines[0].contains("merchant_name")
+            && lines[0].contains("price_paid_yuan")
+            && lines[0].contains("refunded_yuan")
+    );
     assert!(
         lines[1].contains("\"甲咖啡 Cafe A\"") && lines[1].contains("\"28.00\"") && lines[1].contains("\"小张\""),
         "{csv}"
@@ -323,13 +377,18 @@ async fn the_console_is_one_merchants_for_the_people_who_run_it(kind: DbKind) {
     // Coupons are found by the last group the customer reads out; removing staff is one click.
     let (_, page, _) = owner.get(&format!("/console/{a}/coupons?q={}", &code[22..])).await;
     assert!(page.contains(&format!("data-code=\"{code}\"")), "{page}");
-    let (s, _, _) = owner.post(&format!("/console/{a}/staff/{sid}/remove"), &[("csrf", &token)]).await;
+    let (s, _, _) = owner
+        .post(&format!("/console/{a}/staff/{sid}/remove"), &[("csrf", &token)])
+        .await;
     assert_eq!(s, 303);
 
     // A revoked invite and an expired one let nobody in.
     for (hours, revoke) in [("1", true), ("1", false)] {
         let (s, _, _) = owner
-            .post(&format!("/console/{a}/invites"), &[("csrf", &token), ("role", "staff"), ("max_uses", "5"), ("hours", hours)])
+            .post(
+                &format!("/console/{a}/invites"),
+                &[("csrf", &token), ("role", "staff"), ("max_uses", "5"), ("hours", hours)],
+            )
             .await;
         assert_eq!(s, 303);
         let (_, page, _) = owner.get(&format!("/console/{a}/staff")).await;
@@ -341,16 +400,25 @@ async fn the_console_is_one_merchants_for_the_people_who_run_it(kind: DbKind) {
         let url = wxkit_testkit::decode_qr(&owner.bytes(&qr).await.1);
         if revoke {
             let iid = qr.split("/invites/").nth(1).unwrap().split('/').next().unwrap();
-            let (s, _, _) = owner.post(&format!("/console/{a}/invites/{iid}/revoke"), &[("csrf", &token)]).await;
+            let (s, _, _) = owner
+                .post(&format!("/console/{a}/invites/{iid}/revoke"), &[("csrf", &token)])
+                .await;
             assert_eq!(s, 303);
         } else {
             app.clock.advance_secs(2 * 3600);
         }
-        let (s, page) = Person::login(&app, &format!("o-late-{hours}-{revoke}")).await.join(&url).await;
+        let (s, page) = Person::login(&app, &format!("o-late-{hours}-{revoke}"))
+            .await
+            .join(&url)
+            .await;
         assert_eq!(s, 410, "{page}");
     }
     let (_, list) = admin_get(&app, &format!("/api/v1/staff?merchant_id={a}")).await;
-    assert_eq!(list["items"].as_array().unwrap().len(), 1, "only 小张 ever joined: {list}");
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        1,
+        "only 小张 ever joined: {list}"
+    );
 }
 
 /// A bought coupon: (out_trade_no, coupon code).
@@ -368,7 +436,11 @@ async fn buy(app: &TestApp, cookie: &str, campaign_id: i64) -> (String, String) 
 async fn wait_order(app: &TestApp, merchant: i64, no: &str, status: &str) -> Value {
     for _ in 0..200 {
         let (_, list) = admin_get(app, &format!("/api/v1/pay/orders?merchant_id={merchant}")).await;
-        if let Some(o) = list["items"].as_array().unwrap().iter().find(|o| o["out_trade_no"] == no)
+        if let Some(o) = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["out_trade_no"] == no)
             && o["status"] == status
         {
             return o.clone();
@@ -391,7 +463,11 @@ async fn pos(app: &TestApp, token: &str, code: &str) -> StatusCode {
 
 async fn ending_a_campaign_refunds_its_buyers_once(kind: DbKind) {
     let Some(app) = spawn_app(kind).await else { return };
-    let shop = shop(&app, json!({"title": "团购券 Voucher", "price_fen": 990, "value_fen": 2800, "quantity": 10})).await;
+    let shop = shop(
+        &app,
+        json!({"title": "团购券 Voucher", "price_fen": 990, "value_fen": 2800, "quantity": 10}),
+    )
+    .await;
     let (buyer1, buyer2, buyer3) = (
         web_session(&app, "o-buyer-1").await,
         web_session(&app, "o-buyer-2").await,
@@ -403,13 +479,31 @@ async fn ending_a_campaign_refunds_its_buyers_once(kind: DbKind) {
     let (_, gift) = issue(&app, shop.campaign_id, Some("o-gift")).await;
     let gift = gift["code"].as_str().unwrap().to_owned();
     // Buyer 3 ordered and has not paid yet; a repeated tap (after a cancel) offers the same order, one unit held.
-    let (s, open) = order(&app, &buyer3, json!({"campaign_id": shop.campaign_id, "trade_type": "NATIVE"})).await;
+    let (s, open) = order(
+        &app,
+        &buyer3,
+        json!({"campaign_id": shop.campaign_id, "trade_type": "NATIVE"}),
+    )
+    .await;
     assert_eq!(s, 201);
     let no3 = open["out_trade_no"].as_str().unwrap().to_owned();
     let before = campaign_issued(&app, shop.campaign_id).await;
-    let (s, again) = order(&app, &buyer3, json!({"campaign_id": shop.campaign_id, "trade_type": "NATIVE"})).await;
-    assert_eq!((s, again["out_trade_no"].as_str()), (201, Some(no3.as_str())), "{again}");
-    assert_eq!(campaign_issued(&app, shop.campaign_id).await, before, "a retry holds no second unit");
+    let (s, again) = order(
+        &app,
+        &buyer3,
+        json!({"campaign_id": shop.campaign_id, "trade_type": "NATIVE"}),
+    )
+    .await;
+    assert_eq!(
+        (s, again["out_trade_no"].as_str()),
+        (201, Some(no3.as_str())),
+        "{again}"
+    );
+    assert_eq!(
+        campaign_issued(&app, shop.campaign_id).await,
+        before,
+        "a retry holds no second unit"
+    );
 
     // The dry run says what the end touches and changes nothing.
     let end = format!("/api/v1/campaigns/{}/end", shop.campaign_id);
@@ -417,22 +511,41 @@ async fn ending_a_campaign_refunds_its_buyers_once(kind: DbKind) {
     assert_eq!(s, 200, "{dry}");
     let e = &dry["ending"];
     assert_eq!(
-        (e["sold_unused"].as_i64(), e["sold_amount_fen"].as_i64(), e["unsold_unused"].as_i64(), e["open_orders"].as_i64()),
+        (
+            e["sold_unused"].as_i64(),
+            e["sold_amount_fen"].as_i64(),
+            e["unsold_unused"].as_i64(),
+            e["open_orders"].as_i64()
+        ),
         (Some(1), Some(990), Some(1), Some(1)),
         "{dry}"
     );
     assert_eq!(dry["status"], "active");
     // Without a choice for the sold coupon, the end is refused with the numbers.
     let (s, refused) = json(app.admin(Method::POST, &end, json!({})).await).await;
-    assert_eq!((s, refused["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("choose_sold")), "{refused}");
+    assert_eq!(
+        (s, refused["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("choose_sold")),
+        "{refused}"
+    );
     let (s, bad) = json(app.admin(Method::POST, &end, json!({"sold": "burn"})).await).await;
     assert_eq!(s, 400, "{bad}");
 
-    let (s, ended) = json(app.admin(Method::POST, &end, json!({"sold": "refund", "reason": "闭店装修"})).await).await;
+    let (s, ended) = json(
+        app.admin(Method::POST, &end, json!({"sold": "refund", "reason": "闭店装修"}))
+            .await,
+    )
+    .await;
     assert_eq!(s, 200, "{ended}");
-    assert_eq!((ended["status"].as_str(), ended["ending"]["refunds_requested"].as_i64()), (Some("ended"), Some(1)));
+    assert_eq!(
+        (ended["status"].as_str(), ended["ending"]["refunds_requested"].as_i64()),
+        (Some("ended"), Some(1))
+    );
     assert!(ended["ended_at"].is_string());
-    assert!(ended["valid_until"].as_str().unwrap().starts_with("20"), "the original validity is kept");
+    assert!(
+        ended["valid_until"].as_str().unwrap().starts_with("20"),
+        "the original validity is kept"
+    );
     let refunded = wait_order(&app, shop.merchant_id, &no1, "refunded").await;
     assert_eq!(refunded["refunded_fee"], 990);
     let status = |code: String| {
@@ -444,19 +557,38 @@ async fn ending_a_campaign_refunds_its_buyers_once(kind: DbKind) {
     assert_eq!(status(gift.clone()).await, "void");
     // The buyer's page explains it.
     let (_, page) = Browser::new("o-buyer-1").open(&app, &format!("/c/{c1}")).await;
-    assert!(page.contains("id=\"ended-early\"") && page.contains("活动已提前结束") && page.contains("¥9.90"), "{page}");
+    assert!(
+        page.contains("id=\"ended-early\"") && page.contains("活动已提前结束") && page.contains("¥9.90"),
+        "{page}"
+    );
 
     // Ending again refunds nothing more; nobody can buy any more.
     let (s, again) = json(app.admin(Method::POST, &end, json!({"sold": "refund"})).await).await;
-    assert_eq!((s, again["ending"]["already_ended"].as_bool()), (StatusCode::OK, Some(true)));
-    let (s, late) = order(&app, &web_session(&app, "o-late").await, json!({"campaign_id": shop.campaign_id, "trade_type": "NATIVE"})).await;
-    assert_eq!((s, late["error"]["code"].as_str()), (409, Some("campaign_ended")), "{late}");
+    assert_eq!(
+        (s, again["ending"]["already_ended"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+    let (s, late) = order(
+        &app,
+        &web_session(&app, "o-late").await,
+        json!({"campaign_id": shop.campaign_id, "trade_type": "NATIVE"}),
+    )
+    .await;
+    assert_eq!(
+        (s, late["error"]["code"].as_str()),
+        (409, Some("campaign_ended")),
+        "{late}"
+    );
 
     // The open order paid anyway after the end: no coupon, refunded in full, once.
     app.sim.handle().pay_order(&no3, None, None).unwrap();
     let o3 = wait_order(&app, shop.merchant_id, &no3, "refunded").await;
     assert!(o3["coupon_code"].is_null(), "{o3}");
-    let (_, list) = admin_get(&app, &format!("/api/v1/pay/orders?merchant_id={}&status=refunded", shop.merchant_id)).await;
+    let (_, list) = admin_get(
+        &app,
+        &format!("/api/v1/pay/orders?merchant_id={}&status=refunded", shop.merchant_id),
+    )
+    .await;
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 2, "{list}");
     assert!(items.iter().all(|o| o["refunded_fee"] == 990), "{list}");
@@ -464,11 +596,30 @@ async fn ending_a_campaign_refunds_its_buyers_once(kind: DbKind) {
     // The order list: filters, refusals, and only for the admin.
     let (s, _) = admin_get(&app, "/api/v1/pay/orders?status=bogus").await;
     assert_eq!(s, 400);
-    let (_, paid) = admin_get(&app, &format!("/api/v1/pay/orders?merchant_id={}&status=paid", shop.merchant_id)).await;
-    assert_eq!(paid["items"].as_array().unwrap().len(), 1, "buyer 2's redeemed order: {paid}");
-    let (_, page1) = admin_get(&app, &format!("/api/v1/pay/orders?merchant_id={}&limit=1", shop.merchant_id)).await;
+    let (_, paid) = admin_get(
+        &app,
+        &format!("/api/v1/pay/orders?merchant_id={}&status=paid", shop.merchant_id),
+    )
+    .await;
+    assert_eq!(
+        paid["items"].as_array().unwrap().len(),
+        1,
+        "buyer 2's redeemed order: {paid}"
+    );
+    let (_, page1) = admin_get(
+        &app,
+        &format!("/api/v1/pay/orders?merchant_id={}&limit=1", shop.merchant_id),
+    )
+    .await;
     let cursor = page1["next_cursor"].as_str().unwrap().to_owned();
-    let (_, page2) = admin_get(&app, &format!("/api/v1/pay/orders?merchant_id={}&limit=1&cursor={cursor}", shop.merchant_id)).await;
+    let (_, page2) = admin_get(
+        &app,
+        &format!(
+            "/api/v1/pay/orders?merchant_id={}&limit=1&cursor={cursor}",
+            shop.merchant_id
+        ),
+    )
+    .await;
     assert_ne!(page1["items"][0]["out_trade_no"], page2["items"][0]["out_trade_no"]);
     let anon = app
         .http
@@ -494,9 +645,16 @@ async fn ending_a_campaign_can_keep_sold_coupons_usable(kind: DbKind) {
     let (no, code) = buy(&app, &buyer, shop.campaign_id).await;
     let end = format!("/api/v1/campaigns/{}/end", shop.campaign_id);
     let (s, ended) = json(app.admin(Method::POST, &end, json!({"sold": "keep"})).await).await;
-    assert_eq!((s, ended["ending"]["refunds_requested"].as_i64()), (StatusCode::OK, Some(0)), "{ended}");
+    assert_eq!(
+        (s, ended["ending"]["refunds_requested"].as_i64()),
+        (StatusCode::OK, Some(0)),
+        "{ended}"
+    );
     let (_, page) = Browser::new("o-keeper").open(&app, &format!("/c/{code}")).await;
-    assert!(page.contains("活动已提前结束") && page.contains("stays usable"), "{page}");
+    assert!(
+        page.contains("活动已提前结束") && page.contains("stays usable"),
+        "{page}"
+    );
     // Kept: still redeemable after the end, never refunded; nothing new is issued.
     assert_eq!(pos(&app, &shop.staff_token, &code).await, 200);
     assert_eq!(issue(&app, shop.campaign_id, Some("o-new")).await.0, 409);

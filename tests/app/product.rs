@@ -258,7 +258,11 @@ async fn the_admin_api_runs_a_business(kind: DbKind) {
         200
     );
     let (s, e) = pos(&app, &staff_token, fresh["code"].as_str().unwrap()).await;
-    assert_eq!((s, e["error"]["code"].as_str()), (StatusCode::GONE, Some("void")), "{e}");
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::GONE, Some("void")),
+        "{e}"
+    );
     assert_eq!(issue(&app, campaign_id, Some("o-d")).await.0, 409);
     let (s, e) = json(
         app.admin(

@@ -166,10 +166,7 @@ impl Session<'_> {
 
     /// Resizes the window (a phone's screen: 375 × 812).
     pub async fn resize(&self, width: u32, height: u32) {
-        self.client
-            .set_window_size(width, height)
-            .await
-            .expect("window size");
+        self.client.set_window_size(width, height).await.expect("window size");
     }
 
     pub async fn url(&self) -> String {

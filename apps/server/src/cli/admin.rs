@@ -55,7 +55,7 @@ async fn merchant(config: Option<&std::path::Path>, json: bool, command: Command
             hours,
             approval,
         }) => {
-            use crate::features::console::{repo::Role, service as console};
+            use crate::features::console::service::{self as console, Role};
             let request = console::InviteRequest {
                 role: Role::parse(&role).unwrap_or(Role::Owner),
                 max_uses,

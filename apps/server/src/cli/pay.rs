@@ -613,7 +613,7 @@ pub(super) async fn orders(
     limit: i64,
 ) -> Result<(), CliError> {
     if let Some(s) = &status
-        && !crate::features::pay::repo::ORDER_STATUSES.contains(&s.as_str())
+        && !crate::features::pay::service::ORDER_STATUSES.contains(&s.as_str())
     {
         return Err(CliError::Usage(format!(
             "--status {s:?} is not created, paid, refunded or closed"
@@ -622,12 +622,12 @@ pub(super) async fn orders(
     if !(1..=10_000).contains(&limit) {
         return Err(CliError::Usage("--limit must be 1 to 10000".into()));
     }
-    let filter = crate::features::pay::repo::OrderFilter {
+    let filter = crate::features::pay::service::OrderFilter {
         status,
         ..Default::default()
     };
     let orders = super::admin::with_db(config, move |conn, _| {
-        Ok(crate::features::pay::repo::orders_page(conn, &filter, None, limit)?)
+        Ok(crate::features::pay::service::order_lines(conn, &filter, None, limit)?)
     })
     .await?;
     let placed = crate::platform::time::rfc3339_secs;

@@ -436,7 +436,8 @@ impl Backend {
                 // A table rebuild (SQLite's way to change a constraint) drops and renames tables others point at:
                 // SQLite's guide runs it with foreign keys off, then checks them. The pragma is a no-op inside a
                 // transaction, so it is set here, around the migrations' own transactions, on this connection only.
-                conn.batch_execute("PRAGMA foreign_keys = OFF").map_err(|e| migrate_error(&e))?;
+                conn.batch_execute("PRAGMA foreign_keys = OFF")
+                    .map_err(|e| migrate_error(&e))?;
                 let applied: Vec<String> = conn
                     .run_pending_migrations(SQLITE_MIGRATIONS)
                     .map(|v| v.iter().map(ToString::to_string).collect())

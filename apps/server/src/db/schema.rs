@@ -69,7 +69,6 @@ diesel::table! {
     }
 }
 
-
 diesel::table! {
     /// Merchants.
     merchants (id) {

@@ -62,6 +62,10 @@ impl Member {
     }
 
     /// Refused unless an owner.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the Err is the page to answer with, made once per request"
+    )]
     pub fn owner_only(&self, what: &str) -> Result<(), HttpResponse> {
         if self.role == Role::Owner {
             Ok(())
@@ -70,7 +74,10 @@ impl Member {
                 StatusCode::FORBIDDEN,
                 "只有店主可以操作",
                 &format!("Only an owner can {what}: ask the shop's owner."),
-                &[Action::new(format!("/console/{}", self.merchant.id), "返回后台 · Back to the console")],
+                &[Action::new(
+                    format!("/console/{}", self.merchant.id),
+                    "返回后台 · Back to the console",
+                )],
             ))
         }
     }
@@ -142,6 +149,10 @@ pub(super) async fn member(
 }
 
 /// A posted form, its CSRF token checked against the member's session.
+#[allow(
+    clippy::result_large_err,
+    reason = "the Err is the page to answer with, made once per request"
+)]
 pub(super) fn form(state: &State, m: &Member, body: &[u8]) -> Result<HashMap<String, String>, HttpResponse> {
     let fields: HashMap<String, String> = serde_urlencoded::from_bytes(body).unwrap_or_default();
     let ok = fields
@@ -154,7 +165,10 @@ pub(super) fn form(state: &State, m: &Member, body: &[u8]) -> Result<HashMap<Str
             StatusCode::FORBIDDEN,
             "页面已过期",
             "This form is stale or not from this site: open the page again and retry.",
-            &[Action::new(format!("/console/{}", m.merchant.id), "返回后台 · Back to the console")],
+            &[Action::new(
+                format!("/console/{}", m.merchant.id),
+                "返回后台 · Back to the console",
+            )],
         ))
     }
 }
@@ -201,7 +215,10 @@ pub(super) async fn run<T: Send + 'static>(
 pub(super) fn fen(yuan: &str) -> Option<i64> {
     let yuan = yuan.trim().trim_start_matches('¥');
     let (whole, frac) = yuan.split_once('.').unwrap_or((yuan, ""));
-    if whole.is_empty() && frac.is_empty() || frac.len() > 2 || !whole.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
+    if whole.is_empty() && frac.is_empty()
+        || frac.len() > 2
+        || !whole.chars().chain(frac.chars()).all(|c| c.is_ascii_digit())
+    {
         return None;
     }
     let whole: i64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
@@ -213,7 +230,11 @@ pub(super) fn fen(yuan: &str) -> Option<i64> {
 pub(super) fn day_start(day: &str) -> Option<i64> {
     let d = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
     let t = d.and_hms_opt(0, 0, 0)?;
-    Some(t.and_local_timezone(crate::platform::time::beijing_offset()).single()?.timestamp_millis())
+    Some(
+        t.and_local_timezone(crate::platform::time::beijing_offset())
+            .single()?
+            .timestamp_millis(),
+    )
 }
 
 fn money(fen: i64) -> String {
@@ -271,10 +292,7 @@ pub async fn home(req: HttpRequest, WebSession(session): WebSession, state: web:
         if shops.is_empty() { status } else { StatusCode::OK },
         &PickPage {
             title: "商户后台 · Merchant console",
-            merchants: shops
-                .into_iter()
-                .map(|(m, r)| (m.id, m.name, r.words()))
-                .collect(),
+            merchants: shops.into_iter().map(|(m, r)| (m.id, m.name, r.words())).collect(),
             nobody,
             nobody_en,
         },

@@ -38,17 +38,19 @@ fn status_of(c: &CampaignRow, now: i64) -> (&'static str, &'static str) {
 async fn own_campaign(state: &State, m: &Member, cid: i64) -> Result<CampaignRow, HttpResponse> {
     let mid = m.merchant.id;
     let back = format!("/console/{mid}/campaigns");
-    run(state, &back, move |conn| crate::features::merchants::repo::campaign(conn, cid))
-        .await?
-        .filter(|c| c.merchant_id == mid)
-        .ok_or_else(|| {
-            pages::error_page_with(
-                StatusCode::NOT_FOUND,
-                "没有这个活动",
-                "No such campaign in this shop.",
-                &[Action::new(back, "活动列表 · Campaigns")],
-            )
-        })
+    run(state, &back, move |conn| {
+        crate::features::merchants::repo::campaign(conn, cid)
+    })
+    .await?
+    .filter(|c| c.merchant_id == mid)
+    .ok_or_else(|| {
+        pages::error_page_with(
+            StatusCode::NOT_FOUND,
+            "没有这个活动",
+            "No such campaign in this shop.",
+            &[Action::new(back, "活动列表 · Campaigns")],
+        )
+    })
 }
 
 struct CampaignLine {
@@ -184,7 +186,15 @@ pub async fn create_campaign(
     let (mid, actor) = (m.merchant.id, m.user_id());
     let created = run(&state, &back, move |conn| {
         let c = crate::features::merchants::repo::create_campaign(conn, &new, now)?;
-        repo::audit(conn, "create_campaign", mid, actor, &format!("campaign {}: {}", c.id, c.title), None, now)?;
+        repo::audit(
+            conn,
+            "create_campaign",
+            mid,
+            actor,
+            &format!("campaign {}: {}", c.id, c.title),
+            None,
+            now,
+        )?;
         Ok(c)
     })
     .await;
@@ -248,7 +258,10 @@ async fn campaign_page(
             running: c.ended_at.is_none() && now <= c.valid_until,
             customers,
             issued,
-            price_input: c.price_fen.map(|p| format!("{}.{:02}", p / 100, p % 100)).unwrap_or_default(),
+            price_input: c
+                .price_fen
+                .map(|p| format!("{}.{:02}", p / 100, p % 100))
+                .unwrap_or_default(),
             quantity_input: c.quantity.map(|q| q.to_string()).unwrap_or_default(),
             limit_input: c.per_user_limit.map(|q| q.to_string()).unwrap_or_default(),
             until_input: beijing_format(c.valid_until, "%Y-%m-%d"),
@@ -370,7 +383,9 @@ pub async fn issue(
         if let Some(o) = &owner
             && !repo::customers(conn, mid)?.iter().any(|(x, _)| x == o)
         {
-            return Ok(Err(merchants_service::AdminError::NotFound("no such customer of this shop")));
+            return Ok(Err(merchants_service::AdminError::NotFound(
+                "no such customer of this shop",
+            )));
         }
         let mut codes = Vec::new();
         for _ in 0..count {
@@ -380,7 +395,15 @@ pub async fn issue(
                 Err(_) => break,
             }
         }
-        repo::audit(conn, "issue", mid, actor, &format!("campaign {cid}: {} coupons", codes.len()), None, now)?;
+        repo::audit(
+            conn,
+            "issue",
+            mid,
+            actor,
+            &format!("campaign {cid}: {} coupons", codes.len()),
+            None,
+            now,
+        )?;
         Ok(Ok(codes))
     })
     .await;
@@ -443,7 +466,10 @@ pub async fn end_preview(
     let amount = money(Some(plan.sold_amount_fen));
     let mut choices = vec![(
         "keep",
-        format!("保留：已售、已发的券照常使用到 {} · Keep: coupons out stay usable until then", pages::beijing(c.valid_until)),
+        format!(
+            "保留：已售、已发的券照常使用到 {} · Keep: coupons out stay usable until then",
+            pages::beijing(c.valid_until)
+        ),
     )];
     if m.role == Role::Owner || plan.sold_unused == 0 {
         choices.push((

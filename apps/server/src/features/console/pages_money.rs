@@ -70,7 +70,11 @@ pub async fn coupons(
     let now = state.clock.now_ms();
     let rows = if q.len() >= 4 {
         let tail = q.clone();
-        match run(&state, "/console", move |conn| repo::coupons_ending_with(conn, mid, &tail, 50)).await {
+        match run(&state, "/console", move |conn| {
+            repo::coupons_ending_with(conn, mid, &tail, 50)
+        })
+        .await
+        {
             Ok(r) => r,
             Err(page) => return page,
         }
@@ -87,10 +91,13 @@ pub async fn coupons(
                 code: c.code.clone(),
                 campaign: k.title.clone(),
                 status: view.status_zh,
-                holder: c.owner_openid.clone().map_or_else(|| "持链接者 · link holder".into(), |o| {
-                    let tail: String = o.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
-                    format!("…{tail}")
-                }),
+                holder: c.owner_openid.clone().map_or_else(
+                    || "持链接者 · link holder".into(),
+                    |o| {
+                        let tail: String = o.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+                        format!("…{tail}")
+                    },
+                ),
                 voidable: c.status == "issued",
             })
         })
@@ -247,7 +254,10 @@ pub async fn redemptions(
                 .map(|r| {
                     (
                         beijing_format(r.at, "%Y-%m-%d %H:%M"),
-                        r.coupon_code.chars().skip(r.coupon_code.len().saturating_sub(4)).collect(),
+                        r.coupon_code
+                            .chars()
+                            .skip(r.coupon_code.len().saturating_sub(4))
+                            .collect(),
                         r.campaign_title.clone(),
                         r.staff_name.clone().unwrap_or_else(|| "—".into()),
                         r.channel.clone(),
@@ -376,7 +386,11 @@ pub async fn orders(
                         format!(
                             "{}{}",
                             money(Some(o.refunded_fen)),
-                            if o.refunding_fen > 0 { " (+ 处理中 pending)" } else { "" }
+                            if o.refunding_fen > 0 {
+                                " (+ 处理中 pending)"
+                            } else {
+                                ""
+                            }
                         )
                     } else {
                         String::new()

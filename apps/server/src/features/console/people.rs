@@ -174,7 +174,10 @@ async fn staff_change(
     .await;
     match changed {
         Ok(true) => done(&back, if approve { "approved" } else { "removed" }),
-        Ok(false) => refused(AdminError::NotFound("no such staff member here (or already changed)"), &back),
+        Ok(false) => refused(
+            AdminError::NotFound("no such staff member here (or already changed)"),
+            &back,
+        ),
         Err(page) => page,
     }
 }
@@ -396,20 +399,35 @@ pub async fn join(
         .or_else(|| user.nickname.clone())
         .unwrap_or_else(|| "店员 Staff".into());
     if name.chars().count() > crate::features::merchants::service::STAFF_NAME_MAX {
-        return pages::error_page(StatusCode::BAD_REQUEST, "名字太长", "The name is too long (64 characters at most).");
+        return pages::error_page(
+            StatusCode::BAD_REQUEST,
+            "名字太长",
+            "The name is too long (64 characters at most).",
+        );
     }
     let now = state.clock.now_ms();
-    let joined = match run(&state, &format!("/join/{token}"), move |conn| service::join(conn, &token, &user, &name, now)).await {
+    let joined = match run(&state, &format!("/join/{token}"), move |conn| {
+        service::join(conn, &token, &user, &name, now)
+    })
+    .await
+    {
         Ok(j) => j,
         Err(page) => return page,
     };
     let (zh, en, next) = match joined {
-        Joined::Staff { merchant, pending: true } => (
+        Joined::Staff {
+            merchant,
+            pending: true,
+        } => (
             format!("已申请加入 {}", merchant.name),
-            "You asked to join as staff: the owner approves you, then you can redeem by scanning customers' coupons.".to_owned(),
+            "You asked to join as staff: the owner approves you, then you can redeem by scanning customers' coupons."
+                .to_owned(),
             Action::home(),
         ),
-        Joined::Staff { merchant, pending: false } => (
+        Joined::Staff {
+            merchant,
+            pending: false,
+        } => (
             format!("已加入 {}", merchant.name),
             "You are staff now: scan a customer's coupon code with WeChat to redeem it.".to_owned(),
             Action::home(),

@@ -65,14 +65,24 @@ pub fn memberships(conn: &mut DbConnection, user_id: i64) -> Result<Vec<(Merchan
 }
 
 /// A person's role at a merchant (owner or manager), if any.
-pub fn role_at(conn: &mut DbConnection, merchant_id: i64, user_id: i64) -> Result<Option<(MerchantRow, Role)>, DbError> {
+pub fn role_at(
+    conn: &mut DbConnection,
+    merchant_id: i64,
+    user_id: i64,
+) -> Result<Option<(MerchantRow, Role)>, DbError> {
     Ok(memberships(conn, user_id)?
         .into_iter()
         .find(|(m, _)| m.id == merchant_id))
 }
 
 /// Makes a person owner or manager of a merchant (a second invite never lowers a role).
-pub fn add_member(conn: &mut DbConnection, merchant_id: i64, user_id: i64, role: Role, now: i64) -> Result<(), DbError> {
+pub fn add_member(
+    conn: &mut DbConnection,
+    merchant_id: i64,
+    user_id: i64,
+    role: Role,
+    now: i64,
+) -> Result<(), DbError> {
     let existing: Option<String> = merchant_members::table
         .find((merchant_id, user_id))
         .select(merchant_members::role)
@@ -101,7 +111,10 @@ pub fn add_member(conn: &mut DbConnection, merchant_id: i64, user_id: i64, role:
 }
 
 /// People who run a merchant, with their user rows.
-pub fn members(conn: &mut DbConnection, merchant_id: i64) -> Result<Vec<(crate::features::auth::repo::User, Role)>, DbError> {
+pub fn members(
+    conn: &mut DbConnection,
+    merchant_id: i64,
+) -> Result<Vec<(crate::features::auth::repo::User, Role)>, DbError> {
     let rows: Vec<(crate::features::auth::repo::User, String)> = merchant_members::table
         .inner_join(users::table)
         .filter(merchant_members::merchant_id.eq(merchant_id))
@@ -297,10 +310,7 @@ pub fn staff_lines(conn: &mut DbConnection, merchant_id: i64) -> Result<Vec<Staf
     Ok(rows
         .into_iter()
         .map(|(s, avatar)| StaffLine {
-            redemptions: counts
-                .iter()
-                .find(|(id, _)| *id == Some(s.id))
-                .map_or(0, |(_, n)| *n),
+            redemptions: counts.iter().find(|(id, _)| *id == Some(s.id)).map_or(0, |(_, n)| *n),
             avatar_url: avatar.filter(|a| a.starts_with("https://")),
             staff: s,
         })
@@ -413,7 +423,13 @@ pub fn coupons_ending_with(
     merchant_id: i64,
     tail: &str,
     limit: i64,
-) -> Result<Vec<(crate::features::coupons::repo::CouponRow, crate::features::merchants::repo::CampaignRow)>, DbError> {
+) -> Result<
+    Vec<(
+        crate::features::coupons::repo::CouponRow,
+        crate::features::merchants::repo::CampaignRow,
+    )>,
+    DbError,
+> {
     let pattern = format!("%{tail}");
     Ok(coupons::table
         .inner_join(campaigns::table)
@@ -451,12 +467,20 @@ pub fn audit(
     Ok(())
 }
 
+/// A recent action: when (ms), what, its detail, who (nickname).
+pub type Action = (i64, String, Option<String>, Option<String>);
+
 /// The merchant's latest console actions (for the dashboard's "recent changes").
-pub fn recent_actions(conn: &mut DbConnection, merchant_id: i64, n: i64) -> Result<Vec<(i64, String, Option<String>, Option<String>)>, DbError> {
+pub fn recent_actions(conn: &mut DbConnection, merchant_id: i64, n: i64) -> Result<Vec<Action>, DbError> {
     Ok(audit_log::table
         .left_join(users::table.on(audit_log::actor_user_id.eq(users::id.nullable())))
         .filter(audit_log::merchant_id.eq(merchant_id))
-        .select((audit_log::created_at, audit_log::action, audit_log::detail, users::nickname.nullable()))
+        .select((
+            audit_log::created_at,
+            audit_log::action,
+            audit_log::detail,
+            users::nickname.nullable(),
+        ))
         .order(audit_log::id.desc())
         .limit(n)
         .load(conn)?)

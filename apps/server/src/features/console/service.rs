@@ -1,7 +1,8 @@
 //! The console's use cases (no HTTP): invites made and accepted, staff approved and removed, a campaign edited —
 //! each for one merchant only, and audited with the person who acted.
 
-use super::repo::{self, NewInvite, Role};
+pub use super::repo::Role;
+use super::repo::{self, NewInvite};
 use crate::db::{DbConnection, DbError};
 use crate::features::auth::repo::User;
 use crate::features::merchants::repo::{CampaignRow, MerchantRow};
@@ -164,7 +165,17 @@ pub fn join(conn: &mut DbConnection, token: &str, user: &User, name: &str, now: 
                 }
                 let pending = invite.needs_approval;
                 let token_hash = sha256_hex(&random_token());
-                add_invited_staff(conn, &merchant, &openid, user.id, name, &token_hash, pending, invite.id, now)?;
+                add_invited_staff(
+                    conn,
+                    &merchant,
+                    &openid,
+                    user.id,
+                    name,
+                    &token_hash,
+                    pending,
+                    invite.id,
+                    now,
+                )?;
                 Ok(Joined::Staff { merchant, pending })
             } else {
                 if !repo::take_invite_use(conn, invite.id, now)? {
@@ -263,30 +274,12 @@ fn invalid(field: &'static str, message: &str) -> AdminError {
     }
 }
 
-/// Changes what can safely change on a campaign of `merchant_id`, with an audit row listing each change. Face value
-/// and start are fixed once the campaign exists (customers hold coupons that show them); the end only moves later.
-/// Everything is checked first, then written in one transaction guarded by the campaign's state (not ended, no more
-/// issued than the new quantity), so a refused edit changes nothing.
-pub fn edit_campaign(
-    conn: &mut DbConnection,
-    merchant_id: i64,
-    id: i64,
+/// The edit's title and description, checked, with their changes noted.
+fn texts(
+    c: &CampaignRow,
     edit: &CampaignEdit,
-    actor: i64,
-    now: i64,
-) -> Result<CampaignRow, AdminError> {
-    use crate::db::schema::campaigns;
-    use diesel::prelude::*;
-    let c = crate::features::merchants::repo::campaign(conn, id)?
-        .filter(|c| c.merchant_id == merchant_id)
-        .ok_or(AdminError::NotFound("no such campaign"))?;
-    if c.ended_at.is_some() {
-        return Err(AdminError::Conflict {
-            code: "ended",
-            message: "the campaign has ended: it can no longer be changed".into(),
-        });
-    }
-    let mut changes = Vec::new();
+    changes: &mut Vec<String>,
+) -> Result<(String, Option<String>), AdminError> {
     let title = match &edit.title {
         Some(t) => {
             let t = t.trim().to_owned();
@@ -314,12 +307,43 @@ pub fn edit_campaign(
         }
         None => c.description.clone(),
     };
+    Ok((title, description))
+}
+
+/// Changes what can safely change on a campaign of `merchant_id`, with an audit row listing each change. Face value
+/// and start are fixed once the campaign exists (customers hold coupons that show them); the end only moves later.
+/// Everything is checked first, then written in one transaction guarded by the campaign's state (not ended, no more
+/// issued than the new quantity), so a refused edit changes nothing.
+pub fn edit_campaign(
+    conn: &mut DbConnection,
+    merchant_id: i64,
+    id: i64,
+    edit: &CampaignEdit,
+    actor: i64,
+    now: i64,
+) -> Result<CampaignRow, AdminError> {
+    use crate::db::schema::campaigns;
+    use diesel::prelude::*;
+    let c = crate::features::merchants::repo::campaign(conn, id)?
+        .filter(|c| c.merchant_id == merchant_id)
+        .ok_or(AdminError::NotFound("no such campaign"))?;
+    if c.ended_at.is_some() {
+        return Err(AdminError::Conflict {
+            code: "ended",
+            message: "the campaign has ended: it can no longer be changed".into(),
+        });
+    }
+    let mut changes = Vec::new();
+    let (title, description) = texts(&c, edit, &mut changes)?;
     let quantity = edit.quantity.unwrap_or(c.quantity);
     if quantity != c.quantity {
         if quantity.is_some_and(|q| q < c.issued || q > 10_000_000) {
             return Err(invalid(
                 "quantity",
-                &format!("must be at least the {} already issued or reserved (and at most 10,000,000)", c.issued),
+                &format!(
+                    "must be at least the {} already issued or reserved (and at most 10,000,000)",
+                    c.issued
+                ),
             ));
         }
         changes.push(format!("quantity: {:?} → {quantity:?}", c.quantity));

@@ -335,7 +335,8 @@ fn csv_writer<W: std::io::Write>(w: W) -> csv::Writer<W> {
 
 /// Yuan with two decimals, or empty.
 fn yuan(fen: Option<i64>) -> String {
-    fen.map(|f| format!("{}.{:02}", f / 100, (f % 100).abs())).unwrap_or_default()
+    fen.map(|f| format!("{}.{:02}", f / 100, (f % 100).abs()))
+        .unwrap_or_default()
 }
 
 /// Writes log rows as CSV (without the header) to `w`.
@@ -345,7 +346,11 @@ pub fn write_csv<W: std::io::Write>(w: W, rows: &[LogRow]) -> std::io::Result<()
         let at = crate::platform::time::beijing_format(r.at, "%Y-%m-%d %H:%M:%S");
         let (id, campaign, merchant) = (r.id.to_string(), r.campaign_id.to_string(), r.merchant_id.to_string());
         let staff_id = r.staff_id.map(|s| s.to_string()).unwrap_or_default();
-        let refunded = if r.refunded_fen > 0 { yuan(Some(r.refunded_fen)) } else { String::new() };
+        let refunded = if r.refunded_fen > 0 {
+            yuan(Some(r.refunded_fen))
+        } else {
+            String::new()
+        };
         out.write_record([
             id.as_str(),
             &at,

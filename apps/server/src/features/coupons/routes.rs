@@ -322,11 +322,11 @@ async fn viewer_staff(
         let merchant = super::repo::coupon_by_code(conn, &code)?.map(|(_, k)| k.merchant_id);
         merchants_repo::staff_viewing(conn, &viewer, merchant)
     })
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "page: cannot look up the viewer");
-            pages::unavailable_page(retry)
-        })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "page: cannot look up the viewer");
+        pages::unavailable_page(retry)
+    })
 }
 
 /// The code in a coupon page's path (`/c/{code}`).

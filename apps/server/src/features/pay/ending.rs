@@ -263,7 +263,9 @@ pub async fn send_new_refunds(
         }
         seen += batch.len();
         for r in &batch {
-            if let Err(e) = super::service::settle_pending_refund(payers, pool, r, public_base_url, clock.now_ms()).await {
+            if let Err(e) =
+                super::service::settle_pending_refund(payers, pool, r, public_base_url, clock.now_ms()).await
+            {
                 // Left `requested`: the reconciler asks again.
                 tracing::warn!(out_refund_no = %r.out_refund_no, error = %e, "refund not sent yet; the reconciler retries it");
             }

@@ -145,13 +145,13 @@ pub fn api(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(routes::create))
             .route(web::get().to(routes::list)),
     )
-        .service(web::resource("/pay/orders/{out_trade_no}").route(web::get().to(routes::status)))
-        .service(web::resource("/pay/orders/{out_trade_no}/close").route(web::post().to(routes::close)))
-        .service(web::resource("/pay/orders/{out_trade_no}/qr.png").route(web::get().to(routes::native_qr)))
-        .service(web::resource("/pay/orders/{out_trade_no}/refunds").route(web::post().to(routes::refund)))
-        .service(web::resource("/admin/pay/notifications").route(web::get().to(routes::notifications)))
-        .service(web::resource("/pay/reconciliations").route(web::get().to(routes::reconciliation)))
-        .service(web::resource("/pay/bills").route(web::get().to(routes::bill)));
+    .service(web::resource("/pay/orders/{out_trade_no}").route(web::get().to(routes::status)))
+    .service(web::resource("/pay/orders/{out_trade_no}/close").route(web::post().to(routes::close)))
+    .service(web::resource("/pay/orders/{out_trade_no}/qr.png").route(web::get().to(routes::native_qr)))
+    .service(web::resource("/pay/orders/{out_trade_no}/refunds").route(web::post().to(routes::refund)))
+    .service(web::resource("/admin/pay/notifications").route(web::get().to(routes::notifications)))
+    .service(web::resource("/pay/reconciliations").route(web::get().to(routes::reconciliation)))
+    .service(web::resource("/pay/bills").route(web::get().to(routes::bill)));
 }
 
 /// The pages of this capability: the buy page, and WeChat Pay's callbacks.

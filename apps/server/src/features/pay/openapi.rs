@@ -35,9 +35,24 @@ pub fn ops() -> Vec<Op> {
             summary: "Orders, newest first (status created, paid, refunded or closed; by merchant, campaign, time)",
             auth: Auth::Admin,
             params: &[
-                ("status", "query", "string", "created | paid (no refund) | refunded | closed"),
-                ("merchant_id", "query", "integer", "orders buying this merchant's coupons"),
-                ("campaign_id", "query", "integer", "orders buying this campaign's coupons"),
+                (
+                    "status",
+                    "query",
+                    "string",
+                    "created | paid (no refund) | refunded | closed",
+                ),
+                (
+                    "merchant_id",
+                    "query",
+                    "integer",
+                    "orders buying this merchant's coupons",
+                ),
+                (
+                    "campaign_id",
+                    "query",
+                    "integer",
+                    "orders buying this campaign's coupons",
+                ),
                 ("since", "query", "string", "placed at or after (RFC 3339)"),
                 ("until", "query", "string", "placed before (RFC 3339)"),
                 ("limit", "query", "integer", "page size (1-200)"),

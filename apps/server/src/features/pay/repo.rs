@@ -446,39 +446,39 @@ pub fn apply_payment(
 /// Issues the coupon a paid order bought (if it bought one), in the payment's transaction.
 fn issue_bought(conn: &mut DbConnection, out_trade_no: &str, transaction_id: &str, now: i64) -> Result<(), DbError> {
     if let Some(p) = purchase(conn, out_trade_no)? {
-                let code = CouponCode::generate();
-                let coupon_id: i64 = diesel::insert_into(coupons::table)
-                    .values((
-                        coupons::campaign_id.eq(p.campaign_id),
-                        coupons::code.eq(code.as_str()),
-                        coupons::owner_openid.eq(&p.buyer_openid),
-                        coupons::status.eq("issued"),
-                        coupons::version.eq(0i64),
-                        coupons::created_at.eq(now),
-                    ))
-                    .returning(coupons::id)
-                    .get_result(conn)?;
-                diesel::update(coupon_purchases::table.find(out_trade_no))
-                    .set(coupon_purchases::coupon_code.eq(code.as_str()))
-                    .execute(conn)?;
-                // Paid in the mini program: WeChat holds the funds until the shipping is uploaded — owed to
-                // WeChat, so through the outbox, in this transaction.
-                if let Some(order) = get(conn, out_trade_no)?
-                    && order.appid.is_some()
-                    && let Some(openid) = order.openid.clone()
-                {
-                    crate::features::outbox::repo::enqueue_upload_shipping(
-                        conn,
-                        coupon_id,
-                        &crate::features::outbox::repo::UploadShipping {
-                            transaction_id: transaction_id.to_owned(),
-                            openid,
-                            item_desc: order.description.clone(),
-                        },
-                        now,
-                    )?;
-                }
-            }
+        let code = CouponCode::generate();
+        let coupon_id: i64 = diesel::insert_into(coupons::table)
+            .values((
+                coupons::campaign_id.eq(p.campaign_id),
+                coupons::code.eq(code.as_str()),
+                coupons::owner_openid.eq(&p.buyer_openid),
+                coupons::status.eq("issued"),
+                coupons::version.eq(0i64),
+                coupons::created_at.eq(now),
+            ))
+            .returning(coupons::id)
+            .get_result(conn)?;
+        diesel::update(coupon_purchases::table.find(out_trade_no))
+            .set(coupon_purchases::coupon_code.eq(code.as_str()))
+            .execute(conn)?;
+        // Paid in the mini program: WeChat holds the funds until the shipping is uploaded — owed to
+        // WeChat, so through the outbox, in this transaction.
+        if let Some(order) = get(conn, out_trade_no)?
+            && order.appid.is_some()
+            && let Some(openid) = order.openid.clone()
+        {
+            crate::features::outbox::repo::enqueue_upload_shipping(
+                conn,
+                coupon_id,
+                &crate::features::outbox::repo::UploadShipping {
+                    transaction_id: transaction_id.to_owned(),
+                    openid,
+                    item_desc: order.description.clone(),
+                },
+                now,
+            )?;
+        }
+    }
     Ok(())
 }
 
@@ -1080,7 +1080,11 @@ pub fn orders_page(
     );
     match f.status.as_deref() {
         Some("refunded") => q = q.filter(pay_orders::status.eq("paid")).filter(refunded),
-        Some("paid") => q = q.filter(pay_orders::status.eq("paid")).filter(diesel::dsl::not(refunded)),
+        Some("paid") => {
+            q = q
+                .filter(pay_orders::status.eq("paid"))
+                .filter(diesel::dsl::not(refunded))
+        }
         Some(s) => q = q.filter(pay_orders::status.eq(s.to_owned())),
         None => {}
     }

@@ -72,6 +72,18 @@ fn invalid(message: impl Into<String>) -> PayError {
     }
 }
 
+pub use super::repo::{ORDER_STATUSES, OrderFilter, OrderLine};
+
+/// Orders as the lists show them, newest first, before id `before`, at most `n`.
+pub fn order_lines(
+    conn: &mut db::DbConnection,
+    filter: &OrderFilter,
+    before: Option<i64>,
+    n: i64,
+) -> Result<Vec<OrderLine>, DbError> {
+    repo::orders_page(conn, filter, before, n)
+}
+
 /// The newest orders (with `status`), for operators.
 pub fn orders(conn: &mut db::DbConnection, status: Option<&str>, limit: i64) -> Result<Vec<repo::Order>, DbError> {
     repo::list(conn, status, limit)

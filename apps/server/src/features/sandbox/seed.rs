@@ -51,7 +51,12 @@ pub async fn seed(state: &Platform, apps: &WechatApps, sim: &SimServer) -> Resul
             "路人 Passer-by",
             "u-demo-visitor",
         ),
-        (DEMO_OWNER_OPENID, "o-mp-demo-owner", "店主老陈 Owner Chen", "u-demo-owner"),
+        (
+            DEMO_OWNER_OPENID,
+            "o-mp-demo-owner",
+            "店主老陈 Owner Chen",
+            "u-demo-owner",
+        ),
     ] {
         sim.handle().add_user(SimUser {
             unionid: Some(unionid.into()),
@@ -147,7 +152,13 @@ fn seed_rows(
     use crate::features::auth::repo::{Identity, upsert_login};
     upsert_login(conn, Identity::Web(DEMO_OWNER_OPENID), &owner_profile, now)?;
     let owner = upsert_login(conn, Identity::Mini("o-mp-demo-owner"), &owner_profile, now)?;
-    crate::features::console::repo::add_member(conn, merchant.id, owner.id, crate::features::console::repo::Role::Owner, now)?;
+    crate::features::console::repo::add_member(
+        conn,
+        merchant.id,
+        owner.id,
+        crate::features::console::repo::Role::Owner,
+        now,
+    )?;
     // One POS token per database: stable across restarts and across instances on it.
     let staff_token = crate::platform::secrets::shared_secret(conn, "sandbox_staff_token", random_token)?;
     let hash = sha256_hex(&staff_token);
