@@ -504,6 +504,16 @@ async fn ending_a_campaign_refunds_its_buyers_once(kind: DbKind) {
         before,
         "a retry holds no second unit"
     );
+    // Buyer 4's order stays open through the end.
+    let buyer4 = web_session(&app, "o-buyer-4").await;
+    let (s, open4) = order(
+        &app,
+        &buyer4,
+        json!({"campaign_id": shop.campaign_id, "trade_type": "NATIVE"}),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let no4 = open4["out_trade_no"].as_str().unwrap().to_owned();
 
     // The dry run says what the end touches and changes nothing.
     let end = format!("/api/v1/campaigns/{}/end", shop.campaign_id);
@@ -517,7 +527,7 @@ async fn ending_a_campaign_refunds_its_buyers_once(kind: DbKind) {
             e["unsold_unused"].as_i64(),
             e["open_orders"].as_i64()
         ),
-        (Some(1), Some(990), Some(1), Some(1)),
+        (Some(1), Some(990), Some(1), Some(2)),
         "{dry}"
     );
     assert_eq!(dry["status"], "active");
@@ -592,6 +602,16 @@ async fn ending_a_campaign_refunds_its_buyers_once(kind: DbKind) {
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 2, "{list}");
     assert!(items.iter().all(|o| o["refunded_fee"] == 990), "{list}");
+
+    // Buyer 4's open order is closed at WeChat once WeChat's 5 minutes allow, then here: nobody can pay it.
+    app.clock.advance_secs(301);
+    app.sim.handle().advance_clock(301);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while order_status(&app, None, &no4).await.1["status"] != "closed" {
+        assert!(std::time::Instant::now() < deadline, "buyer 4's order was not closed");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(app.sim.handle().pay_order(&no4, None, None).is_err());
 
     // The order list: filters, refusals, and only for the admin.
     let (s, _) = admin_get(&app, "/api/v1/pay/orders?status=bogus").await;

@@ -323,6 +323,8 @@ struct OrdersPage {
     frame: Frame,
     statuses: Vec<(&'static str, &'static str, bool)>,
     rows: Vec<OrderRow>,
+    /// The latest daily reconciliations of the WeChat Pay account (owners only): date, clean, differences, lines.
+    reconciliations: Vec<(String, bool, usize, i64)>,
 }
 
 fn status_words(s: &str) -> &'static str {
@@ -356,15 +358,22 @@ pub async fn orders(
         status: status.clone(),
         ..OrderFilter::default()
     };
-    let rows = match run(&state, "/console", move |conn| {
-        crate::features::pay::repo::orders_page(conn, &filter, None, 200)
+    let owner = m.role == super::repo::Role::Owner;
+    let found = run(&state, "/console", move |conn| {
+        Ok((
+            crate::features::pay::repo::orders_page(conn, &filter, None, 200)?,
+            if owner {
+                crate::features::pay::service::reconciliations(conn, 7)?
+            } else {
+                Vec::new()
+            },
+        ))
     })
-    .await
-    {
+    .await;
+    let (rows, reconciliations) = match found {
         Ok(r) => r,
         Err(page) => return page,
     };
-    let owner = m.role == super::repo::Role::Owner;
     pages::render(
         StatusCode::OK,
         &OrdersPage {
@@ -400,6 +409,7 @@ pub async fn orders(
                         && o.refunded_fen + o.refunding_fen < o.order.total_fee,
                 })
                 .collect(),
+            reconciliations,
         },
     )
 }

@@ -209,6 +209,21 @@ pub fn stored(conn: &mut DbConnection, date: &str) -> Result<Option<Report>, DbE
     }))
 }
 
+/// The latest `n` stored reports, newest day first: (date, clean, differences, bill lines).
+pub fn latest(conn: &mut DbConnection, n: i64) -> Result<Vec<(String, bool, usize, i64)>, DbError> {
+    let rows: Vec<(String, bool, String, i64, i64)> = pay_reconciliations::table
+        .order(pay_reconciliations::bill_date.desc())
+        .limit(n)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(date, clean, differences, bill_rows, _)| {
+            let n = serde_json::from_str::<Vec<Difference>>(&differences).map_or(0, |d| d.len());
+            (date, clean, n, bill_rows)
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,6 +84,11 @@ pub fn order_lines(
     repo::orders_page(conn, filter, before, n)
 }
 
+/// The latest daily reconciliation reports (date, clean, differences, bill lines), newest first.
+pub fn reconciliations(conn: &mut db::DbConnection, n: i64) -> Result<Vec<(String, bool, usize, i64)>, DbError> {
+    super::bills::latest(conn, n)
+}
+
 /// The newest orders (with `status`), for operators.
 pub fn orders(conn: &mut db::DbConnection, status: Option<&str>, limit: i64) -> Result<Vec<repo::Order>, DbError> {
     repo::list(conn, status, limit)
