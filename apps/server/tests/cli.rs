@@ -827,7 +827,19 @@ fn staff_campaign_and_coupon_commands_work_on_a_fresh_database() {
     assert!(out.contains(&code_str), "{out}");
     assert_eq!(cmd(&["coupon", "list", "--campaign-id", &c, "--status", "gone"]).0, 2);
 
-    // End: no more issuing.
+    // An invite that makes whoever opens it in WeChat the shop's owner.
+    let (code, out, err) = cmd(&["merchant", "invite", &m, "--hours", "2"]);
+    assert_eq!(code, 0, "{err}");
+    let invite: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(invite["url"].as_str().unwrap().contains("/join/"), "{out}");
+    assert_eq!(invite["role"], "owner");
+    assert_eq!(cmd(&["merchant", "invite", "999999"]).0, 1);
+    assert_eq!(cmd(&["merchant", "invite", &m, "--max-uses", "0"]).0, 2);
+
+    // End: the numbers first (a dry run changes nothing), then no more issuing.
+    let (code, out, err) = cmd(&["campaign", "end", &c, "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"dry_run\": true") && out.contains("\"active\""), "{out}");
     let (code, out, err) = cmd(&["campaign", "end", &c, "--reason", "sold out early"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"ended\""), "{out}");
