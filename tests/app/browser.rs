@@ -110,7 +110,7 @@ async fn the_sandbox_demo_redeems_a_coupon_in_a_real_browser() {
         .await;
     let notice = customer.text("#notice").await;
     assert!(
-        notice.contains("未到使用时间") && notice.contains("2099-01-01 00:00"),
+        notice.contains("起可用") && notice.contains("2099-01-01 00:00"),
         "{notice}"
     );
     assert_eq!(
@@ -719,4 +719,221 @@ mod the_owner_runs_the_shop_from_the_console {
     async fn postgres() {
         super::the_owner_runs_the_shop_from_the_console(wxkit_e2e::DbKind::Postgres).await
     }
+}
+
+/// Saves a screenshot under the test's target directory (a person can look at them) and checks it is a PNG of the
+/// phone-sized window.
+async fn screenshot(session: &wxkit_testkit::browser::Session<'_>, name: &str) {
+    let png = session.screenshot().await;
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{name} is a PNG");
+    let width = u32::from_be_bytes([png[16], png[17], png[18], png[19]]);
+    assert!(
+        (300..=1200).contains(&width),
+        "{name}: a phone-sized screenshot, {width} px wide"
+    );
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+/// The pages people read, on a phone: one calm value line, no status said twice, the code's tail in the list, next
+/// steps on the account page, pinch-zoom allowed, an icon, a bilingual "cancelled" before a new login code, and an
+/// ended offer that offers nothing to buy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_customer_pages_say_each_thing_once_on_a_phone() {
+    let Some(driver) = Driver::start().await else { return };
+    let (_dir, app, base) = sandbox().await;
+    let demo = app.demo().unwrap().clone();
+    tokio::spawn(app.run_until_stopped());
+    let phone = driver.session_as(Some(WECHAT_UA)).await;
+    phone.resize(375, 812).await;
+    let code = demo.customer_coupons[0].clone();
+    phone.goto(&format!("{base}/c/{code}")).await;
+    phone.click("button[data-openid='o-demo-customer']").await;
+    phone.find("#qr").await;
+    screenshot(&phone, "coupon").await;
+    let checks = phone
+        .script(
+            "const v = document.querySelectorAll('#value'); const meta = document.querySelector('meta[name=viewport]').content; \
+             return [v.length, v[0].textContent, getComputedStyle(v[0]).whiteSpace, meta.includes('maximum-scale'), \
+             document.querySelector('.hint').textContent.includes('上方'), \
+             document.documentElement.scrollWidth <= window.innerWidth + 1];",
+        )
+        .await;
+    assert_eq!(
+        checks,
+        json!([1, "面值 ¥18 · face value", "nowrap", false, true, true]),
+        "{checks}"
+    );
+    let icon = phone
+        .script("const x = new XMLHttpRequest(); x.open('GET', '/favicon.ico', false); x.send(); return [x.status, x.getResponseHeader('content-type')];")
+        .await;
+    assert_eq!(icon, json!([200, "image/png"]));
+
+    // Redeemed by staff, then reloaded: the time appears once, the status once.
+    let staff = driver.session().await;
+    staff.goto(&format!("{base}/c/{code}")).await;
+    staff.click("button[data-openid='o-demo-staff']").await;
+    staff.click("#confirm").await;
+    staff.quit().await;
+    phone.goto(&format!("{base}/c/{code}")).await;
+    let said = phone
+        .script(
+            "const t = document.body.innerText; const at = document.getElementById('redeemed-at').textContent.match(/\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d/)[0]; \
+             return [t.split(at).length - 1, t.split('已核销').length - 1];",
+        )
+        .await;
+    assert_eq!(said, json!([1, 1]), "the time and the status once each");
+    screenshot(&phone, "coupon-redeemed").await;
+
+    // My coupons: the code's last group tells identical titles apart; status and expiry on each line.
+    phone.goto(&format!("{base}/coupons/mine")).await;
+    let list = phone
+        .script(
+            "const li = [...document.querySelectorAll('#coupons li')]; const tails = li.map(l => l.querySelector('.tail').textContent); \
+             return [li.length >= 3, new Set(tails).size === tails.length, li.every(l => l.textContent.includes('until') && l.querySelector('.status'))];",
+        )
+        .await;
+    assert_eq!(list, json!([true, true, true]), "{list}");
+    screenshot(&phone, "mine").await;
+
+    // The account page leads somewhere.
+    phone.goto(&format!("{base}/account")).await;
+    let links = phone
+        .script("return [...document.querySelectorAll('#next-steps a')].map(a => a.getAttribute('href'));")
+        .await;
+    assert!(
+        links.as_array().unwrap().iter().any(|h| h == "/coupons/mine")
+            && links.as_array().unwrap().iter().any(|h| h == "/"),
+        "{links}"
+    );
+    screenshot(&phone, "account").await;
+
+    // An ended offer: no stock count, no way to pay.
+    let admin = app_admin_token(&base).await;
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/v1/campaigns/{}/end", demo.sale_campaign_id))
+        .bearer_auth(&admin)
+        .json(&json!({"sold": "keep"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    phone
+        .goto(&format!("{base}/c/buy/{}?pay=jsapi", demo.sale_campaign_id))
+        .await;
+    let ended = phone
+        .script(
+            "return [document.getElementById('closed').textContent, !!document.getElementById('left'), \
+             !!document.getElementById('buy-button'), document.body.innerText.includes('扫码支付')];",
+        )
+        .await;
+    assert_eq!(
+        ended.as_array().unwrap()[1..],
+        [json!(false), json!(false), json!(false)],
+        "{ended}"
+    );
+    assert!(ended[0].as_str().unwrap().contains("提前结束"), "{ended}");
+    screenshot(&phone, "buy-ended").await;
+    phone.quit().await;
+
+    // Scan-to-login cancelled on the phone: the page says so before a new code.
+    let website = driver.session().await;
+    website.resize(375, 812).await;
+    website.goto(&format!("{base}/login")).await;
+    let link = wait_for(
+        &website,
+        "the sandbox phone link",
+        "const p = document.getElementById('sandbox-phone'); return p && !p.hidden ? document.getElementById('phone-link').href : null;",
+    )
+    .await;
+    let scanner = driver.session().await;
+    scanner.goto(link.as_str().unwrap()).await;
+    scanner.click("button[data-openid='o-mp-demo-customer']").await;
+    scanner.click("#cancel").await;
+    let cancelled = wait_for(
+        &website,
+        "the cancellation",
+        "const s = document.getElementById('status'); return s.dataset.state === 'cancelled' ? s.textContent : null;",
+    )
+    .await;
+    assert!(
+        cancelled.as_str().unwrap().contains("已取消") && cancelled.as_str().unwrap().contains("Cancelled"),
+        "{cancelled}"
+    );
+    screenshot(&website, "login-cancelled").await;
+    wait_for(
+        &website,
+        "a new code",
+        "return document.getElementById('status').dataset.state === 'waiting';",
+    )
+    .await;
+    scanner.quit().await;
+    website.quit().await;
+}
+
+/// One person across channels: a voucher bought on a computer (logged in by the mini program) is the same person's
+/// inside WeChat, after the one linking step; and it is in their list there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_coupon_bought_on_a_computer_is_yours_inside_wechat() {
+    let Some(driver) = Driver::start().await else { return };
+    let (_dir, app, base) = sandbox().await;
+    let sale = app.demo().unwrap().sale_campaign_id;
+    tokio::spawn(app.run_until_stopped());
+    // On the computer: the buy page asks for a login; the phone's mini program confirms; then pay by scanning.
+    let desk = driver.session().await;
+    desk.goto(&format!("{base}/c/buy/{sale}?pay=native")).await;
+    let link = wait_for(
+        &desk,
+        "the sandbox phone link",
+        "const p = document.getElementById('sandbox-phone'); return p && !p.hidden ? document.getElementById('phone-link').href : null;",
+    )
+    .await;
+    let mp = driver.session().await;
+    mp.goto(link.as_str().unwrap()).await;
+    mp.click("button[data-openid='o-mp-demo-customer']").await;
+    mp.click("#confirm").await;
+    mp.quit().await;
+    wait_for(
+        &desk,
+        "the confirm question",
+        "const b = document.getElementById('confirm-login'); return b && !b.hidden;",
+    )
+    .await;
+    desk.click("#continue-login").await;
+    desk.click("#buy-button").await;
+    let scan = wait_for(
+        &desk,
+        "the code to scan",
+        "const a = document.getElementById('sim-scan'); return a && a.getAttribute('href') !== '#' ? a.href : null;",
+    )
+    .await;
+    // The phone that scans pays and stays on WeChat's own "paid" screen.
+    let payer = driver.session_as(Some(WECHAT_UA)).await;
+    payer.goto(scan.as_str().unwrap()).await;
+    payer.click("#pay").await;
+    assert!(payer.text("#paid").await.contains("支付成功"));
+    payer.quit().await;
+    let path = wait_for(
+        &desk,
+        "the coupon page",
+        "return location.pathname.startsWith('/c/') && !location.pathname.startsWith('/c/buy') && document.getElementById('qr') ? location.pathname : null;",
+    )
+    .await;
+    let code = path.as_str().unwrap().trim_start_matches("/c/").to_owned();
+    desk.quit().await;
+
+    // Inside WeChat the official account's silent login knows no unionid: the page offers the linking step.
+    let phone = driver.session_as(Some(WECHAT_UA)).await;
+    phone.goto(&format!("{base}/c/{code}")).await;
+    phone.click("button[data-openid='o-demo-customer']").await;
+    assert_eq!(phone.script("return document.getElementById('qr')").await, Value::Null);
+    phone.click("#link-account-button").await;
+    phone.click("button[data-openid='o-demo-customer']").await;
+    phone.find("#qr").await;
+    assert!(phone.url().await.ends_with(&format!("/c/{code}")));
+    phone.goto(&format!("{base}/coupons/mine")).await;
+    let mine = phone.text("#coupons").await;
+    assert!(mine.contains(&code[22..]), "{mine}");
+    phone.quit().await;
 }

@@ -820,7 +820,7 @@ async fn each_page_state_says_what_it_is_and_what_to_do(kind: DbKind) {
         page.contains("id=\"qr\"") && page.contains("id=\"live\"") && page.contains("/static/coupon.js"),
         "{page}"
     );
-    assert!(page.contains("价值 ¥18"), "a value, not a price: {page}");
+    assert!(page.contains("面值 ¥18 · face value"), "a value, not a price: {page}");
 
     // The page's live status: the holder's session only.
     let status = customer
@@ -924,7 +924,7 @@ async fn each_page_state_says_what_it_is_and_what_to_do(kind: DbKind) {
         "未到使用时间 · not valid yet",
         "已作废 · void",
         "已核销 · redeemed",
-        "价值 ¥18",
+        "面值 ¥18",
     ] {
         assert!(mine.contains(words), "{words}: {mine}");
     }

@@ -401,7 +401,7 @@ pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file or environment could not be read or does not have the right shape.
-    #[error("configuration: {0}")]
+    #[error("configuration: {}", plain_load_error(.0))]
     Load(#[from] config::ConfigError),
     /// A value is present but unusable.
     #[error("configuration: {key}: {message}")]
@@ -411,6 +411,38 @@ pub enum ConfigError {
         /// What is wrong with it.
         message: String,
     },
+}
+
+/// A loading error in the operator's words: the setting and what it takes, never a Rust type or serde's wording
+/// (`enum ServerMode does not have variant constructor prod for key server.mode` becomes
+/// `server.mode: "prod" is not one of live, sandbox`).
+fn plain_load_error(e: &config::ConfigError) -> String {
+    let raw = e.to_string();
+    if let Some((head, key)) = raw.split_once(" for key ") {
+        // `server.mode` in the environment → server.mode
+        let key = key.trim_start_matches('`').split('`').next().unwrap_or(key).trim();
+        if let Some(value) = head.split("variant constructor ").nth(1) {
+            let allowed = match key {
+                "server.mode" => "live, sandbox",
+                "pay.api_version" => "v2, v3",
+                _ => "the values this setting takes (see .env.example)",
+            };
+            return format!("{key}: \"{value}\" is not one of {allowed}");
+        }
+        if let Some(rest) = head.strip_prefix("invalid type: ") {
+            let (got, want) = rest
+                .split_once(", expected ")
+                .unwrap_or((rest, "another kind of value"));
+            let want = match want {
+                w if w.contains("integer") || w.starts_with('u') || w.starts_with('i') => "a whole number",
+                "a boolean" => "true or false",
+                w => w,
+            };
+            return format!("{key}: {got} given, {want} expected");
+        }
+        return format!("{key}: {head}");
+    }
+    raw
 }
 
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
@@ -724,7 +756,18 @@ mod tests {
         let sandbox = Settings::load_from(None, env(&[("WXKIT__SERVER__MODE", "sandbox")])).unwrap();
         assert!(sandbox.sandbox());
         assert!(sandbox.check_can_serve().is_ok());
-        assert!(Settings::load_from(None, env(&[("WXKIT__SERVER__MODE", "demo")])).is_err());
+        let e = Settings::load_from(None, env(&[("WXKIT__SERVER__MODE", "prod")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "configuration: server.mode: \"prod\" is not one of live, sandbox");
+        let e = Settings::load_from(None, env(&[("WXKIT__SERVER__MAX_CONNECTIONS", "many")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("configuration: server.max_connections: ") && e.contains("a whole number"),
+            "{e}"
+        );
+        assert!(!e.contains("u32") && !e.contains("invalid type"), "{e}");
         assert_eq!(s.server.addr, "127.0.0.1:8080");
         assert_eq!(s.database.url, "sqlite://wxkit.db");
         assert_eq!(s.wechat.api_base_url, "https://api.weixin.qq.com");

@@ -26,7 +26,7 @@ pub enum StartupError {
     #[error(transparent)]
     Config(#[from] crate::configuration::ConfigError),
     /// The listen address could not be bound, or the simulator could not start.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {source} (another program holds it? set server.addr or --addr)")]
     Bind {
         /// The address.
         addr: String,
@@ -49,11 +49,11 @@ impl From<WechatAppsError> for StartupError {
 }
 
 impl StartupError {
-    /// Exit code for the CLI: 2 for configuration and database problems (fix the setup), 1 otherwise.
+    /// Exit code for the CLI: 2 for the setup (settings, database, an address in use), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartupError::Database(_) | StartupError::Config(_) => 2,
-            StartupError::Bind { .. } | StartupError::Wechat(_) => 1,
+            StartupError::Database(_) | StartupError::Config(_) | StartupError::Bind { .. } => 2,
+            StartupError::Wechat(_) => 1,
         }
     }
 }

@@ -72,7 +72,11 @@
       .then(function (res) {
         if (!res.ok) { failed(res); return; }
         var cfg = res.body;
-        wx.error(function (e) { button.disabled = false; say("error", "微信支付不可用 · WeChat Pay unavailable: " + e.errMsg); });
+        // The page's WeChat setup failed: another tap would only place another order. Say what to do instead.
+        wx.error(function (e) {
+          button.disabled = true;
+          say("error", "微信支付暂不可用，请刷新页面重试 · WeChat Pay is unavailable here: reload the page (" + e.errMsg + ")");
+        });
         wx.ready(function () {
           wx.chooseWXPay({
             timestamp: p.timeStamp, nonceStr: p.nonceStr, package: p["package"], signType: p.signType, paySign: p.paySign,
@@ -109,8 +113,8 @@
         document.getElementById("native").hidden = false;
         var sim = document.getElementById("sim-scan");
         if (sim && cashier) {
-          sim.href = cashier + "?code_url=" + encodeURIComponent(res.body.code_url) +
-            "&return_url=" + encodeURIComponent(here.toString());
+          // The phone that scans stays in WeChat (its own "paid" screen); this page sees the payment by itself.
+          sim.href = cashier + "?code_url=" + encodeURIComponent(res.body.code_url);
         }
         say("waiting", "等待扫码支付… · Waiting for the payment…");
         watch(no, 0);

@@ -73,8 +73,9 @@
         window.location.reload();
       } else if (e.event === "cancelled") {
         socket = null;
-        say("cancelled", "已在手机上取消，已换新码", "Cancelled on the phone: here is a new code");
-        start();
+        // Say so first, then a new code: a code that silently changes looks like a glitch.
+        say("cancelled", "已取消 · 手机上取消了登录，稍后换新码", "Cancelled on the phone: a new code follows");
+        setTimeout(start, 2500);
       } else if (e.event === "expired") {
         socket = null;
         say("expired", "二维码已过期，已换新码", "The code expired: here is a new one");

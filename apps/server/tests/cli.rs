@@ -805,6 +805,17 @@ fn staff_campaign_and_coupon_commands_work_on_a_fresh_database() {
         out.starts_with("ID") && out.contains("1 of 1") && out.contains("active"),
         "{out}"
     );
+    // Columns line up by display width (免费咖啡 takes eight columns), times in Beijing time, labelled.
+    let lines: Vec<&str> = out.lines().collect();
+    let column_of = |line: &str, word: &str| {
+        let at = line.find(word).unwrap();
+        line[..at]
+            .chars()
+            .map(|c| if ('\u{4e00}'..='\u{9fff}').contains(&c) { 2 } else { 1 })
+            .sum::<usize>()
+    };
+    assert_eq!(column_of(lines[0], "STATUS"), column_of(lines[1], "active"), "{out}");
+    assert!(lines[0].contains("VALID UNTIL (UTC+8)"), "{out}");
     // --json everywhere: the same rows as one JSON document.
     let (code, out, _) = cmd(&["campaign", "list", "--json"]);
     assert_eq!(code, 0);
@@ -902,7 +913,7 @@ fn pay_orders_list_shows_the_orders_and_filters_by_status() {
     let cells: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(
         cells,
-        ["ORDER2", "created", "5", "0", "NATIVE", "咖啡", "2025-11-26T00:00:00Z"],
+        ["ORDER2", "created", "5", "0", "NATIVE", "咖啡", "2025-11-26", "08:00"],
         "{out}"
     );
     let (_, out, _) = cmd(&["pay", "orders", "list", "--status", "paid", "--json"]);

@@ -36,6 +36,9 @@ pub mod request;
 pub mod sign;
 pub mod types;
 pub mod v3;
+/// The `http` crate whose `HeaderMap` [`v3::Client::verify_notify`] takes: a caller builds the map from whatever its
+/// web framework gives without adding (and matching the version of) `http` itself.
+pub use http;
 /// The hardened XML codec (shared with server pushes; lives in wechat-core).
 pub use wechat_core::xml;
 

@@ -80,10 +80,19 @@ pub fn parse_payment_notify(merchant: &Merchant, body: &[u8]) -> Result<PaymentN
 /// (for tools such as `wxkit pay verify-notify`).
 pub fn verify_payment_notify(key: &PayKey, body: &[u8]) -> Result<PaymentNotify> {
     let f = xml::parse(body)?;
-    if f.get("return_code").map(String::as_str) != Some("SUCCESS") {
-        return Err(Error::ReturnFail {
-            return_msg: f.get("return_msg").cloned().unwrap_or_default(),
-        });
+    match f.get("return_code").map(String::as_str) {
+        Some("SUCCESS") => {}
+        // Not a notify at all (junk, or another kind of message): name what is missing, never an empty reason.
+        None => return Err(Error::MissingField("return_code")),
+        Some(_) => {
+            return Err(Error::ReturnFail {
+                return_msg: f
+                    .get("return_msg")
+                    .filter(|m| !m.is_empty())
+                    .cloned()
+                    .unwrap_or_else(|| "(no return_msg)".into()),
+            });
+        }
     }
     let sign_type = match f.get("sign_type").map(String::as_str) {
         None | Some("") => SignType::Md5,

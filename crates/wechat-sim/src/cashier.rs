@@ -173,9 +173,15 @@ fn find(sim: &SimHandle, q: &HashMap<String, String>) -> Result<(String, String)
 }
 
 async fn show(q: web::Query<HashMap<String, String>>, sim: web::Data<SimHandle>) -> HttpResponse {
-    let back = match return_url(&q) {
-        Ok(u) => u,
-        Err(page) => return page,
+    // A NATIVE code scanned on a phone comes with nowhere to go back to: WeChat shows its own "paid" screen.
+    let scanned = q.contains_key("code_url") && q.get("return_url").is_none_or(String::is_empty);
+    let back = if scanned {
+        String::new()
+    } else {
+        match return_url(&q) {
+            Ok(u) => u,
+            Err(page) => return page,
+        }
     };
     let (mch_id, out_trade_no) = match find(&sim, &q) {
         Ok(found) => found,
@@ -206,9 +212,13 @@ struct Decision {
 
 async fn decide(form: web::Form<Decision>, sim: web::Data<SimHandle>) -> HttpResponse {
     let q: HashMap<String, String> = [("return_url".to_owned(), form.return_url.clone())].into();
-    let back = match return_url(&q) {
-        Ok(u) => u,
-        Err(page) => return page,
+    let back = if form.return_url.is_empty() {
+        String::new()
+    } else {
+        match return_url(&q) {
+            Ok(u) => u,
+            Err(page) => return page,
+        }
     };
     let Some((mch_id, out_trade_no)) = form.order.split_once('/') else {
         return error_page(-1, "no such order");
@@ -223,7 +233,39 @@ async fn decide(form: web::Form<Decision>, sim: web::Data<SimHandle>) -> HttpRes
         },
         _ => "cancel",
     };
+    if back.is_empty() {
+        // A scanned code: the phone stays in WeChat, on its result screen.
+        let amount = sim
+            .world()
+            .pay_orders
+            .get(&(mch_id.to_owned(), out_trade_no.to_owned()))
+            .map(|o| yuan(o.total_fee))
+            .unwrap_or_default();
+        let (zh, en) = match outcome {
+            "ok" => ("支付成功", "Paid"),
+            "cancel" => ("已取消支付", "Payment cancelled"),
+            _ => ("支付失败", "The payment failed"),
+        };
+        return render(&PayDone {
+            title: zh,
+            outcome,
+            zh,
+            en,
+            amount,
+        });
+    }
     HttpResponse::SeeOther()
         .insert_header(("Location", format!("{back}#wxpay={outcome}")))
         .finish()
+}
+
+/// WeChat's own result screen after paying a scanned code.
+#[derive(askama::Template)]
+#[template(path = "sim_pay_done.html")]
+struct PayDone<'a> {
+    title: &'a str,
+    outcome: &'a str,
+    zh: &'a str,
+    en: &'a str,
+    amount: String,
 }

@@ -639,6 +639,13 @@ async fn add_merchant(body: web::Bytes, sim: web::Data<SimHandle>) -> HttpRespon
     if m.mch_id.is_empty() || m.key.is_empty() {
         return bad_request("invalid_merchant", "mch_id and key must not be empty");
     }
+    // WeChat Pay's v2 API key is exactly 32 characters (set on the merchant platform, which refuses other lengths).
+    if m.key.chars().count() != 32 || !m.key.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return bad_request(
+            "invalid_merchant",
+            "key must be 32 letters or digits, as WeChat Pay's API key is",
+        );
+    }
     sim.add_merchant(&m.mch_id, &m.key);
     HttpResponse::Created().json(serde_json::json!({"mch_id": m.mch_id}))
 }

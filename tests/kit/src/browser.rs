@@ -164,6 +164,11 @@ impl Session<'_> {
         self.client.execute(script, Vec::new()).await.expect("script")
     }
 
+    /// A PNG screenshot of the viewport.
+    pub async fn screenshot(&self) -> Vec<u8> {
+        self.client.screenshot().await.expect("screenshot")
+    }
+
     /// Resizes the window (a phone's screen: 375 × 812).
     pub async fn resize(&self, width: u32, height: u32) {
         self.client.set_window_size(width, height).await.expect("window size");

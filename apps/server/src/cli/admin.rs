@@ -145,7 +145,8 @@ async fn campaign(config: Option<&std::path::Path>, json: bool, command: Command
             let values: Vec<Value> = rows.iter().map(|c| campaign_json_at(c, now)).collect();
             let table = values
                 .iter()
-                .map(|c| {
+                .zip(&rows)
+                .map(|(c, row)| {
                     vec![
                         cell(&c["id"]),
                         cell(&c["merchant_id"]),
@@ -155,14 +156,15 @@ async fn campaign(config: Option<&std::path::Path>, json: bool, command: Command
                             Some(q) => format!("{} of {q}", cell(&c["issued"])),
                             None => cell(&c["issued"]),
                         },
-                        cell(&c["valid_until"]),
+                        // Tables speak Beijing time like the pages and exports; --json keeps RFC 3339.
+                        crate::platform::time::beijing(row.valid_until),
                     ]
                 })
                 .collect();
             print_rows(
                 json,
                 &Value::Array(values),
-                &["ID", "MERCHANT", "TITLE", "STATUS", "ISSUED", "VALID UNTIL"],
+                &["ID", "MERCHANT", "TITLE", "STATUS", "ISSUED", "VALID UNTIL (UTC+8)"],
                 table,
             )
         }
@@ -255,16 +257,26 @@ async fn coupon(config: Option<&std::path::Path>, json: bool, command: Command) 
             campaign_id,
             owner_openid,
         }) => {
-            let (coupon, base) = with_db(config, move |conn, settings| {
-                let (c, _) =
+            let (coupon, campaign, base) = with_db(config, move |conn, settings| {
+                let (c, k) =
                     service::issue_coupon(conn, campaign_id, owner_openid.as_deref(), now_ms()).map_err(admin_error)?;
-                Ok((c, base_url(settings)))
+                Ok((c, k, base_url(settings)))
             })
             .await?;
-            print_json(&j!({
-                "code": coupon.code, "campaign_id": coupon.campaign_id, "owner_openid": coupon.owner_openid,
-                "url": format!("{base}/c/{}", coupon.code), "qr_url": format!("{base}/c/{}/qr.png", coupon.code),
-            }))
+            // The API's answer (`POST /api/v1/campaigns/{id}/coupons`), field for field.
+            let (Some(domain), k) = (coupon.to_domain(), campaign.to_domain()) else {
+                return Err(CliError::Invalid("the issued coupon has an invalid code".into()));
+            };
+            let mut v = serde_json::to_value(crate::features::coupons::views::public_coupon_at(
+                &base,
+                now_ms(),
+                &domain,
+                &k,
+            ))
+            .unwrap_or_default();
+            v["owner_openid"] = j!(coupon.owner_openid);
+            v["campaign_id"] = j!(coupon.campaign_id);
+            print_json(&v)
         }
         Command::Coupon(CouponCommand::Show { code }) => {
             let Some(parsed) = redemption_core::CouponCode::parse_typed(&code) else {
@@ -273,16 +285,23 @@ async fn coupon(config: Option<&std::path::Path>, json: bool, command: Command) 
                 )));
             };
             let found = with_db(config, move |conn, settings| {
-                Ok(admin::coupon(conn, parsed.as_str())?.map(|(c, k)| (c, k, base_url(settings))))
+                let Some((c, k)) = admin::coupon(conn, parsed.as_str())? else {
+                    return Ok(None);
+                };
+                let by = match c.redeemed_by {
+                    Some(id) => Some(j!({"id": id, "name": service::staff_name(conn, id)?})),
+                    None => None,
+                };
+                Ok(Some((c, k, base_url(settings), by)))
             })
             .await?;
-            let Some((c, k, base)) = found else {
+            let Some((c, k, base, by)) = found else {
                 return Err(CliError::Invalid(format!("no coupon {code}")));
             };
             print_json(&j!({
                 "code": c.code, "campaign": campaign_json_at(&k, now_ms()), "owner_openid": c.owner_openid,
                 "status": c.status, "redeemed_at": c.redeemed_at.map(crate::features::coupons::views::rfc3339),
-                "redeemed_by": c.redeemed_by, "url": format!("{base}/c/{}", c.code),
+                "redeemed_by": by, "url": format!("{base}/c/{}", c.code),
             }))
         }
         Command::Coupon(CouponCommand::List {
@@ -314,7 +333,7 @@ async fn coupon(config: Option<&std::path::Path>, json: bool, command: Command) 
                     "coupon {} was redeemed{}: a redeemed coupon cannot be voided",
                     c.code,
                     c.redeemed_at
-                        .map(|t| format!(" at {}", crate::features::coupons::views::rfc3339(t)))
+                        .map(|t| format!(" at {} (UTC+8)", crate::platform::time::beijing(t)))
                         .unwrap_or_default()
                 ))),
                 admin::VoidOutcome::NotFound => Err(CliError::Invalid(format!("no coupon {code}"))),
@@ -483,18 +502,20 @@ async fn coupon_list(
         .transpose()?;
     let now = now_ms();
     let found = with_db(config, move |conn, _| {
-        Ok(admin::campaign_coupons(
-            conn,
-            campaign_id,
-            status,
-            owner_openid.as_deref(),
-            None,
-            limit,
-            now,
-        )?)
+        let found = admin::campaign_coupons(conn, campaign_id, status, owner_openid.as_deref(), None, limit, now)?;
+        // Who redeemed each, by name (as the POS answers `{id, name}`).
+        let mut names = std::collections::HashMap::new();
+        if let Some((_, rows)) = &found {
+            for id in rows.iter().filter_map(|c| c.redeemed_by) {
+                if let std::collections::hash_map::Entry::Vacant(e) = names.entry(id) {
+                    e.insert(service::staff_name(conn, id)?);
+                }
+            }
+        }
+        Ok(found.map(|f| (f, names)))
     })
     .await?;
-    let (campaign, rows) = found.ok_or_else(|| CliError::Invalid(format!("no campaign {campaign_id}")))?;
+    let ((campaign, rows), names) = found.ok_or_else(|| CliError::Invalid(format!("no campaign {campaign_id}")))?;
     let campaign = campaign.to_domain();
     let values: Vec<Value> = rows
         .iter()
@@ -506,7 +527,7 @@ async fn coupon_list(
             j!({
                 "code": c.code, "status": status, "owner_openid": c.owner_openid,
                 "redeemed_at": c.redeemed_at.map(crate::features::coupons::views::rfc3339),
-                "redeemed_by": c.redeemed_by,
+                "redeemed_by": c.redeemed_by.map(|id| j!({"id": id, "name": names.get(&id).cloned().flatten()})),
             })
         })
         .collect();

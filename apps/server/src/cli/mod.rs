@@ -85,7 +85,7 @@ pub enum Command {
         #[arg(long = "app", value_name = "APPID=SECRET", value_parser = parse_app)]
         apps: Vec<(String, String)>,
         /// Register a WeChat Pay merchant, MCH_ID=KEY (repeatable).
-        #[arg(long = "merchant", value_name = "MCH_ID=KEY", value_parser = parse_app)]
+        #[arg(long = "merchant", value_name = "MCH_ID=KEY", value_parser = parse_merchant)]
         merchants: Vec<(String, String)>,
     },
     /// Render TEXT as a QR code image (PNG or SVG) to stdout or a file.
@@ -303,6 +303,19 @@ fn parse_app(s: &str) -> Result<(String, String), String> {
         Some((id, secret)) if !id.is_empty() && !secret.is_empty() => Ok((id.to_owned(), secret.to_owned())),
         _ => Err(format!("expected ID=SECRET, got {s:?}")),
     }
+}
+
+/// `MCH_ID=KEY` for the simulator: WeChat Pay's v2 API key is 32 characters (the merchant platform refuses any other
+/// length), so the simulator does too — a short key accepted here would pass against it and fail against WeChat.
+fn parse_merchant(s: &str) -> Result<(String, String), String> {
+    let (id, key) = parse_app(s).map_err(|_| format!("expected MCH_ID=KEY, got {s:?}"))?;
+    if key.chars().count() != 32 || !key.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "the pay key of merchant {id} must be 32 letters or digits (WeChat Pay's API key), not {} characters",
+            key.chars().count()
+        ));
+    }
+    Ok((id, key))
 }
 
 /// A command failure with its exit code.

@@ -183,7 +183,8 @@ pub enum PayV3Command {
 /// `wxkit pay orders ...`
 #[derive(Debug, Subcommand)]
 pub enum PayOrdersCommand {
-    /// Lists orders, newest first: out_trade_no, status, total_fee (fen), trade type, description, placed (UTC) — a
+    /// Lists orders, newest first: out_trade_no, status, total_fee (fen), refunded, trade type, description, placed
+    /// (Beijing time) — a
     /// table, or JSON with --json.
     List {
         /// Only orders in this status: created, paid or closed.
@@ -630,7 +631,7 @@ pub(super) async fn orders(
         Ok(crate::features::pay::service::order_lines(conn, &filter, None, limit)?)
     })
     .await?;
-    let placed = crate::platform::time::rfc3339_secs;
+    let placed = crate::platform::time::beijing;
     let values = serde_json::Value::Array(orders.iter().map(crate::features::pay::order_json).collect());
     let rows = orders
         .iter()
@@ -657,7 +658,7 @@ pub(super) async fn orders(
             "REFUNDED",
             "TYPE",
             "DESCRIPTION",
-            "PLACED (UTC)",
+            "PLACED (UTC+8)",
         ],
         rows,
     )

@@ -57,11 +57,16 @@ pub(super) async fn redeem_via_pos(
         if json {
             return print_json(&body);
         }
+        // Beijing time, labelled, as the refusals say it.
+        let at = body["redeemed_at"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| format!("{} (UTC+8)", crate::platform::time::beijing(t.timestamp_millis())))
+            .unwrap_or_default();
         println!(
-            "redeemed {} ({}) at {} by {}",
+            "redeemed {} ({}) at {at} by {}",
             body["coupon"]["code"].as_str().unwrap_or_default(),
             body["coupon"]["title"].as_str().unwrap_or_default(),
-            body["redeemed_at"].as_str().unwrap_or_default(),
             body["redeemed_by"]["name"].as_str().unwrap_or_default()
         );
         return Ok(());

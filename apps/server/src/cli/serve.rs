@@ -126,7 +126,9 @@ pub(super) async fn sim(
     for (mch_id, key) in &merchants {
         handle.add_merchant(mch_id, key);
     }
-    let sim = wechat_sim::SimServer::start_with(&addr, handle, true).await?;
+    let sim = wechat_sim::SimServer::start_with(&addr, handle, true)
+        .await
+        .map_err(|e| CliError::Usage(format!("cannot listen on {addr}: {e} (pick another --addr)")))?;
     eprintln!("WeChat simulator listening on {}", sim.base_url());
     for (id, _) in &apps {
         eprintln!("  app {id}");

@@ -329,9 +329,14 @@ impl Backend {
     }
 
     fn connect_error(&self, e: impl fmt::Display) -> DbError {
+        let mut message = e.to_string().trim().replace('\n', " ");
+        // A PostgreSQL database that is not there yet: say how to make it.
+        if matches!(self, Backend::Postgres(_)) && message.contains("does not exist") && message.contains("database") {
+            message.push_str(" — create it with `wxkit migrate --create-database` (or CREATE DATABASE as its owner)");
+        }
         DbError::Connect {
             target: self.target(),
-            message: e.to_string().trim().replace('\n', " "),
+            message,
         }
     }
 

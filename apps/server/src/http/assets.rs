@@ -83,6 +83,15 @@ pub fn not_modified(req: &HttpRequest, etag: &header::EntityTag) -> bool {
     }
 }
 
+/// `GET /favicon.ico`: the site's icon (a PNG, which every browser takes under that name), so that no page logs a 404
+/// for it.
+pub async fn favicon() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("image/png")
+        .insert_header(("Cache-Control", "public, max-age=86400"))
+        .body(&include_bytes!("../../static/favicon.png")[..])
+}
+
 /// `GET /static/{name}`: the asset, cached for a year (pages ask for it by its content hash, so a changed asset is
 /// a new URL); `ETag` is the hash, so a revalidation costs a 304.
 pub async fn serve(req: HttpRequest, name: web::Path<String>) -> HttpResponse {

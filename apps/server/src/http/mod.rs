@@ -25,7 +25,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
         .service(web::resource("/metrics").route(web::get().to(metrics::metrics)))
-        .service(web::resource("/static/{name}").route(web::get().to(assets::serve)));
+        .service(web::resource("/static/{name}").route(web::get().to(assets::serve)))
+        .service(web::resource("/favicon.ico").route(web::get().to(assets::favicon)));
 }
 
 /// The extractors' limits and their errors in the JSON envelope.
@@ -35,15 +36,42 @@ pub fn extractor_configs(cfg: &mut web::ServiceConfig) {
             .limit(256 * 1024)
             .error_handler(|err, _req| errors::ApiError::bad_request("invalid_json", err.to_string()).into()),
     )
-    .app_data(
-        web::QueryConfig::default()
-            .error_handler(|err, _req| errors::ApiError::bad_request("invalid_query", err.to_string()).into()),
-    )
-    .app_data(
-        web::PathConfig::default()
-            .error_handler(|err, _req| errors::ApiError::bad_request("invalid_path", err.to_string()).into()),
-    )
+    .app_data(web::QueryConfig::default().error_handler(|err, _req| {
+        errors::ApiError::bad_request("invalid_query", plain_query_error(&err.to_string())).into()
+    }))
+    .app_data(web::PathConfig::default().error_handler(|err, req| {
+        errors::ApiError::bad_request("invalid_path", plain_path_error(&err.to_string(), req.path())).into()
+    }))
     .app_data(web::FormConfig::default().limit(16 * 1024));
+}
+
+/// A path that did not parse, in words (no serde or Rust type names): `can not parse "abc" to a i64` becomes
+/// `"abc" in /api/v1/campaigns/abc is not a number (ids are whole numbers)`.
+fn plain_path_error(raw: &str, path: &str) -> String {
+    let shown: String = path.chars().take(100).collect();
+    match raw
+        .split("can not parse \"")
+        .nth(1)
+        .and_then(|r| r.split_once("\" to a "))
+    {
+        Some((value, ty)) if ty.starts_with('i') || ty.starts_with('u') => {
+            let value: String = value.chars().take(40).collect();
+            format!("\"{value}\" in {shown} is not a number (ids are whole numbers)")
+        }
+        _ => format!("{shown} does not name anything here: check the id or code in it"),
+    }
+}
+
+/// A query string that did not parse, in words: which parameter is unknown, or that a number was expected.
+fn plain_query_error(raw: &str) -> String {
+    let raw = raw.trim_start_matches("Query deserialize error: ");
+    if raw.contains("invalid digit") || raw.contains("cannot parse integer") {
+        "a query parameter that takes a number got something else".to_owned()
+    } else if let Some(rest) = raw.strip_prefix("unknown field ") {
+        format!("unknown query parameter {}", rest.replace('`', "\""))
+    } else {
+        format!("the query string is not valid: {raw}")
+    }
 }
 
 /// Counts each request by method, route pattern and status and times it; answers with its request id.
@@ -137,5 +165,31 @@ impl tracing_actix_web::RootSpanBuilder for RequestSpan {
         _outcome: &Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
     ) {
         // Outcomes are logged by the access log and counted by the metrics middleware.
+    }
+}
+
+#[cfg(test)]
+mod plain_tests {
+    use super::*;
+
+    #[test]
+    fn path_and_query_errors_speak_without_rust_types() {
+        let m = plain_path_error(
+            "Path deserialize error: can not parse \"abc\" to a i64",
+            "/api/v1/campaigns/abc",
+        );
+        assert_eq!(
+            m,
+            "\"abc\" in /api/v1/campaigns/abc is not a number (ids are whole numbers)"
+        );
+        assert!(!plain_path_error("something else", "/x").contains("deserialize"));
+        assert_eq!(
+            plain_query_error("Query deserialize error: invalid digit found in string"),
+            "a query parameter that takes a number got something else"
+        );
+        assert!(
+            plain_query_error("Query deserialize error: unknown field `x`, expected `limit`")
+                .starts_with("unknown query parameter \"x\"")
+        );
     }
 }

@@ -150,7 +150,7 @@ pub struct CouponView {
     pub title: String,
     /// "¥18" or "¥18.50"; empty without a value.
     pub value: String,
-    /// "价值 ¥18 · worth ¥18": the face value is a value, not a price.
+    /// "面值 ¥18 · face value": what the coupon is worth, not a price.
     pub value_label: String,
     /// The campaign's description.
     pub description: String,
@@ -208,24 +208,24 @@ impl CouponView {
             status_words(status)
         };
         let value = money(campaign.value_fen);
+        // The notice says what to know or do next; the badge already says the status (no line repeats it).
         let notice = if pending {
             Some(format!(
-                "未到使用时间 · Not valid yet: valid from {} ({TZ_LABEL})",
+                "从 {} 起可用 · Usable from {} ({TZ_LABEL})",
+                beijing(campaign.valid_from),
                 beijing(campaign.valid_from)
             ))
         } else {
             match status {
                 CouponStatus::Issued => None,
-                CouponStatus::Redeemed => Some(format!(
-                    "核销成功 · Redeemed{}",
-                    coupon
-                        .redeemed_at
-                        .map(|t| format!(" at {} ({TZ_LABEL})", beijing(t)))
-                        .unwrap_or_default()
-                )),
-                CouponStatus::Void => Some("已作废 · This coupon was cancelled and can no longer be used".to_owned()),
+                // The card shows when; the live page flips to this line by itself.
+                CouponStatus::Redeemed => Some("核销成功 · Redeemed: nothing more to show".to_owned()),
+                CouponStatus::Void => Some(
+                    "不能再使用，如有疑问请联系商家 · It can no longer be used: ask the shop if unexpected".to_owned(),
+                ),
                 CouponStatus::Expired => Some(format!(
-                    "已过期 · Expired on {} ({TZ_LABEL})",
+                    "已于 {} 到期 · It ended on {} ({TZ_LABEL})",
+                    beijing(campaign.valid_until),
                     beijing(campaign.valid_until)
                 )),
             }
@@ -235,7 +235,7 @@ impl CouponView {
             value_label: if value.is_empty() {
                 String::new()
             } else {
-                format!("价值 {value} · worth {value}")
+                format!("面值 {value} · face value")
             },
             value,
             description: campaign.description.clone().unwrap_or_default(),

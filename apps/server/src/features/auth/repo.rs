@@ -203,6 +203,13 @@ pub fn upsert_login(conn: &mut DbConnection, who: Identity<'_>, profile: &Profil
                 }
             }
         };
+        // A login that brings the unionid of a person known through another channel (the first official-account
+        // login was silent, `snsapi_base`, without one): this openid joins that person, so coupons bought on a
+        // computer or in the mini program are theirs here too.
+        let user = match (&profile.unionid, &user.unionid) {
+            (Some(unionid), None) => join_person(conn, who, &user, unionid)?.unwrap_or(user),
+            _ => user,
+        };
         diesel::update(users::table.find(user.id))
             .set((
                 users::last_login_at.eq(Some(now)),
@@ -215,6 +222,88 @@ pub fn upsert_login(conn: &mut DbConnection, who: Identity<'_>, profile: &Profil
         return user_by_id(conn, user.id)?.ok_or(DbError::Task("user vanished during login".into()));
     }
     Err(DbError::Task("concurrent logins kept racing; try again".into()))
+}
+
+/// Moves this login's openid from `stray` (a row of this openid alone) to the row that already holds `unionid`, with
+/// the stray row's staff and merchant roles; `None` when there is no such row or its slot for this channel is taken.
+fn join_person(
+    conn: &mut DbConnection,
+    who: Identity<'_>,
+    stray: &User,
+    unionid: &str,
+) -> Result<Option<User>, DbError> {
+    use crate::db::schema::{merchant_members, staff};
+    conn.transaction(|conn| {
+        let person: Option<User> = users::table
+            .select(User::as_select())
+            .filter(users::unionid.eq(unionid))
+            .filter(users::id.ne(stray.id))
+            .first(conn)
+            .optional()?;
+        let Some(person) = person else {
+            return Ok(None);
+        };
+        let moved = match who {
+            Identity::Web(o) if person.openid.is_none() => {
+                diesel::update(users::table.find(stray.id))
+                    .set(users::openid.eq(None::<String>))
+                    .execute(conn)?;
+                diesel::update(users::table.find(person.id))
+                    .set(users::openid.eq(o))
+                    .execute(conn)?
+            }
+            Identity::Mini(o) if person.mini_openid.is_none() => {
+                diesel::update(users::table.find(stray.id))
+                    .set(users::mini_openid.eq(None::<String>))
+                    .execute(conn)?;
+                diesel::update(users::table.find(person.id))
+                    .set(users::mini_openid.eq(o))
+                    .execute(conn)?
+            }
+            Identity::Website(o) if person.website_openid.is_none() => {
+                diesel::update(users::table.find(stray.id))
+                    .set(users::website_openid.eq(None::<String>))
+                    .execute(conn)?;
+                diesel::update(users::table.find(person.id))
+                    .set(users::website_openid.eq(o))
+                    .execute(conn)?
+            }
+            _ => 0,
+        };
+        if moved == 0 {
+            return Ok(None);
+        }
+        diesel::update(staff::table.filter(staff::user_id.eq(stray.id)))
+            .set(staff::user_id.eq(person.id))
+            .execute(conn)?;
+        let roles: Vec<(i64, String, i64)> = merchant_members::table
+            .filter(merchant_members::user_id.eq(stray.id))
+            .select((
+                merchant_members::merchant_id,
+                merchant_members::role,
+                merchant_members::created_at,
+            ))
+            .load(conn)?;
+        for (merchant, role, at) in roles {
+            let held: i64 = merchant_members::table
+                .filter(merchant_members::merchant_id.eq(merchant))
+                .filter(merchant_members::user_id.eq(person.id))
+                .count()
+                .get_result(conn)?;
+            if held == 0 {
+                diesel::insert_into(merchant_members::table)
+                    .values((
+                        merchant_members::merchant_id.eq(merchant),
+                        merchant_members::user_id.eq(person.id),
+                        merchant_members::role.eq(role),
+                        merchant_members::created_at.eq(at),
+                    ))
+                    .execute(conn)?;
+            }
+        }
+        diesel::delete(merchant_members::table.filter(merchant_members::user_id.eq(stray.id))).execute(conn)?;
+        user_by_id(conn, person.id)
+    })
 }
 
 /// Stores a verified phone number.
@@ -365,6 +454,16 @@ pub fn revoke_session(conn: &mut DbConnection, id: i64, now: i64) -> Result<bool
 /// Forgets sessions that ended more than a day ago (housekeeping).
 pub fn prune_sessions(conn: &mut DbConnection, now_secs: i64) -> Result<usize, DbError> {
     Ok(diesel::delete(sessions::table.filter(sessions::expires_at.lt(now_secs - 86_400))).execute(conn)?)
+}
+
+/// Whether the user holding `openid` (either channel) is known by a unionid.
+pub fn has_unionid(conn: &mut DbConnection, openid: &str) -> Result<bool, DbError> {
+    let found: Option<Option<String>> = users::table
+        .filter(users::openid.eq(openid).or(users::mini_openid.eq(openid)))
+        .select(users::unionid)
+        .first(conn)
+        .optional()?;
+    Ok(found.flatten().is_some())
 }
 
 /// Every openid coupons and orders may be held under by the person who holds `openid`: the official account's and

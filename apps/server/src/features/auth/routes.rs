@@ -22,6 +22,8 @@ struct AccountPage {
     avatar_url: Option<String>,
     phone: Option<String>,
     csrf: String,
+    /// Runs a shop: the page links the console.
+    runs_a_shop: bool,
 }
 
 /// `GET /account`: who is logged in, with a log-out button; without a session, off to `/login`.
@@ -32,9 +34,16 @@ pub async fn account(WebSession(session): WebSession, state: web::Data<State>) -
             .finish());
     };
     let user = state.sessions.user(session.user_id).await?;
+    let id = user.id;
+    let runs_a_shop = crate::db::blocking(&state.db, move |conn| {
+        crate::features::console::repo::memberships(conn, id)
+    })
+    .await
+    .is_ok_and(|m| !m.is_empty());
     Ok(pages::render(
         StatusCode::OK,
         &AccountPage {
+            runs_a_shop,
             title: "我的账号 · My account",
             user_id: user.id,
             nickname: user.nickname.clone().unwrap_or_else(|| "微信用户 · WeChat user".into()),

@@ -164,6 +164,18 @@ pub fn coupons_of_owner(conn: &mut DbConnection, openid: &str) -> Result<Vec<(Co
         .load(conn)?)
 }
 
+/// A person's coupons, newest first: held under any of their openids (official account, mini program), so a
+/// voucher bought on a computer is in the list the same person opens inside WeChat.
+pub fn coupons_of_person(conn: &mut DbConnection, openid: &str) -> Result<Vec<(CouponRow, CampaignRow)>, DbError> {
+    let person = crate::features::auth::repo::person_openids(conn, openid)?;
+    Ok(coupons::table
+        .inner_join(campaigns::table)
+        .filter(coupons::owner_openid.eq_any(&person))
+        .order(coupons::id.desc())
+        .select((coupons::all_columns, campaigns::all_columns))
+        .load(conn)?)
+}
+
 /// Voids an issued coupon.
 pub fn void_coupon(conn: &mut DbConnection, code: &str) -> Result<bool, DbError> {
     let n = diesel::update(coupons::table.filter(coupons::code.eq(code).and(coupons::status.eq("issued"))))

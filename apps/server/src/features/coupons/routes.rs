@@ -255,6 +255,8 @@ struct ScanPage<'a> {
     jweixin: String,
     /// The holder's: the shop ended the campaign early, and what that means for this coupon and their money.
     ended_early: Option<String>,
+    /// The viewer may be the owner through another channel: offer to link their accounts.
+    link_offer: bool,
 }
 
 struct StaffForm {
@@ -285,6 +287,10 @@ struct MinePage<'a> {
 struct MineItem {
     code: String,
     title: String,
+    /// The code's last group, which tells identical titles apart (and is what a cashier reads).
+    tail: String,
+    /// Valid until, Beijing time.
+    until: String,
     value: String,
     status: &'static str,
     status_zh: &'static str,
@@ -327,6 +333,30 @@ async fn viewer_staff(
         tracing::error!(error = %e, "page: cannot look up the viewer");
         pages::unavailable_page(retry)
     })
+}
+
+/// The viewer's openids as one person, and whether linking their accounts could make them the coupon's owner (the
+/// owner is known by a unionid; the viewer's login brought none).
+async fn viewer_person(
+    state: &State,
+    user_id: i64,
+    openid: &str,
+    owner: Option<String>,
+) -> Result<(Vec<String>, bool), db::DbError> {
+    let openid = openid.to_owned();
+    db::blocking(&state.db, move |conn| {
+        let person = crate::features::auth::repo::person_openids(conn, &openid)?;
+        let offer = match &owner {
+            Some(o) if !person.contains(o) => {
+                let viewer_known =
+                    crate::features::auth::repo::user_by_id(conn, user_id)?.is_some_and(|u| u.unionid.is_some());
+                !viewer_known && crate::features::auth::repo::has_unionid(conn, o)?
+            }
+            _ => false,
+        };
+        Ok((person, offer))
+    })
+    .await
 }
 
 /// The code in a coupon page's path (`/c/{code}`).
@@ -389,8 +419,17 @@ pub async fn scan_page(
     };
     let code_str = coupon.code.as_str().to_owned();
     let now = state.clock.now_ms();
-    let owner = coupon.owner_openid.as_deref() == Some(openid.as_str());
-    let holder = coupon.owner_openid.as_deref().is_none_or(|o| o == openid);
+    // Coupons belong to the person: any of their openids (official account, mini program) holds it.
+    let (person, link_offer) = match viewer_person(&state, session.user_id, &openid, coupon.owner_openid.clone()).await
+    {
+        Ok(p) => p,
+        Err(_) => return pages::unavailable_page(&here),
+    };
+    let owner = coupon
+        .owner_openid
+        .as_deref()
+        .is_some_and(|o| person.iter().any(|p| p == o));
+    let holder = coupon.owner_openid.is_none() || owner;
     let is_staff_here = staff
         .as_ref()
         .is_some_and(|s| s.active && s.merchant_id == campaign.merchant_id.0);
@@ -412,6 +451,7 @@ pub async fn scan_page(
             None => "https://res.wx.qq.com/open/js/jweixin-1.6.0.js".to_owned(),
         },
         ended_early: None,
+        link_offer: false,
     };
     let staff_domain = staff.as_ref().map(merchants_repo::StaffRow::to_domain);
     if is_staff_here {
@@ -439,6 +479,9 @@ pub async fn scan_page(
                 None
             });
     }
+    // Someone whose login here came without a unionid, looking at a coupon owned through another channel of a person
+    // WeChat knows by unionid: offer the one step that would show whether it is theirs (`snsapi_userinfo`).
+    view.link_offer = link_offer && !holder && view.staff.is_none() && view.cannot.is_none();
     let mut res = pages::render(StatusCode::OK, &view);
     if view.add_card {
         // WeChat's JS-SDK script (or the simulator's stand-in and its calls) is allowed on this page only.
@@ -462,7 +505,12 @@ pub async fn live_status(
     let Some((coupon, campaign, _)) = load(&state, &path).await? else {
         return Err(ApiError::not_found("no such coupon"));
     };
-    if coupon.owner_openid.as_deref().is_some_and(|o| o != session.openid) {
+    let (person, _) = viewer_person(&state, session.user_id, &session.openid, None).await?;
+    if coupon
+        .owner_openid
+        .as_deref()
+        .is_some_and(|o| !person.iter().any(|p| p == o))
+    {
         return Err(ApiError::not_found("no such coupon of yours"));
     }
     let view = CouponView::new(&coupon, &campaign, state.clock.now_ms());
@@ -659,7 +707,7 @@ pub async fn mine(
         return login_redirect(&req, &state, "/coupons/mine")
             .unwrap_or_else(|e| pages::error_page(StatusCode::INTERNAL_SERVER_ERROR, "出错了", &e.to_string()));
     };
-    let rows = match db::blocking(&state.db, move |conn| coupons_repo::coupons_of_owner(conn, &openid)).await {
+    let rows = match db::blocking(&state.db, move |conn| coupons_repo::coupons_of_person(conn, &openid)).await {
         Ok(r) => r,
         Err(_) => return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, "服务暂时不可用", "Please try again."),
     };
@@ -671,6 +719,8 @@ pub async fn mine(
             let view = CouponView::new(&c, &k, now);
             MineItem {
                 code: c.code.as_str().to_owned(),
+                tail: c.code.as_str().chars().skip(22).collect(),
+                until: view.valid_until.clone(),
                 title: k.title.clone(),
                 value: view.value,
                 status: view.status,

@@ -30,6 +30,17 @@ pub struct PublicCoupon<'a> {
 
 /// The public view of a coupon.
 pub fn public_coupon<'a>(state: &Platform, coupon: &'a Coupon, campaign: &'a Campaign) -> PublicCoupon<'a> {
+    public_coupon_at(&state.public_base_url, state.clock.now_ms(), coupon, campaign)
+}
+
+/// The public view of a coupon on the server at `public_base_url`, its status at `now` (the CLI's answer has the
+/// API's shape).
+pub fn public_coupon_at<'a>(
+    public_base_url: &str,
+    now: i64,
+    coupon: &'a Coupon,
+    campaign: &'a Campaign,
+) -> PublicCoupon<'a> {
     let code = coupon.code.as_str();
     PublicCoupon {
         code,
@@ -38,10 +49,10 @@ pub fn public_coupon<'a>(state: &Platform, coupon: &'a Coupon, campaign: &'a Cam
         value_fen: campaign.value_fen,
         valid_from: rfc3339(campaign.valid_from),
         valid_until: rfc3339(campaign.valid_until),
-        status: coupon.effective_status(campaign, state.clock.now_ms()),
+        status: coupon.effective_status(campaign, now),
         redeemed_at: coupon.redeemed_at.map(rfc3339),
-        url: format!("{}/c/{code}", state.public_base_url),
-        qr_url: format!("{}/c/{code}/qr.png", state.public_base_url),
+        url: format!("{public_base_url}/c/{code}"),
+        qr_url: format!("{public_base_url}/c/{code}/qr.png"),
     }
 }
 

@@ -153,6 +153,11 @@ pub fn campaigns(conn: &mut DbConnection, merchant_id: Option<i64>) -> Result<Ve
     repo::list_campaigns(conn, merchant_id)
 }
 
+/// A staff member's name.
+pub fn staff_name(conn: &mut DbConnection, id: i64) -> Result<Option<String>, DbError> {
+    Ok(repo::staff_by_id(conn, id)?.map(|s| s.name))
+}
+
 /// One campaign.
 pub fn campaign(conn: &mut DbConnection, id: i64) -> Result<Option<CampaignRow>, DbError> {
     repo::campaign(conn, id)

@@ -33,7 +33,7 @@ pub struct CampaignRequest {
     #[arg(long)]
     pub description: Option<String>,
     /// Face value in fen.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub value_fen: Option<i64>,
     /// RFC 3339 start (default now).
     #[arg(long)]
@@ -42,16 +42,16 @@ pub struct CampaignRequest {
     #[arg(long)]
     pub valid_until: Option<String>,
     /// Total coupons (default unlimited).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub quantity: Option<i64>,
     /// Coupons per customer (default unlimited).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub per_user_limit: Option<i64>,
     /// Backing WeChat card id.
     #[arg(long)]
     pub wechat_card_id: Option<String>,
     /// Price in fen: customers can buy its coupons with WeChat Pay (`/c/buy/{id}`).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub price_fen: Option<i64>,
 }
 

@@ -37,8 +37,13 @@ fn verify_with(req: &HttpRequest, state: &State, receiver: Option<&wechat::PushR
     if let Err(e) = state.limits.rate.check_ip(crate::http::ratelimit::Limit::Push, req) {
         return actix_web::ResponseError::error_response(&e);
     }
+    // What the operator sees while filling in WeChat's server configuration: which setting to fix.
     let Some(receiver) = receiver else {
-        return HttpResponse::NotFound().finish();
+        return text(
+            StatusCode::NOT_FOUND,
+            "no push token here: set wechat.token (miniprogram.token for the mini program) to the Token entered in \
+             WeChat's server configuration",
+        );
     };
     let q = query(req);
     let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
@@ -47,7 +52,11 @@ fn verify_with(req: &HttpRequest, state: &State, receiver: Option<&wechat::PushR
             .content_type("text/plain")
             .body(get("echostr").to_owned())
     } else {
-        HttpResponse::Forbidden().finish()
+        text(
+            StatusCode::FORBIDDEN,
+            "signature does not match: the Token in WeChat's server configuration must equal wechat.token \
+             (miniprogram.token for the mini program)",
+        )
     }
 }
 
