@@ -947,11 +947,24 @@ async fn card_backed_coupons_are_redeemed_once_whichever_side_consumes_first(kin
         ))
         .await;
     assert_eq!(echo.text().await.unwrap(), "hello");
+    let wrong = app
+        .get("/wechat/push?signature=bad&timestamp=1&nonce=n&echostr=x")
+        .await;
+    assert_eq!(wrong.status(), 403);
+    // The operator filling in WeChat's server configuration is told which setting to match.
+    assert!(wrong.text().await.unwrap().contains("wechat.token"));
+    // A path that does not parse says so in words, not in serde's.
+    let r = app.admin(Method::GET, "/api/v1/campaigns/abc", Value::Null).await;
+    let (s, e) = json(r).await;
     assert_eq!(
-        app.get("/wechat/push?signature=bad&timestamp=1&nonce=n&echostr=x")
-            .await
-            .status(),
-        403
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_path")),
+        "{e}"
+    );
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"abc\"") && !message.contains("deserialize") && !message.contains("i64"),
+        "{message}"
     );
     let forged = app
         .http

@@ -1257,3 +1257,74 @@ fn pay_v3_settings_name_what_is_wrong() {
     let (code, _, stderr) = run(&mut cmd);
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// Messages a person reads name the setting or the thing and what to do — never a Rust type, serde's wording or an
+/// empty reason (issue: "internals in messages").
+#[test]
+fn messages_say_what_to_fix_without_internals() {
+    let internal = |s: &str| {
+        [
+            "ServerMode",
+            "variant constructor",
+            "deserialize",
+            "i64",
+            "u32",
+            "Os {",
+            "kind:",
+        ]
+        .iter()
+        .any(|w| s.contains(w))
+    };
+    // A mode that does not exist.
+    let (code, _, err) = run(wxkit().arg("migrate").env("WXKIT__SERVER__MODE", "prod"));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("server.mode") && err.contains("live, sandbox") && !internal(&err),
+        "{err}"
+    );
+    // A port in use: the address in the message, and exit 2 (a setup problem) for serve and for the simulator.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(wxkit().args(["serve", "--sandbox", "--addr", &addr]).env(
+        "DATABASE_URL",
+        format!("sqlite://{}", dir.path().join("x.db").display()),
+    ));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&addr) && err.contains("server.addr"), "{err}");
+    let (code, _, err) = run(wxkit().args(["sim", "--addr", &addr]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&addr) && !internal(&err), "{err}");
+    // WeChat Pay's v2 key is 32 characters: the simulator refuses a short one, as the merchant platform does.
+    let (code, _, err) = run(wxkit().args(["sim", "--addr", "127.0.0.1:0", "--merchant", "1900=short"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("32"), "{err}");
+    // A negative amount is a value the command explains, not an "unexpected argument".
+    let db = format!("sqlite://{}", dir.path().join("neg.db").display());
+    assert_eq!(run(wxkit().arg("migrate").env("DATABASE_URL", &db)).0, 0);
+    let (code, _, err) = run(wxkit()
+        .args([
+            "campaign",
+            "create",
+            "--merchant-id",
+            "1",
+            "--title",
+            "t",
+            "--value-fen",
+            "-1",
+        ])
+        .env("DATABASE_URL", &db));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        !err.contains("unexpected argument") && err.contains("value_fen"),
+        "{err}"
+    );
+    // A PostgreSQL database that is not there: how to make it.
+    let (_, _, err) = run(wxkit().arg("pay").args(["orders", "list"]).env(
+        "DATABASE_URL",
+        "postgres://postgres@127.0.0.1:5432/wxkit_surely_missing_db",
+    ));
+    if err.contains("does not exist") {
+        assert!(err.contains("--create-database"), "{err}");
+    }
+}

@@ -210,6 +210,20 @@ mod tests {
     use proptest::prelude::*;
     use wechat_core::AppId;
 
+    #[test]
+    fn a_malformed_notify_says_what_is_wrong() {
+        let key = PayKey::new("0123456789abcdef0123456789abcdef");
+        let e = verify_payment_notify(&key, b"<xml><a>1</a></xml>")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "missing or invalid field return_code");
+        let e = verify_payment_notify(&key, b"<xml><return_code>FAIL</return_code></xml>")
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("(no return_msg)"), "{e}");
+        assert!(!verify_payment_notify(&key, b"<xml").unwrap_err().to_string().is_empty());
+    }
+
     fn merchant() -> Merchant {
         Merchant {
             app_id: AppId::new("wx1"),
