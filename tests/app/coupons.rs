@@ -952,7 +952,8 @@ async fn card_backed_coupons_are_redeemed_once_whichever_side_consumes_first(kin
         .await;
     assert_eq!(wrong.status(), 403);
     // The operator filling in WeChat's server configuration is told which setting to match.
-    assert!(wrong.text().await.unwrap().contains("wechat.token"));
+    let said = wrong.text().await.unwrap();
+    assert!(said.contains("wechat.token"), "{said}");
     // A path that does not parse says so in words, not in serde's.
     let r = app.admin(Method::GET, "/api/v1/campaigns/abc", Value::Null).await;
     let (s, e) = json(r).await;

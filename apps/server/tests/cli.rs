@@ -193,6 +193,8 @@ fn sandbox_tokens_survive_a_restart_and_logs_can_be_json_lines() {
     let (status, out, err) = redeem(&code);
     assert_eq!(status, 0, "{err}");
     assert!(out.starts_with("redeemed ") && out.contains("Staff Wang"), "{out}");
+    // Beijing time, labelled, as the refusal below says it.
+    assert!(out.contains("(UTC+8)"), "{out}");
     let (status, _, err) = redeem(&code);
     assert_eq!(status, 1, "{err}");
     assert!(err.contains("already_redeemed") && err.contains("此券已核销"), "{err}");
@@ -779,6 +781,23 @@ fn staff_campaign_and_coupon_commands_work_on_a_fresh_database() {
     let coupon: serde_json::Value = serde_json::from_str(&out).unwrap();
     let code_str = coupon["code"].as_str().unwrap().to_owned();
     assert_eq!(coupon["url"], format!("https://coupons.example.com/c/{code_str}"));
+    // The API's answer, field for field: title, value, validity and status too.
+    for field in [
+        "title",
+        "value_fen",
+        "valid_from",
+        "valid_until",
+        "status",
+        "qr_url",
+        "owner_openid",
+        "campaign_id",
+    ] {
+        assert!(coupon.get(field).is_some(), "{field} in {out}");
+    }
+    assert_eq!(
+        (coupon["title"].as_str(), coupon["status"].as_str()),
+        (Some("免费咖啡"), Some("issued"))
+    );
     let (code, _, err) = cmd(&["coupon", "issue", "--campaign-id", &c]);
     assert_eq!(code, 1, "quantity 1 is used up: {err}");
     assert!(err.contains("no coupons left"), "{err}");

@@ -39,8 +39,9 @@ fn verify_with(req: &HttpRequest, state: &State, receiver: Option<&wechat::PushR
     }
     // What the operator sees while filling in WeChat's server configuration: which setting to fix.
     let Some(receiver) = receiver else {
-        return text(
+        return crate::http::errors::envelope(
             StatusCode::NOT_FOUND,
+            "push_not_configured",
             "no push token here: set wechat.token (miniprogram.token for the mini program) to the Token entered in \
              WeChat's server configuration",
         );
@@ -52,8 +53,9 @@ fn verify_with(req: &HttpRequest, state: &State, receiver: Option<&wechat::PushR
             .content_type("text/plain")
             .body(get("echostr").to_owned())
     } else {
-        text(
+        crate::http::errors::envelope(
             StatusCode::FORBIDDEN,
+            "signature_mismatch",
             "signature does not match: the Token in WeChat's server configuration must equal wechat.token \
              (miniprogram.token for the mini program)",
         )
