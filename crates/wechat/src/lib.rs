@@ -10,8 +10,8 @@
 //! | [`MiniProgram`] | [`client`](MiniProgram::client) (login, phone, codes, links, content security), [`messages`](MiniProgram::messages) (subscribe messages) |
 //! | [`Pay`] | [`v2`](Pay::v2), [`v3`](Pay::v3) |
 //!
-//! The low-level crates are re-exported ([`wechat_core`], [`wechat_oauth`], [`wechat_card`], [`wechat_message`],
-//! [`wechat_pay`]) for those who want their clients and request values directly.
+//! The low-level crates are re-exported — `wechat_core`, `wechat_oauth`, `wechat_card`, `wechat_message`,
+//! `wechat_pay` (see *Re-exports* below) — for those who want their clients and request values directly.
 //!
 //! Runtime: the async APIs need tokio (the default transport is reqwest on tokio; the token manager uses tokio's
 //! locks and timer). With `default-features = false`, give each builder a `transport(...)`: neither reqwest nor a
@@ -427,6 +427,67 @@ impl MiniProgram {
 /// let params = pay.v2()?.jsapi_params(&prepay.prepay_id, 1_700_000_000);
 /// assert_eq!(params.package, format!("prepay_id={}", prepay.prepay_id));
 /// # sim.stop().await;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// The same on API v3 — a JSAPI order, the page's `wx.requestPayment` parameters, and the payment notify verified
+/// and decrypted as a notify handler does. Everything the example uses is defined in it: the simulator stands in for
+/// WeChat Pay and knows the merchant's API certificate; the client verifies with WeChat Pay's public key.
+///
+/// ```
+/// use std::sync::Arc;
+/// use wechat::wechat_pay::v3::{ApiV3Key, Channel, Event, MerchantPrivateKey, Order, Prepay, PublicKey};
+/// use wechat::wechat_pay::Fen;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // The simulator, with the merchant registered (its certificate serial and public key, its APIv3 key).
+/// let sim = wechat_sim::SimServer::start("127.0.0.1:0", &[("wxdocexample00002", "doc-secret-0123456789abcdef012")]).await?;
+/// let api_v3_key = "docapiv3key0123456789abcdefghijk";
+/// let merchant = sim.handle().add_v3_merchant(
+///     "1900000110",
+///     api_v3_key,
+///     wechat_sim::SANDBOX_MERCHANT_SERIAL,
+///     wechat_sim::SANDBOX_MERCHANT_CERT,
+///     wechat_sim::SigningMode::PublicKey,
+/// )?;
+/// let pay = wechat::Pay::builder()
+///     .app_id("wxdocexample00002")
+///     .mch_id("1900000110")
+///     .v3(
+///         MerchantPrivateKey::from_pem(wechat_sim::SANDBOX_MERCHANT_KEY)?,
+///         wechat_sim::SANDBOX_MERCHANT_SERIAL,
+///         ApiV3Key::new(api_v3_key),
+///     )
+///     .v3_public_key(merchant.public_key_id, PublicKey::from_pem(&merchant.public_key_pem)?)
+///     .base_url(&sim.base_url()) // leave out for WeChat Pay itself
+///     .build()?;
+/// let v3 = pay.v3()?;
+/// let app = wechat::wechat_core::AppId::new("wxdocexample00002");
+/// let order = Order::new(
+///     &app,
+///     "拿铁",
+///     "DOCV3000000001",
+///     Fen(1800),
+///     "https://shop.example.com/wechat/pay/v3/notify",
+///     Channel::Jsapi { openid: "o-alice".into() },
+/// )?;
+/// let Prepay::PrepayId(prepay_id) = v3.prepay(&order).await? else { unreachable!("JSAPI answers a prepay_id") };
+/// let params = v3.jsapi_params(&app, &prepay_id, 1_700_000_000);
+/// assert_eq!(params.sign_type, "RSA");
+///
+/// // The customer pays; WeChat Pay posts the notify. A handler passes the headers and body as received.
+/// sim.handle().pay_order("DOCV3000000001", None, None).map_err(|e| format!("{e:?}"))?;
+/// let sent = sim.handle().notifications().into_iter().find(|n| n.out_trade_no == "DOCV3000000001").ok_or("no notify")?;
+/// let body = sent.body().as_bytes().to_vec();
+/// let mut headers = wechat::wechat_pay::http::HeaderMap::new();
+/// for (name, value) in sim.handle().sign_v3_notify("1900000110", &body) {
+///     headers.insert(name, value.parse()?);
+/// }
+/// let notify = v3.verify_notify(&headers, &body).await?;
+/// assert!(matches!(notify.event, Event::TransactionSuccess(ref t) if t.out_trade_no == "DOCV3000000001"));
+/// sim.stop().await;
 /// # Ok(())
 /// # }
 /// ```
