@@ -104,7 +104,8 @@ macro_rules! app_setters {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # let sim = wechat_sim::SimServer::start("127.0.0.1:0", &[("wxdocexample00001", "doc-secret-0123456789abcdef012")]).await?;
+/// // WeChat (simulated, in this process) with the app registered.
+/// let sim = wechat_sim::SimServer::start("127.0.0.1:0", &[("wxdocexample00001", "doc-secret-0123456789abcdef012")]).await?;
 /// let oa = wechat::OfficialAccount::builder()
 ///     .app_id("wxdocexample00001")
 ///     .secret("doc-secret-0123456789abcdef012")
@@ -117,7 +118,7 @@ macro_rules! app_setters {
 /// // wx.config for the page, signed with the account's cached jsapi_ticket.
 /// let config = oa.jssdk_config("https://shop.example.com/c/ABC", 1_700_000_000).await?;
 /// assert_eq!(config.app_id, "wxdocexample00001");
-/// # sim.stop().await;
+/// sim.stop().await;
 /// # Ok(())
 /// # }
 /// ```
@@ -278,7 +279,8 @@ impl OfficialAccount {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # let sim = wechat_sim::SimServer::start("127.0.0.1:0", &[("wxdocminiprog0001", "doc-mp-secret-0123456789abcdef")]).await?;
+/// // WeChat (simulated, in this process) with the mini program registered.
+/// let sim = wechat_sim::SimServer::start("127.0.0.1:0", &[("wxdocminiprog0001", "doc-mp-secret-0123456789abcdef")]).await?;
 /// let mp = wechat::MiniProgram::builder()
 ///     .app_id("wxdocminiprog0001")
 ///     .secret("doc-mp-secret-0123456789abcdef")
@@ -287,7 +289,7 @@ impl OfficialAccount {
 /// let js_code = sim.handle().issue_js_code("wxdocminiprog0001", "o-bob").ok_or("no code")?;
 /// let session = mp.client().code_to_session(&js_code).await?;
 /// assert_eq!(session.openid.as_str(), "o-bob");
-/// # sim.stop().await;
+/// sim.stop().await;
 /// # Ok(())
 /// # }
 /// ```
@@ -407,8 +409,9 @@ impl MiniProgram {
 /// use wechat::wechat_pay::{Fen, TradeType, UnifiedOrder};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # let sim = wechat_sim::SimServer::start("127.0.0.1:0", &[("wxdocexample00001", "doc-secret-0123456789abcdef012")]).await?;
-/// # sim.handle().add_merchant("1900000109", "docpaykey0123456789abcdefghijklm");
+/// // WeChat Pay (simulated, in this process), with the merchant and its 32-character API key.
+/// let sim = wechat_sim::SimServer::start("127.0.0.1:0", &[("wxdocexample00001", "doc-secret-0123456789abcdef012")]).await?;
+/// sim.handle().add_merchant("1900000109", "docpaykey0123456789abcdefghijklm");
 /// let pay = wechat::Pay::builder()
 ///     .app_id("wxdocexample00001")
 ///     .mch_id("1900000109")
@@ -426,7 +429,7 @@ impl MiniProgram {
 /// let prepay = pay.v2()?.unified_order(&order).await?;
 /// let params = pay.v2()?.jsapi_params(&prepay.prepay_id, 1_700_000_000);
 /// assert_eq!(params.package, format!("prepay_id={}", prepay.prepay_id));
-/// # sim.stop().await;
+/// sim.stop().await;
 /// # Ok(())
 /// # }
 /// ```

@@ -157,7 +157,7 @@ pub enum PayV3Command {
         input: Option<PathBuf>,
     },
     /// Downloads the configured merchant's platform certificates (pay.mch_id, pay.v3.*, pay.base_url), checks them,
-    /// and prints serial, valid from and valid until (UTC) — a table, or JSON with --json.
+    /// and prints serial, valid from and valid until (Beijing time) — a table, or JSON with --json.
     Certificates,
     /// Encrypts a sensitive field (a name, an ID or phone number) for WeChat Pay: RSA-OAEP (SHA-1) under the WeChat
     /// Pay public key or a platform certificate; prints the base64 ciphertext. Send the request with
@@ -599,11 +599,18 @@ pub(super) async fn pay_v3_certificates(settings: &Settings, json: bool) -> Resu
     let value = serde_json::json!({"certificates": certs.iter().map(|c| serde_json::json!({
         "serial": c.serial(), "not_before": time(c.not_before()), "not_after": time(c.not_after()),
     })).collect::<Vec<_>>()});
+    // The table in Beijing time like every other; JSON keeps RFC 3339.
+    let beijing = |t: i64| crate::platform::time::beijing(t.saturating_mul(1000));
     let rows = certs
         .iter()
-        .map(|c| vec![c.serial().to_owned(), time(c.not_before()), time(c.not_after())])
+        .map(|c| vec![c.serial().to_owned(), beijing(c.not_before()), beijing(c.not_after())])
         .collect();
-    print_rows(json, &value, &["serial", "valid from", "valid until"], rows)
+    print_rows(
+        json,
+        &value,
+        &["SERIAL", "VALID FROM (UTC+8)", "VALID UNTIL (UTC+8)"],
+        rows,
+    )
 }
 
 /// `wxkit pay orders list`: the newest orders.
