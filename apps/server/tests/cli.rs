@@ -195,6 +195,15 @@ fn sandbox_tokens_survive_a_restart_and_logs_can_be_json_lines() {
     assert!(out.starts_with("redeemed ") && out.contains("Staff Wang"), "{out}");
     // Beijing time, labelled, as the refusal below says it.
     assert!(out.contains("(UTC+8)"), "{out}");
+    // Who redeemed it, as the POS answers it: `{id, name}`, not a bare id.
+    let (status, out, err) = run(wxkit().current_dir(dir.path()).args(["coupon", "show", &code]));
+    assert_eq!(status, 0, "{err}");
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(shown["redeemed_by"]["id"].is_i64(), "{out}");
+    assert!(
+        shown["redeemed_by"]["name"].as_str().unwrap().contains("Staff Wang"),
+        "{out}"
+    );
     let (status, _, err) = redeem(&code);
     assert_eq!(status, 1, "{err}");
     assert!(err.contains("already_redeemed") && err.contains("此券已核销"), "{err}");

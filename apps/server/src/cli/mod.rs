@@ -307,6 +307,7 @@ fn parse_app(s: &str) -> Result<(String, String), String> {
 
 /// `MCH_ID=KEY` for the simulator: WeChat Pay's v2 API key is 32 characters (the merchant platform refuses any other
 /// length), so the simulator does too — a short key accepted here would pass against it and fail against WeChat.
+#[cfg(feature = "sandbox")]
 fn parse_merchant(s: &str) -> Result<(String, String), String> {
     let (id, key) = parse_app(s).map_err(|_| format!("expected MCH_ID=KEY, got {s:?}"))?;
     if key.chars().count() != 32 || !key.chars().all(|c| c.is_ascii_alphanumeric()) {

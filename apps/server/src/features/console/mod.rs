@@ -4,6 +4,16 @@
 //! one merchant's, for a person who runs it ([`repo::Role`]); every change is audited with that person. Joining by
 //! invite (`/join/{token}`) and the admin API's owner invites live here too.
 
+/// The value of a step that may answer with a page instead (`Err(page)`): the handler returns that page.
+macro_rules! or_page {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(page) => return page,
+        }
+    };
+}
+
 pub mod openapi;
 mod pages;
 mod pages_campaigns;

@@ -199,6 +199,15 @@ pub(super) fn refused(e: AdminError, back: &str) -> HttpResponse {
     pages::error_page_with(status, "没有完成", &en, &[Action::new(back, "返回 · Back")])
 }
 
+/// The page after a use case: 303 with the message `ok`, or the refusal (or the 503 page when the database failed).
+pub(super) fn answered<T>(result: Result<Result<T, AdminError>, db::DbError>, back: &str, ok: &str) -> HttpResponse {
+    match result {
+        Ok(Ok(_)) => done(back, ok),
+        Ok(Err(e)) => refused(e, back),
+        Err(e) => refused(e.into(), back),
+    }
+}
+
 /// Runs a database task for a page (a failure is the 503 page with a retry link).
 pub(super) async fn run<T: Send + 'static>(
     state: &State,
@@ -265,10 +274,7 @@ pub async fn home(req: HttpRequest, WebSession(session): WebSession, state: web:
         Ok((shops, staff))
     })
     .await;
-    let (shops, is_staff) = match found {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
+    let (shops, is_staff) = or_page!(found);
     let pick = req.query_string().contains("pick=1");
     if let [(only, _)] = shops.as_slice()
         && !pick
@@ -322,10 +328,7 @@ pub async fn dashboard(
     path: web::Path<i64>,
     state: web::Data<State>,
 ) -> HttpResponse {
-    let m = match member(&req, &state, session, path.into_inner()).await {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
+    let m = or_page!(member(&req, &state, session, path.into_inner()).await);
     let now = state.clock.now_ms();
     let today = beijing_format(now, "%Y-%m-%d");
     let (Some(day), Some(month)) = (day_start(&today), day_start(&format!("{}-01", &today[..7]))) else {
@@ -342,10 +345,7 @@ pub async fn dashboard(
         ))
     })
     .await;
-    let (t, mo, outstanding, recent) = match figures {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
+    let (t, mo, outstanding, recent) = or_page!(figures);
     pages::render(
         StatusCode::OK,
         &DashboardPage {

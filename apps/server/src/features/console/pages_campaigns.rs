@@ -1,7 +1,7 @@
 //! The console's campaign, coupon, redemption and order pages.
 
 use super::State;
-use super::pages::{Frame, Member, day_start, done, fen, field, form, member, refused, run};
+use super::pages::{Frame, Member, answered, day_start, done, fen, field, form, member, refused, run};
 use super::repo::{self, Role};
 use super::service::{self, CampaignEdit};
 use crate::features::merchants::repo::CampaignRow;
@@ -78,19 +78,14 @@ pub async fn campaigns(
     path: web::Path<i64>,
     state: web::Data<State>,
 ) -> HttpResponse {
-    let m = match member(&req, &state, session, path.into_inner()).await {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
+    let m = or_page!(member(&req, &state, session, path.into_inner()).await);
     let mid = m.merchant.id;
-    let rows = match run(&state, "/console", move |conn| {
-        crate::features::merchants::repo::list_campaigns(conn, Some(mid))
-    })
-    .await
-    {
-        Ok(r) => r,
-        Err(page) => return page,
-    };
+    let rows = or_page!(
+        run(&state, "/console", move |conn| {
+            crate::features::merchants::repo::list_campaigns(conn, Some(mid))
+        })
+        .await
+    );
     let now = state.clock.now_ms();
     pages::render(
         StatusCode::OK,
@@ -155,14 +150,8 @@ pub async fn create_campaign(
     body: web::Bytes,
     state: web::Data<State>,
 ) -> HttpResponse {
-    let m = match member(&req, &state, session, path.into_inner()).await {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
-    let f = match form(&state, &m, &body) {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
+    let m = or_page!(member(&req, &state, session, path.into_inner()).await);
+    let f = or_page!(form(&state, &m, &body));
     let back = format!("/console/{}/campaigns", m.merchant.id);
     let request = (|| {
         Ok::<_, merchants_service::AdminError>(CampaignRequest {
@@ -237,10 +226,7 @@ async fn campaign_page(
     let now = state.clock.now_ms();
     let (status, status_words) = status_of(&c, now);
     let mid = m.merchant.id;
-    let customers = match run(state, "/console", move |conn| repo::customers(conn, mid)).await {
-        Ok(c) => c,
-        Err(page) => return page,
-    };
+    let customers = or_page!(run(state, "/console", move |conn| repo::customers(conn, mid)).await);
     let base = state.public_base_url.trim_end_matches('/').to_owned();
     pages::render(
         StatusCode::OK,
@@ -278,10 +264,7 @@ pub async fn campaign(
     state: web::Data<State>,
 ) -> HttpResponse {
     let (mid, cid) = path.into_inner();
-    let m = match member(&req, &state, session, mid).await {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
+    let m = or_page!(member(&req, &state, session, mid).await);
     match own_campaign(&state, &m, cid).await {
         Ok(c) => campaign_page(&req, &state, &m, c, Vec::new()).await,
         Err(page) => page,
@@ -297,14 +280,8 @@ pub async fn edit_campaign(
     state: web::Data<State>,
 ) -> HttpResponse {
     let (mid, cid) = path.into_inner();
-    let m = match member(&req, &state, session, mid).await {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
-    let f = match form(&state, &m, &body) {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
+    let m = or_page!(member(&req, &state, session, mid).await);
+    let f = or_page!(form(&state, &m, &body));
     let back = format!("/console/{mid}/campaigns/{cid}");
     let edit = (|| {
         Ok::<_, merchants_service::AdminError>(CampaignEdit {
@@ -334,11 +311,7 @@ pub async fn edit_campaign(
         Ok(service::edit_campaign(conn, mid, cid, &edit, actor, now))
     })
     .await;
-    match result {
-        Ok(Ok(_)) => done(&back, "saved"),
-        Ok(Err(e)) => refused(e, &back),
-        Err(e) => refused(e.into(), &back),
-    }
+    answered(result, &back, "saved")
 }
 
 /// `POST /console/{mid}/campaigns/{cid}/issue {customer?, count}`: coupons to a customer (picked by name) or as
@@ -351,14 +324,8 @@ pub async fn issue(
     state: web::Data<State>,
 ) -> HttpResponse {
     let (mid, cid) = path.into_inner();
-    let m = match member(&req, &state, session, mid).await {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
-    let f = match form(&state, &m, &body) {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
+    let m = or_page!(member(&req, &state, session, mid).await);
+    let f = or_page!(form(&state, &m, &body));
     let back = format!("/console/{mid}/campaigns/{cid}");
     if let Err(page) = own_campaign(&state, &m, cid).await {
         return page;
@@ -447,10 +414,7 @@ pub async fn end_preview(
     state: web::Data<State>,
 ) -> HttpResponse {
     let (mid, cid) = path.into_inner();
-    let m = match member(&req, &state, session, mid).await {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
+    let m = or_page!(member(&req, &state, session, mid).await);
     let back = format!("/console/{mid}/campaigns/{cid}");
     if let Err(page) = own_campaign(&state, &m, cid).await {
         return page;
@@ -516,14 +480,8 @@ pub async fn end_campaign(
     state: web::Data<State>,
 ) -> HttpResponse {
     let (mid, cid) = path.into_inner();
-    let m = match member(&req, &state, session, mid).await {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
-    let f = match form(&state, &m, &body) {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
+    let m = or_page!(member(&req, &state, session, mid).await);
+    let f = or_page!(form(&state, &m, &body));
     let back = format!("/console/{mid}/campaigns/{cid}");
     if let Err(page) = own_campaign(&state, &m, cid).await {
         return page;

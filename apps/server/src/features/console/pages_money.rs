@@ -53,10 +53,7 @@ pub async fn coupons(
     path: web::Path<i64>,
     state: web::Data<State>,
 ) -> HttpResponse {
-    let m = match member(&req, &state, session, path.into_inner()).await {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
+    let m = or_page!(member(&req, &state, session, path.into_inner()).await);
     let q: String = query(&req)
         .get("q")
         .map(|s| {
@@ -123,14 +120,8 @@ pub async fn void(
     state: web::Data<State>,
 ) -> HttpResponse {
     let (mid, code) = path.into_inner();
-    let m = match member(&req, &state, session, mid).await {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
-    let f = match form(&state, &m, &body) {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
+    let m = or_page!(member(&req, &state, session, mid).await);
+    let f = or_page!(form(&state, &m, &body));
     let back = format!("/console/{mid}/coupons");
     let Some(reason) = field(&f, "reason").map(str::to_owned) else {
         return refused(
@@ -210,10 +201,7 @@ pub async fn redemptions(
     path: web::Path<i64>,
     state: web::Data<State>,
 ) -> HttpResponse {
-    let m = match member(&req, &state, session, path.into_inner()).await {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
+    let m = or_page!(member(&req, &state, session, path.into_inner()).await);
     let mid = m.merchant.id;
     let q = query(&req);
     let filter = log_filter(mid, &q);
@@ -225,10 +213,7 @@ pub async fn redemptions(
         ))
     })
     .await;
-    let (rows, campaigns) = match found {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
+    let (rows, campaigns) = or_page!(found);
     let csv_query: String = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(
             ["from", "to", "campaign"]
@@ -277,19 +262,14 @@ pub async fn redemptions_csv(
     path: web::Path<i64>,
     state: web::Data<State>,
 ) -> HttpResponse {
-    let m = match member(&req, &state, session, path.into_inner()).await {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
+    let m = or_page!(member(&req, &state, session, path.into_inner()).await);
     let filter = log_filter(m.merchant.id, &query(&req));
-    let rows = match run(&state, "/console", move |conn| {
-        coupons_admin::redemption_log(conn, &filter, None, coupons_admin::CSV_MAX_ROWS)
-    })
-    .await
-    {
-        Ok(r) => r,
-        Err(page) => return page,
-    };
+    let rows = or_page!(
+        run(&state, "/console", move |conn| {
+            coupons_admin::redemption_log(conn, &filter, None, coupons_admin::CSV_MAX_ROWS)
+        })
+        .await
+    );
     let mut out = coupons_admin::CSV_HEADER.as_bytes().to_vec();
     if let Err(e) = coupons_admin::write_csv(&mut out, &rows) {
         tracing::error!(error = %e, "console: CSV");
@@ -345,10 +325,7 @@ pub async fn orders(
     path: web::Path<i64>,
     state: web::Data<State>,
 ) -> HttpResponse {
-    let m = match member(&req, &state, session, path.into_inner()).await {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
+    let m = or_page!(member(&req, &state, session, path.into_inner()).await);
     let status = query(&req)
         .get("status")
         .filter(|s| crate::features::pay::repo::ORDER_STATUSES.contains(&s.as_str()))
@@ -370,10 +347,7 @@ pub async fn orders(
         ))
     })
     .await;
-    let (rows, reconciliations) = match found {
-        Ok(r) => r,
-        Err(page) => return page,
-    };
+    let (rows, reconciliations) = or_page!(found);
     pages::render(
         StatusCode::OK,
         &OrdersPage {
@@ -452,17 +426,11 @@ pub async fn refund_preview(
     state: web::Data<State>,
 ) -> HttpResponse {
     let (mid, no) = path.into_inner();
-    let m = match member(&req, &state, session, mid).await {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
+    let m = or_page!(member(&req, &state, session, mid).await);
     if let Err(page) = m.owner_only("refund") {
         return page;
     }
-    let o = match own_order(&state, &m, no).await {
-        Ok(o) => o,
-        Err(page) => return page,
-    };
+    let o = or_page!(own_order(&state, &m, no).await);
     let left = o.order.total_fee - o.refunded_fen - o.refunding_fen;
     pages::render(
         StatusCode::OK,
@@ -496,22 +464,13 @@ pub async fn refund(
     pay: web::Data<crate::features::pay::State>,
 ) -> HttpResponse {
     let (mid, no) = path.into_inner();
-    let m = match member(&req, &state, session, mid).await {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
-    let f = match form(&state, &m, &body) {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
+    let m = or_page!(member(&req, &state, session, mid).await);
+    let f = or_page!(form(&state, &m, &body));
     if let Err(page) = m.owner_only("refund") {
         return page;
     }
     let back = format!("/console/{mid}/orders");
-    let o = match own_order(&state, &m, no).await {
-        Ok(o) => o,
-        Err(page) => return page,
-    };
+    let o = or_page!(own_order(&state, &m, no).await);
     let Some(amount) = field(&f, "amount").and_then(|a| a.parse::<i64>().ok()) else {
         return refused(
             AdminError::Invalid {

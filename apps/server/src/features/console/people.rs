@@ -3,7 +3,7 @@
 //! coupon pages see), and the admin API's owner invite.
 
 use super::State;
-use super::pages::{Frame, done, field, form, login_first, member, refused, run};
+use super::pages::{Frame, answered, done, field, form, login_first, member, refused, run};
 use super::repo::{self, Role};
 use super::service::{self, InviteRequest, Joined};
 use crate::features::merchants::service::AdminError;
@@ -50,10 +50,7 @@ pub async fn staff(
     path: web::Path<i64>,
     state: web::Data<State>,
 ) -> HttpResponse {
-    let m = match member(&req, &state, session, path.into_inner()).await {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
+    let m = or_page!(member(&req, &state, session, path.into_inner()).await);
     let mid = m.merchant.id;
     let found = run(&state, "/console", move |conn| {
         Ok((
@@ -63,10 +60,7 @@ pub async fn staff(
         ))
     })
     .await;
-    let (lines, invites, members) = match found {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
+    let (lines, invites, members) = or_page!(found);
     let now = state.clock.now_ms();
     pages::render(
         StatusCode::OK,
@@ -148,10 +142,7 @@ async fn staff_change(
     state: web::Data<State>,
     approve: bool,
 ) -> HttpResponse {
-    let m = match member(&req, &state, session, mid).await {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
+    let m = or_page!(member(&req, &state, session, mid).await);
     if let Err(page) = form(&state, &m, &body) {
         return page;
     }
@@ -190,14 +181,8 @@ pub async fn make_invite(
     body: web::Bytes,
     state: web::Data<State>,
 ) -> HttpResponse {
-    let m = match member(&req, &state, session, path.into_inner()).await {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
-    let f = match form(&state, &m, &body) {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
+    let m = or_page!(member(&req, &state, session, path.into_inner()).await);
+    let f = or_page!(form(&state, &m, &body));
     let mid = m.merchant.id;
     let back = format!("/console/{mid}/staff");
     let role = field(&f, "role").and_then(Role::parse).unwrap_or(Role::Staff);
@@ -227,11 +212,7 @@ pub async fn make_invite(
         Ok(service::make_invite(conn, mid, request, Some(actor), &base, now))
     })
     .await;
-    match made {
-        Ok(Ok(_)) => done(&back, "invited"),
-        Ok(Err(e)) => refused(e, &back),
-        Err(e) => refused(e.into(), &back),
-    }
+    answered(made, &back, "invited")
 }
 
 /// `POST /console/{mid}/invites/{iid}/revoke`: nobody can join with it any more.
@@ -243,10 +224,7 @@ pub async fn revoke(
     state: web::Data<State>,
 ) -> HttpResponse {
     let (mid, iid) = path.into_inner();
-    let m = match member(&req, &state, session, mid).await {
-        Ok(m) => m,
-        Err(page) => return page,
-    };
+    let m = or_page!(member(&req, &state, session, mid).await);
     if let Err(page) = form(&state, &m, &body) {
         return page;
     }
@@ -338,17 +316,11 @@ pub async fn join_page(
 ) -> HttpResponse {
     let token = path.into_inner();
     let hash = crate::platform::crypto::sha256_hex(&token);
-    let found = match run(&state, "/", move |conn| repo::invite_by_hash(conn, &hash)).await {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
+    let found = or_page!(run(&state, "/", move |conn| repo::invite_by_hash(conn, &hash)).await);
     let Some((invite, merchant)) = found.filter(|(i, _)| i.usable(state.clock.now_ms())) else {
         return unusable_invite();
     };
-    let (session, user) = match joiner(&req, &state, session, &token).await {
-        Ok(j) => j,
-        Err(page) => return page,
-    };
+    let (session, user) = or_page!(joiner(&req, &state, session, &token).await);
     let role = Role::parse(&invite.role).unwrap_or(Role::Staff);
     if role == Role::Staff && user.openid.is_none() {
         // Logged in through the mini program or the website only: staff need the official account's openid.
@@ -378,10 +350,7 @@ pub async fn join(
     state: web::Data<State>,
 ) -> HttpResponse {
     let token = path.into_inner();
-    let (session, user) = match joiner(&req, &state, session, &token).await {
-        Ok(j) => j,
-        Err(page) => return page,
-    };
+    let (session, user) = or_page!(joiner(&req, &state, session, &token).await);
     let f: std::collections::HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     if !f
         .get("csrf")
@@ -406,14 +375,12 @@ pub async fn join(
         );
     }
     let now = state.clock.now_ms();
-    let joined = match run(&state, &format!("/join/{token}"), move |conn| {
-        service::join(conn, &token, &user, &name, now)
-    })
-    .await
-    {
-        Ok(j) => j,
-        Err(page) => return page,
-    };
+    let joined = or_page!(
+        run(&state, &format!("/join/{token}"), move |conn| {
+            service::join(conn, &token, &user, &name, now)
+        })
+        .await
+    );
     let (zh, en, next) = match joined {
         Joined::Staff {
             merchant,
