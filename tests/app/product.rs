@@ -944,6 +944,46 @@ fn sandbox_settings(db: &std::path::Path) -> wxkit::configuration::Settings {
     .unwrap()
 }
 
+/// What the sandbox's simulator says of the share demo's `wx.config` (as its `jweixin` stand-in asks it).
+async fn share_config_verdict(http: &reqwest::Client, base: &str) -> String {
+    let page = http
+        .get(format!("{base}/demo/share"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sim = page
+        .split("src=\"")
+        .find_map(|s| s.split('"').next().and_then(|u| u.strip_suffix("/_sim/js/jweixin.js")))
+        .expect("the share demo loads the simulator's jweixin")
+        .to_owned();
+    let url = format!("{base}/demo/share");
+    let cfg: Value = http
+        .get(format!("{base}/api/v1/jssdk/config"))
+        .query(&[("url", url.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let verdict: Value = http
+        .post(format!("{sim}/_sim/js/verify"))
+        .json(
+            &json!({"appId": cfg["appId"], "timestamp": cfg["timestamp"], "nonceStr": cfg["nonceStr"],
+                      "signature": cfg["signature"], "url": url}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    verdict["errMsg"].as_str().unwrap_or_default().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_sandbox_replaces_an_ended_demo_and_keeps_its_tokens() {
     use wxkit::startup::Application;
@@ -955,8 +995,10 @@ async fn the_sandbox_replaces_an_ended_demo_and_keeps_its_tokens() {
     let admin = first.state().admin_token.as_ref().unwrap().secret().to_owned();
     let base = format!("http://127.0.0.1:{}", first.port());
     tokio::spawn(first.run_until_stopped());
-    // The operator ends every campaign of the demo.
     let http = reqwest::Client::new();
+    // The share demo's JS-SDK config verifies at the run's simulator (its jsapi_ticket is now cached in the database).
+    assert_eq!(share_config_verdict(&http, &base).await, "config:ok");
+    // The operator ends every campaign of the demo.
     let list: Value = http
         .get(format!("{base}/api/v1/campaigns"))
         .bearer_auth(&admin)
@@ -994,6 +1036,9 @@ async fn the_sandbox_replaces_an_ended_demo_and_keeps_its_tokens() {
     );
     let base = format!("http://127.0.0.1:{}", second.port());
     tokio::spawn(second.run_until_stopped());
+    // The new run's simulator never issued the old run's tickets: the sandbox forgot them at start, so the share demo
+    // still verifies (before, `config:invalid signature` until the cached ticket expired).
+    assert_eq!(share_config_verdict(&http, &base).await, "config:ok");
     // Every coupon the banner lists, the printed staff token redeems.
     for code in &again.customer_coupons {
         let r = http

@@ -30,6 +30,11 @@ async fn health_and_readiness_answer(kind: DbKind) {
         DbKind::Postgres => "postgres",
     };
     assert_eq!(body["database"], expected);
+    // Uptime checkers probe with HEAD.
+    for path in ["/healthz", "/readyz"] {
+        let r = app.http.head(format!("{}{path}", app.address)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "HEAD {path}");
+    }
 }
 
 async fn every_error_uses_the_json_envelope(kind: DbKind) {

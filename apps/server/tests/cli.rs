@@ -1356,3 +1356,22 @@ fn messages_say_what_to_fix_without_internals() {
         assert!(err.contains("--create-database"), "{err}");
     }
 }
+
+#[test]
+fn version_names_the_commit() {
+    let (code, out, _) = run(wxkit().arg("--version"));
+    assert_eq!(code, 0);
+    assert!(out.starts_with("wxkit ") && out.contains("(commit "), "{out}");
+}
+
+/// `--sandbox` is the same as `server.mode = "sandbox"` for every setting: with Pay v3 chosen it starts (it used to
+/// stop with exit 2 asking for `pay.mch_id`, which only the setting's path exempted).
+#[test]
+fn serve_sandbox_flag_takes_pay_v3_like_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = wxkit();
+    cmd.current_dir(dir.path()).env("WXKIT__PAY__API_VERSION", "v3");
+    let (child, addr, seen) = start_serve(cmd);
+    assert!(addr.starts_with("http://127.0.0.1:"), "{seen:#?}");
+    stop_gracefully(child);
+}

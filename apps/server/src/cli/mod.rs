@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 /// wxkit: a self-hostable WeChat backend with a bundled WeChat simulator.
 #[derive(Debug, Parser)]
-#[command(name = "wxkit", version, about, propagate_version = true)]
+#[command(name = "wxkit", version = VERSION, about, propagate_version = true)]
 pub struct Cli {
     /// Settings file (default: ./wxkit.toml if present). Environment variables WXKIT__SECTION__KEY override it.
     #[arg(long, global = true, value_name = "FILE")]
@@ -318,6 +318,9 @@ fn parse_merchant(s: &str) -> Result<(String, String), String> {
     }
     Ok((id, key))
 }
+
+/// `wxkit --version`: the release and the commit it was built from.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("WXKIT_COMMIT"), ")");
 
 /// A command failure with its exit code.
 #[derive(Debug, thiserror::Error)]

@@ -12,10 +12,14 @@ pub(super) async fn serve(
     sandbox: bool,
     sandbox_sim_addr: Option<String>,
 ) -> Result<(), CliError> {
-    let mut settings = Settings::load(config)?;
+    // `--sandbox` is `server.mode = "sandbox"` from the start: every setting is read and checked as in sandbox mode
+    // (a v3 pay setting then needs no merchant of its own, as with the setting).
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
     if sandbox {
-        settings.server.mode = crate::configuration::ServerMode::Sandbox;
+        env.retain(|(k, _)| k != "WXKIT__SERVER__MODE");
+        env.push(("WXKIT__SERVER__MODE".to_owned(), "sandbox".to_owned()));
     }
+    let mut settings = Settings::load_from(config, env)?;
     if let Some(sim_addr) = sandbox_sim_addr {
         if sim_addr.parse::<std::net::SocketAddr>().is_err() {
             return Err(CliError::Usage(format!(

@@ -22,11 +22,20 @@ use actix_web::web;
 
 /// The kernel's own routes: health, readiness, metrics, the static assets.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
-        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
-        .service(web::resource("/metrics").route(web::get().to(metrics::metrics)))
-        .service(web::resource("/static/{name}").route(web::get().to(assets::serve)))
-        .service(web::resource("/favicon.ico").route(web::get().to(assets::favicon)));
+    // HEAD too: uptime checkers and load balancers often probe with it.
+    cfg.service(
+        web::resource("/healthz")
+            .route(web::get().to(health::healthz))
+            .route(web::head().to(health::healthz)),
+    )
+    .service(
+        web::resource("/readyz")
+            .route(web::get().to(health::readyz))
+            .route(web::head().to(health::readyz)),
+    )
+    .service(web::resource("/metrics").route(web::get().to(metrics::metrics)))
+    .service(web::resource("/static/{name}").route(web::get().to(assets::serve)))
+    .service(web::resource("/favicon.ico").route(web::get().to(assets::favicon)));
 }
 
 /// The extractors' limits and their errors in the JSON envelope.

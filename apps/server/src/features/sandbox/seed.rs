@@ -78,6 +78,17 @@ pub async fn seed(state: &Platform, apps: &WechatApps, sim: &SimServer) -> Resul
             Some(sandbox.push_aes_key.secret()),
         );
     }
+    // This run's simulator is new: it never issued the tokens and tickets a previous run cached in the database
+    // (the access token would be refreshed on its first refusal, but a cached jsapi or wx_card ticket would sign
+    // pages the simulator then refuses). Forgotten here, before anything asks for one.
+    let forget = [appid.to_owned(), mp_appid.to_owned()];
+    db::blocking(&state.db, move |conn| {
+        use crate::db::schema::wechat_tokens;
+        use diesel::prelude::*;
+        diesel::delete(wechat_tokens::table.filter(wechat_tokens::app_id.eq_any(&forget))).execute(conn)?;
+        Ok(())
+    })
+    .await?;
     let card_id = demo_card(&apps.official.cards()).await;
     let now = state.clock.now_ms();
     let coupons = db::blocking(&state.db, move |conn| seed_rows(conn, now, card_id.as_deref())).await?;
