@@ -193,6 +193,27 @@ fn sandbox_tokens_survive_a_restart_and_logs_can_be_json_lines() {
     let (status, out, err) = redeem(&code);
     assert_eq!(status, 0, "{err}");
     assert!(out.starts_with("redeemed ") && out.contains("Staff Wang"), "{out}");
+    // Commands that name or call the running server find it where it runs (a port picked at start), and in the
+    // sandbox use the admin token it keeps in its database.
+    let here = |args: &[&str]| run(wxkit().current_dir(dir.path()).args(args));
+    let (status, listed, err) = here(&["campaign", "list", "--json"]);
+    assert_eq!(status, 0, "{err}");
+    let campaigns: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let free = campaigns
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["price_fen"].is_null() && c["status"] == "active")
+        .unwrap()["id"]
+        .to_string();
+    let (status, issued, err) = here(&["coupon", "issue", "--campaign-id", &free]);
+    assert_eq!(status, 0, "{err}");
+    assert!(
+        issued.contains(&format!("{addr}/c/")),
+        "the URL names the running server {addr}: {issued}"
+    );
+    let (status, _, err) = here(&["pay", "reconcile", "--date", "2026-01-01"]);
+    assert!(!err.contains("set admin.token") && status != 2, "{status}: {err}");
     // Beijing time, labelled, as the refusal below says it.
     assert!(out.contains("(UTC+8)"), "{out}");
     // Who redeemed it, as the POS answers it: `{id, name}`, not a bare id.

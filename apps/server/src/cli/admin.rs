@@ -63,7 +63,7 @@ async fn merchant(config: Option<&std::path::Path>, json: bool, command: Command
                 needs_approval: approval,
             };
             let made = with_db(config, move |conn, settings| {
-                let base = base_url(settings);
+                let base = server_base(conn, settings)?;
                 console::make_invite(conn, id, request, None, &base, now_ms()).map_err(admin_error)
             })
             .await?;
@@ -260,7 +260,7 @@ async fn coupon(config: Option<&std::path::Path>, json: bool, command: Command) 
             let (coupon, campaign, base) = with_db(config, move |conn, settings| {
                 let (c, k) =
                     service::issue_coupon(conn, campaign_id, owner_openid.as_deref(), now_ms()).map_err(admin_error)?;
-                Ok((c, k, base_url(settings)))
+                Ok((c, k, server_base(conn, settings)?))
             })
             .await?;
             // The API's answer (`POST /api/v1/campaigns/{id}/coupons`), field for field.
@@ -292,7 +292,7 @@ async fn coupon(config: Option<&std::path::Path>, json: bool, command: Command) 
                     Some(id) => Some(j!({"id": id, "name": service::staff_name(conn, id)?})),
                     None => None,
                 };
-                Ok(Some((c, k, base_url(settings), by)))
+                Ok(Some((c, k, server_base(conn, settings)?, by)))
             })
             .await?;
             let Some((c, k, base, by)) = found else {
@@ -441,6 +441,19 @@ pub(super) async fn with_db<T: Send + 'static>(
     })
     .await
     .map_err(|e| CliError::Usage(e.to_string()))?
+}
+
+/// The running server's address: `server.public_base_url`, else what the server recorded in the database at start
+/// (a port picked at start, `--addr`), else `http://server.addr`.
+pub(super) fn server_base(conn: &mut db::DbConnection, settings: &Settings) -> Result<String, CliError> {
+    if settings.server.public_base_url.is_some() {
+        return Ok(base_url(settings));
+    }
+    Ok(
+        crate::platform::secrets::value(conn, crate::platform::secrets::PUBLIC_BASE_URL)?
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| base_url(settings)),
+    )
 }
 
 pub(super) fn base_url(settings: &Settings) -> String {

@@ -30,7 +30,8 @@ pub enum PayCommand {
         /// Refund even though the bought coupon was redeemed.
         #[arg(long)]
         force: bool,
-        /// The server (default: server.public_base_url, or http://server.addr); the admin token is admin.token.
+        /// The server (default: server.public_base_url, else the address the running server recorded in the database,
+        /// else http://server.addr); the admin token is admin.token, else the sandbox's (kept in the database).
         #[arg(long)]
         server: Option<String>,
     },
@@ -59,7 +60,8 @@ pub enum PayCommand {
         /// The Beijing day, YYYY-MM-DD.
         #[arg(long)]
         date: String,
-        /// The server (default: server.public_base_url, or http://server.addr); the admin token is admin.token.
+        /// The server (default: server.public_base_url, else the address the running server recorded in the database,
+        /// else http://server.addr); the admin token is admin.token, else the sandbox's (kept in the database).
         #[arg(long)]
         server: Option<String>,
     },
@@ -216,12 +218,13 @@ pub(super) fn read_input(input: Option<&std::path::Path>) -> Result<Vec<u8>, Cli
 
 /// A `GET` of the running server's admin API: (status, body text).
 async fn get_from_server(settings: &Settings, server: Option<String>, path: &str) -> Result<(u16, String), CliError> {
-    let Some(token) = settings.admin.token.as_ref() else {
+    let (recorded, token) = super::pos::running_server(settings).await;
+    let Some(token) = token else {
         return Err(CliError::Usage(
             "set admin.token (WXKIT__ADMIN__TOKEN) to the server's admin token".into(),
         ));
     };
-    let base = server.unwrap_or_else(|| super::admin::base_url(settings));
+    let base = server.unwrap_or(recorded);
     let base = base.trim_end_matches('/');
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
@@ -229,7 +232,7 @@ async fn get_from_server(settings: &Settings, server: Option<String>, path: &str
         .map_err(|e| CliError::Io(std::io::Error::other(e.to_string())))?;
     let response = http
         .get(format!("{base}{path}"))
-        .bearer_auth(token.secret())
+        .bearer_auth(&token)
         .send()
         .await
         .map_err(|e| CliError::Io(std::io::Error::other(format!("cannot reach the server at {base}: {e}"))))?;
@@ -334,7 +337,8 @@ pub(super) async fn refund(
     if out_trade_no.is_empty() || out_trade_no.len() > 32 || !out_trade_no.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(CliError::Usage(format!("{out_trade_no:?} is not an order number")));
     }
-    let Some(token) = settings.admin.token.as_ref() else {
+    // The settings' admin token, else (a sandbox) the one the server keeps in its database.
+    let Some(token) = super::pos::running_server(settings).await.1 else {
         return Err(CliError::Usage(
             "set admin.token (WXKIT__ADMIN__TOKEN) to the server's admin token".into(),
         ));
@@ -343,7 +347,7 @@ pub(super) async fn refund(
         settings,
         server,
         &format!("/api/v1/pay/orders/{out_trade_no}/refunds"),
-        token.secret(),
+        &token,
         &serde_json::json!({"refund_fee": fee, "reason": reason, "force": force}),
     )
     .await?;

@@ -2,9 +2,44 @@
 //! stands in for a till), and the HTTP helper `wxkit pay refund` shares.
 
 use super::CliError;
-use super::admin::base_url;
 use super::table::print_json;
 use crate::configuration::Settings;
+
+/// The running server (its address) and an admin token for it: the settings' (`server.public_base_url`,
+/// `admin.token`), else what the server recorded in its database — the address it answers on (a port picked at
+/// start, `--addr`) and the sandbox's admin token. Falls back to `http://server.addr` and no token.
+pub(super) async fn running_server(settings: &Settings) -> (String, Option<String>) {
+    use crate::platform::secrets::{PUBLIC_BASE_URL, SANDBOX_ADMIN_TOKEN, value};
+    let url = settings.database.url.clone();
+    let recorded = tokio::task::spawn_blocking(move || {
+        let backend = crate::db::Backend::from_url(&url).ok()?;
+        if !backend.exists() {
+            return None;
+        }
+        let mut conn = backend.establish().ok()?;
+        Some((
+            value(&mut conn, PUBLIC_BASE_URL).ok().flatten(),
+            value(&mut conn, SANDBOX_ADMIN_TOKEN).ok().flatten(),
+        ))
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or((None, None));
+    let base = settings
+        .server
+        .public_base_url
+        .clone()
+        .or(recorded.0)
+        .unwrap_or_else(|| format!("http://{}", settings.server.addr));
+    let token = settings
+        .admin
+        .token
+        .as_ref()
+        .map(|t| t.secret().to_owned())
+        .or(recorded.1);
+    (base.trim_end_matches('/').to_owned(), token)
+}
 
 /// POSTs `body` as JSON to the running server (`server`, or the settings' public URL) with a bearer token; the status
 /// and the JSON answer (null when it is not JSON). A server that cannot be reached is an I/O error (exit 1).
@@ -15,7 +50,10 @@ pub(super) async fn post_to_server(
     token: &str,
     body: &serde_json::Value,
 ) -> Result<(reqwest::StatusCode, serde_json::Value), CliError> {
-    let base = server.unwrap_or_else(|| base_url(settings));
+    let base = match server {
+        Some(s) => s,
+        None => running_server(settings).await.0,
+    };
     let base = base.trim_end_matches('/');
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
