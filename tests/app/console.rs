@@ -13,6 +13,7 @@ on_both_backends!(
     the_console_is_one_merchants_for_the_people_who_run_it,
     ending_a_campaign_refunds_its_buyers_once,
     ending_a_campaign_can_keep_sold_coupons_usable,
+    racing_joins_and_racing_ends_take_effect_once,
 );
 
 /// A logged-in person (a web session through the simulated WeChat login), following no redirects.
@@ -680,4 +681,53 @@ async fn ending_a_campaign_can_keep_sold_coupons_usable(kind: DbKind) {
     assert_eq!(issue(&app, shop.campaign_id, Some("o-new")).await.0, 409);
     let o = wait_order(&app, shop.merchant_id, &no, "paid").await;
     assert_eq!(o["refunded_fee"], 0);
+}
+
+/// Races: five people scanning one single-use invite at once — one joins; four ends of one campaign at once — one
+/// ends it, and its buyer is refunded once.
+async fn racing_joins_and_racing_ends_take_effect_once(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let (mid, _owner) = merchant_with_owner(&app, "抢码 Race", "o-race-owner").await;
+    let (s, invite) = json(
+        app.admin(
+            Method::POST,
+            &format!("/api/v1/merchants/{mid}/invites"),
+            json!({"role": "staff", "max_uses": 1}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 201, "{invite}");
+    let url = invite["url"].as_str().unwrap().to_owned();
+    let mut people = Vec::new();
+    for i in 0..5 {
+        people.push(Person::login(&app, &format!("o-racer-{i}")).await);
+    }
+    let joined = futures_util::future::join_all(people.iter().map(|p| p.join(&url))).await;
+    let ok = joined.iter().filter(|(s, _)| *s == 200).count();
+    let gone = joined.iter().filter(|(s, _)| *s == 410).count();
+    assert_eq!((ok, gone), (1, 4), "{joined:?}");
+    let (_, list) = admin_get(&app, &format!("/api/v1/staff?merchant_id={mid}")).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+
+    let shop = shop(&app, json!({"title": "竞速券", "price_fen": 880})).await;
+    let buyer = web_session(&app, "o-race-buyer").await;
+    let (no, _) = buy(&app, &buyer, shop.campaign_id).await;
+    let end = format!("/api/v1/campaigns/{}/end", shop.campaign_id);
+    let ends = futures_util::future::join_all(
+        (0..4).map(|_| async { json(app.admin(Method::POST, &end, json!({"sold": "refund"})).await).await }),
+    )
+    .await;
+    assert!(ends.iter().all(|(s, _)| *s == 200), "{ends:?}");
+    let requested: i64 = ends
+        .iter()
+        .map(|(_, v)| v["ending"]["refunds_requested"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(requested, 1, "one end refunds: {ends:?}");
+    let o = wait_order(&app, shop.merchant_id, &no, "refunded").await;
+    assert_eq!(
+        (o["refunded_fee"].as_i64(), o["refunding_fee"].as_i64()),
+        (Some(880), Some(0)),
+        "{o}"
+    );
 }

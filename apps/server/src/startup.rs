@@ -11,7 +11,7 @@ use crate::platform::secrets::ServerKeys;
 use crate::platform::wechat::{SandboxSim, WechatApps, WechatAppsError};
 use actix_service::IntoServiceFactory as _;
 use actix_web::dev::Server;
-use actix_web::middleware::{DefaultHeaders, ErrorHandlers, Logger, from_fn};
+use actix_web::middleware::{DefaultHeaders, ErrorHandlers, from_fn};
 use actix_web::{App, web};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -201,7 +201,7 @@ fn serve(listener: TcpListener, settings: &Settings, platform: &Platform, slices
     let make_app = move || {
         App::new()
             .wrap(ErrorHandlers::new().default_handler(http::errors::wrap_in_envelope))
-            .wrap(Logger::new("%U %s %Dms").exclude("/healthz"))
+            .wrap(http::access_log())
             .wrap(DefaultHeaders::new().add((actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
             .wrap(from_fn(http::track))
             // Request ids and spans: every log line of a request (and of its database work) names it.
