@@ -893,6 +893,8 @@ async fn a_coupon_bought_on_a_computer_is_yours_inside_wechat() {
     mp.goto(link.as_str().unwrap()).await;
     mp.click("button[data-openid='o-mp-demo-customer']").await;
     mp.click("#confirm").await;
+    // The phone's confirm has landed before the phone goes away (quitting mid-POST would lose it).
+    assert!(mp.text("#done").await.contains("已在网站上登录"));
     mp.quit().await;
     wait_for(
         &desk,
