@@ -25,7 +25,7 @@ on_both_backends!(
 
 /// A server in this process with extra settings; its address and the simulator.
 async fn server_with(set: &[(&str, &str)]) -> Option<(String, wechat_sim::SimServer, TestDatabase)> {
-    wxkit::telemetry::init("warn");
+    wxkit::telemetry::init_for_tests("warn");
     let db = TestDatabase::create(DbKind::Sqlite)?;
     let sim = spawn_sim().await;
     let (address, _) = start_server_with(test_settings_with(&db.url, &sim, set, &[])).await;

@@ -173,7 +173,7 @@ pub async fn spawn_app(kind: DbKind) -> Option<TestApp> {
 
 /// [`spawn_app`] with some settings set (`WXKIT__…` names).
 pub async fn spawn_app_with(kind: DbKind, set: &[(&str, &str)]) -> Option<TestApp> {
-    wxkit::telemetry::init("warn");
+    wxkit::telemetry::init_for_tests("warn");
     let db = TestDatabase::create(kind)?;
     let sim = spawn_sim().await;
     let clock = std::sync::Arc::new(wxkit::platform::clock::OffsetClock::default());
@@ -253,7 +253,7 @@ pub fn v3_env_files(dir: &std::path::Path, sim: &SimServer, mode: V3Mode) -> Vec
 
 /// [`spawn_app`] with the merchant on Pay v3, verified as `mode` says.
 pub async fn spawn_app_v3(kind: DbKind, mode: V3Mode) -> Option<TestApp> {
-    wxkit::telemetry::init("warn");
+    wxkit::telemetry::init_for_tests("warn");
     let db = TestDatabase::create(kind)?;
     let sim = spawn_sim().await;
     let files = tempfile::tempdir().expect("temp dir");

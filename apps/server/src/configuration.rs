@@ -42,6 +42,21 @@ pub struct Settings {
     /// Request rate limits on the public endpoints.
     #[serde(default)]
     pub rate_limits: RateLimitSettings,
+    /// How long records that only grow are kept.
+    #[serde(default)]
+    pub retention: RetentionSettings,
+}
+
+/// `retention.*`: days to keep records that otherwise grow forever; 0 (the default) keeps them for ever. Pruned at
+/// start and then once an hour by every instance (a delete of what is past the horizon is the same whoever runs
+/// it). WeChat push records need no setting: they are kept only as long as WeChat may retry (an hour).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// `retention.audit_log_days`: audit rows older than this (an accounting record: keep it long, 400+ days).
+    pub audit_log_days: u32,
+    /// `retention.outbox_days`: delivered outbox items older than this (pending and failed ones are never pruned).
+    pub outbox_days: u32,
 }
 
 /// `rate_limits.*`: requests per minute (with the same burst) on the public endpoints; 0 turns one off. Keyed by
@@ -166,6 +181,12 @@ pub struct ServerSettings {
     /// `server.sandbox_sim_public_url`: the simulator's URL as browsers reach it (default: the host of
     /// `server.public_base_url` with the simulator's port).
     pub sandbox_sim_public_url: Option<String>,
+    /// `server.trusted_proxies`: reverse proxies whose `Forwarded` / `X-Forwarded-For` / `X-Forwarded-Proto`
+    /// headers are believed (comma-separated addresses or CIDRs, `127.0.0.1/32,10.0.0.0/8`; empty by default: the
+    /// TCP peer is the client and those headers are ignored).
+    pub trusted_proxies: Option<String>,
+    /// `server.shutdown_timeout_secs`: on SIGTERM, how long in-flight requests may take to finish (default 10).
+    pub shutdown_timeout_secs: u32,
 }
 
 /// `database.*`
@@ -183,6 +204,9 @@ pub struct DatabaseSettings {
     pub redeem_batch_slots: Option<u32>,
     /// `database.sqlite_cache_kib`: each SQLite connection's page cache in KiB (default 512; SQLite's own is 2000).
     pub sqlite_cache_kib: u32,
+    /// `database.acquire_timeout_ms`: how long a request waits for a database connection before it is answered
+    /// 503 with `Retry-After` (default 1500: a till or a page hears "try again" within 2 s during an outage).
+    pub acquire_timeout_ms: u32,
 }
 
 impl fmt::Debug for DatabaseSettings {
@@ -193,6 +217,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("redeem_batch_max", &self.redeem_batch_max)
             .field("redeem_batch_slots", &self.redeem_batch_slots)
             .field("sqlite_cache_kib", &self.sqlite_cache_kib)
+            .field("acquire_timeout_ms", &self.acquire_timeout_ms)
             .finish()
     }
 }
@@ -481,6 +506,8 @@ impl Settings {
             .set_default("server.body_timeout_secs", 10)?
             .set_default("server.auth_failures_per_minute", 30)?
             .set_default("server.sandbox_sim_addr", "127.0.0.1:0")?
+            .set_default("server.shutdown_timeout_secs", 10)?
+            .set_default("database.acquire_timeout_ms", 1500)?
             .set_default("outbox.poll_ms", 1000)?
             .set_default("outbox.retry_base_ms", 1000)?
             .set_default("outbox.retry_max_ms", 600_000)?
@@ -567,7 +594,20 @@ impl Settings {
         if self.server.auth_failures_per_minute == 0 {
             return Err(invalid("server.auth_failures_per_minute", "must be at least 1"));
         }
+        self.trusted_proxies()?;
+        if !(1..=600).contains(&self.server.shutdown_timeout_secs) {
+            return Err(invalid("server.shutdown_timeout_secs", "must be between 1 and 600"));
+        }
+        if !(100..=60_000).contains(&self.database.acquire_timeout_ms) {
+            return Err(invalid("database.acquire_timeout_ms", "must be between 100 and 60000"));
+        }
         Ok(())
+    }
+
+    /// `server.trusted_proxies`, parsed.
+    pub fn trusted_proxies(&self) -> Result<crate::http::client::TrustedProxies, ConfigError> {
+        crate::http::client::TrustedProxies::parse(self.server.trusted_proxies.as_deref().unwrap_or(""))
+            .map_err(|m| invalid("server.trusted_proxies", m))
     }
 
     fn validate_wechat(&self) -> Result<(), ConfigError> {

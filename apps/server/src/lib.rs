@@ -24,5 +24,6 @@ pub mod db;
 pub mod features;
 pub mod http;
 pub mod platform;
+mod server;
 pub mod startup;
 pub mod telemetry;

@@ -9,10 +9,7 @@ use crate::platform::Platform;
 use crate::platform::jobs::Jobs;
 use crate::platform::secrets::ServerKeys;
 use crate::platform::wechat::{SandboxSim, WechatApps, WechatAppsError};
-use actix_service::IntoServiceFactory as _;
 use actix_web::dev::Server;
-use actix_web::middleware::{DefaultHeaders, ErrorHandlers, from_fn};
-use actix_web::{App, web};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
@@ -119,7 +116,7 @@ impl Application {
             Some(sim) => match *sim {},
             None => None,
         };
-        let server = serve(listener, &settings, &platform, &slices).map_err(bind_error)?;
+        let server = crate::server::serve(listener, &settings, &platform, &slices).map_err(bind_error)?;
         Ok(Application {
             addr,
             server,
@@ -169,82 +166,62 @@ impl Application {
             .and(self.apps.sandbox_sim_url().map(str::to_owned))
     }
 
-    /// Serves until SIGINT/SIGTERM, then drains in-flight requests (graceful shutdown) and stops the background
-    /// jobs and the simulator.
+    /// Serves until SIGTERM or SIGINT, then stops gracefully: no new connections, login sockets closed with 1001
+    /// (their pages reconnect, to another instance), requests in flight finished within
+    /// `server.shutdown_timeout_secs`, background jobs stopped, outbox leases handed back; each step logged. A
+    /// second signal stops at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(crate::server::stop_signal()).await
+    }
+
+    /// [`run_until_stopped`](Self::run_until_stopped) with the stop requested by `stop` (an embedder's own signal).
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = &'static str> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let slices = self.slices.clone();
+        let mut stopping = tokio::spawn(async move {
+            let signal = stop.await;
+            let (in_flight, login_sockets) = (http::in_flight(), features::close_sockets(&slices));
+            tracing::info!(
+                signal,
+                in_flight,
+                login_sockets,
+                "stopping: no new connections; finishing requests in flight"
+            );
+            let started = std::time::Instant::now();
+            let forced = handle.clone();
+            tokio::spawn(async move {
+                crate::server::stop_signal().await;
+                tracing::warn!("second signal: stopping now");
+                forced.stop(false).await;
+            });
+            handle.stop(true).await;
+            started
+        });
         let result = self.server.await;
+        // Stopped by the signal (its task ends with the server) or by something else (no signal came).
+        let drained = match tokio::time::timeout(std::time::Duration::from_millis(200), &mut stopping).await {
+            Ok(Ok(started)) => Some((started.elapsed(), http::in_flight())),
+            _ => {
+                stopping.abort();
+                None
+            }
+        };
         self.jobs.stop().await;
+        let outbox_leases = features::release_work(&self.slices, &self.platform.db).await;
         if let Some(sim) = self.sandbox {
             sim.stop().await;
         }
+        if let Some((took, left)) = drained {
+            tracing::info!(
+                took_ms = took.as_millis() as u64,
+                unfinished_requests = left,
+                outbox_leases,
+                "stopped"
+            );
+        }
         result
     }
-}
-
-/// The HTTP server: actix-web's, assembled by hand for one addition — WebSocket upgrades leave actix's HTTP
-/// dispatcher (and its two 8 KiB buffers per connection) for a lean socket of our own: thousands of login pages wait
-/// idle on them (docs/benchmarks.md).
-fn serve(listener: TcpListener, settings: &Settings, platform: &Platform, slices: &Slices) -> std::io::Result<Server> {
-    let body_timeout = std::time::Duration::from_secs(u64::from(settings.server.body_timeout_secs));
-    let workers = std::thread::available_parallelism().map_or(2, usize::from);
-    let cap = http::limits::connection_cap(
-        settings.server.max_connections,
-        http::limits::descriptor_limit(),
-        settings.database.pool_size,
-    );
-    // actix counts connections per worker.
-    let per_worker = cap.div_ceil(workers).max(1);
-    let (max_connections, body_timeout_secs) = (per_worker * workers, body_timeout.as_secs());
-    tracing::info!(max_connections, workers, body_timeout_secs, "connection limits");
-    let (platform, slices) = (web::Data::new(platform.clone()), slices.clone());
-    let scan_login = features::sockets(&slices)?;
-    let make_app = move || {
-        App::new()
-            .wrap(ErrorHandlers::new().default_handler(http::errors::wrap_in_envelope))
-            .wrap(http::access_log())
-            .wrap(DefaultHeaders::new().add((actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
-            .wrap(from_fn(http::track))
-            // Request ids and spans: every log line of a request (and of its database work) names it.
-            .wrap(tracing_actix_web::TracingLogger::<http::RequestSpan>::new())
-            .wrap_fn(move |mut req, srv| {
-                use actix_web::dev::Service as _;
-                http::limits::body_deadline(&mut req, body_timeout);
-                srv.call(req)
-            })
-            .app_data(platform.clone())
-            .configure(|cfg| features::data(cfg, &slices))
-            .configure(http::extractor_configs)
-            // The API first: the router tries routes in order, and the pages' dynamic routes cost a pattern match.
-            .service(web::scope("/api/v1").configure(|cfg| features::api(cfg, &slices)))
-            .configure(http::routes)
-            .configure(|cfg| features::pages(cfg, &slices))
-            .default_service(web::to(http::not_found))
-    };
-    let local = listener.local_addr()?;
-    let server = actix_server::Server::build()
-        .workers(workers)
-        .max_concurrent_connections(per_worker)
-        .shutdown_timeout(10)
-        .listen("wxkit", listener, move || {
-            use actix_service::ServiceFactoryExt as _;
-            let sockets = scan_login.clone();
-            let app = make_app()
-                .into_factory()
-                .map_err(|err: actix_web::Error| err.error_response());
-            actix_http::HttpService::build()
-                .keep_alive(actix_http::KeepAlive::Timeout(std::time::Duration::from_secs(5)))
-                .client_request_timeout(std::time::Duration::from_secs(5))
-                .client_disconnect_timeout(std::time::Duration::from_secs(1))
-                .local_addr(local)
-                .upgrade(actix_service::fn_service(
-                    move |(req, framed): (
-                        actix_http::Request,
-                        actix_codec::Framed<actix_rt::net::TcpStream, actix_http::h1::Codec>,
-                    )| { features::scan_login::socket::upgrade(sockets.clone(), req, framed) },
-                ))
-                .finish(actix_service::map_config(app, |_| actix_web::dev::AppConfig::default()))
-                .tcp()
-        })?
-        .run();
-    Ok(server)
 }

@@ -1,4 +1,5 @@
-//! Tracing setup: logs on stderr (stdout is kept for command output), filtered by `RUST_LOG`: plain text without
+//! Tracing setup: logs on stderr (stdout is kept for command output: `serve`'s banner goes there, so that with
+//! `--log-format json` every line on stderr is one JSON object), filtered by `RUST_LOG`: plain text without
 //! colour codes (whatever the terminal or `NO_COLOR`), or JSON lines (`--log-format json`, `WXKIT_LOG_FORMAT=json`)
 //! for log shippers.
 //!
@@ -35,6 +36,17 @@ pub fn init(default_filter: &str) {
     init_with(default_filter, LogFormat::Text);
 }
 
+/// [`init`] for tests: lines go through the test harness's output capture, so a passing test prints nothing from
+/// the servers it started and a failing one shows what they said (`cargo test` and `cargo nextest` alike).
+pub fn init_for_tests(default_filter: &str) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter(default_filter))
+        .with_writer(|| EscapingWriter(tracing_subscriber::fmt::TestWriter::new()))
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
+}
+
 /// Libraries whose debug and trace output dumps what passes through them (WebSocket frames carrying a one-time login
 /// ticket, HTTP/2 frames, request heads with tokens): capped at `info` whatever `RUST_LOG` asks for.
 pub const CAPPED_TARGETS: &[&str] = &[
@@ -69,7 +81,13 @@ pub fn init_with(default_filter: &str, format: LogFormat) {
         .with_target(false);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        // The request's span (method, path, request id) once per line, not repeated as a list of spans.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
     };
 }
 

@@ -75,6 +75,14 @@ pub enum Command {
         #[arg(long)]
         create_database: bool,
     },
+    /// Back up the database to FILE while the server runs: SQLite with `VACUUM INTO` (a consistent copy, restored by
+    /// putting it in place of the database file), PostgreSQL with `pg_dump --format=custom` (restored with
+    /// `pg_restore`; needs Debian's postgresql-client). Refuses to overwrite FILE.
+    Backup {
+        /// Where the backup goes.
+        #[arg(long, value_name = "FILE")]
+        to: std::path::PathBuf,
+    },
     /// Run the standalone WeChat simulator.
     #[cfg(feature = "sandbox")]
     Sim {
@@ -366,6 +374,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             log_format: _,
         } => serve::serve(cli.config.as_deref(), addr, sandbox, sandbox_sim_addr).await,
         Command::Migrate { create_database } => serve::migrate(cli.config.as_deref(), create_database).await,
+        Command::Backup { to } => serve::backup(cli.config.as_deref(), &to).await,
         Command::Qr(args) => wechat::render_qr(args),
         Command::Sign(command) => wechat::sign(command),
         Command::Pay(PayCommand::Orders(PayOrdersCommand::List { status, limit })) => {

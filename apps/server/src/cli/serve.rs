@@ -40,46 +40,48 @@ pub(super) async fn serve(
     let app = Application::build(settings).await?;
     let base = app.platform().public_base_url.clone();
     let admin_pinned = settings_admin_pinned;
-    eprintln!(
+    // The banner is for people: on stdout, so that stderr carries only log lines (JSON lines with
+    // `--log-format json`).
+    println!(
         "wxkit listening on http://{} (database: {})",
         app.addr(),
         app.platform().backend.target()
     );
     if let Some(sim) = app.sandbox_url() {
-        eprintln!("sandbox mode: WeChat simulator at {sim}");
+        println!("sandbox mode: WeChat simulator at {sim}");
     }
-    eprintln!("  health:    {base}/healthz");
-    eprintln!("  readiness: {base}/readyz");
+    println!("  health:    {base}/healthz");
+    println!("  readiness: {base}/readyz");
     if let Some(demo) = app.demo() {
-        eprintln!("sandbox demo (pick a simulated WeChat user on the authorize page):");
-        eprintln!("  start here:        {base}/");
+        println!("sandbox demo (pick a simulated WeChat user on the authorize page):");
+        println!("  start here:        {base}/");
         for code in &demo.customer_coupons {
-            eprintln!("  customer's coupon: {base}/c/{code}");
+            println!("  customer's coupon: {base}/c/{code}");
         }
         if let Some(code) = &demo.card_coupon {
-            eprintln!("  add to WeChat:     {base}/c/{code}   (a card-backed coupon: 加入微信卡包)");
+            println!("  add to WeChat:     {base}/c/{code}   (a card-backed coupon: 加入微信卡包)");
         }
-        eprintln!("  my coupons:        {base}/coupons/mine");
-        eprintln!("  merchant console:  {base}/console   (log in by scanning, pick 店主老陈 Owner Chen)");
-        eprintln!("  scan-to-login:     {base}/login   (open the page's phone link in another browser)");
-        eprintln!("  JS-SDK share demo: {base}/demo/share");
-        eprintln!(
+        println!("  my coupons:        {base}/coupons/mine");
+        println!("  merchant console:  {base}/console   (log in by scanning, pick 店主老陈 Owner Chen)");
+        println!("  scan-to-login:     {base}/login   (open the page's phone link in another browser)");
+        println!("  JS-SDK share demo: {base}/demo/share");
+        println!(
             "  buy a voucher:     {base}/c/buy/{}   (simulated WeChat Pay cashier)",
             demo.sale_campaign_id
         );
-        eprintln!(
+        println!(
             "  POS redemption:    curl -X POST {base}/api/v1/redemptions -H 'Authorization: Bearer {}' \\",
             demo.staff_token
         );
-        eprintln!(
+        println!(
             "                       -H 'Content-Type: application/json' -d '{{\"code\":\"{}\"}}'",
             demo.customer_coupons.first().map(String::as_str).unwrap_or("CODE")
         );
         match (&app.slices().keys.admin_token, admin_pinned) {
             // A pinned token is the operator's: never echoed.
-            (Some(_), true) => eprintln!("  admin API token:   the one in admin.token"),
+            (Some(_), true) => println!("  admin API token:   the one in admin.token"),
             (Some(admin), false) => {
-                eprintln!("  admin API token:   {}   (kept in this database)", admin.secret())
+                println!("  admin API token:   {}   (kept in this database)", admin.secret())
             }
             (None, _) => {}
         }
@@ -108,6 +110,19 @@ pub(super) async fn migrate(config: Option<&std::path::Path>, create_database: b
             println!("applied {name}");
         }
     }
+    Ok(())
+}
+
+/// `wxkit backup --to FILE`.
+pub(super) async fn backup(config: Option<&std::path::Path>, to: &std::path::Path) -> Result<(), CliError> {
+    let settings = Settings::load(config)?;
+    let backend = db::Backend::from_url(&settings.database.url)?;
+    let target = backend.target();
+    let dest = to.to_path_buf();
+    let bytes = tokio::task::spawn_blocking(move || db::backup(&backend, &dest))
+        .await
+        .map_err(|e| db::DbError::Task(e.to_string()))??;
+    println!("backed up {target} to {} ({bytes} bytes)", to.display());
     Ok(())
 }
 

@@ -106,7 +106,7 @@ impl GuardedConnection {
 /// this costs nothing.
 pub fn checkout(pool: &DbPool) -> Result<PooledConnection, DbError> {
     for _ in 0..=pool.max_size() {
-        let mut conn = pool.get()?;
+        let mut conn = counted_get(pool)?;
         let failures = conn.failures.load(Ordering::Relaxed);
         if conn.seen_failures == failures {
             return Ok(conn);
@@ -117,7 +117,22 @@ pub fn checkout(pool: &DbPool) -> Result<PooledConnection, DbError> {
         }
         conn.broken = true;
     }
-    Ok(pool.get()?)
+    counted_get(pool)
+}
+
+/// Work waiting for a pooled connection in this process (the `wxkit_db_pool_waiting` gauge).
+static POOL_WAITING: AtomicU64 = AtomicU64::new(0);
+
+/// How many are waiting for a pooled connection now.
+pub fn pool_waiting() -> u64 {
+    POOL_WAITING.load(Ordering::Relaxed)
+}
+
+fn counted_get(pool: &DbPool) -> Result<PooledConnection, DbError> {
+    POOL_WAITING.fetch_add(1, Ordering::Relaxed);
+    let got = pool.get();
+    POOL_WAITING.fetch_sub(1, Ordering::Relaxed);
+    Ok(got?)
 }
 
 enum ErrorClass {
@@ -171,8 +186,9 @@ pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
 }
 
 /// Whether an error means the connection itself failed (the statement may not have reached the database).
+/// A pool that could hand out no connection within its timeout counts too: nothing reached the database.
 pub fn is_connection_error(e: &DbError) -> bool {
-    matches!(classify(e), ErrorClass::Connection)
+    matches!(e, DbError::Pool(_)) || matches!(classify(e), ErrorClass::Connection)
 }
 
 /// The r2d2 pool beneath [`Db`].
@@ -227,6 +243,11 @@ impl Db {
     pub fn pool(&self) -> &DbPool {
         &self.pool
     }
+
+    /// Work queued for a database thread (every thread busy).
+    pub fn queued(&self) -> usize {
+        self.threads.len()
+    }
 }
 /// A pooled connection.
 pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
@@ -277,6 +298,14 @@ pub enum DbError {
     /// A blocking task failed to complete.
     #[error("database task failed: {0}")]
     Task(String),
+    /// A backup could not be written.
+    #[error("backup to {to} failed: {message}")]
+    Backup {
+        /// The file asked for.
+        to: String,
+        /// Why.
+        message: String,
+    },
 }
 
 impl fmt::Debug for Backend {
@@ -559,6 +588,17 @@ impl r2d2::ManageConnection for ConnectionManager {
 /// Checks the URL, runs migrations and builds the pool. Blocking: call it from a blocking context.
 /// `sqlite_cache_kib` is each SQLite connection's page cache (`database.sqlite_cache_kib`).
 pub fn connect_and_migrate(url: &str, pool_size: u32, sqlite_cache_kib: u32) -> Result<(Backend, Db), DbError> {
+    connect_and_migrate_with(url, pool_size, sqlite_cache_kib, Duration::from_millis(1500))
+}
+
+/// [`connect_and_migrate`] with the pool's checkout timeout (`database.acquire_timeout_ms`): during an outage a
+/// request waits at most this long for a connection, then is answered 503.
+pub fn connect_and_migrate_with(
+    url: &str,
+    pool_size: u32,
+    sqlite_cache_kib: u32,
+    acquire_timeout: Duration,
+) -> Result<(Backend, Db), DbError> {
     let backend = Backend::from_url(url)?;
     let applied = backend.migrate()?;
     for name in &applied {
@@ -571,7 +611,10 @@ pub fn connect_and_migrate(url: &str, pool_size: u32, sqlite_cache_kib: u32) -> 
     };
     let pool = r2d2::Pool::builder()
         .max_size(size)
-        .connection_timeout(Duration::from_secs(10))
+        .connection_timeout(acquire_timeout)
+        // r2d2 logs every failed connection attempt at error level (dozens a second during an outage); the outage
+        // is logged once per interval by `DbOutageLog` instead.
+        .error_handler(Box::new(r2d2::NopErrorHandler))
         // No `SELECT 1` round trip per checkout: a broken connection is caught by `has_broken` after its first error.
         // A connection that failed at the connection level is marked (`GuardedConnection::note_error`) and dropped
         // by `has_broken` when it comes back, so each dead connection fails at most one piece of work.
@@ -590,6 +633,101 @@ pub fn connect_and_migrate(url: &str, pool_size: u32, sqlite_cache_kib: u32) -> 
             message: e.to_string(),
         })?;
     Ok((backend, Db::new(pool)))
+}
+
+/// Database failures as log lines: the first at once, the rest of an outage as one line per interval with the
+/// count (an outage under load would otherwise write a line per request).
+#[derive(Debug)]
+pub struct OutageLog {
+    window_start: std::sync::Mutex<Option<std::time::Instant>>,
+    suppressed: AtomicU64,
+}
+
+/// How often an ongoing run of database failures is logged.
+const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The process's [`OutageLog`].
+pub static OUTAGE_LOG: OutageLog = OutageLog {
+    window_start: std::sync::Mutex::new(None),
+    suppressed: AtomicU64::new(0),
+};
+
+impl OutageLog {
+    /// Logs `cause` unless one was logged within the interval; then counts it, and the next line says how many.
+    pub fn failed(&self, cause: &dyn fmt::Display) {
+        let now = std::time::Instant::now();
+        let mut start = self
+            .window_start
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match *start {
+            Some(at) if now.duration_since(at) < OUTAGE_LOG_EVERY => {
+                self.suppressed.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {
+                *start = Some(now);
+                let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
+                tracing::error!(
+                    error = %cause,
+                    similar_since_last = suppressed,
+                    "database unavailable (requests answered 503)"
+                );
+            }
+        }
+    }
+}
+
+/// Writes a consistent copy of the database to `to` while it is in use; returns the copy's size in bytes.
+///
+/// SQLite: `VACUUM INTO` reads the database in one transaction, so writers carry on and the copy is the database
+/// as of one moment, compacted. PostgreSQL: `pg_dump --format=custom` (one snapshot; restore with `pg_restore`).
+/// An existing `to` is never overwritten.
+pub fn backup(backend: &Backend, to: &std::path::Path) -> Result<u64, DbError> {
+    let failed = |message: String| DbError::Backup {
+        to: to.display().to_string(),
+        message,
+    };
+    if to.exists() {
+        return Err(failed(
+            "the file exists: pick a new name (a backup never overwrites one)".into(),
+        ));
+    }
+    match backend {
+        Backend::Sqlite(_) => {
+            let mut conn = backend.establish()?;
+            let path = to.to_str().ok_or_else(|| failed("the path is not UTF-8".into()))?;
+            diesel::sql_query("VACUUM INTO ?")
+                .bind::<diesel::sql_types::Text, _>(path)
+                .execute(&mut conn)
+                .map_err(|e| failed(e.to_string()))?;
+        }
+        Backend::Postgres(url) => {
+            // The password goes by environment, not on the command line (which every local user can read).
+            let mut parsed = url::Url::parse(url).map_err(|e| failed(e.to_string()))?;
+            let password = parsed
+                .password()
+                .map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned());
+            let _ = parsed.set_password(None);
+            let mut command = std::process::Command::new("pg_dump");
+            if let Some(p) = password {
+                command.env("PGPASSWORD", p);
+            }
+            let out = command
+                .args(["--format=custom", "--no-owner", "--file"])
+                .arg(to)
+                .arg(parsed.as_str())
+                .output()
+                .map_err(|e| failed(format!("cannot run pg_dump ({e}): install Debian's postgresql-client")))?;
+            if !out.status.success() {
+                let _ = std::fs::remove_file(to);
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                return Err(failed(format!("pg_dump failed: {}", redact_url(stderr.trim()))));
+            }
+        }
+    }
+    std::fs::metadata(to)
+        .map(|m| m.len())
+        .map_err(|e| failed(e.to_string()))
 }
 
 /// Work for the database threads.

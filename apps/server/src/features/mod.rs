@@ -224,6 +224,26 @@ pub fn sockets(slices: &Slices) -> std::io::Result<web::Data<scan_login::State>>
         .ok_or_else(|| std::io::Error::other("the scan-to-login capability is not mounted"))
 }
 
+/// First step of a graceful stop: login sockets close with 1001 (their pages reconnect elsewhere).
+pub fn close_sockets(slices: &Slices) -> usize {
+    slices.get::<scan_login::State>().map_or(0, |s| s.login_hub.shutdown())
+}
+
+/// Last step of a graceful stop, after the background jobs stopped: the outbox leases this instance held are handed
+/// back, so another instance delivers that work now rather than when the leases run out.
+pub async fn release_work(slices: &Slices, db: &crate::db::Db) -> usize {
+    let Some(state) = slices.get::<outbox::State>() else {
+        return 0;
+    };
+    match state.outbox.release_leases(db).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not hand back outbox leases (they run out by themselves)");
+            0
+        }
+    }
+}
+
 /// Starts every slice's background jobs.
 pub fn start_jobs(slices: &Slices, jobs: &mut Jobs) {
     for m in slices.mounted.iter() {

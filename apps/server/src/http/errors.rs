@@ -68,14 +68,14 @@ impl ApiError {
 
     /// 500 that logs the cause and tells the client nothing internal.
     pub fn internal(cause: &dyn fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error");
+        tracing::error!(code = "internal", error = %cause, "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error")
     }
 
     /// A database failure: 503 with a retry hint (logged with its cause), so that clients and pages say "try again"
     /// instead of showing a 500.
     pub fn unavailable(cause: &dyn fmt::Display) -> Self {
-        tracing::error!(error = %cause, "database unavailable");
+        crate::db::OUTAGE_LOG.failed(cause);
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

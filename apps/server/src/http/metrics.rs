@@ -106,6 +106,7 @@ pub async fn metrics(
             );
         }
     }
+    process_gauges(&mut out, &platform.db);
     // Counters and histograms of this instance: HTTP requests by route and status, request latency, redemption
     // outcomes by channel, POS batch sizes, outbox deliveries, token refreshes, WeChat errors by endpoint.
     if let Some(Some(handle)) = HANDLE.get() {
@@ -114,4 +115,144 @@ pub async fn metrics(
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out))
+}
+
+/// This instance's process, database pool and build, in the Prometheus text format: resident memory, open and
+/// allowed descriptors, CPU seconds, start time (Linux `/proc`; left out elsewhere), the pool's connections (in use,
+/// idle, requests waiting for one, work queued for a database thread) and `wxkit_build_info{version, commit}`.
+pub fn process_gauges(out: &mut String, db: &crate::db::Db) {
+    let mut gauge = |name: &str, help: &str, kind: &str, value: f64| {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
+    };
+    let proc = read_proc();
+    if let Some(rss) = proc.rss_bytes {
+        gauge(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            "gauge",
+            rss as f64,
+        );
+    }
+    if let Some(fds) = proc.open_fds {
+        gauge(
+            "process_open_fds",
+            "Number of open file descriptors.",
+            "gauge",
+            fds as f64,
+        );
+    }
+    if let Some(max) = proc.max_fds {
+        gauge(
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            "gauge",
+            max as f64,
+        );
+    }
+    if let Some(cpu) = proc.cpu_seconds {
+        gauge(
+            "process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+            "counter",
+            cpu,
+        );
+    }
+    if let Some(start) = proc.start_time_seconds {
+        gauge(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            "gauge",
+            start,
+        );
+    }
+    let state = db.pool().state();
+    let in_use = state.connections.saturating_sub(state.idle_connections);
+    gauge(
+        "wxkit_db_pool_max",
+        "Connections the database pool may open.",
+        "gauge",
+        f64::from(db.pool().max_size()),
+    );
+    gauge(
+        "wxkit_db_pool_in_use",
+        "Database connections checked out.",
+        "gauge",
+        f64::from(in_use),
+    );
+    gauge(
+        "wxkit_db_pool_idle",
+        "Database connections open and idle.",
+        "gauge",
+        f64::from(state.idle_connections),
+    );
+    gauge(
+        "wxkit_db_pool_waiting",
+        "Requests waiting for a database connection.",
+        "gauge",
+        crate::db::pool_waiting() as f64,
+    );
+    gauge(
+        "wxkit_db_queue_depth",
+        "Database work queued for a database thread.",
+        "gauge",
+        db.queued() as f64,
+    );
+    let _ = write!(
+        out,
+        "# HELP wxkit_build_info The running build.\n# TYPE wxkit_build_info gauge\n\
+         wxkit_build_info{{version=\"{}\",commit=\"{}\"}} 1\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("WXKIT_COMMIT")
+    );
+}
+
+#[derive(Default)]
+struct ProcFigures {
+    rss_bytes: Option<u64>,
+    open_fds: Option<u64>,
+    max_fds: Option<u64>,
+    cpu_seconds: Option<f64>,
+    start_time_seconds: Option<f64>,
+}
+
+/// Linux's clock ticks per second for `/proc/*/stat` (USER_HZ: 100 on every architecture Linux runs wxkit on).
+const USER_HZ: f64 = 100.0;
+
+fn read_proc() -> ProcFigures {
+    let mut f = ProcFigures::default();
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        f.rss_bytes = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024);
+    }
+    f.open_fds = std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count() as u64);
+    if let Ok(limits) = std::fs::read_to_string("/proc/self/limits") {
+        f.max_fds = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|v| v.parse().ok());
+    }
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+        // Fields after the command name (which may hold spaces and parentheses): state is field 3.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.split_whitespace().collect())
+            .unwrap_or_default();
+        let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<f64>().ok());
+        if let (Some(utime), Some(stime)) = (field(14), field(15)) {
+            f.cpu_seconds = Some((utime + stime) / USER_HZ);
+        }
+        let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("btime "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        });
+        if let (Some(start), Some(boot)) = (field(22), boot) {
+            f.start_time_seconds = Some(boot + start / USER_HZ);
+        }
+    }
+    f
 }

@@ -4,6 +4,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod client;
 pub mod errors;
 pub mod health;
 pub mod json;
@@ -83,13 +84,20 @@ fn plain_query_error(raw: &str) -> String {
     }
 }
 
-/// Counts each request by method, route pattern and status and times it; answers with its request id.
+/// Counts each request by method, route pattern and status and times it; writes its access line; answers with its
+/// request id.
+///
+/// The access line (target `wxkit::access`) has `request_id`, `method`, `route` (the pattern: coupon codes and
+/// invite tokens are credentials and stay out of logs), `status`, `latency_ms` and `client` (the address behind a
+/// trusted proxy); `path` only when no route matched. Probes of `/healthz`, `/readyz` and `/metrics` are logged at
+/// debug level: a load balancer asks every few seconds.
 pub async fn track(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     use actix_web::HttpMessage as _;
     let started = std::time::Instant::now();
+    let _in_flight = InFlight::enter();
     let method = method_label(req.method());
     let request_id = req
         .extensions()
@@ -97,12 +105,26 @@ pub async fn track(
         .map(ToString::to_string);
     let mut res = next.call(req).await?;
     // The route pattern, not the path: codes and ids must not become label values.
-    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-    let status = res.status().as_u16().to_string();
-    ::metrics::counter!("wxkit_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
+    let pattern = res.request().match_pattern();
+    let route = pattern.clone().unwrap_or_else(|| "unmatched".to_owned());
+    let status = res.status().as_u16();
+    let elapsed = started.elapsed();
+    ::metrics::counter!("wxkit_http_requests_total", "method" => method, "route" => route.clone(), "status" => status.to_string())
         .increment(1);
-    ::metrics::histogram!("wxkit_http_request_duration_seconds", "method" => method, "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    ::metrics::histogram!("wxkit_http_request_duration_seconds", "method" => method, "route" => route.clone())
+        .record(elapsed.as_secs_f64());
+    let client = client::client(res.request())
+        .ip
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
+    let path = pattern.is_none().then(|| logged_path(res.request().path()));
+    let latency_ms = (elapsed.as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
+    let id = request_id.as_deref().unwrap_or("");
+    if matches!(route.as_str(), "/healthz" | "/readyz" | "/metrics") {
+        tracing::debug!(target: "wxkit::access", request_id = id, method, route, status, latency_ms, client, "access");
+    } else {
+        tracing::info!(target: "wxkit::access", request_id = id, method, route, path = path.as_deref(), status, latency_ms, client, "access");
+    }
     if let Some(id) = request_id
         && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&id)
     {
@@ -110,6 +132,29 @@ pub async fn track(
             .insert(actix_web::http::header::HeaderName::from_static("x-request-id"), value);
     }
     Ok(res)
+}
+
+static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Requests being handled in this process now (a stopping server reports how many it waits for).
+pub fn in_flight() -> usize {
+    IN_FLIGHT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// One request in [`in_flight`], until dropped (also when the client goes away mid-request).
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> InFlight {
+        IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The `method` label of the request metrics: a standard method by name, any other token `other`. Labels come from
@@ -153,20 +198,21 @@ pub async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpRes
 #[derive(Debug, Clone, Copy)]
 pub struct RequestSpan;
 
-/// A request path as logs may show it: an invite's token is a credential (whoever holds the URL can join a shop),
-/// so `/join/{token}` is logged as `/join/…`.
+/// A request path as logs may show it: an invite's token and a coupon's code are credentials (whoever holds the URL
+/// can join a shop, or show the coupon at a till), so `/join/{token}` is logged as `/join/…`, `/c/{code}/qr.png`
+/// as `/c/…/qr.png`.
 pub fn logged_path(path: &str) -> String {
-    match path.strip_prefix("/join/") {
-        Some(rest) if !rest.is_empty() => "/join/…".to_owned(),
-        _ => path.to_owned(),
+    for prefix in ["/join/", "/c/", "/api/v1/coupons/"] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            let (secret, tail) = rest.split_once('/').map_or((rest, ""), |(a, b)| (a, b));
+            if secret.is_empty() || secret == "buy" || secret == "mine" {
+                return path.to_owned();
+            }
+            let slash = if rest.contains('/') { "/" } else { "" };
+            return format!("{prefix}…{slash}{tail}");
+        }
     }
-}
-
-/// The access log: path (credentials left out, see [`logged_path`]), status, time.
-pub fn access_log() -> actix_web::middleware::Logger {
-    actix_web::middleware::Logger::new("%{path}xi %s %Dms")
-        .custom_request_replace("path", |req| logged_path(req.path()))
-        .exclude("/healthz")
+    path.to_owned()
 }
 
 impl tracing_actix_web::RootSpanBuilder for RequestSpan {
@@ -201,6 +247,10 @@ mod plain_tests {
     fn invite_tokens_stay_out_of_logs() {
         assert_eq!(logged_path("/join/0123456789abcdef0123456789abcdef"), "/join/…");
         assert_eq!(logged_path("/console/1"), "/console/1");
+        assert_eq!(logged_path("/c/ABCDEFGH/qr.png"), "/c/…/qr.png");
+        assert_eq!(logged_path("/c/ABCDEFGH"), "/c/…");
+        assert_eq!(logged_path("/c/buy/2"), "/c/buy/2");
+        assert_eq!(logged_path("/api/v1/coupons/ABC/void"), "/api/v1/coupons/…/void");
     }
 
     #[test]

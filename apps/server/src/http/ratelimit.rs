@@ -143,7 +143,7 @@ impl AuthLimiter {
 
     /// [`check_ip`](Self::check_ip) for a request: 429 with `Retry-After` while locked out.
     pub fn check(&self, req: &HttpRequest) -> Result<(), ApiError> {
-        let Some(ip) = req.peer_addr().map(|a| a.ip()) else {
+        let Some(ip) = crate::http::client::client_ip(req) else {
             return Ok(());
         };
         self.check_ip(ip).map_err(|secs| {
@@ -158,7 +158,7 @@ impl AuthLimiter {
 
     /// [`failed_ip`](Self::failed_ip) for a request.
     pub fn failed(&self, req: &HttpRequest) {
-        if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
+        if let Some(ip) = crate::http::client::client_ip(req) {
             self.failed_ip(ip);
         }
     }
@@ -295,15 +295,15 @@ impl RateLimits {
 
     /// [`check`](Self::check) keyed by the client's address.
     pub fn check_ip(&self, bucket: Limit, req: &HttpRequest) -> Result<(), ApiError> {
-        match req.peer_addr() {
-            Some(a) => self.check(bucket, &client_key(a.ip()).to_string()),
+        match crate::http::client::client_ip(req) {
+            Some(ip) => self.check(bucket, &client_key(ip).to_string()),
             None => Ok(()),
         }
     }
 
     /// For pages: the 429 page with `Retry-After` when the client's address is over the limit.
     pub fn check_page(&self, bucket: Limit, req: &HttpRequest) -> Option<actix_web::HttpResponse> {
-        let ip = req.peer_addr().map(|a| client_key(a.ip()).to_string())?;
+        let ip = crate::http::client::client_ip(req).map(|ip| client_key(ip).to_string())?;
         self.check_key(bucket, &ip).err().map(|secs| {
             let mut res = crate::http::pages::error_page_with(
                 StatusCode::TOO_MANY_REQUESTS,

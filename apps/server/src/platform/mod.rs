@@ -48,6 +48,8 @@ pub struct Limits {
     pub rate: RateLimits,
     /// Failed authentications per client address (`server.auth_failures_per_minute`).
     pub auth: AuthLimiter,
+    /// The reverse proxies whose forwarding headers name the client (`server.trusted_proxies`).
+    pub proxies: crate::http::client::TrustedProxies,
 }
 
 impl Platform {
@@ -67,6 +69,8 @@ impl Platform {
             limits: Arc::new(Limits {
                 rate: RateLimits::new(&settings.rate_limits),
                 auth: AuthLimiter::new(settings.server.auth_failures_per_minute),
+                // Checked when the settings were loaded.
+                proxies: settings.trusted_proxies().unwrap_or_default(),
             }),
         }
     }
@@ -75,7 +79,8 @@ impl Platform {
     pub async fn connect(settings: &crate::configuration::Settings) -> Result<(Backend, Db), crate::db::DbError> {
         let url = settings.database.url.clone();
         let (pool_size, cache_kib) = (settings.database.pool_size, settings.database.sqlite_cache_kib);
-        tokio::task::spawn_blocking(move || crate::db::connect_and_migrate(&url, pool_size, cache_kib))
+        let acquire = std::time::Duration::from_millis(u64::from(settings.database.acquire_timeout_ms));
+        tokio::task::spawn_blocking(move || crate::db::connect_and_migrate_with(&url, pool_size, cache_kib, acquire))
             .await
             .map_err(|e| crate::db::DbError::Task(e.to_string()))?
     }

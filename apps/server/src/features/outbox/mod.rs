@@ -24,6 +24,7 @@ pub struct State {
     pub outbox: Outbox,
     targets: worker::Targets,
     options: OutboxOptions,
+    retention: crate::configuration::RetentionSettings,
 }
 crate::slice_state!(State);
 
@@ -39,11 +40,36 @@ pub fn init(platform: &Platform, apps: &WechatApps, settings: &Settings) -> Stat
             public_base_url: platform.public_base_url.clone(),
         },
         options: OutboxOptions::from_settings(&settings.outbox),
+        retention: settings.retention.clone(),
     }
 }
 
-/// Starts the worker.
+/// Starts the worker, and the retention job when `retention.*` asks for one (this slice runs it: delivered outbox
+/// items and audit rows are the records that only grow).
 pub fn jobs(state: &State, jobs: &mut Jobs) {
+    let day_ms = 86_400_000i64;
+    let (outbox_days, audit_days) = (state.retention.outbox_days, state.retention.audit_log_days);
+    if outbox_days > 0 || audit_days > 0 {
+        let platform = state.platform.clone();
+        jobs.every("retention", std::time::Duration::from_secs(3600), move || {
+            let platform = platform.clone();
+            async move {
+                let now = platform.now_ms();
+                let horizon = |days: u32| (days > 0).then(|| now - i64::from(days) * day_ms);
+                let (outbox_before, audit_before) = (horizon(outbox_days), horizon(audit_days));
+                match db::blocking(&platform.db, move |conn| repo::prune(conn, outbox_before, audit_before)).await {
+                    Ok((outbox, audit)) => {
+                        tracing::info!(
+                            outbox_items = outbox,
+                            audit_rows = audit,
+                            "retention: pruned old records"
+                        )
+                    }
+                    Err(e) => tracing::warn!(error = %e, "retention: cannot prune (tried again in an hour)"),
+                }
+            }
+        });
+    }
     jobs.spawn(
         "outbox",
         state.outbox.worker(

@@ -287,6 +287,46 @@ pub fn counts(conn: &mut DbConnection) -> Result<(i64, i64), DbError> {
     Ok((pending, failed))
 }
 
+/// Deletes delivered items last updated before `outbox_before` and audit rows created before `audit_before` (Unix
+/// ms; `None` keeps them). Pending and failed items are never deleted: they are work owed or work to look at.
+pub fn prune(
+    conn: &mut DbConnection,
+    outbox_before: Option<i64>,
+    audit_before: Option<i64>,
+) -> Result<(usize, usize), DbError> {
+    use crate::db::schema::audit_log;
+    let outbox = match outbox_before {
+        Some(before) => diesel::delete(
+            outbox::table.filter(
+                outbox::status
+                    .eq(ItemStatus::Done.as_str())
+                    .and(outbox::updated_at.lt(before)),
+            ),
+        )
+        .execute(conn)?,
+        None => 0,
+    };
+    let audit = match audit_before {
+        Some(before) => diesel::delete(audit_log::table.filter(audit_log::created_at.lt(before))).execute(conn)?,
+        None => 0,
+    };
+    Ok((outbox, audit))
+}
+
+/// Ends every lease `owner` holds on items still pending (a stopping instance hands its claimed work back).
+pub fn release_leases(conn: &mut DbConnection, owner: &str) -> Result<usize, DbError> {
+    Ok(diesel::update(
+        outbox::table.filter(
+            outbox::lease_owner
+                .eq(owner)
+                .and(outbox::status.eq(ItemStatus::Pending.as_str()))
+                .and(outbox::lease_until.gt(0i64)),
+        ),
+    )
+    .set(outbox::lease_until.eq(0i64))
+    .execute(conn)?)
+}
+
 /// Puts a failed item back in the queue (after an operator fixed the cause). False when it is not failed.
 pub fn retry(conn: &mut DbConnection, id: i64, now: i64) -> Result<bool, DbError> {
     let n = diesel::update(outbox::table.filter(outbox::id.eq(id).and(outbox::status.eq(ItemStatus::Failed.as_str()))))

@@ -55,6 +55,8 @@ pub struct OutboxCounters {
 pub struct Outbox {
     wake: Arc<Notify>,
     counters: Arc<OutboxCounters>,
+    /// The lease owner of this instance's worker.
+    owner: Arc<str>,
 }
 
 impl OutboxOptions {
@@ -82,6 +84,7 @@ impl Outbox {
         Outbox {
             wake: Arc::new(Notify::new()),
             counters: Arc::new(OutboxCounters::default()),
+            owner: Arc::from(format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple())),
         }
     }
 
@@ -93,8 +96,14 @@ impl Outbox {
         options: OutboxOptions,
         clock: Arc<dyn wechat_core::Clock>,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
-        run(pool, targets, options, owner, self.clone(), clock)
+        run(pool, targets, options, self.owner.to_string(), self.clone(), clock)
+    }
+
+    /// Hands back the leases this instance's worker holds (call after stopping it): another instance delivers those
+    /// items at once instead of after the lease runs out. Returns how many.
+    pub async fn release_leases(&self, pool: &Db) -> Result<usize, crate::db::DbError> {
+        let owner = self.owner.to_string();
+        db::blocking(pool, move |conn| repo::release_leases(conn, &owner)).await
     }
 
     /// Tells the worker that new work was committed (it also polls).

@@ -107,9 +107,8 @@ pub async fn create(
     body: ApiJson<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
+    let ip = crate::http::client::client_ip(&req)
+        .map(|ip| ip.to_string())
         .unwrap_or_else(|| "127.0.0.1".into());
     let placed = service::place(
         &state,

@@ -20,6 +20,8 @@ pub enum Signal {
     Event(Arc<str>),
     /// Events may have been missed (the listener reconnected): re-read the scene from the database.
     Resync(u64),
+    /// This instance is stopping: close with 1001 (going away), so that the page reconnects — to another instance.
+    Shutdown,
 }
 
 /// The scene event hub of one instance. Cheap to clone.
@@ -136,6 +138,15 @@ impl LoginHub {
         if let Some(tx) = self.lock().get(scene) {
             let _ = tx.send(Signal::Event(event));
         }
+    }
+
+    /// Tells every local socket that this instance is stopping (see [`Signal::Shutdown`]); returns how many sockets
+    /// were told.
+    pub fn shutdown(&self) -> usize {
+        self.lock()
+            .values()
+            .map(|tx| tx.send(Signal::Shutdown).unwrap_or(0))
+            .sum()
     }
 
     /// Tells every local socket to re-read its scene.

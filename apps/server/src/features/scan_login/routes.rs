@@ -77,7 +77,7 @@ async fn fetch_code(state: &State, scene: &str) -> Result<Vec<u8>, ApiError> {
 pub async fn create(req: HttpRequest, state: web::Data<State>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     state.limits.rate.check_ip(crate::http::ratelimit::Limit::Login, &req)?;
     // Each code may cost a getwxacodeunlimit call (rate-limited by WeChat): a per-address budget.
-    if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
+    if let Some(ip) = crate::http::client::client_ip(&req) {
         if let Err(secs) = state.scene_limiter.check_ip(ip) {
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,

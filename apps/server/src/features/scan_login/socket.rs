@@ -260,7 +260,12 @@ fn read_head(state: &State, req: &actix_http::Request) -> Asked {
             .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "key"))
             .map(|(_, v)| v.into_owned())
             .unwrap_or_default(),
-        client: req.peer_addr().map(|a| a.ip()),
+        // Behind a trusted proxy, the client it names (a login page's sockets are limited per client).
+        client: state
+            .limits
+            .proxies
+            .client(req.peer_addr().map(|a| a.ip()), req.headers())
+            .ip,
     }
 }
 
@@ -463,6 +468,7 @@ async fn run(
                     }
                 }
                 Wake::Signal(None) => break 'socket CloseCode::Restart,
+                Wake::Signal(Some(Signal::Shutdown)) => break 'socket CloseCode::Away,
                 Wake::Expiry => {
                     expiry_done = true;
                     match Box::pin(send_current(&state, &scene, &mut ws, &mut last)).await {
