@@ -25,6 +25,7 @@ mod coupons;
 mod jssdk;
 mod login;
 mod messages;
+mod operations;
 mod pay;
 mod pay_v3;
 mod product;

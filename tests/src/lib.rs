@@ -2,6 +2,8 @@
 //! (in-process, or the `wxkit` binary as a child process) against the simulator and a fresh database, plus signed
 //! WeChat pushes.
 
+pub mod proxy;
+
 use std::path::PathBuf;
 use std::process::Command;
 use wechat_sim::SimServer;
@@ -446,6 +448,25 @@ impl ServerProcess {
     /// The process id (of `sh`'s `exec`, so the server itself).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends SIGTERM and returns at once.
+    pub fn sigterm(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// SIGTERM, then waits (up to 30 s) for the process to exit; its exit status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        self.sigterm();
+        for _ in 0..600 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("wxkit serve did not stop within 30 s of SIGTERM");
     }
 
     /// `kill -9`: no shutdown, no drain, no flush.

@@ -187,6 +187,11 @@ pub struct ServerSettings {
     pub trusted_proxies: Option<String>,
     /// `server.shutdown_timeout_secs`: on SIGTERM, how long in-flight requests may take to finish (default 10).
     pub shutdown_timeout_secs: u32,
+    /// `server.drain_secs`: on SIGTERM, how long to keep serving with `/readyz` answering 503 before the listener
+    /// closes (default 0). Set it to what your load balancer's health check needs to take an instance out
+    /// (interval × failures); with nginx's passive checks, take the instance out in nginx instead
+    /// (docs/operations.md, rolling restarts).
+    pub drain_secs: u32,
 }
 
 /// `database.*`
@@ -507,6 +512,7 @@ impl Settings {
             .set_default("server.auth_failures_per_minute", 30)?
             .set_default("server.sandbox_sim_addr", "127.0.0.1:0")?
             .set_default("server.shutdown_timeout_secs", 10)?
+            .set_default("server.drain_secs", 0)?
             .set_default("database.acquire_timeout_ms", 1500)?
             .set_default("outbox.poll_ms", 1000)?
             .set_default("outbox.retry_base_ms", 1000)?
@@ -595,6 +601,9 @@ impl Settings {
             return Err(invalid("server.auth_failures_per_minute", "must be at least 1"));
         }
         self.trusted_proxies()?;
+        if self.server.drain_secs > 300 {
+            return Err(invalid("server.drain_secs", "must be at most 300"));
+        }
         if !(1..=600).contains(&self.server.shutdown_timeout_secs) {
             return Err(invalid("server.shutdown_timeout_secs", "must be between 1 and 600"));
         }

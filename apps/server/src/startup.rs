@@ -65,6 +65,7 @@ pub struct Application {
     jobs: Jobs,
     sandbox: Option<SandboxSim>,
     demo: Option<features::sandbox::Demo>,
+    drain: std::time::Duration,
 }
 
 impl std::fmt::Debug for Application {
@@ -117,6 +118,7 @@ impl Application {
             None => None,
         };
         let server = crate::server::serve(listener, &settings, &platform, &slices).map_err(bind_error)?;
+        let drain = std::time::Duration::from_secs(u64::from(settings.server.drain_secs));
         Ok(Application {
             addr,
             server,
@@ -126,6 +128,7 @@ impl Application {
             jobs,
             sandbox,
             demo,
+            drain,
         })
     }
 
@@ -180,9 +183,18 @@ impl Application {
         stop: impl std::future::Future<Output = &'static str> + Send + 'static,
     ) -> std::io::Result<()> {
         let handle = self.server.handle();
-        let slices = self.slices.clone();
+        let (slices, draining, drain) = (self.slices.clone(), self.platform.draining.clone(), self.drain);
         let mut stopping = tokio::spawn(async move {
             let signal = stop.await;
+            draining.store(true, std::sync::atomic::Ordering::Relaxed);
+            if !drain.is_zero() {
+                tracing::info!(
+                    signal,
+                    drain_secs = drain.as_secs(),
+                    "draining: /readyz answers 503, still serving"
+                );
+                tokio::time::sleep(drain).await;
+            }
             let (in_flight, login_sockets) = (http::in_flight(), features::close_sockets(&slices));
             tracing::info!(
                 signal,

@@ -104,9 +104,13 @@ impl GuardedConnection {
 /// been checked since is tested with `SELECT 1` first and, if dead, discarded for another — so after a database
 /// restart only the request that discovered it fails, not one request per pooled connection. In normal operation
 /// this costs nothing.
-pub fn checkout(pool: &DbPool) -> Result<PooledConnection, DbError> {
-    for _ in 0..=pool.max_size() {
-        let mut conn = counted_get(pool)?;
+///
+/// While the database is unreachable (the pool's last wait ended without a connection while it held fewer than it
+/// may open), waits are cut to [`UNREACHABLE_WAIT`]: every request of an outage is answered 503 at once instead of
+/// each waiting out `database.acquire_timeout_ms` behind the others.
+pub fn checkout(db: &Db) -> Result<PooledConnection, DbError> {
+    for _ in 0..=db.pool.max_size() {
+        let mut conn = counted_get(db)?;
         let failures = conn.failures.load(Ordering::Relaxed);
         if conn.seen_failures == failures {
             return Ok(conn);
@@ -117,8 +121,13 @@ pub fn checkout(pool: &DbPool) -> Result<PooledConnection, DbError> {
         }
         conn.broken = true;
     }
-    counted_get(pool)
+    counted_get(db)
 }
+
+/// How long a checkout waits while the database is known to be unreachable.
+pub const UNREACHABLE_WAIT: Duration = Duration::from_millis(250);
+/// How long after the last failed wait the database counts as unreachable.
+const UNREACHABLE_FOR: Duration = Duration::from_secs(2);
 
 /// Work waiting for a pooled connection in this process (the `wxkit_db_pool_waiting` gauge).
 static POOL_WAITING: AtomicU64 = AtomicU64::new(0);
@@ -128,11 +137,30 @@ pub fn pool_waiting() -> u64 {
     POOL_WAITING.load(Ordering::Relaxed)
 }
 
-fn counted_get(pool: &DbPool) -> Result<PooledConnection, DbError> {
+fn counted_get(db: &Db) -> Result<PooledConnection, DbError> {
+    let unreachable = db.unreachable_recently();
     POOL_WAITING.fetch_add(1, Ordering::Relaxed);
-    let got = pool.get();
+    let got = if unreachable {
+        db.pool.get_timeout(UNREACHABLE_WAIT)
+    } else {
+        db.pool.get()
+    };
     POOL_WAITING.fetch_sub(1, Ordering::Relaxed);
-    Ok(got?)
+    match got {
+        Ok(conn) => {
+            if unreachable {
+                db.unreachable_at.store(0, Ordering::Relaxed);
+            }
+            Ok(conn)
+        }
+        Err(e) => {
+            // A pool at its size is busy, not cut off: only a pool that could not open connections marks an outage.
+            if db.pool.state().connections < db.pool.max_size() {
+                db.unreachable_at.store(db.epoch_ms(), Ordering::Relaxed);
+            }
+            Err(e.into())
+        }
+    }
 }
 
 enum ErrorClass {
@@ -188,7 +216,7 @@ pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
 /// Whether an error means the connection itself failed (the statement may not have reached the database).
 /// A pool that could hand out no connection within its timeout counts too: nothing reached the database.
 pub fn is_connection_error(e: &DbError) -> bool {
-    matches!(e, DbError::Pool(_)) || matches!(classify(e), ErrorClass::Connection)
+    matches!(e, DbError::Pool(_) | DbError::Unavailable(_)) || matches!(classify(e), ErrorClass::Connection)
 }
 
 /// The r2d2 pool beneath [`Db`].
@@ -201,6 +229,9 @@ pub type DbPool = r2d2::Pool<ConnectionManager>;
 pub struct Db {
     pool: DbPool,
     threads: crossbeam_channel::Sender<Job>,
+    /// When (ms since `epoch`, plus one) a wait for a connection last failed for want of a database; 0: not lately.
+    unreachable_at: Arc<AtomicU64>,
+    epoch: std::time::Instant,
 }
 
 impl fmt::Debug for Db {
@@ -236,7 +267,22 @@ impl Db {
                 tracing::error!(error = %e, "cannot start a database thread");
             }
         }
-        Db { pool, threads: tx }
+        Db {
+            pool,
+            threads: tx,
+            unreachable_at: Arc::new(AtomicU64::new(0)),
+            epoch: std::time::Instant::now(),
+        }
+    }
+
+    fn epoch_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
+    }
+
+    /// Whether a wait for a connection failed for want of a database within the last two seconds.
+    fn unreachable_recently(&self) -> bool {
+        let at = self.unreachable_at.load(Ordering::Relaxed);
+        at != 0 && self.epoch_ms().saturating_sub(at) < UNREACHABLE_FOR.as_millis() as u64
     }
 
     /// The r2d2 pool.
@@ -298,6 +344,9 @@ pub enum DbError {
     /// A blocking task failed to complete.
     #[error("database task failed: {0}")]
     Task(String),
+    /// The database could not be reached (the same failure, reported to another caller of a shared attempt).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// A backup could not be written.
     #[error("backup to {to} failed: {message}")]
     Backup {
@@ -745,7 +794,7 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
     T: Send + 'static,
 {
-    let pool = db.pool.clone();
+    let pool = db.clone();
     // The request's span (with its request id) follows the work onto the database thread.
     let span = tracing::Span::current();
     let (tx, rx) = tokio::sync::oneshot::channel();

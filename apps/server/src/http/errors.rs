@@ -270,9 +270,15 @@ pub fn wechat_login_error(e: &wechat_oauth::Error) -> ApiError {
 }
 
 impl From<crate::db::DbError> for ApiError {
-    /// The database failed: 503 with a retry hint (the whole cause chain is logged, nothing is shown).
+    /// The database could not be reached (no connection within `database.acquire_timeout_ms`, or the connection
+    /// died): 503 with a retry hint, logged once per interval. Any other database failure is a 500 with its cause
+    /// chain logged. Nothing internal is shown to the client either way.
     fn from(e: crate::db::DbError) -> ApiError {
-        ApiError::unavailable(&Chain(&e))
+        if crate::db::is_connection_error(&e) {
+            ApiError::unavailable(&Chain(&e))
+        } else {
+            ApiError::internal(&Chain(&e))
+        }
     }
 }
 

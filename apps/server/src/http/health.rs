@@ -18,6 +18,13 @@ pub async fn healthz() -> HttpResponse {
 /// on a fresh one: a connection the pool can replace is not an outage, and a load balancer that ejects on one
 /// failed probe must not drop every instance at once.
 pub async fn readyz(state: web::Data<Platform>) -> Result<HttpResponse, ApiError> {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining",
+            "this instance is stopping: send new requests elsewhere",
+        ));
+    }
     // A short deadline: a probe must answer quickly, not wait out the pool's default.
     let pool = state.db.clone();
     let checked = tokio::task::spawn_blocking(move || -> Result<(), DbError> {

@@ -30,6 +30,9 @@ pub struct Platform {
     pub public_base_url: String,
     /// Request limits of the public endpoints and failed authentications per address.
     pub limits: Arc<Limits>,
+    /// Set when a stop was asked for: `/readyz` answers 503 `draining` while requests are still served
+    /// (`server.drain_secs`), so that a load balancer's health check takes the instance out first.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -72,6 +75,7 @@ impl Platform {
                 // Checked when the settings were loaded.
                 proxies: settings.trusted_proxies().unwrap_or_default(),
             }),
+            draining: Arc::default(),
         }
     }
 

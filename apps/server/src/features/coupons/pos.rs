@@ -630,7 +630,19 @@ fn with_fallback<T>(
                 })
                 .collect()
         }
-        Err(e) => vec![Err(e)],
+        // One answer per attempt: the same failure for each (a caller left without one would see a 500).
+        Err(e) => {
+            let (message, unavailable) = (e.to_string(), crate::db::is_connection_error(&e));
+            let mut results = vec![Err(e)];
+            results.extend(attempts.iter().skip(1).map(|_| {
+                Err(if unavailable {
+                    DbError::Unavailable(message.clone())
+                } else {
+                    DbError::Task(message.clone())
+                })
+            }));
+            results
+        }
     }
 }
 

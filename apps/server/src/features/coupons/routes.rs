@@ -107,7 +107,7 @@ async fn load(state: &State, code: &str) -> Result<Option<(Coupon, Campaign, Opt
     };
     let found = db::blocking(&state.db, move |conn| coupons_repo::coupon_by_code(conn, code.as_str()))
         .await
-        .map_err(|e| ApiError::internal(&e))?;
+        .map_err(ApiError::from)?;
     Ok(found.and_then(|(c, k)| {
         let card_code = c.wechat_card_code.clone();
         c.to_domain().map(|coupon| (coupon, k.to_domain(), card_code))
@@ -181,9 +181,7 @@ pub async fn redeem(
         token_hash: staff.token_hash,
         code: till_input(&body.into_inner().code, &state.public_base_url),
     };
-    let reply = service::redeem_at_pos(&state, attempt)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    let reply = service::redeem_at_pos(&state, attempt).await.map_err(ApiError::from)?;
     let repo_pos::PosReply::Done(done) = reply else {
         state.limits.auth.failed(&req);
         return Err(ApiError::new(

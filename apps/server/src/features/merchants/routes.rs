@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 fn db_error(e: db::DbError) -> ApiError {
-    ApiError::internal(&e)
+    ApiError::from(e)
 }
 
 /// The HTTP form of a refused admin use case.
@@ -26,7 +26,7 @@ pub fn admin_error(e: AdminError) -> ApiError {
         AdminError::Invalid { field, message } => ApiError::bad_request("invalid_field", format!("{field} {message}")),
         AdminError::NotFound(what) => ApiError::not_found(what),
         AdminError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
-        AdminError::Db(e) => ApiError::internal(&e),
+        AdminError::Db(e) => ApiError::from(e),
     }
 }
 

@@ -94,9 +94,7 @@ pub struct OutboxGauges(pub Platform);
 #[async_trait::async_trait]
 impl GaugeSource for OutboxGauges {
     async fn gauges(&self) -> Result<Vec<Gauge>, ApiError> {
-        let (pending, failed) = db::blocking(&self.0.db, repo::counts)
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
+        let (pending, failed) = db::blocking(&self.0.db, repo::counts).await.map_err(ApiError::from)?;
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
         Ok(vec![
             Gauge {

@@ -18,7 +18,7 @@ impl From<OutboxError> for ApiError {
         match e {
             OutboxError::InvalidStatus => ApiError::bad_request("invalid_status", e.to_string()),
             OutboxError::NotFound => ApiError::not_found(e.to_string()),
-            OutboxError::Db(e) => ApiError::internal(&e),
+            OutboxError::Db(e) => ApiError::from(e),
         }
     }
 }
