@@ -61,7 +61,7 @@ pub struct RetentionSettings {
 
 /// `rate_limits.*`: requests per minute (with the same burst) on the public endpoints; 0 turns one off. Keyed by
 /// client address, except the POS (per staff token) and the coupon page's status poll (per session). Behind a
-/// reverse proxy every client shares the proxy's address: limit at the proxy then, or raise these.
+/// reverse proxy the client address is the one it forwards, when it is listed in `server.trusted_proxies`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitSettings {
