@@ -142,10 +142,16 @@ async fn sandbox() -> (tempfile::TempDir, Application, String) {
 /// The sandbox with some settings added.
 async fn sandbox_with(extra: &[(&str, &str)]) -> (tempfile::TempDir, Application, String) {
     let dir = tempfile::tempdir().unwrap();
+    let (app, base) = sandbox_in(dir.path(), extra).await;
+    (dir, app, base)
+}
+
+/// The sandbox on the SQLite file `demo.db` in `dir` (a second call is a restart on the same database).
+async fn sandbox_in(dir: &std::path::Path, extra: &[(&str, &str)]) -> (Application, String) {
     let mut env = vec![
         (
             "DATABASE_URL".to_owned(),
-            format!("sqlite://{}", dir.path().join("demo.db").display()),
+            format!("sqlite://{}", dir.join("demo.db").display()),
         ),
         ("WXKIT__SERVER__ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ("WXKIT__SERVER__MODE".to_owned(), "sandbox".to_owned()),
@@ -165,7 +171,7 @@ async fn sandbox_with(extra: &[(&str, &str)]) -> (tempfile::TempDir, Application
             .unwrap()
             .insert(base.clone(), token.secret().to_owned());
     }
-    (dir, app, base)
+    (app, base)
 }
 
 /// Polls `script` in `session` until it returns something other than null/false (up to 15 s).
@@ -301,6 +307,80 @@ async fn the_share_demo_reaches_wx_ready_and_a_tampered_config_wx_error() {
     page.goto(&format!("{base}/demo/share?tamper=1#top")).await;
     let error = wait_for(&page, "wx.error", &state("error")).await;
     assert!(error.as_str().unwrap().contains("config:invalid signature"), "{error}");
+    page.quit().await;
+}
+
+/// On WeChat's (simulated) authorize page, picks the demo customer; a browser already logged in is not asked.
+async fn pick_customer_if_asked(page: &wxkit_testkit::browser::Session<'_>) {
+    let picker = "return document.querySelector(\"button[data-openid='o-demo-customer']\") !== null \
+                  || document.getElementById('buy-button') !== null";
+    wait_for(page, "the picker or the page", picker).await;
+    let asked = page
+        .script("return document.querySelector(\"button[data-openid='o-demo-customer']\") !== null")
+        .await;
+    if asked == json!(true) {
+        page.click("button[data-openid='o-demo-customer']").await;
+    }
+}
+
+/// Serve, stop, serve again on the same database: the new run's simulator never issued the first run's tickets, and
+/// the sandbox forgot them at start — the share demo, a JSAPI purchase and Add to WeChat work in the browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_sandbox_still_shares_pays_and_adds_cards() {
+    let Some(driver) = Driver::start().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let state = |s: &'static str| {
+        format!("const e = document.getElementById('status'); return e.dataset.state === '{s}' ? e.textContent : null;")
+    };
+    // The first run caches its simulator's jsapi_ticket (the share demo) and wx_card ticket (a card's cardExt).
+    let (first, base) = sandbox_in(dir.path(), &[]).await;
+    let card_coupon = first.demo().unwrap().card_coupon.clone().unwrap();
+    let first_sale = first.demo().unwrap().sale_campaign_id;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(first.run_until(async move {
+        let _ = stopped.await;
+        "test"
+    }));
+    let page = driver.session().await;
+    page.goto(&format!("{base}/demo/share")).await;
+    wait_for(&page, "wx.ready (first run)", &state("ready")).await;
+    page.goto(&format!("{base}/c/buy/{first_sale}?pay=jsapi")).await;
+    pick_customer_if_asked(&page).await;
+    page.goto(&format!("{base}/c/{card_coupon}")).await;
+    page.click("#add-card").await;
+    wait_for(
+        &page,
+        "the card (first run)",
+        "return document.getElementById('in-wallet')",
+    )
+    .await;
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+
+    // The restart: a new simulator, the same database.
+    let (second, base) = sandbox_in(dir.path(), &[]).await;
+    let demo = second.demo().unwrap().clone();
+    tokio::spawn(second.run_until_stopped());
+    page.goto(&format!("{base}/demo/share")).await;
+    let ready = wait_for(&page, "wx.ready after the restart", &state("ready")).await;
+    assert!(ready.as_str().unwrap().contains("wx.ready"), "{ready}");
+    page.goto(&format!("{base}/c/buy/{}?pay=jsapi", demo.sale_campaign_id))
+        .await;
+    pick_customer_if_asked(&page).await;
+    page.click("#buy-button").await;
+    wait_for(&page, "the cashier", "return document.getElementById('pay')").await;
+    page.click("#pay").await;
+    wait_for(&page, "the bought coupon", "return location.pathname.startsWith('/c/') && !location.pathname.startsWith('/c/buy') && document.getElementById('qr')").await;
+    let card_coupon = demo.card_coupon.clone().unwrap();
+    page.goto(&format!("{base}/c/{card_coupon}")).await;
+    page.click("#add-card").await;
+    let in_wallet = wait_for(
+        &page,
+        "the card in the wallet after the restart",
+        "const e = document.getElementById('in-wallet'); return e ? e.textContent : null;",
+    )
+    .await;
+    assert!(in_wallet.as_str().unwrap().contains("WeChat"), "{in_wallet}");
     page.quit().await;
 }
 
