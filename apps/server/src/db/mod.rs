@@ -703,24 +703,32 @@ pub static OUTAGE_LOG: OutageLog = OutageLog {
 
 impl OutageLog {
     /// Logs `cause` unless one was logged within the interval; then counts it, and the next line says how many.
-    pub fn failed(&self, cause: &dyn fmt::Display) {
-        let now = std::time::Instant::now();
-        let mut start = self
-            .window_start
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match *start {
-            Some(at) if now.duration_since(at) < OUTAGE_LOG_EVERY => {
-                self.suppressed.fetch_add(1, Ordering::Relaxed);
-            }
-            _ => {
-                *start = Some(now);
-                let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
+    /// Returns whether it logged.
+    pub fn failed(&self, cause: &dyn fmt::Display) -> bool {
+        match self.note(std::time::Instant::now()) {
+            Some(suppressed) => {
                 tracing::error!(
                     error = %cause,
                     similar_since_last = suppressed,
                     "database unavailable (requests answered 503)"
                 );
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `Some(failures not logged since the last line)` when a line is due at `now`.
+    fn note(&self, now: std::time::Instant) -> Option<u64> {
+        let mut start = self.window_start.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match *start {
+            Some(at) if now.saturating_duration_since(at) < OUTAGE_LOG_EVERY => {
+                self.suppressed.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            _ => {
+                *start = Some(now);
+                Some(self.suppressed.swap(0, Ordering::Relaxed))
             }
         }
     }
@@ -821,6 +829,20 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_outage_is_logged_once_per_interval_with_its_count() {
+        let log = OutageLog {
+            window_start: std::sync::Mutex::new(None),
+            suppressed: AtomicU64::new(0),
+        };
+        let t0 = std::time::Instant::now();
+        assert_eq!(log.note(t0), Some(0), "the first failure is logged at once");
+        for i in 1..38 {
+            assert_eq!(log.note(t0 + Duration::from_millis(i * 100)), None);
+        }
+        assert_eq!(log.note(t0 + OUTAGE_LOG_EVERY), Some(37), "then one line with the count");
+    }
 
     #[test]
     fn urls_pick_the_backend() {
