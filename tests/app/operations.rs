@@ -455,19 +455,7 @@ async fn rolling_restarts_behind_nginx_lose_no_request() {
         reconnects.load(Ordering::Relaxed) >= 1,
         "sockets on a stopping instance were closed (1001)"
     );
-    let url = db.url.clone();
-    let (redeemed, rows) = tokio::task::spawn_blocking(move || {
-        let mut c = wxkit::db::Backend::from_url(&url).unwrap().establish().unwrap();
-        let redeemed: i64 = coupons::table
-            .filter(coupons::status.eq("redeemed"))
-            .count()
-            .get_result(&mut c)
-            .unwrap();
-        let rows: i64 = redemptions::table.count().get_result(&mut c).unwrap();
-        (redeemed, rows)
-    })
-    .await
-    .unwrap();
+    let (redeemed, rows) = wxkit_e2e::redeemed_and_rows(&db.url).await;
     assert_eq!((redeemed, rows), (codes.len() as i64, codes.len() as i64));
 }
 
@@ -599,19 +587,7 @@ async fn a_database_outage_is_answered_503_fast_then_heals() {
             .unwrap();
         assert!(r.status() == 200 || r.status() == 409, "{}", r.status());
     }
-    let url = db.url.clone();
-    let (redeemed, rows) = tokio::task::spawn_blocking(move || {
-        let mut c = wxkit::db::Backend::from_url(&url).unwrap().establish().unwrap();
-        let redeemed: i64 = coupons::table
-            .filter(coupons::status.eq("redeemed"))
-            .count()
-            .get_result(&mut c)
-            .unwrap();
-        let rows: i64 = redemptions::table.count().get_result(&mut c).unwrap();
-        (redeemed, rows)
-    })
-    .await
-    .unwrap();
+    let (redeemed, rows) = wxkit_e2e::redeemed_and_rows(&db.url).await;
     assert_eq!((redeemed, rows), (codes.len() as i64, codes.len() as i64));
 }
 
@@ -629,22 +605,7 @@ async fn terminated_backends_leave_readyz_ready_on_both_instances() {
             assert_eq!(p.unwrap().status(), 200);
         }
     }
-    let db_name = url::Url::parse(&app.db.url)
-        .unwrap()
-        .path()
-        .trim_start_matches('/')
-        .to_owned();
-    let admin_url = wxkit_e2e::postgres_admin_url().unwrap();
-    let terminated = tokio::task::spawn_blocking(move || {
-        let mut conn = diesel::PgConnection::establish(&admin_url).unwrap();
-        diesel::sql_query(format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db_name}' AND pid <> pg_backend_pid()"
-        ))
-        .execute(&mut conn)
-        .unwrap()
-    })
-    .await
-    .unwrap();
+    let terminated = wxkit_e2e::terminate_backends(&app.db.url).await;
     assert!(terminated >= 2);
     // The first probe on each instance after the termination: ready (the pool replaces what it lost).
     for base in [&app.address, &second] {

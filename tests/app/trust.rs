@@ -1143,28 +1143,6 @@ async fn terminated_postgres_connections_are_replaced_without_readyz() {
     for _ in 0..600 {
         codes.push(code_of(&app, shop.campaign_id, None).await);
     }
-    let db_name = url::Url::parse(&app.db.url)
-        .unwrap()
-        .path()
-        .trim_start_matches('/')
-        .to_owned();
-    let admin_url = wxkit_e2e::postgres_admin_url().unwrap();
-    let terminate = move || {
-        let (admin_url, db_name) = (admin_url.clone(), db_name.clone());
-        async move {
-            tokio::task::spawn_blocking(move || {
-                let mut conn = diesel::PgConnection::establish(&admin_url).unwrap();
-                diesel::sql_query(format!(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE datname = '{db_name}' AND pid <> pg_backend_pid()"
-                ))
-                .execute(&mut conn)
-                .unwrap()
-            })
-            .await
-            .unwrap()
-        }
-    };
 
     // POS load from 16 clients; every backend of the database is terminated once 150 redemptions are in.
     let started = Instant::now();
@@ -1193,7 +1171,7 @@ async fn terminated_postgres_connections_are_replaced_without_readyz() {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let killed_at = started.elapsed();
-    let terminated = terminate().await;
+    let terminated = wxkit_e2e::terminate_backends(&app.db.url).await;
     assert!(terminated >= 1, "the pool's backends were terminated");
     for c in clients {
         c.await.unwrap();
@@ -1235,7 +1213,7 @@ async fn terminated_postgres_connections_are_replaced_without_readyz() {
     assert_eq!(all, 600);
 
     // Idle pool, then a termination: the admin API (not the POS batcher) recovers the same way.
-    assert!(terminate().await >= 1);
+    assert!(wxkit_e2e::terminate_backends(&app.db.url).await >= 1);
     let mut failures = 0;
     loop {
         let r = app.admin(Method::GET, "/api/v1/campaigns", json!({})).await;

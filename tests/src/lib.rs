@@ -377,6 +377,51 @@ pub fn server_env(db_url: &str, sim: &SimServer, port: u16) -> Vec<(String, Stri
     ]
 }
 
+/// Terminates every PostgreSQL backend connected to the database of `db_url` (a failover, an idle-connection
+/// killer, as the server meets them); returns how many.
+pub async fn terminate_backends(db_url: &str) -> usize {
+    use diesel::{Connection as _, RunQueryDsl as _};
+    let db_name = url::Url::parse(db_url)
+        .expect("a database URL")
+        .path()
+        .trim_start_matches('/')
+        .to_owned();
+    let admin_url = postgres_admin_url().expect("PostgreSQL");
+    tokio::task::spawn_blocking(move || {
+        let mut conn = diesel::PgConnection::establish(&admin_url).expect("admin connection");
+        diesel::sql_query(format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{db_name}' AND pid <> pg_backend_pid()"
+        ))
+        .execute(&mut conn)
+        .expect("pg_terminate_backend")
+    })
+    .await
+    .expect("the termination ran")
+}
+
+/// Coupons marked redeemed and redemption rows in the database of `db_url`.
+pub async fn redeemed_and_rows(db_url: &str) -> (i64, i64) {
+    use diesel::{ExpressionMethods as _, QueryDsl as _, RunQueryDsl as _};
+    use wxkit::db::schema::{coupons, redemptions};
+    let url = db_url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut c = wxkit::db::Backend::from_url(&url)
+            .expect("a database URL")
+            .establish()
+            .expect("a connection");
+        let redeemed: i64 = coupons::table
+            .filter(coupons::status.eq("redeemed"))
+            .count()
+            .get_result(&mut c)
+            .expect("count");
+        let rows: i64 = redemptions::table.count().get_result(&mut c).expect("count");
+        (redeemed, rows)
+    })
+    .await
+    .expect("the count ran")
+}
+
 /// A `wxkit serve` child process that a test started (and is the only one to kill).
 #[derive(Debug)]
 pub struct ServerProcess {

@@ -720,7 +720,10 @@ impl OutageLog {
 
     /// `Some(failures not logged since the last line)` when a line is due at `now`.
     fn note(&self, now: std::time::Instant) -> Option<u64> {
-        let mut start = self.window_start.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut start = self
+            .window_start
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match *start {
             Some(at) if now.saturating_duration_since(at) < OUTAGE_LOG_EVERY => {
                 self.suppressed.fetch_add(1, Ordering::Relaxed);
@@ -841,7 +844,11 @@ mod tests {
         for i in 1..38 {
             assert_eq!(log.note(t0 + Duration::from_millis(i * 100)), None);
         }
-        assert_eq!(log.note(t0 + OUTAGE_LOG_EVERY), Some(37), "then one line with the count");
+        assert_eq!(
+            log.note(t0 + OUTAGE_LOG_EVERY),
+            Some(37),
+            "then one line with the count"
+        );
     }
 
     #[test]
