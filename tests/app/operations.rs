@@ -172,6 +172,7 @@ async fn behind_nginx_each_client_is_itself(kind: DbKind) {
     // Each instance stops on SIGTERM, exits 0, and wrote nothing but JSON lines: access lines with the client as
     // nginx saw it, never the address a client claimed; the stop, logged.
     let mut clients = Vec::new();
+    let mut ws_upgrades = 0;
     for server in &mut servers {
         assert!(server.terminate().await.success());
         let lines = json_lines(&server.log_text());
@@ -182,6 +183,9 @@ async fn behind_nginx_each_client_is_itself(kind: DbKind) {
                 assert!(!l[field].is_null(), "{field} missing: {l}");
             }
             clients.push(l["client"].as_str().unwrap().to_owned());
+            if l["route"] == "/ws/login/{scene}" && l["status"] == 101 {
+                ws_upgrades += 1;
+            }
         }
         assert!(
             lines
@@ -191,6 +195,7 @@ async fn behind_nginx_each_client_is_itself(kind: DbKind) {
         assert!(lines.iter().any(|l| l["message"] == "stopped"));
         assert!(!server.log_text().contains("ApiError {"), "no Debug dumps of errors");
     }
+    assert!(ws_upgrades > 0, "the login socket's upgrade has its access line (101)");
     for who in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
         assert!(clients.iter().any(|c| c == who), "{who} not in {clients:?}");
     }

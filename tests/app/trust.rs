@@ -1571,3 +1571,69 @@ async fn a_payment_notify_storm_survives_kill_9(kind: DbKind) {
     );
     drop(server);
 }
+
+/// A server stopped while its outbox worker waits on WeChat hands the item's lease back: another instance (or this
+/// one restarted) delivers it at once, not when the two-minute lease runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopping_server_hands_back_its_outbox_lease() {
+    use wxkit_e2e::AppState as _;
+    wxkit::telemetry::init_for_tests("warn");
+    let db = wxkit_e2e::TestDatabase::create(DbKind::Sqlite).unwrap();
+    let sim = wxkit_e2e::spawn_sim().await;
+    let clock = Arc::new(wxkit::platform::clock::OffsetClock::default());
+    let built = wxkit::startup::Application::build_with_clock(wxkit_e2e::test_settings(&db.url, &sim), clock.clone())
+        .await
+        .unwrap();
+    let (address, state) = (format!("http://127.0.0.1:{}", built.port()), built.state());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(built.run_until(async move {
+        let _ = stopped.await;
+        "test"
+    }));
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let app = TestApp {
+        address,
+        state,
+        sim,
+        db,
+        http,
+        clock,
+        files: None,
+    };
+    let card_id = app.create_card(10).await;
+    let shop = shop(&app, json!({"title": "card", "wechat_card_id": card_id})).await;
+    let code = code_of(&app, shop.campaign_id, Some("o-holder")).await;
+    let card_code = card_code_at_sim(&app, &card_id, "o-holder").await;
+    let (c, cc) = (code.clone(), card_code.clone());
+    with_db(&app, move |conn| link(conn, &c, &cc)).await;
+    // WeChat takes 10 s to answer the consume: the worker holds the item's lease meanwhile.
+    app.sim.handle().inject(wechat_sim::Fault {
+        path: "/card/code/consume".into(),
+        count: 1,
+        errcode: None,
+        errmsg: None,
+        http_status: None,
+        delay_ms: Some(10_000),
+    });
+    let (s, b) = pos(&app.address, &shop.staff_token, &code).await;
+    assert_eq!(s, 200, "{b}");
+    wait_for("the worker to call WeChat", 10, async || {
+        app.sim.handle().calls("/card/code/consume") == 1
+    })
+    .await;
+    let leased = |conn: &mut wxkit::db::DbConnection| -> (String, i64, Option<String>) {
+        outbox::table
+            .select((outbox::status, outbox::lease_until, outbox::lease_owner))
+            .first(conn)
+            .unwrap()
+    };
+    let before = with_db(&app, leased).await;
+    assert!(before.1 > 0, "leased while WeChat is called: {before:?}");
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+    let after = with_db(&app, leased).await;
+    assert_eq!((after.0.as_str(), after.1), ("pending", 0), "handed back: {after:?}");
+}

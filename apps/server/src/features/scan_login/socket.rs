@@ -184,6 +184,27 @@ impl Drop for OpenGuard {
 fn count(status: u16) {
     metrics::counter!("wxkit_http_requests_total", "method" => "GET", "route" => "/ws/login/{scene}", "status" => status.to_string())
         .increment(1);
+    // The access line of the upgrade, as the HTTP middleware writes one for every other request.
+    let _ = UPGRADE.try_with(|(started, client)| {
+        let latency_ms = (started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
+        let client = client.map(|ip| ip.to_string()).unwrap_or_default();
+        let request_id = uuid::Uuid::new_v4().to_string();
+        tracing::info!(
+            target: "wxkit::access",
+            request_id,
+            method = "GET",
+            route = "/ws/login/{scene}",
+            status,
+            latency_ms,
+            client,
+            "access"
+        );
+    });
+}
+
+tokio::task_local! {
+    /// When the upgrade request arrived and from whom (behind a trusted proxy, the client it names).
+    static UPGRADE: (std::time::Instant, Option<std::net::IpAddr>);
 }
 
 /// Refuses the upgrade with an HTTP error in the JSON envelope, and closes the connection.
@@ -276,6 +297,20 @@ pub async fn upgrade(
     framed: Framed<TcpStream, actix_http::h1::Codec>,
 ) -> Result<(), actix_web::Error> {
     let asked = read_head(&state, &req);
+    UPGRADE
+        .scope(
+            (std::time::Instant::now(), asked.client),
+            serve_upgrade(state, req, framed, asked),
+        )
+        .await
+}
+
+async fn serve_upgrade(
+    state: web::Data<State>,
+    req: actix_http::Request,
+    framed: Framed<TcpStream, actix_http::h1::Codec>,
+    asked: Asked,
+) -> Result<(), actix_web::Error> {
     drop(req);
     // Only the connection and any bytes already read stay; actix's buffers and codec go now.
     let (mut io, leftover) = {
