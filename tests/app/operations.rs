@@ -145,27 +145,8 @@ async fn behind_nginx_each_client_is_itself(kind: DbKind) {
     );
     let mut page = nginx.websocket(ws_url, &nginx.https_url).await.unwrap();
     assert_eq!(next_event(&mut page).await.unwrap()["event"], "waiting");
-    let phone = nginx.client(ip("127.0.0.4"));
-    let code = sim.handle().issue_js_code(TEST_MP_APP_ID, "o-mp-proxy").unwrap();
-    let (s, login) = post(
-        &phone,
-        &format!("{}/api/v1/miniprogram/login", nginx.https_url),
-        json!({"code": code}),
-        &[],
-    )
-    .await;
-    assert_eq!(s, 200, "{login} {}", nginx.error_log());
-    let name = scene["scene"].as_str().unwrap();
-    for action in ["scan", "confirm"] {
-        let r = phone
-            .post(format!("{}/api/v1/login/scenes/{name}/{action}", nginx.https_url))
-            .bearer_auth(login["token"].as_str().unwrap())
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{action}");
-    }
+    let phone = Phone::log_in(&nginx, &sim, ip("127.0.0.4"), "o-mp-proxy").await;
+    phone.scan_and_confirm(scene["scene"].as_str().unwrap()).await;
     assert_eq!(next_event(&mut page).await.unwrap()["event"], "scanned");
     assert_eq!(next_event(&mut page).await.unwrap()["event"], "confirmed");
 
@@ -211,6 +192,44 @@ async fn behind_nginx_each_client_is_itself(kind: DbKind) {
         .await
         .unwrap();
     assert_eq!(r.status(), 301);
+}
+
+/// A phone: a mini-program user logged in through nginx, from its own address.
+struct Phone {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Phone {
+    async fn log_in(nginx: &Nginx, sim: &SimServer, from: IpAddr, openid: &str) -> Phone {
+        let http = nginx.client(from);
+        let code = sim.handle().issue_js_code(TEST_MP_APP_ID, openid).unwrap();
+        let url = format!("{}/api/v1/miniprogram/login", nginx.https_url);
+        let (s, login) = post(&http, &url, json!({"code": code}), &[]).await;
+        assert_eq!(s, 200, "{login} {}", nginx.error_log());
+        let token = login["token"].as_str().unwrap().to_owned();
+        Phone {
+            http,
+            base: nginx.https_url.clone(),
+            token,
+        }
+    }
+
+    /// Scans the login code of `scene` and confirms it.
+    async fn scan_and_confirm(&self, scene: &str) {
+        for action in ["scan", "confirm"] {
+            let r = self
+                .http
+                .post(format!("{}/api/v1/login/scenes/{scene}/{action}", self.base))
+                .bearer_auth(&self.token)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{action}");
+        }
+    }
 }
 
 /// A merchant, a staff token and `n` coupon codes, through the admin API at `base` with `http`.
@@ -402,31 +421,9 @@ async fn rolling_restarts_behind_nginx_lose_no_request() {
         t.await.unwrap();
     }
     // The phone confirms each scene (through nginx): every page hears it.
-    let phone = nginx.client(ip("127.0.0.3"));
-    let code = sim.handle().issue_js_code(TEST_MP_APP_ID, "o-mp-rolling").unwrap();
-    let (s, login) = post(
-        &phone,
-        &format!("{}/api/v1/miniprogram/login", nginx.https_url),
-        json!({"code": code}),
-        &[],
-    )
-    .await;
-    assert_eq!(s, 200, "{login} {}", nginx.error_log());
+    let phone = Phone::log_in(&nginx, &sim, ip("127.0.0.3"), "o-mp-rolling").await;
     for scene in &scenes {
-        for action in ["scan", "confirm"] {
-            let r = phone
-                .post(format!(
-                    "{}/api/v1/login/scenes/{}/{action}",
-                    nginx.https_url,
-                    scene["scene"].as_str().unwrap()
-                ))
-                .bearer_auth(login["token"].as_str().unwrap())
-                .json(&json!({}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200, "{action}");
-        }
+        phone.scan_and_confirm(scene["scene"].as_str().unwrap()).await;
     }
     for page in pages {
         assert!(

@@ -1576,33 +1576,7 @@ async fn a_payment_notify_storm_survives_kill_9(kind: DbKind) {
 /// one restarted) delivers it at once, not when the two-minute lease runs out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stopping_server_hands_back_its_outbox_lease() {
-    use wxkit_e2e::AppState as _;
-    wxkit::telemetry::init_for_tests("warn");
-    let db = wxkit_e2e::TestDatabase::create(DbKind::Sqlite).unwrap();
-    let sim = wxkit_e2e::spawn_sim().await;
-    let clock = Arc::new(wxkit::platform::clock::OffsetClock::default());
-    let built = wxkit::startup::Application::build_with_clock(wxkit_e2e::test_settings(&db.url, &sim), clock.clone())
-        .await
-        .unwrap();
-    let (address, state) = (format!("http://127.0.0.1:{}", built.port()), built.state());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(built.run_until(async move {
-        let _ = stopped.await;
-        "test"
-    }));
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let app = TestApp {
-        address,
-        state,
-        sim,
-        db,
-        http,
-        clock,
-        files: None,
-    };
+    let (app, stop, running) = wxkit_e2e::spawn_app_stoppable(DbKind::Sqlite).await.unwrap();
     let card_id = app.create_card(10).await;
     let shop = shop(&app, json!({"title": "card", "wechat_card_id": card_id})).await;
     let code = code_of(&app, shop.campaign_id, Some("o-holder")).await;

@@ -180,11 +180,21 @@ pub async fn spawn_app_with(kind: DbKind, set: &[(&str, &str)]) -> Option<TestAp
     let sim = spawn_sim().await;
     let clock = std::sync::Arc::new(wxkit::platform::clock::OffsetClock::default());
     let (address, state) = start_server_with_clock(test_settings_with(&db.url, &sim, set, &[]), clock.clone()).await;
+    Some(test_app(address, state, sim, db, clock))
+}
+
+fn test_app(
+    address: String,
+    state: ServerState,
+    sim: SimServer,
+    db: TestDatabase,
+    clock: std::sync::Arc<wxkit::platform::clock::OffsetClock>,
+) -> TestApp {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client builds");
-    Some(TestApp {
+    TestApp {
         address,
         state,
         sim,
@@ -192,7 +202,32 @@ pub async fn spawn_app_with(kind: DbKind, set: &[(&str, &str)]) -> Option<TestAp
         http,
         clock,
         files: None,
-    })
+    }
+}
+
+/// A [`spawn_app`] server the test stops: send on the sender, then await the handle (the graceful stop,
+/// `Application::run_until`).
+pub async fn spawn_app_stoppable(
+    kind: DbKind,
+) -> Option<(
+    TestApp,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
+    wxkit::telemetry::init_for_tests("warn");
+    let db = TestDatabase::create(kind)?;
+    let sim = spawn_sim().await;
+    let clock = std::sync::Arc::new(wxkit::platform::clock::OffsetClock::default());
+    let built = Application::build_with_clock(test_settings(&db.url, &sim), clock.clone())
+        .await
+        .expect("application builds");
+    let (address, state) = (format!("http://127.0.0.1:{}", built.port()), built.state());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(built.run_until(async move {
+        let _ = stopped.await;
+        "test"
+    }));
+    Some((test_app(address, state, sim, db, clock), stop, running))
 }
 
 /// How a Pay v3 test server verifies WeChat Pay.
