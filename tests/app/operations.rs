@@ -545,9 +545,23 @@ async fn a_database_outage_is_answered_503_fast_then_heals() {
     }
     let started_down = Instant::now();
     relay.set_down(true);
-    // While the database is away: /readyz says so, quickly.
+    // While the database is away: /readyz says so, quickly; a person's page is the 503 page.
     let r = http.get(format!("{address}/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 503);
+    let page = http
+        .get(format!("{address}/c/{}", codes[0]))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 503);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.headers().contains_key("retry-after"));
     tokio::time::sleep(Duration::from_secs(5).saturating_sub(started_down.elapsed())).await;
     relay.set_down(false);
     let up_at = answers.lock().unwrap().len();

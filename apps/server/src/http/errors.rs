@@ -183,12 +183,29 @@ pub fn wants_page(req: &actix_web::HttpRequest) -> bool {
 /// `Allow`.
 pub fn wrap_in_envelope<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
     // JSON errors are already enveloped; HTML error pages are for people in a browser.
-    let keep = res
+    let content_type = res
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
-    if keep {
+        .unwrap_or("");
+    let (json, html) = (
+        content_type.starts_with("application/json"),
+        content_type.starts_with("text/html"),
+    );
+    // A person whose page failed on our side (the database away while their session was looked up) gets the page
+    // that says so, with its Retry-After, not the API's JSON.
+    if json && res.status().is_server_error() && wants_page(res.request()) {
+        let retry = res.headers().get(actix_web::http::header::RETRY_AFTER).cloned();
+        let (req, _) = res.into_parts();
+        let mut page = crate::http::pages::unavailable_page(req.path());
+        if let Some(v) = retry {
+            page.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
+        }
+        return Ok(ErrorHandlerResponse::Response(
+            ServiceResponse::new(req, page).map_into_right_body(),
+        ));
+    }
+    if json || html {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();
