@@ -681,6 +681,30 @@ async fn a_backup_taken_while_serving_restores(kind: DbKind) {
     let again = backup(file.clone()).await.unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+    // Never of a database that is not there (no empty database made to copy), and never a password in a message.
+    let bin = wxkit_e2e::wxkit_bin();
+    let missing = dir.path().join("missing.db");
+    for (url, to) in [
+        (format!("sqlite://{}", missing.display()), dir.path().join("m.backup")),
+        (
+            "postgres://u:hunter2secret@127.0.0.1:1/none?connect_timeout=2".to_owned(),
+            dir.path().join("p.backup"),
+        ),
+    ] {
+        let out = std::process::Command::new(&bin)
+            .args(["backup", "--to"])
+            .arg(&to)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &url)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.starts_with("error: backup to "), "{err}");
+        assert!(!err.contains("hunter2secret"), "{err}");
+        assert!(!to.exists() && !missing.exists(), "nothing written: {err}");
+    }
 
     // The drill: restore into a new database, serve it, and find it consistent.
     let restored = match kind {

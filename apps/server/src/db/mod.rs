@@ -752,6 +752,10 @@ pub fn backup(backend: &Backend, to: &std::path::Path) -> Result<u64, DbError> {
             "the file exists: pick a new name (a backup never overwrites one)".into(),
         ));
     }
+    // Like every data command: a backup opens an existing database, it never creates an empty one to copy.
+    if !backend.exists() {
+        return Err(failed(format!("there is no database at {}", backend.target())));
+    }
     match backend {
         Backend::Sqlite(_) => {
             let mut conn = backend.establish()?;
@@ -780,8 +784,10 @@ pub fn backup(backend: &Backend, to: &std::path::Path) -> Result<u64, DbError> {
                 .map_err(|e| failed(format!("cannot run pg_dump ({e}): install Debian's postgresql-client")))?;
             if !out.status.success() {
                 let _ = std::fs::remove_file(to);
+                // pg_dump got the URL without its password, so its message cannot carry one.
                 let stderr = String::from_utf8_lossy(&out.stderr);
-                return Err(failed(format!("pg_dump failed: {}", redact_url(stderr.trim()))));
+                let message = stderr.trim().lines().collect::<Vec<_>>().join(" / ");
+                return Err(failed(format!("pg_dump failed: {message}")));
             }
         }
     }
