@@ -855,8 +855,16 @@ async fn the_customer_pages_say_each_thing_once_on_a_phone() {
     staff.goto(&format!("{base}/c/{code}")).await;
     staff.click("button[data-openid='o-demo-staff']").await;
     staff.click("#confirm").await;
+    // The redemption has landed once the staff page says so (closing before then could cancel the form's POST).
+    assert!(staff.text("#headline").await.contains("核销成功"));
     staff.quit().await;
     phone.goto(&format!("{base}/c/{code}")).await;
+    wait_for(
+        &phone,
+        "the redeemed page",
+        "return document.getElementById('redeemed-at')",
+    )
+    .await;
     let said = phone
         .script(
             "const t = document.body.innerText; const at = document.getElementById('redeemed-at').textContent.match(/\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d/)[0]; \
