@@ -12,7 +12,9 @@
 //!   [`CertificateStore`];
 //! * [`Client`]: prepay for JSAPI / mini program / APP / H5 / NATIVE, query, close, refunds, refund query, payment
 //!   parameters (`paySign` RSA), notifies decrypted into typed [`Event`]s; errors typed from the `{code, message,
-//!   detail}` body ([`ErrorCode`]).
+//!   detail}` body ([`ErrorCode`]);
+//! * [`marketing::busifavor`]: 商家券 (merchant coupons in the WeChat card bag): stocks, use, deactivate, return,
+//!   callbacks, and the H5 / mini-program sends signed with the API v2 key.
 //!
 //! An order and its notify, against the simulator started in this process (every line the example uses is here):
 //!
@@ -84,6 +86,7 @@ pub mod certs;
 pub mod client;
 pub mod error;
 pub mod keys;
+pub mod marketing;
 pub mod notify;
 pub mod request;
 pub mod sensitive;

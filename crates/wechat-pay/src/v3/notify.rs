@@ -32,6 +32,8 @@ pub enum Event {
     TransactionSuccess(Transaction),
     /// `REFUND.SUCCESS`, `REFUND.ABNORMAL` or `REFUND.CLOSED`: a refund ended so.
     Refund(RefundInfo),
+    /// `COUPON.SEND`: a user received a 商家券 coupon.
+    CouponSend(crate::v3::marketing::busifavor::CouponSent),
     /// Any other event, its decrypted resource as JSON.
     Other(serde_json::Value),
 }
@@ -42,6 +44,7 @@ impl Notify {
         match &self.event {
             Event::TransactionSuccess(t) => Some(t.mchid.as_str()),
             Event::Other(v) => v.get("mchid").and_then(|m| m.as_str()),
+            Event::CouponSend(c) => Some(c.send_merchant.as_str()),
             Event::Refund(_) => None,
         }
     }
@@ -70,6 +73,9 @@ pub fn decode(key: &ApiV3Key, body: &[u8]) -> Result<Notify> {
         ),
         "REFUND.SUCCESS" | "REFUND.ABNORMAL" | "REFUND.CLOSED" => {
             Event::Refund(serde_json::from_slice(&plaintext).map_err(|_| Error::MissingField("refund"))?)
+        }
+        "COUPON.SEND" => {
+            Event::CouponSend(serde_json::from_slice(&plaintext).map_err(|_| Error::MissingField("coupon_code"))?)
         }
         _ => Event::Other(serde_json::from_slice(&plaintext).map_err(|_| Error::MissingField("resource (JSON)"))?),
     };
@@ -114,6 +120,28 @@ mod tests {
             .is_err()
         );
         assert!(decode(&ApiV3Key::new(v::API_V3_KEY), b"{}").is_err());
+    }
+
+    #[test]
+    fn coupon_send_events_are_typed_and_name_their_merchant() {
+        let key = ApiV3Key::new(v::API_V3_KEY);
+        let plain = r#"{"event_type":"EVENT_TYPE_BUSICOUPON_SEND","coupon_code":"ABCDEFGHJKMNPQRSTUVWXYZ234","stock_id":"1290000000000001","send_time":"2027-01-15T16:00:00+08:00","openid":"o-alice","send_channel":"BUSIFAVOR_CHANNEL_H5","send_merchant":"1900009191"}"#;
+        let r = aead::encrypt(&key, "abcdefghijkl", "busifavor", plain.as_bytes()).expect("seal");
+        let body = serde_json::json!({"id": "EV-2", "create_time": "", "event_type": "COUPON.SEND",
+            "resource_type": "encrypt-resource", "summary": "商家券用户领券通知", "resource": r});
+        let n = decode(&key, body.to_string().as_bytes()).expect("decodes");
+        assert_eq!(n.mch_id(), Some("1900009191"));
+        let Event::CouponSend(c) = n.event else {
+            panic!("not a coupon send")
+        };
+        assert_eq!(
+            (c.coupon_code.as_str(), c.openid.as_str()),
+            ("ABCDEFGHJKMNPQRSTUVWXYZ234", "o-alice")
+        );
+        // A resource without the coupon is refused, not read as something else.
+        let r = aead::encrypt(&key, "abcdefghijkl", "busifavor", br#"{"stock_id":"1"}"#).expect("seal");
+        let body = serde_json::json!({"id": "EV-3", "event_type": "COUPON.SEND", "resource": r});
+        assert!(decode(&key, body.to_string().as_bytes()).is_err());
     }
 
     #[test]
