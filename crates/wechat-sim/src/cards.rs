@@ -100,7 +100,7 @@ fn authed(sim: &SimHandle, req: &HttpRequest) -> Result<String, HttpResponse> {
 }
 
 /// Finds one file part of a multipart body: `(field name, bytes)`.
-fn multipart_file<'a>(req: &HttpRequest, body: &'a [u8], field: &str) -> Option<&'a [u8]> {
+pub(crate) fn multipart_file<'a>(req: &HttpRequest, body: &'a [u8], field: &str) -> Option<&'a [u8]> {
     let content_type = req.headers().get("content-type")?.to_str().ok()?;
     let boundary = content_type.split("boundary=").nth(1)?.trim_matches('"');
     let delimiter = format!("--{boundary}");

@@ -53,6 +53,7 @@
 #![allow(clippy::result_large_err)]
 
 mod bills;
+mod busifavor;
 mod cards;
 mod cashier;
 mod control;
@@ -66,6 +67,7 @@ mod pay_v3;
 mod state;
 mod wxa;
 
+pub use busifavor::SimCoupon;
 pub use oa::SentMessage;
 pub use pay::{NOTIFY_SCHEDULE, Notification, PayOrderError};
 pub use pay_v3::{
@@ -91,6 +93,7 @@ pub fn configure(handle: SimHandle) -> impl FnOnce(&mut web::ServiceConfig) {
         pay::configure(cfg);
         pay_v3::configure(cfg);
         bills::configure(cfg);
+        busifavor::configure(cfg);
         cashier::configure(cfg);
         cards::configure(cfg);
         oa::configure(cfg);

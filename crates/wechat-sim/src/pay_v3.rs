@@ -472,7 +472,7 @@ fn valid_no(s: &str, min: usize, max: usize) -> bool {
 }
 
 /// RFC 3339 (`2026-11-27T10:00:00+08:00`, `…Z`) to Unix seconds.
-fn parse_rfc3339(s: &str) -> Option<i64> {
+pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
     // ASCII only: the byte slicing below must never fall inside a multi-byte character.
     if !s.is_ascii() || s.len() < 20 || s.as_bytes().get(10) != Some(&b'T') {
         return None;

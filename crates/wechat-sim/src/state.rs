@@ -196,6 +196,8 @@ pub(crate) struct World {
     /// `getwxacode` + `createwxaqrcode` codes made per mini program (WeChat caps them for life).
     pub wxa_codes_made: HashMap<String, u64>,
     pub cards: HashMap<String, crate::cards::SimCard>,
+    /// 商家券 stocks, coupons, sends and callback URLs.
+    pub busifavor: crate::busifavor::Store,
     pub codes: HashMap<String, crate::cards::SimCode>,
     pub encrypt_codes: HashMap<String, String>,
     pub push_configs: HashMap<String, crate::cards::PushConfig>,

@@ -3,7 +3,8 @@
 // wx.error({errMsg: "config:invalid signature"}) fires. Share APIs succeed once configured. wx.chooseWXPay opens the
 // simulator's cashier, which checks paySign as WeChat does; the cashier then returns to this page (without its
 // fragment) with #wxpay=ok, #wxpay=cancel or #wxpay=fail — pages learn the outcome from their server, as WeChat
-// tells them to.
+// tells them to. wx.scanQRCode opens a stand-in scanner over the page: the person (or a test) types or pastes what
+// the camera "saw" and taps 扫描; with needResult: 1 the page gets it as resultStr, as WeChat gives it.
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -56,6 +57,43 @@
           else if (opts.fail) { opts.fail({ errMsg: res.errMsg }); }
         })
         .catch(function () { if (opts.fail) { opts.fail({ errMsg: "addCard:fail" }); } });
+    },
+    scanQRCode: function (opts) {
+      opts = opts || {};
+      if (state !== "ready") {
+        if (opts.fail) { opts.fail({ errMsg: "scanQRCode:permission denied" }); }
+        return;
+      }
+      var box = document.createElement("div");
+      box.id = "wx-scan";
+      box.style.position = "fixed"; box.style.left = "0"; box.style.right = "0"; box.style.bottom = "0";
+      box.style.padding = "16px"; box.style.background = "#111"; box.style.color = "#fff"; box.style.zIndex = "9999";
+      var label = document.createElement("p");
+      label.textContent = "扫一扫（模拟）· What did the camera see?";
+      var input = document.createElement("input");
+      input.id = "wx-scan-input"; input.style.width = "100%";
+      input.placeholder = "二维码内容 · the code's text or URL";
+      var ok = document.createElement("button");
+      ok.id = "wx-scan-ok"; ok.type = "button"; ok.textContent = "扫描 · Scan";
+      var cancel = document.createElement("button");
+      cancel.id = "wx-scan-cancel"; cancel.type = "button"; cancel.textContent = "取消 · Cancel";
+      box.appendChild(label); box.appendChild(input); box.appendChild(ok); box.appendChild(cancel);
+      document.body.appendChild(box);
+      input.focus();
+      ok.addEventListener("click", function () {
+        var text = input.value;
+        box.remove();
+        var res = { errMsg: "scanQRCode:ok" };
+        if (opts.needResult === 1) { res.resultStr = text; }
+        if (opts.success) { opts.success(res); }
+        if (opts.complete) { opts.complete(res); }
+      });
+      cancel.addEventListener("click", function () {
+        box.remove();
+        var res = { errMsg: "scanQRCode:cancel" };
+        if (opts.cancel) { opts.cancel(res); }
+        if (opts.complete) { opts.complete(res); }
+      });
     },
     chooseWXPay: function (opts) {
       opts = opts || {};
