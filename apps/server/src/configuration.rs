@@ -293,6 +293,10 @@ pub struct PaySettings {
     /// `pay.v3.*`: the v3 merchant.
     #[serde(default)]
     pub v3: PayV3Settings,
+    /// `pay.busifavor_page_url`: where WeChat's H5 领券 page is (default `https://action.weixin.qq.com`; against a
+    /// simulator, its address).
+    #[serde(default)]
+    pub busifavor_page_url: Option<String>,
 }
 
 /// `pay.v3.*`: what WeChat Pay API v3 needs. Certificate mode: no public key (platform certificates are downloaded).

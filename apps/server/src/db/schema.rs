@@ -354,6 +354,33 @@ diesel::joinable!(merchant_members -> merchants (merchant_id));
 diesel::joinable!(merchant_members -> users (user_id));
 diesel::joinable!(staff -> users (user_id));
 
+diesel::table! {
+    /// The WeChat Pay 商家券 stock behind a campaign.
+    wechat_pay_stocks (campaign_id) {
+        campaign_id -> BigInt,
+        stock_id -> Text,
+        /// Created by wxkit (true) or attached.
+        created -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// A coupon's copy in the owner's WeChat card bag (商家券): tried at `attempted_at`, there from `received_at`.
+    coupon_card_bag (coupon_id) {
+        coupon_id -> BigInt,
+        openid -> Text,
+        out_request_no -> Text,
+        attempted_at -> BigInt,
+        received_at -> Nullable<BigInt>,
+        /// `callback` (COUPON.SEND) or `query`.
+        via -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(wechat_pay_stocks -> campaigns (campaign_id));
+diesel::joinable!(coupon_card_bag -> coupons (coupon_id));
+
 // Every table may appear with every other in one query (one list: a pair named twice would not compile).
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -380,4 +407,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     pay_reconciliations,
     merchant_members,
     invites,
+    wechat_pay_stocks,
+    coupon_card_bag,
 );

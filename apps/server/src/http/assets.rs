@@ -41,6 +41,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../../static/login.js"),
     },
     Asset {
+        name: "scan.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../static/scan.js"),
+    },
+    Asset {
         name: "share.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../../static/share.js"),

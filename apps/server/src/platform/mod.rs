@@ -4,6 +4,7 @@
 //! here knows about HTTP routes or a particular capability.
 
 pub mod batcher;
+pub mod busifavor;
 pub mod clock;
 pub mod crypto;
 pub mod jobs;

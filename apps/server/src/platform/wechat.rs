@@ -102,6 +102,8 @@ pub struct WechatApps {
     pub website: Option<wechat_oauth::web::OAuthClient>,
     /// WeChat Pay, when a merchant is configured (always in sandbox mode).
     pub pay: Option<PayApps>,
+    /// 商家券, when the merchant is on v3 with its v2 key too (always in sandbox mode).
+    pub busifavor: Option<crate::platform::busifavor::Busifavor>,
     /// Where QR code images are shown (`wechat.mp_base_url`).
     pub mp_base_url: String,
     /// Sandbox mode's simulator, when running.
@@ -191,7 +193,7 @@ impl WechatApps {
             official.app_id().clone(),
             miniprogram.as_ref().map(|m| m.app().app_id().clone()),
         );
-        let pay = pay_apps(settings, platform, sim, &wiring, app_ids)?;
+        let (pay, busifavor) = pay_apps(settings, platform, sim, &wiring, app_ids)?;
         // A simulator serves showqrcode on its API address; WeChat on mp.weixin.qq.com.
         let mp_base_url = settings.wechat.mp_base_url.clone().unwrap_or_else(|| {
             if settings.wechat.api_base_url.trim_end_matches('/') == "https://api.weixin.qq.com" {
@@ -213,6 +215,7 @@ impl WechatApps {
             miniprogram,
             website,
             pay,
+            busifavor,
             mp_base_url,
             sandbox,
         })
@@ -374,11 +377,12 @@ fn pay_apps(
     sim: Option<&SandboxSim>,
     wiring: &Wiring,
     (web_app, mini_app): (AppId, Option<AppId>),
-) -> Result<Option<PayApps>, WechatAppsError> {
+) -> Result<(Option<PayApps>, Option<crate::platform::busifavor::Busifavor>), WechatAppsError> {
     let v3 = settings.pay.api_version == "v3";
     let Some(merchant) = merchant(settings, sim, v3)? else {
-        return Ok(None);
+        return Ok((None, None));
     };
+    let official_appid = web_app.as_str().to_owned();
     let invalid = |key: &'static str, message: String| WechatAppsError::Config(ConfigError::Invalid { key, message });
     let certificate_transport = if v3 {
         None
@@ -423,7 +427,68 @@ fn pay_apps(
     };
     let web = pay_for(web_app)?;
     let miniprogram = mini_app.map(&pay_for).transpose()?;
-    Ok(Some(PayApps { web, miniprogram }))
+    let busifavor = busifavor_handle(settings, &merchant, &web, wiring, official_appid, sim.is_some())?;
+    Ok((Some(PayApps { web, miniprogram }), busifavor))
+}
+
+/// The 商家券 handle: the v3 client (the payments' own, or in sandbox v2 mode one for the simulator's v3 merchant)
+/// and the v2 key. A v3 merchant without `pay.key` gets none, and start-up says which setting is missing.
+fn busifavor_handle(
+    settings: &Settings,
+    merchant: &MerchantConfig,
+    web: &wechat::Pay,
+    wiring: &Wiring,
+    appid: String,
+    sandbox: bool,
+) -> Result<Option<crate::platform::busifavor::Busifavor>, WechatAppsError> {
+    let invalid = |key: &'static str, message: String| WechatAppsError::Config(ConfigError::Invalid { key, message });
+    let (client, v2_key) = match (&merchant.keys, &merchant.busifavor_v2_key, &merchant.sandbox_v3) {
+        (MerchantKeys::V3(_), Some(key), _) => match web.v3() {
+            Ok(c) => (c.clone(), key.clone()),
+            Err(_) => return Ok(None),
+        },
+        (MerchantKeys::V3(_), None, _) => {
+            tracing::warn!(
+                "pay.key is not set: WeChat Pay 商家券 (coupons in the WeChat card bag) stays off — its H5 and \
+                 mini-program sends are signed with the API v2 key"
+            );
+            return Ok(None);
+        }
+        (MerchantKeys::V2(key), _, Some(keys)) => {
+            let signer = wechat_pay::v3::RequestSigner::new(
+                merchant.mch_id.clone(),
+                keys.cert_serial.clone(),
+                keys.private_key.clone(),
+            );
+            let mut builder = wechat_pay::v3::Client::builder(signer, keys.api_v3_key.clone())
+                .base_url(&merchant.base_url)
+                .transport(wiring.transport.clone())
+                .clock(Arc::new(wechat_core::SystemClock))
+                .platform_certificates(false);
+            if let Some((id, key)) = &keys.public_key {
+                builder = builder.public_key(id.clone(), key.clone());
+            }
+            let client = builder.build().map_err(|e| invalid("pay.mch_id", e.to_string()))?;
+            (client, SecretString::new(key.secret().to_owned()))
+        }
+        (MerchantKeys::V2(_), _, None) => return Ok(None),
+    };
+    let h5_base = match &settings.pay.busifavor_page_url {
+        Some(u) => u.trim_end_matches('/').to_owned(),
+        None if sandbox => merchant.public_base_url.clone(),
+        None if merchant.base_url.trim_end_matches('/') == "https://api.mch.weixin.qq.com" => {
+            wechat_pay::v3::marketing::busifavor::H5_BASE_URL.to_owned()
+        }
+        // A simulator serves the H5 page beside the API.
+        None => merchant.base_url.trim_end_matches('/').to_owned(),
+    };
+    Ok(Some(crate::platform::busifavor::Busifavor {
+        client,
+        v2_key: wechat_pay::PayKey::new(v2_key.secret().to_owned()),
+        mch_id: merchant.mch_id.clone(),
+        appid,
+        h5_base,
+    }))
 }
 
 enum MerchantKeys {
@@ -435,6 +500,12 @@ struct MerchantConfig {
     mch_id: String,
     base_url: String,
     keys: MerchantKeys,
+    /// `pay.key` beside v3 keys (商家券's sends).
+    busifavor_v2_key: Option<SecretString>,
+    /// Sandbox in v2 mode: the simulator's v3 merchant of the same id (商家券 is a v3 product).
+    sandbox_v3: Option<Box<crate::configuration::PayV3Keys>>,
+    /// Where a browser reaches the payment host (the sandbox simulator's public address).
+    public_base_url: String,
 }
 
 /// The configured merchant, or in sandbox mode one the simulator registers (v3: with the bundled sandbox key, in
@@ -449,39 +520,45 @@ fn merchant(
         Some(sim) => {
             let invalid =
                 |key: &'static str, message: String| WechatAppsError::Config(ConfigError::Invalid { key, message });
-            let keys = if v3 {
-                let api_v3_key = crate::platform::crypto::random_token()[..32].to_owned();
-                let info = sim
-                    .handle()
-                    .add_v3_merchant(
-                        SANDBOX_MCH_ID,
-                        &api_v3_key,
-                        wechat_sim::SANDBOX_MERCHANT_SERIAL,
-                        wechat_sim::SANDBOX_MERCHANT_CERT,
-                        wechat_sim::SigningMode::PublicKey,
-                    )
-                    .map_err(|e| invalid("pay.api_version", e))?;
-                MerchantKeys::V3(Box::new(crate::configuration::PayV3Keys {
-                    private_key: wechat_pay::v3::MerchantPrivateKey::from_pem(wechat_sim::SANDBOX_MERCHANT_KEY)
+            // The simulator's merchant has both keys: v2 for v2 payments and 商家券's sends, v3 for v3 payments and
+            // 商家券 itself.
+            let api_v3_key = crate::platform::crypto::random_token()[..32].to_owned();
+            let info = sim
+                .handle()
+                .add_v3_merchant(
+                    SANDBOX_MCH_ID,
+                    &api_v3_key,
+                    wechat_sim::SANDBOX_MERCHANT_SERIAL,
+                    wechat_sim::SANDBOX_MERCHANT_CERT,
+                    wechat_sim::SigningMode::PublicKey,
+                )
+                .map_err(|e| invalid("pay.api_version", e))?;
+            let v3_keys = Box::new(crate::configuration::PayV3Keys {
+                private_key: wechat_pay::v3::MerchantPrivateKey::from_pem(wechat_sim::SANDBOX_MERCHANT_KEY)
+                    .map_err(|e| invalid("pay.api_version", e.to_string()))?,
+                cert_serial: wechat_sim::SANDBOX_MERCHANT_SERIAL.to_owned(),
+                api_v3_key: wechat_pay::v3::ApiV3Key::new(api_v3_key),
+                public_key: Some((
+                    info.public_key_id,
+                    wechat_pay::v3::PublicKey::from_pem(&info.public_key_pem)
                         .map_err(|e| invalid("pay.api_version", e.to_string()))?,
-                    cert_serial: wechat_sim::SANDBOX_MERCHANT_SERIAL.to_owned(),
-                    api_v3_key: wechat_pay::v3::ApiV3Key::new(api_v3_key),
-                    public_key: Some((
-                        info.public_key_id,
-                        wechat_pay::v3::PublicKey::from_pem(&info.public_key_pem)
-                            .map_err(|e| invalid("pay.api_version", e.to_string()))?,
-                    )),
-                    download_certificates: false,
-                }))
+                )),
+                download_certificates: false,
+            });
+            let v2_key = crate::platform::crypto::random_token()[..32].to_owned();
+            sim.handle().add_merchant(SANDBOX_MCH_ID, &v2_key);
+            let (keys, busifavor_v2_key, sandbox_v3) = if v3 {
+                (MerchantKeys::V3(v3_keys), Some(SecretString::new(v2_key)), None)
             } else {
-                let key = crate::platform::crypto::random_token()[..32].to_owned();
-                sim.handle().add_merchant(SANDBOX_MCH_ID, &key);
-                MerchantKeys::V2(SecretString::new(key))
+                (MerchantKeys::V2(SecretString::new(v2_key)), None, Some(v3_keys))
             };
             Ok(Some(MerchantConfig {
                 mch_id: SANDBOX_MCH_ID.to_owned(),
                 base_url: sim.base_url(),
                 keys,
+                busifavor_v2_key,
+                sandbox_v3,
+                public_base_url: sandbox_sim_public_url(settings, &sim.base_url()),
             }))
         }
         #[cfg(not(feature = "sandbox"))]
@@ -498,10 +575,17 @@ fn merchant(
                     None => return Ok(None),
                 }
             };
+            let busifavor_v2_key = match (&keys, &settings.pay.key) {
+                (MerchantKeys::V3(_), Some(key)) => Some(SecretString::new(key.secret().to_owned())),
+                _ => None,
+            };
             Ok(Some(MerchantConfig {
                 mch_id,
                 base_url: settings.pay.base_url.clone(),
                 keys,
+                busifavor_v2_key,
+                sandbox_v3: None,
+                public_base_url: settings.pay.base_url.clone(),
             }))
         }
     }

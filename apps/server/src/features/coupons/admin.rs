@@ -134,6 +134,8 @@ fn void_once(conn: &mut DbConnection, code: &str, reason: &str, now: Millis) -> 
                 audit_log::created_at.eq(now),
             ))
             .execute(conn)?;
+        // Its copy in a WeChat card bag (商家券) must stop working there too.
+        crate::features::coupons::busifavor::queue_deactivate(conn, updated.id, "voided by the shop", now)?;
         Ok(VoidOutcome::Voided(updated, campaign))
     })
 }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 mod admin_routes;
+pub mod busifavor;
 pub mod openapi;
 pub mod pos;
 pub mod repo;
@@ -35,6 +36,8 @@ pub struct State {
     pub keys: Arc<AuthKeys>,
     /// The simulator's public address, in sandbox mode (its JS-SDK stand-in).
     pub sandbox_sim_url: Option<String>,
+    /// WeChat Pay 商家券, when the merchant has it.
+    pub busifavor: Option<crate::platform::busifavor::Busifavor>,
 }
 crate::slice_state!(State);
 
@@ -62,6 +65,7 @@ pub fn init(
         login,
         keys,
         sandbox_sim_url: apps.sandbox_sim_url().map(str::to_owned),
+        busifavor: apps.busifavor.clone(),
     }
 }
 
@@ -90,6 +94,7 @@ pub fn api(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/coupons/{code}").route(web::get().to(routes::get_coupon)))
     .service(web::resource("/coupons/{code}/card-ext").route(web::get().to(routes::card_ext)))
+    .service(web::resource("/coupons/{code}/busifavor-send").route(web::get().to(busifavor::plugin_send)))
     .service(web::resource("/coupons/{code}/void").route(web::post().to(admin_routes::void)));
 }
 
@@ -98,6 +103,12 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/c/{code}").route(web::get().to(routes::scan_page)))
         .service(web::resource("/c/{code}/redeem").route(web::post().to(routes::confirm)))
         .service(web::resource("/c/{code}/result").route(web::get().to(routes::result_page)))
+        .service(web::resource("/c/{code}/wechat-pay-coupon").route(web::get().to(busifavor::add_to_card_bag)))
+        .service(
+            web::resource("/staff/scan")
+                .route(web::get().to(busifavor::scan_page))
+                .route(web::post().to(busifavor::scan_submit)),
+        )
         .service(web::resource("/c/{code}/status").route(web::get().to(routes::live_status)))
         .service(web::resource("/c/{code}/qr.{format}").route(web::get().to(routes::qr)))
         .service(web::resource("/coupons/mine").route(web::get().to(routes::mine)));

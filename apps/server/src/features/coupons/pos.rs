@@ -175,9 +175,19 @@ upd AS (UPDATE coupons SET status = 'redeemed', redeemed_at = p.now, redeemed_by
                version = coupons.version + 1 \
         FROM j CROSS JOIN p WHERE coupons.id = j.id AND coupons.status = 'issued' \
         RETURNING coupons.id, coupons.campaign_id, coupons.wechat_card_code, coupons.owner_openid, j.ord, j.staff_id, \
-                  j.presented, p.now), \
+                  j.presented, p.now, coupons.code), \
 red AS (INSERT INTO redemptions (coupon_id, staff_id, channel, created_at) \
-        SELECT id, staff_id, 'pos', now FROM upd), \
+        SELECT id, staff_id, 'pos', now FROM upd RETURNING id, coupon_id), \
+obb AS (INSERT INTO outbox (kind, dedupe_key, coupon_id, payload, status, attempts, next_attempt_at, lease_until, \
+                            created_at, updated_at) \
+        SELECT 'busifavor_use', 'busifavor_use:' || upd.id, upd.id, \
+               json_build_object('stock_id', ws.stock_id, 'coupon_code', upd.code, 'openid', cb.openid, \
+                                 'use_request_no', red.id::text)::text, \
+               'pending', 0, upd.now, 0, upd.now, upd.now \
+        FROM upd JOIN red ON red.coupon_id = upd.id \
+             JOIN coupon_card_bag cb ON cb.coupon_id = upd.id AND cb.received_at IS NOT NULL \
+             JOIN wechat_pay_stocks ws ON ws.campaign_id = upd.campaign_id \
+        ON CONFLICT (dedupe_key) DO NOTHING), \
 ob AS (INSERT INTO outbox (kind, dedupe_key, coupon_id, payload, status, attempts, next_attempt_at, lease_until, \
                            created_at, updated_at) \
        SELECT 'card_consume', 'card_consume:' || upd.id, upd.id, \

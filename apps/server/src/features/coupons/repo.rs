@@ -270,6 +270,8 @@ impl RedemptionStore for DbRedemptionStore<'_> {
                     )?;
                 }
             }
+            // A coupon in a WeChat card bag as a 商家券 owes WeChat a use (use_request_no = this redemption's id).
+            super::busifavor::queue_use(conn, coupon.0, now)?;
             // A campaign that tells its customers: the message is rendered now and queued in this transaction.
             crate::features::merchants::messages::queue_redeemed_message(conn, coupon.0, now)?;
             Ok(true)
@@ -334,9 +336,20 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for RedeemWrite<'_> {
             "::text AS outcome), \
              upd AS (UPDATE coupons SET status = 'redeemed', redeemed_at = p.now, redeemed_by = p.staff_id, \
                      version = coupons.version + 1 FROM p WHERE coupons.id = p.coupon_id AND coupons.status = 'issued' \
-                     RETURNING coupons.id, coupons.campaign_id, coupons.wechat_card_code, coupons.owner_openid), \
+                     RETURNING coupons.id, coupons.campaign_id, coupons.wechat_card_code, coupons.owner_openid, \
+                               coupons.code), \
              red AS (INSERT INTO redemptions (coupon_id, staff_id, channel, created_at) \
-                     SELECT upd.id, p.staff_id, p.channel, p.now FROM upd CROSS JOIN p RETURNING coupon_id), \
+                     SELECT upd.id, p.staff_id, p.channel, p.now FROM upd CROSS JOIN p RETURNING id, coupon_id), \
+             obb AS (INSERT INTO outbox (kind, dedupe_key, coupon_id, payload, status, attempts, next_attempt_at, \
+                                         lease_until, created_at, updated_at) \
+                     SELECT 'busifavor_use', 'busifavor_use:' || upd.id, upd.id, \
+                            json_build_object('stock_id', ws.stock_id, 'coupon_code', upd.code, 'openid', cb.openid, \
+                                              'use_request_no', red.id::text)::text, \
+                            'pending', 0, p.now, 0, p.now, p.now \
+                     FROM upd JOIN red ON red.coupon_id = upd.id \
+                          JOIN coupon_card_bag cb ON cb.coupon_id = upd.id AND cb.received_at IS NOT NULL \
+                          JOIN wechat_pay_stocks ws ON ws.campaign_id = upd.campaign_id CROSS JOIN p \
+                     ON CONFLICT (dedupe_key) DO NOTHING), \
              ob AS (INSERT INTO outbox (kind, dedupe_key, coupon_id, payload, status, attempts, next_attempt_at, \
                                         lease_until, created_at, updated_at) \
                     SELECT 'card_consume', 'card_consume:' || upd.id, upd.id, \

@@ -140,7 +140,18 @@ pub fn till_input(raw: &str, public_base_url: &str) -> String {
 /// `GET /api/v1/coupons/{code}`.
 pub async fn get_coupon(path: web::Path<String>, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
     match load(&state, &path).await? {
-        Some((coupon, campaign, _)) => Ok(HttpResponse::Ok().json(public_coupon(&state, &coupon, &campaign))),
+        Some((coupon, campaign, card_code)) => {
+            let (stock, bag) = super::busifavor::page_info(&state, coupon.id.0, campaign.id.0).await?;
+            let mut body = serde_json::to_value(public_coupon(&state, &coupon, &campaign))
+                .map_err(|e| ApiError::internal(&e))?;
+            if let Some(o) = body.as_object_mut() {
+                // In the card bag: as a 卡券 card (its code linked) or as a 商家券 coupon (WeChat said it arrived).
+                let in_bag = card_code.is_some() || bag.is_some_and(|b| b.received_at.is_some());
+                o.insert("in_wechat_card_bag".into(), json!(in_bag));
+                o.insert("wechat_pay_stock_id".into(), json!(stock));
+            }
+            Ok(HttpResponse::Ok().json(body))
+        }
         None => Err(ApiError::not_found("no such coupon")),
     }
 }
@@ -247,6 +258,8 @@ struct ScanPage<'a> {
     live: bool,
     /// The owner of a card-backed coupon not yet in their card bag: the "Add to WeChat" button.
     add_card: bool,
+    /// The owner of a 商家券-backed coupon not yet in their card bag: the link to WeChat's 领券 page.
+    add_busifavor: bool,
     /// The coupon's card is in the owner's WeChat card bag.
     in_wallet: bool,
     /// WeChat's JS-SDK (the simulator's stand-in in the sandbox).
@@ -443,6 +456,7 @@ pub async fn scan_page(
         show_mine: false,
         live: false,
         add_card: false,
+        add_busifavor: false,
         in_wallet: false,
         jweixin: match &state.sandbox_sim_url {
             Some(sim) => format!("{sim}/_sim/js/jweixin.js"),
@@ -469,6 +483,18 @@ pub async fn scan_page(
         view.live = matches!(coupon_view.status, "issued" | "pending");
         view.in_wallet = owner && card_code.is_some();
         view.add_card = owner && view.show_qr && campaign.wechat_card_id.is_some() && card_code.is_none();
+        if owner {
+            // 商家券: in the card bag once WeChat said so — asked here while an H5 attempt is pending, as WeChat's H5
+            // page does not call back.
+            if let Ok((Some(stock), bag)) = super::busifavor::page_info(&state, coupon.id.0, campaign.id.0).await {
+                let in_bag = match &bag {
+                    Some(b) => super::busifavor::sync_pending(&state, &code_str, &stock, b).await,
+                    None => false,
+                };
+                view.in_wallet = view.in_wallet || in_bag;
+                view.add_busifavor = view.show_qr && !in_bag && !view.add_card;
+            }
+        }
         let code = code_str.clone();
         view.ended_early = db::blocking(&state.db, move |conn| super::repo::ended_early_note(conn, &code))
             .await

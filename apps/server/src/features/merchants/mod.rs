@@ -2,6 +2,7 @@
 //! WeChat card, follow code and redeemed message.
 
 pub mod card;
+mod stock;
 pub mod follow;
 pub mod messages;
 pub mod openapi;
@@ -26,6 +27,8 @@ pub struct State {
     pub mp_base_url: String,
     /// WeChat Pay (refunds when a campaign ends), when configured.
     pub payers: Option<crate::features::pay::Payers>,
+    /// WeChat Pay 商家券 (a campaign's stock), when the merchant has it.
+    pub busifavor: Option<crate::platform::busifavor::Busifavor>,
 }
 crate::slice_state!(State);
 
@@ -37,6 +40,7 @@ pub fn init(platform: &Platform, apps: &WechatApps) -> State {
         qrcodes: apps.official.qrcodes(),
         mp_base_url: apps.mp_base_url.clone(),
         payers: apps.pay.as_ref().and_then(crate::features::pay::Payers::from_apps),
+        busifavor: apps.busifavor.clone(),
     }
 }
 
@@ -77,5 +81,10 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         web::resource("/campaigns/{id}/wechat-card")
             .app_data(web::PayloadConfig::new(card::MAX_BODY))
             .route(web::post().to(card::attach)),
+    )
+    .service(
+        web::resource("/campaigns/{id}/wechat-pay-coupon")
+            .app_data(web::PayloadConfig::new(card::MAX_BODY))
+            .route(web::post().to(stock::attach)),
     );
 }

@@ -38,6 +38,7 @@ pub fn init(platform: &Platform, apps: &WechatApps, settings: &Settings) -> Stat
             messages: apps.official.messages(),
             miniprogram: apps.miniprogram.as_ref().map(wechat::MiniProgram::client),
             public_base_url: platform.public_base_url.clone(),
+            busifavor: apps.busifavor.clone(),
         },
         options: OutboxOptions::from_settings(&settings.outbox),
         retention: settings.retention.clone(),

@@ -25,6 +25,51 @@ pub const KIND_CARD_CONSUME: &str = "card_consume";
 pub const KIND_REDEEMED_MESSAGE: &str = "redeemed_message";
 /// Upload a mini-program payment's shipping information (小程序发货信息管理): WeChat holds its funds until then.
 pub const KIND_UPLOAD_SHIPPING: &str = "upload_shipping";
+/// Redeem (核销) a 商家券 coupon at WeChat Pay after our coupon was redeemed.
+pub const KIND_BUSIFAVOR_USE: &str = "busifavor_use";
+/// Deactivate (使券失效) a 商家券 coupon at WeChat Pay after our coupon was voided.
+pub const KIND_BUSIFAVOR_DEACTIVATE: &str = "busifavor_deactivate";
+
+/// The payload of a `busifavor_use` item.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct BusifavorUse {
+    /// The stock.
+    pub stock_id: String,
+    /// Our coupon code, which is the WeChat code (MERCHANT_API).
+    pub coupon_code: String,
+    /// The holder the coupon was sent to.
+    pub openid: String,
+    /// The redemption's id: a retry is the same request.
+    pub use_request_no: String,
+}
+
+/// The payload of a `busifavor_deactivate` item.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct BusifavorDeactivate {
+    /// The stock.
+    pub stock_id: String,
+    /// Our coupon code.
+    pub coupon_code: String,
+    /// One per coupon (`V` + its id): a retry is the same request.
+    pub request_no: String,
+    /// Why, for the merchant's records at WeChat.
+    pub reason: String,
+}
+
+/// Queues the 商家券 use of a redeemed coupon, inside the redemption's transaction (once per coupon).
+pub fn enqueue_busifavor_use(conn: &mut DbConnection, coupon_id: i64, item: &BusifavorUse, now: i64) -> Result<(), DbError> {
+    enqueue(conn, KIND_BUSIFAVOR_USE, coupon_id, item, now)
+}
+
+/// Queues the 商家券 deactivation of a voided coupon, inside the void's transaction (once per coupon).
+pub fn enqueue_busifavor_deactivate(
+    conn: &mut DbConnection,
+    coupon_id: i64,
+    item: &BusifavorDeactivate,
+    now: i64,
+) -> Result<(), DbError> {
+    enqueue(conn, KIND_BUSIFAVOR_DEACTIVATE, coupon_id, item, now)
+}
 
 /// An outbox row.
 #[derive(Clone, Debug, Queryable, Serialize)]

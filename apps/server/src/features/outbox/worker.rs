@@ -195,6 +195,8 @@ pub struct Targets {
     pub miniprogram: Option<wechat_oauth::miniprogram::MiniProgramClient>,
     /// `server.public_base_url`.
     pub public_base_url: String,
+    /// WeChat Pay 商家券 (use, deactivate), when the merchant has it.
+    pub busifavor: Option<crate::platform::busifavor::Busifavor>,
 }
 
 async fn deliver(pool: &Db, targets: &Targets, item: &OutboxRow, options: &OutboxOptions, now: i64) -> Settle {
@@ -221,6 +223,14 @@ async fn deliver(pool: &Db, targets: &Targets, item: &OutboxRow, options: &Outbo
         },
         repo::KIND_UPLOAD_SHIPPING => match serde_json::from_str::<repo::UploadShipping>(&item.payload) {
             Ok(u) => upload_shipping(targets, &u, now).await,
+            Err(e) => Err((true, format!("unreadable payload: {e}"))),
+        },
+        repo::KIND_BUSIFAVOR_USE => match serde_json::from_str::<repo::BusifavorUse>(&item.payload) {
+            Ok(u) => busifavor_use(targets, &u, now).await,
+            Err(e) => Err((true, format!("unreadable payload: {e}"))),
+        },
+        repo::KIND_BUSIFAVOR_DEACTIVATE => match serde_json::from_str::<repo::BusifavorDeactivate>(&item.payload) {
+            Ok(d) => busifavor_deactivate(targets, &d).await,
             Err(e) => Err((true, format!("unreadable payload: {e}"))),
         },
         other => Err((true, format!("unknown outbox kind {other:?}"))),
@@ -259,6 +269,43 @@ async fn upload_shipping(targets: &Targets, u: &repo::UploadShipping, now: i64) 
         Err(wechat_oauth::Error::Wechat(e)) => Err(wechat_failure(&e)),
         Err(e) => Err((true, e.to_string())),
     }
+}
+
+/// A 商家券 use at WeChat Pay. The same `use_request_no` again is the same success at WeChat, so a retry after a lost
+/// answer is safe. A refusal (used already under another number, expired or deactivated at WeChat, no such coupon)
+/// is final: our redemption stands, and the item is left failed for an operator.
+async fn busifavor_use(targets: &Targets, u: &repo::BusifavorUse, now: i64) -> Result<(), (bool, String)> {
+    let Some(b) = targets.busifavor.as_ref() else {
+        return Err((true, crate::platform::busifavor::NOT_CONFIGURED.into()));
+    };
+    let request = wechat_pay::v3::marketing::busifavor::UseCoupon::new(
+        &u.coupon_code,
+        &u.stock_id,
+        &b.appid,
+        now / 1000,
+        &u.use_request_no,
+    )
+    .map_err(|e| (true, e.to_string()))?
+    .openid(&u.openid);
+    b.client.send(&request).await.map(|_| ()).map_err(|e| pay_failure(&e))
+}
+
+/// A 商家券 deactivation (使券失效), once per coupon (`V` + its id). Final refusals as for a use.
+async fn busifavor_deactivate(targets: &Targets, d: &repo::BusifavorDeactivate) -> Result<(), (bool, String)> {
+    let Some(b) = targets.busifavor.as_ref() else {
+        return Err((true, crate::platform::busifavor::NOT_CONFIGURED.into()));
+    };
+    let request = wechat_pay::v3::marketing::busifavor::DeactivateCoupon::new(&d.coupon_code, &d.stock_id, &d.request_no)
+        .map_err(|e| (true, e.to_string()))?
+        .reason(&d.reason);
+    b.client.send(&request).await.map(|_| ()).map_err(|e| pay_failure(&e))
+}
+
+/// A WeChat Pay v3 failure for the outbox: an answered 4xx refusal is final; WeChat failing (5xx, throttling), the
+/// transport and an answer that did not verify are retried.
+fn pay_failure(e: &wechat_pay::Error) -> (bool, String) {
+    let refused = matches!(e, wechat_pay::Error::Api { status, .. } if *status < 500) && !e.is_retryable();
+    (refused, e.to_string())
 }
 
 /// A WeChat call's failure for the outbox: (final?, what). WeChat failing, throttling or losing the token, the

@@ -210,6 +210,8 @@ fn end_once(
             .set((coupons::status.eq("void"), coupons::version.eq(coupons::version + 1)))
             .execute(conn)?;
         }
+        // Voided coupons in WeChat card bags (商家券) are deactivated there.
+        crate::features::coupons::busifavor::queue_deactivate_voided(conn, campaign_id, "campaign ended", now)?;
         // Open orders: nobody may pay them now; the reconciler closes each at WeChat once WeChat allows it.
         for (order_id, created_at) in open_orders(conn, campaign_id)? {
             diesel::update(pay_orders::table.find(order_id))

@@ -80,6 +80,8 @@ pub struct State {
     /// Where WeChat's H5 cashier is, when it is not `wx.tenpay.com`: a simulator (the sandbox's public address, or
     /// `pay.base_url` when that is not WeChat Pay's).
     pub h5_cashier_origin: Option<String>,
+    /// WeChat Pay 商家券 (its client verifies COUPON.SEND when payments are on v2).
+    pub busifavor: Option<crate::platform::busifavor::Busifavor>,
     reconcile: (u32, u32),
     bills_at: Option<(u32, u32)>,
 }
@@ -109,6 +111,7 @@ pub fn init(
             let base = settings.pay.base_url.trim_end_matches('/');
             (!base.is_empty() && base != wechat_pay::v3::client::DEFAULT_BASE_URL).then(|| base.to_owned())
         }),
+        busifavor: apps.busifavor.clone(),
         reconcile: (settings.pay.reconcile_after_secs, settings.pay.reconcile_every_secs),
         bills_at: crate::configuration::bills_time(&settings.pay.reconcile_bills_at),
     }

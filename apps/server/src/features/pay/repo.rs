@@ -663,6 +663,9 @@ pub fn request_refund(
                 .set((coupons::status.eq("void"), coupons::version.eq(coupons::version + 1)))
                 .execute(conn)?
                 == 1;
+            if voided {
+                crate::features::coupons::busifavor::queue_deactivate_code(conn, code, "refunded", now)?;
+            }
             if !voided {
                 let status: Option<String> = coupons::table
                     .filter(coupons::code.eq(code))
@@ -861,6 +864,7 @@ pub fn apply_refund_fact(conn: &mut DbConnection, f: &RefundFact<'_>, now: i64) 
                         .execute(conn)?
                         == 1;
                 if voided {
+                    crate::features::coupons::busifavor::queue_deactivate_code(conn, code, "refunded", now)?;
                     diesel::update(pay_refunds::table.filter(pay_refunds::out_refund_no.eq(f.out_refund_no)))
                         .set(pay_refunds::voided_coupon.eq(true))
                         .execute(conn)?;

@@ -684,7 +684,13 @@ fn v3_fail(status: StatusCode, message: &str) -> HttpResponse {
 /// Database down: 500, and WeChat resends.
 pub async fn notify_v3(req: HttpRequest, state: web::Data<State>, body: web::Bytes) -> HttpResponse {
     use wechat_pay::v3::{Event, RefundState};
-    let Some(client) = state.pay.as_ref().and_then(Gateway::v3) else {
+    // The payments' v3 client, or (sandbox on v2 payments) the 商家券 one: COUPON.SEND comes here too.
+    let Some(client) = state
+        .pay
+        .as_ref()
+        .and_then(Gateway::v3)
+        .or(state.busifavor.as_ref().map(|b| &b.client))
+    else {
         return v3_fail(StatusCode::SERVICE_UNAVAILABLE, "WeChat Pay v3 is not configured here");
     };
     let notify = match client.verify_notify(&http_headers(&req), &body).await {
@@ -775,6 +781,39 @@ pub async fn notify_v3(req: HttpRequest, state: web::Data<State>, body: web::Byt
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "could not settle a v3 refund; WeChat will resend");
+                    v3_fail(StatusCode::INTERNAL_SERVER_ERROR, "try again")
+                }
+            }
+        }
+        Event::CouponSend(c) => {
+            let code = c.coupon_code.clone();
+            match db::blocking(&state.db, move |conn| {
+                crate::features::coupons::busifavor::apply_received(
+                    conn,
+                    &c.coupon_code,
+                    &c.stock_id,
+                    &c.openid,
+                    "callback",
+                    now,
+                )
+            })
+            .await
+            {
+                Ok(outcome) => {
+                    use crate::features::coupons::busifavor::Received;
+                    match outcome {
+                        Received::Added => tracing::info!(coupon_tail = %crate::features::coupons::busifavor::tail(&code), "coupon added to a WeChat card bag (商家券)"),
+                        Received::Already => {}
+                        Received::Refused(why) => tracing::warn!(
+                            coupon_tail = %crate::features::coupons::busifavor::tail(&code),
+                            why,
+                            "COUPON.SEND for a coupon that cannot be used: refused and audited"
+                        ),
+                    }
+                    HttpResponse::NoContent().finish()
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not apply COUPON.SEND; WeChat will resend it");
                     v3_fail(StatusCode::INTERNAL_SERVER_ERROR, "try again")
                 }
             }
