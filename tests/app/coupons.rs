@@ -1194,7 +1194,7 @@ async fn sessions_are_signed_and_end_with_their_csrf_tokens(kind: DbKind) {
 on_both_backends!(a_campaign_gets_a_wechat_card_from_a_logo_and_its_fields);
 
 /// A `multipart/form-data` body: fields, then the logo file part (when given).
-fn card_form(fields: &[(&str, &str)], logo: Option<&[u8]>) -> (String, Vec<u8>) {
+pub(crate) fn card_form(fields: &[(&str, &str)], logo: Option<&[u8]>) -> (String, Vec<u8>) {
     let boundary = "wxkitBoundary7MA4YWxk";
     let mut body = Vec::new();
     for (k, v) in fields {

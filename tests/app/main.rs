@@ -20,6 +20,7 @@ macro_rules! on_both_backends {
 
 mod abuse;
 mod browser;
+mod busifavor;
 mod console;
 mod coupons;
 mod jssdk;

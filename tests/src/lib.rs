@@ -290,13 +290,22 @@ pub fn v3_env_files(dir: &std::path::Path, sim: &SimServer, mode: V3Mode) -> Vec
 
 /// [`spawn_app`] with the merchant on Pay v3, verified as `mode` says.
 pub async fn spawn_app_v3(kind: DbKind, mode: V3Mode) -> Option<TestApp> {
+    spawn_app_v3_keeping(kind, mode, &["WXKIT__PAY__KEY"]).await
+}
+
+/// [`spawn_app_v3`] with the API v2 key kept as well (WeChat Pay 商家券: its sends are signed with the v2 key).
+pub async fn spawn_app_busifavor(kind: DbKind) -> Option<TestApp> {
+    spawn_app_v3_keeping(kind, V3Mode::PublicKey, &[]).await
+}
+
+async fn spawn_app_v3_keeping(kind: DbKind, mode: V3Mode, unset: &[&str]) -> Option<TestApp> {
     wxkit::telemetry::init_for_tests("warn");
     let db = TestDatabase::create(kind)?;
     let sim = spawn_sim().await;
     let files = tempfile::tempdir().expect("temp dir");
     let env = v3_env(files.path(), &sim, mode);
     let set: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let settings = test_settings_with(&db.url, &sim, &set, &["WXKIT__PAY__KEY"]);
+    let settings = test_settings_with(&db.url, &sim, &set, unset);
     let clock = std::sync::Arc::new(wxkit::platform::clock::OffsetClock::default());
     let (address, state) = start_server_with_clock(settings, clock.clone()).await;
     let http = reqwest::Client::builder()

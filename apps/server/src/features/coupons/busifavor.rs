@@ -148,7 +148,14 @@ pub enum Received {
     Refused(&'static str),
 }
 
-fn audit(conn: &mut DbConnection, code: &str, coupon_id: Option<i64>, outcome: &str, via: &str, now: i64) -> Result<(), DbError> {
+fn audit(
+    conn: &mut DbConnection,
+    code: &str,
+    coupon_id: Option<i64>,
+    outcome: &str,
+    via: &str,
+    now: i64,
+) -> Result<(), DbError> {
     diesel::insert_into(audit_log::table)
         .values((
             audit_log::action.eq("card_bag"),
@@ -325,7 +332,12 @@ pub fn queue_deactivate_code(conn: &mut DbConnection, code: &str, reason: &str, 
 }
 
 /// [`queue_deactivate`] for every voided coupon of a campaign that is in a card bag (an ended campaign).
-pub fn queue_deactivate_voided(conn: &mut DbConnection, campaign_id: i64, reason: &str, now: i64) -> Result<(), DbError> {
+pub fn queue_deactivate_voided(
+    conn: &mut DbConnection,
+    campaign_id: i64,
+    reason: &str,
+    now: i64,
+) -> Result<(), DbError> {
     let ids: Vec<i64> = coupon_card_bag::table
         .inner_join(coupons::table)
         .filter(coupons::campaign_id.eq(campaign_id))
@@ -340,8 +352,15 @@ pub fn queue_deactivate_voided(conn: &mut DbConnection, campaign_id: i64, reason
 }
 
 /// What the coupon page needs: the stock, and the coupon's card-bag row.
-pub async fn page_info(state: &State, coupon_id: i64, campaign_id: i64) -> Result<(Option<String>, Option<Bag>), DbError> {
-    db::blocking(&state.db, move |conn| Ok((stock_of(conn, campaign_id)?, bag_of(conn, coupon_id)?))).await
+pub async fn page_info(
+    state: &State,
+    coupon_id: i64,
+    campaign_id: i64,
+) -> Result<(Option<String>, Option<Bag>), DbError> {
+    db::blocking(&state.db, move |conn| {
+        Ok((stock_of(conn, campaign_id)?, bag_of(conn, coupon_id)?))
+    })
+    .await
 }
 
 /// After the H5 page (which does not call back): while an attempt is pending (a day at most), ask WeChat whether the
@@ -362,9 +381,17 @@ pub async fn sync_pending(state: &State, code: &str, stock_id: &str, bag: &Bag) 
     let ask = tokio::time::timeout(std::time::Duration::from_secs(2), b.client.send(&query)).await;
     match ask {
         Ok(Ok(c)) if c.stock_id == stock_id && c.coupon_state == "SENDED" => {
-            let (code, stock_id, openid, now) = (code.to_owned(), stock_id.to_owned(), bag.openid.clone(), state.clock.now_ms());
+            let (code, stock_id, openid, now) = (
+                code.to_owned(),
+                stock_id.to_owned(),
+                bag.openid.clone(),
+                state.clock.now_ms(),
+            );
             matches!(
-                db::blocking(&state.db, move |conn| apply_received(conn, &code, &stock_id, &openid, "query", now)).await,
+                db::blocking(&state.db, move |conn| apply_received(
+                    conn, &code, &stock_id, &openid, "query", now
+                ))
+                .await,
                 Ok(Received::Added | Received::Already)
             )
         }
@@ -489,7 +516,15 @@ pub async fn add_to_card_bag(
     };
     let now = state.clock.now_ms();
     let no = out_request_no(coupon_id, now);
-    let url = match wx::h5_send_url(&b.h5_base, &stock_id, &no, &b.mch_id, &session.openid, Some(&code), &b.v2_key) {
+    let url = match wx::h5_send_url(
+        &b.h5_base,
+        &stock_id,
+        &no,
+        &b.mch_id,
+        &session.openid,
+        Some(&code),
+        &b.v2_key,
+    ) {
         Ok(u) => u,
         Err(e) => {
             tracing::error!(error = %e, "card bag: cannot build the H5 link");
@@ -497,7 +532,11 @@ pub async fn add_to_card_bag(
         }
     };
     let (openid, no2) = (session.openid.clone(), no.clone());
-    if let Err(e) = db::blocking(&state.db, move |conn| record_attempt(conn, coupon_id, &openid, &no2, now)).await {
+    if let Err(e) = db::blocking(&state.db, move |conn| {
+        record_attempt(conn, coupon_id, &openid, &no2, now)
+    })
+    .await
+    {
         tracing::error!(error = %e, "card bag: cannot record the attempt");
         return pages::unavailable_page(&back);
     }
@@ -531,7 +570,10 @@ pub async fn plugin_send(
     )
     .map_err(|e| ApiError::bad_request("invalid_coupon", e.to_string()))?;
     let openid = session.openid.clone();
-    db::blocking(&state.db, move |conn| record_attempt(conn, coupon_id, &openid, &no, now)).await?;
+    db::blocking(&state.db, move |conn| {
+        record_attempt(conn, coupon_id, &openid, &no, now)
+    })
+    .await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(params))
@@ -552,7 +594,11 @@ const SCAN_PURPOSE: &str = "staff-scan";
 
 /// `GET /staff/scan`: staff open WeChat's scanner (`wx.scanQRCode`, `needResult: 1`) on a customer's card-bag code
 /// (or any coupon QR) and redeem it through the scan page's use case.
-pub async fn scan_page(req: HttpRequest, auth::WebSession(session): auth::WebSession, state: web::Data<State>) -> HttpResponse {
+pub async fn scan_page(
+    req: HttpRequest,
+    auth::WebSession(session): auth::WebSession,
+    state: web::Data<State>,
+) -> HttpResponse {
     let Some(session) = session else {
         return match state.login.authorize_url("/staff/scan", wechat_oauth::web::Scope::Base) {
             Ok(url) => auth::oauth_redirect(&req, &state.keys, &url),

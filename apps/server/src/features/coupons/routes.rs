@@ -142,8 +142,8 @@ pub async fn get_coupon(path: web::Path<String>, state: web::Data<State>) -> Res
     match load(&state, &path).await? {
         Some((coupon, campaign, card_code)) => {
             let (stock, bag) = super::busifavor::page_info(&state, coupon.id.0, campaign.id.0).await?;
-            let mut body = serde_json::to_value(public_coupon(&state, &coupon, &campaign))
-                .map_err(|e| ApiError::internal(&e))?;
+            let mut body =
+                serde_json::to_value(public_coupon(&state, &coupon, &campaign)).map_err(|e| ApiError::internal(&e))?;
             if let Some(o) = body.as_object_mut() {
                 // In the card bag: as a 卡券 card (its code linked) or as a 商家券 coupon (WeChat said it arrived).
                 let in_bag = card_code.is_some() || bag.is_some_and(|b| b.received_at.is_some());

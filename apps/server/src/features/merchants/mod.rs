@@ -2,12 +2,12 @@
 //! WeChat card, follow code and redeemed message.
 
 pub mod card;
-mod stock;
 pub mod follow;
 pub mod messages;
 pub mod openapi;
 pub mod repo;
 mod routes;
+mod stock;
 pub use routes::admin_error as routes_error;
 pub mod service;
 pub mod views;

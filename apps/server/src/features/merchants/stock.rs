@@ -22,7 +22,9 @@ use wechat_pay::v3::marketing::busifavor as wx;
 fn pay_error(e: &wechat_pay::Error) -> ApiError {
     match e {
         wechat_pay::Error::InvalidRequest { message } => ApiError::bad_request("invalid_field", message.clone()),
-        wechat_pay::Error::Api { status, code, message, .. } if *status < 500 => ApiError::new(
+        wechat_pay::Error::Api {
+            status, code, message, ..
+        } if *status < 500 => ApiError::new(
             StatusCode::BAD_GATEWAY,
             "wechat_refused",
             format!("WeChat Pay refused the stock: {code:?} {message}"),
@@ -95,10 +97,16 @@ pub async fn attach(
         match b.client.send(&query).await {
             Ok(_) => {}
             Err(wechat_pay::Error::Api { status: 404, .. }) => {
-                return Err(ApiError::bad_request("unknown_stock", "WeChat Pay has no such stock for this merchant"));
+                return Err(ApiError::bad_request(
+                    "unknown_stock",
+                    "WeChat Pay has no such stock for this merchant",
+                ));
             }
             Err(wechat_pay::Error::MerchantMismatch { .. } | wechat_pay::Error::Api { status: 403, .. }) => {
-                return Err(ApiError::bad_request("foreign_stock", "that stock belongs to another merchant"));
+                return Err(ApiError::bad_request(
+                    "foreign_stock",
+                    "that stock belongs to another merchant",
+                ));
             }
             Err(e) => return Err(pay_error(&e)),
         }
@@ -165,10 +173,16 @@ async fn create_stock(
         .find(|p| p.name == "logo")
         .ok_or_else(|| ApiError::bad_request("missing_field", "logo (a PNG or JPEG file part) is required"))?;
     if logo.data.len() > 1_048_576 {
-        return Err(ApiError::bad_request("invalid_field", "logo is larger than WeChat's 1 MB"));
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "logo is larger than WeChat's 1 MB",
+        ));
     }
     let brand_name = field("brand_name")?.ok_or_else(|| {
-        ApiError::bad_request("missing_field", "brand_name (the merchant's name on the coupon) is required")
+        ApiError::bad_request(
+            "missing_field",
+            "brand_name (the merchant's name on the coupon) is required",
+        )
     })?;
     let title = field("title")?.unwrap_or_else(|| campaign.title.clone());
     let notice = field("notice")?.unwrap_or_else(|| "到店出示券码核销".to_owned());
@@ -187,7 +201,11 @@ async fn create_stock(
         .unwrap_or(1)
         .clamp(1, 100);
     // The coupon's worth: an amount off when the campaign has a value, else an item (a free coffee) at 1 fen.
-    let value = match campaign.value_fen.and_then(|v| u64::try_from(v).ok()).filter(|v| *v > 0) {
+    let value = match campaign
+        .value_fen
+        .and_then(|v| u64::try_from(v).ok())
+        .filter(|v| *v > 0)
+    {
         Some(v) => wx::CouponValue::Normal {
             discount_amount: v,
             transaction_minimum: v + 1,
@@ -213,7 +231,11 @@ async fn create_stock(
     build("https://wxpaylogo.qpic.cn/placeholder")
         .and_then(|s| s.check().map(|()| s))
         .map_err(|e| pay_error(&e))?;
-    let filename = if logo.data.starts_with(b"\x89PNG") { "logo.png" } else { "logo.jpg" };
+    let filename = if logo.data.starts_with(b"\x89PNG") {
+        "logo.png"
+    } else {
+        "logo.jpg"
+    };
     let upload = wx::ImageUpload::new(filename, logo.data.clone()).map_err(|e| pay_error(&e))?;
     let logo_url = b.client.send(&upload).await.map_err(|e| pay_error(&e))?;
     let stock = build(&logo_url).map_err(|e| pay_error(&e))?;

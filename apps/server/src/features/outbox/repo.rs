@@ -57,7 +57,12 @@ pub struct BusifavorDeactivate {
 }
 
 /// Queues the 商家券 use of a redeemed coupon, inside the redemption's transaction (once per coupon).
-pub fn enqueue_busifavor_use(conn: &mut DbConnection, coupon_id: i64, item: &BusifavorUse, now: i64) -> Result<(), DbError> {
+pub fn enqueue_busifavor_use(
+    conn: &mut DbConnection,
+    coupon_id: i64,
+    item: &BusifavorUse,
+    now: i64,
+) -> Result<(), DbError> {
     enqueue(conn, KIND_BUSIFAVOR_USE, coupon_id, item, now)
 }
 

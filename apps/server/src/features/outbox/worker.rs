@@ -295,9 +295,10 @@ async fn busifavor_deactivate(targets: &Targets, d: &repo::BusifavorDeactivate) 
     let Some(b) = targets.busifavor.as_ref() else {
         return Err((true, crate::platform::busifavor::NOT_CONFIGURED.into()));
     };
-    let request = wechat_pay::v3::marketing::busifavor::DeactivateCoupon::new(&d.coupon_code, &d.stock_id, &d.request_no)
-        .map_err(|e| (true, e.to_string()))?
-        .reason(&d.reason);
+    let request =
+        wechat_pay::v3::marketing::busifavor::DeactivateCoupon::new(&d.coupon_code, &d.stock_id, &d.request_no)
+            .map_err(|e| (true, e.to_string()))?
+            .reason(&d.reason);
     b.client.send(&request).await.map(|_| ()).map_err(|e| pay_failure(&e))
 }
 

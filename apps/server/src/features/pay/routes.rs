@@ -802,7 +802,9 @@ pub async fn notify_v3(req: HttpRequest, state: web::Data<State>, body: web::Byt
                 Ok(outcome) => {
                     use crate::features::coupons::busifavor::Received;
                     match outcome {
-                        Received::Added => tracing::info!(coupon_tail = %crate::features::coupons::busifavor::tail(&code), "coupon added to a WeChat card bag (商家券)"),
+                        Received::Added => {
+                            tracing::info!(coupon_tail = %crate::features::coupons::busifavor::tail(&code), "coupon added to a WeChat card bag (商家券)")
+                        }
                         Received::Already => {}
                         Received::Refused(why) => tracing::warn!(
                             coupon_tail = %crate::features::coupons::busifavor::tail(&code),

@@ -1,0 +1,362 @@
+//! WeChat Pay 商家券 end to end, on SQLite and PostgreSQL, against the simulator over HTTP: a stock created for a
+//! campaign; the owner puts a coupon in the card bag through WeChat's H5 page (which does not call back: the coupon
+//! page asks); `COUPON.SEND` from the mini-program plugin delivered twice at once and applied once; a POS redemption
+//! used exactly once at WeChat though its first answer is lost; a void deactivated; a forged `COUPON.SEND` refused.
+
+use crate::coupons::{issue, json, shop};
+use crate::pay::{set_pay_faults, web_session};
+use reqwest::Method;
+use serde_json::{Value, json};
+use wxkit_e2e::{DbKind, TEST_MCH_ID, TestApp, eventually_within, spawn_app_busifavor};
+
+on_both_backends!(a_campaigns_coupons_go_to_the_card_bag_and_are_used_once_at_wechat);
+
+const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The stock for the campaign, created through the admin API (multipart, like `/wechat-card`).
+async fn create_stock(app: &TestApp, campaign_id: i64) -> String {
+    let logo = qr_render::render_png("logo", &qr_render::RenderOptions::default()).unwrap();
+    let url = format!("{}/api/v1/campaigns/{campaign_id}/wechat-pay-coupon", app.address);
+    let form = |name: &str, brand: &str| {
+        crate::coupons::card_form(
+            &[("brand_name", brand), ("title", name), ("quantity", "50")],
+            Some(&logo),
+        )
+    };
+    // Fields outside WeChat's limits are refused before anything is sent (no stock, no upload).
+    let r = app
+        .http
+        .post(&url)
+        .bearer_auth(wxkit_e2e::TEST_ADMIN_TOKEN)
+        .header("content-type", form("一个非常非常长的批次名称", "咖啡店").0)
+        .body(form("一个非常非常长的批次名称", "咖啡店").1)
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = json(r).await;
+    assert_eq!(s, 400, "{b}");
+    assert!(b["error"]["message"].as_str().unwrap().contains("stock_name"), "{b}");
+    assert_eq!(app.sim.handle().calls("/v3/marketing/favor/media/image-upload"), 0);
+    let r = app
+        .http
+        .post(&url)
+        .bearer_auth(wxkit_e2e::TEST_ADMIN_TOKEN)
+        .header("content-type", form("免费咖啡", "咖啡店").0)
+        .body(form("免费咖啡", "咖啡店").1)
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = json(r).await;
+    assert_eq!(s, 201, "{b}");
+    let stock_id = b["wechat_pay_stock_id"].as_str().unwrap().to_owned();
+    // Backed already: 409, for a new stock and for an existing one alike.
+    let (s, b) = json(
+        app.admin(
+            Method::POST,
+            &format!("/api/v1/campaigns/{campaign_id}/wechat-pay-coupon"),
+            json!({"stock_id": stock_id}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (409, Some("already_stock_backed")),
+        "{b}"
+    );
+    // The merchant's 商家券 events now come to this server.
+    assert_eq!(
+        app.sim.handle().busifavor_callback(TEST_MCH_ID).as_deref(),
+        Some(format!("{}/wechat/pay/v3/notify", app.address).as_str())
+    );
+    stock_id
+}
+
+fn sim_coupon(app: &TestApp, stock_id: &str, code: &str) -> Option<wechat_sim::SimCoupon> {
+    app.sim
+        .handle()
+        .busifavor_coupons(stock_id)
+        .into_iter()
+        .find(|c| c.coupon_code == code)
+}
+
+async fn coupon_json(app: &TestApp, code: &str) -> Value {
+    app.get(&format!("/api/v1/coupons/{code}")).await.json().await.unwrap()
+}
+
+/// The coupon's audit rows (`card_bag` and redemptions), from the database.
+async fn audit_rows(app: &TestApp, code: &str) -> i64 {
+    let code = code.to_owned();
+    wxkit::db::blocking(&app.state.db, move |conn| {
+        let (c, _) = wxkit::features::coupons::repo::coupon_by_code(conn, &code)?.expect("coupon");
+        Ok(wxkit::features::coupons::repo::redemption_and_audit_counts(conn, c.id)?.1)
+    })
+    .await
+    .unwrap()
+}
+
+/// The owner's H5 path: our link → WeChat's 领券 page → 领取; back on the coupon page it shows in the card bag.
+async fn add_through_h5(app: &TestApp, cookie: &str, code: &str, stock_id: &str) {
+    let r = app
+        .http
+        .get(format!("{}/c/{code}/wechat-pay-coupon", app.address))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let h5 = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        h5.starts_with(&format!("{}/busifavor/getcouponinfo?", app.sim.base_url())),
+        "{h5}"
+    );
+    assert!(
+        h5.ends_with("#wechat_pay&wechat_redirect") && h5.contains(&format!("coupon_code={code}")),
+        "{h5}"
+    );
+    // A link whose signature was tampered with is refused by WeChat's page.
+    let tampered = h5.replace("open_id=o-owner", "open_id=o-thief");
+    let page = reqwest::get(&tampered).await.unwrap().text().await.unwrap();
+    assert!(page.contains("签名错误"), "{page}");
+    let page = reqwest::get(&h5).await.unwrap().text().await.unwrap();
+    assert!(page.contains("busifavor-receive"), "{page}");
+    let query = url::Url::parse(&h5).unwrap();
+    let fields: Vec<(String, String)> = query.query_pairs().into_owned().collect();
+    let receive = reqwest::Client::new()
+        .post(format!("{}/busifavor/getcouponinfo", app.sim.base_url()))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(receive.contains("data-outcome=\"received\""), "{receive}");
+    assert_eq!(sim_coupon(app, stock_id, code).unwrap().state, "SENDED");
+    // The plain H5 page does not call back (as WeChat documents): nothing was delivered for it.
+    assert!(
+        !app.sim
+            .handle()
+            .notifications()
+            .iter()
+            .any(|n| n.kind == "coupon" && n.out_trade_no == code)
+    );
+    // Before the owner comes back nothing says so; the coupon page asks WeChat while the attempt is pending.
+    assert_eq!(coupon_json(app, code).await["in_wechat_card_bag"], false);
+    let page = app
+        .http
+        .get(format!("{}/c/{code}", app.address))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("id=\"in-wallet\"") && !page.contains("id=\"add-busifavor\""),
+        "{page}"
+    );
+    assert_eq!(coupon_json(app, code).await["in_wechat_card_bag"], true);
+    // Once there, another attempt is refused.
+    let r = app
+        .http
+        .get(format!("{}/api/v1/coupons/{code}/busifavor-send", app.address))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = json(r).await;
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (409, Some("already_in_wallet")),
+        "{b}"
+    );
+}
+
+/// The mini-program path: plugin parameters from our API, the plugin's send at WeChat (which calls back).
+async fn add_through_plugin(app: &TestApp, cookie: &str, code: &str) {
+    let r = app
+        .http
+        .get(format!("{}/api/v1/coupons/{code}/busifavor-send", app.address))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    let (s, mut params) = json(r).await;
+    assert_eq!(s, 200, "{params}");
+    assert_eq!(params["send_coupon_params"][0]["coupon_code"], code);
+    params["openid"] = json!("o-owner");
+    let sent: Value = reqwest::Client::new()
+        .post(format!("{}/_sim/pay/busifavor/plugin-send", app.sim.base_url()))
+        .json(&params)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sent["send_coupon_result"][0]["code"], "SUCCESS", "{sent}");
+}
+
+async fn a_campaigns_coupons_go_to_the_card_bag_and_are_used_once_at_wechat(kind: DbKind) {
+    let Some(app) = spawn_app_busifavor(kind).await else {
+        return;
+    };
+    let shop = shop(&app, json!({"title": "免费咖啡 Free coffee", "per_user_limit": 5})).await;
+    let stock_id = create_stock(&app, shop.campaign_id).await;
+    let cookie = web_session(&app, "o-owner").await;
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let (s, c) = issue(&app, shop.campaign_id, Some("o-owner")).await;
+        assert_eq!(s, 201, "{c}");
+        codes.push(c["code"].as_str().unwrap().to_owned());
+    }
+
+    // 1. The H5 page.
+    add_through_h5(&app, &cookie, &codes[0], &stock_id).await;
+
+    // 2. COUPON.SEND delivered twice at the same moment: one card-bag record, one audit row.
+    set_pay_faults(&app, json!({"duplicate_notifies": 1})).await;
+    add_through_plugin(&app, &cookie, &codes[1]).await;
+    let sends = || {
+        app.sim
+            .handle()
+            .notifications()
+            .into_iter()
+            .filter(|n| n.kind == "coupon" && n.out_trade_no == codes[1])
+            .collect::<Vec<_>>()
+    };
+    eventually_within("both COUPON.SEND copies acknowledged", WAIT, || {
+        let s = sends();
+        s.len() == 2 && s.iter().all(|n| n.delivered)
+    })
+    .await;
+    assert_eq!(coupon_json(&app, &codes[1]).await["in_wechat_card_bag"], true);
+    assert_eq!(audit_rows(&app, &codes[1]).await, 1, "added once, audited once");
+
+    // 3. A forged COUPON.SEND (a genuine one's body changed, or signed by a key that is not WeChat Pay's): 401,
+    //    nothing changes.
+    add_through_plugin(&app, &cookie, &codes[2]).await;
+    eventually_within("COUPON.SEND delivered", WAIT, || {
+        app.sim
+            .handle()
+            .notifications()
+            .iter()
+            .any(|n| n.kind == "coupon" && n.out_trade_no == codes[2] && n.delivered)
+    })
+    .await;
+    let genuine = app
+        .sim
+        .handle()
+        .notifications()
+        .into_iter()
+        .find(|n| n.kind == "coupon" && n.out_trade_no == codes[2])
+        .unwrap();
+    let before = audit_rows(&app, &codes[2]).await;
+    let forged_body = genuine.body().replacen("\"id\":\"EV-", "\"id\":\"EV-X", 1);
+    assert_ne!(forged_body, genuine.body());
+    let mut r = app
+        .http
+        .post(format!("{}/wechat/pay/v3/notify", app.address))
+        .header("content-type", "application/json");
+    for (k, v) in genuine.last_headers() {
+        r = r.header(*k, v);
+    }
+    let (s, _) = json(r.body(forged_body).send().await.unwrap()).await;
+    assert_eq!(s, 401);
+    let mut r = app
+        .http
+        .post(format!("{}/wechat/pay/v3/notify", app.address))
+        .header("content-type", "application/json");
+    for (k, v) in genuine.last_headers() {
+        let v = if *k == "Wechatpay-Signature" {
+            "Zm9yZ2Vk".to_owned()
+        } else {
+            v.clone()
+        };
+        r = r.header(*k, v);
+    }
+    let (s, _) = json(r.body(genuine.body().to_owned()).send().await.unwrap()).await;
+    assert_eq!(s, 401);
+    assert_eq!(
+        audit_rows(&app, &codes[2]).await,
+        before,
+        "nothing applied or audited for a forged notify"
+    );
+    assert_eq!(coupon_json(&app, &codes[3]).await["in_wechat_card_bag"], false);
+
+    // 4. A POS redemption of a card-bag coupon: one use at WeChat, though WeChat's first answer is lost (it used the
+    //    coupon, then answered 500): the outbox sends the same use_request_no again and WeChat answers the same.
+    let r = app
+        .http
+        .post(format!("{}/_sim/pay/v3/errors", app.sim.base_url()))
+        .json(&json!({"path": "/v3/marketing/busifavor/coupons/use", "status": 500, "code": "SYSTEM_ERROR", "after": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = app
+        .http
+        .post(format!("{}/api/v1/redemptions", app.address))
+        .bearer_auth(&shop.staff_token)
+        .json(&json!({"code": codes[0]}))
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = json(r).await;
+    assert_eq!(s, 200, "{b}");
+    eventually_within("used at WeChat after a retry", WAIT, || {
+        sim_coupon(&app, &stock_id, &codes[0]).is_some_and(|c| c.state == "USED" && c.use_calls >= 2)
+    })
+    .await;
+    let used = sim_coupon(&app, &stock_id, &codes[0]).unwrap();
+    assert_eq!(used.uses, 1, "used exactly once: {used:?}");
+    // Redeeming again is refused here and changes nothing there.
+    let r = app
+        .http
+        .post(format!("{}/api/v1/redemptions", app.address))
+        .bearer_auth(&shop.staff_token)
+        .json(&json!({"code": codes[0]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+
+    // 5. A void: the card-bag copy is deactivated at WeChat.
+    let (s, b) = json(
+        app.admin(
+            Method::POST,
+            &format!("/api/v1/coupons/{}/void", codes[1]),
+            json!({"reason": "赠错了"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    eventually_within("deactivated at WeChat", WAIT, || {
+        sim_coupon(&app, &stock_id, &codes[1]).is_some_and(|c| c.state == "DEACTIVATED")
+    })
+    .await;
+    // A COUPON.SEND for the void coupon (WeChat resending it) is refused and audited.
+    let before = audit_rows(&app, &codes[1]).await;
+    let n = app
+        .sim
+        .handle()
+        .notifications()
+        .into_iter()
+        .find(|n| n.kind == "coupon" && n.out_trade_no == codes[1])
+        .unwrap();
+    let headers = app.sim.handle().sign_v3_notify(TEST_MCH_ID, n.body().as_bytes());
+    let mut r = app
+        .http
+        .post(format!("{}/wechat/pay/v3/notify", app.address))
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        r = r.header(k, v);
+    }
+    let r = r.body(n.body().to_owned()).send().await.unwrap();
+    assert_eq!(r.status(), 204, "acknowledged: resending would not change the answer");
+    assert_eq!(audit_rows(&app, &codes[1]).await, before + 1, "the refusal is audited");
+    assert_eq!(sim_coupon(&app, &stock_id, &codes[1]).unwrap().state, "DEACTIVATED");
+}
