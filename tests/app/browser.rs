@@ -1027,3 +1027,124 @@ async fn a_coupon_bought_on_a_computer_is_yours_inside_wechat() {
     assert!(mine.contains(&code[22..]), "{mine}");
     phone.quit().await;
 }
+
+/// 商家券 in headless Chromium, in the sandbox: the customer adds their coupon to the WeChat card bag through
+/// WeChat's (simulated) H5 领券 page and comes back to see it there; a staff member opens the scanner page, which
+/// configures the JS-SDK and opens `wx.scanQRCode`; what the camera "saw" (the card-bag code) is redeemed → 核销成功;
+/// WeChat Pay then has the coupon used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wechat_pay_coupon_goes_to_the_card_bag_and_staff_scan_it() {
+    let Some(driver) = Driver::start().await else { return };
+    let (_dir, app, base) = sandbox().await;
+    let code = app
+        .demo()
+        .unwrap()
+        .busifavor_coupon
+        .clone()
+        .expect("the sandbox made its 商家券 stock");
+    let sim = app.sandbox_url().unwrap().to_owned();
+    tokio::spawn(app.run_until_stopped());
+
+    let customer = driver.session().await;
+    customer.goto(&format!("{base}/c/{code}")).await;
+    customer.click("button[data-openid='o-demo-customer']").await;
+    customer.click("#add-busifavor").await;
+    // WeChat's page: the stock, and 领取.
+    wait_for(
+        &customer,
+        "WeChat's 领券 page",
+        "return document.getElementById('busifavor-receive')",
+    )
+    .await;
+    assert!(
+        customer
+            .url()
+            .await
+            .starts_with(&format!("{sim}/busifavor/getcouponinfo"))
+    );
+    customer.click("#busifavor-receive").await;
+    let outcome = wait_for(
+        &customer,
+        "received",
+        "const e = document.getElementById('busifavor-result'); return e ? e.dataset.outcome : null;",
+    )
+    .await;
+    assert_eq!(outcome, json!("received"));
+    // Back to the shop's page: it asked WeChat, and shows the coupon in the card bag.
+    customer.goto(&format!("{base}/c/{code}")).await;
+    let in_bag = wait_for(
+        &customer,
+        "in the card bag",
+        "const e = document.getElementById('in-wallet'); return e ? e.textContent : null;",
+    )
+    .await;
+    assert!(in_bag.as_str().unwrap().contains("WeChat"), "{in_bag}");
+    assert_eq!(
+        customer.script("return document.getElementById('add-busifavor')").await,
+        Value::Null
+    );
+
+    // The staff member's scanner: JS-SDK ready, wx.scanQRCode opens, the card-bag code is "seen".
+    let staff = driver.session().await;
+    staff.goto(&format!("{base}/staff/scan")).await;
+    staff.click("button[data-openid='o-demo-staff']").await;
+    wait_for(
+        &staff,
+        "the scanner ready",
+        "const e = document.getElementById('scan-status'); return e && e.dataset.state === 'ready' ? true : null;",
+    )
+    .await;
+    staff.click("#scan").await;
+    wait_for(
+        &staff,
+        "WeChat's scanner",
+        "return document.getElementById('wx-scan-input')",
+    )
+    .await;
+    staff
+        .script(&format!(
+            "document.getElementById('wx-scan-input').value = '{code}'; return true;"
+        ))
+        .await;
+    staff.click("#wx-scan-ok").await;
+    wait_for(
+        &staff,
+        "the result page",
+        "return location.pathname.endsWith('/result') && document.getElementById('headline') ? true : null;",
+    )
+    .await;
+    let headline = staff.text("#headline").await;
+    assert!(headline.contains("核销成功"), "{headline}");
+    assert!(staff.text("#result").await.contains("Staff Wang"));
+    // WeChat Pay has the coupon used (the outbox's use call), once.
+    let coupon: Value = reqwest::get(format!("{base}/api/v1/coupons/{code}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stock = coupon["wechat_pay_stock_id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let list: Value = reqwest::get(format!("{sim}/_sim/pay/busifavor/coupons?stock_id={stock}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mine = list["coupons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["coupon_code"] == code.as_str())
+            .cloned();
+        if mine.as_ref().is_some_and(|c| c["state"] == "USED") {
+            assert_eq!(mine.unwrap()["uses"], 1);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not used at WeChat Pay: {list}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    customer.quit().await;
+    staff.quit().await;
+}

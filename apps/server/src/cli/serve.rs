@@ -61,6 +61,10 @@ pub(super) async fn serve(
         if let Some(code) = &demo.card_coupon {
             println!("  add to WeChat:     {base}/c/{code}   (a card-backed coupon: 加入微信卡包)");
         }
+        if let Some(code) = &demo.busifavor_coupon {
+            println!("  WeChat Pay coupon: {base}/c/{code}   (商家券: 加入微信卡包 through WeChat's 领券 page)");
+        }
+        println!("  staff scanner:     {base}/staff/scan   (pick 店员小王 Staff Wang; wx.scanQRCode)");
         println!("  my coupons:        {base}/coupons/mine");
         println!("  merchant console:  {base}/console   (log in by scanning, pick 店主老陈 Owner Chen)");
         println!("  scan-to-login:     {base}/login   (open the page's phone link in another browser)");

@@ -35,6 +35,8 @@ pub struct Demo {
     pub sale_campaign_id: i64,
     /// The demo customer's coupon backed by a WeChat card ("Add to WeChat"), unless the card could not be made.
     pub card_coupon: Option<String>,
+    /// A coupon of the 商家券 (WeChat Pay coupon) campaign, for "Add to WeChat" through WeChat's H5 领券 page.
+    pub busifavor_coupon: Option<String>,
 }
 
 /// What the start page holds.

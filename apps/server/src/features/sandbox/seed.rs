@@ -93,11 +93,114 @@ pub async fn seed(state: &Platform, apps: &WechatApps, sim: &SimServer) -> Resul
     let now = state.clock.now_ms();
     let coupons = db::blocking(&state.db, move |conn| seed_rows(conn, now, card_id.as_deref())).await?;
     let (coupons, sale_campaign_id, card_coupon, staff_token) = coupons;
+    let busifavor_coupon = match &apps.busifavor {
+        Some(b) => demo_stock(state, b).await,
+        None => None,
+    };
     Ok(Demo {
         sale_campaign_id,
         card_coupon,
+        busifavor_coupon,
         customer_coupons: coupons,
         staff_token,
+    })
+}
+
+/// The 商家券 demo: this run's stock at the simulator (which forgets stocks between runs) behind a campaign, the
+/// callback URL set, and a customer coupon not yet in the card bag. `None` (logged) if the simulator refused.
+async fn demo_stock(state: &Platform, b: &crate::platform::busifavor::Busifavor) -> Option<String> {
+    use wechat_pay::v3::marketing::busifavor as wx;
+    let now = state.clock.now_ms();
+    let stock = wx::CreateStock::new(
+        "到店咖啡券",
+        wx::CouponValue::Exchange {
+            exchange_price: 1,
+            transaction_minimum: 2,
+        },
+        (now / 1000 - 60, now / 1000 + 365 * 86_400),
+        10_000,
+        5,
+        &format!("WXKITDEMO{now}"),
+    )
+    .map(|s| {
+        s.merchant_name("演示咖啡店")
+            .description("到店出示券码核销")
+            .notify_appid(&b.appid)
+    });
+    let created = match stock {
+        Ok(s) => b.client.send(&s).await,
+        Err(e) => Err(e),
+    };
+    let stock_id = match created {
+        Ok(c) => c.stock_id,
+        Err(e) => {
+            tracing::warn!(error = %e, "sandbox: no 商家券 demo stock");
+            return None;
+        }
+    };
+    if let Ok(set) = wx::SetCallbacks::new(&format!("{}/wechat/pay/v3/notify", state.public_base_url))
+        && let Err(e) = b.client.send(&set).await
+    {
+        tracing::warn!(error = %e, "sandbox: the 商家券 callback URL was not set");
+    }
+    let result = db::blocking(&state.db, move |conn| demo_stock_rows(conn, now, &stock_id)).await;
+    result.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "sandbox: no 商家券 demo campaign");
+        None
+    })
+}
+
+/// The 商家券 campaign (made once), this run's stock behind it, and the customer's coupon not in the card bag.
+fn demo_stock_rows(conn: &mut db::DbConnection, now: i64, stock_id: &str) -> Result<Option<String>, DbError> {
+    use crate::db::schema::{coupon_card_bag, coupons, wechat_pay_stocks};
+    use diesel::prelude::*;
+    const TITLE: &str = "到店咖啡券 Coffee coupon (WeChat Pay)";
+    let Some(merchant) = merchants_repo::list_merchants(conn)?.into_iter().next() else {
+        return Ok(None);
+    };
+    let campaign = match merchants_repo::list_campaigns(conn, Some(merchant.id))?
+        .into_iter()
+        .find(|c| c.title == TITLE && usable(c, now))
+    {
+        Some(c) => c,
+        None => merchants_repo::create_campaign(
+            conn,
+            &merchants_repo::NewCampaign {
+                merchant_id: merchant.id,
+                title: TITLE.into(),
+                description: Some(
+                    "加入微信卡包，到店出示核销 · Add it to your WeChat card bag; show it at the till".into(),
+                ),
+                value_fen: None,
+                valid_from: now - 60_000,
+                valid_until: now + 360 * 86_400_000,
+                quantity: None,
+                per_user_limit: Some(5),
+                wechat_card_id: None,
+                price_fen: None,
+            },
+            now,
+        )?,
+    };
+    // The simulator forgot last run's stock and its coupons: this run's stock replaces it, and no coupon is in a card
+    // bag any more.
+    let ids = coupons::table
+        .filter(coupons::campaign_id.eq(campaign.id))
+        .select(coupons::id);
+    diesel::delete(coupon_card_bag::table.filter(coupon_card_bag::coupon_id.eq_any(ids))).execute(conn)?;
+    diesel::delete(wechat_pay_stocks::table.filter(wechat_pay_stocks::campaign_id.eq(campaign.id))).execute(conn)?;
+    crate::features::coupons::busifavor::attach_stock(conn, campaign.id, stock_id, true, now)?;
+    let mine = coupons_repo::coupons_of_owner(conn, DEMO_CUSTOMER_OPENID)?
+        .into_iter()
+        .find(|(c, _)| c.campaign_id == campaign.id && c.status == "issued")
+        .map(|(c, _)| c.code);
+    Ok(match mine {
+        Some(code) => Some(code),
+        None => match coupons_repo::issue_coupon(conn, campaign.id, Some(DEMO_CUSTOMER_OPENID), now) {
+            Ok((c, _)) => Some(c.code),
+            Err(coupons_repo::IssueFailure::Db(e)) => return Err(e),
+            Err(other) => return Err(DbError::Task(other.to_string())),
+        },
     })
 }
 
