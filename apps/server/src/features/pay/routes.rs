@@ -676,6 +676,44 @@ fn v3_fail(status: StatusCode, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(serde_json::json!({"code": "FAIL", "message": message}))
 }
 
+/// `COUPON.SEND` (a 商家券 coupon reached a card bag), verified: applied once, 204 after the commit; 500 to have it
+/// resent when the database failed.
+async fn coupon_send(state: &State, c: wechat_pay::v3::marketing::busifavor::CouponSent, now: i64) -> HttpResponse {
+    let code = c.coupon_code.clone();
+    match db::blocking(&state.db, move |conn| {
+        crate::features::coupons::busifavor::apply_received(
+            conn,
+            &c.coupon_code,
+            &c.stock_id,
+            &c.openid,
+            "callback",
+            now,
+        )
+    })
+    .await
+    {
+        Ok(outcome) => {
+            use crate::features::coupons::busifavor::Received;
+            match outcome {
+                Received::Added => {
+                    tracing::info!(coupon_tail = %crate::features::coupons::busifavor::tail(&code), "coupon added to a WeChat card bag (商家券)")
+                }
+                Received::Already => {}
+                Received::Refused(why) => tracing::warn!(
+                    coupon_tail = %crate::features::coupons::busifavor::tail(&code),
+                    why,
+                    "COUPON.SEND for a coupon that cannot be used: refused and audited"
+                ),
+            }
+            HttpResponse::NoContent().finish()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not apply COUPON.SEND; WeChat will resend it");
+            v3_fail(StatusCode::INTERNAL_SERVER_ERROR, "try again")
+        }
+    }
+}
+
 /// `POST /wechat/pay/v3/notify`: WeChat Pay v3's notifies, payments and refunds. The signature is checked against
 /// the platform certificates and public keys held (a new serial brings one certificate download), the timestamp must
 /// be within 5 minutes, the resource decrypts with the APIv3 key, and mchid and appid must be ours. Applied once
@@ -785,41 +823,7 @@ pub async fn notify_v3(req: HttpRequest, state: web::Data<State>, body: web::Byt
                 }
             }
         }
-        Event::CouponSend(c) => {
-            let code = c.coupon_code.clone();
-            match db::blocking(&state.db, move |conn| {
-                crate::features::coupons::busifavor::apply_received(
-                    conn,
-                    &c.coupon_code,
-                    &c.stock_id,
-                    &c.openid,
-                    "callback",
-                    now,
-                )
-            })
-            .await
-            {
-                Ok(outcome) => {
-                    use crate::features::coupons::busifavor::Received;
-                    match outcome {
-                        Received::Added => {
-                            tracing::info!(coupon_tail = %crate::features::coupons::busifavor::tail(&code), "coupon added to a WeChat card bag (商家券)")
-                        }
-                        Received::Already => {}
-                        Received::Refused(why) => tracing::warn!(
-                            coupon_tail = %crate::features::coupons::busifavor::tail(&code),
-                            why,
-                            "COUPON.SEND for a coupon that cannot be used: refused and audited"
-                        ),
-                    }
-                    HttpResponse::NoContent().finish()
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "could not apply COUPON.SEND; WeChat will resend it");
-                    v3_fail(StatusCode::INTERNAL_SERVER_ERROR, "try again")
-                }
-            }
-        }
+        Event::CouponSend(c) => coupon_send(&state, c, now).await,
         _ => {
             tracing::info!(event_type = %notify.event_type, "v3 notify acknowledged, nothing to do");
             HttpResponse::NoContent().finish()
