@@ -9,7 +9,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use wxkit_e2e::{DbKind, TEST_MCH_ID, TestApp, eventually_within, spawn_app_busifavor};
 
-on_both_backends!(a_campaigns_coupons_go_to_the_card_bag_and_are_used_once_at_wechat);
+on_both_backends!(
+    a_campaigns_coupons_go_to_the_card_bag_and_are_used_once_at_wechat,
+    the_shop_owner_puts_a_campaign_in_card_bags_from_the_console,
+    without_the_v2_key_wechat_pay_coupons_name_the_missing_setting,
+);
 
 const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -359,4 +363,139 @@ async fn a_campaigns_coupons_go_to_the_card_bag_and_are_used_once_at_wechat(kind
     assert_eq!(r.status(), 204, "acknowledged: resending would not change the answer");
     assert_eq!(audit_rows(&app, &codes[1]).await, before + 1, "the refusal is audited");
     assert_eq!(sim_coupon(&app, &stock_id, &codes[1]).unwrap().state, "DEACTIVATED");
+}
+
+/// The owner, in the console, backs a campaign with a 商家券 stock: logo and shop name in a multipart form with the
+/// page's CSRF token; a forged token changes nothing; the page then names the stock and offers no second one.
+async fn the_shop_owner_puts_a_campaign_in_card_bags_from_the_console(kind: DbKind) {
+    use crate::console::{Person, form_token, merchant_with_owner};
+    let Some(app) = spawn_app_busifavor(kind).await else {
+        return;
+    };
+    let (mid, owner) = merchant_with_owner(&app, "街角咖啡", "o-console-owner").await;
+    let (s, c) = json(
+        app.admin(
+            Method::POST,
+            "/api/v1/campaigns",
+            json!({"merchant_id": mid, "title": "周末咖啡", "value_fen": 500}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 201, "{c}");
+    let cid = c["id"].as_i64().unwrap();
+    let page_path = format!("/console/{mid}/campaigns/{cid}");
+    let (s, page, _) = owner.get(&page_path).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("id=\"stock-form\""), "{page}");
+    let token = form_token(&page);
+    let logo = qr_render::render_png("logo", &qr_render::RenderOptions::default()).unwrap();
+    let post = |token: String| {
+        let (ct, body) = crate::coupons::card_form(
+            &[
+                ("csrf", token.as_str()),
+                ("brand_name", "街角咖啡"),
+                ("notice", "任意咖啡一杯"),
+            ],
+            Some(&logo),
+        );
+        let (http, url, cookie) = (
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            format!("{}{page_path}/wechat-pay-coupon", app.address),
+            owner.cookie.clone(),
+        );
+        async move {
+            http.post(url)
+                .header("cookie", cookie)
+                .header("content-type", ct)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let forged = post("forged".into()).await;
+    assert_eq!(forged.status(), 403);
+    let r = post(token).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .ends_with("?ok=wechat_pay_coupon")
+    );
+    let (_, page, _) = owner.get(&page_path).await;
+    assert!(
+        page.contains("WeChat Pay coupon 129") && !page.contains("id=\"stock-form\""),
+        "{page}"
+    );
+    let (_, coupon) = issue(&app, cid, Some("o-someone")).await;
+    let code = coupon["code"].as_str().unwrap();
+    let stock = coupon_json(&app, code).await["wechat_pay_stock_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(page.contains(&stock));
+    // WeChat Pay holds that stock, for this merchant, worth the campaign's value.
+    let r = app
+        .http
+        .get(format!(
+            "{}/_sim/pay/busifavor/coupons?stock_id={stock}",
+            app.sim.base_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Someone who is not of this shop gets no console page for it.
+    let stranger = Person::login(&app, "o-console-stranger").await;
+    let (s, page, _) = stranger.get(&page_path).await;
+    assert_ne!(s, 200, "{page}");
+}
+
+/// A v3 merchant without `pay.key`: the 商家券 paths say which setting is missing (WeChat signs the sends with the v2
+/// key), and nothing reaches WeChat Pay.
+async fn without_the_v2_key_wechat_pay_coupons_name_the_missing_setting(kind: DbKind) {
+    let Some(app) = wxkit_e2e::spawn_app_v3(kind, wxkit_e2e::V3Mode::PublicKey).await else {
+        return;
+    };
+    let shop = shop(&app, json!({"title": "免费咖啡"})).await;
+    let (s, b) = json(
+        app.admin(
+            Method::POST,
+            &format!("/api/v1/campaigns/{}/wechat-pay-coupon", shop.campaign_id),
+            json!({"stock_id": "1290000000000001"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (503, Some("wechat_pay_coupons_off")),
+        "{b}"
+    );
+    assert!(b["error"]["message"].as_str().unwrap().contains("pay.key"), "{b}");
+    assert_eq!(
+        app.sim
+            .handle()
+            .calls("/v3/marketing/busifavor/stocks/1290000000000001"),
+        0
+    );
+    let (_, c) = issue(&app, shop.campaign_id, Some("o-owner")).await;
+    let cookie = web_session(&app, "o-owner").await;
+    let r = app
+        .http
+        .get(format!(
+            "{}/api/v1/coupons/{}/busifavor-send",
+            app.address,
+            c["code"].as_str().unwrap()
+        ))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
 }

@@ -17,14 +17,14 @@ on_both_backends!(
 );
 
 /// A logged-in person (a web session through the simulated WeChat login), following no redirects.
-struct Person {
+pub(crate) struct Person {
     http: reqwest::Client,
-    cookie: String,
+    pub(crate) cookie: String,
     base: String,
 }
 
 impl Person {
-    async fn login(app: &TestApp, openid: &str) -> Person {
+    pub(crate) async fn login(app: &TestApp, openid: &str) -> Person {
         Person {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -35,7 +35,7 @@ impl Person {
         }
     }
 
-    async fn get(&self, path: &str) -> (StatusCode, String, Option<String>) {
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, String, Option<String>) {
         let r = self
             .http
             .get(format!("{}{path}", self.base))
@@ -93,7 +93,7 @@ impl Person {
     }
 }
 
-fn form_token(page: &str) -> String {
+pub(crate) fn form_token(page: &str) -> String {
     page.split("name=\"csrf\" value=\"")
         .nth(1)
         .unwrap_or_else(|| panic!("no form token: {page}"))
@@ -104,7 +104,7 @@ fn form_token(page: &str) -> String {
 }
 
 /// A merchant with an owner who joined by the platform's invite: (merchant id, owner).
-async fn merchant_with_owner(app: &TestApp, name: &str, owner: &str) -> (i64, Person) {
+pub(crate) async fn merchant_with_owner(app: &TestApp, name: &str, owner: &str) -> (i64, Person) {
     let (s, m) = json(
         app.admin(Method::POST, "/api/v1/merchants", json!({"name": name}))
             .await,

@@ -542,6 +542,8 @@ async fn wechatpayv3_runs_unmodified_against_the_simulator() {
             ("PUBLIC_KEY", public_key),
             ("PUBLIC_KEY_ID", info.public_key_id.clone()),
             ("PLATFORM_CERT", platform),
+            // 商家券's sends are signed with the API v2 key (the simulator knows it for this merchant).
+            ("V2_KEY", wxkit_e2e::TEST_PAY_KEY.to_owned()),
         ];
         let out = tokio::task::spawn_blocking(move || {
             std::process::Command::new(python)

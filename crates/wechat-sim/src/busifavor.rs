@@ -8,7 +8,7 @@
 //! plugin send does call back.
 
 use crate::control::bad_request;
-use crate::pay_v3::{V3Event, answer, authenticate, error, parse_rfc3339, v3_notification};
+use crate::pay_v3::{V3Event, after_error, answer, authenticate, error, parse_rfc3339, v3_notification};
 use crate::state::{SimHandle, World};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -121,21 +121,6 @@ fn required(b: &Value, name: &str) -> Result<String, HttpResponse> {
     }
 }
 
-/// An injected failure **after** the work (the merchant's answer lost): `POST /_sim/pay/v3/errors` with `after`.
-fn after_error(w: &mut World, req: &HttpRequest) -> Option<HttpResponse> {
-    let i = w
-        .v3_errors
-        .iter()
-        .position(|e| e.after && req.path().starts_with(&e.path))?;
-    let e = &mut w.v3_errors[i];
-    e.count = e.count.saturating_sub(1);
-    let response = error(e.status, &e.code, "injected by the simulator after doing the work");
-    if e.count == 0 {
-        w.v3_errors.remove(i);
-    }
-    Some(response)
-}
-
 macro_rules! try_r {
     ($e:expr) => {
         match $e {
@@ -150,6 +135,10 @@ async fn create_stock(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHand
     let mch_id = try_r!(authenticate(&mut w, &req, &body));
     let b = try_r!(body_json(&body));
     let name = try_r!(required(&b, "stock_name"));
+    let goods_name = try_r!(required(&b, "goods_name"));
+    if goods_name.len() > 45 {
+        return error(400, "PARAM_ERROR", "goods_name 超过 15 个汉字");
+    }
     let belong = try_r!(required(&b, "belong_merchant"));
     let out_request_no = try_r!(required(&b, "out_request_no"));
     let stock_type = try_r!(required(&b, "stock_type"));
@@ -355,10 +344,32 @@ async fn modify_budget(
     answer(&mut w, &mch_id, 200, Some(&json!({"max_coupons": target})))
 }
 
-/// The coupon a use/deactivate/return names, checked to be the merchant's.
+/// The coupon a use/deactivate/return names, checked to be the merchant's. `stock_id` may be left out only for
+/// WeChat-made codes: "商户自定义code的批次，核销时必须填写批次号".
 fn named_coupon(w: &World, mch_id: &str, b: &Value) -> Result<(String, String), HttpResponse> {
     let code = required(b, "coupon_code")?;
-    let stock_id = required(b, "stock_id")?;
+    let stock_id = match b.get("stock_id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        Some(s) => s.to_owned(),
+        None => {
+            let found = w
+                .busifavor
+                .coupons
+                .keys()
+                .find(|(s, c)| *c == code && w.busifavor.stocks.get(s).is_some_and(|st| st.mch_id == mch_id))
+                .map(|(s, _)| s.clone());
+            let Some(stock_id) = found else {
+                return Err(error(404, "RESOURCE_NOT_EXISTS", "券不存在"));
+            };
+            if w.busifavor
+                .stocks
+                .get(&stock_id)
+                .is_some_and(|s| s.code_mode != "WECHATPAY_MODE")
+            {
+                return Err(error(400, "PARAM_ERROR", "商户自定义code的批次，核销时必须填写批次号"));
+            }
+            stock_id
+        }
+    };
     own_stock(w, mch_id, &stock_id)?;
     if !w.busifavor.coupons.contains_key(&(stock_id.clone(), code.clone())) {
         return Err(error(404, "RESOURCE_NOT_EXISTS", "券不存在"));

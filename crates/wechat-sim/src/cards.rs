@@ -100,10 +100,25 @@ fn authed(sim: &SimHandle, req: &HttpRequest) -> Result<String, HttpResponse> {
 }
 
 /// Finds one file part of a multipart body: `(field name, bytes)`.
+///
+/// A `Content-Type: multipart/form-data` without its `boundary` parameter (what the wechatpayv3 package sends for
+/// uploads, and WeChat Pay takes) is read with the boundary the body opens with.
 pub(crate) fn multipart_file<'a>(req: &HttpRequest, body: &'a [u8], field: &str) -> Option<&'a [u8]> {
     let content_type = req.headers().get("content-type")?.to_str().ok()?;
-    let boundary = content_type.split("boundary=").nth(1)?.trim_matches('"');
-    let delimiter = format!("--{boundary}");
+    if !content_type.starts_with("multipart/form-data") {
+        return None;
+    }
+    let delimiter = match content_type.split("boundary=").nth(1) {
+        Some(b) => format!("--{}", b.trim_matches('"')),
+        None => {
+            let first = body.split(|b| *b == b'\r').next()?;
+            let line = std::str::from_utf8(first).ok()?;
+            if !line.starts_with("--") || line.len() < 3 {
+                return None;
+            }
+            line.to_owned()
+        }
+    };
     let mut rest = body;
     while let Some(start) = find(rest, delimiter.as_bytes()) {
         rest = &rest[start + delimiter.len()..];

@@ -799,6 +799,25 @@ fn refund_json(o: &PayOrder, r: &PayRefund, status: &str) -> Value {
     v
 }
 
+/// An injected failure **after** the work (`POST /_sim/pay/v3/errors` with `after`): the call was applied here and
+/// the merchant gets an error — or, with `delay_ms`, only a late answer (its timeout).
+pub(crate) fn after_error(w: &mut World, req: &HttpRequest) -> Option<HttpResponse> {
+    let i = w
+        .v3_errors
+        .iter()
+        .position(|e| e.after && req.path().starts_with(&e.path))?;
+    let e = &mut w.v3_errors[i];
+    e.count = e.count.saturating_sub(1);
+    let mut response = error(e.status, &e.code, "injected by the simulator after doing the work");
+    if let Some(ms) = e.delay_ms {
+        response.extensions_mut().insert(AnswerDelay(ms));
+    }
+    if e.count == 0 {
+        w.v3_errors.remove(i);
+    }
+    Some(response)
+}
+
 /// How long to hold an answer back (an injected timeout after acceptance), carried on the response.
 #[derive(Clone, Copy)]
 struct AnswerDelay(u64);
@@ -927,26 +946,7 @@ fn refund_now(req: &HttpRequest, body: &[u8], sim: &SimHandle) -> HttpResponse {
         }
     }
     // An injected failure after the work: accepted here, an error (or only a timeout) for the merchant.
-    if let Some(i) = w
-        .v3_errors
-        .iter()
-        .position(|e| e.after && req.path().starts_with(&e.path))
-    {
-        let e = &mut w.v3_errors[i];
-        e.count = e.count.saturating_sub(1);
-        let response = error(
-            e.status,
-            &e.code,
-            "injected by the simulator after accepting the refund",
-        );
-        let delay = e.delay_ms;
-        if e.count == 0 {
-            w.v3_errors.remove(i);
-        }
-        let mut response = response;
-        if let Some(ms) = delay {
-            response.extensions_mut().insert(AnswerDelay(ms));
-        }
+    if let Some(response) = after_error(&mut w, req) {
         return response;
     }
     // WeChat Pay accepts a refund as PROCESSING; the notify (and a query) tell how it ended.

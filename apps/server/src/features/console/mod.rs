@@ -18,6 +18,7 @@ pub mod openapi;
 mod pages;
 mod pages_campaigns;
 mod pages_money;
+mod pages_stock;
 pub(crate) mod people;
 pub mod repo;
 pub mod service;
@@ -38,6 +39,8 @@ pub struct State {
     pub keys: Arc<AuthKeys>,
     /// WeChat Pay (refunds), when configured.
     pub payers: Option<crate::features::pay::Payers>,
+    /// WeChat Pay 商家券 (a campaign's stock, made by its owner), when the merchant has it.
+    pub busifavor: Option<crate::platform::busifavor::Busifavor>,
 }
 crate::slice_state!(State);
 
@@ -48,6 +51,7 @@ pub fn init(platform: &Platform, apps: &WechatApps, sessions: Sessions, keys: Ar
         sessions,
         keys,
         payers: apps.pay.as_ref().and_then(crate::features::pay::Payers::from_apps),
+        busifavor: apps.busifavor.clone(),
     }
 }
 
@@ -68,6 +72,11 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/console/{mid}/campaigns/{cid}").route(web::get().to(pages::campaign)))
         .service(web::resource("/console/{mid}/campaigns/{cid}/edit").route(web::post().to(pages::edit_campaign)))
         .service(web::resource("/console/{mid}/campaigns/{cid}/issue").route(web::post().to(pages::issue)))
+        .service(
+            web::resource("/console/{mid}/campaigns/{cid}/wechat-pay-coupon")
+                .app_data(web::PayloadConfig::new(crate::features::merchants::card::MAX_BODY))
+                .route(web::post().to(pages::wechat_pay_coupon)),
+        )
         .service(
             web::resource("/console/{mid}/campaigns/{cid}/end")
                 .route(web::get().to(pages::end_preview))

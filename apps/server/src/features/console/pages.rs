@@ -98,6 +98,9 @@ fn flash(req: &HttpRequest) -> Option<&'static str> {
         "removed" => "已移除 · Removed",
         "refunded" => "退款已提交，微信确认后到账 · Refund sent: it settles when WeChat confirms",
         "unchanged" => "没有改动 · Nothing changed",
+        "wechat_pay_coupon" => {
+            "已接入微信支付商家券：顾客可把券加入微信卡包 · Now in WeChat card bags (WeChat Pay coupon)"
+        }
         _ => return None,
     })
 }
@@ -155,11 +158,18 @@ pub(super) async fn member(
 )]
 pub(super) fn form(state: &State, m: &Member, body: &[u8]) -> Result<HashMap<String, String>, HttpResponse> {
     let fields: HashMap<String, String> = serde_urlencoded::from_bytes(body).unwrap_or_default();
-    let ok = fields
-        .get("csrf")
-        .is_some_and(|t| auth::csrf_ok(&state.keys, &m.session, CSRF, t));
-    if ok {
-        Ok(fields)
+    csrf(state, m, fields.get("csrf").map(String::as_str))?;
+    Ok(fields)
+}
+
+/// The page's CSRF token checked (a form of another kind, a multipart upload, carries it as a field too).
+#[allow(
+    clippy::result_large_err,
+    reason = "the Err is the page to answer with, made once per request"
+)]
+pub(super) fn csrf(state: &State, m: &Member, token: Option<&str>) -> Result<(), HttpResponse> {
+    if token.is_some_and(|t| auth::csrf_ok(&state.keys, &m.session, CSRF, t)) {
+        Ok(())
     } else {
         Err(pages::error_page_with(
             StatusCode::FORBIDDEN,
@@ -377,6 +387,7 @@ pub(super) use super::pages_campaigns::{
     campaign, campaigns, coupons, create_campaign, edit_campaign, end_campaign, end_preview, issue, orders,
     redemptions, redemptions_csv, refund, refund_preview, void,
 };
+pub(super) use super::pages_stock::wechat_pay_coupon;
 
 #[cfg(test)]
 mod tests {

@@ -210,6 +210,10 @@ struct CampaignPage {
     running: bool,
     customers: Vec<(String, String)>,
     issued: Vec<(String, String)>,
+    /// The 商家券 stock behind the campaign.
+    stock: Option<String>,
+    /// WeChat Pay 商家券 is on for this merchant: the owner may back the campaign with a stock.
+    can_add_stock: bool,
     price_input: String,
     quantity_input: String,
     limit_input: String,
@@ -227,6 +231,13 @@ async fn campaign_page(
     let (status, status_words) = status_of(&c, now);
     let mid = m.merchant.id;
     let customers = or_page!(run(state, "/console", move |conn| repo::customers(conn, mid)).await);
+    let cid = c.id;
+    let stock = or_page!(
+        run(state, "/console", move |conn| {
+            crate::features::coupons::busifavor::stock_of(conn, cid)
+        })
+        .await
+    );
     let base = state.public_base_url.trim_end_matches('/').to_owned();
     pages::render(
         StatusCode::OK,
@@ -242,6 +253,8 @@ async fn campaign_page(
             ended: c.ended_at.map(pages::beijing),
             buy_url: c.price_fen.map(|_| format!("{base}/c/buy/{}", c.id)),
             running: c.ended_at.is_none() && now <= c.valid_until,
+            can_add_stock: state.busifavor.is_some() && stock.is_none() && m.role != Role::Staff,
+            stock,
             customers,
             issued,
             price_input: c

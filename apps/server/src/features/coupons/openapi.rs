@@ -65,6 +65,21 @@ pub fn ops() -> Vec<Op> {
             ],
         },
         Op {
+            method: "get",
+            path: "/api/v1/coupons/{code}/busifavor-send",
+            summary: "The mini-program send-coupon plugin's parameters for a 商家券 coupon (the coupon's owner)",
+            auth: Auth::User,
+            params: &[("code", "path", "string", "the coupon code")],
+            body: None,
+            ok: (200, "application/json"),
+            errors: &[
+                (400, "invalid_coupon"),
+                (404, "not_found"),
+                (409, "not_wechat_pay_coupon, already_in_wallet, not_usable"),
+                (503, "wechat_pay_coupons_off"),
+            ],
+        },
+        Op {
             method: "post",
             path: "/api/v1/coupons/{code}/void",
             summary: "Void a coupon that is not redeemed (audited)",

@@ -111,43 +111,21 @@ async fn create_card(
     campaign: &repo::CampaignRow,
     parts: &[multipart::Part],
 ) -> Result<String, ApiError> {
-    let field = |name: &str| -> Result<Option<String>, ApiError> {
-        match parts.iter().find(|p| p.name == name && p.filename.is_none()) {
-            Some(p) => p
-                .text()
-                .map(|t| Some(t.trim().to_owned()).filter(|t| !t.is_empty()))
-                .ok_or_else(|| ApiError::bad_request("invalid_field", format!("{name} is not UTF-8 text"))),
-            None => Ok(None),
-        }
-    };
-    let logo = parts
-        .iter()
-        .find(|p| p.name == "logo")
-        .ok_or_else(|| ApiError::bad_request("missing_field", "logo (a PNG or JPEG file part) is required"))?;
-    if logo.data.len() > 1_048_576 {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            "logo is larger than WeChat's 1 MB",
-        ));
-    }
-    let brand_name = field("brand_name")?.ok_or_else(|| {
-        ApiError::bad_request(
-            "missing_field",
-            "brand_name (the merchant's name on the card) is required",
-        )
-    })?;
-    let title = field("title")?.unwrap_or_else(|| campaign.title.clone());
-    let notice = field("notice")?.unwrap_or_else(|| "到店出示二维码核销".to_owned());
-    let description = field("description")?
+    let form = CouponForm::read(parts)?;
+    let field = |name: &str| form.field(name);
+    let logo = form.logo;
+    let brand_name = form.brand_name.clone();
+    let title = form.title.clone().unwrap_or_else(|| campaign.title.clone());
+    let notice = form.notice.clone().unwrap_or_else(|| "到店出示二维码核销".to_owned());
+    let description = form
+        .description
+        .clone()
         .or_else(|| campaign.description.clone())
         .unwrap_or_else(|| campaign.title.clone());
     let detail = field("default_detail")?.unwrap_or_else(|| description.clone());
-    let quantity = match field("quantity")? {
-        Some(q) => q
-            .parse::<u64>()
-            .map_err(|_| ApiError::bad_request("invalid_field", "quantity must be a whole number"))?,
-        None => campaign.quantity.and_then(|q| u64::try_from(q).ok()).unwrap_or(10_000),
-    };
+    let quantity = form
+        .quantity
+        .unwrap_or_else(|| campaign.quantity.and_then(|q| u64::try_from(q).ok()).unwrap_or(10_000));
     // The colour must be one WeChat offers: the one asked for, else its first.
     let colors = state.cards.colors().await.map_err(|e| card_error(&e))?;
     let color = match field("color")? {
@@ -197,4 +175,76 @@ async fn create_card(
     let logo_url = state.cards.upload_logo(&logo.data).await.map_err(|e| card_error(&e))?;
     let definition = check(&logo_url).map_err(|e| card_error(&e))?;
     state.cards.create(&definition).await.map_err(|e| card_error(&e))
+}
+
+/// The form both card-bag backings take (`/wechat-card`, `/wechat-pay-coupon`): the logo (≤ 1 MB, WeChat's limit),
+/// the brand name, and the optional title, notice, description and quantity — each named in its error.
+pub(super) struct CouponForm<'a> {
+    parts: &'a [multipart::Part],
+    /// The logo file part.
+    pub logo: &'a multipart::Part,
+    /// The merchant's name on the card or coupon.
+    pub brand_name: String,
+    /// `title`.
+    pub title: Option<String>,
+    /// `notice`.
+    pub notice: Option<String>,
+    /// `description`.
+    pub description: Option<String>,
+    /// `quantity`.
+    pub quantity: Option<u64>,
+}
+
+impl<'a> CouponForm<'a> {
+    /// Reads and checks the form.
+    pub fn read(parts: &'a [multipart::Part]) -> Result<CouponForm<'a>, ApiError> {
+        let text = |name: &str| text_field(parts, name);
+        let logo = parts
+            .iter()
+            .find(|p| p.name == "logo")
+            .ok_or_else(|| ApiError::bad_request("missing_field", "logo (a PNG or JPEG file part) is required"))?;
+        if logo.data.len() > 1_048_576 {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "logo is larger than WeChat's 1 MB",
+            ));
+        }
+        let brand_name = text("brand_name")?.ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_field",
+                "brand_name (the merchant's name on the coupon) is required",
+            )
+        })?;
+        let quantity = match text("quantity")? {
+            Some(q) => Some(
+                q.parse::<u64>()
+                    .map_err(|_| ApiError::bad_request("invalid_field", "quantity must be a whole number"))?,
+            ),
+            None => None,
+        };
+        Ok(CouponForm {
+            parts,
+            logo,
+            brand_name,
+            title: text("title")?,
+            notice: text("notice")?,
+            description: text("description")?,
+            quantity,
+        })
+    }
+
+    /// Another text field of the form (trimmed; empty is none).
+    pub fn field(&self, name: &str) -> Result<Option<String>, ApiError> {
+        text_field(self.parts, name)
+    }
+}
+
+fn text_field(parts: &[multipart::Part], name: &str) -> Result<Option<String>, ApiError> {
+    match parts.iter().find(|p| p.name == name && p.filename.is_none()) {
+        Some(p) => p
+            .text()
+            .map(|t| Some(t.trim().to_owned()).filter(|t| !t.is_empty()))
+            .ok_or_else(|| ApiError::bad_request("invalid_field", format!("{name} is not UTF-8 text"))),
+        None => Ok(None),
+    }
 }

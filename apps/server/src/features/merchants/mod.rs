@@ -7,7 +7,7 @@ pub mod messages;
 pub mod openapi;
 pub mod repo;
 mod routes;
-mod stock;
+pub mod stock;
 pub use routes::admin_error as routes_error;
 pub mod service;
 pub mod views;

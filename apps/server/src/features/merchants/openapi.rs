@@ -220,5 +220,24 @@ pub fn ops() -> Vec<Op> {
                 (503, "wechat_unavailable"),
             ],
         },
+        Op {
+            method: "post",
+            path: "/api/v1/campaigns/{id}/wechat-pay-coupon",
+            summary: "Back a campaign with a WeChat Pay 商家券 stock (multipart logo and fields, or JSON {stock_id})",
+            auth: Auth::Admin,
+            params: &[("id", "path", "integer", "campaign id")],
+            body: None,
+            ok: (200, "application/json"),
+            errors: &[
+                (
+                    400,
+                    "invalid_field, missing_field, invalid_multipart, invalid_json, unknown_stock, foreign_stock",
+                ),
+                (404, "not_found"),
+                (409, "already_stock_backed"),
+                (502, "wechat_refused"),
+                (503, "wechat_unavailable, wechat_pay_coupons_off"),
+            ],
+        },
     ]
 }

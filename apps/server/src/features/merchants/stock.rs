@@ -134,6 +134,29 @@ pub async fn attach(
     Ok(HttpResponse::build(status).json(json))
 }
 
+/// The console's way (the shop owner, no developer): a new stock from the form's parts, the callback URL set, the
+/// campaign backed. `Ok(stock id)`; `Err` names what is wrong (an `ApiError`, for its status and message).
+pub async fn back_with_new_stock(
+    db: &crate::db::Db,
+    b: &Busifavor,
+    campaign: &repo::CampaignRow,
+    parts: &[multipart::Part],
+    now: i64,
+    public_base_url: &str,
+) -> Result<String, ApiError> {
+    let stock_id = create_stock(b, campaign, parts, now).await?;
+    ensure_callback(b, public_base_url).await;
+    let (id, stored) = (campaign.id, stock_id.clone());
+    if !db::blocking(db, move |conn| bag::attach_stock(conn, id, &stored, true, now)).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_stock_backed",
+            "the campaign was backed by a stock meanwhile",
+        ));
+    }
+    Ok(stock_id)
+}
+
 /// Points the merchant's 商家券 events at this server, unless they already come here (one URL per merchant).
 async fn ensure_callback(b: &Busifavor, public_base_url: &str) {
     let ours = format!("{public_base_url}/wechat/pay/v3/notify");
@@ -159,42 +182,18 @@ async fn create_stock(
     parts: &[multipart::Part],
     now: i64,
 ) -> Result<String, ApiError> {
-    let field = |name: &str| -> Result<Option<String>, ApiError> {
-        match parts.iter().find(|p| p.name == name && p.filename.is_none()) {
-            Some(p) => p
-                .text()
-                .map(|t| Some(t.trim().to_owned()).filter(|t| !t.is_empty()))
-                .ok_or_else(|| ApiError::bad_request("invalid_field", format!("{name} is not UTF-8 text"))),
-            None => Ok(None),
-        }
-    };
-    let logo = parts
-        .iter()
-        .find(|p| p.name == "logo")
-        .ok_or_else(|| ApiError::bad_request("missing_field", "logo (a PNG or JPEG file part) is required"))?;
-    if logo.data.len() > 1_048_576 {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            "logo is larger than WeChat's 1 MB",
-        ));
-    }
-    let brand_name = field("brand_name")?.ok_or_else(|| {
-        ApiError::bad_request(
-            "missing_field",
-            "brand_name (the merchant's name on the coupon) is required",
-        )
-    })?;
-    let title = field("title")?.unwrap_or_else(|| campaign.title.clone());
-    let notice = field("notice")?.unwrap_or_else(|| "到店出示券码核销".to_owned());
-    let description = field("description")?
+    let form = super::card::CouponForm::read(parts)?;
+    let (logo, brand_name) = (form.logo, form.brand_name.clone());
+    let title = form.title.clone().unwrap_or_else(|| campaign.title.clone());
+    let notice = form.notice.clone().unwrap_or_else(|| "到店出示券码核销".to_owned());
+    let description = form
+        .description
+        .clone()
         .or_else(|| campaign.description.clone())
         .unwrap_or_else(|| campaign.title.clone());
-    let quantity = match field("quantity")? {
-        Some(q) => q
-            .parse::<u64>()
-            .map_err(|_| ApiError::bad_request("invalid_field", "quantity must be a whole number"))?,
-        None => campaign.quantity.and_then(|q| u64::try_from(q).ok()).unwrap_or(10_000),
-    };
+    let quantity = form
+        .quantity
+        .unwrap_or_else(|| campaign.quantity.and_then(|q| u64::try_from(q).ok()).unwrap_or(10_000));
     let per_user = campaign
         .per_user_limit
         .and_then(|l| u32::try_from(l).ok())
@@ -219,11 +218,10 @@ async fn create_stock(
     let until = campaign.valid_until / 1000;
     let request_no = format!("WXKITSTOCK{}T{}", campaign.id, now);
     let build = |logo_url: &str| {
-        wx::CreateStock::new(&title, value, (from, until), quantity, per_user, &request_no).map(|s| {
+        wx::CreateStock::new(&title, &notice, value, (from, until), quantity, per_user, &request_no).map(|s| {
             s.merchant_name(&brand_name)
                 .logo_url(logo_url)
                 .description(&description)
-                .goods_name(&notice)
                 .notify_appid(&b.appid)
         })
     };

@@ -113,6 +113,7 @@ async fn demo_stock(state: &Platform, b: &crate::platform::busifavor::Busifavor)
     let now = state.clock.now_ms();
     let stock = wx::CreateStock::new(
         "到店咖啡券",
+        "咖啡一杯",
         wx::CouponValue::Exchange {
             exchange_price: 1,
             transaction_minimum: 2,

@@ -20,7 +20,7 @@
 //! use wechat_pay::v3::request::V3Request;
 //!
 //! // A stock whose codes are the merchant's own (MERCHANT_API), redeemed at the till (OFF_LINE).
-//! let stock = CreateStock::new("免费咖啡", CouponValue::Exchange { exchange_price: 1, transaction_minimum: 2 },
+//! let stock = CreateStock::new("免费咖啡", "咖啡一杯", CouponValue::Exchange { exchange_price: 1, transaction_minimum: 2 },
 //!     (1_800_000_000, 1_802_592_000), 500, 1, "WXKITSTOCK0001")?
 //!     .merchant_name("咖啡店")
 //!     .description("到店出示核销");
@@ -232,10 +232,12 @@ pub struct StockCreated {
 }
 
 impl CreateStock {
-    /// A stock of `max_coupons` coupons worth `value`, usable from `window.0` to `window.1` (Unix seconds), at most
-    /// `max_coupons_per_user` each, created once per `out_request_no`. Codes: MERCHANT_API; redeemed: OFF_LINE.
+    /// A stock named `stock_name` (≤ 21 bytes) of `max_coupons` coupons worth `value`, good for `goods_name` (shown in
+    /// the card bag, ≤ 45 bytes), usable from `window.0` to `window.1` (Unix seconds), at most `max_coupons_per_user`
+    /// each, created once per `out_request_no`. Codes: MERCHANT_API; redeemed: OFF_LINE.
     pub fn new(
         stock_name: &str,
+        goods_name: &str,
         value: CouponValue,
         window: (i64, i64),
         max_coupons: u64,
@@ -251,7 +253,7 @@ impl CreateStock {
             out_request_no: out_request_no.to_owned(),
             code_mode: CodeMode::MerchantApi,
             comment: None,
-            goods_name: None,
+            goods_name: Some(goods_name.to_owned()),
             merchant_name: None,
             logo_url: None,
             description: None,
@@ -283,12 +285,6 @@ impl CreateStock {
     /// 使用须知, shown on the coupon's page (≤ 1000 characters).
     pub fn description(mut self, text: &str) -> Self {
         self.description = Some(text.to_owned());
-        self
-    }
-
-    /// What it is good for, shown in the card bag (≤ 45 bytes).
-    pub fn goods_name(mut self, text: &str) -> Self {
-        self.goods_name = Some(text.to_owned());
         self
     }
 
@@ -332,8 +328,13 @@ impl CreateStock {
         {
             return Err(Error::invalid("comment is at most 20 characters"));
         }
-        if let Some(g) = &self.goods_name {
-            check_bytes("goods_name", g, 45)?;
+        match &self.goods_name {
+            Some(g) => check_bytes("goods_name", g, 45)?,
+            None => {
+                return Err(Error::invalid(
+                    "goods_name (what the coupon is good for, shown in the card bag) is required",
+                ));
+            }
         }
         if let Some(d) = &self.description
             && d.chars().count() > 1000
@@ -1490,6 +1491,7 @@ mod tests {
     fn stock() -> CreateStock {
         CreateStock::new(
             "免费咖啡",
+            "咖啡一杯",
             CouponValue::Exchange {
                 exchange_price: 1,
                 transaction_minimum: 2,
@@ -1662,20 +1664,29 @@ mod tests {
         };
         let w = (1_800_000_000, 1_800_086_400);
         assert!(
-            CreateStock::new("一二三四五六七八", v, w, 10, 1, "R1").is_err(),
+            CreateStock::new("一二三四五六七八", "咖啡", v, w, 10, 1, "R1").is_err(),
             "24 bytes > 21"
         );
         assert!(
-            CreateStock::new("七个字的名字啊", v, w, 10, 1, "R1").is_ok(),
+            CreateStock::new("七个字的名字啊", "咖啡", v, w, 10, 1, "R1").is_ok(),
             "21 bytes"
         );
-        assert!(CreateStock::new("x", v, (w.1, w.0), 10, 1, "R1").is_err());
-        assert!(CreateStock::new("x", v, w, 10, 101, "R1").is_err());
-        assert!(CreateStock::new("x", v, w, 0, 1, "R1").is_err());
-        assert!(CreateStock::new("x", v, w, 10, 1, "bad no").is_err());
+        assert!(CreateStock::new("x", "咖啡", v, (w.1, w.0), 10, 1, "R1").is_err());
+        assert!(CreateStock::new("x", "咖啡", v, w, 10, 101, "R1").is_err());
+        assert!(CreateStock::new("x", "咖啡", v, w, 0, 1, "R1").is_err());
+        assert!(
+            CreateStock::new("x", " ", v, w, 10, 1, "R1").is_err(),
+            "goods_name is required"
+        );
+        assert!(
+            CreateStock::new("x", &"咖".repeat(16), v, w, 10, 1, "R1").is_err(),
+            "48 bytes > 45"
+        );
+        assert!(CreateStock::new("x", "咖啡", v, w, 10, 1, "bad no").is_err());
         assert!(
             CreateStock::new(
                 "x",
+                "咖啡",
                 CouponValue::Normal {
                     discount_amount: 500,
                     transaction_minimum: 500
@@ -1690,6 +1701,7 @@ mod tests {
         assert!(
             CreateStock::new(
                 "x",
+                "咖啡",
                 CouponValue::Discount {
                     discount_percent: 100,
                     transaction_minimum: 0
