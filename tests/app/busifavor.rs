@@ -209,9 +209,37 @@ async fn a_campaigns_coupons_go_to_the_card_bag_and_are_used_once_at_wechat(kind
     };
     let shop = shop(&app, json!({"title": "免费咖啡 Free coffee", "per_user_limit": 5})).await;
     let stock_id = create_stock(&app, shop.campaign_id).await;
+    // Attaching: a stock WeChat Pay does not know is refused; one that backs another campaign already is 409.
+    let (s, other) = json(
+        app.admin(
+            Method::POST,
+            "/api/v1/campaigns",
+            json!({"merchant_id": shop.merchant_id, "title": "第二个活动"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 201, "{other}");
+    let attach = format!("/api/v1/campaigns/{}/wechat-pay-coupon", other["id"]);
+    let (s, b) = json(
+        app.admin(Method::POST, &attach, json!({"stock_id": "1299999999999999"}))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (400, Some("unknown_stock")),
+        "{b}"
+    );
+    let (s, b) = json(app.admin(Method::POST, &attach, json!({"stock_id": stock_id})).await).await;
+    assert_eq!(
+        (s.as_u16(), b["error"]["code"].as_str()),
+        (409, Some("already_stock_backed")),
+        "{b}"
+    );
     let cookie = web_session(&app, "o-owner").await;
     let mut codes = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..5 {
         let (s, c) = issue(&app, shop.campaign_id, Some("o-owner")).await;
         assert_eq!(s, 201, "{c}");
         codes.push(c["code"].as_str().unwrap().to_owned());
@@ -363,6 +391,60 @@ async fn a_campaigns_coupons_go_to_the_card_bag_and_are_used_once_at_wechat(kind
     assert_eq!(r.status(), 204, "acknowledged: resending would not change the answer");
     assert_eq!(audit_rows(&app, &codes[1]).await, before + 1, "the refusal is audited");
     assert_eq!(sim_coupon(&app, &stock_id, &codes[1]).unwrap().state, "DEACTIVATED");
+
+    // 6. The race no transaction closes: the coupon is redeemed while WeChat's word that it arrived is committing
+    //    (the redemption did not see the bag row; the arrival saw the coupon usable), so nobody queued the use. The
+    //    sweep (every minute) finds it and WeChat Pay gets the use, once.
+    let r = app
+        .http
+        .get(format!("{}/c/{}/wechat-pay-coupon", app.address, codes[4]))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let h5 = r.headers()["location"].to_str().unwrap().to_owned();
+    let fields: Vec<(String, String)> = url::Url::parse(&h5).unwrap().query_pairs().into_owned().collect();
+    let received = reqwest::Client::new()
+        .post(format!("{}/busifavor/getcouponinfo", app.sim.base_url()))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(received.contains("data-outcome=\"received\""), "{received}");
+    let r = app
+        .http
+        .post(format!("{}/api/v1/redemptions", app.address))
+        .bearer_auth(&shop.staff_token)
+        .json(&json!({"code": codes[4]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let code = codes[4].clone();
+    let now = wxkit::platform::clock::Clock::now_ms(&*app.clock);
+    wxkit::db::blocking(&app.state.db, move |conn| {
+        use diesel::prelude::*;
+        use wxkit::db::schema::{coupon_card_bag, coupons};
+        let id: i64 = coupons::table
+            .filter(coupons::code.eq(&code))
+            .select(coupons::id)
+            .first(conn)?;
+        // The arrival's commit, as it lands just after the redemption's.
+        diesel::update(coupon_card_bag::table.find(id))
+            .set(coupon_card_bag::received_at.eq(Some(now)))
+            .execute(conn)?;
+        wxkit::features::coupons::busifavor::sweep(conn, now)
+    })
+    .await
+    .unwrap();
+    eventually_within("the swept use delivered", WAIT, || {
+        sim_coupon(&app, &stock_id, &codes[4]).is_some_and(|c| c.state == "USED")
+    })
+    .await;
+    assert_eq!(sim_coupon(&app, &stock_id, &codes[4]).unwrap().uses, 1);
 }
 
 /// The owner, in the console, backs a campaign with a 商家券 stock: logo and shop name in a multipart form with the
@@ -450,6 +532,25 @@ async fn the_shop_owner_puts_a_campaign_in_card_bags_from_the_console(kind: DbKi
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // The owner raises the campaign's quantity: WeChat Pay's budget follows (outbox), never below what it was.
+    assert_eq!(app.sim.handle().busifavor_budget(&stock), Some(10_000));
+    let token = form_token(&owner.get(&page_path).await.1);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .post(format!("{}{page_path}/edit", app.address))
+        .header("cookie", &owner.cookie)
+        .form(&[("csrf", token.as_str()), ("title", "周末咖啡"), ("quantity", "20000")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    eventually_within("the stock's budget raised at WeChat Pay", WAIT, || {
+        app.sim.handle().busifavor_budget(&stock) == Some(20_000)
+    })
+    .await;
     // Someone who is not of this shop gets no console page for it.
     let stranger = Person::login(&app, "o-console-stranger").await;
     let (s, page, _) = stranger.get(&page_path).await;

@@ -691,13 +691,17 @@ async fn schemathesis_finds_no_server_error_or_undocumented_response() {
         return;
     };
     let sim = wxkit_testkit::spawn_sim().await;
-    // schemathesis also tries wrong credentials: the failed-authentication lockout would answer the rest with 429.
-    let settings = wxkit_e2e::test_settings_with(
-        &db.url,
-        &sim,
-        &[("WXKIT__SERVER__AUTH_FAILURES_PER_MINUTE", "1000000")],
-        &[],
-    );
+    // Every capability on, so that each operation reaches its logic rather than "not configured": the merchant on
+    // Pay v3 with its v2 key too (WeChat Pay 商家券). schemathesis also tries wrong credentials: the
+    // failed-authentication lockout would answer the rest with 429.
+    let files = tempfile::tempdir().unwrap();
+    let mut env = wxkit_e2e::v3_env(files.path(), &sim, wxkit_e2e::V3Mode::PublicKey);
+    env.push((
+        "WXKIT__SERVER__AUTH_FAILURES_PER_MINUTE".to_owned(),
+        "1000000".to_owned(),
+    ));
+    let set: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let settings = wxkit_e2e::test_settings_with(&db.url, &sim, &set, &[]);
     let (address, _state) = wxkit_e2e::start_server_with(settings).await;
     let spec = format!("{address}/api/v1/openapi.json");
     // The document itself validates as OpenAPI 3 (openapi-spec-validator sits beside schemathesis).

@@ -950,6 +950,11 @@ impl SimHandle {
             .collect()
     }
 
+    /// A stock's budget (`max_coupons`), if there is such a stock.
+    pub fn busifavor_budget(&self, stock_id: &str) -> Option<u64> {
+        self.world().busifavor.stocks.get(stock_id).map(|s| s.max_coupons)
+    }
+
     /// The merchant's 商家券 notify URL, if set.
     pub fn busifavor_callback(&self, mch_id: &str) -> Option<String> {
         self.world().busifavor.callbacks.get(mch_id).cloned()

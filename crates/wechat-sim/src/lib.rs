@@ -24,8 +24,10 @@
 //! | `POST /_sim/pay/v3/merchants {"mch_id", "api_v3_key", "merchant_serial", "merchant_public_key", "mode"?}` | registers a Pay v3 merchant (its requests are checked against that key) → its public key id, public key and platform certificate |
 //! | `GET /_sim/pay/v3/merchants/{mch_id}` | the same, now |
 //! | `POST /_sim/pay/v3/merchants/{mch_id}/signing {"mode": "certificate" \| "public_key" \| "switch_over", "public_key_share"?, "abnormal_refunds"?}` | how its responses and notifies are signed (switch-over: that percent with the public key); the next N refunds end ABNORMAL |
-//! | `POST /_sim/pay/v3/errors {"path", "status", "code", "count"?}` | the next `count` v3 calls of `path` (a prefix) answer that error, after the signature check |
-//! | `POST /_sim/pay/v3/errors {"path", "status", "code", "count"?}` | the next `count` v3 calls of `path` (a prefix) answer that error, after the signature check |
+//! | `POST /_sim/pay/v3/errors {"path", "status", "code", "count"?, "after"?, "delay_ms"?}` | the next `count` v3 calls of `path` (a prefix) answer that error, after the signature check — or, with `after`, after doing the work (a lost answer) |
+//! | `GET /busifavor/getcouponinfo?stock_id&out_request_no&sign&send_coupon_merchant&open_id&coupon_code?` | WeChat Pay's H5 领券 page (商家券): the v2 HMAC-SHA256 signature checked, then 领取 (`POST` the same fields): the coupon goes to the user's card bag; no callback, as WeChat documents |
+//! | `POST /_sim/pay/busifavor/plugin-send {send_coupon_params, send_coupon_merchant, sign, openid}` | what the mini-program `send-coupon` plugin does: indexed v2 signature checked, coupons sent, `COUPON.SEND` queued |
+//! | `GET /_sim/pay/busifavor/coupons?stock_id=` | a stock's coupons: holder, state (`SENDED`, `USED`, `DEACTIVATED`, `EXPIRED`), use calls |
 //! | `POST /_sim/pay/v3/merchants/{mch_id}/rotate` | a new platform certificate signs from now on (`/v3/certificates` lists old and new) → `{"platform_serial"}` |
 //! | `GET /_sim/pay/cashier?appId&timeStamp&nonceStr&package&signType&paySign&return_url` (or `?code_url&return_url`) | WeChat's cashier: checks `paySign` like WeChat, shows Pay / Cancel, returns to `return_url#wxpay=ok\|cancel\|fail` |
 //! | `GET /_sim/js/jweixin.js` | a stand-in for WeChat's JS-SDK script: `wx.config` is verified by `POST /_sim/js/verify` against the issued `jsapi_ticket`, then `wx.ready` or `wx.error({errMsg: "config:invalid signature"})` |

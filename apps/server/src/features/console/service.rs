@@ -401,6 +401,10 @@ pub fn edit_campaign(
             return Ok(false);
         }
         repo::audit(conn, "edit_campaign", merchant_id, actor, &detail, None, now)?;
+        // A 商家券 stock's budget follows a larger quantity (outbox: WeChat is told after this commits).
+        if quantity != c.quantity {
+            crate::features::coupons::busifavor::queue_budget(conn, id, quantity, now)?;
+        }
         Ok(true)
     })?;
     if !written {

@@ -307,6 +307,26 @@ pub fn queue_deactivate(conn: &mut DbConnection, coupon_id: i64, reason: &str, n
     )
 }
 
+/// Queues raising the budget of a campaign's stock to `quantity` (inside the edit's transaction), if it has a stock.
+pub fn queue_budget(conn: &mut DbConnection, campaign_id: i64, quantity: Option<i64>, now: i64) -> Result<(), DbError> {
+    let (Some(stock_id), Some(target)) = (
+        stock_of(conn, campaign_id)?,
+        quantity.and_then(|q| u64::try_from(q).ok()),
+    ) else {
+        return Ok(());
+    };
+    outbox_repo::enqueue_busifavor_budget(
+        conn,
+        campaign_id,
+        &outbox_repo::BusifavorBudget {
+            stock_id,
+            target,
+            request_no: format!("B{campaign_id}Q{target}"),
+        },
+        now,
+    )
+}
+
 /// [`queue_deactivate`] for a coupon known by its code.
 pub fn queue_deactivate_code(conn: &mut DbConnection, code: &str, reason: &str, now: i64) -> Result<(), DbError> {
     let id: Option<i64> = coupons::table
@@ -338,6 +358,28 @@ pub fn queue_deactivate_voided(
         queue_deactivate(conn, id, reason, now)?;
     }
     Ok(())
+}
+
+/// The safety net for the one race the transactions cannot close: a coupon redeemed (or voided) while WeChat's word
+/// that it reached a card bag was committing — the redemption's statement did not see the bag row yet, and the
+/// arrival saw the coupon still usable — owes WeChat a use (or a deactivation) that nobody queued. Every coupon that
+/// arrived in a card bag within the last hour and is redeemed or void gets its item queued now; one that has it
+/// already is left as it is (one outbox item per coupon and kind). Returns how many it looked at.
+pub fn sweep(conn: &mut DbConnection, now: i64) -> Result<usize, DbError> {
+    let recent: Vec<(i64, String)> = coupon_card_bag::table
+        .inner_join(coupons::table)
+        .filter(coupon_card_bag::received_at.gt(now - 3_600_000))
+        .filter(coupons::status.eq_any(["redeemed", "void"]))
+        .select((coupons::id, coupons::status))
+        .load(conn)?;
+    for (id, status) in &recent {
+        if status == "redeemed" {
+            queue_use(conn, *id, now)?;
+        } else {
+            queue_deactivate(conn, *id, "voided by the shop", now)?;
+        }
+    }
+    Ok(recent.len())
 }
 
 /// What the coupon page needs: the stock, and the coupon's card-bag row.
@@ -406,12 +448,13 @@ fn out_request_no(coupon_id: i64, now: i64) -> String {
     format!("WXK{coupon_id}T{now}{tail}")
 }
 
-/// The owner's coupon that may go to the card bag now: `(coupon id, stock id)`, or why not.
-async fn sendable(state: &State, code: &str, openid: &str) -> Result<(i64, String), ApiError> {
+/// The owner's coupon that may go to the card bag now: `(coupon id, stock id, its code as stored)`, or why not.
+async fn sendable(state: &State, code: &str, openid: &str) -> Result<(i64, String, String), ApiError> {
     let Some(parsed) = CouponCode::parse(code) else {
         return Err(ApiError::not_found("no such coupon"));
     };
     let code = parsed.as_str().to_owned();
+    let stored = code.clone();
     let me = openid.to_owned();
     let now = state.clock.now_ms();
     let found = db::blocking(&state.db, move |conn| {
@@ -453,7 +496,7 @@ async fn sendable(state: &State, code: &str, openid: &str) -> Result<(i64, Strin
             "only a usable coupon can be added to WeChat",
         ));
     }
-    Ok((id, stock))
+    Ok((id, stock, stored))
 }
 
 fn not_configured() -> ApiError {
@@ -492,7 +535,7 @@ pub async fn add_to_card_bag(
             &[pages::Action::new(back, "返回优惠券 · Back to the coupon")],
         );
     };
-    let (coupon_id, stock_id) = match sendable(&state, &code, &session.openid).await {
+    let (coupon_id, stock_id, code) = match sendable(&state, &code, &session.openid).await {
         Ok(x) => x,
         Err(e) => {
             return pages::error_page_with(
@@ -544,15 +587,14 @@ pub async fn plugin_send(
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let b = state.busifavor.clone().ok_or_else(not_configured)?;
-    let code = path.into_inner();
-    let (coupon_id, stock_id) = sendable(&state, &code, &session.openid).await?;
+    let (coupon_id, stock_id, code) = sendable(&state, &path.into_inner(), &session.openid).await?;
     let now = state.clock.now_ms();
     let no = out_request_no(coupon_id, now);
     let params = wx::plugin_params(
         vec![wx::PluginCoupon {
             stock_id,
             out_request_no: no.clone(),
-            coupon_code: Some(code.to_ascii_uppercase()),
+            coupon_code: Some(code),
         }],
         &b.mch_id,
         &b.v2_key,

@@ -231,7 +231,7 @@ pub fn ops() -> Vec<Op> {
             errors: &[
                 (
                     400,
-                    "invalid_field, missing_field, invalid_multipart, invalid_json, unknown_stock, foreign_stock",
+                    "invalid_field, missing_field, invalid_multipart, invalid_json, unknown_stock, foreign_stock, unsuitable_stock",
                 ),
                 (404, "not_found"),
                 (409, "already_stock_backed"),

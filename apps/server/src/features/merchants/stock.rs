@@ -95,6 +95,23 @@ pub async fn attach(
         let query = wx::QueryStock::new(&existing.stock_id)
             .map_err(|_| ApiError::bad_request("invalid_field", "stock_id is not a WeChat Pay stock id"))?;
         match b.client.send(&query).await {
+            // The card-bag code must be the coupon's own (MERCHANT_API), and the stock must still send.
+            Ok(info) if info.coupon_code_mode != "MERCHANT_API" => {
+                return Err(ApiError::bad_request(
+                    "unsuitable_stock",
+                    format!(
+                        "that stock's codes are {} — wxkit needs a MERCHANT_API stock, so that the code in the card bag \
+                         is the coupon's own and a till can scan it",
+                        info.coupon_code_mode
+                    ),
+                ));
+            }
+            Ok(info) if matches!(info.stock_state.as_str(), "STOPED" | "STOPPED") => {
+                return Err(ApiError::bad_request(
+                    "unsuitable_stock",
+                    "that stock has stopped sending",
+                ));
+            }
             Ok(_) => {}
             Err(wechat_pay::Error::Api { status: 404, .. }) => {
                 return Err(ApiError::bad_request(

@@ -71,6 +71,21 @@ pub fn jobs(state: &State, jobs: &mut Jobs) {
             }
         });
     }
+    // 商家券: the work a redemption racing a card-bag arrival could leave unqueued (see `busifavor::sweep`).
+    let platform = state.platform.clone();
+    jobs.every("busifavor-sweep", std::time::Duration::from_secs(60), move || {
+        let platform = platform.clone();
+        async move {
+            let now = platform.now_ms();
+            if let Err(e) = db::blocking(&platform.db, move |conn| {
+                crate::features::coupons::busifavor::sweep(conn, now)
+            })
+            .await
+            {
+                tracing::warn!(error = %e, "busifavor sweep: cannot look (tried again in a minute)");
+            }
+        }
+    });
     jobs.spawn(
         "outbox",
         state.outbox.worker(

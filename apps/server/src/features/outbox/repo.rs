@@ -29,6 +29,30 @@ pub const KIND_UPLOAD_SHIPPING: &str = "upload_shipping";
 pub const KIND_BUSIFAVOR_USE: &str = "busifavor_use";
 /// Deactivate (使券失效) a 商家券 coupon at WeChat Pay after our coupon was voided.
 pub const KIND_BUSIFAVOR_DEACTIVATE: &str = "busifavor_deactivate";
+/// Raise a 商家券 stock's budget at WeChat Pay after its campaign's quantity grew.
+pub const KIND_BUSIFAVOR_BUDGET: &str = "busifavor_budget";
+
+/// The payload of a `busifavor_budget` item.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct BusifavorBudget {
+    /// The stock.
+    pub stock_id: String,
+    /// The campaign's new quantity: WeChat's budget is raised to it (never lowered: we cap issuing ourselves).
+    pub target: u64,
+    /// One per campaign and quantity: a retry is the same request.
+    pub request_no: String,
+}
+
+/// Queues the budget raise of a campaign's stock, inside the edit's transaction (once per campaign and quantity).
+pub fn enqueue_busifavor_budget(
+    conn: &mut DbConnection,
+    campaign_id: i64,
+    item: &BusifavorBudget,
+    now: i64,
+) -> Result<(), DbError> {
+    let key = format!("{KIND_BUSIFAVOR_BUDGET}:c{campaign_id}:{}", item.target);
+    enqueue_keyed(conn, KIND_BUSIFAVOR_BUDGET, &key, None, item, now)
+}
 
 /// The payload of a `busifavor_use` item.
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -192,11 +216,23 @@ fn enqueue(
     item: &impl Serialize,
     now: i64,
 ) -> Result<(), DbError> {
+    enqueue_keyed(conn, kind, &format!("{kind}:{coupon_id}"), Some(coupon_id), item, now)
+}
+
+/// Queues an item once per `key` (a second call with the same key changes nothing).
+fn enqueue_keyed(
+    conn: &mut DbConnection,
+    kind: &'static str,
+    key: &str,
+    coupon_id: Option<i64>,
+    item: &impl Serialize,
+    now: i64,
+) -> Result<(), DbError> {
     let payload = serde_json::to_string(item).map_err(|e| DbError::Task(e.to_string()))?;
     let row = (
         outbox::kind.eq(kind),
-        outbox::dedupe_key.eq(format!("{kind}:{coupon_id}")),
-        outbox::coupon_id.eq(Some(coupon_id)),
+        outbox::dedupe_key.eq(key),
+        outbox::coupon_id.eq(coupon_id),
         outbox::payload.eq(payload),
         outbox::status.eq(ItemStatus::Pending.as_str()),
         outbox::attempts.eq(0),

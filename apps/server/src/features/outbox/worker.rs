@@ -233,6 +233,10 @@ async fn deliver(pool: &Db, targets: &Targets, item: &OutboxRow, options: &Outbo
             Ok(d) => busifavor_deactivate(targets, &d).await,
             Err(e) => Err((true, format!("unreadable payload: {e}"))),
         },
+        repo::KIND_BUSIFAVOR_BUDGET => match serde_json::from_str::<repo::BusifavorBudget>(&item.payload) {
+            Ok(b) => busifavor_budget(targets, &b).await,
+            Err(e) => Err((true, format!("unreadable payload: {e}"))),
+        },
         other => Err((true, format!("unknown outbox kind {other:?}"))),
     };
     match outcome {
@@ -300,6 +304,28 @@ async fn busifavor_deactivate(targets: &Targets, d: &repo::BusifavorDeactivate) 
             .map_err(|e| (true, e.to_string()))?
             .reason(&d.reason);
     b.client.send(&request).await.map(|_| ()).map_err(|e| pay_failure(&e))
+}
+
+/// A 商家券 stock's budget up to the campaign's quantity: read what WeChat holds, then change it from that (WeChat's
+/// compare-and-set: a change meanwhile makes the call fail, and the retry reads again). Never lowered.
+async fn busifavor_budget(targets: &Targets, b: &repo::BusifavorBudget) -> Result<(), (bool, String)> {
+    use wechat_pay::v3::marketing::busifavor::{ModifyBudget, QueryStock};
+    let Some(bf) = targets.busifavor.as_ref() else {
+        return Err((true, crate::platform::busifavor::NOT_CONFIGURED.into()));
+    };
+    let query = QueryStock::new(&b.stock_id).map_err(|e| (true, e.to_string()))?;
+    let held = bf.client.send(&query).await.map_err(|e| pay_failure(&e))?;
+    let current = held.stock_send_rule.max_coupons;
+    if current >= b.target {
+        return Ok(());
+    }
+    let change = ModifyBudget::new(&b.stock_id, current, b.target, &b.request_no).map_err(|e| (true, e.to_string()))?;
+    match bf.client.send(&change).await {
+        Ok(_) => Ok(()),
+        // The budget moved between the read and the change: read again on the next attempt.
+        Err(e @ wechat_pay::Error::Api { status: 400, .. }) => Err((false, e.to_string())),
+        Err(e) => Err(pay_failure(&e)),
+    }
 }
 
 /// A WeChat Pay v3 failure for the outbox: an answered 4xx refusal is final; WeChat failing (5xx, throttling), the
