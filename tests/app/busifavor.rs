@@ -21,36 +21,28 @@ const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 async fn create_stock(app: &TestApp, campaign_id: i64) -> String {
     let logo = qr_render::render_png("logo", &qr_render::RenderOptions::default()).unwrap();
     let url = format!("{}/api/v1/campaigns/{campaign_id}/wechat-pay-coupon", app.address);
-    let form = |name: &str, brand: &str| {
-        crate::coupons::card_form(
-            &[("brand_name", brand), ("title", name), ("quantity", "50")],
+    let post = async |name: &str| {
+        let (content_type, body) = crate::coupons::card_form(
+            &[("brand_name", "咖啡店"), ("title", name), ("quantity", "50")],
             Some(&logo),
-        )
+        );
+        let r = app
+            .http
+            .post(&url)
+            .bearer_auth(wxkit_e2e::TEST_ADMIN_TOKEN)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        json(r).await
     };
     // Fields outside WeChat's limits are refused before anything is sent (no stock, no upload).
-    let r = app
-        .http
-        .post(&url)
-        .bearer_auth(wxkit_e2e::TEST_ADMIN_TOKEN)
-        .header("content-type", form("一个非常非常长的批次名称", "咖啡店").0)
-        .body(form("一个非常非常长的批次名称", "咖啡店").1)
-        .send()
-        .await
-        .unwrap();
-    let (s, b) = json(r).await;
+    let (s, b) = post("一个非常非常长的批次名称").await;
     assert_eq!(s, 400, "{b}");
     assert!(b["error"]["message"].as_str().unwrap().contains("stock_name"), "{b}");
     assert_eq!(app.sim.handle().calls("/v3/marketing/favor/media/image-upload"), 0);
-    let r = app
-        .http
-        .post(&url)
-        .bearer_auth(wxkit_e2e::TEST_ADMIN_TOKEN)
-        .header("content-type", form("免费咖啡", "咖啡店").0)
-        .body(form("免费咖啡", "咖啡店").1)
-        .send()
-        .await
-        .unwrap();
-    let (s, b) = json(r).await;
+    let (s, b) = post("免费咖啡").await;
     assert_eq!(s, 201, "{b}");
     let stock_id = b["wechat_pay_stock_id"].as_str().unwrap().to_owned();
     // Backed already: 409, for a new stock and for an existing one alike.

@@ -47,6 +47,14 @@ pub(super) async fn serve(
         app.addr(),
         app.platform().backend.target()
     );
+    // 商家券 (WeChat Pay coupons in the card bag): on, or which setting keeps it off.
+    match (&app.wechat().busifavor, &app.wechat().pay) {
+        (Some(b), _) => println!("  WeChat Pay 商家券: on (merchant {})", b.mch_id),
+        (None, Some(pay)) if pay.web.v3().is_ok() => {
+            println!("  WeChat Pay 商家券: off — set pay.key (the API v2 key signs its H5 and mini-program sends)")
+        }
+        _ => {}
+    }
     if let Some(sim) = app.sandbox_url() {
         println!("sandbox mode: WeChat simulator at {sim}");
     }
