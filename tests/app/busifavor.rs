@@ -170,6 +170,30 @@ async fn add_through_h5(app: &TestApp, cookie: &str, code: &str, stock_id: &str)
     );
 }
 
+/// The H5 page's 领取 for `code`, at the simulator, through our link (no callback follows, as WeChat documents).
+async fn receive_through_h5(app: &TestApp, cookie: &str, code: &str) {
+    let r = app
+        .http
+        .get(format!("{}/c/{code}/wechat-pay-coupon", app.address))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let h5 = r.headers()["location"].to_str().unwrap().to_owned();
+    let fields: Vec<(String, String)> = url::Url::parse(&h5).unwrap().query_pairs().into_owned().collect();
+    let received = reqwest::Client::new()
+        .post(format!("{}/busifavor/getcouponinfo", app.sim.base_url()))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(received.contains("data-outcome=\"received\""), "{received}");
+}
+
 /// The mini-program path: plugin parameters from our API, the plugin's send at WeChat (which calls back).
 async fn add_through_plugin(app: &TestApp, cookie: &str, code: &str) {
     let r = app
@@ -310,6 +334,70 @@ async fn a_campaigns_coupons_go_to_the_card_bag_and_are_used_once_at_wechat(kind
     );
     assert_eq!(coupon_json(&app, &codes[3]).await["in_wechat_card_bag"], false);
 
+    // 3b. Twenty arrivals of one coupon at the same moment (callbacks and page queries racing): one record, one audit.
+    receive_through_h5(&app, &cookie, &codes[3]).await;
+    let before = audit_rows(&app, &codes[3]).await;
+    let now = wxkit::platform::clock::Clock::now_ms(&*app.clock);
+    let mut racing = Vec::new();
+    for i in 0..20 {
+        let (db, code, stock) = (app.state.db.clone(), codes[3].clone(), stock_id.clone());
+        racing.push(tokio::spawn(async move {
+            wxkit::db::blocking(&db, move |conn| {
+                let via = if i % 2 == 0 { "callback" } else { "query" };
+                wxkit::features::coupons::busifavor::apply_received(conn, &code, &stock, "o-owner", via, now)
+            })
+            .await
+        }));
+    }
+    let mut added = 0;
+    for r in racing {
+        match r.await.unwrap().unwrap() {
+            wxkit::features::coupons::busifavor::Received::Added => added += 1,
+            wxkit::features::coupons::busifavor::Received::Already => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(added, 1, "one arrival recorded");
+    assert_eq!(audit_rows(&app, &codes[3]).await, before + 1);
+
+    // 3c. Staff redeem it with the scanner page (session, staff check, CSRF): the scan page's use case — on
+    //     PostgreSQL its single-statement write — queues the use too.
+    let staff = web_session(&app, "o-staff").await;
+    let page = app
+        .http
+        .get(format!("{}/staff/scan", app.address))
+        .header("cookie", &staff)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = crate::console::form_token(&page);
+    let forged = app
+        .http
+        .post(format!("{}/staff/scan", app.address))
+        .header("cookie", &staff)
+        .form(&[("csrf", "forged"), ("scanned", codes[3].as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let r = app
+        .http
+        .post(format!("{}/staff/scan", app.address))
+        .header("cookie", &staff)
+        .form(&[("csrf", csrf.as_str()), ("scanned", codes[3].as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], format!("/c/{}/result", codes[3]).as_str());
+    eventually_within("the scanned coupon used at WeChat", WAIT, || {
+        sim_coupon(&app, &stock_id, &codes[3]).is_some_and(|c| c.state == "USED" && c.uses == 1)
+    })
+    .await;
+
     // 4. A POS redemption of a card-bag coupon: one use at WeChat, though WeChat's first answer is lost (it used the
     //    coupon, then answered 500): the outbox sends the same use_request_no again and WeChat answers the same.
     let r = app
@@ -387,25 +475,7 @@ async fn a_campaigns_coupons_go_to_the_card_bag_and_are_used_once_at_wechat(kind
     // 6. The race no transaction closes: the coupon is redeemed while WeChat's word that it arrived is committing
     //    (the redemption did not see the bag row; the arrival saw the coupon usable), so nobody queued the use. The
     //    sweep (every minute) finds it and WeChat Pay gets the use, once.
-    let r = app
-        .http
-        .get(format!("{}/c/{}/wechat-pay-coupon", app.address, codes[4]))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    let h5 = r.headers()["location"].to_str().unwrap().to_owned();
-    let fields: Vec<(String, String)> = url::Url::parse(&h5).unwrap().query_pairs().into_owned().collect();
-    let received = reqwest::Client::new()
-        .post(format!("{}/busifavor/getcouponinfo", app.sim.base_url()))
-        .form(&fields)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(received.contains("data-outcome=\"received\""), "{received}");
+    receive_through_h5(&app, &cookie, &codes[4]).await;
     let r = app
         .http
         .post(format!("{}/api/v1/redemptions", app.address))
