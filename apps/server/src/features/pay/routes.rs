@@ -694,6 +694,12 @@ async fn coupon_send(state: &State, c: wechat_pay::v3::marketing::busifavor::Cou
     {
         Ok(outcome) => {
             use crate::features::coupons::busifavor::Received;
+            let label = match outcome {
+                Received::Added => "added",
+                Received::Already => "duplicate",
+                Received::Refused(_) => "refused",
+            };
+            metrics::counter!("wxkit_card_bag_arrivals_total", "via" => "callback", "outcome" => label).increment(1);
             match outcome {
                 Received::Added => {
                     tracing::info!(coupon_tail = %crate::features::coupons::busifavor::tail(&code), "coupon added to a WeChat card bag (商家券)")
