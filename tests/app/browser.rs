@@ -513,8 +513,20 @@ async fn a_phone_browser_outside_wechat_buys_by_h5() {
     // Logged in once (the simulated WeChat login), then the page as a phone browser sees it.
     page.goto(&format!("{base}/c/buy/{sale}?pay=jsapi")).await;
     page.click("button[data-openid='o-demo-customer']").await;
+    // The login's redirects land first (else they could overtake the next navigation and leave the jsapi page).
+    wait_for(
+        &page,
+        "back on the buy page after the login",
+        "return location.search === '?pay=jsapi' && document.readyState === 'complete' && document.getElementById('buy') ? true : null",
+    )
+    .await;
     page.goto(&format!("{base}/c/buy/{sale}")).await;
-    let mode = page.script("return document.getElementById('buy').dataset.mode").await;
+    let mode = wait_for(
+        &page,
+        "the buy page as a phone browser sees it",
+        "return location.search === '' && document.readyState === 'complete' && document.getElementById('buy') ? document.getElementById('buy').dataset.mode : null",
+    )
+    .await;
     assert_eq!(mode, json!("h5"), "a phone outside WeChat pays by H5");
     assert!(page.text("#buy-button").await.contains("微信支付"));
     page.click("#buy-button").await;
