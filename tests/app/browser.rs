@@ -320,6 +320,13 @@ async fn pick_customer_if_asked(page: &wxkit_testkit::browser::Session<'_>) {
         .await;
     if asked == json!(true) {
         page.click("button[data-openid='o-demo-customer']").await;
+        // The login's redirects land before the caller navigates on (else they could overtake its navigation).
+        wait_for(
+            page,
+            "back on the page after the login",
+            "return document.readyState === 'complete' && document.getElementById('buy-button') !== null ? true : null",
+        )
+        .await;
     }
 }
 
