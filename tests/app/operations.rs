@@ -411,7 +411,11 @@ async fn rolling_restarts_behind_nginx_lose_no_request() {
         let upstream = servers[i].address.trim_start_matches("http://").to_owned();
         nginx.set_down(&upstream, true).await;
         let status = servers[i].terminate().await;
-        assert!(status.success(), "instance {i} exits 0 on SIGTERM: {status}");
+        assert!(
+            status.success(),
+            "instance {i} exits 0 on SIGTERM: {status}\n{}",
+            servers[i].log_text()
+        );
         let log = servers[i].log_text();
         assert!(log.contains("\"stopped\""), "the stop is logged: {log}");
         servers[i] = ServerProcess::start(&envs[i], None).await;

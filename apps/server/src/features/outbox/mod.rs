@@ -73,9 +73,15 @@ pub fn jobs(state: &State, jobs: &mut Jobs) {
     }
     // 商家券: the work a redemption racing a card-bag arrival could leave unqueued (see `busifavor::sweep`).
     let platform = state.platform.clone();
+    // Not at start-up (the interval's first tick is immediate): a minute in, and every minute after.
+    let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     jobs.every("busifavor-sweep", std::time::Duration::from_secs(60), move || {
         let platform = platform.clone();
+        let first = !started.swap(true, std::sync::atomic::Ordering::Relaxed);
         async move {
+            if first {
+                return;
+            }
             let now = platform.now_ms();
             if let Err(e) = db::blocking(&platform.db, move |conn| {
                 crate::features::coupons::busifavor::sweep(conn, now)
