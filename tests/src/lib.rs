@@ -551,6 +551,15 @@ impl ServerProcess {
         self.sigterm();
         for _ in 0..600 {
             if let Ok(Some(status)) = self.child.try_wait() {
+                if !status.success() {
+                    // The evidence for whoever reads the failure: how the stop went, from the process's own log.
+                    let log = self.log_text();
+                    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                    eprintln!(
+                        "wxkit serve exited with {status} on SIGTERM; the last lines of its log:\n{}",
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    );
+                }
                 return status;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Before any thread or connection: OpenSSL without its exit-time cleanup (see `db::init_tls`).
+    wxkit::db::init_tls();
     // .env first, so that it feeds both clap's env fallbacks and the settings.
     let _ = dotenvy::dotenv();
     let cli = wxkit::cli::Cli::parse();

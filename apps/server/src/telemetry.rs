@@ -39,6 +39,8 @@ pub fn init(default_filter: &str) {
 /// [`init`] for tests: lines go through the test harness's output capture, so a passing test prints nothing from
 /// the servers it started and a failing one shows what they said (`cargo test` and `cargo nextest` alike).
 pub fn init_for_tests(default_filter: &str) {
+    // A test process connects to PostgreSQL too: OpenSSL without its exit-time cleanup (see `db::init_tls`).
+    crate::db::init_tls();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter(default_filter))
         .with_writer(|| EscapingWriter(tracing_subscriber::fmt::TestWriter::new()))

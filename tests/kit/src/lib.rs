@@ -71,6 +71,11 @@ impl Drop for TestDatabase {
 impl TestDatabase {
     /// A fresh database, or `None` when PostgreSQL is unavailable outside CI (a notice is printed).
     pub fn create(kind: DbKind) -> Option<TestDatabase> {
+        // libpq talks TLS to a local PostgreSQL through the vendored OpenSSL. Initialised by libpq, OpenSSL registers
+        // an exit-time cleanup that frees its state while other threads still close their connections: the test
+        // process then dies at exit with heap corruption (seen: "malloc_consolidate(): unaligned fastbin chunk").
+        // Initialised here first, it does not.
+        openssl_sys::init();
         match kind {
             DbKind::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");

@@ -640,6 +640,14 @@ pub fn connect_and_migrate(url: &str, pool_size: u32, sqlite_cache_kib: u32) -> 
     connect_and_migrate_with(url, pool_size, sqlite_cache_kib, Duration::from_millis(1500))
 }
 
+/// Initialises OpenSSL — which libpq uses for TLS to PostgreSQL — without its exit-time cleanup. Left to libpq,
+/// OpenSSL's `atexit` handler frees its state while pool and listener threads may still be closing TLS connections,
+/// and the process dies at exit (SIGABRT or SIGSEGV on a clean SIGTERM, seen under load). Call it before the first
+/// connection; [`connect_and_migrate_with`] does, and `main` does first of all. Idempotent.
+pub fn init_tls() {
+    openssl_sys::init();
+}
+
 /// [`connect_and_migrate`] with the pool's checkout timeout (`database.acquire_timeout_ms`): during an outage a
 /// request waits at most this long for a connection, then is answered 503.
 pub fn connect_and_migrate_with(
@@ -648,6 +656,7 @@ pub fn connect_and_migrate_with(
     sqlite_cache_kib: u32,
     acquire_timeout: Duration,
 ) -> Result<(Backend, Db), DbError> {
+    init_tls();
     let backend = Backend::from_url(url)?;
     let applied = backend.migrate()?;
     for name in &applied {
