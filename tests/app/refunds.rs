@@ -111,8 +111,11 @@ async fn a_contradicting_refund_notify_wins_and_is_audited(kind: DbKind) {
     let (s, b) = refund(&app, &no, json!({"refund_fee": 990})).await;
     assert_eq!(s, 201, "{b}");
     let rno = b["out_refund_no"].as_str().unwrap().to_owned();
+    // The reconciler (every second in tests) learns the refund by query first: its settlement must not land after
+    // the contradiction written below (under load it once did, and voided the coupon the test had just given back).
+    wait_status(&app, &no, "refunded").await;
     // Our side believes it failed (an older release's guess, an operator's mistake): the coupon was given back.
-    // Written directly, whatever the reconciler already learnt, so that the contradiction is certain.
+    // Written directly, after what the reconciler learnt, so that the contradiction is certain.
     let (pool, r, c) = (app.state.db.clone(), rno.clone(), code.clone());
     tokio::task::spawn_blocking(move || {
         let write = |conn: &mut wxkit::db::DbConnection| {
