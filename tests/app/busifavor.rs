@@ -264,6 +264,56 @@ async fn a_campaigns_coupons_go_to_the_card_bag_and_are_used_once_at_wechat(kind
     // 1. The H5 page.
     add_through_h5(&app, &cookie, &codes[0], &stock_id).await;
 
+    // 1b. Nobody else can send the owner's coupon anywhere, and garbage is answered in words.
+    let stranger = web_session(&app, "o-stranger").await;
+    let get = async |path: String, cookie: Option<&str>| {
+        let mut r = app.http.get(format!("{}{path}", app.address));
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        r.send().await.unwrap()
+    };
+    let r = get(format!("/api/v1/coupons/{}/busifavor-send", codes[1]), None).await;
+    assert_eq!(r.status(), 401);
+    let r = get(format!("/api/v1/coupons/{}/busifavor-send", codes[1]), Some(&stranger)).await;
+    assert_eq!(r.status(), 404, "someone else's coupon is as good as none");
+    let r = get("/api/v1/coupons/not-a-code/busifavor-send".to_owned(), Some(&cookie)).await;
+    assert_eq!(r.status(), 404);
+    let r = get(format!("/c/{}/wechat-pay-coupon", codes[1]), Some(&stranger)).await;
+    assert_eq!(r.status(), 404, "no H5 link for someone else's coupon");
+    assert!(r.text().await.unwrap().contains("不能加入微信卡包"));
+    let staff_scan = async |cookie: &str, scanned: &str| {
+        let page = get("/staff/scan".into(), Some(cookie)).await;
+        let status = page.status();
+        let text = page.text().await.unwrap();
+        if status != 200 {
+            return (status, text);
+        }
+        let r = app
+            .http
+            .post(format!("{}/staff/scan", app.address))
+            .header("cookie", cookie)
+            .form(&[
+                ("csrf", crate::console::form_token(&text).as_str()),
+                ("scanned", scanned),
+            ])
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    };
+    let (s, page) = staff_scan(&stranger, &codes[1]).await;
+    assert_eq!(s, 403, "the scanner is for staff: {page}");
+    let staff = web_session(&app, "o-staff").await;
+    let (s, page) = staff_scan(&staff, "https://evil.example/c/junk").await;
+    assert_eq!(s, 404, "{page}");
+    assert!(page.contains("不是本店的优惠券码"), "{page}");
+    assert_eq!(
+        sim_coupon(&app, &stock_id, &codes[0]).unwrap().use_calls,
+        0,
+        "nothing was used"
+    );
+
     // 2. COUPON.SEND delivered twice at the same moment: one card-bag record, one audit row.
     set_pay_faults(&app, json!({"duplicate_notifies": 1})).await;
     add_through_plugin(&app, &cookie, &codes[1]).await;
@@ -362,7 +412,6 @@ async fn a_campaigns_coupons_go_to_the_card_bag_and_are_used_once_at_wechat(kind
 
     // 3c. Staff redeem it with the scanner page (session, staff check, CSRF): the scan page's use case — on
     //     PostgreSQL its single-statement write — queues the use too.
-    let staff = web_session(&app, "o-staff").await;
     let page = app
         .http
         .get(format!("{}/staff/scan", app.address))

@@ -377,10 +377,16 @@ fn named_coupon(w: &World, mch_id: &str, b: &Value) -> Result<(String, String), 
     Ok((stock_id, code))
 }
 
+/// With an injected `after` error and `delay_ms`, the answer comes that late (a timeout after acceptance), the
+/// world's lock released meanwhile.
 async fn use_coupon(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
+    crate::pay_v3::delayed(use_coupon_now(&req, &body, &sim)).await
+}
+
+fn use_coupon_now(req: &HttpRequest, body: &[u8], sim: &SimHandle) -> HttpResponse {
     let mut w = sim.world();
-    let mch_id = try_r!(authenticate(&mut w, &req, &body));
-    let b = try_r!(body_json(&body));
+    let mch_id = try_r!(authenticate(&mut w, req, body));
+    let b = try_r!(body_json(body));
     let use_request_no = try_r!(required(&b, "use_request_no"));
     let appid = try_r!(required(&b, "appid"));
     let use_time = try_r!(required(&b, "use_time"));
@@ -418,16 +424,22 @@ async fn use_coupon(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle
         }
     }
     let out = json!({"stock_id": key.0, "openid": c.openid, "wechatpay_use_time": rfc3339_beijing(now)});
-    if let Some(r) = after_error(&mut w, &req) {
+    if let Some(r) = after_error(&mut w, req) {
         return r;
     }
     answer(&mut w, &mch_id, 200, Some(&out))
 }
 
+/// With an injected `after` error and `delay_ms`, the answer comes that late (a timeout after acceptance), the
+/// world's lock released meanwhile.
 async fn deactivate(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
+    crate::pay_v3::delayed(deactivate_now(&req, &body, &sim)).await
+}
+
+fn deactivate_now(req: &HttpRequest, body: &[u8], sim: &SimHandle) -> HttpResponse {
     let mut w = sim.world();
-    let mch_id = try_r!(authenticate(&mut w, &req, &body));
-    let b = try_r!(body_json(&body));
+    let mch_id = try_r!(authenticate(&mut w, req, body));
+    let b = try_r!(body_json(body));
     let request_no = try_r!(required(&b, "deactivate_request_no"));
     let key = try_r!(named_coupon(&w, &mch_id, &b));
     let now = w.now();
@@ -444,7 +456,7 @@ async fn deactivate(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle
         }
     }
     let out = json!({"wechatpay_deactivate_time": rfc3339_beijing(now)});
-    if let Some(r) = after_error(&mut w, &req) {
+    if let Some(r) = after_error(&mut w, req) {
         return r;
     }
     answer(&mut w, &mch_id, 200, Some(&out))

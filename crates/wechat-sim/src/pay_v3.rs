@@ -823,10 +823,14 @@ pub(crate) fn after_error(w: &mut World, req: &HttpRequest) -> Option<HttpRespon
 struct AnswerDelay(u64);
 
 async fn refund(req: HttpRequest, body: web::Bytes, sim: web::Data<SimHandle>) -> HttpResponse {
-    let response = refund_now(&req, &body, &sim);
+    delayed(refund_now(&req, &body, &sim)).await
+}
+
+/// The answer, held back as long as an injected [`after_error`] asked (the world's lock is not held while the
+/// merchant waits).
+pub(crate) async fn delayed(response: HttpResponse) -> HttpResponse {
     let delay = response.extensions().get::<AnswerDelay>().copied();
     if let Some(AnswerDelay(ms)) = delay {
-        // The world's lock is not held while the merchant waits.
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
     response

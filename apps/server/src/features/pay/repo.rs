@@ -801,98 +801,102 @@ pub struct RefundFact<'a> {
 /// failed that WeChat made after all, one we never asked for), WeChat's state wins — the coupon is voided again when
 /// the money went back, and an audit row says what changed. Applied once: a repeat is a [`RefundNotified::Duplicate`].
 pub fn apply_refund_fact(conn: &mut DbConnection, f: &RefundFact<'_>, now: i64) -> Result<RefundNotified, DbError> {
-    conn.transaction::<_, DbError, _>(|conn| {
-        let current: Option<String> = pay_refunds::table
-            .filter(pay_refunds::out_refund_no.eq(f.out_refund_no))
-            .select(pay_refunds::status)
-            .first(conn)
-            .optional()?;
-        let outcome = match current.as_deref() {
-            Some("requested") => {
-                let moved = settle_refund(conn, f.out_refund_no, f.status, Some(f.refund_id), now)?;
-                return Ok(if moved {
-                    RefundNotified::Settled
-                } else {
-                    RefundNotified::Duplicate
-                });
-            }
-            Some(s) if s == f.status => return Ok(RefundNotified::Duplicate),
-            Some(was) => {
-                // Conditional on what was read: of two deliveries at once, one corrects, the other finds it done.
-                let moved = diesel::update(
-                    pay_refunds::table
-                        .filter(pay_refunds::out_refund_no.eq(f.out_refund_no))
-                        .filter(pay_refunds::status.eq(was)),
-                )
-                .set((
-                    pay_refunds::status.eq(f.status),
-                    pay_refunds::refund_id.eq(f.refund_id),
-                    pay_refunds::updated_at.eq(now),
-                ))
-                .execute(conn)?
-                    == 1;
-                if !moved {
-                    return Ok(RefundNotified::Duplicate);
+    // SQLite: the write lock up front — deliveries of one notify at once read, then write; a deferred
+    // transaction would fail the second with SQLITE_BUSY at its lock upgrade instead of waiting its turn.
+    crate::db::write_transaction(conn, |conn| {
+        conn.transaction::<_, DbError, _>(|conn| {
+            let current: Option<String> = pay_refunds::table
+                .filter(pay_refunds::out_refund_no.eq(f.out_refund_no))
+                .select(pay_refunds::status)
+                .first(conn)
+                .optional()?;
+            let outcome = match current.as_deref() {
+                Some("requested") => {
+                    let moved = settle_refund(conn, f.out_refund_no, f.status, Some(f.refund_id), now)?;
+                    return Ok(if moved {
+                        RefundNotified::Settled
+                    } else {
+                        RefundNotified::Duplicate
+                    });
                 }
-                RefundNotified::Corrected { was: was.to_owned() }
-            }
-            None => {
-                if get(conn, f.out_trade_no)?.is_none() {
-                    return Ok(RefundNotified::Unknown);
-                }
-                diesel::insert_into(pay_refunds::table)
-                    .values((
-                        pay_refunds::out_refund_no.eq(f.out_refund_no),
-                        pay_refunds::out_trade_no.eq(f.out_trade_no),
-                        pay_refunds::refund_fee.eq(f.refund_fee),
+                Some(s) if s == f.status => return Ok(RefundNotified::Duplicate),
+                Some(was) => {
+                    // Conditional on what was read: of two deliveries at once, one corrects, the other finds it done.
+                    let moved = diesel::update(
+                        pay_refunds::table
+                            .filter(pay_refunds::out_refund_no.eq(f.out_refund_no))
+                            .filter(pay_refunds::status.eq(was)),
+                    )
+                    .set((
                         pay_refunds::status.eq(f.status),
                         pay_refunds::refund_id.eq(f.refund_id),
-                        pay_refunds::created_at.eq(now),
                         pay_refunds::updated_at.eq(now),
                     ))
-                    .execute(conn)?;
-                RefundNotified::Unknown
-            }
-        };
-        let code = purchase(conn, f.out_trade_no)?.and_then(|p| p.coupon_code);
-        if f.status == "succeeded" {
-            // The money went back: the coupon it bought is void, whoever gave it back meanwhile.
-            if let Some(code) = &code {
-                let voided =
-                    diesel::update(coupons::table.filter(coupons::code.eq(code).and(coupons::status.eq("issued"))))
-                        .set((coupons::status.eq("void"), coupons::version.eq(coupons::version + 1)))
-                        .execute(conn)?
+                    .execute(conn)?
                         == 1;
-                if voided {
-                    crate::features::coupons::busifavor::queue_deactivate_code(conn, code, "refunded", now)?;
-                    diesel::update(pay_refunds::table.filter(pay_refunds::out_refund_no.eq(f.out_refund_no)))
-                        .set(pay_refunds::voided_coupon.eq(true))
-                        .execute(conn)?;
+                    if !moved {
+                        return Ok(RefundNotified::Duplicate);
+                    }
+                    RefundNotified::Corrected { was: was.to_owned() }
                 }
+                None => {
+                    if get(conn, f.out_trade_no)?.is_none() {
+                        return Ok(RefundNotified::Unknown);
+                    }
+                    diesel::insert_into(pay_refunds::table)
+                        .values((
+                            pay_refunds::out_refund_no.eq(f.out_refund_no),
+                            pay_refunds::out_trade_no.eq(f.out_trade_no),
+                            pay_refunds::refund_fee.eq(f.refund_fee),
+                            pay_refunds::status.eq(f.status),
+                            pay_refunds::refund_id.eq(f.refund_id),
+                            pay_refunds::created_at.eq(now),
+                            pay_refunds::updated_at.eq(now),
+                        ))
+                        .execute(conn)?;
+                    RefundNotified::Unknown
+                }
+            };
+            let code = purchase(conn, f.out_trade_no)?.and_then(|p| p.coupon_code);
+            if f.status == "succeeded" {
+                // The money went back: the coupon it bought is void, whoever gave it back meanwhile.
+                if let Some(code) = &code {
+                    let voided =
+                        diesel::update(coupons::table.filter(coupons::code.eq(code).and(coupons::status.eq("issued"))))
+                            .set((coupons::status.eq("void"), coupons::version.eq(coupons::version + 1)))
+                            .execute(conn)?
+                            == 1;
+                    if voided {
+                        crate::features::coupons::busifavor::queue_deactivate_code(conn, code, "refunded", now)?;
+                        diesel::update(pay_refunds::table.filter(pay_refunds::out_refund_no.eq(f.out_refund_no)))
+                            .set(pay_refunds::voided_coupon.eq(true))
+                            .execute(conn)?;
+                    }
+                }
+            } else if current.as_deref() == Some("succeeded") {
+                give_back(conn, f.out_refund_no)?;
             }
-        } else if current.as_deref() == Some("succeeded") {
-            give_back(conn, f.out_refund_no)?;
-        }
-        let detail = match &outcome {
-            RefundNotified::Corrected { was } => {
-                format!("refund {}: ours said {was}, WeChat says {}", f.out_refund_no, f.status)
-            }
-            _ => format!(
-                "refund {} we never asked for: WeChat says {}",
-                f.out_refund_no, f.status
-            ),
-        };
-        diesel::insert_into(crate::db::schema::audit_log::table)
-            .values((
-                crate::db::schema::audit_log::action.eq("refund_reconciled"),
-                crate::db::schema::audit_log::coupon_code.eq(code),
-                crate::db::schema::audit_log::outcome.eq(outcome.as_str()),
-                crate::db::schema::audit_log::channel.eq("pay"),
-                crate::db::schema::audit_log::created_at.eq(now),
-                crate::db::schema::audit_log::detail.eq(detail),
-            ))
-            .execute(conn)?;
-        Ok(outcome)
+            let detail = match &outcome {
+                RefundNotified::Corrected { was } => {
+                    format!("refund {}: ours said {was}, WeChat says {}", f.out_refund_no, f.status)
+                }
+                _ => format!(
+                    "refund {} we never asked for: WeChat says {}",
+                    f.out_refund_no, f.status
+                ),
+            };
+            diesel::insert_into(crate::db::schema::audit_log::table)
+                .values((
+                    crate::db::schema::audit_log::action.eq("refund_reconciled"),
+                    crate::db::schema::audit_log::coupon_code.eq(code),
+                    crate::db::schema::audit_log::outcome.eq(outcome.as_str()),
+                    crate::db::schema::audit_log::channel.eq("pay"),
+                    crate::db::schema::audit_log::created_at.eq(now),
+                    crate::db::schema::audit_log::detail.eq(detail),
+                ))
+                .execute(conn)?;
+            Ok(outcome)
+        })
     })
 }
 
