@@ -2,7 +2,8 @@
 //! real HTTP, and the sandbox in headless Chromium. The SDK tests (crates alone) are in `tests/sdk`.
 #![allow(clippy::unwrap_used)]
 
-/// Runs an async test body once per backend, as `name::sqlite` and `name::postgres`.
+/// Runs an async test body once per backend, as `name::sqlite`, `name::postgres` and (built with the `mysql`
+/// feature) `name::mysql`.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -13,6 +14,11 @@ macro_rules! on_both_backends {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn postgres() {
                 super::$name(wxkit_e2e::DbKind::Postgres).await
+            }
+            #[cfg(feature = "mysql")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn mysql() {
+                super::$name(wxkit_e2e::DbKind::Mysql).await
             }
         }
     )*};

@@ -720,14 +720,17 @@ async fn a_backup_taken_while_serving_restores(kind: DbKind) {
         DbKind::Postgres => {
             // pg_restore wants an empty database (the test databases come with the schema).
             let fresh = EmptyPg::create();
+            let fresh_url = |g: &Box<dyn std::any::Any + Send>| g.downcast_ref::<EmptyPg>().unwrap().url.clone();
             let out = std::process::Command::new("pg_restore")
                 .args(["--no-owner", "--dbname", &fresh.url])
                 .arg(&file)
                 .output()
                 .unwrap();
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            (fresh.url.clone(), Some(fresh))
+            let guard: Box<dyn std::any::Any + Send> = Box::new(fresh);
+            (fresh_url(&guard), Some(guard))
         }
+        DbKind::Mysql => restore_mysql(&file),
     };
     let (address, _) = wxkit_e2e::start_server_with(wxkit_e2e::test_settings(&restored.0, &app.sim)).await;
     assert_eq!(
@@ -896,6 +899,43 @@ async fn metrics_show_the_process_the_pool_and_the_build(kind: DbKind) {
 }
 
 /// An empty PostgreSQL database, dropped with the value.
+/// Restores a `wxkit backup` of a MySQL database into a new, empty one with the `mysql` client; returns its URL and
+/// a guard that drops it.
+#[cfg(feature = "mysql")]
+fn restore_mysql(file: &std::path::Path) -> (String, Option<Box<dyn std::any::Any + Send>>) {
+    struct Fresh(String, String);
+    impl Drop for Fresh {
+        fn drop(&mut self) {
+            wxkit_testkit::mysql::drop_database(&self.0, &self.1);
+        }
+    }
+    use diesel::connection::SimpleConnection as _;
+    let admin = wxkit_testkit::mysql::admin_url().unwrap();
+    let name = format!("wxkit_restore_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = diesel::MysqlConnection::establish(&admin).unwrap();
+    conn.batch_execute(&format!(
+        "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+    ))
+    .unwrap();
+    let url = url::Url::parse(&admin).unwrap();
+    let out = std::process::Command::new("mysql")
+        .arg(format!("--host={}", url.host_str().unwrap()))
+        .arg(format!("--port={}", url.port().unwrap_or(3306)))
+        .arg(format!("--user={}", url.username()))
+        .arg(&name)
+        .stdin(std::fs::File::open(file).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let restored = wxkit_testkit::mysql::url_of(&admin, &name);
+    (restored, Some(Box::new(Fresh(admin, name))))
+}
+
+#[cfg(not(feature = "mysql"))]
+fn restore_mysql(_: &std::path::Path) -> (String, Option<Box<dyn std::any::Any + Send>>) {
+    unreachable!("MySQL tests need the `mysql` feature")
+}
+
 struct EmptyPg {
     url: String,
     name: String,

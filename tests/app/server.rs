@@ -28,6 +28,7 @@ async fn health_and_readiness_answer(kind: DbKind) {
     let expected = match kind {
         DbKind::Sqlite => "sqlite",
         DbKind::Postgres => "postgres",
+        DbKind::Mysql => "mysql",
     };
     assert_eq!(body["database"], expected);
     // Uptime checkers probe with HEAD.

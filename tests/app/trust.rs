@@ -839,11 +839,14 @@ async fn seed_process(address: &str, db_url: &str, n: usize) -> (String, Vec<Str
             codes.push(t.await.unwrap()["code"].as_str().unwrap().to_owned());
         }
     }
-    with_url(db_url, |conn| {
-        // `W` + the coupon id: a card code per coupon, as if each had been added to a card bag.
-        diesel::sql_query("UPDATE coupons SET wechat_card_code = 'W' || CAST(id AS TEXT)")
-            .execute(conn)
-            .unwrap();
+    // `W` + the coupon id: a card code per coupon, as if each had been added to a card bag.
+    let sql = if db_url.starts_with("mysql") {
+        "UPDATE coupons SET wechat_card_code = CONCAT('W', id)"
+    } else {
+        "UPDATE coupons SET wechat_card_code = 'W' || CAST(id AS TEXT)"
+    };
+    with_url(db_url, move |conn| {
+        diesel::sql_query(sql).execute(conn).unwrap();
     })
     .await;
     (staff["api_token"].as_str().unwrap().to_owned(), codes)

@@ -877,7 +877,7 @@ mod tests {
         let cases = [
             (("WXKIT__SERVER__ADDR", "nonsense"), "server.addr"),
             (("WXKIT__WECHAT__API_BASE_URL", "ftp://x"), "wechat.api_base_url"),
-            (("DATABASE_URL", "mysql://x"), "database.url"),
+            (("DATABASE_URL", "mongodb://x"), "database.url"),
             (("WXKIT__WECHAT__APP_ID", "wx1"), "wechat.app_secret"),
             (("WXKIT__WECHAT__ENCODING_AES_KEY", "short"), "wechat.encoding_aes_key"),
             (("WXKIT__DATABASE__POOL_SIZE", "0"), "database.pool_size"),

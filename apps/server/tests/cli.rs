@@ -28,7 +28,7 @@ fn run(cmd: &mut Command) -> (i32, String, String) {
 fn an_unsupported_database_url_is_one_clear_line_and_exit_2() {
     let (code, _, stderr) = run(wxkit()
         .arg("migrate")
-        .env("DATABASE_URL", "mysql://root:pw@localhost/x"));
+        .env("DATABASE_URL", "mongodb://root:pw@localhost/x"));
     assert_eq!(code, 2, "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(
@@ -36,6 +36,77 @@ fn an_unsupported_database_url_is_one_clear_line_and_exit_2() {
         "{stderr}"
     );
     assert!(!stderr.contains("pw@"), "{stderr}");
+}
+
+/// Without the `mysql` feature a MySQL URL says which build takes it; with it, an unreachable server is one line.
+#[test]
+fn a_mysql_url_names_the_feature_or_the_server() {
+    let (code, _, stderr) = run(wxkit()
+        .arg("migrate")
+        .env("DATABASE_URL", "mysql://root:secretpw@127.0.0.1:1/db"));
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains("secretpw"), "{stderr}");
+    if cfg!(feature = "mysql") {
+        assert!(stderr.contains("cannot connect to MySQL at"), "{stderr}");
+    } else {
+        assert!(
+            stderr.contains("--features mysql") && stderr.contains("default-libmysqlclient-dev"),
+            "{stderr}"
+        );
+    }
+}
+
+/// `wxkit migrate --create-database` on MariaDB: creates the database (utf8mb4, binary collation), migrates it, and
+/// is idempotent; `backup` writes a dump of it.
+#[cfg(feature = "mysql")]
+#[test]
+fn migrate_creates_and_migrates_a_mysql_database() {
+    let admin = std::env::var("WXKIT_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/".into());
+    if Command::new("mariadb")
+        .args(["-h", "127.0.0.1", "-u", "root", "-e", "select 1"])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+        && std::env::var("WXKIT_TEST_MYSQL_URL").is_err()
+    {
+        assert!(std::env::var("CI").is_err(), "CI=true but no MariaDB at 127.0.0.1:3306");
+        eprintln!("SKIPPING: no MariaDB at 127.0.0.1:3306");
+        return;
+    }
+    let name = format!("wxkit_cli_{}", std::process::id());
+    let mut url = url::Url::parse(&admin).unwrap();
+    url.set_path(&format!("/{name}"));
+    let (code, out, stderr) = run(wxkit()
+        .args(["migrate", "--create-database"])
+        .env("DATABASE_URL", url.as_str()));
+    assert_eq!(code, 0, "{out}{stderr}");
+    let (code, out, stderr) = run(wxkit()
+        .args(["migrate", "--create-database"])
+        .env("DATABASE_URL", url.as_str()));
+    assert_eq!(code, 0, "idempotent: {out}{stderr}");
+    let charset = Command::new("mariadb")
+        .args(["-h", "127.0.0.1", "-u", "root", "-Nse"])
+        .arg(format!(
+            "SELECT CONCAT(DEFAULT_CHARACTER_SET_NAME, ' ', DEFAULT_COLLATION_NAME) FROM information_schema.SCHEMATA \
+             WHERE SCHEMA_NAME = '{name}'"
+        ))
+        .output()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("dump.sql");
+    let (backup_code, backup_out, backup_err) = run(wxkit()
+        .args(["backup", "--to"])
+        .arg(&dump)
+        .env("DATABASE_URL", url.as_str()));
+    let _ = Command::new("mariadb")
+        .args(["-h", "127.0.0.1", "-u", "root", "-e"])
+        .arg(format!("DROP DATABASE `{name}`"))
+        .output();
+    assert_eq!(String::from_utf8_lossy(&charset.stdout).trim(), "utf8mb4 utf8mb4_bin");
+    assert_eq!(backup_code, 0, "{backup_out}{backup_err}");
+    let text = std::fs::read_to_string(&dump).unwrap();
+    assert!(text.contains("CREATE TABLE `coupons`"), "a dump of the schema");
 }
 
 #[test]

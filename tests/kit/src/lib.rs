@@ -7,9 +7,14 @@
 //! system temp dir). Under `CI=true` a missing PostgreSQL fails the tests; elsewhere it prints a loud skip notice.
 //! Each PostgreSQL test database is a copy of a template database migrated once per set of migrations
 //! (`migrations/postgres`, applied with the same Diesel harness as the server, so the server finds them applied).
+//!
+//! MariaDB/MySQL (feature `mysql`): `WXKIT_TEST_MYSQL_URL` or `mysql://root@127.0.0.1:3306/`; each test gets its own
+//! database, a copy of a migrated template (see [`mysql`]). Under `CI=true` a missing server fails the tests.
 #![allow(clippy::unwrap_used)]
 
 pub mod browser;
+#[cfg(feature = "mysql")]
+pub mod mysql;
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
@@ -40,6 +45,8 @@ pub enum DbKind {
     Sqlite,
     /// A fresh database on a local PostgreSQL.
     Postgres,
+    /// A fresh database on a local MariaDB/MySQL (only with the kit's `mysql` feature).
+    Mysql,
 }
 
 /// A database that exists for one test and is removed afterwards.
@@ -55,7 +62,15 @@ pub struct TestDatabase {
 #[derive(Debug)]
 enum Cleanup {
     Dir(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    Mysql {
+        admin_url: String,
+        name: String,
+    },
 }
 
 impl Drop for TestDatabase {
@@ -64,6 +79,10 @@ impl Drop for TestDatabase {
             && let Ok(mut conn) = PgConnection::establish(admin_url)
         {
             let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+        }
+        #[cfg(feature = "mysql")]
+        if let Cleanup::Mysql { admin_url, name } = &self.cleanup {
+            mysql::drop_database(admin_url, name);
         }
     }
 }
@@ -97,6 +116,22 @@ impl TestDatabase {
                     kind,
                     cleanup: Cleanup::Postgres { admin_url, name },
                 })
+            }
+            #[cfg(feature = "mysql")]
+            DbKind::Mysql => {
+                let admin_url = mysql::admin_url()?;
+                let name = format!("wxkit_test_{}", uuid::Uuid::new_v4().simple());
+                let url = mysql::create_database(&admin_url, &name);
+                Some(TestDatabase {
+                    url,
+                    kind,
+                    cleanup: Cleanup::Mysql { admin_url, name },
+                })
+            }
+            #[cfg(not(feature = "mysql"))]
+            DbKind::Mysql => {
+                assert!(!is_ci(), "CI=true: the MySQL tests need the test kit's `mysql` feature");
+                None
             }
         }
     }

@@ -427,7 +427,7 @@ pub(super) async fn with_db<T: Send + 'static>(
                 db::Backend::Sqlite(path) => std::path::absolute(path)
                     .map(|p| p.display().to_string())
                     .unwrap_or_else(|_| path.clone()),
-                db::Backend::Postgres(_) => backend.target(),
+                db::Backend::Postgres(_) | db::Backend::Mysql(_) => backend.target(),
             };
             return Err(CliError::Usage(format!(
                 "no database at {shown} (database.url): run `wxkit migrate` (or `wxkit serve`) to create it, or point \

@@ -2,6 +2,7 @@
 
 pub mod certificate_store;
 pub mod schema;
+pub mod stores;
 pub mod token_store;
 
 use diesel::connection::SimpleConnection;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 /// A connection to either backend. Queries written once against [`schema`] run on both; backend-specific SQL
 /// (upserts) matches on the variant.
+#[cfg(not(feature = "mysql"))]
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
     /// PostgreSQL (first: the derive tries variants in order).
@@ -22,12 +24,38 @@ pub enum DbConnection {
     Sqlite(diesel::SqliteConnection),
 }
 
+/// A connection to any of the three backends (built with the `mysql` feature). The derive cannot take a `cfg` on a
+/// variant, hence two definitions; code matching on the variant names `DbConnection::Mysql` under the same `cfg`.
+#[cfg(feature = "mysql")]
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// PostgreSQL (first: the derive tries variants in order).
+    Postgresql(diesel::PgConnection),
+    /// SQLite.
+    Sqlite(diesel::SqliteConnection),
+    /// MySQL or MariaDB.
+    Mysql(diesel::MysqlConnection),
+}
+
 impl fmt::Debug for DbConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             DbConnection::Postgresql(_) => "DbConnection::Postgresql",
             DbConnection::Sqlite(_) => "DbConnection::Sqlite",
+            #[cfg(feature = "mysql")]
+            DbConnection::Mysql(_) => "DbConnection::Mysql",
         })
+    }
+}
+
+impl DbConnection {
+    /// True on MySQL/MariaDB (always false in a build without the `mysql` feature).
+    pub fn is_mysql(&self) -> bool {
+        #[cfg(feature = "mysql")]
+        if let DbConnection::Mysql(_) = self {
+            return true;
+        }
+        false
     }
 }
 
@@ -169,7 +197,7 @@ enum ErrorClass {
     Statement,
 }
 
-/// Messages of errors that end a PostgreSQL session, for errors libpq reported without a connection-class state.
+/// Messages of errors that end a database session, for errors libpq reported without a connection-class state.
 const CONNECTION_MESSAGES: &[&str] = &[
     "terminating connection",
     "server closed the connection",
@@ -182,6 +210,12 @@ const CONNECTION_MESSAGES: &[&str] = &[
     "the database system is in recovery mode",
     "broken pipe",
     "connection reset",
+    // MySQL/MariaDB (client errors 2006, 2013; server 1053, 1927).
+    "server has gone away",
+    "lost connection",
+    "connection was killed",
+    "server shutdown in progress",
+    "can't connect to",
 ];
 
 fn classify(e: &DbError) -> ErrorClass {
@@ -303,6 +337,8 @@ pub use diesel::r2d2;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+#[cfg(feature = "mysql")]
+const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/mysql");
 
 /// Which database a `DATABASE_URL` names.
 #[derive(Clone, PartialEq, Eq)]
@@ -311,6 +347,9 @@ pub enum Backend {
     Postgres(String),
     /// `sqlite://PATH` / `sqlite:PATH` — the file path.
     Sqlite(String),
+    /// `mysql://USER:PASSWORD@HOST:PORT/DB` (MySQL or MariaDB) — the URL as given. Only a build with the `mysql`
+    /// feature accepts one.
+    Mysql(String),
 }
 
 /// A database problem, reported as one line.
@@ -384,17 +423,43 @@ impl Backend {
             }
             return Ok(Backend::Sqlite(path.to_owned()));
         }
+        if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            if !cfg!(feature = "mysql") {
+                return Err(DbError::Url(format!(
+                    "{:?} names MySQL/MariaDB, which this build of wxkit leaves out: build it with \
+                     `cargo build --release --features mysql` (needs Debian's default-libmysqlclient-dev)",
+                    redact_url(url)
+                )));
+            }
+            // Diesel's MySQL client reads only `mysql://`.
+            let url = match url.strip_prefix("mariadb://") {
+                Some(rest) => format!("mysql://{rest}"),
+                None => url.to_owned(),
+            };
+            return Ok(Backend::Mysql(url));
+        }
+        let mysql = if cfg!(feature = "mysql") {
+            ", mysql://USER:PASSWORD@HOST/DB"
+        } else {
+            ""
+        };
         Err(DbError::Url(format!(
-            "{:?} is not supported: use sqlite://PATH or postgres://USER@HOST/DB",
+            "{:?} is not supported: use sqlite://PATH or postgres://USER@HOST/DB{mysql}",
             redact_url(url)
         )))
     }
 
-    /// `sqlite` or `postgres`.
+    /// True on MySQL/MariaDB.
+    pub fn is_mysql(&self) -> bool {
+        matches!(self, Backend::Mysql(_))
+    }
+
+    /// `sqlite`, `postgres` or `mysql`.
     pub fn name(&self) -> &'static str {
         match self {
             Backend::Postgres(_) => "postgres",
             Backend::Sqlite(_) => "sqlite",
+            Backend::Mysql(_) => "mysql",
         }
     }
 
@@ -403,6 +468,7 @@ impl Backend {
         match self {
             Backend::Postgres(url) => format!("PostgreSQL at {}", redact_url(url)),
             Backend::Sqlite(path) => format!("SQLite database {path}"),
+            Backend::Mysql(url) => format!("MySQL at {}", redact_url(url)),
         }
     }
 
@@ -411,6 +477,12 @@ impl Backend {
         // A PostgreSQL database that is not there yet: say how to make it.
         if matches!(self, Backend::Postgres(_)) && message.contains("does not exist") && message.contains("database") {
             message.push_str(" — create it with `wxkit migrate --create-database` (or CREATE DATABASE as its owner)");
+        }
+        // MySQL: "Unknown database 'x'".
+        if matches!(self, Backend::Mysql(_)) && message.contains("Unknown database") {
+            message.push_str(
+                " — create it with `wxkit migrate --create-database` (or CREATE DATABASE … CHARACTER SET utf8mb4)",
+            );
         }
         DbError::Connect {
             target: self.target(),
@@ -444,6 +516,23 @@ impl Backend {
                 .map_err(|e| self.connect_error(e))?;
                 Ok(DbConnection::Sqlite(conn))
             }
+            #[cfg(feature = "mysql")]
+            Backend::Mysql(url) => {
+                let mut conn = diesel::MysqlConnection::establish(url).map_err(|e| self.connect_error(e))?;
+                // READ COMMITTED, as PostgreSQL: every read-then-write path was written against it. Under MySQL's
+                // default REPEATABLE READ a transaction's plain reads see its first snapshot, so a read after a
+                // conditional UPDATE lost a race would show a row state the UPDATE never saw. Strict mode: a value
+                // too long for its column is an error, never silently cut (a coupon title cut mid-character).
+                conn.batch_execute(
+                    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+                     SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,ONLY_FULL_GROUP_BY'; \
+                     SET SESSION innodb_lock_wait_timeout = 10",
+                )
+                .map_err(|e| self.connect_error(e))?;
+                Ok(DbConnection::Mysql(conn))
+            }
+            #[cfg(not(feature = "mysql"))]
+            Backend::Mysql(_) => Err(DbError::Url("MySQL needs a build with `--features mysql`".into())),
         }
     }
 
@@ -455,7 +544,7 @@ impl Backend {
                 let file = path.split('?').next().unwrap_or(path);
                 std::path::Path::new(file).exists()
             }
-            Backend::Postgres(_) => true,
+            Backend::Postgres(_) | Backend::Mysql(_) => true,
         }
     }
 
@@ -463,6 +552,10 @@ impl Backend {
     /// database to do so; the user needs CREATEDB). Returns whether it created one. SQLite files are created on first
     /// open, so this is a no-op there.
     pub fn create_database_if_missing(&self) -> Result<bool, DbError> {
+        #[cfg(feature = "mysql")]
+        if let Backend::Mysql(url) = self {
+            return self.create_mysql_database_if_missing(url);
+        }
         let Backend::Postgres(url) = self else {
             return Ok(false);
         };
@@ -495,6 +588,40 @@ impl Backend {
             }
             Err(e) => Err(self.connect_error(e)),
         }
+    }
+
+    /// MySQL's half of [`create_database_if_missing`](Backend::create_database_if_missing): `utf8mb4` (emoji in
+    /// nicknames and coupon titles) with the binary collation (openids and codes compare byte for byte, as on the
+    /// other backends; the server's default `_ci` collation would make `abc` and `ABC` one key).
+    #[cfg(feature = "mysql")]
+    fn create_mysql_database_if_missing(&self, url: &str) -> Result<bool, DbError> {
+        let mut parsed = url::Url::parse(url).map_err(|e| DbError::Url(format!("{}: {e}", redact_url(url))))?;
+        let name = parsed.path().trim_start_matches('/').to_owned();
+        if name.is_empty() {
+            return Ok(false);
+        }
+        parsed.set_path("/");
+        let mut admin = diesel::MysqlConnection::establish(parsed.as_str()).map_err(|e| self.connect_error(e))?;
+        #[derive(diesel::QueryableByName)]
+        struct Found {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let found: Found =
+            diesel::sql_query("SELECT COUNT(*) AS n FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?")
+                .bind::<diesel::sql_types::Text, _>(&name)
+                .get_result(&mut admin)
+                .map_err(|e| self.connect_error(e))?;
+        if found.n > 0 {
+            return Ok(false);
+        }
+        let quoted = format!("`{}`", name.replace('`', "``"));
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE IF NOT EXISTS {quoted} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+            ))
+            .map_err(|e| self.connect_error(e))?;
+        Ok(true)
     }
 
     /// Runs the pending migrations of this backend. On PostgreSQL an advisory lock makes instances that start
@@ -541,6 +668,18 @@ impl Backend {
                     )));
                 }
                 Ok(applied)
+            }
+            #[cfg(feature = "mysql")]
+            DbConnection::Mysql(mut conn) => {
+                // MySQL's counterpart of the advisory lock; released when this connection closes at the latest.
+                conn.batch_execute("DO GET_LOCK('wxkit_migrate', 120)")
+                    .map_err(|e| migrate_error(&e))?;
+                let result = conn
+                    .run_pending_migrations(MYSQL_MIGRATIONS)
+                    .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>())
+                    .map_err(|e| migrate_error(&e));
+                let _ = conn.batch_execute("DO RELEASE_LOCK('wxkit_migrate')");
+                result
             }
         }
     }
@@ -630,6 +769,8 @@ impl r2d2::ManageConnection for ConnectionManager {
             || match &mut conn.conn {
                 DbConnection::Postgresql(c) => c.is_broken(),
                 DbConnection::Sqlite(c) => c.is_broken(),
+                #[cfg(feature = "mysql")]
+                DbConnection::Mysql(c) => c.is_broken(),
             }
     }
 }
@@ -663,7 +804,7 @@ pub fn connect_and_migrate_with(
         tracing::info!(migration = %name, backend = backend.name(), "applied migration");
     }
     let size = match backend {
-        Backend::Postgres(_) => pool_size,
+        Backend::Postgres(_) | Backend::Mysql(_) => pool_size,
         // SQLite has one writer; a handful of connections serves readers without lock churn.
         Backend::Sqlite(_) => pool_size.min(8),
     };
@@ -799,10 +940,45 @@ pub fn backup(backend: &Backend, to: &std::path::Path) -> Result<u64, DbError> {
                 return Err(failed(format!("pg_dump failed: {message}")));
             }
         }
+        Backend::Mysql(url) => mysqldump(url, to).map_err(failed)?,
     }
     std::fs::metadata(to)
         .map(|m| m.len())
         .map_err(|e| failed(e.to_string()))
+}
+
+/// `mysqldump --single-transaction` (one consistent InnoDB snapshot, writers carry on) into `to`; restore with
+/// `mysql DB < file`. The password goes by environment (`MYSQL_PWD`), not on the command line.
+fn mysqldump(url: &str, to: &std::path::Path) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let database = parsed.path().trim_start_matches('/');
+    if database.is_empty() {
+        return Err("the URL names no database".into());
+    }
+    let mut command = std::process::Command::new("mysqldump");
+    if let Some(p) = parsed.password() {
+        command.env("MYSQL_PWD", decode(p));
+    }
+    command
+        .args(["--single-transaction", "--routines", "--default-character-set=utf8mb4"])
+        .arg(format!("--host={}", parsed.host_str().unwrap_or("localhost")))
+        .arg(format!("--port={}", parsed.port().unwrap_or(3306)))
+        .arg(format!("--user={}", decode(parsed.username())))
+        .arg(format!("--result-file={}", to.display()))
+        .arg(database);
+    let out = command
+        .output()
+        .map_err(|e| format!("cannot run mysqldump ({e}): install Debian's mariadb-client"))?;
+    if !out.status.success() {
+        let _ = std::fs::remove_file(to);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "mysqldump failed: {}",
+            stderr.trim().lines().collect::<Vec<_>>().join(" / ")
+        ));
+    }
+    Ok(())
 }
 
 /// Work for the database threads.
@@ -880,7 +1056,18 @@ mod tests {
             Backend::from_url("postgres://u@h/d").unwrap(),
             Backend::Postgres(_)
         ));
-        assert!(Backend::from_url("mysql://u@h/d").is_err());
+        let mysql = Backend::from_url("mysql://u@h/d");
+        if cfg!(feature = "mysql") {
+            assert_eq!(mysql.unwrap(), Backend::Mysql("mysql://u@h/d".into()));
+            assert_eq!(
+                Backend::from_url("mariadb://u@h/d").unwrap(),
+                Backend::Mysql("mysql://u@h/d".into())
+            );
+        } else {
+            let e = mysql.unwrap_err().to_string();
+            assert!(e.contains("--features mysql"), "{e}");
+        }
+        assert!(Backend::from_url("mongodb://u@h/d").is_err());
         assert!(Backend::from_url("sqlite://").is_err());
         assert!(Backend::from_url("sqlite::memory:").is_err());
     }
@@ -889,8 +1076,13 @@ mod tests {
     fn passwords_never_reach_messages() {
         let b = Backend::from_url("postgres://u:hunter2@h/d").unwrap();
         assert!(!format!("{b:?}").contains("hunter2"));
-        let e = Backend::from_url("mysql://u:hunter2@h/d").unwrap_err();
+        let e = Backend::from_url("mongodb://u:hunter2@h/d").unwrap_err();
         assert!(!e.to_string().contains("hunter2"));
+        let b = Backend::from_url("mysql://u:hunter2@h/d");
+        match b {
+            Ok(b) => assert!(!format!("{b:?} {}", b.target()).contains("hunter2")),
+            Err(e) => assert!(!e.to_string().contains("hunter2")),
+        }
         assert_eq!(redact_url("postgres://u:pw@h:5432/d"), "postgres://u:***@h:5432/d");
     }
 
@@ -981,4 +1173,78 @@ crate::text_enum! {
         /// Closed unpaid.
         Closed => "closed",
     }
+}
+
+/// The id MySQL gave the row this connection inserted last (`LAST_INSERT_ID()`; MySQL has no `RETURNING`).
+#[cfg(feature = "mysql")]
+pub fn mysql_last_insert_id(conn: &mut diesel::MysqlConnection) -> diesel::QueryResult<i64> {
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "CAST(LAST_INSERT_ID() AS SIGNED)",
+    ))
+    .get_result(conn)
+}
+
+/// Runs an `INSERT` of one row into a table with an auto-increment `id` and returns `$returning` of the new row:
+/// `RETURNING` on PostgreSQL and SQLite; on MySQL, which has none, the insert, then the row read back by
+/// `LAST_INSERT_ID()` on the same connection (so within the same transaction). Evaluates to a `QueryResult`.
+#[macro_export]
+macro_rules! insert_returning {
+    ($conn:expr, $insert:expr, $table:expr, $returning:expr) => {{
+        use diesel::prelude::*;
+        match $conn {
+            $crate::db::DbConnection::Postgresql(c) => $insert.returning($returning).get_result(c),
+            $crate::db::DbConnection::Sqlite(c) => $insert.returning($returning).get_result(c),
+            #[cfg(feature = "mysql")]
+            $crate::db::DbConnection::Mysql(c) => $insert.execute(c).and_then(|_| {
+                let id = $crate::db::mysql_last_insert_id(c)?;
+                $table.find(id).select($returning).get_result(c)
+            }),
+        }
+    }};
+}
+
+/// Runs an `UPDATE` of at most the row `$id` and returns `$returning` of the updated row, or
+/// `Err(NotFound)` when the update's filter matched nothing (use `.optional()`): `RETURNING` on PostgreSQL and
+/// SQLite; on MySQL the update, then — when it changed a row — the row read back. The update's row lock is held
+/// until the transaction ends, so the row read back is the one this update wrote.
+#[macro_export]
+macro_rules! update_returning {
+    ($conn:expr, $update:expr, $table:expr, $id:expr, $returning:expr) => {{
+        use diesel::prelude::*;
+        match $conn {
+            $crate::db::DbConnection::Postgresql(c) => $update.returning($returning).get_result(c),
+            $crate::db::DbConnection::Sqlite(c) => $update.returning($returning).get_result(c),
+            #[cfg(feature = "mysql")]
+            $crate::db::DbConnection::Mysql(c) => $update.execute(c).and_then(|n| {
+                if n == 0 {
+                    Err(diesel::result::Error::NotFound)
+                } else {
+                    $table.find($id).select($returning).get_result(c)
+                }
+            }),
+        }
+    }};
+}
+
+/// `INSERT … ON CONFLICT DO NOTHING` of one row on any backend; evaluates to the number of rows inserted (0 when a
+/// unique key was taken) as a `QueryResult<usize>`. On MySQL a plain insert whose duplicate-key error counts as 0: a
+/// failed statement does not end a MySQL transaction, and unlike `INSERT IGNORE` nothing else (a foreign key, a
+/// value too long) is turned into a warning.
+#[macro_export]
+macro_rules! insert_or_ignore {
+    ($conn:expr, $table:expr, $row:expr) => {{
+        use diesel::prelude::*;
+        match $conn {
+            $crate::db::DbConnection::Postgresql(c) => diesel::insert_into($table)
+                .values($row)
+                .on_conflict_do_nothing()
+                .execute(c),
+            $crate::db::DbConnection::Sqlite(c) => diesel::insert_or_ignore_into($table).values($row).execute(c),
+            #[cfg(feature = "mysql")]
+            $crate::db::DbConnection::Mysql(c) => match diesel::insert_into($table).values($row).execute(c) {
+                Err(e) if $crate::db::is_unique_violation(&e) => Ok(0),
+                other => other,
+            },
+        }
+    }};
 }

@@ -1,4 +1,4 @@
-//! The portable schema: one `table!` per table, valid on both backends (migrations/{sqlite,postgres}).
+//! The portable schema: one `table!` per table, valid on every backend (migrations/{sqlite,postgres,mysql}).
 
 diesel::table! {
     /// WeChat users we know: by official-account openid, mini-program openid, or both (linked by unionid).
@@ -53,21 +53,6 @@ diesel::table! {
 }
 
 diesel::joinable!(sessions -> users (user_id));
-
-diesel::table! {
-    /// The shared access-token / ticket cache and its refresh lease (see `token_store`).
-    wechat_tokens (app_id, kind) {
-        app_id -> Text,
-        kind -> Text,
-        value -> Nullable<Text>,
-        /// Unix seconds.
-        expires_at -> BigInt,
-        lock_holder -> Nullable<Text>,
-        /// Unix milliseconds.
-        lock_until -> BigInt,
-        updated_at -> BigInt,
-    }
-}
 
 diesel::table! {
     /// Merchants.
@@ -166,30 +151,6 @@ diesel::table! {
         actor_user_id -> Nullable<BigInt>,
         /// The merchant it concerns (console actions).
         merchant_id -> Nullable<BigInt>,
-    }
-}
-
-diesel::table! {
-    /// Used OAuth state nonces.
-    oauth_states (nonce) {
-        nonce -> Text,
-        expires_at -> BigInt,
-    }
-}
-
-diesel::table! {
-    /// Shared server secrets.
-    server_secrets (name) {
-        name -> Text,
-        value -> Text,
-    }
-}
-
-diesel::table! {
-    /// Processed WeChat pushes.
-    push_events (dedupe_key) {
-        dedupe_key -> Text,
-        created_at -> BigInt,
     }
 }
 
@@ -381,21 +342,21 @@ diesel::table! {
 diesel::joinable!(wechat_pay_stocks -> campaigns (campaign_id));
 diesel::joinable!(coupon_card_bag -> coupons (coupon_id));
 
+// The tables of the shared stores (tokens, certificates, push keys, OAuth states) are the store crate's: they never
+// join with the others.
+pub use store_diesel::schema::{oauth_states, push_events, server_secrets, wechat_tokens};
+
 // Every table may appear with every other in one query (one list: a pair named twice would not compile).
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
     login_scenes,
-    wechat_tokens,
     merchants,
     staff,
     campaigns,
     coupons,
     redemptions,
     audit_log,
-    oauth_states,
-    server_secrets,
-    push_events,
     campaign_messages,
     push_nonces,
     outbox,
@@ -410,3 +371,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     wechat_pay_stocks,
     coupon_card_bag,
 );
+
+diesel::table! {
+    /// MySQL only (migrations/mysql): scan-to-login events relayed to the other instances (see
+    /// `features::scan_login::relay`).
+    login_events (id) {
+        id -> BigInt,
+        payload -> Text,
+        created_at -> BigInt,
+    }
+}

@@ -249,7 +249,7 @@ async fn complete_login(
     if let Some(refused) = unbound_callback(&req, &state, &raw_state, website) {
         return refused;
     }
-    let store = DbStateStore::new(state.db.clone(), state.clock.clone());
+    let store = DbStateStore::with_clock(state.db.clone(), state.clock.clone());
     let verified = match state
         .state_signer
         .verify_once(&raw_state, state.clock.now_ms() / 1000, &store)

@@ -6,8 +6,7 @@ use crate::db::{self, DbError};
 use crate::http::auth::{Session, SessionKind};
 use crate::platform::Platform;
 use crate::platform::crypto::{random_token, sha256_hex};
-use async_trait::async_trait;
-use wechat_oauth::state::{StateError, StateSigner, StateStore};
+use wechat_oauth::state::StateSigner;
 use wechat_oauth::web::{OAuthClient, Scope};
 
 /// OAuth states live 10 minutes.
@@ -233,29 +232,5 @@ impl From<User> for PublicUser {
     }
 }
 
-/// Single-use OAuth states in the database (a unique key), shared by every instance.
-#[derive(Debug)]
-pub struct DbStateStore {
-    pool: db::Db,
-    clock: std::sync::Arc<dyn wechat_core::Clock>,
-}
-
-impl DbStateStore {
-    /// A store on `pool`, forgetting expired states by `clock`.
-    pub fn new(pool: db::Db, clock: std::sync::Arc<dyn wechat_core::Clock>) -> Self {
-        Self { pool, clock }
-    }
-}
-
-#[async_trait]
-impl StateStore for DbStateStore {
-    async fn consume(&self, nonce: &str, expires_at: i64) -> Result<bool, StateError> {
-        let nonce = nonce.to_owned();
-        let now_secs = self.clock.now_ms() / 1000;
-        db::blocking(&self.pool, move |conn| {
-            super::repo::consume_state_nonce(conn, &nonce, expires_at, now_secs)
-        })
-        .await
-        .map_err(|e: DbError| StateError::Store(e.to_string()))
-    }
-}
+/// Single-use OAuth states in the database (a unique key), shared by every instance: `wxkit-store-diesel`'s store.
+pub type DbStateStore = store_diesel::DieselStateStore<db::Db>;

@@ -204,8 +204,9 @@ pub struct NewInvite<'a> {
 
 /// Stores an invite; returns its id.
 pub fn create_invite(conn: &mut DbConnection, i: &NewInvite<'_>, now: i64) -> Result<i64, DbError> {
-    Ok(diesel::insert_into(invites::table)
-        .values((
+    Ok(crate::insert_returning!(
+        conn,
+        diesel::insert_into(invites::table).values((
             invites::merchant_id.eq(i.merchant_id),
             invites::token_hash.eq(i.token_hash),
             invites::role.eq(i.role.as_str()),
@@ -216,9 +217,10 @@ pub fn create_invite(conn: &mut DbConnection, i: &NewInvite<'_>, now: i64) -> Re
             invites::created_by.eq(i.created_by),
             invites::created_at.eq(now),
             invites::qr_png.eq(i.qr_png),
-        ))
-        .returning(invites::id)
-        .get_result(conn)?)
+        )),
+        invites::table,
+        invites::id
+    )?)
 }
 
 /// A merchant's invites, newest first.

@@ -107,12 +107,15 @@ fn void_once(conn: &mut DbConnection, code: &str, reason: &str, now: Millis) -> 
             "issued" => {}
             _ => return Ok(VoidOutcome::Redeemed(coupon, campaign)),
         }
-        let updated: Option<CouponRow> =
+        let updated: Option<CouponRow> = crate::update_returning!(
+            conn,
             diesel::update(coupons::table.filter(coupons::id.eq(coupon.id).and(coupons::status.eq("issued"))))
-                .set((coupons::status.eq("void"), coupons::version.eq(coupons::version + 1)))
-                .returning(coupons::all_columns)
-                .get_result(conn)
-                .optional()?;
+                .set((coupons::status.eq("void"), coupons::version.eq(coupons::version + 1))),
+            coupons::table,
+            coupon.id,
+            coupons::all_columns
+        )
+        .optional()?;
         let Some(updated) = updated else {
             // Changed between the read and the update (another void, or a redemption): answer from what won.
             let (now_row, campaign) =

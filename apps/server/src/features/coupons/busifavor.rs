@@ -27,19 +27,6 @@ use diesel::prelude::*;
 use redemption_core::{CouponCode, CouponStatus};
 use wechat_pay::v3::marketing::busifavor as wx;
 
-/// `INSERT … ON CONFLICT DO NOTHING` on either backend: the number of rows inserted (0 when the key was there).
-macro_rules! insert_or_ignore {
-    ($conn:expr, $table:expr, $row:expr) => {
-        match $conn {
-            DbConnection::Postgresql(pg) => diesel::insert_into($table)
-                .values($row)
-                .on_conflict_do_nothing()
-                .execute(pg)?,
-            DbConnection::Sqlite(lite) => diesel::insert_or_ignore_into($table).values($row).execute(lite)?,
-        }
-    };
-}
-
 /// A coupon code's last four characters, for logs (the code itself is a bearer secret).
 pub fn tail(code: &str) -> &str {
     code.get(code.len().saturating_sub(4)..).unwrap_or("")
@@ -68,7 +55,7 @@ pub fn attach_stock(
         wechat_pay_stocks::created.eq(created),
         wechat_pay_stocks::created_at.eq(now),
     );
-    let n = insert_or_ignore!(conn, wechat_pay_stocks::table, row);
+    let n = crate::insert_or_ignore!(conn, wechat_pay_stocks::table, row)?;
     Ok(n == 1)
 }
 
@@ -115,7 +102,7 @@ pub fn record_attempt(
         coupon_card_bag::out_request_no.eq(out_request_no),
         coupon_card_bag::attempted_at.eq(now),
     );
-    let inserted = insert_or_ignore!(conn, coupon_card_bag::table, row);
+    let inserted = crate::insert_or_ignore!(conn, coupon_card_bag::table, row)?;
     if inserted == 0 {
         diesel::update(
             coupon_card_bag::table.filter(
@@ -240,7 +227,7 @@ pub fn apply_received(
                     coupon_card_bag::received_at.eq(Some(now)),
                     coupon_card_bag::via.eq(Some(via)),
                 );
-                let n = insert_or_ignore!(conn, coupon_card_bag::table, row);
+                let n = crate::insert_or_ignore!(conn, coupon_card_bag::table, row)?;
                 n == 1
             };
             if !added {

@@ -77,8 +77,17 @@ pub type PosResults = Vec<Result<PosReply, DbError>>;
 pub fn redeem_batch(conn: &mut DbConnection, attempts: &[PosAttempt], now: Millis) -> Result<PosResults, DbError> {
     match conn {
         DbConnection::Postgresql(_) => redeem_batch_pg(conn, attempts, now),
-        // Each attempt is its own transaction here: one failing says nothing about the others.
-        DbConnection::Sqlite(_) => Ok(attempts.iter().map(|a| redeem_one_sequential(conn, a, now)).collect()),
+        // Each attempt is its own transaction here: one failing says nothing about the others. On MySQL too: its
+        // per-attempt path (a conditional UPDATE and two inserts in one transaction) is the measured choice there
+        // (docs/benchmarks.md, "POS on MariaDB").
+        _ => match attempts {
+            // One attempt that met a dead connection: a batch-level error, so that it runs again on a live one.
+            [one] => match redeem_one_sequential(conn, one, now) {
+                Err(e) if crate::db::is_connection_error(&e) => Err(e),
+                reply => Ok(vec![reply]),
+            },
+            _ => Ok(attempts.iter().map(|a| redeem_one_sequential(conn, a, now)).collect()),
+        },
     }
 }
 
@@ -598,6 +607,18 @@ fn run_on_live_connection(
     let mut last = None;
     for _ in 0..tries {
         let mut conn = crate::db::checkout(pool)?;
+        if batch.len() > 1 && !matches!(**conn, DbConnection::Postgresql(_)) {
+            // No batch statement here: each attempt is its own transaction, so each runs — and, meeting a dead
+            // connection, runs again — alone.
+            drop(conn);
+            return Ok(batch
+                .iter()
+                .map(|a| {
+                    run_on_live_connection(pool, std::slice::from_ref(a), clock)
+                        .and_then(|mut r| r.pop().unwrap_or_else(|| Err(DbError::Task("empty POS reply".into()))))
+                })
+                .collect());
+        }
         match redeem_batch(&mut conn, batch, clock.now_ms()) {
             Err(e) if conn.note_error(&e) => last = Some(e),
             Ok(results) => {

@@ -121,17 +121,19 @@ pub fn issue_coupon(
         // `issued` already counts this coupon: check against the count before it.
         redemption_core::check_issuable(&domain, (row.issued - 1).max(0) as u64, held, now)?;
         let code = CouponCode::generate();
-        let coupon: CouponRow = diesel::insert_into(coupons::table)
-            .values((
+        let coupon: CouponRow = crate::insert_returning!(
+            conn,
+            diesel::insert_into(coupons::table).values((
                 coupons::campaign_id.eq(campaign_id),
                 coupons::code.eq(code.as_str()),
                 coupons::owner_openid.eq(owner),
                 coupons::status.eq(CouponStatus::Issued.as_str()),
                 coupons::version.eq(0i64),
                 coupons::created_at.eq(now),
-            ))
-            .returning(coupons::all_columns)
-            .get_result(conn)?;
+            )),
+            coupons::table,
+            coupons::all_columns
+        )?;
         Ok((coupon, row))
     })
 }

@@ -127,10 +127,12 @@ impl CampaignRow {
 
 /// Creates a merchant.
 pub fn create_merchant(conn: &mut DbConnection, name: &str, now: Millis) -> Result<MerchantRow, DbError> {
-    Ok(diesel::insert_into(merchants::table)
-        .values((merchants::name.eq(name), merchants::created_at.eq(now)))
-        .returning(merchants::all_columns)
-        .get_result(conn)?)
+    Ok(crate::insert_returning!(
+        conn,
+        diesel::insert_into(merchants::table).values((merchants::name.eq(name), merchants::created_at.eq(now))),
+        merchants::table,
+        merchants::all_columns
+    )?)
 }
 
 /// A merchant by id.
@@ -173,29 +175,31 @@ fn add_staff_once(
             .optional()?;
         match existing {
             Some(row) if row.active => Ok(None),
-            Some(row) => Ok(Some(
-                diesel::update(staff::table.find(row.id))
-                    .set((
-                        staff::name.eq(name),
-                        staff::active.eq(true),
-                        staff::pending.eq(false),
-                        staff::api_token_hash.eq(token_hash),
-                    ))
-                    .returning(staff::all_columns)
-                    .get_result(conn)?,
-            )),
-            None => match diesel::insert_into(staff::table)
-                .values((
+            Some(row) => Ok(Some(crate::update_returning!(
+                conn,
+                diesel::update(staff::table.find(row.id)).set((
+                    staff::name.eq(name),
+                    staff::active.eq(true),
+                    staff::pending.eq(false),
+                    staff::api_token_hash.eq(token_hash),
+                )),
+                staff::table,
+                row.id,
+                staff::all_columns
+            )?)),
+            None => match crate::insert_returning!(
+                conn,
+                diesel::insert_into(staff::table).values((
                     staff::merchant_id.eq(merchant_id),
                     staff::openid.eq(openid),
                     staff::name.eq(name),
                     staff::active.eq(true),
                     staff::api_token_hash.eq(token_hash),
                     staff::created_at.eq(now),
-                ))
-                .returning(staff::all_columns)
-                .get_result(conn)
-            {
+                )),
+                staff::table,
+                staff::all_columns
+            ) {
                 Ok(row) => Ok(Some(row)),
                 Err(e) if crate::db::is_unique_violation(&e) => Ok(None),
                 Err(e) => Err(e.into()),
@@ -294,8 +298,9 @@ pub struct NewCampaign {
 
 /// Creates a campaign.
 pub fn create_campaign(conn: &mut DbConnection, c: &NewCampaign, now: Millis) -> Result<CampaignRow, DbError> {
-    Ok(diesel::insert_into(campaigns::table)
-        .values((
+    Ok(crate::insert_returning!(
+        conn,
+        diesel::insert_into(campaigns::table).values((
             campaigns::merchant_id.eq(c.merchant_id),
             campaigns::title.eq(&c.title),
             campaigns::description.eq(&c.description),
@@ -308,9 +313,10 @@ pub fn create_campaign(conn: &mut DbConnection, c: &NewCampaign, now: Millis) ->
             campaigns::price_fen.eq(c.price_fen),
             campaigns::issued.eq(0i64),
             campaigns::created_at.eq(now),
-        ))
-        .returning(campaigns::all_columns)
-        .get_result(conn)?)
+        )),
+        campaigns::table,
+        campaigns::all_columns
+    )?)
 }
 
 /// Backs a campaign with a WeChat card.

@@ -241,17 +241,7 @@ fn enqueue_keyed(
         outbox::created_at.eq(now),
         outbox::updated_at.eq(now),
     );
-    match conn {
-        DbConnection::Postgresql(pg) => {
-            diesel::insert_into(outbox::table)
-                .values(row)
-                .on_conflict_do_nothing()
-                .execute(pg)?;
-        }
-        DbConnection::Sqlite(lite) => {
-            diesel::insert_or_ignore_into(outbox::table).values(row).execute(lite)?;
-        }
-    }
+    crate::insert_or_ignore!(conn, outbox::table, row)?;
     Ok(())
 }
 

@@ -269,8 +269,9 @@ fn check_open_cap(conn: &mut DbConnection, o: &NewOrder<'_>, person: &[String]) 
 
 /// Stores a new order, and its place in the reconciler's schedule (first in line).
 fn create(conn: &mut DbConnection, o: &NewOrder<'_>) -> Result<(), DbError> {
-    let id: i64 = diesel::insert_into(pay_orders::table)
-        .values((
+    let id: i64 = crate::insert_returning!(
+        conn,
+        diesel::insert_into(pay_orders::table).values((
             pay_orders::out_trade_no.eq(o.out_trade_no),
             pay_orders::user_id.eq(o.user_id),
             pay_orders::openid.eq(o.openid),
@@ -282,9 +283,10 @@ fn create(conn: &mut DbConnection, o: &NewOrder<'_>) -> Result<(), DbError> {
             pay_orders::created_at.eq(o.now),
             pay_orders::updated_at.eq(o.now),
             pay_orders::appid.eq(o.appid),
-        ))
-        .returning(pay_orders::id)
-        .get_result(conn)?;
+        )),
+        pay_orders::table,
+        pay_orders::id
+    )?;
     diesel::insert_into(pay_order_checks::table)
         .values(pay_order_checks::order_id.eq(id))
         .execute(conn)?;
@@ -447,17 +449,19 @@ pub fn apply_payment(
 fn issue_bought(conn: &mut DbConnection, out_trade_no: &str, transaction_id: &str, now: i64) -> Result<(), DbError> {
     if let Some(p) = purchase(conn, out_trade_no)? {
         let code = CouponCode::generate();
-        let coupon_id: i64 = diesel::insert_into(coupons::table)
-            .values((
+        let coupon_id: i64 = crate::insert_returning!(
+            conn,
+            diesel::insert_into(coupons::table).values((
                 coupons::campaign_id.eq(p.campaign_id),
                 coupons::code.eq(code.as_str()),
                 coupons::owner_openid.eq(&p.buyer_openid),
                 coupons::status.eq("issued"),
                 coupons::version.eq(0i64),
                 coupons::created_at.eq(now),
-            ))
-            .returning(coupons::id)
-            .get_result(conn)?;
+            )),
+            coupons::table,
+            coupons::id
+        )?;
         diesel::update(coupon_purchases::table.find(out_trade_no))
             .set(coupon_purchases::coupon_code.eq(code.as_str()))
             .execute(conn)?;

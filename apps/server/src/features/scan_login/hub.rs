@@ -93,9 +93,14 @@ impl LoginHub {
         }
     }
 
-    /// Whether the PostgreSQL listener is connected and listening (for readiness and tests).
+    /// Whether the PostgreSQL listener (or the MySQL relay) is connected and listening (for readiness and tests).
     pub fn listening(&self) -> bool {
         self.inner.listening.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Marks the cross-instance listener (or MySQL relay) as connected or not.
+    pub(super) fn set_listening(&self, on: bool) {
+        self.inner.listening.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// This instance's id in notifications.

@@ -7,6 +7,7 @@
 
 pub mod hub;
 pub mod openapi;
+pub mod relay;
 pub mod repo;
 mod routes;
 pub mod service;
@@ -111,15 +112,25 @@ pub fn init(
 
 /// The cross-instance listener (PostgreSQL) and the pruning of ended scenes.
 pub fn jobs(state: &State, jobs: &mut Jobs) {
-    if let Backend::Postgres(url) = &state.backend {
-        jobs.spawn("login listener", state.login_hub.listener(url.clone()));
+    match &state.backend {
+        Backend::Postgres(url) => jobs.spawn("login listener", state.login_hub.listener(url.clone())),
+        Backend::Mysql(_) => jobs.spawn("login relay", state.login_hub.relay(state.backend.clone())),
+        Backend::Sqlite(_) => {}
     }
     let platform = state.platform.clone();
     jobs.every("prune login scenes", std::time::Duration::from_secs(60), move || {
         let platform = platform.clone();
         async move {
             let now_secs = platform.now_ms() / 1000;
-            if let Err(e) = db::blocking(&platform.db, move |conn| repo::prune(conn, now_secs)).await {
+            let mysql = platform.backend.is_mysql();
+            let now_ms = platform.now_ms();
+            let pruned = db::blocking(&platform.db, move |conn| {
+                if mysql {
+                    relay::prune(conn, now_ms)?;
+                }
+                repo::prune(conn, now_secs)
+            });
+            if let Err(e) = pruned.await {
                 tracing::warn!(error = %e, "cannot prune login scenes");
             }
         }

@@ -162,12 +162,20 @@ fn confirmed_event(ticket: &str, ticket_expires_at: i64, user: Option<&users::Us
     )
 }
 
-/// Delivers `event` locally and, on PostgreSQL, to the other instances (after the commit that caused it).
+/// Delivers `event` locally and, on PostgreSQL and MySQL, to the other instances (after the commit that caused it).
 async fn publish(state: &State, scene: &str, event: Arc<str>) {
     state.login_hub.deliver(scene, event.clone());
-    if state.backend.is_postgres() {
+    if state.backend.is_postgres() || state.backend.is_mysql() {
         let payload = state.login_hub.notification(scene, &event);
-        if let Err(e) = db::blocking(&state.db, move |conn| repo::notify(conn, super::hub::CHANNEL, &payload)).await {
+        let now = state.clock.now_ms();
+        let sent = db::blocking(&state.db, move |conn| {
+            if conn.is_mysql() {
+                super::relay::publish(conn, &payload, now)
+            } else {
+                repo::notify(conn, super::hub::CHANNEL, &payload)
+            }
+        });
+        if let Err(e) = sent.await {
             // The state is committed: a socket on another instance sees it when it (re)connects.
             tracing::warn!(error = %e, "could not notify other instances of a login event");
         }

@@ -1,0 +1,2 @@
+DROP TABLE wechat_tokens;
+DROP TABLE users;

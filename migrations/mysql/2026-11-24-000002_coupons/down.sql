@@ -1,0 +1,9 @@
+DROP TABLE push_events;
+DROP TABLE server_secrets;
+DROP TABLE oauth_states;
+DROP TABLE audit_log;
+DROP TABLE redemptions;
+DROP TABLE coupons;
+DROP TABLE campaigns;
+DROP TABLE staff;
+DROP TABLE merchants;

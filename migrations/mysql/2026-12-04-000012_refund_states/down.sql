@@ -1,0 +1,1 @@
+ALTER TABLE pay_refunds DROP COLUMN voided_coupon;

@@ -1,0 +1,10 @@
+DROP INDEX audit_log_merchant ON audit_log;
+ALTER TABLE audit_log DROP COLUMN merchant_id, DROP COLUMN actor_user_id;
+ALTER TABLE campaigns DROP COLUMN end_reason, DROP COLUMN end_sold, DROP COLUMN ended_at;
+ALTER TABLE staff DROP FOREIGN KEY staff_user;
+ALTER TABLE staff DROP COLUMN invite_id, DROP COLUMN pending, DROP COLUMN user_id;
+DROP INDEX staff_openid ON staff;
+ALTER TABLE staff ADD CONSTRAINT staff_openid_key UNIQUE (openid);
+ALTER TABLE staff DROP INDEX staff_merchant_openid;
+DROP TABLE invites;
+DROP TABLE merchant_members;
