@@ -705,9 +705,11 @@ async fn scenes_expire_cancel_and_refuse_strangers(kind: DbKind) {
     assert_eq!(s, 400, "an expired ticket");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_instances_fan_scene_events_out_over_postgres() {
-    let Some(app) = spawn_app(DbKind::Postgres).await else {
+on_shared_backends!(two_instances_fan_scene_events_out, the_login_listener_survives_a_terminated_connection);
+
+/// PostgreSQL carries scene events by NOTIFY, MySQL by the relay table (features/scan_login/relay.rs).
+async fn two_instances_fan_scene_events_out(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else {
         return;
     };
     // A second instance on the same database and simulator.
@@ -787,10 +789,8 @@ async fn login_codes_are_budgeted_per_address() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_login_listener_survives_a_terminated_connection() {
-    use diesel::{Connection, RunQueryDsl};
-    let Some(app) = spawn_app(DbKind::Postgres).await else {
+async fn the_login_listener_survives_a_terminated_connection(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else {
         return;
     };
     let (second, second_state) = wxkit_e2e::start_server_with(wxkit_e2e::test_settings(&app.db.url, &app.sim)).await;
@@ -805,30 +805,24 @@ async fn the_login_listener_survives_a_terminated_connection() {
         .await
         .unwrap();
     assert_eq!(browser.next().await["event"], "waiting");
-    // Both instances' LISTEN connections are terminated (a failover, an idle-connection killer).
-    let admin_url = wxkit_e2e::postgres_admin_url().unwrap();
-    let db_name = url::Url::parse(&app.db.url)
-        .unwrap()
-        .path()
-        .trim_start_matches('/')
-        .to_owned();
-    let terminated = tokio::task::spawn_blocking(move || {
-        #[derive(diesel::QueryableByName)]
-        struct Row {
-            #[diesel(sql_type = diesel::sql_types::Bool)]
-            t: bool,
+    // Both instances' LISTEN connections are terminated (a failover, an idle-connection killer). MySQL: every
+    // connection of the database, the relays' among them.
+    let terminated = if kind == DbKind::Mysql {
+        let killed = wxkit_e2e::terminate_backends(&app.db.url).await;
+        assert!(killed >= 2, "at least the two relays' connections: {killed}");
+        // The pools lost theirs too: the request that meets a dead connection fails (at most one per instance),
+        // the pool then checks the rest. Let each instance find out before the mini program calls.
+        for base in [&app.address, &second] {
+            let mut failed = 0;
+            while app.http.get(format!("{base}/readyz")).send().await.unwrap().status() != 200 {
+                failed += 1;
+                assert!(failed <= 1, "{base}: {failed} failed probes after the kill");
+            }
         }
-        let mut conn = diesel::PgConnection::establish(&admin_url).unwrap();
-        let rows: Vec<Row> = diesel::sql_query(format!(
-            "SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity \
-             WHERE datname = '{db_name}' AND query ILIKE 'LISTEN%'"
-        ))
-        .load(&mut conn)
-        .unwrap();
-        rows.iter().filter(|r| r.t).count()
-    })
-    .await
-    .unwrap();
+        2
+    } else {
+        terminate_listeners(&app.db.url).await
+    };
     assert_eq!(terminated, 2, "one listener per instance");
     // The mini program talks to the second instance at once: whatever it publishes while the first instance's
     // listener is reconnecting reaches the browser (the hub re-reads the scene after reconnecting).
@@ -1029,4 +1023,32 @@ async fn website_qr_login_links_to_the_same_person_by_unionid(kind: DbKind) {
         .unwrap();
     assert_eq!(r.status(), 404);
     assert!(r.text().await.unwrap().contains("website.app_id"));
+}
+
+/// Terminates the PostgreSQL connections that `LISTEN` on the database of `db_url`; returns how many.
+async fn terminate_listeners(db_url: &str) -> usize {
+    use diesel::{Connection, RunQueryDsl};
+    let admin_url = wxkit_e2e::postgres_admin_url().unwrap();
+    let db_name = url::Url::parse(db_url)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_owned();
+    tokio::task::spawn_blocking(move || {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            t: bool,
+        }
+        let mut conn = diesel::PgConnection::establish(&admin_url).unwrap();
+        let rows: Vec<Row> = diesel::sql_query(format!(
+            "SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity \
+             WHERE datname = '{db_name}' AND query ILIKE 'LISTEN%'"
+        ))
+        .load(&mut conn)
+        .unwrap();
+        rows.iter().filter(|r| r.t).count()
+    })
+    .await
+    .unwrap()
 }

@@ -24,6 +24,24 @@ macro_rules! on_both_backends {
     )*};
 }
 
+/// Runs an async test body on the backends several instances share (PostgreSQL, and MySQL/MariaDB when built with
+/// the `mysql` feature), as `name::postgres` and `name::mysql`.
+macro_rules! on_shared_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$name(wxkit_e2e::DbKind::Postgres).await
+            }
+            #[cfg(feature = "mysql")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn mysql() {
+                super::$name(wxkit_e2e::DbKind::Mysql).await
+            }
+        }
+    )*};
+}
+
 mod abuse;
 mod browser;
 mod busifavor;

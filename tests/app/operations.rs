@@ -100,8 +100,9 @@ fn json_lines(log: &str) -> Vec<Value> {
 async fn behind_nginx_each_client_is_itself(kind: DbKind) {
     let Some(db) = TestDatabase::create(kind) else { return };
     let sim = spawn_sim().await;
-    // Two instances on PostgreSQL (scene events cross instances by NOTIFY); SQLite serves from one.
-    let n = if kind == DbKind::Postgres { 2 } else { 1 };
+    // Two instances on PostgreSQL and MySQL (scene events cross instances by NOTIFY, or the relay table); SQLite
+    // serves from one.
+    let n = if kind == DbKind::Sqlite { 1 } else { 2 };
     let Some((nginx, mut servers, _)) = fleet(&db, &sim, n, &[("WXKIT__RATE_LIMITS__LOGIN_PER_MINUTE", "3")]).await
     else {
         return;
@@ -611,9 +612,10 @@ async fn a_database_outage_is_answered_503_fast_then_heals() {
     assert_eq!((redeemed, rows), (codes.len() as i64, codes.len() as i64));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn terminated_backends_leave_readyz_ready_on_both_instances() {
-    let Some(app) = spawn_app(DbKind::Postgres).await else {
+on_shared_backends!(terminated_backends_leave_readyz_ready_on_both_instances);
+
+async fn terminated_backends_leave_readyz_ready_on_both_instances(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else {
         return;
     };
     let (second, _) = wxkit_e2e::start_server_with(wxkit_e2e::test_settings(&app.db.url, &app.sim)).await;

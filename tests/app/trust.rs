@@ -1136,9 +1136,11 @@ async fn a_pos_load_survives_kill_9(kind: DbKind) {
     assert_eq!(conflict as i64, committed_before_restart - acked_before_kill as i64);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn terminated_postgres_connections_are_replaced_without_readyz() {
-    let Some(app) = spawn_app(DbKind::Postgres).await else {
+on_shared_backends!(terminated_connections_are_replaced_without_readyz);
+
+/// PostgreSQL: `pg_terminate_backend`; MySQL/MariaDB: `KILL CONNECTION` — every connection of the database.
+async fn terminated_connections_are_replaced_without_readyz(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else {
         return;
     };
     let shop = shop(&app, json!({"title": "t"})).await;
@@ -1189,7 +1191,7 @@ async fn terminated_postgres_connections_are_replaced_without_readyz() {
         .min()
         .expect("redemptions succeed after the termination");
     eprintln!(
-        "terminated {terminated} PostgreSQL backends under POS load: {} requests after it, {failed_after} failed, \
+        "terminated {terminated} {kind:?} connections under POS load: {} requests after it, {failed_after} failed, \
          first 200 after {first_ok:?} (no /readyz call)",
         after.len()
     );

@@ -421,8 +421,8 @@ pub fn server_env(db_url: &str, sim: &SimServer, port: u16) -> Vec<(String, Stri
     ]
 }
 
-/// Terminates every PostgreSQL backend connected to the database of `db_url` (a failover, an idle-connection
-/// killer, as the server meets them); returns how many.
+/// Terminates every PostgreSQL backend connected to the database of `db_url` — on MySQL/MariaDB, `KILL CONNECTION`
+/// for each of its connections — (a failover, an idle-connection killer, as the server meets them); returns how many.
 pub async fn terminate_backends(db_url: &str) -> usize {
     use diesel::{Connection as _, RunQueryDsl as _};
     let db_name = url::Url::parse(db_url)
@@ -430,6 +430,13 @@ pub async fn terminate_backends(db_url: &str) -> usize {
         .path()
         .trim_start_matches('/')
         .to_owned();
+    #[cfg(feature = "mysql")]
+    if db_url.starts_with("mysql") {
+        let admin_url = wxkit_testkit::mysql::admin_url().expect("MySQL");
+        return tokio::task::spawn_blocking(move || wxkit_testkit::mysql::kill_connections(&admin_url, &db_name))
+            .await
+            .expect("the kill ran");
+    }
     let admin_url = postgres_admin_url().expect("PostgreSQL");
     tokio::task::spawn_blocking(move || {
         let mut conn = diesel::PgConnection::establish(&admin_url).expect("admin connection");

@@ -157,3 +157,23 @@ fn template(admin_url: &str) -> Option<(String, &'static [String])> {
         .as_ref()
         .map(|(t, tables)| (t.clone(), tables.as_slice()))
 }
+
+/// `KILL CONNECTION` for every connection to database `name` but the caller's (a failover, an idle-connection
+/// killer); returns how many were killed.
+pub fn kill_connections(admin_url: &str, name: &str) -> usize {
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    let mut conn = MysqlConnection::establish(admin_url).expect("admin connection");
+    let ids: Vec<Id> = diesel::sql_query(format!(
+        "SELECT CAST(ID AS SIGNED) AS id FROM information_schema.PROCESSLIST \
+         WHERE DB = '{name}' AND ID <> CONNECTION_ID()"
+    ))
+    .load(&mut conn)
+    .expect("the process list");
+    ids.iter()
+        .filter(|i| conn.batch_execute(&format!("KILL CONNECTION {}", i.id)).is_ok())
+        .count()
+}

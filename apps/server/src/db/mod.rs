@@ -219,9 +219,16 @@ const CONNECTION_MESSAGES: &[&str] = &[
 ];
 
 fn classify(e: &DbError) -> ErrorClass {
+    match e {
+        DbError::Query(e) => classify_query(e),
+        _ => ErrorClass::Statement,
+    }
+}
+
+fn classify_query(e: &diesel::result::Error) -> ErrorClass {
     use diesel::result::{DatabaseErrorKind, Error as DieselError};
     match e {
-        DbError::Query(DieselError::DatabaseError(kind, info)) => match kind {
+        DieselError::DatabaseError(kind, info) => match kind {
             DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => ErrorClass::Connection,
             DatabaseErrorKind::Unknown => {
                 let message = info.message().to_ascii_lowercase();
@@ -233,8 +240,17 @@ fn classify(e: &DbError) -> ErrorClass {
             }
             _ => ErrorClass::Statement,
         },
-        DbError::Query(DieselError::BrokenTransactionManager) => ErrorClass::Connection,
-        DbError::Query(DieselError::RollbackErrorOnCommit { .. }) => ErrorClass::Unclear,
+        DieselError::BrokenTransactionManager => ErrorClass::Connection,
+        // A COMMIT that failed because the connection went (MySQL: "Server has gone away" for both the commit and
+        // the rollback Diesel tries after it): the transaction may or may not have committed — work that is safe to
+        // run again (a guarded update) runs again on a live connection.
+        DieselError::RollbackErrorOnCommit {
+            commit_error,
+            rollback_error,
+        } => match (classify_query(commit_error), classify_query(rollback_error)) {
+            (ErrorClass::Connection, _) | (_, ErrorClass::Connection) => ErrorClass::Connection,
+            _ => ErrorClass::Unclear,
+        },
         _ => ErrorClass::Statement,
     }
 }
@@ -1040,6 +1056,28 @@ mod tests {
             Some(37),
             "then one line with the count"
         );
+    }
+
+    #[test]
+    fn a_commit_lost_with_its_connection_is_a_connection_error() {
+        use diesel::result::{DatabaseErrorKind, Error as E};
+        let gone = || E::DatabaseError(DatabaseErrorKind::Unknown, Box::new(String::from("Server has gone away")));
+        let lost = DbError::Query(E::RollbackErrorOnCommit {
+            commit_error: Box::new(gone()),
+            rollback_error: Box::new(gone()),
+        });
+        assert!(is_connection_error(&lost), "retried on a live connection");
+        let conflict = DbError::Query(E::RollbackErrorOnCommit {
+            commit_error: Box::new(E::DatabaseError(
+                DatabaseErrorKind::SerializationFailure,
+                Box::new(String::from("could not serialize access")),
+            )),
+            rollback_error: Box::new(E::NotFound),
+        });
+        assert!(!is_connection_error(&conflict));
+        assert!(is_connection_error(&DbError::Query(gone())));
+        let killed = E::DatabaseError(DatabaseErrorKind::Unknown, Box::new(String::from("Connection was killed")));
+        assert!(is_connection_error(&DbError::Query(killed)));
     }
 
     #[test]
