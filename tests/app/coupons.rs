@@ -1424,3 +1424,59 @@ async fn the_pos_accepts_what_a_till_scans_or_a_cashier_types(kind: DbKind) {
     let (_, public) = json(app.get(&format!("/api/v1/coupons/{extra}")).await).await;
     assert_eq!(public["status"], "issued");
 }
+
+on_both_backends!(four_byte_text_round_trips_everywhere);
+
+/// utf8mb4 (MySQL's `utf8` is three bytes and would refuse 🎉), and text that differs only by case stays two keys
+/// (MySQL's default `_ci` collations would make `abc` and `ABC` one): the same on every backend.
+async fn four_byte_text_round_trips_everywhere(kind: DbKind) {
+    let Some(app) = spawn_app(kind).await else { return };
+    let title = "拿铁 ☕️ 买一送一 🎉🧋";
+    let shop = shop(&app, json!({"title": title, "description": "𠀀 (a CJK Extension B character) 👩‍👩‍👧"})).await;
+    let (s, c) = json(
+        app.admin(Method::GET, &format!("/api/v1/campaigns/{}", shop.campaign_id), json!({}))
+            .await,
+    )
+    .await;
+    assert_eq!(s, 200, "{c}");
+    assert_eq!(c["title"], title);
+    assert_eq!(c["description"], "𠀀 (a CJK Extension B character) 👩‍👩‍👧");
+    // A staff member whose name is an emoji, and two whose openids differ only by case: three people.
+    for (openid, name) in [("o-case", "🙂"), ("O-CASE", "大写"), ("o-CASE", "混合")] {
+        let (s, staff) = json(
+            app.admin(
+                Method::POST,
+                "/api/v1/staff",
+                json!({"merchant_id": shop.merchant_id, "openid": openid, "name": name}),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(s, 201, "{openid}: {staff}");
+        assert_eq!(staff["name"], name);
+    }
+    // A nickname with emoji, as WeChat hands them out.
+    let url = app.db.url.clone();
+    let nickname: String = tokio::task::spawn_blocking(move || {
+        use diesel::prelude::*;
+        use wxkit::db::schema::users;
+        let mut c = wxkit::db::Backend::from_url(&url).unwrap().establish().unwrap();
+        diesel::insert_into(users::table)
+            .values((
+                users::openid.eq("o-emoji"),
+                users::nickname.eq("小李🐱"),
+                users::created_at.eq(1i64),
+                users::updated_at.eq(1i64),
+            ))
+            .execute(&mut c)
+            .unwrap();
+        users::table
+            .filter(users::openid.eq("o-emoji"))
+            .select(users::nickname.assume_not_null())
+            .first(&mut c)
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(nickname, "小李🐱");
+}
