@@ -1432,10 +1432,18 @@ on_both_backends!(four_byte_text_round_trips_everywhere);
 async fn four_byte_text_round_trips_everywhere(kind: DbKind) {
     let Some(app) = spawn_app(kind).await else { return };
     let title = "拿铁 ☕️ 买一送一 🎉🧋";
-    let shop = shop(&app, json!({"title": title, "description": "𠀀 (a CJK Extension B character) 👩‍👩‍👧"})).await;
+    let shop = shop(
+        &app,
+        json!({"title": title, "description": "𠀀 (a CJK Extension B character) 👩‍👩‍👧"}),
+    )
+    .await;
     let (s, c) = json(
-        app.admin(Method::GET, &format!("/api/v1/campaigns/{}", shop.campaign_id), json!({}))
-            .await,
+        app.admin(
+            Method::GET,
+            &format!("/api/v1/campaigns/{}", shop.campaign_id),
+            json!({}),
+        )
+        .await,
     )
     .await;
     assert_eq!(s, 200, "{c}");

@@ -705,7 +705,10 @@ async fn scenes_expire_cancel_and_refuse_strangers(kind: DbKind) {
     assert_eq!(s, 400, "an expired ticket");
 }
 
-on_shared_backends!(two_instances_fan_scene_events_out, the_login_listener_survives_a_terminated_connection);
+on_shared_backends!(
+    two_instances_fan_scene_events_out,
+    the_login_listener_survives_a_terminated_connection
+);
 
 /// PostgreSQL carries scene events by NOTIFY, MySQL by the relay table (features/scan_login/relay.rs).
 async fn two_instances_fan_scene_events_out(kind: DbKind) {

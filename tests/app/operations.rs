@@ -337,7 +337,10 @@ fn pos_load(
     (answers, tasks)
 }
 
-on_shared_backends!(rolling_restarts_behind_nginx_lose_no_request, a_database_outage_is_answered_503_fast_then_heals);
+on_shared_backends!(
+    rolling_restarts_behind_nginx_lose_no_request,
+    a_database_outage_is_answered_503_fast_then_heals
+);
 
 async fn rolling_restarts_behind_nginx_lose_no_request(kind: DbKind) {
     let Some(db) = TestDatabase::create(kind) else {

@@ -4,7 +4,8 @@
 //! 1. resident memory (VmRSS) of one instance holding N idle login WebSockets (default 10,000), before and after;
 //! 2. confirm-to-browser latency with M waiting sockets (default 1,000): for each scene, the time from sending
 //!    `POST .../confirm` until the browser's socket receives `confirmed` — on one instance (SQLite, PostgreSQL),
-//!    and across two instances on one PostgreSQL (socket on A, confirm posted to B: LISTEN/NOTIFY);
+//!    and across two instances on one PostgreSQL (socket on A, confirm posted to B: LISTEN/NOTIFY) — and, built
+//!    with `--features mysql`, on MariaDB/MySQL (one instance; two instances through the `login_events` relay);
 //! 3. `POST /api/v1/miniprogram/login` requests/s (C concurrent clients for S seconds, every code fresh).
 //!
 //! `ulimit -n 65536; cargo run --release -p wxkit-e2e --example bench-login -- [SOCKETS] [WAITING] [CLIENTS] [SECONDS]`
@@ -241,6 +242,18 @@ async fn main() {
         let (p50, p99, mean) = latency(&http, &a.address, &b.address, &sim, waiting).await;
         println!(
             "| two instances on one PostgreSQL (socket on A, confirm to B) | {p50:.2} ms | {p99:.2} ms | {mean:.2} ms |"
+        );
+    }
+    // The `wxkit` binary must be built with the feature too: `cargo build --release -p wxkit --features mysql`.
+    #[cfg(feature = "mysql")]
+    if let Some(my) = TestDatabase::create(DbKind::Mysql) {
+        let a = start(&my.url, &sim).await;
+        let (p50, p99, mean) = latency(&http, &a.address, &a.address, &sim, waiting).await;
+        println!("| one instance, MariaDB | {p50:.2} ms | {p99:.2} ms | {mean:.2} ms |");
+        let b = start(&my.url, &sim).await;
+        let (p50, p99, mean) = latency(&http, &a.address, &b.address, &sim, waiting).await;
+        println!(
+            "| two instances on one MariaDB (socket on A, confirm to B: login_events relay) | {p50:.2} ms | {p99:.2} ms | {mean:.2} ms |"
         );
     }
 

@@ -10,6 +10,10 @@
 //! redemption); PostgreSQL as configured by default (batched); pgbench in its default simple-query mode and in
 //! prepared mode. Every HTTP row is checked against the database: the redemption rows written must match the 200s
 //! counted (every request uses a fresh coupon, so every answer must be 200).
+//!
+//! Built with `--features mysql`, a second table: the same HTTP load on MariaDB/MySQL — per attempt
+//! (`database.redeem_batch_max = 1`) and with default settings — beside `mysqlslap` running the same single-row
+//! conditional UPDATE from the same number of clients on the same server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use diesel::prelude::*;
@@ -402,7 +406,9 @@ async fn main() {
     let mut table: Vec<[Option<f64>; 6]> = Vec::new();
     // (p50, p99) ms of the three HTTP rows, per round.
     let mut latency: Vec<[Option<(f64, f64)>; 3]> = Vec::new();
-    for _ in 0..rounds {
+    // `BENCH_ONLY=mysql`: the MariaDB/MySQL table alone.
+    let only_mysql = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "mysql");
+    for _ in 0..if only_mysql { 0 } else { rounds } {
         let sqlite = http_run(DbKind::Sqlite, "SQLite", None, clients, seconds).await;
         let off = http_run(DbKind::Postgres, "PostgreSQL, batching off", Some(1), clients, seconds).await;
         let on = http_run(DbKind::Postgres, "PostgreSQL, batched", None, clients, seconds).await;
@@ -475,4 +481,143 @@ async fn main() {
         p50.zip(p99)
     };
     println!("| median | {} | {} | {} |", lat(med(0)), lat(med(1)), lat(med(2)));
+    #[cfg(feature = "mysql")]
+    mysql_table(clients, seconds, pg_seconds, rounds).await;
+}
+
+#[cfg(feature = "mysql")]
+/// The MariaDB/MySQL rows: HTTP per attempt, HTTP with default settings, and mysqlslap, `rounds` times.
+async fn mysql_table(clients: usize, seconds: u64, slap_seconds: u64, rounds: usize) {
+    let mut table: Vec<[Option<f64>; 3]> = Vec::new();
+    let mut latency: Vec<[Option<(f64, f64)>; 2]> = Vec::new();
+    for _ in 0..rounds {
+        let single = http_run(DbKind::Mysql, "MySQL, per attempt", Some(1), clients, seconds).await;
+        let default = http_run(DbKind::Mysql, "MySQL, default", None, clients, seconds).await;
+        let slap = tokio::task::spawn_blocking(move || mysqlslap(clients, slap_seconds))
+            .await
+            .unwrap();
+        latency.push([&single, &default].map(|r| r.as_ref().map(|r| (r.p50_ms, r.p99_ms))));
+        table.push([
+            single.as_ref().map(|r| r.per_second),
+            default.as_ref().map(|r| r.per_second),
+            slap,
+        ]);
+    }
+    println!(
+        "\nPOS redemptions/s over HTTP on MariaDB/MySQL ({clients} clients, {seconds} s per run) and mysqlslap \
+         updates/s ({clients} clients, ~{slap_seconds} s) on the same server\n"
+    );
+    println!(
+        "| round | per attempt (batch max 1) | default settings | mysqlslap | per attempt vs mysqlslap | per attempt p50 / p99 ms | default p50 / p99 ms |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let lat = |v: Option<(f64, f64)>| v.map_or_else(|| "–".into(), |(a, b)| format!("{a:.2} / {b:.2}"));
+    for (i, (r, l)) in table.iter().zip(&latency).enumerate() {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            i + 1,
+            cell(r[0]),
+            cell(r[1]),
+            cell(r[2]),
+            pct(r[0], r[2]),
+            lat(l[0]),
+            lat(l[1])
+        );
+    }
+    let col = |k: usize| median(table.iter().filter_map(|r| r[k]).collect());
+    let ratio = median(table.iter().filter_map(|r| Some(100.0 * r[0]? / r[2]?)).collect())
+        .map_or_else(|| "–".into(), |v| format!("**{v:.0} %**"));
+    let med = |k: usize| {
+        let p50 = median(latency.iter().filter_map(|r| r[k].map(|v| v.0)).collect());
+        let p99 = median(latency.iter().filter_map(|r| r[k].map(|v| v.1)).collect());
+        p50.zip(p99)
+    };
+    println!(
+        "| median | {} | {} | {} | {ratio} | {} | {} |",
+        cell(col(0)),
+        cell(col(1)),
+        cell(col(2)),
+        lat(med(0)),
+        lat(med(1))
+    );
+}
+
+#[cfg(feature = "mysql")]
+/// `mysqlslap` (MariaDB's client package) running `UPDATE bench_coupons SET status = 'redeemed', redeemed_at = 1,
+/// version = version + 1 WHERE id = <random> AND status = 'issued'` on a 1,000,000-row InnoDB table from `clients`
+/// connections, autocommit (one transaction per UPDATE, as pgbench runs it); UPDATE statements executed per second,
+/// counted by the server (`Com_update`).
+fn mysqlslap(clients: usize, seconds: u64) -> Option<f64> {
+    use diesel::connection::SimpleConnection;
+    let db = TestDatabase::create(DbKind::Mysql)?;
+    let url = url::Url::parse(&db.url).ok()?;
+    let dbname = url.path().trim_start_matches('/').to_owned();
+    let mut conn = diesel::MysqlConnection::establish(&db.url).ok()?;
+    conn.batch_execute(
+        "CREATE TABLE bench_coupons (id BIGINT PRIMARY KEY, status VARCHAR(16) NOT NULL, redeemed_at BIGINT, \
+         version BIGINT NOT NULL DEFAULT 0) ENGINE=InnoDB; \
+         INSERT INTO bench_coupons (id, status) SELECT seq, 'issued' FROM seq_1_to_1000000; ANALYZE TABLE bench_coupons",
+    )
+    .ok()?;
+    let lines: String = (0..20_000)
+        .map(|_| {
+            format!(
+                "UPDATE bench_coupons SET status = 'redeemed', redeemed_at = 1, version = version + 1 WHERE id = {} AND status = 'issued';\n",
+                uuid::Uuid::new_v4().as_u128() % 1_000_000 + 1
+            )
+        })
+        .collect();
+    let file = tempfile::NamedTempFile::new().ok()?;
+    std::fs::write(file.path(), lines).ok()?;
+    #[derive(diesel::QueryableByName)]
+    struct Status {
+        #[diesel(sql_type = diesel::sql_types::Text, column_name = "Value")]
+        value: String,
+    }
+    let updates = |c: &mut diesel::MysqlConnection| -> Option<f64> {
+        let s: Status = diesel::sql_query("SHOW GLOBAL STATUS LIKE 'Com_update'")
+            .get_result(c)
+            .ok()?;
+        s.value.parse().ok()
+    };
+    let before = updates(&mut conn)?;
+    // About `seconds` of work at ~15k updates/s; the rate is what was counted over what it took.
+    let per_client = (15_000 * seconds as usize / clients).max(100);
+    let started = Instant::now();
+    let out = std::process::Command::new("mysqlslap")
+        .arg(format!("--host={}", url.host_str().unwrap_or("127.0.0.1")))
+        .arg(format!("--port={}", url.port().unwrap_or(3306)))
+        .arg(format!(
+            "--user={}",
+            if url.username().is_empty() {
+                "root"
+            } else {
+                url.username()
+            }
+        ))
+        .arg(format!("--create-schema={dbname}"))
+        .arg(format!("--concurrency={clients}"))
+        .arg("--iterations=1")
+        .arg(format!("--number-of-queries={}", per_client * clients))
+        .arg(format!("--query={}", file.path().display()))
+        .arg("--delimiter=;")
+        .output()
+        .ok()?;
+    let elapsed = started.elapsed().as_secs_f64();
+    if !out.status.success() {
+        eprintln!("mysqlslap failed: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    // mysqlslap's own timing of the queries (without its connects); the wall clock is the fallback.
+    let timed = text
+        .lines()
+        .find(|l| l.contains("Average number of seconds to run all queries"))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|t| *t > 0.0)
+        .unwrap_or(elapsed);
+    let after = updates(&mut conn)?;
+    Some((after - before) / timed)
 }

@@ -1061,7 +1061,12 @@ mod tests {
     #[test]
     fn a_commit_lost_with_its_connection_is_a_connection_error() {
         use diesel::result::{DatabaseErrorKind, Error as E};
-        let gone = || E::DatabaseError(DatabaseErrorKind::Unknown, Box::new(String::from("Server has gone away")));
+        let gone = || {
+            E::DatabaseError(
+                DatabaseErrorKind::Unknown,
+                Box::new(String::from("Server has gone away")),
+            )
+        };
         let lost = DbError::Query(E::RollbackErrorOnCommit {
             commit_error: Box::new(gone()),
             rollback_error: Box::new(gone()),
@@ -1076,7 +1081,10 @@ mod tests {
         });
         assert!(!is_connection_error(&conflict));
         assert!(is_connection_error(&DbError::Query(gone())));
-        let killed = E::DatabaseError(DatabaseErrorKind::Unknown, Box::new(String::from("Connection was killed")));
+        let killed = E::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new(String::from("Connection was killed")),
+        );
         assert!(is_connection_error(&DbError::Query(killed)));
     }
 
