@@ -163,19 +163,8 @@ fn migrated_template(admin_url: &str) -> Option<String> {
     static TEMPLATE: OnceLock<Option<String>> = OnceLock::new();
     TEMPLATE
         .get_or_init(|| {
-            use std::hash::{Hash, Hasher};
             let dir = migrations_dir();
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
-                .ok()?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .collect();
-            entries.sort();
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            for e in &entries {
-                e.file_name().hash(&mut hasher);
-                std::fs::read(e.join("up.sql")).ok()?.hash(&mut hasher);
-            }
-            let template = format!("wxkit_tpl_{:016x}", hasher.finish());
+            let template = template_name(&dir)?;
             let mut conn = PgConnection::establish(admin_url).ok()?;
             // One process makes it; the others wait and reuse it.
             conn.batch_execute("SELECT pg_advisory_lock(7454530002)").ok()?;
@@ -210,6 +199,23 @@ fn migrated_template(admin_url: &str) -> Option<String> {
             made.map(|()| template)
         })
         .clone()
+}
+
+/// The name of the template database for the migrations in `dir`: `wxkit_tpl_` and a hash of their names and
+/// `up.sql` texts, so that a changed migration gets a new template.
+fn template_name(dir: &std::path::Path) -> Option<String> {
+    use std::hash::{Hash, Hasher};
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for e in &entries {
+        e.file_name().hash(&mut hasher);
+        std::fs::read(e.join("up.sql")).ok()?.hash(&mut hasher);
+    }
+    Some(format!("wxkit_tpl_{:016x}", hasher.finish()))
 }
 
 fn replace_db_name(admin_url: &str, name: &str) -> String {

@@ -88,19 +88,8 @@ fn template(admin_url: &str) -> Option<(String, &'static [String])> {
     static TEMPLATE: OnceLock<Option<(String, Vec<String>)>> = OnceLock::new();
     TEMPLATE
         .get_or_init(|| {
-            use std::hash::{Hash, Hasher};
             let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../migrations/mysql");
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
-                .ok()?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .collect();
-            entries.sort();
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            for e in &entries {
-                e.file_name().hash(&mut hasher);
-                std::fs::read(e.join("up.sql")).ok()?.hash(&mut hasher);
-            }
-            let template = format!("wxkit_tpl_{:016x}", hasher.finish());
+            let template = super::template_name(&dir)?;
             let mut admin = MysqlConnection::establish(admin_url).ok()?;
             // One process makes it; the others wait and reuse it.
             admin.batch_execute("DO GET_LOCK('wxkit_test_template', 300)").ok()?;

@@ -341,6 +341,7 @@ diesel::table! {
 
 diesel::joinable!(wechat_pay_stocks -> campaigns (campaign_id));
 diesel::joinable!(coupon_card_bag -> coupons (coupon_id));
+diesel::joinable!(campaign_messages -> campaigns (campaign_id));
 
 // The tables of the shared stores (tokens, certificates, push keys, OAuth states) are the store crate's: they never
 // join with the others.

@@ -1,7 +1,7 @@
 //! Coupons, redemptions and their audit rows on both backends: issuing under the campaign's limits, lookups, and
 //! the exactly-once redemption write ([`DbRedemptionStore`]). Exactly-once rules live in the database.
 
-use crate::db::schema::{audit_log, campaigns, coupons, redemptions};
+use crate::db::schema::{audit_log, campaign_messages, campaigns, coupon_card_bag, coupons, redemptions};
 use crate::db::{DbConnection, DbError};
 use crate::features::merchants::repo::{CampaignRow, campaign};
 use diesel::prelude::*;
@@ -232,57 +232,89 @@ impl RedemptionStore for DbRedemptionStore<'_> {
             .execute(pg)?;
             return Ok(n == 1);
         }
-        self.0.transaction(|conn| {
-            // The conditional update is the gate: only one transaction sees 'issued'.
-            let n = diesel::update(coupons::table.filter(coupons::id.eq(coupon.0).and(coupons::status.eq("issued"))))
-                .set((
-                    coupons::status.eq("redeemed"),
-                    coupons::redeemed_at.eq(now),
-                    coupons::redeemed_by.eq(staff_id.map(|s| s.0)),
-                    coupons::version.eq(coupons::version + 1),
-                ))
-                .execute(conn)?;
-            if n == 0 {
-                return Ok(false);
-            }
-            // The unique coupon_id is the second lock: a bug above could not produce two redemptions.
-            diesel::insert_into(redemptions::table)
-                .values((
-                    redemptions::coupon_id.eq(coupon.0),
-                    redemptions::staff_id.eq(staff_id.map(|s| s.0)),
-                    redemptions::channel.eq(channel.as_str()),
-                    redemptions::created_at.eq(now),
-                ))
-                .execute(conn)?;
-            // The successful attempt's audit row commits with the redemption: one commit per redemption.
-            insert_audit(conn, audit)?;
-            // A card-backed coupon redeemed here owes WeChat a consume: queued in this transaction (outbox).
-            if channel != Channel::Wechat {
-                let (card_id, card_code): (Option<String>, Option<String>) = coupons::table
-                    .inner_join(campaigns::table)
-                    .filter(coupons::id.eq(coupon.0))
-                    .select((campaigns::wechat_card_id, coupons::wechat_card_code))
-                    .first(conn)?;
-                if let (Some(card_id), Some(code)) = (card_id, card_code) {
-                    crate::features::outbox::repo::enqueue_card_consume(
-                        conn,
-                        coupon.0,
-                        &crate::features::outbox::repo::CardConsume { card_id, code },
-                        now,
-                    )?;
-                }
-            }
-            // A coupon in a WeChat card bag as a 商家券 owes WeChat a use (use_request_no = this redemption's id).
-            super::busifavor::queue_use(conn, coupon.0, now)?;
-            // A campaign that tells its customers: the message is rendered now and queued in this transaction.
-            crate::features::merchants::messages::queue_redeemed_message(conn, coupon.0, now)?;
-            Ok(true)
+        crate::db::short_transaction(self.0, |conn| {
+            redeem_writes(conn, coupon, staff_id, channel, now, audit)
         })
     }
 
     fn record(&mut self, e: &AuditEntry) -> Result<(), DbError> {
         insert_audit(self.0, e)
     }
+}
+
+/// What a redeemed coupon owes WeChat, read in one statement: the campaign's card id and the coupon's card code (a
+/// consume), the owner (a message), when its 商家券 copy reached the card bag (a use), and whether the campaign tells
+/// its customers (a message).
+type Owed = (Option<String>, Option<String>, Option<String>, Option<i64>, Option<i64>);
+
+/// The portable redemption write (SQLite and MySQL): the guarded update, the redemption and audit rows, and what the
+/// redemption owes WeChat — in the caller's transaction.
+fn redeem_writes(
+    conn: &mut DbConnection,
+    coupon: CouponId,
+    staff_id: Option<StaffId>,
+    channel: Channel,
+    now: Millis,
+    audit: &AuditEntry,
+) -> Result<bool, DbError> {
+    // The conditional update is the gate: only one transaction sees 'issued'.
+    let n = diesel::update(coupons::table.filter(coupons::id.eq(coupon.0).and(coupons::status.eq("issued"))))
+        .set((
+            coupons::status.eq("redeemed"),
+            coupons::redeemed_at.eq(now),
+            coupons::redeemed_by.eq(staff_id.map(|s| s.0)),
+            coupons::version.eq(coupons::version + 1),
+        ))
+        .execute(conn)?;
+    if n == 0 {
+        return Ok(false);
+    }
+    // The unique coupon_id is the second lock: a bug above could not produce two redemptions.
+    diesel::insert_into(redemptions::table)
+        .values((
+            redemptions::coupon_id.eq(coupon.0),
+            redemptions::staff_id.eq(staff_id.map(|s| s.0)),
+            redemptions::channel.eq(channel.as_str()),
+            redemptions::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    // The successful attempt's audit row commits with the redemption: one commit per redemption.
+    insert_audit(conn, audit)?;
+    // What the redemption owes WeChat, read in one statement (one round trip, not four: on MySQL every
+    // statement is one).
+    let owed: Owed = coupons::table
+        .inner_join(campaigns::table.left_join(campaign_messages::table))
+        .left_join(coupon_card_bag::table)
+        .filter(coupons::id.eq(coupon.0))
+        .select((
+            campaigns::wechat_card_id,
+            coupons::wechat_card_code,
+            coupons::owner_openid,
+            coupon_card_bag::received_at.nullable(),
+            campaign_messages::campaign_id.nullable(),
+        ))
+        .first(conn)?;
+    let (card_id, card_code, owner, in_card_bag, message) = owed;
+    // A card-backed coupon redeemed here owes WeChat a consume: queued in this transaction (outbox).
+    if channel != Channel::Wechat
+        && let (Some(card_id), Some(code)) = (card_id, card_code)
+    {
+        crate::features::outbox::repo::enqueue_card_consume(
+            conn,
+            coupon.0,
+            &crate::features::outbox::repo::CardConsume { card_id, code },
+            now,
+        )?;
+    }
+    // A coupon in a WeChat card bag as a 商家券 owes WeChat a use (use_request_no = this redemption's id).
+    if in_card_bag.is_some() {
+        super::busifavor::queue_use(conn, coupon.0, now)?;
+    }
+    // A campaign that tells its customers: the message is rendered now and queued in this transaction.
+    if owner.is_some() && message.is_some() {
+        crate::features::merchants::messages::queue_redeemed_message(conn, coupon.0, now)?;
+    }
+    Ok(true)
 }
 
 fn insert_audit(conn: &mut DbConnection, e: &AuditEntry) -> Result<(), DbError> {
