@@ -242,6 +242,43 @@ impl RedemptionStore for DbRedemptionStore<'_> {
     }
 }
 
+/// The guarded redemption UPDATE of [`redeem_writes`] as one fixed statement, so that MySQL prepares it once per
+/// connection.
+#[cfg(feature = "mysql")]
+#[derive(Debug)]
+struct MysqlRedeemUpdate {
+    coupon_id: i64,
+    now: i64,
+    staff_id: Option<i64>,
+}
+
+#[cfg(feature = "mysql")]
+impl diesel::query_builder::QueryId for MysqlRedeemUpdate {
+    type QueryId = MysqlRedeemUpdate;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+#[cfg(feature = "mysql")]
+impl RunQueryDsl<diesel::MysqlConnection> for MysqlRedeemUpdate {}
+
+#[cfg(feature = "mysql")]
+impl diesel::query_builder::QueryFragment<diesel::mysql::Mysql> for MysqlRedeemUpdate {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::mysql::Mysql>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Nullable};
+        out.push_sql("UPDATE coupons SET status = 'redeemed', redeemed_at = ");
+        out.push_bind_param::<BigInt, _>(&self.now)?;
+        out.push_sql(", redeemed_by = ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&self.staff_id)?;
+        out.push_sql(", version = version + 1 WHERE id = ");
+        out.push_bind_param::<BigInt, _>(&self.coupon_id)?;
+        out.push_sql(" AND status = 'issued'");
+        Ok(())
+    }
+}
+
 /// What a redeemed coupon owes WeChat, read in one statement: the campaign's card id and the coupon's card code (a
 /// consume), the owner (a message), when its 商家券 copy reached the card bag (a use), and whether the campaign tells
 /// its customers (a message).
@@ -258,14 +295,25 @@ fn redeem_writes(
     audit: &AuditEntry,
 ) -> Result<bool, DbError> {
     // The conditional update is the gate: only one transaction sees 'issued'.
-    let n = diesel::update(coupons::table.filter(coupons::id.eq(coupon.0).and(coupons::status.eq("issued"))))
+    let update = diesel::update(coupons::table.filter(coupons::id.eq(coupon.0).and(coupons::status.eq("issued"))))
         .set((
             coupons::status.eq("redeemed"),
             coupons::redeemed_at.eq(now),
             coupons::redeemed_by.eq(staff_id.map(|s| s.0)),
             coupons::version.eq(coupons::version + 1),
-        ))
-        .execute(conn)?;
+        ));
+    let n = match conn {
+        // The same UPDATE as a statement MySQL keeps prepared: Diesel prepares every UPDATE anew (a changeset may
+        // leave out `None`s), which on MySQL is a round trip of its own.
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(my) => MysqlRedeemUpdate {
+            coupon_id: coupon.0,
+            now,
+            staff_id: staff_id.map(|s| s.0),
+        }
+        .execute(my)?,
+        _ => update.execute(conn)?,
+    };
     if n == 0 {
         return Ok(false);
     }
