@@ -295,8 +295,8 @@ fn redeem_writes(
     audit: &AuditEntry,
 ) -> Result<bool, DbError> {
     // The conditional update is the gate: only one transaction sees 'issued'.
-    let update = diesel::update(coupons::table.filter(coupons::id.eq(coupon.0).and(coupons::status.eq("issued"))))
-        .set((
+    let update =
+        diesel::update(coupons::table.filter(coupons::id.eq(coupon.0).and(coupons::status.eq("issued")))).set((
             coupons::status.eq("redeemed"),
             coupons::redeemed_at.eq(now),
             coupons::redeemed_by.eq(staff_id.map(|s| s.0)),
