@@ -818,6 +818,11 @@ mod the_owner_runs_the_shop_from_the_console {
     async fn postgres() {
         super::the_owner_runs_the_shop_from_the_console(wxkit_e2e::DbKind::Postgres).await
     }
+    #[cfg(feature = "mysql")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn mysql() {
+        super::the_owner_runs_the_shop_from_the_console(wxkit_e2e::DbKind::Mysql).await
+    }
 }
 
 /// Saves a screenshot under the test's target directory (a person can look at them) and checks it is a PNG of the
