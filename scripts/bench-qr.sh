@@ -57,7 +57,7 @@ rust_stats=$(stats "$tmp/rust.tsv")
 node_stats=$(stats "$tmp/node.tsv")
 
 echo "QR rendering, $N images per case per run, $RUNS runs, URL of ${#URL} bytes, ECC M, quiet zone 4"
-echo "qr-render $(git rev-parse --short HEAD 2>/dev/null || echo '?') (release, fast_qr encoder) vs qr-image $qr_image_version on node $(node --version)"
+echo "qr-render $(git rev-parse --short HEAD 2>/dev/null || echo '?') (release, its own encoder and PNG writer) vs qr-image $qr_image_version on node $(node --version)"
 echo
 printf '| case | qr-render µs/image min / median / max | qr-image µs/image min / median / max | speed-up (medians) | qr-render bytes | qr-image bytes |\n'
 printf '|---|---:|---:|---:|---:|---:|\n'

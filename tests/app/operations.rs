@@ -597,7 +597,10 @@ async fn a_database_outage_is_answered_503_fast_then_heals(kind: DbKind) {
     let shown: Vec<_> = others.iter().map(|a| (a.1, a.2)).collect();
     assert!(!unavailable.is_empty(), "the outage was noticed: {shown:?}");
     assert!(others.is_empty(), "only 503s during the outage: {others:?}");
-    assert!(slowest < Duration::from_secs(2), "each 503 within 2 s ({slowest:?})");
+    // The bound is the pool's checkout timeout (database.acquire_timeout_ms, 1.5 s) plus a request whose query was
+    // cut mid-flight and the scheduling of a loaded 2-core machine (a clean CI run once saw 2.009 s on MariaDB):
+    // what it rules out is a request hanging for as long as the outage, or for a driver's own 30 s timeout.
+    assert!(slowest < Duration::from_secs(3), "each 503 within 3 s ({slowest:?})");
     assert!(unavailable.iter().all(|a| a.4.is_some()), "every 503 says Retry-After");
     // Healed without a restart: the last answers are 200s.
     let tail = &answers[answers.len().saturating_sub(20)..];

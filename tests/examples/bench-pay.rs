@@ -118,6 +118,69 @@ fn node(port: u16, workers: usize, ticket: &str) -> Node {
     )
 }
 
+fn node_qr(port: u16, base: &str) -> Node {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-node");
+    assert!(
+        dir.join("node_modules/qr-image").exists(),
+        "run `npm ci` in {} first",
+        dir.display()
+    );
+    Node(
+        Command::new("node")
+            .arg(dir.join("qr.js"))
+            .args([&port.to_string(), base])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("node runs"),
+    )
+}
+
+/// One issued coupon, written straight into the server's database (a merchant and a campaign for it).
+fn issue_coupon(db_url: &str) -> String {
+    use diesel::prelude::*;
+    use wxkit::db::schema::{campaigns, coupons, merchants};
+    let backend = wxkit::db::Backend::from_url(db_url).expect("database url");
+    let mut conn = backend.establish().expect("database connection");
+    let now = chrono::Utc::now().timestamp_millis();
+    diesel::insert_into(merchants::table)
+        .values((merchants::name.eq("bench"), merchants::created_at.eq(now)))
+        .execute(&mut conn)
+        .unwrap();
+    let merchant_id: i64 = merchants::table
+        .select(diesel::dsl::max(merchants::id))
+        .first::<Option<i64>>(&mut conn)
+        .unwrap()
+        .unwrap();
+    diesel::insert_into(campaigns::table)
+        .values((
+            campaigns::merchant_id.eq(merchant_id),
+            campaigns::title.eq("bench"),
+            campaigns::valid_from.eq(now),
+            campaigns::valid_until.eq(now + 30 * 86_400_000),
+            campaigns::issued.eq(1i64),
+            campaigns::created_at.eq(now),
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    let campaign_id: i64 = campaigns::table
+        .select(diesel::dsl::max(campaigns::id))
+        .first::<Option<i64>>(&mut conn)
+        .unwrap()
+        .unwrap();
+    let code = redemption_core::CouponCode::generate().as_str().to_owned();
+    diesel::insert_into(coupons::table)
+        .values((
+            coupons::campaign_id.eq(campaign_id),
+            coupons::code.eq(&code),
+            coupons::status.eq("issued"),
+            coupons::version.eq(0i64),
+            coupons::created_at.eq(now),
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    code
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<u64> = std::env::args().skip(1).map(|a| a.parse().unwrap()).collect();
@@ -152,6 +215,27 @@ async fn main() {
                 "Node/Express, 2-process cluster",
                 format!("http://127.0.0.1:{node2_port}{path}"),
             ),
+        ] {
+            let (rps, p50, p99, bad) = wrk(&u, connections, seconds);
+            println!("| {name} (round {round}) | {rps:.0} | {p50:.2} ms | {p99:.2} ms | {bad} |");
+        }
+    }
+    // 1b. The coupon QR image, rendered per request, against Express + qr-image (`tests/bench-node/qr.js`).
+    let code = issue_coupon(&db.url);
+    let public = server.address.clone();
+    let qr_port = free_port();
+    let _qr_node = node_qr(qr_port, &public);
+    let qr_path = format!("/c/{code}/qr.png");
+    let node_qr_url = format!("http://127.0.0.1:{qr_port}{qr_path}");
+    wait_up(&format!("{public}{qr_path}")).await;
+    wait_up(&node_qr_url).await;
+    println!("\n### `GET /c/{{code}}/qr.png` (300 px), {connections} connections, {seconds} s each\n");
+    println!("| server | requests/s | p50 | p99 | non-2xx |");
+    println!("|---|---|---|---|---|");
+    for round in 1..=2 {
+        for (name, u) in [
+            ("wxkit (2 workers)", format!("{public}{qr_path}")),
+            ("Node/Express + qr-image, 1 process", node_qr_url.clone()),
         ] {
             let (rps, p50, p99, bad) = wrk(&u, connections, seconds);
             println!("| {name} (round {round}) | {rps:.0} | {p50:.2} ms | {p99:.2} ms | {bad} |");

@@ -1,4 +1,4 @@
-//! Timing table for scripts/bench-qr.sh: `cargo run --release -p qr-render --example bench -- [ITERATIONS] [URL]`.
+//! Timing table for scripts/bench-qr.sh: `cargo run --release -p wxkit-qr-render --example bench -- [ITERATIONS] [URL]`.
 //! Prints one line per case: `name<TAB>microseconds_per_image<TAB>bytes`.
 
 use qr_render::{Logo, RenderOptions, render_png, render_svg};
@@ -34,9 +34,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         w.finish()?;
         out
     };
-    // Where the time goes: the QR encoding alone (fast_qr, which scores all 8 masks), no drawing or PNG.
+    // Where the time goes: the QR encoding alone (version, codewords, all 8 masks scored), no drawing or PNG — ours,
+    // and the fast_qr crate (the encoder qr-render used before its own) on the same text for comparison.
     let (us, n) = time(iterations, || qr_render::module_count(&url, &RenderOptions::default()));
     println!("encode_only\t{us:.1}\t{}", n?);
+    let (us, n) = time(iterations, || {
+        fast_qr::QRBuilder::new(url.as_str())
+            .ecl(fast_qr::ECL::M)
+            .build()
+            .map(|q| q.size + 8)
+    });
+    println!("encode_fast_qr\t{us:.1}\t{}", n.map_err(|e| format!("{e:?}"))?);
     for size in [300u32, 600] {
         let opts = RenderOptions {
             size_px: size,

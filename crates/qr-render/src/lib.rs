@@ -2,8 +2,12 @@
 //!
 //! Text → QR code → PNG bytes or an SVG string, fast enough to render per request (never store QR images).
 //!
-//! * PNG: modules are drawn straight into a packed 1-bit buffer (a two-colour palette when colours are set) and
-//!   encoded with the `png` crate; only a logo needs a full-colour (RGB) image.
+//! * Encoding: our own encoder (ISO/IEC 18004: numeric, alphanumeric or byte mode, the smallest version, the best
+//!   of the eight masks by the standard's penalty rules) — each row and column of the symbol is a bitset, so a mask
+//!   trial is a few shifts and popcounts per line.
+//! * PNG: 1 bit per pixel (a two-colour palette when colours are set), the rows written straight into one deflate
+//!   block — a pixel row repeating the one above is a single back-reference; only a logo needs a full-colour (RGB)
+//!   image, encoded with the `png` crate.
 //! * SVG: one `<path>` with horizontal runs of dark modules merged, `shape-rendering="crispEdges"`.
 //! * A centred logo forces error-correction level H and covers at most 30 % of the code's width, so the code stays
 //!   decodable.
@@ -26,9 +30,12 @@
 //! ```
 
 #![deny(missing_docs)]
-use fast_qr::{ECL, QRBuilder, QRCode};
-use std::fmt;
+mod png1;
+mod symbol;
+
+use std::fmt::{self, Write as _};
 use std::str::FromStr;
+use symbol::{Level, Symbol};
 
 /// Error-correction level: how much of the code may be damaged (or covered) and still decode.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -45,12 +52,12 @@ pub enum Ecc {
 }
 
 impl Ecc {
-    fn to_ecl(self) -> ECL {
+    fn level(self) -> Level {
         match self {
-            Ecc::Low => ECL::L,
-            Ecc::Medium => ECL::M,
-            Ecc::Quartile => ECL::Q,
-            Ecc::High => ECL::H,
+            Ecc::Low => Level::L,
+            Ecc::Medium => Level::M,
+            Ecc::Quartile => Level::Q,
+            Ecc::High => Level::H,
         }
     }
 
@@ -223,8 +230,7 @@ pub enum Error {
 
 /// An encoded QR code, before drawing.
 struct Matrix {
-    // Boxed: the symbol is a fixed 177×177 array (fast_qr trades memory for speed), too big to move around.
-    qr: Box<QRCode>,
+    qr: Symbol,
     quiet: u32,
 }
 
@@ -234,17 +240,14 @@ impl Matrix {
             return Err(Error::InvalidQuietZone(opts.quiet_zone));
         }
         let ecc = if opts.logo.is_some() { Ecc::High } else { opts.ecc };
-        // fast_qr picks the smallest version and the best of the eight masks by the standard's penalty rules, as
-        // the standard requires — with far less work per mask than a straightforward scorer.
-        let qr = QRBuilder::new(text)
-            .ecl(ecc.to_ecl())
-            .build()
-            .map_err(|_| Error::TooLong {
-                bytes: text.len(),
-                ecc: ecc.letter(),
-            })?;
+        // The smallest version that holds the text, and the best of the eight masks by the standard's penalty
+        // rules (see `symbol`).
+        let qr = Symbol::encode(text.as_bytes(), ecc.level()).ok_or(Error::TooLong {
+            bytes: text.len(),
+            ecc: ecc.letter(),
+        })?;
         Ok(Matrix {
-            qr: Box::new(qr),
+            qr,
             quiet: opts.quiet_zone,
         })
     }
@@ -252,7 +255,7 @@ impl Matrix {
     /// Modules per side, quiet zone included.
     fn side(&self) -> u32 {
         // Sizes are 21..=177.
-        u32::try_from(self.qr.size).unwrap_or(177) + 2 * self.quiet
+        self.qr.side() as u32 + 2 * self.quiet
     }
 
     fn dark(&self, x: u32, y: u32) -> bool {
@@ -262,8 +265,8 @@ impl Matrix {
         }
         // Coordinates beyond the code land in the quiet zone.
         let (x, y) = ((x - q) as usize, (y - q) as usize);
-        let n = self.qr.size;
-        x < n && y < n && self.qr.data[y * n + x].value()
+        let n = self.qr.side();
+        x < n && y < n && self.qr.dark(x, y)
     }
 }
 
@@ -319,58 +322,43 @@ pub fn render_png(text: &str, opts: &RenderOptions) -> Result<Vec<u8>, Error> {
 }
 
 fn encode_1bit(matrix: &Matrix, px: u32, dim: u32, opts: &RenderOptions) -> Result<Vec<u8>, Error> {
-    let row_bytes = dim.div_ceil(8) as usize;
-    let mut data = vec![0u8; row_bytes * dim as usize];
     // Bit value 1 = light when grayscale (1 = white); with a palette, index 1 = light too.
+    let palette = if opts.dark == Rgb::BLACK && opts.light == Rgb::WHITE {
+        None
+    } else {
+        let (d, l) = (opts.dark, opts.light);
+        Some(([d.0, d.1, d.2], [l.0, l.1, l.2]))
+    };
     let side = matrix.side();
-    let mut module_row = vec![0u8; row_bytes];
-    for my in 0..side {
-        module_row.fill(0);
-        for mx in 0..side {
-            if !matrix.dark(mx, my) {
-                let x0 = mx * px;
-                set_bits(&mut module_row, x0, px);
+    Ok(png1::write(dim, px, palette, |my, row| {
+        // Runs of light modules become one run of set bits.
+        let mut mx = 0;
+        while mx < side {
+            if matrix.dark(mx, my) {
+                mx += 1;
+                continue;
             }
+            let start = mx;
+            while mx < side && !matrix.dark(mx, my) {
+                mx += 1;
+            }
+            set_bits(row, start * px, (mx - start) * px);
         }
-        let y0 = (my * px) as usize;
-        for dy in 0..px as usize {
-            let start = (y0 + dy) * row_bytes;
-            data[start..start + row_bytes].copy_from_slice(&module_row);
-        }
-    }
-    let mut out = Vec::with_capacity(data.len() / 4 + 128);
-    {
-        let mut encoder = png::Encoder::new(&mut out, dim, dim);
-        encoder.set_depth(png::BitDepth::One);
-        if opts.dark == Rgb::BLACK && opts.light == Rgb::WHITE {
-            encoder.set_color(png::ColorType::Grayscale);
-        } else {
-            encoder.set_color(png::ColorType::Indexed);
-            let (d, l) = (opts.dark, opts.light);
-            encoder.set_palette(vec![d.0, d.1, d.2, l.0, l.1, l.2]);
-        }
-        // Rows repeat `px` times: the Up filter turns repeats into zero rows, which fast deflate squeezes to almost
-        // nothing (about 2 KB at 300 px) at the speed of no filtering.
-        encoder.set_compression(png::Compression::Fast);
-        encoder.set_filter(png::Filter::Up);
-        let mut writer = encoder.write_header().map_err(png_error)?;
-        writer.write_image_data(&data).map_err(png_error)?;
-        writer.finish().map_err(png_error)?;
-    }
-    Ok(out)
+    }))
 }
 
 /// Sets `len` bits starting at bit `start` (MSB first, as PNG packs them).
 fn set_bits(row: &mut [u8], start: u32, len: u32) {
-    let (mut bit, end) = (start as usize, (start + len) as usize);
-    while bit < end {
-        if bit % 8 == 0 && end - bit >= 8 {
-            row[bit / 8] = 0xff;
-            bit += 8;
-        } else {
-            row[bit / 8] |= 0x80 >> (bit % 8);
-            bit += 1;
-        }
+    let (start, end) = (start as usize, (start + len) as usize);
+    let (first, last) = (start / 8, end / 8);
+    if first == last {
+        row[first] |= (0xffu8 >> (start % 8)) & !(0xffu8 >> (end % 8));
+        return;
+    }
+    row[first] |= 0xff >> (start % 8);
+    row[first + 1..last].fill(0xff);
+    if end % 8 != 0 {
+        row[last] |= !(0xffu8 >> (end % 8));
     }
 }
 
@@ -516,7 +504,7 @@ pub fn render_svg(text: &str, opts: &RenderOptions) -> Result<String, Error> {
                 while x < side && matrix.dark(x, y) {
                     x += 1;
                 }
-                path.push_str(&format!("M{start} {y}h{}v1h-{}z", x - start, x - start));
+                let _ = write!(path, "M{start} {y}h{}v1h-{}z", x - start, x - start);
             } else {
                 x += 1;
             }

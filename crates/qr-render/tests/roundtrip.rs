@@ -200,3 +200,174 @@ fn the_default_png_is_about_300_px() {
     assert_eq!(w, h);
     assert!((250..=300).contains(&w), "{w}");
 }
+
+/// Byte-mode capacity of each version at L, M, Q, H (ISO/IEC 18004 table 7), for the tests below.
+fn fullest_text(version: usize, level: usize, mode: u8) -> String {
+    // Data codewords per version and level, from the standard's table 7.
+    const DATA: [[u16; 4]; 40] = [
+        [19, 16, 13, 9],
+        [34, 28, 22, 16],
+        [55, 44, 34, 26],
+        [80, 64, 48, 36],
+        [108, 86, 62, 46],
+        [136, 108, 76, 60],
+        [156, 124, 88, 66],
+        [194, 154, 110, 86],
+        [232, 182, 132, 100],
+        [274, 216, 154, 122],
+        [324, 254, 180, 140],
+        [370, 290, 206, 158],
+        [428, 334, 244, 180],
+        [461, 365, 261, 197],
+        [523, 415, 295, 223],
+        [589, 453, 325, 253],
+        [647, 507, 367, 283],
+        [721, 563, 397, 313],
+        [795, 627, 445, 341],
+        [861, 669, 485, 385],
+        [932, 714, 512, 406],
+        [1006, 782, 568, 442],
+        [1094, 860, 614, 464],
+        [1174, 914, 664, 514],
+        [1276, 1000, 718, 538],
+        [1370, 1062, 754, 596],
+        [1468, 1128, 808, 628],
+        [1531, 1193, 871, 661],
+        [1631, 1267, 911, 701],
+        [1735, 1373, 985, 745],
+        [1843, 1455, 1033, 793],
+        [1955, 1541, 1115, 845],
+        [2071, 1631, 1171, 901],
+        [2191, 1725, 1231, 961],
+        [2306, 1812, 1286, 986],
+        [2434, 1914, 1354, 1054],
+        [2566, 1992, 1426, 1096],
+        [2702, 2102, 1502, 1142],
+        [2812, 2216, 1582, 1222],
+        [2956, 2334, 1666, 1276],
+    ];
+    let bits = usize::from(DATA[version - 1][level]) * 8 - 4;
+    let band = match version {
+        1..=9 => 0,
+        10..=26 => 1,
+        _ => 2,
+    };
+    let len = match mode {
+        b'n' => {
+            let b = bits - [10, 12, 14][band];
+            3 * (b / 10) + [0, 0, 0, 0, 1, 1, 1, 2, 2, 2][b % 10]
+        }
+        b'a' => {
+            let b = bits - [9, 11, 13][band];
+            2 * (b / 11) + usize::from(b % 11 >= 6)
+        }
+        _ => (bits - [8, 16, 16][band]) / 8,
+    };
+    let alphabet: &[u8] = match mode {
+        b'n' => b"0123456789",
+        b'a' => b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:",
+        _ => b"abcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=",
+    };
+    (0..len)
+        .map(|i| char::from(alphabet[(i * 7 + version) % alphabet.len()]))
+        .collect()
+}
+
+#[test]
+fn every_version_and_level_holds_its_full_capacity_and_decodes() {
+    // The fullest text of each mode fits exactly its version (one more character needs the next one): checks our
+    // capacity tables, block layout, alignment patterns and version information on all 40 versions, with rqrr.
+    for version in 1..=40 {
+        for (level, ecc) in ECCS.iter().enumerate() {
+            let mode = [b'b', b'n', b'a'][(version + level) % 3];
+            let text = fullest_text(version, level, mode);
+            let opts = RenderOptions {
+                ecc: *ecc,
+                module_px: Some(2),
+                ..RenderOptions::default()
+            };
+            let side = qr_render::module_count(&text, &opts).unwrap() as usize;
+            assert_eq!(
+                side - 8,
+                17 + 4 * version,
+                "version {version} level {level} mode {}",
+                mode as char
+            );
+            if version < 40 {
+                let more = format!("{text}{}", &text[..1]);
+                let next = qr_render::module_count(&more, &opts).unwrap() as usize;
+                assert_eq!(
+                    next - 8,
+                    21 + 4 * version,
+                    "one more character needs version {}",
+                    version + 1
+                );
+            }
+            let png = render_png(&text, &opts).unwrap();
+            let (w, h, gray) = png_to_gray(&png);
+            let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| gray[y * w + x]);
+            let grids = img.detect_grids();
+            assert_eq!(grids.len(), 1, "version {version} level {level}");
+            let (meta, content) = grids[0].decode().expect("decodes");
+            assert_eq!(content, text, "version {version} level {level}");
+            assert_eq!(meta.version.0, version);
+            // Format information's level bits: L = 1, M = 0, Q = 3, H = 2.
+            assert_eq!(meta.ecc_level, [1, 0, 3, 2][level]);
+        }
+    }
+}
+
+#[test]
+fn png_pixels_are_exactly_the_modules_at_every_scale_zone_and_palette() {
+    // The PNG writer (our own deflate) against the SVG's modules, rasterised here: every pixel, many geometries.
+    let texts = [
+        "hello",
+        "https://wxkit.example/c/7ZQK4M2N6P3R5T7V9X2B4D6F8H?from=qr",
+        &"优惠".repeat(40),
+    ];
+    for (t, text) in texts.iter().enumerate() {
+        for module_px in [1u32, 2, 3, 5, 8, 9, 16] {
+            for quiet_zone in [0u32, 1, 4, 7] {
+                let palette = (module_px + quiet_zone) % 2 == 1;
+                let opts = RenderOptions {
+                    module_px: Some(module_px),
+                    quiet_zone,
+                    dark: if palette { Rgb(0x10, 0x20, 0x80) } else { Rgb::BLACK },
+                    light: if palette { Rgb(0xff, 0xf0, 0xe0) } else { Rgb::WHITE },
+                    ..RenderOptions::default()
+                };
+                let png = render_png(text, &opts).unwrap();
+                let (w, h, gray) = png_to_gray(&png);
+                let svg = render_svg(text, &opts).unwrap();
+                let side: usize = svg
+                    .split("viewBox=\"0 0 ")
+                    .nth(1)
+                    .and_then(|s| s.split(' ').next())
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let px = module_px as usize;
+                assert_eq!((w, h), (side * px, side * px));
+                let mut dark = vec![false; side * side];
+                let d = svg.split(" d=\"").nth(1).unwrap().split('"').next().unwrap();
+                for run in d.split('z').filter(|r| !r.is_empty()) {
+                    let (xy, rest) = run.strip_prefix('M').unwrap().split_once('h').unwrap();
+                    let (x, y) = xy.split_once(' ').unwrap();
+                    let (x, y): (usize, usize) = (x.parse().unwrap(), y.parse().unwrap());
+                    let n: usize = rest.split('v').next().unwrap().parse().unwrap();
+                    dark[y * side + x..y * side + x + n].fill(true);
+                }
+                for y in 0..h {
+                    for x in 0..w {
+                        let is_dark = gray[y * w + x] < 128;
+                        assert_eq!(
+                            is_dark,
+                            dark[(y / px) * side + x / px],
+                            "text {t}, {module_px} px, zone {quiet_zone}: pixel ({x}, {y})"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

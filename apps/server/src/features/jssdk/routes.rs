@@ -44,15 +44,25 @@ pub async fn config(req: HttpRequest, state: web::Data<State>) -> Result<HttpRes
         .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?;
     let now = state.clock.now_ms() / 1000;
     let (signed, apis) = service::config(&state, q.url.as_deref(), q.apis.as_deref(), now).await?;
+    // Serialized from borrowed fields: no intermediate JSON tree per request.
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Reply<'a> {
+        app_id: &'a str,
+        timestamp: i64,
+        nonce_str: &'a str,
+        signature: &'a str,
+        js_api_list: &'a [String],
+    }
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(serde_json::json!({
-            "appId": signed.app_id,
-            "timestamp": signed.timestamp,
-            "nonceStr": signed.nonce_str,
-            "signature": signed.signature,
-            "jsApiList": apis,
-        })))
+        .json(Reply {
+            app_id: &signed.app_id,
+            timestamp: signed.timestamp,
+            nonce_str: &signed.nonce_str,
+            signature: &signed.signature,
+            js_api_list: &apis,
+        }))
 }
 
 #[derive(Template)]
