@@ -193,6 +193,13 @@ async fn main() {
     let db = TestDatabase::create(DbKind::Sqlite).unwrap();
     let server = start(&db.url, &sim).await;
     let pid = server.pid();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The idle server's own footprint, apart: anonymous memory (heaps, stacks) and file pages (the binary's code).
+    let (started, started_anon, started_file) = (
+        rss_kib(pid),
+        status_field(pid, "RssAnon:"),
+        status_field(pid, "RssFile:"),
+    );
     let list = scenes(&http, &server.address, idle).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = rss_kib(pid);
@@ -213,11 +220,14 @@ async fn main() {
         status_field(pid, "Threads:")
     );
     println!("\n### Idle login WebSockets, one instance\n");
-    println!("| sockets | RSS before | RSS with the sockets | per socket |");
-    println!("|---|---|---|---|");
+    println!("| sockets | idle server (anonymous + file pages) | with {idle} scenes | with the sockets | per socket |");
+    println!("|---|---|---|---|---|");
     println!(
-        "| {} | {:.1} MB | {:.1} MB | {:.1} KB |",
+        "| {} | {:.1} MB ({:.1} + {:.1}) | {:.1} MB | {:.1} MB | {:.2} KB |",
         sockets.len(),
+        started as f64 / 1024.0,
+        started_anon as f64 / 1024.0,
+        started_file as f64 / 1024.0,
         before as f64 / 1024.0,
         after as f64 / 1024.0,
         (after.saturating_sub(before)) as f64 / sockets.len() as f64

@@ -34,6 +34,8 @@ pub(crate) fn serve(
     let proxies = platform.limits.proxies.clone();
     let (platform, slices) = (web::Data::new(platform.clone()), slices.clone());
     let scan_login = features::sockets(&slices)?;
+    // One budget for HTTP connections and login sockets (see `limits::ConnectionBudget`).
+    let budget = http::limits::ConnectionBudget::new(max_connections);
     let make_app = move || {
         let proxies = proxies.clone();
         App::new()
@@ -68,10 +70,11 @@ pub(crate) fn serve(
         .listen("wxkit", listener, move || {
             use actix_service::ServiceFactoryExt as _;
             let sockets = scan_login.clone();
+            let budget = budget.clone();
             let app = make_app()
                 .into_factory()
                 .map_err(|err: actix_web::Error| err.error_response());
-            actix_http::HttpService::build()
+            let service = actix_http::HttpService::build()
                 .keep_alive(actix_http::KeepAlive::Timeout(std::time::Duration::from_secs(5)))
                 .client_request_timeout(std::time::Duration::from_secs(5))
                 .client_disconnect_timeout(std::time::Duration::from_secs(1))
@@ -83,7 +86,19 @@ pub(crate) fn serve(
                     )| { features::scan_login::socket::upgrade(sockets.clone(), req, framed) },
                 ))
                 .finish(actix_service::map_config(app, |_| actix_web::dev::AppConfig::default()))
-                .tcp()
+                .tcp();
+            // Each connection holds a place in the budget while served; without one (login sockets hold the rest)
+            // it is closed at once.
+            actix_service::apply_fn_factory(service, move |io: actix_rt::net::TcpStream, service| {
+                use actix_service::Service as _;
+                let served = budget.take().map(|place| (place, service.call(io)));
+                async move {
+                    match served {
+                        Some((place, call)) => http::limits::with_connection_place(place, call).await,
+                        None => Ok(()),
+                    }
+                }
+            })
         })?
         .run();
     Ok(server)

@@ -209,6 +209,8 @@ impl Application {
                 tracing::warn!("second signal: stopping now");
                 forced.stop(false).await;
             });
+            // Sockets run in tasks of their own, which actix's graceful stop does not wait for: let them send 1001.
+            features::sockets_closed(&slices, std::time::Duration::from_secs(1)).await;
             handle.stop(true).await;
             started
         });

@@ -54,25 +54,67 @@ pub fn random_nonce() -> String {
 
 /// Strips the `#fragment` and checks that `page_url` is an absolute http(s) URL.
 pub fn normalize_page_url(page_url: &str) -> Result<&str> {
-    let without_fragment = page_url.split('#').next().unwrap_or(page_url);
-    let parsed = url::Url::parse(without_fragment).map_err(|e| invalid(format!("page URL is not a URL: {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(invalid("page URL must be http(s)"));
+    Ok(PageUrl::parse(page_url)?.as_str())
+}
+
+/// A page URL checked once: absolute http(s), `#fragment` dropped (WeChat signs without it), host known — for a
+/// service that must also check the host (its JS-SDK domains) before signing, without parsing twice.
+///
+/// ```
+/// let page = wechat_oauth::jssdk::PageUrl::parse("https://Shop.Example.com/p?id=7#top")?;
+/// assert_eq!(page.as_str(), "https://Shop.Example.com/p?id=7");
+/// assert_eq!(page.host(), "shop.example.com");
+/// assert!(wechat_oauth::jssdk::PageUrl::parse("ftp://shop.example.com/").is_err());
+/// # Ok::<(), wechat_oauth::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageUrl<'a> {
+    url: &'a str,
+    host: String,
+}
+
+impl<'a> PageUrl<'a> {
+    /// Checks `page_url` (see the type).
+    pub fn parse(page_url: &'a str) -> Result<PageUrl<'a>> {
+        let without_fragment = page_url.split('#').next().unwrap_or(page_url);
+        let parsed = url::Url::parse(without_fragment).map_err(|e| invalid(format!("page URL is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(invalid("page URL must be http(s)"));
+        }
+        Ok(PageUrl {
+            url: without_fragment,
+            // The URL parser lowercases domain names already; IP addresses have no case.
+            host: parsed.host_str().unwrap_or_default().to_owned(),
+        })
     }
-    Ok(without_fragment)
+
+    /// The URL as WeChat signs it (no fragment, not re-encoded).
+    pub fn as_str(&self) -> &'a str {
+        self.url
+    }
+
+    /// The host, lowercase.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
 }
 
 /// Signs `page_url` with the cached `jsapi_ticket`, a fresh nonce and the current time.
 #[cfg(feature = "client")]
 pub async fn config(tokens: &AccessTokenManager, page_url: &str, now: i64) -> Result<JsSdkConfig> {
-    let url = normalize_page_url(page_url)?;
+    config_for_page(tokens, &PageUrl::parse(page_url)?, now).await
+}
+
+/// [`config`] for a URL checked already.
+#[cfg(feature = "client")]
+pub async fn config_for_page(tokens: &AccessTokenManager, page: &PageUrl<'_>, now: i64) -> Result<JsSdkConfig> {
     let ticket = tokens.jsapi_ticket().await?;
     let nonce_str = random_nonce();
     let timestamp = now.to_string();
     Ok(JsSdkConfig {
         app_id: tokens.app_id().as_str().to_owned(),
         timestamp: now,
-        signature: signature(ticket.secret(), &nonce_str, &timestamp, url),
+        signature: signature(ticket.secret(), &nonce_str, &timestamp, page.as_str()),
         nonce_str,
     })
 }

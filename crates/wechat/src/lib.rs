@@ -228,6 +228,16 @@ impl OfficialAccount {
         wechat_oauth::jssdk::config(self.app.tokens(), page_url, now).await
     }
 
+    /// [`jssdk_config`](Self::jssdk_config) for a page URL checked already (its host, say, against the account's
+    /// JS-SDK domains): the URL is parsed once.
+    pub async fn jssdk_config_for_page(
+        &self,
+        page: &wechat_oauth::jssdk::PageUrl<'_>,
+        now: i64,
+    ) -> wechat_oauth::Result<wechat_oauth::jssdk::JsSdkConfig> {
+        wechat_oauth::jssdk::config_for_page(self.app.tokens(), page, now).await
+    }
+
     /// The card (卡券) API: uploads, `card/create`, code decrypt / get / consume, `cardExt`.
     pub fn cards(&self) -> wechat_card::CardClient {
         wechat_card::CardClient::from_app(&self.app)

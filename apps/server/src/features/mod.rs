@@ -154,12 +154,18 @@ pub fn init(
     let login = auth::web_login(platform, apps, signer.clone());
     let outbox = outbox::init(platform, apps, settings);
     let (p, k, wake) = (platform, &keys, outbox.outbox.clone());
-    // The POS route first: the router tries routes in order.
+    // The router tries routes in order, and each pattern with a `{parameter}` costs a regex match: the hot routes
+    // come first — the POS route, then the JS-SDK config (one static route, asked for on every WeChat page load).
     let mounted: Vec<Mounted> = vec![
         Slice::new(coupons::init(p, apps, settings, wake, login.clone(), k.clone()))
             .api(coupons::api)
             .pages(coupons::pages)
             .openapi(coupons::openapi::ops)
+            .mounted(),
+        Slice::new(jssdk::init(p, apps, settings))
+            .api(jssdk::api)
+            .pages(jssdk::pages)
+            .openapi(jssdk::openapi::ops)
             .mounted(),
         Slice::new(merchants::init(p, apps))
             .api(merchants::api)
@@ -190,11 +196,6 @@ pub fn init(
             .pages(scan_login::pages)
             .jobs(scan_login::jobs)
             .openapi(scan_login::openapi::ops)
-            .mounted(),
-        Slice::new(jssdk::init(p, apps, settings))
-            .api(jssdk::api)
-            .pages(jssdk::pages)
-            .openapi(jssdk::openapi::ops)
             .mounted(),
         Slice::new(pay::init(p, apps, settings, sessions, k.clone(), login))
             .api(pay::api)
@@ -227,6 +228,17 @@ pub fn sockets(slices: &Slices) -> std::io::Result<web::Data<scan_login::State>>
 /// First step of a graceful stop: login sockets close with 1001 (their pages reconnect elsewhere).
 pub fn close_sockets(slices: &Slices) -> usize {
     slices.get::<scan_login::State>().map_or(0, |s| s.login_hub.shutdown())
+}
+
+/// Waits (at most `limit`) until this instance's login sockets have closed, after [`close_sockets`].
+pub async fn sockets_closed(slices: &Slices, limit: std::time::Duration) {
+    let Some(state) = slices.get::<scan_login::State>() else {
+        return;
+    };
+    let until = std::time::Instant::now() + limit;
+    while state.sockets.open() > 0 && std::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 /// Last step of a graceful stop, after the background jobs stopped: the outbox leases this instance held are handed

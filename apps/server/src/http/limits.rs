@@ -73,6 +73,66 @@ pub fn descriptor_limit() -> Option<u64> {
     soft.parse().ok()
 }
 
+/// The instance's connection budget (`server.max_connections`, or what the descriptor limit allows): HTTP
+/// connections and login sockets draw on it alike. actix counts only the connections its dispatcher serves; a login
+/// socket leaves the dispatcher for a task of its own and takes its connection's place along
+/// ([`take_connection_place`]), so the total stays within the budget either way.
+#[derive(Clone, Debug)]
+pub struct ConnectionBudget {
+    cap: usize,
+    used: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// One connection's place in the [`ConnectionBudget`], given back when dropped.
+#[derive(Debug)]
+pub struct ConnectionPlace(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for ConnectionPlace {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl ConnectionBudget {
+    /// A budget of `cap` connections.
+    pub fn new(cap: usize) -> Self {
+        ConnectionBudget {
+            cap: cap.max(1),
+            used: std::sync::Arc::default(),
+        }
+    }
+
+    /// A place, if the budget has one.
+    pub fn take(&self) -> Option<ConnectionPlace> {
+        use std::sync::atomic::Ordering;
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.cap).then_some(n + 1))
+            .ok()
+            .map(|_| ConnectionPlace(self.used.clone()))
+    }
+
+    /// Connections holding a place now.
+    pub fn used(&self) -> usize {
+        self.used.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+tokio::task_local! {
+    /// The place of the connection this task serves (set around each connection's service call).
+    static PLACE: std::cell::RefCell<Option<ConnectionPlace>>;
+}
+
+/// Serves one connection with its place in the budget: `serve` runs with the place reachable by
+/// [`take_connection_place`], and the place is given back when the connection ends — unless it was taken.
+pub async fn with_connection_place<F: std::future::Future>(place: ConnectionPlace, serve: F) -> F::Output {
+    PLACE.scope(std::cell::RefCell::new(Some(place)), serve).await
+}
+
+/// Takes the current connection's place out of its task (a login socket that moves to a task of its own keeps it).
+pub fn take_connection_place() -> Option<ConnectionPlace> {
+    PLACE.try_with(|p| p.borrow_mut().take()).ok().flatten()
+}
+
 /// Descriptors kept for everything but client connections: the database pool, outgoing WeChat calls, the
 /// listener, log and library files.
 pub fn reserved_descriptors(pool_size: u32) -> u64 {
@@ -102,5 +162,26 @@ mod tests {
         assert_eq!(connection_cap(None, None, 10), 25_000);
         assert_eq!(connection_cap(None, Some(1 << 20), 10), 25_000);
         assert!(descriptor_limit().is_some_and(|l| l > 0));
+    }
+
+    #[tokio::test]
+    async fn a_place_travels_with_the_connection_until_dropped() {
+        let budget = ConnectionBudget::new(2);
+        let (a, b) = (budget.take().unwrap(), budget.take().unwrap());
+        assert!(budget.take().is_none(), "the budget is spent");
+        drop(a);
+        assert_eq!(budget.used(), 1);
+        // A place taken out of its connection's task outlives the task (a login socket keeps it).
+        let kept = with_connection_place(b, async { take_connection_place() }).await;
+        assert_eq!(budget.used(), 1);
+        drop(kept);
+        assert_eq!(budget.used(), 0);
+        // Not taken: given back when the connection ends.
+        with_connection_place(budget.take().unwrap(), async {}).await;
+        assert_eq!(budget.used(), 0);
+        assert!(
+            take_connection_place().is_none(),
+            "no connection outside a connection's task"
+        );
     }
 }

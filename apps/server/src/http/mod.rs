@@ -99,39 +99,89 @@ pub async fn track(
     let started = std::time::Instant::now();
     let _in_flight = InFlight::enter();
     let method = method_label(req.method());
-    let request_id = req
-        .extensions()
-        .get::<tracing_actix_web::RequestId>()
-        .map(ToString::to_string);
     let mut res = next.call(req).await?;
     // The route pattern, not the path: codes and ids must not become label values.
     let pattern = res.request().match_pattern();
-    let route = pattern.clone().unwrap_or_else(|| "unmatched".to_owned());
+    let route = pattern.as_deref().unwrap_or("unmatched");
     let status = res.status().as_u16();
     let elapsed = started.elapsed();
-    ::metrics::counter!("wxkit_http_requests_total", "method" => method, "route" => route.clone(), "status" => status.to_string())
-        .increment(1);
-    ::metrics::histogram!("wxkit_http_request_duration_seconds", "method" => method, "route" => route.clone())
-        .record(elapsed.as_secs_f64());
-    let client = client::client(res.request())
-        .ip
-        .map(|ip| ip.to_string())
-        .unwrap_or_default();
-    let path = pattern.is_none().then(|| logged_path(res.request().path()));
-    let latency_ms = (elapsed.as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
-    let id = request_id.as_deref().unwrap_or("");
-    if matches!(route.as_str(), "/healthz" | "/readyz" | "/metrics") {
-        tracing::debug!(target: "wxkit::access", request_id = id, method, route, status, latency_ms, client, "access");
+    record_request(method, route, status, elapsed);
+    let request_id = res
+        .request()
+        .extensions()
+        .get::<tracing_actix_web::RequestId>()
+        .copied();
+    let probe = matches!(route, "/healthz" | "/readyz" | "/metrics");
+    // The access line's fields are built only when the line is written.
+    let log = if probe {
+        tracing::enabled!(target: "wxkit::access", tracing::Level::DEBUG)
     } else {
-        tracing::info!(target: "wxkit::access", request_id = id, method, route, path = path.as_deref(), status, latency_ms, client, "access");
+        tracing::enabled!(target: "wxkit::access", tracing::Level::INFO)
+    };
+    let mut id_buf = uuid::Uuid::encode_buffer();
+    let id = request_id.map_or("", |id| uuid::Uuid::from(id).hyphenated().encode_lower(&mut id_buf));
+    if log {
+        let client = client::client(res.request())
+            .ip
+            .map(|ip| ip.to_string())
+            .unwrap_or_default();
+        let path = pattern.is_none().then(|| logged_path(res.request().path()));
+        let latency_ms = (elapsed.as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
+        if probe {
+            tracing::debug!(target: "wxkit::access", request_id = id, method, route, status, latency_ms, client, "access");
+        } else {
+            tracing::info!(target: "wxkit::access", request_id = id, method, route, path = path.as_deref(), status, latency_ms, client, "access");
+        }
     }
-    if let Some(id) = request_id
-        && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&id)
+    if !id.is_empty()
+        && let Ok(value) = actix_web::http::header::HeaderValue::from_str(id)
     {
         res.headers_mut()
             .insert(actix_web::http::header::HeaderName::from_static("x-request-id"), value);
     }
     Ok(res)
+}
+
+/// The request counter and latency histogram of one (method, route, status), looked up once per thread: building
+/// the labels and finding the series in the registry is otherwise done on every request.
+type Series = (::metrics::Counter, ::metrics::Histogram);
+/// Route pattern → (method, status, series).
+type SeriesByRoute = std::collections::HashMap<Box<str>, Vec<(&'static str, u16, Series)>>;
+
+thread_local! {
+    static SERIES: std::cell::RefCell<SeriesByRoute> = std::cell::RefCell::new(SeriesByRoute::new());
+}
+
+fn record_request(method: &'static str, route: &str, status: u16, elapsed: std::time::Duration) {
+    let register = || -> Series {
+        (
+            ::metrics::counter!("wxkit_http_requests_total", "method" => method, "route" => route.to_owned(), "status" => status.to_string()),
+            ::metrics::histogram!("wxkit_http_request_duration_seconds", "method" => method, "route" => route.to_owned()),
+        )
+    };
+    let recorded = SERIES.try_with(|series| {
+        let mut series = series.borrow_mut();
+        let by_route = match series.get_mut(route) {
+            Some(v) => v,
+            // Routes are patterns (bounded by the app), methods a fixed set: the map stays small.
+            None => series.entry(route.into()).or_default(),
+        };
+        let (counter, histogram) = match by_route.iter().position(|(m, s, _)| *m == method && *s == status) {
+            Some(i) => &by_route[i].2,
+            None => {
+                by_route.push((method, status, register()));
+                &by_route[by_route.len() - 1].2
+            }
+        };
+        counter.increment(1);
+        histogram.record(elapsed.as_secs_f64());
+    });
+    if recorded.is_err() {
+        // The thread is shutting down: count without the cache.
+        let (counter, histogram) = register();
+        counter.increment(1);
+        histogram.record(elapsed.as_secs_f64());
+    }
 }
 
 static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -218,17 +268,21 @@ pub fn logged_path(path: &str) -> String {
 impl tracing_actix_web::RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &actix_web::dev::ServiceRequest) -> tracing::Span {
         use actix_web::HttpMessage as _;
-        let request_id = request
-            .extensions()
-            .get::<tracing_actix_web::RequestId>()
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        tracing::info_span!(
+        let span = tracing::info_span!(
             "request",
-            method = %request.method(),
-            path = %logged_path(request.path()),
-            request_id = %request_id
-        )
+            method = tracing::field::Empty,
+            path = tracing::field::Empty,
+            request_id = tracing::field::Empty
+        );
+        // Fields are formatted only for a span that is recorded (not on every request of a server logging at warn).
+        if !span.is_disabled() {
+            span.record("method", tracing::field::display(request.method()));
+            span.record("path", tracing::field::display(logged_path(request.path())));
+            if let Some(id) = request.extensions().get::<tracing_actix_web::RequestId>() {
+                span.record("request_id", tracing::field::display(id));
+            }
+        }
+        span
     }
 
     fn on_request_end<B: actix_web::body::MessageBody>(

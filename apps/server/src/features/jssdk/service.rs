@@ -37,14 +37,11 @@ pub async fn config(
     now: i64,
 ) -> Result<(wechat_oauth::jssdk::JsSdkConfig, Vec<String>), ConfigError> {
     let page = url.filter(|u| !u.is_empty()).ok_or(ConfigError::MissingUrl)?;
-    let page = wechat_oauth::jssdk::normalize_page_url(page).map_err(|e| ConfigError::InvalidUrl(e.to_string()))?;
-    let host = url::Url::parse(page)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
-        .unwrap_or_default();
-    if !state.js_domains.contains(&host) {
+    // Parsed once: the host checked here, the same URL signed below.
+    let page = wechat_oauth::jssdk::PageUrl::parse(page).map_err(|e| ConfigError::InvalidUrl(e.to_string()))?;
+    if !state.js_domains.iter().any(|d| d == page.host()) {
         return Err(ConfigError::NotAllowed {
-            host,
+            host: page.host().to_owned(),
             allowed: state.js_domains.join(", "),
         });
     }
@@ -59,7 +56,7 @@ pub async fn config(
     };
     let signed = state
         .official
-        .jssdk_config(page, now)
+        .jssdk_config_for_page(&page, now)
         .await
         .map_err(ConfigError::NoTicket)?;
     Ok((signed, apis))

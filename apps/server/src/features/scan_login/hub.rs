@@ -126,7 +126,8 @@ impl LoginHub {
         let rx = match scenes.get(scene) {
             Some(tx) => tx.subscribe(),
             None => {
-                let (tx, rx) = broadcast::channel(8);
+                // A scene has few events (scanned, then a final one); a socket that falls behind re-reads the scene.
+                let (tx, rx) = broadcast::channel(4);
                 scenes.insert(scene.to_owned(), tx);
                 rx
             }

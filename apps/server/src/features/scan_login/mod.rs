@@ -12,6 +12,7 @@ pub mod repo;
 mod routes;
 pub mod service;
 pub mod socket;
+pub mod ws;
 
 use crate::configuration::Settings;
 use crate::db::{self, Backend};

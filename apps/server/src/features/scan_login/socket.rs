@@ -1,31 +1,29 @@
 //! The login WebSocket, outside actix's HTTP dispatcher: a WebSocket upgrade is handed over (request head and raw
 //! connection) by the HTTP service's upgrade hook, checked here (path, `Origin`, scene, watch key), answered with
-//! `101 Switching Protocols`, and served by tokio-tungstenite with a 512-byte read buffer. An idle login page then
-//! costs a few KiB instead of the dispatcher's two 8 KiB buffers plus a payload channel (docs/benchmarks.md).
+//! `101 Switching Protocols`, and served in a task of its own by a lean WebSocket ([`super::ws`]): an idle login
+//! page costs its connection, one timer and its scene subscription — no read or write buffers
+//! (docs/benchmarks.md).
 //!
 //! One socket watches one scene: the current state first, then every event, a ping every 20 s, and the `expired`
 //! event when the scene's time is up. The socket closes after a final event (confirmed, cancelled, expired).
 //!
-//! Sockets are accounted for: each is served inside its connection's task (so actix's connection cap counts it until
-//! it closes), at most [`SOCKET_SHARE`] of the cap are sockets (HTTP keeps the rest), a client (IPv4 address, IPv6
-//! /64) holds at most `login.sockets_per_address`, and a scene is watched by at most [`PER_SCENE`] — all refused
-//! before the `101`. A client that floods frames (pings included) is closed with 1008.
+//! Sockets are accounted for: each keeps its connection's place in the instance's connection budget
+//! (`server.max_connections`, shared with HTTP) until it closes, at most [`SOCKET_SHARE`] of the cap are sockets
+//! (HTTP keeps the rest), a client (IPv4 address, IPv6 /64) holds at most `login.sockets_per_address`, and a scene
+//! is watched by at most [`PER_SCENE`] — all refused before the `101`. A client that floods frames (pings included)
+//! is closed with 1008.
 
 use super::State;
 use super::hub::{Signal, Subscription};
 use super::service;
+use super::ws::{self, Close};
 use actix_codec::Framed;
 use actix_rt::net::TcpStream;
 use actix_web::HttpMessage as _;
 use actix_web::web;
-use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
 /// Seconds between pings (a proxy that drops idle connections after 30–60 s keeps this one).
 pub const PING_SECS: u64 = 20;
@@ -404,25 +402,20 @@ async fn serve_upgrade(
         return Ok(());
     }
     count(101);
-    let config = WebSocketConfig::default()
-        .read_buffer_size(512)
-        .write_buffer_size(0)
-        .max_frame_size(Some(4096))
-        .max_message_size(Some(4096));
-    let ws = WebSocketStream::from_partially_read(io, leftover, Role::Server, Some(config)).await;
-    // Served inside the connection's own task: actix counts the connection against `server.max_connections` until
-    // the socket closes (a socket spawned apart would free its slot at once, and any number could be held open).
-    // The dispatcher's buffers are gone already; the permit is given back when the socket ends.
-    run(state, scene, expires_at, ws, sub, first).await;
-    drop(permit);
+    // The socket leaves the connection's task (whose future holds actix's dispatcher state) for a lean task of its
+    // own; the connection's place in the instance's budget (`server.max_connections`) goes with it, so sockets and
+    // HTTP connections still share one cap. The permit (the socket counts) is given back when the socket ends.
+    let place = crate::http::limits::take_connection_place();
+    actix_rt::spawn(async move {
+        run(state, scene, expires_at, io, leftover, sub, first).await;
+        drop((permit, place));
+    });
     Ok(())
 }
 
-type Socket = WebSocketStream<TcpStream>;
-
 /// Sends the scene's current state unless it repeats the last event; `Some(final?)`, or `None` when the socket or
 /// the database failed.
-async fn send_current(state: &State, scene: &str, ws: &mut Socket, last: &mut Option<Arc<str>>) -> Option<bool> {
+async fn send_current(state: &State, scene: &str, io: &mut TcpStream, last: &mut Option<Arc<str>>) -> Option<bool> {
     let event = match service::current_event(state, scene).await {
         Ok(e) => e,
         Err(e) => {
@@ -433,18 +426,20 @@ async fn send_current(state: &State, scene: &str, ws: &mut Socket, last: &mut Op
     if last.as_deref() == Some(&*event) && !is_final(&event) {
         return Some(false);
     }
-    ws.send(Message::text(event.to_string())).await.ok()?;
+    ws::send_text(io, &event).await.ok()?;
     let done = is_final(&event);
     *last = Some(event);
     Some(done)
 }
 
-/// Serves the socket until a final event, the client leaving, or a failed write.
+/// Serves the socket until a final event, the client leaving, or a failed write. `pending`: client bytes that
+/// arrived with the upgrade request.
 async fn run(
     state: web::Data<State>,
     scene: String,
     expires_at: i64,
-    mut ws: Socket,
+    mut io: TcpStream,
+    mut pending: Vec<u8>,
     mut sub: Subscription,
     first: Option<Arc<str>>,
 ) {
@@ -453,101 +448,119 @@ async fn run(
     let code = 'socket: {
         match first {
             Some(event) => {
-                if ws.send(Message::text(event.to_string())).await.is_err() {
-                    break 'socket CloseCode::Away;
+                if ws::send_text(&mut io, &event).await.is_err() {
+                    break 'socket Close::Away;
                 }
                 last = Some(event);
             }
-            None => match Box::pin(send_current(&state, &scene, &mut ws, &mut last)).await {
-                Some(true) => break 'socket CloseCode::Normal,
+            None => match Box::pin(send_current(&state, &scene, &mut io, &mut last)).await {
+                Some(true) => break 'socket Close::Normal,
                 Some(false) => {}
-                None => break 'socket CloseCode::Error,
+                None => break 'socket Close::Error,
             },
         }
-        let mut ping = tokio::time::interval(Duration::from_secs(PING_SECS));
-        ping.tick().await;
+        let now = tokio::time::Instant::now();
         let left_ms = (expires_at * 1000 - state.clock.now_ms()).max(0);
-        let expiry = tokio::time::sleep(Duration::from_millis(u64::try_from(left_ms).unwrap_or(0) + 50));
-        tokio::pin!(expiry);
+        let expiry_at = now + Duration::from_millis(u64::try_from(left_ms).unwrap_or(0) + 50);
         let mut expiry_done = false;
-        let (mut window_start, mut frames) = (tokio::time::Instant::now(), 0u32);
+        let mut next_ping = now + Duration::from_secs(PING_SECS);
+        // One timer for the pings and the expiry: an idle socket holds a single timer entry.
+        let deadline = |ping: tokio::time::Instant, expired: bool| if expired { ping } else { ping.min(expiry_at) };
+        let timer = tokio::time::sleep_until(deadline(next_ping, expiry_done));
+        tokio::pin!(timer);
+        let (mut window_start, mut frames) = (now, 0u32);
+        let mut read_first = !pending.is_empty();
         loop {
-            // What woke us; the socket is used only after the select, so no future holds it meanwhile.
+            // What woke us; the socket is written only after the select, so no future holds it meanwhile.
             enum Wake {
                 Signal(Option<Signal>),
-                Expiry,
-                Ping,
-                Incoming(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+                Timer,
+                Readable(bool),
             }
-            let wake = tokio::select! {
-                signal = sub.next() => Wake::Signal(signal),
-                _ = &mut expiry, if !expiry_done => Wake::Expiry,
-                _ = ping.tick() => Wake::Ping,
-                message = ws.next() => Wake::Incoming(message),
+            let wake = if std::mem::take(&mut read_first) {
+                Wake::Readable(true)
+            } else {
+                tokio::select! {
+                    signal = sub.next() => Wake::Signal(signal),
+                    () = &mut timer => Wake::Timer,
+                    ready = io.readable() => Wake::Readable(ready.is_ok()),
+                }
             };
             match wake {
                 Wake::Signal(Some(Signal::Event(event))) => {
-                    if ws.send(Message::text(event.to_string())).await.is_err() {
-                        break 'socket CloseCode::Away;
+                    if ws::send_text(&mut io, &event).await.is_err() {
+                        break 'socket Close::Away;
                     }
                     if is_final(&event) {
-                        break 'socket CloseCode::Normal;
+                        break 'socket Close::Normal;
                     }
                     last = Some(event);
                 }
                 Wake::Signal(Some(Signal::Resync(_))) => {
-                    match Box::pin(send_current(&state, &scene, &mut ws, &mut last)).await {
-                        Some(true) => break 'socket CloseCode::Normal,
+                    match Box::pin(send_current(&state, &scene, &mut io, &mut last)).await {
+                        Some(true) => break 'socket Close::Normal,
                         Some(false) => {}
-                        None => break 'socket CloseCode::Error,
+                        None => break 'socket Close::Error,
                     }
                 }
-                Wake::Signal(None) => break 'socket CloseCode::Restart,
-                Wake::Signal(Some(Signal::Shutdown)) => break 'socket CloseCode::Away,
-                Wake::Expiry => {
-                    expiry_done = true;
-                    match Box::pin(send_current(&state, &scene, &mut ws, &mut last)).await {
-                        Some(true) => break 'socket CloseCode::Normal,
-                        Some(false) => {}
-                        None => break 'socket CloseCode::Error,
+                Wake::Signal(None) => break 'socket Close::Restart,
+                Wake::Signal(Some(Signal::Shutdown)) => break 'socket Close::Away,
+                Wake::Timer => {
+                    let now = tokio::time::Instant::now();
+                    // The scene's time is up (the app's clock may run ahead of the timer — tests move it — so a
+                    // ping looks again too).
+                    let expired = (!expiry_done && now >= expiry_at) || state.clock.now_ms() / 1000 >= expires_at;
+                    if now >= next_ping {
+                        if ws::send_ping(&mut io).await.is_err() {
+                            break 'socket Close::Away;
+                        }
+                        next_ping = now + Duration::from_secs(PING_SECS);
                     }
-                }
-                Wake::Ping => {
-                    if ws.send(Message::Ping(Default::default())).await.is_err() {
-                        break 'socket CloseCode::Away;
-                    }
-                    // The app's clock may run ahead of the timer (tests move it): look again.
-                    if state.clock.now_ms() / 1000 >= expires_at {
-                        match Box::pin(send_current(&state, &scene, &mut ws, &mut last)).await {
-                            Some(true) => break 'socket CloseCode::Normal,
+                    if expired && !expiry_done {
+                        expiry_done = now >= expiry_at;
+                        match Box::pin(send_current(&state, &scene, &mut io, &mut last)).await {
+                            Some(true) => break 'socket Close::Normal,
                             Some(false) => {}
-                            None => break 'socket CloseCode::Error,
+                            None => break 'socket Close::Error,
                         }
                     }
+                    timer.as_mut().reset(deadline(next_ping, expiry_done));
                 }
-                // tungstenite answers pings itself; a close or an error ends the socket.
-                Wake::Incoming(Some(Ok(Message::Close(_)))) | Wake::Incoming(None) => return,
-                Wake::Incoming(Some(Err(_))) => break 'socket CloseCode::Protocol,
-                // Anything else a client sends (its pings, pongs, text) is counted: a page sends a pong per ping,
-                // so a flood is an abuse of this instance's CPU, and ends the socket.
-                Wake::Incoming(Some(Ok(_))) => {
-                    if window_start.elapsed() >= FRAME_WINDOW {
-                        (window_start, frames) = (tokio::time::Instant::now(), 0);
+                Wake::Readable(false) => return,
+                Wake::Readable(true) => match ws::read(&io, &mut pending) {
+                    ws::Read::Eof => return,
+                    ws::Read::Invalid(code) => break 'socket code,
+                    ws::Read::Frames(list) => {
+                        for frame in list {
+                            // Every frame a client sends is counted: a page sends a pong per ping, so a flood is an
+                            // abuse of this instance's CPU, and ends the socket.
+                            if window_start.elapsed() >= FRAME_WINDOW {
+                                (window_start, frames) = (tokio::time::Instant::now(), 0);
+                            }
+                            frames += 1;
+                            if frames > MAX_FRAMES_PER_WINDOW {
+                                break 'socket Close::Policy;
+                            }
+                            match frame {
+                                ws::Frame::Ping(payload) => {
+                                    if ws::send_pong(&mut io, &payload).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                // The closing handshake: answer with the client's code, then end.
+                                ws::Frame::Close(code) => {
+                                    ws::close(&mut io, code.unwrap_or(Close::Normal as u16)).await;
+                                    return;
+                                }
+                                ws::Frame::Other => {}
+                            }
+                        }
                     }
-                    frames += 1;
-                    if frames > MAX_FRAMES_PER_WINDOW {
-                        break 'socket CloseCode::Policy;
-                    }
-                }
+                },
             }
         }
     };
-    let _ = ws
-        .close(Some(CloseFrame {
-            code,
-            reason: "".into(),
-        }))
-        .await;
+    ws::close(&mut io, code as u16).await;
 }
 
 #[cfg(test)]
