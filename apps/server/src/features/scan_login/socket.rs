@@ -432,6 +432,47 @@ async fn send_current(state: &State, scene: &str, io: &mut TcpStream, last: &mut
     Some(done)
 }
 
+/// What the client's frames call for.
+enum After {
+    Continue,
+    /// The client left (or closed, and was answered).
+    Return,
+    Close(Close),
+}
+
+/// Reads and answers what the client sent: pongs to its pings, the closing handshake; counts every frame.
+async fn client_frames(io: &mut TcpStream, pending: &mut Vec<u8>, window: &mut (tokio::time::Instant, u32)) -> After {
+    let list = match ws::read(io, pending) {
+        ws::Read::Eof => return After::Return,
+        ws::Read::Invalid(code) => return After::Close(code),
+        ws::Read::Frames(list) => list,
+    };
+    for frame in list {
+        // A page sends a pong per ping, so a flood is an abuse of this instance's CPU, and ends the socket.
+        if window.0.elapsed() >= FRAME_WINDOW {
+            *window = (tokio::time::Instant::now(), 0);
+        }
+        window.1 += 1;
+        if window.1 > MAX_FRAMES_PER_WINDOW {
+            return After::Close(Close::Policy);
+        }
+        match frame {
+            ws::Frame::Ping(payload) => {
+                if ws::send_pong(io, &payload).await.is_err() {
+                    return After::Return;
+                }
+            }
+            // The closing handshake: answer with the client's code, then end.
+            ws::Frame::Close(code) => {
+                ws::close(io, code.unwrap_or(Close::Normal as u16)).await;
+                return After::Return;
+            }
+            ws::Frame::Other => {}
+        }
+    }
+    After::Continue
+}
+
 /// Serves the socket until a final event, the client leaving, or a failed write. `pending`: client bytes that
 /// arrived with the upgrade request.
 async fn run(
@@ -468,7 +509,7 @@ async fn run(
         let deadline = |ping: tokio::time::Instant, expired: bool| if expired { ping } else { ping.min(expiry_at) };
         let timer = tokio::time::sleep_until(deadline(next_ping, expiry_done));
         tokio::pin!(timer);
-        let (mut window_start, mut frames) = (now, 0u32);
+        let mut window = (now, 0u32);
         let mut read_first = !pending.is_empty();
         loop {
             // What woke us; the socket is written only after the select, so no future holds it meanwhile.
@@ -527,35 +568,10 @@ async fn run(
                     timer.as_mut().reset(deadline(next_ping, expiry_done));
                 }
                 Wake::Readable(false) => return,
-                Wake::Readable(true) => match ws::read(&io, &mut pending) {
-                    ws::Read::Eof => return,
-                    ws::Read::Invalid(code) => break 'socket code,
-                    ws::Read::Frames(list) => {
-                        for frame in list {
-                            // Every frame a client sends is counted: a page sends a pong per ping, so a flood is an
-                            // abuse of this instance's CPU, and ends the socket.
-                            if window_start.elapsed() >= FRAME_WINDOW {
-                                (window_start, frames) = (tokio::time::Instant::now(), 0);
-                            }
-                            frames += 1;
-                            if frames > MAX_FRAMES_PER_WINDOW {
-                                break 'socket Close::Policy;
-                            }
-                            match frame {
-                                ws::Frame::Ping(payload) => {
-                                    if ws::send_pong(&mut io, &payload).await.is_err() {
-                                        return;
-                                    }
-                                }
-                                // The closing handshake: answer with the client's code, then end.
-                                ws::Frame::Close(code) => {
-                                    ws::close(&mut io, code.unwrap_or(Close::Normal as u16)).await;
-                                    return;
-                                }
-                                ws::Frame::Other => {}
-                            }
-                        }
-                    }
+                Wake::Readable(true) => match client_frames(&mut io, &mut pending, &mut window).await {
+                    After::Continue => {}
+                    After::Return => return,
+                    After::Close(code) => break 'socket code,
                 },
             }
         }
