@@ -56,8 +56,8 @@ fn decode_png(bytes: &[u8]) -> String {
     decode_gray(w, h, &gray)
 }
 
-/// Rasterises our SVG's module path (`M x y h n v1 h-n z` runs) at 4 px per module.
-fn decode_svg(svg: &str) -> String {
+/// Our SVG's modules (`M x y h n v1 h-n z` runs of dark modules): (modules per side, dark flags row by row).
+fn svg_modules(svg: &str) -> (usize, Vec<bool>) {
     let side: usize = svg
         .split("viewBox=\"0 0 ")
         .nth(1)
@@ -66,21 +66,31 @@ fn decode_svg(svg: &str) -> String {
         .parse()
         .unwrap();
     let d = svg.split(" d=\"").nth(1).unwrap().split('"').next().unwrap();
-    let scale = 4;
-    let w = side * scale;
-    let mut gray = vec![255u8; w * w];
+    let mut dark = vec![false; side * side];
     for run in d.split('z').filter(|r| !r.is_empty()) {
-        let run = run.strip_prefix('M').unwrap();
-        let (xy, rest) = run.split_once('h').unwrap();
+        let (xy, rest) = run.strip_prefix('M').unwrap().split_once('h').unwrap();
         let (x, y) = xy.split_once(' ').unwrap();
         let (x, y): (usize, usize) = (x.parse().unwrap(), y.parse().unwrap());
         let n: usize = rest.split('v').next().unwrap().parse().unwrap();
-        for py in y * scale..(y + 1) * scale {
-            for px in x * scale..(x + n) * scale {
-                gray[py * w + px] = 0;
-            }
-        }
+        dark[y * side + x..y * side + x + n].fill(true);
     }
+    (side, dark)
+}
+
+/// Rasterises our SVG's modules at 4 px per module and decodes them.
+fn decode_svg(svg: &str) -> String {
+    let (side, dark) = svg_modules(svg);
+    let scale = 4;
+    let w = side * scale;
+    let gray: Vec<u8> = (0..w * w)
+        .map(|i| {
+            if dark[(i / w / scale) * side + (i % w) / scale] {
+                0
+            } else {
+                255
+            }
+        })
+        .collect();
     decode_gray(w, w, &gray)
 }
 
@@ -338,25 +348,9 @@ fn png_pixels_are_exactly_the_modules_at_every_scale_zone_and_palette() {
                 };
                 let png = render_png(text, &opts).unwrap();
                 let (w, h, gray) = png_to_gray(&png);
-                let svg = render_svg(text, &opts).unwrap();
-                let side: usize = svg
-                    .split("viewBox=\"0 0 ")
-                    .nth(1)
-                    .and_then(|s| s.split(' ').next())
-                    .unwrap()
-                    .parse()
-                    .unwrap();
+                let (side, dark) = svg_modules(&render_svg(text, &opts).unwrap());
                 let px = module_px as usize;
                 assert_eq!((w, h), (side * px, side * px));
-                let mut dark = vec![false; side * side];
-                let d = svg.split(" d=\"").nth(1).unwrap().split('"').next().unwrap();
-                for run in d.split('z').filter(|r| !r.is_empty()) {
-                    let (xy, rest) = run.strip_prefix('M').unwrap().split_once('h').unwrap();
-                    let (x, y) = xy.split_once(' ').unwrap();
-                    let (x, y): (usize, usize) = (x.parse().unwrap(), y.parse().unwrap());
-                    let n: usize = rest.split('v').next().unwrap().parse().unwrap();
-                    dark[y * side + x..y * side + x + n].fill(true);
-                }
                 for y in 0..h {
                     for x in 0..w {
                         let is_dark = gray[y * w + x] < 128;
