@@ -710,9 +710,21 @@ pub fn write_transaction<T>(
     conn: &mut DbConnection,
     work: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
 ) -> Result<T, DbError> {
+    if !matches!(conn, DbConnection::Sqlite(_)) {
+        return short_transaction(conn, work);
+    }
+    immediate_transaction(conn, work)
+}
+
+/// [`write_transaction`] for work with an error type of its own (a refusal rolls the transaction back like any
+/// error): `BEGIN IMMEDIATE` on SQLite, an ordinary transaction elsewhere.
+pub fn immediate_transaction<T, E: From<diesel::result::Error>>(
+    conn: &mut DbConnection,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E> {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     let DbConnection::Sqlite(inner) = conn else {
-        return short_transaction(conn, work);
+        return conn.transaction(work);
     };
     AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
     let result = work(conn);

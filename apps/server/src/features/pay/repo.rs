@@ -135,7 +135,9 @@ impl From<diesel::result::Error> for PlaceRefused {
 /// fulfilled is refused here, before any payment; a placed one is issued when paid, whatever happens meanwhile.
 pub fn place(conn: &mut DbConnection, o: &NewOrder<'_>) -> Result<(), PlaceRefused> {
     let Some(campaign_id) = o.campaign_id else {
-        return conn.transaction::<_, PlaceRefused, _>(|conn| {
+        // Reads (the open-orders cap), then writes: on SQLite the write lock is taken first, or a concurrent commit
+        // between the two would fail the order at once with "database is locked" (seen under a loaded CI run).
+        return crate::db::immediate_transaction::<_, PlaceRefused>(conn, |conn| {
             check_open_cap(conn, o, &[])?;
             Ok(create(conn, o)?)
         });
