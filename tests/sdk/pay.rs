@@ -189,7 +189,14 @@ async fn notifies_are_retried_on_wechats_schedule_until_success() {
         .unwrap();
     sim.handle().pay_order("RETRY1", None, None).unwrap();
 
-    eventually("the first attempt", || rx.received.lock().unwrap().bodies == 1).await;
+    // Each attempt is counted by the simulator (and its next one scheduled, from its clock) only after the answer
+    // arrives, a moment after the receiver saw the body: the clock is moved after that, or a retry would be
+    // scheduled from the moved clock (a race a loaded CI machine once lost).
+    let attempts = |n: u32| sim.handle().notifications().first().is_some_and(|x| x.attempts == n);
+    eventually("the first attempt", || {
+        rx.received.lock().unwrap().bodies == 1 && attempts(1)
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
         rx.received.lock().unwrap().bodies,
@@ -197,7 +204,10 @@ async fn notifies_are_retried_on_wechats_schedule_until_success() {
         "the next attempt waits 15 s of simulated time"
     );
     sim.handle().advance_clock(15);
-    eventually("the second attempt", || rx.received.lock().unwrap().bodies == 2).await;
+    eventually("the second attempt", || {
+        rx.received.lock().unwrap().bodies == 2 && attempts(2)
+    })
+    .await;
     sim.handle().advance_clock(15);
     eventually("the third attempt, answered SUCCESS", || {
         rx.received.lock().unwrap().payments.len() == 1
