@@ -145,6 +145,102 @@ async fn a_ping_flood_closes_the_socket() {
     assert!(matches!(close, None | Some(1008)), "{close:?}");
 }
 
+/// A raw login socket: the upgrade written by hand, so that frames a WebSocket library would never send can be.
+async fn raw_socket(address: &str, ws_url: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = ws_url.strip_prefix("ws://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut io = tokio::net::TcpStream::connect(host).await.unwrap();
+    let head = format!(
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: {address}\r\n\r\n"
+    );
+    io.write_all(head.as_bytes()).await.unwrap();
+    // The 101's head, then the first event (a text frame): read up to the end of the head.
+    let mut seen = Vec::new();
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        io.read_exact(&mut b).await.unwrap();
+        seen.push(b[0]);
+    }
+    assert!(seen.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&seen));
+    io
+}
+
+/// Reads server frames until one with `opcode`; its payload (the server's frames are short and unmasked).
+async fn frame_with(io: &mut tokio::net::TcpStream, opcode: u8) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        let mut head = [0u8; 2];
+        tokio::time::timeout(Duration::from_secs(5), io.read_exact(&mut head))
+            .await
+            .ok()?
+            .ok()?;
+        let len = match head[1] & 0x7f {
+            126 => {
+                let mut l = [0u8; 2];
+                io.read_exact(&mut l).await.ok()?;
+                usize::from(u16::from_be_bytes(l))
+            }
+            n => usize::from(n),
+        };
+        let mut payload = vec![0u8; len];
+        io.read_exact(&mut payload).await.ok()?;
+        if head[0] & 0x0f == opcode {
+            return Some(payload);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn login_socket_frames_cut_across_reads_are_answered_and_forged_ones_close_it() {
+    use tokio::io::AsyncWriteExt;
+    let Some((address, _sim, _db)) = server_with(&[]).await else {
+        return;
+    };
+    let s = scene_at(&address).await;
+    let ws_url = s["ws_url"].as_str().unwrap();
+    // A masked ping sent in three pieces, with pauses: the server waits for the whole frame, then answers it.
+    let mut io = raw_socket(&address, ws_url).await;
+    let mask = [1u8, 2, 3, 4];
+    let mut ping = vec![0x89, 0x80 | 2];
+    ping.extend_from_slice(&mask);
+    ping.extend(b"hi".iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    for piece in [&ping[..1], &ping[1..4], &ping[4..]] {
+        io.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        frame_with(&mut io, 0xa).await.as_deref(),
+        Some(&b"hi"[..]),
+        "the pong echoes the ping"
+    );
+    // An unmasked frame (clients must mask): closed with 1002.
+    io.write_all(&[0x89, 0x00]).await.unwrap();
+    assert_eq!(
+        frame_with(&mut io, 0x8).await.as_deref(),
+        Some(&1002u16.to_be_bytes()[..])
+    );
+    // A frame announcing more than 4 KiB: closed with 1009 before the payload is read.
+    let mut io = raw_socket(&address, ws_url).await;
+    let mut big = vec![0x82, 0x80 | 127];
+    big.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    big.extend_from_slice(&mask);
+    io.write_all(&big).await.unwrap();
+    assert_eq!(
+        frame_with(&mut io, 0x8).await.as_deref(),
+        Some(&1009u16.to_be_bytes()[..])
+    );
+    // The scene is still watchable: the forged frames cost only their own sockets.
+    let mut io = raw_socket(&address, ws_url).await;
+    io.write_all(&[0x88, 0x80 | 2, 0, 0, 0, 0, 0x03, 0xe8]).await.unwrap();
+    assert_eq!(
+        frame_with(&mut io, 0x8).await.as_deref(),
+        Some(&1000u16.to_be_bytes()[..]),
+        "a client's close is answered with its own code"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unknown_methods_and_paths_add_no_metric_series() {
     let Some(app) = spawn_app(DbKind::Sqlite).await else {
